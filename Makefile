@@ -1,0 +1,45 @@
+# Front door to the Meson build. Every target installs its own dependencies first.
+#   make          build build/rtvio
+#   make test     the whole suite: plain build, ASan+UBSan build, TSan build
+#   make demo     the broker and process cells on configs/demo.conf
+MESON ?= meson
+DEPS  := scripts/install-deps
+
+.PHONY: all deps test test-plain test-asan test-tsan demo vmtest vmdemo bench clean
+
+all: deps build/build.ninja
+	ninja -C build
+
+deps:
+	@$(DEPS)
+
+build/build.ninja:
+	$(MESON) setup build --buildtype=debugoptimized
+
+build-asan/build.ninja:
+	$(MESON) setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build-tsan/build.ninja:
+	$(MESON) setup build-tsan --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+
+test: test-plain test-asan test-tsan
+	@scripts/test-summary build build-asan build-tsan
+
+test-plain: all
+	$(MESON) test -C build --print-errorlogs --no-stdsplit --num-processes 2 || true
+
+test-asan: deps build-asan/build.ninja
+	ninja -C build-asan
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow || true
+
+test-tsan: deps build-tsan/build.ninja
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1 \
+	  $(MESON) test -C build-tsan --print-errorlogs --num-processes 2 --suite threaded || true
+
+demo: all
+	build/rtvio demo
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,12 @@
+/* Placeholder until this subcommand is built; it says so instead of pretending. */
+#include <stdio.h>
+
+#include "../cli/commands.h"
+
+int cmd_demo(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "rtvio demo: not available in this build yet\n");
+	return 2;
+}

@@ -1,0 +1,46 @@
+/* rtvio: one binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "broker", cmd_broker, "run the broker daemon on a config" },
+	{ "cell", cmd_cell, "run a process cell's configured workload" },
+	{ "demo", cmd_demo, "broker + process cells on a config, with a per-flow table" },
+	{ "stat", cmd_stat, "statistics of a running broker" },
+	{ "analyze", cmd_analyze, "latency bound for every configured flow" },
+	{ "calibrate", cmd_calibrate, "measure the platform costs the analysis needs" },
+	{ "membench", cmd_membench, "find how much DRAM bandwidth can be budgeted" },
+	{ "hog", cmd_hog, "throttled memory-traffic generator" },
+	{ "bench", cmd_bench, "evaluation against the alternatives, with reports" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: rtvio COMMAND [ARGS...]   (rtvio COMMAND --help for more)\n\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "rtvio: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
