@@ -1,0 +1,135 @@
+/* The broker's data plane: the seam between the daemon (sockets, vhost-user, event
+ * loop, control socket) and the part that moves packets (connections, flows,
+ * policing, scheduling, chunked copy, regulation, statistics).
+ *
+ * Threading: everything here runs in the daemon's one data-path thread. The daemon
+ * calls dp_attach/dp_detach/dp_stats_* between dp_run calls in that same thread
+ * (start-up/teardown/monitoring work, not real-time work); nothing is locked.
+ *
+ * Allocation: dp_create sizes every object for the configured worst case (per-flow
+ * queues, connection table, packet metadata pool) and allocates it once. dp_run,
+ * dp_attach and dp_detach allocate nothing and make no system call except the
+ * notify hook (the daemon's eventfd write).
+ *
+ * Cells and flows are named by their index in the configuration (cfg->cells[i],
+ * cfg->flows[i]). The data plane knows each cell's CID from the configuration; the
+ * daemon knows which socket is which cell. Flow index cfg->nflows is the
+ * best-effort class that carries connections no flow names under
+ * `default = best-effort`.
+ *
+ * Queues: 0 = rx (the broker writes, the cell posts empty buffers), 1 = tx (the cell
+ * posts packets). The data plane touches a cell's rings only through core's
+ * vq_device (which validates every index, length and address against the cell's
+ * memory table and makes "broken" sticky). */
+#ifndef RTVIO_BROKER_DATAPLANE_H
+#define RTVIO_BROKER_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct dp;
+struct rtvio_config;
+struct vq_device;
+
+#define DP_QUEUE_RX 0u
+#define DP_QUEUE_TX 1u
+
+struct dp_hooks {
+	/* The data plane pushed used buffers on `queue` of `cell` and core says the
+	 * driver wants an interrupt (EVENT_IDX respected): signal the call eventfd. */
+	void (*notify)(void *ctx, unsigned cell, unsigned queue);
+	/* A ring of `cell` broke the rules (err: negative errno from core). The data
+	 * plane has already stopped touching that cell and reset its connections on the
+	 * peers' side; the daemon is expected to call dp_detach and cut the cell off. */
+	void (*broken)(void *ctx, unsigned cell, int err);
+	/* Monotonic time in ns. NULL = CLOCK_MONOTONIC (vDSO, no system call). Tests pass
+	 * a fake clock. Read at most once per data-path step. */
+	uint64_t (*now)(void *ctx);
+};
+
+/* Builds the data plane for `cfg` (kept by reference: it must outlive the dp).
+ * Returns 0 and *out, or -EINVAL (config the data plane cannot run: e.g. more cells
+ * than it supports) / -ENOMEM. */
+int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void *ctx,
+	      struct dp **out);
+void dp_destroy(struct dp *dp);
+
+/* The cell's rings are set up (vhost-user SET_VRING_ENABLE seen for both queues):
+ * the data plane starts ingesting from `tx` and delivering into `rx`. Both stay
+ * owned by the daemon and must stay valid until dp_detach. -EINVAL bad cell index,
+ * -EBUSY already attached. */
+int dp_attach(struct dp *dp, unsigned cell, struct vq_device *rx, struct vq_device *tx);
+
+/* The cell is going away (disconnect, death, broken ring, vring disable): every
+ * connection it has gets RST toward its peer, packets queued toward it from other
+ * cells are returned to their senders, and its own in-flight chains are forgotten
+ * WITHOUT touching its rings or memory (the daemon is about to unmap them). No-op
+ * for a cell that is not attached. */
+void dp_detach(struct dp *dp, unsigned cell);
+
+/* Optional hint from the daemon's event loop (poll = no): `cell` kicked `queue`.
+ * dp_run checks every attached cell's rings anyway; the hint only lets it look
+ * there first. */
+void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
+
+/* One data-path step batch, starting at time `now_ns`: ingest every TX ring, then
+ * dispatch/copy chunk by chunk (ingesting again between chunks) until there is
+ * nothing left that may run now or DP_RUN_STEPS chunks are done. Returns:
+ *   0           idle: nothing to do until a kick (TX packet or RX buffers posted);
+ *   <= now_ns   more work is ready (budget used up): call again at once;
+ *   > now_ns    the earliest policing/regulation time at which held work becomes
+ *               ready; call again then (or on a kick, whichever comes first).
+ * Packets waiting for RX buffers at their destination count as "until a kick": the
+ * daemon must wake on rx-queue kicks as well as tx-queue kicks. */
+#define DP_RUN_STEPS 64u
+uint64_t dp_run(struct dp *dp, uint64_t now_ns);
+
+/* ---- statistics (`rtvio stat`) ----
+ * Snapshots copied out of the data plane's own counters; call from the data-path
+ * thread. Residence time = ingest of a packet to completion of its last piece. */
+
+/* Bucket b counts residence times r with 2^b <= r < 2^(b+1) ns (bucket 0 also
+ * holds r = 0); the last bucket holds everything longer. */
+#define DP_HIST_BUCKETS 40u
+
+struct dp_cell_stats {
+	bool attached;
+	bool broken;           /* a ring broke the rules since the last attach */
+	uint64_t pkts_in;      /* TX packets accepted from this cell */
+	uint64_t bytes_in;     /* their payload bytes */
+	uint64_t pkts_out;     /* RX pieces delivered to this cell (one per RX buffer) */
+	uint64_t bytes_out;    /* their payload bytes */
+	uint64_t refused;      /* spoofed src_cid, unknown op/type: dropped, counted */
+	uint64_t resets;       /* RST packets the broker generated toward this cell */
+};
+
+struct dp_flow_stats {
+	uint64_t packets;      /* packets completed (all pieces delivered) */
+	uint64_t bytes;        /* their payload bytes */
+	uint64_t chunks;       /* copy steps */
+	uint64_t policed;      /* packets held back by the policer */
+	uint64_t deadline_misses; /* residence > the flow's deadline */
+	uint64_t max_residence_ns;
+	uint64_t hist[DP_HIST_BUCKETS];
+	uint32_t queued;       /* packets queued now */
+	uint32_t connections;  /* live connections now */
+};
+
+struct dp_reg_stats {
+	uint64_t budget;            /* bytes per period; 0 = unregulated */
+	uint64_t period_ns;
+	uint64_t bytes;             /* bytes copied (payload and headers) */
+	uint64_t throttled_periods; /* periods in which the budget ran out */
+	uint64_t throttled_ns;      /* time work waited for replenishment */
+};
+
+unsigned dp_ncells(const struct dp *dp);
+/* Configured flows plus one best-effort class (index cfg->nflows). */
+unsigned dp_nflows(const struct dp *dp);
+/* "best-effort" for the extra class. */
+const char *dp_flow_name(const struct dp *dp, unsigned flow);
+int dp_stats_cell(const struct dp *dp, unsigned cell, struct dp_cell_stats *out);
+int dp_stats_flow(const struct dp *dp, unsigned flow, struct dp_flow_stats *out);
+void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out);
+
+#endif
