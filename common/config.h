@@ -1,0 +1,202 @@
+/* The rtvio configuration: one INI file (DESIGN.md §Configuration, docs/config.md)
+ * read once at start-up by the broker, the cells, `rtvio analyze` and `rtvio demo`.
+ *
+ * Everything here is plain data, fully validated and cross-checked by the loader, with
+ * every default already applied and every unit already converted (sizes in bytes,
+ * times in nanoseconds, bandwidth in bytes per second). Consumers never re-parse or
+ * re-check a value. Cells and flows refer to each other by index into the arrays of
+ * struct rtvio_config. The loader allocates (start-up only); rtvio_config_free()
+ * releases everything.
+ *
+ * Errors: functions return 0 or a negative errno, and on failure write one line into
+ * the caller's buffer naming file, line, section, key and what was expected, e.g.
+ *   demo.conf:12: [flow control] key 'perod': unknown key (expected one of: from, ...)
+ */
+#ifndef RTVIO_COMMON_CONFIG_H
+#define RTVIO_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Names of cells, flows and workloads: [A-Za-z0-9_-], starting with a letter or
+ * digit, at most RTVIO_NAME_MAX - 1 characters (they become socket file names). */
+#define RTVIO_NAME_MAX 32
+/* sizeof(sockaddr_un.sun_path): the loader checks that <socket_dir>/<cell>.sock and
+ * <socket_dir>/control.sock fit. */
+#define RTVIO_PATH_MAX 108
+/* Generous bounds for the scale benchmark (64 cells, 640 flows) and beyond. */
+#define RTVIO_MAX_CELLS 1024
+#define RTVIO_MAX_FLOWS 16384
+/* Largest flow or workload message size, and largest time value, accepted. */
+#define RTVIO_MAX_MSG_SIZE (1ull << 30)          /* 1 GiB */
+#define RTVIO_MAX_TIME_NS (3600ull * 1000000000) /* 1 hour */
+/* vsock CIDs 0..2 are reserved (hypervisor, local, host), 0xffffffff is "any". */
+#define RTVIO_MIN_CID 3u
+/* Port 0xffffffff is VMADDR_PORT_ANY in Linux and cannot be configured. */
+#define RTVIO_PORT_ANY 0u
+
+enum rtvio_policy {
+	RTVIO_POLICY_FP,   /* limited-preemptive fixed priority */
+	RTVIO_POLICY_EDF,  /* earliest absolute deadline first */
+	RTVIO_POLICY_FIFO, /* arrival order (baseline) */
+};
+
+struct rtvio_broker_cfg {
+	enum rtvio_policy policy;     /* default fp */
+	uint64_t chunk;               /* bytes, > 0; default 4 KiB */
+	char socket_dir[RTVIO_PATH_MAX]; /* default /tmp/rtvio */
+	int cpu;                      /* -1 = unpinned (default) */
+	int rt_priority;              /* SCHED_FIFO 1..99; 0 = none (default) */
+	bool poll;                    /* default no: sleep on kicks */
+	bool default_best_effort;     /* default = best-effort; false = deny (default) */
+	uint64_t regulation_budget;   /* bytes per period; 0 = unregulated (default) */
+	uint64_t regulation_period_ns; /* > 0; default 1 ms */
+	int line;                     /* line of [broker], 0 when absent */
+};
+
+struct rtvio_cell_cfg {
+	char name[RTVIO_NAME_MAX];
+	uint32_t cid;       /* >= 3, != 0xffffffff, unique; required */
+	bool vm;            /* a QEMU guest rather than a process cell; default no */
+	uint64_t region;    /* communication region of a process cell; default 2 MiB */
+	uint64_t memory;    /* guest RAM of a vm cell; default 256 MiB */
+	uint64_t rx_buf;    /* payload bytes per RX buffer the cell posts; default 4 KiB */
+	uint64_t max_packet; /* largest TX packet payload the cell sends; default 64 KiB */
+	int line;           /* line of the [cell NAME] header */
+};
+
+enum rtvio_sock_type {
+	RTVIO_STREAM,
+	RTVIO_SEQPACKET,
+};
+
+/* What a cell runs for a flow under `rtvio cell` / `rtvio demo`. */
+enum rtvio_pattern {
+	RTVIO_PATTERN_PERIODIC, /* one message of `size` bytes every `period` */
+	RTVIO_PATTERN_BULK,     /* messages of `size` bytes as fast as credit allows */
+	RTVIO_PATTERN_OFF,      /* no sender (and no receiver) for this flow */
+};
+
+/* The traffic actually generated for a flow: the flow's own declaration unless a
+ * [workload] section overrides it. Always filled in by the loader. */
+struct rtvio_traffic {
+	enum rtvio_pattern pattern; /* default periodic (real-time), bulk (best-effort) */
+	uint64_t size;              /* bytes per message; default the flow's size */
+	uint64_t period_ns;         /* periodic only; default the flow's period */
+	uint64_t offset_ns;         /* delay before the first message; default 0 */
+	uint64_t count;             /* messages to send; 0 = until stopped (default) */
+	int workload;               /* index into cfg->workloads, -1 = implied */
+};
+
+struct rtvio_flow_cfg {
+	char name[RTVIO_NAME_MAX];
+	int from, to;           /* cell indexes; required (`from = cell[:port]`) */
+	uint32_t from_port;     /* RTVIO_PORT_ANY (0) = any source port (default) */
+	uint32_t to_port;       /* the listening port; required, 1..0xfffffffe */
+	enum rtvio_sock_type type; /* default stream */
+	uint64_t size;          /* bytes per message (seqpacket) or per period (stream); required, > 0 */
+	bool best_effort;       /* class = best-effort; default real-time */
+	/* Real-time flows only (zero for best-effort ones): */
+	uint64_t period_ns;     /* minimum inter-arrival time; required, > 0 */
+	uint64_t deadline_ns;   /* relative deadline; default the period; may exceed it */
+	uint64_t jitter_ns;     /* release jitter; default 0 */
+	int priority;           /* 1 = highest; 0 = unset (deadline-monotonic) */
+	struct rtvio_traffic traffic;
+	int line;               /* line of the [flow NAME] header */
+};
+
+/* A [workload NAME] section as written; its effect is already folded into the
+ * named flow's `traffic`. Kept for messages and round trips. */
+struct rtvio_workload_cfg {
+	char name[RTVIO_NAME_MAX];
+	int flow;           /* flow index; required */
+	enum rtvio_pattern pattern;
+	uint64_t size, period_ns, offset_ns, count;
+	unsigned set;       /* RTVIO_WL_* bits: which keys were given */
+	int line;
+};
+
+enum {
+	RTVIO_WL_PATTERN = 1u << 0,
+	RTVIO_WL_SIZE = 1u << 1,
+	RTVIO_WL_PERIOD = 1u << 2,
+	RTVIO_WL_OFFSET = 1u << 3,
+	RTVIO_WL_COUNT = 1u << 4,
+};
+
+/* Platform costs for `rtvio analyze`, as measured by `rtvio calibrate`. A value is
+ * meaningful only when its RTVIO_PLAT_* bit is set in `present`. */
+enum {
+	RTVIO_PLAT_COPY_BANDWIDTH = 1u << 0,
+	RTVIO_PLAT_CHUNK_OVERHEAD = 1u << 1,
+	RTVIO_PLAT_PACKET_OVERHEAD = 1u << 2,
+	RTVIO_PLAT_INGEST_LATENCY = 1u << 3,
+	RTVIO_PLAT_NOTIFY_LATENCY = 1u << 4,
+	RTVIO_PLAT_INGEST_STEP = 1u << 5,
+	RTVIO_PLAT_ALL = (1u << 6) - 1,
+};
+
+struct rtvio_platform_cfg {
+	uint64_t copy_bandwidth;  /* bytes per second, > 0 */
+	uint64_t chunk_overhead;  /* ns */
+	uint64_t packet_overhead; /* ns */
+	uint64_t ingest_latency;  /* ns */
+	uint64_t notify_latency;  /* ns */
+	uint64_t ingest_step;     /* ns */
+	unsigned present;         /* RTVIO_PLAT_* bits */
+	int line;                 /* line of [platform], 0 when absent */
+	char path[256];           /* file it came from, "" when none */
+};
+
+struct rtvio_config {
+	struct rtvio_broker_cfg broker;
+	struct rtvio_cell_cfg *cells;
+	int ncells;
+	struct rtvio_flow_cfg *flows;
+	int nflows;
+	struct rtvio_workload_cfg *workloads;
+	int nworkloads;
+	struct rtvio_platform_cfg platform;
+	char path[256];           /* the file loaded (as given) */
+};
+
+/* Load and validate PATH. On success fills *cfg (free with rtvio_config_free());
+ * on failure leaves *cfg empty (safe to free) and writes one line into err. */
+int rtvio_config_load(const char *path, struct rtvio_config *cfg, char *err, size_t errlen);
+/* The same from a string in memory; NAME stands for the file name in messages. */
+int rtvio_config_parse(const char *text, const char *name, struct rtvio_config *cfg,
+		       char *err, size_t errlen);
+void rtvio_config_free(struct rtvio_config *cfg);
+
+/* Read only the [platform] section of PATH (other sections are ignored, so a full
+ * config or a file written by `rtvio calibrate` both work). Keys missing from the
+ * file are simply absent from plat->present. */
+int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char *err,
+			size_t errlen);
+/* Writes the names of the platform keys missing from plat ("copy_bandwidth,
+ * ingest_step") into buf; returns how many are missing. */
+int rtvio_platform_missing(const struct rtvio_platform_cfg *plat, char *buf, size_t len);
+/* Writes a [platform] section that rtvio_platform_load() reads back identically. */
+int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *plat);
+
+/* Index of the cell / flow, or -ENOENT. */
+int rtvio_config_find_cell(const struct rtvio_config *cfg, const char *name);
+int rtvio_config_find_cell_by_cid(const struct rtvio_config *cfg, uint32_t cid);
+int rtvio_config_find_flow(const struct rtvio_config *cfg, const char *name);
+/* The flow that permits a connection from (from_cell, from_port) to (to_cell, to_port),
+ * or -ENOENT. The loader guarantees at most one matches. A linear scan: for set-up. */
+int rtvio_config_match_flow(const struct rtvio_config *cfg, int from_cell, uint32_t from_port,
+			    int to_cell, uint32_t to_port);
+
+/* Writes the whole configuration as INI with every default spelled out; loading the
+ * output gives an identical configuration. */
+int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f);
+
+const char *rtvio_policy_name(enum rtvio_policy p);     /* "fp", "edf", "fifo" */
+int rtvio_policy_parse(const char *s, enum rtvio_policy *p); /* 0 or -EINVAL */
+const char *rtvio_sock_type_name(enum rtvio_sock_type t); /* "stream", "seqpacket" */
+const char *rtvio_pattern_name(enum rtvio_pattern p);     /* "periodic", "bulk", "off" */
+
+#endif
