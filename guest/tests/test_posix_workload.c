@@ -1,0 +1,252 @@
+/* Workload bookkeeping of `rtvio cell`: histogram arithmetic, loss/reorder/corrupt
+ * accounting on hand-made rtmsg sequences, stream reassembly across arbitrary
+ * splits, and the periodic release plan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include <cmocka.h>
+
+#include "../workload.h"
+#include "../../common/rtmsg.h"
+
+static void hist_buckets_tile_the_range(void **state)
+{
+	(void)state;
+	/* Consecutive buckets must be adjacent and every value must land in the
+	 * bucket whose bounds contain it. */
+	for (unsigned i = 0; i + 1 < 2 * WL_HIST_SUB + 59 * WL_HIST_SUB; i++)
+		assert_int_equal(wl_hist_upper(i) + 1, wl_hist_lower(i + 1));
+	uint64_t probes[] = { 0, 1, 31, 32, 33, 47, 48, 1000, 123456789, 1ull << 40,
+			      (1ull << 63) - 1, 1ull << 63, UINT64_MAX };
+	for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
+		unsigned idx = wl_hist_index(probes[k]);
+
+		assert_true(idx < WL_HIST_BUCKETS);
+		assert_true(wl_hist_lower(idx) <= probes[k]);
+		assert_true(wl_hist_upper(idx) >= probes[k]);
+	}
+	assert_int_equal(wl_hist_upper(wl_hist_index(UINT64_MAX)), UINT64_MAX);
+}
+
+static void hist_quantiles_within_resolution(void **state)
+{
+	struct wl_hist *h = malloc(sizeof(*h));
+
+	(void)state;
+	wl_hist_init(h);
+	assert_int_equal(wl_hist_quantile(h, 0.5), 0);
+	/* 1..10000 us: p50 ~ 5000 us, p99 ~ 9900 us, each within 1/16. */
+	for (uint64_t v = 1; v <= 10000; v++)
+		wl_hist_add(h, v * 1000);
+	assert_int_equal(h->count, 10000);
+	assert_int_equal(h->min_ns, 1000);
+	assert_int_equal(h->max_ns, 10000000);
+	uint64_t p50 = wl_hist_quantile(h, 0.5), p99 = wl_hist_quantile(h, 0.99);
+
+	assert_true(p50 > 5000000 - 5000000 / 16 && p50 < 5000000 + 5000000 / 16);
+	assert_true(p99 > 9900000 - 9900000 / 16 && p99 <= 10000000);
+	assert_int_equal(wl_hist_quantile(h, 1.0), 10000000);
+	/* One sample: every quantile is that sample exactly (clamped to min/max). */
+	wl_hist_init(h);
+	wl_hist_add(h, 777777);
+	assert_int_equal(wl_hist_quantile(h, 0.001), 777777);
+	assert_int_equal(wl_hist_quantile(h, 0.999), 777777);
+	free(h);
+}
+
+static struct wl_rx_stats *rx_new(uint64_t deadline)
+{
+	struct wl_rx_stats *s = malloc(sizeof(*s));
+
+	wl_rx_init(s, deadline);
+	return s;
+}
+
+static void rx_in_order_with_latency(void **state)
+{
+	struct wl_rx_stats *s = rx_new(50000);
+	uint8_t m[64];
+
+	(void)state;
+	for (uint64_t seq = 0; seq < 10; seq++) {
+		rtmsg_fill(m, sizeof(m), seq, 1000000 + seq);
+		/* Latencies 10 us .. 100 us: 5 of them above the 50 us deadline. */
+		assert_int_equal(wl_rx_account(s, m, sizeof(m), 1000000 + seq + (seq + 1) * 10000), 0);
+	}
+	assert_int_equal(s->messages, 10);
+	assert_int_equal(s->lost, 0);
+	assert_int_equal(s->reordered, 0);
+	assert_int_equal(s->corrupt, 0);
+	assert_int_equal(s->deadline_misses, 5);
+	assert_int_equal(s->lat.min_ns, 10000);
+	assert_int_equal(s->lat.max_ns, 100000);
+	assert_int_equal(s->bytes, 640);
+	free(s);
+}
+
+static void rx_loss_reorder_corrupt(void **state)
+{
+	struct wl_rx_stats *s = rx_new(0);
+	uint8_t m[40];
+
+	(void)state;
+	/* 0, 1, 3, 2, 6: 3 arrives early (2 counted lost), 2 arrives late (reordered,
+	 * no longer lost), 6 skips 4 and 5 (lost). */
+	uint64_t order[] = { 0, 1, 3, 2, 6 };
+	for (size_t i = 0; i < 5; i++) {
+		rtmsg_fill(m, sizeof(m), order[i], 1);
+		assert_int_equal(wl_rx_account(s, m, sizeof(m), 2), 0);
+	}
+	assert_int_equal(s->messages, 5);
+	assert_int_equal(s->reordered, 1);
+	assert_int_equal(s->lost, 2);
+	/* Seq 7 arrives with a flipped payload bit: corrupt; then 8 arrives intact and
+	 * the gap at 7 is the corrupt message, not a loss. */
+	rtmsg_fill(m, sizeof(m), 7, 1);
+	m[35] ^= 0x10;
+	assert_int_equal(wl_rx_account(s, m, sizeof(m), 2), -EBADMSG);
+	rtmsg_fill(m, sizeof(m), 8, 1);
+	assert_int_equal(wl_rx_account(s, m, sizeof(m), 2), 0);
+	assert_int_equal(s->corrupt, 1);
+	assert_int_equal(s->lost, 2);
+	assert_int_equal(s->next_seq, 9);
+	/* A header whose length field lies is corrupt too, as is an empty message. */
+	rtmsg_fill(m, sizeof(m), 9, 1);
+	assert_int_equal(wl_rx_account(s, m, sizeof(m) - 1, 2), -EBADMSG);
+	assert_int_equal(wl_rx_account(s, m, 0, 2), -EBADMSG);
+	assert_int_equal(s->corrupt, 3);
+	free(s);
+}
+
+static void rx_short_messages_untimed(void **state)
+{
+	struct wl_rx_stats *s = rx_new(0);
+	uint8_t m[8];
+
+	(void)state;
+	for (uint64_t seq = 0; seq < 3; seq++) {
+		rtmsg_fill(m, 1 + seq, seq, 99);
+		assert_int_equal(wl_rx_account(s, m, 1 + seq, 100), 0);
+	}
+	assert_int_equal(s->untimed, 3);
+	assert_int_equal(s->lat.count, 0);
+	/* A short message with the wrong pattern for the expected seq is corrupt. */
+	rtmsg_fill(m, 4, 7, 99);
+	assert_int_equal(wl_rx_account(s, m, 4, 100), -EBADMSG);
+	free(s);
+}
+
+struct sink {
+	struct wl_rx_stats *s;
+	unsigned calls;
+};
+
+static void sink_fn(void *arg, const uint8_t *m, size_t len)
+{
+	struct sink *k = arg;
+
+	k->calls++;
+	assert_int_equal(wl_rx_account(k->s, m, len, 5), 0);
+}
+
+static void stream_reassembles_any_split(void **state)
+{
+	size_t sizes[] = { 32, 33, 100, 4096, 70000 };
+	size_t total = 0, off = 0;
+	uint8_t *wire, *buf = malloc(1 << 17);
+
+	(void)state;
+	for (size_t i = 0; i < 5; i++)
+		total += sizes[i];
+	wire = malloc(total);
+	for (size_t i = 0; i < 5; i++) {
+		rtmsg_fill(wire + off, sizes[i], i, 1);
+		off += sizes[i];
+	}
+	/* Feed the same stream in chunks of 1, 7, 4096 and all at once. */
+	size_t steps[] = { 1, 7, 4096, total };
+	for (size_t t = 0; t < 4; t++) {
+		struct wl_stream st;
+		struct sink k = { rx_new(0), 0 };
+
+		wl_stream_init(&st, buf, 1 << 17);
+		for (off = 0; off < total; off += steps[t]) {
+			size_t n = total - off < steps[t] ? total - off : steps[t];
+
+			assert_int_equal(wl_stream_feed(&st, wire + off, n, sink_fn, &k), 0);
+		}
+		assert_int_equal(k.calls, 5);
+		assert_int_equal(k.s->messages, 5);
+		assert_int_equal(k.s->bytes, total);
+		assert_int_equal(st.have, 0);
+		free(k.s);
+	}
+	free(wire);
+	free(buf);
+}
+
+static void stream_rejects_bad_framing(void **state)
+{
+	uint8_t buf[256], m[64];
+	struct wl_stream st;
+	struct sink k = { rx_new(0), 0 };
+
+	(void)state;
+	/* A length larger than the buffer cannot be reassembled. */
+	rtmsg_fill(m, sizeof(m), 0, 1);
+	rtmsg_put32(m + 4, 100000);
+	wl_stream_init(&st, buf, sizeof(buf));
+	assert_int_equal(wl_stream_feed(&st, m, sizeof(m), sink_fn, &k), -EBADMSG);
+	/* Dead from then on, even for good data. */
+	rtmsg_fill(m, sizeof(m), 0, 1);
+	assert_int_equal(wl_stream_feed(&st, m, sizeof(m), sink_fn, &k), -EBADMSG);
+	/* A length below the header, and a wrong magic. */
+	rtmsg_put32(m + 4, 8);
+	wl_stream_init(&st, buf, sizeof(buf));
+	assert_int_equal(wl_stream_feed(&st, m, sizeof(m), sink_fn, &k), -EBADMSG);
+	rtmsg_fill(m, sizeof(m), 0, 1);
+	m[0] ^= 1;
+	wl_stream_init(&st, buf, sizeof(buf));
+	assert_int_equal(wl_stream_feed(&st, m, sizeof(m), sink_fn, &k), -EBADMSG);
+	assert_int_equal(k.calls, 0);
+	free(k.s);
+}
+
+static void period_skips_missed_releases(void **state)
+{
+	struct wl_period p;
+
+	(void)state;
+	wl_period_init(&p, 1000, 100);
+	assert_int_equal(p.next_ns, 1000);
+	/* On time: releases stay on the grid, no drift. */
+	assert_int_equal(wl_period_next(&p, 1010), 1100);
+	assert_int_equal(wl_period_next(&p, 1150), 1200);
+	/* Less than a period late: the next release is due at once, not skipped. */
+	assert_int_equal(wl_period_next(&p, 1350), 1300);
+	assert_int_equal(p.overruns, 0);
+	/* Far behind: missed releases are skipped and counted. */
+	assert_int_equal(wl_period_next(&p, 1990), 1900);
+	assert_int_equal(p.overruns, 5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(hist_buckets_tile_the_range),
+		cmocka_unit_test(hist_quantiles_within_resolution),
+		cmocka_unit_test(rx_in_order_with_latency),
+		cmocka_unit_test(rx_loss_reorder_corrupt),
+		cmocka_unit_test(rx_short_messages_untimed),
+		cmocka_unit_test(stream_reassembles_any_split),
+		cmocka_unit_test(stream_rejects_bad_framing),
+		cmocka_unit_test(period_skips_missed_releases),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,87 @@
+/* Workload bookkeeping for `rtvio cell`: what a receiver learns from the rtmsg stream
+ * it gets (lost, reordered, corrupt, one-way latency, deadline misses) and how a
+ * stream receiver finds message boundaries again. Everything here works on
+ * caller-owned, fixed-size storage so it can run on a real-time thread: nothing
+ * allocates, nothing blocks. */
+#ifndef RTVIO_GUEST_WORKLOAD_H
+#define RTVIO_GUEST_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Log-linear latency histogram (nanoseconds): values below 32 ns are exact, above
+ * that each power of two is split in 16 linear steps, so a reported percentile is
+ * within 1/16 of the true value whatever the magnitude. min and max are exact. */
+#define WL_HIST_SUB 16u
+#define WL_HIST_BUCKETS (2u * WL_HIST_SUB + 60u * WL_HIST_SUB)
+
+struct wl_hist {
+	uint64_t count;
+	uint64_t min_ns;
+	uint64_t max_ns;
+	uint64_t bucket[WL_HIST_BUCKETS];
+};
+
+void wl_hist_init(struct wl_hist *h);
+void wl_hist_add(struct wl_hist *h, uint64_t ns);
+/* The value at quantile q (0 < q <= 1), clamped to [min, max]; 0 when empty. */
+uint64_t wl_hist_quantile(const struct wl_hist *h, double q);
+/* Bucket arithmetic, exposed for tests. */
+unsigned wl_hist_index(uint64_t ns);
+uint64_t wl_hist_lower(unsigned idx);
+uint64_t wl_hist_upper(unsigned idx);
+
+/* What one receiving flow has seen. */
+struct wl_rx_stats {
+	uint64_t messages;	/* intact messages received */
+	uint64_t lost;		/* sequence numbers skipped and never seen since */
+	uint64_t reordered;	/* intact messages that arrived after a later one */
+	uint64_t corrupt;	/* messages failing the rtmsg check */
+	uint64_t deadline_misses; /* latency above deadline_ns (0 = no deadline) */
+	uint64_t untimed;	/* intact messages too short to carry a stamp */
+	uint64_t bytes;
+	uint64_t next_seq;	/* the sequence number expected next */
+	uint64_t corrupt_pending; /* corrupt messages not yet matched to a gap */
+	uint64_t deadline_ns;
+	struct wl_hist lat;
+};
+
+void wl_rx_init(struct wl_rx_stats *s, uint64_t deadline_ns);
+/* Accounts one received message m[0, len) that arrived at now_ns. Returns 0 when it
+ * was intact, -EBADMSG when corrupt. */
+int wl_rx_account(struct wl_rx_stats *s, const uint8_t *m, size_t len, uint64_t now_ns);
+
+/* Stream reassembly: rtmsg framing over a byte stream (len at offset 4). The
+ * caller feeds whatever recv() gave it; complete messages come out one at a time
+ * through the callback. A length field that cannot be a message (below the header,
+ * above `cap`) means the stream has lost its framing: that is reported once and
+ * the stream is considered dead (a byte stream cannot resynchronise reliably). */
+struct wl_stream {
+	uint8_t *buf;		/* caller-owned, cap bytes */
+	size_t cap;
+	size_t have;		/* bytes of the current message buffered */
+	bool desync;
+};
+
+typedef void (*wl_msg_fn)(void *arg, const uint8_t *m, size_t len);
+
+void wl_stream_init(struct wl_stream *st, uint8_t *buf, size_t cap);
+/* Consumes data[0, n); returns 0, or -EBADMSG once framing is lost. */
+int wl_stream_feed(struct wl_stream *st, const uint8_t *data, size_t n, wl_msg_fn fn, void *arg);
+
+/* Sender-side plan of a periodic flow: next release time, no drift. */
+struct wl_period {
+	uint64_t next_ns;
+	uint64_t period_ns;
+	uint64_t overruns;	/* releases found already past when we got there */
+};
+
+void wl_period_init(struct wl_period *p, uint64_t start_ns, uint64_t period_ns);
+/* Advances to the next release after a job that finished at now_ns; releases
+ * already missed are skipped (and counted) rather than sent in a burst. */
+uint64_t wl_period_next(struct wl_period *p, uint64_t now_ns);
+
+uint64_t wl_now_ns(void);
+
+#endif
