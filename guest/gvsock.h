@@ -1,0 +1,253 @@
+/* gvsock: the OS-independent cell side of virtio-vsock, over core/'s split-virtqueue
+ * driver. A port (POSIX process cell, bare metal, RTOS) supplies the communication
+ * region, the notification hooks and the clock; gvsock supplies the ring layout,
+ * the vsock protocol (STREAM and SEQPACKET, credit flow control, half-close, resets)
+ * and a socket-like API.
+ *
+ * Discipline (same as core/): caller-owned storage, no allocation, no libc beyond
+ * memcpy/memset/memmove/memcmp, no OS calls, no threads, no event loop. Every call on
+ * one stack must be serialised by the port (one thread, or one lock around all of
+ * them). The port calls gv_process() when the call eventfd (used-buffer interrupt)
+ * fires, and before it blocks; gv_process never blocks.
+ *
+ * Trust: the broker writes the RX buffers and the used rings. Every received packet
+ * is validated (used length against the buffer, header len against the used length,
+ * op and type known, dst_cid ours) before it is looked at further; bad ones are
+ * dropped and counted in gv_stats. The cell does not trust the broker either.
+ *
+ * Errors are negative errno values (<errno.h> numbers; the port's libc provides
+ * them). */
+#ifndef RTVIO_GUEST_GVSOCK_H
+#define RTVIO_GUEST_GVSOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Region layout ---------------------------------------------------------------
+ * Everything the broker may touch lives in one region: the rx ring (queue 0), the tx
+ * ring (queue 1), the RX buffers (one writable descriptor each: 44-byte header +
+ * payload, like Linux), the TX headers (one 44-byte slot per possible chain) and the
+ * TX payload slots (a data packet is two descriptors: header, then payload). Device
+ * addresses are `dev_base + offset`; a port that mirrors QEMU uses
+ * dev_base = 0x100000000 and tells the broker so in SET_MEM_TABLE. */
+
+#define GV_HDR_SIZE 44u
+#define GV_DEFAULT_QUEUE_SIZE 128u
+#define GV_DEFAULT_RX_BUF_SIZE 4096u   /* including the 44-byte header */
+#define GV_DEFAULT_TX_PAYLOAD 65536u   /* largest TX packet payload, like Linux */
+
+struct gv_layout_params {
+	uint32_t queue_size;   /* both queues; power of two, 2..32768; 0 = default */
+	uint32_t rx_buf_size;  /* bytes per RX buffer incl. header; 0 = default */
+	uint32_t tx_payload;   /* bytes per TX payload slot; 0 = default */
+	uint32_t tx_slots;     /* TX payload slots wanted; 0 = as many as fit, up to
+				* queue_size / 2 (each data packet takes two descriptors) */
+};
+
+/* Offsets are from the start of the region. */
+struct gv_layout {
+	uint32_t queue_size;
+	uint64_t rx_desc, rx_avail, rx_used;
+	uint64_t tx_desc, tx_avail, tx_used;
+	uint64_t rx_bufs;        /* rx_buf_count buffers of rx_buf_size bytes */
+	uint32_t rx_buf_count;   /* = queue_size */
+	uint32_t rx_buf_size;
+	uint64_t tx_hdrs;        /* queue_size slots of GV_HDR_SIZE, 16-byte spaced */
+	uint64_t tx_bufs;        /* tx_slot_count slots of tx_payload bytes */
+	uint32_t tx_slot_count;
+	uint32_t tx_payload;
+	uint64_t footprint;      /* bytes of the region used, from offset 0 */
+};
+
+/* Places everything in a region of `region_size` bytes. Returns 0, or -EINVAL (bad
+ * parameter), -ENOSPC (does not fit: not even one TX payload slot after the rings and
+ * RX buffers). */
+int gv_layout_compute(const struct gv_layout_params *p, uint64_t region_size,
+		      struct gv_layout *out);
+
+/* ---- The stack ------------------------------------------------------------------ */
+
+#define GV_QUEUE_RX 0u
+#define GV_QUEUE_TX 1u
+
+struct gv_ops {
+	/* Notify the broker that `queue` has new available buffers (write the kick
+	 * eventfd). Called only when core's notification suppression says the device
+	 * wants it. */
+	void (*kick)(void *ctx, unsigned int queue);
+	/* Monotonic time in ns (connect and close timeouts). */
+	uint64_t (*now_ns)(void *ctx);
+	/* Optional: socket `id`'s gv_poll_events() may have changed (data, space,
+	 * connection state, pending accept). Lets a port wake its waiters. */
+	void (*wake)(void *ctx, int id);
+};
+
+#define GV_SOCK_STREAM 1u      /* VIRTIO_VSOCK_TYPE_STREAM */
+#define GV_SOCK_SEQPACKET 2u   /* VIRTIO_VSOCK_TYPE_SEQPACKET */
+
+struct gv_config {
+	uint64_t cid;                 /* ours, from the broker's GET_CONFIG reply */
+	bool seqpacket;               /* VIRTIO_VSOCK_F_SEQPACKET negotiated */
+	bool event_idx;               /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	/* The region and where gv_layout_compute placed things in it. */
+	void *region;
+	uint64_t region_dev;          /* device (guest) address of region[0] */
+	uint64_t region_size;
+	struct gv_layout layout;
+	/* Sockets: a fixed table; each socket owns rcvbuf bytes of receive buffering
+	 * (advertised as buf_alloc; SEQPACKET keeps 2 boundary bits per byte in the
+	 * same budget, so its buf_alloc is 4/5 of rcvbuf). */
+	uint32_t max_sockets;         /* 1..4096 */
+	uint32_t rcvbuf;              /* per socket, 64..2^30 bytes */
+	uint64_t connect_timeout_ns;  /* 0 = 2 s */
+	uint64_t close_timeout_ns;    /* wait for the peer's RST after close; 0 = 2 s */
+	const struct gv_ops *ops;
+	void *ctx;
+	/* Tests only: start every new connection's free-running credit counters
+	 * (tx_cnt, rx_cnt, fwd_cnt) here instead of 0, to exercise the 2^32 wrap. Both
+	 * ends of a connection must use the same value; 0 for anything real. */
+	uint32_t test_counter_base;
+};
+
+struct gv_stats {
+	uint64_t rx_packets;    /* valid packets received */
+	uint64_t rx_bytes;      /* their payload */
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint64_t rx_bad_len;    /* used length beyond the buffer or below a header,
+				 * header len beyond the used length */
+	uint64_t rx_bad_hdr;    /* unknown op or type, dst_cid not ours */
+	uint64_t rx_bad_credit; /* RW beyond the credit we gave: connection reset */
+	uint64_t rx_no_sock;    /* packets for no connection (answered by RST) */
+	uint64_t rst_dropped;   /* RST replies not sent: reply queue full */
+	uint64_t credit_updates_sent;
+	uint64_t credit_requests_sent;
+	uint64_t ring_errors;   /* core reported a broken ring: the stack is dead */
+};
+
+struct gv_stack;
+
+/* Bytes of caller storage gv_stack_init needs for `cfg` (stack state, socket table,
+ * per-descriptor bookkeeping, receive buffers); 0 if cfg is invalid. The storage
+ * must be aligned to 16 bytes and is owned by the stack until the caller drops it
+ * (there is no teardown beyond forgetting it). */
+size_t gv_stack_mem_size(const struct gv_config *cfg);
+
+/* Builds the stack in `mem` (gv_stack_mem_size bytes) and lays out both rings in the
+ * region (rings zeroed, RX buffers posted on the rx avail ring, nothing kicked yet).
+ * Call once the layout is known, before telling the broker the ring addresses.
+ * Returns 0 and *out, -EINVAL (bad config), -ENOSPC (mem too small). */
+int gv_stack_init(const struct gv_config *cfg, void *mem, size_t mem_size,
+		  struct gv_stack **out);
+
+/* The broker has the rings (vhost-user SET_VRING_ENABLE sent): kick both queues so
+ * it sees the posted RX buffers. */
+void gv_start(struct gv_stack *s);
+
+/* Does all pending work without blocking: takes used RX buffers (validates, delivers
+ * to sockets, reposts them), reclaims completed TX chains, sends queued control
+ * packets (RESPONSE, RST, CREDIT_UPDATE), runs connect/close timeouts. Returns the
+ * number of packets handled (>= 0), or a negative errno once the rings are broken
+ * (-EIO: the broker broke the ring rules; sticky). */
+int gv_process(struct gv_stack *s);
+
+/* Time of the earliest pending timeout (connect/close) in the now_ns clock, or
+ * UINT64_MAX when none: a port that blocks should wake by then and call
+ * gv_process. */
+uint64_t gv_next_deadline(const struct gv_stack *s);
+
+void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
+uint64_t gv_local_cid(const struct gv_stack *s);
+
+/* ---- Sockets ---------------------------------------------------------------------
+ * Ids are small non-negative integers (< max_sockets). All calls are non-blocking:
+ * a port builds blocking calls by waiting for gv_poll_events / ops->wake. */
+
+/* A new unconnected socket of `type` (GV_SOCK_*): id, or -EMFILE (table full),
+ * -EPROTONOSUPPORT (SEQPACKET not negotiated), -EINVAL. */
+int gv_socket(struct gv_stack *s, unsigned int type);
+
+/* Optional before connect or listen: local port. -EADDRINUSE, -EINVAL (already bound
+ * or connected). Port 0xFFFFFFFF (VMADDR_PORT_ANY) picks an ephemeral one. */
+int gv_bind(struct gv_stack *s, int id, uint32_t port);
+
+/* Starts connecting (REQUEST) and returns -EINPROGRESS; the socket then becomes
+ * writable (connected) or reports an error through gv_sock_error: -ECONNREFUSED
+ * (RST in reply), -ETIMEDOUT (no answer within connect_timeout_ns). Other returns:
+ * -EISCONN, -EALREADY (connect in progress), -EINVAL (listening/closed socket),
+ * -EADDRNOTAVAIL (no ephemeral port). If the TX ring is full the REQUEST goes out
+ * from a later gv_process. */
+int gv_connect(struct gv_stack *s, int id, uint64_t cid, uint32_t port);
+
+/* Listens on `port` (binds it if not bound); up to `backlog` (>= 1) connections wait
+ * for gv_accept, further REQUESTs are answered by RST. -EADDRINUSE, -EINVAL. */
+int gv_listen(struct gv_stack *s, int id, uint32_t port, uint32_t backlog);
+
+/* The oldest connection waiting on listening socket `id`: new id, or -EAGAIN, or
+ * -EINVAL (not listening). Peer address optional. */
+int gv_accept(struct gv_stack *s, int id, uint64_t *peer_cid, uint32_t *peer_port);
+
+/* STREAM: queues up to len bytes as RW packets (each at most tx_payload bytes and at
+ * most the peer's free credit); returns bytes accepted (> 0), or -EAGAIN (no credit
+ * or no TX slot: the stack asks the peer for credit once), -EPIPE (we shut down
+ * writing, or the peer shut down reading / closed), -ECONNRESET, -ENOTCONN.
+ * SEQPACKET: one message, all or nothing: len, or -EAGAIN (not enough credit or TX
+ * slots now), -EMSGSIZE (len above gv_max_message()), same errors otherwise. `eor`
+ * sets the EOR flag on the message's last packet (MSG_EOR); ignored for STREAM.
+ * A zero-length send returns 0 and sends nothing. At most INT32_MAX bytes per call. */
+int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
+
+#define GV_MSG_PEEK 0x1u    /* in: leave the data queued */
+#define GV_MSG_TRUNC 0x2u   /* out: the message was longer than len (SEQPACKET) */
+#define GV_MSG_EOR 0x4u     /* out: the message carried EOR (SEQPACKET) */
+
+/* STREAM: copies up to len bytes; returns bytes (> 0), 0 at end of stream (peer
+ * shut down sending, or we shut down receiving, and nothing is left), -EAGAIN,
+ * -ECONNRESET (reset and nothing left to read), -ENOTCONN.
+ * SEQPACKET: one whole message (never part of one): its bytes up to len; the rest of
+ * a longer message is discarded and GV_MSG_TRUNC set in *out_flags. A message longer
+ * than the whole receive budget (only a peer ignoring gv_max_message sends one) is
+ * delivered as its first buf_alloc bytes with GV_MSG_TRUNC; the rest is discarded.
+ * `flags` in: GV_MSG_PEEK. out_flags may be NULL. May queue a CREDIT_UPDATE. */
+int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flags,
+	    unsigned int *out_flags);
+
+#define GV_SHUT_RD 0x1u
+#define GV_SHUT_WR 0x2u
+
+/* Half-close: sends SHUTDOWN with the matching flags (RCV for RD, SEND for WR).
+ * -ENOTCONN if not connected. */
+int gv_shutdown(struct gv_stack *s, int id, unsigned int how);
+
+/* Releases the id. A connected socket sends SHUTDOWN(RCV|SEND) and lingers in the
+ * table (not reusable) until the peer's RST or close_timeout_ns, after which an RST
+ * is sent; a connecting one sends RST; queued-but-unaccepted children of a listener
+ * are reset. Unread received data is dropped. Always succeeds for a valid id. */
+int gv_close(struct gv_stack *s, int id);
+
+#define GV_POLLIN 0x1u    /* recv would not return -EAGAIN / accept has a connection */
+#define GV_POLLOUT 0x2u   /* send of the size last refused (or 1 byte) would succeed */
+#define GV_POLLERR 0x4u   /* gv_sock_error would return an error */
+#define GV_POLLHUP 0x8u   /* both directions are shut or the connection is gone */
+#define GV_POLLRDHUP 0x10u /* the peer will send no more */
+
+unsigned int gv_poll_events(const struct gv_stack *s, int id);
+
+/* The pending asynchronous error of the socket (connect result, reset), cleared by
+ * reading it; 0 when none. */
+int gv_sock_error(struct gv_stack *s, int id);
+
+/* Largest SEQPACKET message gv_send can ever take on `id` now: the smaller of the TX
+ * payload slots' total and the peer's buf_alloc. -ENOTCONN if not connected. */
+int gv_max_message(const struct gv_stack *s, int id);
+
+/* Local and peer address of a socket; -EINVAL for a free id. */
+int gv_sock_name(const struct gv_stack *s, int id, uint32_t *local_port, uint64_t *peer_cid,
+		 uint32_t *peer_port);
+
+/* Receive budget advertised as buf_alloc (payload bytes the socket can hold). */
+uint32_t gv_sock_buf_alloc(const struct gv_stack *s, int id);
+
+
+#endif
