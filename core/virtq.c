@@ -1,0 +1,541 @@
+/* Split virtqueues, driver side and device side: see virtq.h. */
+#include "virtq.h"
+
+static bool valid_num(unsigned int num)
+{
+	return num != 0 && num <= VQ_MAX_SIZE && (num & (num - 1)) == 0;
+}
+
+static bool aligned(const void *p, uintptr_t align)
+{
+	return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+static bool valid_ring(const struct vq_ring *r)
+{
+	return r && valid_num(r->num) && r->desc && r->avail && r->used &&
+	       aligned(r->desc, VQ_DESC_ALIGN) && aligned(r->avail, VQ_AVAIL_ALIGN) &&
+	       aligned(r->used, VQ_USED_ALIGN);
+}
+
+int vq_layout(unsigned int num, struct vq_layout *l)
+{
+	if (!valid_num(num))
+		return -RT_EINVAL;
+	l->desc_off = 0;
+	l->desc_size = sizeof(struct vring_desc) * num;
+	l->avail_off = l->desc_off + l->desc_size;
+	l->avail_size = sizeof(struct vring_avail) + sizeof(le16) * (num + 1u);
+	l->used_off = (l->avail_off + l->avail_size + VQ_USED_ALIGN - 1) & ~(size_t)(VQ_USED_ALIGN - 1);
+	l->used_size = sizeof(struct vring_used) + sizeof(struct vring_used_elem) * num +
+		       sizeof(le16);
+	l->total = l->used_off + l->used_size;
+	return 0;
+}
+
+int vq_ring_at(struct vq_ring *r, void *base, unsigned int num)
+{
+	struct vq_layout l;
+	int err = vq_layout(num, &l);
+
+	if (err)
+		return err;
+	if (!base || !aligned(base, VQ_DESC_ALIGN))
+		return -RT_EINVAL;
+	r->num = num;
+	r->desc = (struct vring_desc *)((uint8_t *)base + l.desc_off);
+	r->avail = (struct vring_avail *)((uint8_t *)base + l.avail_off);
+	r->used = (struct vring_used *)((uint8_t *)base + l.used_off);
+	return 0;
+}
+
+/* ---- Driver side ------------------------------------------------------------- */
+
+int vq_driver_init(struct vq_driver *vq, const struct vq_ring *ring,
+		   struct vq_drv_slot *slot, uint64_t features)
+{
+	unsigned int num;
+
+	if (!vq || !valid_ring(ring) || !slot)
+		return -RT_EINVAL;
+	num = ring->num;
+	*vq = (struct vq_driver){
+		.ring = *ring,
+		.slot = slot,
+		.num_free = (uint16_t)num, /* 32768 at most: fits */
+		.event_idx = (features >> VIRTIO_F_EVENT_IDX) & 1,
+		.indirect = (features >> VIRTIO_F_INDIRECT_DESC) & 1,
+	};
+	/* The rings start out as a fresh ring: nothing available, nothing used, and
+	 * notifications wanted from the first entry on. No device runs yet. */
+	for (unsigned int i = 0; i < num; i++) {
+		ring->desc[i] = (struct vring_desc){ 0 };
+		ring->avail->ring[i] = 0;
+		ring->used->ring[i] = (struct vring_used_elem){ 0 };
+		slot[i] = (struct vq_drv_slot){ .next = (uint16_t)(i + 1u) };
+	}
+	shm_store_relaxed(&ring->avail->flags, 0);
+	shm_store_relaxed(&ring->avail->idx, 0);
+	shm_store_relaxed(vq_used_event(ring), 0);
+	shm_store_relaxed(&ring->used->flags, 0);
+	shm_store_relaxed(&ring->used->idx, 0);
+	shm_store_relaxed(vq_avail_event(ring), 0);
+	return 0;
+}
+
+static void put_desc(struct vring_desc *d, const struct vq_buf *b, uint16_t flags,
+		     uint16_t next)
+{
+	d->addr = cpu_to_le64(b->addr);
+	d->len = cpu_to_le32(b->len);
+	d->flags = cpu_to_le16(flags);
+	d->next = cpu_to_le16(next);
+}
+
+/* Checks a chain's shape and sums its writable bytes into *in_len. */
+static int chain_ok(const struct vq_buf *out, unsigned int n_out, const struct vq_buf *in,
+		    unsigned int n_in, const void *token, uint32_t *in_len)
+{
+	uint64_t sum = 0;
+
+	if (!token || n_out > VQ_MAX_SIZE || n_in > VQ_MAX_SIZE || n_out + n_in == 0 ||
+	    (n_out && !out) || (n_in && !in))
+		return -RT_EINVAL;
+	for (unsigned int k = 0; k < n_in; k++)
+		sum += in[k].len;
+	if (sum > UINT32_MAX)
+		return -RT_EINVAL;
+	*in_len = (uint32_t)sum;
+	return 0;
+}
+
+static const struct vq_buf *nth_buf(const struct vq_buf *out, unsigned int n_out,
+				    const struct vq_buf *in, unsigned int k)
+{
+	return k < n_out ? &out[k] : &in[k - n_out];
+}
+
+/* Records the chain at head and puts it in the next avail slot. The slot is plain
+ * memory: the release store of avail->idx in vq_driver_publish() publishes it. */
+static void expose(struct vq_driver *vq, uint16_t head, uint16_t ndesc, uint32_t in_len,
+		   void *token)
+{
+	struct vq_drv_slot *s = &vq->slot[head];
+
+	s->token = token;
+	s->ndesc = ndesc;
+	s->in_len = in_len;
+	vq->ring.avail->ring[vq->avail_idx & (vq->ring.num - 1u)] = cpu_to_le16(head);
+	vq->avail_idx++;
+}
+
+int vq_driver_add(struct vq_driver *vq, const struct vq_buf *out, unsigned int n_out,
+		  const struct vq_buf *in, unsigned int n_in, void *token)
+{
+	unsigned int n = n_out + n_in;
+	uint16_t head = vq->free_head, i = head;
+	uint32_t in_len;
+	int err;
+
+	if (vq->broken)
+		return vq->broken;
+	err = chain_ok(out, n_out, in, n_in, token, &in_len);
+	if (err)
+		return err;
+	if (n > vq->num_free)
+		return -RT_ENOSPC;
+	/* The chain takes the first n descriptors of the free list, which the private
+	 * slot[].next links already chain together in order. */
+	for (unsigned int k = 0; k < n; k++) {
+		uint16_t flags = (k >= n_out ? VRING_DESC_F_WRITE : 0) |
+				 (k + 1 < n ? VRING_DESC_F_NEXT : 0);
+
+		put_desc(&vq->ring.desc[i], nth_buf(out, n_out, in, k), flags,
+			 vq->slot[i].next);
+		i = vq->slot[i].next;
+	}
+	vq->free_head = i;
+	vq->num_free = (uint16_t)(vq->num_free - n);
+	expose(vq, head, (uint16_t)n, in_len, token);
+	return 0;
+}
+
+int vq_driver_add_indirect(struct vq_driver *vq, struct vring_desc *table,
+			   uint64_t table_addr, const struct vq_buf *out,
+			   unsigned int n_out, const struct vq_buf *in,
+			   unsigned int n_in, void *token)
+{
+	unsigned int n = n_out + n_in;
+	uint16_t head = vq->free_head;
+	uint32_t in_len;
+	int err;
+
+	if (vq->broken)
+		return vq->broken;
+	err = chain_ok(out, n_out, in, n_in, token, &in_len);
+	if (err)
+		return err;
+	if (!vq->indirect || !table)
+		return -RT_EINVAL;
+	if (vq->num_free == 0)
+		return -RT_ENOSPC;
+	for (unsigned int k = 0; k < n; k++) {
+		uint16_t flags = (k >= n_out ? VRING_DESC_F_WRITE : 0) |
+				 (k + 1 < n ? VRING_DESC_F_NEXT : 0);
+
+		put_desc(&table[k], nth_buf(out, n_out, in, k), flags, (uint16_t)(k + 1));
+	}
+	put_desc(&vq->ring.desc[head],
+		 &(struct vq_buf){ table_addr, (uint32_t)(n * sizeof(struct vring_desc)) },
+		 VRING_DESC_F_INDIRECT, 0);
+	vq->free_head = vq->slot[head].next;
+	vq->num_free--;
+	expose(vq, head, 1, in_len, token);
+	return 0;
+}
+
+bool vq_driver_publish(struct vq_driver *vq)
+{
+	uint16_t old = vq->published, new = vq->avail_idx;
+
+	if (vq->broken || old == new)
+		return false;
+	/* Publishes the descriptors and avail slots written since the last call. */
+	shm_store_release(&vq->ring.avail->idx, new);
+	vq->published = new;
+	/* Orders the avail->idx store before the avail_event/flags load. The device,
+	 * about to sleep, stores avail_event (or clears NO_NOTIFY), then fences, then
+	 * re-reads avail->idx: with a fence on both sides at least one of us sees the
+	 * other's store, so either it finds our entries or we kick. */
+	fence_sync();
+	if (vq->event_idx)
+		return vq_need_event(shm_load_relaxed(vq_avail_event(&vq->ring)), new, old);
+	return !(shm_load_relaxed(&vq->ring.used->flags) & VRING_USED_F_NO_NOTIFY);
+}
+
+static int drv_fail(struct vq_driver *vq, int err)
+{
+	vq->broken = err;
+	return err;
+}
+
+/* Reads a field the other side writes, exactly once. */
+static uint32_t read_once32(const le32 *p)
+{
+	return le32_to_cpu(*(const volatile le32 *)p);
+}
+
+static uint16_t read_once16(const le16 *p)
+{
+	return le16_to_cpu(*(const volatile le16 *)p);
+}
+
+int vq_driver_get_used(struct vq_driver *vq, void **token, uint32_t *len)
+{
+	const uint16_t mask = (uint16_t)(vq->ring.num - 1u);
+	struct vring_used_elem *e;
+	struct vq_drv_slot *s;
+	uint16_t used_idx, last;
+	uint32_t id, n;
+
+	if (vq->broken)
+		return vq->broken;
+	/* Acquire: the used element is read only after the index that covers it. */
+	used_idx = shm_load_acquire(&vq->ring.used->idx);
+	if (used_idx == vq->last_used)
+		return 0;
+	if ((uint16_t)(used_idx - vq->last_used) > vq->ring.num)
+		return drv_fail(vq, -RT_EPROTO);
+	e = &vq->ring.used->ring[vq->last_used & mask];
+	id = read_once32(&e->id);
+	n = read_once32(&e->len);
+	if (id >= vq->ring.num || !vq->slot[id].token || n > vq->slot[id].in_len)
+		return drv_fail(vq, -RT_EPROTO);
+	s = &vq->slot[id];
+	*token = s->token;
+	*len = n;
+	/* Back to the free list, walking the private links, never the shared table. */
+	last = (uint16_t)id;
+	for (unsigned int k = 1; k < s->ndesc; k++)
+		last = vq->slot[last].next;
+	vq->slot[last].next = vq->free_head;
+	vq->free_head = (uint16_t)id;
+	vq->num_free = (uint16_t)(vq->num_free + s->ndesc);
+	s->token = 0;
+	vq->last_used++;
+	/* While notifications are on, ask for one at the next entry. A hint without a
+	 * fence: vq_driver_enable_cb() is what guarantees no wake-up is lost. */
+	if (vq->event_idx && !vq->cb_disabled)
+		shm_store_relaxed(vq_used_event(&vq->ring), vq->last_used);
+	return 1;
+}
+
+void vq_driver_disable_cb(struct vq_driver *vq)
+{
+	vq->cb_disabled = true;
+	if (vq->event_idx)
+		/* An event index just behind us is reached again only after 2^16 more
+		 * entries. */
+		shm_store_relaxed(vq_used_event(&vq->ring), (uint16_t)(vq->last_used - 1u));
+	else
+		shm_store_relaxed(&vq->ring.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+bool vq_driver_enable_cb(struct vq_driver *vq)
+{
+	if (vq->broken)
+		return true;
+	vq->cb_disabled = false;
+	if (vq->event_idx)
+		shm_store_relaxed(vq_used_event(&vq->ring), vq->last_used);
+	else
+		shm_store_relaxed(&vq->ring.avail->flags, 0);
+	/* Orders the used_event/flags store before the used->idx load. The device
+	 * stores used->idx, fences, then reads used_event/flags: at least one of us
+	 * sees the other's store, so either we find the entry here or it notifies. */
+	fence_sync();
+	return shm_load_acquire(&vq->ring.used->idx) != vq->last_used;
+}
+
+/* ---- Device side ------------------------------------------------------------- */
+
+void *vq_translate(const struct vq_mem_region *mem, unsigned int n_mem, uint64_t gpa,
+		   uint64_t len)
+{
+	for (unsigned int i = 0; i < n_mem; i++) {
+		const struct vq_mem_region *r = &mem[i];
+		uint64_t off;
+
+		if (gpa < r->gpa)
+			continue;
+		off = gpa - r->gpa;
+		/* Written so that nothing can overflow: off <= size, then len fits in
+		 * what is left. */
+		if (off > r->size || len > r->size - off)
+			continue;
+		return (uint8_t *)r->host + (size_t)off;
+	}
+	return 0;
+}
+
+int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
+		   const struct vq_mem_region *mem, unsigned int n_mem, uint64_t *inflight,
+		   uint64_t features, uint16_t base)
+{
+	if (!vq || !valid_ring(ring) || !inflight || (n_mem && !mem))
+		return -RT_EINVAL;
+	*vq = (struct vq_device){
+		.ring = *ring,
+		.mem = mem,
+		.n_mem = n_mem,
+		.inflight = inflight,
+		.last_avail = base,
+		.avail_idx = base,
+		.used_idx = base,
+		.signalled = base,
+		.event_idx = (features >> VIRTIO_F_EVENT_IDX) & 1,
+		.indirect = (features >> VIRTIO_F_INDIRECT_DESC) & 1,
+	};
+	for (unsigned int i = 0; i < VQ_INFLIGHT_WORDS(ring->num); i++)
+		inflight[i] = 0;
+	return 0;
+}
+
+static int dev_fail(struct vq_device *vq, int err)
+{
+	vq->broken = err;
+	return err;
+}
+
+/* A descriptor in host order, in private memory. */
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+/* Copies descriptor i of a table into private memory, reading each byte once. The
+ * main table is 16-byte aligned (checked at init); an indirect table can be anywhere,
+ * so this reads bytes rather than forming a possibly misaligned struct pointer. */
+static void desc_read_once(struct desc *d, const uint8_t *table, unsigned int i)
+{
+	const volatile uint8_t *s = table + (size_t)i * sizeof(struct vring_desc);
+	uint8_t b[sizeof(struct vring_desc)];
+
+	for (unsigned int k = 0; k < sizeof(b); k++)
+		b[k] = s[k];
+	d->addr = le64_load(b);
+	d->len = le32_load(b + 8);
+	d->flags = le16_load(b + 12);
+	d->next = le16_load(b + 14);
+}
+
+static bool inflight_test(const struct vq_device *vq, uint16_t head)
+{
+	return (vq->inflight[head / 64u] >> (head % 64u)) & 1u;
+}
+
+static void inflight_flip(struct vq_device *vq, uint16_t head)
+{
+	vq->inflight[head / 64u] ^= (uint64_t)1 << (head % 64u);
+}
+
+/* Walks the chain at head into c. Everything read from the ring is copied once
+ * into private memory (d) and checked there before use. */
+static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
+		      unsigned int max_seg)
+{
+	const uint8_t *table = (const uint8_t *)vq->ring.desc;
+	unsigned int table_n = vq->ring.num, i = head, hops = 0;
+	uint64_t out_len = 0, in_len = 0;
+	bool indirect = false;
+	struct desc d;
+
+	for (;;) {
+		/* No chain visits more descriptors than its table holds. */
+		if (++hops > table_n)
+			return -RT_ELOOP;
+		desc_read_once(&d, table, i);
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			/* Only a chain's sole descriptor may point at a table (INDIRECT
+			 * excludes NEXT, virtio 1.2 2.7.5.3.1), and tables don't nest. */
+			if (!vq->indirect || indirect || hops != 1 ||
+			    (d.flags & VRING_DESC_F_NEXT) || d.len == 0 ||
+			    d.len % sizeof(struct vring_desc) != 0 ||
+			    d.len / sizeof(struct vring_desc) > VQ_MAX_SIZE)
+				return -RT_EINVAL;
+			table = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
+			if (!table)
+				return -RT_EFAULT;
+			table_n = d.len / sizeof(struct vring_desc);
+			indirect = true;
+			i = 0;
+			hops = 0;
+			continue;
+		}
+		if (d.flags & VRING_DESC_F_WRITE) {
+			in_len += d.len;
+		} else {
+			if (c->n_seg > c->n_out)
+				return -RT_EINVAL; /* readable after writable */
+			out_len += d.len;
+			c->n_out++;
+		}
+		if (c->n_seg == max_seg || out_len > UINT32_MAX || in_len > UINT32_MAX)
+			return -RT_E2BIG;
+		c->seg[c->n_seg].host = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
+		if (!c->seg[c->n_seg].host)
+			return -RT_EFAULT;
+		c->seg[c->n_seg].len = d.len;
+		c->seg[c->n_seg].writable = d.flags & VRING_DESC_F_WRITE;
+		c->n_seg++;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		if (d.next >= table_n)
+			return -RT_EINVAL;
+		i = d.next;
+	}
+	c->out_len = (uint32_t)out_len;
+	c->in_len = (uint32_t)in_len;
+	return 0;
+}
+
+int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
+		  unsigned int max_seg)
+{
+	uint16_t head;
+	int err;
+
+	if (vq->broken)
+		return vq->broken;
+	if (vq->last_avail == vq->avail_idx) {
+		/* Acquire: the slots and descriptors this index covers are read only
+		 * after it. Read once; a driver may publish at most num entries ahead of
+		 * what we consumed (an index moved backwards shows up as far ahead). */
+		uint16_t idx = shm_load_acquire(&vq->ring.avail->idx);
+
+		if ((uint16_t)(idx - vq->last_avail) > vq->ring.num)
+			return dev_fail(vq, -RT_EINVAL);
+		vq->avail_idx = idx;
+		if (idx == vq->last_avail)
+			return 0;
+	}
+	head = read_once16(&vq->ring.avail->ring[vq->last_avail & (vq->ring.num - 1u)]);
+	if (head >= vq->ring.num)
+		return dev_fail(vq, -RT_EINVAL);
+	if (inflight_test(vq, head))
+		return dev_fail(vq, -RT_EBUSY);
+	*c = (struct vq_chain){ .head = head, .seg = seg };
+	err = walk_chain(vq, head, c, max_seg);
+	if (err)
+		return dev_fail(vq, err);
+	inflight_flip(vq, head);
+	vq->n_inflight++;
+	vq->last_avail++;
+	return 1;
+}
+
+int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e;
+
+	if (vq->broken)
+		return vq->broken;
+	if (head >= vq->ring.num || !inflight_test(vq, head))
+		return -RT_EINVAL;
+	inflight_flip(vq, head);
+	vq->n_inflight--;
+	e = &vq->ring.used->ring[vq->used_idx & (vq->ring.num - 1u)];
+	e->id = cpu_to_le32(head);
+	e->len = cpu_to_le32(len);
+	vq->used_idx++;
+	/* Publishes the used element before the index that covers it. */
+	shm_store_release(&vq->ring.used->idx, vq->used_idx);
+	return 0;
+}
+
+bool vq_device_should_notify(struct vq_device *vq)
+{
+	uint16_t old = vq->signalled, new = vq->used_idx;
+	bool first = !vq->signalled_valid;
+
+	if (vq->broken || old == new)
+		return false;
+	vq->signalled = new;
+	vq->signalled_valid = true;
+	/* Orders the used->idx store(s) before the used_event/flags load. The driver,
+	 * about to sleep, stores used_event (or clears NO_INTERRUPT), then fences, then
+	 * re-reads used->idx: at least one of us sees the other's store, so either it
+	 * finds the entry or we notify. */
+	fence_sync();
+	if (!vq->event_idx)
+		return !(shm_load_relaxed(&vq->ring.avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	/* After (re)start we do not know what the driver last heard: tell it once. */
+	if (first)
+		return true;
+	return vq_need_event(shm_load_relaxed(vq_used_event(&vq->ring)), new, old);
+}
+
+void vq_device_disable_notify(struct vq_device *vq)
+{
+	/* With EVENT_IDX, leaving avail_event where it is suffices: the driver kicks
+	 * only when its index passes it, at most once more. */
+	if (!vq->event_idx)
+		shm_store_relaxed(&vq->ring.used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
+bool vq_device_enable_notify(struct vq_device *vq)
+{
+	if (vq->broken)
+		return true;
+	if (vq->event_idx)
+		shm_store_relaxed(vq_avail_event(&vq->ring), vq->avail_idx);
+	else
+		shm_store_relaxed(&vq->ring.used->flags, 0);
+	/* Orders the avail_event/flags store before the avail->idx load. The driver
+	 * stores avail->idx, fences, then reads avail_event/flags: at least one of us
+	 * sees the other's store, so either we find the entry here or it kicks. */
+	fence_sync();
+	return shm_load_relaxed(&vq->ring.avail->idx) != vq->last_avail;
+}
