@@ -26,7 +26,7 @@ enum kind {
 static const char *const broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", NULL };
 static const char *const cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
-	"max_packet", NULL };
+	"max_packet", "cpu", "rt_priority", NULL };
 static const char *const flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };
 static const char *const workload_keys[] = { "flow", "pattern", "size", "period", "offset",
@@ -34,7 +34,7 @@ static const char *const workload_keys[] = { "flow", "pattern", "size", "period"
 static const char *const platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", NULL };
 
-enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET };
+enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY };
 enum { FK_FROM, FK_TO, FK_TYPE, FK_SIZE, FK_PERIOD, FK_DEADLINE, FK_JITTER, FK_PRIORITY,
 	FK_CLASS, FK_COUNT };
 enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };
@@ -387,6 +387,7 @@ static int open_section(struct parser *ps, const char *section)
 		c->memory = 256ull << 20;
 		c->rx_buf = 4096;
 		c->max_packet = 65536;
+		c->cpu = -1;
 		c->line = line;
 		ps->index = cfg->ncells++;
 		return 0;
@@ -656,6 +657,16 @@ static int cell_key(struct parser *ps, const struct keyctx *k, int key)
 		return get_size(k, 64, 65536, &c->rx_buf);
 	case CK_MAX_PACKET:
 		return get_size(k, 1, 65536, &c->max_packet);
+	case CK_CPU:
+		if (get_int(k, -1, 1023, &v))
+			return ps->ret;
+		c->cpu = (int)v;
+		return 0;
+	case CK_RT_PRIORITY:
+		if (get_int(k, 0, 99, &v))
+			return ps->ret;
+		c->rt_priority = (int)v;
+		return 0;
 	}
 	return 0;
 }
@@ -1226,7 +1237,7 @@ int rtvio_config_match_flow(const struct rtvio_config *cfg, int from_cell, uint3
 int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 {
 	const struct rtvio_broker_cfg *b = &cfg->broker;
-	char x[48], y[48];
+	char x[48], y[48], z[48];
 	int ret = 0;
 
 #define OUT(...) do { if (fprintf(f, __VA_ARGS__) < 0) ret = -EIO; } while (0)
@@ -1236,7 +1247,7 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    b->cpu, b->rt_priority, b->poll ? "yes" : "no",
 	    b->default_best_effort ? "best-effort" : "deny",
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
-	    rtvio_fmt_time(x, sizeof(x), b->regulation_period_ns));
+	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns));
 	for (int i = 0; i < cfg->ncells; i++) {
 		const struct rtvio_cell_cfg *c = &cfg->cells[i];
 
@@ -1245,8 +1256,9 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 			OUT("memory = %s\n", rtvio_fmt_size(x, sizeof(x), c->memory));
 		else
 			OUT("region = %s\n", rtvio_fmt_size(x, sizeof(x), c->region));
-		OUT("rx_buf = %s\nmax_packet = %s\n", rtvio_fmt_size(x, sizeof(x), c->rx_buf),
-		    rtvio_fmt_size(y, sizeof(y), c->max_packet));
+		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\n",
+		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
+		    c->cpu, c->rt_priority);
 	}
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *fl = &cfg->flows[i];

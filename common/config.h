@@ -64,6 +64,9 @@ struct rtvio_cell_cfg {
 	uint64_t memory;    /* guest RAM of a vm cell; default 256 MiB */
 	uint64_t rx_buf;    /* payload bytes per RX buffer the cell posts; default 4 KiB */
 	uint64_t max_packet; /* largest TX packet payload the cell sends; default 64 KiB */
+	int cpu;            /* core `rtvio cell` pins the cell to; -1 = unpinned (default) */
+	int rt_priority;    /* SCHED_FIFO priority of the cell's real-time threads (periodic
+			     * senders, receivers of real-time flows); 0 = none (default) */
 	int line;           /* line of the [cell NAME] header */
 };
 
