@@ -1,0 +1,958 @@
+/* The broker's vhost-user back end driven by a scripted front end over a socketpair:
+ * QEMU 7.2's message sequence and a process cell's get the right replies (features,
+ * GET_CONFIG with the CID, REPLY_ACK, GET_VRING_BASE) and start/stop the device at
+ * the right moments; hostile messages are refused without crashing and without
+ * leaking a descriptor; a front end that goes away can come back. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../vhost_user.h"
+
+#define NUM 128u
+#define REGION (1u << 20)
+#define CID 42u
+#define GUEST_BASE 0x100000000ull
+/* Ring placement inside the region (offsets): rx at 0, tx at 16 KiB. */
+#define RING_OFF(q) ((uint64_t)(q) * 16384u)
+#define DESC_OFF 0u
+#define AVAIL_OFF 2048u
+#define USED_OFF 4096u
+
+struct dev_log {
+	int starts, stops;
+	uint16_t stop_base[VHU_VSOCK_QUEUES]; /* what stop() reports as next avail */
+	void *desc[VHU_VSOCK_QUEUES];         /* ring pointers seen by start() */
+	int start_rc;
+};
+
+static int dev_start(void *ctx, struct vhu_backend *b)
+{
+	struct dev_log *d = ctx;
+
+	if (d->start_rc)
+		return d->start_rc;
+	d->starts++;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		d->desc[q] = b->ring[q].desc;
+	return 0;
+}
+
+static void dev_stop(void *ctx, struct vhu_backend *b)
+{
+	struct dev_log *d = ctx;
+
+	d->stops++;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		b->ring[q].base = d->stop_base[q];
+}
+
+static const struct vhu_dev_ops dev_ops = { .start = dev_start, .stop = dev_stop };
+
+/* The front end's side: its region, its eventfds and its socket. */
+struct fe {
+	int sock;      /* front end's end of the socketpair */
+	int memfd;
+	uint8_t *mem;  /* the front end's own mapping (its "user addresses") */
+	struct vhu_backend b;
+	struct dev_log dev;
+};
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+static void fe_connect(struct fe *f)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f->sock = sv[0];
+	vhu_backend_connect(&f->b, sv[1]);
+}
+
+static void fe_setup(struct fe *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->memfd = memfd_create("test-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(f->memfd >= 0);
+	assert_int_equal(ftruncate(f->memfd, REGION), 0);
+	f->mem = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->mem != MAP_FAILED);
+	vhu_backend_init(&f->b, "test", CID, &dev_ops, &f->dev);
+	fe_connect(f);
+}
+
+static void fe_teardown(struct fe *f)
+{
+	vhu_backend_disconnect(&f->b);
+	if (f->sock >= 0)
+		close(f->sock);
+	munmap(f->mem, REGION);
+	close(f->memfd);
+}
+
+static uint64_t uva(const struct fe *f, uint64_t off)
+{
+	return (uint64_t)(uintptr_t)f->mem + off;
+}
+
+/* Sends one message and lets the back end handle what is waiting. Returns the
+ * back end's service result. */
+static int xfer(struct fe *f, const struct vhu_msg *m, const int *fds, unsigned int nfds)
+{
+	assert_int_equal(vhu_send(f->sock, m, fds, nfds), 0);
+	return vhu_backend_service(&f->b, 16);
+}
+
+/* Receives a reply to `request` (must be waiting already). */
+static void get_reply(struct fe *f, uint32_t request, struct vhu_msg *r)
+{
+	int fds[VHU_MAX_FDS];
+	unsigned int nfds = 0;
+
+	assert_int_equal(vhu_recv(f->sock, r, fds, &nfds), 0);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(r->hdr.request, request);
+	assert_int_equal(r->hdr.flags, VHU_VERSION | VHU_FLAG_REPLY);
+}
+
+static bool reply_waiting(struct fe *f)
+{
+	char c;
+
+	return recv(f->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+static uint64_t req_u64(struct fe *f, uint32_t request)
+{
+	struct vhu_msg m, r;
+
+	vhu_msg_init(&m, request, 0);
+	assert_int_equal(xfer(f, &m, NULL, 0), 0);
+	get_reply(f, request, &r);
+	assert_int_equal(r.hdr.size, 8);
+	return r.p.u64;
+}
+
+static int send_u64(struct fe *f, uint32_t request, uint64_t v, bool need_reply,
+		    const int *fds, unsigned int nfds, uint64_t *ack)
+{
+	struct vhu_msg m, r;
+	int rc;
+
+	vhu_msg_init(&m, request, 8);
+	m.p.u64 = v;
+	if (need_reply)
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	rc = xfer(f, &m, fds, nfds);
+	if (need_reply && rc == 0) {
+		get_reply(f, request, &r);
+		assert_int_equal(r.hdr.size, 8);
+		*ack = r.p.u64;
+	}
+	return rc;
+}
+
+/* Sends a vring-state message with NEED_REPLY and returns the ack (0 = accepted). */
+static uint64_t state_acked(struct fe *f, uint32_t request, uint32_t index, uint32_t num)
+{
+	struct vhu_msg m, r;
+
+	vhu_msg_init(&m, request, sizeof(struct vhu_vring_state));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	m.p.state.index = index;
+	m.p.state.num = num;
+	assert_int_equal(xfer(f, &m, NULL, 0), 0);
+	get_reply(f, request, &r);
+	return r.p.u64;
+}
+
+static uint64_t addr_acked(struct fe *f, uint32_t index, uint64_t desc, uint64_t avail,
+			   uint64_t used)
+{
+	struct vhu_msg m, r;
+
+	vhu_msg_init(&m, VHU_SET_VRING_ADDR, sizeof(struct vhu_vring_addr));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	memset(&m.p.addr, 0, sizeof(m.p.addr));
+	m.p.addr.index = index;
+	m.p.addr.desc = desc;
+	m.p.addr.avail = avail;
+	m.p.addr.used = used;
+	assert_int_equal(xfer(f, &m, NULL, 0), 0);
+	get_reply(f, VHU_SET_VRING_ADDR, &r);
+	return r.p.u64;
+}
+
+/* SET_MEM_TABLE with the given regions, all backed by the front end's memfd. */
+static uint64_t mem_table_acked(struct fe *f, const struct vhu_mem_region *reg,
+				unsigned int n, unsigned int nfds)
+{
+	struct vhu_msg m, r;
+	int fds[VHU_MAX_FDS];
+
+	vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32 * n);
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	m.p.mem.nregions = n;
+	m.p.mem.padding = 0;
+	memcpy(m.p.mem.regions, reg, sizeof(*reg) * n);
+	for (unsigned int i = 0; i < nfds; i++)
+		fds[i] = f->memfd;
+	assert_int_equal(xfer(f, &m, fds, nfds), 0);
+	get_reply(f, VHU_SET_MEM_TABLE, &r);
+	return r.p.u64;
+}
+
+static uint64_t one_region_acked(struct fe *f)
+{
+	struct vhu_mem_region reg = {
+		.guest_addr = GUEST_BASE, .size = REGION, .user_addr = uva(f, 0), .mmap_offset = 0,
+	};
+
+	return mem_table_acked(f, &reg, 1, 1);
+}
+
+static void negotiate(struct fe *f)
+{
+	uint64_t ack = 99;
+
+	assert_int_equal(req_u64(f, VHU_GET_FEATURES), VHU_VSOCK_FEATURES);
+	assert_int_equal(req_u64(f, VHU_GET_PROTOCOL_FEATURES), VHU_VSOCK_PROTOCOL_FEATURES);
+	assert_int_equal(send_u64(f, VHU_SET_PROTOCOL_FEATURES, VHU_VSOCK_PROTOCOL_FEATURES,
+				  false, NULL, 0, NULL), 0);
+	assert_int_equal(req_u64(f, VHU_GET_QUEUE_NUM), 2);
+	assert_int_equal(send_u64(f, VHU_SET_FEATURES,
+				  (1ull << VHU_F_VERSION_1) | (1ull << VHU_F_PROTOCOL_FEATURES) |
+					  (1ull << VHU_F_EVENT_IDX),
+				  true, NULL, 0, &ack), 0);
+	assert_int_equal(ack, 0);
+}
+
+static uint64_t kick_acked(struct fe *f, uint32_t request, uint32_t q)
+{
+	int efd = eventfd(0, EFD_CLOEXEC);
+	uint64_t ack = 99;
+
+	assert_true(efd >= 0);
+	assert_int_equal(send_u64(f, request, q, true, &efd, 1, &ack), 0);
+	close(efd); /* the back end holds its own copy now (or closed it) */
+	return ack;
+}
+
+static void setup_ring(struct fe *f, uint32_t q)
+{
+	uint64_t base = RING_OFF(q);
+
+	assert_int_equal(state_acked(f, VHU_SET_VRING_NUM, q, NUM), 0);
+	assert_int_equal(state_acked(f, VHU_SET_VRING_BASE, q, 0), 0);
+	assert_int_equal(addr_acked(f, q, uva(f, base + DESC_OFF), uva(f, base + AVAIL_OFF),
+				    uva(f, base + USED_OFF)), 0);
+	assert_int_equal(kick_acked(f, VHU_SET_VRING_KICK, q), 0);
+	assert_int_equal(kick_acked(f, VHU_SET_VRING_CALL, q), 0);
+}
+
+/* A process cell's whole start-up; the device must be running afterwards. */
+static void bring_up(struct fe *f)
+{
+	int starts = f->dev.starts;
+
+	negotiate(f);
+	assert_int_equal(one_region_acked(f), 0);
+	setup_ring(f, 0);
+	setup_ring(f, 1);
+	assert_int_equal(f->dev.starts, starts); /* not before SET_VRING_ENABLE */
+	assert_int_equal(state_acked(f, VHU_SET_VRING_ENABLE, 0, 1), 0);
+	assert_int_equal(f->dev.starts, starts);
+	assert_int_equal(state_acked(f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_int_equal(f->dev.starts, starts + 1);
+	assert_true(f->b.running);
+}
+
+/* ---- The sequences real front ends send ----------------------------------------- */
+
+static void test_qemu_sequence(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+	int before = count_fds();
+	uint64_t ack = 99;
+
+	(void)state;
+	fe_setup(&f);
+	/* Realize. */
+	assert_int_equal(req_u64(&f, VHU_GET_FEATURES), VHU_VSOCK_FEATURES);
+	assert_int_equal(req_u64(&f, VHU_GET_PROTOCOL_FEATURES), VHU_VSOCK_PROTOCOL_FEATURES);
+	assert_int_equal(send_u64(&f, VHU_SET_PROTOCOL_FEATURES, VHU_VSOCK_PROTOCOL_FEATURES,
+				  false, NULL, 0, NULL), 0);
+	assert_int_equal(req_u64(&f, VHU_GET_QUEUE_NUM), 2);
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_false(reply_waiting(&f)); /* no NEED_REPLY: no answer */
+	assert_int_equal(req_u64(&f, VHU_GET_FEATURES), VHU_VSOCK_FEATURES);
+	for (uint32_t q = 0; q < 2; q++) {
+		int efd = eventfd(0, EFD_CLOEXEC);
+
+		assert_int_equal(send_u64(&f, VHU_SET_VRING_CALL, q, false, &efd, 1, NULL), 0);
+		assert_int_equal(send_u64(&f, VHU_SET_VRING_ERR, q, false, &efd, 1, NULL), 0);
+		close(efd);
+	}
+	/* GET_CONFIG: header echoed, CID little-endian. */
+	vhu_msg_init(&m, VHU_GET_CONFIG, VHU_CONFIG_HDR + 8);
+	m.p.config.offset = 0;
+	m.p.config.size = 8;
+	m.p.config.flags = 0;
+	memset(m.p.config.data, 0, 8);
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_CONFIG, &r);
+	assert_int_equal(r.hdr.size, VHU_CONFIG_HDR + 8);
+	assert_int_equal(r.p.config.offset, 0);
+	assert_int_equal(r.p.config.size, 8);
+	assert_int_equal(r.p.config.flags, 0);
+	{
+		const uint8_t want[8] = { CID, 0, 0, 0, 0, 0, 0, 0 };
+
+		assert_memory_equal(r.p.config.data, want, 8);
+	}
+	/* Driver OK: QEMU's two regions from one memfd (the VGA hole left out). */
+	for (uint32_t q = 0; q < 2; q++) {
+		int efd = eventfd(0, EFD_CLOEXEC);
+
+		assert_int_equal(send_u64(&f, VHU_SET_VRING_CALL, q, false, &efd, 1, NULL), 0);
+		close(efd);
+	}
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES,
+				  (1ull << VHU_F_VERSION_1) | (1ull << VHU_F_PROTOCOL_FEATURES) |
+					  (1ull << VHU_F_EVENT_IDX) | (1ull << VHU_VSOCK_F_SEQPACKET),
+				  false, NULL, 0, NULL), 0);
+	{
+		struct vhu_mem_region reg[2] = {
+			{ .guest_addr = 0, .size = 0xa0000, .user_addr = uva(&f, 0),
+			  .mmap_offset = 0 },
+			{ .guest_addr = 0xc0000, .size = REGION - 0xc0000,
+			  .user_addr = uva(&f, 0xc0000), .mmap_offset = 0xc0000 },
+		};
+
+		assert_int_equal(mem_table_acked(&f, reg, 2, 2), 0);
+		assert_int_equal(f.b.nregions, 2);
+	}
+	for (uint32_t q = 0; q < 2; q++) {
+		/* tx in the upper region: its rings translate through region 1. */
+		uint64_t base = q ? 0xc0000 : 0;
+
+		vhu_msg_init(&m, VHU_SET_VRING_NUM, 8);
+		m.p.state.index = q;
+		m.p.state.num = NUM;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		vhu_msg_init(&m, VHU_SET_VRING_BASE, 8);
+		m.p.state.index = q;
+		m.p.state.num = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		vhu_msg_init(&m, VHU_SET_VRING_ADDR, sizeof(struct vhu_vring_addr));
+		memset(&m.p.addr, 0, sizeof(m.p.addr));
+		m.p.addr.index = q;
+		m.p.addr.desc = uva(&f, base + DESC_OFF);
+		m.p.addr.avail = uva(&f, base + AVAIL_OFF);
+		m.p.addr.used = uva(&f, base + USED_OFF);
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		assert_int_equal(kick_acked(&f, VHU_SET_VRING_KICK, q), 0);
+	}
+	assert_int_equal(f.b.last_error, 0);
+	assert_int_equal(f.dev.starts, 0);
+	for (uint32_t q = 0; q < 2; q++) {
+		vhu_msg_init(&m, VHU_SET_VRING_ENABLE, 8);
+		m.p.state.index = q;
+		m.p.state.num = 1;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	}
+	assert_int_equal(f.dev.starts, 1);
+	/* The back end sees the front end's ring memory through its own mapping. */
+	f.mem[0xc0000 + DESC_OFF] = 0x5a;
+	assert_int_equal(*(uint8_t *)f.dev.desc[1], 0x5a);
+	f.mem[DESC_OFF] = 0xa5;
+	assert_int_equal(*(uint8_t *)f.dev.desc[0], 0xa5);
+	assert_non_null(vhu_backend_gpa_to_host(&f.b, 0xc0000, 16));
+	assert_null(vhu_backend_gpa_to_host(&f.b, 0xa0000, 16)); /* the hole */
+	assert_null(vhu_backend_gpa_to_host(&f.b, 0x9fff8, 16)); /* straddles the hole */
+	for (uint32_t q = 0; q < 2; q++) {
+		int efd = eventfd(0, EFD_CLOEXEC);
+
+		assert_int_equal(send_u64(&f, VHU_SET_VRING_CALL, q, false, &efd, 1, NULL), 0);
+		close(efd);
+	}
+	assert_int_equal(f.dev.stops, 0); /* a new call fd does not stop the device */
+	/* Guest poweroff: disable, GET_VRING_BASE (reply required), EOF. */
+	f.dev.stop_base[0] = 17;
+	f.dev.stop_base[1] = 65535;
+	for (uint32_t q = 0; q < 2; q++) {
+		vhu_msg_init(&m, VHU_SET_VRING_ENABLE, 8);
+		m.p.state.index = q;
+		m.p.state.num = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	}
+	assert_int_equal(f.dev.stops, 1);
+	assert_false(f.b.running);
+	for (uint32_t q = 0; q < 2; q++) {
+		vhu_msg_init(&m, VHU_GET_VRING_BASE, 8);
+		m.p.state.index = q;
+		m.p.state.num = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		get_reply(&f, VHU_GET_VRING_BASE, &r);
+		assert_int_equal(r.hdr.size, 8);
+		assert_int_equal(r.p.state.index, q);
+		assert_int_equal(r.p.state.num, q ? 65535 : 17);
+	}
+	(void)ack;
+	close(f.sock);
+	f.sock = -1;
+	assert_int_equal(vhu_backend_service(&f.b, 16), -ECONNRESET);
+	fe_teardown(&f);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_process_cell_sequence(void **state)
+{
+	struct fe f;
+	int before = count_fds();
+
+	(void)state;
+	fe_setup(&f);
+	bring_up(&f);
+	assert_true(f.b.features & (1ull << VHU_F_EVENT_IDX));
+	/* Descriptor addresses are guest addresses, not offsets. */
+	assert_ptr_equal(vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 4096, 8),
+			 (uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE, 8) + 4096);
+	assert_null(vhu_backend_gpa_to_host(&f.b, 4096, 8));
+	assert_null(vhu_backend_gpa_to_host(&f.b, GUEST_BASE + REGION - 4, 8));
+	/* The memfd was sealed against shrinking while mapped by the broker. */
+	assert_true(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
+	fe_teardown(&f);
+	assert_int_equal(f.dev.stops, 1); /* disconnect stopped the running device */
+	assert_int_equal(count_fds(), before);
+}
+
+/* GET_VRING_BASE on a running device stops it before answering. */
+static void test_get_vring_base_stops(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+
+	(void)state;
+	fe_setup(&f);
+	bring_up(&f);
+	f.dev.stop_base[1] = 300;
+	vhu_msg_init(&m, VHU_GET_VRING_BASE, 8);
+	m.p.state.index = 1;
+	m.p.state.num = 0;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_VRING_BASE, &r);
+	assert_int_equal(r.p.state.num, 300);
+	assert_int_equal(f.dev.stops, 1);
+	assert_false(f.b.running);
+	/* The ring restarts with a new kick; base comes from SET_VRING_BASE. */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_BASE, 1, 300), 0);
+	assert_int_equal(kick_acked(&f, VHU_SET_VRING_KICK, 1), 0);
+	assert_int_equal(f.dev.starts, 2);
+	fe_teardown(&f);
+}
+
+/* A new memory table on a running device: stop, remap, re-translate, start. */
+static void test_mem_table_while_running(void **state)
+{
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	bring_up(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(f.dev.stops, 1);
+	assert_int_equal(f.dev.starts, 2);
+	f.mem[RING_OFF(1)] = 0x77;
+	assert_int_equal(*(uint8_t *)f.dev.desc[1], 0x77);
+	fe_teardown(&f);
+}
+
+/* ---- Hostile front ends ------------------------------------------------------------ */
+
+static void test_oversized_payload(void **state)
+{
+	struct fe f;
+	struct vhu_hdr h = { .request = VHU_SET_FEATURES, .flags = VHU_VERSION,
+			     .size = VHU_MAX_PAYLOAD + 1 };
+	int before = count_fds();
+
+	(void)state;
+	fe_setup(&f);
+	assert_int_equal(write(f.sock, &h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(vhu_backend_service(&f.b, 16), -EMSGSIZE);
+	fe_teardown(&f);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_bad_version(void **state)
+{
+	struct fe f;
+	struct vhu_msg m;
+
+	(void)state;
+	fe_setup(&f);
+	vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+	m.hdr.flags = 2;
+	assert_int_equal(xfer(&f, &m, NULL, 0), -EPROTO);
+	fe_teardown(&f);
+}
+
+/* Too many descriptors for one message: framing is lost, the connection goes. */
+static void test_too_many_fds(void **state)
+{
+	struct fe f;
+	int before = count_fds();
+	int fds[VHU_MAX_FDS + 1];
+	struct vhu_hdr h = { .request = VHU_SET_OWNER, .flags = VHU_VERSION, .size = 0 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (VHU_MAX_FDS + 1))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *c;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	for (int i = 0; i <= (int)VHU_MAX_FDS; i++)
+		fds[i] = eventfd(0, EFD_CLOEXEC);
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	assert_int_equal(sendmsg(f.sock, &mh, 0), (ssize_t)sizeof(h));
+	for (int i = 0; i <= (int)VHU_MAX_FDS; i++)
+		close(fds[i]);
+	assert_int_equal(vhu_backend_service(&f.b, 16), -E2BIG);
+	assert_int_equal(count_fds(), before);
+	fe_teardown(&f);
+}
+
+static void test_bad_mem_tables(void **state)
+{
+	struct fe f;
+	int before;
+	struct vhu_mem_region reg[VHU_MAX_REGIONS + 1];
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	negotiate(&f);
+	for (unsigned int i = 0; i <= VHU_MAX_REGIONS; i++)
+		reg[i] = (struct vhu_mem_region){ .guest_addr = GUEST_BASE + i * 4096ull,
+						  .size = 4096, .user_addr = uva(&f, i * 4096ull),
+						  .mmap_offset = i * 4096ull };
+	/* nregions 9: more than the table holds (the payload says 9, carries 8). */
+	{
+		struct vhu_msg m, r;
+		int fds[VHU_MAX_FDS];
+
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, sizeof(struct vhu_mem_table));
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		m.p.mem.nregions = 9;
+		memcpy(m.p.mem.regions, reg, sizeof(m.p.mem.regions));
+		for (int i = 0; i < (int)VHU_MAX_FDS; i++)
+			fds[i] = f.memfd;
+		assert_int_equal(xfer(&f, &m, fds, VHU_MAX_FDS), 0);
+		get_reply(&f, VHU_SET_MEM_TABLE, &r);
+		assert_int_not_equal(r.p.u64, 0);
+	}
+	/* Zero regions. */
+	assert_int_not_equal(mem_table_acked(&f, reg, 0, 0), 0);
+	/* One region but two descriptors, and two regions but one descriptor. */
+	assert_int_not_equal(mem_table_acked(&f, reg, 1, 2), 0);
+	assert_int_not_equal(mem_table_acked(&f, reg, 2, 1), 0);
+	/* guest_addr + size wraps around 2^64. */
+	{
+		struct vhu_mem_region w = { .guest_addr = UINT64_MAX - 100, .size = 4096,
+					    .user_addr = uva(&f, 0) };
+
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		w.guest_addr = GUEST_BASE;
+		w.user_addr = UINT64_MAX - 10;
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		w.user_addr = uva(&f, 0);
+		w.mmap_offset = UINT64_MAX - 4095;
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		/* Size zero, and a size beyond the file (would SIGBUS on access). */
+		w.mmap_offset = 0;
+		w.size = 0;
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		w.size = REGION + 4096;
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		w.size = REGION;
+		w.mmap_offset = 4096;
+		assert_int_not_equal(mem_table_acked(&f, &w, 1, 1), 0);
+		/* Overlapping guest ranges. */
+		struct vhu_mem_region o[2] = { reg[0], reg[1] };
+
+		o[1].guest_addr = reg[0].guest_addr + 2048;
+		assert_int_not_equal(mem_table_acked(&f, o, 2, 2), 0);
+	}
+	/* A descriptor that is not a memory object at all. */
+	{
+		struct vhu_msg m, r;
+		int efd = eventfd(0, EFD_CLOEXEC);
+
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32);
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		m.p.mem.nregions = 1;
+		m.p.mem.regions[0] = reg[0];
+		assert_int_equal(xfer(&f, &m, &efd, 1), 0);
+		get_reply(&f, VHU_SET_MEM_TABLE, &r);
+		assert_int_not_equal(r.p.u64, 0);
+		close(efd);
+	}
+	/* Truncated payload for one region. */
+	{
+		struct vhu_msg m, r;
+
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 16);
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		m.p.mem.nregions = 1;
+		assert_int_equal(xfer(&f, &m, &f.memfd, 1), 0);
+		get_reply(&f, VHU_SET_MEM_TABLE, &r);
+		assert_int_not_equal(r.p.u64, 0);
+	}
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(count_fds(), before);
+	/* Eight regions are fine. */
+	assert_int_equal(mem_table_acked(&f, reg, VHU_MAX_REGIONS, VHU_MAX_REGIONS), 0);
+	assert_int_equal(f.b.nregions, VHU_MAX_REGIONS);
+	fe_teardown(&f);
+}
+
+static void test_bad_rings(void **state)
+{
+	struct fe f;
+	int before;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	negotiate(&f);
+	/* SET_VRING_ADDR before any memory table cannot be checked: refused. */
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, 0), uva(&f, AVAIL_OFF), uva(&f, USED_OFF)), 0);
+	assert_int_equal(one_region_acked(&f), 0);
+	/* Queue sizes: zero, not a power of two, above 32768. */
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, 0), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, 100), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, 65536), 0);
+	assert_int_equal(f.b.ring[0].num, 0);
+	/* Queue index 5 (and 2, QEMU's own event queue) are not ours. */
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_NUM, 5, NUM), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_NUM, 2, NUM), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_BASE, 5, 0), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 5, 1), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 0, 2), 0);
+	assert_int_not_equal(state_acked(&f, VHU_SET_VRING_BASE, 0, 70000), 0);
+	assert_int_not_equal(kick_acked(&f, VHU_SET_VRING_KICK, 5), 0);
+	assert_int_not_equal(kick_acked(&f, VHU_SET_VRING_CALL, 5), 0);
+	assert_int_not_equal(addr_acked(&f, 5, uva(&f, 0), uva(&f, AVAIL_OFF), uva(&f, USED_OFF)), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, NUM), 0);
+	/* Ring addresses outside every region, straddling its end, misaligned. */
+	assert_int_not_equal(addr_acked(&f, 0, 4096, uva(&f, AVAIL_OFF), uva(&f, USED_OFF)), 0);
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, 0), uva(&f, AVAIL_OFF),
+					uva(&f, REGION - 512)), 0);
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, REGION - 1024), uva(&f, AVAIL_OFF),
+					uva(&f, USED_OFF)), 0);
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, 8), uva(&f, AVAIL_OFF), uva(&f, USED_OFF)), 0);
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, 0), uva(&f, AVAIL_OFF + 1),
+					uva(&f, USED_OFF)), 0);
+	assert_int_not_equal(addr_acked(&f, 0, uva(&f, 0), uva(&f, AVAIL_OFF), uva(&f, USED_OFF + 2)), 0);
+	/* Guest addresses instead of user addresses are outside too. */
+	assert_int_not_equal(addr_acked(&f, 0, GUEST_BASE, GUEST_BASE + AVAIL_OFF,
+					GUEST_BASE + USED_OFF), 0);
+	assert_false(f.b.ring[0].addr_set);
+	assert_int_equal(count_fds(), before + 0);
+	fe_teardown(&f);
+	assert_int_equal(f.dev.starts, 0);
+}
+
+/* A ring whose size grows after its address was accepted so that it no longer fits
+ * its region: the device must not start. */
+static void test_ring_grows_out_of_region(void **state)
+{
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	setup_ring(&f, 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_NUM, 1, 8), 0);
+	assert_int_equal(addr_acked(&f, 1, uva(&f, REGION - 4096), uva(&f, REGION - 2048),
+				    uva(&f, REGION - 1024)), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_NUM, 1, 1024), 0);
+	assert_int_equal(kick_acked(&f, VHU_SET_VRING_KICK, 1), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 0, 1), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_int_equal(f.dev.starts, 0);
+	assert_false(f.b.running);
+	fe_teardown(&f);
+}
+
+static void test_wrong_fd_counts(void **state)
+{
+	struct fe f;
+	int before, efd[2];
+	uint64_t ack = 0;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	negotiate(&f);
+	efd[0] = eventfd(0, EFD_CLOEXEC);
+	efd[1] = eventfd(0, EFD_CLOEXEC);
+	/* KICK with no descriptor and no "no fd" flag. */
+	assert_int_equal(send_u64(&f, VHU_SET_VRING_KICK, 0, true, NULL, 0, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	/* CALL with the "no fd" flag and a descriptor anyway. */
+	assert_int_equal(send_u64(&f, VHU_SET_VRING_CALL, 0 | VHU_VRING_NOFD, true, efd, 1, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	/* KICK with two descriptors. */
+	assert_int_equal(send_u64(&f, VHU_SET_VRING_KICK, 0, true, efd, 2, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	/* Unknown bits in the index word. */
+	assert_int_equal(send_u64(&f, VHU_SET_VRING_KICK, 0 | (1ull << 20), true, efd, 1, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	/* Descriptors on messages that take none. */
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << VHU_F_VERSION_1, true, efd, 2, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	{
+		struct vhu_msg m, r;
+
+		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+		assert_int_equal(xfer(&f, &m, efd, 1), 0);
+		get_reply(&f, VHU_GET_FEATURES, &r);
+	}
+	/* Features we never offered. */
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << 26, true, NULL, 0, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	assert_int_equal(send_u64(&f, VHU_SET_PROTOCOL_FEATURES, 1ull << 1, true, NULL, 0, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	assert_int_equal(f.b.ring[0].kick_fd, -1);
+	assert_int_equal(f.b.ring[0].call_fd, -1);
+	/* "No fd" kick: the broker polls that ring; accepted. */
+	assert_int_equal(send_u64(&f, VHU_SET_VRING_KICK, 1 | VHU_VRING_NOFD, true, NULL, 0, &ack), 0);
+	assert_int_equal(ack, 0);
+	assert_true(f.b.ring[1].kick_nofd);
+	assert_true(f.b.ring[1].started);
+	close(efd[0]);
+	close(efd[1]);
+	assert_int_equal(count_fds(), before);
+	fe_teardown(&f);
+}
+
+static void test_unknown_and_config(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int before;
+
+	(void)state;
+	fe_setup(&f);
+	negotiate(&f);
+	before = count_fds();
+	/* Unknown request with NEED_REPLY: an error ack. */
+	vhu_msg_init(&m, 99, 4);
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	assert_int_equal(xfer(&f, &m, &efd, 1), 0);
+	get_reply(&f, 99, &r);
+	assert_int_equal(r.p.u64, 1);
+	/* ... without: no answer, and the connection carries on. */
+	vhu_msg_init(&m, VHU_SET_LOG_BASE, 0);
+	assert_int_equal(xfer(&f, &m, &efd, 1), 0);
+	assert_false(reply_waiting(&f));
+	close(efd);
+	assert_int_equal(count_fds(), before - 1);
+	/* GET_CONFIG beyond the 8-byte config space: a zero-sized reply. */
+	vhu_msg_init(&m, VHU_GET_CONFIG, VHU_CONFIG_HDR + 8);
+	m.p.config.offset = 4;
+	m.p.config.size = 8;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_CONFIG, &r);
+	assert_int_equal(r.hdr.size, 0);
+	/* Sizes that disagree with each other. */
+	vhu_msg_init(&m, VHU_GET_CONFIG, VHU_CONFIG_HDR + 4);
+	m.p.config.offset = 0;
+	m.p.config.size = 8;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_CONFIG, &r);
+	assert_int_equal(r.hdr.size, 0);
+	/* A window of it: bytes 4..7 of the CID. */
+	vhu_msg_init(&m, VHU_GET_CONFIG, VHU_CONFIG_HDR + 4);
+	m.p.config.offset = 4;
+	m.p.config.size = 4;
+	m.p.config.flags = 0;
+	f.b.cid = 0x1122334455667788ull;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_CONFIG, &r);
+	assert_int_equal(r.hdr.size, VHU_CONFIG_HDR + 4);
+	assert_int_equal(r.p.config.offset, 4);
+	{
+		const uint8_t want[4] = { 0x44, 0x33, 0x22, 0x11 };
+
+		assert_memory_equal(r.p.config.data, want, 4);
+	}
+	/* GET_VRING_BASE for a queue that is not ours is still answered. */
+	vhu_msg_init(&m, VHU_GET_VRING_BASE, 8);
+	m.p.state.index = 5;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_GET_VRING_BASE, &r);
+	assert_int_equal(r.p.state.num, 0);
+	fe_teardown(&f);
+}
+
+/* A message cut in the middle is completed by a later read (non-blocking reader). */
+static void test_split_message(void **state)
+{
+	struct fe f;
+	struct vhu_hdr h = { .request = VHU_SET_FEATURES, .flags = VHU_VERSION, .size = 8 };
+	uint64_t v = 1ull << VHU_F_VERSION_1;
+
+	(void)state;
+	fe_setup(&f);
+	assert_int_equal(write(f.sock, &h, 6), 6);
+	assert_int_equal(vhu_backend_service(&f.b, 16), 0);
+	assert_int_equal(f.b.messages, 0);
+	assert_int_equal(write(f.sock, (uint8_t *)&h + 6, 6), 6);
+	assert_int_equal(write(f.sock, &v, 3), 3);
+	assert_int_equal(vhu_backend_service(&f.b, 16), 0);
+	assert_int_equal(f.b.messages, 0);
+	assert_int_equal(write(f.sock, (uint8_t *)&v + 3, 5), 5);
+	assert_int_equal(vhu_backend_service(&f.b, 16), 0);
+	assert_int_equal(f.b.messages, 1);
+	assert_int_equal(f.b.features, v);
+	fe_teardown(&f);
+}
+
+/* EOF while running: everything is released, and the same cell can come back. */
+static void test_reconnect(void **state)
+{
+	struct fe f;
+	int before;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	bring_up(&f);
+	close(f.sock);
+	assert_int_equal(vhu_backend_service(&f.b, 16), -ECONNRESET);
+	vhu_backend_disconnect(&f.b);
+	assert_int_equal(f.dev.stops, 1);
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(f.b.sock, -1);
+	assert_int_equal(count_fds(), before - 2);
+	fe_connect(&f);
+	bring_up(&f);
+	assert_int_equal(f.dev.starts, 2);
+	/* A start that the device refuses leaves the back end stopped, not wedged. */
+	close(f.sock);
+	vhu_backend_disconnect(&f.b);
+	fe_connect(&f);
+	f.dev.start_rc = -EBUSY;
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	setup_ring(&f, 0);
+	setup_ring(&f, 1);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 0, 1), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_false(f.b.running);
+	assert_int_equal(f.b.last_error, -EBUSY);
+	fe_teardown(&f);
+}
+
+/* RESET_OWNER forgets the set-up but keeps the connection. */
+static void test_reset_owner(void **state)
+{
+	struct fe f;
+	struct vhu_msg m;
+
+	(void)state;
+	fe_setup(&f);
+	bring_up(&f);
+	vhu_msg_init(&m, VHU_RESET_OWNER, 0);
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_false(f.b.running);
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(f.b.ring[0].kick_fd, -1);
+	bring_up(&f);
+	assert_int_equal(f.dev.starts, 2);
+	fe_teardown(&f);
+}
+
+/* A flood of messages is handled at most `budget` at a time. */
+static void test_service_budget(void **state)
+{
+	struct fe f;
+	struct vhu_msg m;
+
+	(void)state;
+	fe_setup(&f);
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(vhu_send(f.sock, &m, NULL, 0), 0);
+	assert_int_equal(vhu_backend_service(&f.b, 4), 0);
+	assert_int_equal(f.b.messages, 4);
+	assert_int_equal(vhu_backend_service(&f.b, 100), 0);
+	assert_int_equal(f.b.messages, 10);
+	fe_teardown(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_qemu_sequence),
+		cmocka_unit_test(test_process_cell_sequence),
+		cmocka_unit_test(test_get_vring_base_stops),
+		cmocka_unit_test(test_mem_table_while_running),
+		cmocka_unit_test(test_oversized_payload),
+		cmocka_unit_test(test_bad_version),
+		cmocka_unit_test(test_too_many_fds),
+		cmocka_unit_test(test_bad_mem_tables),
+		cmocka_unit_test(test_bad_rings),
+		cmocka_unit_test(test_ring_grows_out_of_region),
+		cmocka_unit_test(test_wrong_fd_counts),
+		cmocka_unit_test(test_unknown_and_config),
+		cmocka_unit_test(test_split_message),
+		cmocka_unit_test(test_reconnect),
+		cmocka_unit_test(test_reset_owner),
+		cmocka_unit_test(test_service_budget),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

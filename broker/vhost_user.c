@@ -1,0 +1,636 @@
+/* vhost-user-vsock back end for one cell: see vhost_user.h. */
+#include "vhost_user.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG(b, ...)                                                                      \
+	do {                                                                             \
+		fprintf(stderr, "rtvio broker: cell %s: ", (b)->name);                   \
+		fprintf(stderr, __VA_ARGS__);                                            \
+		fputc('\n', stderr);                                                     \
+	} while (0)
+#define VLOG(b, ...)                                                                     \
+	do {                                                                             \
+		if ((b)->verbose)                                                        \
+			LOG(b, __VA_ARGS__);                                             \
+	} while (0)
+
+const char *vhu_request_name(uint32_t request)
+{
+	static const char *const names[] = {
+		[VHU_GET_FEATURES] = "GET_FEATURES",
+		[VHU_SET_FEATURES] = "SET_FEATURES",
+		[VHU_SET_OWNER] = "SET_OWNER",
+		[VHU_RESET_OWNER] = "RESET_OWNER",
+		[VHU_SET_MEM_TABLE] = "SET_MEM_TABLE",
+		[VHU_SET_LOG_BASE] = "SET_LOG_BASE",
+		[VHU_SET_LOG_FD] = "SET_LOG_FD",
+		[VHU_SET_VRING_NUM] = "SET_VRING_NUM",
+		[VHU_SET_VRING_ADDR] = "SET_VRING_ADDR",
+		[VHU_SET_VRING_BASE] = "SET_VRING_BASE",
+		[VHU_GET_VRING_BASE] = "GET_VRING_BASE",
+		[VHU_SET_VRING_KICK] = "SET_VRING_KICK",
+		[VHU_SET_VRING_CALL] = "SET_VRING_CALL",
+		[VHU_SET_VRING_ERR] = "SET_VRING_ERR",
+		[VHU_GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
+		[VHU_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
+		[VHU_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
+		[VHU_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
+		[VHU_SEND_RARP] = "SEND_RARP",
+		[VHU_NET_SET_MTU] = "NET_SET_MTU",
+		[VHU_SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
+		[VHU_IOTLB_MSG] = "IOTLB_MSG",
+		[VHU_SET_VRING_ENDIAN] = "SET_VRING_ENDIAN",
+		[VHU_GET_CONFIG] = "GET_CONFIG",
+		[VHU_SET_CONFIG] = "SET_CONFIG",
+		[VHU_GET_MAX_MEM_SLOTS] = "GET_MAX_MEM_SLOTS",
+		[VHU_ADD_MEM_REG] = "ADD_MEM_REG",
+		[VHU_REM_MEM_REG] = "REM_MEM_REG",
+	};
+
+	if (request < sizeof(names) / sizeof(names[0]) && names[request])
+		return names[request];
+	return "unknown";
+}
+
+static void ring_reset(struct vhu_ring *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->kick_fd = -1;
+	r->call_fd = -1;
+	r->err_fd = -1;
+}
+
+static void ring_close_fds(struct vhu_ring *r)
+{
+	if (r->kick_fd >= 0)
+		close(r->kick_fd);
+	if (r->call_fd >= 0)
+		close(r->call_fd);
+	if (r->err_fd >= 0)
+		close(r->err_fd);
+	r->kick_fd = r->call_fd = r->err_fd = -1;
+}
+
+static void unmap_regions(struct vhu_region *regs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (regs[i].map)
+			munmap(regs[i].map, regs[i].map_len);
+}
+
+void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
+		      const struct vhu_dev_ops *ops, void *ctx)
+{
+	memset(b, 0, sizeof(*b));
+	b->name = name;
+	b->cid = cid;
+	b->ops = ops;
+	b->ctx = ctx;
+	b->sock = -1;
+	vhu_reader_init(&b->rd);
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		ring_reset(&b->ring[q]);
+}
+
+void vhu_backend_connect(struct vhu_backend *b, int sock)
+{
+	int fl = fcntl(sock, F_GETFL);
+
+	if (fl >= 0)
+		fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+	b->sock = sock;
+	b->messages = 0;
+	b->last_error = 0;
+	vhu_reader_init(&b->rd);
+}
+
+static void device_stop(struct vhu_backend *b)
+{
+	if (!b->running)
+		return;
+	b->ops->stop(b->ctx, b);
+	b->running = false;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
+}
+
+/* Forgets everything the front end set up (memory, rings, negotiation) but keeps the
+ * connection: RESET_OWNER, and the first half of a disconnect. */
+static void backend_reset_state(struct vhu_backend *b)
+{
+	device_stop(b);
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		ring_close_fds(&b->ring[q]);
+		ring_reset(&b->ring[q]);
+	}
+	unmap_regions(b->regions, b->nregions);
+	memset(b->regions, 0, sizeof(b->regions));
+	b->nregions = 0;
+	b->owner = false;
+	b->features_set = false;
+	b->features = 0;
+	b->protocol_features = 0;
+}
+
+void vhu_backend_disconnect(struct vhu_backend *b)
+{
+	backend_reset_state(b);
+	vhu_reader_reset(&b->rd);
+	if (b->sock >= 0)
+		close(b->sock);
+	b->sock = -1;
+}
+
+void vhu_backend_signal_err(struct vhu_backend *b, unsigned int queue)
+{
+	uint64_t one = 1;
+
+	if (queue < VHU_VSOCK_QUEUES && b->ring[queue].err_fd >= 0 &&
+	    write(b->ring[queue].err_fd, &one, sizeof(one)) < 0)
+		VLOG(b, "cannot signal the error eventfd of queue %u: %s", queue,
+		     strerror(errno));
+}
+
+static void *translate(const struct vhu_backend *b, uint64_t addr, uint64_t len, bool user)
+{
+	for (unsigned int i = 0; i < b->nregions; i++) {
+		const struct vhu_region *r = &b->regions[i];
+		uint64_t start = user ? r->user_addr : r->guest_addr;
+
+		/* Overflow-safe containment: addr - start is only formed once addr >= start,
+		 * and len is compared with what is left of the region. */
+		if (addr >= start && addr - start < r->size && len <= r->size - (addr - start))
+			return r->host + (addr - start);
+	}
+	return NULL;
+}
+
+void *vhu_backend_uva_to_host(const struct vhu_backend *b, uint64_t uva, uint64_t len)
+{
+	return translate(b, uva, len, true);
+}
+
+void *vhu_backend_gpa_to_host(const struct vhu_backend *b, uint64_t gpa, uint64_t len)
+{
+	return translate(b, gpa, len, false);
+}
+
+/* Where the three rings of `r` live here, checked against alignment and the current
+ * memory table for a ring of `num` entries. */
+static int ring_translate(const struct vhu_backend *b, const struct vhu_vring_addr *a,
+			  uint32_t num, void **desc, void **avail, void **used)
+{
+	uint64_t n = num ? num : 1;
+
+	/* virtio 1.x split ring alignment: descriptors 16, avail 2, used 4. */
+	if ((a->desc & 15) || (a->avail & 1) || (a->used & 3))
+		return -EINVAL;
+	*desc = vhu_backend_uva_to_host(b, a->desc, 16 * n);
+	*avail = vhu_backend_uva_to_host(b, a->avail, 6 + 2 * n);
+	*used = vhu_backend_uva_to_host(b, a->used, 6 + 8 * n);
+	if (!*desc || !*avail || !*used)
+		return -EFAULT;
+	return 0;
+}
+
+static bool ring_ready(const struct vhu_backend *b, const struct vhu_ring *r)
+{
+	bool enabled = r->enabled || !(b->features & (1ull << VHU_F_PROTOCOL_FEATURES));
+
+	return r->num && r->addr_set && r->started && enabled;
+}
+
+/* Starts the device once both rings are ready; a failure leaves it stopped until the
+ * front end changes something. */
+static void maybe_start(struct vhu_backend *b)
+{
+	int rc;
+
+	if (b->running || b->sock < 0 || !b->nregions)
+		return;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		if (!ring_ready(b, &b->ring[q]))
+			return;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		struct vhu_ring *r = &b->ring[q];
+
+		rc = ring_translate(b, &r->addr, r->num, &r->desc, &r->avail, &r->used);
+		if (rc < 0) {
+			LOG(b, "queue %u does not lie in the memory table: not started", q);
+			b->last_error = rc;
+			return;
+		}
+	}
+	rc = b->ops->start(b->ctx, b);
+	if (rc < 0) {
+		LOG(b, "cannot start the device: %s", strerror(-rc));
+		b->last_error = rc;
+		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+			b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
+		return;
+	}
+	b->running = true;
+	VLOG(b, "device started (rx %u, tx %u entries)", b->ring[0].num, b->ring[1].num);
+}
+
+static int send_reply(struct vhu_backend *b, const struct vhu_msg *req, const void *payload,
+		      uint32_t size)
+{
+	struct vhu_msg r;
+
+	vhu_msg_init(&r, req->hdr.request, size);
+	r.hdr.flags |= VHU_FLAG_REPLY;
+	if (size)
+		memcpy(&r.p, payload, size);
+	return vhu_send(b->sock, &r, NULL, 0);
+}
+
+static int reply_u64(struct vhu_backend *b, const struct vhu_msg *req, uint64_t v)
+{
+	return send_reply(b, req, &v, sizeof(v));
+}
+
+static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			 unsigned int nfds)
+{
+	const struct vhu_mem_table *t = &m->p.mem;
+	struct vhu_region nr[VHU_MAX_REGIONS];
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned int n;
+
+	n = m->hdr.size < 8 ? 0 : t->nregions;
+	if (n == 0 || n > VHU_MAX_REGIONS || m->hdr.size < 8 + 32 * n || nfds != n) {
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	memset(nr, 0, sizeof(nr));
+	for (unsigned int i = 0; i < n; i++) {
+		const struct vhu_mem_region *w = &t->regions[i];
+		struct vhu_region *r = &nr[i];
+		uint64_t delta, off;
+		struct stat st;
+		int seals;
+
+		/* Copy once into broker memory, then check only the copy. */
+		r->guest_addr = w->guest_addr;
+		r->size = w->size;
+		r->user_addr = w->user_addr;
+		r->mmap_offset = w->mmap_offset;
+		if (r->size == 0 || r->size > VHU_MAX_REGION_SIZE ||
+		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
+		    r->mmap_offset > UINT64_MAX - r->size - (uint64_t)page)
+			goto bad;
+		for (unsigned int j = 0; j < i; j++)
+			if (r->guest_addr < nr[j].guest_addr + nr[j].size &&
+			    nr[j].guest_addr < r->guest_addr + r->size)
+				goto bad; /* overlapping guest ranges: translation is ambiguous */
+		/* Mapping past the end of the file would turn an access into SIGBUS. */
+		if (fstat(fds[i], &st) < 0 || (uint64_t)st.st_size < r->mmap_offset + r->size)
+			goto bad;
+		/* A memfd that can still shrink lets the cell turn broker accesses into
+		 * SIGBUS later: seal it against shrinking when we can. */
+		seals = fcntl(fds[i], F_GET_SEALS);
+		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
+		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+			LOG(b, "region %u cannot be sealed against shrinking: a cell that "
+			       "truncates it can crash the broker", i);
+		off = r->mmap_offset & ~((uint64_t)page - 1);
+		delta = r->mmap_offset - off;
+		r->map_len = (size_t)(r->size + delta);
+		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i],
+			      (off_t)off);
+		if (r->map == MAP_FAILED) {
+			r->map = NULL;
+			LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,
+			    strerror(errno));
+			unmap_regions(nr, i);
+			vhu_close_fds(fds, &nfds);
+			return -ENOMEM;
+		}
+		r->host = (uint8_t *)r->map + delta;
+		continue;
+bad:
+		unmap_regions(nr, i);
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	/* The mappings hold the memory now; the descriptors are not needed. */
+	vhu_close_fds(fds, &nfds);
+	/* No ring may keep pointers into the old table: stop first, swap, and let
+	 * maybe_start() re-translate the rings against the new one. */
+	device_stop(b);
+	unmap_regions(b->regions, b->nregions);
+	memcpy(b->regions, nr, sizeof(nr));
+	b->nregions = n;
+	VLOG(b, "memory table: %u region(s)", n);
+	return 0;
+}
+
+/* Index of a queue message, or -EINVAL for queues that are not ours. */
+static int queue_index(uint64_t idx)
+{
+	return idx < VHU_VSOCK_QUEUES ? (int)idx : -EINVAL;
+}
+
+static int set_vring_fd(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			unsigned int nfds)
+{
+	uint64_t v = m->p.u64;
+	bool nofd = v & VHU_VRING_NOFD;
+	int q = queue_index(v & VHU_VRING_IDX_MASK);
+	struct vhu_ring *r;
+	int fd;
+
+	if (m->hdr.size != sizeof(uint64_t) || q < 0 || (v & ~(VHU_VRING_IDX_MASK | VHU_VRING_NOFD)) ||
+	    nfds != (nofd ? 0u : 1u)) {
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	r = &b->ring[q];
+	fd = nofd ? -1 : fds[0];
+	if (fd >= 0) {
+		/* Never block on a descriptor the cell also holds (it could fill or drain
+		 * the counter); QEMU's own eventfds are non-blocking too. */
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			close(fd);
+			return -EBADF;
+		}
+	}
+	switch (m->hdr.request) {
+	case VHU_SET_VRING_KICK:
+		if (r->kick_fd >= 0)
+			close(r->kick_fd);
+		r->kick_fd = fd;
+		r->kick_nofd = nofd;
+		r->kick_changed = true;
+		/* vhost-user: the ring starts when its kick descriptor arrives. */
+		r->started = true;
+		break;
+	case VHU_SET_VRING_CALL:
+		if (r->call_fd >= 0)
+			close(r->call_fd);
+		r->call_fd = fd;
+		break;
+	default:
+		if (r->err_fd >= 0)
+			close(r->err_fd);
+		r->err_fd = fd;
+		break;
+	}
+	return 0;
+}
+
+static int get_config(struct vhu_backend *b, const struct vhu_msg *m, bool *replied)
+{
+	const struct vhu_config *c = &m->p.config;
+	struct vhu_config out;
+	uint8_t space[8];
+	int rc;
+
+	*replied = true;
+	/* The front end waits for an answer even to a request we refuse: a zero-sized
+	 * reply tells it the request failed. */
+	if (m->hdr.size < VHU_CONFIG_HDR || c->size > VHU_CONFIG_MAX ||
+	    m->hdr.size != VHU_CONFIG_HDR + c->size || c->offset > sizeof(space) ||
+	    c->size > sizeof(space) - c->offset) {
+		rc = send_reply(b, m, NULL, 0);
+		return rc < 0 ? rc : -EINVAL;
+	}
+	/* virtio-vsock config space: le64 guest_cid. */
+	for (unsigned int i = 0; i < sizeof(space); i++)
+		space[i] = (uint8_t)(b->cid >> (8 * i));
+	out.offset = c->offset;
+	out.size = c->size;
+	out.flags = c->flags;
+	memcpy(out.data, space + c->offset, c->size);
+	return send_reply(b, m, &out, VHU_CONFIG_HDR + c->size);
+}
+
+/* Requests whose answer is a reply of their own (NEED_REPLY adds nothing). */
+static bool has_own_reply(uint32_t request)
+{
+	switch (request) {
+	case VHU_GET_FEATURES:
+	case VHU_GET_PROTOCOL_FEATURES:
+	case VHU_GET_QUEUE_NUM:
+	case VHU_GET_VRING_BASE:
+	case VHU_GET_CONFIG:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int expect(const struct vhu_msg *m, uint32_t size, int *fds, unsigned int nfds)
+{
+	if (nfds) {
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	return m->hdr.size == size ? 0 : -EINVAL;
+}
+
+int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+		       unsigned int nfds, bool *fatal)
+{
+	uint32_t req = m->hdr.request;
+	bool replied = false;
+	int rc = 0, q;
+
+	*fatal = false;
+	b->messages++;
+	switch (req) {
+	case VHU_GET_FEATURES:
+		vhu_close_fds(fds, &nfds);
+		replied = true;
+		rc = reply_u64(b, m, VHU_VSOCK_FEATURES);
+		break;
+	case VHU_SET_FEATURES:
+		rc = expect(m, 8, fds, nfds);
+		if (rc == 0 && (m->p.u64 & ~VHU_VSOCK_FEATURES))
+			rc = -EINVAL; /* acknowledging something we never offered */
+		if (rc == 0) {
+			device_stop(b);
+			b->features = m->p.u64;
+			b->features_set = true;
+		}
+		break;
+	case VHU_GET_PROTOCOL_FEATURES:
+		vhu_close_fds(fds, &nfds);
+		replied = true;
+		rc = reply_u64(b, m, VHU_VSOCK_PROTOCOL_FEATURES);
+		break;
+	case VHU_SET_PROTOCOL_FEATURES:
+		rc = expect(m, 8, fds, nfds);
+		if (rc == 0 && (m->p.u64 & ~VHU_VSOCK_PROTOCOL_FEATURES))
+			rc = -EINVAL;
+		if (rc == 0)
+			b->protocol_features = m->p.u64;
+		break;
+	case VHU_SET_OWNER:
+		rc = expect(m, 0, fds, nfds);
+		if (rc == 0)
+			b->owner = true;
+		break;
+	case VHU_RESET_OWNER:
+		rc = expect(m, 0, fds, nfds);
+		if (rc == 0)
+			backend_reset_state(b);
+		break;
+	case VHU_GET_QUEUE_NUM:
+		vhu_close_fds(fds, &nfds);
+		replied = true;
+		rc = reply_u64(b, m, VHU_VSOCK_QUEUES);
+		break;
+	case VHU_GET_CONFIG:
+		vhu_close_fds(fds, &nfds);
+		rc = get_config(b, m, &replied);
+		break;
+	case VHU_SET_MEM_TABLE:
+		rc = set_mem_table(b, m, fds, nfds);
+		break;
+	case VHU_SET_VRING_NUM:
+	case VHU_SET_VRING_BASE:
+	case VHU_SET_VRING_ENABLE:
+		rc = expect(m, sizeof(struct vhu_vring_state), fds, nfds);
+		q = queue_index(m->p.state.index);
+		if (rc == 0 && q < 0)
+			rc = q;
+		if (rc < 0)
+			break;
+		if (req == VHU_SET_VRING_NUM) {
+			uint32_t num = m->p.state.num;
+
+			if (num == 0 || num > VHU_MAX_QUEUE_SIZE || (num & (num - 1))) {
+				rc = -EINVAL;
+				break;
+			}
+			device_stop(b);
+			b->ring[q].num = num;
+		} else if (req == VHU_SET_VRING_BASE) {
+			if (m->p.state.num > UINT16_MAX) {
+				rc = -EINVAL;
+				break;
+			}
+			device_stop(b);
+			b->ring[q].base = (uint16_t)m->p.state.num;
+		} else {
+			if (m->p.state.num > 1) {
+				rc = -EINVAL;
+				break;
+			}
+			if (!m->p.state.num)
+				device_stop(b);
+			b->ring[q].enabled = m->p.state.num;
+		}
+		break;
+	case VHU_SET_VRING_ADDR: {
+		struct vhu_vring_addr a;
+		void *d, *av, *u;
+
+		rc = expect(m, sizeof(a), fds, nfds);
+		if (rc < 0)
+			break;
+		a = m->p.addr;
+		q = queue_index(a.index);
+		if (q < 0) {
+			rc = q;
+			break;
+		}
+		rc = ring_translate(b, &a, b->ring[q].num, &d, &av, &u);
+		if (rc < 0)
+			break;
+		device_stop(b);
+		b->ring[q].addr = a;
+		b->ring[q].addr_set = true;
+		break;
+	}
+	case VHU_GET_VRING_BASE: {
+		struct vhu_vring_state st = { .index = m->p.state.index, .num = 0 };
+
+		rc = expect(m, sizeof(st), fds, nfds);
+		q = queue_index(m->p.state.index);
+		if (rc == 0 && q < 0)
+			rc = q;
+		if (rc == 0) {
+			/* The data plane drops the cell's in-flight chains first; then the
+			 * ring is stopped and its next avail index is what we report. */
+			device_stop(b);
+			b->ring[q].started = false;
+			st.num = b->ring[q].base;
+		}
+		/* Always answered: QEMU waits for this reply during guest shutdown. */
+		replied = true;
+		{
+			int src = send_reply(b, m, &st, sizeof(st));
+
+			if (src < 0)
+				rc = src, *fatal = true;
+		}
+		break;
+	}
+	case VHU_SET_VRING_KICK:
+	case VHU_SET_VRING_CALL:
+	case VHU_SET_VRING_ERR:
+		rc = set_vring_fd(b, m, fds, nfds);
+		break;
+	default:
+		vhu_close_fds(fds, &nfds);
+		if (req < 64 && !(b->unknown_logged & (1ull << req))) {
+			b->unknown_logged |= 1ull << req;
+			LOG(b, "request %" PRIu32 " (%s) not supported: ignored", req,
+			    vhu_request_name(req));
+		}
+		rc = -EOPNOTSUPP;
+		break;
+	}
+	if (replied && rc < 0 && rc != -EINVAL && rc != -EOPNOTSUPP)
+		*fatal = true; /* the reply itself could not be sent */
+	if (!replied && (m->hdr.flags & VHU_FLAG_NEED_REPLY) &&
+	    (b->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK)) && !has_own_reply(req)) {
+		int src = reply_u64(b, m, rc < 0 ? 1 : 0);
+
+		if (src < 0) {
+			*fatal = true;
+			return src;
+		}
+	}
+	if (rc < 0 && !*fatal) {
+		b->last_error = rc;
+		VLOG(b, "%s refused: %s", vhu_request_name(req), strerror(-rc));
+	}
+	maybe_start(b);
+	return rc;
+}
+
+int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
+{
+	while (budget--) {
+		bool fatal;
+		int rc = vhu_reader_read(b->sock, &b->rd);
+
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			if (rc != -ECONNRESET)
+				LOG(b, "front end broke the vhost-user framing: %s", strerror(-rc));
+			return rc;
+		}
+		rc = vhu_backend_handle(b, &b->rd.msg, b->rd.fds, b->rd.nfds, &fatal);
+		/* vhu_backend_handle kept or closed every descriptor. */
+		vhu_reader_init(&b->rd);
+		if (fatal)
+			return rc < 0 ? rc : -EPIPE;
+	}
+	return 0;
+}

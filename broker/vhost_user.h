@@ -1,0 +1,129 @@
+/* The broker's vhost-user-vsock back end for one cell (QEMU docs/interop/vhost-user.rst,
+ * notes/qemu-vhost-user.md): negotiation, the front end's memory table, vring set-up,
+ * kick/call/err descriptors, GET_CONFIG (the cell's CID) and the ring start/stop
+ * rules. It owns no event loop: the daemon calls vhu_backend_service() when the socket
+ * is readable and learns about ring state through two callbacks.
+ *
+ * Everything the front end sends is untrusted: sizes, counts, indices, addresses and
+ * descriptor counts are checked before use, every descriptor that is not kept is
+ * closed, and a message that fails a check changes nothing (it is answered with an
+ * error ack when the front end asked for one). Only framing errors (bad version,
+ * oversized payload, too many descriptors) end the connection, since the byte stream
+ * cannot be trusted after them.
+ *
+ * All of this is start-up and teardown work (mmap, munmap, close); the daemon runs it
+ * in its one thread between data-path steps, never inside one. */
+#ifndef RTVIO_BROKER_VHOST_USER_H
+#define RTVIO_BROKER_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/vhost_user_proto.h"
+
+/* Ring sizes and regions bigger than this are refused (a 256 GiB guest is far
+ * beyond what rtvio runs; the bound keeps every sum below 2^64). */
+#define VHU_MAX_REGION_SIZE (1ull << 38)
+
+/* One region of the front end's memory table, mapped into the broker. */
+struct vhu_region {
+	uint64_t guest_addr;  /* front end: base of descriptor addresses */
+	uint64_t size;        /* front end */
+	uint64_t user_addr;   /* front end: its own mapping (SET_VRING_ADDR is in these) */
+	uint64_t mmap_offset; /* front end */
+	uint8_t *host;        /* broker: where guest_addr is mapped here */
+	void *map;            /* broker: the mmap()ed range (page-aligned start) */
+	size_t map_len;
+};
+
+/* One of the back end's queues (0 = rx, 1 = tx). */
+struct vhu_ring {
+	uint32_t num;              /* SET_VRING_NUM; 0 = not set */
+	uint16_t base;             /* SET_VRING_BASE; the last avail index after a stop */
+	bool addr_set;
+	struct vhu_vring_addr addr; /* SET_VRING_ADDR as received (front-end addresses) */
+	/* Host addresses of the three rings: valid while the back end is running. */
+	void *desc, *avail, *used;
+	int kick_fd;               /* -1: none (kick_nofd: the broker must poll) */
+	bool kick_nofd;
+	int call_fd;               /* -1: none or "do not notify" */
+	int err_fd;                /* -1: none */
+	bool started;              /* SET_VRING_KICK seen, not stopped since */
+	bool enabled;              /* SET_VRING_ENABLE(1), or implied without PROTOCOL_FEATURES */
+	bool kick_changed;         /* kick_fd replaced: the daemon re-registers it */
+};
+
+struct vhu_backend;
+
+struct vhu_dev_ops {
+	/* Both rings are started and enabled and lie in the current memory table (their
+	 * host addresses are in ring[].desc/avail/used). Return 0 when the device is
+	 * running (the cell is attached to the data plane), or -errno to stay stopped. */
+	int (*start)(void *ctx, struct vhu_backend *b);
+	/* Stop touching the rings and the memory now (detach from the data plane) and
+	 * store each ring's next avail index in ring[].base. Called only while running. */
+	void (*stop)(void *ctx, struct vhu_backend *b);
+};
+
+struct vhu_backend {
+	const char *name;           /* the cell's name, for messages */
+	uint64_t cid;               /* answered to GET_CONFIG */
+	const struct vhu_dev_ops *ops;
+	void *ctx;
+	bool verbose;
+
+	int sock;                   /* -1 when no front end is connected */
+	struct vhu_reader rd;
+	bool owner;
+	bool features_set;
+	uint64_t features;          /* acknowledged by SET_FEATURES */
+	uint64_t protocol_features; /* acknowledged by SET_PROTOCOL_FEATURES */
+	unsigned int nregions;
+	struct vhu_region regions[VHU_MAX_REGIONS];
+	struct vhu_ring ring[VHU_VSOCK_QUEUES];
+	bool running;               /* ops->start succeeded and no stop since */
+	uint64_t unknown_logged;    /* request codes < 64 already logged as unknown */
+	unsigned int messages;      /* handled on this connection (for tests and logs) */
+	int last_error;             /* -errno of the last refused message, 0 if none */
+};
+
+/* Prepares an idle back end (no connection). `name` must outlive it. */
+void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
+		      const struct vhu_dev_ops *ops, void *ctx);
+
+/* A front end connected: `sock` (made non-blocking here) now belongs to b. */
+void vhu_backend_connect(struct vhu_backend *b, int sock);
+
+/* Handles the messages waiting on the socket, at most `budget` of them (so that a
+ * flooding front end cannot starve the data path; the socket stays readable).
+ * Returns 0 while the connection is healthy, or a negative errno when it must be
+ * dropped (-ECONNRESET end of file, framing error, send failure); the caller then
+ * calls vhu_backend_disconnect(). */
+int vhu_backend_service(struct vhu_backend *b, unsigned int budget);
+
+/* Handles one received message whose descriptors are fds[0..nfds) (each is either
+ * kept or closed). Returns 0 if the message was accepted, -errno if it was refused
+ * (the connection stays), or -EPIPE/-ECONNRESET style errors from sending a reply
+ * (the connection must be dropped): see vhu_backend_service. Exposed for tests. */
+int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+		       unsigned int nfds, bool *fatal);
+
+/* The front end is gone (or must go): stop the device if running, unmap the memory,
+ * close every descriptor and the socket, forget the negotiation. The back end is idle
+ * again and accepts the next connection. */
+void vhu_backend_disconnect(struct vhu_backend *b);
+
+/* The data plane found a ring broken: tell the front end through the ring's error
+ * eventfd, if it gave one. */
+void vhu_backend_signal_err(struct vhu_backend *b, unsigned int queue);
+
+/* Front-end virtual address -> broker pointer, when [uva, uva + len) lies inside one
+ * region; NULL otherwise. */
+void *vhu_backend_uva_to_host(const struct vhu_backend *b, uint64_t uva, uint64_t len);
+/* Guest address -> broker pointer, likewise. */
+void *vhu_backend_gpa_to_host(const struct vhu_backend *b, uint64_t gpa, uint64_t len);
+
+const char *vhu_request_name(uint32_t request);
+
+#endif
