@@ -230,6 +230,14 @@ int vhost_front_handshake(int sock, const struct vhost_front_setup *s,
 			return rc;
 	}
 
+	r->features = features;
+	r->protocol_features = pf;
+	if (s->before_rings) {
+		rc = s->before_rings(s->arg, r);
+		if (rc)
+			return rc;
+	}
+
 	for (uint32_t q = 0; q < VHU_VSOCK_QUEUES; q++) {
 		const struct vhost_front_queue *vq = &s->q[q];
 
@@ -258,8 +266,6 @@ int vhost_front_handshake(int sock, const struct vhost_front_setup *s,
 		if (rc)
 			return rc;
 	}
-	r->features = features;
-	r->protocol_features = pf;
 	return 0;
 }
 

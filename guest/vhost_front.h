@@ -33,6 +33,12 @@ struct vhost_front_queue {
 	int call_fd;	/* the back end writes it after using buffers */
 };
 
+struct vhost_front_result {
+	uint64_t features;	   /* acknowledged virtio features */
+	uint64_t protocol_features; /* acknowledged protocol features */
+	uint64_t cid;		   /* from GET_CONFIG */
+};
+
 struct vhost_front_setup {
 	int mem_fd;		/* the region's memfd */
 	uint64_t mem_size;
@@ -42,12 +48,11 @@ struct vhost_front_setup {
 	uint64_t need_features;	/* ... of which the broker must offer these */
 	struct vhost_front_queue q[VHU_VSOCK_QUEUES];
 	int timeout_ms;		/* for each reply; <= 0 waits forever */
-};
-
-struct vhost_front_result {
-	uint64_t features;	   /* acknowledged virtio features */
-	uint64_t protocol_features; /* acknowledged protocol features */
-	uint64_t cid;		   /* from GET_CONFIG */
+	/* Optional: called once the CID and the features are known and the memory
+	 * table is accepted, before any ring is described (where QEMU's guest driver
+	 * sets its rings up). A negative return aborts the handshake with it. */
+	int (*before_rings)(void *arg, const struct vhost_front_result *r);
+	void *arg;
 };
 
 /* Runs the whole sequence on `sock`. Returns 0, or:

@@ -451,6 +451,46 @@ static void stalled_backend_times_out(void **state)
 	free(g);
 }
 
+struct hook {
+	struct vhost_front_result seen;
+	int ret;
+};
+
+static int hook_fn(void *arg, const struct vhost_front_result *r)
+{
+	struct hook *h = arg;
+
+	h->seen = *r;
+	return h->ret;
+}
+
+static void before_rings_hook(void **state)
+{
+	struct rig *g = malloc(sizeof(*g));
+	struct hook h = { .ret = 0 };
+
+	(void)state;
+	rig_init(g);
+	g->setup.before_rings = hook_fn;
+	g->setup.arg = &h;
+	assert_int_equal(rig_run(g), 0);
+	/* The hook saw the CID and the features before the rings were described. */
+	assert_int_equal(h.seen.cid, 7);
+	assert_true(h.seen.features & (1ull << VHU_F_VERSION_1));
+	assert_int_equal(g->sc.n, 19);
+	rig_fini(g);
+	/* A failing hook stops the handshake before any ring message. */
+	rig_init(g);
+	h.ret = -ENOMEM;
+	g->setup.before_rings = hook_fn;
+	g->setup.arg = &h;
+	assert_int_equal(rig_run(g), -ENOMEM);
+	assert_int_equal(g->sc.n, 7);
+	assert_int_equal(g->sc.log[6].hdr.request, VHU_SET_MEM_TABLE);
+	rig_fini(g);
+	free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +500,7 @@ int main(void)
 		cmocka_unit_test(missing_features_refused),
 		cmocka_unit_test(bad_replies_refused),
 		cmocka_unit_test(stalled_backend_times_out),
+		cmocka_unit_test(before_rings_hook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,846 @@
+/* The POSIX port of gvsock (see port_posix.h). */
+#include "port_posix.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vhost_front.h"
+
+#define DEFAULT_MAX_SOCKETS 64u
+#define DEFAULT_RCVBUF (256u * 1024u)
+#define DEFAULT_HANDSHAKE_MS 5000
+
+/* Features we can use; VERSION_1 is the only one we cannot do without. */
+#define WANT_FEATURES                                                                    \
+	((1ull << VHU_F_VERSION_1) | (1ull << VHU_VSOCK_F_SEQPACKET) | (1ull << VHU_F_EVENT_IDX))
+#define NEED_FEATURES (1ull << VHU_F_VERSION_1)
+
+struct rtvio_cell {
+	pthread_mutex_t lock;	/* serialises the stack and everything below */
+	pthread_cond_t cond;	/* followers wait here for the poller's news */
+
+	/* Fixed at open. */
+	int sock;		/* vhost-user socket (non-blocking after the handshake) */
+	int memfd;
+	uint8_t *region;
+	size_t region_size;
+	void *stack_mem;
+	size_t stack_mem_size;
+	struct gv_stack *stack;
+	int kick[VHU_VSOCK_QUEUES];
+	int call[VHU_VSOCK_QUEUES];
+	int wake_fd;		/* eventfd: another thread of ours has news */
+	int epfd;		/* rtvio_cell_fd(): call fds, sock, wake_fd */
+	uint64_t cid;
+	uint64_t features;
+	bool mlocked;
+	struct gv_layout layout;
+	struct gv_ops ops;
+	struct gv_config gcfg;
+
+	/* Under lock. */
+	int dead;		/* 0, -ECONNRESET or -EIO; sticky */
+	bool interrupted;
+	bool poller;		/* a thread is in poll() on the fds */
+	bool wake_written;	/* wake_fd has an unread count */
+	bool fd_used;		/* someone asked for rtvio_cell_fd() */
+	unsigned int waiters;	/* threads inside a blocking call */
+	struct vhu_reader reader; /* anything the broker sends after the handshake */
+};
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t op_now(void *ctx)
+{
+	(void)ctx;
+	return mono_ns();
+}
+
+/* Called by gvsock under our lock when the broker wants a kick. */
+static void op_kick(void *ctx, unsigned int queue)
+{
+	struct rtvio_cell *c = ctx;
+	uint64_t one = 1;
+
+	if (queue < VHU_VSOCK_QUEUES && write(c->kick[queue], &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is saturated, the broker has a kick pending anyway. */
+	}
+}
+
+/* Something other threads may wait for has changed (lock held). Followers get the
+ * condition; a thread inside poll() gets the wake eventfd, written at most once
+ * until the poller drains it. */
+static void wake_waiters(struct rtvio_cell *c)
+{
+	uint64_t one = 1;
+
+	if (!c->waiters && !c->fd_used)
+		return;
+	pthread_cond_broadcast(&c->cond);
+	if ((c->poller || c->fd_used) && !c->wake_written) {
+		if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+			c->wake_written = true;
+	}
+}
+
+static void op_wake(void *ctx, int id)
+{
+	(void)id;
+	wake_waiters(ctx);
+}
+
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+static void mark_dead(struct rtvio_cell *c, int why)
+{
+	if (c->dead)
+		return;
+	c->dead = why;
+	/* Everyone blocked must learn it now. */
+	pthread_cond_broadcast(&c->cond);
+	if (c->poller && !c->wake_written) {
+		uint64_t one = 1;
+
+		if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+			c->wake_written = true;
+	}
+}
+
+/* The broker never sends requests to a front end on this socket; whatever comes is
+ * read and dropped, and end of file means the broker is gone. Lock held; the
+ * socket is non-blocking. */
+static void check_socket(struct rtvio_cell *c)
+{
+	int rc;
+
+	while (!c->dead) {
+		rc = vhu_reader_read(c->sock, &c->reader);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			mark_dead(c, -ECONNRESET);
+			return;
+		}
+		vhu_reader_reset(&c->reader);
+	}
+}
+
+/* Lock held: everything that can be done without blocking. */
+static void pump(struct rtvio_cell *c)
+{
+	int rc;
+
+	if (c->dead)
+		return;
+	rc = gv_process(c->stack);
+	if (rc < 0)
+		mark_dead(c, -EIO);
+}
+
+/* Waits (lock held, released while sleeping) until something may have changed or
+ * `deadline` (CLOCK_MONOTONIC ns, 0 = none) passes. Returns 0 to retry the
+ * operation, -ETIMEDOUT, -EINTR, or the dead error. */
+static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
+{
+	uint64_t now = mono_ns(), until = deadline, gvd;
+	int rc;
+
+	if (c->dead)
+		return -ECONNRESET;
+	if (c->interrupted)
+		return -EINTR;
+	if (deadline && now >= deadline)
+		return -ETIMEDOUT;
+	/* gvsock's own timeouts (connect, close linger) need a gv_process on time. */
+	gvd = gv_next_deadline(c->stack);
+	if (gvd != UINT64_MAX && (!until || gvd < until))
+		until = gvd;
+
+	if (!c->poller) {
+		struct pollfd p[VHU_VSOCK_QUEUES + 2];
+		int n = 0, ms = -1;
+
+		c->poller = true;
+		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+			p[n++] = (struct pollfd){ .fd = c->call[q], .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = c->wake_fd, .events = POLLIN };
+		if (until) {
+			uint64_t left = until > now ? until - now : 0;
+
+			/* Round up so that we never wake just before the deadline. */
+			ms = (int)((left + 999999u) / 1000000u);
+			if ((uint64_t)ms > 3600000u)
+				ms = 3600000;
+		}
+		pthread_mutex_unlock(&c->lock);
+		rc = poll(p, (nfds_t)n, ms);
+		pthread_mutex_lock(&c->lock);
+		c->poller = false;
+		if (rc > 0) {
+			for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+				if (p[q].revents)
+					drain_eventfd(c->call[q]);
+			if (p[VHU_VSOCK_QUEUES].revents)
+				check_socket(c);
+			if (p[VHU_VSOCK_QUEUES + 1].revents) {
+				drain_eventfd(c->wake_fd);
+				c->wake_written = false;
+			}
+		}
+		pump(c);
+		/* Whatever arrived may be for a follower; and one of them must take over
+		 * polling if we are done. */
+		pthread_cond_broadcast(&c->cond);
+	} else {
+		struct timespec ts;
+
+		if (until) {
+			ts.tv_sec = (time_t)(until / 1000000000u);
+			ts.tv_nsec = (long)(until % 1000000000u);
+			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		} else {
+			pthread_cond_wait(&c->cond, &c->lock);
+		}
+		pump(c);
+	}
+	if (c->dead)
+		return -ECONNRESET;
+	if (c->interrupted)
+		return -EINTR;
+	return 0;
+}
+
+static uint64_t deadline_of(int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return 0;
+	return mono_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* ---- Opening ------------------------------------------------------------------ */
+
+static int attach(const char *path, int wait_ms, char *err, size_t errlen)
+{
+	uint64_t until = mono_ns() + (uint64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000u;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		set_err(err, errlen, "broker socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			e = -errno;
+			set_err(err, errlen, "socket: %s", strerror(errno));
+			return e;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		e = -errno;
+		close(fd);
+		/* The broker may still be starting: its socket absent or not listening. */
+		if ((e != -ENOENT && e != -ECONNREFUSED) || mono_ns() >= until) {
+			set_err(err, errlen, "no broker at %s: %s", path, strerror(-e));
+			return e;
+		}
+		struct timespec ts = { 0, 20 * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* vhost_front's hook between SET_MEM_TABLE and the rings: we now know our CID and
+ * the features, so the stack can lay out and post its buffers. */
+static int init_stack(void *arg, const struct vhost_front_result *r)
+{
+	struct rtvio_cell *c = arg;
+	size_t need;
+	int rc;
+
+	c->cid = r->cid;
+	c->features = r->features;
+	c->gcfg.cid = r->cid;
+	c->gcfg.seqpacket = r->features & (1ull << VHU_VSOCK_F_SEQPACKET);
+	c->gcfg.event_idx = r->features & (1ull << VHU_F_EVENT_IDX);
+	need = gv_stack_mem_size(&c->gcfg);
+	if (!need)
+		return -EINVAL;
+	/* Rounded up so aligned_alloc's size is a multiple of the alignment. */
+	need = (need + 63u) & ~(size_t)63u;
+	c->stack_mem = aligned_alloc(64, need);
+	if (!c->stack_mem)
+		return -ENOMEM;
+	memset(c->stack_mem, 0, need);
+	c->stack_mem_size = need;
+	rc = gv_stack_init(&c->gcfg, c->stack_mem, need, &c->stack);
+	return rc;
+}
+
+static void cell_free(struct rtvio_cell *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		if (c->kick[q] >= 0)
+			close(c->kick[q]);
+		if (c->call[q] >= 0)
+			close(c->call[q]);
+	}
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	vhu_reader_reset(&c->reader);
+	if (c->region) {
+		if (c->mlocked)
+			munlock(c->region, c->region_size);
+		munmap(c->region, c->region_size);
+	}
+	if (c->memfd >= 0)
+		close(c->memfd);
+	if (c->stack_mem) {
+		if (c->mlocked)
+			munlock(c->stack_mem, c->stack_mem_size);
+		free(c->stack_mem);
+	}
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static const char *handshake_why(int rc)
+{
+	switch (rc) {
+	case -ENOTSUP: return "the broker lacks a feature a cell needs";
+	case -EPROTO: return "the broker's reply does not follow the vhost-user protocol";
+	case -ETIMEDOUT: return "the broker did not answer in time";
+	case -ECONNRESET:
+	case -EPIPE: return "the broker closed the connection (is this cell configured?)";
+	default: return strerror(-rc);
+	}
+}
+
+struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
+				   const struct rtvio_cell_opts *opts, char *err, size_t errlen)
+{
+	static const struct rtvio_cell_opts defaults;
+	struct gv_layout_params lp = { 0 };
+	struct vhost_front_setup vs = { 0 };
+	struct vhost_front_result vr;
+	struct rtvio_cell *c;
+	struct timeval tv;
+	int rc, e;
+
+	if (!opts)
+		opts = &defaults;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		set_err(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* Deadlines are CLOCK_MONOTONIC, like everything else here. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	c->sock = c->memfd = c->wake_fd = c->epfd = -1;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		c->kick[q] = c->call[q] = -1;
+	vhu_reader_init(&c->reader);
+
+	lp.queue_size = opts->queue_size;
+	lp.rx_buf_size = opts->rx_buf_size;
+	lp.tx_payload = opts->tx_payload;
+	rc = gv_layout_compute(&lp, region, &c->layout);
+	if (rc) {
+		set_err(err, errlen, "region of %zu bytes %s", region,
+			rc == -ENOSPC ? "is too small for the rings and buffers"
+				      : "cannot be laid out with these queue parameters");
+		goto fail;
+	}
+
+	c->memfd = memfd_create("rtvio-cell", MFD_CLOEXEC);
+	if (c->memfd < 0 || ftruncate(c->memfd, (off_t)region) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "memfd of %zu bytes: %s", region, strerror(errno));
+		goto fail;
+	}
+	c->region = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
+	if (c->region == MAP_FAILED) {
+		c->region = NULL;
+		rc = -errno;
+		set_err(err, errlen, "mapping the region: %s", strerror(errno));
+		goto fail;
+	}
+	c->region_size = region;
+
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		/* Non-blocking: a kick must never block the real-time path, and the
+		 * poller drains call counts without waiting. */
+		c->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		c->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (c->kick[q] < 0 || c->call[q] < 0) {
+			rc = -errno;
+			set_err(err, errlen, "eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->wake_fd < 0 || c->epfd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "eventfd/epoll: %s", strerror(errno));
+		goto fail;
+	}
+
+	c->ops.kick = op_kick;
+	c->ops.now_ns = op_now;
+	c->ops.wake = op_wake;
+	c->gcfg.region = c->region;
+	c->gcfg.region_dev = RTVIO_CELL_GUEST_BASE;
+	c->gcfg.region_size = region;
+	c->gcfg.layout = c->layout;
+	c->gcfg.max_sockets = opts->max_sockets ? opts->max_sockets : DEFAULT_MAX_SOCKETS;
+	c->gcfg.rcvbuf = opts->rcvbuf ? opts->rcvbuf : DEFAULT_RCVBUF;
+	c->gcfg.connect_timeout_ns = opts->connect_timeout_ns;
+	c->gcfg.ops = &c->ops;
+	c->gcfg.ctx = c;
+
+	rc = attach(socket_path, opts->attach_wait_ms, err, errlen);
+	if (rc < 0)
+		goto fail;
+	c->sock = rc;
+
+	/* Bounds a broker that stalls half-way through a reply too. */
+	vs.timeout_ms = opts->handshake_timeout_ms ? opts->handshake_timeout_ms
+						   : DEFAULT_HANDSHAKE_MS;
+	tv.tv_sec = vs.timeout_ms / 1000;
+	tv.tv_usec = (vs.timeout_ms % 1000) * 1000;
+	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+	vs.mem_fd = c->memfd;
+	vs.mem_size = region;
+	vs.guest_addr = RTVIO_CELL_GUEST_BASE;
+	vs.user_addr = (uint64_t)(uintptr_t)c->region;
+	vs.want_features = WANT_FEATURES;
+	vs.need_features = NEED_FEATURES;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		const bool rx = q == GV_QUEUE_RX;
+
+		vs.q[q].num = c->layout.queue_size;
+		vs.q[q].desc = vs.user_addr + (rx ? c->layout.rx_desc : c->layout.tx_desc);
+		vs.q[q].avail = vs.user_addr + (rx ? c->layout.rx_avail : c->layout.tx_avail);
+		vs.q[q].used = vs.user_addr + (rx ? c->layout.rx_used : c->layout.tx_used);
+		vs.q[q].kick_fd = c->kick[q];
+		vs.q[q].call_fd = c->call[q];
+	}
+	vs.before_rings = init_stack;
+	vs.arg = c;
+	rc = vhost_front_handshake(c->sock, &vs, &vr);
+	if (rc) {
+		set_err(err, errlen, "vhost-user handshake on %s failed: %s", socket_path,
+			handshake_why(rc));
+		goto fail;
+	}
+	if (fcntl(c->sock, F_SETFL, fcntl(c->sock, F_GETFL) | O_NONBLOCK) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "fcntl: %s", strerror(errno));
+		goto fail;
+	}
+
+	/* Page-lock what the real-time path touches; not permitted is not fatal. */
+	if (!opts->no_mlock && mlock(c->region, region) == 0) {
+		if (mlock(c->stack_mem, c->stack_mem_size) == 0)
+			c->mlocked = true;
+		else
+			munlock(c->region, region);
+	}
+
+	{
+		struct epoll_event ev = { .events = EPOLLIN };
+		int fds[] = { c->call[0], c->call[1], c->sock, c->wake_fd };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+			ev.data.fd = fds[i];
+			if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+				rc = -errno;
+				set_err(err, errlen, "epoll_ctl: %s", strerror(errno));
+				goto fail;
+			}
+		}
+	}
+
+	pthread_mutex_lock(&c->lock);
+	gv_start(c->stack);
+	pthread_mutex_unlock(&c->lock);
+	return c;
+fail:
+	e = rc < 0 ? -rc : EIO;
+	cell_free(c);
+	errno = e;
+	return NULL;
+}
+
+void rtvio_cell_close(struct rtvio_cell *c)
+{
+	if (c)
+		cell_free(c);
+}
+
+uint64_t rtvio_cell_cid(const struct rtvio_cell *c)
+{
+	return c->cid;
+}
+
+bool rtvio_cell_mlocked(const struct rtvio_cell *c)
+{
+	return c->mlocked;
+}
+
+uint64_t rtvio_cell_features(const struct rtvio_cell *c)
+{
+	return c->features;
+}
+
+int rtvio_cell_error(struct rtvio_cell *c)
+{
+	int e;
+
+	pthread_mutex_lock(&c->lock);
+	e = c->dead;
+	pthread_mutex_unlock(&c->lock);
+	return e;
+}
+
+int rtvio_cell_fd(struct rtvio_cell *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->fd_used = true;
+	pthread_mutex_unlock(&c->lock);
+	return c->epfd;
+}
+
+int rtvio_cell_process(struct rtvio_cell *c)
+{
+	int e;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		drain_eventfd(c->call[q]);
+	if (!c->poller) {
+		/* Only when no thread sleeps on it: that thread drains it itself. */
+		drain_eventfd(c->wake_fd);
+		c->wake_written = false;
+	}
+	check_socket(c);
+	pump(c);
+	wake_waiters(c);
+	e = c->dead;
+	pthread_mutex_unlock(&c->lock);
+	return e;
+}
+
+void rtvio_cell_interrupt(struct rtvio_cell *c)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->lock);
+	c->interrupted = true;
+	pthread_cond_broadcast(&c->cond);
+	if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+		c->wake_written = true;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void rtvio_cell_stats(struct rtvio_cell *c, struct gv_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	gv_get_stats(c->stack, out);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- Sockets ------------------------------------------------------------------ */
+
+/* Short calls: take the lock and refuse on a dead cell ... */
+static int enter(struct rtvio_cell *c)
+{
+	pthread_mutex_lock(&c->lock);
+	return c->dead ? -ECONNRESET : 0;
+}
+
+/* ... and on the way out, tell waiting threads when this call changed a socket's
+ * state in a way only we know about (a close, a shutdown); news from the broker
+ * reaches them through gvsock's wake hook and the call eventfds instead. */
+static int leave(struct rtvio_cell *c, int rc, bool changed)
+{
+	if (changed)
+		wake_waiters(c);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int rtvio_socket(struct rtvio_cell *c, unsigned int type)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_socket(c->stack, type);
+	return leave(c, rc, false);
+}
+
+int rtvio_bind(struct rtvio_cell *c, int id, uint32_t port)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_bind(c->stack, id, port);
+	return leave(c, rc, false);
+}
+
+int rtvio_listen(struct rtvio_cell *c, int id, uint32_t port, uint32_t backlog)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_listen(c->stack, id, port, backlog);
+	return leave(c, rc, false);
+}
+
+int rtvio_shutdown(struct rtvio_cell *c, int id, unsigned int how)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_shutdown(c->stack, id, how);
+	return leave(c, rc, true);
+}
+
+int rtvio_max_message(struct rtvio_cell *c, int id)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_max_message(c->stack, id);
+	return leave(c, rc, false);
+}
+
+int rtvio_sock_error(struct rtvio_cell *c, int id)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_sock_error(c->stack, id);
+	return leave(c, rc, false);
+}
+
+int rtvio_close(struct rtvio_cell *c, int id)
+{
+	int rc;
+
+	/* Even on a dead cell the id must become free. */
+	pthread_mutex_lock(&c->lock);
+	rc = gv_close(c->stack, id);
+	return leave(c, rc, true);
+}
+
+unsigned int rtvio_poll_events(struct rtvio_cell *c, int id)
+{
+	unsigned int ev;
+
+	pthread_mutex_lock(&c->lock);
+	ev = c->dead ? GV_POLLERR | GV_POLLHUP : gv_poll_events(c->stack, id);
+	pthread_mutex_unlock(&c->lock);
+	return ev;
+}
+
+int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	unsigned int ev;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		rc = -ECONNRESET;
+		goto out;
+	}
+	rc = gv_connect(c->stack, id, cid, port);
+	if (rc != -EINPROGRESS || timeout_ms == 0)
+		goto out;
+	c->waiters++;
+	for (;;) {
+		pump(c);
+		ev = c->dead ? 0 : gv_poll_events(c->stack, id);
+		if (ev & GV_POLLERR) {
+			rc = gv_sock_error(c->stack, id);
+			if (!rc)
+				rc = -ECONNRESET;
+			break;
+		}
+		if (ev & GV_POLLOUT) {
+			rc = 0;
+			break;
+		}
+		rc = wait_locked(c, deadline);
+		if (rc)
+			break;
+	}
+	c->waiters--;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,
+		 int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (;;) {
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		pump(c);
+		rc = gv_accept(c->stack, id, peer_cid, peer_port);
+		if (rc != -EAGAIN || timeout_ms == 0)
+			break;
+		rc = wait_locked(c, deadline);
+		if (rc)
+			break;
+	}
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
+		   unsigned int flags, int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int rc;
+
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (bool pumped = false;;) {
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		rc = gv_send(c->stack, id, p + done, len - done, flags & RTVIO_MSG_EOR);
+		if (rc > 0) {
+			done += (size_t)rc;
+			pumped = false;
+			/* A SEQPACKET send is all or nothing; a STREAM one may be partial. */
+			if (done >= len)
+				break;
+			continue;
+		}
+		if (rc != -EAGAIN)
+			break;
+		/* Credit and TX slots come back with the broker's completions. */
+		if (!pumped) {
+			pump(c);
+			pumped = true;
+			continue;
+		}
+		if (timeout_ms == 0)
+			break;
+		rc = wait_locked(c, deadline);
+		if (rc)
+			break;
+		pumped = true;
+	}
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		return (ssize_t)done;
+	return rc;
+}
+
+ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned int flags,
+		   unsigned int *out_flags, int timeout_ms)
+{
+	uint64_t deadline = deadline_of(timeout_ms);
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (;;) {
+		/* Data already delivered stays readable even after the broker is gone. */
+		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
+		if (rc != -EAGAIN)
+			break;
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		pump(c);
+		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
+		if (rc != -EAGAIN || timeout_ms == 0)
+			break;
+		rc = wait_locked(c, deadline);
+		if (rc)
+			break;
+	}
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
