@@ -1,0 +1,133 @@
+/* The data plane's private objects (dataplane.c), shared with its unit tests so that
+ * they can check invariants. Not part of the seam with the daemon. */
+#ifndef RTVIO_BROKER_DP_INTERNAL_H
+#define RTVIO_BROKER_DP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/config.h"
+#include "../platform/regulator.h"
+#include "dataplane.h"
+#include "virtq.h"
+#include "vsock.h"
+
+/* TX chains one cell can have in the broker at once: covers a ring of 256 entries
+ * (the guest library uses 128, QEMU 128). A cell with more waits on its own ring. */
+#define DP_TX_SLOTS 256u
+/* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
+#define DP_MAX_SEG 16u
+/* Connections the table holds per configured cell. */
+#define DP_CONNS_PER_CELL 64u
+/* RX chains the broker may hold for a cell without a piece to put in them. */
+#define DP_RX_SPARE 8u
+#define DP_MAX_CELLS 4096u
+
+/* A packet the broker is switching. Broker memory only: the header was read once out
+ * of the sender's chain; seg[] are the chain's translated (readable) segments in the
+ * sender's memory, from which payload is copied straight into the receiver's. */
+struct dp_pkt {
+	struct vsock_hdr h;
+	struct vq_seg seg[DP_MAX_SEG];
+	uint32_t n_seg;
+	uint16_t head;       /* TX chain head (not for synthetic packets) */
+	bool synthetic;      /* made by the broker: no TX chain behind it */
+	bool policed;
+	uint32_t src, dst;   /* cell indexes */
+	uint32_t sent;       /* payload bytes delivered so far */
+	uint32_t queue;
+	int32_t next;        /* queue or free-list link */
+	uint64_t arrival;    /* ingest time */
+	uint64_t release;    /* earliest time the policer lets it go */
+	uint64_t deadline_abs;
+	uint64_t seq;        /* global arrival order */
+};
+
+/* A popped RX chain of a destination: all device-writable. */
+struct dp_rx {
+	uint16_t head;
+	uint32_t n_seg, n_out;
+	uint32_t in_len;
+	struct vq_seg seg[DP_MAX_SEG];
+};
+
+enum { DP_Q_IDLE, DP_Q_READY, DP_Q_HELD, DP_Q_BLOCKED };
+
+struct dp_queue {
+	int32_t head, tail;  /* packets, FIFO */
+	uint32_t flow;       /* nflows = best-effort class */
+	uint32_t dst;        /* destination cell */
+	int state;           /* DP_Q_* */
+	int32_t pos;         /* index in the ready or held heap */
+	int32_t wnext, wprev; /* list of queues waiting for dst's RX buffers */
+	uint64_t k1, k2, k3; /* heap key */
+	/* the piece being written into one RX buffer of dst */
+	bool rx_open;
+	bool hdr_written;
+	uint32_t piece_len, piece_done;
+	struct dp_rx rx;
+	/* policer state for this direction of the flow */
+	uint64_t tat;        /* stream: when the token bucket is full again */
+	uint64_t last_start; /* seqpacket: release of the last message start */
+	bool policed_any;
+	bool in_msg;         /* seqpacket: inside a message (no EOM yet) */
+};
+
+struct dp_heap {
+	uint32_t *q;
+	uint32_t n;
+};
+
+enum { DP_CONN_FREE, DP_CONN_REQUESTED, DP_CONN_ESTABLISHED };
+
+struct dp_conn {
+	uint32_t a, ap;      /* connector: cell index, port */
+	uint32_t b, bp;      /* listener */
+	uint32_t flow;
+	uint16_t type;
+	int state;
+	int32_t hnext;       /* hash chain or free list */
+};
+
+struct dp_cell {
+	uint32_t cid;
+	bool attached, broken;
+	struct vq_device *rx, *tx; /* the daemon's; valid while attached */
+	int32_t tx_free;           /* free TX packet slots */
+	int32_t waiters;           /* queues waiting for our RX buffers */
+	uint32_t n_spare;
+	struct dp_rx spare[DP_RX_SPARE];
+	uint64_t refused, resets;
+	struct dp_cell_stats st;
+};
+
+struct dp_flow {
+	uint64_t rank_hi, rank_lo; /* fp: smaller runs first */
+	uint64_t policed;
+	uint32_t queued, connections;
+	struct dp_flow_stats st;
+};
+
+struct dp {
+	const struct rtvio_config *cfg;
+	struct dp_hooks hooks;
+	void *ctx;
+	uint32_t ncells, nflows, nqueues, nconns, nsyn;
+	struct dp_cell *cells;
+	struct dp_flow *flows;     /* nflows + 1 */
+	struct dp_queue *queues;   /* 2 * nflows (to listener, to connector) + ncells */
+	struct dp_pkt *pkts;       /* ncells * DP_TX_SLOTS, then nsyn synthetic */
+	int32_t syn_free;
+	struct dp_conn *conns;
+	int32_t conn_free;
+	struct dp_heap ready, held;
+	int32_t *cid_hash, *flow_hash, *conn_hash;
+	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
+	uint64_t seq;
+	uint64_t now;              /* time of the current pass */
+	struct regulator reg;
+	uint64_t reg_bytes;
+	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
+};
+
+#endif
