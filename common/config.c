@@ -70,6 +70,7 @@ struct parser {
 	/* The section the handler is in. */
 	char section[96];
 	bool in_section;
+	int section_header_line; /* header_line when the section was opened */
 	enum kind kind;
 	int index;          /* cell/flow/workload index, -1 otherwise */
 	unsigned seen;      /* keys seen in this section (duplicates are errors) */
@@ -216,7 +217,8 @@ static enum kind split_section(struct parser *ps, int line, const char *section,
 
 	while (*sp && *sp != ' ' && *sp != '\t')
 		sp++;
-	enum kind k = kind_of(section, (size_t)(sp - section));
+	int wordlen = (int)(sp - section);
+	enum kind k = kind_of(section, (size_t)wordlen);
 
 	while (*sp == ' ' || *sp == '\t')
 		sp++;
@@ -229,8 +231,8 @@ static enum kind split_section(struct parser *ps, int line, const char *section,
 		return K_NONE;
 	}
 	if ((k == K_BROKER || k == K_PLATFORM) && *sp) {
-		fail(ps, line, "section [%s] takes no name (expected [%.*s])", section,
-		     (int)(sp - section), section);
+		fail(ps, line, "section [%s] takes no name (expected [%.*s])", section, wordlen,
+		     section);
 		return K_NONE;
 	}
 	if (k == K_CELL || k == K_FLOW || k == K_WORKLOAD) {
@@ -332,6 +334,7 @@ static int open_section(struct parser *ps, const char *section)
 
 	snprintf(ps->section, sizeof(ps->section), "%s", section);
 	ps->in_section = true;
+	ps->section_header_line = ps->header_line;
 	ps->seen = 0;
 	ps->index = -1;
 	ps->kind = K_NONE;
@@ -786,7 +789,9 @@ static int handler(void *user, const char *section, const char *name, const char
 
 	if (ps->ret)
 		return 0;
-	if (!ps->in_section || strcmp(section, ps->section) != 0) {
+	/* A repeated header with the same text ([cell a] twice) is a new section too. */
+	if (!ps->in_section || strcmp(section, ps->section) != 0 ||
+	    ps->header_line != ps->section_header_line) {
 		if (open_section(ps, section))
 			return 0;
 	}

@@ -222,8 +222,12 @@ int rtvio_parse_bandwidth(const char *s, uint64_t *bytes_per_s, const char **why
 	const char *end = s + strlen(s);
 	int ret;
 
-	if (!slash)
-		return parse_with_units(s, end, size_units, 1, bytes_per_s, why, why_bw);
+	if (!slash) {
+		/* Only a bare number (bytes per second): "8GB" is a size, not a rate. */
+		static const struct unit none[] = { { NULL, 0 } };
+
+		return parse_with_units(s, end, none, 1, bytes_per_s, why, why_bw);
+	}
 	const char *t = slash + 1;
 
 	while (is_space(*t))
