@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "memload.h"
-#include "punits.h"
+#include "units.h"
 #include "tokenbucket.h"
 
 #define HUGE_2M (2u << 20)
@@ -369,14 +369,24 @@ uint64_t memload_llc_bytes(void)
 		if (fgets(buf, sizeof buf, f)) {
 			buf[strcspn(buf, "\n")] = '\0';
 			/* sysfs writes "32768K", meaning KiB. */
-			if (buf[0] && buf[strlen(buf) - 1] == 'K')
+			size_t n = strlen(buf);
+
+			if (n && n < sizeof buf - 3 && strchr("KMG", buf[n - 1]))
 				strcat(buf, "iB");
-			else if (buf[0] && buf[strlen(buf) - 1] == 'M')
-				strcat(buf, "iB");
-			if (!pu_parse_size(buf, &size) && size > best)
+			if (!rtvio_parse_size(buf, 1, &size, NULL) && size > best)
 				best = size;
 		}
 		fclose(f);
 	}
 	return best;
+}
+
+void memload_format_rate(double Bps, char *buf, size_t len)
+{
+	if (Bps >= 1e9)
+		snprintf(buf, len, "%.2f GB/s", Bps / 1e9);
+	else if (Bps >= 1e6)
+		snprintf(buf, len, "%.1f MB/s", Bps / 1e6);
+	else
+		snprintf(buf, len, "%.0f B/s", Bps);
 }

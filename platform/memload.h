@@ -87,4 +87,7 @@ int memload_cpus(int *cpus, int cap);
 /* Size of the largest cache of cpu0 (the last level), from sysfs; 0 if unknown. */
 uint64_t memload_llc_bytes(void);
 
+/* "12.34 GB/s": powers of 10, rounded for people (not re-parseable). */
+void memload_format_rate(double Bps, char *buf, size_t len);
+
 #endif

@@ -159,6 +159,19 @@ static void test_streamer_bad_buffer(void **state)
 	assert_int_equal(streamer_start(&s, -1, MEM_READ, STREAM_CHUNK - 1, 0), -EINVAL);
 }
 
+static void test_format_rate(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	memload_format_rate(12346e6, buf, sizeof buf);
+	assert_string_equal(buf, "12.35 GB/s");
+	memload_format_rate(250e6, buf, sizeof buf);
+	assert_string_equal(buf, "250.0 MB/s");
+	memload_format_rate(0, buf, sizeof buf);
+	assert_string_equal(buf, "0 B/s");
+}
+
 static void test_cpus_and_llc(void **state)
 {
 	int cpus[1024];
@@ -187,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_streamer_respects_rate),
 		cmocka_unit_test(test_streamer_idle_then_throttled),
 		cmocka_unit_test(test_streamer_bad_buffer),
+		cmocka_unit_test(test_format_rate),
 		cmocka_unit_test(test_cpus_and_llc),
 	};
 
