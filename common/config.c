@@ -79,6 +79,7 @@ struct parser {
 	int cap_cells, cap_flows, cap_wls;
 	int broker_line;
 	unsigned broker_set;
+	int broker_key_line[16];
 	int platform_line;
 };
 
@@ -282,7 +283,9 @@ static char *header_reader(char *str, int num, void *stream)
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (*p == '[') {
+	/* inih reads an indented line after a key as that key's continuation, even
+	 * one that starts with '['; so must this. */
+	if (*p == '[' && (p == line || ps->header_keys == 0)) {
 		close_header(ps);
 		if (ps->ret)
 			return NULL;
@@ -824,6 +827,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	switch (ps->kind) {
 	case K_BROKER:
 		ps->broker_set |= 1u << key;
+		ps->broker_key_line[key] = k.line;
 		broker_key(ps, &k, key);
 		break;
 	case K_CELL:
@@ -860,7 +864,8 @@ static int check_cells(struct parser *ps)
 	if (cfg->ncells == 0)
 		return fail(ps, 0, "no [cell NAME] section (a configuration needs at least one cell)");
 	if (dirlen + sizeof("/control.sock") > RTVIO_PATH_MAX)
-		return fail(ps, cfg->broker.line, "[broker] key 'socket_dir': '%s' is too long for "
+		return fail(ps, ps->broker_key_line[2], "[broker] key 'socket_dir': '%s' is too "
+			    "long for "
 			    "a socket path (at most %zu characters)", cfg->broker.socket_dir,
 			    RTVIO_PATH_MAX - sizeof("/control.sock"));
 	for (int i = 0; i < cfg->ncells; i++) {
@@ -1037,7 +1042,8 @@ static int check_broker(struct parser *ps)
 	char a[32], c[32];
 
 	if (b->regulation_budget && b->regulation_budget < b->chunk)
-		return fail(ps, b->line, "[broker] key 'regulation_budget': %s is smaller than chunk "
+		return fail(ps, ps->broker_key_line[7], "[broker] key 'regulation_budget': %s is "
+			    "smaller than chunk "
 			    "(%s), so a chunk could never be copied (expected 0 or at least chunk)",
 			    rtvio_fmt_size(a, sizeof(a), b->regulation_budget),
 			    rtvio_fmt_size(c, sizeof(c), b->chunk));

@@ -542,6 +542,9 @@ static void test_errors_keys(void **state)
 	expect_error(CELLS "[cell c]\ncid = 5\ncid = 6\n",
 		     "7: [cell c] key 'cid': given twice in one section (an indented line "
 		     "continues the key above it)");
+	expect_error(CELLS "[flow f]\nfrom = a\n  [flow g]\n",
+		     "7: [flow f] key 'from': given twice in one section (an indented line "
+		     "continues the key above it)");
 	expect_error(CELLS "[flow f]\nfrom = a\n  to = b:1\n",
 		     "7: [flow f] key 'from': given twice in one section (an indented line "
 		     "continues the key above it)");
@@ -714,11 +717,11 @@ static void test_errors_cross_checks(void **state)
 #define DIR95 "/tmp/0123456789012345678901234567890123456789012345678901234567890123456789" \
 	"01234567890123456789"
 	expect_error("[broker]\nsocket_dir = " DIR95 "\n[cell a]\ncid = 3\n",
-		     "1: [broker] key 'socket_dir': '" DIR95 "' is too long for a socket path "
+		     "2: [broker] key 'socket_dir': '" DIR95 "' is too long for a socket path "
 		     "(at most 94 characters)");
 #undef DIR95
 	expect_error("[broker]\nregulation_budget = 1KiB\n" CELLS,
-		     "1: [broker] key 'regulation_budget': 1KiB is smaller than chunk (4KiB), so a "
+		     "2: [broker] key 'regulation_budget': 1KiB is smaller than chunk (4KiB), so a "
 		     "chunk could never be copied (expected 0 or at least chunk)");
 	/* Flows. */
 	expect_error(CELLS "[flow f]\nfrom = a\nto = contrller:1000\nsize = 64\nperiod = 1ms\n",

@@ -171,8 +171,8 @@ static void test_bandwidth(void **state)
 	assert_int_equal(v, 1500000000ull);
 	assert_int_equal(rtvio_parse_bandwidth("1000", &v, NULL), 0);
 	assert_int_equal(v, 1000);
-	const char *bad[] = { "8GB", "8 B", "8GB/ms", "8GB/", "/s", "8GB/s/s", "8 GB per s", "8Gb/s", "-8GB/s",
-			      "8GB/s x", "99999999999GB/s" };
+	const char *bad[] = { "8GB", "8 B", "8GB/ms", "8GB/", "/s", "8GB/s/s", "8 GB per s",
+			      "8Gb/s", "-8GB/s", "8GB/s x", "99999999999GB/s" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
