@@ -1,0 +1,60 @@
+/* The broker's control socket, <socket_dir>/control.sock: monitoring and tests.
+ *
+ * Protocol: a client connects, writes one JSON object on one line, reads one JSON
+ * object on one line, and the broker closes the connection.
+ *   {"cmd": "stat"}     -> {"ok": true, "stat": {...}}   (see docs/ and cmd_stat.c)
+ *   {"cmd": "shutdown"} -> {"ok": true}                   (then the broker exits 0)
+ *   anything else       -> {"ok": false, "error": "..."}
+ *
+ * The server side runs in the broker's loop thread between data-path steps; it
+ * allocates (jansson) because it is monitoring work, not data-path work. A client
+ * gets CTL_LINE_MAX bytes for its request and one read per readiness event, so a
+ * slow or hostile client never blocks the loop. */
+#ifndef RTVIO_BROKER_CONTROL_H
+#define RTVIO_BROKER_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define CTL_MAX_CLIENTS 8
+#define CTL_LINE_MAX 4096
+#define CTL_SOCKET_NAME "control.sock"
+
+struct ctl_ops {
+	/* Returns a new reference to the "stat" object, or NULL on failure. */
+	json_t *(*stat)(void *ctx);
+	/* The broker should stop once this reply is sent. */
+	void (*shutdown)(void *ctx);
+};
+
+/* One connected client, in the broker's storage. */
+struct ctl_client {
+	int fd;            /* -1: slot free */
+	size_t len;
+	char buf[CTL_LINE_MAX];
+};
+
+/* Handles one request line (without its newline); returns the reply line with its
+ * newline, malloc()ed, or NULL when out of memory. */
+char *ctl_handle_line(const char *line, size_t len, const struct ctl_ops *ops, void *ctx);
+
+/* Reads what the client sent. Returns 0 when the request is not complete yet, 1 when
+ * it was answered (or refused) and the client must be closed, -errno when the client
+ * went away or misbehaved (close it too). */
+int ctl_client_service(struct ctl_client *c, const struct ctl_ops *ops, void *ctx);
+
+/* Listens on a Unix stream socket at path. A stale socket file (nobody accepting on
+ * it) is removed first; a live one (another broker) or a non-socket file in the way
+ * is an error. The returned descriptor is non-blocking and close-on-exec. On failure
+ * writes one line into err and returns -errno. */
+int ctl_listen_unix(const char *path, int backlog, char *err, size_t errlen);
+
+/* Client side (rtvio stat, tests): connects to path, sends the request line, reads
+ * the reply line into a malloc()ed, NUL-terminated *reply (newline removed). Each
+ * step waits at most timeout_ms. Returns 0 or -errno (-ENOENT / -ECONNREFUSED: no
+ * broker there). */
+int ctl_request(const char *path, const char *request, char **reply, int timeout_ms);
+
+#endif

@@ -1,0 +1,797 @@
+/* The broker daemon: sockets, vhost-user back ends, the event loop, RT hygiene.
+ * See daemon.h. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "control.h"
+#include "dataplane.h"
+#include "vhost_user.h"
+#include "virtq.h"
+
+/* vhost-user messages handled per readiness event and cell: keeps a flooding front
+ * end from holding the loop (the socket stays readable and is served again). */
+#define VHU_BUDGET 32u
+#define MAX_EVENTS 32
+
+enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
+		SRC_WAKE };
+
+/* What an epoll event points at. */
+struct ev_src {
+	enum src_kind kind;
+	unsigned int cell;  /* SRC_LISTEN, SRC_CONN, SRC_KICK */
+	unsigned int queue; /* SRC_KICK */
+	unsigned int slot;  /* SRC_CTL_CLIENT */
+};
+
+struct cell {
+	struct broker *br;
+	unsigned int idx;
+	char path[RTVIO_PATH_MAX];
+	int listen_fd;
+	struct vhu_backend vhu;
+	enum broker_cell_state state;
+	uint64_t connects, refused;
+	bool broken_pending;
+	int broken_err;
+	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
+	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
+	/* Storage the running device uses (core's vq_device keeps pointers into it). */
+	struct vq_mem_region mem[VHU_MAX_REGIONS];
+	struct vq_device vq[VHU_VSOCK_QUEUES];
+	uint64_t inflight[VHU_VSOCK_QUEUES][VQ_INFLIGHT_WORDS(VQ_MAX_SIZE)];
+};
+
+struct broker {
+	const struct rtvio_config *cfg;
+	struct broker_opts opts;
+	struct dp *dp;
+	struct cell *cells;
+	unsigned int ncells;
+	int ep;
+	int sig_fd, wake_fd;
+	int ctl_fd;
+	char ctl_path[RTVIO_PATH_MAX];
+	struct ctl_client ctl[CTL_MAX_CLIENTS];
+	struct ev_src src_ctl_listen, src_sig, src_wake, src_ctl[CTL_MAX_CLIENTS];
+	sigset_t old_mask;
+	bool mask_set;
+	atomic_bool stop;
+	uint64_t start_ns;
+	bool any_broken;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define CLOG(c, ...)                                                                     \
+	do {                                                                             \
+		fprintf(stderr, "rtvio broker: cell %s: ", (c)->vhu.name);               \
+		fprintf(stderr, __VA_ARGS__);                                            \
+		fputc('\n', stderr);                                                     \
+	} while (0)
+
+/* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
+
+static void hook_notify(void *ctx, unsigned cell, unsigned queue)
+{
+	struct broker *b = ctx;
+	uint64_t one = 1;
+	int fd;
+
+	if (cell >= b->ncells || queue >= VHU_VSOCK_QUEUES)
+		return;
+	fd = b->cells[cell].vhu.ring[queue].call_fd;
+	/* Non-blocking (set when the fd arrived): a cell that saturated its own counter
+	 * only loses its own interrupts. */
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN (counter full) or a closed peer: nothing the broker can do. */
+	}
+}
+
+static void hook_broken(void *ctx, unsigned cell, int err)
+{
+	struct broker *b = ctx;
+
+	if (cell >= b->ncells)
+		return;
+	/* Cut off after dp_run returns: the data plane is in the middle of a step. */
+	b->cells[cell].broken_pending = true;
+	b->cells[cell].broken_err = err;
+	b->any_broken = true;
+}
+
+/* ---- vhost-user device callbacks -------------------------------------------------- */
+
+static int dev_start(void *ctx, struct vhu_backend *v)
+{
+	struct cell *c = ctx;
+	int rc;
+
+	for (unsigned int i = 0; i < v->nregions; i++) {
+		c->mem[i].gpa = v->regions[i].guest_addr;
+		c->mem[i].size = v->regions[i].size;
+		c->mem[i].host = v->regions[i].host;
+	}
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		struct vq_ring ring = {
+			.num = v->ring[q].num,
+			.desc = v->ring[q].desc,
+			.avail = v->ring[q].avail,
+			.used = v->ring[q].used,
+		};
+
+		rc = vq_device_init(&c->vq[q], &ring, c->mem, v->nregions, c->inflight[q],
+				    v->features, v->ring[q].base);
+		if (rc < 0)
+			return rc;
+	}
+	rc = dp_attach(c->br->dp, c->idx, &c->vq[DP_QUEUE_RX], &c->vq[DP_QUEUE_TX]);
+	if (rc < 0)
+		return rc;
+	if (c->br->opts.verbose)
+		CLOG(c, "attached to the data plane");
+	return 0;
+}
+
+static void dev_stop(void *ctx, struct vhu_backend *v)
+{
+	struct cell *c = ctx;
+
+	/* The data plane forgets the cell's in-flight chains and resets its connections
+	 * before the rings or the memory change under it. */
+	dp_detach(c->br->dp, c->idx);
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		v->ring[q].base = c->vq[q].last_avail;
+	if (c->br->opts.verbose)
+		CLOG(c, "detached from the data plane");
+}
+
+static const struct vhu_dev_ops dev_ops = { .start = dev_start, .stop = dev_stop };
+
+/* ---- epoll bookkeeping -------------------------------------------------------------- */
+
+static int ep_add(struct broker *b, int fd, struct ev_src *src)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
+
+	return epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void ep_del(struct broker *b, int fd)
+{
+	if (fd >= 0)
+		epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* Keeps epoll's kick registrations in step with the kick descriptors the front end
+ * gave (poll = no only: a polling broker never waits for kicks). */
+static void sync_kicks(struct cell *c)
+{
+	struct broker *b = c->br;
+
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		struct vhu_ring *r = &c->vhu.ring[q];
+
+		if (!r->kick_changed)
+			continue;
+		r->kick_changed = false;
+		if (b->cfg->broker.poll)
+			continue;
+		/* The old descriptor may be closed already (epoll dropped it then). */
+		if (c->kick_reg[q] >= 0)
+			ep_del(b, c->kick_reg[q]);
+		c->kick_reg[q] = -1;
+		if (r->kick_fd >= 0 && ep_add(b, r->kick_fd, &c->src_kick[q]) == 0)
+			c->kick_reg[q] = r->kick_fd;
+	}
+}
+
+static void cell_disconnect(struct cell *c, enum broker_cell_state next)
+{
+	struct broker *b = c->br;
+
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		if (c->kick_reg[q] >= 0)
+			ep_del(b, c->kick_reg[q]);
+		c->kick_reg[q] = -1;
+	}
+	ep_del(b, c->vhu.sock);
+	vhu_backend_disconnect(&c->vhu);
+	c->state = next;
+	c->broken_pending = false;
+}
+
+static void cell_accept(struct cell *c)
+{
+	struct broker *b = c->br;
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (c->vhu.sock >= 0) {
+		/* The socket is the identity: one front end per cell at a time. */
+		c->refused++;
+		CLOG(c, "second front end refused (one is already connected)");
+		close(fd);
+		return;
+	}
+	vhu_backend_connect(&c->vhu, fd);
+	if (ep_add(b, fd, &c->src_conn) < 0) {
+		CLOG(c, "cannot watch the connection: %s", strerror(errno));
+		vhu_backend_disconnect(&c->vhu);
+		return;
+	}
+	c->connects++;
+	c->state = BROKER_CELL_CONNECTED;
+	if (b->opts.verbose)
+		CLOG(c, "front end connected");
+}
+
+static void cell_service(struct cell *c)
+{
+	int rc = vhu_backend_service(&c->vhu, VHU_BUDGET);
+
+	if (rc < 0) {
+		if (c->br->opts.verbose || rc != -ECONNRESET)
+			CLOG(c, "front end gone (%s)", strerror(-rc));
+		cell_disconnect(c, BROKER_CELL_WAITING);
+		return;
+	}
+	sync_kicks(c);
+}
+
+static void cut_off_broken(struct broker *b)
+{
+	b->any_broken = false;
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		if (!c->broken_pending)
+			continue;
+		CLOG(c, "broke its ring rules (%s): cut off", strerror(-c->broken_err));
+		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+			if (vq_device_broken(&c->vq[q]))
+				vhu_backend_signal_err(&c->vhu, q);
+		cell_disconnect(c, BROKER_CELL_BROKEN);
+	}
+}
+
+/* ---- control socket ------------------------------------------------------------------ */
+
+static json_t *hist_json(const uint64_t *hist)
+{
+	json_t *a = json_array();
+
+	for (unsigned int k = 0; a && k < DP_HIST_BUCKETS; k++) {
+		json_t *e;
+
+		if (!hist[k])
+			continue;
+		e = json_pack("{s:I, s:o, s:I}", "lo_ns", (json_int_t)(k ? 1ull << k : 0),
+			      "hi_ns",
+			      k + 1 < DP_HIST_BUCKETS ? json_integer((json_int_t)(1ull << (k + 1)))
+						      : json_null(),
+			      "count", (json_int_t)hist[k]);
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
+static json_t *stat_json(void *ctx)
+{
+	struct broker *b = ctx;
+	const struct rtvio_config *cfg = b->cfg;
+	struct dp_reg_stats reg;
+	json_t *cells = json_array(), *flows = json_array(), *st;
+
+	if (!cells || !flows)
+		goto fail;
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct broker_cell_info ci;
+		struct dp_cell_stats cs;
+
+		broker_cell_info(b, i, &ci);
+		if (dp_stats_cell(b->dp, i, &cs) < 0)
+			memset(&cs, 0, sizeof(cs));
+		json_array_append_new(
+			cells,
+			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				  "name", ci.name, "cid", (json_int_t)ci.cid, "state",
+				  broker_cell_state_name(ci.state), "running", ci.running,
+				  "connects", (json_int_t)ci.connects, "packets_in",
+				  (json_int_t)cs.pkts_in, "bytes_in", (json_int_t)cs.bytes_in,
+				  "packets_out", (json_int_t)cs.pkts_out, "bytes_out",
+				  (json_int_t)cs.bytes_out, "refused", (json_int_t)cs.refused,
+				  "resets", (json_int_t)cs.resets, "connections_refused",
+				  (json_int_t)ci.refused));
+	}
+	for (unsigned int f = 0; f < dp_nflows(b->dp); f++) {
+		struct dp_flow_stats fs;
+		bool be = f >= (unsigned int)cfg->nflows;
+
+		if (dp_stats_flow(b->dp, f, &fs) < 0)
+			continue;
+		json_array_append_new(
+			flows,
+			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+				  "name", dp_flow_name(b->dp, f), "class",
+				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
+				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
+				  "packets", (json_int_t)fs.packets, "bytes", (json_int_t)fs.bytes,
+				  "chunks", (json_int_t)fs.chunks, "policed", (json_int_t)fs.policed,
+				  "deadline_misses", (json_int_t)fs.deadline_misses,
+				  "max_residence_ns", (json_int_t)fs.max_residence_ns, "queued",
+				  (json_int_t)fs.queued, "connections", (json_int_t)fs.connections,
+				  "residence_hist", hist_json(fs.hist)));
+	}
+	dp_stats_reg(b->dp, &reg);
+	st = json_pack("{s:s, s:b, s:I, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}", "policy",
+		       rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll, "chunk",
+		       (json_int_t)cfg->broker.chunk, "uptime_s",
+		       (double)broker_uptime_ns(b) / 1e9, "regulation", "budget",
+		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
+		       (json_int_t)reg.bytes, "throttled_periods",
+		       (json_int_t)reg.throttled_periods, "throttled_ns",
+		       (json_int_t)reg.throttled_ns, "cells", cells, "flows", flows);
+	return st;
+fail:
+	json_decref(cells);
+	json_decref(flows);
+	return NULL;
+}
+
+static void ctl_shutdown(void *ctx)
+{
+	broker_stop(ctx);
+}
+
+static const struct ctl_ops ctl_ops = { .stat = stat_json, .shutdown = ctl_shutdown };
+
+static void ctl_accept(struct broker *b)
+{
+	int fd = accept4(b->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		if (b->ctl[i].fd >= 0)
+			continue;
+		if (ep_add(b, fd, &b->src_ctl[i]) < 0)
+			break;
+		b->ctl[i].fd = fd;
+		b->ctl[i].len = 0;
+		return;
+	}
+	close(fd); /* too many monitoring clients at once */
+}
+
+static void ctl_client_event(struct broker *b, unsigned int slot)
+{
+	struct ctl_client *c = &b->ctl[slot];
+
+	if (c->fd < 0)
+		return; /* closed earlier in this batch of events */
+	if (ctl_client_service(c, &ctl_ops, b) != 0) {
+		ep_del(b, c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+/* ---- set-up and teardown --------------------------------------------------------------- */
+
+const char *broker_cell_state_name(enum broker_cell_state s)
+{
+	switch (s) {
+	case BROKER_CELL_WAITING:
+		return "waiting";
+	case BROKER_CELL_CONNECTED:
+		return "connected";
+	default:
+		return "broken";
+	}
+}
+
+/* mkdir -p with mode 0700 for what is created; an existing directory is kept. */
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+	char tmp[RTVIO_PATH_MAX];
+	struct stat st;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+			return -errno;
+		}
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create socket_dir %s: %s", tmp, strerror(errno));
+		return -errno;
+	}
+	if (stat(tmp, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "socket_dir %s is not a directory", tmp);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/* dst = dir/name+suffix into a sockaddr_un-sized buffer; false when it does not fit
+ * (the config loader already refuses such paths). */
+static bool join_path(char dst[RTVIO_PATH_MAX], const char *dir, const char *name,
+		      const char *suffix)
+{
+	size_t a = strlen(dir), n = strlen(name), s = strlen(suffix);
+
+	if (a + 1 + n + s + 1 > RTVIO_PATH_MAX)
+		return false;
+	memcpy(dst, dir, a);
+	dst[a] = '/';
+	memcpy(dst + a + 1, name, n);
+	memcpy(dst + a + 1 + n, suffix, s + 1);
+	return true;
+}
+
+int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
+		struct broker **out, char *err, size_t errlen)
+{
+	struct dp_hooks hooks = { .notify = hook_notify, .broken = hook_broken, .now = NULL };
+	struct broker *b;
+	sigset_t mask;
+	int rc;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b->cfg = cfg;
+	b->opts = *opts;
+	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = -1;
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		b->ctl[i].fd = -1;
+		b->src_ctl[i] = (struct ev_src){ .kind = SRC_CTL_CLIENT, .slot = i };
+	}
+	b->src_ctl_listen.kind = SRC_CTL_LISTEN;
+	b->src_sig.kind = SRC_SIGNAL;
+	b->src_wake.kind = SRC_WAKE;
+	atomic_init(&b->stop, false);
+	b->ncells = (unsigned int)cfg->ncells;
+	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
+	if (!b->cells) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		c->br = b;
+		c->idx = i;
+		c->listen_fd = -1;
+		c->kick_reg[0] = c->kick_reg[1] = -1;
+		c->src_listen = (struct ev_src){ .kind = SRC_LISTEN, .cell = i };
+		c->src_conn = (struct ev_src){ .kind = SRC_CONN, .cell = i };
+		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+			c->src_kick[q] = (struct ev_src){ .kind = SRC_KICK, .cell = i, .queue = q };
+		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
+		c->vhu.verbose = opts->verbose;
+	}
+	rc = dp_create(cfg, &hooks, b, &b->dp);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create the data plane: %s", strerror(-rc));
+		goto fail;
+	}
+	b->ep = epoll_create1(EPOLL_CLOEXEC);
+	b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (b->ep < 0 || b->wake_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "epoll/eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	/* SIGTERM/SIGINT arrive through a descriptor the loop already watches. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &mask, &b->old_mask) == 0)
+		b->mask_set = true;
+	b->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (b->sig_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		goto fail;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	rc = make_dir(cfg->broker.socket_dir, err, errlen);
+	if (rc < 0)
+		goto fail;
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		if (!join_path(c->path, cfg->broker.socket_dir, cfg->cells[i].name, ".sock")) {
+			snprintf(err, errlen, "socket path for cell %s too long", cfg->cells[i].name);
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
+		rc = ctl_listen_unix(c->path, 4, err, errlen);
+		if (rc < 0) {
+			c->path[0] = '\0';
+			goto fail;
+		}
+		c->listen_fd = rc;
+	}
+	if (!join_path(b->ctl_path, cfg->broker.socket_dir, CTL_SOCKET_NAME, "")) {
+		snprintf(err, errlen, "control socket path too long");
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	rc = ctl_listen_unix(b->ctl_path, 8, err, errlen);
+	if (rc < 0) {
+		b->ctl_path[0] = '\0';
+		goto fail;
+	}
+	b->ctl_fd = rc;
+	rc = ep_add(b, b->sig_fd, &b->src_sig);
+	if (!rc)
+		rc = ep_add(b, b->wake_fd, &b->src_wake);
+	if (!rc)
+		rc = ep_add(b, b->ctl_fd, &b->src_ctl_listen);
+	for (unsigned int i = 0; !rc && i < b->ncells; i++)
+		rc = ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
+	if (rc < 0) {
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(-rc));
+		goto fail;
+	}
+	b->start_ns = now_ns();
+	*out = b;
+	return 0;
+fail:
+	broker_close(b);
+	return rc;
+}
+
+void broker_apply_rt(struct broker *b)
+{
+	const struct rtvio_broker_cfg *bc = &b->cfg->broker;
+
+	if (bc->cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(bc->cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0)
+			fprintf(stderr, "rtvio broker: warning: cannot pin to cpu %d (%s): running "
+					"unpinned\n", bc->cpu, strerror(errno));
+	}
+	if (bc->rt_priority > 0) {
+		struct sched_param sp = { .sched_priority = bc->rt_priority };
+
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+			fprintf(stderr, "rtvio broker: warning: SCHED_FIFO %d not permitted (%s): "
+					"running SCHED_OTHER\n", bc->rt_priority, strerror(errno));
+	}
+	/* Page faults in the data path would be unbounded stalls; region mappings made
+	 * later are locked as they are created. */
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may be "
+				"paged\n", strerror(errno));
+}
+
+void broker_stop(struct broker *b)
+{
+	uint64_t one = 1;
+
+	atomic_store_explicit(&b->stop, true, memory_order_relaxed);
+	if (write(b->wake_fd, &one, sizeof(one)) < 0) {
+		/* Counter full: the loop is already due to wake up. */
+	}
+}
+
+void broker_close(struct broker *b)
+{
+	if (!b)
+		return;
+	for (unsigned int i = 0; b->cells && i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		if (c->vhu.sock >= 0)
+			cell_disconnect(c, BROKER_CELL_WAITING);
+		if (c->listen_fd >= 0)
+			close(c->listen_fd);
+		if (c->path[0])
+			unlink(c->path);
+	}
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
+		if (b->ctl[i].fd >= 0)
+			close(b->ctl[i].fd);
+	if (b->ctl_fd >= 0)
+		close(b->ctl_fd);
+	if (b->ctl_path[0])
+		unlink(b->ctl_path);
+	if (b->dp)
+		dp_destroy(b->dp);
+	if (b->sig_fd >= 0)
+		close(b->sig_fd);
+	if (b->mask_set)
+		pthread_sigmask(SIG_SETMASK, &b->old_mask, NULL);
+	if (b->wake_fd >= 0)
+		close(b->wake_fd);
+	if (b->ep >= 0)
+		close(b->ep);
+	free(b->cells);
+	free(b);
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static void drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: someone else drained it (a cell reading its own kick fd). */
+	}
+}
+
+static void handle_event(struct broker *b, const struct epoll_event *ev)
+{
+	const struct ev_src *s = ev->data.ptr;
+	struct cell *c = s->kind <= SRC_KICK ? &b->cells[s->cell] : NULL;
+
+	switch (s->kind) {
+	case SRC_LISTEN:
+		cell_accept(c);
+		break;
+	case SRC_CONN:
+		if (c->vhu.sock >= 0)
+			cell_service(c);
+		break;
+	case SRC_KICK:
+		drain(c->vhu.ring[s->queue].kick_fd);
+		dp_kick(b->dp, s->cell, s->queue);
+		break;
+	case SRC_CTL_LISTEN:
+		ctl_accept(b);
+		break;
+	case SRC_CTL_CLIENT:
+		ctl_client_event(b, s->slot);
+		break;
+	case SRC_SIGNAL: {
+		struct signalfd_siginfo si;
+
+		if (read(b->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) && b->opts.verbose)
+			fprintf(stderr, "rtvio broker: signal %u: shutting down\n", si.ssi_signo);
+		atomic_store_explicit(&b->stop, true, memory_order_relaxed);
+		break;
+	}
+	case SRC_WAKE:
+		drain(b->wake_fd);
+		break;
+	}
+}
+
+/* Does some attached cell want its ring polled (kick "no fd")? */
+static bool must_poll(const struct broker *b)
+{
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		const struct vhu_backend *v = &b->cells[i].vhu;
+
+		if (v->running && (v->ring[0].kick_nofd || v->ring[1].kick_nofd))
+			return true;
+	}
+	return false;
+}
+
+int broker_run(struct broker *b)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	bool poll_mode = b->cfg->broker.poll;
+	uint64_t last_check = 0;
+
+	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+		uint64_t now = now_ns();
+		uint64_t next = dp_run(b->dp, now);
+		struct timespec ts, *tsp = NULL;
+		int n;
+
+		if (b->any_broken)
+			cut_off_broken(b);
+		if (poll_mode) {
+			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS. */
+			if (now - last_check < BROKER_POLL_CHECK_NS)
+				continue;
+			last_check = now;
+			ts.tv_sec = 0;
+			ts.tv_nsec = 0;
+			tsp = &ts;
+		} else if (next != 0 || must_poll(b)) {
+			uint64_t wait = next > now ? next - now : 0;
+
+			if (must_poll(b) && (next == 0 || wait > BROKER_POLL_CHECK_NS))
+				wait = BROKER_POLL_CHECK_NS;
+			ts.tv_sec = (time_t)(wait / 1000000000ull);
+			ts.tv_nsec = (long)(wait % 1000000000ull);
+			tsp = &ts;
+		}
+		n = epoll_pwait2(b->ep, evs, MAX_EVENTS, tsp, NULL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "rtvio broker: epoll: %s\n", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++)
+			handle_event(b, &evs[i]);
+	}
+	return 0;
+}
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+const struct rtvio_config *broker_config(const struct broker *b)
+{
+	return b->cfg;
+}
+
+struct dp *broker_dp(const struct broker *b)
+{
+	return b->dp;
+}
+
+unsigned broker_ncells(const struct broker *b)
+{
+	return b->ncells;
+}
+
+int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_info *out)
+{
+	const struct cell *c;
+
+	if (cell >= b->ncells)
+		return -EINVAL;
+	c = &b->cells[cell];
+	out->name = b->cfg->cells[cell].name;
+	out->cid = b->cfg->cells[cell].cid;
+	out->state = c->state;
+	out->running = c->vhu.running;
+	out->connects = c->connects;
+	out->refused = c->refused;
+	out->broken_err = c->broken_err;
+	return 0;
+}
+
+uint64_t broker_uptime_ns(const struct broker *b)
+{
+	return now_ns() - b->start_ns;
+}
