@@ -503,6 +503,7 @@ static void queue_purge(struct dp *dp, uint32_t q, uint32_t gone)
 	w->tail = last;
 	if (head_gone)
 		rx_forget(dp, w, w->dst != gone);
+	queue_place(dp, q, dp->now);
 }
 
 static void detach(struct dp *dp, uint32_t cell, uint64_t now)
@@ -1065,8 +1066,10 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 
 void dp_detach(struct dp *dp, unsigned int cell)
 {
-	if (cell < dp->ncells)
-		detach(dp, cell, dp_clock(dp));
+	if (cell < dp->ncells) {
+		dp->now = dp_clock(dp);
+		detach(dp, cell, dp->now);
+	}
 }
 
 void dp_kick(struct dp *dp, unsigned int cell, unsigned int queue)
