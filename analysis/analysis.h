@@ -1,0 +1,166 @@
+/* Response-time analysis of the flows a broker runs (DESIGN.md §Analysis model,
+ * docs/analysis.md for every equation and its references).
+ *
+ * A pure library: no I/O, no floating point in any bound (only the displayed
+ * utilisation and the overload pre-check use it; a case too close to call there is
+ * left to the horizon), allocation only of scratch arrays in an_analyze and
+ * an_assign_opa (start-up work, never on the real-time path). Every
+ * time is an integer number of nanoseconds and every fixed point is computed in exact
+ * uint64 arithmetic (saturating, so an overflow reads as "beyond the horizon" rather
+ * than wrapping). Every fixed-point iteration is monotone and stops either at its
+ * least fixed point or as soon as it passes the caller's horizon, which is then
+ * reported as AN_UNBOUNDED; utilisation above the capacity is reported as AN_OVERLOAD
+ * before any iteration starts.
+ *
+ * The caller describes flows in struct an_flow, either by sizes (the library derives
+ * the costs from the packet/chunk model and struct an_platform) or by costs already in
+ * nanoseconds (explicit_costs), and the broker in struct an_broker.
+ */
+#ifndef RTVIO_ANALYSIS_H
+#define RTVIO_ANALYSIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of a virtio-vsock header: the regulator charges them with every piece. */
+#define AN_HDR_BYTES 44u
+/* Default analysis horizon: a busy period longer than this is reported unbounded. */
+#define AN_DEFAULT_HORIZON_NS (10ull * 1000000000ull)
+/* Most jobs (or test points) examined per flow before giving up as unbounded: keeps
+ * the run time of a near-overloaded system finite and predictable. */
+#define AN_MAX_POINTS 2000000u
+
+enum an_policy {
+	AN_FP,   /* limited-preemptive fixed priority (fixed preemption points) */
+	AN_EDF,  /* limited-preemptive earliest deadline first */
+	AN_FIFO, /* arrival order */
+};
+
+enum an_type {
+	AN_STREAM,    /* one credit-update control packet per message */
+	AN_SEQPACKET,
+};
+
+/* Platform costs, as `rtvio calibrate` measures them (worst case under interference). */
+struct an_platform {
+	uint64_t copy_bandwidth;  /* bytes per second, > 0 */
+	uint64_t chunk_overhead;  /* ns per copy step */
+	uint64_t packet_overhead; /* ns per packet, paid in its last step */
+	uint64_t ingest_latency;  /* ns from a cell's kick to the broker seeing it */
+	uint64_t notify_latency;  /* ns from the broker's notification to the receiver running */
+	uint64_t ingest_step;     /* ns, longest non-preemptive ingest pass */
+};
+
+struct an_flow {
+	const char *name;
+	bool best_effort;       /* lowest band, no period, no bound */
+	enum an_type type;
+	/* Size model (when !explicit_costs): */
+	uint64_t size;          /* max bytes per message, > 0 */
+	uint64_t rx_payload;    /* payload bytes of one destination RX buffer, > 0 */
+	uint64_t packet_size;   /* largest packet payload the sender emits, > 0 */
+	/* Cost model (when explicit_costs): all in ns, 0 < last_step <= max_step <= cost. */
+	bool explicit_costs;
+	uint64_t cost, last_step, max_step;
+	/* Real-time flows only: */
+	uint64_t period;        /* ns, > 0: minimum inter-arrival time */
+	uint64_t deadline;      /* ns, > 0: relative to the message's arrival */
+	uint64_t jitter;        /* ns: release jitter */
+	unsigned priority;      /* fp only: 1 = highest; equal priorities interfere both ways */
+};
+
+struct an_broker {
+	enum an_policy policy;
+	uint64_t chunk;             /* bytes, > 0: largest non-preemptive copy step */
+	uint64_t reg_budget;        /* bytes per period, 0 = unregulated */
+	uint64_t reg_period;        /* ns, > 0 when regulated */
+	struct an_platform plat;
+	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
+};
+
+/* A message's costs (ns): C_i its whole cost, q_i its last non-preemptive step,
+ * Q_i the longest non-preemptive step any of its messages (of any size up to `size`)
+ * can occupy the broker with. */
+struct an_costs {
+	uint64_t C, q, Q;
+};
+
+enum an_status {
+	AN_OK,
+	AN_OVERLOAD,  /* utilisation above the copy engine's capacity */
+	AN_UNBOUNDED, /* a busy period did not close within the horizon */
+};
+
+struct an_flow_result {
+	struct an_costs costs;
+	bool bounded;        /* response/latency are meaningful */
+	uint64_t response;   /* R_i: arrival to the last byte copied (ns) */
+	uint64_t latency;    /* ingest_latency + R_i + notify_latency (ns) */
+	bool schedulable;    /* bounded && latency <= deadline (never for best-effort) */
+	uint64_t busy_period; /* the busy period the bound was taken over (ns) */
+	unsigned jobs;       /* fp: jobs of the busy period examined */
+	unsigned worst_job;  /* fp: the job (1-based) that gave R_i */
+};
+
+struct an_result {
+	enum an_status status;
+	bool schedulable;     /* status == AN_OK and every real-time flow schedulable */
+	bool demand_ok;       /* edf: the processor-demand test passed */
+	uint64_t demand_fail_at; /* edf: first failing test point t (ns), when !demand_ok */
+	double utilization;   /* sum C_i/T_i of real-time flows, for display only */
+	double capacity;      /* Theta/Pi of the copy engine (1 when unregulated) */
+	bool regulated;
+	uint64_t theta;       /* ns of guaranteed supply per regulation period */
+};
+
+/* e(b) = chunk_overhead + ceil(b * 1e9 / copy_bandwidth). */
+uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes);
+
+/* Costs of flow f under broker b (sizes -> ns, or the explicit costs). -EINVAL when
+ * the flow's parameters are inconsistent. */
+int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_costs *c);
+
+/* Checks every parameter; on error returns -EINVAL and, when bad_flow is not NULL,
+ * the index of the offending flow (-1 for the broker) and a static phrase. */
+int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		int *bad_flow, const char **why);
+
+/* The whole analysis under b->policy. out[] has n entries. Returns 0 (the answer is in
+ * res and out) or -EINVAL (bad input: see an_validate). */
+int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
+	       struct an_result *res, struct an_flow_result *out);
+
+/* The fp test of one flow i under the priorities prio[] (1 = highest; best-effort
+ * flows are ignored in prio), with costs[] already computed. Fills *r; returns 0, or
+ * 1 when the busy period passed the horizon (r->bounded = false), or -EINVAL. */
+int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
+	       const struct an_costs *costs, const unsigned *prio, size_t i,
+	       struct an_flow_result *r);
+
+/* Deadline-monotonic priorities for the real-time flows (ties by index), written into
+ * prio[] (best-effort flows get 0). */
+void an_assign_dm(const struct an_flow *flows, size_t n, unsigned *prio);
+
+/* Audsley's optimal priority assignment with the fp test (a flow is feasible at a
+ * level when its latency bound meets its deadline). costs[] as from an_flow_costs.
+ * Returns 0 with prio[] filled, -ESRCH when no assignment exists (prio[] undefined),
+ * -EINVAL on bad input. */
+int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		  const struct an_costs *costs, unsigned *prio);
+
+/* Supply bound function of the periodic resource (pi, theta) (Shin and Lee 2003), and
+ * its pseudo-inverse: the least t with sbf(t) >= w. theta >= pi means a dedicated
+ * resource (sbf(t) = t). Saturate at UINT64_MAX. */
+uint64_t an_sbf(uint64_t pi, uint64_t theta, uint64_t t);
+uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
+
+/* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md):
+ * floor(budget * 1e9 / bw) - max_step - chunk_overhead, at least 0, at most the
+ * period. Returns the period when unregulated. */
+uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step);
+
+const char *an_policy_name(enum an_policy p);
+const char *an_status_name(enum an_status s);
+
+#endif
