@@ -1053,6 +1053,7 @@ int gv_process(struct gv_stack *s)
 	int handled = 0;
 	bool more = true;
 	uint32_t rounds = 0;
+	uint64_t tx0 = s->st.tx_packets;
 
 	if (s->dead)
 		return s->dead;
@@ -1100,6 +1101,8 @@ int gv_process(struct gv_stack *s)
 		more = vq_driver_enable_cb(&s->rxq);
 		more = vq_driver_enable_cb(&s->txq) || more;
 	}
+	/* Packets sent (replies, timeouts) count as work done too. */
+	handled += (int)(s->st.tx_packets - tx0);
 	return more ? (handled ? handled : 1) : handled;
 }
 

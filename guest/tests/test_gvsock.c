@@ -1,0 +1,948 @@
+/* gvsock tests: two stacks joined by a wire that plays the broker with core's device
+ * side (test_gvsock_wire.h). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_gvsock_wire.h"
+
+#define PORT 1000u
+
+static uint8_t pat(uint64_t i, uint32_t seed)
+{
+	uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+
+	return (uint8_t)(x >> 29 ^ x >> 7);
+}
+
+/* Cell 0 listens on PORT, cell 1 connects; returns the two connected ids. */
+static void pair(struct wire *w, unsigned int type, int *srv, int *cli)
+{
+	struct gv_stack *a = w->c[0].st, *b = w->c[1].st;
+	int l = gv_socket(a, type), c, s;
+	uint64_t pc = 0;
+	uint32_t pp = 0, lp = 0;
+
+	assert_true(l >= 0);
+	assert_int_equal(gv_listen(a, l, PORT, 4), 0);
+	c = gv_socket(b, type);
+	assert_true(c >= 0);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	wire_run(w, 100);
+	assert_true(gv_poll_events(a, l) & GV_POLLIN);
+	s = gv_accept(a, l, &pc, &pp);
+	assert_true(s >= 0);
+	assert_int_equal(pc, 4);
+	assert_int_equal(gv_sock_name(b, c, &lp, NULL, NULL), 0);
+	assert_int_equal(pp, lp);
+	assert_true(lp >= 49152);
+	assert_int_equal(gv_accept(a, l, NULL, NULL), -EAGAIN);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_sock_error(b, c), 0);
+	/* The listener goes; the accepted connection stays. */
+	assert_int_equal(gv_close(a, l), 0);
+	*srv = s;
+	*cli = c;
+}
+
+/* ---- layout ---- */
+
+static void test_layout(void **state)
+{
+	struct gv_layout l;
+	struct gv_layout_params p = { 0 };
+
+	(void)state;
+	assert_int_equal(gv_layout_compute(NULL, 2u << 20, &l), 0);
+	assert_int_equal(l.queue_size, 128);
+	assert_int_equal(l.rx_buf_size, 4096);
+	assert_int_equal(l.rx_buf_count, 128);
+	assert_int_equal(l.tx_payload, 65536);
+	assert_true(l.tx_slot_count >= 16 && l.tx_slot_count <= 64);
+	assert_true(l.footprint <= 2u << 20);
+	assert_int_equal(l.rx_desc % 16, 0);
+	assert_int_equal(l.tx_desc % 16, 0);
+	assert_int_equal(l.rx_used % 4, 0);
+	assert_int_equal(l.tx_used % 4, 0);
+	/* Nothing overlaps: rings, then RX buffers, then TX headers, then TX slots. */
+	assert_true(l.tx_desc >= l.rx_used + 4 + 8 * 128 + 2);
+	assert_true(l.rx_bufs >= l.tx_used + 4 + 8 * 128 + 2);
+	assert_true(l.tx_hdrs >= l.rx_bufs + 128 * 4096);
+	assert_true(l.tx_bufs >= l.tx_hdrs + 128 * 44);
+	assert_int_equal(l.footprint, l.tx_bufs + (uint64_t)l.tx_slot_count * 65536);
+
+	/* Too small for even one TX slot. */
+	assert_int_equal(gv_layout_compute(NULL, 512u << 10, &l), -ENOSPC);
+	p.queue_size = 100;
+	assert_int_equal(gv_layout_compute(&p, 2u << 20, &l), -EINVAL);
+	p.queue_size = 16;
+	p.rx_buf_size = 44;
+	assert_int_equal(gv_layout_compute(&p, 2u << 20, &l), -EINVAL);
+	p.rx_buf_size = 0;
+	p.tx_slots = 9; /* more than queue_size / 2 */
+	assert_int_equal(gv_layout_compute(&p, 2u << 20, &l), -EINVAL);
+	p.tx_slots = 8;
+	p.tx_payload = 4096;
+	assert_int_equal(gv_layout_compute(&p, 1u << 20, &l), 0);
+	assert_int_equal(l.tx_slot_count, 8);
+	assert_int_equal(gv_layout_compute(&p, l.footprint - 1, &l), -ENOSPC);
+}
+
+static void test_config_checked(void **state)
+{
+	struct gv_config cfg = { 0 };
+	uint8_t *region = aligned_alloc(4096, 1u << 20);
+	struct gv_stack *st;
+	static uint8_t mem[64] __attribute__((aligned(64)));
+
+	(void)state;
+	assert_int_equal(gv_layout_compute(NULL, 1u << 20, &cfg.layout), 0);
+	cfg.region = region;
+	cfg.region_size = 1u << 20;
+	cfg.region_dev = WIRE_GPA;
+	cfg.max_sockets = 2;
+	cfg.rcvbuf = 4096;
+	cfg.ops = &wire_ops;
+	assert_true(gv_stack_mem_size(&cfg) > 0);
+	assert_int_equal(gv_stack_init(&cfg, mem, sizeof(mem), &st), -ENOSPC);
+	cfg.rcvbuf = 16;
+	assert_int_equal(gv_stack_mem_size(&cfg), 0);
+	cfg.rcvbuf = 4096;
+	cfg.region_size = cfg.layout.footprint - 1; /* layout does not fit */
+	assert_int_equal(gv_stack_mem_size(&cfg), 0);
+	cfg.region_size = 1u << 20;
+	cfg.ops = NULL;
+	assert_int_equal(gv_stack_mem_size(&cfg), 0);
+	free(region);
+}
+
+/* ---- connection set-up ---- */
+
+static void test_connect_accept_exchange(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int s, c;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	assert_true(w.c[1].kicks[GV_QUEUE_TX] > 0);
+	assert_int_equal(gv_send(b, c, "ping", 4, false), 4);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), -EAGAIN);
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(a, s) & GV_POLLIN);
+	assert_int_equal(gv_recv(a, s, buf, 2, GV_MSG_PEEK, NULL), 2);
+	assert_memory_equal(buf, "pi", 2);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 4);
+	assert_memory_equal(buf, "ping", 4);
+	assert_int_equal(gv_send(a, s, "pong!", 5, false), 5);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 5);
+	assert_memory_equal(buf, "pong!", 5);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EISCONN);
+	assert_true(w.c[0].sent_ops[VSOCK_OP_RESPONSE] == 1);
+	assert_true(w.c[1].sent_ops[VSOCK_OP_REQUEST] == 1);
+	wire_fini(&w);
+}
+
+static void test_refused(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int c, l, c2, c3;
+	char x = 0;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	/* Nobody listens on 77: cell 0 answers the REQUEST with RST. */
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, 77), -EINPROGRESS);
+	wire_run(&w, 100);
+	assert_int_equal(w.c[0].sent_ops[VSOCK_OP_RST], 1);
+	assert_true(gv_poll_events(b, c) & GV_POLLERR);
+	assert_true(gv_poll_events(b, c) & GV_POLLHUP);
+	assert_int_equal(gv_send(b, c, &x, 1, false), -ECONNREFUSED);
+	assert_int_equal(gv_send(b, c, &x, 1, false), -EPIPE);
+	assert_int_equal(gv_close(b, c), 0);
+
+	/* A listener of the other type does not match either. */
+	l = gv_socket(a, GV_SOCK_SEQPACKET);
+	assert_int_equal(gv_listen(a, l, PORT, 1), 0);
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c), -ECONNREFUSED);
+	assert_int_equal(gv_sock_error(b, c), 0);
+	gv_close(b, c);
+
+	/* Backlog 1: the second connection waiting for accept is refused. */
+	c2 = gv_socket(b, GV_SOCK_SEQPACKET);
+	c3 = gv_socket(b, GV_SOCK_SEQPACKET);
+	assert_int_equal(gv_connect(b, c2, 3, PORT), -EINPROGRESS);
+	assert_int_equal(gv_connect(b, c3, 3, PORT), -EINPROGRESS);
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c2), 0);
+	assert_true(gv_poll_events(b, c2) & GV_POLLOUT);
+	assert_int_equal(gv_sock_error(b, c3), -ECONNREFUSED);
+	assert_true(gv_accept(a, l, NULL, NULL) >= 0);
+	assert_int_equal(gv_accept(a, l, NULL, NULL), -EAGAIN);
+	wire_fini(&w);
+}
+
+static void test_connect_timeout(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *b;
+	int c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	b = w.c[1].st;
+	w.drop = true;
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EALREADY);
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c), 0);
+	assert_int_equal(gv_next_deadline(b), w.now + 2000000000ull);
+	w.now += 1999999999ull;
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c), 0);
+	w.now += 1;
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c), -ETIMEDOUT);
+	assert_int_equal(gv_next_deadline(b), UINT64_MAX);
+	/* It told the peer it gave up. */
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], 1);
+	wire_fini(&w);
+}
+
+static void test_ports(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { .max_sockets = 4 };
+	struct gv_stack *a;
+	int x, y, ids[4];
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	x = gv_socket(a, GV_SOCK_STREAM);
+	y = gv_socket(a, GV_SOCK_STREAM);
+	assert_int_equal(gv_bind(a, x, 5000), 0);
+	assert_int_equal(gv_bind(a, x, 5001), -EINVAL);
+	assert_int_equal(gv_bind(a, y, 5000), -EADDRINUSE);
+	assert_int_equal(gv_listen(a, y, 5000, 1), -EADDRINUSE);
+	assert_int_equal(gv_close(a, x), 0);
+	assert_int_equal(gv_listen(a, y, 5000, 1), 0);
+	assert_int_equal(gv_close(a, y), 0);
+	for (int i = 0; i < 4; i++)
+		assert_true((ids[i] = gv_socket(a, GV_SOCK_STREAM)) >= 0);
+	assert_int_equal(gv_socket(a, GV_SOCK_STREAM), -EMFILE);
+	assert_int_equal(gv_socket(a, 7), -EINVAL);
+	gv_close(a, ids[3]);
+	assert_int_equal(gv_socket(a, GV_SOCK_SEQPACKET), ids[3]);
+	assert_int_equal(gv_send(a, ids[0], "x", 1, false), -ENOTCONN);
+	assert_int_equal(gv_recv(a, ids[0], NULL, 0, 0, NULL), -ENOTCONN);
+	assert_int_equal(gv_send(a, 99, "x", 1, false), -EINVAL);
+	assert_int_equal(gv_close(a, -1), -EINVAL);
+	wire_fini(&w);
+}
+
+/* ---- STREAM data ---- */
+
+/* Moves `total` bytes from cell 1 to cell 0, both sides using odd-sized calls, and
+ * checks every byte. Returns the rounds used. */
+static long stream_transfer(struct wire *w, int s, int c, uint64_t total, uint32_t seed)
+{
+	struct gv_stack *a = w->c[0].st, *b = w->c[1].st;
+	static uint8_t tx[200000], rx[70001];
+	uint64_t sent = 0, got = 0;
+	long rounds = 0;
+	uint32_t sz = 1;
+
+	while (got < total) {
+		assert_true(++rounds < 2000000); /* nothing stalls */
+		if (sent < total) {
+			uint32_t n = (uint32_t)(sizeof(tx) - (sent * 7 % 1000));
+
+			sz = sz * 1103515245u + 12345u;
+			n = 1 + (sz >> 8) % n;
+			if (n > total - sent)
+				n = (uint32_t)(total - sent);
+			for (uint32_t i = 0; i < n; i++)
+				tx[i] = pat(sent + i, seed);
+			int r = gv_send(b, c, tx, n, false);
+
+			if (r > 0)
+				sent += (uint32_t)r;
+			else
+				assert_int_equal(r, -EAGAIN);
+		}
+		wire_move(w, &w->c[1], &w->c[0]);
+		wire_move(w, &w->c[0], &w->c[1]);
+		assert_true(gv_process(a) >= 0);
+		assert_true(gv_process(b) >= 0);
+		for (;;) {
+			uint32_t want = 1 + (uint32_t)((got * 13 + rounds) % sizeof(rx));
+			int r = gv_recv(a, s, rx, want, 0, NULL);
+
+			if (r == -EAGAIN)
+				break;
+			assert_true(r > 0);
+			for (int i = 0; i < r; i++)
+				if (rx[i] != pat(got + (uint64_t)i, seed))
+					fail_msg("byte %llu differs", (unsigned long long)(got + i));
+			got += (uint32_t)r;
+		}
+	}
+	return rounds;
+}
+
+static void test_stream_integrity(void **state)
+{
+	/* Receive budgets from tiny to normal: credit updates carry the flow. */
+	static const uint32_t budgets[] = { 128, 1000, 4096, 65536 };
+
+	(void)state;
+	for (unsigned int i = 0; i < 4; i++) {
+		struct wire w;
+		struct wire_opts o = { .rcvbuf = budgets[i] };
+		struct gv_stats sa, sb;
+		int s, c;
+		uint64_t total = budgets[i] < 4096 ? (3u << 20) : (24u << 20);
+
+		assert_int_equal(wire_init(&w, &o), 0);
+		pair(&w, GV_SOCK_STREAM, &s, &c);
+		assert_int_equal(gv_sock_buf_alloc(w.c[0].st, s), budgets[i]);
+		stream_transfer(&w, s, c, total, i);
+		gv_get_stats(w.c[0].st, &sa);
+		gv_get_stats(w.c[1].st, &sb);
+		/* The receiver told the sender about space: a one-way flow needs it. */
+		assert_true(sa.credit_updates_sent > 0);
+		assert_true(sa.credit_updates_sent <= total / (budgets[i] / 2) + 2);
+		assert_int_equal(sa.rx_bad_len + sa.rx_bad_hdr + sa.rx_bad_credit, 0);
+		assert_int_equal(sb.rx_bad_len + sb.rx_bad_hdr + sb.rx_bad_credit, 0);
+		assert_true(sb.tx_bytes == total);
+		wire_fini(&w);
+	}
+}
+
+static void test_stream_small_pieces(void **state)
+{
+	/* The broker may deliver in pieces smaller than the RX buffer. */
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 8192 };
+	int s, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	w.piece = 1;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	stream_transfer(&w, s, c, 50000, 9);
+	w.piece = 333;
+	stream_transfer(&w, s, c, 500000, 10);
+	wire_fini(&w);
+}
+
+static void test_credit_wrap(void **state)
+{
+	/* Counters start just below 2^32: the transfer crosses the wrap many times
+	 * over and the credit arithmetic must not notice. */
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 4096, .counter_base = 0xFFFFFFFFu - 5000 };
+	struct gv_stack *a, *b;
+	int s, c;
+	uint8_t buf[8192];
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	/* Credit is exact across the wrap: the sender can put exactly buf_alloc bytes
+	 * in flight, no more. */
+	memset(buf, 0x5A, sizeof(buf));
+	assert_int_equal(gv_send(b, c, buf, sizeof(buf), false), 4096);
+	assert_int_equal(gv_send(b, c, buf, 1, false), -EAGAIN);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 4096);
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	stream_transfer(&w, s, c, 1u << 20, 3);
+	wire_fini(&w);
+}
+
+static void test_stream_both_ways(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 2048 };
+	struct gv_stack *a, *b;
+	int s, c;
+	uint64_t sa = 0, sb = 0, ra = 0, rb = 0, total = 400000;
+	uint8_t buf[3000];
+	long rounds = 0;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	while (ra < total || rb < total) {
+		int r;
+
+		assert_true(++rounds < 100000);
+		if (sa < total) {
+			uint32_t n = (uint32_t)(total - sa < 2999 ? total - sa : 2999);
+
+			for (uint32_t i = 0; i < n; i++)
+				buf[i] = pat(sa + i, 1);
+			if ((r = gv_send(a, s, buf, n, false)) > 0)
+				sa += (uint32_t)r;
+		}
+		if (sb < total) {
+			uint32_t n = (uint32_t)(total - sb < 1777 ? total - sb : 1777);
+
+			for (uint32_t i = 0; i < n; i++)
+				buf[i] = pat(sb + i, 2);
+			if ((r = gv_send(b, c, buf, n, false)) > 0)
+				sb += (uint32_t)r;
+		}
+		wire_run(&w, 4);
+		while ((r = gv_recv(b, c, buf, sizeof(buf), 0, NULL)) > 0) {
+			for (int i = 0; i < r; i++)
+				assert_int_equal(buf[i], pat(rb + (uint64_t)i, 1));
+			rb += (uint32_t)r;
+		}
+		while ((r = gv_recv(a, s, buf, sizeof(buf), 0, NULL)) > 0) {
+			for (int i = 0; i < r; i++)
+				assert_int_equal(buf[i], pat(ra + (uint64_t)i, 2));
+			ra += (uint32_t)r;
+		}
+	}
+	wire_fini(&w);
+}
+
+/* ---- SEQPACKET ---- */
+
+static void test_seqpacket_boundaries(void **state)
+{
+	static const uint32_t sizes[] = { 1, 2, 43, 44, 45, 4051, 4052, 4053, 8104, 65535,
+					  65536, 65537, 100000, 131072, 200001, 262144 };
+	static uint8_t tx[262144 + 8], rx[262144 + 8];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 400u << 10 };
+	struct gv_stack *a, *b;
+	int s, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	assert_true(gv_max_message(b, c) >= 262144);
+	/* Each size alone, then several queued back to back before any read. */
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned int fl = 99;
+		bool eor = i % 3 == 0;
+
+		for (uint32_t j = 0; j < sizes[i]; j++)
+			tx[j] = pat(j, i);
+		assert_int_equal(gv_send(b, c, tx, sizes[i], eor), (int)sizes[i]);
+		wire_run(&w, 1000);
+		assert_true(gv_poll_events(a, s) & GV_POLLIN);
+		memset(rx, 0, sizes[i] + 8);
+		assert_int_equal(gv_recv(a, s, rx, sizes[i] + 8, 0, &fl), (int)sizes[i]);
+		assert_int_equal(fl, eor ? GV_MSG_EOR : 0);
+		assert_memory_equal(rx, tx, sizes[i]);
+		assert_int_equal(gv_recv(a, s, rx, sizeof(rx), 0, NULL), -EAGAIN);
+		wire_run(&w, 100);
+	}
+	{
+		uint32_t lens[] = { 1, 5000, 3, 70000, 1, 1, 9000 };
+		unsigned int fl;
+
+		for (unsigned int i = 0; i < 7; i++) {
+			memset(tx, (int)i + 1, lens[i]);
+			assert_int_equal(gv_send(b, c, tx, lens[i], false), (int)lens[i]);
+			wire_run(&w, 1000);
+		}
+		for (unsigned int i = 0; i < 7; i++) {
+			/* A buffer of 2 truncates all but the 1-byte messages. */
+			int r = gv_recv(a, s, rx, i == 2 ? 2 : sizeof(rx), 0, &fl);
+
+			if (i == 2) {
+				assert_int_equal(r, 2);
+				assert_int_equal(fl, GV_MSG_TRUNC);
+			} else {
+				assert_int_equal(r, (int)lens[i]);
+				assert_int_equal(fl, 0);
+			}
+			for (int j = 0; j < r; j++)
+				assert_int_equal(rx[j], i + 1);
+		}
+		assert_int_equal(gv_recv(a, s, rx, sizeof(rx), 0, NULL), -EAGAIN);
+	}
+	wire_fini(&w);
+}
+
+static void test_seqpacket_flow(void **state)
+{
+	/* Many messages through a small budget: whole messages or -EAGAIN, credit
+	 * requests resolve stalls, and nothing is lost or merged. */
+	static uint8_t tx[3000], rx[3000];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 5120 }; /* buf_alloc 4096 */
+	struct gv_stack *a, *b;
+	struct gv_stats st;
+	int s, c;
+	uint32_t sent = 0, got = 0, n_msgs = 3000;
+	long rounds = 0;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	assert_int_equal(gv_sock_buf_alloc(a, s), 4096);
+	assert_int_equal(gv_max_message(b, c), 4096);
+	assert_int_equal(gv_send(b, c, tx, 4097, false), -EMSGSIZE);
+	while (got < n_msgs) {
+		assert_true(++rounds < 1000000);
+		while (sent < n_msgs) {
+			uint32_t len = 1 + sent * 997 % 2999;
+
+			memset(tx, (int)(sent & 0xFF), len);
+			memcpy(tx, &sent, len < 4 ? len : 4);
+			int r = gv_send(b, c, tx, len, false);
+
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, (int)len);
+			sent++;
+		}
+		wire_run(&w, 3);
+		if (rounds % 3 == 0)
+			continue; /* let the receiver lag */
+		for (;;) {
+			uint32_t len = 1 + got * 997 % 2999, v = 0;
+			unsigned int fl;
+			int r = gv_recv(a, s, rx, sizeof(rx), 0, &fl);
+
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, (int)len);
+			memcpy(&v, rx, len < 4 ? len : 4);
+			memcpy(tx, &got, 4);
+			assert_memory_equal(&v, tx, len < 4 ? len : 4);
+			if (len > 4)
+				assert_int_equal(rx[len - 1], got & 0xFF);
+			got++;
+		}
+	}
+	gv_get_stats(b, &st);
+	assert_true(st.credit_requests_sent > 0);
+	wire_fini(&w);
+}
+
+static void test_seqpacket_waits_for_tx_slots(void **state)
+{
+	/* Messages need all their TX slots at once: with 2 slots of 4 KiB a 9 KiB
+	 * message can never go (EMSGSIZE), an 8 KiB one waits for both slots. */
+	static uint8_t buf[16384];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 1u << 20,
+			       .lp = { .queue_size = 16, .tx_payload = 4096, .tx_slots = 2 } };
+	struct gv_stack *a, *b;
+	int s, c;
+	unsigned int fl;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	assert_int_equal(gv_max_message(b, c), 8192);
+	assert_int_equal(gv_send(b, c, buf, 8193, false), -EMSGSIZE);
+	w.hold = true;
+	assert_int_equal(gv_send(b, c, buf, 100, false), 100);
+	assert_int_equal(gv_send(b, c, buf, 8192, false), -EAGAIN);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_send(b, c, buf, 4096, false), 4096);
+	assert_int_equal(gv_send(b, c, buf, 1, false), -EAGAIN);
+	w.hold = false;
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_send(b, c, buf, 8192, true), 8192);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, &fl), 100);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, &fl), 4096);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, &fl), 8192);
+	assert_int_equal(fl, GV_MSG_EOR);
+	wire_fini(&w);
+}
+
+/* ---- shutdown and close ---- */
+
+static void test_shutdown_eof(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int s, c, s2;
+	char buf[16];
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	assert_int_equal(gv_send(b, c, "last", 4, false), 4);
+	assert_int_equal(gv_shutdown(b, c, GV_SHUT_WR), 0);
+	assert_int_equal(gv_send(b, c, "x", 1, false), -EPIPE);
+	wire_run(&w, 100);
+	/* Data first, then end of stream, and it stays at end of stream. */
+	assert_true(gv_poll_events(a, s) & GV_POLLRDHUP);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 4);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 0);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 0);
+	/* The other direction still works. */
+	assert_int_equal(gv_send(a, s, "back", 4, false), 4);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 4);
+	assert_memory_equal(buf, "back", 4);
+	/* The reader shuts down reading: the writer gets EPIPE. */
+	assert_int_equal(gv_shutdown(b, c, GV_SHUT_RD), 0);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 0);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(a, s, "more", 4, false), -EPIPE);
+	/* Both directions of b are shut: a sees that, b's close ends it, a's slot
+	 * is freed once a closes too. */
+	assert_int_equal(gv_close(b, c), 0);
+	wire_run(&w, 100);
+	assert_int_equal(gv_close(a, s), 0);
+	wire_run(&w, 100);
+	/* Everything is free again: the same ids come back. */
+	s2 = gv_socket(a, GV_SOCK_STREAM);
+	assert_true(s2 >= 0 && s2 <= s);
+	assert_int_equal(gv_shutdown(a, s2, GV_SHUT_WR), -ENOTCONN);
+	wire_fini(&w);
+}
+
+static void test_close_with_data_in_flight(void **state)
+{
+	static uint8_t big[60000], rx[70000];
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int s, c, r;
+	uint32_t got = 0;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	for (uint32_t i = 0; i < sizeof(big); i++)
+		big[i] = pat(i, 77);
+	/* Sent and closed before the wire moved anything: all of it still arrives,
+	 * then end of stream. */
+	assert_int_equal(gv_send(b, c, big, sizeof(big), false), (int)sizeof(big));
+	assert_int_equal(gv_close(b, c), 0);
+	assert_int_equal(gv_send(b, c, big, 1, false), -EINVAL);
+	wire_run(&w, 1000);
+	while ((r = gv_recv(a, s, rx + got, sizeof(rx) - got, 0, NULL)) > 0)
+		got += (uint32_t)r;
+	assert_int_equal(r, 0);
+	assert_int_equal(got, sizeof(big));
+	assert_memory_equal(rx, big, sizeof(big));
+	assert_int_equal(gv_send(a, s, "x", 1, false), -EPIPE);
+	assert_int_equal(gv_close(a, s), 0);
+	wire_run(&w, 100);
+	/* b lingered until a's RST: its slot is free now. */
+	assert_int_equal(gv_next_deadline(b), UINT64_MAX);
+
+	/* The receiver closes with unread data: the sender sees its peer gone. */
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	assert_int_equal(gv_send(b, c, big, 1000, false), 1000);
+	wire_run(&w, 100);
+	assert_int_equal(gv_close(a, s), 0);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(b, c, big, 10, false), -EPIPE);
+	assert_int_equal(gv_recv(b, c, rx, 10, 0, NULL), 0);
+	assert_true(gv_poll_events(b, c) & GV_POLLHUP);
+	gv_close(b, c);
+	wire_run(&w, 100);
+
+	/* A peer that never answers our SHUTDOWN: RST after the linger timeout. */
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	w.drop = true;
+	assert_int_equal(gv_close(b, c), 0);
+	wire_run(&w, 100);
+	assert_true(gv_next_deadline(b) != UINT64_MAX);
+	w.now += 2000000001ull;
+	unsigned int rst = w.c[1].sent_ops[VSOCK_OP_RST];
+
+	wire_run(&w, 100);
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], rst + 1);
+	assert_int_equal(gv_next_deadline(b), UINT64_MAX);
+	wire_fini(&w);
+}
+
+static void test_reset_by_peer(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int s, c;
+	uint8_t hb[GV_HDR_SIZE];
+	char buf[8];
+	uint32_t lp;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	assert_int_equal(gv_send(a, s, "abc", 3, false), 3);
+	wire_run(&w, 100);
+	gv_sock_name(b, c, &lp, NULL, NULL);
+	struct vsock_hdr h = { .src_cid = 3, .dst_cid = 4, .src_port = PORT, .dst_port = lp,
+			       .type = VSOCK_TYPE_STREAM, .op = VSOCK_OP_RST };
+
+	vsock_hdr_encode(&h, hb);
+	assert_int_equal(wire_inject(&w.c[1], hb, sizeof(hb), sizeof(hb)), 1);
+	assert_true(gv_process(b) >= 0);
+	/* Queued data is still readable, then the reset, then end. */
+	assert_true(gv_poll_events(b, c) & GV_POLLERR);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 3);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), -ECONNRESET);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 0);
+	assert_int_equal(gv_send(b, c, buf, 1, false), -EPIPE);
+	wire_fini(&w);
+}
+
+/* ---- hostile broker ---- */
+
+static void test_hostile_rx(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	struct gv_stats st;
+	int s, c;
+	uint8_t pkt[4096];
+	char buf[64];
+	uint32_t lp;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	gv_sock_name(b, c, &lp, NULL, NULL);
+	struct vsock_hdr good = { .src_cid = 3, .dst_cid = 4, .src_port = PORT, .dst_port = lp,
+				  .type = VSOCK_TYPE_STREAM, .op = VSOCK_OP_RW, .len = 5,
+				  .buf_alloc = 65536 };
+	struct vsock_hdr h;
+
+	memset(pkt, 'E', sizeof(pkt));
+	/* Header len beyond the used length. */
+	h = good;
+	h.len = 100;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 144, 143), 1);
+	/* Used length below a header. */
+	vsock_hdr_encode(&good, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 43), 1);
+	/* Unknown op, unknown type, wrong dst_cid, non-RW with payload. */
+	h = good;
+	h.op = 9;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 49), 1);
+	h = good;
+	h.type = 3;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 49), 1);
+	h = good;
+	h.dst_cid = 5;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 49), 1);
+	h = good;
+	h.op = VSOCK_OP_CREDIT_UPDATE;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 49), 1);
+	assert_true(gv_process(b) >= 0);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.rx_bad_len, 2);
+	assert_int_equal(st.rx_bad_hdr, 4);
+	/* None of it reached the socket. */
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), -EAGAIN);
+
+	/* A packet for a connection that does not exist is answered by RST. */
+	h = good;
+	h.dst_port = 4242;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, 49, 49), 1);
+	assert_true(gv_process(b) >= 0);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.rx_no_sock, 1);
+	wire_run(&w, 100);
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], 1);
+
+	/* The connection still works after all that. */
+	assert_int_equal(gv_send(a, s, "fine", 4, false), 4);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 4);
+	assert_memory_equal(buf, "fine", 4);
+
+	/* A peer that ignores our credit: the connection is reset, not overrun. */
+	h = good;
+	h.len = 4000;
+	vsock_hdr_encode(&h, pkt);
+	for (int i = 0; i < 17; i++)
+		assert_int_equal(wire_inject(&w.c[1], pkt, 4044, 4044), 1);
+	assert_true(gv_process(b) >= 0);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.rx_bad_credit, 1);
+	assert_true(gv_poll_events(b, c) & GV_POLLERR);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, NULL), 64);
+	wire_fini(&w);
+}
+
+static void test_broken_ring_is_sticky(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *b;
+	int s, c;
+	uint8_t pkt[64] = { 0 };
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s, &c);
+	/* A used length larger than the buffer breaks the ring rules. */
+	assert_int_equal(wire_inject(&w.c[1], pkt, sizeof(pkt), 5000), 1);
+	assert_int_equal(gv_process(b), -EIO);
+	assert_int_equal(gv_process(b), -EIO);
+	assert_true(gv_poll_events(b, c) & GV_POLLERR);
+	assert_int_equal(gv_sock_error(b, c), -ECONNRESET);
+	assert_int_equal(gv_send(b, c, "x", 1, false), -EPIPE);
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EIO);
+	wire_fini(&w);
+}
+
+static void test_event_idx_and_many_connections(void **state)
+{
+	/* With EVENT_IDX, several connections at once, interleaved. */
+	struct wire w;
+	struct wire_opts o = { .event_idx = true, .max_sockets = 8, .rcvbuf = 3000 };
+	struct gv_stack *a, *b;
+	int l, cs[6], ss[6];
+	uint64_t sent[6] = { 0 }, got[6] = { 0 };
+	uint8_t buf[4000];
+	long rounds = 0;
+	const uint64_t total = 200000;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	l = gv_socket(a, GV_SOCK_STREAM);
+	assert_int_equal(gv_listen(a, l, PORT, 6), 0);
+	for (int i = 0; i < 6; i++) {
+		cs[i] = gv_socket(b, GV_SOCK_STREAM);
+		assert_int_equal(gv_connect(b, cs[i], 3, PORT), -EINPROGRESS);
+	}
+	wire_run(&w, 100);
+	for (int i = 0; i < 6; i++) {
+		uint32_t lp, pp;
+
+		ss[i] = gv_accept(a, l, NULL, &pp);
+		assert_true(ss[i] >= 0);
+		/* Accepted in connect order. */
+		gv_sock_name(b, cs[i], &lp, NULL, NULL);
+		assert_int_equal(pp, lp);
+	}
+	assert_int_equal(gv_socket(a, GV_SOCK_STREAM), 7);
+	for (;;) {
+		bool done = true;
+
+		assert_true(++rounds < 100000);
+		for (int i = 0; i < 6; i++) {
+			uint32_t n = 1 + (uint32_t)((rounds * 31 + i * 7) % 3999);
+			int r;
+
+			if (sent[i] < total) {
+				if (n > total - sent[i])
+					n = (uint32_t)(total - sent[i]);
+				for (uint32_t j = 0; j < n; j++)
+					buf[j] = pat(sent[i] + j, (uint32_t)i);
+				if ((r = gv_send(b, cs[i], buf, n, false)) > 0)
+					sent[i] += (uint32_t)r;
+			}
+			while ((r = gv_recv(a, ss[i], buf, sizeof(buf), 0, NULL)) > 0) {
+				for (int j = 0; j < r; j++)
+					assert_int_equal(buf[j], pat(got[i] + (uint64_t)j, (uint32_t)i));
+				got[i] += (uint32_t)r;
+			}
+			if (got[i] < total)
+				done = false;
+		}
+		if (done)
+			break;
+		wire_run(&w, 2);
+	}
+	/* EVENT_IDX suppressed some kicks: fewer kicks than packets. */
+	struct gv_stats st;
+
+	gv_get_stats(b, &st);
+	assert_true(w.c[1].kicks[GV_QUEUE_TX] < st.tx_packets);
+	wire_fini(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_config_checked),
+		cmocka_unit_test(test_connect_accept_exchange),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_connect_timeout),
+		cmocka_unit_test(test_ports),
+		cmocka_unit_test(test_stream_integrity),
+		cmocka_unit_test(test_stream_small_pieces),
+		cmocka_unit_test(test_credit_wrap),
+		cmocka_unit_test(test_stream_both_ways),
+		cmocka_unit_test(test_seqpacket_boundaries),
+		cmocka_unit_test(test_seqpacket_flow),
+		cmocka_unit_test(test_seqpacket_waits_for_tx_slots),
+		cmocka_unit_test(test_shutdown_eof),
+		cmocka_unit_test(test_close_with_data_in_flight),
+		cmocka_unit_test(test_reset_by_peer),
+		cmocka_unit_test(test_hostile_rx),
+		cmocka_unit_test(test_broken_ring_is_sticky),
+		cmocka_unit_test(test_event_idx_and_many_connections),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
