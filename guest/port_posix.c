@@ -57,6 +57,7 @@ struct rtvio_cell {
 	bool poller;		/* a thread is in poll() on the fds */
 	bool wake_written;	/* wake_fd has an unread count */
 	bool fd_used;		/* someone asked for rtvio_cell_fd() */
+	bool in_process;	/* inside rtvio_cell_process(): the event loop itself */
 	unsigned int waiters;	/* threads inside a blocking call */
 	struct vhu_reader reader; /* anything the broker sends after the handshake */
 };
@@ -101,25 +102,34 @@ static void op_kick(void *ctx, unsigned int queue)
 }
 
 /* Something other threads may wait for has changed (lock held). Followers get the
- * condition; a thread inside poll() gets the wake eventfd, written at most once
- * until the poller drains it. */
-static void wake_waiters(struct rtvio_cell *c)
+ * condition; a thread inside poll(), or an event loop watching rtvio_cell_fd()
+ * (unless it is the caller: `from_loop`), gets the wake eventfd, written at most
+ * once until drained. */
+static void wake_others(struct rtvio_cell *c, bool from_loop)
 {
 	uint64_t one = 1;
 
 	if (!c->waiters && !c->fd_used)
 		return;
-	pthread_cond_broadcast(&c->cond);
-	if ((c->poller || c->fd_used) && !c->wake_written) {
+	if (c->waiters)
+		pthread_cond_broadcast(&c->cond);
+	if ((c->poller || (c->fd_used && !from_loop)) && !c->wake_written) {
 		if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
 			c->wake_written = true;
 	}
 }
 
+static void wake_waiters(struct rtvio_cell *c)
+{
+	wake_others(c, false);
+}
+
 static void op_wake(void *ctx, int id)
 {
+	struct rtvio_cell *c = ctx;
+
 	(void)id;
-	wake_waiters(ctx);
+	wake_others(c, c->in_process);
 }
 
 static void drain_eventfd(int fd)
@@ -583,8 +593,10 @@ int rtvio_cell_process(struct rtvio_cell *c)
 		c->wake_written = false;
 	}
 	check_socket(c);
+	c->in_process = true;
 	pump(c);
-	wake_waiters(c);
+	c->in_process = false;
+	wake_others(c, true);
 	e = c->dead;
 	pthread_mutex_unlock(&c->lock);
 	return e;

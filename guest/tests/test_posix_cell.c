@@ -1,0 +1,728 @@
+/* The POSIX port end to end against a fake broker: a thread that serves one
+ * vhost-user socket (the back end side of the handshake, mapping the cell's memfd
+ * from SET_MEM_TABLE like the broker does), then runs a loopback vsock device with
+ * core's device side: every TX packet goes back into the same cell's RX ring, split
+ * across RX buffers like the broker splits. Two sockets of one cell can then talk
+ * through real rings, eventfds and the real port, with several threads blocking at
+ * once. The fake broker can also hang up at any moment (broker EOF). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../port_posix.h"
+#include "../../common/vhost_user_proto.h"
+#include "virtq.h"
+#include "vsock.h"
+
+#define MAXPKT (VSOCK_HDR_SIZE + 65536u)
+
+struct fake {
+	char dir[64];
+	char path[108];
+	int lsock;
+	int conn;
+	uint64_t cid;
+	uint64_t offer_features;
+	/* From the handshake. */
+	uint8_t *mem;
+	uint64_t mem_size, gpa, uaddr;
+	struct vq_mem_region region;
+	uint32_t num[2];
+	uint64_t desc[2], avail[2], used[2];
+	int kick[2], call[2];
+	uint64_t features;
+	int enabled;
+	struct vq_device vq[2];
+	uint64_t inflight[2][VQ_INFLIGHT_WORDS(VQ_MAX_SIZE)];
+	/* Loopback state: one TX packet being delivered. */
+	uint8_t pkt[MAXPKT];
+	struct vsock_hdr hdr;
+	uint32_t off;
+	bool pending;
+	uint64_t delivered;	/* RX buffers filled */
+	atomic_bool hangup;	/* test asks the broker to disappear */
+	atomic_bool running;	/* rings are up */
+	atomic_int seen_pkts;
+	atomic_bool accepted;
+	int error;
+	pthread_t th;
+};
+
+static void *host_of(struct fake *f, uint64_t uaddr)
+{
+	return f->mem + (uaddr - f->uaddr);
+}
+
+static int handshake(struct fake *f)
+{
+	struct vhu_msg m, r;
+	int fds[VHU_MAX_FDS];
+	unsigned int nfds;
+
+	while (f->enabled < 2) {
+		if (vhu_recv(f->conn, &m, fds, &nfds))
+			return -1;
+		memset(&r, 0, sizeof(r));
+		r.hdr.request = m.hdr.request;
+		r.hdr.flags = VHU_VERSION | VHU_FLAG_REPLY;
+		switch (m.hdr.request) {
+		case VHU_GET_FEATURES:
+			r.hdr.size = 8;
+			r.p.u64 = f->offer_features;
+			vhu_send(f->conn, &r, NULL, 0);
+			break;
+		case VHU_GET_PROTOCOL_FEATURES:
+			r.hdr.size = 8;
+			r.p.u64 = VHU_VSOCK_PROTOCOL_FEATURES;
+			vhu_send(f->conn, &r, NULL, 0);
+			break;
+		case VHU_GET_CONFIG:
+			r.hdr.size = m.hdr.size;
+			r.p.config = m.p.config;
+			memset(r.p.config.data, 0, 8);
+			for (int i = 0; i < 8; i++)
+				r.p.config.data[i] = (uint8_t)(f->cid >> (8 * i));
+			vhu_send(f->conn, &r, NULL, 0);
+			break;
+		case VHU_SET_FEATURES:
+			f->features = m.p.u64;
+			break;
+		case VHU_SET_MEM_TABLE:
+			if (nfds != 1 || m.p.mem.nregions != 1)
+				return -1;
+			f->mem_size = m.p.mem.regions[0].size;
+			f->gpa = m.p.mem.regions[0].guest_addr;
+			f->uaddr = m.p.mem.regions[0].user_addr;
+			f->mem = mmap(NULL, f->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+			close(fds[0]);
+			nfds = 0;
+			if (f->mem == MAP_FAILED)
+				return -1;
+			f->region = (struct vq_mem_region){ f->gpa, f->mem_size, f->mem };
+			if (m.hdr.flags & VHU_FLAG_NEED_REPLY) {
+				r.hdr.size = 8;
+				r.p.u64 = 0;
+				vhu_send(f->conn, &r, NULL, 0);
+			}
+			break;
+		case VHU_SET_VRING_NUM:
+			f->num[m.p.state.index & 1] = m.p.state.num;
+			break;
+		case VHU_SET_VRING_ADDR:
+			f->desc[m.p.addr.index & 1] = m.p.addr.desc;
+			f->avail[m.p.addr.index & 1] = m.p.addr.avail;
+			f->used[m.p.addr.index & 1] = m.p.addr.used;
+			break;
+		case VHU_SET_VRING_KICK:
+			f->kick[m.p.u64 & 1] = nfds ? fds[0] : -1;
+			nfds = 0;
+			break;
+		case VHU_SET_VRING_CALL:
+			f->call[m.p.u64 & 1] = nfds ? fds[0] : -1;
+			nfds = 0;
+			break;
+		case VHU_SET_VRING_ENABLE:
+			f->enabled++;
+			break;
+		default:
+			break;
+		}
+		vhu_close_fds(fds, &nfds);
+	}
+	for (int q = 0; q < 2; q++) {
+		struct vq_ring ring = { f->num[q], host_of(f, f->desc[q]), host_of(f, f->avail[q]),
+					host_of(f, f->used[q]) };
+
+		if (vq_device_init(&f->vq[q], &ring, &f->region, 1, f->inflight[q], f->features, 0))
+			return -1;
+	}
+	return 0;
+}
+
+static void notify(struct fake *f, int q)
+{
+	uint64_t one = 1;
+
+	if (vq_device_should_notify(&f->vq[q]) && f->call[q] >= 0)
+		(void)!write(f->call[q], &one, sizeof(one));
+}
+
+/* Takes the next TX packet into f->pkt (the fake copies through a buffer: fine for
+ * a test, unlike the broker) and completes its chain at once. */
+static int take_tx(struct fake *f)
+{
+	struct vq_seg seg[8];
+	struct vq_chain c;
+	uint32_t n = 0;
+	int rc = vq_device_pop(&f->vq[1], &c, seg, 8);
+
+	if (rc <= 0)
+		return rc;
+	for (unsigned int i = 0; i < c.n_out && n < MAXPKT; i++) {
+		uint32_t k = seg[i].len < MAXPKT - n ? seg[i].len : MAXPKT - n;
+
+		memcpy(f->pkt + n, seg[i].host, k);
+		n += k;
+	}
+	vq_device_push(&f->vq[1], c.head, 0);
+	notify(f, 1);
+	if (n < VSOCK_HDR_SIZE)
+		return -EINVAL;
+	vsock_hdr_decode(&f->hdr, f->pkt);
+	if (f->hdr.len > n - VSOCK_HDR_SIZE)
+		return -EINVAL;
+	f->off = 0;
+	f->pending = true;
+	atomic_fetch_add(&f->seen_pkts, 1);
+	return 1;
+}
+
+/* Delivers (a piece of) the pending packet into one RX buffer. */
+static int give_rx(struct fake *f)
+{
+	struct vq_seg seg[8];
+	struct vq_chain c;
+	struct vsock_hdr h = f->hdr;
+	uint8_t hb[VSOCK_HDR_SIZE];
+	uint32_t piece, w = 0, left;
+	int rc = vq_device_pop(&f->vq[0], &c, seg, 8);
+
+	if (rc <= 0)
+		return rc;
+	if (c.in_len < VSOCK_HDR_SIZE)
+		return -EINVAL;
+	piece = f->hdr.len - f->off;
+	if (piece > c.in_len - VSOCK_HDR_SIZE)
+		piece = c.in_len - VSOCK_HDR_SIZE;
+	h.len = piece;
+	/* Message boundaries belong to the last piece only. */
+	if (f->off + piece < f->hdr.len)
+		h.flags = h.op == VSOCK_OP_RW && h.type == VSOCK_TYPE_SEQPACKET ? 0 : h.flags;
+	vsock_hdr_encode(&h, hb);
+	left = VSOCK_HDR_SIZE + piece;
+	for (unsigned int i = c.n_out; i < c.n_seg && left; i++) {
+		uint32_t k = seg[i].len < left ? seg[i].len : left;
+		uint32_t done = 0;
+
+		while (done < k) {
+			uint32_t pos = w + done, chunk;
+
+			if (pos < VSOCK_HDR_SIZE) {
+				chunk = VSOCK_HDR_SIZE - pos < k - done ? VSOCK_HDR_SIZE - pos : k - done;
+				memcpy((uint8_t *)seg[i].host + done, hb + pos, chunk);
+			} else {
+				chunk = k - done;
+				memcpy((uint8_t *)seg[i].host + done,
+				       f->pkt + VSOCK_HDR_SIZE + f->off + (pos - VSOCK_HDR_SIZE), chunk);
+			}
+			done += chunk;
+		}
+		w += k;
+		left -= k;
+	}
+	vq_device_push(&f->vq[0], c.head, VSOCK_HDR_SIZE + piece);
+	f->off += piece;
+	f->delivered++;
+	if (f->off >= f->hdr.len)
+		f->pending = false;
+	return 1;
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+
+	f->conn = accept(f->lsock, NULL, NULL);
+	atomic_store(&f->accepted, true);
+	if (f->conn < 0 || handshake(f)) {
+		f->error = 1;
+		goto out;
+	}
+	atomic_store(&f->running, true);
+	while (!atomic_load(&f->hangup)) {
+		struct pollfd p[3] = { { f->kick[0], POLLIN, 0 }, { f->kick[1], POLLIN, 0 },
+				       { f->conn, POLLIN, 0 } };
+		bool progress = false;
+		int rc;
+
+		for (;;) {
+			if (!f->pending) {
+				rc = take_tx(f);
+				if (rc < 0) {
+					f->error = 2;
+					goto out;
+				}
+				if (rc == 0)
+					break;
+			}
+			rc = give_rx(f);
+			if (rc < 0) {
+				f->error = 3;
+				goto out;
+			}
+			if (rc == 0)
+				break;
+			progress = true;
+		}
+		if (progress)
+			notify(f, 0);
+		/* Short sleeps: the cell kicks only when asked, the fake polls too. */
+		poll(p, 3, 2);
+		for (int q = 0; q < 2; q++) {
+			uint64_t v;
+
+			if (p[q].revents)
+				(void)!read(f->kick[q], &v, sizeof(v));
+		}
+		if (p[2].revents) {
+			char c;
+
+			if (recv(f->conn, &c, 1, MSG_DONTWAIT) == 0)
+				break;
+		}
+	}
+out:
+	if (f->conn >= 0)
+		close(f->conn);
+	f->conn = -1;
+	return NULL;
+}
+
+static struct fake *fake_start(uint64_t features)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/rtvio-test-cell-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/c.sock", f->dir);
+	f->cid = 42;
+	f->offer_features = features;
+	f->conn = -1;
+	f->kick[0] = f->kick[1] = f->call[0] = f->call[1] = -1;
+	f->lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(f->lsock >= 0);
+	strcpy(sa.sun_path, f->path);
+	assert_int_equal(bind(f->lsock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->lsock, 1), 0);
+	assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
+	return f;
+}
+
+static void fake_stop(struct fake *f)
+{
+	atomic_store(&f->hangup, true);
+	if (!atomic_load(&f->accepted)) {
+		/* Nobody came: come ourselves and leave at once, so accept returns. */
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		strcpy(sa.sun_path, f->path);
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			close(s);
+		else
+			close(s);
+	}
+	pthread_join(f->th, NULL);
+	for (int q = 0; q < 2; q++) {
+		if (f->kick[q] >= 0)
+			close(f->kick[q]);
+		if (f->call[q] >= 0)
+			close(f->call[q]);
+	}
+	if (f->mem && f->mem != MAP_FAILED)
+		munmap(f->mem, f->mem_size);
+	close(f->lsock);
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+}
+
+static struct rtvio_cell *open_cell(struct fake *f, size_t region)
+{
+	char err[256] = "";
+	struct rtvio_cell *c = rtvio_cell_open(f->path, region, NULL, err, sizeof(err));
+
+	if (!c)
+		fail_msg("rtvio_cell_open: %s", err);
+	return c;
+}
+
+/* A connected pair of sockets of one cell, through the loopback broker. */
+static void pair(struct rtvio_cell *c, unsigned int type, uint32_t port, int *a, int *b)
+{
+	int l = rtvio_socket(c, type), k;
+
+	assert_true(l >= 0);
+	assert_int_equal(rtvio_listen(c, l, port, 4), 0);
+	k = rtvio_socket(c, type);
+	assert_true(k >= 0);
+	assert_int_equal(rtvio_connect(c, k, rtvio_cell_cid(c), port, 5000), 0);
+	*b = rtvio_accept(c, l, NULL, NULL, 5000);
+	assert_true(*b >= 0);
+	*a = k;
+	assert_int_equal(rtvio_close(c, l), 0);
+}
+
+static void attach_and_layout(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c;
+
+	(void)state;
+	c = open_cell(f, 2u << 20);
+	/* The CID is the broker's answer, not ours to choose. */
+	assert_int_equal(rtvio_cell_cid(c), 42);
+	assert_true(rtvio_cell_features(c) & (1ull << VHU_F_VERSION_1));
+	assert_int_equal(rtvio_cell_error(c), 0);
+	/* The last messages are one-way: wait until the fake has read them all. */
+	for (int i = 0; i < 400 && !atomic_load(&f->running); i++)
+		usleep(5000);
+	assert_true(atomic_load(&f->running));
+	/* The fake mapped the same memory we lay rings in; descriptor addresses are
+	 * guest addresses, not offsets. */
+	assert_int_equal(f->gpa, RTVIO_CELL_GUEST_BASE);
+	assert_int_equal(f->mem_size, 2u << 20);
+	assert_true(f->desc[0] >= f->uaddr && f->desc[0] < f->uaddr + f->mem_size);
+	assert_true(f->used[1] >= f->uaddr && f->used[1] < f->uaddr + f->mem_size);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+static void open_errors(void **state)
+{
+	char err[256] = "";
+	struct rtvio_cell *c;
+	struct fake *f;
+
+	(void)state;
+	/* Nobody listening. */
+	errno = 0;
+	c = rtvio_cell_open("/tmp/rtvio-test-no-such-dir/x.sock", 1u << 20, NULL, err, sizeof(err));
+	assert_null(c);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err, "no broker"));
+	/* A region too small for the rings: refused before any broker is bothered. */
+	f = fake_start(VHU_VSOCK_FEATURES);
+	c = rtvio_cell_open(f->path, 4096, NULL, err, sizeof(err));
+	assert_null(c);
+	assert_int_equal(errno, ENOSPC);
+	assert_non_null(strstr(err, "too small"));
+	fake_stop(f);
+	/* A broker without PROTOCOL_FEATURES cannot give a CID. */
+	f = fake_start(1ull << VHU_F_VERSION_1);
+	c = rtvio_cell_open(f->path, 1u << 20, NULL, err, sizeof(err));
+	assert_null(c);
+	assert_int_equal(errno, ENOTSUP);
+	assert_non_null(strstr(err, "handshake"));
+	fake_stop(f);
+}
+
+struct pump_arg {
+	struct rtvio_cell *c;
+	int id;
+	size_t total;
+	size_t chunk;
+	uint8_t *data;
+	ssize_t result;
+	bool seq;
+};
+
+static void *send_thread(void *arg)
+{
+	struct pump_arg *a = arg;
+	size_t off = 0;
+
+	while (off < a->total) {
+		size_t n = a->total - off < a->chunk ? a->total - off : a->chunk;
+		ssize_t rc = rtvio_send(a->c, a->id, a->data + off, n, 0, 10000);
+
+		if (rc <= 0) {
+			a->result = rc;
+			return NULL;
+		}
+		off += (size_t)rc;
+	}
+	a->result = (ssize_t)off;
+	return NULL;
+}
+
+static void stream_integrity_two_threads(void **state)
+{
+	const size_t total = 3u << 20;
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 4u << 20);
+	struct pump_arg s = { 0 };
+	uint8_t *in = malloc(total);
+	size_t got = 0;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 1000, &a, &b);
+	s.c = c;
+	s.id = a;
+	s.total = total;
+	s.chunk = 100000; /* larger than a TX packet: the port loops */
+	s.data = malloc(total);
+	for (size_t i = 0; i < total; i++)
+		s.data[i] = (uint8_t)(i * 7 + (i >> 13));
+	/* The sender blocks for credit while this thread blocks for data. */
+	assert_int_equal(pthread_create(&th, NULL, send_thread, &s), 0);
+	while (got < total) {
+		ssize_t n = rtvio_recv(c, b, in + got, total - got, 0, NULL, 10000);
+
+		if (n <= 0)
+			fail_msg("recv after %zu bytes: %zd", got, n);
+		got += (size_t)n;
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(s.result, (ssize_t)total);
+	assert_memory_equal(in, s.data, total);
+	/* Orderly end: the sender closes, the receiver sees end of stream. */
+	assert_int_equal(rtvio_close(c, a), 0);
+	assert_int_equal(rtvio_recv(c, b, in, 1, 0, NULL, 5000), 0);
+	assert_int_equal(rtvio_close(c, b), 0);
+	assert_int_equal(rtvio_cell_error(c), 0);
+	rtvio_cell_close(c);
+	assert_int_equal(f->error, 0);
+	fake_stop(f);
+	free(in);
+	free(s.data);
+}
+
+static void seqpacket_boundaries(void **state)
+{
+	static const size_t sizes[] = { 1, 2, 31, 32, 33, 4051, 4052, 4053, 9000, 65536, 100000 };
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 4u << 20);
+	uint8_t *out = malloc(100000), *in = malloc(100001);
+	int a, b;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_SEQPACKET, 2000, &a, &b);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		unsigned int of = 0;
+		ssize_t n;
+
+		for (size_t i = 0; i < sizes[k]; i++)
+			out[i] = (uint8_t)(k + i);
+		if (rtvio_max_message(c, a) < (int)sizes[k]) {
+			assert_int_equal(rtvio_send(c, a, out, sizes[k], 0, 1000), -EMSGSIZE);
+			continue;
+		}
+		assert_int_equal(rtvio_send(c, a, out, sizes[k], 0, 5000), (ssize_t)sizes[k]);
+		/* One recv, one whole message, even when it crossed several RX buffers. */
+		n = rtvio_recv(c, b, in, 100001, 0, &of, 5000);
+		assert_int_equal(n, (ssize_t)sizes[k]);
+		assert_false(of & GV_MSG_TRUNC);
+		assert_memory_equal(in, out, sizes[k]);
+	}
+	rtvio_close(c, a);
+	rtvio_close(c, b);
+	rtvio_cell_close(c);
+	assert_int_equal(f->error, 0);
+	fake_stop(f);
+	free(in);
+	free(out);
+}
+
+static void nonblocking_and_timeouts(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	uint8_t buf[16];
+	struct timespec t0, t1;
+	int a, b, l, k;
+
+	(void)state;
+	l = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_listen(c, l, 3000, 1), 0);
+	assert_int_equal(rtvio_accept(c, l, NULL, NULL, 0), -EAGAIN);
+	/* Non-blocking connect: in progress, then established by the stack. */
+	k = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_connect(c, k, rtvio_cell_cid(c), 3000, 0), -EINPROGRESS);
+	b = rtvio_accept(c, l, NULL, NULL, 5000);
+	assert_true(b >= 0);
+	for (int i = 0; i < 1000 && !(rtvio_poll_events(c, k) & GV_POLLOUT); i++) {
+		rtvio_cell_process(c);
+		usleep(1000);
+	}
+	assert_true(rtvio_poll_events(c, k) & GV_POLLOUT);
+	a = k;
+	assert_int_equal(rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 0), -EAGAIN);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 100), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* It did wait (not a spin that gave up at once). */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) >= 90000000L);
+	/* Connecting to a port nobody listens on: the stack answers RST. */
+	k = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_connect(c, k, rtvio_cell_cid(c), 3999, 5000), -ECONNREFUSED);
+	rtvio_close(c, k);
+	/* The epoll descriptor turns readable when data arrives. */
+	{
+		int ep = rtvio_cell_fd(c);
+		struct pollfd p = { ep, POLLIN, 0 };
+
+		rtvio_cell_process(c);
+		assert_int_equal(rtvio_send(c, a, "hello", 5, 0, 1000), 5);
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		for (int i = 0; i < 1000 && !(rtvio_poll_events(c, b) & GV_POLLIN); i++) {
+			assert_int_equal(rtvio_cell_process(c), 0);
+			poll(&p, 1, 10);
+		}
+		assert_int_equal(rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 0), 5);
+		assert_memory_equal(buf, "hello", 5);
+	}
+	rtvio_close(c, a);
+	rtvio_close(c, b);
+	rtvio_close(c, l);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+struct blocked {
+	struct rtvio_cell *c;
+	int id;
+	bool accept;
+	ssize_t rc;
+	atomic_bool done;
+};
+
+static void *blocked_thread(void *arg)
+{
+	struct blocked *b = arg;
+	uint8_t buf[64];
+
+	if (b->accept)
+		b->rc = rtvio_accept(b->c, b->id, NULL, NULL, -1);
+	else
+		b->rc = rtvio_recv(b->c, b->id, buf, sizeof(buf), 0, NULL, -1);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+static void broker_hangup_resets_everything(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	struct blocked r1 = { 0 }, r2 = { 0 }, acc = { 0 };
+	pthread_t t1, t2, t3;
+	int a, b, l;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 4000, &a, &b);
+	l = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_listen(c, l, 4001, 1), 0);
+	/* Three threads block at once: two receivers and an accept. */
+	r1 = (struct blocked){ .c = c, .id = a };
+	r2 = (struct blocked){ .c = c, .id = b };
+	acc = (struct blocked){ .c = c, .id = l, .accept = true };
+	pthread_create(&t1, NULL, blocked_thread, &r1);
+	pthread_create(&t2, NULL, blocked_thread, &r2);
+	pthread_create(&t3, NULL, blocked_thread, &acc);
+	usleep(50000);
+	assert_false(atomic_load(&r1.done) || atomic_load(&r2.done) || atomic_load(&acc.done));
+	/* The broker goes away: every blocked call returns, with a reset. */
+	atomic_store(&f->hangup, true);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(t3, NULL);
+	assert_int_equal(r1.rc, -ECONNRESET);
+	assert_int_equal(r2.rc, -ECONNRESET);
+	assert_int_equal(acc.rc, -ECONNRESET);
+	assert_int_equal(rtvio_cell_error(c), -ECONNRESET);
+	/* And every later call says so at once, blocking or not. */
+	assert_int_equal(rtvio_socket(c, RTVIO_SOCK_STREAM), -ECONNRESET);
+	assert_int_equal(rtvio_send(c, a, "x", 1, 0, -1), -ECONNRESET);
+	assert_int_equal(rtvio_connect(c, a, 42, 1, -1), -ECONNRESET);
+	assert_int_equal(rtvio_cell_process(c), -ECONNRESET);
+	assert_true(rtvio_poll_events(c, a) & GV_POLLHUP);
+	/* Ids can still be released. */
+	assert_int_equal(rtvio_close(c, a), 0);
+	assert_int_equal(rtvio_close(c, b), 0);
+	assert_int_equal(rtvio_close(c, l), 0);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+static void hangup_seen_without_waiters(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	struct pollfd p;
+
+	(void)state;
+	for (int i = 0; i < 200 && !atomic_load(&f->running); i++)
+		usleep(5000);
+	atomic_store(&f->hangup, true);
+	/* An event loop learns it through the cell's descriptor. */
+	p = (struct pollfd){ rtvio_cell_fd(c), POLLIN, 0 };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(rtvio_cell_process(c), -ECONNRESET);
+	assert_int_equal(rtvio_cell_error(c), -ECONNRESET);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+static void interrupt_unblocks(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	struct blocked acc = { 0 };
+	pthread_t t;
+	int l;
+
+	(void)state;
+	l = rtvio_socket(c, RTVIO_SOCK_SEQPACKET);
+	assert_int_equal(rtvio_listen(c, l, 5000, 1), 0);
+	acc = (struct blocked){ .c = c, .id = l, .accept = true };
+	pthread_create(&t, NULL, blocked_thread, &acc);
+	usleep(30000);
+	assert_false(atomic_load(&acc.done));
+	rtvio_cell_interrupt(c);
+	pthread_join(t, NULL);
+	assert_int_equal(acc.rc, -EINTR);
+	/* Later blocking calls too; non-blocking ones still work; the cell is fine. */
+	assert_int_equal(rtvio_accept(c, l, NULL, NULL, -1), -EINTR);
+	assert_int_equal(rtvio_accept(c, l, NULL, NULL, 0), -EAGAIN);
+	assert_int_equal(rtvio_cell_error(c), 0);
+	rtvio_close(c, l);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(attach_and_layout),
+		cmocka_unit_test(open_errors),
+		cmocka_unit_test(stream_integrity_two_threads),
+		cmocka_unit_test(seqpacket_boundaries),
+		cmocka_unit_test(nonblocking_and_timeouts),
+		cmocka_unit_test(broker_hangup_resets_everything),
+		cmocka_unit_test(hangup_seen_without_waiters),
+		cmocka_unit_test(interrupt_unblocks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
