@@ -356,8 +356,9 @@ static void queue_place(struct dp *dp, uint32_t q, uint64_t now)
 		w->k2 = dp->flows[w->flow].rank_lo;
 		break;
 	case RTVIO_POLICY_EDF:
-		w->k1 = w->flow == dp->nflows;
-		w->k2 = w->flow == dp->nflows ? 0 : p->deadline_abs;
+		/* Best-effort flows have no deadline: a band below every real-time one. */
+		w->k1 = dp->flows[w->flow].be;
+		w->k2 = dp->flows[w->flow].be ? 0 : p->deadline_abs;
 		break;
 	default:
 		w->k1 = w->k2 = 0;
@@ -607,7 +608,7 @@ static uint64_t police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p
 	const struct rtvio_flow_cfg *f;
 	uint64_t r = p->arrival;
 
-	if (w->flow == dp->nflows || p->h.op != VSOCK_OP_RW)
+	if (dp->flows[w->flow].be || p->h.op != VSOCK_OP_RW)
 		return r;
 	f = &dp->cfg->flows[w->flow];
 	if (f->type == RTVIO_SEQPACKET) {
@@ -707,7 +708,7 @@ static void switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 		p->policed = true;
 		dp->flows[flow].policed++;
 	}
-	p->deadline_abs = flow == dp->nflows ? UINT64_MAX :
+	p->deadline_abs = dp->flows[flow].be ? UINT64_MAX :
 			  p->arrival + dp->cfg->flows[flow].deadline_ns;
 	queue_append(dp, q, pi, now);
 	return;
@@ -918,7 +919,7 @@ static void pkt_done(struct dp *dp, uint32_t q, uint64_t now)
 	f->st.packets++;
 	f->st.bytes += p->h.len;
 	record_residence(f, now - p->arrival,
-			 w->flow == dp->nflows ? 0 : dp->cfg->flows[w->flow].deadline_ns);
+			 f->be ? 0 : dp->cfg->flows[w->flow].deadline_ns);
 	pkt_complete_tx(dp, p);
 	pkt_free(dp, pi);
 	queue_place(dp, q, now);
@@ -1089,6 +1090,7 @@ static void rank_flows(struct dp *dp)
 		const struct rtvio_flow_cfg *f = &dp->cfg->flows[i];
 		struct dp_flow *df = &dp->flows[i];
 
+		df->be = f->best_effort;
 		if (f->best_effort) {
 			df->rank_hi = UINT64_MAX - 1;
 			df->rank_lo = 0;
@@ -1102,6 +1104,7 @@ static void rank_flows(struct dp *dp)
 		}
 	}
 	dp->flows[dp->nflows].rank_hi = UINT64_MAX;
+	dp->flows[dp->nflows].be = true;
 }
 
 int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void *ctx,

@@ -103,6 +103,7 @@ struct dp_cell {
 
 struct dp_flow {
 	uint64_t rank_hi, rank_lo; /* fp: smaller runs first */
+	bool be;                   /* best-effort: no policing, no deadline */
 	uint64_t policed;
 	uint32_t queued, connections;
 	struct dp_flow_stats st;

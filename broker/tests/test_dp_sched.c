@@ -1,0 +1,450 @@
+/* Data plane: dispatch order under fp, edf and fifo, preemption between chunks,
+ * policing and regulation, all driven by a fake clock (never by timing). */
+#include "test_dp_harness.h"
+
+#define A 3u
+#define B 4u
+#define C 5u
+
+enum { FX, FY, FBULK }; /* flow indexes in sched_ini */
+
+/* x: a -> c:1000, priority 1, deadline 5 ms; y: b -> c:2000, priority 2, deadline
+ * 1 ms (so fp and edf disagree); bulk: b -> c:3000, best-effort. */
+static void sched_ini(char *buf, size_t len, const char *policy, const char *extra)
+{
+	snprintf(buf, len,
+		 "[broker]\npolicy = %s\nchunk = 1KiB\n%s"
+		 "[cell a]\ncid = 3\n[cell b]\ncid = 4\n[cell c]\ncid = 5\n"
+		 "[flow x]\nfrom = a\nto = c:1000\ntype = seqpacket\nsize = 64KiB\n"
+		 "period = 100us\ndeadline = 5ms\npriority = 1\n"
+		 "[flow y]\nfrom = b\nto = c:2000\ntype = seqpacket\nsize = 64KiB\n"
+		 "period = 100us\ndeadline = 1ms\npriority = 2\n"
+		 "[flow bulk]\nfrom = b\nto = c:3000\ntype = stream\nsize = 1MiB\n"
+		 "class = best-effort\n",
+		 policy, extra);
+}
+
+static void connect_to_c(struct tenv *e, int from, uint32_t cid, uint32_t port, uint16_t type)
+{
+	struct vsock_hdr h = t_hdr(cid, 5000, C, port, type, VSOCK_OP_REQUEST, 0), r;
+	uint8_t buf[16];
+
+	t_send(&e->cell[from], &h, NULL);
+	t_run(e);
+	assert_int_equal(t_recv(&e->cell[2], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_REQUEST);
+	h = t_hdr(C, port, cid, 5000, type, VSOCK_OP_RESPONSE, 0);
+	t_send(&e->cell[2], &h, NULL);
+	t_run(e);
+	assert_int_equal(t_recv(&e->cell[from], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_RESPONSE);
+}
+
+static void setup(struct tenv *e, const char *policy, const char *extra)
+{
+	static char ini[2048];
+
+	sched_ini(ini, sizeof(ini), policy, extra);
+	t_env_init(e, ini, 4096);
+	/* c gets exactly the buffers the three REQUESTs take. */
+	for (int i = 0; i < 3; i++)
+		t_post_rx(&e->cell[i], i == 2 ? 3 : 4, false);
+	connect_to_c(e, 0, A, 1000, VSOCK_TYPE_SEQPACKET);
+	connect_to_c(e, 1, B, 2000, VSOCK_TYPE_SEQPACKET);
+	connect_to_c(e, 1, B, 3000, VSOCK_TYPE_STREAM);
+}
+
+static void send_msg(struct tenv *e, int from, uint32_t cid, uint32_t port, uint32_t len)
+{
+	static uint8_t payload[65536];
+	struct vsock_hdr h = t_hdr(cid, 5000, C, port,
+				   port == 3000 ? VSOCK_TYPE_STREAM : VSOCK_TYPE_SEQPACKET,
+				   VSOCK_OP_RW, len);
+
+	memset(payload, (int)port, len);
+	if (port != 3000)
+		h.flags = VSOCK_SEQ_EOM;
+	t_send(&e->cell[from], &h, payload);
+}
+
+/* The destination ports of the pieces c received, in ring order. */
+static unsigned int received_ports(struct tenv *e, uint32_t *ports, unsigned int max)
+{
+	static uint8_t piece[4096];
+	struct vsock_hdr r;
+	unsigned int n = 0;
+
+	while (n < max && t_recv(&e->cell[2], &r, piece, sizeof(piece)))
+		ports[n++] = r.dst_port;
+	return n;
+}
+
+/* ---- order of two ready flows ------------------------------------------------ */
+
+/* x and y become ready in the same pass (a is ingested before b). */
+static uint32_t first_of_simultaneous(const char *policy)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	unsigned int n;
+
+	setup(&e, policy, "");
+	t_post_rx(&e.cell[2], 8, false);
+	send_msg(&e, 0, A, 1000, 3000);
+	send_msg(&e, 1, B, 2000, 3000);
+	t_run(&e);
+	n = received_ports(&e, ports, 16);
+	assert_int_equal(n, 2);
+	t_env_fini(&e);
+	return ports[0];
+}
+
+/* y arrives first; x 10 us later; c has no RX buffers until both are queued. */
+static uint32_t first_of_staggered(const char *policy)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	unsigned int n;
+
+	setup(&e, policy, "");
+	send_msg(&e, 1, B, 2000, 3000);
+	assert_int_equal(t_run(&e), 0);
+	e.now += 10000;
+	send_msg(&e, 0, A, 1000, 3000);
+	assert_int_equal(t_run(&e), 0);
+	t_post_rx(&e.cell[2], 8, false);
+	t_run(&e);
+	n = received_ports(&e, ports, 16);
+	assert_int_equal(n, 2);
+	t_env_fini(&e);
+	return ports[0];
+}
+
+static void test_order_fp(void **state)
+{
+	(void)state;
+	/* Priority wins, whatever the deadlines and arrival order. */
+	assert_int_equal(first_of_simultaneous("fp"), 1000);
+	assert_int_equal(first_of_staggered("fp"), 1000);
+}
+
+static void test_order_edf(void **state)
+{
+	(void)state;
+	/* y's absolute deadline (arrival + 1 ms) is earlier than x's (+ 5 ms). */
+	assert_int_equal(first_of_simultaneous("edf"), 2000);
+	assert_int_equal(first_of_staggered("edf"), 2000);
+}
+
+static void test_order_fifo(void **state)
+{
+	(void)state;
+	/* Arrival order only. */
+	assert_int_equal(first_of_simultaneous("fifo"), 1000);
+	assert_int_equal(first_of_staggered("fifo"), 2000);
+}
+
+/* Equal priorities are served in arrival order under fp. */
+static void test_fp_ties_fifo(void **state)
+{
+	static struct tenv e;
+	static char ini[2048];
+	uint32_t ports[16];
+
+	(void)state;
+	sched_ini(ini, sizeof(ini), "fp", "");
+	*strstr(ini, "priority = 2") = '\0';
+	strcat(ini, "priority = 1\n[flow bulk]\nfrom = b\nto = c:3000\ntype = stream\n"
+		    "size = 1MiB\nclass = best-effort\n");
+	t_env_init(&e, ini, 4096);
+	for (int i = 0; i < 3; i++)
+		t_post_rx(&e.cell[i], 4, false);
+	connect_to_c(&e, 0, A, 1000, VSOCK_TYPE_SEQPACKET);
+	connect_to_c(&e, 1, B, 2000, VSOCK_TYPE_SEQPACKET);
+	send_msg(&e, 1, B, 2000, 100);
+	assert_int_equal(t_run(&e), 0);
+	e.now += 1000;
+	send_msg(&e, 0, A, 1000, 100);
+	assert_int_equal(t_run(&e), 0);
+	t_post_rx(&e.cell[2], 8, false);
+	t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 2);
+	assert_int_equal(ports[0], 2000);
+	t_env_fini(&e);
+}
+
+/* ---- preemption between chunks ---------------------------------------------- */
+
+static struct {
+	unsigned int inject_at;    /* clock read at which x's message is posted */
+	bool injected;
+	uint64_t bulk_chunks_at_arrival;
+	uint64_t bulk_packets_at_arrival;
+	uint64_t x_packets_at_arrival;
+	uint64_t bulk_chunks_at_done;
+	uint64_t bulk_packets_at_done;
+	bool done;
+} pre;
+
+static void preempt_clock(struct tenv *e)
+{
+	struct dp_flow_stats fx, fb;
+
+	dp_stats_flow(e->dp, FX, &fx);
+	dp_stats_flow(e->dp, FBULK, &fb);
+	if (!pre.injected && e->clock_reads == pre.inject_at) {
+		send_msg(e, 0, A, 1000, 64);
+		pre.injected = true;
+		pre.bulk_chunks_at_arrival = fb.chunks;
+		pre.bulk_packets_at_arrival = fb.packets;
+		pre.x_packets_at_arrival = fx.packets;
+	}
+	if (pre.injected && !pre.done && fx.packets == pre.x_packets_at_arrival + 1) {
+		pre.done = true;
+		pre.bulk_chunks_at_done = fb.chunks;
+		pre.bulk_packets_at_done = fb.packets;
+	}
+}
+
+/* A 60000-byte best-effort packet is being copied in 1 KiB chunks when x's 64-byte
+ * message arrives (after the bulk's 5th chunk). */
+static void run_preempt(const char *policy)
+{
+	static struct tenv e;
+	uint32_t ports[64];
+	unsigned int n;
+	struct dp_flow_stats fb;
+
+	setup(&e, policy, "");
+	t_post_rx(&e.cell[2], 32, false);
+	memset(&pre, 0, sizeof(pre));
+	send_msg(&e, 1, B, 3000, 60000);
+	e.on_clock = preempt_clock;
+	pre.inject_at = e.clock_reads + 5;
+	e.tick = 1000; /* 1 us per chunk */
+	t_run(&e);
+	e.on_clock = NULL;
+	assert_true(pre.injected);
+	assert_true(pre.done);
+	n = received_ports(&e, ports, 64);
+	assert_int_equal(n, 16); /* 60000 B in 4052 B pieces, and x's message */
+	dp_stats_flow(e.dp, FBULK, &fb);
+	assert_int_equal(fb.packets, 2 + 1);    /* REQUEST, RESPONSE, the data */
+	assert_int_equal(fb.chunks, 2 + 60);    /* 15 pieces of 4 chunks */
+	t_env_fini(&e);
+}
+
+static void test_preempt_fp(void **state)
+{
+	(void)state;
+	run_preempt("fp");
+	/* At most one bulk chunk between x's arrival and its delivery. */
+	assert_true(pre.bulk_chunks_at_done - pre.bulk_chunks_at_arrival <= 1);
+	assert_int_equal(pre.bulk_packets_at_done, pre.bulk_packets_at_arrival);
+}
+
+static void test_preempt_edf(void **state)
+{
+	(void)state;
+	run_preempt("edf");
+	assert_true(pre.bulk_chunks_at_done - pre.bulk_chunks_at_arrival <= 1);
+	assert_int_equal(pre.bulk_packets_at_done, pre.bulk_packets_at_arrival);
+}
+
+static void test_preempt_fifo(void **state)
+{
+	(void)state;
+	run_preempt("fifo");
+	/* fifo: x waits for the whole bulk packet (what plain vsock back ends do). */
+	assert_int_equal(pre.bulk_packets_at_done, pre.bulk_packets_at_arrival + 1);
+	assert_int_equal(pre.bulk_chunks_at_done, 2 + 60);
+}
+
+/* ---- policing --------------------------------------------------------------- */
+
+static void test_police_seqpacket(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	uint64_t t0, next;
+	struct dp_flow_stats fs;
+
+	(void)state;
+	setup(&e, "fp", "");
+	t_post_rx(&e.cell[2], 8, false);
+	t0 = e.now;
+	/* Three messages at once on a flow declared one per 100 us. */
+	for (int i = 0; i < 3; i++)
+		send_msg(&e, 0, A, 1000, 100);
+	next = t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	assert_int_equal(next, t0 + 100000);
+	e.now = next - 1;
+	assert_int_equal(t_run(&e), next);
+	assert_int_equal(received_ports(&e, ports, 16), 0);
+	e.now = next;
+	next = t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	assert_int_equal(next, t0 + 200000);
+	e.now = next;
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	dp_stats_flow(e.dp, FX, &fs);
+	assert_int_equal(fs.policed, 2);
+	assert_int_equal(fs.packets, 3 + 2); /* + REQUEST, RESPONSE */
+	/* Nothing was dropped: all TX chains came back. */
+	assert_int_equal(t_tx_done(&e.cell[0]), 1 + 3);
+	t_env_fini(&e);
+}
+
+/* Stream: 1000 bytes per 1 ms. Packets of 1000, 1000, 500, 500 at t0: the first goes
+ * at once, the second at +1 ms, the halves at +1.5 and +2 ms. */
+static void test_police_stream(void **state)
+{
+	static struct tenv e;
+	static char ini[1024];
+	uint64_t t0, next;
+	uint8_t payload[1000] = { 0 };
+	struct vsock_hdr h, r;
+	struct dp_flow_stats fs;
+	static const uint32_t lens[] = { 1000, 1000, 500, 500 };
+	static const uint64_t at[] = { 0, 1000000, 1500000, 2000000 };
+
+	(void)state;
+	snprintf(ini, sizeof(ini),
+		 "[broker]\nchunk = 1KiB\n[cell a]\ncid = 3\n[cell c]\ncid = 5\n"
+		 "[flow s]\nfrom = a\nto = c:1000\ntype = stream\nsize = 1000\nperiod = 1ms\n");
+	t_env_init(&e, ini, 4096);
+	t_post_rx(&e.cell[0], 4, false);
+	t_post_rx(&e.cell[1], 16, false);
+	h = t_hdr(A, 5000, C, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	t_run(&e);
+	assert_int_equal(t_recv(&e.cell[1], &r, payload, sizeof(payload)), 1);
+	h = t_hdr(C, 1000, A, 5000, VSOCK_TYPE_STREAM, VSOCK_OP_RESPONSE, 0);
+	t_send(&e.cell[1], &h, NULL);
+	t_run(&e);
+	t0 = e.now;
+	for (int i = 0; i < 4; i++) {
+		h = t_hdr(A, 5000, C, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_RW, lens[i]);
+		t_send(&e.cell[0], &h, payload);
+	}
+	next = t_run(&e);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(e.now, t0 + at[i]);
+		assert_int_equal(t_recv(&e.cell[1], &r, payload, sizeof(payload)), 1);
+		assert_int_equal(r.len, lens[i]);
+		assert_int_equal(t_recv(&e.cell[1], &r, payload, sizeof(payload)), 0);
+		if (i < 3) {
+			assert_int_equal(next, t0 + at[i + 1]);
+			e.now = next;
+			next = t_run(&e);
+		}
+	}
+	assert_int_equal(next, 0);
+	dp_stats_flow(e.dp, 0, &fs);
+	assert_int_equal(fs.policed, 3);
+	t_env_fini(&e);
+}
+
+/* ---- regulation ------------------------------------------------------------- */
+
+static void test_regulation(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[64];
+	unsigned int pieces = 0, periods = 0;
+	uint64_t period_start, next, last_bytes = 0;
+	struct dp_reg_stats rs;
+	struct dp_flow_stats fb;
+
+	(void)state;
+	setup(&e, "fp", "regulation_budget = 3000\nregulation_period = 1ms\n");
+	t_post_rx(&e.cell[2], 32, false);
+	dp_stats_reg(e.dp, &rs);
+	assert_int_equal(rs.budget, 3000);
+	assert_int_equal(rs.period_ns, 1000000);
+	/* Start at a period boundary of the regulator's grid. */
+	next = t_run(&e);
+	assert_int_equal(next, 0);
+	send_msg(&e, 1, B, 3000, 60000);
+	period_start = e.now;
+	next = t_run(&e);
+	dp_stats_reg(e.dp, &rs);
+	last_bytes = rs.bytes;
+	assert_true(rs.bytes <= 3000);
+	while (next) {
+		/* Throttled: the broker asks to be woken at the next replenishment. */
+		assert_true(next > e.now);
+		assert_true(next <= period_start + 1000000 || next == e.now);
+		periods++;
+		e.now = next;
+		period_start = next;
+		next = t_run(&e);
+		dp_stats_reg(e.dp, &rs);
+		/* Never more than the budget in one period, and never a period wasted
+		 * while work waits. */
+		assert_true(rs.bytes - last_bytes <= 3000);
+		assert_true(rs.bytes - last_bytes > 0);
+		last_bytes = rs.bytes;
+		assert_true(periods < 100);
+	}
+	pieces = received_ports(&e, ports, 64);
+	assert_int_equal(pieces, 15);
+	dp_stats_flow(e.dp, FBULK, &fb);
+	assert_int_equal(fb.packets, 2 + 1);
+	/* 60000 B + 15 headers at under 3000 B per period: at least 20 periods. */
+	assert_true(periods >= 20);
+	dp_stats_reg(e.dp, &rs);
+	assert_true(rs.throttled_periods >= 20);
+	assert_true(rs.throttled_ns > 0);
+	assert_int_equal(rs.bytes, last_bytes);
+	t_env_fini(&e);
+}
+
+/* Residence times: histogram, maximum and deadline misses. */
+static void test_residence_stats(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	struct dp_flow_stats fy;
+	uint64_t sum = 0;
+
+	(void)state;
+	setup(&e, "fp", "");
+	/* y's message waits 2 ms for an RX buffer: past its 1 ms deadline. */
+	send_msg(&e, 1, B, 2000, 100);
+	t_run(&e);
+	e.now += 2000000;
+	t_post_rx(&e.cell[2], 4, false);
+	t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	dp_stats_flow(e.dp, FY, &fy);
+	assert_int_equal(fy.deadline_misses, 1);
+	assert_int_equal(fy.max_residence_ns, 2000000);
+	for (unsigned int b = 0; b < DP_HIST_BUCKETS; b++)
+		sum += fy.hist[b];
+	assert_int_equal(sum, fy.packets);
+	/* 2 ms lies in [2^20, 2^21) ns. */
+	assert_true(fy.hist[20] >= 1);
+	t_env_fini(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_fp),
+		cmocka_unit_test(test_order_edf),
+		cmocka_unit_test(test_order_fifo),
+		cmocka_unit_test(test_fp_ties_fifo),
+		cmocka_unit_test(test_preempt_fp),
+		cmocka_unit_test(test_preempt_edf),
+		cmocka_unit_test(test_preempt_fifo),
+		cmocka_unit_test(test_police_seqpacket),
+		cmocka_unit_test(test_police_stream),
+		cmocka_unit_test(test_regulation),
+		cmocka_unit_test(test_residence_stats),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
