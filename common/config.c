@@ -44,10 +44,14 @@ enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };
 struct raw {
 	unsigned set;
 	int key_line[FK_COUNT];
-	char from[RTVIO_NAME_MAX];
-	char to[RTVIO_NAME_MAX];
-	bool to_has_port;
+	char from[RTVIO_NAME_MAX]; /* a flow's sending cell; a workload's flow */
+	char to[RTVIO_NAME_MAX];   /* a flow's receiving cell */
 };
+
+#define NKEYS(keys) (sizeof(keys) / sizeof(keys[0]) - 1)
+_Static_assert(NKEYS(cell_keys) <= FK_COUNT && NKEYS(workload_keys) <= FK_COUNT &&
+	       NKEYS(flow_keys) == FK_COUNT, "struct raw holds a line for every key");
+_Static_assert(NKEYS(broker_keys) <= 16, "broker_key_line holds every [broker] key");
 
 struct parser {
 	struct rtvio_config *cfg;
@@ -68,7 +72,8 @@ struct parser {
 	char header[96];
 
 	/* The section the handler is in. */
-	char section[96];
+	char section_raw[96]; /* as inih passes it, to notice when it changes */
+	char section[96];     /* trimmed, for messages */
 	bool in_section;
 	int section_header_line; /* header_line when the section was opened */
 	enum kind kind;
@@ -335,7 +340,16 @@ static int open_section(struct parser *ps, const char *section)
 	const char *name;
 	enum kind k;
 
-	snprintf(ps->section, sizeof(ps->section), "%s", section);
+	/* inih keeps blanks inside the brackets; "[ broker ]" means [broker]. */
+	snprintf(ps->section_raw, sizeof(ps->section_raw), "%s", section);
+	while (*section == ' ' || *section == '\t')
+		section++;
+	size_t len = strlen(section);
+
+	while (len && (section[len - 1] == ' ' || section[len - 1] == '\t'))
+		len--;
+	snprintf(ps->section, sizeof(ps->section), "%.*s", (int)len, section);
+	section = ps->section;
 	ps->in_section = true;
 	ps->section_header_line = ps->header_line;
 	ps->seen = 0;
@@ -793,7 +807,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (ps->ret)
 		return 0;
 	/* A repeated header with the same text ([cell a] twice) is a new section too. */
-	if (!ps->in_section || strcmp(section, ps->section) != 0 ||
+	if (!ps->in_section || strcmp(section, ps->section_raw) != 0 ||
 	    ps->header_line != ps->section_header_line) {
 		if (open_section(ps, section))
 			return 0;

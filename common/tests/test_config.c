@@ -381,10 +381,12 @@ static void test_defaults(void **state)
 	rtvio_config_free(&cfg);
 
 	/* Comments of both kinds, blank lines, odd spacing. */
-	load_ok("; comment\n# comment\n\n  [broker]  \npolicy=fifo ; inline\n"
-		"chunk   =   8 KiB\n" CELLS FLOW, &cfg);
+	load_ok("; comment\n# comment\n\n  [ broker ]  \r\npolicy=fifo ; inline\r\n"
+		"chunk   =   8 KiB\n[cell\ta ]\ncid = 3\n[cell b]\ncid = 4\n" FLOW, &cfg);
 	assert_int_equal(cfg.broker.policy, RTVIO_POLICY_FIFO);
 	assert_int_equal(cfg.broker.chunk, 8192);
+	assert_int_equal(cfg.broker.line, 4);
+	assert_string_equal(cfg.cells[0].name, "a");
 	rtvio_config_free(&cfg);
 }
 
