@@ -299,9 +299,12 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		 * SIGBUS later: seal it against shrinking when we can. */
 		seals = fcntl(fds[i], F_GET_SEALS);
 		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
-		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0)
-			LOG(b, "region %u cannot be sealed against shrinking: a cell that "
-			       "truncates it can crash the broker", i);
+		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0 && !b->seal_warned) {
+			b->seal_warned = true;
+			LOG(b, "warning: its memory cannot be sealed against shrinking (memfd "
+			       "without MFD_ALLOW_SEALING): a cell that truncates it can crash "
+			       "the broker");
+		}
 		off = r->mmap_offset & ~((uint64_t)page - 1);
 		delta = r->mmap_offset - off;
 		r->map_len = (size_t)(r->size + delta);

@@ -86,6 +86,7 @@ struct vhu_backend {
 	uint64_t unknown_logged;    /* request codes < 64 already logged as unknown */
 	unsigned int messages;      /* handled on this connection (for tests and logs) */
 	int last_error;             /* -errno of the last refused message, 0 if none */
+	bool seal_warned;           /* the unsealable-region warning was given (once) */
 };
 
 /* Prepares an idle back end (no connection). `name` must outlive it. */

@@ -1,0 +1,346 @@
+/* The broker daemon end to end, in one process: broker_open + broker_run in a thread,
+ * real process cells (guest/port_posix) attached over the real Unix sockets. Checks
+ * the socket directory and stale sockets, the CID handed out per socket, one front
+ * end per cell, a SEQPACKET exchange allowed by a flow, a reset for a connection no
+ * flow permits, the cell state seen over control.sock, a cell that leaves and comes
+ * back, a cell that breaks its rings, and shutdown over the control socket. Runs
+ * once with poll = no (epoll on kicks) and once with poll = yes (busy-poll). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../control.h"
+#include "../daemon.h"
+#include "config.h"
+#include "port_posix.h"
+#include "vhost_user_proto.h"
+
+struct env {
+	char dir[96];
+	char parent[64];
+	struct rtvio_config cfg;
+	struct broker *b;
+	pthread_t thread;
+	int run_rc;
+};
+
+static void *broker_thread(void *arg)
+{
+	struct env *e = arg;
+
+	e->run_rc = broker_run(e->b);
+	return NULL;
+}
+
+static void path_of(const struct env *e, char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", e->dir, name);
+}
+
+static void start_broker(struct env *e, bool poll)
+{
+	char text[2048], err[512], stale[160];
+	struct broker_opts o = { .verbose = false };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	memset(e, 0, sizeof(*e));
+	o.verbose = getenv("RTVIO_TEST_VERBOSE") != NULL;
+	snprintf(e->parent, sizeof(e->parent), "/tmp/rtvio-test-daemon-%d-%s", (int)getpid(),
+		 poll ? "poll" : "epoll");
+	snprintf(e->dir, sizeof(e->dir), "%s/sub", e->parent);
+	snprintf(text, sizeof(text),
+		 "[broker]\n"
+		 "socket_dir = %s\n"
+		 "poll = %s\n"
+		 "[cell alpha]\ncid = 3\n"
+		 "[cell beta]\ncid = 4\n"
+		 "[cell gamma]\ncid = 5\n"
+		 "[flow ab]\nfrom = alpha\nto = beta:1000\ntype = seqpacket\nsize = 256\n"
+		 "period = 1ms\n"
+		 "[flow gb]\nfrom = gamma\nto = beta:2000\ntype = seqpacket\nsize = 64\n"
+		 "period = 1ms\n",
+		 e->dir, poll ? "yes" : "no");
+	assert_int_equal(rtvio_config_parse(text, "test.conf", &e->cfg, err, sizeof(err)), 0);
+	snprintf(stale, sizeof(stale), "%s/beta.sock", e->dir);
+	if (poll) {
+		/* A stale socket of a dead broker in the way: bound here, listener gone. */
+		assert_true(mkdir(e->parent, 0755) == 0 || errno == EEXIST);
+		assert_true(mkdir(e->dir, 0700) == 0 || errno == EEXIST);
+		unlink(stale);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		strcpy(a.sun_path, stale);
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		close(fd);
+	} else {
+		/* No socket directory at all: created, parents included, owner-only. */
+		rmdir(e->dir);
+		rmdir(e->parent);
+		assert_int_equal(stat(e->parent, &st), -1);
+	}
+	assert_int_equal(broker_open(&e->cfg, &o, &e->b, err, sizeof(err)), 0);
+	assert_int_equal(stat(e->dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	if (!poll)
+		assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(stale, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(pthread_create(&e->thread, NULL, broker_thread, e), 0);
+}
+
+static json_t *stat_of(const struct env *e)
+{
+	char path[160], *reply = NULL;
+	json_t *r, *st;
+
+	path_of(e, path, sizeof(path), CTL_SOCKET_NAME);
+	assert_int_equal(ctl_request(path, "{\"cmd\":\"stat\"}\n", &reply, 5000), 0);
+	r = json_loads(reply, 0, NULL);
+	free(reply);
+	assert_non_null(r);
+	st = json_incref(json_object_get(r, "stat"));
+	json_decref(r);
+	assert_non_null(st);
+	return st;
+}
+
+static const char *cell_state(const struct env *e, const char *name, json_t **hold)
+{
+	json_t *st = stat_of(e), *c;
+	size_t i;
+
+	*hold = st;
+	json_array_foreach(json_object_get(st, "cells"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+			return json_string_value(json_object_get(c, "state"));
+	fail_msg("cell %s not in stat", name);
+	return NULL;
+}
+
+/* Waits (bounded) until the control socket reports `state` for `name`. */
+static void wait_state(const struct env *e, const char *name, const char *state)
+{
+	for (int i = 0; i < 500; i++) {
+		json_t *hold;
+		bool ok = !strcmp(cell_state(e, name, &hold), state);
+
+		json_decref(hold);
+		if (ok)
+			return;
+		usleep(10000);
+	}
+	fail_msg("cell %s never became %s", name, state);
+}
+
+static uint64_t flow_packets(const struct env *e, const char *name)
+{
+	json_t *st = stat_of(e), *f;
+	uint64_t n = UINT64_MAX;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "flows"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "name")), name))
+			n = (uint64_t)json_integer_value(json_object_get(f, "packets"));
+	json_decref(st);
+	return n;
+}
+
+static struct rtvio_cell *open_cell(const struct env *e, const char *name)
+{
+	char path[160], err[256];
+	struct rtvio_cell_opts o = { .no_mlock = true, .handshake_timeout_ms = 5000 };
+	struct rtvio_cell *c;
+
+	snprintf(path, sizeof(path), "%s/%s.sock", e->dir, name);
+	c = rtvio_cell_open(path, 2u << 20, &o, err, sizeof(err));
+	if (!c)
+		fail_msg("cell %s: %s", name, err);
+	return c;
+}
+
+static void stop_broker(struct env *e)
+{
+	char path[160], *reply = NULL;
+	struct stat st;
+
+	path_of(e, path, sizeof(path), CTL_SOCKET_NAME);
+	assert_int_equal(ctl_request(path, "{\"cmd\":\"shutdown\"}\n", &reply, 5000), 0);
+	assert_non_null(strstr(reply, "\"ok\": true") ? reply : strstr(reply, "\"ok\":true"));
+	free(reply);
+	pthread_join(e->thread, NULL);
+	assert_int_equal(e->run_rc, 0);
+	broker_close(e->b);
+	/* Every socket file is gone. */
+	path_of(e, path, sizeof(path), "alpha.sock");
+	assert_int_equal(stat(path, &st), -1);
+	path_of(e, path, sizeof(path), CTL_SOCKET_NAME);
+	assert_int_equal(stat(path, &st), -1);
+	rmdir(e->dir);
+	rmdir(e->parent);
+	rtvio_config_free(&e->cfg);
+}
+
+/* The listening side runs in its own thread: a process cell's stack only moves when
+ * one of its threads is inside a call (or runs rtvio_cell_process). */
+struct acceptor {
+	struct rtvio_cell *c;
+	int ls;
+	size_t len;
+	uint32_t port;
+	uint64_t peer;
+	uint8_t in[256];
+	ssize_t got;
+	unsigned int flags;
+	int rc;
+};
+
+static void *acceptor_thread(void *arg)
+{
+	struct acceptor *x = arg;
+	uint32_t pport;
+	int cs = rtvio_accept(x->c, x->ls, &x->peer, &pport, 5000);
+
+	x->rc = cs;
+	if (cs < 0)
+		return NULL;
+	x->got = rtvio_recv(x->c, cs, x->in, sizeof(x->in), 0, &x->flags, 5000);
+	rtvio_close(x->c, cs);
+	return NULL;
+}
+
+/* a -> b:port (SEQPACKET), one message of len bytes, checked byte for byte. */
+static void exchange(struct rtvio_cell *a, struct rtvio_cell *b, uint32_t port, size_t len)
+{
+	struct acceptor x = { .c = b, .len = len, .port = port };
+	uint8_t out[256];
+	pthread_t t;
+	int s;
+
+	x.ls = rtvio_socket(b, RTVIO_SOCK_SEQPACKET);
+	assert_true(x.ls >= 0);
+	assert_int_equal(rtvio_listen(b, x.ls, port, 4), 0);
+	assert_int_equal(pthread_create(&t, NULL, acceptor_thread, &x), 0);
+	s = rtvio_socket(a, RTVIO_SOCK_SEQPACKET);
+	assert_true(s >= 0);
+	assert_int_equal(rtvio_connect(a, s, rtvio_cell_cid(b), port, 5000), 0);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (uint8_t)(i * 7 + port);
+	assert_int_equal(rtvio_send(a, s, out, len, RTVIO_MSG_EOR, 5000), (ssize_t)len);
+	pthread_join(t, NULL);
+	assert_true(x.rc >= 0);
+	assert_int_equal(x.peer, rtvio_cell_cid(a));
+	assert_int_equal(x.got, (ssize_t)len);
+	assert_memory_equal(x.in, out, len);
+	assert_true(x.flags & GV_MSG_EOR);
+	rtvio_close(a, s);
+	rtvio_close(b, x.ls);
+}
+
+static void scenario(bool poll)
+{
+	struct env e;
+	struct rtvio_cell *a, *b, *g;
+	char path[160];
+	json_t *hold;
+
+	start_broker(&e, poll);
+	wait_state(&e, "alpha", "waiting");
+	a = open_cell(&e, "alpha");
+	b = open_cell(&e, "beta");
+	/* The socket is the identity: CIDs come from the config. */
+	assert_int_equal(rtvio_cell_cid(a), 3);
+	assert_int_equal(rtvio_cell_cid(b), 4);
+	wait_state(&e, "alpha", "connected");
+	wait_state(&e, "beta", "connected");
+	assert_string_equal(cell_state(&e, "gamma", &hold), "waiting");
+	json_decref(hold);
+
+	/* A second front end on alpha.sock is refused: the broker closes it at once. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct vhu_msg m;
+		int fds[VHU_MAX_FDS];
+		unsigned int nfds = 0;
+		struct timeval tv = { .tv_sec = 5 };
+
+		path_of(&e, sa.sun_path, sizeof(sa.sun_path), "alpha.sock");
+		assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+		vhu_send(fd, &m, NULL, 0);
+		assert_int_equal(vhu_recv(fd, &m, fds, &nfds), -ECONNRESET);
+		close(fd);
+	}
+
+	exchange(a, b, 1000, 200);
+	assert_true(flow_packets(&e, "ab") >= 2); /* at least the data packet and its reply */
+	/* No flow permits alpha -> beta:3000: the broker answers with a reset. */
+	{
+		int s = rtvio_socket(a, RTVIO_SOCK_SEQPACKET);
+		int ls = rtvio_socket(b, RTVIO_SOCK_SEQPACKET);
+
+		assert_int_equal(rtvio_listen(b, ls, 3000, 4), 0);
+		assert_int_equal(rtvio_connect(a, s, 4, 3000, 5000), -ECONNREFUSED);
+		rtvio_close(a, s);
+		rtvio_close(b, ls);
+	}
+
+	/* alpha leaves; beta is undisturbed and gamma's flow works; alpha comes back. */
+	rtvio_cell_close(a);
+	wait_state(&e, "alpha", "waiting");
+	g = open_cell(&e, "gamma");
+	exchange(g, b, 2000, 64);
+	a = open_cell(&e, "alpha");
+	wait_state(&e, "alpha", "connected");
+	exchange(a, b, 1000, 100);
+	assert_int_equal(rtvio_cell_error(b), 0);
+
+	rtvio_cell_close(a);
+	rtvio_cell_close(g);
+	path_of(&e, path, sizeof(path), "beta.sock");
+	stop_broker(&e);
+	/* The broker closed beta's socket on its way out: beta sees the EOF. */
+	for (int i = 0; i < 500 && rtvio_cell_process(b) == 0; i++)
+		usleep(10000);
+	assert_int_equal(rtvio_cell_error(b), -ECONNRESET);
+	rtvio_cell_close(b);
+}
+
+static void test_epoll_mode(void **state)
+{
+	(void)state;
+	scenario(false);
+}
+
+static void test_busy_poll_mode(void **state)
+{
+	(void)state;
+	scenario(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_epoll_mode),
+		cmocka_unit_test(test_busy_poll_mode),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
