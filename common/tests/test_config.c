@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,41 @@ static void test_demo_conf(void **state)
 	assert_int_equal(cfg.platform.present, RTVIO_PLAT_ALL);
 	assert_true(cfg.platform.copy_bandwidth > 0);
 	rtvio_config_free(&cfg);
+}
+
+static char *dump(const struct rtvio_config *cfg);
+
+/* Every file shipped in configs/ loads, and survives a dump and reload. */
+static void test_shipped_configs(void **state)
+{
+	DIR *d = opendir(RTVIO_SOURCE_ROOT "/configs");
+	struct dirent *e;
+	int loaded = 0;
+
+	(void)state;
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char path[512], err[512] = "";
+		struct rtvio_config cfg, again;
+
+		if (n < 5 || strcmp(e->d_name + n - 5, ".conf") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/configs/%s", RTVIO_SOURCE_ROOT, e->d_name);
+		if (rtvio_config_load(path, &cfg, err, sizeof(err)))
+			fail_msg("%s", err);
+		char *text = dump(&cfg);
+
+		if (rtvio_config_parse(text, e->d_name, &again, err, sizeof(err)))
+			fail_msg("dump of %s: %s", e->d_name, err);
+		free(text);
+		assert_int_equal(again.nflows, cfg.nflows);
+		rtvio_config_free(&cfg);
+		rtvio_config_free(&again);
+		loaded++;
+	}
+	closedir(d);
+	assert_true(loaded >= 2); /* demo.conf and vmdemo.conf at least */
 }
 
 /* Everything but line numbers and file names. */
@@ -867,6 +903,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_demo_conf),
+		cmocka_unit_test(test_shipped_configs),
 		cmocka_unit_test(test_full_round_trip),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_platform_file),
