@@ -650,17 +650,26 @@ static int edf_flow(const struct an_flow *flows, size_t n, const struct an_broke
 static int fifo_bound(const struct an_flow *flows, size_t n, const struct an_costs *costs,
 		      const struct supply *s, uint64_t B, uint64_t L, uint64_t hz, uint64_t *out)
 {
-	uint64_t worst = 0, points = 0;
+	uint64_t worst, points = 0, w = B;
 
+	/* x = 0: every flow's first job, released together at the critical instant. */
+	for (size_t l = 0; l < n; l++)
+		if (!flows[l].best_effort)
+			w = sadd(w, smul(released_upto(&flows[l], 0), costs[l].C));
+	worst = inv(s, w);
+	if (worst > hz)
+		return 1;
 	for (size_t j = 0; j < n; j++) {
 		const struct an_flow *fj = &flows[j];
-		uint64_t x0 = fj->jitter % fj->period ? fj->period - fj->jitter % fj->period : 0;
+		uint64_t x0;
 
 		if (fj->best_effort)
 			continue;
+		x0 = fj->jitter % fj->period ? fj->period - fj->jitter % fj->period : 0;
 		for (uint64_t x = x0; x < L; x = sadd(x, fj->period)) {
-			uint64_t w = B, F;
+			uint64_t F;
 
+			w = B;
 			if (++points > AN_MAX_POINTS)
 				return 1;
 			for (size_t l = 0; l < n; l++)

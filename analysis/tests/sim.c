@@ -114,7 +114,6 @@ static void reg_tick(struct reg *r, uint64_t t)
 int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 {
 	const struct an_broker *b = c->b;
-	const size_t maxsteps = 1u << 16;
 	struct sflow *fl = calloc(c->n ? c->n : 1, sizeof(*fl));
 	struct reg rg = { 0 };
 	uint64_t t = 0;
@@ -127,13 +126,21 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		fl[j].in = !c->flows[j].best_effort && (!c->include || c->include[j]);
 		if (!fl[j].in)
 			continue;
+		const struct an_flow *f = &c->flows[j];
+		/* At most one step per chunk of every packet, plus one per packet for a
+		 * short last chunk, plus the credit update. */
+		size_t maxsteps = f->explicit_costs ?
+			(size_t)(f->cost / f->max_step + 2) :
+			(size_t)(f->size / (b->chunk < f->rx_payload ? b->chunk : f->rx_payload) +
+				 f->size / f->packet_size + 3);
+
 		fl[j].cost = calloc(maxsteps, sizeof(uint64_t));
 		fl[j].bytes = calloc(maxsteps, sizeof(uint64_t));
 		if (!fl[j].cost || !fl[j].bytes) {
 			ret = -ENOMEM;
 			goto out;
 		}
-		int ns = sim_steps(&c->flows[j], b, fl[j].cost, fl[j].bytes, maxsteps);
+		int ns = sim_steps(f, b, fl[j].cost, fl[j].bytes, maxsteps);
 
 		if (ns <= 0) {
 			ret = -EINVAL;
