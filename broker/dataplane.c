@@ -59,6 +59,34 @@ static uint32_t pow2_at_least(uint64_t n)
 	return p;
 }
 
+static void bit_set(uint64_t *map, uint32_t i)
+{
+	map[i / 64] |= 1ull << (i % 64);
+}
+
+static void bit_clear(uint64_t *map, uint32_t i)
+{
+	map[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* Calls fn for every set bit in [lo, hi) of map, in order; fn may change the map. */
+static void bits_each(struct dp *dp, const uint64_t *map, uint32_t lo, uint32_t hi,
+		      void (*fn)(struct dp *dp, uint32_t i))
+{
+	for (uint32_t w = lo / 64; lo < hi && w <= (hi - 1) / 64; w++) {
+		uint64_t word = map[w];
+
+		if (w == lo / 64)
+			word &= ~0ull << (lo % 64);
+		if (w == (hi - 1) / 64 && hi % 64)
+			word &= ~(~0ull << (hi % 64));
+		while (word) {
+			fn(dp, w * 64 + (uint32_t)__builtin_ctzll(word));
+			word &= word - 1;
+		}
+	}
+}
+
 /* Copies n bytes from the segments src (starting src_off bytes in) to the segments
  * dst (starting dst_off bytes in). The caller has checked that both have room. */
 static void seg_copy(const struct vq_seg *dst, unsigned int nd, uint64_t dst_off,
@@ -307,6 +335,8 @@ static void waiter_unlink(struct dp *dp, uint32_t q)
 	if (w->wnext >= 0)
 		dp->queues[w->wnext].wprev = w->wprev;
 	w->wnext = w->wprev = -1;
+	if (c->waiters < 0)
+		bit_clear(dp->waitmap, w->dst);
 }
 
 /* Takes q out of whichever set it is in. */
@@ -515,6 +545,7 @@ static void detach(struct dp *dp, uint32_t cell, uint64_t now)
 		return;
 	/* From here on nothing touches this cell's rings or memory. */
 	c->attached = false;
+	bit_clear(dp->attmap, cell);
 	for (uint32_t q = 0; q < dp->nqueues; q++)
 		queue_purge(dp, q, cell);
 	c->n_spare = 0;
@@ -794,54 +825,56 @@ static void release_held(struct dp *dp, uint64_t now)
 
 /* Cells with queues waiting for RX buffers: one chain popped into the spares is
  * enough to let the waiters compete again. */
-static void check_waiters(struct dp *dp)
+static void check_waiters1(struct dp *dp, uint32_t s)
 {
-	for (uint32_t s = 0; s < dp->ncells; s++) {
-		struct dp_cell *c = &dp->cells[s];
-		struct vq_chain ch;
-		int r;
+	struct dp_cell *c = &dp->cells[s];
+	struct vq_chain ch;
+	int r;
 
-		if (c->waiters < 0 || !c->attached)
-			continue;
-		if (!c->n_spare) {
+	if (c->waiters < 0 || !c->attached)
+		return;
+	if (!c->n_spare) {
+		r = vq_device_pop(c->rx, &ch, c->spare[0].seg, DP_MAX_SEG);
+		/* Empty: ask for a kick, and look again in case buffers came meanwhile. */
+		if (!r && !dp->cfg->broker.poll && vq_device_enable_notify(c->rx))
 			r = vq_device_pop(c->rx, &ch, c->spare[0].seg, DP_MAX_SEG);
-			if (r < 0) {
-				cell_break(dp, s, r);
-				continue;
-			}
-			if (!r && (dp->cfg->broker.poll || !vq_device_enable_notify(c->rx)))
-				continue;
-			if (!r) {
-				r = vq_device_pop(c->rx, &ch, c->spare[0].seg, DP_MAX_SEG);
-				if (r <= 0) {
-					if (r < 0)
-						cell_break(dp, s, r);
-					continue;
-				}
-			}
-			c->spare[0].head = ch.head;
-			c->spare[0].n_seg = ch.n_seg;
-			c->spare[0].n_out = ch.n_out;
-			c->spare[0].in_len = ch.in_len;
-			c->n_spare = 1;
-		}
-		while (c->waiters >= 0) {
-			uint32_t q = (uint32_t)c->waiters;
+		if (r < 0)
+			cell_break(dp, s, r);
+		if (r <= 0)
+			return;
+		c->spare[0].head = ch.head;
+		c->spare[0].n_seg = ch.n_seg;
+		c->spare[0].n_out = ch.n_out;
+		c->spare[0].in_len = ch.in_len;
+		c->n_spare = 1;
+	}
+	while (c->waiters >= 0) {
+		uint32_t q = (uint32_t)c->waiters;
 
-			waiter_unlink(dp, q);
-			dp->queues[q].state = DP_Q_IDLE;
-			queue_place(dp, q, dp->now);
-		}
+		waiter_unlink(dp, q);
+		dp->queues[q].state = DP_Q_IDLE;
+		queue_place(dp, q, dp->now);
 	}
 }
 
+static void ingest1(struct dp *dp, uint32_t s)
+{
+	ingest_cell(dp, s, dp->now);
+}
+
+/* One ingest pass: every attached cell's TX ring, starting one cell further each
+ * pass (round robin: no cell is always last), then the destinations that got RX
+ * buffers, then the policer's releases. Bitmaps keep the cost per pass to one index
+ * read per attached cell plus O(1) per packet. */
 static void ingest(struct dp *dp, uint64_t now)
 {
+	uint32_t start = dp->rr;
+
 	dp->now = now;
-	for (uint32_t s = 0; s < dp->ncells; s++)
-		if (dp->cells[s].attached)
-			ingest_cell(dp, s, now);
-	check_waiters(dp);
+	dp->rr = dp->rr + 1 < dp->ncells ? dp->rr + 1 : 0;
+	bits_each(dp, dp->attmap, start, dp->ncells, ingest1);
+	bits_each(dp, dp->attmap, 0, start, ingest1);
+	bits_each(dp, dp->waitmap, 0, dp->ncells, check_waiters1);
 	release_held(dp, now);
 }
 
@@ -872,6 +905,7 @@ static int rx_get(struct dp *dp, uint32_t q)
 			if (c->waiters >= 0)
 				dp->queues[c->waiters].wprev = (int32_t)q;
 			c->waiters = (int32_t)q;
+			bit_set(dp->waitmap, w->dst);
 			return 0;
 		}
 		w->rx.head = ch.head;
@@ -1052,6 +1086,7 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c->rx = rx;
 	c->tx = tx;
 	c->attached = true;
+	bit_set(dp->attmap, cell);
 	c->broken = false;
 	c->n_spare = 0;
 	c->waiters = -1;
@@ -1144,11 +1179,13 @@ int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void
 	dp->conns = calloc(dp->nconns, sizeof(*dp->conns));
 	dp->ready.q = calloc(dp->nqueues, sizeof(uint32_t));
 	dp->held.q = calloc(dp->nqueues, sizeof(uint32_t));
+	dp->attmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
+	dp->waitmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
 	dp->cid_hash = malloc(dp->cid_hash_size * sizeof(int32_t));
 	dp->flow_hash = malloc(dp->flow_hash_size * sizeof(int32_t));
 	dp->conn_hash = malloc(dp->conn_hash_size * sizeof(int32_t));
 	if (!dp->cells || !dp->flows || !dp->queues || !dp->pkts || !dp->conns ||
-	    !dp->ready.q || !dp->held.q || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash) {
+	    !dp->ready.q || !dp->held.q || !dp->attmap || !dp->waitmap || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash) {
 		dp_destroy(dp);
 		return -ENOMEM;
 	}
@@ -1241,6 +1278,8 @@ void dp_destroy(struct dp *dp)
 	free(dp->conns);
 	free(dp->ready.q);
 	free(dp->held.q);
+	free(dp->attmap);
+	free(dp->waitmap);
 	free(dp->cid_hash);
 	free(dp->flow_hash);
 	free(dp->conn_hash);

@@ -122,6 +122,9 @@ struct dp {
 	struct dp_conn *conns;
 	int32_t conn_free;
 	struct dp_heap ready, held;
+	uint64_t *attmap;          /* cells attached */
+	uint64_t *waitmap;         /* cells with queues waiting for their RX buffers */
+	uint32_t rr;               /* cell the next ingest pass starts with */
 	int32_t *cid_hash, *flow_hash, *conn_hash;
 	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
 	uint64_t seq;
