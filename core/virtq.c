@@ -213,11 +213,14 @@ bool vq_driver_publish(struct vq_driver *vq)
 	return !(shm_load_relaxed(&vq->ring.used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
-static int drv_fail(struct vq_driver *vq, int err)
+/* Marks the ring broken for good, remembering where the error was found. */
+static int drv_fail_at(struct vq_driver *vq, int err, int line)
 {
 	vq->broken = err;
+	vq->broken_at = line;
 	return err;
 }
+#define drv_fail(vq, err) drv_fail_at(vq, err, __LINE__)
 
 /* Reads a field the other side writes, exactly once. */
 static uint32_t read_once32(const le32 *p)
@@ -341,11 +344,13 @@ int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
 	return 0;
 }
 
-static int dev_fail(struct vq_device *vq, int err)
+static int dev_fail_at(struct vq_device *vq, int err, int line)
 {
 	vq->broken = err;
+	vq->broken_at = line;
 	return err;
 }
+#define dev_fail(vq, err) dev_fail_at(vq, err, __LINE__)
 
 /* A descriptor in host order, in private memory. */
 struct desc {
@@ -395,7 +400,7 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 	for (;;) {
 		/* No chain visits more descriptors than its table holds. */
 		if (++hops > table_n)
-			return -RT_ELOOP;
+			return dev_fail(vq, -RT_ELOOP);
 		desc_read_once(&d, table, i);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			/* Only a chain's sole descriptor may point at a table (INDIRECT
@@ -404,10 +409,10 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 			    (d.flags & VRING_DESC_F_NEXT) || d.len == 0 ||
 			    d.len % sizeof(struct vring_desc) != 0 ||
 			    d.len / sizeof(struct vring_desc) > VQ_MAX_SIZE)
-				return -RT_EINVAL;
+				return dev_fail(vq, -RT_EINVAL);
 			table = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
 			if (!table)
-				return -RT_EFAULT;
+				return dev_fail(vq, -RT_EFAULT);
 			table_n = d.len / sizeof(struct vring_desc);
 			indirect = true;
 			i = 0;
@@ -418,22 +423,22 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 			in_len += d.len;
 		} else {
 			if (c->n_seg > c->n_out)
-				return -RT_EINVAL; /* readable after writable */
+				return dev_fail(vq, -RT_EINVAL); /* readable after writable */
 			out_len += d.len;
 			c->n_out++;
 		}
 		if (c->n_seg == max_seg || out_len > UINT32_MAX || in_len > UINT32_MAX)
-			return -RT_E2BIG;
+			return dev_fail(vq, -RT_E2BIG);
 		c->seg[c->n_seg].host = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
 		if (!c->seg[c->n_seg].host)
-			return -RT_EFAULT;
+			return dev_fail(vq, -RT_EFAULT);
 		c->seg[c->n_seg].len = d.len;
 		c->seg[c->n_seg].writable = d.flags & VRING_DESC_F_WRITE;
 		c->n_seg++;
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
 		if (d.next >= table_n)
-			return -RT_EINVAL;
+			return dev_fail(vq, -RT_EINVAL);
 		i = d.next;
 	}
 	c->out_len = (uint32_t)out_len;
@@ -469,7 +474,7 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 	*c = (struct vq_chain){ .head = head, .seg = seg };
 	err = walk_chain(vq, head, c, max_seg);
 	if (err)
-		return dev_fail(vq, err);
+		return err;
 	inflight_flip(vq, head);
 	vq->n_inflight++;
 	vq->last_avail++;

@@ -164,6 +164,7 @@ struct vq_driver {
 	bool indirect;
 	bool cb_disabled;     /* shadow of the NO_INTERRUPT flag we wrote */
 	int broken;           /* 0, or why the device broke the ring */
+	int broken_at;        /* the line of virtq.c that found it, for debugging */
 };
 
 /* Sets vq up over ring (the caller's memory, zeroed here: a fresh ring) and slot[num].
@@ -268,6 +269,7 @@ struct vq_device {
 	bool event_idx;
 	bool indirect;
 	int broken;             /* 0, or why the driver broke the ring */
+	int broken_at;          /* the line of virtq.c that found it, for debugging */
 };
 
 #define VQ_INFLIGHT_WORDS(num) (((num) + 63u) / 64u)
@@ -312,6 +314,21 @@ void vq_device_disable_notify(struct vq_device *vq);
 /* Asks the driver to kick for the next new buffer. Returns true when buffers arrived
  * meanwhile (or the ring is broken): the caller must pop again rather than wait. */
 bool vq_device_enable_notify(struct vq_device *vq);
+
+/* Replaces the memory table (vhost-user SET_MEM_TABLE); same rules as at init. */
+static inline void vq_device_set_mem(struct vq_device *vq, const struct vq_mem_region *mem,
+				     unsigned int n_mem)
+{
+	vq->mem = mem;
+	vq->n_mem = n_mem;
+}
+
+/* The next avail index the device will consume: what vhost-user GET_VRING_BASE
+ * reports. Chains still in flight are not included in it. */
+static inline uint16_t vq_device_base(const struct vq_device *vq)
+{
+	return vq->last_avail;
+}
 
 /* Chains popped and not yet pushed. */
 static inline unsigned int vq_device_inflight(const struct vq_device *vq)

@@ -69,6 +69,7 @@ static void assert_broken(struct vqenv *e, int err)
 	struct vq_chain c;
 
 	assert_int_equal(vq_device_broken(&e->dev), err);
+	assert_true(e->dev.broken_at > 0);
 	assert_int_equal(vq_device_pop(&e->dev, &c, seg, 4), err);
 	assert_int_equal(vq_device_push(&e->dev, 0, 0), err);
 	assert_true(vq_device_enable_notify(&e->dev));
@@ -989,6 +990,91 @@ static void hostile_fuzz(void **state)
 	}
 }
 
+/* vq_need_event() against its definition: notify when event_idx is one of the
+ * indices published by moving from old_idx to new_idx, i.e. in [old, new) mod 2^16. */
+static void need_event_matches_definition(void **state)
+{
+	(void)state;
+	for (int k = 0; k < 200000; k++) {
+		uint16_t old = (uint16_t)rnd(65536);
+		uint16_t n = (uint16_t)(k < 1000 ? rnd(3) : rnd(40));
+		uint16_t new = (uint16_t)(old + n);
+		uint16_t event = (uint16_t)(k % 2 ? old + rnd(48) - 4 : rnd(65536));
+		bool want = false;
+
+		for (uint16_t i = 0; i < n; i++)
+			want |= (uint16_t)(old + i) == event;
+		assert_int_equal(vq_need_event(event, new, old), want);
+	}
+}
+
+/* The largest ring: every descriptor in flight at once, completed in reverse. */
+static void full_ring_32768(void **state)
+{
+	enum { NUM = 32768 };
+	struct vqenv *e = vqenv_new(NUM, F_EVENT_IDX, 1, 8);
+	struct vq_buf b;
+	struct vq_seg seg[1];
+	struct vq_chain c;
+	uint16_t *heads = calloc(NUM, sizeof(*heads));
+	void *tok;
+	uint32_t len;
+
+	(void)state;
+	assert_non_null(e);
+	assert_non_null(heads);
+	b = (struct vq_buf){ buf_gpa(e, 0), 8 };
+	for (uintptr_t i = 0; i < NUM; i++)
+		assert_int_equal(vq_driver_add(&e->drv, NULL, 0, &b, 1, (void *)(i + 1)), 0);
+	assert_int_equal(vq_driver_num_free(&e->drv), 0);
+	assert_int_equal(vq_driver_add(&e->drv, NULL, 0, &b, 1, e), -ENOSPC);
+	assert_true(vq_driver_publish(&e->drv));
+	for (unsigned int i = 0; i < NUM; i++) {
+		assert_int_equal(pop(e, &c, seg, 1), 1);
+		heads[i] = c.head;
+	}
+	assert_int_equal(pop(e, &c, seg, 1), 0);
+	assert_int_equal(vq_device_inflight(&e->dev), NUM);
+	for (unsigned int i = NUM; i-- > 0;)
+		assert_int_equal(vq_device_push(&e->dev, heads[i], 8), 0);
+	for (uintptr_t i = NUM; i-- > 0;) {
+		assert_int_equal(vq_driver_get_used(&e->drv, &tok, &len), 1);
+		assert_int_equal((uintptr_t)tok, i + 1);
+	}
+	assert_int_equal(vq_driver_num_free(&e->drv), NUM);
+	free(heads);
+	vqenv_free(e);
+}
+
+/* A device (re)started at a base index (vhost-user SET_VRING_BASE) continues there. */
+static void device_resumes_at_base(void **state)
+{
+	struct vqenv *e = vqenv_new(8, 0, 8, 16);
+	struct vq_seg seg[1];
+	struct vq_chain c;
+
+	(void)state;
+	assert_non_null(e);
+	le16_store(&e->ring.avail->idx, 65533);
+	le16_store(&e->ring.used->idx, 65533);
+	assert_int_equal(vq_device_init(&e->dev, &e->ring, &e->region, 1, e->inflight, 0, 65533), 0);
+	assert_int_equal(pop(e, &c, seg, 1), 0);
+	for (uint16_t h = 0; h < 5; h++) {
+		raw_desc(e, NULL, h, buf_gpa(e, h), 8, VRING_DESC_F_WRITE, 0);
+		raw_publish(e, h);
+	}
+	for (uint16_t h = 0; h < 5; h++) {
+		assert_int_equal(pop(e, &c, seg, 1), 1);
+		assert_int_equal(c.head, h);
+		assert_int_equal(vq_device_push(&e->dev, h, 1), 0);
+	}
+	assert_int_equal(vq_device_base(&e->dev), 2);
+	assert_int_equal(le16_load(&e->ring.used->idx), 2);
+	assert_int_equal(le32_load(&e->ring.used->ring[65533 % 8].id), 0);
+	assert_int_equal(le32_load(&e->ring.used->ring[1].id), 4);
+	vqenv_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1005,6 +1091,9 @@ int main(void)
 		cmocka_unit_test(flags_suppress_without_event_idx),
 		cmocka_unit_test(no_lost_wakeup_event_idx),
 		cmocka_unit_test(no_lost_wakeup_flags),
+		cmocka_unit_test(need_event_matches_definition),
+		cmocka_unit_test(full_ring_32768),
+		cmocka_unit_test(device_resumes_at_base),
 		cmocka_unit_test(indirect_chain),
 		cmocka_unit_test(indirect_misaligned_table),
 		cmocka_unit_test(hostile_head_out_of_range),
