@@ -65,6 +65,7 @@ struct parser {
 	FILE *f;
 	const char *text;
 	int lineno;
+	int read_errno;     /* a read error, which the reader must report as EOF */
 
 	/* The last "[...]" line the reader saw, and how many keys it has had. */
 	int header_line;
@@ -171,6 +172,8 @@ static char *reader(char *str, int num, void *stream)
 	for (;;) {
 		if (ps->f) {
 			c = fgetc(ps->f);
+			if (c == EOF && ferror(ps->f) && !ps->read_errno)
+				ps->read_errno = errno ? errno : EIO;
 		} else {
 			c = *ps->text ? (unsigned char)*ps->text : EOF;
 			if (c != EOF)
@@ -1108,8 +1111,10 @@ static int load(struct parser *ps, struct rtvio_config *cfg)
 	if (!ps->ret && cfg->platform.line)
 		snprintf(cfg->platform.path, sizeof(cfg->platform.path), "%s", ps->file);
 	parser_free(ps);
-	if (ps->ret)
+	if (ps->ret) {
 		rtvio_config_free(cfg);
+		memset(cfg, 0, sizeof(*cfg));
+	}
 	return ps->ret;
 }
 
@@ -1126,6 +1131,13 @@ int rtvio_config_load(const char *path, struct rtvio_config *cfg, char *err, siz
 		return ret;
 	}
 	ret = load(&ps, cfg);
+	/* The read error outranks whatever the truncated text made the parser say. */
+	if (ps.read_errno) {
+		rtvio_config_free(cfg);
+		memset(cfg, 0, sizeof(*cfg));
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ps.read_errno));
+		ret = -ps.read_errno;
+	}
 	fclose(ps.f);
 	return ret;
 }
@@ -1167,6 +1179,10 @@ int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char 
 		return ret;
 	}
 	ret = run(&ps);
+	if (ps.read_errno) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ps.read_errno));
+		ret = -ps.read_errno;
+	}
 	fclose(ps.f);
 	parser_free(&ps);
 	rtvio_config_free(&cfg);

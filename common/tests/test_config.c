@@ -498,6 +498,8 @@ static void test_platform_file(void **state)
 		 "notify_latency, ingest_step)", path);
 	assert_string_equal(err, want);
 	unlink(path);
+	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
+	assert_string_equal(err, "/tmp: cannot read: Is a directory");
 	assert_int_equal(rtvio_platform_load("/nonexistent/p.conf", &q, err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "/nonexistent/p.conf: cannot open: No such file or directory");
 }
@@ -824,6 +826,9 @@ static void test_error_open(void **state)
 	(void)state;
 	assert_int_equal(rtvio_config_load("/nonexistent/x.conf", &cfg, err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "/nonexistent/x.conf: cannot open: No such file or directory");
+	assert_int_equal(rtvio_config_load("/tmp", &cfg, err, sizeof(err)), -EISDIR);
+	assert_string_equal(err, "/tmp: cannot read: Is a directory");
+	assert_null(cfg.cells);
 	/* A short buffer truncates the message but never overruns. */
 	char small[16];
 
