@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +30,8 @@
 #include "../daemon.h"
 #include "config.h"
 #include "port_posix.h"
+#include "vhost_front.h"
+#include "virtq.h"
 #include "vhost_user_proto.h"
 
 struct env {
@@ -335,11 +339,102 @@ static void test_busy_poll_mode(void **state)
 	scenario(true);
 }
 
+
+/* A front end that attaches properly and then scribbles over its own avail ring: the
+ * broker cuts it off (state broken, socket closed) and the other cells carry on; the
+ * same cell can attach again afterwards. */
+static void test_broken_ring_cut_off(void **state)
+{
+	struct env e;
+	struct rtvio_cell *b, *g;
+	struct vhost_front_setup su;
+	struct vhost_front_result res;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const size_t region = 1u << 20;
+	struct vq_layout l;
+	struct vq_ring ring;
+	uint8_t *mem;
+	uint64_t one = 1;
+	int memfd, sock;
+	char c;
+
+	(void)state;
+	start_broker(&e, false);
+	b = open_cell(&e, "beta");
+	g = open_cell(&e, "gamma");
+	memfd = memfd_create("hostile", MFD_CLOEXEC);
+	assert_true(memfd >= 0);
+	assert_int_equal(ftruncate(memfd, (off_t)region), 0);
+	mem = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(vq_layout(128, &l), 0);
+	memset(&su, 0, sizeof(su));
+	su.mem_fd = memfd;
+	su.mem_size = region;
+	su.guest_addr = RTVIO_CELL_GUEST_BASE;
+	su.user_addr = (uint64_t)(uintptr_t)mem;
+	su.want_features = VHU_VSOCK_FEATURES & ~(1ull << VHU_F_PROTOCOL_FEATURES);
+	su.need_features = 1ull << VHU_F_VERSION_1;
+	su.timeout_ms = 5000;
+	for (unsigned int q = 0; q < 2; q++) {
+		uint64_t base = q * 16384u;
+
+		su.q[q].num = 128;
+		su.q[q].desc = su.user_addr + base + l.desc_off;
+		su.q[q].avail = su.user_addr + base + l.avail_off;
+		su.q[q].used = su.user_addr + base + l.used_off;
+		su.q[q].kick_fd = eventfd(0, EFD_CLOEXEC);
+		su.q[q].call_fd = eventfd(0, EFD_CLOEXEC);
+	}
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	path_of(&e, sa.sun_path, sizeof(sa.sun_path), "alpha.sock");
+	assert_int_equal(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(vhost_front_handshake(sock, &su, &res), 0);
+	assert_int_equal(res.cid, 3);
+	wait_state(&e, "alpha", "connected");
+	/* Garbage: an avail index far ahead of the ring, a head out of range. */
+	assert_int_equal(vq_ring_at(&ring, mem + 16384u, 128), 0);
+	ring.avail->ring[0] = 0xffff;
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1000);
+	assert_int_equal(write(su.q[1].kick_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	wait_state(&e, "alpha", "broken");
+	/* The broker closed the hostile front end's socket. */
+	{
+		struct timeval tv = { .tv_sec = 5 };
+
+		setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		assert_int_equal(recv(sock, &c, 1, 0), 0);
+	}
+	close(sock);
+	/* Nobody else noticed. */
+	exchange(g, b, 2000, 64);
+	assert_int_equal(rtvio_cell_error(b), 0);
+	assert_int_equal(rtvio_cell_error(g), 0);
+	/* The cell may come back with sane rings. */
+	{
+		struct rtvio_cell *a = open_cell(&e, "alpha");
+
+		wait_state(&e, "alpha", "connected");
+		exchange(a, b, 1000, 256);
+		rtvio_cell_close(a);
+	}
+	for (unsigned int q = 0; q < 2; q++) {
+		close(su.q[q].kick_fd);
+		close(su.q[q].call_fd);
+	}
+	munmap(mem, region);
+	close(memfd);
+	rtvio_cell_close(g);
+	stop_broker(&e);
+	rtvio_cell_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_epoll_mode),
 		cmocka_unit_test(test_busy_poll_mode),
+		cmocka_unit_test(test_broken_ring_cut_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
