@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""End-to-end tests of rtvio: a real broker, real cell processes, real sockets.
+
+Usage: e2e.py RTVIO E2E_TOOL [CASE...]
+
+Every case starts its own broker on its own config and socket directory, drives
+`rtvio cell` processes (and tests/e2e_tool for what a well-behaved cell never does),
+and asserts on what the receivers counted and what the broker reports. Output is TAP,
+one line per case. Nothing here asserts a speed: every wait is a generous upper bound
+that only turns a hang into a failure.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+RTVIO, TOOL = sys.argv[1], sys.argv[2]
+ONLY = sys.argv[3:]
+# Sanitizer builds run several times slower; the caller scales the timeouts.
+SLOW = float(os.environ.get("RTVIO_E2E_SLOW", "1"))
+
+BASE = """
+[broker]
+policy = {policy}
+chunk = 4KiB
+socket_dir = {dir}
+poll = {poll}
+default = deny
+"""
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+class Setup:
+    """A temporary socket directory, a config written into it, and the processes
+    started for it, all torn down at the end whatever happened."""
+
+    def __init__(self, body, policy="fp", poll="no"):
+        self.tmp = tempfile.TemporaryDirectory(prefix="rtvio-e2e-")
+        self.dir = self.tmp.name
+        self.conf = os.path.join(self.dir, "test.conf")
+        with open(self.conf, "w") as f:
+            f.write(BASE.format(policy=policy, dir=self.dir, poll=poll) + body)
+        self.procs = []
+        self.broker = None
+
+    def start_broker(self, cells):
+        self.broker = self.spawn([RTVIO, "broker", self.conf])
+        want = [os.path.join(self.dir, c + ".sock") for c in cells]
+        want.append(os.path.join(self.dir, "control.sock"))
+        end = time.time() + 10 * SLOW
+        while not all(os.path.exists(p) for p in want):
+            check(self.broker.poll() is None, "broker exited at start: " + self.err(self.broker))
+            check(time.time() < end, "broker sockets did not appear")
+            time.sleep(0.05)
+
+    def spawn(self, argv):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        p.argv = argv
+        self.procs.append(p)
+        return p
+
+    def cell(self, name, *extra):
+        return self.spawn([RTVIO, "cell", self.conf, name, "--json"] + list(extra))
+
+    @staticmethod
+    def err(p):
+        try:
+            _, e = p.communicate(timeout=1)
+            return (e or "").strip()[-2000:]
+        except subprocess.TimeoutExpired:
+            return "(still running)"
+
+    def finish(self, p, timeout):
+        """Waits for p; returns (status, stdout, stderr)."""
+        try:
+            out, err = p.communicate(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            raise Fail(f"{' '.join(p.argv[1:4])} did not finish in {timeout * SLOW:.0f} s; "
+                       f"stderr: {err.strip()[-1500:]}")
+        return p.returncode, out, err
+
+    def report(self, p, timeout=60):
+        rc, out, err = self.finish(p, timeout)
+        try:
+            return rc, json.loads(out), err
+        except ValueError:
+            raise Fail(f"{' '.join(p.argv[1:4])} (status {rc}) printed no JSON; "
+                       f"stderr: {err.strip()[-1500:]}")
+
+    def stat(self):
+        r = subprocess.run([RTVIO, "stat", "--json", self.dir], capture_output=True,
+                           text=True, timeout=10 * SLOW)
+        check(r.returncode == 0, "rtvio stat failed: " + r.stderr.strip())
+        return json.loads(r.stdout)
+
+    def tool(self, *args, timeout=60):
+        r = subprocess.run([TOOL] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=timeout * SLOW)
+        return r.returncode, (r.stdout + r.stderr).strip()
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.tmp.cleanup()
+
+
+def flow_entry(rep, name, role="recv"):
+    for f in rep.get("flows", []):
+        if f.get("name") == name and f.get("role") == role:
+            return f
+    raise Fail(f"no {role} entry for flow {name} in {json.dumps(rep)[:800]}")
+
+
+def intact(rep, name, count):
+    f = flow_entry(rep, name)
+    check(f["messages"] == count and f["lost"] == 0 and f["corrupt"] == 0
+          and f["reordered"] == 0,
+          f"flow {name}: want {count} intact messages, got {json.dumps(f)[:400]}")
+
+
+CELLS3 = """
+[cell a]
+cid = 3
+region = 8MiB
+[cell b]
+cid = 4
+region = 8MiB
+[cell c]
+cid = 5
+region = 8MiB
+"""
+
+# ---- cases ------------------------------------------------------------------------
+
+
+def case_bulk_integrity(policy="fp", poll="no"):
+    """STREAM and SEQPACKET integrity, over 100 MB
+
+    A STREAM of 300 kB messages (larger than a chunk and than a 64 KiB packet) and a
+    SEQPACKET flow of 100 kB messages into one receiver, every byte checked."""
+    s = Setup(CELLS3 + """
+[flow big_stream]
+from = a
+to = b:100
+type = stream
+size = 300000
+class = best-effort
+[workload big_stream]
+flow = big_stream
+pattern = bulk
+count = 200
+[flow big_seq]
+from = c
+to = b:200
+type = seqpacket
+size = 100000
+class = best-effort
+[workload big_seq]
+flow = big_seq
+pattern = bulk
+count = 500
+""", policy=policy, poll=poll)
+    try:
+        s.start_broker(["a", "b", "c"])
+        rx = s.cell("b")
+        txa, txc = s.cell("a"), s.cell("c")
+        _, rep, err = s.report(rx, 240)
+        intact(rep, "big_stream", 200)
+        intact(rep, "big_seq", 500)
+        for p in (txa, txc):
+            rc, _, err = s.finish(p, 30)
+            check(rc == 0, f"sender exited {rc}: {err.strip()[-500:]}")
+        st = s.stat()
+        fl = {f["name"]: f for f in st["flows"]}
+        check(fl["big_stream"]["bytes"] >= 200 * 300000, "broker counted too few stream bytes")
+        check(fl["big_seq"]["chunks"] >= fl["big_seq"]["packets"], "fewer chunks than packets")
+    finally:
+        s.close()
+
+
+def case_bulk_integrity_edf_poll():
+    """STREAM and SEQPACKET integrity, over 100 MB, edf with a busy-polling broker"""
+    case_bulk_integrity(policy="edf", poll="yes")
+
+
+def case_seqpacket_boundaries():
+    """SEQPACKET boundaries hold for every size from 1 B to 256 KiB"""
+    s = Setup(CELLS3 + """
+[flow seq]
+from = a
+to = b:300
+type = seqpacket
+size = 256KiB
+class = best-effort
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rc, out = s.tool("seqsizes", s.dir, "a", "b", 300)
+        check(rc == 0, out)
+    finally:
+        s.close()
+
+
+def case_denied_connection_reset():
+    """Connections no flow permits are reset (wrong port, wrong cell, unknown CID)"""
+    s = Setup(CELLS3 + """
+[flow ok]
+from = a
+to = b:400
+type = stream
+size = 1kB
+class = best-effort
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rc, out = s.tool("refused", s.dir, "a", 4, 401)
+        check(rc == 0, "port without a flow: " + out)
+        rc, out = s.tool("refused", s.dir, "c", 4, 400)
+        check(rc == 0, "flow from another cell: " + out)
+        rc, out = s.tool("refused", s.dir, "a", 99, 400)
+        check(rc == 0, "unknown CID: " + out)
+    finally:
+        s.close()
+
+
+def case_spoofed_src_cid_refused():
+    """A spoofed src_cid is refused
+
+    The packet gets an RST back to its real sender and is counted; the impersonated
+    cell's peer never sees a connection."""
+    s = Setup(CELLS3 + """
+[flow ok]
+from = c
+to = b:500
+type = stream
+size = 1kB
+class = best-effort
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rc, out = s.tool("spoof", s.dir, "a", 4, 500)
+        check(rc == 0, out)
+        cells = {c["name"]: c for c in s.stat()["cells"]}
+        check(cells["a"]["refused"] >= 1, "broker did not count the spoofed packet")
+        check(cells["b"]["packets_out"] == 0, "the victim cell received something")
+    finally:
+        s.close()
+
+
+def case_killed_cell_resets_peers():
+    """A cell killed mid-transfer resets its peers, a third cell's flow carries on
+
+    SIGKILL on a bulk sender: the receiver's connection is reset, and another cell's
+    periodic flow into the same receiver loses nothing."""
+    s = Setup(CELLS3 + """
+[flow doomed]
+from = a
+to = b:600
+type = stream
+size = 1MiB
+class = best-effort
+[flow steady]
+from = c
+to = b:601
+type = seqpacket
+size = 64
+period = 1ms
+[workload steady]
+flow = steady
+count = 3000
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rx = s.cell("b", "--duration", "60")
+        tx_steady = s.cell("c")
+        victim = s.cell("a", "--duration", "60")
+        time.sleep(1.0 * SLOW)
+        check(victim.poll() is None, "victim exited early: " + s.err(victim))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        rc, _, err = s.finish(tx_steady, 60)
+        check(rc == 0, f"steady sender failed ({rc}): {err[-500:]}")
+        cells = {c["name"]: c for c in s.stat()["cells"]}
+        check(cells["a"]["state"] != "connected", "killed cell still connected")
+        check(cells["b"]["resets"] >= 1, "the broker reset nothing toward the receiver")
+        _, rep, _ = s.report(rx, 30)
+        intact(rep, "steady", 3000)
+        doomed = flow_entry(rep, "doomed")
+        check(doomed["messages"] > 0, "the victim's flow never ran")
+        check(doomed["corrupt"] == 0, "the victim's flow delivered corrupt data")
+        check(doomed.get("status") == "reset", "the victim's connection was not reset: "
+              + json.dumps(doomed)[:300])
+    finally:
+        s.close()
+
+
+def case_scribbled_ring_cut_off():
+    """A cell that scribbles over its own TX ring is cut off, the rest carries on"""
+    s = Setup(CELLS3 + """
+[flow after]
+from = c
+to = b:700
+type = seqpacket
+size = 4KiB
+class = best-effort
+[workload after]
+flow = after
+pattern = bulk
+count = 2000
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rc, out = s.tool("scribble", s.dir, "a")
+        check(rc == 0, out)
+        check(s.broker.poll() is None, "broker died")
+        cells = {c["name"]: c for c in s.stat()["cells"]}
+        check(cells["a"]["state"] != "connected", "scribbling cell still connected")
+        rx, tx = s.cell("b"), s.cell("c")
+        _, rep, _ = s.report(rx, 120)
+        intact(rep, "after", 2000)
+        s.finish(tx, 30)
+    finally:
+        s.close()
+
+
+def case_broker_sigterm():
+    """Broker SIGTERM: clean exit, and the cells see the disconnect and exit
+
+    The broker exits 0 and removes its sockets; each cell exits by itself with a
+    message naming the broker."""
+    s = Setup(CELLS3 + """
+[flow f]
+from = a
+to = b:800
+type = seqpacket
+size = 64
+period = 1ms
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rx, tx = s.cell("b", "--duration", "120"), s.cell("a", "--duration", "120")
+        time.sleep(1.0 * SLOW)
+        s.broker.send_signal(signal.SIGTERM)
+        rc, _, err = s.finish(s.broker, 15)
+        check(rc == 0, f"broker exit status {rc}: {err[-500:]}")
+        check(not os.path.exists(os.path.join(s.dir, "a.sock")), "socket file left behind")
+        for p in (rx, tx):
+            rc, _, err = s.finish(p, 20)
+            check(rc != 0 and "broker" in err.lower(),
+                  f"cell exited {rc} without naming the broker: {err[-300:]}")
+            check("Sanitizer" not in err, "sanitizer report: " + err[-1500:])
+    finally:
+        s.close()
+
+
+CONFIG_ERRORS = [
+    ("typo in a key", "[cell a]\ncid = 3\nregoin = 2MiB\n", ["regoin", "unknown key"]),
+    ("bad unit", "[cell a]\ncid = 3\nregion = 2MiBs\n", ["region", "2MiBs"]),
+    ("duplicate CID", "[cell a]\ncid = 3\n[cell b]\ncid = 3\n", ["cid", "3"]),
+    ("flow naming an unknown cell",
+     "[cell a]\ncid = 3\n[flow f]\nfrom = a\nto = nobody:1\nsize = 1\nperiod = 1ms\n",
+     ["nobody"]),
+]
+
+
+def make_config_case(what, body, needles):
+    def case():
+        s = Setup(body)
+        try:
+            r = subprocess.run([RTVIO, "broker", s.conf], capture_output=True, text=True,
+                               timeout=10 * SLOW)
+            check(r.returncode == 2, f"exit status {r.returncode}, want 2")
+            msg = r.stderr
+            check("test.conf:" in msg, "message does not name the file and line: " + msg)
+            for n in needles:
+                check(n in msg, f"message does not mention {n!r}: {msg.strip()}")
+            check(not os.path.exists(os.path.join(s.dir, "a.sock")), "broker started anyway")
+        finally:
+            s.close()
+    case.__doc__ = "config error: " + what
+    return case
+
+
+CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
+         case_denied_connection_reset, case_spoofed_src_cid_refused,
+         case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm]
+CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
+
+
+def main():
+    cases = [c for c in CASES if not ONLY or any(o in c.__name__ or o in (c.__doc__ or "")
+                                                  for o in ONLY)]
+    print(f"1..{len(cases)}")
+    failed = 0
+    for i, c in enumerate(cases, 1):
+        name = (c.__doc__ or c.__name__).strip().splitlines()[0]
+        t0 = time.time()
+        try:
+            c()
+            print(f"ok {i} - {name} ({time.time() - t0:.1f} s)")
+        except Exception as e:  # noqa: BLE001 - every failure is reported, not raised
+            failed += 1
+            print(f"not ok {i} - {name}")
+            detail = str(e) if isinstance(e, Fail) else traceback.format_exc()
+            for line in detail.splitlines():
+                print("#   " + line)
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
