@@ -221,8 +221,11 @@ static int32_t conn_new(struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint
 	int32_t c = dp->conn_free;
 	uint32_t bk;
 
-	if (c < 0)
+	/* Each cell may open at most its share of the table: one cell's REQUEST flood
+	 * never leaves the others without connections. */
+	if (c < 0 || dp->cells[a].nconn >= DP_CONNS_PER_CELL)
 		return -1;
+	dp->cells[a].nconn++;
 	dp->conn_free = dp->conns[c].hnext;
 	bk = conn_bucket(dp, a, ap, b, bp);
 	dp->conns[c] = (struct dp_conn){ .a = a, .ap = ap, .b = b, .bp = bp, .flow = flow,
@@ -242,6 +245,7 @@ static void conn_free(struct dp *dp, int32_t c)
 		pp = &dp->conns[*pp].hnext;
 	*pp = k->hnext;
 	dp->flows[k->flow].connections--;
+	dp->cells[k->a].nconn--;
 	k->state = DP_CONN_FREE;
 	k->hnext = dp->conn_free;
 	dp->conn_free = c;
@@ -481,6 +485,7 @@ static void rx_forget(struct dp *dp, struct dp_queue *w, bool keep)
 	if (!w->rx_open)
 		return;
 	w->rx_open = false;
+	w->hdr_written = false;
 	/* An RX chain popped for a piece that will never be written goes back to the
 	 * destination's spares (or, when those are full, back to the cell empty). */
 	if (!keep || !c->attached)

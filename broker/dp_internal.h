@@ -95,6 +95,7 @@ struct dp_cell {
 	struct vq_device *rx, *tx; /* the daemon's; valid while attached */
 	int32_t tx_free;           /* free TX packet slots */
 	int32_t waiters;           /* queues waiting for our RX buffers */
+	uint32_t nconn;            /* connections this cell opened */
 	uint32_t n_spare;
 	struct dp_rx spare[DP_RX_SPARE];
 	uint64_t refused, resets;

@@ -544,6 +544,58 @@ static void test_hostile_rx(void **state)
 	t_env_fini(&e);
 }
 
+/* One cell cannot take every connection: past its share its REQUESTs get RST, and
+ * another cell still connects. */
+static void test_connection_share(void **state)
+{
+	static struct tenv e;
+	static char ini[2048];
+	struct vsock_hdr h, r;
+	uint8_t buf[16];
+	unsigned int accepted = 0, reset = 0;
+
+	(void)state;
+	snprintf(ini, sizeof(ini), "%s[flow s2]\nfrom = c\nto = b:1000\ntype = stream\n"
+		 "size = 1KiB\nperiod = 1ms\n", base_ini);
+	t_env_init(&e, ini, 4096);
+	for (uint32_t port = 0; port < DP_CONNS_PER_CELL + 2; port++) {
+		if (port == 0)
+			t_post_rx(&e.cell[0], 8, false);
+		if (port % 32 == 0)
+			t_post_rx(&e.cell[1], 32, false);
+		h = t_hdr(A, 10000 + port, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+		t_send(&e.cell[0], &h, NULL);
+		t_run(&e);
+		while (t_recv(&e.cell[1], &r, buf, sizeof(buf)))
+			accepted++;
+		while (t_recv(&e.cell[0], &r, buf, sizeof(buf))) {
+			assert_int_equal(r.op, VSOCK_OP_RST);
+			reset++;
+		}
+		t_tx_done(&e.cell[0]);
+	}
+	assert_int_equal(accepted, DP_CONNS_PER_CELL);
+	assert_int_equal(reset, 2);
+	t_post_rx(&e.cell[2], 4, false);
+	h = t_hdr(C, 5000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[2], &h, NULL);
+	t_run(&e);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.src_cid, C);
+	/* Closing one of a's connections gives it room again. */
+	h = t_hdr(A, 10000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_RST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	h = t_hdr(A, 20000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	t_run(&e);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_RST);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_REQUEST);
+	assert_int_equal(r.src_port, 20000);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_addr),
 		cmocka_unit_test(test_hostile_avail),
 		cmocka_unit_test(test_hostile_rx),
+		cmocka_unit_test(test_connection_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
