@@ -34,7 +34,8 @@
 #define RTVIO_MAX_TIME_NS (3600ull * 1000000000) /* 1 hour */
 /* vsock CIDs 0..2 are reserved (hypervisor, local, host), 0xffffffff is "any". */
 #define RTVIO_MIN_CID 3u
-/* Port 0xffffffff is VMADDR_PORT_ANY in Linux and cannot be configured. */
+/* flow.from_port when any source port will do. Ports run from 1 to 0xfffffffe:
+ * 0xffffffff is Linux's VMADDR_PORT_ANY and cannot be configured. */
 #define RTVIO_PORT_ANY 0u
 
 enum rtvio_policy {
