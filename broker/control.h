@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -32,6 +33,7 @@ struct ctl_ops {
 /* One connected client, in the broker's storage. */
 struct ctl_client {
 	int fd;            /* -1: slot free */
+	uint64_t since_ns; /* when it connected: the oldest is evicted when all are busy */
 	size_t len;
 	char buf[CTL_LINE_MAX];
 };

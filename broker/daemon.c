@@ -377,18 +377,32 @@ static void ctl_accept(struct broker *b)
 {
 	int fd = accept4(b->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+	unsigned int slot = 0;
+
 	if (fd < 0)
 		return;
+	/* A free slot, else the oldest client goes: clients that connect and never
+	 * send cannot lock monitoring out. */
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		if (b->ctl[i].fd >= 0)
-			continue;
-		if (ep_add(b, fd, &b->src_ctl[i]) < 0)
+		if (b->ctl[i].fd < 0) {
+			slot = i;
 			break;
-		b->ctl[i].fd = fd;
-		b->ctl[i].len = 0;
+		}
+		if (b->ctl[i].since_ns < b->ctl[slot].since_ns)
+			slot = i;
+	}
+	if (b->ctl[slot].fd >= 0) {
+		ep_del(b, b->ctl[slot].fd);
+		close(b->ctl[slot].fd);
+		b->ctl[slot].fd = -1;
+	}
+	if (ep_add(b, fd, &b->src_ctl[slot]) < 0) {
+		close(fd);
 		return;
 	}
-	close(fd); /* too many monitoring clients at once */
+	b->ctl[slot].fd = fd;
+	b->ctl[slot].len = 0;
+	b->ctl[slot].since_ns = now_ns();
 }
 
 static void ctl_client_event(struct broker *b, unsigned int slot)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,15 +179,21 @@ static struct rtvio_cell *open_cell(const struct env *e, const char *name)
 	return c;
 }
 
-static void stop_broker(struct env *e)
+/* Stops the broker through the control socket, or with SIGTERM (blocked in every
+ * thread since broker_open, so it stays pending until the broker's signalfd reads it). */
+static void stop_broker_how(struct env *e, bool by_signal)
 {
 	char path[160], *reply = NULL;
 	struct stat st;
 
 	path_of(e, path, sizeof(path), CTL_SOCKET_NAME);
-	assert_int_equal(ctl_request(path, "{\"cmd\":\"shutdown\"}\n", &reply, 5000), 0);
-	assert_non_null(strstr(reply, "\"ok\": true") ? reply : strstr(reply, "\"ok\":true"));
-	free(reply);
+	if (by_signal) {
+		assert_int_equal(kill(getpid(), SIGTERM), 0);
+	} else {
+		assert_int_equal(ctl_request(path, "{\"cmd\":\"shutdown\"}\n", &reply, 5000), 0);
+		assert_non_null(strstr(reply, "\"ok\":true"));
+		free(reply);
+	}
 	pthread_join(e->thread, NULL);
 	assert_int_equal(e->run_rc, 0);
 	broker_close(e->b);
@@ -198,6 +205,11 @@ static void stop_broker(struct env *e)
 	rmdir(e->dir);
 	rmdir(e->parent);
 	rtvio_config_free(&e->cfg);
+}
+
+static void stop_broker(struct env *e)
+{
+	stop_broker_how(e, false);
 }
 
 /* The listening side runs in its own thread: a process cell's stack only moves when
@@ -293,6 +305,22 @@ static void scenario(bool poll)
 		close(fd);
 	}
 
+	/* Monitoring clients that connect and never ask cannot lock stat out. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int idle[CTL_MAX_CLIENTS + 2];
+
+		path_of(&e, sa.sun_path, sizeof(sa.sun_path), CTL_SOCKET_NAME);
+		for (int i = 0; i < CTL_MAX_CLIENTS + 2; i++) {
+			idle[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			assert_int_equal(connect(idle[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		}
+		assert_string_equal(cell_state(&e, "alpha", &hold), "connected");
+		json_decref(hold);
+		for (int i = 0; i < CTL_MAX_CLIENTS + 2; i++)
+			close(idle[i]);
+	}
+
 	exchange(a, b, 1000, 200);
 	assert_true(flow_packets(&e, "ab") >= 2); /* at least the data packet and its reply */
 	/* No flow permits alpha -> beta:3000: the broker answers with a reset. */
@@ -316,10 +344,23 @@ static void scenario(bool poll)
 	exchange(a, b, 1000, 100);
 	assert_int_equal(rtvio_cell_error(b), 0);
 
+	/* A second broker on the same socket_dir is refused and leaves the first alone. */
+	{
+		struct broker *b2 = NULL;
+		char err[512];
+		struct broker_opts o = { .verbose = false };
+
+		assert_int_equal(broker_open(&e.cfg, &o, &b2, err, sizeof(err)), -EADDRINUSE);
+		assert_null(b2);
+		assert_non_null(strstr(err, "in use"));
+		assert_string_equal(cell_state(&e, "beta", &hold), "connected");
+		json_decref(hold);
+	}
+
 	rtvio_cell_close(a);
 	rtvio_cell_close(g);
 	path_of(&e, path, sizeof(path), "beta.sock");
-	stop_broker(&e);
+	stop_broker_how(&e, poll);
 	/* The broker closed beta's socket on its way out: beta sees the EOF. */
 	for (int i = 0; i < 500 && rtvio_cell_process(b) == 0; i++)
 		usleep(10000);
