@@ -74,6 +74,7 @@ int cmd_hog(int argc, char **argv)
 	char a[32], t[32];
 	int c, err;
 
+	hog_stop = 0;
 	optind = 0;	/* glibc: restart scanning from argv[1] */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -93,9 +94,7 @@ int cmd_hog(int argc, char **argv)
 				rate = STREAM_FLAT_OUT;
 			} else if (rtvio_parse_bandwidth(optarg, &rate, &why) || !rate) {
 				fprintf(stderr, "rtvio hog: --rate '%s': expected a bandwidth such as "
-					"2GB/s or max%s%s\n", optarg, why ? " (" : "", why ? why : "");
-				if (why)
-					fputs(")\n", stderr);
+					"2GB/s or 500MiB/s, or max\n", optarg);
 				return 2;
 			}
 			break;
@@ -162,12 +161,15 @@ int cmd_hog(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	err = streamer_start(&s, (int)cpu, pattern, buffer, rate);
+	/* Started idle, then given its rate: the clock starts before the token bucket
+	 * does, so the reported rate never exceeds what the bucket allows. */
+	err = streamer_start(&s, (int)cpu, pattern, buffer, STREAM_IDLE);
 	if (err) {
 		fprintf(stderr, "rtvio hog: cannot start on CPU %lld: %s\n", cpu, strerror(-err));
 		return 2;
 	}
 	t0 = last_t = memload_now();
+	streamer_set_rate(&s, rate);
 	last_b = 0;
 	end = duration_ns ? t0 + duration_ns : UINT64_MAX;
 	if (rate == STREAM_FLAT_OUT)

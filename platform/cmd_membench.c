@@ -244,6 +244,11 @@ static void set_total_rate(struct mb_run *r, double total_Bps, bool flat_out)
 	for (int i = 0; i < r->nstreamers; i++)
 		streamer_set_rate(&r->streamers[i], flat_out ? STREAM_FLAT_OUT :
 				  each ? each : STREAM_IDLE);
+	/* Wait for every interferer to switch, so no traffic of the previous step is
+	 * counted in this one (a streamer can be preempted in the middle of a chunk). */
+	for (int i = 0; i < r->nstreamers; i++)
+		while (!streamer_rate_applied(&r->streamers[i]))
+			sleep_ns(100000);
 }
 
 /* Runs the victim for one round's windows while the interferers run at whatever rate

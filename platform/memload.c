@@ -225,6 +225,9 @@ static void *streamer_main(void *arg)
 				tb_init(&tb, rate, burst_for(rate), memload_now());
 			else
 				tb_init(&tb, 0, 0, memload_now());
+			/* release: the bytes of the old rate are counted before the switch
+			 * is acknowledged. */
+			atomic_store_explicit(&s->applied_Bps, rate, memory_order_release);
 		}
 		if (cur == STREAM_IDLE) {
 			sleep_ns(1000000);
@@ -264,6 +267,8 @@ int streamer_start(struct streamer *s, int cpu, enum mem_pattern pattern, size_t
 	atomic_init(&s->rate_Bps, rate_Bps);
 	atomic_init(&s->stop, false);
 	atomic_init(&s->bytes, 0);
+	/* The thread starts from idle and acknowledges rate_Bps on its first pass. */
+	atomic_init(&s->applied_Bps, STREAM_IDLE);
 	s->src = map_buffer(buf_bytes);
 	s->dst = map_buffer(buf_bytes);
 	if (!s->src || !s->dst) {
@@ -308,6 +313,14 @@ fail:
 void streamer_set_rate(struct streamer *s, uint64_t rate_Bps)
 {
 	atomic_store_explicit(&s->rate_Bps, rate_Bps, memory_order_relaxed);
+}
+
+bool streamer_rate_applied(struct streamer *s)
+{
+	/* acquire: pairs with the thread's release, so streamer_bytes() after a true
+	 * answer includes all traffic of the previous rate. */
+	return atomic_load_explicit(&s->applied_Bps, memory_order_acquire) ==
+	       atomic_load_explicit(&s->rate_Bps, memory_order_relaxed);
 }
 
 uint64_t streamer_bytes(struct streamer *s)

@@ -53,8 +53,11 @@ struct streamer {
 	_Atomic uint64_t rate_Bps;	/* STREAM_IDLE, STREAM_FLAT_OUT or a byte rate */
 	atomic_bool stop;
 
-	/* Written by the thread: traffic generated so far (read + written bytes). */
+	/* Written by the thread: traffic generated so far (read + written bytes), and
+	 * the rate it has switched to (stored with release after bytes, so an owner that
+	 * acquires applied_Bps == its rate sees every byte of the old rate counted). */
 	_Atomic uint64_t bytes;
+	_Atomic uint64_t applied_Bps;
 
 	/* Set up by streamer_start. */
 	enum mem_pattern pattern;
@@ -71,6 +74,9 @@ struct streamer {
 int streamer_start(struct streamer *s, int cpu, enum mem_pattern pattern, size_t buf_bytes,
 		   uint64_t rate_Bps);
 void streamer_set_rate(struct streamer *s, uint64_t rate_Bps);
+/* True once the thread runs at the rate last set: from then on, no traffic of the
+ * previous rate is added (an idle streamer's count no longer moves). */
+bool streamer_rate_applied(struct streamer *s);
 uint64_t streamer_bytes(struct streamer *s);
 /* Stops, joins and frees. */
 void streamer_stop(struct streamer *s);

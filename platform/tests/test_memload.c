@@ -148,6 +148,13 @@ static void test_streamer_idle_then_throttled(void **state)
 	t1 = memload_now();
 	assert_true(after > before);
 	assert_true(after - before <= 50000000ULL * (t1 - t0) / 1000000000ULL + 4 * STREAM_CHUNK);
+	/* once back to idle is acknowledged, the count stands still */
+	streamer_set_rate(&s, STREAM_IDLE);
+	while (!streamer_rate_applied(&s))
+		sched_yield();
+	before = streamer_bytes(&s);
+	sleep_ms(20);
+	assert_int_equal(streamer_bytes(&s), before);
 	streamer_stop(&s);
 }
 
