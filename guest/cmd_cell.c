@@ -61,7 +61,7 @@ struct worker {
 	const char *status;	/* "ok", "stopped", "reset", "refused", ... */
 	int err;
 	uint64_t sent, sent_bytes;
-	uint64_t overruns;
+	uint64_t late, overruns;
 	uint64_t connections;
 	struct wl_rx_stats rx;
 };
@@ -81,7 +81,7 @@ struct run {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rtvio cell CONFIG NAME [--duration S] [--json] [--ready-fd N]\n"
+		"usage: rtvio cell CONFIG NAME [--duration S] [--json] [--ready-fd N] [--wait S]\n"
 		"\n"
 		"Runs process cell NAME of CONFIG: attaches to the broker on\n"
 		"<socket_dir>/NAME.sock, receives and checks every flow to NAME, sends every\n"
@@ -93,6 +93,7 @@ static void usage(FILE *f)
 		"  --json         print one JSON document instead of a table\n"
 		"  --ready-fd N   write \"ready\\n\" to descriptor N once attached and listening,\n"
 		"                 then close it\n"
+		"  --wait S       wait up to S seconds for the broker's socket (default 10)\n"
 		"\n"
 		"Exit status: 0 every message intact and in order; 1 broker unreachable or gone,\n"
 		"a flow could not run, or messages lost/reordered/corrupt; 2 bad usage or config.\n");
@@ -287,26 +288,39 @@ static void *send_main(void *arg)
 	if (t->offset_ns && !sleep_until(w, plan.next_ns))
 		goto close;
 	while (!t->count || w->sent < t->count) {
+		uint64_t stamp;
 		ssize_t n;
 
 		if (periodic && !sleep_until(w, plan.next_ns))
 			break;
 		if (stopping(w))
 			break;
-		rtmsg_fill(w->buf, w->size, w->sent, wl_now_ns());
+		stamp = wl_now_ns();
+		rtmsg_fill(w->buf, w->size, w->sent, stamp);
 		n = rtvio_send(c, id, w->buf, w->size, 0, -1);
 		if (n != (ssize_t)w->size) {
 			if (n == -EINTR || (n >= 0 && stopping(w)))
 				break;
 			w->err = n < 0 ? (int)n : -EIO;
-			w->status = rtvio_cell_error(c) ? "broker gone" : "reset";
+			/* The peer closing first (EPIPE) is how a run ends when the
+			 * receiving cell stops before us: not a failure of this flow. */
+			if (rtvio_cell_error(c)) {
+				w->status = "broker gone";
+			} else if (n == -EPIPE) {
+				w->status = "peer closed";
+				w->err = 0;
+			} else {
+				w->status = "reset";
+			}
 			break;
 		}
 		w->sent++;
 		w->sent_bytes += w->size;
+		/* The stamp is the release: the next one is a period after it. */
 		if (periodic)
-			wl_period_next(&plan, wl_now_ns());
+			wl_period_next(&plan, stamp);
 	}
+	w->late = plan.late;
 	w->overruns = plan.overruns;
 close:
 	if (!w->status)
@@ -478,9 +492,12 @@ static json_t *report(const struct run *r)
 						   : json_real((double)f->deadline_ns / 1e3));
 		json_object_set_new(o, "deadline_misses",
 				    json_integer((json_int_t)w->rx.deadline_misses));
-		if (!rx && f->traffic.pattern == RTVIO_PATTERN_PERIODIC)
-			json_object_set_new(o, "release_overruns",
+		if (!rx && f->traffic.pattern == RTVIO_PATTERN_PERIODIC) {
+			json_object_set_new(o, "late_releases",
+					    json_integer((json_int_t)w->late));
+			json_object_set_new(o, "lost_periods",
 					    json_integer((json_int_t)w->overruns));
+		}
 		json_array_append_new(flows, o);
 	}
 	json_object_set_new(doc, "flows", flows);
@@ -529,19 +546,20 @@ static void print_table(json_t *doc)
 /* ---- Main ---------------------------------------------------------------------- */
 
 static int parse_args(int argc, char **argv, double *duration, bool *json, int *ready_fd,
-		      const char **conf, const char **name)
+		      double *wait, const char **conf, const char **name)
 {
 	static const struct option opts[] = {
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:jr:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:jr:w:h", opts, NULL)) != -1) {
 		char *end;
 		long v;
 
@@ -556,6 +574,14 @@ static int parse_args(int argc, char **argv, double *duration, bool *json, int *
 			break;
 		case 'j':
 			*json = true;
+			break;
+		case 'w':
+			*wait = strtod(optarg, &end);
+			if (*end || !(*wait >= 0) || *wait > 3600) {
+				fprintf(stderr, "rtvio cell: --wait '%s': expected seconds (0 to "
+						"3600)\n", optarg);
+				return 2;
+			}
 			break;
 		case 'r':
 			v = strtol(optarg, &end, 10);
@@ -596,7 +622,7 @@ int cmd_cell(int argc, char **argv)
 {
 	struct rtvio_cell_opts opts = { 0 };
 	const char *conf = NULL, *name = NULL;
-	double duration = 0;
+	double duration = 0, wait = 10;
 	bool json = false, broken = false;
 	int ready_fd = -1, rc, status = 0;
 	char err[512];
@@ -605,7 +631,7 @@ int cmd_cell(int argc, char **argv)
 	uint64_t end_ns = 0;
 	json_t *doc;
 
-	rc = parse_args(argc, argv, &duration, &json, &ready_fd, &conf, &name);
+	rc = parse_args(argc, argv, &duration, &json, &ready_fd, &wait, &conf, &name);
 	if (rc >= 0)
 		return rc;
 	r = calloc(1, sizeof(*r));
@@ -655,7 +681,7 @@ int cmd_cell(int argc, char **argv)
 	/* The config gives RX buffer payload; gvsock counts the header in. */
 	opts.rx_buf_size = (uint32_t)(r->cell->rx_buf + GV_HDR_SIZE);
 	opts.tx_payload = (uint32_t)r->cell->max_packet;
-	opts.attach_wait_ms = 10000;
+	opts.attach_wait_ms = (int)(wait * 1000);
 	r->c = rtvio_cell_open(r->sock_path, r->cell->region, &opts, err, sizeof(err));
 	if (!r->c) {
 		fprintf(stderr, "rtvio cell %s: %s\n", name, err);
@@ -752,6 +778,14 @@ int cmd_cell(int argc, char **argv)
 	for (int i = 0; i < r->nw; i++)
 		if (r->w[i].listen_id >= 0)
 			rtvio_close(r->c, r->w[i].listen_id);
+	/* Give the closing handshakes (SHUTDOWN out, RST back) a moment, so that
+	 * peers see an orderly end rather than the reset our detaching causes. */
+	for (int i = 0; i < 40 && !rtvio_cell_error(r->c); i++) {
+		struct timespec ts = { 0, 5 * 1000000 };
+
+		rtvio_cell_process(r->c);
+		nanosleep(&ts, NULL);
+	}
 out_cell:
 	rtvio_cell_close(r->c);
 out_workers:

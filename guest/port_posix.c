@@ -58,6 +58,7 @@ struct rtvio_cell {
 	bool wake_written;	/* wake_fd has an unread count */
 	bool fd_used;		/* someone asked for rtvio_cell_fd() */
 	bool in_process;	/* inside rtvio_cell_process(): the event loop itself */
+	bool more;		/* the last pump stopped with work left */
 	unsigned int waiters;	/* threads inside a blocking call */
 	struct vhu_reader reader; /* anything the broker sends after the handshake */
 };
@@ -174,14 +175,22 @@ static void check_socket(struct rtvio_cell *c)
 	}
 }
 
-/* Lock held: everything that can be done without blocking. */
+/* Lock held: everything that can be done without blocking. gvsock returns a
+ * positive count while there may be more (it then leaves the used-buffer
+ * notifications off), so it is called until it reports nothing; a flood that
+ * outlasts the bound leaves `c->more` set and the next wait does not sleep. */
 static void pump(struct rtvio_cell *c)
 {
-	int rc;
+	int rc = 0;
 
 	if (c->dead)
 		return;
-	rc = gv_process(c->stack);
+	for (int i = 0; i < 64; i++) {
+		rc = gv_process(c->stack);
+		if (rc <= 0)
+			break;
+	}
+	c->more = rc > 0;
 	if (rc < 0)
 		mark_dead(c, -EIO);
 }
@@ -200,6 +209,11 @@ static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
 		return -EINTR;
 	if (deadline && now >= deadline)
 		return -ETIMEDOUT;
+	if (c->more) {
+		/* Notifications are still off: look again instead of sleeping. */
+		pump(c);
+		return c->dead ? -ECONNRESET : 0;
+	}
 	/* gvsock's own timeouts (connect, close linger) need a gv_process on time. */
 	gvd = gv_next_deadline(c->stack);
 	if (gvd != UINT64_MAX && (!until || gvd < until))
@@ -418,8 +432,12 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		goto fail;
 	}
 
-	c->memfd = memfd_create("rtvio-cell", MFD_CLOEXEC);
-	if (c->memfd < 0 || ftruncate(c->memfd, (off_t)region) < 0) {
+	/* Sealable, and sealed against resizing here: the broker maps it, and a
+	 * region that shrinks under a mapping turns the broker's accesses into
+	 * SIGBUS. F_SEAL_SEAL stays off so that the broker may add its own. */
+	c->memfd = memfd_create("rtvio-cell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (c->memfd < 0 || ftruncate(c->memfd, (off_t)region) < 0 ||
+	    fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		rc = -errno;
 		set_err(err, errlen, "memfd of %zu bytes: %s", region, strerror(errno));
 		goto fail;

@@ -186,21 +186,18 @@ void wl_period_init(struct wl_period *p, uint64_t start_ns, uint64_t period_ns)
 {
 	p->next_ns = start_ns;
 	p->period_ns = period_ns ? period_ns : 1;
+	p->late = 0;
 	p->overruns = 0;
 }
 
-uint64_t wl_period_next(struct wl_period *p, uint64_t now_ns)
+uint64_t wl_period_next(struct wl_period *p, uint64_t released_ns)
 {
-	uint64_t k;
-
-	p->next_ns += p->period_ns;
-	/* One late job may still release the next one at once; more than a whole
-	 * period behind means releases were missed: skip them, don't burst. */
-	if (now_ns >= p->next_ns + p->period_ns) {
-		k = (now_ns - p->next_ns) / p->period_ns;
-		p->next_ns += k * p->period_ns;
-		p->overruns += k;
+	if (released_ns > p->next_ns) {
+		p->late++;
+		p->overruns += (released_ns - p->next_ns) / p->period_ns;
+		p->next_ns = released_ns;
 	}
+	p->next_ns += p->period_ns;
 	return p->next_ns;
 }
 

@@ -70,17 +70,21 @@ void wl_stream_init(struct wl_stream *st, uint8_t *buf, size_t cap);
 /* Consumes data[0, n); returns 0, or -EBADMSG once framing is lost. */
 int wl_stream_feed(struct wl_stream *st, const uint8_t *data, size_t n, wl_msg_fn fn, void *arg);
 
-/* Sender-side plan of a periodic flow: next release time, no drift. */
+/* Sender-side plan of a periodic flow. The flow declares `period` as its minimum
+ * inter-arrival time, and that is what the plan keeps: releases follow a grid
+ * while the sender keeps up, and a release that happened late moves the grid so
+ * that the next one is still a whole period after it (never a catch-up burst,
+ * which a broker policing the flow would rightly hold back). */
 struct wl_period {
 	uint64_t next_ns;
 	uint64_t period_ns;
-	uint64_t overruns;	/* releases found already past when we got there */
+	uint64_t late;		/* releases that happened after their time */
+	uint64_t overruns;	/* whole periods lost to lateness */
 };
 
 void wl_period_init(struct wl_period *p, uint64_t start_ns, uint64_t period_ns);
-/* Advances to the next release after a job that finished at now_ns; releases
- * already missed are skipped (and counted) rather than sent in a burst. */
-uint64_t wl_period_next(struct wl_period *p, uint64_t now_ns);
+/* The next release after one that actually happened at released_ns. */
+uint64_t wl_period_next(struct wl_period *p, uint64_t released_ns);
 
 uint64_t wl_now_ns(void);
 

@@ -217,22 +217,36 @@ static void stream_rejects_bad_framing(void **state)
 	free(k.s);
 }
 
-static void period_skips_missed_releases(void **state)
+static void period_keeps_minimum_interarrival(void **state)
 {
 	struct wl_period p;
 
 	(void)state;
 	wl_period_init(&p, 1000, 100);
 	assert_int_equal(p.next_ns, 1000);
-	/* On time: releases stay on the grid, no drift. */
-	assert_int_equal(wl_period_next(&p, 1010), 1100);
-	assert_int_equal(wl_period_next(&p, 1150), 1200);
-	/* Less than a period late: the next release is due at once, not skipped. */
-	assert_int_equal(wl_period_next(&p, 1350), 1300);
+	/* On time (or early wake-ups reported as the release time): the grid holds,
+	 * no drift. */
+	assert_int_equal(wl_period_next(&p, 1000), 1100);
+	assert_int_equal(wl_period_next(&p, 1100), 1200);
+	assert_int_equal(p.late, 0);
+	/* Released 30 late: the next release is a whole period after it, never
+	 * sooner, whatever the grid said. */
+	assert_int_equal(wl_period_next(&p, 1230), 1330);
+	assert_int_equal(p.late, 1);
 	assert_int_equal(p.overruns, 0);
-	/* Far behind: missed releases are skipped and counted. */
-	assert_int_equal(wl_period_next(&p, 1990), 1900);
-	assert_int_equal(p.overruns, 5);
+	/* Far behind: the lost periods are counted, and still no burst follows. */
+	assert_int_equal(wl_period_next(&p, 1990), 2090);
+	assert_int_equal(p.late, 2);
+	assert_int_equal(p.overruns, 6);
+	/* Every gap between consecutive releases is at least the period. */
+	uint64_t prev = 1990, rel;
+
+	for (int i = 0; i < 100; i++) {
+		rel = p.next_ns + (uint64_t)(i % 7) * 13;
+		assert_true(rel - prev >= 100);
+		wl_period_next(&p, rel);
+		prev = rel;
+	}
 }
 
 int main(void)
@@ -245,7 +259,7 @@ int main(void)
 		cmocka_unit_test(rx_short_messages_untimed),
 		cmocka_unit_test(stream_reassembles_any_split),
 		cmocka_unit_test(stream_rejects_bad_framing),
-		cmocka_unit_test(period_skips_missed_releases),
+		cmocka_unit_test(period_keeps_minimum_interarrival),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
