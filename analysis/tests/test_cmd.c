@@ -1,0 +1,328 @@
+/* `rtvio analyze` end to end on temporary config files: exit status, the table and
+ * the JSON document, and one clear line on stderr for every kind of bad input. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "../../cli/commands.h"
+
+static char dir[] = "/tmp/rtvio-analyze-test-XXXXXX";
+static char out_buf[65536], err_buf[8192];
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[4][256];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+static void slurp(int fd, char *buf, size_t len)
+{
+	ssize_t n;
+
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Runs cmd_analyze with stdout and stderr captured into out_buf / err_buf. */
+static int run(int argc, const char **argv)
+{
+	char po[300], pe[300];
+	int fo, fe, so, se, ret;
+
+	snprintf(po, sizeof(po), "%s/stdout", dir);
+	snprintf(pe, sizeof(pe), "%s/stderr", dir);
+	fo = open(po, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	fe = open(pe, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fo >= 0 && fe >= 0);
+	fflush(stdout);
+	fflush(stderr);
+	so = dup(1);
+	se = dup(2);
+	dup2(fo, 1);
+	dup2(fe, 2);
+	ret = cmd_analyze(argc, (char **)argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	slurp(fo, out_buf, sizeof(out_buf));
+	slurp(fe, err_buf, sizeof(err_buf));
+	close(fo);
+	close(fe);
+	return ret;
+}
+
+#define CELLS \
+	"[cell a]\ncid = 3\n" \
+	"[cell b]\ncid = 4\n"
+
+#define PLATFORM \
+	"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 100ns\npacket_overhead = 1us\n" \
+	"ingest_latency = 2us\nnotify_latency = 3us\ningest_step = 500ns\n"
+
+/* One 10000-byte seqpacket flow a -> b and a best-effort stream b -> a, chunk 4 KiB,
+ * RX payload 4 KiB (the default rx_buf), 1 B/ns.
+ *   ctl: chunks 4096, 4096, 1808: e = 4196, 4196, 1908; C = 10300 + 1000 = 11300;
+ *        q = 1908 + 1000 = 2908.
+ *   bulk (best-effort, 64 KiB messages): Q = e(4096) + 1000 = 5196.
+ *   fp: B = 500 + 5196 = 5696; R = 5696 + 11300 = 16996 (S = 5696 + 8392 = 14088,
+ *   F = S + 2908); bound = 2000 + 16996 + 3000 = 21996 ns. */
+static const char conf_ok[] =
+	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
+	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
+	"deadline = 100us\n"
+	"[flow bulk]\nfrom = b\nto = a:2000\ntype = stream\nsize = 64KiB\nclass = best-effort\n"
+	PLATFORM;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_json(void **state)
+{
+	const char *conf = write_file("ok.conf", conf_ok);
+	const char *argv[] = { "analyze", conf, "--json" };
+	json_t *doc, *flows, *f;
+	json_error_t e;
+
+	(void)state;
+	assert_int_equal(run(3, argv), 0);
+	doc = json_loads(out_buf, 0, &e);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
+	assert_true(json_is_true(json_object_get(doc, "schedulable")));
+	/* 11300 ns per 1 ms. */
+	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01129 &&
+		    json_real_value(json_object_get(doc, "utilization")) < 0.01131);
+	flows = json_object_get(doc, "flows");
+	assert_int_equal(json_array_size(flows), 2);
+	f = json_array_get(flows, 0);
+	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
+	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 16.996);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 21.996);
+	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
+	assert_true(json_is_true(json_object_get(f, "schedulable")));
+	/* Best-effort: null bounds. */
+	f = json_array_get(flows, 1);
+	assert_true(json_is_null(json_object_get(f, "response_us")));
+	assert_true(json_is_null(json_object_get(f, "latency_bound_us")));
+	assert_true(json_is_null(json_object_get(f, "priority")));
+	json_decref(doc);
+}
+
+static void test_table_and_miss(void **state)
+{
+	char text[4096];
+	const char *conf, *argv[2];
+
+	(void)state;
+	conf = write_file("ok.conf", conf_ok);
+	argv[0] = "analyze";
+	argv[1] = conf;
+	assert_int_equal(run(2, argv), 0);
+	assert_non_null(strstr(out_buf, "schedulable"));
+	assert_non_null(strstr(out_buf, "21.996"));
+	/* A deadline below the 21.996 us bound: exit 1, "NO" in the table. */
+	snprintf(text, sizeof(text), "%s", conf_ok);
+	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
+	conf = write_file("miss.conf", text);
+	argv[1] = conf;
+	assert_int_equal(run(2, argv), 1);
+	assert_non_null(strstr(out_buf, "NOT schedulable"));
+	assert_non_null(strstr(out_buf, "NO"));
+}
+
+static void test_overload(void **state)
+{
+	/* 11300 ns every 9 us: utilisation 1.26. */
+	char text[4096];
+	const char *conf, *argv[3];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s", conf_ok);
+	memcpy(strstr(text, "period = 1ms"), "period = 9us", 12);
+	conf = write_file("over.conf", text);
+	argv[0] = "analyze";
+	argv[1] = conf;
+	assert_int_equal(run(2, argv), 1);
+	assert_non_null(strstr(out_buf, "OVERLOAD"));
+	argv[2] = "--json";
+	assert_int_equal(run(3, argv), 1);
+	assert_non_null(strstr(out_buf, "\"overload\""));
+	assert_non_null(strstr(out_buf, "\"latency_bound_us\": null"));
+}
+
+static void test_missing_platform(void **state)
+{
+	const char *conf = write_file("noplat.conf",
+		"[broker]\npolicy = fp\n" CELLS
+		"[flow ctl]\nfrom = a\nto = b:1000\nsize = 64\nperiod = 1ms\n"
+		"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 100ns\n");
+	const char *argv[4] = { "analyze", conf };
+	const char *plat;
+
+	(void)state;
+	assert_int_equal(run(2, argv), 2);
+	/* Every missing key is named, on one line. */
+	assert_non_null(strstr(err_buf, "packet_overhead"));
+	assert_non_null(strstr(err_buf, "ingest_latency"));
+	assert_non_null(strstr(err_buf, "notify_latency"));
+	assert_non_null(strstr(err_buf, "ingest_step"));
+	assert_null(strstr(err_buf, "copy_bandwidth"));
+	assert_int_equal(strchr(err_buf, '\n') - err_buf + 1, (long)strlen(err_buf));
+	/* --platform FILE fills them in (and its values win). */
+	plat = write_file("plat.ini", PLATFORM);
+	argv[2] = "--platform";
+	argv[3] = plat;
+	assert_int_equal(run(4, argv), 0);
+	/* A platform file that does not exist. */
+	argv[3] = "/nonexistent/plat.ini";
+	assert_int_equal(run(4, argv), 2);
+	assert_non_null(strstr(err_buf, "/nonexistent/plat.ini"));
+}
+
+static void test_bad_configs(void **state)
+{
+	const char *argv[3] = { "analyze" };
+	const char *conf;
+
+	(void)state;
+	/* Unknown key: the config loader's line, file and key. */
+	conf = write_file("typo.conf", "[broker]\npolicy = fp\n" CELLS
+			  "[flow ctl]\nfrom = a\nto = b:1000\nsize = 64\nperod = 1ms\n" PLATFORM);
+	argv[1] = conf;
+	assert_int_equal(run(2, argv), 2);
+	assert_non_null(strstr(err_buf, "typo.conf"));
+	assert_non_null(strstr(err_buf, "perod"));
+	/* A file that does not exist. */
+	argv[1] = "/nonexistent/x.conf";
+	assert_int_equal(run(2, argv), 2);
+	assert_non_null(strstr(err_buf, "/nonexistent/x.conf"));
+	/* Some priorities given and others not: named. */
+	conf = write_file("prio.conf", "[broker]\npolicy = fp\n" CELLS
+			  "[flow x]\nfrom = a\nto = b:1\nsize = 64\nperiod = 1ms\npriority = 1\n"
+			  "[flow y]\nfrom = a\nto = b:2\nsize = 64\nperiod = 1ms\n" PLATFORM);
+	argv[1] = conf;
+	assert_int_equal(run(2, argv), 2);
+	assert_non_null(strstr(err_buf, "y lack"));
+	/* ... which --assign dm resolves. */
+	argv[2] = "--assign";
+	assert_int_equal(run(3, argv), 2); /* --assign without a value */
+	{
+		const char *a4[4] = { "analyze", conf, "--assign", "dm" };
+
+		assert_int_equal(run(4, a4), 0);
+		a4[3] = "rm";
+		assert_int_equal(run(4, a4), 2);
+		assert_non_null(strstr(err_buf, "expected dm or opa"));
+	}
+	/* Usage errors. */
+	{
+		const char *a1[1] = { "analyze" };
+		const char *a2[2] = { "analyze", "--bogus" };
+		const char *a3[3] = { "analyze", conf, conf };
+
+		assert_int_equal(run(1, a1), 2);
+		assert_int_equal(run(2, a2), 2);
+		assert_int_equal(run(3, a3), 2);
+		a2[1] = "--help";
+		assert_int_equal(run(2, a2), 0);
+		assert_non_null(strstr(out_buf, "usage: rtvio analyze"));
+	}
+	/* --assign on a policy without priorities. */
+	conf = write_file("edf.conf", "[broker]\npolicy = edf\n" CELLS
+			  "[flow x]\nfrom = a\nto = b:1\nsize = 64\nperiod = 1ms\n" PLATFORM);
+	{
+		const char *a4[4] = { "analyze", conf, "--assign", "opa" };
+
+		assert_int_equal(run(4, a4), 2);
+		assert_non_null(strstr(err_buf, "fp only"));
+		assert_int_equal(run(2, a4), 0);
+	}
+}
+
+/* OPA where deadline-monotonic fails (the a/b/c set of test_analysis.c's
+ * test_opa_hand in sizes): no platform costs but 1 B/ns, each message one chunk.
+ *   a: 400 B, D 1450 ns; b: 1000 B, D 3000 ns; c: 100 B, D 10 us; T = 10 us; chunk
+ *   4 KiB. DM puts a first; it is blocked by b's 1000 ns message: 1400 <= 1450 fine;
+ *   so make a's deadline 1350: DM fails (1400), and so does every order: OPA says
+ *   none exists (exit 1). */
+static void test_opa(void **state)
+{
+	const char *conf = write_file("opa.conf",
+		"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
+		"[flow a]\nfrom = a\nto = b:1\ntype = seqpacket\nsize = 400\nperiod = 10us\n"
+		"deadline = 1350ns\n"
+		"[flow b]\nfrom = a\nto = b:2\ntype = seqpacket\nsize = 1000\nperiod = 10us\n"
+		"deadline = 3us\n"
+		"[flow c]\nfrom = a\nto = b:3\ntype = seqpacket\nsize = 100\nperiod = 10us\n"
+		"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 0\npacket_overhead = 0\n"
+		"ingest_latency = 0\nnotify_latency = 0\ningest_step = 0\n");
+	const char *argv[4] = { "analyze", conf, "--assign", "opa" };
+
+	(void)state;
+	assert_int_equal(run(4, argv), 1);
+	assert_non_null(strstr(err_buf, "no priority assignment"));
+	/* With D_a = 1500 ns, OPA finds c 1, b 2, a 3 (see test_opa_hand) and prints it. */
+	conf = write_file("opa2.conf",
+		"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
+		"[flow a]\nfrom = a\nto = b:1\ntype = seqpacket\nsize = 400\nperiod = 10us\n"
+		"deadline = 1500ns\n"
+		"[flow b]\nfrom = a\nto = b:2\ntype = seqpacket\nsize = 1000\nperiod = 10us\n"
+		"deadline = 3us\n"
+		"[flow c]\nfrom = a\nto = b:3\ntype = seqpacket\nsize = 100\nperiod = 10us\n"
+		"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 0\npacket_overhead = 0\n"
+		"ingest_latency = 0\nnotify_latency = 0\ningest_step = 0\n");
+	argv[1] = conf;
+	assert_int_equal(run(4, argv), 0);
+	assert_non_null(strstr(out_buf, "priorities (opa): a=3 b=2 c=1"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_table_and_miss),
+		cmocka_unit_test(test_overload),
+		cmocka_unit_test(test_missing_platform),
+		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_opa),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
