@@ -77,6 +77,7 @@ struct mb_run {
 	struct mb_step steps[MAX_STEPS];
 	int nsteps;
 	struct knee knee;
+	int short_steps;	/* throttled steps well below their target */
 };
 
 static void usage(FILE *f)
@@ -457,7 +458,16 @@ static void run_steps(struct mb_run *r)
 		memload_format_rate(s->achieved_Bps, a, sizeof a);
 		progress(r, "step %d/%d: target %s%s, achieved %s, victim %.1f ns", i + 1,
 			 r->nsteps, s->flat_out ? "flat out " : "", t, a, s->victim_ns);
+		if (!s->flat_out && s->achieved_Bps < 0.8 * s->target_Bps)
+			r->short_steps++;
 	}
+	/* The knee is placed on measured rates, so a shortfall does not falsify it, but
+	 * it means the steps do not cover the range they were meant to. */
+	if (r->short_steps)
+		progress(r, "warning: in %d step%s the interferers reached less than 80%% of "
+			 "their target: other work competes for their CPUs, and the steps are "
+			 "closer together than planned", r->short_steps,
+			 r->short_steps > 1 ? "s" : "");
 }
 
 static int analyse(struct mb_run *r)
