@@ -43,9 +43,10 @@ int vq_ring_at(struct vq_ring *r, void *base, unsigned int num)
 	if (!base || !aligned(base, VQ_DESC_ALIGN))
 		return -RT_EINVAL;
 	r->num = num;
-	r->desc = (struct vring_desc *)((uint8_t *)base + l.desc_off);
-	r->avail = (struct vring_avail *)((uint8_t *)base + l.avail_off);
-	r->used = (struct vring_used *)((uint8_t *)base + l.used_off);
+	/* Each offset keeps its part's alignment, given an aligned base (checked). */
+	r->desc = (struct vring_desc *)(void *)((uint8_t *)base + l.desc_off);
+	r->avail = (struct vring_avail *)(void *)((uint8_t *)base + l.avail_off);
+	r->used = (struct vring_used *)(void *)((uint8_t *)base + l.used_off);
 	return 0;
 }
 
@@ -175,7 +176,7 @@ int vq_driver_add_indirect(struct vq_driver *vq, struct vring_desc *table,
 	err = chain_ok(out, n_out, in, n_in, token, &in_len);
 	if (err)
 		return err;
-	if (!vq->indirect || !table)
+	if (!vq->indirect || !table || n > VQ_MAX_SIZE)
 		return -RT_EINVAL;
 	if (vq->num_free == 0)
 		return -RT_ENOSPC;

@@ -183,8 +183,8 @@ int vq_driver_add(struct vq_driver *vq, const struct vq_buf *out, unsigned int n
 
 /* Like vq_driver_add(), but the chain goes into an indirect table that the caller
  * provides (table in its address space, table_addr as the device sees it, room for
- * n_out + n_in entries), and it uses one ring descriptor. Needs INDIRECT_DESC. The
- * table must stay untouched until the chain comes back. */
+ * n_out + n_in entries, at most VQ_MAX_SIZE), and it uses one ring descriptor. Needs
+ * INDIRECT_DESC. The table must stay untouched until the chain comes back. */
 int vq_driver_add_indirect(struct vq_driver *vq, struct vring_desc *table,
 			   uint64_t table_addr, const struct vq_buf *out,
 			   unsigned int n_out, const struct vq_buf *in,
