@@ -558,7 +558,9 @@ static int parse_args(int argc, char **argv, double *duration, bool *json, int *
 	};
 	int ch;
 
-	optind = 1;
+	/* 0, not 1: glibc then resets all of getopt's state (the command may run
+	 * more than once in one process, as in tests). */
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "d:jr:w:h", opts, NULL)) != -1) {
 		char *end;
 		long v;

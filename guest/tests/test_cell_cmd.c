@@ -1,0 +1,153 @@
+/* `rtvio cell` as a command, run in-process: usage and configuration errors exit 2
+ * with one line that names what is wrong, a missing broker exits 1 with a line that
+ * names the socket, and --help exits 0. (Runs against a real broker are in tests/.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../cli/commands.h"
+
+static char dir[64];
+static char out[8192], errbuf[8192];
+
+/* Runs cmd_cell with argv (NULL-terminated), capturing stdout and stderr. */
+static int run(const char *const *args)
+{
+	char *argv[16];
+	int argc = 0, rc, so, se;
+	FILE *fo = tmpfile(), *fe = tmpfile();
+	size_t n;
+
+	for (; args[argc]; argc++)
+		argv[argc] = (char *)args[argc];
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	so = dup(1);
+	se = dup(2);
+	dup2(fileno(fo), 1);
+	dup2(fileno(fe), 2);
+	rc = cmd_cell(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	rewind(fo);
+	rewind(fe);
+	n = fread(out, 1, sizeof(out) - 1, fo);
+	out[n] = 0;
+	n = fread(errbuf, 1, sizeof(errbuf) - 1, fe);
+	errbuf[n] = 0;
+	fclose(fo);
+	fclose(fe);
+	return rc;
+}
+
+static const char *write_conf(const char *name, const char *body)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[broker]\nsocket_dir = %s/sock\n\n%s", dir, body);
+	fclose(f);
+	return path;
+}
+
+static const char *good_body =
+	"[cell a]\ncid = 3\n\n[cell b]\ncid = 4\n\n[cell v]\ncid = 5\nvm = yes\n\n"
+	"[flow f]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 64\nperiod = 1ms\n";
+
+static void help_and_usage(void **state)
+{
+	(void)state;
+	assert_int_equal(run((const char *[]){ "cell", "--help", NULL }), 0);
+	assert_non_null(strstr(out, "usage: rtvio cell CONFIG NAME"));
+	assert_non_null(strstr(out, "Exit status"));
+	/* Missing operands, an unknown option, and bad option values: 2, one line
+	 * naming the problem. */
+	assert_int_equal(run((const char *[]){ "cell", NULL }), 2);
+	assert_non_null(strstr(errbuf, "expected CONFIG and NAME"));
+	assert_int_equal(run((const char *[]){ "cell", "x.conf", "a", "--bogus", NULL }), 2);
+	assert_int_equal(run((const char *[]){ "cell", "x.conf", "a", "--duration", "-1", NULL }), 2);
+	assert_non_null(strstr(errbuf, "--duration '-1'"));
+	assert_int_equal(run((const char *[]){ "cell", "x.conf", "a", "--duration", "3x", NULL }), 2);
+	assert_int_equal(run((const char *[]){ "cell", "x.conf", "a", "--ready-fd", "q", NULL }), 2);
+	assert_non_null(strstr(errbuf, "--ready-fd 'q'"));
+	assert_int_equal(run((const char *[]){ "cell", "x.conf", "a", "--wait", "-2", NULL }), 2);
+	assert_int_equal(run((const char *[]){ "cell", "a", "b", "c", NULL }), 2);
+}
+
+static void config_errors(void **state)
+{
+	const char *p;
+
+	(void)state;
+	/* A file that does not exist. */
+	assert_int_equal(run((const char *[]){ "cell", "/nonexistent/rtvio.conf", "a", NULL }), 2);
+	assert_non_null(strstr(errbuf, "/nonexistent/rtvio.conf"));
+	/* The loader's own message comes through, naming the key. */
+	p = write_conf("typo.conf", "[cell a]\ncid = 3\nregoin = 1MiB\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "a", NULL }), 2);
+	assert_non_null(strstr(errbuf, "regoin"));
+	/* A cell the config does not have. */
+	p = write_conf("good.conf", good_body);
+	assert_int_equal(run((const char *[]){ "cell", p, "zz", NULL }), 2);
+	assert_non_null(strstr(errbuf, "no [cell zz]"));
+	/* A VM cell is QEMU's to run, not ours. */
+	assert_int_equal(run((const char *[]){ "cell", p, "v", NULL }), 2);
+	assert_non_null(strstr(errbuf, "VM cell"));
+	/* Exactly one line each time. */
+	assert_non_null(strchr(errbuf, '\n'));
+	assert_null(strchr(strchr(errbuf, '\n') + 1, '\n'));
+}
+
+static void no_broker(void **state)
+{
+	const char *p = write_conf("good.conf", good_body);
+
+	(void)state;
+	/* Nobody serves <socket_dir>/a.sock: exit 1, naming the socket. */
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 1);
+	assert_non_null(strstr(errbuf, "no broker at"));
+	assert_non_null(strstr(errbuf, "/sock/a.sock"));
+	assert_string_equal(out, "");
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/rtvio-test-cellcmd-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(help_and_usage),
+		cmocka_unit_test(config_errors),
+		cmocka_unit_test(no_broker),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
