@@ -746,7 +746,9 @@ static void ring_peek(const struct gv_sock *k, uint32_t skip, uint8_t *out, uint
 
 /* Tells the peer about consumed space when it would otherwise stall: after half the
  * buffer has been consumed unannounced, or when it asked (CREDIT_REQUEST) while we
- * held unread data. */
+ * held unread data. A SEQPACKET sender needs room for a whole message and we do not
+ * know its size, so once it has asked, every consumption is announced until it
+ * sends again (rx_rw) or the buffer is empty and announced. */
 static void credit_check(struct gv_stack *s, struct gv_sock *k)
 {
 	uint32_t un = vsock_credit_unannounced(&k->cr);
@@ -754,7 +756,8 @@ static void credit_check(struct gv_stack *s, struct gv_sock *k)
 	if (k->state != GV_S_CONNECTED || un == 0)
 		return;
 	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting) {
-		k->peer_waiting = false;
+		if (k->rlen == 0)
+			k->peer_waiting = false;
 		ctrl(s, k, P_CREDIT_UPDATE);
 	}
 }
@@ -779,6 +782,7 @@ static void rx_rw(struct gv_stack *s, struct gv_sock *k, const struct vsock_hdr 
 		conn_gone(s, k, -GV_ECONNRESET);
 		return;
 	}
+	k->peer_waiting = false; /* it found enough credit to send */
 	if (k->discard) {
 		/* Rest of a message that could never fit: drop it, give the credit back. */
 		vsock_credit_consumed(&k->cr, h->len);

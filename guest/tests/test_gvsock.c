@@ -278,7 +278,7 @@ static long stream_transfer(struct wire *w, int s, int c, uint64_t total, uint32
 	uint32_t sz = 1;
 
 	while (got < total) {
-		assert_true(++rounds < 2000000); /* nothing stalls */
+		assert_true(++rounds < 20000000); /* nothing stalls */
 		if (sent < total) {
 			uint32_t n = (uint32_t)(sizeof(tx) - (sent * 7 % 1000));
 
@@ -315,6 +315,9 @@ static long stream_transfer(struct wire *w, int s, int c, uint64_t total, uint32
 	return rounds;
 }
 
+/* MiB moved per receive budget; the long run (suite 'slow') moves more. */
+static uint64_t stream_mib = 4;
+
 static void test_stream_integrity(void **state)
 {
 	/* Receive budgets from tiny to normal: credit updates carry the flow. */
@@ -326,7 +329,7 @@ static void test_stream_integrity(void **state)
 		struct wire_opts o = { .rcvbuf = budgets[i] };
 		struct gv_stats sa, sb;
 		int s, c;
-		uint64_t total = budgets[i] < 4096 ? (3u << 20) : (24u << 20);
+		uint64_t total = (budgets[i] < 4096 ? stream_mib / 4 : stream_mib) << 20;
 
 		assert_int_equal(wire_init(&w, &o), 0);
 		pair(&w, GV_SOCK_STREAM, &s, &c);
@@ -515,6 +518,7 @@ static void test_seqpacket_flow(void **state)
 	int s, c;
 	uint32_t sent = 0, got = 0, n_msgs = 3000;
 	long rounds = 0;
+	bool blocked = false;
 
 	(void)state;
 	assert_int_equal(wire_init(&w, &o), 0);
@@ -526,14 +530,17 @@ static void test_seqpacket_flow(void **state)
 	assert_int_equal(gv_send(b, c, tx, 4097, false), -EMSGSIZE);
 	while (got < n_msgs) {
 		assert_true(++rounds < 1000000);
-		while (sent < n_msgs) {
+		/* Like a blocking port: after -EAGAIN, try again only once POLLOUT
+		 * says the refused size would now go. */
+		while (sent < n_msgs && (!blocked || (gv_poll_events(b, c) & GV_POLLOUT))) {
 			uint32_t len = 1 + sent * 997 % 2999;
 
 			memset(tx, (int)(sent & 0xFF), len);
 			memcpy(tx, &sent, len < 4 ? len : 4);
 			int r = gv_send(b, c, tx, len, false);
 
-			if (r == -EAGAIN)
+			blocked = r == -EAGAIN;
+			if (blocked)
 				break;
 			assert_int_equal(r, (int)len);
 			sent++;
@@ -559,6 +566,50 @@ static void test_seqpacket_flow(void **state)
 	}
 	gv_get_stats(b, &st);
 	assert_true(st.credit_requests_sent > 0);
+	wire_fini(&w);
+}
+
+static void test_seqpacket_credit_request(void **state)
+{
+	/* A message bigger than the credit the sender sees, while the receiver holds
+	 * small unread messages: the sender asks once, and the receiver keeps telling
+	 * it about every message it consumes until the big one fits, so a sender that
+	 * waits for POLLOUT is never stranded. */
+	static uint8_t buf[4096];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 5120 }; /* buf_alloc 4096 */
+	struct gv_stack *a, *b;
+	struct gv_stats st;
+	int s, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(gv_send(b, c, buf, 100, false), 100);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(b, c, buf, 3900, false), -EAGAIN);
+	wire_run(&w, 100);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.credit_requests_sent, 1);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	/* One message read: 3896 free, still short. */
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 100);
+	wire_run(&w, 100);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	/* Far below half the buffer consumed, yet the receiver announces it. */
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 100);
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 100);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(b, c, buf, 3900, false), 3900);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.credit_requests_sent, 1);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 3900);
 	wire_fini(&w);
 }
 
@@ -920,8 +971,12 @@ static void test_event_idx_and_many_connections(void **state)
 	wire_fini(&w);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* --long: only the bulk transfer, with 64 MiB per budget. */
+	const struct CMUnitTest long_tests[] = {
+		cmocka_unit_test(test_stream_integrity),
+	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_config_checked),
@@ -935,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_stream_both_ways),
 		cmocka_unit_test(test_seqpacket_boundaries),
 		cmocka_unit_test(test_seqpacket_flow),
+		cmocka_unit_test(test_seqpacket_credit_request),
 		cmocka_unit_test(test_seqpacket_waits_for_tx_slots),
 		cmocka_unit_test(test_shutdown_eof),
 		cmocka_unit_test(test_close_with_data_in_flight),
@@ -944,5 +1000,9 @@ int main(void)
 		cmocka_unit_test(test_event_idx_and_many_connections),
 	};
 
+	if (argc > 1 && strcmp(argv[1], "--long") == 0) {
+		stream_mib = 64;
+		return cmocka_run_group_tests(long_tests, NULL, NULL);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
