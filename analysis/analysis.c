@@ -47,28 +47,36 @@ uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes)
 	return sadd(p->chunk_overhead, (uint64_t)t);
 }
 
-/* Cost of one packet of p payload bytes copied in chunks of at most k bytes: every
- * chunk is a step e(b); the packet's overhead is paid in its last step. */
-static void packet_cost(const struct an_platform *pl, uint64_t p, uint64_t k, uint64_t *cost,
-			uint64_t *last)
+/* Cost of a run of x bytes copied in steps of at most c bytes: e(c) per full step and
+ * e(rest) for a short last one. */
+static uint64_t run_cost(const struct an_platform *pl, uint64_t x, uint64_t c, uint64_t *last)
 {
-	uint64_t full = p / k, rem = p % k;
-	uint64_t c = smul(full, an_chunk_cost(pl, k));
+	uint64_t full = x / c, rem = x % c;
 
-	if (rem) {
-		c = sadd(c, an_chunk_cost(pl, rem));
-		*last = sadd(an_chunk_cost(pl, rem), pl->packet_overhead);
-	} else {
-		*last = sadd(an_chunk_cost(pl, k), pl->packet_overhead);
-	}
-	*cost = sadd(c, pl->packet_overhead);
+	*last = an_chunk_cost(pl, rem ? rem : c);
+	return sadd(smul(full, an_chunk_cost(pl, c)), rem ? an_chunk_cost(pl, rem) : 0);
+}
+
+/* Cost of one TX packet of p payload bytes. The broker delivers it as pieces of at
+ * most r bytes, one per destination RX buffer, each a packet of its own to the
+ * receiver (its own header and used-ring entry: packet_overhead, paid in the piece's
+ * last step), and copies each piece in steps of at most `chunk` bytes. */
+static uint64_t packet_cost(const struct an_platform *pl, uint64_t p, uint64_t r, uint64_t chunk,
+			    uint64_t *last)
+{
+	uint64_t full = p / r, rem = p % r, l, cost;
+
+	cost = smul(full, sadd(run_cost(pl, r, chunk, &l), pl->packet_overhead));
+	if (rem)
+		cost = sadd(cost, sadd(run_cost(pl, rem, chunk, &l), pl->packet_overhead));
+	*last = sadd(l, pl->packet_overhead);
+	return cost;
 }
 
 int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_costs *c)
 {
 	const struct an_platform *pl = &b->plat;
-	uint64_t k, pcost, plast, rcost, rlast, ctl;
-	uint64_t npk, rem;
+	uint64_t r, plast, rlast, ctl, npk, rem, step;
 
 	if (f->explicit_costs) {
 		if (!f->last_step || f->last_step > f->max_step || f->max_step > f->cost)
@@ -80,27 +88,26 @@ int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_
 	}
 	if (!f->size || !f->rx_payload || !f->packet_size || !b->chunk || !pl->copy_bandwidth)
 		return -EINVAL;
-	k = min_u64(b->chunk, f->rx_payload);
+	r = f->rx_payload;
 	npk = f->size / f->packet_size;
 	rem = f->size % f->packet_size;
-	packet_cost(pl, f->packet_size, k, &pcost, &plast);
-	c->C = smul(npk, pcost);
+	c->C = smul(npk, packet_cost(pl, f->packet_size, r, b->chunk, &plast));
 	if (rem) {
-		packet_cost(pl, rem, k, &rcost, &rlast);
-		c->C = sadd(c->C, rcost);
+		c->C = sadd(c->C, packet_cost(pl, rem, r, b->chunk, &rlast));
 		c->q = rlast;
 	} else {
 		c->q = plast;
 	}
 	/* The credit update a stream receiver sends back per message: a header-only
-	 * packet, one chunk and one packet overhead, at the flow's priority. It is
+	 * packet, one step with its packet overhead, at the flow's priority. It is
 	 * counted among the message's preemptable steps (before its last step). */
 	ctl = f->type == AN_STREAM ? sadd(pl->packet_overhead, pl->chunk_overhead) : 0;
 	c->C = sadd(c->C, ctl);
 	/* Messages may be shorter than `size`: the longest single step any of them can
-	 * have is a one-chunk packet of min(K, size, packet) bytes with its overhead. */
-	c->Q = max_u64(sadd(an_chunk_cost(pl, min_u64(k, min_u64(f->size, f->packet_size))),
-			    pl->packet_overhead), ctl);
+	 * have is a one-step piece of min(chunk, RX payload, packet, size) bytes with its
+	 * packet overhead (every longer piece ends in a step no longer than that). */
+	step = min_u64(min_u64(b->chunk, r), min_u64(f->packet_size, f->size));
+	c->Q = max_u64(sadd(an_chunk_cost(pl, step), pl->packet_overhead), ctl);
 	return 0;
 }
 
@@ -142,9 +149,11 @@ uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step)
 	if (!b->reg_budget)
 		return b->reg_period;
 	t = (unsigned __int128)b->reg_budget * NS_PER_S / b->plat.copy_bandwidth;
-	/* A step granted just before a boundary may run past it (at most one step), and
-	 * a partial grant splits one step per period, costing one more chunk overhead. */
-	loss = sadd(max_step, b->plat.chunk_overhead);
+	/* A step granted just before a boundary may run past it (at most one step); a
+	 * partial grant splits one step per period, costing one more chunk overhead; and
+	 * a remainder too small for a header and one byte (at most 44 bytes, which take
+	 * no longer than a chunk overhead: checked by an_validate) is forfeited. */
+	loss = sadd(max_step, smul(2, b->plat.chunk_overhead));
 	/* A budget that takes longer to copy than the period plus an overrunning step
 	 * can never run out: the regulator never holds the engine back. */
 	if (t >= (unsigned __int128)b->reg_period + loss)
@@ -740,6 +749,7 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	 * close to the capacity is decided by the horizon instead. */
 	if (u > (long double)res->capacity * (1.0L + 1e-12L) || (s.regulated && s.theta == 0)) {
 		res->status = AN_OVERLOAD;
+		res->why = "utilization above the copy engine's capacity";
 		goto out;
 	}
 
@@ -775,12 +785,18 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		}
 		break;
 	case AN_FIFO:
-		/* Best-effort traffic stays in the lowest band: it blocks by one step. */
-		B = 0;
+		/* Arrival order for everyone, best-effort traffic included: a message may
+		 * find any amount of best-effort data queued ahead of it, which nothing
+		 * in the configuration bounds. */
 		for (size_t j = 0; j < n; j++)
 			if (flows[j].best_effort)
-				B = max_u64(B, costs[j].Q);
-		B = sadd(B, b->plat.ingest_step);
+				res->why = "under fifo, best-effort data queues in arrival order "
+					   "with real-time messages, and nothing bounds it";
+		if (res->why) {
+			unbounded = true;
+			break;
+		}
+		B = b->plat.ingest_step;
 		L = busy_period(flows, n, costs, &s, B, NULL, hz);
 		if (L > hz) {
 			unbounded = true;
@@ -803,8 +819,11 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		}
 		break;
 	}
-	if (unbounded)
+	if (unbounded) {
 		res->status = AN_UNBOUNDED;
+		if (!res->why)
+			res->why = "a busy period exceeds the analysis horizon";
+	}
 out:
 	for (size_t i = 0; i < n; i++) {
 		if (res->status == AN_OVERLOAD)

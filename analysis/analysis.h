@@ -34,7 +34,7 @@
 enum an_policy {
 	AN_FP,   /* limited-preemptive fixed priority (fixed preemption points) */
 	AN_EDF,  /* limited-preemptive earliest deadline first */
-	AN_FIFO, /* arrival order */
+	AN_FIFO, /* arrival order, best-effort traffic included: unbounded when present */
 };
 
 enum an_type {
@@ -56,7 +56,10 @@ struct an_flow {
 	const char *name;
 	bool best_effort;       /* lowest band, no period, no bound */
 	enum an_type type;
-	/* Size model (when !explicit_costs): */
+	/* Size model (when !explicit_costs): a message travels as TX packets of at
+	 * most packet_size bytes, each delivered as pieces of at most rx_payload bytes
+	 * (one per RX buffer, each with its own header: packet_overhead), each piece
+	 * copied in steps of at most the broker's chunk. */
 	uint64_t size;          /* max bytes per message, > 0 */
 	uint64_t rx_payload;    /* payload bytes of one destination RX buffer, > 0 */
 	uint64_t packet_size;   /* largest packet payload the sender emits, > 0 */
@@ -105,6 +108,7 @@ struct an_flow_result {
 
 struct an_result {
 	enum an_status status;
+	const char *why;      /* a static phrase explaining a status other than AN_OK */
 	bool schedulable;     /* status == AN_OK and every real-time flow schedulable */
 	bool demand_ok;       /* edf: the processor-demand test passed */
 	uint64_t demand_fail_at; /* edf: first failing test point t (ns), when !demand_ok */
@@ -156,8 +160,8 @@ uint64_t an_sbf(uint64_t pi, uint64_t theta, uint64_t t);
 uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
 
 /* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md):
- * floor(budget * 1e9 / bw) - max_step - chunk_overhead, at least 0, at most the
- * period. Returns the period when unregulated. */
+ * floor(budget * 1e9 / bw) - max_step - 2 chunk_overhead, at least 0; the period
+ * itself when unregulated or when the budget cannot run out within a period. */
 uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step);
 
 const char *an_policy_name(enum an_policy p);

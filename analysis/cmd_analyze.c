@@ -60,6 +60,49 @@ static enum an_policy policy_of(enum rtvio_policy p)
 	return AN_FP;
 }
 
+/* The priorities the broker itself runs with (broker/dataplane.c rank_flows): flows
+ * with a configured priority first, by that priority; then the others
+ * deadline-monotonically. Flows of equal rank are served in arrival order, so they
+ * get equal numbers here, which the analysis treats as interfering both ways. */
+static void broker_ranks(const struct rtvio_config *cfg, struct an_flow *fl)
+{
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+		unsigned rank = 1;
+
+		fl[i].priority = 0;
+		if (f->best_effort)
+			continue;
+		/* 1 + the number of distinct ranks strictly ahead of this one. */
+		for (int j = 0; j < cfg->nflows; j++) {
+			const struct rtvio_flow_cfg *g = &cfg->flows[j];
+			bool ahead, dup = false;
+
+			if (g->best_effort)
+				continue;
+			if (f->priority > 0)
+				ahead = g->priority > 0 && g->priority < f->priority;
+			else
+				ahead = g->priority > 0 || g->deadline_ns < f->deadline_ns;
+			if (!ahead)
+				continue;
+			/* Count each distinct rank once. */
+			for (int k = 0; k < j && !dup; k++) {
+				const struct rtvio_flow_cfg *h = &cfg->flows[k];
+
+				if (h->best_effort)
+					continue;
+				if (g->priority > 0)
+					dup = h->priority == g->priority;
+				else
+					dup = h->priority <= 0 && h->deadline_ns == g->deadline_ns;
+			}
+			rank += !dup;
+		}
+		fl[i].priority = rank;
+	}
+}
+
 /* Platform values: FILE's where it has them, else CONFIG's. */
 static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_platform_cfg *src)
 {
@@ -119,11 +162,12 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 			const struct an_broker *b, const struct an_result *res,
 			const struct an_flow_result *out, enum an_policy pol)
 {
-	printf("policy %s, chunk %llu B, utilization %.4f of %.4f: %s\n", an_policy_name(pol),
-	       (unsigned long long)b->chunk, res->utilization, res->capacity,
+	printf("policy %s, chunk %llu B, utilization %.4f of %.4f: %s%s%s%s\n",
+	       an_policy_name(pol), (unsigned long long)b->chunk, res->utilization,
+	       res->capacity,
 	       res->status == AN_OK ? (res->schedulable ? "schedulable" : "NOT schedulable") :
-	       res->status == AN_OVERLOAD ? "OVERLOAD (utilization above capacity)" :
-	       "UNBOUNDED (a busy period exceeds the analysis horizon)");
+	       res->status == AN_OVERLOAD ? "OVERLOAD" : "UNBOUNDED",
+	       res->why ? " (" : "", res->why ? res->why : "", res->why ? ")" : "");
 	if (res->regulated)
 		printf("copy engine regulated: %llu B per %.3f us, guaranteed %.3f us of copying "
 		       "per period\n", (unsigned long long)b->reg_budget, us(b->reg_period),
@@ -176,6 +220,7 @@ int cmd_analyze(int argc, char **argv)
 	int ret = 2, bad;
 	const char *why;
 	bool opa_none = false;
+	size_t nfl;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -250,6 +295,7 @@ int cmd_analyze(int argc, char **argv)
 	b.plat.notify_latency = plat.notify_latency;
 	b.plat.ingest_step = plat.ingest_step;
 
+	/* One spare entry for the default best-effort class. */
 	fl = calloc((size_t)cfg.nflows + 1, sizeof(*fl));
 	out = calloc((size_t)cfg.nflows + 1, sizeof(*out));
 	costs = calloc((size_t)cfg.nflows + 1, sizeof(*costs));
@@ -258,54 +304,45 @@ int cmd_analyze(int argc, char **argv)
 		fprintf(stderr, "rtvio analyze: out of memory\n");
 		goto out;
 	}
-	{
-		int given = 0, rt = 0;
+	for (int i = 0; i < cfg.nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg.flows[i];
+		const struct rtvio_cell_cfg *dst = &cfg.cells[f->to];
+		const struct rtvio_cell_cfg *src = &cfg.cells[f->from];
 
-		for (int i = 0; i < cfg.nflows; i++) {
-			const struct rtvio_flow_cfg *f = &cfg.flows[i];
-			const struct rtvio_cell_cfg *dst = &cfg.cells[f->to];
-			const struct rtvio_cell_cfg *src = &cfg.cells[f->from];
-
-			fl[i].name = f->name;
-			fl[i].best_effort = f->best_effort;
-			fl[i].type = f->type == RTVIO_STREAM ? AN_STREAM : AN_SEQPACKET;
-			fl[i].size = f->size;
-			fl[i].rx_payload = dst->rx_buf;
-			if (dst->vm && fl[i].rx_payload > LINUX_GUEST_RX_PAYLOAD)
-				fl[i].rx_payload = LINUX_GUEST_RX_PAYLOAD;
-			fl[i].packet_size = src->max_packet;
-			fl[i].period = f->period_ns;
-			fl[i].deadline = f->deadline_ns;
-			fl[i].jitter = f->jitter_ns;
-			fl[i].priority = f->priority > 0 ? (unsigned)f->priority : 0;
-			if (!f->best_effort) {
-				rt++;
-				given += f->priority > 0;
-			}
-		}
-		if (pol == AN_FP && !assign && given && given < rt) {
-			fprintf(stderr, "rtvio analyze: %s: some real-time flows have a priority and "
-				"others not (", conf);
-			for (int i = 0, k = 0; i < cfg.nflows; i++)
-				if (!cfg.flows[i].best_effort && cfg.flows[i].priority <= 0)
-					fprintf(stderr, "%s%s", k++ ? ", " : "", cfg.flows[i].name);
-			fprintf(stderr, " lack one): give every one a priority or none, or use "
-				"--assign dm|opa\n");
-			goto out;
-		}
-		if (pol == AN_FP && (!given || (assign && !strcmp(assign, "dm")))) {
-			an_assign_dm(fl, (size_t)cfg.nflows, prio);
-			for (int i = 0; i < cfg.nflows; i++)
-				fl[i].priority = prio[i];
-		}
+		fl[i].name = f->name;
+		fl[i].best_effort = f->best_effort;
+		fl[i].type = f->type == RTVIO_STREAM ? AN_STREAM : AN_SEQPACKET;
+		fl[i].size = f->size;
+		fl[i].rx_payload = dst->rx_buf;
+		if (dst->vm && fl[i].rx_payload > LINUX_GUEST_RX_PAYLOAD)
+			fl[i].rx_payload = LINUX_GUEST_RX_PAYLOAD;
+		fl[i].packet_size = src->max_packet;
+		fl[i].period = f->period_ns;
+		fl[i].deadline = f->deadline_ns;
+		fl[i].jitter = f->jitter_ns;
 	}
-	/* Costs first: OPA needs them, and a bad flow is reported by name. */
+	nfl = (size_t)cfg.nflows;
+	if (cfg.broker.default_best_effort) {
+		/* Connections no flow names run in the best-effort class: one more lowest
+		 * band flow whose steps may be as long as a whole chunk. */
+		fl[nfl].name = "(default best-effort)";
+		fl[nfl].best_effort = true;
+		fl[nfl].type = AN_SEQPACKET;
+		fl[nfl].size = cfg.broker.chunk;
+		fl[nfl].rx_payload = cfg.broker.chunk;
+		fl[nfl].packet_size = cfg.broker.chunk;
+		nfl++;
+	}
 	if (pol == AN_FP) {
-		for (int i = 0; i < cfg.nflows; i++)
-			if (!fl[i].best_effort && !fl[i].priority)
-				fl[i].priority = 1; /* replaced by OPA below */
+		if (!assign)
+			broker_ranks(&cfg, fl);
+		else
+			an_assign_dm(fl, nfl, prio);
+		if (assign)
+			for (size_t i = 0; i < nfl; i++)
+				fl[i].priority = prio[i];
 	}
-	if (an_validate(fl, (size_t)cfg.nflows, &b, &bad, &why)) {
+	if (an_validate(fl, nfl, &b, &bad, &why)) {
 		if (bad >= 0)
 			fprintf(stderr, "rtvio analyze: %s: flow %s: %s\n", conf,
 				cfg.flows[bad].name, why);
@@ -316,21 +353,21 @@ int cmd_analyze(int argc, char **argv)
 	if (assign && !strcmp(assign, "opa")) {
 		int r;
 
-		for (int i = 0; i < cfg.nflows; i++)
+		for (size_t i = 0; i < nfl; i++)
 			an_flow_costs(&fl[i], &b, &costs[i]);
-		r = an_assign_opa(fl, (size_t)cfg.nflows, &b, costs, prio);
+		r = an_assign_opa(fl, nfl, &b, costs, prio);
 		if (r == -ESRCH) {
 			opa_none = true;
-			an_assign_dm(fl, (size_t)cfg.nflows, prio);
+			an_assign_dm(fl, nfl, prio);
 		} else if (r) {
 			fprintf(stderr, "rtvio analyze: priority assignment failed: %s\n",
 				strerror(-r));
 			goto out;
 		}
-		for (int i = 0; i < cfg.nflows; i++)
+		for (size_t i = 0; i < nfl; i++)
 			fl[i].priority = prio[i];
 	}
-	if (an_analyze(fl, (size_t)cfg.nflows, &b, &res, out)) {
+	if (an_analyze(fl, nfl, &b, &res, out)) {
 		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", conf);
 		goto out;
 	}
@@ -340,8 +377,9 @@ int cmd_analyze(int argc, char **argv)
 	if (json) {
 		print_json(&cfg, fl, &res, out, pol);
 	} else {
-		if (assign && !strcmp(assign, "opa") && !opa_none) {
-			printf("priorities (opa):");
+		if (assign && !opa_none) {
+			printf("priorities (%s; write them into the config for the broker to "
+			       "use them):", assign);
 			for (int i = 0; i < cfg.nflows; i++)
 				if (!fl[i].best_effort)
 					printf(" %s=%u", cfg.flows[i].name, fl[i].priority);

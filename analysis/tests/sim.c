@@ -40,21 +40,26 @@ int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost
 		return (int)n;
 	}
 
-	uint64_t k = b->chunk < f->rx_payload ? b->chunk : f->rx_payload;
-
+	/* Packets of at most packet_size; each delivered in pieces of at most one RX
+	 * buffer's payload, the piece's header charged with its first step and its
+	 * packet overhead paid with its last; each piece copied in chunk-sized steps. */
 	for (uint64_t off = 0; off < f->size; off += f->packet_size) {
 		uint64_t pk = f->size - off < f->packet_size ? f->size - off : f->packet_size;
 
-		for (uint64_t c = 0; c < pk; c += k) {
-			uint64_t len = pk - c < k ? pk - c : k;
+		for (uint64_t po = 0; po < pk; po += f->rx_payload) {
+			uint64_t pc = pk - po < f->rx_payload ? pk - po : f->rx_payload;
 
-			if (n == max)
-				return -ENOSPC;
-			cost[n] = p->chunk_overhead + copy_ns(b, len);
-			bytes[n] = len + AN_HDR_BYTES;
-			if (c + len == pk)
-				cost[n] += p->packet_overhead;
-			n++;
+			for (uint64_t c = 0; c < pc; c += b->chunk) {
+				uint64_t len = pc - c < b->chunk ? pc - c : b->chunk;
+
+				if (n == max)
+					return -ENOSPC;
+				cost[n] = p->chunk_overhead + copy_ns(b, len);
+				bytes[n] = len + (c == 0 ? AN_HDR_BYTES : 0);
+				if (c + len == pc)
+					cost[n] += p->packet_overhead;
+				n++;
+			}
 		}
 	}
 	if (f->type == AN_STREAM) {
@@ -131,8 +136,8 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		 * short last chunk, plus the credit update. */
 		size_t maxsteps = f->explicit_costs ?
 			(size_t)(f->cost / f->max_step + 2) :
-			(size_t)(f->size / (b->chunk < f->rx_payload ? b->chunk : f->rx_payload) +
-				 f->size / f->packet_size + 3);
+			(size_t)(f->size / b->chunk + 2 * (f->size / f->rx_payload) +
+				 2 * (f->size / f->packet_size) + 4);
 
 		fl[j].cost = calloc(maxsteps, sizeof(uint64_t));
 		fl[j].bytes = calloc(maxsteps, sizeof(uint64_t));

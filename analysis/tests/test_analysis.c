@@ -63,7 +63,7 @@ static void test_costs_from_sizes(void **state)
 
 	(void)state;
 	/* 1 byte/ns, chunk overhead 100 ns, packet overhead 1000 ns, chunk 4096, RX
-	 * payload 4052 (a 4096-byte buffer less its 44-byte header): K = 4052. */
+	 * payload 4052 (a 4096-byte buffer less its 44-byte header). */
 	b.plat.chunk_overhead = 100;
 	b.plat.packet_overhead = 1000;
 	f.size = 10000;
@@ -71,38 +71,49 @@ static void test_costs_from_sizes(void **state)
 	f.packet_size = 65536;
 	f.type = AN_SEQPACKET;
 	f.period = f.deadline = 1000000;
-	/* One packet of 10000 B: chunks 4052, 4052, 1896.
-	 * e(4052) = 4152, e(1896) = 1996; C = 2 * 4152 + 1996 + 1000 = 11300;
-	 * q = 1996 + 1000 = 2996; Q = e(min(4052, 10000, 65536)) + 1000 = 5152. */
+	/* One TX packet of 10000 B, delivered as pieces of 4052, 4052, 1896, each one
+	 * step (chunk 4096 >= 4052) with its own packet overhead:
+	 * e(4052) = 4152, e(1896) = 1996; C = 2 * (4152 + 1000) + 1996 + 1000 = 13300;
+	 * q = 1996 + 1000 = 2996; Q = e(min(4096, 4052, 65536, 10000)) + 1000 = 5152. */
 	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
-	assert_int_equal(c.C, 11300);
+	assert_int_equal(c.C, 13300);
 	assert_int_equal(c.q, 2996);
 	assert_int_equal(c.Q, 5152);
 
-	/* Stream: plus one credit update, 1000 + 100 = 1100: C = 12400, q and Q same. */
+	/* Stream: plus one credit update, 1000 + 100 = 1100: C = 14400, q and Q same. */
 	f.type = AN_STREAM;
 	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
-	assert_int_equal(c.C, 12400);
+	assert_int_equal(c.C, 14400);
 	assert_int_equal(c.q, 2996);
 	assert_int_equal(c.Q, 5152);
 
-	/* 70000 B: a full packet of 65536 = 16 * 4052 + 704 ->
-	 * 16 * 4152 + e(704) = 804 + 1000 = 68236; then 4464 = 4052 + 412 ->
-	 * 4152 + e(412) = 512 + 1000 = 5664. C = 73900, q = 512 + 1000 = 1512. */
+	/* 70000 B: a full TX packet of 65536 = 16 pieces of 4052 and one of 704 ->
+	 * 16 * 5152 + (804 + 1000) = 84236; then 4464 = 4052 + 412 ->
+	 * 5152 + (512 + 1000) = 6664. C = 90900, q = 512 + 1000 = 1512. */
 	f.type = AN_SEQPACKET;
 	f.size = 70000;
 	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
-	assert_int_equal(c.C, 73900);
+	assert_int_equal(c.C, 90900);
 	assert_int_equal(c.q, 1512);
 	assert_int_equal(c.Q, 5152);
 
-	/* A chunk smaller than the RX buffer decides K: chunk 1000, size 2500 ->
-	 * chunks 1000, 1000, 500: C = 1100 + 1100 + 600 + 1000 = 3800, q = 1600,
+	/* A chunk smaller than the RX buffer: chunk 1000, size 2500, one piece in
+	 * steps 1000, 1000, 500: C = 1100 + 1100 + 600 + 1000 = 3800, q = 1600,
 	 * Q = e(1000) + 1000 = 2100. */
 	b.chunk = 1000;
 	f.size = 2500;
 	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
 	assert_int_equal(c.C, 3800);
+	assert_int_equal(c.q, 1600);
+	assert_int_equal(c.Q, 2100);
+
+	/* Chunks restart with every piece: chunk 1000, RX payload 1500, size 3000 ->
+	 * pieces 1500, 1500, each in steps 1000, 500: 2 * (1100 + 600 + 1000) = 5400
+	 * (not the 3 * 1100 + 1000 of chunks laid over the whole packet); q = 1600. */
+	f.rx_payload = 1500;
+	f.size = 3000;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.C, 5400);
 	assert_int_equal(c.q, 1600);
 	assert_int_equal(c.Q, 2100);
 }
@@ -144,15 +155,16 @@ static void test_theta(void **state)
 
 	(void)state;
 	/* 1000 B per 5000 ns at 1 B/ns is 1000 ns of copying; less one step that may
-	 * overrun the boundary (300) and one extra chunk overhead (100): 600. */
+	 * overrun the boundary (300), one extra chunk overhead for a split step and one
+	 * for a forfeited remainder (2 * 100): 500. */
 	b.reg_budget = 1000;
 	b.reg_period = 5000;
 	b.plat.chunk_overhead = 100;
-	assert_int_equal(an_regulated_theta(&b, 300), 600);
+	assert_int_equal(an_regulated_theta(&b, 300), 500);
 	/* Losses larger than the budget leave nothing. */
 	assert_int_equal(an_regulated_theta(&b, 1000), 0);
-	/* A budget that takes longer to copy than the period plus one overrunning step
-	 * (5000 + 400 ns) never runs out: Theta = Pi. */
+	/* A budget that takes longer to copy than the period plus the losses
+	 * (5000 + 500 ns) never runs out: Theta = Pi. */
 	b.reg_budget = 1000000;
 	assert_int_equal(an_regulated_theta(&b, 300), 5000);
 }
@@ -365,11 +377,19 @@ static void test_fifo_hand(void **state)
 	assert_true(out[1].schedulable);
 	assert_false(res.schedulable);
 	assert_int_equal(res.status, AN_OK);
+
+	/* Under fifo the broker queues best-effort traffic in arrival order with the
+	 * rest: with a best-effort flow nothing bounds what is queued ahead. */
+	f[1].best_effort = true;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_UNBOUNDED);
+	assert_false(out[0].bounded);
+	assert_false(res.schedulable);
 }
 
 /* Regulated fp, one flow: C 500, q 200, Q 300, T = D = 100 us; 1000 B per 5000 ns at
- * 1 B/ns with a 100 ns chunk overhead: Theta = 1000 - 300 - 100 = 600, Pi = 5000.
- * F = least t with sbf(t) >= 500 = 2 * 4400 + 500 = 9300. */
+ * 1 B/ns with a 100 ns chunk overhead: Theta = 1000 - 300 - 2 * 100 = 500, Pi = 5000.
+ * F = least t with sbf(t) >= 500 = 2 * (5000 - 500) + 500 = 9500. */
 static void test_regulated_hand(void **state)
 {
 	struct an_flow f = costed("R", 500, 200, 300, 100000, 100000, 1);
@@ -383,17 +403,17 @@ static void test_regulated_hand(void **state)
 	b.plat.chunk_overhead = 100;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
 	assert_true(res.regulated);
-	assert_int_equal(res.theta, 600);
-	assert_int_equal(out.response, 9300);
+	assert_int_equal(res.theta, 500);
+	assert_int_equal(out.response, 9500);
 	/* The same under edf and fifo: one flow, no blocking, same supply. */
 	b.policy = AN_EDF;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 9300);
+	assert_int_equal(out.response, 9500);
 	b.policy = AN_FIFO;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 9300);
-	/* Utilisation 500/100000 = 0.005 against a capacity of 600/5000 = 0.12: fine;
-	 * a period of 4000 ns gives 0.125 > 0.12: overload. */
+	assert_int_equal(out.response, 9500);
+	/* Utilisation 500/100000 = 0.005 against a capacity of 500/5000 = 0.1: fine;
+	 * a period of 4000 ns gives 0.125 > 0.1: overload. */
 	f.period = 4000;
 	b.policy = AN_FP;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);

@@ -84,11 +84,11 @@ static int run(int argc, const char **argv)
 
 /* One 10000-byte seqpacket flow a -> b and a best-effort stream b -> a, chunk 4 KiB,
  * RX payload 4 KiB (the default rx_buf), 1 B/ns.
- *   ctl: chunks 4096, 4096, 1808: e = 4196, 4196, 1908; C = 10300 + 1000 = 11300;
- *        q = 1908 + 1000 = 2908.
+ *   ctl: pieces 4096, 4096, 1808, one step each: e = 4196, 4196, 1908, plus 1000 per
+ *        piece: C = 10300 + 3000 = 13300; q = 1908 + 1000 = 2908.
  *   bulk (best-effort, 64 KiB messages): Q = e(4096) + 1000 = 5196.
- *   fp: B = 500 + 5196 = 5696; R = 5696 + 11300 = 16996 (S = 5696 + 8392 = 14088,
- *   F = S + 2908); bound = 2000 + 16996 + 3000 = 21996 ns. */
+ *   fp: B = 500 + 5196 = 5696; S = 5696 + 10392 = 16088, F = S + 2908 = 18996;
+ *   bound = 2000 + 18996 + 3000 = 23996 ns. */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -125,16 +125,16 @@ static void test_json(void **state)
 	assert_non_null(doc);
 	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
 	assert_true(json_is_true(json_object_get(doc, "schedulable")));
-	/* 11300 ns per 1 ms. */
-	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01129 &&
-		    json_real_value(json_object_get(doc, "utilization")) < 0.01131);
+	/* 13300 ns per 1 ms. */
+	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01329 &&
+		    json_real_value(json_object_get(doc, "utilization")) < 0.01331);
 	flows = json_object_get(doc, "flows");
 	assert_int_equal(json_array_size(flows), 2);
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 16.996);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 21.996);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 18.996);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 23.996);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -156,8 +156,8 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "21.996"));
-	/* A deadline below the 21.996 us bound: exit 1, "NO" in the table. */
+	assert_non_null(strstr(out_buf, "23.996"));
+	/* A deadline below the 23.996 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -169,7 +169,7 @@ static void test_table_and_miss(void **state)
 
 static void test_overload(void **state)
 {
-	/* 11300 ns every 9 us: utilisation 1.26. */
+	/* 13300 ns every 9 us: utilisation 1.48. */
 	char text[4096];
 	const char *conf, *argv[3];
 
@@ -233,20 +233,34 @@ static void test_bad_configs(void **state)
 	argv[1] = "/nonexistent/x.conf";
 	assert_int_equal(run(2, argv), 2);
 	assert_non_null(strstr(err_buf, "/nonexistent/x.conf"));
-	/* Some priorities given and others not: named. */
+	/* Some priorities given and others not: like the broker, the given ones first,
+	 * then the rest deadline-monotonically. */
 	conf = write_file("prio.conf", "[broker]\npolicy = fp\n" CELLS
-			  "[flow x]\nfrom = a\nto = b:1\nsize = 64\nperiod = 1ms\npriority = 1\n"
-			  "[flow y]\nfrom = a\nto = b:2\nsize = 64\nperiod = 1ms\n" PLATFORM);
+			  "[flow x]\nfrom = a\nto = b:1\nsize = 64\nperiod = 1ms\n"
+			  "[flow y]\nfrom = a\nto = b:2\nsize = 64\nperiod = 1ms\npriority = 5\n"
+			  PLATFORM);
 	argv[1] = conf;
-	assert_int_equal(run(2, argv), 2);
-	assert_non_null(strstr(err_buf, "y lack"));
-	/* ... which --assign dm resolves. */
+	argv[2] = "--json";
+	assert_int_equal(run(3, argv), 0);
+	{
+		json_t *doc = json_loads(out_buf, 0, NULL), *fl;
+
+		assert_non_null(doc);
+		fl = json_object_get(doc, "flows");
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(fl, 0),
+								    "priority")), 2);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(fl, 1),
+								    "priority")), 1);
+		json_decref(doc);
+	}
 	argv[2] = "--assign";
 	assert_int_equal(run(3, argv), 2); /* --assign without a value */
 	{
 		const char *a4[4] = { "analyze", conf, "--assign", "dm" };
 
+		/* DM: equal deadlines, configuration order: x 1, y 2. */
 		assert_int_equal(run(4, a4), 0);
+		assert_non_null(strstr(out_buf, "x=1 y=2"));
 		a4[3] = "rm";
 		assert_int_equal(run(4, a4), 2);
 		assert_non_null(strstr(err_buf, "expected dm or opa"));
@@ -310,7 +324,7 @@ static void test_opa(void **state)
 		"ingest_latency = 0\nnotify_latency = 0\ningest_step = 0\n");
 	argv[1] = conf;
 	assert_int_equal(run(4, argv), 0);
-	assert_non_null(strstr(out_buf, "priorities (opa): a=3 b=2 c=1"));
+	assert_non_null(strstr(out_buf, "a=3 b=2 c=1"));
 }
 
 int main(void)
