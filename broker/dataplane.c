@@ -635,37 +635,51 @@ static void reply_rst(struct dp *dp, int32_t pi, uint64_t now)
 	queue_append(dp, queue_of(dp, dp->nflows, p->src), pi, now);
 }
 
-/* The policer: the time at which p conforms to its flow's declaration (stream: a
- * token bucket of `size` bytes refilled at size/period; seqpacket: message starts at
- * least `period` apart), charged against the queue's state at ingest so that
- * release times are monotonic within the queue. */
-static uint64_t police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p)
+/* The policer: the time at which p conforms to its flow's declaration, charged
+ * against the queue's state at ingest so that release times are monotonic within
+ * the queue. Both rules are a GCRA (virtual scheduling) with the flow's release
+ * jitter as tolerance, so a sender within its declared (period, jitter) is never
+ * held:
+ *   seqpacket  message starts at least `period` apart (later packets of a message
+ *              go with its start);
+ *   stream     a token bucket of `size` bytes refilled at size/period.
+ * `seen` is when p can have been posted at the earliest: the last time this
+ * sender's TX ring was seen empty. Judging by that rather than by the ingest time
+ * means that the broker's own delays (a late pass, a host stall) never make a
+ * sender look burstier than it was; the release times themselves still conform, so
+ * the interference the flow can cause stays what it declared. */
+static uint64_t police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p,
+		       uint64_t seen)
 {
 	const struct rtvio_flow_cfg *f;
-	uint64_t r = p->arrival;
+	uint64_t r = seen, t;
 
 	if (dp->flows[w->flow].be || p->h.op != VSOCK_OP_RW)
-		return r;
+		return p->arrival;
 	f = &dp->cfg->flows[w->flow];
 	if (f->type == RTVIO_SEQPACKET) {
 		if (!w->in_msg) {
-			if (w->policed_any && w->last_start + f->period_ns > r)
-				r = w->last_start + f->period_ns;
+			t = w->tat > f->jitter_ns ? w->tat - f->jitter_ns : 0;
+			if (t > r)
+				r = t;
 			w->last_start = r;
-			w->policed_any = true;
+			w->tat = (w->tat > r ? w->tat : r) + f->period_ns;
 		} else if (w->last_start > r) {
 			r = w->last_start;
 		}
 		w->in_msg = !(p->h.flags & VSOCK_SEQ_EOM);
 		return r;
 	}
-	/* Stream: cost of len bytes in ns of refill; tat = when the bucket is full. */
+	/* Stream: cost of len bytes in ns of refill; tat = when the bucket is full
+	 * again. A packet larger than the bucket waits for a full bucket and leaves
+	 * the bucket in debt. */
 	{
 		unsigned __int128 c128 = (unsigned __int128)p->h.len * f->period_ns / f->size;
 		uint64_t cost = c128 > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)c128;
 		uint64_t need = cost < f->period_ns ? cost : f->period_ns;
-		uint64_t t = w->tat + need > f->period_ns ? w->tat + need - f->period_ns : 0;
+		uint64_t slack = f->period_ns + f->jitter_ns;
 
+		t = w->tat + need > slack ? w->tat + need - slack : 0;
 		if (t > r)
 			r = t;
 		w->tat = (w->tat > r ? w->tat : r) + cost;
@@ -739,7 +753,7 @@ static void switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 		conn_free(dp, cn); /* later packets of it get RST; this one still goes */
 	q = queue_of(dp, flow, (uint32_t)d);
 	w = &dp->queues[q];
-	p->release = police(dp, w, p);
+	p->release = police(dp, w, p, dp->cells[s].tx_empty_at);
 	if (p->release > p->arrival) {
 		p->policed = true;
 		dp->flows[flow].policed++;
@@ -780,6 +794,7 @@ static void ingest_cell(struct dp *dp, uint32_t s, uint64_t now)
 				cell_break(dp, s, r);
 				return;
 			}
+			c->tx_empty_at = now;
 			if (dp->cfg->broker.poll || !vq_device_enable_notify(c->tx))
 				return;
 			continue; /* packets arrived while we re-enabled kicks */
@@ -1091,6 +1106,7 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c->rx = rx;
 	c->tx = tx;
 	c->attached = true;
+	c->tx_empty_at = dp->now;
 	bit_set(dp->attmap, cell);
 	c->broken = false;
 	c->n_spare = 0;

@@ -67,9 +67,8 @@ struct dp_queue {
 	uint32_t piece_len, piece_done;
 	struct dp_rx rx;
 	/* policer state for this direction of the flow */
-	uint64_t tat;        /* stream: when the token bucket is full again */
-	uint64_t last_start; /* seqpacket: release of the last message start */
-	bool policed_any;
+	uint64_t tat;        /* GCRA theoretical arrival time of the next unit */
+	uint64_t last_start; /* seqpacket: release of the current message's start */
 	bool in_msg;         /* seqpacket: inside a message (no EOM yet) */
 };
 
@@ -96,6 +95,7 @@ struct dp_cell {
 	int32_t tx_free;           /* free TX packet slots */
 	int32_t waiters;           /* queues waiting for our RX buffers */
 	uint32_t nconn;            /* connections this cell opened */
+	uint64_t tx_empty_at;      /* last pass that found the TX ring empty */
 	uint32_t n_spare;
 	struct dp_rx spare[DP_RX_SPARE];
 	uint64_t refused, resets;

@@ -357,6 +357,85 @@ static void test_police_stream(void **state)
 	t_env_fini(&e);
 }
 
+/* The broker's own absence does not make a sender look bursty: messages posted one
+ * period apart while the broker did not run all go at once; the same five posted at
+ * one instant are spaced out. */
+static void test_police_broker_stall(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	struct dp_flow_stats fs;
+	uint64_t t0, next;
+
+	(void)state;
+	setup(&e, "fp", "");
+	t_post_rx(&e.cell[2], 16, false);
+	t0 = e.now;
+	for (int i = 0; i < 5; i++) {
+		send_msg(&e, 0, A, 1000, 100);
+		e.now += 100000;
+	}
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_ports(&e, ports, 16), 5);
+	dp_stats_flow(e.dp, FX, &fs);
+	assert_int_equal(fs.policed, 0);
+	/* Five at one instant, right after a pass: one goes, four wait 100 us each. */
+	e.now += 1000000;
+	t_run(&e);
+	t0 = e.now;
+	for (int i = 0; i < 5; i++)
+		send_msg(&e, 0, A, 1000, 100);
+	next = t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	assert_int_equal(next, t0 + 100000);
+	dp_stats_flow(e.dp, FX, &fs);
+	assert_int_equal(fs.policed, 4);
+	t_env_fini(&e);
+}
+
+/* A declared release jitter is tolerated, and no more. */
+static void test_police_jitter(void **state)
+{
+	static struct tenv e;
+	static char ini[2048];
+	uint32_t ports[16];
+	struct dp_flow_stats fs;
+	uint64_t t0;
+
+	(void)state;
+	sched_ini(ini, sizeof(ini), "fp", "");
+	{
+		char *p = strstr(ini, "deadline = 5ms\n");
+
+		memmove(p + 14, p, strlen(p) + 1);
+		memcpy(p, "jitter = 50us\n", 14);
+	}
+	t_env_init(&e, ini, 4096);
+	for (int i = 0; i < 3; i++)
+		t_post_rx(&e.cell[i], i == 2 ? 3 : 4, false);
+	connect_to_c(&e, 0, A, 1000, VSOCK_TYPE_SEQPACKET);
+	t_post_rx(&e.cell[2], 8, false);
+	t0 = e.now;
+	send_msg(&e, 0, A, 1000, 100);
+	assert_int_equal(t_run(&e), 0);
+	/* 40 us early: within the jitter. */
+	e.now = t0 + 60000;
+	send_msg(&e, 0, A, 1000, 100);
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_ports(&e, ports, 16), 2);
+	/* The next is due at t0 + 200 us; 50 us early is the most allowed. */
+	e.now = t0 + 120000;
+	send_msg(&e, 0, A, 1000, 100);
+	assert_int_equal(t_run(&e), t0 + 150000);
+	assert_int_equal(received_ports(&e, ports, 16), 0);
+	e.now = t0 + 150000;
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	dp_stats_flow(e.dp, FX, &fs);
+	assert_int_equal(fs.policed, 1);
+	t_env_fini(&e);
+}
+
 /* ---- regulation ------------------------------------------------------------- */
 
 static void test_regulation(void **state)
@@ -452,6 +531,8 @@ int main(void)
 		cmocka_unit_test(test_preempt_fifo),
 		cmocka_unit_test(test_police_seqpacket),
 		cmocka_unit_test(test_police_stream),
+		cmocka_unit_test(test_police_broker_stall),
+		cmocka_unit_test(test_police_jitter),
 		cmocka_unit_test(test_regulation),
 		cmocka_unit_test(test_residence_stats),
 	};
