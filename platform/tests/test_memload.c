@@ -119,6 +119,9 @@ static void test_streamer_respects_rate(void **state)
 		t0 = memload_now();
 		assert_int_equal(streamer_start(&s, -1, pats[i], 1 << 20, rate), 0);
 		sleep_ms(100);
+		/* a loaded machine may not have run the thread yet: give it time */
+		for (int tries = 0; tries < 1000 && !streamer_bytes(&s); tries++)
+			sleep_ms(10);
 		bytes = streamer_bytes(&s);
 		t1 = memload_now();
 		/* A token bucket admits at most rate * time + its burst (here 4 chunks,
@@ -144,6 +147,8 @@ static void test_streamer_idle_then_throttled(void **state)
 	t0 = memload_now();
 	streamer_set_rate(&s, 50000000);
 	sleep_ms(60);
+	for (int tries = 0; tries < 1000 && streamer_bytes(&s) == before; tries++)
+		sleep_ms(10);
 	after = streamer_bytes(&s);
 	t1 = memload_now();
 	assert_true(after > before);
