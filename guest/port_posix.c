@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,8 @@ struct rtvio_cell {
 	int dead;		/* 0, -ECONNRESET or -EIO; sticky */
 	bool interrupted;
 	bool poller;		/* a thread is in poll() on the fds */
+	int poller_prio;	/* its SCHED_FIFO/RR priority, 0 for others */
+	int want_prio;		/* a waiter of this priority asked to poll; -1 none */
 	bool wake_written;	/* wake_fd has an unread count */
 	bool fd_used;		/* someone asked for rtvio_cell_fd() */
 	bool in_process;	/* inside rtvio_cell_process(): the event loop itself */
@@ -195,10 +198,29 @@ static void pump(struct rtvio_cell *c)
 		mark_dead(c, -EIO);
 }
 
+/* The real-time priority of the calling thread (0 when it has none). */
+static int thread_prio(void)
+{
+	struct sched_param sp;
+	int pol;
+
+	if (pthread_getschedparam(pthread_self(), &pol, &sp))
+		return 0;
+	return pol == SCHED_FIFO || pol == SCHED_RR ? sp.sched_priority : 0;
+}
+
 /* Waits (lock held, released while sleeping) until something may have changed or
  * `deadline` (CLOCK_MONOTONIC ns, 0 = none) passes. Returns 0 to retry the
- * operation, -ETIMEDOUT, -EINTR, or the dead error. */
-static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
+ * operation, -ETIMEDOUT, -EINTR, or the dead error.
+ *
+ * The thread in poll() is the one the broker's notification wakes first; the
+ * others hear from it. So the role goes to the highest-priority waiter: one that
+ * finds a lower-priority poller asks it to step down (want_prio, wake_fd) and takes
+ * over, and nobody below want_prio takes it meanwhile. Otherwise a real-time
+ * receiver would wait for a bulk thread to be scheduled before it learns of its
+ * data. `prio` is thread_prio() of the caller; the blocking call ends with
+ * wait_done(). */
+static int wait_locked(struct rtvio_cell *c, uint64_t deadline, int prio)
 {
 	uint64_t now = mono_ns(), until = deadline, gvd;
 	int rc;
@@ -219,11 +241,14 @@ static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
 	if (gvd != UINT64_MAX && (!until || gvd < until))
 		until = gvd;
 
-	if (!c->poller) {
+	if (!c->poller && prio >= c->want_prio) {
 		struct pollfd p[VHU_VSOCK_QUEUES + 2];
 		int n = 0, ms = -1;
 
 		c->poller = true;
+		c->poller_prio = prio;
+		if (c->want_prio <= prio)
+			c->want_prio = -1;
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 			p[n++] = (struct pollfd){ .fd = c->call[q], .events = POLLIN };
 		p[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
@@ -258,6 +283,14 @@ static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
 	} else {
 		struct timespec ts;
 
+		if (c->poller && prio > c->poller_prio) {
+			uint64_t one = 1;
+
+			if (prio > c->want_prio)
+				c->want_prio = prio;
+			if (!c->wake_written && write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+				c->wake_written = true;
+		}
 		if (until) {
 			ts.tv_sec = (time_t)(until / 1000000000u);
 			ts.tv_nsec = (long)(until % 1000000000u);
@@ -272,6 +305,15 @@ static int wait_locked(struct rtvio_cell *c, uint64_t deadline)
 	if (c->interrupted)
 		return -EINTR;
 	return 0;
+}
+
+/* End of a blocking call: a claim on the poller role it made is void now. */
+static void wait_done(struct rtvio_cell *c, int prio)
+{
+	if (c->want_prio >= 0 && c->want_prio == prio) {
+		c->want_prio = -1;
+		pthread_cond_broadcast(&c->cond);
+	}
 }
 
 static uint64_t deadline_of(int timeout_ms)
@@ -417,6 +459,7 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		pthread_condattr_destroy(&ca);
 	}
 	c->sock = c->memfd = c->wake_fd = c->epfd = -1;
+	c->want_prio = -1;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		c->kick[q] = c->call[q] = -1;
 	vhu_reader_init(&c->reader);
@@ -632,6 +675,16 @@ void rtvio_cell_interrupt(struct rtvio_cell *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+int rtvio_cell_poller_prio(struct rtvio_cell *c)
+{
+	int p;
+
+	pthread_mutex_lock(&c->lock);
+	p = c->poller ? c->poller_prio : -1;
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
 void rtvio_cell_stats(struct rtvio_cell *c, struct gv_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
@@ -736,6 +789,7 @@ unsigned int rtvio_poll_events(struct rtvio_cell *c, int id)
 int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms)
 {
 	uint64_t deadline = deadline_of(timeout_ms);
+	int prio = timeout_ms ? thread_prio() : 0;
 	unsigned int ev;
 	int rc;
 
@@ -761,10 +815,11 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 			rc = 0;
 			break;
 		}
-		rc = wait_locked(c, deadline);
+		rc = wait_locked(c, deadline, prio);
 		if (rc)
 			break;
 	}
+	wait_done(c, prio);
 	c->waiters--;
 out:
 	pthread_mutex_unlock(&c->lock);
@@ -775,6 +830,7 @@ int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *pee
 		 int timeout_ms)
 {
 	uint64_t deadline = deadline_of(timeout_ms);
+	int prio = timeout_ms ? thread_prio() : 0;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
@@ -788,10 +844,11 @@ int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *pee
 		rc = gv_accept(c->stack, id, peer_cid, peer_port);
 		if (rc != -EAGAIN || timeout_ms == 0)
 			break;
-		rc = wait_locked(c, deadline);
+		rc = wait_locked(c, deadline, prio);
 		if (rc)
 			break;
 	}
+	wait_done(c, prio);
 	c->waiters--;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -801,6 +858,7 @@ ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 		   unsigned int flags, int timeout_ms)
 {
 	uint64_t deadline = deadline_of(timeout_ms);
+	int prio = timeout_ms ? thread_prio() : 0;
 	const uint8_t *p = buf;
 	size_t done = 0;
 	int rc;
@@ -833,11 +891,12 @@ ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 		}
 		if (timeout_ms == 0)
 			break;
-		rc = wait_locked(c, deadline);
+		rc = wait_locked(c, deadline, prio);
 		if (rc)
 			break;
 		pumped = true;
 	}
+	wait_done(c, prio);
 	c->waiters--;
 	pthread_mutex_unlock(&c->lock);
 	if (done)
@@ -849,6 +908,7 @@ ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned
 		   unsigned int *out_flags, int timeout_ms)
 {
 	uint64_t deadline = deadline_of(timeout_ms);
+	int prio = timeout_ms ? thread_prio() : 0;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
@@ -866,10 +926,11 @@ ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned
 		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
 		if (rc != -EAGAIN || timeout_ms == 0)
 			break;
-		rc = wait_locked(c, deadline);
+		rc = wait_locked(c, deadline, prio);
 		if (rc)
 			break;
 	}
+	wait_done(c, prio);
 	c->waiters--;
 	pthread_mutex_unlock(&c->lock);
 	return rc;

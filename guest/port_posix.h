@@ -14,7 +14,9 @@
  * Threads: every call may be made from any thread; one mutex serialises the stack.
  * Blocking calls (timeout_ms != 0) wait without the mutex: one waiting thread polls
  * the call eventfds and the vhost-user socket, processes what arrived and wakes the
- * others (leader/followers), so several threads of one cell can block at once.
+ * others (leader/followers), so several threads of one cell can block at once. The
+ * polling role goes to the waiter of highest real-time priority, so that a
+ * real-time thread never waits for a lower-priority one to be scheduled.
  *
  * Timeouts (`timeout_ms` arguments): 0 = non-blocking (-EAGAIN / -EINPROGRESS),
  * < 0 = wait as long as it takes, > 0 = at most that many milliseconds (-ETIMEDOUT).
@@ -91,6 +93,9 @@ int rtvio_cell_process(struct rtvio_cell *c);
  * stop from a signal-handling thread). Non-blocking calls keep working. */
 void rtvio_cell_interrupt(struct rtvio_cell *c);
 void rtvio_cell_stats(struct rtvio_cell *c, struct gv_stats *out);
+/* Diagnostics: the real-time priority of the thread now polling for the cell (0
+ * for a normal thread), or -1 when no thread is waiting. */
+int rtvio_cell_poller_prio(struct rtvio_cell *c);
 
 /* ---- Sockets: gvsock's calls with the lock taken and an optional wait ------------ */
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -711,6 +712,96 @@ static void interrupt_unblocks(void **state)
 	fake_stop(f);
 }
 
+struct prio_recv {
+	struct rtvio_cell *c;
+	int id;
+	int prio;		/* SCHED_FIFO priority, 0 = normal */
+	int set_rc;
+	ssize_t rc;
+	char buf[16];
+	atomic_bool done;
+};
+
+static void *prio_thread(void *arg)
+{
+	struct prio_recv *r = arg;
+
+	if (r->prio) {
+		struct sched_param sp = { .sched_priority = r->prio };
+
+		r->set_rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+		if (r->set_rc) {
+			atomic_store(&r->done, true);
+			return NULL;
+		}
+	}
+	r->rc = rtvio_recv(r->c, r->id, r->buf, sizeof(r->buf), 0, NULL, 10000);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+static bool wait_poller(struct rtvio_cell *c, int prio)
+{
+	for (int i = 0; i < 400; i++) {
+		if (rtvio_cell_poller_prio(c) == prio)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+static void realtime_waiter_takes_polling(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	struct prio_recv lo = { 0 }, hi = { 0 };
+	pthread_t tl, th;
+	int a1, b1, a2, b2;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 6000, &a1, &b1);
+	pair(c, RTVIO_SOCK_STREAM, 6001, &a2, &b2);
+	/* A normal thread waits first and polls. */
+	lo = (struct prio_recv){ .c = c, .id = b1 };
+	pthread_create(&tl, NULL, prio_thread, &lo);
+	assert_true(wait_poller(c, 0));
+	/* A real-time thread comes to wait: it takes the polling over. */
+	hi = (struct prio_recv){ .c = c, .id = b2, .prio = 1 };
+	pthread_create(&th, NULL, prio_thread, &hi);
+	for (int i = 0; i < 400 && !atomic_load(&hi.done) && rtvio_cell_poller_prio(c) != 1; i++)
+		usleep(5000);
+	if (hi.set_rc) {
+		/* Not permitted here: the rest cannot be checked. */
+		pthread_join(th, NULL);
+		rtvio_send(c, a1, "l", 1, 0, 1000);
+		pthread_join(tl, NULL);
+		rtvio_cell_close(c);
+		fake_stop(f);
+		skip();
+	}
+	assert_int_equal(rtvio_cell_poller_prio(c), 1);
+	/* Both are still served: the one that gave the role up hears from the other. */
+	assert_int_equal(rtvio_send(c, a1, "low", 3, 0, 1000), 3);
+	pthread_join(tl, NULL);
+	assert_int_equal(lo.rc, 3);
+	assert_memory_equal(lo.buf, "low", 3);
+	assert_false(atomic_load(&hi.done));
+	assert_int_equal(rtvio_send(c, a2, "high", 4, 0, 1000), 4);
+	pthread_join(th, NULL);
+	assert_int_equal(hi.rc, 4);
+	assert_memory_equal(hi.buf, "high", 4);
+	/* Nobody waits any more, and no claim is left behind. */
+	assert_int_equal(rtvio_cell_poller_prio(c), -1);
+	lo = (struct prio_recv){ .c = c, .id = b1 };
+	pthread_create(&tl, NULL, prio_thread, &lo);
+	assert_true(wait_poller(c, 0));
+	assert_int_equal(rtvio_send(c, a1, "again", 5, 0, 1000), 5);
+	pthread_join(tl, NULL);
+	assert_int_equal(lo.rc, 5);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -722,6 +813,7 @@ int main(void)
 		cmocka_unit_test(broker_hangup_resets_everything),
 		cmocka_unit_test(hangup_seen_without_waiters),
 		cmocka_unit_test(interrupt_unblocks),
+		cmocka_unit_test(realtime_waiter_takes_polling),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
