@@ -519,6 +519,30 @@ static void test_residence_stats(void **state)
 	t_env_fini(&e);
 }
 
+/* dp_run stops after DP_RUN_STEPS chunks and says so (a time not after now). */
+static void test_run_budget(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[64];
+	uint64_t next;
+	struct dp_flow_stats fb;
+
+	(void)state;
+	setup(&e, "fp", "");
+	t_post_rx(&e.cell[2], 40, false);
+	send_msg(&e, 1, B, 3000, 60000);
+	send_msg(&e, 1, B, 3000, 60000);
+	next = dp_run(e.dp, e.now);
+	assert_true(next != 0 && next <= e.now);
+	dp_stats_flow(e.dp, FBULK, &fb);
+	assert_int_equal(fb.chunks, 2 + DP_RUN_STEPS);
+	assert_int_equal(t_run(&e), 0);
+	dp_stats_flow(e.dp, FBULK, &fb);
+	assert_int_equal(fb.chunks, 2 + 120);
+	assert_int_equal(received_ports(&e, ports, 64), 30);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_police_jitter),
 		cmocka_unit_test(test_regulation),
 		cmocka_unit_test(test_residence_stats),
+		cmocka_unit_test(test_run_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

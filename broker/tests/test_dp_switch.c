@@ -596,6 +596,73 @@ static void test_connection_share(void **state)
 	t_env_fini(&e);
 }
 
+/* Random garbage in b's TX descriptors, avail ring and packet headers, many times
+ * over: whatever b does, the broker stays sound (the sanitizers watch), b alone is
+ * cut off or served, and a's flow to c is delivered intact every time. */
+static void test_hostile_random(void **state)
+{
+	static struct tenv e;
+	static uint8_t piece[4096];
+	struct vsock_hdr h, r;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	unsigned int broken = 0;
+
+	(void)state;
+	for (int iter = 0; iter < 150; iter++) {
+		struct tcell *b;
+
+		t_env_init(&e, base_ini, 4096);
+		b = &e.cell[1];
+		t_post_rx(&e.cell[0], 8, false);
+		t_post_rx(&e.cell[1], 8, false);
+		t_post_rx(&e.cell[2], 8, false);
+		connect_pair(&e, 0, A, 2, C, 2000, VSOCK_TYPE_SEQPACKET);
+		/* A few plausible packets first, so that garbage lands on live state. */
+		for (int k = 0; k < 3; k++) {
+			h = t_hdr(B, 7000 + k, A, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+			t_send(b, &h, NULL);
+		}
+		for (int k = 0; k < 40; k++) {
+			size_t off;
+			uint8_t *base;
+			size_t span;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			switch (x % 3) {
+			case 0: /* descriptor table */
+				base = (uint8_t *)b->ring[1].desc;
+				span = T_QSIZE * 16;
+				break;
+			case 1: /* avail ring, index included */
+				base = (uint8_t *)b->ring[1].avail;
+				span = 4 + 2 * T_QSIZE;
+				break;
+			default: /* the packet buffers (headers) */
+				base = b->region + b->tx_off;
+				span = 3 * T_TXBUF;
+				break;
+			}
+			off = (size_t)(x >> 8) % span;
+			base[off] = (uint8_t)(x >> 40);
+		}
+		h = t_hdr(A, 5000, C, 2000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_RW, 10);
+		h.flags = VSOCK_SEQ_EOM;
+		t_send(&e.cell[0], &h, "0123456789");
+		t_run(&e);
+		assert_int_equal(e.cell[0].broken_calls + e.cell[2].broken_calls, 0);
+		assert_true(e.cell[1].broken_calls <= 1);
+		broken += e.cell[1].broken_calls;
+		assert_int_equal(t_recv(&e.cell[2], &r, piece, sizeof(piece)), 1);
+		assert_int_equal(r.len, 10);
+		assert_memory_equal(piece, "0123456789", 10);
+		t_env_fini(&e);
+	}
+	/* The garbage did break b most of the time (the test exercised something). */
+	assert_true(broken > 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_avail),
 		cmocka_unit_test(test_hostile_rx),
 		cmocka_unit_test(test_connection_share),
+		cmocka_unit_test(test_hostile_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
