@@ -1,12 +1,13 @@
-/* MemGuard-style regulator: see regulator.h. */
-#include <errno.h>
+/* MemGuard-style regulator: see regulator.h. Freestanding (core/'s error numbers), so
+ * a cell could regulate itself with it too. */
+#include "rterrno.h"
 
 #include "regulator.h"
 
 int reg_init(struct regulator *r, uint64_t budget, uint64_t period_ns, uint64_t now_ns)
 {
 	if (budget && !period_ns)
-		return -EINVAL;
+		return -RT_EINVAL;
 	*r = (struct regulator){
 		.budget = budget,
 		.period_ns = period_ns,

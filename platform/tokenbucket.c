@@ -1,5 +1,6 @@
-/* Token bucket: see tokenbucket.h. */
-#include <errno.h>
+/* Token bucket: see tokenbucket.h. Freestanding (core/'s error numbers), so it can
+ * live in a cell as well as in the broker. */
+#include "rterrno.h"
 
 #include "tokenbucket.h"
 
@@ -8,9 +9,9 @@
 static int tb_check(uint64_t rate_Bps, uint64_t burst)
 {
 	if (rate_Bps > TB_MAX_RATE_BPS || burst > TB_MAX_BURST)
-		return -EINVAL;
+		return -RT_EINVAL;
 	if (rate_Bps && !burst)
-		return -EINVAL;
+		return -RT_EINVAL;
 	return 0;
 }
 
