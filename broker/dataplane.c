@@ -470,8 +470,10 @@ static void pkt_complete_tx(struct dp *dp, struct dp_pkt *p)
 	if (p->synthetic || !c->attached)
 		return;
 	err = vq_device_push(c->tx, p->head, 0);
+	/* Called in the middle of queue surgery (completion, purges): a failure is
+	 * acted on at the next pass's start, never from here. */
 	if (err)
-		cell_break(dp, p->src, err);
+		c->break_err = err;
 	else
 		notify(dp, p->src, DP_QUEUE_TX, c->tx);
 }
@@ -494,6 +496,8 @@ static void rx_forget(struct dp *dp, struct dp_queue *w, bool keep)
 		c->spare[c->n_spare++] = w->rx;
 	} else if (!vq_device_push(c->rx, w->rx.head, 0)) {
 		notify(dp, w->dst, DP_QUEUE_RX, c->rx);
+	} else {
+		c->break_err = -EPROTO; /* acted on at the next pass */
 	}
 }
 
@@ -886,11 +890,22 @@ static void ingest1(struct dp *dp, uint32_t s)
  * pass (round robin: no cell is always last), then the destinations that got RX
  * buffers, then the policer's releases. Bitmaps keep the cost per pass to one index
  * read per attached cell plus O(1) per packet. */
+static void break_pending1(struct dp *dp, uint32_t s)
+{
+	int err = dp->cells[s].break_err;
+
+	if (err) {
+		dp->cells[s].break_err = 0;
+		cell_break(dp, s, err);
+	}
+}
+
 static void ingest(struct dp *dp, uint64_t now)
 {
 	uint32_t start = dp->rr;
 
 	dp->now = now;
+	bits_each(dp, dp->attmap, 0, dp->ncells, break_pending1);
 	dp->rr = dp->rr + 1 < dp->ncells ? dp->rr + 1 : 0;
 	bits_each(dp, dp->attmap, start, dp->ncells, ingest1);
 	bits_each(dp, dp->attmap, 0, start, ingest1);
@@ -974,9 +989,9 @@ static void pkt_done(struct dp *dp, uint32_t q, uint64_t now)
 	f->st.bytes += p->h.len;
 	record_residence(f, now - p->arrival,
 			 f->be ? 0 : dp->cfg->flows[w->flow].deadline_ns);
+	queue_place(dp, q, now);
 	pkt_complete_tx(dp, p);
 	pkt_free(dp, pi);
-	queue_place(dp, q, now);
 }
 
 /* One non-preemptive step of queue q's head packet: at most one chunk into one RX
@@ -1106,6 +1121,7 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c->rx = rx;
 	c->tx = tx;
 	c->attached = true;
+	c->break_err = 0;
 	c->tx_empty_at = dp->now;
 	bit_set(dp->attmap, cell);
 	c->broken = false;
