@@ -156,7 +156,7 @@ static void receive(struct worker *w)
 			return;
 		}
 		if (n == -EINTR) {
-			w->status = "stopped";
+			w->status = rtvio_cell_error(c) ? "broker gone" : "stopped";
 			return;
 		}
 		w->err = (int)n;
@@ -175,7 +175,9 @@ static void *recv_main(void *arg)
 		id = rtvio_accept(c, w->listen_id, NULL, NULL, -1);
 		if (id == -EINTR) {
 			if (!w->status)
-				w->status = w->connections ? "ok" : "no sender";
+				w->status = rtvio_cell_error(c) ? "broker gone"
+					    : w->connections  ? "ok"
+							      : "no sender";
 			break;
 		}
 		if (id < 0) {
@@ -324,7 +326,7 @@ static void *send_main(void *arg)
 	w->overruns = plan.overruns;
 close:
 	if (!w->status)
-		w->status = "ok";
+		w->status = rtvio_cell_error(c) ? "broker gone" : "ok";
 	rtvio_close(c, id);
 	w->sock = -1;
 out:
@@ -766,7 +768,7 @@ int cmd_cell(int argc, char **argv)
 	}
 	doc = report(r);
 	if (json) {
-		char *s = json_dumps(doc, JSON_INDENT(2));
+		char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
 
 		if (s) {
 			puts(s);
