@@ -587,13 +587,45 @@ static uint64_t edf_finish(const struct an_flow *flows, size_t n, const struct a
  * [0, L) at which F(a) can change (where a job of some flow gets due by a + D_i, an
  * own job is released, or a blocker drops out); F is constant between them and
  * F(a) - a decreases, so these left end points suffice. Returns 1 when unbounded. */
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* Appends a candidate offset; returns false when the point budget is spent. */
+static bool push_point(uint64_t **v, size_t *len, size_t *cap, uint64_t a)
+{
+	if (*len == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		uint64_t *nv;
+
+		if (ncap > AN_MAX_POINTS)
+			ncap = AN_MAX_POINTS;
+		if (*len >= ncap)
+			return false;
+		nv = realloc(*v, ncap * sizeof(**v));
+		if (!nv)
+			return false;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*len)++] = a;
+	return true;
+}
+
 static int edf_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		    const struct an_costs *costs, const struct supply *s, size_t i, uint64_t L,
 		    struct an_flow_result *r)
 {
 	const struct an_flow *fi = &flows[i];
-	uint64_t hz = horizon_of(b), worst = 0, points = 0;
+	uint64_t hz = horizon_of(b), worst = 0, *pts = NULL;
+	size_t npts = 0, cap = 0;
+	int ret = 1;
 
+	if (!push_point(&pts, &npts, &cap, 0))
+		goto out;
 	for (size_t j = 0; j < n; j++) {
 		const struct an_flow *fj = &flows[j];
 		uint64_t a0, step;
@@ -616,41 +648,37 @@ static int edf_flow(const struct an_flow *flows, size_t n, const struct an_broke
 				a0 = smul(k, fj->period) + base - off;
 			}
 			step = fj->period;
+			/* The blocker of flow j drops out at a = D_j - D_i. */
+			if (fj->deadline >= fi->deadline && fj->deadline - fi->deadline < L &&
+			    !push_point(&pts, &npts, &cap, fj->deadline - fi->deadline))
+				goto out;
 		}
 		for (uint64_t a = a0; a < L; a = sadd(a, step)) {
-			uint64_t F, resp;
-
-			if (++points > AN_MAX_POINTS)
-				return 1;
-			F = edf_finish(flows, n, b, costs, s, i, a, hz);
-			if (F > hz)
-				return 1;
-			resp = sadd(F, fi->jitter) - a;
-			worst = max_u64(worst, resp);
+			if (!push_point(&pts, &npts, &cap, a))
+				goto out;
 			if (a == UINT64_MAX)
 				break;
 		}
-		/* The blocker of flow j drops out at a = D_j - D_i. */
-		if (j != i && fj->deadline >= fi->deadline && fj->deadline - fi->deadline < L) {
-			uint64_t a = fj->deadline - fi->deadline;
-			uint64_t F = edf_finish(flows, n, b, costs, s, i, a, hz);
-
-			if (F > hz)
-				return 1;
-			worst = max_u64(worst, sadd(F, fi->jitter) - a);
-		}
 	}
-	{
-		uint64_t F = edf_finish(flows, n, b, costs, s, i, 0, hz);
+	/* Many flows share periods and deadlines: evaluate each offset once. */
+	qsort(pts, npts, sizeof(*pts), cmp_u64);
+	for (size_t k = 0; k < npts; k++) {
+		uint64_t F;
 
+		if (k && pts[k] == pts[k - 1])
+			continue;
+		F = edf_finish(flows, n, b, costs, s, i, pts[k], hz);
 		if (F > hz)
-			return 1;
-		worst = max_u64(worst, sadd(F, fi->jitter));
+			goto out;
+		worst = max_u64(worst, sadd(F, fi->jitter) - pts[k]);
 	}
 	r->response = worst;
 	r->bounded = true;
 	r->busy_period = L;
-	return 0;
+	ret = 0;
+out:
+	free(pts);
+	return ret;
 }
 
 /* FIFO: a message released x after the start of a busy period is copied once all work
