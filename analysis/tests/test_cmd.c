@@ -327,6 +327,55 @@ static void test_opa(void **state)
 	assert_non_null(strstr(out_buf, "a=3 b=2 c=1"));
 }
 
+/* Response of the first flow in the --json output of CONF (us), or -1. */
+static double first_response(const char *conf)
+{
+	const char *argv[3] = { "analyze", conf, "--json" };
+	json_t *doc, *v;
+	double r = -1;
+
+	if (run(3, argv) != 0)
+		return -1;
+	doc = json_loads(out_buf, 0, NULL);
+	v = json_object_get(json_array_get(json_object_get(doc, "flows"), 0), "response_us");
+	if (json_is_number(v))
+		r = json_number_value(v);
+	json_decref(doc);
+	return r;
+}
+
+/* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM.
+ * Process cell b (rx_buf 4096): pieces 4096, 3904: C = 4196 + 4004 + 2 * 1000 = 10200;
+ * no lower flow: B = 500, R = 500 + 10200 = 10700.
+ * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
+ * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 11800.
+ * default = best-effort: unnamed connections may block by a whole chunk,
+ * e(4096) + 1000 = 5196: R = 500 + 5196 + 10200 = 15896; under fifo: unbounded. */
+static void test_cells_and_default_class(void **state)
+{
+	static const char base[] = "[broker]\npolicy = %s\n%s"
+		"[cell a]\ncid = 3\n[cell b]\ncid = 4\n%s"
+		"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 8000\n"
+		"period = 1ms\n" PLATFORM;
+	char text[2048];
+	const char *argv[2] = { "analyze" };
+
+	(void)state;
+	snprintf(text, sizeof(text), base, "fp", "", "");
+	assert_true(first_response(write_file("p.conf", text)) == 10.7);
+	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
+	assert_true(first_response(write_file("v.conf", text)) == 11.8);
+	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
+	assert_true(first_response(write_file("d.conf", text)) == 15.896);
+	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
+	argv[1] = write_file("f.conf", text);
+	assert_int_equal(run(2, argv), 1);
+	assert_non_null(strstr(out_buf, "UNBOUNDED"));
+	/* Without the default class, fifo has a bound: the same 10700 ns. */
+	snprintf(text, sizeof(text), base, "fifo", "", "");
+	assert_true(first_response(write_file("g.conf", text)) == 10.7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_missing_platform),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_opa),
+		cmocka_unit_test(test_cells_and_default_class),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
