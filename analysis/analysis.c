@@ -248,7 +248,10 @@ static uint64_t inv(const struct supply *s, uint64_t w)
 
 static uint64_t horizon_of(const struct an_broker *b)
 {
-	return b->horizon ? b->horizon : AN_DEFAULT_HORIZON_NS;
+	/* Kept far below UINT64_MAX, so that a saturated sum always exceeds it. */
+	if (!b->horizon)
+		return AN_DEFAULT_HORIZON_NS;
+	return min_u64(b->horizon, UINT64_MAX / 4);
 }
 
 /* Number of jobs of flow f released in [0, t] in the worst-case pattern (first job at
