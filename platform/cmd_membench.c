@@ -528,6 +528,19 @@ static int run_gnuplot(char *const argv[], bool quiet)
 	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -EIO;
 }
 
+/* A vertical line at bw with its label beside it, on whichever side has room. */
+static void plot_marker(FILE *f, double bw, double xmax, const char *what, const char *color,
+			int dash, double height)
+{
+	bool right_half = bw > 0.6 * xmax;
+
+	fprintf(f, "set arrow from %.4f, graph 0 to %.4f, graph 1 nohead dt %d lw 2 "
+		"lc rgb '%s'\n", bw / 1e9, bw / 1e9, dash, color);
+	fprintf(f, "set label '%s %.2f GB/s' at %.4f, graph %.2f %s offset %s,0 "
+		"tc rgb '%s'\n", what, bw / 1e9, bw / 1e9, height, right_half ? "right" : "left",
+		right_half ? "-0.5" : "0.5", color);
+}
+
 /* Writes DIR/membench.gp and renders DIR/membench.png with it. */
 static int write_plot(const struct mb_run *r, const char *dir, char *png, size_t pnglen)
 {
@@ -537,7 +550,7 @@ static int write_plot(const struct mb_run *r, const char *dir, char *png, size_t
 	char prog[] = "gnuplot", dash_e[] = "-e", cmd[] = "set terminal pngcairo";
 	char *probe[] = { prog, dash_e, cmd, NULL };
 	char *plot[] = { prog, gp, NULL };
-	double unloaded = r->steps[0].victim_ns;
+	double unloaded = r->steps[0].victim_ns, xmax = 0;
 	FILE *f;
 	int err;
 
@@ -565,16 +578,12 @@ static int write_plot(const struct mb_run *r, const char *dir, char *png, size_t
 	fprintf(f, "set ylabel 'victim latency (ns per dependent access)'\n");
 	fprintf(f, "set grid\nset key right bottom box opaque\nset yrange [0:*]\n"
 		"set xrange [0:*]\n");
-	if (r->knee.found) {
-		fprintf(f, "set arrow from %.4f, graph 0 to %.4f, graph 1 nohead dt 2 lw 2 "
-			"lc rgb 'red'\n", r->knee.knee_bw / 1e9, r->knee.knee_bw / 1e9);
-		fprintf(f, "set label 'knee %.2f GB/s' at %.4f, graph 0.95 right offset -0.5,0 "
-			"tc rgb 'red'\n", r->knee.knee_bw / 1e9, r->knee.knee_bw / 1e9);
-	}
-	fprintf(f, "set arrow from %.4f, graph 0 to %.4f, graph 1 nohead dt 3 lw 2 "
-		"lc rgb 'dark-green'\n", r->knee.budgetable_bw / 1e9, r->knee.budgetable_bw / 1e9);
-	fprintf(f, "set label 'budgetable %.2f GB/s' at %.4f, graph 0.88 right offset -0.5,0 "
-		"tc rgb 'dark-green'\n", r->knee.budgetable_bw / 1e9, r->knee.budgetable_bw / 1e9);
+	for (int i = 0; i < r->nsteps; i++)
+		if (r->steps[i].achieved_Bps > xmax)
+			xmax = r->steps[i].achieved_Bps;
+	if (r->knee.found)
+		plot_marker(f, r->knee.knee_bw, xmax, "knee", "red", 2, 0.95);
+	plot_marker(f, r->knee.budgetable_bw, xmax, "budgetable", "dark-green", 3, 0.88);
 	fprintf(f, "plot '%s' skip 1 using ($3/1e9):4 with linespoints pt 7 lw 2 "
 		"title 'victim, median window', \\\n", csv);
 	fprintf(f, "     '' skip 1 using ($3/1e9):6 with points pt 6 "
