@@ -42,6 +42,7 @@ static uint64_t between(uint64_t lo, uint64_t hi)
 
 struct gen {
 	bool jitter, overheads, best_effort, regulated;
+	bool ties; /* fp priorities drawn from 1..3, so several flows share one */
 };
 
 struct set {
@@ -111,6 +112,8 @@ static void gen_set(struct set *s, const struct gen *g, enum an_policy pol)
 			perm[j] = t;
 		}
 		for (size_t i = 0; i < s->n; i++) {
+			if (g->ties)
+				perm[i] = (unsigned)between(1, 3);
 			s->prio[i] = s->f[i].best_effort ? 0 : perm[i];
 			s->f[i].priority = s->prio[i];
 			assert_int_equal(an_flow_costs(&s->f[i], &s->b, &s->c[i]), 0);
@@ -233,6 +236,17 @@ static void test_fp_sound(void **state)
 
 	(void)state;
 	rng_state = 0x1234567887654321ull;
+	check_fp(&g, 1500, false);
+}
+
+/* Equal priorities: the broker serves them in arrival order, the simulator by index;
+ * the analysis counts each as interference of the other and must cover both. */
+static void test_fp_ties(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true, .ties = true };
+
+	(void)state;
+	rng_state = 0x3141592653589793ull;
 	check_fp(&g, 1500, false);
 }
 
@@ -444,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fp_exact),
 		cmocka_unit_test(test_fp_sound),
+		cmocka_unit_test(test_fp_ties),
 		cmocka_unit_test(test_fp_regulated),
 		cmocka_unit_test(test_edf),
 		cmocka_unit_test(test_edf_tight),
