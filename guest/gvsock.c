@@ -64,7 +64,7 @@ struct gv_sock {
 	bool bound;            /* holds local_port exclusively (not an accepted child) */
 	bool accepted;         /* child: handed out by gv_accept */
 	bool peer_waiting;     /* peer asked for credit while we held unread data */
-	bool credit_requested; /* we asked for credit; cleared by the peer's next packet */
+	bool credit_requested; /* we asked for credit; cleared when a send succeeds */
 	bool discard;          /* SEQPACKET: dropping the rest of an oversize message */
 	bool tx_blocked;       /* a send failed for TX ring space: wake on reclaim */
 	int err;               /* pending asynchronous error (negative errno) or 0 */
@@ -861,10 +861,6 @@ static void rx_conn(struct gv_stack *s, struct gv_sock *k, const struct vsock_hd
 		return;
 	}
 	vsock_credit_from_peer(&k->cr, h);
-	if (k->credit_requested) {
-		k->credit_requested = false;
-		wake(s, k);
-	}
 	switch (h->op) {
 	case VSOCK_OP_RW:
 		if (k->state == GV_S_LINGER) {
@@ -1293,7 +1289,10 @@ static int send_seqpacket(struct gv_stack *s, struct gv_sock *k, const uint8_t *
 	if (vsock_credit_peer_free(&k->cr) < len) {
 		k->want = len;
 		if (!k->credit_requested) {
-			/* Our view of the peer's space may be stale; ask once per stall. */
+			/* Our view of the peer's space may be stale: ask once per stall.
+			 * The answer and every later consumption by the peer come as
+			 * CREDIT_UPDATEs (it knows we wait), so asking again before a
+			 * send succeeds would only bounce control packets around. */
 			k->credit_requested = true;
 			ctrl(s, k, P_CREDIT_REQUEST);
 			tx_publish(s);
@@ -1319,6 +1318,7 @@ static int send_seqpacket(struct gv_stack *s, struct gv_sock *k, const uint8_t *
 	}
 	k->pend &= (uint8_t)~P_CREDIT_UPDATE; /* the RW headers carried it */
 	k->want = 0;
+	k->credit_requested = false;
 	tx_publish(s);
 	return (int)len;
 }

@@ -145,11 +145,14 @@ int gv_stack_init(const struct gv_config *cfg, void *mem, size_t mem_size,
  * it sees the posted RX buffers. */
 void gv_start(struct gv_stack *s);
 
-/* Does all pending work without blocking: takes used RX buffers (validates, delivers
- * to sockets, reposts them), reclaims completed TX chains, sends queued control
- * packets (RESPONSE, RST, CREDIT_UPDATE), runs connect/close timeouts. Returns the
- * number of packets handled (>= 0), or a negative errno once the rings are broken
- * (-EIO: the broker broke the ring rules; sticky). */
+/* Does pending work without blocking: takes used RX buffers (validates, delivers to
+ * sockets, reposts them), reclaims completed TX chains, sends queued control packets
+ * (RESPONSE, RST, CREDIT_UPDATE), runs connect/close timeouts, then re-arms the
+ * used-buffer notifications. Returns the number of packets handled and sent: > 0
+ * means there may be more (the work per call is bounded, and notifications may still
+ * be off), so call again before sleeping; 0 means everything is done and a
+ * notification will come for new work. Negative once the rings are broken (-EIO: the
+ * broker broke the ring rules; sticky, every connection is reset). */
 int gv_process(struct gv_stack *s);
 
 /* Time of the earliest pending timeout (connect/close) in the now_ns clock, or

@@ -595,10 +595,18 @@ static void test_seqpacket_credit_request(void **state)
 	gv_get_stats(b, &st);
 	assert_int_equal(st.credit_requests_sent, 1);
 	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	/* Retrying (a port that does not look at POLLOUT) does not ask again. */
+	assert_int_equal(gv_send(b, c, buf, 3900, false), -EAGAIN);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(b, c, buf, 3900, false), -EAGAIN);
+	wire_run(&w, 100);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.credit_requests_sent, 1);
 	/* One message read: 3896 free, still short. */
 	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 100);
 	wire_run(&w, 100);
 	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_send(b, c, buf, 3900, false), -EAGAIN);
 	/* Far below half the buffer consumed, yet the receiver announces it. */
 	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 100);
 	wire_run(&w, 100);
@@ -608,8 +616,15 @@ static void test_seqpacket_credit_request(void **state)
 	assert_int_equal(gv_send(b, c, buf, 3900, false), 3900);
 	gv_get_stats(b, &st);
 	assert_int_equal(st.credit_requests_sent, 1);
+	/* The next stall asks again. */
+	assert_int_equal(gv_send(b, c, buf, 300, false), -EAGAIN);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.credit_requests_sent, 2);
 	wire_run(&w, 100);
 	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 3900);
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(gv_send(b, c, buf, 300, false), 300);
 	wire_fini(&w);
 }
 
