@@ -369,9 +369,14 @@ static void pin(struct run *r)
 	} else {
 		return;
 	}
-	if (sched_setaffinity(0, sizeof(set), &set) < 0)
-		fprintf(stderr, "rtvio cell %s: warning: cannot pin to cpu %d: %s\n",
-			r->cell->name, r->cell->cpu, strerror(errno));
+	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+		if (r->cell->cpu >= 0)
+			fprintf(stderr, "rtvio cell %s: warning: cannot pin to cpu %d: %s\n",
+				r->cell->name, r->cell->cpu, strerror(errno));
+		else
+			fprintf(stderr, "rtvio cell %s: warning: cannot keep off the broker's "
+					"cpu %d: %s\n", r->cell->name, bcpu, strerror(errno));
+	}
 }
 
 static int setup_workers(struct run *r)

@@ -347,10 +347,10 @@ static void eof_at_every_step(void **state)
 	(void)state;
 	/* The back end answers its k-th message and hangs up, k = 0 .. 18. Until it
 	 * has acked SET_MEM_TABLE (the 7th) the handshake must report the lost
-	 * broker itself. After it
-	 * only one-way messages follow (as with QEMU), so the handshake may complete;
-	 * then the hang-up must be visible on the socket, which is what the port
-	 * watches. Never a false success that hides the EOF, never a hang. */
+	 * broker itself. After it only one-way messages follow (as with QEMU), so
+	 * the handshake may complete; then the hang-up must be visible on the
+	 * socket, which is what the port watches. Never a false success that hides
+	 * the EOF, never a hang. */
 	for (int k = 0; k < 19; k++) {
 		struct rig *g = malloc(sizeof(*g));
 		int rc;
