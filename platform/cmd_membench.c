@@ -94,7 +94,8 @@ static void usage(FILE *f)
 		"  --json         print {unloaded_ns, knee_bandwidth_Bps, budgetable_Bps, steps}\n"
 		"  --out DIR      where membench.csv, membench.gp and membench.png go\n"
 		"                 (default platform-results)\n"
-		"  --factor F     knee: first step with victim latency > F x unloaded (default 1.5)\n"
+		"  --factor F     knee: first step with victim latency > F x unloaded\n"
+		"                 (default 1.5)\n"
 		"  --pattern P    interferer traffic: read, write or copy (default copy)\n"
 		"  --buffer SIZE  victim buffer (default 4 x last-level cache, at least 64MiB)\n"
 		"  --steps N      throttled steps at 0, 1/N, ... (N-1)/N of the peak rate, then\n"
@@ -164,7 +165,8 @@ static int parse_opts(int argc, char **argv, struct mb_opts *o)
 		case 'b':
 			if (rtvio_parse_size(optarg, 1, &o->buffer, &why) || o->buffer < MIB) {
 				fprintf(stderr, "rtvio membench: --buffer '%s': expected a size of "
-					"at least 1MiB%s%s\n", optarg, why ? ": " : "", why ? why : "");
+					"at least 1MiB%s%s\n", optarg, why ? ": " : "",
+					why ? why : "");
 				return -EINVAL;
 			}
 			break;
@@ -599,7 +601,8 @@ static void print_json(const struct mb_run *r)
 {
 	json_t *root = json_object(), *steps = json_array();
 
-	json_object_set_new(root, "unloaded_ns", json_real(r->steps[0].victim_ns));
+	json_object_set_new(root, "unloaded_ns",
+			    json_real(round(r->steps[0].victim_ns * 100) / 100));
 	json_object_set_new(root, "knee_bandwidth_Bps", r->knee.found ?
 			    json_integer((json_int_t)llround(r->knee.knee_bw)) : json_null());
 	json_object_set_new(root, "budgetable_Bps",
@@ -608,7 +611,8 @@ static void print_json(const struct mb_run *r)
 		const struct mb_step *s = &r->steps[i];
 		json_t *js = json_object();
 
-		json_object_set_new(js, "target_Bps", json_integer((json_int_t)llround(s->target_Bps)));
+		json_object_set_new(js, "target_Bps",
+				    json_integer((json_int_t)llround(s->target_Bps)));
 		json_object_set_new(js, "achieved_Bps",
 				    json_integer((json_int_t)llround(s->achieved_Bps)));
 		json_object_set_new(js, "victim_ns", json_real(round(s->victim_ns * 100) / 100));
@@ -653,7 +657,10 @@ static void print_table(const struct mb_run *r)
 		printf("knee: none (victim latency stayed within %.2f x unloaded even flat out)\n",
 		       r->o.factor);
 	}
-	printf("budgetable: %s of interfering traffic (read + written bytes)\n", b);
+	printf("budgetable: %s of interfering traffic (read + written bytes)%s\n", b,
+	       r->knee.found ? "" : ", a lower bound: memory did not saturate");
+	if (r->knee.found && !(r->knee.budgetable_bw > 0))
+		printf("no step lay below the knee: run again with more --steps\n");
 }
 
 int cmd_membench(int argc, char **argv)

@@ -31,7 +31,8 @@ static void *probe_main(void *arg)
 
 		if (now > prev && now - prev > gp->threshold_ns) {
 			if (n < gp->cap) {
-				gp->gaps[n] = (struct gap){ .start_ns = prev, .len_ns = now - prev };
+				gp->gaps[n] = (struct gap){ .start_ns = prev,
+							    .len_ns = now - prev };
 				n++;
 				/* release: orders the entry's store before the count that
 				 * publishes it to gapprobe_query(). */
