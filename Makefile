@@ -2,6 +2,8 @@
 #   make          build build/rtvio
 #   make test     the whole suite: plain build, ASan+UBSan build, TSan build
 #   make demo     the broker and process cells on configs/demo.conf
+#   make vmtest   real Linux guests (QEMU, TCG) through the broker, TAP, under 5 minutes
+#   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 MESON ?= meson
 DEPS  := scripts/install-deps
 
@@ -40,6 +42,18 @@ test-tsan: deps build-tsan/build.ninja
 
 demo: all
 	build/rtvio demo
+
+# The guest image is cached in scripts/vm/out/; timeout(1) is the last resort should a
+# QEMU or the driver itself hang (the driver bounds every step well below it).
+vmtest: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -s KILL 300 python3 tests/vm/vmtest.py build/rtvio
+
+vmdemo: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -s KILL 300 python3 scripts/vm/vmdemo build/rtvio configs/vmdemo.conf
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -4,7 +4,8 @@
  * a guest and a process cell check each other's traffic with the same rules.
  *
  *   rtvio-guest send     --cid C --port P [--type stream|seqpacket] --size N --count K [--rtt]
- *   rtvio-guest recv     --port P [--type ...] --count K
+ *                        [--period NS] [--duration S]
+ *   rtvio-guest recv     --port P [--type ...] --count K [--duration S]
  *   rtvio-guest echo     --port P [--type ...]
  *   rtvio-guest seqsizes --cid C --port P        (sends every size of the boundary list)
  *   rtvio-guest seqsizes --port P                (receives and checks that list)
@@ -49,6 +50,8 @@ struct opts {
 	bool rtt;
 	bool listen_side;
 	unsigned int timeout_s;
+	uint64_t period_ns;	/* send: one message per period (0: as fast as possible) */
+	double duration_s;	/* send/recv: stop after this long (0: after count) */
 };
 
 static struct opts o = { .tag = "-", .type = SOCK_STREAM, .size = 1024, .count = 1,
@@ -64,6 +67,25 @@ static struct {
 
 static uint64_t t_start;
 
+/* Round-trip samples for percentiles (the first RTT_SAMPLES of a run). */
+#define RTT_SAMPLES 65536u
+static uint64_t rtt_ns[RTT_SAMPLES];
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double rtt_quantile(double q)
+{
+	size_t n = r.rtt_n < RTT_SAMPLES ? (size_t)r.rtt_n : RTT_SAMPLES;
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+
+	return rtt_ns[i] / 1e3;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -74,12 +96,17 @@ static uint64_t now_ns(void)
 
 static void result(const char *status)
 {
-	char rtt[160] = "";
+	char rtt[256] = "";
 
-	if (r.rtt_n)
-		snprintf(rtt, sizeof(rtt), " rtt_n=%llu rtt_min_us=%.1f rtt_avg_us=%.1f rtt_max_us=%.1f",
+	if (r.rtt_n) {
+		qsort(rtt_ns, r.rtt_n < RTT_SAMPLES ? (size_t)r.rtt_n : RTT_SAMPLES,
+		      sizeof(rtt_ns[0]), cmp_u64);
+		snprintf(rtt, sizeof(rtt),
+			 " rtt_n=%llu rtt_min_us=%.1f rtt_avg_us=%.1f rtt_p50_us=%.1f rtt_p99_us=%.1f rtt_p999_us=%.1f rtt_max_us=%.1f",
 			 (unsigned long long)r.rtt_n, r.rtt_min_ns / 1e3,
-			 (double)r.rtt_sum_ns / (double)r.rtt_n / 1e3, r.rtt_max_ns / 1e3);
+			 (double)r.rtt_sum_ns / (double)r.rtt_n / 1e3, rtt_quantile(0.5),
+			 rtt_quantile(0.99), rtt_quantile(0.999), r.rtt_max_ns / 1e3);
+	}
 	/* One write, so that lines of parallel jobs do not interleave on the console. */
 	char line[768];
 	int n = snprintf(line, sizeof(line),
@@ -278,8 +305,21 @@ static int mode_send(void)
 	rc = do_connect(&fd, true);
 	if (rc)
 		return fail("connect: %s", strerror(-rc));
-	for (uint64_t seq = 0; seq < o.count; seq++) {
+	uint64_t release = now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
+
+	for (uint64_t seq = 0; o.duration_s > 0 || seq < o.count; seq++) {
+		if (o.period_ns) {
+			struct timespec ts = { .tv_sec = (time_t)(release / 1000000000u),
+					       .tv_nsec = (long)(release % 1000000000u) };
+
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+				;
+			release += o.period_ns;
+		}
 		uint64_t t0 = now_ns();
+
+		if (o.duration_s > 0 && t0 >= end)
+			break;
 
 		rtmsg_fill(buf, o.size, seq, t0);
 		rc = write_all(fd, buf, o.size);
@@ -298,6 +338,8 @@ static int mode_send(void)
 			return fail("echo of message %llu differs (%zd bytes)",
 				    (unsigned long long)seq, k);
 		}
+		if (r.rtt_n < RTT_SAMPLES)
+			rtt_ns[r.rtt_n] = d;
 		r.rtt_n++;
 		r.rtt_sum_ns += d;
 		if (d < r.rtt_min_ns)
@@ -322,7 +364,8 @@ static int mode_recv(void)
 	rc = do_accept(&fd);
 	if (rc)
 		return fail("accept: %s", strerror(-rc));
-	while (r.messages + r.corrupt < o.count) {
+	/* With a duration the sender decides how many: read until its orderly end. */
+	while (o.duration_s > 0 || r.messages + r.corrupt < o.count) {
 		ssize_t k = read_msg(fd, buf);
 
 		if (k == 0)
@@ -333,7 +376,8 @@ static int mode_recv(void)
 		account(buf, (size_t)k, &next);
 	}
 	close(fd);
-	if (r.messages != o.count || r.corrupt || r.lost || r.reordered)
+	if ((o.duration_s > 0 ? !r.messages : r.messages != o.count) || r.corrupt || r.lost ||
+	    r.reordered)
 		return fail("want %llu intact messages", (unsigned long long)o.count);
 	result("ok");
 	return 0;
@@ -456,7 +500,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: rtvio-guest send|recv|echo|seqsizes|connect-expect-refused [--cid C] --port P\n"
 		"       [--type stream|seqpacket] [--size N] [--count K] [--rtt] [--listen]\n"
-		"       [--tag NAME] [--timeout S]\n"
+		"       [--period NS] [--duration S] [--tag NAME] [--timeout S]\n"
 		"       rtvio-guest cid   (prints this guest's vsock CID)\n");
 	return 2;
 }
@@ -468,7 +512,8 @@ int main(int argc, char **argv)
 		{ "type", required_argument, 0, 't' },	{ "size", required_argument, 0, 's' },
 		{ "count", required_argument, 0, 'n' }, { "rtt", no_argument, 0, 'r' },
 		{ "listen", no_argument, 0, 'l' },	{ "tag", required_argument, 0, 'g' },
-		{ "timeout", required_argument, 0, 'T' }, { 0, 0, 0, 0 }
+		{ "timeout", required_argument, 0, 'T' }, { "period", required_argument, 0, 'P' },
+		{ "duration", required_argument, 0, 'D' }, { 0, 0, 0, 0 }
 	};
 	int c;
 
@@ -506,6 +551,8 @@ int main(int argc, char **argv)
 		case 'l': o.listen_side = true; break;
 		case 'g': o.tag = optarg; break;
 		case 'T': o.timeout_s = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'P': o.period_ns = strtoull(optarg, NULL, 0); break;
+		case 'D': o.duration_s = strtod(optarg, NULL); break;
 		default: return usage();
 		}
 	}

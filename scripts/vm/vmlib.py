@@ -1,0 +1,237 @@
+"""Starting rtvio guests: one QEMU (TCG) per VM cell, attached to a broker's socket.
+
+Shared by scripts/vm/launch, scripts/vm/vmdemo and tests/vm/vmtest.py. Every QEMU runs
+under timeout(1) with SIGKILL and in its own process group, and Guest.kill() ends it
+whatever state it is in: a hung QEMU (say, a back end that never answers
+GET_VRING_BASE) fails the caller instead of stalling it.
+"""
+import configparser
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+QEMU = "qemu-system-x86_64"
+
+
+class VmError(Exception):
+    pass
+
+
+def image():
+    """(vmlinuz, initrd) built by scripts/vm/build-image."""
+    k, i = os.path.join(OUT, "vmlinuz"), os.path.join(OUT, "initrd.img")
+    if not (os.path.exists(k) and os.path.exists(i)):
+        raise VmError(f"no guest image in {OUT}: run scripts/vm/build-image")
+    return k, i
+
+
+_UNITS = {"": 1, "B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10,
+          "MiB": 2**20, "GiB": 2**30}
+_TUNITS = {"": 1, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def size(v):
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", v)
+    if not m or m.group(2) not in _UNITS:
+        raise VmError(f"'{v}': expected a size such as 256MiB")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def seconds(v):
+    m = re.fullmatch(r"\s*([\d.]+)\s*([a-z]*)\s*", v)
+    if not m or m.group(2) not in _TUNITS:
+        raise VmError(f"'{v}': expected a time such as 1ms")
+    return float(m.group(1)) * _TUNITS[m.group(2)]
+
+
+class Config:
+    """What the VM side needs from an rtvio config: the broker's socket_dir, the
+    cells (cid, vm, memory) and the flows. The broker itself validates the file;
+    this reads it with the same INI rules (';' and '#' start comments)."""
+
+    def __init__(self, path):
+        cp = configparser.ConfigParser(inline_comment_prefixes=(";", "#"),
+                                       comment_prefixes=(";", "#"), strict=False,
+                                       interpolation=None)
+        try:
+            with open(path) as f:
+                cp.read_file(f)
+        except (OSError, configparser.Error) as e:
+            raise VmError(f"{path}: {e}")
+        self.path = path
+        self.socket_dir = cp.get("broker", "socket_dir", fallback="/tmp/rtvio")
+        self.cells, self.flows = {}, {}
+        for sec in cp.sections():
+            kind, _, name = " ".join(sec.split()).partition(" ")
+            if kind == "cell":
+                c = cp[sec]
+                self.cells[name] = {
+                    "name": name, "cid": int(c.get("cid", "0")),
+                    "vm": c.get("vm", "no").strip().lower() in ("yes", "true", "1", "on"),
+                    "memory": size(c.get("memory", "256MiB")),
+                }
+            elif kind == "flow":
+                f = cp[sec]
+                to, _, port = f.get("to", "").partition(":")
+                self.flows[name] = {
+                    "name": name, "from": f.get("from", "").partition(":")[0], "to": to,
+                    "port": int(port or 0), "type": f.get("type", "stream").strip(),
+                    "size": size(f.get("size", "1")),
+                    "period": seconds(f["period"]) if "period" in f else None,
+                    "best_effort": f.get("class", "real-time").strip() == "best-effort",
+                }
+
+    def vm_cells(self):
+        return [c for c in self.cells.values() if c["vm"]]
+
+    def sock(self, cell):
+        return os.path.join(self.socket_dir, cell + ".sock")
+
+
+def qemu_argv(sock, jobs="", memory_mib=256, append=""):
+    """The command line docs/vm.md explains: TCG, memory from a shared memfd (the
+    broker maps it), vhost-user-vsock-pci on the broker's socket for this cell."""
+    kernel, initrd = image()
+    cmdline = "console=ttyS0 quiet panic=-1"
+    if jobs:
+        cmdline += " rtvio.jobs=" + jobs
+    if append:
+        cmdline += " " + append
+    return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
+            "-no-reboot", "-net", "none",
+            "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
+            "-numa", "node,memdev=mem",
+            "-chardev", f"socket,id=vs0,path={sock}",
+            "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on",
+            "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
+
+
+def parse_result(line):
+    """'RTVIO-RESULT k=v k=v ...' -> dict (numbers converted)."""
+    d = {}
+    for tok in line.split()[1:]:
+        k, _, v = tok.partition("=")
+        try:
+            d[k] = int(v)
+        except ValueError:
+            try:
+                d[k] = float(v)
+            except ValueError:
+                d[k] = v
+    return d
+
+
+class Guest:
+    """One QEMU guest. Its console goes to a log file and is parsed as it arrives:
+    RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
+
+    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256):
+        self.name = name
+        self.log_path = log_path
+        self.results, self.listening = [], set()
+        self.waits = 0
+        self.done = None  # failed count once RTVIO-DONE was seen
+        self.booted = False
+        self.cond = threading.Condition()
+        # timeout(1) is the last resort should this process itself die.
+        argv = ["timeout", "-s", "KILL", str(int(timeout))] + qemu_argv(sock, jobs, memory_mib)
+        self.log = open(log_path, "w")
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            line = raw.decode("utf-8", "replace").replace("\r", "")
+            self.log.write(line)
+            self.log.flush()
+            i = line.find("RTVIO-")
+            if i < 0:
+                continue
+            line = line[i:].strip()
+            with self.cond:
+                if line.startswith("RTVIO-RESULT"):
+                    self.results.append(parse_result(line))
+                elif line.startswith("RTVIO-LISTEN"):
+                    self.listening.add(parse_result(line).get("port"))
+                elif line.startswith("RTVIO-WAIT"):
+                    self.waits += 1
+                elif line.startswith("RTVIO-BOOT"):
+                    self.booted = True
+                elif line.startswith("RTVIO-DONE"):
+                    self.done = parse_result(line).get("failed", -1)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout, what):
+        end = time.time() + timeout
+        with self.cond:
+            while not pred():
+                left = end - time.time()
+                if left <= 0:
+                    raise VmError(f"guest {self.name}: no {what} within {timeout:.0f} s "
+                                  f"(console in {self.log_path})")
+                if self.p.poll() is not None and not self.t.is_alive() and not pred():
+                    raise VmError(f"guest {self.name}: QEMU exited ({self.p.returncode}) "
+                                  f"before {what} (console in {self.log_path})")
+                self.cond.wait(min(left, 0.2))
+
+    def wait_listen(self, port, timeout):
+        self.wait_for(lambda: port in self.listening, timeout, f"listener on port {port}")
+
+    def wait_waiting(self, n, timeout):
+        self.wait_for(lambda: self.waits >= n, timeout, "wait for the host")
+
+    def go(self):
+        """Lets a guest that printed RTVIO-WAIT run its next step."""
+        self.p.stdin.write(b"go\n")
+        self.p.stdin.flush()
+
+    def wait_exit(self, timeout):
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise VmError(f"guest {self.name}: QEMU still running after {timeout:.0f} s "
+                          f"(console in {self.log_path})")
+        self.t.join(5)
+        return self.p.returncode
+
+    def result(self, tag):
+        for r in self.results:
+            if r.get("tag") == tag:
+                return r
+        return None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Signals QEMU itself (not only timeout(1)) and then its whole group."""
+        if self.p.poll() is not None:
+            return
+        try:
+            out = subprocess.run(["pgrep", "-g", str(self.p.pid), "-x", QEMU],
+                                 capture_output=True, text=True, timeout=5).stdout.split()
+            for pid in out:
+                os.kill(int(pid), sig)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+        if sig == signal.SIGKILL:
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.p.wait()
+
+    def close(self):
+        self.kill()
+        self.t.join(5)
+        self.log.close()

@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""rtvio with real Linux guests: one broker, two QEMU guests (TCG) using Linux's own
+virtio-vsock driver through vhost-user-vsock-pci, and one process cell.
+
+Usage: vmtest.py RTVIO   (the guest image must exist: scripts/vm/build-image)
+
+One boot of each guest carries several checks (TCG boots are slow), so the checks
+follow one scenario; each is one TAP line, and a check whose scenario step could not
+run is reported as failed with the reason. Every wait is bounded, every QEMU runs under
+timeout(1) and is SIGKILLed at the end whatever happened, and the whole run stops
+itself after RTVIO_VMTEST_LIMIT seconds (default 280). Nothing here asserts a speed.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts", "vm"))
+import vmlib  # noqa: E402
+
+RTVIO = sys.argv[1] if len(sys.argv) > 1 else "build/rtvio"
+LIMIT = float(os.environ.get("RTVIO_VMTEST_LIMIT", "280"))
+BULK_MSGS, BULK_SIZE = 160, 65536          # 10 MiB guest to guest
+UP_MSGS, DOWN_MSGS, LATE_MSGS, AGAIN_MSGS = 300, 300, 200, 100
+
+CONF = """
+[broker]
+policy = fp
+chunk = 4KiB
+socket_dir = {dir}
+poll = no
+default = deny
+
+[cell g1]
+cid = 3
+vm = yes
+memory = 256MiB
+[cell g2]
+cid = 4
+vm = yes
+memory = 256MiB
+[cell p]
+cid = 5
+region = 8MiB
+
+[flow bulk]
+from = g1
+to = g2:1000
+type = stream
+size = 64KiB
+class = best-effort
+[flow seq]
+from = g1
+to = g2:1001
+type = seqpacket
+size = 200000
+class = best-effort
+[flow rtt]
+from = g1
+to = g2:1002
+type = stream
+size = 4KiB
+class = best-effort
+[flow up]
+from = g1
+to = p:2000
+type = stream
+size = 4KiB
+class = best-effort
+[workload up]
+flow = up
+count = {up}
+[flow down]
+from = p
+to = g1:2001
+type = seqpacket
+size = 1KiB
+class = best-effort
+[workload down]
+flow = down
+count = {down}
+[flow late]
+from = g2
+to = p:2003
+type = stream
+size = 4KiB
+class = best-effort
+[workload late]
+flow = late
+count = {late}
+[flow again]
+from = g2
+to = p:2004
+type = stream
+size = 4KiB
+class = best-effort
+[workload again]
+flow = again
+count = {again}
+"""
+
+
+def job(*args):
+    return ",".join(str(a) for a in args)
+
+
+G1_JOBS = "+".join([
+    job("recv", "--port", 2001, "--type", "seqpacket", "--count", DOWN_MSGS, "--tag", "down"),
+    job("send", "--cid", 4, "--port", 1000, "--size", BULK_SIZE, "--count", BULK_MSGS,
+        "--tag", "bulk"),
+    job("seqsizes", "--cid", 4, "--port", 1001, "--tag", "seq"),
+    job("send", "--cid", 4, "--port", 1002, "--size", 4096, "--count", 200, "--rtt",
+        "--tag", "rtt"),
+    job("send", "--cid", 5, "--port", 2000, "--size", 4096, "--count", UP_MSGS, "--tag", "up"),
+    job("connect-expect-refused", "--cid", 4, "--port", 1999, "--tag", "deny_guest"),
+    # p listens on 2003, but that flow is g2's: only the broker can refuse it.
+    job("connect-expect-refused", "--cid", 5, "--port", 2003, "--tag", "deny_cell"),
+    job("connect-expect-refused", "--cid", 5, "--port", 2999, "--tag", "deny_port"),
+])
+G2_JOBS = ";".join([
+    "+".join([
+        job("recv", "--port", 1000, "--count", BULK_MSGS, "--tag", "bulk"),
+        job("seqsizes", "--listen", "--port", 1001, "--tag", "seq"),
+        job("echo", "--port", 1002, "--tag", "rtt"),
+    ]),
+    "go",
+    job("send", "--cid", 5, "--port", 2003, "--size", 4096, "--count", LATE_MSGS,
+        "--tag", "late"),
+    "go",
+])
+G2B_JOBS = job("send", "--cid", 5, "--port", 2004, "--size", 4096, "--count", AGAIN_MSGS,
+               "--tag", "again")
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+class Run:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="rtvio-vm-")
+        self.conf = os.path.join(self.tmp, "vmtest.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONF.format(dir=self.tmp, up=UP_MSGS, down=DOWN_MSGS, late=LATE_MSGS,
+                                again=AGAIN_MSGS))
+        self.guests, self.procs = [], []
+        self.broker = self.cell = None
+
+    def spawn(self, argv, name):
+        out = open(os.path.join(self.tmp, name + ".out"), "w")
+        err = open(os.path.join(self.tmp, name + ".err"), "w")
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def text(self, name, ext):
+        try:
+            with open(os.path.join(self.tmp, f"{name}.{ext}")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start_broker(self):
+        self.broker = self.spawn([RTVIO, "broker", self.conf], "broker")
+        want = [os.path.join(self.tmp, c + ".sock") for c in ("g1", "g2", "p", "control")]
+        end = time.time() + 10
+        while not all(os.path.exists(w) for w in want):
+            check(self.broker.poll() is None,
+                  "broker exited at start: " + self.text("broker", "err")[-800:])
+            check(time.time() < end, "broker sockets did not appear")
+            time.sleep(0.05)
+
+    def guest(self, name, cell, jobs, timeout=200):
+        g = vmlib.Guest(name, os.path.join(self.tmp, cell + ".sock"), jobs,
+                        os.path.join(self.tmp, name + ".console"), timeout)
+        self.guests.append(g)
+        return g
+
+    def stat(self):
+        r = subprocess.run([RTVIO, "stat", "--json", self.tmp], capture_output=True,
+                           text=True, timeout=10)
+        check(r.returncode == 0, "rtvio stat failed: " + r.stderr.strip())
+        return json.loads(r.stdout)
+
+    def cell_state(self, name):
+        for c in self.stat().get("cells", []):
+            if c.get("name") == name:
+                return c
+        raise Fail(f"rtvio stat does not list cell {name}")
+
+    def wait_state(self, name, pred, timeout, what):
+        end = time.time() + timeout
+        while True:
+            c = self.cell_state(name)
+            if pred(c.get("state")):
+                return c
+            check(time.time() < end, f"cell {name}: {what} (state {c.get('state')!r} "
+                  f"after {timeout} s)")
+            time.sleep(0.1)
+
+    def close(self):
+        for g in self.guests:
+            g.close()
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.wait()
+
+
+def guest_ok(g, tag, **want):
+    r = g.result(tag)
+    check(r is not None, f"guest {g.name}: no result for {tag} (console {g.log_path})")
+    check(r.get("status") == "ok", f"guest {g.name} {tag}: {r}")
+    for k, v in want.items():
+        check(r.get(k) == v, f"guest {g.name} {tag}: {k} = {r.get(k)}, want {v}: {r}")
+    return r
+
+
+def flow_rep(rep, name, role="recv"):
+    for f in rep.get("flows", []):
+        if f.get("name") == name and f.get("role") == role:
+            return f
+    raise Fail(f"process cell reports no {role} entry for {name}: {json.dumps(rep)[:600]}")
+
+
+def intact(rep, name, count):
+    f = flow_rep(rep, name)
+    check(f.get("messages") == count and f.get("lost") == 0 and f.get("corrupt") == 0
+          and f.get("reordered") == 0,
+          f"flow {name}: want {count} intact messages, got {json.dumps(f)[:400]}")
+
+
+class Tap:
+    def __init__(self, names):
+        self.names = names
+        self.n = 0
+        self.failed = 0
+        print(f"1..{len(names)}", flush=True)
+
+    def ok(self, key, note=""):
+        self.n += 1
+        print(f"ok {self.n} - {self.names[key]}" + (f" # {note}" if note else ""), flush=True)
+
+    def fail(self, key, why):
+        self.n += 1
+        self.failed += 1
+        print(f"not ok {self.n} - {self.names[key]}", flush=True)
+        for line in str(why).splitlines():
+            print("#   " + line, flush=True)
+
+
+CHECKS = {
+    "boot": "two guests boot, load the vsock stack and get their CIDs from the broker",
+    "bulk": f"guest to guest STREAM, {BULK_MSGS * BULK_SIZE} bytes, every byte checked",
+    "seq": "guest to guest SEQPACKET boundaries, 1 B to 200000 B",
+    "rtt": "guest to guest round trips (echo), every echo checked",
+    "up": "guest to process cell STREAM, checked by `rtvio cell`",
+    "down": "process cell to guest SEQPACKET, checked in the guest",
+    "deny": "connections no flow permits are refused (guest port, another cell's flow, cell port)",
+    "poweroff": "a guest that powers off exits cleanly and the broker releases it",
+    "carry": "the other guest carries on after the power-off",
+    "sigkill": "a QEMU killed with SIGKILL is cleaned up (broker alive, cell not connected)",
+    "reattach": "a new QEMU reattaches to the same socket and carries traffic",
+    "shutdown": "the broker stays healthy and exits 0 on SIGTERM",
+}
+
+
+def main():
+    tap = Tap(CHECKS)
+    done = set()
+
+    def report(key, fn):
+        if key in done:
+            return
+        done.add(key)
+        try:
+            note = fn()
+            tap.ok(key, note or "")
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            tap.fail(key, e if isinstance(e, (Fail, vmlib.VmError))
+                     else traceback.format_exc())
+            raise Skip(key)
+
+    class Skip(Exception):
+        pass
+
+    def on_alarm(sig, frm):
+        raise Fail(f"vmtest did not finish within {LIMIT:.0f} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(LIMIT))
+    run = None
+    try:
+        vmlib.image()
+        run = Run()
+        run.start_broker()
+        g1 = run.guest("g1", "g1", G1_JOBS)
+        g2 = run.guest("g2", "g2", G2_JOBS)
+
+        def boot():
+            g1.wait_for(lambda: g1.booted, 90, "boot")
+            g2.wait_for(lambda: g2.booted, 90, "boot")
+            for g, cid in ((g1, 3), (g2, 4)):
+                with open(g.log_path) as f:
+                    check(f"RTVIO-BOOT cid={cid}" in f.read(),
+                          f"guest {g.name} does not have CID {cid} (console {g.log_path})")
+        report("boot", boot)
+
+        # The process cell's sender gives up after a few seconds: start it once
+        # g1 listens on the port it sends to.
+        g1.wait_listen(2001, 60)
+        run.cell = run.spawn([RTVIO, "cell", run.conf, "p", "--json"], "cell-p")
+
+        g1.wait_for(lambda: g1.done is not None, 150, "end of its jobs")
+        rc1 = g1.wait_exit(30)
+        g2.wait_waiting(1, 60)
+
+        def bulk():
+            guest_ok(g1, "bulk", messages=BULK_MSGS)
+            r = guest_ok(g2, "bulk", messages=BULK_MSGS, bytes=BULK_MSGS * BULK_SIZE,
+                         corrupt=0, lost=0, reordered=0)
+            return f"{r['bytes'] / r['secs'] / 1e6:.1f} MB/s under TCG"
+        report_soft(report, "bulk", bulk)
+
+        def seq():
+            a = guest_ok(g1, "seq")
+            b = guest_ok(g2, "seq", corrupt=0)
+            check(a["messages"] == b["messages"] and b["messages"] > 100,
+                  f"sent {a['messages']}, received {b['messages']}")
+            return f"{b['messages']} sizes"
+        report_soft(report, "seq", seq)
+
+        def rtt():
+            r = guest_ok(g1, "rtt", messages=200, rtt_n=200, corrupt=0)
+            guest_ok(g2, "rtt")
+            return (f"round trip in the guest's clock: p50 {r['rtt_p50_us']:.0f} us, "
+                    f"p99 {r['rtt_p99_us']:.0f} us, max {r['rtt_max_us']:.0f} us (TCG)")
+        report_soft(report, "rtt", rtt)
+
+        def down():
+            guest_ok(g1, "down", messages=DOWN_MSGS, corrupt=0, lost=0, reordered=0)
+        report_soft(report, "down", down)
+
+        def deny():
+            for t in ("deny_guest", "deny_cell", "deny_port"):
+                guest_ok(g1, t)
+        report_soft(report, "deny", deny)
+
+        def poweroff():
+            check(g1.done == 0, f"guest g1: {g1.done} job(s) failed")
+            check(rc1 == 0, f"QEMU of g1 exited with {rc1}")
+            c = run.wait_state("g1", lambda s: s != "connected", 10, "still attached")
+            return f"state {c.get('state')}"
+        report_soft(report, "poweroff", poweroff)
+
+        def carry():
+            check(run.cell_state("g1").get("state") != "connected", "g1 still attached")
+            g2.go()
+            g2.wait_for(lambda: g2.result("late") is not None, 60, "result of late")
+            guest_ok(g2, "late", messages=LATE_MSGS)
+            g2.wait_waiting(2, 30)
+        report("carry", carry)
+
+        def sigkill():
+            check(run.cell_state("g2").get("state") == "connected", "g2 not attached")
+            g2.kill(signal.SIGKILL)
+            c = run.wait_state("g2", lambda s: s != "connected", 10, "still attached")
+            check(run.broker.poll() is None, "broker died: " + run.text("broker", "err")[-800:])
+            return f"state {c.get('state')}"
+        report("sigkill", sigkill)
+
+        def reattach():
+            g2b = run.guest("g2b", "g2", G2B_JOBS)
+            g2b.wait_for(lambda: g2b.done is not None, 120, "end of its jobs")
+            check(g2b.wait_exit(30) == 0, "QEMU of the reattached guest failed")
+            guest_ok(g2b, "again", messages=AGAIN_MSGS)
+        report("reattach", reattach)
+
+        # The process cell's own verdict on everything that came to it.
+        try:
+            rc = run.cell.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.cell.kill()
+            rc = None
+        try:
+            rep = json.loads(run.text("cell-p", "out"))
+        except ValueError:
+            rep = None
+        err = run.text("cell-p", "err")[-800:]
+
+        def up():
+            check(rep is not None, f"process cell (status {rc}) gave no report: {err}")
+            intact(rep, "up", UP_MSGS)
+            intact(rep, "late", LATE_MSGS)
+            intact(rep, "again", AGAIN_MSGS)
+            check(rc == 0, f"process cell exited {rc}: {err}")
+        report_soft(report, "up", up)
+
+        def shutdown():
+            check(run.broker.poll() is None, "broker died: " + run.text("broker", "err")[-800:])
+            run.broker.send_signal(signal.SIGTERM)
+            rc = run.broker.wait(timeout=15)
+            check(rc == 0, f"broker exit status {rc}: " + run.text("broker", "err")[-800:])
+        report("shutdown", shutdown)
+    except Skip:
+        pass
+    except Exception as e:  # noqa: BLE001 - a scenario step failed outside a check
+        why = e if isinstance(e, (Fail, vmlib.VmError)) else traceback.format_exc()
+        for key in CHECKS:
+            if key not in done:
+                done.add(key)
+                tap.fail(key, f"not run: {why}")
+    finally:
+        signal.alarm(0)
+        for key in CHECKS:
+            if key not in done:
+                tap.fail(key, "not run: an earlier step of the scenario failed")
+        if run:
+            run.close()
+            if tap.failed:
+                print(f"# logs kept in {run.tmp}", flush=True)
+            else:
+                subprocess.run(["rm", "-rf", run.tmp])
+    return 1 if tap.failed else 0
+
+
+def report_soft(report, key, fn):
+    """A check whose failure does not stop the scenario."""
+    try:
+        report(key, fn)
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ != "Skip":
+            raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
