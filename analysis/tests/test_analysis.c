@@ -543,6 +543,48 @@ static void test_opa_hand(void **state)
 	assert_int_equal(prio[2], 1);
 }
 
+/* OPA succeeds where deadline-monotonic fails (no platform costs):
+ *   a: C 800, q = Q 700, T 1000,  D 3000
+ *   b: C 800, q = Q 100, T 10000, D 4500
+ *   c: C 300, q = Q 200, T 10000, D 10000
+ * DM (a, b, c), flow b: B = Q_c = 200; L = 1800 -> a2: 2600 -> a3: 3400 -> a4: 4200 ->
+ * a5: 5000 -> a5 b1: 5000, one job. S = 200 + 700 + a: 1700 -> a floor(1.7)+1 = 2:
+ * 2500 -> 3300 -> 4100 -> 4900 -> a floor(4.9)+1 = 5: 4900; F = 5000 > 4500.
+ * OPA, level 3: a (b, c above, B = 0): L = 5900 (a6 b1 c1), 6 jobs; k=1: S = 100 +
+ * 800 + 300 = 1200, F = 1900; job k: S = 100 + (k-1)800 + 1100, F - (k-1)1000 =
+ * 1900 - (k-1)200: R_a = 1900 <= 3000, so a goes to the bottom. Level 2: b (c above,
+ * B = Q_a = 700): S = 700 + 700 + 300 = 1700, F = 1800 <= 4500. Level 1: c (B = 700):
+ * S = 700 + 100 = 800, F = 1000. Priorities c 1, b 2, a 3. */
+static void test_opa_beats_dm(void **state)
+{
+	struct an_flow f[3];
+	struct an_broker b = broker(AN_FP);
+	struct an_costs c[3];
+	struct an_flow_result r;
+	unsigned prio[3];
+
+	(void)state;
+	f[0] = costed("a", 800, 700, 700, 1000, 3000, 0);
+	f[1] = costed("b", 800, 100, 100, 10000, 4500, 0);
+	f[2] = costed("c", 300, 200, 200, 10000, 10000, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(an_flow_costs(&f[i], &b, &c[i]), 0);
+	an_assign_dm(f, 3, prio);
+	assert_int_equal(an_fp_flow(f, 3, &b, c, prio, 1, &r), 0);
+	assert_int_equal(r.response, 5000);
+	assert_int_equal(an_assign_opa(f, 3, &b, c, prio), 0);
+	assert_int_equal(prio[0], 3);
+	assert_int_equal(prio[1], 2);
+	assert_int_equal(prio[2], 1);
+	assert_int_equal(an_fp_flow(f, 3, &b, c, prio, 0, &r), 0);
+	assert_int_equal(r.response, 1900);
+	assert_int_equal(r.jobs, 6);
+	assert_int_equal(an_fp_flow(f, 3, &b, c, prio, 1, &r), 0);
+	assert_int_equal(r.response, 1800);
+	assert_int_equal(an_fp_flow(f, 3, &b, c, prio, 2, &r), 0);
+	assert_int_equal(r.response, 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_dm),
 		cmocka_unit_test(test_opa_hand),
+		cmocka_unit_test(test_opa_beats_dm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
