@@ -1077,7 +1077,8 @@ int gv_process(struct gv_stack *s)
 			return fail(s, r);
 		while ((r = vq_driver_get_used(&s->rxq, &tok, &len)) == 1) {
 			uint8_t *b = tok;
-			uint32_t i = (uint32_t)((uint64_t)(b - s->region - s->cfg.layout.rx_bufs) /
+			/* The token is our own pointer (core keeps it privately). */
+			uint32_t i = (uint32_t)(((uint64_t)(b - s->region) - s->cfg.layout.rx_bufs) /
 						s->cfg.layout.rx_buf_size);
 
 			rx_one(s, b, len);

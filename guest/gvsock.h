@@ -53,7 +53,7 @@ struct gv_layout {
 	uint64_t rx_bufs;        /* rx_buf_count buffers of rx_buf_size bytes */
 	uint32_t rx_buf_count;   /* = queue_size */
 	uint32_t rx_buf_size;
-	uint64_t tx_hdrs;        /* queue_size slots of GV_HDR_SIZE, 16-byte spaced */
+	uint64_t tx_hdrs;        /* queue_size header slots, 48 bytes apart */
 	uint64_t tx_bufs;        /* tx_slot_count slots of tx_payload bytes */
 	uint32_t tx_slot_count;
 	uint32_t tx_payload;

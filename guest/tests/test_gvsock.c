@@ -665,6 +665,131 @@ static void test_seqpacket_waits_for_tx_slots(void **state)
 	wire_fini(&w);
 }
 
+static void test_slow_socket_does_not_starve(void **state)
+{
+	/* One receiver never reads: its budget fills, and the RX buffers keep being
+	 * recycled, so another connection on the same cell moves 1 MiB meanwhile. */
+	static uint8_t buf[8192];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 4096 };
+	struct gv_stack *a, *b;
+	int s1, c1, s2, c2;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_STREAM, &s1, &c1);
+	pair(&w, GV_SOCK_STREAM, &s2, &c2);
+	memset(buf, 1, sizeof(buf));
+	assert_int_equal(gv_send(b, c1, buf, sizeof(buf), false), 4096);
+	wire_run(&w, 100);
+	assert_int_equal(gv_send(b, c1, buf, 1, false), -EAGAIN);
+	stream_transfer(&w, s2, c2, 1u << 20, 5);
+	/* The slow one still holds exactly its 4096 bytes, intact. */
+	assert_int_equal(gv_recv(a, s1, buf, sizeof(buf), GV_MSG_PEEK, NULL), 4096);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(buf[i], 1);
+	wire_fini(&w);
+}
+
+static void test_seqpacket_oversize_from_peer(void **state)
+{
+	/* A peer that ignores gv_max_message sends a message longer than our whole
+	 * budget (within credit, packet by packet): we hand out its first buf_alloc
+	 * bytes with TRUNC, drop the rest up to EOM, and the next message is whole. */
+	static uint8_t pkt[GV_HDR_SIZE + 2048], buf[8192];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 5120 }; /* buf_alloc 4096 */
+	struct gv_stack *a, *b;
+	int s, c;
+	uint32_t lp;
+	unsigned int fl;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	gv_sock_name(b, c, &lp, NULL, NULL);
+	struct vsock_hdr h = { .src_cid = 3, .dst_cid = 4, .src_port = PORT, .dst_port = lp,
+			       .type = VSOCK_TYPE_SEQPACKET, .op = VSOCK_OP_RW, .len = 2048,
+			       .buf_alloc = 4096 };
+
+	for (int i = 0; i < 2; i++) {
+		memset(pkt + GV_HDR_SIZE, 'a' + i, 2048);
+		vsock_hdr_encode(&h, pkt);
+		assert_int_equal(wire_inject(&w.c[1], pkt, sizeof(pkt), sizeof(pkt)), 1);
+	}
+	assert_true(gv_process(b) >= 0);
+	assert_true(gv_poll_events(b, c) & GV_POLLIN);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 4096);
+	assert_int_equal(fl, GV_MSG_TRUNC);
+	assert_int_equal(buf[0], 'a');
+	assert_int_equal(buf[4095], 'b');
+	/* The tail of that message is dropped, its credit given back. */
+	h.flags = VSOCK_SEQ_EOM;
+	h.len = 100;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, GV_HDR_SIZE + 100, GV_HDR_SIZE + 100), 1);
+	assert_true(gv_process(b) >= 0);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), -EAGAIN);
+	h.len = 7;
+	memset(pkt + GV_HDR_SIZE, 'z', 7);
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, GV_HDR_SIZE + 7, GV_HDR_SIZE + 7), 1);
+	assert_true(gv_process(b) >= 0);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 7);
+	assert_int_equal(fl, 0);
+	assert_int_equal(buf[6], 'z');
+	/* Every byte counts as consumed, dropped ones too: asked for credit, the
+	 * cell reports all 4203 bytes forwarded and its whole buffer free. */
+	h.op = VSOCK_OP_CREDIT_REQUEST;
+	h.flags = 0;
+	h.len = 0;
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, GV_HDR_SIZE, GV_HDR_SIZE), 1);
+	assert_true(gv_process(b) >= 0);
+	wire_run(&w, 100);
+	assert_int_equal(w.c[1].last.op, VSOCK_OP_CREDIT_UPDATE);
+	assert_int_equal(w.c[1].last.fwd_cnt, 4096 + 100 + 7);
+	assert_int_equal(w.c[1].last.buf_alloc, 4096);
+	(void)a;
+	wire_fini(&w);
+}
+
+static void test_listener_close_resets_waiting(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int l, c1, c2;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	l = gv_socket(a, GV_SOCK_STREAM);
+	assert_int_equal(gv_listen(a, l, PORT, 4), 0);
+	c1 = gv_socket(b, GV_SOCK_STREAM);
+	c2 = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c1, 3, PORT), -EINPROGRESS);
+	assert_int_equal(gv_connect(b, c2, 3, PORT), -EINPROGRESS);
+	wire_run(&w, 100);
+	assert_true(gv_poll_events(b, c1) & GV_POLLOUT);
+	/* Data sent to a not-yet-accepted connection is kept for it. */
+	assert_int_equal(gv_send(b, c1, "early", 5, false), 5);
+	wire_run(&w, 100);
+	assert_int_equal(gv_close(a, l), 0);
+	wire_run(&w, 100);
+	assert_int_equal(gv_sock_error(b, c1), -ECONNRESET);
+	assert_int_equal(gv_sock_error(b, c2), -ECONNRESET);
+	/* The table is empty again on the listening side. */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(gv_socket(a, GV_SOCK_STREAM), i);
+	wire_fini(&w);
+}
+
 /* ---- shutdown and close ---- */
 
 static void test_shutdown_eof(void **state)
@@ -1007,6 +1132,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_seqpacket_flow),
 		cmocka_unit_test(test_seqpacket_credit_request),
 		cmocka_unit_test(test_seqpacket_waits_for_tx_slots),
+		cmocka_unit_test(test_slow_socket_does_not_starve),
+		cmocka_unit_test(test_seqpacket_oversize_from_peer),
+		cmocka_unit_test(test_listener_close_resets_waiting),
 		cmocka_unit_test(test_shutdown_eof),
 		cmocka_unit_test(test_close_with_data_in_flight),
 		cmocka_unit_test(test_reset_by_peer),

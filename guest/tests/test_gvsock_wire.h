@@ -41,8 +41,9 @@ struct cell {
 	uint8_t pkt[WIRE_MAX_PKT];
 	uint32_t pkt_len; /* header + payload */
 	uint32_t done;    /* payload bytes delivered */
-	/* Packets seen leaving this cell, by op. */
+	/* Packets seen leaving this cell, by op, and the last header. */
 	unsigned int sent_ops[8];
+	struct vsock_hdr last;
 };
 
 struct wire {
@@ -233,6 +234,7 @@ static inline int wire_move(struct wire *w, struct cell *src, struct cell *dst)
 				vsock_hdr_decode(&h, src->pkt);
 				if (h.op < 8)
 					src->sent_ops[h.op]++;
+				src->last = h;
 				/* Like the broker: a header that lies about the payload or
 				 * a spoofed source is not delivered. */
 				if (off < GV_HDR_SIZE || h.len != off - GV_HDR_SIZE ||
