@@ -65,15 +65,20 @@ class Config:
             raise VmError(f"{path}: {e}")
         self.path = path
         self.socket_dir = cp.get("broker", "socket_dir", fallback="/tmp/rtvio")
-        self.cells, self.flows = {}, {}
+        self.policy = cp.get("broker", "policy", fallback="fp").strip()
+        self.cells, self.flows, workloads = {}, {}, {}
         for sec in cp.sections():
             kind, _, name = " ".join(sec.split()).partition(" ")
-            if kind == "cell":
+            if kind == "workload":
+                w = cp[sec]
+                workloads[w.get("flow", "").strip()] = w
+            elif kind == "cell":
                 c = cp[sec]
                 self.cells[name] = {
                     "name": name, "cid": int(c.get("cid", "0")),
                     "vm": c.get("vm", "no").strip().lower() in ("yes", "true", "1", "on"),
                     "memory": size(c.get("memory", "256MiB")),
+                    "cpu": c.get("cpu", "").strip() or None,
                 }
             elif kind == "flow":
                 f = cp[sec]
@@ -84,13 +89,60 @@ class Config:
                     "size": size(f.get("size", "1")),
                     "period": seconds(f["period"]) if "period" in f else None,
                     "best_effort": f.get("class", "real-time").strip() == "best-effort",
+                    "deadline": seconds(f["deadline"]) if "deadline" in f else None,
                 }
+        for name, w in workloads.items():
+            f = self.flows.get(name)
+            if not f:
+                continue
+            f["pattern"] = w.get("pattern", "").strip() or None
+            if "size" in w:
+                f["size"] = size(w["size"])
+            if "period" in w:
+                f["period"] = seconds(w["period"])
+            if "count" in w:
+                f["count"] = int(w["count"])
 
     def vm_cells(self):
         return [c for c in self.cells.values() if c["vm"]]
 
     def sock(self, cell):
         return os.path.join(self.socket_dir, cell + ".sock")
+
+    def auto_jobs(self, cell, duration=None, count=1000):
+        """What `rtvio cell` would run for `cell`, as rtvio-guest jobs (one parallel
+        step): a sender on each flow it starts (periodic for real-time flows, as fast
+        as credit allows for best-effort ones) and a receiver on each flow it ends.
+        Between two guests the receiver echoes and the sender measures round trips:
+        the guests' clocks are not the host's, so one-way latency cannot be measured
+        there. Each job is tagged with its flow's name."""
+        jobs = []
+        for f in self.flows.values():
+            if f.get("pattern") == "off" or cell not in (f["from"], f["to"]):
+                continue
+            src, dst = self.cells.get(f["from"]), self.cells.get(f["to"])
+            if not src or not dst:
+                continue
+            n = f.get("count", count)
+            span = ["--duration", duration] if duration and "count" not in f else ["--count", n]
+            if f["from"] == cell:
+                sz = max(f["size"], 32) if f["type"] == "stream" else f["size"]
+                a = ["send", "--cid", dst["cid"], "--port", f["port"], "--type", f["type"],
+                     "--size", min(sz, 200000), "--tag", f["name"]] + span
+                periodic = f.get("pattern") == "periodic" or (
+                    f.get("pattern") is None and not f["best_effort"])
+                if periodic and f["period"]:
+                    a += ["--period", int(f["period"] * 1e9)]
+                if dst["vm"]:
+                    a.append("--rtt")
+            elif src["vm"]:
+                a = ["echo", "--port", f["port"], "--type", f["type"], "--tag", f["name"]]
+            else:
+                a = ["recv", "--port", f["port"], "--type", f["type"], "--tag", f["name"]] + span
+            if duration:
+                a += ["--timeout", int(float(duration) + 120)]
+            jobs.append(",".join(str(x) for x in a))
+        return "+".join(jobs)
 
 
 def qemu_argv(sock, jobs="", memory_mib=256, append=""):
@@ -130,7 +182,7 @@ class Guest:
     """One QEMU guest. Its console goes to a log file and is parsed as it arrives:
     RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
 
-    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256):
+    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None):
         self.name = name
         self.log_path = log_path
         self.results, self.listening = [], set()
@@ -139,7 +191,10 @@ class Guest:
         self.booted = False
         self.cond = threading.Condition()
         # timeout(1) is the last resort should this process itself die.
-        argv = ["timeout", "-s", "KILL", str(int(timeout))] + qemu_argv(sock, jobs, memory_mib)
+        argv = ["timeout", "-s", "KILL", str(int(timeout))]
+        if cpu is not None:
+            argv += ["taskset", "-c", str(cpu)]
+        argv += qemu_argv(sock, jobs, memory_mib)
         self.log = open(log_path, "w")
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
