@@ -375,6 +375,8 @@ void gv_get_stats(const struct gv_stack *s, struct gv_stats *out)
 
 /* ---- transmit ------------------------------------------------------------------------ */
 
+static int fail(struct gv_stack *s, int err);
+
 static bool tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay)
 {
 	return !s->dead && s->n_hdr_free >= npkt && s->n_pay_free >= npay &&
@@ -413,8 +415,7 @@ static void tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *pa
 		if (e->pay != GV_NONE)
 			s->pay_free[s->n_pay_free++] = e->pay;
 		s->hdr_free[s->n_hdr_free++] = hs;
-		s->dead = -GV_EIO;
-		s->st.ring_errors++;
+		(void)fail(s, r);
 		return;
 	}
 	s->tx_dirty = true;
@@ -502,6 +503,7 @@ static void rst_reply(struct gv_stack *s, const struct vsock_hdr *in)
 		.type = in->type,
 		.op = VSOCK_OP_RST,
 	};
+	struct gv_rst *q;
 
 	/* Older replies go first; queue this one behind them. */
 	if (s->rst_count == 0 && tx_room(s, 1, 0)) {
@@ -509,11 +511,11 @@ static void rst_reply(struct gv_stack *s, const struct vsock_hdr *in)
 		return;
 	}
 	if (s->rst_count == GV_RSTQ) {
+		/* The peer's connect times out instead: bounded memory wins. */
 		s->st.rst_dropped++;
 		return;
 	}
-	struct gv_rst *q = &s->rstq[(s->rst_head + s->rst_count++) % GV_RSTQ];
-
+	q = &s->rstq[(s->rst_head + s->rst_count++) % GV_RSTQ];
 	q->cid = in->src_cid;
 	q->dst_port = in->src_port;
 	q->src_port = in->dst_port;
@@ -1025,12 +1027,13 @@ static void wake_tx_blocked(struct gv_stack *s)
 	}
 }
 
+/* The broker broke the ring rules (core's error err): the stack is dead for good. */
 static int fail(struct gv_stack *s, int err)
 {
+	(void)err; /* core's reason; the port learns -EIO, the stats count it */
 	if (!s->dead) {
 		s->dead = -GV_EIO;
 		s->st.ring_errors++;
-		(void)err;
 		/* Nothing can be sent or received any more: every connection is gone. */
 		for (uint32_t i = 0; i < s->cfg.max_sockets; i++) {
 			struct gv_sock *k = &s->sk[i];
