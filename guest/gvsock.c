@@ -596,6 +596,9 @@ static void sock_setup(struct gv_stack *s, struct gv_sock *k, unsigned int type)
 		k->eom = (uint64_t *)(void *)mem;
 		k->eor = k->eom + rcap / 64;
 		k->rbuf = mem + 2 * (rcap / 8);
+		/* A previous socket in this slot may have left marks of unread
+		 * messages behind. */
+		memset(mem, 0, 2 * (rcap / 8));
 	} else {
 		rcap = s->cfg.rcvbuf;
 		k->rbuf = mem;

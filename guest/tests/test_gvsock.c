@@ -628,6 +628,39 @@ static void test_seqpacket_credit_request(void **state)
 	wire_fini(&w);
 }
 
+static void test_seqpacket_slot_reuse(void **state)
+{
+	/* A SEQPACKET socket closed with unread messages leaves nothing behind: the
+	 * next connection in the same slot sees its own boundaries only. */
+	static uint8_t buf[512];
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int s, c, s2, c2;
+	unsigned int fl;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(gv_send(b, c, buf, 10, false), 10);
+	wire_run(&w, 100);
+	assert_int_equal(gv_close(a, s), 0);
+	wire_run(&w, 100);
+	assert_int_equal(gv_close(b, c), 0);
+	wire_run(&w, 100);
+	pair(&w, GV_SOCK_SEQPACKET, &s2, &c2);
+	assert_int_equal(s2, s);
+	memset(buf, 7, sizeof(buf));
+	assert_int_equal(gv_send(b, c2, buf, 100, false), 100);
+	wire_run(&w, 100);
+	assert_int_equal(gv_recv(a, s2, buf, sizeof(buf), 0, &fl), 100);
+	assert_int_equal(fl, 0);
+	wire_fini(&w);
+}
+
 static void test_seqpacket_waits_for_tx_slots(void **state)
 {
 	/* Messages need all their TX slots at once: with 2 slots of 4 KiB a 9 KiB
@@ -1131,6 +1164,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_seqpacket_boundaries),
 		cmocka_unit_test(test_seqpacket_flow),
 		cmocka_unit_test(test_seqpacket_credit_request),
+		cmocka_unit_test(test_seqpacket_slot_reuse),
 		cmocka_unit_test(test_seqpacket_waits_for_tx_slots),
 		cmocka_unit_test(test_slow_socket_does_not_starve),
 		cmocka_unit_test(test_seqpacket_oversize_from_peer),
