@@ -102,6 +102,12 @@ class = best-effort
 [workload again]
 flow = again
 count = {again}
+[flow doomed]
+from = g2
+to = p:2005
+type = stream
+size = 4KiB
+class = best-effort
 """
 
 
@@ -132,6 +138,9 @@ G2_JOBS = ";".join([
     job("send", "--cid", 5, "--port", 2003, "--size", 4096, "--count", LATE_MSGS,
         "--tag", "late"),
     "go",
+    # Sends until its QEMU is killed.
+    job("send", "--cid", 5, "--port", 2005, "--size", 4096, "--count", 10**9,
+        "--tag", "doomed"),
 ])
 G2B_JOBS = job("send", "--cid", 5, "--port", 2004, "--size", 4096, "--count", AGAIN_MSGS,
                "--tag", "again")
@@ -193,6 +202,12 @@ class Run:
                            text=True, timeout=10)
         check(r.returncode == 0, "rtvio stat failed: " + r.stderr.strip())
         return json.loads(r.stdout)
+
+    def flow_bytes(self, name):
+        for f in self.stat().get("flows", []):
+            if f.get("name") == name:
+                return f.get("bytes", 0)
+        raise Fail(f"rtvio stat does not list flow {name}")
 
     def cell_state(self, name):
         for c in self.stat().get("cells", []):
@@ -269,12 +284,14 @@ CHECKS = {
     "bulk": f"guest to guest STREAM, {BULK_MSGS * BULK_SIZE} bytes, every byte checked",
     "seq": "guest to guest SEQPACKET boundaries, 1 B to 200000 B",
     "rtt": "guest to guest round trips (echo), every echo checked",
-    "up": "guest to process cell STREAM, checked by `rtvio cell`",
+    "up": "guests to process cell STREAM, checked by `rtvio cell` (before and after the "
+          "power-off and the restart); the killed guest's connection is reset there",
     "down": "process cell to guest SEQPACKET, checked in the guest",
     "deny": "connections no flow permits are refused (guest port, another cell's flow, cell port)",
     "poweroff": "a guest that powers off exits cleanly and the broker releases it",
     "carry": "the other guest carries on after the power-off",
-    "sigkill": "a QEMU killed with SIGKILL is cleaned up (broker alive, cell not connected)",
+    "sigkill": "a QEMU killed with SIGKILL mid-transfer is cleaned up (broker alive, cell "
+               "not connected)",
     "reattach": "a new QEMU reattaches to the same socket and carries traffic",
     "shutdown": "the broker stays healthy and exits 0 on SIGTERM",
 }
@@ -378,6 +395,11 @@ def main():
 
         def sigkill():
             check(run.cell_state("g2").get("state") == "connected", "g2 not attached")
+            g2.go()
+            end = time.time() + 60
+            while run.flow_bytes("doomed") < 256 * 1024:
+                check(time.time() < end, "flow doomed did not start")
+                time.sleep(0.2)
             g2.kill(signal.SIGKILL)
             c = run.wait_state("g2", lambda s: s != "connected", 10, "still attached")
             check(run.broker.poll() is None, "broker died: " + run.text("broker", "err")[-800:])
@@ -408,7 +430,12 @@ def main():
             intact(rep, "up", UP_MSGS)
             intact(rep, "late", LATE_MSGS)
             intact(rep, "again", AGAIN_MSGS)
-            check(rc == 0, f"process cell exited {rc}: {err}")
+            d = flow_rep(rep, "doomed")
+            check(d.get("messages", 0) > 0 and d.get("corrupt") == 0
+                  and d.get("status") == "reset",
+                  "the killed guest's connection was not reset cleanly: " + json.dumps(d))
+            check(rc in (0, 1), f"process cell exited {rc}: {err}")
+            return f"process cell exit {rc} (a reset flow counts as not completed)"
         report_soft(report, "up", up)
 
         def shutdown():
