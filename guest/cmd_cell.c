@@ -701,11 +701,6 @@ int cmd_cell(int argc, char **argv)
 		status = 1;
 		goto out_cell;
 	}
-	/* Whatever the cell touches from now on stays in RAM. */
-	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0 && r->cell->rt_priority > 0)
-		fprintf(stderr, "rtvio cell %s: warning: mlockall not permitted (%s)\n", name,
-			strerror(errno));
-
 	for (int i = 0; i < r->nw; i++) {
 		if (pthread_create(&r->w[i].th, NULL, thread_main, &r->w[i])) {
 			fprintf(stderr, "rtvio cell %s: cannot start a thread\n", name);
@@ -716,6 +711,12 @@ int cmd_cell(int argc, char **argv)
 		}
 		r->w[i].started = true;
 	}
+	/* Everything the flows touch is allocated by now (buffers, thread stacks):
+	 * keep it in RAM. Not MCL_FUTURE, which under a small RLIMIT_MEMLOCK would
+	 * turn later allocations into failures. */
+	if (mlockall(MCL_CURRENT) < 0 && r->cell->rt_priority > 0)
+		fprintf(stderr, "rtvio cell %s: warning: mlockall not permitted (%s)\n", name,
+			strerror(errno));
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "ready\n", 6) != 6) {
 			/* The parent is gone or does not care: nothing to do about it. */
