@@ -799,10 +799,16 @@ static void ingest_cell(struct dp *dp, uint32_t s, uint64_t now)
 				return;
 			}
 			c->tx_empty_at = now;
-			if (dp->cfg->broker.poll || !vq_device_enable_notify(c->tx))
+			/* Sleeping on kicks: ask for one, once per drained ring (a full
+			 * fence each time), and look again in case packets came meanwhile. */
+			if (dp->cfg->broker.poll || c->tx_armed)
 				return;
-			continue; /* packets arrived while we re-enabled kicks */
+			c->tx_armed = true;
+			if (!vq_device_enable_notify(c->tx))
+				return;
+			continue;
 		}
+		c->tx_armed = false;
 		/* A TX chain is header + payload, all device-readable, and its length
 		 * matches the header exactly; anything else is a hostile ring. */
 		if (ch.n_seg != ch.n_out || ch.out_len < VSOCK_HDR_SIZE) {
@@ -1122,6 +1128,7 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c->tx = tx;
 	c->attached = true;
 	c->break_err = 0;
+	c->tx_armed = true;
 	c->tx_empty_at = dp->now;
 	bit_set(dp->attmap, cell);
 	c->broken = false;

@@ -97,6 +97,7 @@ struct dp_cell {
 	uint32_t nconn;            /* connections this cell opened */
 	uint64_t tx_empty_at;      /* last pass that found the TX ring empty */
 	int break_err;             /* a ring error to act on at the next pass */
+	bool tx_armed;             /* kicks requested since the TX ring last drained */
 	uint32_t n_spare;
 	struct dp_rx spare[DP_RX_SPARE];
 	uint64_t refused, resets;
