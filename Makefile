@@ -43,6 +43,13 @@ test-tsan: deps build-tsan/build.ninja
 demo: all
 	build/rtvio demo
 
+# The standard benchmark set (under 15 minutes) into bench/results/latest/. iceoryx
+# and rt-tests come first so that the build finds iceoryx's C binding.
+bench:
+	@$(DEPS) bench
+	$(MAKE) all
+	build/rtvio bench
+
 # The guest image is cached in scripts/vm/out/; timeout(1) is the last resort should a
 # QEMU or the driver itself hang (the driver bounds every step well below it).
 vmtest: all

@@ -1,0 +1,29 @@
+/* `rtvio bench`: shared declarations of the scenario runner, the transport peers and
+ * the report writer. Not real-time code except the peers' send and receive loops. */
+#ifndef RTVIO_BENCH_BENCH_H
+#define RTVIO_BENCH_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_SCHEMA "rtvio-bench/1"
+
+/* `rtvio bench peer ...`: one end of one measured transport (hidden sub-mode that
+ * the scenarios start as separate processes). */
+int bench_peer_main(int argc, char **argv);
+
+/* The iceoryx transport (bench/peer_iox.c); -ENOTSUP when built without it. */
+struct peer_args;
+int bench_iox_available(void);
+int bench_iox_send(const struct peer_args *a);
+int bench_iox_recv(const struct peer_args *a);
+
+/* Report generation from a results document (schema BENCH_SCHEMA): writes
+ * DIR/report.md, DIR/plots/<name>.dat and DIR/plots/plots.gp, and runs gnuplot on the
+ * script unless run_gnuplot is false. Returns 0 or a negative errno; a missing
+ * gnuplot is not an error (the report says so). */
+int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot);
+
+#endif

@@ -1,0 +1,754 @@
+/* `rtvio bench peer send|recv TRANSPORT PATH [options]`: the two measuring ends of one
+ * `rtvio bench` run (see peer.h for the message discipline). The scenarios start a
+ * receiver, wait for its "ready" line, start a sender, and read the receiver's JSON
+ * result from its stdout. Hidden from `rtvio bench --help`: it is plumbing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/clock.h"
+#include "../common/rtmsg.h"
+#include "../guest/port_posix.h"
+#include "../platform/fit.h"
+#include "bench.h"
+#include "peer.h"
+
+#define CONNECT_WAIT_NS (10ull * RTVIO_NSEC_PER_SEC)
+
+/* ---- Message discipline ------------------------------------------------------------ */
+
+void peer_fill_payload(uint8_t *m, size_t len, uint64_t base)
+{
+	uint8_t b = (uint8_t)(base + RTMSG_HDR);
+
+	for (size_t k = RTMSG_HDR; k < len; k++)
+		m[k] = b++;
+}
+
+void peer_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns)
+{
+	uint8_t hdr[RTMSG_HDR] = { 0 };
+
+	rtmsg_put32(hdr, RTMSG_MAGIC);
+	rtmsg_put32(hdr + 4, (uint32_t)len);
+	rtmsg_put64(hdr + 8, seq);
+	rtmsg_put64(hdr + 16, stamp_ns);
+	rtmsg_put32(hdr + 24, rtmsg_fnv(2166136261u, hdr, RTMSG_HDR));
+	memcpy(m, hdr, RTMSG_HDR);
+}
+
+static bool payload_ok(const uint8_t *m, size_t len, uint64_t base)
+{
+	uint8_t b = (uint8_t)(base + RTMSG_HDR);
+	uint8_t diff = 0;
+
+	for (size_t k = RTMSG_HDR; k < len; k++)
+		diff |= (uint8_t)(m[k] ^ b++);
+	return !diff;
+}
+
+void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t now_ns)
+{
+	uint8_t hdr[RTMSG_HDR];
+	uint64_t seq, stamp;
+	bool check_payload;
+
+	memcpy(hdr, m, RTMSG_HDR);
+	rtmsg_put32(hdr + 24, 0);
+	if (len < RTMSG_HDR || rtmsg_get32(m) != RTMSG_MAGIC || rtmsg_get32(m + 4) != len ||
+	    rtmsg_get32(m + 24) != rtmsg_fnv(2166136261u, hdr, RTMSG_HDR)) {
+		rx->corrupt++;
+		return;
+	}
+	seq = rtmsg_get64(m + 8);
+	stamp = rtmsg_get64(m + 16);
+	check_payload = !rx->throughput || seq % 64 == 0;
+	if (check_payload && !payload_ok(m, len, rx->throughput ? 0 : seq)) {
+		rx->corrupt++;
+		return;
+	}
+	if (seq < rx->next_seq) {
+		rx->reordered++;
+	} else {
+		rx->lost += seq - rx->next_seq;
+		rx->next_seq = seq + 1;
+	}
+	if (!rx->messages)
+		rx->first_stamp = stamp;
+	rx->messages++;
+	rx->bytes += len;
+	rx->last_arrival = now_ns;
+	if (!rx->throughput && rx->nlat < rx->cap)
+		rx->lat_ns[rx->nlat++] = now_ns >= stamp ? (double)(now_ns - stamp) : 0;
+}
+
+void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status)
+{
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, "status", json_string(status));
+	json_object_set_new(doc, "messages", json_integer((json_int_t)rx->messages));
+	json_object_set_new(doc, "bytes", json_integer((json_int_t)rx->bytes));
+	json_object_set_new(doc, "lost", json_integer((json_int_t)rx->lost));
+	json_object_set_new(doc, "reordered", json_integer((json_int_t)rx->reordered));
+	json_object_set_new(doc, "corrupt", json_integer((json_int_t)rx->corrupt));
+	if (a->throughput) {
+		double s = rx->messages > 1 && rx->last_arrival > rx->first_stamp
+				   ? (double)(rx->last_arrival - rx->first_stamp) / 1e9 : 0;
+
+		json_object_set_new(doc, "seconds", json_real(s));
+		json_object_set_new(doc, "gbps", s > 0 ? json_real((double)rx->bytes / s / 1e9)
+						     : json_null());
+		json_object_set_new(doc, "msgps", s > 0 ? json_real((double)rx->messages / s)
+						      : json_null());
+	} else if (rx->nlat) {
+		json_t *lat = json_object(), *cdf = json_array();
+		double *v = rx->lat_ns;
+		size_t n = rx->nlat;
+		static const struct { const char *k; double p; } q[] = {
+			{ "min", 0 }, { "p50", 50 }, { "p90", 90 }, { "p99", 99 },
+			{ "p999", 99.9 }, { "max", 100 },
+		};
+
+		fit_summarize(v, n, &(struct summary){ 0 });
+		for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+			json_object_set_new(lat, q[i].k,
+					    json_real(fit_percentile_sorted(v, n, q[i].p) / 1e3));
+		json_object_set_new(doc, "latency_us", lat);
+		/* A 100-point CDF (every percentile) is enough for the plots. */
+		for (int p = 1; p <= 100; p++)
+			json_array_append_new(cdf, json_real(fit_percentile_sorted(v, n, p) / 1e3));
+		json_object_set_new(doc, "cdf_us", cdf);
+	}
+	json_dumpf(doc, stdout, JSON_COMPACT);
+	printf("\n");
+	fflush(stdout);
+	json_decref(doc);
+}
+
+void peer_setup_sched(const struct peer_args *a)
+{
+	if (a->cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(a->cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0)
+			fprintf(stderr, "rtvio bench peer: warning: cannot pin to cpu %d: %s\n",
+				a->cpu, strerror(errno));
+	}
+	if (a->prio > 0) {
+		struct sched_param sp = { .sched_priority = a->prio };
+
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+			fprintf(stderr, "rtvio bench peer: warning: SCHED_FIFO %d not permitted: %s\n",
+				a->prio, strerror(errno));
+	}
+	mlockall(MCL_CURRENT | MCL_FUTURE);
+}
+
+void peer_ready(void)
+{
+	printf("ready\n");
+	fflush(stdout);
+}
+
+/* ---- Transport operations ------------------------------------------------------------ */
+
+struct conn {
+	const struct peer_args *a;
+	int fd;			/* socket or FIFO */
+	struct rtvio_cell *cell;
+	int id;			/* rtvio socket */
+	struct shm_ring *ring;
+	size_t ring_map;
+};
+
+/* The floor: a byte ring in a shared file between exactly two processes, with
+ * futex wake-ups when a side has to wait (both ends share cpu 0, so neither may
+ * spin). head is written by the sender only, tail by the receiver only. */
+#define SHM_RING_BYTES (4u << 20)
+struct shm_ring {
+	_Atomic uint64_t head;		/* sender: bytes published */
+	char pad0[56];
+	_Atomic uint64_t tail;		/* receiver: bytes consumed */
+	char pad1[56];
+	_Atomic uint32_t data_seq;	/* sender bumps it to wake a waiting receiver */
+	_Atomic uint32_t rx_waiting;	/* receiver: it is (about to be) asleep on data_seq */
+	_Atomic uint32_t space_seq;	/* receiver bumps it to wake a waiting sender */
+	_Atomic uint32_t tx_waiting;	/* sender: it is (about to be) asleep on space_seq */
+	_Atomic uint32_t closed;	/* sender: no more data */
+	char pad2[44];
+	uint8_t data[SHM_RING_BYTES];	/* sender writes [tail, head + free), receiver reads */
+};
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* After publishing an index: wake the other side if it said it sleeps. The seq_cst
+ * store of the index and this seq_cst load of the flag order like Dekker's: either
+ * the sleeper sees the new index on its re-check, or we see its flag. */
+static void shm_wake(_Atomic uint32_t *waiting, _Atomic uint32_t *seq)
+{
+	if (atomic_load(waiting)) {
+		atomic_store(waiting, 0);
+		atomic_fetch_add(seq, 1);
+		futex_wake(seq);
+	}
+}
+
+static ssize_t shm_write(struct shm_ring *r, const uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	while (done < len) {
+		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		size_t space = SHM_RING_BYTES - (size_t)(head - tail), n, off, first;
+
+		if (!space) {
+			uint32_t s = atomic_load(&r->space_seq);
+
+			atomic_store(&r->tx_waiting, 1);
+			if (atomic_load(&r->tail) == tail)
+				futex_wait(&r->space_seq, s);
+			continue;
+		}
+		n = len - done < space ? len - done : space;
+		off = (size_t)(head % SHM_RING_BYTES);
+		first = n < SHM_RING_BYTES - off ? n : SHM_RING_BYTES - off;
+		memcpy(r->data + off, buf + done, first);
+		memcpy(r->data, buf + done + first, n - first);
+		head += n;
+		done += n;
+		/* Release: the bytes above before the index that exposes them. */
+		atomic_store(&r->head, head);
+		shm_wake(&r->rx_waiting, &r->data_seq);
+	}
+	return (ssize_t)len;
+}
+
+static ssize_t shm_read(struct shm_ring *r, uint8_t *buf, size_t len)
+{
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+
+	for (;;) {
+		/* Acquire: the bytes below head were written before head was. */
+		uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+		size_t avail = (size_t)(head - tail), n, off, first;
+
+		if (!avail) {
+			uint32_t s;
+
+			if (atomic_load(&r->closed) && atomic_load(&r->head) == tail)
+				return 0;
+			s = atomic_load(&r->data_seq);
+			atomic_store(&r->rx_waiting, 1);
+			if (atomic_load(&r->head) == tail && !atomic_load(&r->closed))
+				futex_wait(&r->data_seq, s);
+			continue;
+		}
+		n = len < avail ? len : avail;
+		off = (size_t)(tail % SHM_RING_BYTES);
+		first = n < SHM_RING_BYTES - off ? n : SHM_RING_BYTES - off;
+		memcpy(buf, r->data + off, first);
+		memcpy(buf + first, r->data, n - first);
+		/* Release: our reads of the bytes are done before the sender may reuse them. */
+		atomic_store(&r->tail, tail + n);
+		shm_wake(&r->tx_waiting, &r->space_seq);
+		return (ssize_t)n;
+	}
+}
+
+static void shm_close(struct shm_ring *r)
+{
+	atomic_store(&r->closed, 1);
+	atomic_fetch_add(&r->data_seq, 1);
+	futex_wake(&r->data_seq);
+}
+
+static int set_sndbuf(int fd, size_t want)
+{
+	int v = want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	return 0;
+}
+
+static int unix_type(enum peer_transport tr)
+{
+	return tr == PT_UNIX_SEQPACKET ? SOCK_SEQPACKET : SOCK_STREAM;
+}
+
+static int fill_sun(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun->sun_path, path);
+	return 0;
+}
+
+static int rtvio_attach(struct conn *c)
+{
+	struct rtvio_cell_opts opts = { 0 };
+	char err[256];
+
+	opts.rx_buf_size = 4096 + GV_HDR_SIZE;
+	opts.attach_wait_ms = 10000;
+	c->cell = rtvio_cell_open(c->a->path, c->a->region, &opts, err, sizeof(err));
+	if (!c->cell) {
+		fprintf(stderr, "rtvio bench peer: %s\n", err);
+		return -errno;
+	}
+	return 0;
+}
+
+/* Receiver: creates the endpoint, says ready, waits for the sender. */
+static int open_recv(struct conn *c)
+{
+	const struct peer_args *a = c->a;
+	struct sockaddr_un sun;
+	int lfd, err;
+
+	switch (a->tr) {
+	case PT_RTVIO: {
+		int lid;
+
+		err = rtvio_attach(c);
+		if (err)
+			return err;
+		lid = rtvio_socket(c->cell, RTVIO_SOCK_STREAM);
+		if (lid < 0)
+			return lid;
+		err = rtvio_listen(c->cell, lid, a->port, 1);
+		if (err)
+			return err;
+		peer_ready();
+		c->id = rtvio_accept(c->cell, lid, NULL, NULL, 20000);
+		rtvio_close(c->cell, lid);
+		return c->id < 0 ? c->id : 0;
+	}
+	case PT_UNIX_STREAM:
+	case PT_UNIX_SEQPACKET:
+		err = fill_sun(&sun, a->path);
+		if (err)
+			return err;
+		lfd = socket(AF_UNIX, unix_type(a->tr) | SOCK_CLOEXEC, 0);
+		if (lfd < 0)
+			return -errno;
+		unlink(a->path);
+		if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(lfd, 1) < 0) {
+			err = -errno;
+			close(lfd);
+			return err;
+		}
+		peer_ready();
+		c->fd = accept(lfd, NULL, NULL);
+		err = c->fd < 0 ? -errno : 0;
+		close(lfd);
+		unlink(a->path);
+		return err;
+	case PT_PIPE:
+		if (mkfifo(a->path, 0600) < 0 && errno != EEXIST)
+			return -errno;
+		peer_ready();
+		c->fd = open(a->path, O_RDONLY | O_CLOEXEC);
+		if (c->fd < 0)
+			return -errno;
+		/* A pipe as a user who moves big messages would set it up: 1 MiB buffer. */
+		fcntl(c->fd, F_SETPIPE_SZ, 1 << 20);
+		unlink(a->path);
+		return 0;
+	case PT_SHM:
+		c->ring_map = sizeof(struct shm_ring);
+		lfd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (lfd < 0)
+			return -errno;
+		if (ftruncate(lfd, (off_t)c->ring_map) < 0) {
+			err = -errno;
+			close(lfd);
+			return err;
+		}
+		c->ring = mmap(NULL, c->ring_map, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+		close(lfd);
+		if (c->ring == MAP_FAILED)
+			return -errno;
+		peer_ready();
+		return 0;
+	case PT_IOX:
+		break;
+	}
+	return -ENOTSUP;
+}
+
+static int open_send(struct conn *c)
+{
+	const struct peer_args *a = c->a;
+	struct sockaddr_un sun;
+	uint64_t t0 = rtvio_now_ns();
+	int err, fd;
+
+	switch (a->tr) {
+	case PT_RTVIO:
+		err = rtvio_attach(c);
+		if (err)
+			return err;
+		c->id = rtvio_socket(c->cell, RTVIO_SOCK_STREAM);
+		if (c->id < 0)
+			return c->id;
+		return rtvio_connect(c->cell, c->id, a->peer_cid, a->port, 10000);
+	case PT_UNIX_STREAM:
+	case PT_UNIX_SEQPACKET:
+		err = fill_sun(&sun, a->path);
+		if (err)
+			return err;
+		c->fd = socket(AF_UNIX, unix_type(a->tr) | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			return -errno;
+		/* A seqpacket message must fit the send buffer whole. */
+		set_sndbuf(c->fd, 2 * a->size + 65536);
+		while (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			if (rtvio_now_ns() - t0 > CONNECT_WAIT_NS)
+				return -errno;
+			usleep(10000);
+		}
+		return 0;
+	case PT_PIPE:
+		c->fd = open(a->path, O_WRONLY | O_CLOEXEC);
+		if (c->fd < 0)
+			return -errno;
+		fcntl(c->fd, F_SETPIPE_SZ, 1 << 20);
+		return 0;
+	case PT_SHM:
+		c->ring_map = sizeof(struct shm_ring);
+		fd = open(a->path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		c->ring = mmap(NULL, c->ring_map, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		if (c->ring == MAP_FAILED)
+			return -errno;
+		unlink(a->path);
+		return 0;
+	case PT_IOX:
+		break;
+	}
+	return -ENOTSUP;
+}
+
+/* Hands over a whole message; negative errno on failure. */
+static int send_msg(struct conn *c, const uint8_t *m, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		switch (c->a->tr) {
+		case PT_RTVIO:
+			n = rtvio_send(c->cell, c->id, m + done, len - done, 0, -1);
+			break;
+		case PT_SHM:
+			n = shm_write(c->ring, m + done, len - done);
+			break;
+		default:
+			n = c->a->tr == PT_PIPE ? write(c->fd, m + done, len - done)
+						: send(c->fd, m + done, len - done, MSG_NOSIGNAL);
+			if (n < 0)
+				n = -errno;
+			if (n == -EINTR)
+				continue;
+			break;
+		}
+		if (n < 0)
+			return (int)n;
+		if (c->a->tr == PT_UNIX_SEQPACKET && (size_t)n != len)
+			return -EMSGSIZE;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one whole message of len bytes: 1, 0 at the end, or a negative errno. */
+static int recv_msg(struct conn *c, uint8_t *m, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n;
+
+		switch (c->a->tr) {
+		case PT_RTVIO:
+			if (c->a->rtvio_poll_recv) {
+				n = rtvio_recv(c->cell, c->id, m + done, len - done, 0, NULL, 0);
+				if (n == -EAGAIN) {
+					rtvio_cell_process(c->cell);
+					continue;
+				}
+			} else {
+				n = rtvio_recv(c->cell, c->id, m + done, len - done, 0, NULL, -1);
+			}
+			break;
+		case PT_SHM:
+			n = shm_read(c->ring, m + done, len - done);
+			break;
+		default:
+			n = c->a->tr == PT_PIPE ? read(c->fd, m + done, len - done)
+						: recv(c->fd, m + done, len - done, 0);
+			if (n < 0)
+				n = -errno;
+			if (n == -EINTR)
+				continue;
+			break;
+		}
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return done ? -EPIPE : 0;
+		/* A seqpacket message arrives whole or not at all. */
+		if (c->a->tr == PT_UNIX_SEQPACKET && (size_t)n != len)
+			return -EMSGSIZE;
+		done += (size_t)n;
+	}
+	return 1;
+}
+
+static void close_conn(struct conn *c)
+{
+	if (c->cell) {
+		if (c->id >= 0) {
+			rtvio_shutdown(c->cell, c->id, 3);
+			rtvio_close(c->cell, c->id);
+		}
+		/* Let the close reach the peer before detaching (detaching resets). */
+		for (int i = 0; i < 100 && c->a->send; i++) {
+			rtvio_cell_process(c->cell);
+			usleep(1000);
+		}
+		rtvio_cell_close(c->cell);
+	}
+	if (c->ring) {
+		if (c->a->send)
+			shm_close(c->ring);
+		munmap(c->ring, c->ring_map);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+}
+
+/* ---- The two loops ------------------------------------------------------------------ */
+
+static int run_send(const struct peer_args *a)
+{
+	struct conn c = { .a = a, .fd = -1, .id = -1 };
+	uint8_t *m = malloc(a->size);
+	uint64_t seq = 0, next, end;
+	int err;
+
+	if (!m)
+		return 1;
+	peer_fill_payload(m, a->size, 0);
+	peer_setup_sched(a);
+	err = open_send(&c);
+	if (err) {
+		fprintf(stderr, "rtvio bench peer: cannot connect: %s\n", strerror(-err));
+		close_conn(&c);
+		free(m);
+		return 1;
+	}
+	next = a->start_ns ? a->start_ns : rtvio_now_ns();
+	end = rtvio_now_ns() + a->duration_ns;
+	for (;;) {
+		if (a->throughput) {
+			if (rtvio_now_ns() >= end)
+				break;
+		} else {
+			if (seq >= a->count)
+				break;
+			rtvio_sleep_until_ns(next);
+			next += a->period_ns;
+		}
+		peer_stamp(m, a->size, seq, rtvio_now_ns());
+		err = send_msg(&c, m, a->size);
+		if (err)
+			break;
+		seq++;
+		/* The next payload is written while the period's slack lasts. */
+		if (!a->throughput)
+			peer_fill_payload(m, a->size, seq);
+	}
+	if (err)
+		fprintf(stderr, "rtvio bench peer: send failed after %llu messages: %s\n",
+			(unsigned long long)seq, strerror(-err));
+	printf("{\"sent\":%llu,\"error\":%d}\n", (unsigned long long)seq, err);
+	fflush(stdout);
+	close_conn(&c);
+	free(m);
+	return err ? 1 : 0;
+}
+
+static int run_recv(const struct peer_args *a)
+{
+	struct conn c = { .a = a, .fd = -1, .id = -1 };
+	struct peer_rx rx = { .throughput = a->throughput };
+	uint8_t *m = malloc(a->size);
+	const char *status = "ok";
+	int err;
+
+	rx.cap = a->throughput ? 0 : (size_t)a->count;
+	rx.lat_ns = rx.cap ? calloc(rx.cap, sizeof(double)) : NULL;
+	if (!m || (rx.cap && !rx.lat_ns))
+		return 1;
+	peer_setup_sched(a);
+	err = open_recv(&c);
+	if (err) {
+		fprintf(stderr, "rtvio bench peer: cannot set up the receiving end: %s\n",
+			strerror(-err));
+		status = "setup failed";
+	}
+	while (!err) {
+		int r = recv_msg(&c, m, a->size);
+
+		if (r <= 0) {
+			if (r < 0) {
+				status = r == -EMSGSIZE ? "message too large" : "receive error";
+				fprintf(stderr, "rtvio bench peer: receive: %s\n", strerror(-r));
+			}
+			break;
+		}
+		peer_rx_account(&rx, m, a->size, rtvio_now_ns());
+		if (!a->throughput && rx.messages + rx.lost >= a->count)
+			break;
+	}
+	peer_rx_report(&rx, a, status);
+	close_conn(&c);
+	free(rx.lat_ns);
+	free(m);
+	return strcmp(status, "ok") ? 1 : 0;
+}
+
+/* ---- Command line ---------------------------------------------------------------------- */
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || end == s)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static const char *const transport_names[] = {
+	[PT_RTVIO] = "rtvio", [PT_UNIX_STREAM] = "unix-stream",
+	[PT_UNIX_SEQPACKET] = "unix-seqpacket", [PT_PIPE] = "pipe",
+	[PT_IOX] = "iceoryx", [PT_SHM] = "shm",
+};
+
+int bench_peer_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "period-ns", required_argument, NULL, 'p' },
+		{ "duration-ns", required_argument, NULL, 'd' },
+		{ "start-ns", required_argument, NULL, 'S' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "cid", required_argument, NULL, 'c' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "prio", required_argument, NULL, 'R' },
+		{ "throughput", no_argument, NULL, 't' },
+		{ "poll", no_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct peer_args a = { .cpu = -1, .region = 16u << 20, .size = 64 };
+	uint64_t v;
+	int ch;
+	bool found = false;
+
+	/* argv: peer ROLE TRANSPORT PATH [options] */
+	if (argc < 4) {
+		fprintf(stderr, "usage: rtvio bench peer send|recv TRANSPORT PATH [options]\n");
+		return 2;
+	}
+	a.send = !strcmp(argv[1], "send");
+	if (!a.send && strcmp(argv[1], "recv")) {
+		fprintf(stderr, "rtvio bench peer: role '%s': expected send or recv\n", argv[1]);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(transport_names) / sizeof(transport_names[0]); i++)
+		if (!strcmp(argv[2], transport_names[i])) {
+			a.tr = (enum peer_transport)i;
+			found = true;
+		}
+	if (!found) {
+		fprintf(stderr, "rtvio bench peer: unknown transport '%s'\n", argv[2]);
+		return 2;
+	}
+	a.path = argv[3];
+	optind = 4;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 't') {
+			a.throughput = true;
+			continue;
+		}
+		if (ch == 'o') {
+			a.rtvio_poll_recv = true;
+			continue;
+		}
+		if (ch == '?' || !optarg || parse_u64(optarg, &v)) {
+			fprintf(stderr, "rtvio bench peer: bad option or value\n");
+			return 2;
+		}
+		switch (ch) {
+		case 's': a.size = (size_t)v; break;
+		case 'n': a.count = v; break;
+		case 'p': a.period_ns = v; break;
+		case 'd': a.duration_ns = v; break;
+		case 'S': a.start_ns = v; break;
+		case 'P': a.port = (uint32_t)v; break;
+		case 'c': a.peer_cid = v; break;
+		case 'r': a.region = v; break;
+		case 'C': a.cpu = (int)v; break;
+		case 'R': a.prio = (int)v; break;
+		default: return 2;
+		}
+	}
+	if (a.size < RTMSG_HDR || a.size > (64u << 20)) {
+		fprintf(stderr, "rtvio bench peer: --size must be 32 B .. 64 MiB\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (a.tr == PT_IOX)
+		return a.send ? bench_iox_send(&a) : bench_iox_recv(&a);
+	return a.send ? run_send(&a) : run_recv(&a);
+}

@@ -1,0 +1,372 @@
+/* report.md, plot data and the gnuplot script from a results document. Everything
+ * here works from results.json alone, so a report can be regenerated (and tested)
+ * without measuring anything. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct out {
+	const char *dir;
+	FILE *md;
+	FILE *gp;
+	int nplots;
+};
+
+static const char *jstr(const json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : dflt;
+}
+
+static double jnum(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+static void size_str(double b, char *buf, size_t len)
+{
+	if (b >= 1048576 && (long long)b % 1048576 == 0)
+		snprintf(buf, len, "%.0f MiB", b / 1048576);
+	else if (b >= 1024 && (long long)b % 1024 == 0)
+		snprintf(buf, len, "%.0f KiB", b / 1024);
+	else
+		snprintf(buf, len, "%.0f B", b);
+}
+
+/* A table cell: the number, or "–" for a missing one. */
+static void md_num(FILE *f, double v, int prec)
+{
+	if (v < 0)
+		fprintf(f, " – |");
+	else
+		fprintf(f, " %.*f |", prec, v);
+}
+
+static FILE *open_data(struct out *o, const char *name)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/plots/%s.dat", o->dir, name);
+	return fopen(path, "w");
+}
+
+/* Transport (or run label) names are used in file names: keep them tame. */
+static void file_safe(const char *in, char *out, size_t len)
+{
+	size_t i = 0;
+
+	for (; *in && i + 1 < len; in++)
+		out[i++] = (char)((*in >= 'a' && *in <= 'z') || (*in >= 'A' && *in <= 'Z') ||
+				  (*in >= '0' && *in <= '9') || *in == '-' ? *in : '_');
+	out[i] = 0;
+}
+
+static void plot_header(struct out *o, const char *png, const char *title, const char *xl,
+			const char *yl, bool logx, bool logy)
+{
+	fprintf(o->gp, "\nset output '%s.png'\nset title \"%s\"\nset xlabel \"%s\"\n"
+		       "set ylabel \"%s\"\n%sset logscale x 2\n%sset logscale y\n",
+		png, title, xl, yl, logx ? "" : "un", logy ? "" : "un");
+	fprintf(o->md, "\n![%s](plots/%s.png)\n", title, png);
+	o->nplots++;
+}
+
+/* ---- size ------------------------------------------------------------------------- */
+
+static void size_section(struct out *o, const json_t *sc)
+{
+	const json_t *lat = json_object_get(sc, "latency"), *tp = json_object_get(sc, "throughput");
+	const json_t *trs = json_object_get(sc, "transports"), *un = json_object_get(sc, "unavailable");
+	const json_t *r, *t;
+	const char *k;
+	size_t i, j;
+	char sz[96], fn[64];
+	bool first;
+
+	fprintf(o->md, "\n## size: one-way latency and throughput by message size\n\n%s\n",
+		jstr(sc, "conditions", ""));
+	json_object_foreach((json_t *)un, k, t)
+		fprintf(o->md, "\n- **%s not measured:** %s\n", k, json_string_value(t));
+	fprintf(o->md, "\n### Latency (µs, stamp before send to last byte received)\n\n"
+		       "| transport | size | period µs | sent | received | lost | corrupt | min |"
+		       " p50 | p99 | p99.9 | max | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	json_array_foreach(lat, i, r) {
+		const json_t *l = json_object_get(r, "latency_us");
+
+		size_str(jnum(r, "size"), sz, sizeof(sz));
+		fprintf(o->md, "| %s | %s |", jstr(r, "transport", "?"), sz);
+		md_num(o->md, jnum(r, "period_us"), 0);
+		md_num(o->md, jnum(r, "sent"), 0);
+		md_num(o->md, jnum(r, "messages"), 0);
+		md_num(o->md, jnum(r, "lost"), 0);
+		md_num(o->md, jnum(r, "corrupt"), 0);
+		md_num(o->md, jnum(l, "min"), 1);
+		md_num(o->md, jnum(l, "p50"), 1);
+		md_num(o->md, jnum(l, "p99"), 1);
+		md_num(o->md, jnum(l, "p999"), 1);
+		md_num(o->md, jnum(l, "max"), 1);
+		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
+	}
+	fprintf(o->md, "\n### Throughput (messages back to back)\n\n"
+		       "| transport | size | messages | seconds | GB/s | messages/s | status |\n"
+		       "|---|---|---|---|---|---|---|\n");
+	json_array_foreach(tp, i, r) {
+		size_str(jnum(r, "size"), sz, sizeof(sz));
+		fprintf(o->md, "| %s | %s |", jstr(r, "transport", "?"), sz);
+		md_num(o->md, jnum(r, "messages"), 0);
+		md_num(o->md, jnum(r, "seconds"), 3);
+		md_num(o->md, jnum(r, "gbps"), 3);
+		md_num(o->md, jnum(r, "msgps"), 0);
+		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
+	}
+
+	/* One data file per transport for latency, one for throughput. */
+	json_array_foreach(trs, j, t) {
+		FILE *d;
+
+		file_safe(json_string_value(t), fn, sizeof(fn));
+		snprintf(sz, sizeof(sz), "size_%s", fn);
+		d = open_data(o, sz);
+		if (!d)
+			continue;
+		fprintf(d, "# size p50_us p99_us max_us\n");
+		json_array_foreach(lat, i, r) {
+			const json_t *l = json_object_get(r, "latency_us");
+
+			if (!strcmp(jstr(r, "transport", ""), json_string_value(t)) &&
+			    jnum(l, "p50") >= 0)
+				fprintf(d, "%.0f %g %g %g\n", jnum(r, "size"), jnum(l, "p50"),
+					jnum(l, "p99"), jnum(l, "max"));
+		}
+		fclose(d);
+	}
+	json_array_foreach(trs, j, t) {
+		FILE *d;
+
+		file_safe(json_string_value(t), fn, sizeof(fn));
+		snprintf(sz, sizeof(sz), "tput_%s", fn);
+		d = open_data(o, sz);
+		if (!d)
+			continue;
+		fprintf(d, "# size gbps msgps\n");
+		json_array_foreach(tp, i, r)
+			if (!strcmp(jstr(r, "transport", ""), json_string_value(t)) &&
+			    jnum(r, "gbps") >= 0)
+				fprintf(d, "%.0f %g %g\n", jnum(r, "size"), jnum(r, "gbps"),
+					jnum(r, "msgps"));
+		fclose(d);
+	}
+
+	static const struct { const char *png, *title, *yl, *prefix; int col; } plots[] = {
+		{ "size_latency_p50", "one-way latency, median", "latency µs", "size", 2 },
+		{ "size_latency_p99", "one-way latency, 99th percentile", "latency µs", "size", 3 },
+		{ "size_throughput", "throughput", "GB/s", "tput", 2 },
+	};
+	for (size_t p = 0; p < sizeof(plots) / sizeof(plots[0]); p++) {
+		plot_header(o, plots[p].png, plots[p].title, "message size (bytes)", plots[p].yl,
+			    true, true);
+		fprintf(o->gp, "plot ");
+		first = true;
+		json_array_foreach(trs, j, t) {
+			file_safe(json_string_value(t), fn, sizeof(fn));
+			fprintf(o->gp, "%s'%s_%s.dat' using 1:%d with linespoints title '%s'",
+				first ? "" : ", \\\n     ", plots[p].prefix, fn, plots[p].col,
+				json_string_value(t));
+			first = false;
+		}
+		if (first)
+			fprintf(o->gp, "NaN notitle");
+		fprintf(o->gp, "\n");
+	}
+	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
+}
+
+/* ---- CDF-style scenarios (isolation, interference, scale) ------------------------- */
+
+static void cdf_section(struct out *o, const char *name, const json_t *sc)
+{
+	const json_t *runs = json_object_get(sc, "runs"), *r, *c;
+	size_t i, j;
+	char fn[96], file[128], png[64];
+	bool first = true;
+
+	fprintf(o->md, "\n## %s\n\n%s\n\n"
+		       "| run | messages | lost | corrupt | min | p50 | p99 | p99.9 | max | bulk GB/s |"
+		       " broker CPU %% | status |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+		name, jstr(sc, "conditions", ""));
+	json_array_foreach(runs, i, r) {
+		const json_t *l = json_object_get(r, "latency_us");
+
+		fprintf(o->md, "| %s |", jstr(r, "label", "?"));
+		md_num(o->md, jnum(r, "messages"), 0);
+		md_num(o->md, jnum(r, "lost"), 0);
+		md_num(o->md, jnum(r, "corrupt"), 0);
+		md_num(o->md, jnum(l, "min"), 1);
+		md_num(o->md, jnum(l, "p50"), 1);
+		md_num(o->md, jnum(l, "p99"), 1);
+		md_num(o->md, jnum(l, "p999"), 1);
+		md_num(o->md, jnum(l, "max"), 1);
+		md_num(o->md, jnum(r, "bulk_gbps"), 3);
+		md_num(o->md, jnum(r, "broker_cpu_pct"), 1);
+		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
+	}
+	snprintf(png, sizeof(png), "%s_cdf", name);
+	plot_header(o, png, "control-flow latency CDF", "one-way latency (µs)",
+		    "fraction of messages", true, false);
+	fprintf(o->gp, "set key bottom right\nplot ");
+	json_array_foreach(runs, i, r) {
+		const json_t *cdf = json_object_get(r, "cdf_us");
+		FILE *d;
+
+		if (!json_array_size(cdf))
+			continue;
+		file_safe(jstr(r, "label", "run"), fn, sizeof(fn));
+		snprintf(file, sizeof(file), "%s_%zu_%s", name, i, fn);
+		d = open_data(o, file);
+		if (!d)
+			continue;
+		json_array_foreach(cdf, j, c)
+			fprintf(d, "%g %g\n", json_number_value(c), (double)(j + 1) / 100.0);
+		fclose(d);
+		fprintf(o->gp, "%s'%s.dat' using 1:2 with lines title '%s'",
+			first ? "" : ", \\\n     ", file, jstr(r, "label", "run"));
+		first = false;
+	}
+	if (first)
+		fprintf(o->gp, "NaN notitle");
+	fprintf(o->gp, "\n");
+	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
+}
+
+/* ---- overhead ----------------------------------------------------------------------- */
+
+static void overhead_section(struct out *o, const json_t *sc)
+{
+	const json_t *rows = json_object_get(sc, "rows"), *r;
+	size_t i;
+
+	fprintf(o->md, "\n## overhead: cost per message and per byte\n\n%s\n\n"
+		       "| transport | per message µs | per byte ns | fit r² | broker CPU %% |"
+		       " sizes | status |\n|---|---|---|---|---|---|---|\n",
+		jstr(sc, "conditions", ""));
+	json_array_foreach(rows, i, r) {
+		fprintf(o->md, "| %s |", jstr(r, "transport", "?"));
+		md_num(o->md, jnum(r, "per_message_us"), 2);
+		md_num(o->md, jnum(r, "per_byte_ns"), 4);
+		md_num(o->md, jnum(r, "r2"), 3);
+		md_num(o->md, jnum(r, "broker_cpu_pct"), 1);
+		md_num(o->md, jnum(r, "points"), 0);
+		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
+	}
+	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
+}
+
+/* ---- the whole report --------------------------------------------------------------- */
+
+static int run_gnuplot_in(const char *dir)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		if (chdir(dir) < 0)
+			_exit(127);
+		execlp("gnuplot", "gnuplot", "plots.gp", (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+		return -ENOENT;
+	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -EIO;
+}
+
+int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
+{
+	struct out o = { .dir = dir };
+	char path[4096];
+	const json_t *m = json_object_get(res, "machine"), *set = json_object_get(res, "settings");
+	const json_t *sc = json_object_get(res, "scenarios"), *v, *notes;
+	const char *k;
+	size_t i;
+	int err = 0;
+
+	if (!json_is_object(res) || strcmp(jstr(res, "schema", ""), BENCH_SCHEMA) ||
+	    !json_is_object(sc))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/plots", dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/report.md", dir);
+	o.md = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/plots/plots.gp", dir);
+	o.gp = fopen(path, "w");
+	if (!o.md || !o.gp) {
+		err = -errno;
+		goto out;
+	}
+	fprintf(o.gp, "# Generated by rtvio bench; run in this directory: gnuplot plots.gp\n"
+		      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+		      "  set terminal pngcairo size 900,560 noenhanced\n"
+		      "} else {\n  set terminal png size 900,560 noenhanced\n}\n"
+		      "set grid\nset key outside right\n");
+	fprintf(o.md, "# rtvio bench report\n\n"
+		      "| | |\n|---|---|\n| date | %s |\n| commit | %s |\n| machine | %s, %.0f cpus |\n"
+		      "| kernel | %s |\n| mode | %s |\n| scenarios | ",
+		jstr(res, "date", "?"), jstr(res, "commit", "?"), jstr(m, "cpu_model", "?"),
+		jnum(m, "cpus"), jstr(m, "kernel", "?"),
+		json_is_true(json_object_get(res, "quick")) ? "--quick" : "standard");
+	i = 0;
+	json_object_foreach((json_t *)sc, k, v)
+		fprintf(o.md, "%s%s", i++ ? ", " : "", k);
+	fprintf(o.md, " |\n\n### Settings\n\n| setting | value |\n|---|---|\n");
+	json_object_foreach((json_t *)set, k, v) {
+		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+		fprintf(o.md, "| %s | %s |\n", k, s ? s : "?");
+		free(s);
+	}
+	notes = json_object_get(res, "notes");
+	if (json_array_size(notes)) {
+		fprintf(o.md, "\n### Conditions and caveats\n\n");
+		json_array_foreach(notes, i, v)
+			fprintf(o.md, "- %s\n", json_string_value(v));
+	}
+	json_object_foreach((json_t *)sc, k, v) {
+		if (!strcmp(k, "size"))
+			size_section(&o, v);
+		else if (!strcmp(k, "overhead"))
+			overhead_section(&o, v);
+		else if (json_is_array(json_object_get(v, "runs")))
+			cdf_section(&o, k, v);
+	}
+out:
+	if (o.md && fclose(o.md) && !err)
+		err = -errno;
+	if (o.gp && fclose(o.gp) && !err)
+		err = -errno;
+	if (!err && run_gnuplot && o.nplots) {
+		snprintf(path, sizeof(path), "%s/plots", dir);
+		err = run_gnuplot_in(path);
+		if (err == -ENOENT) {
+			fprintf(stderr, "rtvio bench: gnuplot not found; plots/plots.gp is ready for it\n");
+			err = 0;
+		}
+	}
+	return err;
+}

@@ -1,0 +1,199 @@
+/* Report generation from a tiny synthetic results document: the schema is checked,
+ * report.md carries the tables, the plot script and its data files are written.
+ * Nothing is timed and gnuplot is not run (the plots are its business). */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../bench.h"
+#include "../peer.h"
+
+static const char *synthetic =
+	"{\"schema\":\"rtvio-bench/1\",\"date\":\"2026-01-01 00:00:00 UTC\","
+	"\"commit\":\"abc1234\",\"quick\":true,"
+	"\"machine\":{\"cpu_model\":\"Test CPU\",\"cpus\":2,\"kernel\":\"Linux 6.1 x86_64\"},"
+	"\"settings\":{\"cell_cpu\":0},\"notes\":[\"synthetic note\"],"
+	"\"scenarios\":{"
+	" \"size\":{\"transports\":[\"rtvio-poll\",\"pipe\"],"
+	"  \"unavailable\":{\"iceoryx\":\"not installed\"},"
+	"  \"conditions\":\"cond-size\",\"reading\":\"read-size\","
+	"  \"latency\":["
+	"   {\"transport\":\"rtvio-poll\",\"size\":64,\"period_us\":1000,\"sent\":10,\"messages\":10,"
+	"    \"lost\":0,\"corrupt\":0,\"status\":\"ok\",\"latency_us\":{\"min\":1,\"p50\":2.5,"
+	"    \"p99\":3,\"p999\":4,\"max\":5}},"
+	"   {\"transport\":\"rtvio-poll\",\"size\":1048576,\"period_us\":10000,\"sent\":10,"
+	"    \"messages\":10,\"lost\":0,\"corrupt\":0,\"status\":\"ok\",\"latency_us\":{\"min\":100,"
+	"    \"p50\":200,\"p99\":300,\"p999\":300,\"max\":400}},"
+	"   {\"transport\":\"pipe\",\"size\":64,\"status\":\"no result\"}],"
+	"  \"throughput\":["
+	"   {\"transport\":\"rtvio-poll\",\"size\":64,\"messages\":1000,\"seconds\":0.5,"
+	"    \"gbps\":0.000128,\"msgps\":2000,\"status\":\"ok\"},"
+	"   {\"transport\":\"pipe\",\"size\":64,\"messages\":2000,\"seconds\":0.5,"
+	"    \"gbps\":0.000256,\"msgps\":4000,\"status\":\"ok\"}]},"
+	" \"overhead\":{\"rows\":[{\"transport\":\"rtvio-poll\",\"per_message_us\":2.4,"
+	"  \"per_byte_ns\":0.19,\"r2\":0.99,\"points\":2,\"status\":\"ok\"}]},"
+	" \"isolation\":{\"conditions\":\"cond-iso\",\"runs\":[{\"label\":\"fp, bulk\","
+	"  \"messages\":3,\"lost\":0,\"corrupt\":0,\"status\":\"ok\","
+	"  \"latency_us\":{\"min\":1,\"p50\":2,\"p99\":3,\"p999\":3,\"max\":3},"
+	"  \"cdf_us\":[1,2,3]}]}"
+	"}}";
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/rtvio-bench-test-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *slurp(const char *rel)
+{
+	char path[256];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static void test_report_written(void **state)
+{
+	json_t *res = json_loads(synthetic, 0, NULL);
+	char *md, *gp, *dat;
+
+	(void)state;
+	assert_non_null(res);
+	assert_int_equal(bench_write_report(res, dir, false), 0);
+	md = slurp("report.md");
+	assert_non_null(md);
+	/* Header: machine, commit, date. */
+	assert_non_null(strstr(md, "Test CPU, 2 cpus"));
+	assert_non_null(strstr(md, "| commit | abc1234 |"));
+	assert_non_null(strstr(md, "synthetic note"));
+	/* The size tables, with the unavailable transport named and a failed row kept. */
+	assert_non_null(strstr(md, "**iceoryx not measured:** not installed"));
+	assert_non_null(strstr(md, "| rtvio-poll | 64 B | 1000 | 10 | 10 | 0 | 0 | 1.0 | 2.5 | 3.0 |"
+				   " 4.0 | 5.0 | ok |"));
+	assert_non_null(strstr(md, "| rtvio-poll | 1 MiB |"));
+	assert_non_null(strstr(md, "| pipe | 64 B | – |"));
+	assert_non_null(strstr(md, "no result"));
+	assert_non_null(strstr(md, "| pipe | 64 B | 2000 | 0.500 | 0.000 | 4000 | ok |"));
+	assert_non_null(strstr(md, "| rtvio-poll | 2.40 | 0.1900 | 0.990 |"));
+	assert_non_null(strstr(md, "| fp, bulk | 3 | 0 | 0 |"));
+	assert_non_null(strstr(md, "plots/size_throughput.png"));
+	assert_non_null(strstr(md, "plots/isolation_cdf.png"));
+	gp = slurp("plots/plots.gp");
+	assert_non_null(gp);
+	assert_non_null(strstr(gp, "pngcairo"));
+	assert_non_null(strstr(gp, "'size_rtvio-poll.dat' using 1:2"));
+	assert_non_null(strstr(gp, "'tput_pipe.dat' using 1:2"));
+	assert_non_null(strstr(gp, "isolation_0_fp__bulk.dat"));
+	dat = slurp("plots/size_rtvio-poll.dat");
+	assert_non_null(dat);
+	assert_non_null(strstr(dat, "64 2.5 3 5\n1048576 200 300 400\n"));
+	free(dat);
+	dat = slurp("plots/isolation_0_fp__bulk.dat");
+	assert_non_null(dat);
+	assert_string_equal(dat, "1 0.01\n2 0.02\n3 0.03\n");
+	free(dat);
+	free(gp);
+	free(md);
+	json_decref(res);
+}
+
+static void test_schema_refused(void **state)
+{
+	json_t *bad = json_loads("{\"schema\":\"other/2\",\"scenarios\":{}}", 0, NULL);
+	json_t *noscen = json_loads("{\"schema\":\"rtvio-bench/1\"}", 0, NULL);
+
+	(void)state;
+	assert_int_equal(bench_write_report(bad, dir, false), -EINVAL);
+	assert_int_equal(bench_write_report(noscen, dir, false), -EINVAL);
+	assert_int_equal(bench_write_report(json_integer(1), dir, false), -EINVAL);
+	json_decref(bad);
+	json_decref(noscen);
+}
+
+/* The receiver's checks: intact, corrupt header, corrupt payload, gaps, reordering. */
+static void test_rx_accounting(void **state)
+{
+	uint8_t m[256];
+	double lat[8];
+	struct peer_rx rx = { .lat_ns = lat, .cap = 8 };
+
+	(void)state;
+	peer_fill_payload(m, sizeof(m), 0);
+	peer_stamp(m, sizeof(m), 0, 1000);
+	peer_rx_account(&rx, m, sizeof(m), 1500);
+	assert_int_equal(rx.messages, 1);
+	assert_int_equal(rx.nlat, 1);
+	assert_true(lat[0] == 500.0);
+	/* seq 2 arrives: seq 1 counted lost; then 1 arrives late: reordered. */
+	peer_fill_payload(m, sizeof(m), 2);
+	peer_stamp(m, sizeof(m), 2, 2000);
+	peer_rx_account(&rx, m, sizeof(m), 2100);
+	assert_int_equal(rx.lost, 1);
+	peer_fill_payload(m, sizeof(m), 1);
+	peer_stamp(m, sizeof(m), 1, 1900);
+	peer_rx_account(&rx, m, sizeof(m), 2200);
+	assert_int_equal(rx.reordered, 1);
+	/* A flipped payload byte and a flipped header byte are both corrupt. */
+	peer_fill_payload(m, sizeof(m), 3);
+	peer_stamp(m, sizeof(m), 3, 3000);
+	m[200] ^= 1;
+	peer_rx_account(&rx, m, sizeof(m), 3100);
+	assert_int_equal(rx.corrupt, 1);
+	m[200] ^= 1;
+	m[9] ^= 1;
+	peer_rx_account(&rx, m, sizeof(m), 3100);
+	assert_int_equal(rx.corrupt, 2);
+	/* A length that does not match what was received. */
+	m[9] ^= 1;
+	peer_rx_account(&rx, m, sizeof(m) - 1, 3100);
+	assert_int_equal(rx.corrupt, 3);
+	assert_int_equal(rx.messages, 3);
+	assert_int_equal(rx.bytes, 3 * sizeof(m));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_report_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_refused, setup, teardown),
+		cmocka_unit_test(test_rx_accounting),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
