@@ -17,6 +17,18 @@
  *  - connections: chained hash on the directed tuple (connector cell, port, listener
  *    cell, port); flows: open-addressed hash on (from cell, from port, to cell, to
  *    port); CIDs: open-addressed hash. All O(1) per packet.
+ *
+ * Trust: everything a cell can write (its rings, its packet headers, its payload)
+ * is reached only through core's vq_device, which validates indices, lengths and
+ * addresses against the cell's memory table. A header is read exactly once, into
+ * struct dp_pkt, before anything looks at it; payload bytes are only ever copied,
+ * never interpreted. A cell whose ring or headers break the rules is detached on the
+ * spot (cell_break): its peers get RST, nothing of it is touched again.
+ *
+ * Real time: after dp_create nothing here allocates or makes a system call, except
+ * the daemon's notify hook; time comes from the clock hook (vDSO by default).
+ * Decisions between chunks (ingest, pick) are O(attached cells) index reads plus
+ * O(log queues) per packet.
  */
 #include <errno.h>
 #include <limits.h>

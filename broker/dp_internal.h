@@ -27,7 +27,9 @@
  * of the sender's chain; seg[] are the chain's translated (readable) segments in the
  * sender's memory, from which payload is copied straight into the receiver's. */
 struct dp_pkt {
-	struct vsock_hdr h;
+	struct vsock_hdr h;  /* broker's copy, read once from the sender's chain */
+	/* Translated by core; point into the sender's memory, which the sender can
+	 * still write: only ever the source of a copy, never read to decide anything. */
 	struct vq_seg seg[DP_MAX_SEG];
 	uint32_t n_seg;
 	uint16_t head;       /* TX chain head (not for synthetic packets) */
@@ -43,7 +45,8 @@ struct dp_pkt {
 	uint64_t seq;        /* global arrival order */
 };
 
-/* A popped RX chain of a destination: all device-writable. */
+/* A popped RX chain of a destination: all device-writable. seg[] point into the
+ * destination's memory; the broker only writes there (header, then payload). */
 struct dp_rx {
 	uint16_t head;
 	uint32_t n_seg, n_out;
