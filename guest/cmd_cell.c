@@ -171,34 +171,24 @@ static void *recv_main(void *arg)
 	struct rtvio_cell *c = w->run->c;
 	int id;
 
-	for (;;) {
-		id = rtvio_accept(c, w->listen_id, NULL, NULL, -1);
-		if (id == -EINTR) {
-			if (!w->status)
-				w->status = rtvio_cell_error(c) ? "broker gone"
-					    : w->connections  ? "ok"
-							      : "no sender";
-			break;
-		}
-		if (id < 0) {
-			w->err = id;
-			w->status = rtvio_cell_error(c) ? "broker gone" : "accept failed";
-			break;
-		}
-		/* One sender per flow; a reconnecting one starts again at seq 0. */
-		w->connections++;
-		w->rx.next_seq = 0;
-		w->rx.corrupt_pending = 0;
-		w->sock = id;
-		if (w->flow->type == RTVIO_STREAM)
-			wl_stream_init(&w->stream, w->reasm, w->size);
-		w->status = NULL;
-		receive(w);
-		rtvio_close(c, id);
-		w->sock = -1;
-		/* The sender closed: the flow is complete; anything else ends it too. */
-		break;
+	/* A flow has one sender, hence one connection: when it ends (the sender
+	 * closed, a reset, the stop) the flow is over for this run. */
+	id = rtvio_accept(c, w->listen_id, NULL, NULL, -1);
+	if (id < 0) {
+		w->err = id == -EINTR ? 0 : id;
+		w->status = rtvio_cell_error(c) ? "broker gone"
+			    : id == -EINTR      ? "no sender"
+						: "accept failed";
+		goto out;
 	}
+	w->connections++;
+	w->sock = id;
+	if (w->flow->type == RTVIO_STREAM)
+		wl_stream_init(&w->stream, w->reasm, w->size);
+	receive(w);
+	rtvio_close(c, id);
+	w->sock = -1;
+out:
 	atomic_store(&w->done, true);
 	return NULL;
 }
