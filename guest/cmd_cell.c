@@ -459,6 +459,24 @@ static json_t *report(const struct run *r)
 	json_object_set_new(doc, "cell", json_string(r->cell->name));
 	json_object_set_new(doc, "cid", json_integer((json_int_t)rtvio_cell_cid(r->c)));
 	json_object_set_new(doc, "mlocked", json_boolean(rtvio_cell_mlocked(r->c)));
+	{
+		/* What the cell's stack saw, including what it refused from the broker. */
+		struct gv_stats st;
+		json_t *o = json_object();
+
+		rtvio_cell_stats(r->c, &st);
+		json_object_set_new(o, "rx_packets", json_integer((json_int_t)st.rx_packets));
+		json_object_set_new(o, "rx_bytes", json_integer((json_int_t)st.rx_bytes));
+		json_object_set_new(o, "tx_packets", json_integer((json_int_t)st.tx_packets));
+		json_object_set_new(o, "tx_bytes", json_integer((json_int_t)st.tx_bytes));
+		json_object_set_new(o, "rx_bad", json_integer((json_int_t)(st.rx_bad_len +
+									    st.rx_bad_hdr +
+									    st.rx_bad_credit)));
+		json_object_set_new(o, "credit_updates_sent",
+				    json_integer((json_int_t)st.credit_updates_sent));
+		json_object_set_new(o, "ring_errors", json_integer((json_int_t)st.ring_errors));
+		json_object_set_new(doc, "stack", o);
+	}
 	for (int i = 0; i < r->nw; i++) {
 		const struct worker *w = &r->w[i];
 		const struct rtvio_flow_cfg *f = w->flow;
