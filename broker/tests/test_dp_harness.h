@@ -43,6 +43,7 @@ struct tcell {
 	size_t tx_off;       /* TX buffers: 8 of T_TXBUF bytes, used round-robin */
 	unsigned int tx_next;
 	unsigned int notified[2];
+	bool kicked;         /* the last t_send's publish asked for a kick */
 	int broken_err;
 	unsigned int broken_calls;
 };
@@ -157,7 +158,7 @@ static void t_send_ex(struct tcell *c, const struct vsock_hdr *h, const void *pa
 		out[0] = (struct vq_buf){ .addr = t_gpa(c, b), .len = VSOCK_HDR_SIZE + h->len };
 	}
 	assert_int_equal(vq_driver_add(&c->drv[1], out, (split && h->len) ? 2 : 1, NULL, 0, b), 0);
-	vq_driver_publish(&c->drv[1]);
+	c->kicked = vq_driver_publish(&c->drv[1]);
 }
 
 static void t_send(struct tcell *c, const struct vsock_hdr *h, const void *payload)

@@ -80,6 +80,8 @@ static void test_stream_end_to_end(void **state)
 	h = t_hdr(A, 5000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_RW, sizeof(msg));
 	h.fwd_cnt = 77;
 	t_send_ex(&e.cell[0], &h, msg, true);
+	/* poll = no: the broker asked for a kick once the ring drained. */
+	assert_true(e.cell[0].kicked);
 	t_run(&e);
 	/* 10000 bytes into 4052-byte RX payloads: 3 pieces, each with its own header. */
 	while (t_recv(&e.cell[1], &r, piece, sizeof(piece))) {
@@ -663,6 +665,41 @@ static void test_hostile_random(void **state)
 	assert_true(broken > 50);
 }
 
+/* poll = yes: the broker asks the cells not to kick, and still serves them. */
+static void test_poll_mode(void **state)
+{
+	static struct tenv e;
+	static char ini[2048];
+	static uint8_t msg[5000], piece[4096];
+	struct vsock_hdr h, r;
+	size_t off = 0;
+
+	(void)state;
+	snprintf(ini, sizeof(ini), "%s", base_ini);
+	{
+		char *p = strstr(ini, "chunk = 1KiB\n");
+
+		memmove(p + 11, p, strlen(p) + 1);
+		memcpy(p, "poll = yes\n", 11);
+	}
+	t_env_init(&e, ini, 4096);
+	t_post_rx(&e.cell[0], 8, false);
+	t_post_rx(&e.cell[1], 8, false);
+	connect_pair(&e, 0, A, 1, B, 1000, VSOCK_TYPE_STREAM);
+	fill(msg, sizeof(msg), 11);
+	h = t_hdr(A, 5000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_RW, sizeof(msg));
+	/* With EVENT_IDX the driver kicks only if the device asked: it did not. */
+	t_send(&e.cell[0], &h, msg);
+	assert_false(e.cell[0].kicked);
+	t_run(&e);
+	while (t_recv(&e.cell[1], &r, piece, sizeof(piece))) {
+		assert_memory_equal(piece, msg + off, r.len);
+		off += r.len;
+	}
+	assert_int_equal(off, sizeof(msg));
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -683,6 +720,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_rx),
 		cmocka_unit_test(test_connection_share),
 		cmocka_unit_test(test_hostile_random),
+		cmocka_unit_test(test_poll_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
