@@ -963,6 +963,63 @@ static void test_reset_by_peer(void **state)
 	wire_fini(&w);
 }
 
+static void test_replies_wait_for_tx_room(void **state)
+{
+	/* The broker stops completing TX chains: RST replies and a RESPONSE queue up
+	 * (32 RSTs at most, the rest dropped and counted) and go out in order once
+	 * the ring drains; nothing is lost that was promised. */
+	uint8_t pkt[GV_HDR_SIZE];
+	struct wire w;
+	struct wire_opts o = { .lp = { .queue_size = 16, .tx_payload = 4096 } };
+	struct gv_stack *a, *b;
+	struct gv_stats st;
+	int l, c, n = 0;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	l = gv_socket(a, GV_SOCK_STREAM);
+	assert_int_equal(gv_listen(a, l, PORT, 1), 0);
+	w.hold = true;
+	struct vsock_hdr h = { .src_cid = 4, .dst_cid = 3, .src_port = 7, .dst_port = 4242,
+			       .type = VSOCK_TYPE_STREAM, .op = VSOCK_OP_RW };
+
+	vsock_hdr_encode(&h, pkt);
+	/* 16 fill the TX ring, 32 wait, 4 are dropped. */
+	while (n < 52) {
+		int r = wire_inject(&w.c[0], pkt, sizeof(pkt), sizeof(pkt));
+
+		if (r == 1) {
+			n++;
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_true(gv_process(a) >= 0);
+	}
+	assert_true(gv_process(a) >= 0);
+	gv_get_stats(a, &st);
+	assert_int_equal(st.rx_no_sock, 52);
+	assert_int_equal(st.rst_dropped, 4);
+	assert_int_equal(st.tx_packets, 16);
+	/* A connection request meanwhile: its RESPONSE waits behind the RSTs. */
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	w.hold = false;
+	wire_move(&w, &w.c[1], &w.c[0]);
+	w.hold = true;
+	assert_true(gv_process(a) >= 0);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	w.hold = false;
+	wire_run(&w, 1000);
+	gv_get_stats(a, &st);
+	assert_int_equal(st.tx_packets, 16 + 32 + 1);
+	assert_int_equal(w.c[0].sent_ops[VSOCK_OP_RST], 48);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_true(gv_accept(a, l, NULL, NULL) >= 0);
+	wire_fini(&w);
+}
+
 /* ---- hostile broker ---- */
 
 static void test_hostile_rx(void **state)
@@ -1172,6 +1229,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_shutdown_eof),
 		cmocka_unit_test(test_close_with_data_in_flight),
 		cmocka_unit_test(test_reset_by_peer),
+		cmocka_unit_test(test_replies_wait_for_tx_room),
 		cmocka_unit_test(test_hostile_rx),
 		cmocka_unit_test(test_broken_ring_is_sticky),
 		cmocka_unit_test(test_event_idx_and_many_connections),
