@@ -395,7 +395,7 @@ static void attach_and_layout(void **state)
 	assert_true(rtvio_cell_features(c) & (1ull << VHU_F_VERSION_1));
 	assert_int_equal(rtvio_cell_error(c), 0);
 	/* The last messages are one-way: wait until the fake has read them all. */
-	for (int i = 0; i < 400 && !atomic_load(&f->running); i++)
+	for (int i = 0; i < 4000 && !atomic_load(&f->running); i++)
 		usleep(5000);
 	assert_true(atomic_load(&f->running));
 	/* The fake mapped the same memory we lay rings in; descriptor addresses are
@@ -563,7 +563,7 @@ static void nonblocking_and_timeouts(void **state)
 	assert_int_equal(rtvio_connect(c, k, rtvio_cell_cid(c), 3000, 0), -EINPROGRESS);
 	b = rtvio_accept(c, l, NULL, NULL, 5000);
 	assert_true(b >= 0);
-	for (int i = 0; i < 1000 && !(rtvio_poll_events(c, k) & GV_POLLOUT); i++) {
+	for (int i = 0; i < 10000 && !(rtvio_poll_events(c, k) & GV_POLLOUT); i++) {
 		rtvio_cell_process(c);
 		usleep(1000);
 	}
@@ -673,7 +673,7 @@ static void hangup_seen_without_waiters(void **state)
 	struct pollfd p;
 
 	(void)state;
-	for (int i = 0; i < 200 && !atomic_load(&f->running); i++)
+	for (int i = 0; i < 4000 && !atomic_load(&f->running); i++)
 		usleep(5000);
 	atomic_store(&f->hangup, true);
 	/* An event loop learns it through the cell's descriptor. */
@@ -742,7 +742,7 @@ static void *prio_thread(void *arg)
 
 static bool wait_poller(struct rtvio_cell *c, int prio)
 {
-	for (int i = 0; i < 400; i++) {
+	for (int i = 0; i < 4000; i++) {
 		if (rtvio_cell_poller_prio(c) == prio)
 			return true;
 		usleep(5000);
@@ -768,7 +768,7 @@ static void realtime_waiter_takes_polling(void **state)
 	/* A real-time thread comes to wait: it takes the polling over. */
 	hi = (struct prio_recv){ .c = c, .id = b2, .prio = 1 };
 	pthread_create(&th, NULL, prio_thread, &hi);
-	for (int i = 0; i < 400 && !atomic_load(&hi.done) && rtvio_cell_poller_prio(c) != 1; i++)
+	for (int i = 0; i < 4000 && !atomic_load(&hi.done) && rtvio_cell_poller_prio(c) != 1; i++)
 		usleep(5000);
 	if (hi.set_rc) {
 		/* Not permitted here: the rest cannot be checked. */
