@@ -99,7 +99,7 @@ struct dp_cell_stats {
 	uint64_t bytes_in;     /* their payload bytes */
 	uint64_t pkts_out;     /* RX pieces delivered to this cell (one per RX buffer) */
 	uint64_t bytes_out;    /* their payload bytes */
-	uint64_t refused;      /* spoofed src_cid, unknown op/type: dropped, counted */
+	uint64_t refused;      /* packets with a spoofed src_cid (answered with RST) */
 	uint64_t resets;       /* RST packets the broker generated toward this cell */
 };
 
@@ -107,7 +107,8 @@ struct dp_flow_stats {
 	uint64_t packets;      /* packets completed (all pieces delivered) */
 	uint64_t bytes;        /* their payload bytes */
 	uint64_t chunks;       /* copy steps */
-	uint64_t policed;      /* packets held back by the policer */
+	uint64_t policed;      /* packets held back by the policer (GCRA on the
+				* flow's period, size and jitter) */
 	uint64_t deadline_misses; /* residence > the flow's deadline */
 	uint64_t max_residence_ns;
 	uint64_t hist[DP_HIST_BUCKETS];
