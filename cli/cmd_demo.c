@@ -388,10 +388,19 @@ static int prepare(struct demo *d, const char *path, const char *policy)
 	return 0;
 }
 
+/* The default config is found from the working directory, else in the source tree
+ * the binary was built from. */
+static const char *default_config(void)
+{
+	if (access(DEFAULT_CONFIG, R_OK) == 0)
+		return DEFAULT_CONFIG;
+	return RTVIO_SOURCE_DIR "/" DEFAULT_CONFIG;
+}
+
 int cmd_demo(int argc, char **argv)
 {
 	struct demo d = { 0 };
-	const char *path = DEFAULT_CONFIG, *policy = NULL;
+	const char *path = default_config(), *policy = NULL;
 	int rc = parse_args(&d, argc, argv, &path, &policy), failures = 0;
 	struct sigaction sa = { .sa_handler = on_signal };
 	json_t *doc;
