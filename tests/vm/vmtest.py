@@ -115,7 +115,7 @@ def job(*args):
     return ",".join(str(a) for a in args)
 
 
-G1_JOBS = "+".join([
+G1_JOBS = ";".join(["+".join([
     job("recv", "--port", 2001, "--type", "seqpacket", "--count", DOWN_MSGS, "--tag", "down"),
     job("send", "--cid", 4, "--port", 1000, "--size", BULK_SIZE, "--count", BULK_MSGS,
         "--tag", "bulk"),
@@ -127,6 +127,11 @@ G1_JOBS = "+".join([
     # p listens on 2003, but that flow is g2's: only the broker can refuse it.
     job("connect-expect-refused", "--cid", 5, "--port", 2003, "--tag", "deny_cell"),
     job("connect-expect-refused", "--cid", 5, "--port", 2999, "--tag", "deny_port"),
+]),
+    # The device is reset and started again on the same vhost-user connection.
+    "reload",
+    job("send", "--cid", 4, "--port", 1002, "--size", 4096, "--count", 50, "--rtt",
+        "--tag", "after_reset"),
 ])
 G2_JOBS = ";".join([
     "+".join([
@@ -134,6 +139,7 @@ G2_JOBS = ";".join([
         job("seqsizes", "--listen", "--port", 1001, "--tag", "seq"),
         job("echo", "--port", 1002, "--tag", "rtt"),
     ]),
+    job("echo", "--port", 1002, "--tag", "after_reset"),
     "go",
     job("send", "--cid", 5, "--port", 2003, "--size", 4096, "--count", LATE_MSGS,
         "--tag", "late"),
@@ -288,6 +294,8 @@ CHECKS = {
           "power-off and the restart); the killed guest's connection is reset there",
     "down": "process cell to guest SEQPACKET, checked in the guest",
     "deny": "connections no flow permits are refused (guest port, another cell's flow, cell port)",
+    "reset": "a guest's device reset (driver unbound, bound again) is served again on "
+             "the same connection",
     "poweroff": "a guest that powers off exits cleanly and the broker releases it",
     "carry": "the other guest carries on after the power-off",
     "sigkill": "a QEMU killed with SIGKILL mid-transfer is cleaned up (broker alive, cell "
@@ -377,6 +385,14 @@ def main():
             for t in ("deny_guest", "deny_cell", "deny_port"):
                 guest_ok(g1, t)
         report_soft(report, "deny", deny)
+
+        def reset():
+            with open(g1.log_path) as f:
+                check("RTVIO-RELOADED cid=3" in f.read(), "the guest could not reset its "
+                      f"device (console {g1.log_path})")
+            guest_ok(g1, "after_reset", messages=50, rtt_n=50, corrupt=0)
+            guest_ok(g2, "after_reset")
+        report_soft(report, "reset", reset)
 
         def poweroff():
             check(g1.done == 0, f"guest g1: {g1.done} job(s) failed")
