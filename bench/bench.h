@@ -14,6 +14,10 @@
  * the scenarios start as separate processes). */
 int bench_peer_main(int argc, char **argv);
 
+/* `rtvio bench relay DIR CPU PRIO NAME...`: a Unix-socket relay standing where the
+ * broker stands (bench/relay.c). */
+int bench_relay_main(int argc, char **argv);
+
 /* The iceoryx transport (bench/peer_iox.c); -ENOTSUP when built without it. */
 struct peer_args;
 int bench_iox_available(void);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/clock.h"
+#include "../guest/workload.h"
 #include "bench.h"
 #include "peer.h"
 
@@ -21,6 +22,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <iceoryx_binding_c/enums.h>
+#include <iceoryx_binding_c/log.h>
 #include <iceoryx_binding_c/publisher.h>
 #include <iceoryx_binding_c/runtime.h>
 #include <iceoryx_binding_c/subscriber.h>
@@ -44,10 +46,12 @@ int bench_iox_send(const struct peer_args *a)
 	iox_pub_options_t opts;
 	iox_pub_t pub;
 	char inst[32], app[64];
-	uint64_t seq = 0, next, end, t0;
+	uint64_t seq = 0, next, end, t0, stamp;
+	struct wl_period plan;
 	int err = 0;
 
 	iox_names(a, inst, sizeof(inst), app, sizeof(app));
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(app);
 	iox_pub_options_init(&opts);
 	opts.historyCapacity = 0;
@@ -66,7 +70,8 @@ int bench_iox_send(const struct peer_args *a)
 		}
 		usleep(1000);
 	}
-	next = a->start_ns ? a->start_ns : rtvio_now_ns();
+	wl_period_init(&plan, a->start_ns ? a->start_ns : rtvio_now_ns(), a->period_ns ? a->period_ns : 1);
+	next = plan.next_ns;
 	end = rtvio_now_ns() + a->duration_ns;
 	for (;;) {
 		void *chunk = NULL;
@@ -79,7 +84,6 @@ int bench_iox_send(const struct peer_args *a)
 			if (seq >= a->count)
 				break;
 			rtvio_sleep_until_ns(next);
-			next += a->period_ns;
 		}
 		r = iox_pub_loan_chunk(pub, &chunk, (uint32_t)a->size);
 		if (r != AllocationResult_SUCCESS) {
@@ -94,9 +98,11 @@ int bench_iox_send(const struct peer_args *a)
 			break;
 		}
 		peer_fill_payload(chunk, a->size, a->throughput ? 0 : seq);
-		peer_stamp(chunk, a->size, seq, rtvio_now_ns());
+		stamp = rtvio_now_ns();
+		peer_stamp(chunk, a->size, seq, stamp);
 		iox_pub_publish_chunk(pub, chunk);
 		seq++;
+		next = wl_period_next(&plan, stamp);
 	}
 	/* Let the subscriber drain before the publisher (and its chunks) go away. */
 	usleep(200000);
@@ -127,6 +133,7 @@ int bench_iox_recv(const struct peer_args *a)
 	if (rx.cap && !rx.lat_ns)
 		return 1;
 	iox_names(a, inst, sizeof(inst), app, sizeof(app));
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(app);
 	iox_sub_options_init(&opts);
 	opts.queueCapacity = 256;

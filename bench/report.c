@@ -197,14 +197,17 @@ static void size_section(struct out *o, const json_t *sc)
 static void cdf_section(struct out *o, const char *name, const json_t *sc)
 {
 	const json_t *runs = json_object_get(sc, "runs"), *r, *c;
+	const char *k;
 	size_t i, j;
 	char fn[96], file[128], png[64];
 	bool first = true;
 
-	fprintf(o->md, "\n## %s\n\n%s\n\n"
+	fprintf(o->md, "\n## %s\n\n%s\n", name, jstr(sc, "conditions", ""));
+	json_object_foreach((json_t *)json_object_get(sc, "unavailable"), k, c)
+		fprintf(o->md, "\n- **%s not measured:** %s\n", k, json_string_value(c));
+	fprintf(o->md, "\n"
 		       "| run | messages | lost | corrupt | min | p50 | p99 | p99.9 | max | bulk GB/s |"
-		       " broker CPU %% | status |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-		name, jstr(sc, "conditions", ""));
+		       " broker CPU %% | status |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	json_array_foreach(runs, i, r) {
 		const json_t *l = json_object_get(r, "latency_us");
 
