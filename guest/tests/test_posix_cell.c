@@ -404,6 +404,62 @@ static void attach_and_layout(void **state)
 	assert_int_equal(f->mem_size, 2u << 20);
 	assert_true(f->desc[0] >= f->uaddr && f->desc[0] < f->uaddr + f->mem_size);
 	assert_true(f->used[1] >= f->uaddr && f->used[1] < f->uaddr + f->mem_size);
+	/* Every RX buffer is posted before the broker is told to go, each as one
+	 * writable descriptor (header and payload together, like Linux) at a guest
+	 * address inside the region, none overlapping another or a ring. */
+	{
+		uint64_t ring_end = 0, bufs_lo = UINT64_MAX;
+		const uint8_t *avail = host_of(f, f->avail[0]);
+		const uint8_t *desc = host_of(f, f->desc[0]);
+		uint16_t aidx, num = (uint16_t)f->num[0];
+		uint8_t *seen = calloc(num, 1);
+
+		assert_int_equal(num, GV_DEFAULT_QUEUE_SIZE);
+		for (int q = 0; q < 2; q++) {
+			uint64_t ends[] = { f->desc[q] + 16u * f->num[q],
+					    f->avail[q] + 6u + 2u * f->num[q],
+					    f->used[q] + 6u + 8u * f->num[q] };
+
+			for (int k = 0; k < 3; k++)
+				if (ends[k] - f->uaddr > ring_end)
+					ring_end = ends[k] - f->uaddr;
+		}
+		memcpy(&aidx, avail + 2, 2);
+		assert_int_equal(aidx, num);
+		for (uint16_t i = 0; i < num; i++) {
+			uint16_t head, flags;
+			uint32_t len;
+			uint64_t addr;
+
+			memcpy(&head, avail + 4 + 2 * i, 2);
+			assert_true(head < num);
+			assert_false(seen[head]);
+			seen[head] = 1;
+			memcpy(&addr, desc + 16 * head, 8);
+			memcpy(&len, desc + 16 * head + 8, 4);
+			memcpy(&flags, desc + 16 * head + 12, 2);
+			assert_int_equal(flags, VRING_DESC_F_WRITE);
+			assert_int_equal(len, GV_DEFAULT_RX_BUF_SIZE);
+			assert_true(addr >= RTVIO_CELL_GUEST_BASE + ring_end);
+			assert_true(addr + len <= RTVIO_CELL_GUEST_BASE + f->mem_size);
+			if (addr < bufs_lo)
+				bufs_lo = addr;
+		}
+		/* Distinct heads with equal-size buffers packed from bufs_lo: no two
+		 * overlap when every offset is a distinct multiple of the size. */
+		memset(seen, 0, num);
+		for (uint16_t i = 0; i < num; i++) {
+			uint64_t addr, k;
+
+			memcpy(&addr, desc + 16 * i, 8);
+			assert_int_equal((addr - bufs_lo) % GV_DEFAULT_RX_BUF_SIZE, 0);
+			k = (addr - bufs_lo) / GV_DEFAULT_RX_BUF_SIZE;
+			assert_true(k < num);
+			assert_false(seen[k]);
+			seen[k] = 1;
+		}
+		free(seen);
+	}
 	rtvio_cell_close(c);
 	fake_stop(f);
 }
