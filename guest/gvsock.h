@@ -99,7 +99,7 @@ struct gv_config {
 	 * (advertised as buf_alloc; SEQPACKET keeps 2 boundary bits per byte in the
 	 * same budget, so its buf_alloc is 4/5 of rcvbuf). */
 	uint32_t max_sockets;         /* 1..4096 */
-	uint32_t rcvbuf;              /* per socket, 64..2^30 bytes */
+	uint32_t rcvbuf;              /* per socket, 128..2^30 bytes */
 	uint64_t connect_timeout_ns;  /* 0 = 2 s */
 	uint64_t close_timeout_ns;    /* wait for the peer's RST after close; 0 = 2 s */
 	const struct gv_ops *ops;
@@ -193,12 +193,17 @@ int gv_accept(struct gv_stack *s, int id, uint64_t *peer_cid, uint32_t *peer_por
 
 /* STREAM: queues up to len bytes as RW packets (each at most tx_payload bytes and at
  * most the peer's free credit); returns bytes accepted (> 0), or -EAGAIN (no credit
- * or no TX slot: the stack asks the peer for credit once), -EPIPE (we shut down
- * writing, or the peer shut down reading / closed), -ECONNRESET, -ENOTCONN.
+ * or no TX slot; the receiver announces space by itself once it has consumed half
+ * its buffer), -EPIPE (we shut down writing, the peer shut down reading or closed),
+ * -ENOTCONN, or, once, the error that ended the connection (-ECONNRESET,
+ * -ECONNREFUSED, -ETIMEDOUT) and -EPIPE after that.
  * SEQPACKET: one message, all or nothing: len, or -EAGAIN (not enough credit or TX
- * slots now), -EMSGSIZE (len above gv_max_message()), same errors otherwise. `eor`
- * sets the EOR flag on the message's last packet (MSG_EOR); ignored for STREAM.
- * A zero-length send returns 0 and sends nothing. At most INT32_MAX bytes per call. */
+ * slots now; short of credit, the stack sends one CREDIT_REQUEST per stall and the
+ * peer then announces every consumption until the message fits), -EMSGSIZE (len
+ * above gv_max_message()), same errors otherwise. `eor` sets the EOR flag on the
+ * message's last packet (MSG_EOR); ignored for STREAM. A zero-length send returns 0
+ * and sends nothing (an empty SEQPACKET message is not supported either way: one
+ * received is dropped). At most INT32_MAX bytes per call. */
 int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
 
 #define GV_MSG_PEEK 0x1u    /* in: leave the data queued */
@@ -207,7 +212,8 @@ int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
 
 /* STREAM: copies up to len bytes; returns bytes (> 0), 0 at end of stream (peer
  * shut down sending, or we shut down receiving, and nothing is left), -EAGAIN,
- * -ECONNRESET (reset and nothing left to read), -ENOTCONN.
+ * -ENOTCONN, or, once nothing is left to read after a reset, its error
+ * (-ECONNRESET...) and 0 after that.
  * SEQPACKET: one whole message (never part of one): its bytes up to len; the rest of
  * a longer message is discarded and GV_MSG_TRUNC set in *out_flags. A message longer
  * than the whole receive budget (only a peer ignoring gv_max_message sends one) is
@@ -224,9 +230,10 @@ int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flag
 int gv_shutdown(struct gv_stack *s, int id, unsigned int how);
 
 /* Releases the id. A connected socket sends SHUTDOWN(RCV|SEND) and lingers in the
- * table (not reusable) until the peer's RST or close_timeout_ns, after which an RST
- * is sent; a connecting one sends RST; queued-but-unaccepted children of a listener
- * are reset. Unread received data is dropped. Always succeeds for a valid id. */
+ * table (its slot counts against max_sockets) until the peer's RST or
+ * close_timeout_ns, after which an RST is sent; a connecting one sends RST;
+ * queued-but-unaccepted children of a listener are reset. Unread received data is
+ * dropped. 0, or -EINVAL for an id that is not open. */
 int gv_close(struct gv_stack *s, int id);
 
 #define GV_POLLIN 0x1u    /* recv would not return -EAGAIN / accept has a connection */
@@ -235,6 +242,7 @@ int gv_close(struct gv_stack *s, int id);
 #define GV_POLLHUP 0x8u   /* both directions are shut or the connection is gone */
 #define GV_POLLRDHUP 0x10u /* the peer will send no more */
 
+/* GV_POLL* bits of socket id; GV_POLLERR | GV_POLLHUP for an id that is not open. */
 unsigned int gv_poll_events(const struct gv_stack *s, int id);
 
 /* The pending asynchronous error of the socket (connect result, reset), cleared by
