@@ -479,6 +479,56 @@ static void test_get_vring_base_stops(void **state)
 	fe_teardown(&f);
 }
 
+/* The guest resets its device (driver unbound and bound again) without QEMU
+ * going away: QEMU 7.2 stops both rings, collects their bases, and then sends the
+ * whole DRIVER_OK set-up again on the same connection, memory table included, with
+ * the new driver's rings starting at 0. */
+static void test_qemu_device_reset_restart(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+
+	(void)state;
+	fe_setup(&f);
+	bring_up(&f);
+	f.dev.stop_base[0] = 40;
+	f.dev.stop_base[1] = 41;
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 0, 0), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 0), 0);
+	assert_int_equal(f.dev.stops, 1);
+	for (uint32_t q = 0; q < 2; q++) {
+		vhu_msg_init(&m, VHU_GET_VRING_BASE, 8);
+		m.p.state.index = q;
+		m.p.state.num = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		get_reply(&f, VHU_GET_VRING_BASE, &r);
+		assert_int_equal(r.p.state.num, 40 + q);
+	}
+	assert_int_equal(kick_acked(&f, VHU_SET_VRING_CALL, 0), 0);
+	assert_int_equal(kick_acked(&f, VHU_SET_VRING_CALL, 1), 0);
+	assert_int_equal(f.dev.stops, 1);
+	/* DRIVER_OK of the new driver. */
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES,
+				  (1ull << VHU_F_VERSION_1) | (1ull << VHU_F_PROTOCOL_FEATURES) |
+					  (1ull << VHU_F_EVENT_IDX),
+				  false, NULL, 0, NULL), 0);
+	assert_int_equal(one_region_acked(&f), 0);
+	setup_ring(&f, 0);
+	setup_ring(&f, 1);
+	assert_int_equal(f.dev.starts, 1); /* not before SET_VRING_ENABLE */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 0, 1), 0);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_int_equal(f.dev.starts, 2);
+	assert_true(f.b.running);
+	/* The new rings start where SET_VRING_BASE said, not where the old ones stopped. */
+	assert_int_equal(f.b.ring[0].base, 0);
+	assert_int_equal(f.b.ring[1].base, 0);
+	assert_int_equal(f.b.last_error, 0);
+	f.mem[RING_OFF(1)] = 0x3c;
+	assert_int_equal(*(uint8_t *)f.dev.desc[1], 0x3c);
+	fe_teardown(&f);
+}
+
 /* A new memory table on a running device: stop, remap, re-translate, start. */
 static void test_mem_table_while_running(void **state)
 {
@@ -939,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_qemu_sequence),
 		cmocka_unit_test(test_process_cell_sequence),
 		cmocka_unit_test(test_get_vring_base_stops),
+		cmocka_unit_test(test_qemu_device_reset_restart),
 		cmocka_unit_test(test_mem_table_while_running),
 		cmocka_unit_test(test_oversized_payload),
 		cmocka_unit_test(test_bad_version),
