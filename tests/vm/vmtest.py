@@ -459,6 +459,10 @@ def main():
             run.broker.send_signal(signal.SIGTERM)
             rc = run.broker.wait(timeout=15)
             check(rc == 0, f"broker exit status {rc}: " + run.text("broker", "err")[-800:])
+            for name in ("broker", "cell-p"):
+                e = run.text(name, "err")
+                check("Sanitizer" not in e and "runtime error" not in e,
+                      f"{name}: sanitizer report: " + e[-1500:])
         report("shutdown", shutdown)
     except Skip:
         pass
