@@ -45,7 +45,11 @@ struct gv_layout_params {
 				* queue_size / 2 (each data packet takes two descriptors) */
 };
 
-/* Offsets are from the start of the region. */
+/* Offsets are from the start of the region. Who writes what in the region: the
+ * descriptor tables and avail rings are gvsock's (the broker only reads them); the
+ * used rings and the RX buffers are the broker's (gvsock reads each RX packet once
+ * into private memory and validates it there); the TX headers and payload slots are
+ * gvsock's and are never read back. The layout itself is private to the cell. */
 struct gv_layout {
 	uint32_t queue_size;
 	uint64_t rx_desc, rx_avail, rx_used;
