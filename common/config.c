@@ -24,7 +24,7 @@ enum kind {
 /* Keys of each section, in the order docs/config.md lists them. The index of a key
  * is its bit in the "seen" masks. */
 static const char *const broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
-	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", NULL };
+	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy", NULL };
 static const char *const cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", NULL };
 static const char *const flow_keys[] = { "from", "to", "type", "size", "period",
@@ -605,6 +605,7 @@ static int broker_key(struct parser *ps, const struct keyctx *k, int key)
 {
 	static const char *const policies[] = { "fp", "edf", "fifo", NULL };
 	static const char *const defaults[] = { "deny", "best-effort", NULL };
+	static const char *const copies[] = { "normal", "nt", NULL };
 	struct rtvio_broker_cfg *b = &ps->cfg->broker;
 	long long v;
 	int w;
@@ -646,6 +647,11 @@ static int broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return get_size(k, 0, UINT64_MAX, &b->regulation_budget);
 	case 8:
 		return get_time(k, 1, &b->regulation_period_ns);
+	case 9:
+		if (get_word(k, copies, &w))
+			return ps->ret;
+		b->copy = w == 1 ? RTVIO_COPY_NT : RTVIO_COPY_NORMAL;
+		return 0;
 	}
 	return 0;
 }
@@ -1283,12 +1289,12 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 
 #define OUT(...) do { if (fprintf(f, __VA_ARGS__) < 0) ret = -EIO; } while (0)
 	OUT("[broker]\npolicy = %s\nchunk = %s\nsocket_dir = %s\ncpu = %d\nrt_priority = %d\n"
-	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\n",
+	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\ncopy = %s\n",
 	    rtvio_policy_name(b->policy), rtvio_fmt_size(x, sizeof(x), b->chunk), b->socket_dir,
 	    b->cpu, b->rt_priority, b->poll ? "yes" : "no",
 	    b->default_best_effort ? "best-effort" : "deny",
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
-	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns));
+	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy));
 	for (int i = 0; i < cfg->ncells; i++) {
 		const struct rtvio_cell_cfg *c = &cfg->cells[i];
 
@@ -1367,6 +1373,11 @@ int rtvio_policy_parse(const char *s, enum rtvio_policy *p)
 		}
 	}
 	return -EINVAL;
+}
+
+const char *rtvio_copy_name(enum rtvio_copy c)
+{
+	return c == RTVIO_COPY_NT ? "nt" : "normal";
 }
 
 const char *rtvio_sock_type_name(enum rtvio_sock_type t)

@@ -44,6 +44,13 @@ enum rtvio_policy {
 	RTVIO_POLICY_FIFO, /* arrival order (baseline) */
 };
 
+/* How the broker's copy engine writes payload into a receiver's RX buffers. */
+enum rtvio_copy {
+	RTVIO_COPY_NORMAL, /* memcpy: ordinary (cached) stores */
+	RTVIO_COPY_NT,     /* non-temporal stores that bypass the broker's cache (x86-64;
+			    * memcpy elsewhere) */
+};
+
 struct rtvio_broker_cfg {
 	enum rtvio_policy policy;     /* default fp */
 	uint64_t chunk;               /* bytes, > 0; default 4 KiB */
@@ -54,6 +61,7 @@ struct rtvio_broker_cfg {
 	bool default_best_effort;     /* default = best-effort; false = deny (default) */
 	uint64_t regulation_budget;   /* bytes per period; 0 = unregulated (default) */
 	uint64_t regulation_period_ns; /* > 0; default 1 ms */
+	enum rtvio_copy copy;         /* default normal */
 	int line;                     /* line of [broker], 0 when absent */
 };
 
@@ -200,6 +208,7 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f);
 
 const char *rtvio_policy_name(enum rtvio_policy p);     /* "fp", "edf", "fifo" */
 int rtvio_policy_parse(const char *s, enum rtvio_policy *p); /* 0 or -EINVAL */
+const char *rtvio_copy_name(enum rtvio_copy c);         /* "normal", "nt" */
 const char *rtvio_sock_type_name(enum rtvio_sock_type t); /* "stream", "seqpacket" */
 const char *rtvio_pattern_name(enum rtvio_pattern p);     /* "periodic", "bulk", "off" */
 

@@ -388,6 +388,7 @@ static void test_defaults(void **state)
 	assert_false(cfg.broker.default_best_effort);
 	assert_int_equal(cfg.broker.regulation_budget, 0);
 	assert_int_equal(cfg.broker.regulation_period_ns, 1000000);
+	assert_int_equal(cfg.broker.copy, RTVIO_COPY_NORMAL);
 	assert_int_equal(cfg.broker.line, 0);
 	assert_false(cfg.cells[0].vm);
 	assert_int_equal(cfg.cells[0].region, 2 << 20);
@@ -572,7 +573,7 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period)");
+		     "regulation_period, copy)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority)");
@@ -672,6 +673,45 @@ static void test_errors_values(void **state)
 		     "12: [workload w] key 'pattern': 'burst': expected periodic, bulk or off");
 	expect_error("[platform]\ncopy_bandwidth = 0GB/s\n" CELLS,
 		     "2: [platform] key 'copy_bandwidth': '0GB/s': expected a bandwidth above zero");
+}
+
+/* [broker] copy: both values load, survive a dump and reload, and anything else is
+ * refused with the choices named. */
+static void test_copy_key(void **state)
+{
+	struct rtvio_config a, b;
+	char err[512] = "";
+
+	(void)state;
+	load_ok("[broker]\ncopy = nt\n" CELLS FLOW, &a);
+	assert_int_equal(a.broker.copy, RTVIO_COPY_NT);
+	char *d = dump(&a);
+
+	assert_non_null(strstr(d, "\ncopy = nt\n"));
+	if (rtvio_config_parse(d, "dump", &b, err, sizeof(err)))
+		fail_msg("dump does not load: %s\n%s", err, d);
+	assert_int_equal(b.broker.copy, RTVIO_COPY_NT);
+	assert_same_config(&a, &b);
+	free(d);
+	rtvio_config_free(&a);
+	rtvio_config_free(&b);
+
+	load_ok("[broker]\ncopy = normal\n" CELLS FLOW, &a);
+	assert_int_equal(a.broker.copy, RTVIO_COPY_NORMAL);
+	d = dump(&a);
+	assert_non_null(strstr(d, "\ncopy = normal\n"));
+	free(d);
+	rtvio_config_free(&a);
+
+	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NT), "nt");
+	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NORMAL), "normal");
+	expect_error("[broker]\ncopy = NT\n" CELLS,
+		     "2: [broker] key 'copy': 'NT': expected normal or nt");
+	expect_error("[broker]\ncopy = \n" CELLS,
+		     "2: [broker] key 'copy': '': expected normal or nt");
+	expect_error("[broker]\ncopy = nt\ncopy = normal\n" CELLS,
+		     "3: [broker] key 'copy': given twice in one section (an indented line "
+		     "continues the key above it)");
 }
 
 static void test_errors_sections(void **state)
@@ -916,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_errors_keys),
 		cmocka_unit_test(test_errors_values),
+		cmocka_unit_test(test_copy_key),
 		cmocka_unit_test(test_errors_sections),
 		cmocka_unit_test(test_errors_cross_checks),
 		cmocka_unit_test(test_error_open),
