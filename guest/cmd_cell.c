@@ -724,10 +724,11 @@ int cmd_cell(int argc, char **argv)
 		}
 		r->w[i].started = true;
 	}
-	/* Everything the flows touch is allocated by now (buffers, thread stacks):
-	 * keep it in RAM. Not MCL_FUTURE, which under a small RLIMIT_MEMLOCK would
-	 * turn later allocations into failures. */
-	if (mlockall(MCL_CURRENT) < 0 && r->cell->rt_priority > 0)
+	/* A real-time cell keeps everything its flows touch in RAM; all of it is
+	 * allocated by now (buffers, thread stacks). Not MCL_FUTURE, which under a
+	 * small RLIMIT_MEMLOCK would turn later allocations into failures. The
+	 * region itself is locked by the port in any case. */
+	if (r->cell->rt_priority > 0 && mlockall(MCL_CURRENT) < 0)
 		fprintf(stderr, "rtvio cell %s: warning: mlockall not permitted (%s)\n", name,
 			strerror(errno));
 	if (ready_fd >= 0) {

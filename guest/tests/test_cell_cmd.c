@@ -1,6 +1,8 @@
 /* `rtvio cell` as a command, run in-process: usage and configuration errors exit 2
  * with one line that names what is wrong, a missing broker exits 1 with a line that
- * names the socket, and --help exits 0. (Runs against a real broker are in tests/.) */
+ * names the socket, --help exits 0; against the fake broker of test_posix_fake.h it
+ * attaches, signals readiness, reports, and notices the broker hanging up. (Runs
+ * with flows against the real broker are in tests/.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "../../cli/commands.h"
+#include "test_posix_fake.h"
 
 static char dir[64];
 static char out[8192], errbuf[8192];
@@ -125,6 +131,78 @@ static void no_broker(void **state)
 	assert_string_equal(out, "");
 }
 
+static const char *fake_conf(void)
+{
+	char sd[96];
+
+	snprintf(sd, sizeof(sd), "%s/sock", dir);
+	mkdir(sd, 0700);
+	return write_conf("lone.conf", "[cell a]\ncid = 3\nregion = 1MiB\n");
+}
+
+static void attaches_signals_ready_and_reports(void **state)
+{
+	char path[128], fdarg[16], ready[16] = "";
+	const char *p = fake_conf();
+	struct fake *f;
+	json_t *doc;
+	int pfd[2];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sock/a.sock", dir);
+	f = fake_start_at(path, VHU_VSOCK_FEATURES);
+	assert_int_equal(pipe(pfd), 0);
+	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--duration", "0.3", "--json",
+					       "--ready-fd", fdarg, NULL }), 0);
+	/* The ready line came, and the descriptor was closed after it. */
+	assert_int_equal(read(pfd[0], ready, sizeof(ready) - 1), 6);
+	assert_string_equal(ready, "ready\n");
+	assert_int_equal(read(pfd[0], ready, 1), 0);
+	close(pfd[0]);
+	/* One JSON document; the CID is the broker's answer, not the config's. */
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "cell")), "a");
+	assert_int_equal(json_integer_value(json_object_get(doc, "cid")), 42);
+	assert_true(json_is_array(json_object_get(doc, "flows")));
+	assert_int_equal(json_array_size(json_object_get(doc, "flows")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "stack"),
+							    "ring_errors")), 0);
+	json_decref(doc);
+	fake_stop(f);
+}
+
+static void *hang_up_later(void *arg)
+{
+	struct fake *f = arg;
+
+	while (!atomic_load(&f->running))
+		usleep(1000);
+	usleep(100000);
+	atomic_store(&f->hangup, true);
+	return NULL;
+}
+
+static void broker_hangup_exits_1(void **state)
+{
+	char path[128];
+	const char *p = fake_conf();
+	struct fake *f;
+	pthread_t th;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sock/a.sock", dir);
+	f = fake_start_at(path, VHU_VSOCK_FEATURES);
+	assert_int_equal(pthread_create(&th, NULL, hang_up_later, f), 0);
+	/* Would run 60 s; the broker leaving ends it at once, with status 1. */
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--duration", "60", NULL }), 1);
+	assert_non_null(strstr(errbuf, "the broker closed the connection"));
+	assert_non_null(strstr(out, "cell a (cid 42)"));
+	pthread_join(th, NULL);
+	fake_stop(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -147,6 +225,8 @@ int main(void)
 		cmocka_unit_test(help_and_usage),
 		cmocka_unit_test(config_errors),
 		cmocka_unit_test(no_broker),
+		cmocka_unit_test(attaches_signals_ready_and_reports),
+		cmocka_unit_test(broker_hangup_exits_1),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
