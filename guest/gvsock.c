@@ -438,17 +438,15 @@ static void hdr_for(struct gv_stack *s, struct gv_sock *k, uint16_t op, uint32_t
 	vsock_credit_to_peer(&k->cr, h);
 }
 
-/* Sends a header-only packet for socket k now, or remembers it in k->pend. */
-static void ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p)
+/* Sends the header-only packet p of socket k if the TX ring has room. */
+static bool ctrl_now(struct gv_stack *s, struct gv_sock *k, uint8_t p)
 {
 	struct vsock_hdr h;
 	uint16_t op;
 	uint32_t flags = 0;
 
-	if (!tx_room(s, 1, 0)) {
-		k->pend |= p;
-		return;
-	}
+	if (!tx_room(s, 1, 0))
+		return false;
 	switch (p) {
 	case P_REQUEST:
 		op = VSOCK_OP_REQUEST;
@@ -467,6 +465,7 @@ static void ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p)
 	case P_SHUTDOWN:
 		op = VSOCK_OP_SHUTDOWN;
 		flags = k->shut_pend;
+		k->shut_pend = 0;
 		break;
 	default:
 		op = VSOCK_OP_RST;
@@ -474,10 +473,12 @@ static void ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p)
 	}
 	hdr_for(s, k, op, flags, 0, &h);
 	tx_put(s, &h, NULL);
-	k->pend &= (uint8_t)~p;
+	return true;
 }
 
-/* Retries the control packets k still owes, in protocol order. */
+/* Sends the control packets k owes, in protocol order (a RESPONSE before the
+ * SHUTDOWN of a connection closed at once, say), as far as the TX ring has room;
+ * the rest stays in k->pend for a later gv_process. */
 static void flush_pend(struct gv_stack *s, struct gv_sock *k)
 {
 	static const uint8_t order[] = { P_REQUEST, P_RESPONSE, P_CREDIT_UPDATE,
@@ -486,10 +487,17 @@ static void flush_pend(struct gv_stack *s, struct gv_sock *k)
 	for (unsigned int i = 0; i < sizeof(order) && k->pend; i++) {
 		if (!(k->pend & order[i]))
 			continue;
-		ctrl(s, k, order[i]);
-		if (k->pend & order[i])
+		if (!ctrl_now(s, k, order[i]))
 			return;
+		k->pend &= (uint8_t)~order[i];
 	}
+}
+
+/* Owes the peer control packet p: sent now unless earlier ones still wait. */
+static void ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p)
+{
+	k->pend |= p;
+	flush_pend(s, k);
 }
 
 /* RST toward a peer that has no socket here (packet for an unknown connection). */
@@ -1496,8 +1504,6 @@ int gv_shutdown(struct gv_stack *s, int id, unsigned int how)
 		return 0;
 	k->shut_pend |= f;
 	ctrl(s, k, P_SHUTDOWN);
-	if (!(k->pend & P_SHUTDOWN))
-		k->shut_pend = 0;
 	tx_publish(s);
 	wake(s, k);
 	return 0;
