@@ -734,14 +734,13 @@ static void test_seqpacket_oversize_from_peer(void **state)
 	static uint8_t pkt[GV_HDR_SIZE + 2048], buf[8192];
 	struct wire w;
 	struct wire_opts o = { .rcvbuf = 5120 }; /* buf_alloc 4096 */
-	struct gv_stack *a, *b;
+	struct gv_stack *b;
 	int s, c;
 	uint32_t lp;
 	unsigned int fl;
 
 	(void)state;
 	assert_int_equal(wire_init(&w, &o), 0);
-	a = w.c[0].st;
 	b = w.c[1].st;
 	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
 	gv_sock_name(b, c, &lp, NULL, NULL);
@@ -787,7 +786,6 @@ static void test_seqpacket_oversize_from_peer(void **state)
 	assert_int_equal(w.c[1].last.op, VSOCK_OP_CREDIT_UPDATE);
 	assert_int_equal(w.c[1].last.fwd_cnt, 4096 + 100 + 7);
 	assert_int_equal(w.c[1].last.buf_alloc, 4096);
-	(void)a;
 	wire_fini(&w);
 }
 
