@@ -174,6 +174,9 @@ class Run:
     def spawn(self, argv, name):
         out = open(os.path.join(self.tmp, name + ".out"), "w")
         err = open(os.path.join(self.tmp, name + ".err"), "w")
+        # timeout(1) forwards SIGTERM to the program and kills it should this driver
+        # itself be killed before its clean-up runs.
+        argv = ["timeout", "-s", "KILL", str(int(LIMIT + 30))] + argv
         p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                              start_new_session=True)
         p.name = name
@@ -325,9 +328,14 @@ def main():
         pass
 
     def on_alarm(sig, frm):
-        raise Fail(f"vmtest did not finish within {LIMIT:.0f} s")
+        if sig == signal.SIGALRM:
+            raise Fail(f"vmtest did not finish within {LIMIT:.0f} s")
+        raise Fail(f"vmtest stopped by signal {sig}")
 
     signal.signal(signal.SIGALRM, on_alarm)
+    # make's timeout or an impatient user: stop, and still kill every QEMU.
+    signal.signal(signal.SIGTERM, on_alarm)
+    signal.signal(signal.SIGINT, on_alarm)
     signal.alarm(int(LIMIT))
     run = None
     try:
