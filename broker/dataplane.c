@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -100,9 +101,11 @@ static void bits_each(struct dp *dp, const uint64_t *map, uint32_t lo, uint32_t 
 }
 
 /* Copies n bytes from the segments src (starting src_off bytes in) to the segments
- * dst (starting dst_off bytes in). The caller has checked that both have room. */
-static void seg_copy(const struct vq_seg *dst, unsigned int nd, uint64_t dst_off,
-		     const struct vq_seg *src, unsigned int ns, uint64_t src_off, uint64_t n)
+ * dst (starting dst_off bytes in) with fn, once per contiguous piece. The caller has
+ * checked that both have room. */
+static void seg_copy(dp_copy_fn fn, const struct vq_seg *dst, unsigned int nd,
+		     uint64_t dst_off, const struct vq_seg *src, unsigned int ns,
+		     uint64_t src_off, uint64_t n)
 {
 	unsigned int i = 0, j = 0;
 
@@ -116,7 +119,7 @@ static void seg_copy(const struct vq_seg *dst, unsigned int nd, uint64_t dst_off
 
 		if (k > n)
 			k = n;
-		memcpy((uint8_t *)dst[i].host + dst_off, (const uint8_t *)src[j].host + src_off, k);
+		fn((uint8_t *)dst[i].host + dst_off, (const uint8_t *)src[j].host + src_off, k);
 		n -= k;
 		dst_off += k;
 		src_off += k;
@@ -137,7 +140,7 @@ static void seg_gather(uint8_t *out, const struct vq_seg *src, unsigned int ns, 
 {
 	struct vq_seg d = { .host = out, .len = (uint32_t)n, .writable = true };
 
-	seg_copy(&d, 1, 0, src, ns, 0, n);
+	seg_copy(dp_copy_normal, &d, 1, 0, src, ns, 0, n);
 }
 
 static void seg_scatter(const struct vq_seg *dst, unsigned int nd, const uint8_t *in,
@@ -145,7 +148,7 @@ static void seg_scatter(const struct vq_seg *dst, unsigned int nd, const uint8_t
 {
 	struct vq_seg s = { .host = (void *)(uintptr_t)in, .len = (uint32_t)n };
 
-	seg_copy(dst, nd, 0, &s, 1, 0, n);
+	seg_copy(dp_copy_normal, dst, nd, 0, &s, 1, 0, n);
 }
 
 /* ------------------------------------------------------------ lookups ---- */
@@ -1065,8 +1068,8 @@ static int copy_step(struct dp *dp, uint32_t q, uint64_t now)
 		w->hdr_written = true;
 	}
 	if (n)
-		seg_copy(w->rx.seg, w->rx.n_seg, VSOCK_HDR_SIZE + w->piece_done, p->seg, p->n_seg,
-			 VSOCK_HDR_SIZE + (uint64_t)p->sent, n);
+		seg_copy(dp->copy, w->rx.seg, w->rx.n_seg, VSOCK_HDR_SIZE + w->piece_done,
+			 p->seg, p->n_seg, VSOCK_HDR_SIZE + (uint64_t)p->sent, n);
 	w->piece_done += (uint32_t)n;
 	p->sent += (uint32_t)n;
 	dp->reg_bytes += hdr + n;
@@ -1218,6 +1221,12 @@ int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void
 	if (hooks)
 		dp->hooks = *hooks;
 	dp->ctx = ctx;
+	/* Chosen once: the copy path pays an indirect call per segment piece, nothing
+	 * per byte. */
+	dp->copy = dp_copy_select(cfg->broker.copy);
+	if (cfg->broker.copy == RTVIO_COPY_NT && !dp_copy_nt_native())
+		fprintf(stderr, "rtvio broker: copy = nt: no non-temporal stores on this "
+			"architecture, copying with memcpy\n");
 	dp->ncells = (uint32_t)cfg->ncells;
 	dp->nflows = (uint32_t)cfg->nflows;
 	dp->nqueues = 2 * dp->nflows + dp->ncells;

@@ -9,6 +9,7 @@
 #include "../common/config.h"
 #include "../platform/regulator.h"
 #include "dataplane.h"
+#include "dp_copy.h"
 #include "virtq.h"
 #include "vsock.h"
 
@@ -137,6 +138,7 @@ struct dp {
 	uint64_t now;              /* time of the current pass */
 	struct regulator reg;
 	uint64_t reg_bytes;
+	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
 };
 
