@@ -1,0 +1,355 @@
+/* `rtvio calibrate`: from samples to platform values (the arithmetic; no I/O but the
+ * writers, no measurement). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "calibrate.h"
+
+int cal_dist_make(double *v, size_t n, size_t stalled, bool checked, struct cal_dist *out)
+{
+	struct summary s;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->stalled = stalled;
+	out->stall_checked = checked;
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(v[i]) || v[i] < 0)
+			return -EINVAL;
+	}
+	r = fit_summarize(v, n, &s);
+	if (r)
+		return r;
+	out->n = n;
+	out->min_ns = s.min;
+	out->median_ns = s.median;
+	out->p999_ns = fit_percentile_sorted(v, n, CAL_PERCENTILE);
+	out->max_ns = s.max;
+	return 0;
+}
+
+static int group_of(struct cal_steps_fit *f, uint32_t bytes, bool last)
+{
+	for (size_t i = 0; i < f->ngroups; i++) {
+		if (f->g[i].bytes == bytes && f->g[i].last == last)
+			return (int)i;
+	}
+	if (f->ngroups == CAL_MAX_GROUPS)
+		return -EINVAL;
+	f->g[f->ngroups].bytes = bytes;
+	f->g[f->ngroups].last = last;
+	return (int)f->ngroups++;
+}
+
+int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
+{
+	double *x = NULL, *y = NULL, *v = NULL;
+	double gx[CAL_MAX_GROUPS], gy[CAL_MAX_GROUPS];
+	size_t nraw = 0, ng = 0, nlast = 0;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (group_of(out, s[i].bytes, s[i].last) < 0)
+			return -EINVAL;
+	}
+	x = malloc(n * sizeof(*x));
+	y = malloc(n * sizeof(*y));
+	v = malloc(n * sizeof(*v));
+	if (!x || !y || !v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].stalled) {
+			out->stalled++;
+			continue;
+		}
+		out->n++;
+		if (!s[i].last) {
+			x[nraw] = s[i].bytes;
+			y[nraw++] = s[i].ns;
+		}
+	}
+	/* Per kind: a distribution of its kept steps. A kind whose every step was
+	 * stalled keeps n = 0 and takes no part in the fit. */
+	for (size_t g = 0; g < out->ngroups; g++) {
+		struct cal_group *cg = &out->g[g];
+		size_t k = 0, st = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (s[i].bytes != cg->bytes || s[i].last != cg->last)
+				continue;
+			if (s[i].stalled)
+				st++;
+			else
+				v[k++] = s[i].ns;
+		}
+		if (!k) {
+			cg->d.stalled = st;
+			cg->d.stall_checked = true;
+			continue;
+		}
+		ret = cal_dist_make(v, k, st, true, &cg->d);
+		if (ret)
+			goto out;
+		if (cg->last) {
+			nlast++;
+		} else {
+			gx[ng] = cg->bytes;
+			gy[ng++] = cg->d.p999_ns;
+		}
+	}
+	if (ng < 2 || !nlast) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = fit_linear(x, y, nraw, &out->raw);
+	if (ret)
+		goto out;
+	ret = fit_linear(gx, gy, ng, &out->envelope);
+	if (ret)
+		goto out;
+	if (!(out->envelope.slope > 0)) {
+		ret = -EDOM;
+		goto out;
+	}
+	out->ns_per_byte = out->envelope.slope;
+	/* Keep the fitted slope and raise the line until no size's p99.9 lies above
+	 * it: the analysis may then charge e(b) for any measured chunk. */
+	out->chunk_overhead_ns = 0;
+	for (size_t i = 0; i < ng; i++) {
+		double over = gy[i] - gx[i] * out->ns_per_byte;
+
+		if (over > out->chunk_overhead_ns)
+			out->chunk_overhead_ns = over;
+	}
+	out->packet_overhead_ns = 0;
+	for (size_t g = 0; g < out->ngroups; g++) {
+		const struct cal_group *cg = &out->g[g];
+		double over;
+
+		if (!cg->last || !cg->d.n)
+			continue;
+		over = cg->d.p999_ns - (out->chunk_overhead_ns + cg->bytes * out->ns_per_byte);
+		if (over > out->packet_overhead_ns)
+			out->packet_overhead_ns = over;
+	}
+out:
+	free(x);
+	free(y);
+	free(v);
+	return ret;
+}
+
+/* Rounds up, ignoring the last bits of floating-point error (200 * 1.1 is 220). */
+static uint64_t ceil_ns(double ns)
+{
+	double c = ceil(ns - 1e-6);
+
+	return c <= 0 ? 0 : (uint64_t)c;
+}
+
+static bool dist_ok(const struct cal_dist *d)
+{
+	return d->n > 0 && isfinite(d->max_ns);
+}
+
+int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_cfg *out)
+{
+	int m = poll ? CAL_POLL : CAL_SLEEP;
+	double bw;
+
+	memset(out, 0, sizeof(*out));
+	if (!(r->steps.ns_per_byte > 0) || !dist_ok(&r->ingest_step) ||
+	    !dist_ok(&r->ingest_lat[m]) || !dist_ok(&r->notify_lat[m]))
+		return -EDOM;
+	bw = floor(1e9 / (r->steps.ns_per_byte * CAL_MARGIN));
+	if (!(bw >= 1) || bw > 1e18)
+		return -EDOM;
+	out->copy_bandwidth = (uint64_t)bw;
+	out->chunk_overhead = ceil_ns(r->steps.chunk_overhead_ns * CAL_MARGIN);
+	out->packet_overhead = ceil_ns(r->steps.packet_overhead_ns * CAL_MARGIN);
+	out->ingest_latency = ceil_ns(r->ingest_lat[m].max_ns);
+	out->notify_latency = ceil_ns(r->notify_lat[m].max_ns);
+	out->ingest_step = ceil_ns(r->ingest_step.max_ns);
+	out->present = RTVIO_PLAT_ALL;
+	return 0;
+}
+
+static double steps_max(const struct cal_steps_fit *f)
+{
+	double m = 0;
+
+	for (size_t i = 0; i < f->ngroups; i++) {
+		if (f->g[i].d.n && f->g[i].d.max_ns > m)
+			m = f->g[i].d.max_ns;
+	}
+	return m;
+}
+
+static int dist_comment(FILE *f, const char *what, const struct cal_dist *d)
+{
+	char stalls[64];
+
+	if (d->stall_checked)
+		snprintf(stalls, sizeof(stalls), "%zu excluded as host stalls", d->stalled);
+	else
+		snprintf(stalls, sizeof(stalls), "no stall probe (see docs/platform.md)");
+	return fprintf(f, ";   %-22s max %.0f ns, p99.9 %.0f ns, median %.0f ns; %zu samples, %s\n",
+		       what, d->max_ns, d->p999_ns, d->median_ns, d->n, stalls) < 0 ? -EIO : 0;
+}
+
+int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_meta *m, bool poll)
+{
+	struct rtvio_platform_cfg p;
+	int mode = poll ? CAL_POLL : CAL_SLEEP;
+	int ret = cal_platform(r, poll, &p);
+
+	if (ret)
+		return ret;
+	if (fprintf(f,
+		    "; Written by `rtvio calibrate%s` on %s\n"
+		    "; on: %s, Linux %s; data plane on cpu %d, cells on cpu %d\n"
+		    "; how: the real data plane against synthetic process cells. Latencies and\n"
+		    ";   ingest_step: the largest sample that did not overlap a host stall seen by\n"
+		    ";   a gap probe (a bound, not a typical figure). Copy costs: a line with the\n"
+		    ";   per-byte slope fitted to each size's p99.9 step time, raised above every\n"
+		    ";   size's p99.9, plus a %.0f %% margin (the maxima of tens of thousands of\n"
+		    ";   short steps are set by interrupts and preemption, shown below).\n"
+		    ";   Measured without memory interference: run `rtvio hog` on the other cpus\n"
+		    ";   while calibrating to include it. Latencies are for poll = %s.\n",
+		    m->quick ? " --quick" : "", m->date, m->cpu_model, m->kernel, m->broker_cpu,
+		    m->other_cpu, (CAL_MARGIN - 1) * 100, poll ? "yes" : "no") < 0)
+		return -EIO;
+	if (fprintf(f,
+		    ";   copy steps: %zu samples (%zu excluded as host stalls); fit of non-last\n"
+		    ";   steps against bytes: %.4f ns/B + %.0f ns, r^2 %.4f over %zu steps;\n"
+		    ";   per-size p99.9: %.4f ns/B (r^2 %.4f), line raised to + %.0f ns;\n"
+		    ";   a packet's last step: at most %.0f ns more than that line (p99.9);\n"
+		    ";   largest step seen: %.0f ns\n",
+		    r->steps.n, r->steps.stalled, r->steps.raw.slope, r->steps.raw.intercept,
+		    r->steps.raw.r2, r->steps.raw.n, r->steps.ns_per_byte, r->steps.envelope.r2,
+		    r->steps.chunk_overhead_ns, r->steps.packet_overhead_ns, steps_max(&r->steps)) < 0)
+		return -EIO;
+	if (fprintf(f, ";   ingest pass over %u packets on one TX ring:\n", r->ingest_ring) < 0)
+		return -EIO;
+	if ((ret = dist_comment(f, "ingest_step", &r->ingest_step)) ||
+	    (ret = dist_comment(f, "ingest_latency poll", &r->ingest_lat[CAL_POLL])) ||
+	    (ret = dist_comment(f, "ingest_latency sleep", &r->ingest_lat[CAL_SLEEP])) ||
+	    (ret = dist_comment(f, "notify_latency poll", &r->notify_lat[CAL_POLL])) ||
+	    (ret = dist_comment(f, "notify_latency sleep", &r->notify_lat[CAL_SLEEP])))
+		return ret;
+	if (fprintf(f, ";   host stalls recorded: %zu, longest %llu ns; this section: %s values\n",
+		    r->gaps, (unsigned long long)r->longest_gap_ns,
+		    mode == CAL_POLL ? "poll" : "sleep") < 0)
+		return -EIO;
+	return rtvio_platform_write(f, &p);
+}
+
+static json_t *dist_json(const struct cal_dist *d)
+{
+	return json_pack("{s:I, s:I, s:b, s:f, s:f, s:f, s:f}", "samples", (json_int_t)d->n,
+			 "stalled", (json_int_t)d->stalled, "stall_checked", d->stall_checked,
+			 "min_ns", d->min_ns, "median_ns", d->median_ns, "p99.9_ns", d->p999_ns,
+			 "max_ns", d->max_ns);
+}
+
+static json_t *fit_json(const struct linfit *l)
+{
+	return json_pack("{s:f, s:f, s:f, s:I}", "ns_per_byte", l->slope, "intercept_ns",
+			 l->intercept, "r2", l->r2, "n", (json_int_t)l->n);
+}
+
+json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool poll)
+{
+	struct rtvio_platform_cfg p;
+	json_t *groups, *doc;
+
+	if (cal_platform(r, poll, &p))
+		return NULL;
+	groups = json_array();
+	if (!groups)
+		return NULL;
+	for (size_t i = 0; i < r->steps.ngroups; i++) {
+		const struct cal_group *g = &r->steps.g[i];
+
+		if (json_array_append_new(groups, json_pack("{s:I, s:b, s:o}", "bytes",
+							    (json_int_t)g->bytes, "last", g->last,
+							    "ns", dist_json(&g->d)))) {
+			json_decref(groups);
+			return NULL;
+		}
+	}
+	doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:s,"
+			" s:{s:I, s:I, s:o, s:o, s:f, s:f, s:o},"
+			" s:{s:I, s:o},"
+			" s:{s:o, s:o}, s:{s:o, s:o},"
+			" s:{s:I, s:I},"
+			" s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+			"date", m->date, "cpu_model", m->cpu_model, "kernel", m->kernel,
+			"broker_cpu", m->broker_cpu, "other_cpu", m->other_cpu, "quick", m->quick,
+			"seconds", m->seconds, "value_used", "latencies, ingest_step: max of samples not overlapping a host stall; copy costs: p99.9 envelope plus margin",
+			"steps", "samples", (json_int_t)r->steps.n, "stalled",
+			(json_int_t)r->steps.stalled, "fit", fit_json(&r->steps.raw),
+			"envelope", fit_json(&r->steps.envelope), "chunk_overhead_ns",
+			r->steps.chunk_overhead_ns, "packet_overhead_ns", r->steps.packet_overhead_ns,
+			"groups", groups,
+			"ingest_step", "ring_packets", (json_int_t)r->ingest_ring, "ns",
+			dist_json(&r->ingest_step),
+			"ingest_latency", "poll", dist_json(&r->ingest_lat[CAL_POLL]), "sleep",
+			dist_json(&r->ingest_lat[CAL_SLEEP]),
+			"notify_latency", "poll", dist_json(&r->notify_lat[CAL_POLL]), "sleep",
+			dist_json(&r->notify_lat[CAL_SLEEP]),
+			"host_stalls", "count", (json_int_t)r->gaps, "longest_ns",
+			(json_int_t)r->longest_gap_ns,
+			"platform", "copy_bandwidth_Bps", (json_int_t)p.copy_bandwidth,
+			"chunk_overhead_ns", (json_int_t)p.chunk_overhead, "packet_overhead_ns",
+			(json_int_t)p.packet_overhead, "ingest_latency_ns",
+			(json_int_t)p.ingest_latency, "notify_latency_ns", (json_int_t)p.notify_latency,
+			"ingest_step_ns", (json_int_t)p.ingest_step);
+	if (doc)
+		json_object_set_new(doc, "poll", json_boolean(poll));
+	return doc;
+}
+
+void cal_meta_fill(struct cal_meta *m)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	struct utsname u;
+	FILE *f;
+	char line[256];
+
+	strcpy(m->date, "unknown date");
+	if (gmtime_r(&t, &tm))
+		strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strcpy(m->kernel, "unknown");
+	if (!uname(&u))
+		snprintf(m->kernel, sizeof(m->kernel), "%s", u.release);
+	strcpy(m->cpu_model, "unknown cpu");
+	f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) || !c)
+			continue;
+		c++;
+		while (*c == ' ' || *c == '\t')
+			c++;
+		c[strcspn(c, "\n")] = 0;
+		snprintf(m->cpu_model, sizeof(m->cpu_model), "%s", c);
+		break;
+	}
+	fclose(f);
+}
