@@ -351,9 +351,10 @@ static json_t *stat_json(void *ctx)
 				  "residence_hist", hist_json(fs.hist)));
 	}
 	dp_stats_reg(b->dp, &reg);
-	st = json_pack("{s:s, s:b, s:I, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}", "policy",
-		       rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll, "chunk",
-		       (json_int_t)cfg->broker.chunk, "uptime_s",
+	st = json_pack("{s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
+		       "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
+		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
+		       rtvio_copy_name(cfg->broker.copy), "uptime_s",
 		       (double)broker_uptime_ns(b) / 1e9, "regulation", "budget",
 		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
 		       (json_int_t)reg.bytes, "throttled_periods",
