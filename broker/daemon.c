@@ -266,6 +266,21 @@ static void cell_service(struct cell *c)
 	sync_kicks(c);
 }
 
+/* The SIGBUS guard caught an access to memory a cell took away (vhost_user.h). */
+static void mark_faulted(struct broker *b)
+{
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		if (!c->vhu.faulted)
+			continue;
+		c->vhu.faulted = 0;
+		c->broken_pending = true;
+		c->broken_err = -EFAULT;
+		b->any_broken = true;
+	}
+}
+
 static void cut_off_broken(struct broker *b)
 {
 	b->any_broken = false;
@@ -274,7 +289,7 @@ static void cut_off_broken(struct broker *b)
 
 		if (!c->broken_pending)
 			continue;
-		CLOG(c, "broke its ring rules (%s): cut off", strerror(-c->broken_err));
+		CLOG(c, "broke its ring or memory rules (%s): cut off", strerror(-c->broken_err));
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 			if (vq_device_broken(&c->vq[q]))
 				vhu_backend_signal_err(&c->vhu, q);
@@ -548,6 +563,11 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		goto fail;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	rc = vhu_sigbus_install();
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot install the SIGBUS guard: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = make_dir(cfg->broker.socket_dir, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -740,6 +760,11 @@ int broker_run(struct broker *b)
 		struct timespec ts, *tsp = NULL;
 		int n;
 
+		if (vhu_fault_pending) {
+			/* Cleared before the scan: a fault during the scan is seen next time. */
+			vhu_fault_pending = 0;
+			mark_faulted(b);
+		}
 		if (b->any_broken)
 			cut_off_broken(b);
 		if (poll_mode) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +62,83 @@ const char *vhu_request_name(uint32_t request)
 	return "unknown";
 }
 
+
+/* ---- SIGBUS guard ------------------------------------------------------------------ */
+
+struct guard_slot {
+	_Atomic uintptr_t start; /* 0: free */
+	uintptr_t end;
+	struct vhu_backend *b;
+};
+
+volatile sig_atomic_t vhu_fault_pending;
+static struct guard_slot guard[VHU_GUARD_SLOTS];
+static uintptr_t guard_page;
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+
+	(void)uc;
+	for (unsigned int i = 0; i < VHU_GUARD_SLOTS; i++) {
+		uintptr_t start = atomic_load_explicit(&guard[i].start, memory_order_acquire);
+
+		if (!start || a < start || a >= guard[i].end)
+			continue;
+		/* mmap is a plain system call here; the zero page makes the interrupted
+		 * load or store complete, and the flag tells the loop what happened. */
+		if (mmap((void *)(a & ~(guard_page - 1)), guard_page, PROT_READ | PROT_WRITE,
+			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+			break;
+		guard[i].b->faulted = 1;
+		vhu_fault_pending = 1;
+		return;
+	}
+	/* Not a front end's memory: a real bug. Die as if there were no handler. */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int vhu_sigbus_install(void)
+{
+	struct sigaction sa, cur;
+
+	/* Someone may have replaced it since (a test harness does): check, not a flag. */
+	if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_sigaction == sigbus_handler)
+		return 0;
+	guard_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sigbus_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Registration happens in the loop thread, the only one that touches cell memory;
+ * the release store publishes end and b before start makes the slot visible. */
+static void guard_add(struct vhu_backend *b, const struct vhu_region *r)
+{
+	for (unsigned int i = 0; i < VHU_GUARD_SLOTS; i++) {
+		if (atomic_load_explicit(&guard[i].start, memory_order_relaxed))
+			continue;
+		guard[i].end = (uintptr_t)r->map + r->map_len;
+		guard[i].b = b;
+		atomic_store_explicit(&guard[i].start, (uintptr_t)r->map, memory_order_release);
+		return;
+	}
+	LOG(b, "warning: SIGBUS guard full: this region is unguarded");
+}
+
+static void guard_del(const struct vhu_region *r)
+{
+	for (unsigned int i = 0; i < VHU_GUARD_SLOTS; i++)
+		if (atomic_load_explicit(&guard[i].start, memory_order_relaxed) == (uintptr_t)r->map)
+			atomic_store_explicit(&guard[i].start, 0, memory_order_release);
+}
+
 static void ring_reset(struct vhu_ring *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -81,9 +160,12 @@ static void ring_close_fds(struct vhu_ring *r)
 
 static void unmap_regions(struct vhu_region *regs, unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++)
-		if (regs[i].map)
-			munmap(regs[i].map, regs[i].map_len);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!regs[i].map)
+			continue;
+		guard_del(&regs[i]);
+		munmap(regs[i].map, regs[i].map_len);
+	}
 }
 
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
@@ -143,6 +225,7 @@ static void backend_reset_state(struct vhu_backend *b)
 void vhu_backend_disconnect(struct vhu_backend *b)
 {
 	backend_reset_state(b);
+	b->faulted = 0;
 	vhu_reader_reset(&b->rd);
 	if (b->sock >= 0)
 		close(b->sock);
@@ -301,9 +384,9 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
 		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0 && !b->seal_warned) {
 			b->seal_warned = true;
-			LOG(b, "warning: its memory cannot be sealed against shrinking (memfd "
-			       "without MFD_ALLOW_SEALING): a cell that truncates it can crash "
-			       "the broker");
+			VLOG(b, "its memory cannot be sealed against shrinking (no "
+				"MFD_ALLOW_SEALING): truncating it gets the cell cut off "
+				"through the SIGBUS guard");
 		}
 		off = r->mmap_offset & ~((uint64_t)page - 1);
 		delta = r->mmap_offset - off;
@@ -333,6 +416,8 @@ bad:
 	unmap_regions(b->regions, b->nregions);
 	memcpy(b->regions, nr, sizeof(nr));
 	b->nregions = n;
+	for (unsigned int i = 0; i < n; i++)
+		guard_add(b, &b->regions[i]);
 	VLOG(b, "memory table: %u region(s)", n);
 	return 0;
 }

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "../common/vhost_user_proto.h"
@@ -87,6 +88,9 @@ struct vhu_backend {
 	unsigned int messages;      /* handled on this connection (for tests and logs) */
 	int last_error;             /* -errno of the last refused message, 0 if none */
 	bool seal_warned;           /* the unsealable-region warning was given (once) */
+	/* Set by the SIGBUS guard when an access to this front end's memory hit a page
+	 * its file no longer has (the cell truncated it); the daemon cuts it off. */
+	volatile sig_atomic_t faulted;
 };
 
 /* Prepares an idle back end (no connection). `name` must outlive it. */
@@ -126,5 +130,18 @@ void *vhu_backend_uva_to_host(const struct vhu_backend *b, uint64_t uva, uint64_
 void *vhu_backend_gpa_to_host(const struct vhu_backend *b, uint64_t gpa, uint64_t len);
 
 const char *vhu_request_name(uint32_t request);
+
+/* ---- SIGBUS guard ------------------------------------------------------------------
+ * A cell owns the file behind its memory. If it shrinks the file (a memfd that
+ * could not be sealed), the broker's next access to the lost pages raises SIGBUS.
+ * The guard catches that for addresses inside a mapped front-end region, maps a
+ * private zero page over the faulting page so the access completes harmlessly, marks
+ * that back end `faulted` and sets vhu_fault_pending; the daemon then cuts the cell
+ * off like one that broke its ring rules. Faults anywhere else keep their default
+ * action. Regions are registered while mapped (at most VHU_GUARD_SLOTS at once). */
+#define VHU_GUARD_SLOTS 4096
+extern volatile sig_atomic_t vhu_fault_pending;
+/* Installs the handler (idempotent). Returns 0 or -errno. */
+int vhu_sigbus_install(void);
 
 #endif

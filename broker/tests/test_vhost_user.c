@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -983,6 +984,65 @@ static void test_service_budget(void **state)
 	fe_teardown(&f);
 }
 
+
+/* A cell that truncates its (unsealable) memory under the broker: the next access
+ * completes on a zero page, the back end is marked faulted, and the process lives.
+ * A fault outside every front-end region still kills (checked in a child). */
+static void test_sigbus_guard(void **state)
+{
+	struct fe f;
+	volatile uint8_t *p;
+	uint8_t v;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_int_equal(vhu_sigbus_install(), 0);
+	fe_setup(&f);
+	/* Replace the region by one that cannot be sealed (no MFD_ALLOW_SEALING). */
+	munmap(f.mem, REGION);
+	close(f.memfd);
+	f.memfd = memfd_create("unsealable", MFD_CLOEXEC);
+	assert_true(f.memfd >= 0);
+	assert_int_equal(ftruncate(f.memfd, REGION), 0);
+	f.mem = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
+	assert_true(f.mem != MAP_FAILED);
+	bring_up(&f);
+	assert_false(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
+	p = vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 8192, 1);
+	assert_non_null(p);
+	f.mem[8192] = 0x42;
+	assert_int_equal(*p, 0x42);
+	vhu_fault_pending = 0;
+	assert_int_equal(ftruncate(f.memfd, 0), 0);
+	v = *p; /* SIGBUS, caught */
+	assert_int_equal(v, 0);
+	p[1] = 7; /* the same page, now private: no second fault */
+	assert_true(f.b.faulted);
+	assert_true(vhu_fault_pending);
+	vhu_fault_pending = 0;
+	fe_teardown(&f);
+
+	/* Not a front end's memory: the default action (death by SIGBUS) stays. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = memfd_create("other", MFD_CLOEXEC);
+		volatile uint8_t *q;
+
+		if (fd < 0 || ftruncate(fd, 4096) < 0)
+			_exit(3);
+		q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (q == MAP_FAILED || ftruncate(fd, 0) < 0)
+			_exit(3);
+		v = *q;
+		_exit(v == 0 ? 4 : 5); /* must not get here */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1003,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_reset_owner),
 		cmocka_unit_test(test_service_budget),
+		cmocka_unit_test(test_sigbus_guard),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
