@@ -79,6 +79,7 @@ struct broker {
 	atomic_bool stop;
 	uint64_t start_ns;
 	bool any_broken;
+	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 };
 
 static uint64_t now_ns(void)
@@ -699,6 +700,19 @@ static void drain(int fd)
 	}
 }
 
+/* Does some attached cell want its ring polled (kick "no fd")? Recomputed after
+ * control-path events only, so the loop itself stays O(1) in the number of cells. */
+static void update_must_poll(struct broker *b)
+{
+	b->must_poll = false;
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		const struct vhu_backend *v = &b->cells[i].vhu;
+
+		if (v->running && (v->ring[0].kick_nofd || v->ring[1].kick_nofd))
+			b->must_poll = true;
+	}
+}
+
 static void handle_event(struct broker *b, const struct epoll_event *ev)
 {
 	const struct ev_src *s = ev->data.ptr;
@@ -711,6 +725,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	case SRC_CONN:
 		if (c->vhu.sock >= 0)
 			cell_service(c);
+		update_must_poll(b);
 		break;
 	case SRC_KICK:
 		drain(c->vhu.ring[s->queue].kick_fd);
@@ -736,18 +751,6 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	}
 }
 
-/* Does some attached cell want its ring polled (kick "no fd")? */
-static bool must_poll(const struct broker *b)
-{
-	for (unsigned int i = 0; i < b->ncells; i++) {
-		const struct vhu_backend *v = &b->cells[i].vhu;
-
-		if (v->running && (v->ring[0].kick_nofd || v->ring[1].kick_nofd))
-			return true;
-	}
-	return false;
-}
-
 int broker_run(struct broker *b)
 {
 	struct epoll_event evs[MAX_EVENTS];
@@ -765,8 +768,10 @@ int broker_run(struct broker *b)
 			vhu_fault_pending = 0;
 			mark_faulted(b);
 		}
-		if (b->any_broken)
+		if (b->any_broken) {
 			cut_off_broken(b);
+			update_must_poll(b);
+		}
 		if (poll_mode) {
 			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS. */
 			if (now - last_check < BROKER_POLL_CHECK_NS)
@@ -775,10 +780,10 @@ int broker_run(struct broker *b)
 			ts.tv_sec = 0;
 			ts.tv_nsec = 0;
 			tsp = &ts;
-		} else if (next != 0 || must_poll(b)) {
+		} else if (next != 0 || b->must_poll) {
 			uint64_t wait = next > now ? next - now : 0;
 
-			if (must_poll(b) && (next == 0 || wait > BROKER_POLL_CHECK_NS))
+			if (b->must_poll && (next == 0 || wait > BROKER_POLL_CHECK_NS))
 				wait = BROKER_POLL_CHECK_NS;
 			ts.tv_sec = (time_t)(wait / 1000000000ull);
 			ts.tv_nsec = (long)(wait % 1000000000ull);
