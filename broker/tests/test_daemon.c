@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "../../cli/commands.h"
 #include "../control.h"
 #include "../daemon.h"
 #include "config.h"
@@ -271,6 +272,83 @@ static void exchange(struct rtvio_cell *a, struct rtvio_cell *b, uint32_t port, 
 	rtvio_close(b, x.ls);
 }
 
+
+/* Runs `rtvio stat ARGS` in-process with stdout captured; returns its exit status and
+ * the output (static buffer). */
+static int run_stat(char **out, int argc, char **argv)
+{
+	static char buf[65536];
+	FILE *tmp = tmpfile();
+	int saved, rc;
+	size_t n;
+
+	assert_non_null(tmp);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	assert_int_equal(dup2(fileno(tmp), STDOUT_FILENO), STDOUT_FILENO);
+	rc = cmd_stat(argc, argv);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(buf, 1, sizeof(buf) - 1, tmp);
+	buf[n] = '\0';
+	fclose(tmp);
+	*out = buf;
+	return rc;
+}
+
+/* `rtvio stat`: JSON and tables, by socket directory and by config file. */
+static void check_stat_cli(const struct env *e)
+{
+	char conf[128], *out, *argv[4];
+	json_t *doc, *c;
+	size_t i;
+	bool seen = false;
+	FILE *f;
+
+	argv[0] = (char *)"stat";
+	argv[1] = (char *)"--json";
+	argv[2] = (char *)e->dir;
+	assert_int_equal(run_stat(&out, 3, argv), 0);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
+	json_array_foreach(json_object_get(doc, "cells"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), "alpha")) {
+			assert_string_equal(json_string_value(json_object_get(c, "state")),
+					    "connected");
+			seen = true;
+		}
+	assert_true(seen);
+	assert_true(json_array_size(json_object_get(doc, "flows")) == 3); /* ab, gb, best-effort */
+	json_decref(doc);
+
+	/* By config file: tables. */
+	snprintf(conf, sizeof(conf), "%s/test.conf", e->parent);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "[broker]\nsocket_dir = %s\n[cell alpha]\ncid = 3\n", e->dir);
+	fclose(f);
+	argv[1] = conf;
+	assert_int_equal(run_stat(&out, 2, argv), 0);
+	unlink(conf);
+	assert_non_null(strstr(out, "policy fp"));
+	assert_non_null(strstr(out, "CELL"));
+	assert_non_null(strstr(out, "FLOW"));
+	{
+		char *line = strstr(out, "\nalpha ");
+
+		assert_non_null(line);
+		assert_non_null(strstr(line, "connected"));
+	}
+	/* Nobody there, and bad usage: exit status 2. */
+	argv[1] = (char *)"/nonexistent-rtvio-dir";
+	assert_int_equal(run_stat(&out, 2, argv), 2);
+	argv[1] = (char *)"--bogus";
+	assert_int_equal(run_stat(&out, 2, argv), 2);
+}
+
 static void scenario(bool poll)
 {
 	struct env e;
@@ -325,7 +403,8 @@ static void scenario(bool poll)
 	}
 
 	exchange(a, b, 1000, 200);
-	assert_true(flow_packets(&e, "ab") >= 2); /* at least the data packet and its reply */
+	assert_true(flow_packets(&e, "ab") >= 2);
+	check_stat_cli(&e); /* at least the data packet and its reply */
 	/* No flow permits alpha -> beta:3000: the broker answers with a reset. */
 	{
 		int s = rtvio_socket(a, RTVIO_SOCK_SEQPACKET);
