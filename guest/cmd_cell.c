@@ -291,6 +291,14 @@ static void *send_main(void *arg)
 		stamp = wl_now_ns();
 		rtmsg_fill(w->buf, w->size, w->sent, stamp);
 		n = rtvio_send(c, id, w->buf, w->size, 0, -1);
+		if (n >= 0 && n < (ssize_t)w->size && !stopping(w)) {
+			/* A blocking send stops short only on an error; the next call
+			 * says which (EPIPE, ECONNRESET, ...). */
+			ssize_t why = rtvio_send(c, id, w->buf + n, w->size - (size_t)n, 0, 0);
+
+			if (why < 0 && why != -EAGAIN)
+				n = why;
+		}
 		if (n != (ssize_t)w->size) {
 			if (n == -EINTR || (n >= 0 && stopping(w)))
 				break;
