@@ -218,7 +218,7 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		return ret;
 	if (fprintf(f,
 		    "; Written by `rtvio calibrate%s` on %s\n"
-		    "; on: %s, Linux %s; data plane on cpu %d, cells on cpu %d\n"
+		    "; on: %s, Linux %s; data plane on cpu %d, cells on cpu %d; copy = %s\n"
 		    "; how: the real data plane against synthetic process cells. Latencies and\n"
 		    ";   ingest_step: the largest sample that did not overlap a host stall seen by\n"
 		    ";   a gap probe (a bound, not a typical figure). Copy costs: a line with the\n"
@@ -228,7 +228,7 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		    ";   Measured without memory interference: run `rtvio hog` on the other cpus\n"
 		    ";   while calibrating to include it. Latencies are for poll = %s.\n",
 		    m->quick ? " --quick" : "", m->date, m->cpu_model, m->kernel, m->broker_cpu,
-		    m->other_cpu, (CAL_MARGIN - 1) * 100, poll ? "yes" : "no") < 0)
+		    m->other_cpu, m->copy ? m->copy : "normal", (CAL_MARGIN - 1) * 100, poll ? "yes" : "no") < 0)
 		return -EIO;
 	if (fprintf(f,
 		    ";   copy steps: %zu samples (%zu excluded as host stalls); fit of non-last\n"
@@ -316,8 +316,10 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			(json_int_t)p.packet_overhead, "ingest_latency_ns",
 			(json_int_t)p.ingest_latency, "notify_latency_ns", (json_int_t)p.notify_latency,
 			"ingest_step_ns", (json_int_t)p.ingest_step);
-	if (doc)
+	if (doc) {
 		json_object_set_new(doc, "poll", json_boolean(poll));
+		json_object_set_new(doc, "copy", json_string(m->copy ? m->copy : "normal"));
+	}
 	return doc;
 }
 

@@ -105,6 +105,7 @@ struct cal_meta {
 	char kernel[128];
 	int broker_cpu, other_cpu;
 	bool quick;
+	const char *copy;	/* the copy routine measured: "normal" or "nt" */
 	double seconds;		/* how long the measurement took */
 };
 
@@ -142,6 +143,7 @@ struct cal_opts {
 	bool quick;
 	int broker_cpu;		/* the data plane runs here */
 	int other_cpu;		/* cells' threads and the gap probe run here */
+	const char *copy;	/* [broker] copy = normal | nt, as the broker will run */
 	/* Progress, 0..1, with the current phase; may be NULL. */
 	void (*progress)(void *ctx, double frac, const char *phase);
 	void *progress_ctx;

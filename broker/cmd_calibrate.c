@@ -19,6 +19,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rtvio calibrate [--quick] [--out FILE] [--json] [--poll yes|no] [--cpu N]\n"
+		"                       [--copy normal|nt]\n"
 		"\n"
 		"Runs the broker's data plane against two synthetic process cells and measures\n"
 		"what `rtvio analyze` needs: per-packet and per-chunk overhead and copy bandwidth\n"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
 		"                (default yes; both are measured and shown in the comments)\n"
 		"  --cpu N       cpu the data plane runs on (default: the last allowed cpu); the\n"
 		"                cells and the gap probe use another allowed cpu\n"
+		"  --copy normal|nt  the broker's copy routine to measure ([broker] copy;\n"
+		"                default normal)\n"
 		"\n"
 		"Two cpus are needed. Run on an otherwise idle machine; run `rtvio hog` on the\n"
 		"other cpus meanwhile to include memory interference in the copy costs.\n");
@@ -42,6 +45,7 @@ static void usage(FILE *f)
 struct opts {
 	bool quick, json, poll;
 	const char *out;
+	const char *copy;
 	int cpu;
 };
 
@@ -52,6 +56,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "quick", no_argument, NULL, 'q' }, { "out", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },  { "poll", required_argument, NULL, 'p' },
 		{ "cpu", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+		{ "copy", required_argument, NULL, 'y' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -59,6 +64,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->poll = true;
 	o->cpu = -1;
+	o->copy = rtvio_copy_name(RTVIO_COPY_NORMAL);
 	optind = 0; /* full reset: the command may run more than once in a process */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
@@ -97,6 +103,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->cpu = (int)v;
 			break;
 		}
+		case 'y':
+			if (strcmp(optarg, rtvio_copy_name(RTVIO_COPY_NORMAL)) &&
+			    strcmp(optarg, rtvio_copy_name(RTVIO_COPY_NT))) {
+				fprintf(stderr, "rtvio calibrate: --copy '%s': expected normal or nt\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->copy = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -213,6 +228,7 @@ int cmd_calibrate(int argc, char **argv)
 	if (pick_cpus(o.cpu, &co.broker_cpu, &co.other_cpu))
 		return 2;
 	co.quick = o.quick;
+	co.copy = o.copy;
 	if (isatty(2))
 		co.progress = show_progress;
 	r = calloc(1, sizeof(*r));
@@ -225,6 +241,7 @@ int cmd_calibrate(int argc, char **argv)
 	m.broker_cpu = co.broker_cpu;
 	m.other_cpu = co.other_cpu;
 	m.quick = o.quick;
+	m.copy = o.copy;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = cal_measure(&co, r, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -132,6 +132,7 @@ static void fake_meta(struct cal_meta *m)
 	strcpy(m->date, "2026-01-02T03:04:05Z");
 	strcpy(m->cpu_model, "Test CPU");
 	strcpy(m->kernel, "6.1.0-test");
+	m->copy = "normal";
 	m->broker_cpu = 1;
 	m->other_cpu = 0;
 	m->quick = true;
@@ -446,6 +447,7 @@ static void test_usage(void **state)
 	const char *a5[] = { "calibrate", "--cpu", "x1", NULL };
 	const char *a6[] = { "calibrate", "--help", NULL };
 	const char *a7[] = { "calibrate", "--out", NULL };
+	const char *a8[] = { "calibrate", "--copy", "fast", NULL };
 
 	(void)state;
 	assert_int_equal(run_cmd(cmd_calibrate, NULL, a1), 2);
@@ -455,6 +457,7 @@ static void test_usage(void **state)
 	assert_int_equal(run_cmd(cmd_calibrate, NULL, a5), 2);
 	assert_int_equal(run_cmd(cmd_calibrate, NULL, a6), 0);
 	assert_int_equal(run_cmd(cmd_calibrate, NULL, a7), 2);
+	assert_int_equal(run_cmd(cmd_calibrate, NULL, a8), 2);
 }
 
 static int allowed_cpus(void)
@@ -471,7 +474,8 @@ static int allowed_cpus(void)
 static void test_quick_run(void **state)
 {
 	char fpath[256], jpath[256], err[256];
-	const char *argv[] = { "calibrate", "--quick", "--json", "--out", fpath, NULL };
+	const char *argv[] = { "calibrate", "--quick", "--json", "--copy", "nt", "--out", fpath,
+			       NULL };
 	struct rtvio_platform_cfg p;
 	json_t *doc, *steps;
 	json_error_t jerr;
@@ -509,6 +513,7 @@ static void test_quick_run(void **state)
 	assert_true(json_integer_value(json_object_get(steps, "samples")) +
 		    json_integer_value(json_object_get(steps, "stalled")) >=
 		    11 * CAL_STEPS_QUICK);
+	assert_string_equal(json_string_value(json_object_get(doc, "copy")), "nt");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "platform"),
 							    "copy_bandwidth_Bps")),
 			 (json_int_t)p.copy_bandwidth);
