@@ -160,15 +160,48 @@ static int dev_start(void *ctx, struct vhu_backend *v)
 	return 0;
 }
 
+/* Returns every chain the data plane popped and forgot, as used with length 0, so
+ * that a device restarted from last_avail (a new memory table, GET_VRING_BASE and
+ * SET_VRING_BASE) agrees with the driver about which buffers it still holds. Drivers
+ * drop a zero-length RX buffer and repost it; a TX chain's length is ignored. A
+ * broken ring is left alone. */
+static void return_inflight(struct cell *c, unsigned int q)
+{
+	struct vq_device *vq = &c->vq[q];
+	int fd = c->vhu.ring[q].call_fd;
+	uint64_t one = 1;
+
+	if (vq_device_broken(vq) || !vq_device_inflight(vq))
+		return;
+	for (unsigned int w = 0; w < VQ_INFLIGHT_WORDS(vq->ring.num); w++) {
+		uint64_t bits = c->inflight[q][w];
+
+		while (bits) {
+			unsigned int b = (unsigned int)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			if (vq_device_push(vq, (uint16_t)(w * 64u + b), 0) < 0)
+				return;
+		}
+	}
+	if (fd >= 0 && vq_device_should_notify(vq) && write(fd, &one, sizeof(one)) < 0) {
+		/* Counter full or peer gone: nothing more to do. */
+	}
+}
+
 static void dev_stop(void *ctx, struct vhu_backend *v)
 {
 	struct cell *c = ctx;
 
 	/* The data plane forgets the cell's in-flight chains and resets its connections
-	 * before the rings or the memory change under it. */
+	 * before the rings or the memory change under it; the memory is still mapped
+	 * here (it is unmapped only after this returns). */
 	dp_detach(c->br->dp, c->idx);
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		if (!c->vhu.faulted)
+			return_inflight(c, q);
 		v->ring[q].base = c->vq[q].last_avail;
+	}
 	if (c->br->opts.verbose)
 		CLOG(c, "detached from the data plane");
 }

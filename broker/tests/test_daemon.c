@@ -34,6 +34,7 @@
 #include "port_posix.h"
 #include "vhost_front.h"
 #include "virtq.h"
+#include "vsock.h"
 #include "vhost_user_proto.h"
 
 struct env {
@@ -469,11 +470,12 @@ struct hostile {
 	int memfd, sock;
 	uint8_t *mem;
 	size_t region;
+	uint64_t features;
 	struct vhost_front_setup su;
 };
 
 static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
-			   unsigned int memfd_flags)
+			   unsigned int memfd_flags, uint64_t cid)
 {
 	struct vhost_front_result res;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -510,7 +512,8 @@ static void hostile_attach(const struct env *e, struct hostile *h, const char *c
 	path_of(e, sa.sun_path, sizeof(sa.sun_path), name);
 	assert_int_equal(connect(h->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(vhost_front_handshake(h->sock, &h->su, &res), 0);
-	assert_int_equal(res.cid, 3);
+	assert_int_equal(res.cid, cid);
+	h->features = res.features;
 	wait_state(e, cell, "connected");
 }
 
@@ -571,7 +574,7 @@ static void test_broken_ring_cut_off(void **state)
 	start_broker(&e, false);
 	b = open_cell(&e, "beta");
 	g = open_cell(&e, "gamma");
-	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
 	/* Garbage: an avail index far ahead of the ring, a head out of range. */
 	assert_int_equal(vq_ring_at(&ring, h.mem + 16384u, 128), 0);
 	ring.avail->ring[0] = 0xffff;
@@ -599,7 +602,7 @@ static void test_truncated_memory_cut_off(void **state)
 	start_broker(&e, true);
 	b = open_cell(&e, "beta");
 	g = open_cell(&e, "gamma");
-	hostile_attach(&e, &h, "alpha", 0);
+	hostile_attach(&e, &h, "alpha", 0, 3);
 	assert_false(fcntl(h.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
 	assert_int_equal(ftruncate(h.memfd, 0), 0);
 	hostile_kick(&h, 1);
@@ -612,6 +615,71 @@ static void test_truncated_memory_cut_off(void **state)
 	rtvio_cell_close(b);
 }
 
+/* Chains the data plane holds when the device stops go back to the driver: alpha's
+ * REQUEST waits for RX buffers that beta never posts; GET_VRING_BASE on alpha's tx
+ * queue stops alpha, reports the next avail index (1), and the chain comes back as
+ * used with length 0. */
+static void test_inflight_returned_on_stop(void **state)
+{
+	struct env e;
+	struct hostile ha, hb;
+	struct vq_ring ring;
+	struct vq_driver drv;
+	static struct vq_drv_slot slot[128];
+	struct vsock_hdr hdr = {
+		.src_cid = 3, .dst_cid = 4, .src_port = 5555, .dst_port = 1000,
+		.type = VSOCK_TYPE_SEQPACKET, .op = VSOCK_OP_REQUEST, .buf_alloc = 65536,
+	};
+	struct vq_buf out = { .addr = RTVIO_CELL_GUEST_BASE + 0x20000, .len = VSOCK_HDR_SIZE };
+	struct vhu_msg m;
+	int fds[VHU_MAX_FDS];
+	unsigned int nfds = 0;
+	void *token = NULL;
+	uint32_t len = 99;
+	json_t *st, *c;
+	size_t i;
+	uint64_t in = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &hb, "beta", MFD_ALLOW_SEALING, 4);
+	hostile_attach(&e, &ha, "alpha", MFD_ALLOW_SEALING, 3);
+	assert_int_equal(vq_ring_at(&ring, ha.mem + 16384u, 128), 0);
+	assert_int_equal(vq_driver_init(&drv, &ring, slot, ha.features), 0);
+	vsock_hdr_encode(&hdr, ha.mem + 0x20000);
+	assert_int_equal(vq_driver_add(&drv, &out, 1, NULL, 0, &hdr), 0);
+	vq_driver_publish(&drv);
+	hostile_kick(&ha, 1);
+	/* Ingested, and stuck: beta has no RX buffer for it. */
+	for (int k = 0; k < 500 && in == 0; k++) {
+		st = stat_of(&e);
+		json_array_foreach(json_object_get(st, "cells"), i, c)
+			if (!strcmp(json_string_value(json_object_get(c, "name")), "alpha"))
+				in = (uint64_t)json_integer_value(json_object_get(c, "packets_in"));
+		json_decref(st);
+		if (!in)
+			usleep(10000);
+	}
+	assert_int_equal(in, 1);
+	assert_int_equal(vq_driver_get_used(&drv, &token, &len), 0);
+	/* QEMU's shutdown step for the tx queue. */
+	vhu_msg_init(&m, VHU_GET_VRING_BASE, sizeof(struct vhu_vring_state));
+	m.p.state.index = 1;
+	m.p.state.num = 0;
+	assert_int_equal(vhu_send(ha.sock, &m, NULL, 0), 0);
+	assert_int_equal(vhu_recv(ha.sock, &m, fds, &nfds), 0);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(m.hdr.request, VHU_GET_VRING_BASE);
+	assert_int_equal(m.p.state.index, 1);
+	assert_int_equal(m.p.state.num, 1);
+	assert_int_equal(vq_driver_get_used(&drv, &token, &len), 1);
+	assert_ptr_equal(token, &hdr);
+	assert_int_equal(len, 0);
+	hostile_close(&ha);
+	hostile_close(&hb);
+	stop_broker(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_busy_poll_mode),
 		cmocka_unit_test(test_broken_ring_cut_off),
 		cmocka_unit_test(test_truncated_memory_cut_off),
+		cmocka_unit_test(test_inflight_returned_on_stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
