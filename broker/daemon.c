@@ -271,7 +271,10 @@ static void cell_accept(struct cell *c)
 	if (c->vhu.sock >= 0) {
 		/* The socket is the identity: one front end per cell at a time. */
 		c->refused++;
-		CLOG(c, "second front end refused (one is already connected)");
+		/* Logged at 1, 2, 4, 8... refusals: a local process cannot flood the log. */
+		if (!(c->refused & (c->refused - 1)))
+			CLOG(c, "second front end refused (one is already connected; %" PRIu64
+				" so far)", c->refused);
 		close(fd);
 		return;
 	}

@@ -307,14 +307,17 @@ static void maybe_start(struct vhu_backend *b)
 
 		rc = ring_translate(b, &r->addr, r->num, &r->desc, &r->avail, &r->used);
 		if (rc < 0) {
-			LOG(b, "queue %u does not lie in the memory table: not started", q);
+			/* Once per cause: every later message would repeat it. */
+			if (b->last_error != rc)
+				LOG(b, "queue %u does not lie in the memory table: not started", q);
 			b->last_error = rc;
 			return;
 		}
 	}
 	rc = b->ops->start(b->ctx, b);
 	if (rc < 0) {
-		LOG(b, "cannot start the device: %s", strerror(-rc));
+		if (b->last_error != rc)
+			LOG(b, "cannot start the device: %s", strerror(-rc));
 		b->last_error = rc;
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 			b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
