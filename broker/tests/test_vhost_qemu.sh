@@ -6,7 +6,8 @@
 # which checks every message. TAP output; skipped when QEMU, a static busybox, a C
 # compiler with static libc, python3 or the guest kernel are missing.
 #
-# usage: test_vhost_qemu.sh RTVIO_BINARY TESTS_SOURCE_DIR
+# usage: test_vhost_qemu.sh RTVIO_BINARY TESTS_SOURCE_DIR [yes|no]
+# The third argument is the broker's `poll` (default no: sleep on kicks).
 # The guest kernel is Debian's linux-image-<version>-amd64, fetched once with
 # `apt-get download` into $RTVIO_GUEST_CACHE (default /var/tmp/rtvio-guest) and
 # unpacked there with dpkg -x (never installed).
@@ -14,6 +15,7 @@ set -u
 
 RTVIO=$1
 SRC=$2
+POLL=${3:-no}
 CACHE=${RTVIO_GUEST_CACHE:-/var/tmp/rtvio-guest}
 CC=${CC:-cc}
 
@@ -88,7 +90,7 @@ chmod +x "$W/root/init"
 cat >"$W/vm.conf" <<EOF
 [broker]
 socket_dir = $W/sock
-poll = no
+poll = $POLL
 [cell vm1]
 cid = 7
 vm = yes
@@ -179,6 +181,8 @@ CPID=
 
 stat_json=$("$RTVIO" stat --json "$W/sock" 2>&1)
 
+# The optional directive marks a known failure that lies outside the broker; it is
+# attached only when the check fails, so a fix never shows up as an unexpected pass.
 check_flow() { # n flow count description [directive]
 	if grep -qa "VSEND $2 0" "$W/console" &&
 		python3 - "$W/p1.json" "$2" "$3" <<'EOF'
@@ -192,7 +196,7 @@ if not ok:
 sys.exit(0 if ok else 1)
 EOF
 	then
-		echo "ok $1 - $4${5:+ # $5}"
+		echo "ok $1 - $4"
 	else
 		echo "not ok $1 - $4${5:+ # $5}"
 		grep -a "VSEND $2\|vsend" "$W/console" | tr -d '\r' | sed 's/^/# /'
@@ -204,7 +208,7 @@ check_flow 6 s3 20 "SEQPACKET 8192 B x 20 with MSG_EOR"
 check_flow 7 f 200 "STREAM 64 B x 200"
 check_flow 8 big 20 "STREAM 100000 B x 20: messages larger than a 64 KiB packet"
 check_flow 9 s4 50 "SEQPACKET 8192 B x 50 after the STREAM runs" \
-	"TODO rtvio cell counts these corrupt once a STREAM flow ran before; a bare gvsock receiver gets them intact"
+	"TODO with poll = no, rtvio cell counts these corrupt after a STREAM flow; a bare gvsock receiver gets them intact"
 
 if printf '%s' "$stat_json" | python3 -c '
 import json, sys
