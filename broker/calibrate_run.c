@@ -396,6 +396,11 @@ static void pin_restore(const cpu_set_t *old)
 
 /* ---- progress ---- */
 
+/* Rough time of an ingest pass and of a latency sample, in copy steps (each ~30 us
+ * with the pauses between batches), so that the bar moves with the clock. */
+#define W_PASS 15.0
+#define W_LAT 10.0
+
 struct prog {
 	const struct cal_opts *o;
 	double done, total;
@@ -897,7 +902,7 @@ static int latency_run(struct crun *r, const struct cal_opts *o, bool notify, bo
 			if (p >= n || atomic_load(&L.err))
 				break;
 			if (p != last) {
-				progress(pr, (double)(p - last), what);
+				progress(pr, W_LAT * (double)(p - last), what);
 				last = p;
 				idle_since = now_ns();
 			} else if (now_ns() - idle_since > 5000000000ull) {
@@ -905,7 +910,7 @@ static int latency_run(struct crun *r, const struct cal_opts *o, bool notify, bo
 			}
 			usleep(20000);
 		}
-		progress(pr, (double)(n - last), what);
+		progress(pr, W_LAT * (double)(n - last), what);
 	}
 	atomic_store(&L.stop, true);
 	pthread_join(tc, NULL);
@@ -1004,8 +1009,8 @@ int cal_measure(const struct cal_opts *o, struct cal_results *res, char *err, si
 		cells[i].kick[0] = cells[i].kick[1] = cells[i].call[0] = cells[i].call[1] = -1;
 	r.c = cells;
 	r.copy = o->copy ? o->copy : "normal";
-	pr.total = (double)(2 * N_CHUNKS - 1) * (double)want_steps + (double)want_pass * 10 +
-		   4.0 * (double)want_lat;
+	pr.total = (double)(2 * N_CHUNKS - 1) * (double)want_steps + W_PASS * (double)want_pass +
+		   4.0 * W_LAT * (double)want_lat;
 	pthread_getaffinity_np(pthread_self(), sizeof(old), &old);
 	for (int i = 0; i < 2; i++) {
 		ret = cell_open(&cells[i]);
@@ -1061,7 +1066,7 @@ int cal_measure(const struct cal_opts *o, struct cal_results *res, char *err, si
 	ret = ingest_pass_run(&r, &gp, want_pass, res, err, errlen);
 	if (ret)
 		goto out;
-	progress(&pr, (double)want_pass * 10, "ingest pass");
+	progress(&pr, W_PASS * (double)want_pass, "ingest pass");
 	gapprobe_stop(&gp);
 	probing = false;
 	res->gaps = gapprobe_count(&gp);
