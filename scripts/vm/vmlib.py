@@ -23,8 +23,13 @@ class VmError(Exception):
 
 
 def image():
-    """(vmlinuz, initrd) built by scripts/vm/build-image."""
-    k, i = os.path.join(OUT, "vmlinuz"), os.path.join(OUT, "initrd.img")
+    """(kernel, initrd) built by scripts/vm/build-image: the uncompressed vmlinux
+    when there is one (QEMU boots it through PVH, faster under TCG), else vmlinuz.
+    RTVIO_VM_KERNEL overrides the choice."""
+    i = os.path.join(OUT, "initrd.img")
+    k = os.environ.get("RTVIO_VM_KERNEL") or os.path.join(OUT, "vmlinux")
+    if not os.path.exists(k):
+        k = os.path.join(OUT, "vmlinuz")
     if not (os.path.exists(k) and os.path.exists(i)):
         raise VmError(f"no guest image in {OUT}: run scripts/vm/build-image")
     return k, i
