@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -674,10 +675,23 @@ void broker_apply_rt(struct broker *b)
 					"running SCHED_OTHER\n", bc->rt_priority, strerror(errno));
 	}
 	/* Page faults in the data path would be unbounded stalls; region mappings made
-	 * later are locked as they are created. */
-	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
-		fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may be "
-				"paged\n", strerror(errno));
+	 * later are locked as they are created (MCL_FUTURE). Under a finite
+	 * RLIMIT_MEMLOCK without privilege, MCL_FUTURE would make later mmap() and
+	 * malloc() fail once the limit is reached, so only what exists now is locked. */
+	{
+		struct rlimit rl;
+		int flags = MCL_CURRENT | MCL_FUTURE;
+
+		if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY) {
+			flags = MCL_CURRENT;
+			fprintf(stderr, "rtvio broker: warning: RLIMIT_MEMLOCK is finite: cell "
+					"memory mapped later is not locked\n");
+		}
+		if (mlockall(flags) < 0)
+			fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may "
+					"be paged\n", strerror(errno));
+	}
 }
 
 void broker_stop(struct broker *b)
