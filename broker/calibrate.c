@@ -259,7 +259,7 @@ static json_t *dist_json(const struct cal_dist *d)
 {
 	return json_pack("{s:I, s:I, s:b, s:f, s:f, s:f, s:f}", "samples", (json_int_t)d->n,
 			 "stalled", (json_int_t)d->stalled, "stall_checked", d->stall_checked,
-			 "min_ns", d->min_ns, "median_ns", d->median_ns, "p99.9_ns", d->p999_ns,
+			 "min_ns", d->min_ns, "median_ns", d->median_ns, "p999_ns", d->p999_ns,
 			 "max_ns", d->max_ns);
 }
 
