@@ -2,7 +2,9 @@
 """rtvio with real Linux guests: one broker, two QEMU guests (TCG) using Linux's own
 virtio-vsock driver through vhost-user-vsock-pci, and one process cell.
 
-Usage: vmtest.py RTVIO   (the guest image must exist: scripts/vm/build-image)
+Usage: vmtest.py RTVIO
+Skipped (TAP "1..0 # SKIP") when QEMU or busybox-static is not installed; the guest
+image is built first if scripts/vm/out/ has none (scripts/vm/build-image).
 
 One boot of each guest carries several checks (TCG boots are slow), so the checks
 follow one scenario; each is one TAP line, and a check whose scenario step could not
@@ -308,7 +310,33 @@ CHECKS = {
 }
 
 
+def prerequisites():
+    """None when vmtest can run, else why it is skipped. Builds a missing image."""
+    import shutil
+    if not shutil.which(vmlib.QEMU):
+        return f"{vmlib.QEMU} not installed (scripts/install-deps vm)"
+    if not os.path.exists("/bin/busybox"):
+        return "busybox-static not installed (scripts/install-deps vm)"
+    try:
+        vmlib.image()
+    except vmlib.VmError:
+        build = os.path.join(vmlib.HERE, "build-image")
+        r = subprocess.run([build], capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode != 0:
+            raise Fail(f"{build} failed: {r.stderr.strip()[-800:]}")
+    return None
+
+
 def main():
+    try:
+        why = prerequisites()
+    except (Fail, subprocess.SubprocessError) as e:
+        print("1..1\nnot ok 1 - the guest image builds\n#   " + str(e), flush=True)
+        return 1
+    if why:
+        print(f"1..0 # SKIP {why}", flush=True)
+        return 0
     tap = Tap(CHECKS)
     done = set()
 
