@@ -5,6 +5,8 @@
  *
  *   rtvio-guest send     --cid C --port P [--type stream|seqpacket] --size N --count K [--rtt]
  *                        [--period NS] [--duration S]
+ *     --rtt alone waits for each echo before the next message (closed loop); with
+ *     --period the sender keeps its period and reads echoes as they come.
  *   rtvio-guest recv     --port P [--type ...] --count K [--duration S]
  *   rtvio-guest echo     --port P [--type ...]
  *   rtvio-guest seqsizes --cid C --port P        (sends every size of the boundary list)
@@ -19,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -296,6 +299,95 @@ static void account(const uint8_t *m, size_t len, uint64_t *next)
 	*next = seq + 1;
 }
 
+static void rtt_add(uint64_t d)
+{
+	if (r.rtt_n < RTT_SAMPLES)
+		rtt_ns[r.rtt_n] = d;
+	r.rtt_n++;
+	r.rtt_sum_ns += d;
+	if (d < r.rtt_min_ns)
+		r.rtt_min_ns = d;
+	if (d > r.rtt_max_ns)
+		r.rtt_max_ns = d;
+}
+
+/* One echoed message: it must be intact and the next in order; its round trip is
+ * now minus the stamp this guest put in it (both on this guest's clock). */
+static int take_echo(int fd, uint64_t *next)
+{
+	ssize_t k = read_msg(fd, buf2);
+	uint64_t seq = *next, stamp;
+
+	if (k <= 0)
+		return k ? (int)k : -EPIPE;
+	if (rtmsg_check(buf2, (size_t)k, &seq, &stamp) != RTMSG_OK || (size_t)k != o.size ||
+	    seq != *next) {
+		r.corrupt++;
+		return -EBADMSG;
+	}
+	(*next)++;
+	if (stamp)
+		rtt_add(now_ns() - stamp);
+	return 0;
+}
+
+/* Periodic sending with echoes read as they come (open loop): the period holds
+ * however long a round trip takes. Messages not echoed by the end count as lost. */
+static int send_pipelined(int fd)
+{
+	uint64_t release = now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
+	uint64_t seq = 0, echoed = 0;
+	int rc;
+
+	if (o.size < RTMSG_HDR)
+		return fail("--rtt with --period needs --size of at least %u", RTMSG_HDR);
+	for (;;) {
+		uint64_t now = now_ns();
+
+		if (o.duration_s > 0 ? now >= end : seq >= o.count)
+			break;
+		if (now >= release) {
+			rtmsg_fill(buf, o.size, seq, now);
+			rc = write_all(fd, buf, o.size);
+			if (rc)
+				return fail("send message %llu: %s", (unsigned long long)seq,
+					    strerror(-rc));
+			seq++;
+			r.messages++;
+			r.bytes += o.size;
+			release += o.period_ns;
+			if (release < now) /* fell behind: no burst to catch up */
+				release = now;
+			continue;
+		}
+		uint64_t wait = release - now;
+		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000u),
+				       .tv_nsec = (long)(wait % 1000000000u) };
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (ppoll(&pf, 1, &ts, NULL) > 0) {
+			rc = take_echo(fd, &echoed);
+			if (rc)
+				return fail("echo %llu: %s", (unsigned long long)echoed,
+					    strerror(-rc));
+		}
+	}
+	/* The echoes still in flight; the peer closes after the last. */
+	shutdown(fd, SHUT_WR);
+	while (echoed < seq) {
+		rc = take_echo(fd, &echoed);
+		if (rc)
+			break;
+	}
+	close(fd);
+	r.lost = seq - echoed;
+	if (r.lost || r.corrupt)
+		return fail("%llu of %llu messages not echoed intact",
+			    (unsigned long long)(seq - echoed + r.corrupt), (unsigned long long)seq);
+	result("ok");
+	return 0;
+}
+
 static int mode_send(void)
 {
 	int fd, rc;
@@ -305,6 +397,8 @@ static int mode_send(void)
 	rc = do_connect(&fd, true);
 	if (rc)
 		return fail("connect: %s", strerror(-rc));
+	if (o.rtt && o.period_ns)
+		return send_pipelined(fd);
 	uint64_t release = now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
 
 	for (uint64_t seq = 0; o.duration_s > 0 || seq < o.count; seq++) {
@@ -338,14 +432,7 @@ static int mode_send(void)
 			return fail("echo of message %llu differs (%zd bytes)",
 				    (unsigned long long)seq, k);
 		}
-		if (r.rtt_n < RTT_SAMPLES)
-			rtt_ns[r.rtt_n] = d;
-		r.rtt_n++;
-		r.rtt_sum_ns += d;
-		if (d < r.rtt_min_ns)
-			r.rtt_min_ns = d;
-		if (d > r.rtt_max_ns)
-			r.rtt_max_ns = d;
+		rtt_add(d);
 	}
 	/* An orderly close: the receiver sees the end after the last byte. */
 	shutdown(fd, SHUT_WR);
