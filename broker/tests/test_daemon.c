@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,6 +46,23 @@ struct env {
 	pthread_t thread;
 	int run_rc;
 };
+
+
+/* Open descriptors of this process: the broker, the cells and the test share it, so
+ * equal counts before and after a scenario mean nothing leaked anywhere. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
 
 static void *broker_thread(void *arg)
 {
@@ -357,6 +375,8 @@ static void scenario(bool poll)
 	char path[160];
 	json_t *hold;
 
+	int fds_before = count_fds();
+
 	start_broker(&e, poll);
 	wait_state(&e, "alpha", "waiting");
 	a = open_cell(&e, "alpha");
@@ -401,6 +421,32 @@ static void scenario(bool poll)
 		json_decref(hold);
 		for (int i = 0; i < CTL_MAX_CLIENTS + 2; i++)
 			close(idle[i]);
+	}
+
+	/* gamma's socket gets a message with an oversized payload and SCM_RIGHTS
+	 * descriptors: the broker drops that connection (closing what it received),
+	 * gamma is waiting again, and a proper front end can attach afterwards. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int efd[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
+		struct vhu_msg m;
+		struct timeval tv = { .tv_sec = 5 };
+		char c;
+
+		path_of(&e, sa.sun_path, sizeof(sa.sun_path), "gamma.sock");
+		assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		wait_state(&e, "gamma", "connected");
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8);
+		assert_int_equal(vhu_send(fd, &m, efd, 2), 0); /* fds with a short table */
+		m.hdr.size = VHU_MAX_PAYLOAD + 64;             /* then a lie about the size */
+		assert_int_equal(write(fd, &m.hdr, sizeof(m.hdr)), (ssize_t)sizeof(m.hdr));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		assert_int_equal(recv(fd, &c, 1, 0), 0); /* dropped */
+		close(fd);
+		close(efd[0]);
+		close(efd[1]);
+		wait_state(&e, "gamma", "waiting");
 	}
 
 	exchange(a, b, 1000, 200);
@@ -449,6 +495,7 @@ static void scenario(bool poll)
 		usleep(10000);
 	assert_int_equal(rtvio_cell_error(b), -ECONNRESET);
 	rtvio_cell_close(b);
+	assert_int_equal(count_fds(), fds_before);
 }
 
 static void test_epoll_mode(void **state)
