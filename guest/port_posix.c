@@ -448,9 +448,17 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		errno = ENOMEM;
 		return NULL;
 	}
-	pthread_mutex_init(&c->lock, NULL);
 	{
+		pthread_mutexattr_t ma;
 		pthread_condattr_t ca;
+
+		/* One lock serves a cell's real-time and bulk threads alike: priority
+		 * inheritance keeps a bulk thread that holds it from delaying a
+		 * SCHED_FIFO sender or receiver behind unrelated work. */
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&c->lock, &ma);
+		pthread_mutexattr_destroy(&ma);
 
 		/* Deadlines are CLOCK_MONOTONIC, like everything else here. */
 		pthread_condattr_init(&ca);
