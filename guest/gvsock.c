@@ -399,7 +399,9 @@ static void tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *pa
 	b[0].addr = s->cfg.region_dev + l->tx_hdrs + (uint64_t)hs * GV_TX_HDR_STRIDE;
 	b[0].len = GV_HDR_SIZE;
 	e->pay = GV_NONE;
-	if (h->len) {
+	/* Control packets come with no payload and len 0 (the test of payload also
+	 * tells the compiler so). */
+	if (h->len && payload) {
 		uint16_t ps = s->pay_free[--s->n_pay_free];
 		uint64_t off = l->tx_bufs + (uint64_t)ps * l->tx_payload;
 
