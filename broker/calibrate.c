@@ -228,7 +228,8 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		    ";   Measured without memory interference: run `rtvio hog` on the other cpus\n"
 		    ";   while calibrating to include it. Latencies are for poll = %s.\n",
 		    m->quick ? " --quick" : "", m->date, m->cpu_model, m->kernel, m->broker_cpu,
-		    m->other_cpu, m->copy ? m->copy : "normal", (CAL_MARGIN - 1) * 100, poll ? "yes" : "no") < 0)
+		    m->other_cpu, m->copy ? m->copy : "normal", (CAL_MARGIN - 1) * 100,
+		    poll ? "yes" : "no") < 0)
 		return -EIO;
 	if (fprintf(f,
 		    ";   copy steps: %zu samples (%zu excluded as host stalls); fit of non-last\n"
@@ -238,7 +239,8 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		    ";   largest step seen: %.0f ns\n",
 		    r->steps.n, r->steps.stalled, r->steps.raw.slope, r->steps.raw.intercept,
 		    r->steps.raw.r2, r->steps.raw.n, r->steps.ns_per_byte, r->steps.envelope.r2,
-		    r->steps.chunk_overhead_ns, r->steps.packet_overhead_ns, steps_max(&r->steps)) < 0)
+		    r->steps.chunk_overhead_ns, r->steps.packet_overhead_ns,
+		    steps_max(&r->steps)) < 0)
 		return -EIO;
 	if (fprintf(f, ";   ingest pass over %u packets on one TX ring:\n", r->ingest_ring) < 0)
 		return -EIO;
@@ -248,7 +250,9 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 	    (ret = dist_comment(f, "notify_latency poll", &r->notify_lat[CAL_POLL])) ||
 	    (ret = dist_comment(f, "notify_latency sleep", &r->notify_lat[CAL_SLEEP])))
 		return ret;
-	if (fprintf(f, ";   host stalls recorded: %zu, longest %llu ns; this section: %s values\n",
+	if (fprintf(f,
+		    ";   stalls recorded (host, or other load on a probed cpu): %zu, longest\n"
+		    ";   %llu ns; this section: %s values\n",
 		    r->gaps, (unsigned long long)r->longest_gap_ns,
 		    mode == CAL_POLL ? "poll" : "sleep") < 0)
 		return -EIO;
@@ -271,6 +275,9 @@ static json_t *fit_json(const struct linfit *l)
 
 json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool poll)
 {
+	static const char value_used[] =
+		"latencies, ingest_step: max of samples not overlapping a host stall; "
+		"copy costs: p99.9 envelope plus margin";
 	struct rtvio_platform_cfg p;
 	json_t *groups, *doc;
 
@@ -297,7 +304,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			" s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 			"date", m->date, "cpu_model", m->cpu_model, "kernel", m->kernel,
 			"broker_cpu", m->broker_cpu, "other_cpu", m->other_cpu, "quick", m->quick,
-			"seconds", m->seconds, "value_used", "latencies, ingest_step: max of samples not overlapping a host stall; copy costs: p99.9 envelope plus margin",
+			"seconds", m->seconds, "value_used", value_used,
 			"steps", "samples", (json_int_t)r->steps.n, "stalled",
 			(json_int_t)r->steps.stalled, "fit", fit_json(&r->steps.raw),
 			"envelope", fit_json(&r->steps.envelope), "chunk_overhead_ns",

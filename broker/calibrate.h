@@ -80,9 +80,10 @@ struct cal_steps_fit {
 
 /* Fits e(b) = chunk_overhead + b * ns_per_byte above every measured size's p99.9
  * non-last step time, and packet_overhead as the largest excess of a last-step
- * size's p99.9 over e(b). Margins are cal_platform()'s. Needs kept non-last steps of at least two sizes and at least one kept last
- * step: -EINVAL otherwise (or more than CAL_MAX_GROUPS kinds); -EDOM when the time
- * does not grow with the size (no bandwidth can be derived); -ENOMEM. */
+ * size's p99.9 over e(b). Margins are cal_platform()'s. Needs kept non-last steps
+ * of at least two sizes and at least one kept last step: -EINVAL otherwise (or more
+ * than CAL_MAX_GROUPS kinds); -EDOM when the time does not grow with the size (no
+ * bandwidth can be derived); -ENOMEM. */
 int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out);
 
 /* Indexes of the two modes measured. */

@@ -208,7 +208,8 @@ static void print_human(const struct cal_results *r, const struct rtvio_platform
 	ROW("notify_latency poll", r->notify_lat[CAL_POLL]);
 	ROW("notify_latency sleep", r->notify_lat[CAL_SLEEP]);
 #undef ROW
-	printf("host stalls recorded: %zu (longest %llu ns); latencies written: poll = %s\n",
+	printf("stalls recorded (host, or other load on a probed cpu): %zu (longest %llu ns); "
+	       "latencies written: poll = %s\n",
 	       r->gaps, (unsigned long long)r->longest_gap_ns, poll ? "yes" : "no");
 }
 
