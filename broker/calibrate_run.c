@@ -253,13 +253,17 @@ static int add_tx(struct ccell *c, uint16_t op, uint32_t sport, uint32_t dcid, u
 			      .len = VSOCK_HDR_SIZE + len };
 
 	vsock_hdr_encode(&h, b);
-	if (len >= sizeof(seq))
+	/* The sequence number at both ends of the payload: the receiver checks both. */
+	if (len >= sizeof(seq)) {
 		memcpy(b + VSOCK_HDR_SIZE, &seq, sizeof(seq));
+		memcpy(b + VSOCK_HDR_SIZE + len - sizeof(seq), &seq, sizeof(seq));
+	}
 	return vq_driver_add(&c->drv[1], &out, 1, NULL, 0, b);
 }
 
-/* One used RX buffer: 1 with its header (and the sequence number in its first
- * payload bytes), 0 none, or a negative error. */
+/* One used RX buffer: 1 with its header and the sequence number its payload
+ * carries, 0 none, or a negative error (also when the two copies of the sequence
+ * number differ: a piece went missing or was misplaced). */
 static int take_rx(struct ccell *c, struct vsock_hdr *h, uint64_t *seq)
 {
 	void *tok;
@@ -276,8 +280,14 @@ static int take_rx(struct ccell *c, struct vsock_hdr *h, uint64_t *seq)
 	if (h->len != len - VSOCK_HDR_SIZE)
 		return -EPROTO;
 	*seq = 0;
-	if (h->len >= sizeof(*seq))
+	if (h->len >= sizeof(*seq)) {
+		uint64_t tail;
+
 		memcpy(seq, b + VSOCK_HDR_SIZE, sizeof(*seq));
+		memcpy(&tail, b + VSOCK_HDR_SIZE + h->len - sizeof(tail), sizeof(tail));
+		if (tail != *seq)
+			return -EPROTO;
+	}
 	return 1;
 }
 
@@ -514,7 +524,8 @@ static int steps_run(struct crun *r, struct gapprobe *gp, uint64_t *ts_buf, uint
 				.ns = (double)(r->ts[i] - r->ts[i - 1]) };
 			got++;
 		}
-		/* Integrity: every packet arrived whole, in order, once. */
+		/* Integrity: every packet arrived, at its length, in order, once, with
+		 * the right bytes at both ends. */
 		for (;;) {
 			struct vsock_hdr h;
 			uint64_t seq;
