@@ -182,6 +182,16 @@ static void show_progress(void *ctx, double frac, const char *phase)
 	fflush(stderr);
 }
 
+static void print_row(const char *name, const struct cal_dist *d)
+{
+	char st[32] = "n/a";
+
+	if (d->stall_checked)
+		snprintf(st, sizeof(st), "%zu", d->stalled);
+	printf("%-22s %10.0f %10.0f %10.0f %8zu %8s\n", name, d->max_ns, d->p999_ns,
+	       d->median_ns, d->n, st);
+}
+
 static void print_human(const struct cal_results *r, const struct rtvio_platform_cfg *p,
 			bool poll)
 {
@@ -198,16 +208,11 @@ static void print_human(const struct cal_results *r, const struct rtvio_platform
 	printf("  packet_overhead %s\n", b);
 	printf("%-22s %10s %10s %10s %8s %8s\n", "distribution", "max ns", "p99.9 ns",
 	       "median ns", "samples", "stalled");
-#define ROW(name, d)                                                                    \
-	printf("%-22s %10.0f %10.0f %10.0f %8zu %8s\n", name, (d).max_ns, (d).p999_ns,      \
-	       (d).median_ns, (d).n, (d).stall_checked ? (snprintf(b, sizeof(b), "%zu", \
-	       (d).stalled), b) : "n/a")
-	ROW("ingest_step", r->ingest_step);
-	ROW("ingest_latency poll", r->ingest_lat[CAL_POLL]);
-	ROW("ingest_latency sleep", r->ingest_lat[CAL_SLEEP]);
-	ROW("notify_latency poll", r->notify_lat[CAL_POLL]);
-	ROW("notify_latency sleep", r->notify_lat[CAL_SLEEP]);
-#undef ROW
+	print_row("ingest_step", &r->ingest_step);
+	print_row("ingest_latency poll", &r->ingest_lat[CAL_POLL]);
+	print_row("ingest_latency sleep", &r->ingest_lat[CAL_SLEEP]);
+	print_row("notify_latency poll", &r->notify_lat[CAL_POLL]);
+	print_row("notify_latency sleep", &r->notify_lat[CAL_SLEEP]);
 	printf("stalls recorded (host, or other load on a probed cpu): %zu (longest %llu ns); "
 	       "latencies written: poll = %s\n",
 	       r->gaps, (unsigned long long)r->longest_gap_ns, poll ? "yes" : "no");
