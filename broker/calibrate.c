@@ -242,7 +242,10 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		    r->steps.chunk_overhead_ns, r->steps.packet_overhead_ns,
 		    steps_max(&r->steps)) < 0)
 		return -EIO;
-	if (fprintf(f, ";   ingest pass over %u packets on one TX ring:\n", r->ingest_ring) < 0)
+	if (fprintf(f, ";   ingest pass over %u packets on one TX ring; a pass costs about\n"
+		    ";   %.0f ns + %.1f ns per packet (fit over 1, 32 and %u packets, r^2 %.3f):\n",
+		    r->ingest_ring, r->ingest_fit.intercept, r->ingest_fit.slope, r->ingest_ring,
+		    r->ingest_fit.r2) < 0)
 		return -EIO;
 	if ((ret = dist_comment(f, "ingest_step", &r->ingest_step)) ||
 	    (ret = dist_comment(f, "ingest_latency poll", &r->ingest_lat[CAL_POLL])) ||
@@ -267,9 +270,10 @@ static json_t *dist_json(const struct cal_dist *d)
 			 "max_ns", d->max_ns);
 }
 
-static json_t *fit_json(const struct linfit *l)
+/* slope_key names the slope's unit: "ns_per_byte", "ns_per_packet". */
+static json_t *fit_json(const struct linfit *l, const char *slope_key)
 {
-	return json_pack("{s:f, s:f, s:f, s:I}", "ns_per_byte", l->slope, "intercept_ns",
+	return json_pack("{s:f, s:f, s:f, s:I}", slope_key, l->slope, "intercept_ns",
 			 l->intercept, "r2", l->r2, "n", (json_int_t)l->n);
 }
 
@@ -298,7 +302,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 	}
 	doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:s,"
 			" s:{s:I, s:I, s:o, s:o, s:f, s:f, s:o},"
-			" s:{s:I, s:o},"
+			" s:{s:I, s:o, s:o},"
 			" s:{s:o, s:o}, s:{s:o, s:o},"
 			" s:{s:I, s:I},"
 			" s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
@@ -306,12 +310,12 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			"broker_cpu", m->broker_cpu, "other_cpu", m->other_cpu, "quick", m->quick,
 			"seconds", m->seconds, "value_used", value_used,
 			"steps", "samples", (json_int_t)r->steps.n, "stalled",
-			(json_int_t)r->steps.stalled, "fit", fit_json(&r->steps.raw),
-			"envelope", fit_json(&r->steps.envelope), "chunk_overhead_ns",
+			(json_int_t)r->steps.stalled, "fit", fit_json(&r->steps.raw, "ns_per_byte"),
+			"envelope", fit_json(&r->steps.envelope, "ns_per_byte"), "chunk_overhead_ns",
 			r->steps.chunk_overhead_ns, "packet_overhead_ns", r->steps.packet_overhead_ns,
 			"groups", groups,
 			"ingest_step", "ring_packets", (json_int_t)r->ingest_ring, "ns",
-			dist_json(&r->ingest_step),
+			dist_json(&r->ingest_step), "per_packet", fit_json(&r->ingest_fit, "ns_per_packet"),
 			"ingest_latency", "poll", dist_json(&r->ingest_lat[CAL_POLL]), "sleep",
 			dist_json(&r->ingest_lat[CAL_SLEEP]),
 			"notify_latency", "poll", dist_json(&r->notify_lat[CAL_POLL]), "sleep",

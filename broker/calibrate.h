@@ -93,6 +93,7 @@ struct cal_results {
 	struct cal_steps_fit steps;
 	struct cal_dist ingest_step;	/* one pass over a full TX ring */
 	unsigned ingest_ring;		/* packets on the ring in that pass */
+	struct linfit ingest_fit;	/* pass ns against packets (1, 32, full ring) */
 	struct cal_dist ingest_lat[2];	/* [CAL_SLEEP], [CAL_POLL] */
 	struct cal_dist notify_lat[2];
 	size_t gaps;			/* host stalls the probes recorded */

@@ -117,6 +117,7 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	assert_int_equal(cal_fit_steps(s, n, &r->steps), 0);
 	fake_dist(&r->ingest_step, 40000);
 	r->ingest_ring = 128;
+	r->ingest_fit = (struct linfit){ .slope = 250, .intercept = 1000, .r2 = 0.99, .n = 10 };
 	fake_dist(&r->ingest_lat[CAL_POLL], 2500.4);
 	fake_dist(&r->ingest_lat[CAL_SLEEP], 90000);
 	fake_dist(&r->notify_lat[CAL_POLL], 3000);
@@ -426,6 +427,9 @@ static void test_json_document(void **state)
 	assert_true(json_real_value(json_object_get(o, "max_ns")) == 120000.2);
 	o = json_object_get(json_object_get(doc, "ingest_latency"), "sleep");
 	assert_true(json_is_false(json_object_get(o, "stall_checked")));
+	o = json_object_get(json_object_get(doc, "ingest_step"), "per_packet");
+	assert_true(json_real_value(json_object_get(o, "ns_per_packet")) == 250);
+	assert_int_equal(json_integer_value(json_object_get(o, "n")), 10);
 	o = json_object_get(doc, "platform");
 	assert_int_equal(json_integer_value(json_object_get(o, "notify_latency_ns")), 120001);
 	assert_true(json_is_false(json_object_get(doc, "poll")));
@@ -506,6 +510,9 @@ static void test_quick_run(void **state)
 				    json_real_value(json_object_get(d, "p999_ns")));
 		}
 	}
+	/* the per-packet line of the ingest pass: every fill level took part */
+	assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(doc,
+			"ingest_step"), "per_packet"), "n")) > 0);
 	steps = json_object_get(doc, "steps");
 	/* 6 chunk sizes x {1 chunk, many chunks} kinds, 64 KiB has one kind only:
 	 * last steps at 6 sizes, non-last at 5. */
