@@ -575,6 +575,7 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 			c->src_kick[q] = (struct ev_src){ .kind = SRC_KICK, .cell = i, .queue = q };
 		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
 		c->vhu.verbose = opts->verbose;
+		c->vhu.prefault = !cfg->cells[i].vm;
 	}
 	rc = dp_create(cfg, &hooks, b, &b->dp);
 	if (rc < 0) {
@@ -688,7 +689,12 @@ void broker_apply_rt(struct broker *b)
 			fprintf(stderr, "rtvio broker: warning: RLIMIT_MEMLOCK is finite: cell "
 					"memory mapped later is not locked\n");
 		}
-		if (mlockall(flags) < 0)
+		/* What exists now is faulted in and locked; mappings made later are
+		 * locked page by page as they are touched (MCL_ONFAULT), so that mapping
+		 * a QEMU guest's whole RAM costs nothing up front. Process cells' regions
+		 * are still faulted in when mapped (vhu_backend.prefault). */
+		if (mlockall(MCL_CURRENT) < 0 ||
+		    ((flags & MCL_FUTURE) && mlockall(MCL_FUTURE | MCL_ONFAULT) < 0))
 			fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may "
 					"be paged\n", strerror(errno));
 	}

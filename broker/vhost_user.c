@@ -177,6 +177,7 @@ void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
 	b->ops = ops;
 	b->ctx = ctx;
 	b->sock = -1;
+	b->prefault = true;
 	vhu_reader_init(&b->rd);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		ring_reset(&b->ring[q]);
@@ -394,8 +395,8 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		off = r->mmap_offset & ~((uint64_t)page - 1);
 		delta = r->mmap_offset - off;
 		r->map_len = (size_t)(r->size + delta);
-		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i],
-			      (off_t)off);
+		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | (b->prefault ? MAP_POPULATE : 0), fds[i], (off_t)off);
 		if (r->map == MAP_FAILED) {
 			r->map = NULL;
 			LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,

@@ -88,6 +88,12 @@ struct vhu_backend {
 	unsigned int messages;      /* handled on this connection (for tests and logs) */
 	int last_error;             /* -errno of the last refused message, 0 if none */
 	bool seal_warned;           /* the unsealable-region warning was given (once) */
+	/* broker: fault every region in when it is mapped (the default). A QEMU guest's
+	 * memory table is its whole RAM, of which the broker touches only the rings and
+	 * the buffers the guest posts: faulting in (and, under mlockall, pinning) all of
+	 * it would stall every cell's data path for seconds and hold the guest's RAM
+	 * size in host memory. The daemon clears this for `vm = yes` cells. */
+	bool prefault;
 	/* Set by the SIGBUS guard when an access to this front end's memory hit a page
 	 * its file no longer has (the cell truncated it); the daemon cuts it off. */
 	volatile sig_atomic_t faulted;

@@ -530,6 +530,50 @@ static void test_qemu_device_reset_restart(void **state)
 	fe_teardown(&f);
 }
 
+/* How many pages of [p, p + len) are in memory. */
+static size_t resident_pages(const void *p, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, k = 0;
+	unsigned char *v = calloc(n, 1);
+
+	assert_non_null(v);
+	assert_int_equal(mincore((void *)(uintptr_t)p, len, v), 0);
+	for (size_t i = 0; i < n; i++)
+		k += v[i] & 1;
+	free(v);
+	return k;
+}
+
+/* A process cell's region is faulted in when it is mapped (the default); a QEMU
+ * guest's RAM (prefault off) is not: only what something touched is in memory. */
+static void test_prefault(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = REGION / page;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	assert_true(f.b.prefault);
+	f.b.prefault = false;
+	f.mem[5 * page] = 1; /* the front end touched one page */
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(f.b.nregions, 1);
+	size_t k = resident_pages(f.b.regions[0].map, f.b.regions[0].map_len);
+
+	assert_true(k >= 1 && k < pages);
+	/* The choice outlives a reconnection; with it on, the whole region is in. */
+	close(f.sock);
+	vhu_backend_disconnect(&f.b);
+	assert_false(f.b.prefault);
+	fe_connect(&f);
+	f.b.prefault = true;
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(resident_pages(f.b.regions[0].map, f.b.regions[0].map_len), pages);
+	fe_teardown(&f);
+}
+
 /* A new memory table on a running device: stop, remap, re-translate, start. */
 static void test_mem_table_while_running(void **state)
 {
@@ -1050,6 +1094,7 @@ int main(void)
 		cmocka_unit_test(test_process_cell_sequence),
 		cmocka_unit_test(test_get_vring_base_stops),
 		cmocka_unit_test(test_qemu_device_reset_restart),
+		cmocka_unit_test(test_prefault),
 		cmocka_unit_test(test_mem_table_while_running),
 		cmocka_unit_test(test_oversized_payload),
 		cmocka_unit_test(test_bad_version),
