@@ -159,6 +159,10 @@ def qemu_argv(sock, jobs="", memory_mib=256, append=""):
         cmdline += " rtvio.jobs=" + jobs
     if append:
         cmdline += " " + append
+    # x86 Linux truncates its command line at 2048 bytes: the jobs would be cut.
+    if len(cmdline) >= 2048:
+        raise VmError(f"the guest's kernel command line would be {len(cmdline)} bytes "
+                      f"(at most 2047): give the guest fewer or shorter jobs")
     return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
             "-no-reboot", "-net", "none",
             "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
