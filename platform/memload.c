@@ -125,7 +125,7 @@ int chase_verify(const struct chase *c)
 			break;
 		}
 		seen[line / 64] |= 1ULL << (line % 64);
-		memcpy(&p, p, sizeof p);
+		memcpy(&p, p, sizeof(const char *));
 	}
 	if (!ret && p != c->start)
 		ret = -EINVAL;
@@ -164,7 +164,8 @@ static void stream_chunk(struct streamer *s, size_t pos)
 {
 	switch (s->pattern) {
 	case MEM_READ: {
-		const uint64_t *w = (const uint64_t *)(s->src + pos);
+		/* mmap()ed buffers and whole chunks: every word is 8-byte aligned. */
+		const uint64_t *w = (const uint64_t *)(const void *)(s->src + pos);
 		uint64_t a = 0, b = 0, c = 0, d = 0;
 
 		/* Four independent sums keep several loads in flight. */

@@ -128,11 +128,11 @@ static void init_rejects_bad_rings(void **state)
 	assert_int_equal(vq_driver_init(&d, &r, e->slot, 0), -EINVAL);
 	assert_int_equal(vq_device_init(&v, &r, &e->region, 1, e->inflight, 0, 0), -EINVAL);
 	r = e->ring;
-	r.desc = (struct vring_desc *)((uint8_t *)r.desc + 8);
+	r.desc = (struct vring_desc *)(void *)((uint8_t *)r.desc + 8);
 	assert_int_equal(vq_driver_init(&d, &r, e->slot, 0), -EINVAL);
 	assert_int_equal(vq_device_init(&v, &r, &e->region, 1, e->inflight, 0, 0), -EINVAL);
 	r = e->ring;
-	r.used = (struct vring_used *)((uint8_t *)r.used + 2);
+	r.used = (struct vring_used *)(void *)((uint8_t *)r.used + 2);
 	assert_int_equal(vq_device_init(&v, &r, &e->region, 1, e->inflight, 0, 0), -EINVAL);
 	r = e->ring;
 	assert_int_equal(vq_device_init(&v, &r, &e->region, 1, NULL, 0, 0), -EINVAL);
@@ -237,7 +237,7 @@ static void add_errors(void **state)
 	assert_int_equal(vq_driver_add(&e->drv, b, 1, NULL, 0, NULL), -EINVAL);
 	assert_int_equal(vq_driver_add(&e->drv, b, 5, NULL, 0, &tok), -ENOSPC);
 	assert_int_equal(vq_driver_add(&e->drv, b, 3, b, 2, &tok), -ENOSPC);
-	assert_int_equal(vq_driver_add_indirect(&e->drv, (struct vring_desc *)vqenv_buf(e, 0),
+	assert_int_equal(vq_driver_add_indirect(&e->drv, (struct vring_desc *)(void *)vqenv_buf(e, 0),
 						buf_gpa(e, 0), b, 1, NULL, 0, &tok),
 			 -EINVAL); /* INDIRECT_DESC not negotiated */
 	assert_int_equal(vq_driver_add(&e->drv, b, 4, NULL, 0, &tok), 0);
@@ -585,7 +585,7 @@ static void no_lost_wakeup_flags(void **state)
 static void indirect_chain(void **state)
 {
 	struct vqenv *e = vqenv_new(4, F_INDIRECT, 16, 64);
-	struct vring_desc *table = (struct vring_desc *)vqenv_buf(e, 13);
+	struct vring_desc *table = (struct vring_desc *)(void *)vqenv_buf(e, 13);
 	struct vq_buf out[3], in[2];
 	struct vq_seg seg[8];
 	struct vq_chain c;
@@ -637,7 +637,7 @@ static void indirect_chain(void **state)
 static void indirect_misaligned_table(void **state)
 {
 	struct vqenv *e = vqenv_new(4, F_INDIRECT, 8, 64);
-	struct vring_desc *table = (struct vring_desc *)(vqenv_buf(e, 7) + 3);
+	struct vring_desc *table = (struct vring_desc *)(void *)(vqenv_buf(e, 7) + 3);
 	struct vq_seg seg[4];
 	struct vq_chain c;
 
@@ -846,7 +846,7 @@ static void hostile_indirect_not_negotiated(void **state)
 	struct vqenv *e = hostile_env(0);
 
 	(void)state;
-	raw_desc(e, (struct vring_desc *)vqenv_buf(e, 1), 0, buf_gpa(e, 0), 8, 0, 0);
+	raw_desc(e, (struct vring_desc *)(void *)vqenv_buf(e, 1), 0, buf_gpa(e, 0), 8, 0, 0);
 	raw_desc(e, NULL, 0, buf_gpa(e, 1), 16, VRING_DESC_F_INDIRECT, 0);
 	raw_publish(e, 0);
 	expect_pop_error(e, -EINVAL);
@@ -862,7 +862,7 @@ static void hostile_indirect_rules(void **state)
 	(void)state;
 	for (int k = WITH_NEXT; k <= NEXT_RANGE; k++) {
 		struct vqenv *e = hostile_env(F_INDIRECT);
-		struct vring_desc *t = (struct vring_desc *)vqenv_buf(e, 1);
+		struct vring_desc *t = (struct vring_desc *)(void *)vqenv_buf(e, 1);
 		uint64_t tg = buf_gpa(e, 1);
 		uint32_t tlen = 32;
 		uint16_t flags = VRING_DESC_F_INDIRECT;

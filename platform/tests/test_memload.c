@@ -58,7 +58,7 @@ static void test_chase_verify_catches_damage(void **state)
 	start = c.start;
 	memcpy(&next, start, sizeof next);
 	/* a short cycle: the start points to itself */
-	memcpy(start, &start, sizeof start);
+	memcpy(start, &start, sizeof(char *));
 	assert_int_equal(chase_verify(&c), -EINVAL);
 	/* a pointer into the middle of a line */
 	bad = next + 8;
