@@ -424,7 +424,11 @@ static const char *handshake_why(int rc)
 	case -EPROTO: return "the broker's reply does not follow the vhost-user protocol";
 	case -ETIMEDOUT: return "the broker did not answer in time";
 	case -ECONNRESET:
-	case -EPIPE: return "the broker closed the connection (is this cell configured?)";
+	/* The broker has a socket only for configured cells, so a close during set-up
+	 * is nearly always the one-front-end-per-cell rule; the other causes (a
+	 * message it could not take, the broker stopping) are in its log. */
+	case -EPIPE: return "the broker closed the connection (is another front end already "
+			    "attached as this cell? if not, the broker's log says why)";
 	default: return strerror(-rc);
 	}
 }

@@ -406,6 +406,16 @@ static void scenario(bool poll)
 		assert_int_equal(vhu_recv(fd, &m, fds, &nfds), -ECONNRESET);
 		close(fd);
 	}
+	/* The same through the cell library: its error names the likely cause. */
+	{
+		char second[160], err[256];
+		struct rtvio_cell_opts o = { .no_mlock = true, .handshake_timeout_ms = 5000 };
+
+		path_of(&e, second, sizeof(second), "alpha.sock");
+		assert_null(rtvio_cell_open(second, 2u << 20, &o, err, sizeof(err)));
+		assert_non_null(strstr(err, "the broker closed the connection"));
+		assert_non_null(strstr(err, "already attached as this cell"));
+	}
 
 	/* Monitoring clients that connect and never ask cannot lock stat out. */
 	{
