@@ -408,10 +408,11 @@ def main():
         g2.wait_waiting(1, 60)
 
         def bulk():
-            guest_ok(g1, "bulk", messages=BULK_MSGS)
-            r = guest_ok(g2, "bulk", messages=BULK_MSGS, bytes=BULK_MSGS * BULK_SIZE,
-                         corrupt=0, lost=0, reordered=0)
-            return f"{r['bytes'] / r['secs'] / 1e6:.1f} MB/s under TCG"
+            t = guest_ok(g1, "bulk", messages=BULK_MSGS)
+            guest_ok(g2, "bulk", messages=BULK_MSGS, bytes=BULK_MSGS * BULK_SIZE,
+                     corrupt=0, lost=0, reordered=0)
+            # The sender's run, from connect to its close, next to its other jobs.
+            return f"sender {t['bytes'] / max(t['secs'], 0.01) / 1e6:.1f} MB/s under TCG"
         report_soft(report, "bulk", bulk)
 
         def seq():
