@@ -67,9 +67,10 @@ int dp_attach(struct dp *dp, unsigned cell, struct vq_device *rx, struct vq_devi
  * for a cell that is not attached. */
 void dp_detach(struct dp *dp, unsigned cell);
 
-/* Optional hint from the daemon's event loop (poll = no): `cell` kicked `queue`.
- * dp_run checks every attached cell's rings anyway; the hint only lets it look
- * there first. */
+/* Hint from the daemon's event loop (poll = no): `cell` kicked `queue`. Reserved:
+ * it does nothing now, because every dp_run pass already reads every attached
+ * cell's ring indexes (one read each), so a kick tells it nothing it would not
+ * find; the daemon calls it so that a future data plane can use the hint. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
 
 /* One data-path step batch, starting at time `now_ns`: ingest every TX ring, then
