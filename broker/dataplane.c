@@ -1016,8 +1016,10 @@ static void pkt_done(struct dp *dp, uint32_t q, uint64_t now)
 }
 
 /* One non-preemptive step of queue q's head packet: at most one chunk into one RX
- * buffer. Returns 1 progress, 0 q could not run (it now waits for RX buffers, or
- * the destination broke), -1 the regulator's budget is spent. */
+ * buffer. Returns 2 progress that delivered the packet's last piece (the caller
+ * calls pkt_done with the time after the step), 1 other progress, 0 q could not
+ * run (it now waits for RX buffers, or the destination broke), -1 the regulator's
+ * budget is spent. */
 static int copy_step(struct dp *dp, uint32_t q, uint64_t now)
 {
 	struct dp_queue *w = &dp->queues[q];
@@ -1090,9 +1092,7 @@ static int copy_step(struct dp *dp, uint32_t q, uint64_t now)
 	dc->st.pkts_out++;
 	dc->st.bytes_out += w->piece_len;
 	notify(dp, w->dst, DP_QUEUE_RX, dc->rx);
-	if (p->sent == p->h.len)
-		pkt_done(dp, q, now);
-	return 1;
+	return p->sent == p->h.len ? 2 : 1;
 }
 
 uint64_t dp_run(struct dp *dp, uint64_t now_ns)
@@ -1120,7 +1120,12 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 		}
 		if (r > 0) {
 			steps++;
+			/* The one clock read per step, taken after it: a packet completed
+			 * by this step is stamped with it, so residence includes its last
+			 * copy (rtvio calibrate also times steps by these reads). */
 			now = dp_clock(dp);
+			if (r == 2)
+				pkt_done(dp, q, now);
 		}
 	}
 	if (dp->held.n)

@@ -190,7 +190,7 @@ static struct {
 	bool injected;
 	uint64_t bulk_chunks_at_arrival;
 	uint64_t bulk_packets_at_arrival;
-	uint64_t x_packets_at_arrival;
+	uint64_t x_chunks_at_arrival;
 	uint64_t bulk_chunks_at_done;
 	uint64_t bulk_packets_at_done;
 	bool done;
@@ -207,9 +207,11 @@ static void preempt_clock(struct tenv *e)
 		pre.injected = true;
 		pre.bulk_chunks_at_arrival = fb.chunks;
 		pre.bulk_packets_at_arrival = fb.packets;
-		pre.x_packets_at_arrival = fx.packets;
+		pre.x_chunks_at_arrival = fx.chunks;
 	}
-	if (pre.injected && !pre.done && fx.packets == pre.x_packets_at_arrival + 1) {
+	/* x's 64 bytes are one step, delivered when it ends; the clock read after it
+	 * sees its chunk (the packet itself is counted complete just after the read). */
+	if (pre.injected && !pre.done && fx.chunks == pre.x_chunks_at_arrival + 1) {
 		pre.done = true;
 		pre.bulk_chunks_at_done = fb.chunks;
 		pre.bulk_packets_at_done = fb.packets;
@@ -519,6 +521,45 @@ static void test_residence_stats(void **state)
 	t_env_fini(&e);
 }
 
+/* Residence ends after the step that delivers a packet's last piece: a one-chunk
+ * message whose copy step takes 1.5 ms of (fake) time resides 1.5 ms, past y's
+ * 1 ms deadline; a two-chunk one resides two steps. */
+static void test_residence_includes_last_step(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[16];
+	struct dp_flow_stats fy, fx;
+	const uint64_t step = 1500000;
+
+	(void)state;
+	setup(&e, "fp", "");
+	t_post_rx(&e.cell[2], 8, false);
+	dp_stats_flow(e.dp, FY, &fy);
+	assert_int_equal(fy.max_residence_ns, 0);
+	assert_int_equal(fy.deadline_misses, 0);
+	e.tick = step; /* every clock read, i.e. every copy step, takes 1.5 ms */
+	send_msg(&e, 1, B, 2000, 100);
+	t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	dp_stats_flow(e.dp, FY, &fy);
+	assert_int_equal(fy.packets, 2 + 1);
+	assert_int_equal(fy.max_residence_ns, step);
+	assert_int_equal(fy.deadline_misses, 1);
+	/* 1.5 ms lies in [2^20, 2^21) ns; REQUEST and RESPONSE took no step time. */
+	assert_int_equal(fy.hist[20], 1);
+	assert_int_equal(fy.hist[0], 2);
+	/* x (chunk 1 KiB): 1500 bytes are two steps; its 5 ms deadline holds. */
+	send_msg(&e, 0, A, 1000, 1500);
+	t_run(&e);
+	assert_int_equal(received_ports(&e, ports, 16), 1);
+	dp_stats_flow(e.dp, FX, &fx);
+	assert_int_equal(fx.chunks, 2 + 2);
+	assert_int_equal(fx.max_residence_ns, 2 * step);
+	assert_int_equal(fx.deadline_misses, 0);
+	assert_int_equal(fx.hist[21], 1);
+	t_env_fini(&e);
+}
+
 /* dp_run stops after DP_RUN_STEPS chunks and says so (a time not after now). */
 static void test_run_budget(void **state)
 {
@@ -559,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_police_jitter),
 		cmocka_unit_test(test_regulation),
 		cmocka_unit_test(test_residence_stats),
+		cmocka_unit_test(test_residence_includes_last_step),
 		cmocka_unit_test(test_run_budget),
 	};
 
