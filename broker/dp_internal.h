@@ -71,8 +71,9 @@ struct dp_queue {
 	uint32_t piece_len, piece_done;
 	struct dp_rx rx;
 	/* policer state for this direction of the flow */
-	uint64_t tat;        /* GCRA theoretical arrival time of the next unit */
-	uint64_t last_start; /* seqpacket: release of the current message's start */
+	uint64_t tat;        /* byte bucket (both types): GCRA theoretical arrival time */
+	uint64_t mtat;       /* seqpacket: GCRA theoretical arrival of the next message */
+	uint64_t last_rel;   /* seqpacket: release of the current message's last packet */
 	bool in_msg;         /* seqpacket: inside a message (no EOM yet) */
 };
 

@@ -359,6 +359,106 @@ static void test_police_stream(void **state)
 	t_env_fini(&e);
 }
 
+/* Whole messages (EOM) c received since the last call. */
+static unsigned int received_msgs(struct tenv *e, unsigned int cell)
+{
+	static uint8_t piece[4096];
+	struct vsock_hdr r;
+	unsigned int n = 0;
+
+	while (t_recv(&e->cell[cell], &r, piece, sizeof(piece)))
+		n += !!(r.flags & VSOCK_SEQ_EOM);
+	return n;
+}
+
+static void send_seq(struct tenv *e, uint32_t len, bool eom)
+{
+	static uint8_t payload[32768];
+	struct vsock_hdr h = t_hdr(A, 5000, C, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_RW, len);
+
+	h.flags = eom ? VSOCK_SEQ_EOM : 0;
+	t_send(&e->cell[0], &h, payload);
+}
+
+/* Seqpacket: at most `size` bytes per period as well as one message. A flow of 64 B
+ * per 100 us that keeps to it (whole or split messages) is never held; 32 KiB
+ * messages are: the first finds the bucket full and goes, leaving it 32768/64
+ * periods in debt, and the next (and any after it, however small) waits that out. */
+static void test_police_seqpacket_size(void **state)
+{
+	static struct tenv e;
+	static char ini[1024];
+	struct dp_flow_stats fs;
+	struct vsock_hdr h, r;
+	uint8_t buf[16];
+	uint64_t t1, next;
+	const uint64_t debt = 32768ull * 100000 / 64; /* 51.2 ms */
+
+	(void)state;
+	snprintf(ini, sizeof(ini),
+		 "[broker]\nchunk = 4KiB\n[cell a]\ncid = 3\n[cell c]\ncid = 5\n"
+		 "[flow s]\nfrom = a\nto = c:1000\ntype = seqpacket\nsize = 64\n"
+		 "period = 100us\n");
+	t_env_init(&e, ini, 4096);
+	t_post_rx(&e.cell[0], 4, false);
+	t_post_rx(&e.cell[1], 48, false);
+	h = t_hdr(A, 5000, C, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	t_run(&e);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 1);
+	h = t_hdr(C, 1000, A, 5000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_RESPONSE, 0);
+	t_send(&e.cell[1], &h, NULL);
+	t_run(&e);
+	assert_int_equal(t_recv(&e.cell[0], &r, buf, sizeof(buf)), 1);
+
+	/* Conforming: 64 B each period, then 32 + 32 B (one message) each period. */
+	for (int i = 0; i < 6; i++) {
+		if (i < 3) {
+			send_seq(&e, 64, true);
+		} else {
+			send_seq(&e, 32, false);
+			send_seq(&e, 32, true);
+		}
+		assert_int_equal(t_run(&e), 0);
+		assert_int_equal(received_msgs(&e, 1), 1);
+		e.now += 100000;
+	}
+	dp_stats_flow(e.dp, 0, &fs);
+	assert_int_equal(fs.policed, 0);
+
+	/* Over-size: two 32 KiB messages at one instant, after a quiet millisecond. */
+	e.now += 1000000;
+	t_run(&e);
+	t1 = e.now;
+	send_seq(&e, 32768, true);
+	send_seq(&e, 32768, true);
+	next = t_run(&e);
+	assert_int_equal(received_msgs(&e, 1), 1);
+	assert_int_equal(next, t1 + debt);
+	/* One period later the message rule alone would let it go: the bytes do not. */
+	e.now = t1 + 100000;
+	assert_int_equal(t_run(&e), t1 + debt);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	e.now = t1 + debt - 1;
+	assert_int_equal(t_run(&e), t1 + debt);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	e.now = t1 + debt;
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_msgs(&e, 1), 1);
+	/* A conforming-size message right after waits for the debt of the second. */
+	send_seq(&e, 64, true);
+	assert_int_equal(t_run(&e), t1 + 2 * debt);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	e.now = t1 + 2 * debt;
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_msgs(&e, 1), 1);
+	dp_stats_flow(e.dp, 0, &fs);
+	assert_int_equal(fs.policed, 2);
+	/* Delayed, never dropped: every TX chain came back. */
+	assert_int_equal(t_tx_done(&e.cell[0]), 1 + 3 + 6 + 2 + 1);
+	t_env_fini(&e);
+}
+
 /* The broker's own absence does not make a sender look bursty: messages posted one
  * period apart while the broker did not run all go at once; the same five posted at
  * one instant are spaced out. */
@@ -595,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_preempt_edf),
 		cmocka_unit_test(test_preempt_fifo),
 		cmocka_unit_test(test_police_seqpacket),
+		cmocka_unit_test(test_police_seqpacket_size),
 		cmocka_unit_test(test_police_stream),
 		cmocka_unit_test(test_police_broker_stall),
 		cmocka_unit_test(test_police_jitter),
