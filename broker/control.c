@@ -80,29 +80,50 @@ char *ctl_handle_line(const char *line, size_t len, const struct ctl_ops *ops, v
 	return out;
 }
 
-/* Writes the whole reply or gives up: the reply is far smaller than a socket buffer,
- * so a client that does not read simply loses it rather than stalling the broker. */
-static int send_all_nowait(int fd, const char *s, size_t n)
+int ctl_client_flush(struct ctl_client *c)
 {
-	while (n) {
-		ssize_t k = send(fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	size_t step = 0;
 
+	while (c->out_off < c->out_len && step < CTL_WRITE_STEP) {
+		size_t n = c->out_len - c->out_off;
+		ssize_t k;
+
+		if (n > CTL_WRITE_STEP - step)
+			n = CTL_WRITE_STEP - step;
+		k = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return CTL_WRITING;
 			return -errno;
 		}
-		s += k;
-		n -= (size_t)k;
+		c->out_off += (size_t)k;
+		step += (size_t)k;
 	}
-	return 0;
+	if (c->out_off < c->out_len)
+		return CTL_WRITING;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	return 1;
+}
+
+void ctl_client_close(struct ctl_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	c->len = 0;
 }
 
 int ctl_client_service(struct ctl_client *c, const struct ctl_ops *ops, void *ctx)
 {
 	char *nl, *reply;
 	ssize_t n;
-	int rc;
 
 	if (c->len >= sizeof(c->buf)) {
 		reply = error_reply("request line too long");
@@ -125,9 +146,18 @@ int ctl_client_service(struct ctl_client *c, const struct ctl_ops *ops, void *ct
 answer:
 	if (!reply)
 		return -ENOMEM;
-	rc = send_all_nowait(c->fd, reply, strlen(reply));
-	free(reply);
-	return rc < 0 ? rc : 1;
+	c->out_len = strlen(reply);
+	if (c->out_len > CTL_REPLY_MAX) {
+		free(reply);
+		reply = error_reply("reply too large for the control socket");
+		if (!reply)
+			return -ENOMEM;
+		c->out_len = strlen(reply);
+	}
+	free(c->out);
+	c->out = reply;
+	c->out_off = 0;
+	return ctl_client_flush(c);
 }
 
 static int fill_addr(struct sockaddr_un *a, const char *path)

@@ -9,7 +9,11 @@
  * The server side runs in the broker's loop thread between data-path steps; it
  * allocates (jansson) because it is monitoring work, not data-path work. A client
  * gets CTL_LINE_MAX bytes for its request and one read per readiness event, so a
- * slow or hostile client never blocks the loop. */
+ * slow or hostile client never blocks the loop. A reply can be far larger than a
+ * socket buffer (about 300 bytes per flow): it is kept in the client's slot and
+ * written as the socket takes it, at most CTL_WRITE_STEP bytes per readiness
+ * event; the daemon drops a client that has not taken it all within
+ * CTL_WRITE_TIMEOUT_NS. */
 #ifndef RTVIO_BROKER_CONTROL_H
 #define RTVIO_BROKER_CONTROL_H
 
@@ -22,6 +26,12 @@
 #define CTL_MAX_CLIENTS 8
 #define CTL_LINE_MAX 4096
 #define CTL_SOCKET_NAME "control.sock"
+/* Largest reply kept for a client: a bigger one is replaced by an error reply. */
+#define CTL_REPLY_MAX (64u << 20)
+/* Bytes written per readiness event: bounds the loop's time away from the data path. */
+#define CTL_WRITE_STEP (64u << 10)
+/* A client that does not read its whole reply within this is dropped. */
+#define CTL_WRITE_TIMEOUT_NS 5000000000ull
 
 struct ctl_ops {
 	/* Returns a new reference to the "stat" object, or NULL on failure. */
@@ -30,22 +40,40 @@ struct ctl_ops {
 	void (*shutdown)(void *ctx);
 };
 
-/* One connected client, in the broker's storage. */
+/* One connected client, in the broker's storage. Zero it (fd aside) before use. */
 struct ctl_client {
 	int fd;            /* -1: slot free */
 	uint64_t since_ns; /* when it connected: the oldest is evicted when all are busy */
 	size_t len;
 	char buf[CTL_LINE_MAX];
+	/* The reply being written (malloc()ed; NULL: none), out_off bytes of it sent. */
+	char *out;
+	size_t out_len, out_off;
+	uint64_t out_deadline_ns; /* the daemon's: when it gives up on the client */
 };
+
+/* ctl_client_service / ctl_client_flush: the reply is not all written yet; wait
+ * until the socket is writable and call ctl_client_flush. */
+#define CTL_WRITING 2
 
 /* Handles one request line (without its newline); returns the reply line with its
  * newline, malloc()ed, or NULL when out of memory. */
 char *ctl_handle_line(const char *line, size_t len, const struct ctl_ops *ops, void *ctx);
 
 /* Reads what the client sent. Returns 0 when the request is not complete yet, 1 when
- * it was answered (or refused) and the client must be closed, -errno when the client
- * went away or misbehaved (close it too). */
+ * it was answered (or refused) and the client must be closed, CTL_WRITING when the
+ * answer is partly written, -errno when the client went away or misbehaved (close
+ * it too). Not to be called again once it returned CTL_WRITING. */
 int ctl_client_service(struct ctl_client *c, const struct ctl_ops *ops, void *ctx);
+
+/* Writes more of the pending reply (at most CTL_WRITE_STEP bytes). Returns 1 when
+ * all of it is written (close the client), CTL_WRITING when more is left, -errno
+ * when the client went away. */
+int ctl_client_flush(struct ctl_client *c);
+
+/* Closes the client's descriptor (if any) and frees its pending reply; the slot is
+ * free (fd = -1) afterwards. */
+void ctl_client_close(struct ctl_client *c);
 
 /* Listens on a Unix stream socket at path. A stale socket file (nobody accepting on
  * it) is removed first; a live one (another broker) or a non-socket file in the way

@@ -447,8 +447,7 @@ static void ctl_accept(struct broker *b)
 	}
 	if (b->ctl[slot].fd >= 0) {
 		ep_del(b, b->ctl[slot].fd);
-		close(b->ctl[slot].fd);
-		b->ctl[slot].fd = -1;
+		ctl_client_close(&b->ctl[slot]);
 	}
 	if (ep_add(b, fd, &b->src_ctl[slot]) < 0) {
 		close(fd);
@@ -456,20 +455,64 @@ static void ctl_accept(struct broker *b)
 	}
 	b->ctl[slot].fd = fd;
 	b->ctl[slot].len = 0;
+	b->ctl[slot].out_deadline_ns = 0;
 	b->ctl[slot].since_ns = now_ns();
 }
 
+static void ctl_drop(struct broker *b, struct ctl_client *c)
+{
+	ep_del(b, c->fd);
+	ctl_client_close(c);
+}
+
+/* Reads the request, then writes the reply as the socket takes it: a large reply
+ * (hundreds of kB with many flows) waits in the client's slot for EPOLLOUT rather
+ * than the loop waiting for the client. */
 static void ctl_client_event(struct broker *b, unsigned int slot)
 {
 	struct ctl_client *c = &b->ctl[slot];
+	int rc;
 
 	if (c->fd < 0)
 		return; /* closed earlier in this batch of events */
-	if (ctl_client_service(c, &ctl_ops, b) != 0) {
-		ep_del(b, c->fd);
-		close(c->fd);
-		c->fd = -1;
+	rc = c->out ? ctl_client_flush(c) : ctl_client_service(c, &ctl_ops, b);
+	if (rc == 0 || (rc == CTL_WRITING && c->out_deadline_ns))
+		return;
+	if (rc == CTL_WRITING) {
+		/* From now on only writability matters: whatever else it sends is
+		 * ignored, and a hang-up shows as EPOLLHUP/EPOLLERR, failing the send. */
+		struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &b->src_ctl[slot] };
+
+		if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) {
+			c->out_deadline_ns = now_ns() + CTL_WRITE_TIMEOUT_NS;
+			return;
+		}
 	}
+	ctl_drop(b, c);
+}
+
+/* Drops the clients that have not taken their reply in time; returns the earliest
+ * deadline of those still writing (0: none). At most CTL_MAX_CLIENTS checks. */
+static uint64_t ctl_expire(struct broker *b, uint64_t now)
+{
+	uint64_t due = 0;
+
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &b->ctl[i];
+
+		if (c->fd < 0 || !c->out || !c->out_deadline_ns)
+			continue;
+		if (now >= c->out_deadline_ns) {
+			if (b->opts.verbose)
+				fprintf(stderr, "rtvio broker: control client dropped: it did "
+					"not read its reply within %llu s\n",
+					CTL_WRITE_TIMEOUT_NS / 1000000000ull);
+			ctl_drop(b, c);
+		} else if (!due || c->out_deadline_ns < due) {
+			due = c->out_deadline_ns;
+		}
+	}
+	return due;
 }
 
 /* ---- set-up and teardown --------------------------------------------------------------- */
@@ -725,8 +768,7 @@ void broker_close(struct broker *b)
 			unlink(c->path);
 	}
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
-		if (b->ctl[i].fd >= 0)
-			close(b->ctl[i].fd);
+		ctl_client_close(&b->ctl[i]);
 	if (b->ctl_fd >= 0)
 		close(b->ctl_fd);
 	if (b->ctl_path[0])
@@ -833,17 +875,25 @@ int broker_run(struct broker *b)
 			if (now - last_check < BROKER_POLL_CHECK_NS)
 				continue;
 			last_check = now;
+			ctl_expire(b, now);
 			ts.tv_sec = 0;
 			ts.tv_nsec = 0;
 			tsp = &ts;
-		} else if (next != 0 || b->must_poll) {
-			uint64_t wait = next > now ? next - now : 0;
+		} else {
+			/* A control client still owed a reply bounds the sleep too. */
+			uint64_t due = ctl_expire(b, now);
 
-			if (b->must_poll && (next == 0 || wait > BROKER_POLL_CHECK_NS))
-				wait = BROKER_POLL_CHECK_NS;
-			ts.tv_sec = (time_t)(wait / 1000000000ull);
-			ts.tv_nsec = (long)(wait % 1000000000ull);
-			tsp = &ts;
+			if (next != 0 || b->must_poll || due) {
+				uint64_t wait = next > now ? next - now : 0;
+
+				if (b->must_poll && (next == 0 || wait > BROKER_POLL_CHECK_NS))
+					wait = BROKER_POLL_CHECK_NS;
+				if (due && ((next == 0 && !b->must_poll) || wait > due - now))
+					wait = due - now;
+				ts.tv_sec = (time_t)(wait / 1000000000ull);
+				ts.tv_nsec = (long)(wait % 1000000000ull);
+				tsp = &ts;
+			}
 		}
 		n = epoll_pwait2(b->ep, evs, MAX_EVENTS, tsp, NULL);
 		if (n < 0) {

@@ -24,6 +24,7 @@
 struct fake {
 	int stats, shutdowns;
 	bool fail_stat;
+	unsigned int big; /* > 0: a stat reply with this many 100-byte strings */
 };
 
 static json_t *fake_stat(void *ctx)
@@ -33,6 +34,18 @@ static json_t *fake_stat(void *ctx)
 	f->stats++;
 	if (f->fail_stat)
 		return NULL;
+	if (f->big) {
+		json_t *a = json_array();
+		char item[101];
+
+		memset(item, 'x', 100);
+		item[100] = '\0';
+		for (unsigned int i = 0; i < f->big; i++) {
+			item[i % 100] = (char)('a' + i % 26);
+			json_array_append_new(a, json_string(item));
+		}
+		return json_pack("{s:o}", "flows", a);
+	}
 	return json_pack("{s:s, s:[{s:s}]}", "policy", "edf", "cells", "name", "sensor");
 }
 
@@ -117,7 +130,7 @@ static char *read_reply(int fd)
 static void test_client_service(void **state)
 {
 	struct fake f = { 0 };
-	struct ctl_client c;
+	struct ctl_client c = { .fd = -1 };
 	int sv[2];
 
 	(void)state;
@@ -164,6 +177,72 @@ static void test_client_service(void **state)
 	json_decref(parse_reply(read_reply(sv[0]), false));
 	close(sv[0]);
 	assert_int_equal(f.stats, 1);
+}
+
+/* A reply many times a socket buffer: kept and written as the peer reads, at most
+ * CTL_WRITE_STEP bytes per call, whole and ending in its newline; a peer that goes
+ * away mid-reply is an error, not a hang. */
+static void test_large_reply(void **state)
+{
+	struct fake f = { .big = 8000 };
+	struct ctl_client c = { .fd = -1 };
+	static char got[2u << 20];
+	size_t len = 0, prev_off = 0;
+	int sv[2], rc, sndbuf = 16384, calls = 0;
+	json_t *r;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	c.fd = sv[1];
+	assert_int_equal(write(sv[0], "{\"cmd\":\"stat\"}\n", 15), 15);
+	rc = ctl_client_service(&c, &ops, &f);
+	assert_int_equal(rc, CTL_WRITING);
+	assert_true(c.out_len > 800000);
+	assert_true(c.out_off < c.out_len);
+	/* Nobody reads: nothing more fits, and that is not an error. */
+	prev_off = c.out_off;
+	assert_int_equal(ctl_client_flush(&c), CTL_WRITING);
+	assert_int_equal(c.out_off, prev_off);
+	while (rc == CTL_WRITING) {
+		ssize_t n = recv(sv[0], got + len, sizeof(got) - len, MSG_DONTWAIT);
+
+		if (n > 0)
+			len += (size_t)n;
+		prev_off = c.out_off;
+		rc = ctl_client_flush(&c);
+		assert_true(c.out_off - prev_off <= CTL_WRITE_STEP || rc == 1);
+		calls++;
+		assert_true(calls < 1000000);
+	}
+	assert_int_equal(rc, 1);
+	assert_null(c.out);
+	close(sv[1]);
+	{
+		ssize_t n;
+
+		while ((n = read(sv[0], got + len, sizeof(got) - 1 - len)) > 0)
+			len += (size_t)n;
+	}
+	close(sv[0]);
+	got[len] = '\0';
+	r = parse_reply(got, true);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "stat"), "flows")),
+			 8000);
+	json_decref(r);
+
+	/* The peer hangs up with most of the reply unread. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	c.fd = sv[1];
+	c.len = 0;
+	assert_int_equal(write(sv[0], "{\"cmd\":\"stat\"}\n", 15), 15);
+	assert_int_equal(ctl_client_service(&c, &ops, &f), CTL_WRITING);
+	close(sv[0]);
+	assert_int_equal(ctl_client_flush(&c), -EPIPE);
+	ctl_client_close(&c);
+	assert_int_equal(c.fd, -1);
+	assert_null(c.out);
 }
 
 static void tmp_path(char *buf, size_t n, const char *name)
@@ -217,7 +296,7 @@ struct server {
 static void *serve_one(void *arg)
 {
 	struct server *s = arg;
-	struct ctl_client c;
+	struct ctl_client c = { .fd = -1 };
 	int fd, rc;
 
 	do
@@ -228,7 +307,9 @@ static void *serve_one(void *arg)
 	do
 		rc = ctl_client_service(&c, &ops, &s->f);
 	while (rc == 0);
-	close(fd);
+	while (rc == CTL_WRITING)
+		rc = ctl_client_flush(&c);
+	ctl_client_close(&c);
 	return NULL;
 }
 
@@ -268,6 +349,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handle_line),
 		cmocka_unit_test(test_client_service),
+		cmocka_unit_test(test_large_reply),
 		cmocka_unit_test(test_listen_stale_and_live),
 		cmocka_unit_test(test_request_roundtrip),
 	};

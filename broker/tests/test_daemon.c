@@ -3,8 +3,9 @@
  * the socket directory and stale sockets, the CID handed out per socket, one front
  * end per cell, a SEQPACKET exchange allowed by a flow, a reset for a connection no
  * flow permits, the cell state seen over control.sock, a cell that leaves and comes
- * back, a cell that breaks its rings, and shutdown over the control socket. Runs
- * once with poll = no (epoll on kicks) and once with poll = yes (busy-poll). */
+ * back, a cell that breaks its rings, shutdown over the control socket, and a stat
+ * reply larger than a socket buffer to slow and stalled clients. Runs once with
+ * poll = no (epoll on kicks) and once with poll = yes (busy-poll). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -737,6 +739,135 @@ static void test_inflight_returned_on_stop(void **state)
 	stop_broker(&e);
 }
 
+/* ---- a stat reply far larger than a socket buffer --------------------------------- */
+
+#define BIG_FLOWS 1500
+
+/* Reads until EOF (or timeout_ms without data); returns the byte count. */
+static size_t read_to_eof(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, timeout_ms) <= 0)
+			fail_msg("no data and no EOF within %d ms", timeout_ms);
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		assert_true(len < cap - 1);
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+static size_t sock_buffer_default(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/wmem_default", "r");
+	unsigned long v = 212992;
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 212992;
+		fclose(f);
+	}
+	return v;
+}
+
+static int ctl_connect_send(const struct env *e, const char *req)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	path_of(e, sa.sun_path, sizeof(sa.sun_path), CTL_SOCKET_NAME);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	return fd;
+}
+
+/* 1500 flows make a stat reply of several hundred kB. A client that waits 0.5 s
+ * before reading gets all of it, ending in its newline; meanwhile another client is
+ * served; a client that never reads does not hold the broker and is dropped. */
+static void big_stat(bool poll_mode)
+{
+	static struct env e;
+	static char got[8u << 20];
+	struct broker_opts o = { .verbose = false };
+	char err[512], path[160], *text, *reply = NULL;
+	size_t cap = 200u * BIG_FLOWS + 512, off, len, full;
+	int fd, stalled, fds_before = count_fds();
+	json_t *r;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.parent, sizeof(e.parent), "/tmp/rtvio-test-daemon-%d-big", (int)getpid());
+	snprintf(e.dir, sizeof(e.dir), "%s/sub", e.parent);
+	text = malloc(cap);
+	assert_non_null(text);
+	off = (size_t)snprintf(text, cap, "[broker]\nsocket_dir = %s\npoll = %s\n"
+			       "[cell alpha]\ncid = 3\n[cell beta]\ncid = 4\n", e.dir,
+			       poll_mode ? "yes" : "no");
+	for (int i = 0; i < BIG_FLOWS; i++)
+		off += (size_t)snprintf(text + off, cap - off,
+					"[flow f%d]\nfrom = alpha\nto = beta:%d\n"
+					"type = seqpacket\nsize = 64\nperiod = 1ms\n", i, 1000 + i);
+	assert_true(off < cap);
+	assert_int_equal(rtvio_config_parse(text, "big.conf", &e.cfg, err, sizeof(err)), 0);
+	free(text);
+	assert_int_equal(broker_open(&e.cfg, &o, &e.b, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(&e.thread, NULL, broker_thread, &e), 0);
+
+	stalled = ctl_connect_send(&e, "{\"cmd\":\"stat\"}\n");
+	fd = ctl_connect_send(&e, "{\"cmd\":\"stat\"}\n");
+	usleep(500000);
+	len = read_to_eof(fd, got, sizeof(got), 5000);
+	close(fd);
+	/* Larger than a Unix socket's send buffer: one write could not have held it. */
+	assert_true(len > sock_buffer_default());
+	assert_int_equal(got[len - 1], '\n');
+	assert_null(memchr(got, '\n', len - 1));
+	r = json_loads(got, 0, NULL);
+	assert_non_null(r);
+	assert_true(json_is_true(json_object_get(r, "ok")));
+	assert_true(json_array_size(json_object_get(json_object_get(r, "stat"), "flows")) >=
+		    BIG_FLOWS);
+	json_decref(r);
+	full = len;
+
+	/* The stalled client holds nothing up: the broker still answers others. */
+	path_of(&e, path, sizeof(path), CTL_SOCKET_NAME);
+	assert_int_equal(ctl_request(path, "{\"cmd\":\"stat\"}\n", &reply, 5000), 0);
+	assert_true(strlen(reply) + 1 >= full - 64);
+	free(reply);
+	/* ...and is dropped once its time is up: reading only then, it finds what the
+	 * socket buffer held and then EOF, short of the whole reply. */
+	usleep((useconds_t)(CTL_WRITE_TIMEOUT_NS / 1000u) + 1000000u);
+	len = read_to_eof(stalled, got, sizeof(got), 5000);
+	close(stalled);
+	assert_true(len < full);
+
+	stop_broker(&e);
+	assert_int_equal(count_fds(), fds_before);
+}
+
+static void test_big_stat_epoll(void **state)
+{
+	(void)state;
+	big_stat(false);
+}
+
+static void test_big_stat_busy_poll(void **state)
+{
+	(void)state;
+	big_stat(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +876,8 @@ int main(void)
 		cmocka_unit_test(test_broken_ring_cut_off),
 		cmocka_unit_test(test_truncated_memory_cut_off),
 		cmocka_unit_test(test_inflight_returned_on_stop),
+		cmocka_unit_test(test_big_stat_epoll),
+		cmocka_unit_test(test_big_stat_busy_poll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
