@@ -74,15 +74,12 @@ static int check_reply(const struct vhu_msg *m, uint32_t request, uint32_t size)
 	return 0;
 }
 
-static int get_u64(int sock, uint32_t request, uint64_t *v, int timeout_ms)
+/* Receives the u64 reply to request. */
+static int recv_u64(int sock, uint32_t request, uint64_t *v, int timeout_ms)
 {
 	struct vhu_msg m;
 	int rc;
 
-	vhu_msg_init(&m, request, 0);
-	rc = vhu_send(sock, &m, NULL, 0);
-	if (rc)
-		return rc;
 	rc = recv_reply(sock, &m, timeout_ms);
 	if (rc)
 		return rc;
@@ -93,19 +90,23 @@ static int get_u64(int sock, uint32_t request, uint64_t *v, int timeout_ms)
 	return 0;
 }
 
-/* Under REPLY_ACK, a NEED_REPLY request is answered with a u64: 0 = success. */
-static int wait_ack(int sock, uint32_t request, int timeout_ms)
+static int get_u64(int sock, uint32_t request, uint64_t *v, int timeout_ms)
 {
 	struct vhu_msg m;
 	int rc;
 
-	rc = recv_reply(sock, &m, timeout_ms);
-	if (rc)
-		return rc;
-	rc = check_reply(&m, request, sizeof(uint64_t));
-	if (rc)
-		return rc;
-	return m.p.u64 ? -EPROTO : 0;
+	vhu_msg_init(&m, request, 0);
+	rc = vhu_send(sock, &m, NULL, 0);
+	return rc ? rc : recv_u64(sock, request, v, timeout_ms);
+}
+
+/* Under REPLY_ACK, a NEED_REPLY request is answered with a u64: 0 = success. */
+static int wait_ack(int sock, uint32_t request, int timeout_ms)
+{
+	uint64_t v;
+	int rc = recv_u64(sock, request, &v, timeout_ms);
+
+	return rc ? rc : v ? -EPROTO : 0;
 }
 
 static int send_u64(int sock, uint32_t request, uint64_t v, const int *fds, unsigned int nfds)
