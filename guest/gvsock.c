@@ -1101,8 +1101,7 @@ int gv_process(struct gv_stack *s)
 			handled++;
 			if (rx_post(s, i))
 				return fail(s, -RT_EINVAL);
-			/* Flush replies now and then so a burst cannot fill the TX ring
-			 * with nothing published. */
+			/* A reply rx_one put on the TX ring found it broken (tx_put). */
 			if (s->dead)
 				return s->dead;
 		}
