@@ -75,8 +75,9 @@ static void plot_header(struct out *o, const char *png, const char *title, const
 			const char *yl, bool logx, bool logy)
 {
 	fprintf(o->gp, "\nset output '%s.png'\nset title \"%s\"\nset xlabel \"%s\"\n"
-		       "set ylabel \"%s\"\n%sset logscale x 2\n%sset logscale y\n",
-		png, title, xl, yl, logx ? "" : "un", logy ? "" : "un");
+		       "set ylabel \"%s\"\n%s\n%s\nunset xrange\nset key outside right\n",
+		png, title, xl, yl, logx ? "set logscale x 2" : "unset logscale x",
+		logy ? "set logscale y" : "unset logscale y");
 	fprintf(o->md, "\n![%s](plots/%s.png)\n", title, png);
 	o->nplots++;
 }
@@ -275,6 +276,81 @@ static void overhead_section(struct out *o, const json_t *sc)
 	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
 }
 
+/* ---- bound ------------------------------------------------------------------------ */
+
+static void bound_section(struct out *o, const json_t *sc)
+{
+	const json_t *runs = json_object_get(sc, "runs_detail"), *viol = json_object_get(sc, "violations");
+	const json_t *r, *f;
+	size_t i, j;
+	FILE *d;
+
+	fprintf(o->md, "\n## bound: observed worst case against the analytical bound\n\n"
+		       "Platform judged by: **%s** (generated sets); demo.conf: **%s**.\n\n%s\n\n"
+		       "| run | analysed U | schedulable | flows | violations | cpu0 stalls (longest µs) |"
+		       " cpu1 stalls (longest µs) | cpu0 busy %% | steal %% cpu0/cpu1 | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|\n",
+		jstr(sc, "platform_source", "?"), jstr(sc, "platform_source_demo", "?"),
+		jstr(sc, "conditions", ""));
+	json_array_foreach(runs, i, r) {
+		const json_t *h = json_object_get(r, "host"), *c0 = json_object_get(h, "cpu0"),
+			     *c1 = json_object_get(h, "cpu1");
+		size_t nv = 0;
+
+		json_array_foreach(json_object_get(r, "flows"), j, f)
+			nv += json_is_true(json_object_get(f, "violation"));
+		fprintf(o->md, "| %s |", jstr(r, "label", "?"));
+		md_num(o->md, jnum(r, "utilization") * 100, 1);
+		fprintf(o->md, " %s | %zu | %zu | %.0f (%.0f) | %.0f (%.0f) |",
+			json_is_boolean(json_object_get(r, "schedulable"))
+				? (json_is_true(json_object_get(r, "schedulable")) ? "yes" : "no") : "–",
+			json_array_size(json_object_get(r, "flows")), nv, jnum(c0, "stalls"),
+			jnum(c0, "longest_us"), jnum(c1, "stalls"), jnum(c1, "longest_us"));
+		md_num(o->md, jnum(c0, "busy_pct"), 0);
+		fprintf(o->md, " %.1f / %.1f | %s |\n", jnum(c0, "steal_pct"), jnum(c1, "steal_pct"),
+			jstr(r, "status", "?"));
+	}
+	fprintf(o->md, "\n### Per flow\n\n| run | flow | size | period µs | messages | p99 µs |"
+		       " max µs | bound µs | max/bound | lost periods |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|\n");
+	d = open_data(o, "bound_ratio");
+	if (d)
+		fprintf(d, "# analysed_utilization max_over_bound\n");
+	json_array_foreach(runs, i, r) {
+		json_array_foreach(json_object_get(r, "flows"), j, f) {
+			char sz[32];
+
+			size_str(jnum(f, "size"), sz, sizeof(sz));
+			fprintf(o->md, "| %s | %s | %s |", jstr(r, "label", "?"), jstr(f, "flow", "?"), sz);
+			md_num(o->md, jnum(f, "period_us"), 0);
+			md_num(o->md, jnum(f, "messages"), 0);
+			md_num(o->md, jnum(f, "p99_us"), 1);
+			md_num(o->md, jnum(f, "max_us"), 1);
+			md_num(o->md, jnum(f, "bound_us"), 1);
+			md_num(o->md, jnum(f, "ratio"), 2);
+			md_num(o->md, jnum(f, "lost_periods"), 0);
+			fprintf(o->md, "\n");
+			if (d && jnum(f, "ratio") >= 0 && jnum(r, "utilization") >= 0)
+				fprintf(d, "%g %g\n", jnum(r, "utilization") * 100, jnum(f, "ratio"));
+		}
+	}
+	if (d)
+		fclose(d);
+	fprintf(o->md, "\n### Violations (%zu)\n\n", json_array_size(viol));
+	if (!json_array_size(viol))
+		fprintf(o->md, "None: every observed maximum stayed within its bound.\n");
+	json_array_foreach(viol, i, f)
+		fprintf(o->md, "- %s, flow %s: max %.1f µs > bound %.1f µs — %s\n", jstr(f, "run", "?"),
+			jstr(f, "flow", "?"), jnum(f, "max_us"), jnum(f, "bound_us"),
+			jstr(f, "explanation", ""));
+	plot_header(o, "bound_ratio", "observed max / analytical bound per flow",
+		    "analysed utilization (%)", "max / bound", false, true);
+	fprintf(o->gp, "set key top left\nset xrange [0:100]\n"
+		       "plot 'bound_ratio.dat' using 1:2 with points pt 7 title 'flow', "
+		       "1 with lines dt 2 title 'bound'\n");
+	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
+}
+
 /* ---- the whole report --------------------------------------------------------------- */
 
 static int run_gnuplot_in(const char *dir)
@@ -353,6 +429,8 @@ int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
 	json_object_foreach((json_t *)sc, k, v) {
 		if (!strcmp(k, "size"))
 			size_section(&o, v);
+		else if (!strcmp(k, "bound"))
+			bound_section(&o, v);
 		else if (!strcmp(k, "overhead"))
 			overhead_section(&o, v);
 		else if (json_is_array(json_object_get(v, "runs")))
