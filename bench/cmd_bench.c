@@ -78,6 +78,8 @@ static void usage(FILE *f)
 		"  bound     observed worst case against `rtvio analyze`'s bound per flow,\n"
 		"            demo.conf and flow sets at 10..90 %% utilization, host stalls\n"
 		"            seen by probe threads told apart from rtvio's own misses\n"
+		"  scale     broker CPU per message and control latency with 2..64 cells and\n"
+		"            1..10 flows per cell\n"
 		"  interference control latency and bulk throughput with `rtvio hog` on\n"
 		"            the cells' core, copy-engine regulation off and on\n"
 		"\n"
@@ -927,80 +929,6 @@ static int scenario_isolation(struct bench *b)
 	return ran ? 0 : -EIO;
 }
 
-/* ---- interference ----------------------------------------------------------------- */
-
-#define REG_BUDGET "512KiB"	/* per 1 ms: 0.5 GB/s for the copy engine */
-
-static int scenario_interference(struct bench *b)
-{
-	json_t *sc = json_object(), *runs = json_array();
-	char text[4096], label[96], cmd[512];
-	int ran = 0;
-
-	for (int hog = 0; hog < 2 && !interrupted; hog++) {
-		for (int reg = 0; reg < 2 && !interrupted; reg++) {
-			struct broker brk = { 0 };
-			struct proc h;
-			json_t *r, *hj = NULL;
-
-			b->step++;
-			snprintf(label, sizeof(label), "hog %s, regulation %s", hog ? "on" : "off",
-				 reg ? "on (" REG_BUDGET "/ms)" : "off");
-			progress(b, "interference: %s", label);
-			snprintf(brk.sockdir, sizeof(brk.sockdir), "%s/intf-%d%d", b->tmp, hog, reg);
-			iso_config(brk.sockdir, "fp", reg ? REG_BUDGET : "0", text, sizeof(text));
-			snprintf(cmd, sizeof(cmd), "intf-%d%d", hog, reg);
-			if (broker_start(b, &brk, cmd, text)) {
-				broker_stop(&brk);
-				continue;
-			}
-			proc_blank(&h);
-			if (hog) {
-				/* Its once-a-second rate lines would break the progress line. */
-				snprintf(cmd, sizeof(cmd), "exec '%s' hog --cpu %d --rate max --json "
-					 "2>/dev/null", proc_self_exe(), CELL_CPU);
-				const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-				proc_start(&h, argv, 1);
-				usleep(500000);
-			}
-			r = iso_run(b, ISO_RTVIO, brk.sockdir, true, brk.p.pid);
-			if (hog) {
-				proc_stop(&h, SIGTERM, 3000);
-				hj = h.out ? json_loads(h.out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
-				if (json_is_number(json_object_get(hj, "achieved_Bps")))
-					json_object_set_new(r, "hog_gbps", json_real(json_number_value(
-						json_object_get(hj, "achieved_Bps")) / 1e9));
-				json_decref(hj);
-			}
-			proc_free(&h);
-			json_object_set_new(r, "hog", json_boolean(hog));
-			json_object_set_new(r, "regulation", json_boolean(reg));
-			iso_add(runs, r, label, true);
-			broker_stop(&brk);
-			ran++;
-		}
-	}
-	json_object_set_new(sc, "runs", runs);
-	json_object_set_new(sc, "conditions", json_string(
-		"The isolation scenario's rtvio set-up under policy fp with the bulk flow always "
-		"on (control: 64 B every 1 ms; bulk: 1 MiB messages back to back), with and "
-		"without `rtvio hog --cpu 0 --rate max` (copy pattern through buffers larger "
-		"than the last-level cache, at ordinary priority on the cells' core, the one "
-		"the broker does not use), and with the broker's copy engine unregulated or "
-		"regulated to " REG_BUDGET " per 1 ms."));
-	json_object_set_new(sc, "reading", json_string(
-		"The hog competes for the memory system the broker copies through (and for cpu "
-		"0 with the ordinary-priority bulk processes, not with the SCHED_FIFO control "
-		"threads). Regulation caps the broker's own memory traffic, protecting other "
-		"cores' memory bandwidth from the broker: bulk throughput should drop to about "
-		"the budget, while the control flow, which needs little of it, should keep its "
-		"latency unless it waits for a budget refill behind bulk chunks. On a VM the "
-		"host's own memory traffic is an unmeasured third party."));
-	json_object_set(json_object_get(b->res, "scenarios"), "interference", sc);
-	json_decref(sc);
-	return ran ? 0 : -EIO;
-}
-
 /* ---- host stalls: gap probes and /proc/stat ------------------------------------------ */
 
 /* The probes sleep between readings (a spinning probe would take the core from what
@@ -1198,8 +1126,9 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 	struct cpu_ticks ta, tb;
 	json_t *run = json_object(), *flows = json_array(), *an, *stalls = json_object(), **reps = NULL;
 	uint64_t t0, t1;
-	double longest, busy0 = 0;
+	double longest, busy0 = 0, cpu_b0, cpu_b1;
 	int grace = 20000;
+	long long total_msgs = 0;
 
 	json_object_set_new(run, "label", json_string(label));
 	if (rtvio_config_load(conf, &cfg, err, sizeof(err))) {
@@ -1219,6 +1148,7 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 		goto out;
 	}
 	snprintf(sdur, sizeof(sdur), "%.3f", dur);
+	cpu_b0 = proc_cpu_s(br.p.pid);
 	probes_start(&pr);
 	cpu_ticks_read(&ta);
 	t0 = rtvio_now_ns();
@@ -1245,6 +1175,7 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 		reps[i] = cells[i].out ? json_loads(cells[i].out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
 	}
 	t1 = rtvio_now_ns();
+	cpu_b1 = proc_cpu_s(br.p.pid);
 	cpu_ticks_read(&tb);
 	probes_stop(&pr);
 	longest = probes_window(&pr, t0, t1, stalls);
@@ -1272,7 +1203,9 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 		json_object_set_new(row, "period_us", json_real((double)fl->period_ns / 1e3));
 		json_object_set(row, "messages", json_object_get(rx, "messages") ?: json_null());
 		json_object_set(row, "lost", json_object_get(rx, "lost") ?: json_null());
+		json_object_set(row, "p50_us", json_object_get(lat, "p50") ?: json_null());
 		json_object_set(row, "p99_us", json_object_get(lat, "p99") ?: json_null());
+		total_msgs += json_integer_value(json_object_get(rx, "messages"));
 		json_object_set(row, "max_us", json_object_get(lat, "max") ?: json_null());
 		json_object_set(row, "late_releases", json_object_get(tx, "late_releases") ?: json_null());
 		json_object_set(row, "lost_periods", json_object_get(tx, "lost_periods") ?: json_null());
@@ -1309,6 +1242,14 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 		json_array_append_new(flows, row);
 	}
 	json_object_set_new(run, "status", json_string("ok"));
+	json_object_set_new(run, "messages", json_integer(total_msgs));
+	if (cpu_b0 >= 0 && cpu_b1 >= cpu_b0) {
+		json_object_set_new(run, "broker_cpu_pct",
+				    json_real(100 * (cpu_b1 - cpu_b0) / ((double)(t1 - t0) / 1e9)));
+		if (total_msgs)
+			json_object_set_new(run, "broker_us_per_msg",
+					    json_real((cpu_b1 - cpu_b0) * 1e6 / (double)total_msgs));
+	}
 out:
 	broker_stop(&br);
 	for (int i = 0; cells && reps && i < cfg.ncells; i++) {
@@ -1505,12 +1446,172 @@ static int scenario_bound(struct bench *b)
 	return ran ? 0 : -EIO;
 }
 
+/* ---- scale ------------------------------------------------------------------------ */
+
+/* n cells in a ring, f flows out of each (64 B every 10 ms to the next cells), plus the
+ * measured control flow (64 B every 1 ms, priority 1) from the first cell to the
+ * second. The broker sleeps on kicks at SCHED_FIFO, so its CPU time is what the
+ * traffic costs. */
+static int scale_config(struct bench *b, int n, int f, const struct rtvio_platform_cfg *plat,
+			char *path, size_t len)
+{
+	FILE *fp;
+
+	snprintf(path, len, "%s/scale-%d-%d.conf", b->tmp, n, f);
+	fp = fopen(path, "w");
+	if (!fp)
+		return -errno;
+	fprintf(fp, "[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s/scale-%d-%d\ncpu = %d\n"
+		    "rt_priority = %d\npoll = no\ndefault = deny\n\n", b->tmp, n, f, BROKER_CPU,
+		BROKER_SLEEP_PRIO);
+	for (int c = 0; c < n; c++)
+		fprintf(fp, "[cell c%d]\ncid = %d\nregion = 2MiB\ncpu = %d\nrt_priority = %d\n\n", c,
+			3 + c, CELL_CPU, RT_PRIO);
+	fprintf(fp, "[flow control]\nfrom = c0:999\nto = c1:999\ntype = seqpacket\nsize = 64\n"
+		    "period = 1ms\npriority = 1\n\n");
+	for (int c = 0; c < n; c++)
+		for (int k = 0; k < f; k++)
+			fprintf(fp, "[flow c%df%d]\nfrom = c%d\nto = c%d:%d\ntype = seqpacket\n"
+				    "size = 64\nperiod = 10ms\n\n", c, k, c, (c + 1 + k % (n - 1)) % n,
+				1000 + c * 16 + k);
+	rtvio_platform_write(fp, plat);
+	return fclose(fp) ? -EIO : 0;
+}
+
+static int scenario_scale(struct bench *b)
+{
+	/* (cells, flows per cell); 32 and 64 cells with 10 flows each start 640 to 1280
+	 * threads on cpu 0, which only the standard set affords. */
+	static const int grid_std[][2] = { { 2, 1 }, { 8, 1 }, { 32, 1 }, { 64, 1 },
+					   { 2, 10 }, { 8, 10 }, { 32, 10 }, { 64, 10 } };
+	static const int grid_quick[][2] = { { 2, 1 }, { 8, 1 }, { 32, 1 }, { 64, 1 },
+					     { 2, 10 }, { 8, 10 } };
+	const int (*grid)[2] = b->quick ? grid_quick : grid_std;
+	int ng = b->quick ? 6 : 8, ran = 0;
+	double dur = b->quick ? 1.5 : 3;
+	json_t *sc = json_object(), *runs = json_array(), *viol = json_array();
+	struct rtvio_platform_cfg plat;
+	char path[160], label[48];
+
+	json_object_set_new(sc, "platform_source", json_string(bound_platform(b, false, &plat)));
+	for (int i = 0; i < ng && !interrupted; i++) {
+		json_t *r;
+
+		b->step++;
+		snprintf(label, sizeof(label), "%d cells x %d flows", grid[i][0], grid[i][1]);
+		progress(b, "scale: %s", label);
+		if (scale_config(b, grid[i][0], grid[i][1], &plat, path, sizeof(path))) {
+			r = json_object();
+			json_object_set_new(r, "label", json_string(label));
+			json_object_set_new(r, "status", json_string("could not write the config"));
+		} else {
+			r = bound_run(label, path, dur, viol);
+			ran++;
+		}
+		json_object_set_new(r, "cells", json_integer(grid[i][0]));
+		json_object_set_new(r, "flows_per_cell", json_integer(grid[i][1]));
+		json_array_append_new(runs, r);
+	}
+	json_object_set_new(sc, "runs_detail", runs);
+	json_object_set_new(sc, "violations", viol);
+	json_object_set_new(sc, "conditions", json_string(
+		"N process cells (`rtvio cell`, all on cpu 0, real-time threads SCHED_FIFO 50) in "
+		"a ring, each sending F seqpacket flows of 64 B every 10 ms to its neighbours, "
+		"plus one control flow (64 B every 1 ms, priority 1) from c0 to c1. The broker "
+		"sleeps on kicks at SCHED_FIFO 80 on cpu 1, policy fp. Broker CPU is its "
+		"utime+stime over the run; per message it is divided by every message received "
+		"in the run."));
+	json_object_set_new(sc, "reading", json_string(
+		"Broker µs per message should stay roughly flat as cells and flows grow (its "
+		"ingest visits every ring, so a slow rise with the number of cells is the cost "
+		"of that scan). The control flow's latency shows whether more cells and flows "
+		"delay the highest-priority flow. With 64 cells, all the cells' threads share "
+		"cpu 0: their wake-ups, not the broker, can dominate the control latency."));
+	json_object_set(json_object_get(b->res, "scenarios"), "scale", sc);
+	json_decref(sc);
+	return ran ? 0 : -EIO;
+}
+
+/* ---- interference ----------------------------------------------------------------- */
+
+#define REG_BUDGET "512KiB"	/* per 1 ms: 0.5 GB/s for the copy engine */
+
+static int scenario_interference(struct bench *b)
+{
+	json_t *sc = json_object(), *runs = json_array();
+	char text[4096], label[96], cmd[512];
+	int ran = 0;
+
+	for (int hog = 0; hog < 2 && !interrupted; hog++) {
+		for (int reg = 0; reg < 2 && !interrupted; reg++) {
+			struct broker brk = { 0 };
+			struct proc h;
+			json_t *r, *hj = NULL;
+
+			b->step++;
+			snprintf(label, sizeof(label), "hog %s, regulation %s", hog ? "on" : "off",
+				 reg ? "on (" REG_BUDGET "/ms)" : "off");
+			progress(b, "interference: %s", label);
+			snprintf(brk.sockdir, sizeof(brk.sockdir), "%s/intf-%d%d", b->tmp, hog, reg);
+			iso_config(brk.sockdir, "fp", reg ? REG_BUDGET : "0", text, sizeof(text));
+			snprintf(cmd, sizeof(cmd), "intf-%d%d", hog, reg);
+			if (broker_start(b, &brk, cmd, text)) {
+				broker_stop(&brk);
+				continue;
+			}
+			proc_blank(&h);
+			if (hog) {
+				/* Its once-a-second rate lines would break the progress line. */
+				snprintf(cmd, sizeof(cmd), "exec '%s' hog --cpu %d --rate max --json "
+					 "2>/dev/null", proc_self_exe(), CELL_CPU);
+				const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+				proc_start(&h, argv, 1);
+				usleep(500000);
+			}
+			r = iso_run(b, ISO_RTVIO, brk.sockdir, true, brk.p.pid);
+			if (hog) {
+				proc_stop(&h, SIGTERM, 3000);
+				hj = h.out ? json_loads(h.out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+				if (json_is_number(json_object_get(hj, "achieved_Bps")))
+					json_object_set_new(r, "hog_gbps", json_real(json_number_value(
+						json_object_get(hj, "achieved_Bps")) / 1e9));
+				json_decref(hj);
+			}
+			proc_free(&h);
+			json_object_set_new(r, "hog", json_boolean(hog));
+			json_object_set_new(r, "regulation", json_boolean(reg));
+			iso_add(runs, r, label, true);
+			broker_stop(&brk);
+			ran++;
+		}
+	}
+	json_object_set_new(sc, "runs", runs);
+	json_object_set_new(sc, "conditions", json_string(
+		"The isolation scenario's rtvio set-up under policy fp with the bulk flow always "
+		"on (control: 64 B every 1 ms; bulk: 1 MiB messages back to back), with and "
+		"without `rtvio hog --cpu 0 --rate max` (copy pattern through buffers larger "
+		"than the last-level cache, at ordinary priority on the cells' core, the one "
+		"the broker does not use), and with the broker's copy engine unregulated or "
+		"regulated to " REG_BUDGET " per 1 ms."));
+	json_object_set_new(sc, "reading", json_string(
+		"The hog competes for the memory system the broker copies through (and for cpu "
+		"0 with the ordinary-priority bulk processes, not with the SCHED_FIFO control "
+		"threads). Regulation caps the broker's own memory traffic, protecting other "
+		"cores' memory bandwidth from the broker: bulk throughput should drop to about "
+		"the budget, while the control flow, which needs little of it, should keep its "
+		"latency unless it waits for a budget refill behind bulk chunks. On a VM the "
+		"host's own memory traffic is an unmeasured third party."));
+	json_object_set(json_object_get(b->res, "scenarios"), "interference", sc);
+	json_decref(sc);
+	return ran ? 0 : -EIO;
+}
+
 /* ---- Command ---------------------------------------------------------------------- */
 
 static bool known_scenario(const char *s)
 {
 	return !strcmp(s, "size") || !strcmp(s, "overhead") || !strcmp(s, "isolation") ||
-	       !strcmp(s, "bound") || !strcmp(s, "interference");
+	       !strcmp(s, "bound") || !strcmp(s, "interference") || !strcmp(s, "scale");
 }
 
 static int write_results(struct bench *b)
@@ -1543,7 +1644,7 @@ int cmd_bench(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench b = { .out = DEFAULT_OUT };
-	bool want[5] = { false, false, false, false, false }, any = false, report_only = false;
+	bool want[6] = { false }, any = false, report_only = false;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int c, rc = 0;
 
@@ -1574,13 +1675,14 @@ int cmd_bench(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		if (!known_scenario(argv[i])) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound or interference)\n", argv[i]);
+					"overhead, isolation, bound, scale or interference)\n", argv[i]);
 			return 2;
 		}
 		want[!strcmp(argv[i], "size")	    ? 0
 		     : !strcmp(argv[i], "overhead") ? 1
 		     : !strcmp(argv[i], "isolation") ? 2
 		     : !strcmp(argv[i], "bound")     ? 3
+		     : !strcmp(argv[i], "scale")     ? 5
 						     : 4] = true;
 		any = true;
 	}
@@ -1603,7 +1705,7 @@ int cmd_bench(int argc, char **argv)
 		return err ? 2 : 0;
 	}
 	if (!any)
-		want[0] = want[1] = want[2] = want[3] = want[4] = true;
+		want[0] = want[1] = want[2] = want[3] = want[4] = want[5] = true;
 	/* The overhead fit needs the size runs. */
 	if (want[1])
 		want[0] = true;
@@ -1643,7 +1745,8 @@ int cmd_bench(int argc, char **argv)
 		note(&b, "Fewer than 2 cpus: the broker shares the cells' core and every "
 			 "comparison with it is distorted.");
 	b.nsteps = (want[0] ? TR_N * (b.quick ? 4 : 8) * 2 : 0) + (want[2] ? 10 : 0) +
-		   (want[3] ? (b.quick ? 4 : 10) : 0) + (want[4] ? 4 : 0);
+		   (want[3] ? (b.quick ? 4 : 10) : 0) + (want[4] ? 4 : 0) +
+		   (want[5] ? (b.quick ? 6 : 8) : 0);
 	if (want[0] && scenario_size(&b))
 		rc = 1;
 	if (want[1] && !interrupted)
@@ -1651,6 +1754,8 @@ int cmd_bench(int argc, char **argv)
 	if (want[2] && !interrupted && scenario_isolation(&b))
 		rc = 1;
 	if (want[3] && !interrupted && scenario_bound(&b))
+		rc = 1;
+	if (want[5] && !interrupted && scenario_scale(&b))
 		rc = 1;
 	if (want[4] && !interrupted && scenario_interference(&b))
 		rc = 1;

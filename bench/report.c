@@ -351,6 +351,66 @@ static void bound_section(struct out *o, const json_t *sc)
 	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
 }
 
+/* ---- scale ------------------------------------------------------------------------ */
+
+static void scale_section(struct out *o, const json_t *sc)
+{
+	const json_t *runs = json_object_get(sc, "runs_detail"), *r, *f;
+	size_t i, j;
+	FILE *d[3] = { NULL, NULL, NULL };
+	int fpcs[3] = { 0, 0, 0 }, nd = 0;
+
+	fprintf(o->md, "\n## scale: broker cost and control latency against cells and flows\n\n"
+		       "%s\n\n| cells | flows/cell | messages | broker CPU %% | broker µs/msg |"
+		       " control p50 µs | control p99 µs | control max µs | control bound µs |"
+		       " cpu0 stalls (longest µs) | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|\n",
+		jstr(sc, "conditions", ""));
+	json_array_foreach(runs, i, r) {
+		const json_t *ctl = NULL, *c0 = json_object_get(json_object_get(r, "host"), "cpu0");
+		int fpc = (int)jnum(r, "flows_per_cell"), k;
+
+		json_array_foreach(json_object_get(r, "flows"), j, f)
+			if (!strcmp(jstr(f, "flow", ""), "control"))
+				ctl = f;
+		fprintf(o->md, "|");
+		md_num(o->md, jnum(r, "cells"), 0);
+		md_num(o->md, fpc, 0);
+		md_num(o->md, jnum(r, "messages"), 0);
+		md_num(o->md, jnum(r, "broker_cpu_pct"), 1);
+		md_num(o->md, jnum(r, "broker_us_per_msg"), 2);
+		md_num(o->md, jnum(ctl, "p50_us"), 1);
+		md_num(o->md, jnum(ctl, "p99_us"), 1);
+		md_num(o->md, jnum(ctl, "max_us"), 1);
+		md_num(o->md, jnum(ctl, "bound_us"), 1);
+		fprintf(o->md, " %.0f (%.0f) | %s |\n", jnum(c0, "stalls"), jnum(c0, "longest_us"),
+			jstr(r, "status", "?"));
+		for (k = 0; k < nd && fpcs[k] != fpc; k++)
+			;
+		if (k == nd && nd < 3) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "scale_f%d", fpc);
+			fpcs[nd] = fpc;
+			d[nd++] = open_data(o, name);
+		}
+		if (k < nd && d[k] && jnum(r, "broker_us_per_msg") >= 0)
+			fprintf(d[k], "%g %g %g\n", jnum(r, "cells"), jnum(r, "broker_us_per_msg"),
+				jnum(ctl, "p99_us"));
+	}
+	for (int k = 0; k < nd; k++)
+		if (d[k])
+			fclose(d[k]);
+	plot_header(o, "scale_cost", "broker CPU per message", "cells", "µs per message", true,
+		    false);
+	fprintf(o->gp, "plot ");
+	for (int k = 0; k < nd; k++)
+		fprintf(o->gp, "%s'scale_f%d.dat' using 1:2 with linespoints title '%d flows/cell'",
+			k ? ", \\\n     " : "", fpcs[k], fpcs[k]);
+	fprintf(o->gp, "%s\n", nd ? "" : "NaN notitle");
+	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
+}
+
 /* ---- the whole report --------------------------------------------------------------- */
 
 static int run_gnuplot_in(const char *dir)
@@ -431,6 +491,8 @@ int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
 			size_section(&o, v);
 		else if (!strcmp(k, "bound"))
 			bound_section(&o, v);
+		else if (!strcmp(k, "scale"))
+			scale_section(&o, v);
 		else if (!strcmp(k, "overhead"))
 			overhead_section(&o, v);
 		else if (json_is_array(json_object_get(v, "runs")))
