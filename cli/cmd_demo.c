@@ -92,7 +92,7 @@ static int start_all(struct demo *d)
 	int err;
 
 	const char *bargv[] = { self, "broker", d->conf, NULL };
-	err = proc_start(&d->broker, bargv, 0);
+	err = proc_start(&d->broker, bargv, PROC_TO_STDERR);
 	if (err) {
 		fprintf(stderr, "rtvio demo: cannot start the broker: %s\n", strerror(-err));
 		return err;
@@ -109,7 +109,7 @@ static int start_all(struct demo *d)
 		const char *cargv[] = { self, "cell", d->conf, d->cfg.cells[i].name,
 				  "--duration", dur, "--json", NULL };
 
-		err = proc_start(&d->cells[i], cargv, 1);
+		err = proc_start(&d->cells[i], cargv, PROC_CAPTURE);
 		if (err) {
 			fprintf(stderr, "rtvio demo: cannot start cell %s: %s\n",
 				d->cfg.cells[i].name, strerror(-err));
@@ -172,7 +172,7 @@ static void load_bounds(struct demo *d)
 	size_t i;
 
 	d->bounds = json_object();
-	if (proc_start(&a, aargv, 1))
+	if (proc_start(&a, aargv, PROC_CAPTURE))
 		return;
 	proc_wait(&a, 30000);
 	proc_stop(&a, SIGKILL, 1000);

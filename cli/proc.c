@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,10 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int proc_start(struct proc *p, const char *const argv[], int capture)
+int proc_start(struct proc *p, const char *const argv[], enum proc_out out)
 {
 	int pipefd[2] = { -1, -1 };
+	bool capture = out == PROC_CAPTURE;
 
 	memset(p, 0, sizeof(*p));
 	p->out_fd = -1;
@@ -45,6 +47,8 @@ int proc_start(struct proc *p, const char *const argv[], int capture)
 			dup2(null, STDIN_FILENO);
 		if (capture)
 			dup2(pipefd[1], STDOUT_FILENO);
+		else if (out == PROC_TO_STDERR)
+			dup2(STDERR_FILENO, STDOUT_FILENO);
 		/* execvp's prototype predates const; it does not write the strings. */
 		execvp(argv[0], (char *const *)argv);
 		fprintf(stderr, "rtvio: cannot run %s: %s\n", argv[0], strerror(errno));

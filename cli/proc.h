@@ -15,10 +15,16 @@ struct proc {
 	int reaped;
 };
 
+/* What becomes of the child's stdout. */
+enum proc_out {
+	PROC_INHERIT,   /* ours */
+	PROC_CAPTURE,   /* collected by proc_drain() into p->out */
+	PROC_TO_STDERR, /* our stderr: its chatter stays out of our stdout */
+};
+
 /* Runs argv (argv[0] is looked up in PATH unless it has a slash) with stdin from
- * /dev/null; with capture, its stdout is collected by proc_drain(). Returns 0 or a
- * negative errno. */
-int proc_start(struct proc *p, const char *const argv[], int capture);
+ * /dev/null. Returns 0 or a negative errno. */
+int proc_start(struct proc *p, const char *const argv[], enum proc_out out);
 /* Reads whatever the child has written, waiting at most timeout_ms. */
 void proc_drain(struct proc *p, int timeout_ms);
 /* Waits up to timeout_ms for the child to exit (draining its output meanwhile);
