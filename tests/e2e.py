@@ -370,6 +370,45 @@ period = 1ms
         s.close()
 
 
+def case_demo_json():
+    """rtvio demo --json on the shipped demo config: one document, every flow intact"""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs",
+                       "demo.conf")
+    with tempfile.TemporaryDirectory(prefix="rtvio-e2e-demo-") as d:
+        conf = os.path.join(d, "demo.conf")
+        with open(src) as f:
+            text = f.read().replace("socket_dir = /tmp/rtvio-demo", "socket_dir = " + d)
+        with open(conf, "w") as f:
+            f.write(text)
+        for policy in ("fp", "fifo"):
+            r = subprocess.run([RTVIO, "demo", conf, "--duration", "2", "--policy", policy,
+                                "--json"], capture_output=True, text=True,
+                               timeout=90 * SLOW)
+            check(r.returncode == 0, f"demo exit {r.returncode}: {r.stderr[-800:]}")
+            doc = json.loads(r.stdout)  # stdout holds the document and nothing else
+            check(set(doc) == {"policy", "duration_s", "flows"}, f"keys {sorted(doc)}")
+            check(doc["policy"] == policy and doc["duration_s"] == 2, "policy/duration")
+            flows = {f["name"]: f for f in doc["flows"]}
+            check(set(flows) == {"control", "telemetry", "bulk"}, f"flows {sorted(flows)}")
+            for name, f in flows.items():
+                check(set(f) == {"name", "class", "messages", "lost", "corrupt", "latency_us",
+                                 "deadline_us", "deadline_misses", "bound_us"},
+                      f"{name}: keys {sorted(f)}")
+                check(f["messages"] > 0 and f["lost"] == 0 and f["corrupt"] == 0,
+                      f"{name}: {json.dumps(f)[:300]}")
+                lat = f["latency_us"]
+                check(lat["min"] <= lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"],
+                      f"{name}: percentiles out of order {lat}")
+            # The analysis bounds fp's real-time flows; best-effort never, and fifo
+            # with best-effort traffic has no bound at all.
+            rt_bounded = policy == "fp"
+            for name in ("control", "telemetry"):
+                check((flows[name]["bound_us"] is not None) == rt_bounded,
+                      f"{name} bound under {policy}: {flows[name]['bound_us']}")
+            check(flows["bulk"]["bound_us"] is None and flows["bulk"]["deadline_us"] is None,
+                  "bulk is best-effort")
+
+
 CONFIG_ERRORS = [
     ("typo in a key", "[cell a]\ncid = 3\nregoin = 2MiB\n", ["regoin", "unknown key"]),
     ("bad unit", "[cell a]\ncid = 3\nregion = 2MiBs\n", ["region", "2MiBs"]),
@@ -400,7 +439,8 @@ def make_config_case(what, body, needles):
 
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
-         case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm]
+         case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
+         case_demo_json]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 
