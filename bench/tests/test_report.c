@@ -137,11 +137,13 @@ static void test_schema_refused(void **state)
 {
 	json_t *bad = json_loads("{\"schema\":\"other/2\",\"scenarios\":{}}", 0, NULL);
 	json_t *noscen = json_loads("{\"schema\":\"rtvio-bench/1\"}", 0, NULL);
+	json_t *num = json_integer(1);
 
 	(void)state;
 	assert_int_equal(bench_write_report(bad, dir, false), -EINVAL);
 	assert_int_equal(bench_write_report(noscen, dir, false), -EINVAL);
-	assert_int_equal(bench_write_report(json_integer(1), dir, false), -EINVAL);
+	assert_int_equal(bench_write_report(num, dir, false), -EINVAL);
+	json_decref(num);
 	json_decref(bad);
 	json_decref(noscen);
 }
