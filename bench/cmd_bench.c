@@ -420,7 +420,11 @@ static int roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen
 		fprintf(f, "[[segment.mempool]]\nsize = %u\ncount = %u\n\n", pools[i].size,
 			pools[i].count);
 	fclose(f);
-	const char *argv[] = { "iox-roudi", "-c", conf, "-l", "error", NULL };
+	char cmd[256];
+
+	/* RouDi reports on stderr even at log level error; the progress line is ours. */
+	snprintf(cmd, sizeof(cmd), "exec iox-roudi -c '%s' -l error 2>/dev/null", conf);
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
 	proc_blank(p);
 	if (proc_start(p, argv, 1)) {
 		snprintf(why, whylen, "iox-roudi could not be started (package iceoryx)");

@@ -76,7 +76,8 @@ static void plot_header(struct out *o, const char *png, const char *title, const
 {
 	fprintf(o->gp, "\nset output '%s.png'\nset title \"%s\"\nset xlabel \"%s\"\n"
 		       "set ylabel \"%s\"\n%s\n%s\nunset xrange\nset key outside right\n",
-		png, title, xl, yl, logx ? "set logscale x 2" : "unset logscale x",
+		png, title, xl, yl,
+		logx ? "set logscale x 2\nset format x '%.0b %BB'" : "unset logscale x\nset format x '%g'",
 		logy ? "set logscale y" : "unset logscale y");
 	fprintf(o->md, "\n![%s](plots/%s.png)\n", title, png);
 	o->nplots++;
