@@ -1175,8 +1175,24 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 			break;
 		usleep(100000);
 	}
+	/* Signal every cell first, then collect: one by one, 64 slow cells would take
+	 * minutes. */
+	for (int i = 0; i < cfg.ncells; i++)
+		if (!cells[i].reaped && cells[i].pid > 0)
+			kill(cells[i].pid, SIGTERM);
+	for (int waited = 0; waited < 5000; waited += 50) {
+		int running = 0;
+
+		for (int i = 0; i < cfg.ncells; i++) {
+			proc_drain(&cells[i], 0);
+			running += !proc_wait(&cells[i], 0);
+		}
+		if (!running)
+			break;
+		usleep(50000);
+	}
 	for (int i = 0; i < cfg.ncells; i++) {
-		proc_stop(&cells[i], SIGTERM, 3000);
+		proc_stop(&cells[i], SIGKILL, 1000);
 		reps[i] = cells[i].out ? json_loads(cells[i].out, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
 	}
 	t1 = rtvio_now_ns();
