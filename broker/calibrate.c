@@ -50,7 +50,7 @@ static int group_of(struct cal_steps_fit *f, uint32_t bytes, bool last)
 int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
 {
 	double *x = NULL, *y = NULL, *v = NULL;
-	double gx[CAL_MAX_GROUPS], gy[CAL_MAX_GROUPS];
+	double gx[CAL_MAX_GROUPS], gy[CAL_MAX_GROUPS], gm[CAL_MAX_GROUPS];
 	size_t nraw = 0, ng = 0, nlast = 0;
 	int ret = 0;
 
@@ -105,6 +105,7 @@ int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
 			nlast++;
 		} else {
 			gx[ng] = cg->bytes;
+			gm[ng] = cg->d.median_ns;
 			gy[ng++] = cg->d.p999_ns;
 		}
 	}
@@ -116,13 +117,23 @@ int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
 	if (ret)
 		goto out;
 	ret = fit_linear(gx, gy, ng, &out->envelope);
+	if (!ret)
+		ret = fit_linear(gx, gm, ng, &out->medians);
 	if (ret)
 		goto out;
-	if (!(out->envelope.slope > 0)) {
+	/* Any positive slope gives a sound line once it is raised above every size's
+	 * p99.9 (below); the envelope's is the tighter one. A burst of interference on
+	 * the small sizes can tilt the envelope flat, while the medians still show what
+	 * a byte costs. */
+	if (out->envelope.slope > 0) {
+		out->ns_per_byte = out->envelope.slope;
+	} else if (out->medians.slope > 0) {
+		out->ns_per_byte = out->medians.slope;
+		out->slope_from_medians = true;
+	} else {
 		ret = -EDOM;
 		goto out;
 	}
-	out->ns_per_byte = out->envelope.slope;
 	/* Keep the fitted slope and raise the line until no size's p99.9 lies above
 	 * it: the analysis may then charge e(b) for any measured chunk. */
 	out->chunk_overhead_ns = 0;
@@ -234,11 +245,15 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 	if (fprintf(f,
 		    ";   copy steps: %zu samples (%zu excluded as host stalls); fit of non-last\n"
 		    ";   steps against bytes: %.4f ns/B + %.0f ns, r^2 %.4f over %zu steps;\n"
-		    ";   per-size p99.9: %.4f ns/B (r^2 %.4f), line raised to + %.0f ns;\n"
+		    ";   per-size %s: %.4f ns/B (r^2 %.4f), line raised to + %.0f ns\n"
+		    ";   (above every size's p99.9);\n"
 		    ";   a packet's last step: at most %.0f ns more than that line (p99.9);\n"
 		    ";   largest step seen: %.0f ns\n",
 		    r->steps.n, r->steps.stalled, r->steps.raw.slope, r->steps.raw.intercept,
-		    r->steps.raw.r2, r->steps.raw.n, r->steps.ns_per_byte, r->steps.envelope.r2,
+		    r->steps.raw.r2, r->steps.raw.n,
+		    r->steps.slope_from_medians ? "medians (p99.9 not increasing)" : "p99.9",
+		    r->steps.ns_per_byte,
+		    r->steps.slope_from_medians ? r->steps.medians.r2 : r->steps.envelope.r2,
 		    r->steps.chunk_overhead_ns, r->steps.packet_overhead_ns,
 		    steps_max(&r->steps)) < 0)
 		return -EIO;
@@ -301,7 +316,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 		}
 	}
 	doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:s,"
-			" s:{s:I, s:I, s:o, s:o, s:f, s:f, s:o},"
+			" s:{s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:f, s:o},"
 			" s:{s:I, s:o, s:o},"
 			" s:{s:o, s:o}, s:{s:o, s:o},"
 			" s:{s:I, s:I},"
@@ -311,7 +326,9 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			"seconds", m->seconds, "value_used", value_used,
 			"steps", "samples", (json_int_t)r->steps.n, "stalled",
 			(json_int_t)r->steps.stalled, "fit", fit_json(&r->steps.raw, "ns_per_byte"),
-			"envelope", fit_json(&r->steps.envelope, "ns_per_byte"), "chunk_overhead_ns",
+			"envelope", fit_json(&r->steps.envelope, "ns_per_byte"),
+			"medians", fit_json(&r->steps.medians, "ns_per_byte"), "slope_from",
+			r->steps.slope_from_medians ? "medians" : "envelope", "chunk_overhead_ns",
 			r->steps.chunk_overhead_ns, "packet_overhead_ns", r->steps.packet_overhead_ns,
 			"groups", groups,
 			"ingest_step", "ring_packets", (json_int_t)r->ingest_ring, "ns",

@@ -70,6 +70,10 @@ struct cal_steps_fit {
 	struct linfit raw;
 	/* p99.9 step time per size against size; its slope is the per-byte cost. */
 	struct linfit envelope;
+	/* Median step time per size against size: the per-byte cost when interference
+	 * bent the envelope flat or downwards (p99.9 of small steps above large ones). */
+	struct linfit medians;
+	bool slope_from_medians;
 	double ns_per_byte;
 	double chunk_overhead_ns;	/* the line with that slope above every p99.9 */
 	double packet_overhead_ns;	/* a last step's p99.9 beyond that line, at most */

@@ -253,6 +253,35 @@ static void test_fit_line_covers_every_size(void **state)
 	free(s);
 }
 
+/* A burst of interference that hit only the small sizes' worst steps tilts the p99.9
+ * envelope downwards; the slope then comes from the medians, and the line still
+ * rises above every size's p99.9. */
+static void test_fit_tilted_envelope(void **state)
+{
+	struct cal_step *s = calloc(12 * 100, sizeof(*s));
+	struct cal_steps_fit f;
+	size_t n;
+
+	(void)state;
+	assert_non_null(s);
+	n = make_steps(s, 100, 200, 0.1, 1000);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].bytes <= 256 && !s[i].last && i % 100 < 5)
+			s[i].ns = 50000; /* 5 % of the 64 B and 256 B steps */
+	}
+	assert_int_equal(cal_fit_steps(s, n, &f), 0);
+	assert_true(f.envelope.slope <= 0);
+	assert_true(f.slope_from_medians);
+	assert_true(fabs(f.ns_per_byte - 0.1) < 1e-9);
+	for (size_t g = 0; g < f.ngroups; g++) {
+		double e = f.chunk_overhead_ns + f.g[g].bytes * f.ns_per_byte +
+			   (f.g[g].last ? f.packet_overhead_ns : 0);
+
+		assert_true(e >= f.g[g].d.p999_ns - 1e-6);
+	}
+	free(s);
+}
+
 static void test_fit_rejects(void **state)
 {
 	struct cal_step s[8] = { 0 };
@@ -535,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_fit_exact),
 		cmocka_unit_test(test_fit_stalls_and_outliers),
 		cmocka_unit_test(test_fit_line_covers_every_size),
+		cmocka_unit_test(test_fit_tilted_envelope),
 		cmocka_unit_test(test_fit_rejects),
 		cmocka_unit_test(test_platform_values),
 		cmocka_unit_test(test_section_parses_back),
