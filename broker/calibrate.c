@@ -181,14 +181,18 @@ int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_c
 
 	memset(out, 0, sizeof(*out));
 	if (!(r->steps.ns_per_byte > 0) || !dist_ok(&r->ingest_step) ||
-	    !dist_ok(&r->ingest_lat[m]) || !dist_ok(&r->notify_lat[m]))
+	    !dist_ok(&r->ingest_lat[m]) || !dist_ok(&r->notify_lat[m]) ||
+	    !dist_ok(&r->wake_write))
 		return -EDOM;
 	bw = floor(1e9 / (r->steps.ns_per_byte * CAL_MARGIN));
 	if (!(bw >= 1) || bw > 1e18)
 		return -EDOM;
 	out->copy_bandwidth = (uint64_t)bw;
 	out->chunk_overhead = ceil_ns(r->steps.chunk_overhead_ns * CAL_MARGIN);
-	out->packet_overhead = ceil_ns(r->steps.packet_overhead_ns * CAL_MARGIN);
+	/* A piece's last step may wake two cells: its receiver, and the sender whose
+	 * packet it completes. */
+	out->packet_overhead = ceil_ns((r->steps.packet_overhead_ns + 2 * r->wake_write.p999_ns) *
+				       CAL_MARGIN);
 	out->ingest_latency = ceil_ns(r->ingest_lat[m].max_ns);
 	out->notify_latency = ceil_ns(r->notify_lat[m].max_ns);
 	out->ingest_step = ceil_ns(r->ingest_step.max_ns);
@@ -248,7 +252,8 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		    ";   per-size %s: %.4f ns/B (r^2 %.4f), line raised to + %.0f ns\n"
 		    ";   (above every size's p99.9);\n"
 		    ";   a packet's last step: at most %.0f ns more than that line (p99.9);\n"
-		    ";   largest step seen: %.0f ns\n",
+		    ";   largest step seen: %.0f ns; packet_overhead adds two wake-ups of a\n"
+		    ";   waiting cell (receiver and sender), wake_write's p99.9 each\n",
 		    r->steps.n, r->steps.stalled, r->steps.raw.slope, r->steps.raw.intercept,
 		    r->steps.raw.r2, r->steps.raw.n,
 		    r->steps.slope_from_medians ? "medians (p99.9 not increasing)" : "p99.9",
@@ -266,13 +271,14 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 	    (ret = dist_comment(f, "ingest_latency poll", &r->ingest_lat[CAL_POLL])) ||
 	    (ret = dist_comment(f, "ingest_latency sleep", &r->ingest_lat[CAL_SLEEP])) ||
 	    (ret = dist_comment(f, "notify_latency poll", &r->notify_lat[CAL_POLL])) ||
-	    (ret = dist_comment(f, "notify_latency sleep", &r->notify_lat[CAL_SLEEP])))
+	    (ret = dist_comment(f, "notify_latency sleep", &r->notify_lat[CAL_SLEEP])) ||
+	    (ret = dist_comment(f, "wake_write", &r->wake_write)))
 		return ret;
 	if (fprintf(f,
 		    ";   stalls recorded (host, or other load on a probed cpu): %zu, longest\n"
-		    ";   %llu ns; this section: %s values\n",
+		    ";   %llu ns; idle cpus: %s; this section: %s values\n",
 		    r->gaps, (unsigned long long)r->longest_gap_ns,
-		    mode == CAL_POLL ? "poll" : "sleep") < 0)
+		    m->pm_qos ? m->pm_qos : "not held awake", mode == CAL_POLL ? "poll" : "sleep") < 0)
 		return -EIO;
 	return rtvio_platform_write(f, &p);
 }
@@ -318,7 +324,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 	doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:s,"
 			" s:{s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:f, s:o},"
 			" s:{s:I, s:o, s:o},"
-			" s:{s:o, s:o}, s:{s:o, s:o},"
+			" s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:s,"
 			" s:{s:I, s:I},"
 			" s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 			"date", m->date, "cpu_model", m->cpu_model, "kernel", m->kernel,
@@ -337,6 +343,8 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			dist_json(&r->ingest_lat[CAL_SLEEP]),
 			"notify_latency", "poll", dist_json(&r->notify_lat[CAL_POLL]), "sleep",
 			dist_json(&r->notify_lat[CAL_SLEEP]),
+			"wake_write", dist_json(&r->wake_write),
+			"idle_cpus", m->pm_qos ? m->pm_qos : "not held awake",
 			"host_stalls", "count", (json_int_t)r->gaps, "longest_ns",
 			(json_int_t)r->longest_gap_ns,
 			"platform", "copy_bandwidth_Bps", (json_int_t)p.copy_bandwidth,

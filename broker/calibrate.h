@@ -100,6 +100,9 @@ struct cal_results {
 	struct linfit ingest_fit;	/* pass ns against packets (1, 32, full ring) */
 	struct cal_dist ingest_lat[2];	/* [CAL_SLEEP], [CAL_POLL] */
 	struct cal_dist notify_lat[2];
+	/* An eventfd write that wakes a thread waiting on the other cpu: what the broker
+	 * pays for a notification inside a step (the step runs wake nobody). */
+	struct cal_dist wake_write;
 	size_t gaps;			/* host stalls the probes recorded */
 	uint64_t longest_gap_ns;
 };
@@ -112,6 +115,7 @@ struct cal_meta {
 	int broker_cpu, other_cpu;
 	bool quick;
 	const char *copy;	/* the copy routine measured: "normal" or "nt" */
+	const char *pm_qos;	/* how idle cpus were kept (pmqos.h), as text */
 	double seconds;		/* how long the measurement took */
 };
 

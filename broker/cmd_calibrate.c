@@ -1,4 +1,5 @@
-/* rtvio calibrate [--quick] [--out FILE] [--json] [--poll yes|no] [--cpu N]
+/* rtvio calibrate [--quick] [--out FILE] [--json] [--poll yes|no] [--cpu N] [--copy C]
+ *                 [--pm-qos yes|no]
  *
  * Measures the broker's own costs with the real data plane and writes the [platform]
  * section `rtvio analyze` reads (calibrate.h says how the values are chosen). */
@@ -13,13 +14,14 @@
 
 #include "../cli/commands.h"
 #include "../common/units.h"
+#include "../platform/pmqos.h"
 #include "calibrate.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rtvio calibrate [--quick] [--out FILE] [--json] [--poll yes|no] [--cpu N]\n"
-		"                       [--copy normal|nt]\n"
+		"                       [--copy normal|nt] [--pm-qos yes|no]\n"
 		"\n"
 		"Runs the broker's data plane against two synthetic process cells and measures\n"
 		"what `rtvio analyze` needs: per-packet and per-chunk overhead and copy bandwidth\n"
@@ -37,13 +39,15 @@ static void usage(FILE *f)
 		"                cells and the gap probe use another allowed cpu\n"
 		"  --copy normal|nt  the broker's copy routine to measure ([broker] copy;\n"
 		"                default normal)\n"
+		"  --pm-qos yes|no  keep idle cpus awake while measuring, as the broker does\n"
+		"                with [broker] pm_qos (default yes)\n"
 		"\n"
 		"Two cpus are needed. Run on an otherwise idle machine; run `rtvio hog` on the\n"
 		"other cpus meanwhile to include memory interference in the copy costs.\n");
 }
 
 struct opts {
-	bool quick, json, poll;
+	bool quick, json, poll, pm_qos;
 	const char *out;
 	const char *copy;
 	int cpu;
@@ -57,12 +61,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },  { "poll", required_argument, NULL, 'p' },
 		{ "cpu", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "copy", required_argument, NULL, 'y' },
+		{ "pm-qos", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->poll = true;
+	o->pm_qos = true;
 	o->cpu = -1;
 	o->copy = rtvio_copy_name(RTVIO_COPY_NORMAL);
 	optind = 0; /* full reset: the command may run more than once in a process */
@@ -79,16 +85,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->out = optarg;
 			break;
 		case 'p':
+		case 'm': {
+			bool *flag = c == 'p' ? &o->poll : &o->pm_qos;
+
 			if (!strcmp(optarg, "yes")) {
-				o->poll = true;
+				*flag = true;
 			} else if (!strcmp(optarg, "no")) {
-				o->poll = false;
+				*flag = false;
 			} else {
-				fprintf(stderr, "rtvio calibrate: --poll '%s': expected yes or no\n",
-					optarg);
+				fprintf(stderr, "rtvio calibrate: --%s '%s': expected yes or no\n",
+					c == 'p' ? "poll" : "pm-qos", optarg);
 				return -EINVAL;
 			}
 			break;
+		}
 		case 'c': {
 			char *end;
 			long v;
@@ -213,6 +223,7 @@ static void print_human(const struct cal_results *r, const struct rtvio_platform
 	print_row("ingest_latency sleep", &r->ingest_lat[CAL_SLEEP]);
 	print_row("notify_latency poll", &r->notify_lat[CAL_POLL]);
 	print_row("notify_latency sleep", &r->notify_lat[CAL_SLEEP]);
+	print_row("wake_write", &r->wake_write);
 	printf("stalls recorded (host, or other load on a probed cpu): %zu (longest %llu ns); "
 	       "latencies written: poll = %s\n",
 	       r->gaps, (unsigned long long)r->longest_gap_ns, poll ? "yes" : "no");
@@ -227,7 +238,7 @@ int cmd_calibrate(int argc, char **argv)
 	struct rtvio_platform_cfg p;
 	char err[256] = "";
 	struct timespec t0, t1;
-	int ret = parse_opts(argc, argv, &o);
+	int ret = parse_opts(argc, argv, &o), qos = -1;
 
 	if (ret)
 		return ret > 0 ? 0 : 2;
@@ -248,9 +259,21 @@ int cmd_calibrate(int argc, char **argv)
 	m.other_cpu = co.other_cpu;
 	m.quick = o.quick;
 	m.copy = o.copy;
+	m.pm_qos = "not held awake (--pm-qos no)";
+	if (o.pm_qos) {
+		qos = pmqos_hold(0);
+		if (qos < 0) {
+			fprintf(stderr, "rtvio calibrate: warning: cannot keep idle cpus awake "
+				"(/dev/cpu_dma_latency: %s); measuring without\n", strerror(-qos));
+			m.pm_qos = "not held awake (no permission or no /dev/cpu_dma_latency)";
+		} else {
+			m.pm_qos = "held awake (PM QoS cpu latency 0)";
+		}
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = cal_measure(&co, r, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pmqos_release(qos);
 	if (co.progress)
 		fprintf(stderr, "\n");
 	if (ret) {

@@ -24,7 +24,8 @@ enum kind {
 /* Keys of each section, in the order docs/config.md lists them. The index of a key
  * is its bit in the "seen" masks. */
 static const char *const broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
-	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy", NULL };
+	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
+	"pm_qos", NULL };
 static const char *const cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", NULL };
 static const char *const flow_keys[] = { "from", "to", "type", "size", "period",
@@ -652,6 +653,8 @@ static int broker_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		b->copy = w == 1 ? RTVIO_COPY_NT : RTVIO_COPY_NORMAL;
 		return 0;
+	case 10:
+		return get_bool(k, &b->pm_qos);
 	}
 	return 0;
 }
@@ -1083,6 +1086,7 @@ static void defaults(struct rtvio_config *cfg)
 	snprintf(cfg->broker.socket_dir, sizeof(cfg->broker.socket_dir), "/tmp/rtvio");
 	cfg->broker.cpu = -1;
 	cfg->broker.regulation_period_ns = 1000000;
+	cfg->broker.pm_qos = true;
 }
 
 static void parser_free(struct parser *ps)
@@ -1289,12 +1293,14 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 
 #define OUT(...) do { if (fprintf(f, __VA_ARGS__) < 0) ret = -EIO; } while (0)
 	OUT("[broker]\npolicy = %s\nchunk = %s\nsocket_dir = %s\ncpu = %d\nrt_priority = %d\n"
-	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\ncopy = %s\n",
+	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\ncopy = %s\n"
+	    "pm_qos = %s\n",
 	    rtvio_policy_name(b->policy), rtvio_fmt_size(x, sizeof(x), b->chunk), b->socket_dir,
 	    b->cpu, b->rt_priority, b->poll ? "yes" : "no",
 	    b->default_best_effort ? "best-effort" : "deny",
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
-	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy));
+	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
+	    b->pm_qos ? "yes" : "no");
 	for (int i = 0; i < cfg->ncells; i++) {
 		const struct rtvio_cell_cfg *c = &cfg->cells[i];
 

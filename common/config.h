@@ -62,6 +62,7 @@ struct rtvio_broker_cfg {
 	uint64_t regulation_budget;   /* bytes per period; 0 = unregulated (default) */
 	uint64_t regulation_period_ns; /* > 0; default 1 ms */
 	enum rtvio_copy copy;         /* default normal */
+	bool pm_qos;                  /* hold idle cpus awake (platform/pmqos.h); default yes */
 	int line;                     /* line of [broker], 0 when absent */
 };
 

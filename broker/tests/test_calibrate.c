@@ -122,6 +122,7 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	fake_dist(&r->ingest_lat[CAL_SLEEP], 90000);
 	fake_dist(&r->notify_lat[CAL_POLL], 3000);
 	fake_dist(&r->notify_lat[CAL_SLEEP], 120000.2);
+	fake_dist(&r->wake_write, 200); /* p99.9 180 ns */
 	r->ingest_lat[CAL_SLEEP].stall_checked = false;
 	r->gaps = 3;
 	r->longest_gap_ns = 150000;
@@ -325,7 +326,8 @@ static void test_platform_values(void **state)
 	/* 0.1 ns/B with the margin: 1e9 / 0.11, rounded down */
 	assert_int_equal(p.copy_bandwidth, (uint64_t)floor(1e9 / (0.1 * CAL_MARGIN)));
 	assert_int_equal(p.chunk_overhead, 220);
-	assert_int_equal(p.packet_overhead, 1100);
+	/* (1000 + two wake-ups of 180 ns) with the margin */
+	assert_int_equal(p.packet_overhead, 1496);
 	/* maxima, rounded up; the mode picks the latencies */
 	assert_int_equal(p.ingest_latency, 2501);
 	assert_int_equal(p.notify_latency, 3000);
@@ -337,6 +339,9 @@ static void test_platform_values(void **state)
 	r.notify_lat[CAL_SLEEP].n = 0;
 	assert_int_equal(cal_platform(&r, false, &p), -EDOM);
 	assert_int_equal(cal_platform(&r, true, &p), 0);
+	r.wake_write.n = 0;
+	assert_int_equal(cal_platform(&r, true, &p), -EDOM);
+	r.wake_write.n = 100;
 	r.steps.ns_per_byte = 0;
 	assert_int_equal(cal_platform(&r, true, &p), -EDOM);
 	free(s);
@@ -459,6 +464,8 @@ static void test_json_document(void **state)
 	o = json_object_get(json_object_get(doc, "ingest_step"), "per_packet");
 	assert_true(json_real_value(json_object_get(o, "ns_per_packet")) == 250);
 	assert_int_equal(json_integer_value(json_object_get(o, "n")), 10);
+	o = json_object_get(doc, "wake_write");
+	assert_true(json_real_value(json_object_get(o, "p999_ns")) == 180);
 	o = json_object_get(doc, "platform");
 	assert_int_equal(json_integer_value(json_object_get(o, "notify_latency_ns")), 120001);
 	assert_true(json_is_false(json_object_get(doc, "poll")));
@@ -539,6 +546,9 @@ static void test_quick_run(void **state)
 				    json_real_value(json_object_get(d, "p999_ns")));
 		}
 	}
+	/* every notification timed woke a waiting thread: one sample per write */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "wake_write"),
+							    "samples")), CAL_LAT_QUICK);
 	/* the per-packet line of the ingest pass: every fill level took part */
 	assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(doc,
 			"ingest_step"), "per_packet"), "n")) > 0);

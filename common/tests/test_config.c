@@ -389,6 +389,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.broker.regulation_budget, 0);
 	assert_int_equal(cfg.broker.regulation_period_ns, 1000000);
 	assert_int_equal(cfg.broker.copy, RTVIO_COPY_NORMAL);
+	assert_true(cfg.broker.pm_qos);
 	assert_int_equal(cfg.broker.line, 0);
 	assert_false(cfg.cells[0].vm);
 	assert_int_equal(cfg.cells[0].region, 2 << 20);
@@ -573,7 +574,7 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy)");
+		     "regulation_period, copy, pm_qos)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority)");
@@ -702,6 +703,16 @@ static void test_copy_key(void **state)
 	assert_non_null(strstr(d, "\ncopy = normal\n"));
 	free(d);
 	rtvio_config_free(&a);
+
+	/* pm_qos: a yes/no that survives the dump as well */
+	load_ok("[broker]\npm_qos = no\n" CELLS FLOW, &a);
+	assert_false(a.broker.pm_qos);
+	d = dump(&a);
+	assert_non_null(strstr(d, "\npm_qos = no\n"));
+	free(d);
+	rtvio_config_free(&a);
+	expect_error("[broker]\npm_qos = 0us\n" CELLS,
+		     "2: [broker] key 'pm_qos': '0us': expected yes or no");
 
 	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NT), "nt");
 	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NORMAL), "normal");
