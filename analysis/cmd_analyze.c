@@ -135,6 +135,8 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 	json_object_set_new(doc, "policy", json_string(an_policy_name(pol)));
 	json_object_set_new(doc, "schedulable", json_boolean(res->schedulable));
 	json_object_set_new(doc, "utilization", json_real(res->utilization));
+	/* The share of the broker's time its copy engine may use: 1, or Θ/Π regulated. */
+	json_object_set_new(doc, "capacity", json_real(res->capacity));
 	json_object_set_new(doc, "status", json_string(an_status_name(res->status)));
 	for (int i = 0; i < cfg->nflows; i++) {
 		json_t *f = json_object();
