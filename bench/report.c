@@ -3,6 +3,7 @@
  * without measuring anything. */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,40 +284,45 @@ static void bound_section(struct out *o, const json_t *sc)
 {
 	const json_t *runs = json_object_get(sc, "runs_detail"), *viol = json_object_get(sc, "violations");
 	const json_t *r, *f;
-	size_t i, j;
+	size_t i, j, nres = 0;
 	FILE *d;
 
 	fprintf(o->md, "\n## bound: observed worst case against the analytical bound\n\n"
-		       "Platform judged by: **%s** (generated sets); demo.conf: **%s**.\n\n%s\n\n"
-		       "| run | analysed U | schedulable | flows | violations | cpu0 stalls (longest µs) |"
-		       " cpu1 stalls (longest µs) | cpu0 busy %% | steal %% cpu0/cpu1 | status |\n"
-		       "|---|---|---|---|---|---|---|---|---|---|\n",
-		jstr(sc, "platform_source", "?"), jstr(sc, "platform_source_demo", "?"),
-		jstr(sc, "conditions", ""));
+		       "Platform judged by: **%s**.\n\n%s\n\n"
+		       "| run | load %% | budget B/period | schedulable | flows | over bound |"
+		       " broker over R | cpu0 stalls (longest µs) | cpu1 stalls (longest µs) |"
+		       " cpu0 busy %% | steal %% cpu0/cpu1 | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+		jstr(sc, "platform_source", "?"), jstr(sc, "conditions", ""));
 	json_array_foreach(runs, i, r) {
 		const json_t *h = json_object_get(r, "host"), *c0 = json_object_get(h, "cpu0"),
 			     *c1 = json_object_get(h, "cpu1");
-		size_t nv = 0;
+		size_t nv = 0, nr = 0;
 
-		json_array_foreach(json_object_get(r, "flows"), j, f)
+		json_array_foreach(json_object_get(r, "flows"), j, f) {
 			nv += json_is_true(json_object_get(f, "violation"));
+			nr += json_is_true(json_object_get(f, "residence_violation"));
+		}
+		nres += nr;
 		fprintf(o->md, "| %s |", jstr(r, "label", "?"));
-		md_num(o->md, jnum(r, "utilization") * 100, 1);
-		fprintf(o->md, " %s | %zu | %zu | %.0f (%.0f) | %.0f (%.0f) |",
+		md_num(o->md, jnum(r, "load") * 100, 1);
+		md_num(o->md, jnum(r, "regulation_budget") > 0 ? jnum(r, "regulation_budget") : -1, 0);
+		fprintf(o->md, " %s | %zu | %zu | %zu | %.0f (%.0f) | %.0f (%.0f) |",
 			json_is_boolean(json_object_get(r, "schedulable"))
 				? (json_is_true(json_object_get(r, "schedulable")) ? "yes" : "no") : "–",
-			json_array_size(json_object_get(r, "flows")), nv, jnum(c0, "stalls"),
+			json_array_size(json_object_get(r, "flows")), nv, nr, jnum(c0, "stalls"),
 			jnum(c0, "longest_us"), jnum(c1, "stalls"), jnum(c1, "longest_us"));
 		md_num(o->md, jnum(c0, "busy_pct"), 0);
 		fprintf(o->md, " %.1f / %.1f | %s |\n", jnum(c0, "steal_pct"), jnum(c1, "steal_pct"),
 			jstr(r, "status", "?"));
 	}
-	fprintf(o->md, "\n### Per flow\n\n| run | flow | size | period µs | messages | p99 µs |"
-		       " max µs | bound µs | max/bound | lost periods |\n"
-		       "|---|---|---|---|---|---|---|---|---|---|\n");
+	fprintf(o->md, "\n### Per flow\n\n| run | flow | size | period µs | messages | lost |"
+		       " corrupt | p99 µs | max µs | bound µs | max/bound | broker max µs | R µs |"
+		       " broker max/R |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	d = open_data(o, "bound_ratio");
 	if (d)
-		fprintf(d, "# analysed_utilization max_over_bound\n");
+		fprintf(d, "# load_pct max_over_bound broker_max_over_R\n");
 	json_array_foreach(runs, i, r) {
 		json_array_foreach(json_object_get(r, "flows"), j, f) {
 			char sz[32];
@@ -325,29 +331,47 @@ static void bound_section(struct out *o, const json_t *sc)
 			fprintf(o->md, "| %s | %s | %s |", jstr(r, "label", "?"), jstr(f, "flow", "?"), sz);
 			md_num(o->md, jnum(f, "period_us"), 0);
 			md_num(o->md, jnum(f, "messages"), 0);
+			md_num(o->md, jnum(f, "lost"), 0);
+			md_num(o->md, jnum(f, "corrupt"), 0);
 			md_num(o->md, jnum(f, "p99_us"), 1);
 			md_num(o->md, jnum(f, "max_us"), 1);
 			md_num(o->md, jnum(f, "bound_us"), 1);
 			md_num(o->md, jnum(f, "ratio"), 2);
-			md_num(o->md, jnum(f, "lost_periods"), 0);
+			md_num(o->md, jnum(f, "residence_max_us"), 1);
+			md_num(o->md, jnum(f, "response_us"), 1);
+			md_num(o->md, jnum(f, "residence_ratio"), 2);
 			fprintf(o->md, "\n");
-			if (d && jnum(f, "ratio") >= 0 && jnum(r, "utilization") >= 0)
-				fprintf(d, "%g %g\n", jnum(r, "utilization") * 100, jnum(f, "ratio"));
+			if (d && jnum(r, "load") >= 0)
+				fprintf(d, "%g %g %g\n", jnum(r, "load") * 100,
+					jnum(f, "ratio") >= 0 ? jnum(f, "ratio") : NAN,
+					jnum(f, "residence_ratio") >= 0 ? jnum(f, "residence_ratio") : NAN);
 		}
 	}
 	if (d)
 		fclose(d);
-	fprintf(o->md, "\n### Violations (%zu)\n\n", json_array_size(viol));
+	fprintf(o->md, "\n### End-to-end violations (%zu)\n\n", json_array_size(viol));
 	if (!json_array_size(viol))
 		fprintf(o->md, "None: every observed maximum stayed within its bound.\n");
 	json_array_foreach(viol, i, f)
 		fprintf(o->md, "- %s, flow %s: max %.1f µs > bound %.1f µs — %s\n", jstr(f, "run", "?"),
 			jstr(f, "flow", "?"), jnum(f, "max_us"), jnum(f, "bound_us"),
 			jstr(f, "explanation", ""));
+	fprintf(o->md, "\n### Broker residence above R (%zu)\n\n", nres);
+	if (!nres)
+		fprintf(o->md, "None: no packet stayed in the broker longer than its flow's R.\n");
+	json_array_foreach(runs, i, r) {
+		json_array_foreach(json_object_get(r, "flows"), j, f) {
+			if (json_is_true(json_object_get(f, "residence_violation")))
+				fprintf(o->md, "- %s, flow %s: %.1f µs > R %.1f µs\n",
+					jstr(r, "label", "?"), jstr(f, "flow", "?"),
+					jnum(f, "residence_max_us"), jnum(f, "response_us"));
+		}
+	}
 	plot_header(o, "bound_ratio", "observed max / analytical bound per flow",
-		    "analysed utilization (%)", "max / bound", false, true);
+		    "analysed load of the copy engine (%)", "observed / bound", false, true);
 	fprintf(o->gp, "set key top left\nset xrange [0:100]\n"
-		       "plot 'bound_ratio.dat' using 1:2 with points pt 7 title 'flow', "
+		       "plot 'bound_ratio.dat' using 1:2 with points pt 7 title 'end to end: max / bound', "
+		       "'' using ($1+1):3 with points pt 6 title 'broker: residence max / R', "
 		       "1 with lines dt 2 title 'bound'\n");
 	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
 }
