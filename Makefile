@@ -53,16 +53,17 @@ bench:
 	build/rtvio bench
 
 # The guest image is cached in scripts/vm/out/; timeout(1) is the last resort should a
-# QEMU or the driver itself hang (the driver bounds every step well below it).
+# QEMU or the driver itself hang (the driver bounds every step well below it). Its
+# SIGTERM lets the driver kill its QEMUs and broker; SIGKILL follows 10 s later.
 vmtest: all
 	@$(DEPS) vm
 	scripts/vm/build-image
-	timeout -s KILL 300 python3 tests/vm/vmtest.py build/rtvio
+	timeout -k 10 300 python3 tests/vm/vmtest.py build/rtvio
 
 vmdemo: all
 	@$(DEPS) vm
 	scripts/vm/build-image
-	timeout -s KILL 300 python3 scripts/vm/vmdemo build/rtvio configs/vmdemo.conf
+	timeout -k 10 300 python3 scripts/vm/vmdemo build/rtvio configs/vmdemo.conf
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -3,47 +3,41 @@
 # vhost-user-vsock-pci device with Debian's Linux guest kernel and its own
 # virtio_vsock driver (notes/qemu-vhost-user.md). A Linux VM cell sends STREAM and
 # SEQPACKET rtmsg traffic through `rtvio broker` to a process cell (`rtvio cell`),
-# which checks every message. TAP output; skipped when QEMU, a static busybox, a C
-# compiler with static libc, python3 or the guest kernel are missing.
+# which checks every message. TAP output. It fails (never skips) when QEMU, a static
+# busybox, python3 or the guest image are missing: scripts/install-deps installs them
+# for `make test`.
 #
 # usage: test_vhost_qemu.sh RTVIO_BINARY TESTS_SOURCE_DIR [yes|no]
 # The third argument is the broker's `poll` (default no: sleep on kicks).
-# The guest kernel is Debian's linux-image-<version>-amd64, fetched once with
-# `apt-get download` into $RTVIO_GUEST_CACHE (default /var/tmp/rtvio-guest) and
-# unpacked there with dpkg -x (never installed).
+# The guest kernel and its modules are scripts/vm/build-image's (cached in
+# scripts/vm/out/; Debian's linux-image-<version>-amd64, never installed). Both
+# variants of this test run at once: build-image serialises them on out/.lock, and
+# they copy what they use under a shared lock on it, so a rebuild never changes
+# files under them.
 set -u
 
 RTVIO=$1
 SRC=$2
 POLL=${3:-no}
-CACHE=${RTVIO_GUEST_CACHE:-/var/tmp/rtvio-guest}
+ROOT=$(cd "$SRC/../.." && pwd)
+OUT="$ROOT/scripts/vm/out"
 CC=${CC:-cc}
 
-skip() {
-	echo "1..0 # SKIP $*"
-	exit 0
+bail() {
+	echo "1..1"
+	echo "not ok 1 - what this test needs is there"
+	echo "# $*"
+	exit 1
 }
 
-command -v qemu-system-x86_64 >/dev/null 2>&1 || skip "qemu-system-x86_64 not installed"
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
-BUSYBOX=$(command -v busybox) || skip "busybox not installed"
+command -v qemu-system-x86_64 >/dev/null 2>&1 ||
+	bail "qemu-system-x86_64 not installed (scripts/install-deps vm)"
+command -v python3 >/dev/null 2>&1 || bail "python3 not installed"
+BUSYBOX=$(command -v busybox) || bail "busybox not installed (scripts/install-deps vm)"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
-	skip "busybox is dynamically linked (install busybox-static)"
+	bail "$BUSYBOX is dynamically linked (install busybox-static)"
 fi
-[ -x "$RTVIO" ] || skip "$RTVIO not built"
-
-if ! ls "$CACHE"/boot/vmlinuz-* >/dev/null 2>&1; then
-	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-		awk '/Depends: linux-image-/ { print $2; exit }')
-	[ -n "$pkg" ] || skip "cannot tell which linux-image package to fetch"
-	mkdir -p "$CACHE/dl" || skip "cannot create $CACHE"
-	(cd "$CACHE/dl" && apt-get download "$pkg" >/dev/null 2>&1) ||
-		skip "cannot download $pkg"
-	dpkg -x "$CACHE"/dl/"$pkg"_*.deb "$CACHE" || skip "cannot unpack $pkg"
-fi
-VMLINUZ=$(ls "$CACHE"/boot/vmlinuz-* | head -n 1)
-KVER=${VMLINUZ##*/vmlinuz-}
-MODS="$CACHE/lib/modules/$KVER/kernel"
+[ -x "$RTVIO" ] || bail "$RTVIO not built"
 
 W=$(mktemp -d /tmp/rtvio-qemu.XXXXXX) || exit 1
 BPID=
@@ -54,17 +48,30 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
+"$ROOT/scripts/vm/build-image" >"$W/build-image.log" 2>&1 ||
+	{ sed 's/^/# /' "$W/build-image.log"; bail "scripts/vm/build-image failed"; }
+# The image's kernel (the ELF one when there is one: faster under TCG) and the modules
+# build-image unpacked, taken while no rebuild can run.
+mkdir -p "$W/root/bin" "$W/root/mod" "$W/root/proc" "$W/root/dev" || exit 1
+if ! (
+	flock -s 9 || exit 1
+	k="$OUT/vmlinux"
+	[ -f "$k" ] || k="$OUT/vmlinuz"
+	# A hard link stays the old file should a rebuild replace it later.
+	ln "$k" "$W/kernel" 2>/dev/null || cp "$k" "$W/kernel" || exit 1
+	for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+		vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+		cp "$OUT/initramfs/lib/modules/$m.ko" "$W/root/mod/" || exit 1
+	done
+) 9<"$OUT/.lock"; then
+	bail "the kernel or a module is missing from $OUT"
+fi
 
 # ---- the guest: busybox, the sender, the vsock modules, an init script ----------
-mkdir -p "$W/root/bin" "$W/root/mod" "$W/root/proc" "$W/root/dev" || exit 1
 cp "$BUSYBOX" "$W/root/bin/busybox"
 "$CC" -static -O2 -I"$SRC/../../common" -o "$W/root/bin/vsend" \
-	"$SRC/test_vhost_qemu_guest.c" 2>"$W/cc.err" || skip "cannot link a static program"
-for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev \
-	drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/vmw_vsock/vsock \
-	net/vmw_vsock/vmw_vsock_virtio_transport_common net/vmw_vsock/vmw_vsock_virtio_transport; do
-	cp "$MODS/$m.ko" "$W/root/mod/" 2>/dev/null || skip "module $m.ko not in $CACHE"
-done
+	"$SRC/test_vhost_qemu_guest.c" 2>"$W/cc.err" ||
+	{ sed 's/^/# /' "$W/cc.err"; bail "cannot link a static program"; }
 # Each run: vsend CID PORT COUNT SIZE PERIOD_US TYPE; the console says how it went.
 cat >"$W/root/init" <<'EOF'
 #!/bin/busybox sh
@@ -151,10 +158,11 @@ fi
 CPID=$!
 sleep 0.5
 
-timeout 200 qemu-system-x86_64 -accel tcg -m 256M -smp 1 -nographic -no-reboot -net none \
+# SIGKILL: a QEMU waiting for a vhost-user reply ignores SIGTERM.
+timeout -s KILL 200 qemu-system-x86_64 -accel tcg -m 256M -smp 1 -nographic -no-reboot -net none \
 	-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
 	-chardev socket,id=vs0,path="$W/sock/vm1.sock" -device vhost-user-vsock-pci,chardev=vs0 \
-	-kernel "$VMLINUZ" -initrd "$W/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+	-kernel "$W/kernel" -initrd "$W/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
 	>"$W/console" 2>&1
 qrc=$?
 # QEMU only powers off after the back end answered GET_VRING_BASE for both rings.
@@ -183,6 +191,9 @@ stat_json=$("$RTVIO" stat --json "$W/sock" 2>&1)
 
 # The optional directive marks a known failure that lies outside the broker; it is
 # attached only when the check fails, so a fix never shows up as an unexpected pass.
+# Meson takes "not ok ... # TODO" as an expected failure and passes the test;
+# scripts/test-summary (the last line of `make test`) still counts it as failed, so
+# the known failure stays visible there until it is fixed.
 check_flow() { # n flow count description [directive]
 	if grep -qa "VSEND $2 0" "$W/console" &&
 		python3 - "$W/p1.json" "$2" "$3" <<'EOF'
@@ -207,8 +218,11 @@ check_flow 5 s2 20 "SEQPACKET 8192 B x 20: each message split over the receiver'
 check_flow 6 s3 20 "SEQPACKET 8192 B x 20 with MSG_EOR"
 check_flow 7 f 200 "STREAM 64 B x 200"
 check_flow 8 big 20 "STREAM 100000 B x 20: messages larger than a 64 KiB packet"
-check_flow 9 s4 50 "SEQPACKET 8192 B x 50 after the STREAM runs" \
-	"TODO with poll = no, rtvio cell counts these corrupt after a STREAM flow; a bare gvsock receiver gets them intact"
+# Seen with poll = no only: with poll = yes the same failure is not excused.
+todo=
+[ "$POLL" = no ] &&
+	todo="TODO with poll = no, rtvio cell counts these corrupt after a STREAM flow; a bare gvsock receiver gets them intact"
+check_flow 9 s4 50 "SEQPACKET 8192 B x 50 after the STREAM runs" "$todo"
 
 if printf '%s' "$stat_json" | python3 -c '
 import json, sys

@@ -22,6 +22,20 @@ class VmError(Exception):
     pass
 
 
+def child_pid(pid):
+    """The one child of process pid (the program a timeout(1) runs), or None."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+        try:
+            kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                  text=True, timeout=5).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    return int(kids[0]) if kids else None
+
+
 def image():
     """(kernel, initrd) built by scripts/vm/build-image: the uncompressed vmlinux
     when there is one (QEMU boots it through PVH, faster under TCG), else vmlinuz.
@@ -273,27 +287,47 @@ class Guest:
                 return r
         return None
 
-    def kill(self, sig=signal.SIGKILL):
-        """Signals QEMU itself (not only timeout(1)) and then its whole group."""
-        if self.p.poll() is not None:
-            return
+    def qemu_pid(self):
+        """QEMU's own pid: the child of timeout(1) (taskset execs QEMU). None once it
+        has exited, or before taskset has become QEMU."""
+        pid = child_pid(self.p.pid) if self.p.poll() is None else None
+        if pid is None:
+            return None
         try:
-            out = subprocess.run(["pgrep", "-g", str(self.p.pid), "-x", QEMU],
-                                 capture_output=True, text=True, timeout=5).stdout.split()
-            for pid in out:
-                os.kill(int(pid), sig)
-        except (OSError, subprocess.SubprocessError, ValueError):
-            pass
-        if sig == signal.SIGKILL:
+            with open(f"/proc/{pid}/comm") as f:
+                # Linux keeps 15 characters of a name: "qemu-system-x86".
+                return pid if QEMU.startswith(f.read().strip()) else None
+        except OSError:
+            return None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Signals QEMU itself, then (for SIGKILL) its whole group, timeout(1) with
+        it. True when QEMU was signalled and timeout(1) then ended within 5 s,
+        which it does only once QEMU has exited."""
+        if self.p.poll() is not None:
+            return False
+        pid = self.qemu_pid()
+        if pid is not None:
             try:
-                self.p.wait(timeout=10)
+                os.kill(pid, sig)
+            except OSError:
+                pid = None
+        if sig != signal.SIGKILL:
+            return pid is not None
+        ended = False
+        if pid is not None:
+            try:
+                self.p.wait(timeout=5)
+                ended = True
             except subprocess.TimeoutExpired:
                 pass
+        if not ended:
             try:
                 os.killpg(self.p.pid, signal.SIGKILL)
             except OSError:
                 pass
             self.p.wait()
+        return ended
 
     def close(self):
         self.kill()
