@@ -147,15 +147,30 @@ static void ring_reset(struct vhu_ring *r)
 	r->err_fd = -1;
 }
 
-static void ring_close_fds(struct vhu_ring *r)
+/* Installs a new kick descriptor; the old one is closed only after the owner of the
+ * event loop has stopped watching it (vhu_dev_ops.kick). */
+static void set_kick(struct vhu_backend *b, unsigned int q, int fd)
 {
-	if (r->kick_fd >= 0)
-		close(r->kick_fd);
+	struct vhu_ring *r = &b->ring[q];
+	int old = r->kick_fd;
+
+	if (b->ops->kick && (old >= 0 || fd >= 0))
+		b->ops->kick(b->ctx, b, q, fd);
+	r->kick_fd = fd;
+	if (old >= 0)
+		close(old);
+}
+
+static void ring_close_fds(struct vhu_backend *b, unsigned int q)
+{
+	struct vhu_ring *r = &b->ring[q];
+
+	set_kick(b, q, -1);
 	if (r->call_fd >= 0)
 		close(r->call_fd);
 	if (r->err_fd >= 0)
 		close(r->err_fd);
-	r->kick_fd = r->call_fd = r->err_fd = -1;
+	r->call_fd = r->err_fd = -1;
 }
 
 static void unmap_regions(struct vhu_region *regs, unsigned int n)
@@ -211,7 +226,7 @@ static void backend_reset_state(struct vhu_backend *b)
 {
 	device_stop(b);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		ring_close_fds(&b->ring[q]);
+		ring_close_fds(b, q);
 		ring_reset(&b->ring[q]);
 	}
 	unmap_regions(b->regions, b->nregions);
@@ -460,11 +475,8 @@ static int set_vring_fd(struct vhu_backend *b, const struct vhu_msg *m, int *fds
 	}
 	switch (m->hdr.request) {
 	case VHU_SET_VRING_KICK:
-		if (r->kick_fd >= 0)
-			close(r->kick_fd);
-		r->kick_fd = fd;
+		set_kick(b, (unsigned int)q, fd);
 		r->kick_nofd = nofd;
-		r->kick_changed = true;
 		/* vhost-user: the ring starts when its kick descriptor arrives. */
 		r->started = true;
 		break;

@@ -2,7 +2,7 @@
  * notes/qemu-vhost-user.md): negotiation, the front end's memory table, vring set-up,
  * kick/call/err descriptors, GET_CONFIG (the cell's CID) and the ring start/stop
  * rules. It owns no event loop: the daemon calls vhu_backend_service() when the socket
- * is readable and learns about ring state through two callbacks.
+ * is readable and learns about ring state and kick descriptors through callbacks.
  *
  * Everything the front end sends is untrusted: sizes, counts, indices, addresses and
  * descriptor counts are checked before use, every descriptor that is not kept is
@@ -52,7 +52,6 @@ struct vhu_ring {
 	int err_fd;                /* -1: none */
 	bool started;              /* SET_VRING_KICK seen, not stopped since */
 	bool enabled;              /* SET_VRING_ENABLE(1), or implied without PROTOCOL_FEATURES */
-	bool kick_changed;         /* kick_fd replaced: the daemon re-registers it */
 };
 
 struct vhu_backend;
@@ -65,6 +64,11 @@ struct vhu_dev_ops {
 	/* Stop touching the rings and the memory now (detach from the data plane) and
 	 * store each ring's next avail index in ring[].base. Called only while running. */
 	void (*stop)(void *ctx, struct vhu_backend *b);
+	/* Optional. The kick descriptor of `queue` becomes `fd` (-1: none). Called while
+	 * the old one (ring[queue].kick_fd) is still open: whoever watches it must stop
+	 * now, since the front end keeps its own copy of the same file after the back end
+	 * closes this one (epoll would keep reporting it). */
+	void (*kick)(void *ctx, struct vhu_backend *b, unsigned int queue, int fd);
 };
 
 struct vhu_backend {

@@ -739,6 +739,84 @@ static void test_inflight_returned_on_stop(void **state)
 	stop_broker(&e);
 }
 
+static uint64_t cell_counter(const struct env *e, const char *name, const char *key)
+{
+	json_t *st = stat_of(e), *c;
+	uint64_t n = UINT64_MAX;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "cells"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+			n = (uint64_t)json_integer_value(json_object_get(c, key));
+	json_decref(st);
+	assert_true(n != UINT64_MAX);
+	return n;
+}
+
+static void send_kick_fd(struct hostile *h, unsigned int q, int fd)
+{
+	struct vhu_msg m;
+
+	vhu_msg_init(&m, VHU_SET_VRING_KICK, sizeof(uint64_t));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	m.p.u64 = q;
+	assert_int_equal(vhu_send(h->sock, &m, &fd, 1), 0);
+}
+
+static void expect_ack(struct hostile *h, uint32_t request)
+{
+	struct vhu_msg m;
+	int fds[VHU_MAX_FDS];
+	unsigned int nfds = 0;
+
+	assert_int_equal(vhu_recv(h->sock, &m, fds, &nfds), 0);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(m.hdr.request, request);
+	assert_int_equal(m.hdr.size, sizeof(uint64_t));
+	assert_int_equal(m.p.u64, 0);
+}
+
+/* A front end replaces both kick eventfds (queue 1, then queue 0, in one go) and
+ * keeps the old ones open, as a front end does: writing an old one wakes nothing
+ * (the sleeping broker does not watch it any more), and each new one wakes it once.
+ * The broker never reads a kick counter: it stays with the cell. */
+static void test_kick_replaced(void **state)
+{
+	struct env e;
+	struct hostile h;
+	int old[2];
+	uint64_t k0, v, one = 1;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	for (unsigned int q = 0; q < 2; q++)
+		old[q] = h.su.q[q].kick_fd;
+	h.su.q[1].kick_fd = eventfd(0, EFD_CLOEXEC);
+	h.su.q[0].kick_fd = eventfd(0, EFD_CLOEXEC);
+	send_kick_fd(&h, 1, h.su.q[1].kick_fd);
+	send_kick_fd(&h, 0, h.su.q[0].kick_fd);
+	expect_ack(&h, VHU_SET_VRING_KICK);
+	expect_ack(&h, VHU_SET_VRING_KICK);
+	k0 = cell_counter(&e, "alpha", "kicks");
+	for (unsigned int q = 0; q < 2; q++)
+		assert_int_equal(write(old[q], &one, sizeof(one)), (ssize_t)sizeof(one));
+	/* Two control requests: any kick event pending was handled before each reply. */
+	assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0);
+	assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0);
+	for (unsigned int q = 0; q < 2; q++) {
+		hostile_kick(&h, q);
+		assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0 + q + 1);
+	}
+	for (unsigned int q = 0; q < 2; q++) {
+		assert_int_equal(read(h.su.q[q].kick_fd, &v, sizeof(v)), (ssize_t)sizeof(v));
+		assert_int_equal(v, 1);
+		close(old[q]);
+	}
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
 /* ---- a stat reply far larger than a socket buffer --------------------------------- */
 
 #define BIG_FLOWS 1500
@@ -876,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_broken_ring_cut_off),
 		cmocka_unit_test(test_truncated_memory_cut_off),
 		cmocka_unit_test(test_inflight_returned_on_stop),
+		cmocka_unit_test(test_kick_replaced),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};
