@@ -625,6 +625,9 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
 		c->vhu.verbose = opts->verbose;
 		c->vhu.prefault = !cfg->cells[i].vm;
+		/* A cell maps no more than the configuration grants it. */
+		c->vhu.max_mem = cfg->cells[i].vm ? cfg->cells[i].memory : cfg->cells[i].region;
+		c->vhu.max_mem_key = cfg->cells[i].vm ? "memory" : "region";
 	}
 	rc = dp_create(cfg, &hooks, b, &b->dp);
 	if (rc < 0) {

@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define LOG(b, ...)                                                                      \
@@ -171,6 +173,31 @@ static void ring_close_fds(struct vhu_backend *b, unsigned int q)
 	if (r->err_fd >= 0)
 		close(r->err_fd);
 	r->call_fd = r->err_fd = -1;
+}
+
+/* Kick, call and err descriptors must be eventfds: the data path reads and writes
+ * them, and a regular file (FUSE, NFS) or a pipe could block it or take data. */
+static bool is_eventfd(int fd)
+{
+	static const char want[] = "anon_inode:[eventfd]";
+	char path[32], link[sizeof(want) + 1];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link));
+	return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, sizeof(want) - 1) == 0;
+}
+
+/* Memory the broker maps must be shared memory (memfd, tmpfs, hugetlbfs): pages of
+ * a file on disk or on FUSE would fault in the data path through a file system, at
+ * the speed (or the will) of whoever serves it. */
+static bool is_shmem(int fd, const struct stat *st)
+{
+	struct statfs fs;
+
+	return S_ISREG(st->st_mode) && fstatfs(fd, &fs) == 0 &&
+	       ((unsigned long)fs.f_type == TMPFS_MAGIC ||
+		(unsigned long)fs.f_type == HUGETLBFS_MAGIC);
 }
 
 static void unmap_regions(struct vhu_region *regs, unsigned int n)
@@ -360,12 +387,45 @@ static int reply_u64(struct vhu_backend *b, const struct vhu_msg *req, uint64_t 
 	return send_reply(b, req, &v, sizeof(v));
 }
 
+static bool overlap(uint64_t a, uint64_t b, uint64_t size_a, uint64_t size_b)
+{
+	return a < b + size_b && b < a + size_a;
+}
+
+/* Copies the front end's table into nr[] once (then only the copy is looked at) and
+ * checks what needs no descriptor; *total = the sum of the sizes. */
+static int copy_table(const struct vhu_mem_table *t, unsigned int n, struct vhu_region *nr,
+		      uint64_t page, uint64_t *total)
+{
+	*total = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct vhu_mem_region *w = &t->regions[i];
+		struct vhu_region *r = &nr[i];
+
+		r->guest_addr = w->guest_addr;
+		r->size = w->size;
+		r->user_addr = w->user_addr;
+		r->mmap_offset = w->mmap_offset;
+		if (r->size == 0 || r->size > VHU_MAX_REGION_SIZE ||
+		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
+		    r->mmap_offset > UINT64_MAX - r->size - page)
+			return -EINVAL;
+		/* Overlapping guest ranges make translation ambiguous. */
+		for (unsigned int j = 0; j < i; j++)
+			if (overlap(r->guest_addr, nr[j].guest_addr, r->size, nr[j].size))
+				return -EINVAL;
+		*total += r->size; /* at most 8 * 2^38: no overflow */
+	}
+	return 0;
+}
+
 static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			 unsigned int nfds)
 {
 	const struct vhu_mem_table *t = &m->p.mem;
 	struct vhu_region nr[VHU_MAX_REGIONS];
 	long page = sysconf(_SC_PAGESIZE);
+	uint64_t total = 0;
 	unsigned int n;
 
 	n = m->hdr.size < 8 ? 0 : t->nregions;
@@ -374,28 +434,35 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		return -EINVAL;
 	}
 	memset(nr, 0, sizeof(nr));
+	if (copy_table(t, n, nr, (uint64_t)page, &total) < 0) {
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	/* A process cell's table is its region, a VM's its RAM: anything larger would
+	 * make the broker map (and, for process cells, fault in and lock) memory the
+	 * configuration never granted. */
+	if (b->max_mem && total > b->max_mem) {
+		LOG(b, "memory table of %" PRIu64 " bytes refused: larger than the cell's "
+		    "configured %s (%" PRIu64 " bytes)", total,
+		    b->max_mem_key ? b->max_mem_key : "limit", b->max_mem);
+		vhu_close_fds(fds, &nfds);
+		return -E2BIG;
+	}
 	for (unsigned int i = 0; i < n; i++) {
-		const struct vhu_mem_region *w = &t->regions[i];
 		struct vhu_region *r = &nr[i];
 		uint64_t delta, off;
 		struct stat st;
 		int seals;
 
-		/* Copy once into broker memory, then check only the copy. */
-		r->guest_addr = w->guest_addr;
-		r->size = w->size;
-		r->user_addr = w->user_addr;
-		r->mmap_offset = w->mmap_offset;
-		if (r->size == 0 || r->size > VHU_MAX_REGION_SIZE ||
-		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
-		    r->mmap_offset > UINT64_MAX - r->size - (uint64_t)page)
+		if (fstat(fds[i], &st) < 0)
 			goto bad;
-		for (unsigned int j = 0; j < i; j++)
-			if (r->guest_addr < nr[j].guest_addr + nr[j].size &&
-			    nr[j].guest_addr < r->guest_addr + r->size)
-				goto bad; /* overlapping guest ranges: translation is ambiguous */
+		if (!is_shmem(fds[i], &st)) {
+			LOG(b, "memory region %u refused: not shared memory (memfd, tmpfs or "
+			    "hugetlbfs)", i);
+			goto bad;
+		}
 		/* Mapping past the end of the file would turn an access into SIGBUS. */
-		if (fstat(fds[i], &st) < 0 || (uint64_t)st.st_size < r->mmap_offset + r->size)
+		if ((uint64_t)st.st_size < r->mmap_offset + r->size)
 			goto bad;
 		/* A memfd that can still shrink lets the cell turn broker accesses into
 		 * SIGBUS later: seal it against shrinking when we can. */
@@ -427,6 +494,7 @@ bad:
 		vhu_close_fds(fds, &nfds);
 		return -EINVAL;
 	}
+
 	/* The mappings hold the memory now; the descriptors are not needed. */
 	vhu_close_fds(fds, &nfds);
 	/* No ring may keep pointers into the old table: stop first, swap, and let
@@ -468,7 +536,7 @@ static int set_vring_fd(struct vhu_backend *b, const struct vhu_msg *m, int *fds
 		 * the counter); QEMU's own eventfds are non-blocking too. */
 		int fl = fcntl(fd, F_GETFL);
 
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		if (!is_eventfd(fd) || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 			close(fd);
 			return -EBADF;
 		}

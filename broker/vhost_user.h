@@ -5,11 +5,12 @@
  * is readable and learns about ring state and kick descriptors through callbacks.
  *
  * Everything the front end sends is untrusted: sizes, counts, indices, addresses and
- * descriptor counts are checked before use, every descriptor that is not kept is
- * closed, and a message that fails a check changes nothing (it is answered with an
- * error ack when the front end asked for one). Only framing errors (bad version,
- * oversized payload, too many descriptors) end the connection, since the byte stream
- * cannot be trusted after them.
+ * descriptor counts are checked before use, and so is the kind of every descriptor
+ * (shared memory for the memory table, eventfds for kick, call and err); every
+ * descriptor that is not kept is closed, and a message that fails a check changes
+ * nothing (it is answered with an error ack when the front end asked for one). Only
+ * framing errors (bad version, oversized payload, too many descriptors) end the
+ * connection, since the byte stream cannot be trusted after them.
  *
  * All of this is start-up and teardown work (mmap, munmap, close); the daemon runs it
  * in its one thread between data-path steps, never inside one. */
@@ -98,6 +99,11 @@ struct vhu_backend {
 	 * it would stall every cell's data path for seconds and hold the guest's RAM
 	 * size in host memory. The daemon clears this for `vm = yes` cells. */
 	bool prefault;
+	/* broker: the largest memory table (sum of the region sizes) accepted, and the
+	 * configuration key it comes from (for the message); 0 = no limit but
+	 * VHU_MAX_REGION_SIZE per region. */
+	uint64_t max_mem;
+	const char *max_mem_key;
 	/* Set by the SIGBUS guard when an access to this front end's memory hit a page
 	 * its file no longer has (the cell truncated it); the daemon cuts it off. */
 	volatile sig_atomic_t faulted;

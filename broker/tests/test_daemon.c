@@ -102,6 +102,7 @@ static void start_broker(struct env *e, bool poll)
 		 "[cell alpha]\ncid = 3\n"
 		 "[cell beta]\ncid = 4\n"
 		 "[cell gamma]\ncid = 5\n"
+		 "[cell delta]\ncid = 6\nvm = yes\nmemory = 16MiB\n"
 		 "[flow ab]\nfrom = alpha\nto = beta:1000\ntype = seqpacket\nsize = 256\n"
 		 "period = 1ms\n"
 		 "[flow gb]\nfrom = gamma\nto = beta:2000\ntype = seqpacket\nsize = 64\n"
@@ -529,19 +530,22 @@ struct hostile {
 	int memfd, sock;
 	uint8_t *mem;
 	size_t region;
-	uint64_t features;
+	uint64_t features, cid;
 	struct vhost_front_setup su;
 };
 
-static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
-			   unsigned int memfd_flags, uint64_t cid)
+/* Rings at 0 (rx) and 16 KiB (tx) of a region of `region` bytes. Returns the
+ * handshake's result (hostile_close cleans up either way). */
+static int hostile_open(const struct env *e, struct hostile *h, const char *cell,
+			unsigned int memfd_flags, size_t region)
 {
 	struct vhost_front_result res;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct vq_layout l;
 	char name[64];
+	int rc;
 
-	h->region = 1u << 20;
+	h->region = region;
 	h->memfd = memfd_create("hostile", MFD_CLOEXEC | memfd_flags);
 	assert_true(h->memfd >= 0);
 	assert_int_equal(ftruncate(h->memfd, (off_t)h->region), 0);
@@ -570,9 +574,17 @@ static void hostile_attach(const struct env *e, struct hostile *h, const char *c
 	snprintf(name, sizeof(name), "%s.sock", cell);
 	path_of(e, sa.sun_path, sizeof(sa.sun_path), name);
 	assert_int_equal(connect(h->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(vhost_front_handshake(h->sock, &h->su, &res), 0);
-	assert_int_equal(res.cid, cid);
+	rc = vhost_front_handshake(h->sock, &h->su, &res);
 	h->features = res.features;
+	h->cid = res.cid;
+	return rc;
+}
+
+static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
+			   unsigned int memfd_flags, uint64_t cid)
+{
+	assert_int_equal(hostile_open(e, h, cell, memfd_flags, 1u << 20), 0);
+	assert_int_equal(h->cid, cid);
 	wait_state(e, cell, "connected");
 }
 
@@ -817,6 +829,27 @@ static void test_kick_replaced(void **state)
 	stop_broker(&e);
 }
 
+/* A cell maps no more than its configuration grants: a process cell its `region`
+ * (2 MiB by default), a vm cell its `memory`. */
+static void test_memory_limits(void **state)
+{
+	struct env e;
+	struct hostile h;
+
+	(void)state;
+	start_broker(&e, false);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 4u << 20), -EPROTO);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 2u << 20), 0);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 17u << 20), -EPROTO);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 16u << 20), 0);
+	wait_state(&e, "delta", "connected");
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
 /* ---- a stat reply far larger than a socket buffer --------------------------------- */
 
 #define BIG_FLOWS 1500
@@ -955,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_memory_cut_off),
 		cmocka_unit_test(test_inflight_returned_on_stop),
 		cmocka_unit_test(test_kick_replaced),
+		cmocka_unit_test(test_memory_limits),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};

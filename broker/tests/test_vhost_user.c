@@ -15,7 +15,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1029,6 +1032,151 @@ static void test_service_budget(void **state)
 }
 
 
+/* Runs fn with stderr going to a file; returns how many lines it wrote. */
+static int stderr_lines(void (*fn)(void *), void *arg, char *text, size_t len)
+{
+	FILE *tmp = tmpfile();
+	int saved, lines = 0;
+	size_t n;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(fileno(tmp), STDERR_FILENO), STDERR_FILENO);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(text, 1, len - 1, tmp);
+	text[n] = '\0';
+	fclose(tmp);
+	for (size_t i = 0; i < n; i++)
+		lines += text[i] == '\n';
+	return lines;
+}
+
+static void one_region_refused(void *arg)
+{
+	assert_int_not_equal(one_region_acked(arg), 0);
+}
+
+/* A memory table larger than the cell's configured memory is refused before anything
+ * is mapped, with a line naming the cell; one that fits exactly is fine. */
+static void test_mem_limit(void **state)
+{
+	char text[512];
+	struct fe f;
+	struct vhu_mem_region reg[2];
+	int before;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	f.b.max_mem = REGION / 2;
+	f.b.max_mem_key = "region";
+	negotiate(&f);
+	assert_int_equal(stderr_lines(one_region_refused, &f, text, sizeof(text)), 1);
+	assert_string_equal(text, "rtvio broker: cell test: memory table of 1048576 bytes "
+			    "refused: larger than the cell's configured region (524288 bytes)\n");
+	assert_int_equal(f.b.last_error, -E2BIG);
+	assert_int_equal(f.b.nregions, 0);
+	/* Two regions that fit one by one but not together. */
+	for (unsigned int i = 0; i < 2; i++)
+		reg[i] = (struct vhu_mem_region){ .guest_addr = GUEST_BASE + i * (REGION / 2),
+						  .size = REGION / 4 + 4096,
+						  .user_addr = uva(&f, i * (REGION / 2)),
+						  .mmap_offset = i * (REGION / 2) };
+	assert_int_not_equal(mem_table_acked(&f, reg, 2, 2), 0);
+	assert_int_equal(f.b.nregions, 0);
+	reg[1].size = REGION / 4 - 4096;
+	assert_int_equal(mem_table_acked(&f, reg, 2, 2), 0);
+	assert_int_equal(f.b.nregions, 2);
+	/* Exactly the limit. */
+	reg[0].size = REGION / 2;
+	assert_int_equal(mem_table_acked(&f, reg, 1, 1), 0);
+	assert_int_equal(count_fds(), before);
+	fe_teardown(&f);
+}
+
+/* A regular file on a disk file system, or -1 when only tmpfs is at hand. */
+static int disk_file(size_t size)
+{
+	const char *dirs[] = { "/var/tmp", "/tmp", "." };
+
+	for (unsigned int i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[64];
+		struct statfs fs;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/rtvio-test-XXXXXX", dirs[i]);
+		fd = mkstemp(path);
+		if (fd < 0)
+			continue;
+		unlink(path);
+		if (fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC &&
+		    ftruncate(fd, (off_t)size) == 0)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Descriptors of the wrong kind: the memory table takes shared memory only (not a
+ * file on disk, not a pipe), kick/call/err take eventfds only. Each is refused and
+ * closed; the kinds that are right still work afterwards. */
+static void test_wrong_fd_kinds(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+	int before, pfd[2], disk, wrong[3];
+	uint64_t ack = 0;
+	const uint32_t reqs[] = { VHU_SET_VRING_KICK, VHU_SET_VRING_CALL, VHU_SET_VRING_ERR };
+
+	(void)state;
+	fe_setup(&f);
+	negotiate(&f);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	disk = disk_file(REGION);
+	before = count_fds();
+	wrong[0] = pfd[0];
+	wrong[1] = pfd[1];
+	wrong[2] = disk;
+	for (unsigned int i = 0; i < 3; i++) {
+		if (wrong[i] < 0)
+			continue; /* no disk file system here */
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32);
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		m.p.mem.nregions = 1;
+		m.p.mem.regions[0] = (struct vhu_mem_region){
+			.guest_addr = GUEST_BASE, .size = 4096, .user_addr = uva(&f, 0),
+		};
+		assert_int_equal(xfer(&f, &m, &wrong[i], 1), 0);
+		get_reply(&f, VHU_SET_MEM_TABLE, &r);
+		assert_int_not_equal(r.p.u64, 0);
+		assert_int_equal(f.b.nregions, 0);
+		for (unsigned int k = 0; k < 3; k++) {
+			assert_int_equal(send_u64(&f, reqs[k], 0, true, &wrong[i], 1, &ack), 0);
+			assert_int_not_equal(ack, 0);
+		}
+	}
+	assert_int_equal(f.b.ring[0].kick_fd, -1);
+	assert_int_equal(f.b.ring[0].call_fd, -1);
+	assert_int_equal(f.b.ring[0].err_fd, -1);
+	assert_false(f.b.ring[0].started);
+	assert_int_equal(count_fds(), before);
+	assert_int_equal(one_region_acked(&f), 0);
+	for (unsigned int k = 0; k < 3; k++)
+		assert_int_equal(kick_acked(&f, reqs[k], 0), 0);
+	assert_true(f.b.ring[0].kick_fd >= 0 && f.b.ring[0].call_fd >= 0 &&
+		    f.b.ring[0].err_fd >= 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	if (disk >= 0)
+		close(disk);
+	fe_teardown(&f);
+}
+
 /* A cell that truncates its (unsealable) memory under the broker: the next access
  * completes on a zero page, the back end is marked faulted, and the process lives.
  * A fault outside every front-end region still kills (checked in a child). */
@@ -1108,6 +1256,8 @@ int main(void)
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_reset_owner),
 		cmocka_unit_test(test_service_budget),
+		cmocka_unit_test(test_mem_limit),
+		cmocka_unit_test(test_wrong_fd_kinds),
 		cmocka_unit_test(test_sigbus_guard),
 	};
 
