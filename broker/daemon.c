@@ -200,6 +200,8 @@ static void dev_stop(void *ctx, struct vhu_backend *v)
 	 * here (it is unmapped only after this returns). */
 	dp_detach(c->br->dp, c->idx);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		/* Memory the cell truncated is not written again (each access would be
+		 * another SIGBUS). */
 		if (!c->vhu.faulted)
 			return_inflight(c, q);
 		v->ring[q].base = c->vq[q].last_avail;
@@ -315,9 +317,9 @@ static void mark_faulted(struct broker *b)
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		struct cell *c = &b->cells[i];
 
+		/* faulted stays set until the memory is unmapped (vhu_backend_disconnect). */
 		if (!c->vhu.faulted)
 			continue;
-		c->vhu.faulted = 0;
 		c->broken_pending = true;
 		c->broken_err = -EFAULT;
 		b->any_broken = true;

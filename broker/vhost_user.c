@@ -340,7 +340,7 @@ static void maybe_start(struct vhu_backend *b)
 {
 	int rc;
 
-	if (b->running || b->sock < 0 || !b->nregions)
+	if (b->running || b->sock < 0 || !b->nregions || b->faulted)
 		return;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		if (!ring_ready(b, &b->ring[q]))

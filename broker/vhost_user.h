@@ -105,7 +105,9 @@ struct vhu_backend {
 	uint64_t max_mem;
 	const char *max_mem_key;
 	/* Set by the SIGBUS guard when an access to this front end's memory hit a page
-	 * its file no longer has (the cell truncated it); the daemon cuts it off. */
+	 * its file no longer has (the cell truncated it); the daemon cuts it off. It
+	 * stays set until the memory is unmapped (vhu_backend_disconnect): nothing may
+	 * touch that memory again, and the device does not start again. */
 	volatile sig_atomic_t faulted;
 };
 

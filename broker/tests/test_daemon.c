@@ -534,10 +534,11 @@ struct hostile {
 	struct vhost_front_setup su;
 };
 
-/* Rings at 0 (rx) and 16 KiB (tx) of a region of `region` bytes. Returns the
- * handshake's result (hostile_close cleans up either way). */
+/* Rings at 0 (rx) and 16 KiB (tx) of a region of `region` bytes; tx_used_off, when
+ * not 0, moves the tx used ring there. Returns the handshake's result (hostile_close
+ * cleans up either way). */
 static int hostile_open(const struct env *e, struct hostile *h, const char *cell,
-			unsigned int memfd_flags, size_t region)
+			unsigned int memfd_flags, size_t region, uint64_t tx_used_off)
 {
 	struct vhost_front_result res;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -570,6 +571,8 @@ static int hostile_open(const struct env *e, struct hostile *h, const char *cell
 		h->su.q[q].kick_fd = eventfd(0, EFD_CLOEXEC);
 		h->su.q[q].call_fd = eventfd(0, EFD_CLOEXEC);
 	}
+	if (tx_used_off)
+		h->su.q[1].used = h->su.user_addr + tx_used_off;
 	h->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	snprintf(name, sizeof(name), "%s.sock", cell);
 	path_of(e, sa.sun_path, sizeof(sa.sun_path), name);
@@ -583,7 +586,7 @@ static int hostile_open(const struct env *e, struct hostile *h, const char *cell
 static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
 			   unsigned int memfd_flags, uint64_t cid)
 {
-	assert_int_equal(hostile_open(e, h, cell, memfd_flags, 1u << 20), 0);
+	assert_int_equal(hostile_open(e, h, cell, memfd_flags, 1u << 20, 0), 0);
 	assert_int_equal(h->cid, cid);
 	wait_state(e, cell, "connected");
 }
@@ -838,15 +841,74 @@ static void test_memory_limits(void **state)
 
 	(void)state;
 	start_broker(&e, false);
-	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 4u << 20), -EPROTO);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 4u << 20, 0), -EPROTO);
 	hostile_close(&h);
-	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 2u << 20), 0);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 2u << 20, 0), 0);
 	hostile_close(&h);
-	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 17u << 20), -EPROTO);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 17u << 20, 0), -EPROTO);
 	hostile_close(&h);
-	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 16u << 20), 0);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 16u << 20, 0), 0);
 	wait_state(&e, "delta", "connected");
 	hostile_close(&h);
+	stop_broker(&e);
+}
+
+/* The broker was holding two of alpha's TX chains (REQUESTs beta has no RX buffer
+ * for) when alpha truncated the last page of its memory, where the tx ring's
+ * avail_event lies; the used ring's index and entries lie on the page before, still
+ * there. The broker's write of avail_event is caught by the SIGBUS guard and alpha is
+ * cut off: it must not then write the held chains back into alpha's used ring as it
+ * would for a stopped ring (memory the cell took away is not touched again). */
+static void test_fault_returns_nothing(void **state)
+{
+	const size_t region = 1u << 20;
+	const uint64_t used_off = region - 4096 - 512;
+	struct env e;
+	struct hostile ha, hb;
+	struct vq_layout l;
+	struct vq_ring ring;
+	struct vq_driver drv;
+	static struct vq_drv_slot slot[128];
+	struct vsock_hdr hdr[2];
+	uint64_t in = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &hb, "beta", MFD_ALLOW_SEALING, 4);
+	assert_int_equal(hostile_open(&e, &ha, "alpha", 0, region, used_off), 0);
+	wait_state(&e, "alpha", "connected");
+	assert_int_equal(vq_layout(128, &l), 0);
+	ring.num = 128;
+	ring.desc = (struct vring_desc *)(void *)(ha.mem + 16384u + l.desc_off);
+	ring.avail = (struct vring_avail *)(void *)(ha.mem + 16384u + l.avail_off);
+	ring.used = (struct vring_used *)(void *)(ha.mem + used_off);
+	assert_int_equal(vq_driver_init(&drv, &ring, slot, ha.features), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		struct vq_buf out = { .addr = RTVIO_CELL_GUEST_BASE + 0x20000 + i * 0x1000,
+				      .len = VSOCK_HDR_SIZE };
+
+		hdr[i] = (struct vsock_hdr){
+			.src_cid = 3, .dst_cid = 4, .src_port = 5555 + i, .dst_port = 1000,
+			.type = VSOCK_TYPE_SEQPACKET, .op = VSOCK_OP_REQUEST, .buf_alloc = 65536,
+		};
+		vsock_hdr_encode(&hdr[i], ha.mem + 0x20000 + i * 0x1000);
+		assert_int_equal(vq_driver_add(&drv, &out, 1, NULL, 0, &hdr[i]), 0);
+	}
+	/* The first is published and ingested while the memory is whole. */
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1);
+	hostile_kick(&ha, 1);
+	for (int k = 0; k < 500 && (in = cell_counter(&e, "alpha", "packets_in")) == 0; k++)
+		usleep(10000);
+	assert_int_equal(in, 1);
+	/* Then the last page goes, and the second is published. */
+	assert_int_equal(ftruncate(ha.memfd, (off_t)(region - 4096)), 0);
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 2);
+	hostile_kick(&ha, 1);
+	wait_state(&e, "alpha", "broken");
+	hostile_expect_eof(&ha);
+	assert_int_equal(atomic_load((_Atomic uint16_t *)&ring.used->idx), 0);
+	hostile_close(&ha);
+	hostile_close(&hb);
 	stop_broker(&e);
 }
 
@@ -989,6 +1051,7 @@ int main(void)
 		cmocka_unit_test(test_inflight_returned_on_stop),
 		cmocka_unit_test(test_kick_replaced),
 		cmocka_unit_test(test_memory_limits),
+		cmocka_unit_test(test_fault_returns_nothing),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};

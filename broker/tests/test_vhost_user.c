@@ -1213,6 +1213,16 @@ static void test_sigbus_guard(void **state)
 	assert_true(f.b.faulted);
 	assert_true(vhu_fault_pending);
 	vhu_fault_pending = 0;
+	/* Until the memory is unmapped, the device never starts on it again. */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 0), 0);
+	assert_false(f.b.running);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_false(f.b.running);
+	assert_true(f.b.faulted);
+	close(f.sock);
+	vhu_backend_disconnect(&f.b);
+	assert_false(f.b.faulted);
+	f.sock = -1;
 	fe_teardown(&f);
 
 	/* Not a front end's memory: the default action (death by SIGBUS) stays. */
