@@ -410,9 +410,10 @@ static int copy_table(const struct vhu_mem_table *t, unsigned int n, struct vhu_
 		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
 		    r->mmap_offset > UINT64_MAX - r->size - page)
 			return -EINVAL;
-		/* Overlapping guest ranges make translation ambiguous. */
+		/* Overlapping ranges, guest or user, make translation ambiguous. */
 		for (unsigned int j = 0; j < i; j++)
-			if (overlap(r->guest_addr, nr[j].guest_addr, r->size, nr[j].size))
+			if (overlap(r->guest_addr, nr[j].guest_addr, r->size, nr[j].size) ||
+			    overlap(r->user_addr, nr[j].user_addr, r->size, nr[j].size))
 				return -EINVAL;
 		*total += r->size; /* at most 8 * 2^38: no overflow */
 	}
@@ -612,10 +613,29 @@ static int expect(const struct vhu_msg *m, uint32_t size, int *fds, unsigned int
 	return m->hdr.size == size ? 0 : -EINVAL;
 }
 
+/* GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM: no payload, no descriptors.
+ * The front end waits for an answer either way: a malformed request gets a
+ * zero-sized reply, which it cannot take for a value. */
+static int reply_get_u64(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			 unsigned int nfds, uint64_t v)
+{
+	int rc = expect(m, 0, fds, nfds);
+
+	if (rc < 0) {
+		int src = send_reply(b, m, NULL, 0);
+
+		return src < 0 ? src : rc;
+	}
+	return reply_u64(b, m, v);
+}
+
 int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 		       unsigned int nfds, bool *fatal)
 {
 	uint32_t req = m->hdr.request;
+	/* RESET_OWNER forgets the protocol features: whether an ack is owed is decided
+	 * by what was negotiated when the message arrived, or by the message itself. */
+	uint64_t pf_before = b->protocol_features;
 	bool replied = false;
 	int rc = 0, q;
 
@@ -623,14 +643,16 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	b->messages++;
 	switch (req) {
 	case VHU_GET_FEATURES:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_FEATURES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_FEATURES);
 		break;
 	case VHU_SET_FEATURES:
 		rc = expect(m, 8, fds, nfds);
-		if (rc == 0 && (m->p.u64 & ~VHU_VSOCK_FEATURES))
-			rc = -EINVAL; /* acknowledging something we never offered */
+		/* Acknowledging something we never offered, or not VERSION_1: core/ reads
+		 * the rings as virtio 1.x (little-endian) only. */
+		if (rc == 0 && ((m->p.u64 & ~VHU_VSOCK_FEATURES) ||
+				!(m->p.u64 & (1ull << VHU_F_VERSION_1))))
+			rc = -EINVAL;
 		if (rc == 0) {
 			device_stop(b);
 			b->features = m->p.u64;
@@ -638,9 +660,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 		}
 		break;
 	case VHU_GET_PROTOCOL_FEATURES:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_PROTOCOL_FEATURES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_PROTOCOL_FEATURES);
 		break;
 	case VHU_SET_PROTOCOL_FEATURES:
 		rc = expect(m, 8, fds, nfds);
@@ -660,9 +681,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			backend_reset_state(b);
 		break;
 	case VHU_GET_QUEUE_NUM:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_QUEUES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_QUEUES);
 		break;
 	case VHU_GET_CONFIG:
 		vhu_close_fds(fds, &nfds);
@@ -719,6 +739,12 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			rc = q;
 			break;
 		}
+		/* Bit 0 asks for dirty-page logging, which is never offered (no
+		 * VHOST_F_LOG_ALL); no other flag is defined. */
+		if (a.flags) {
+			rc = -EINVAL;
+			break;
+		}
 		rc = ring_translate(b, &a, b->ring[q].num, &d, &av, &u);
 		if (rc < 0)
 			break;
@@ -769,7 +795,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	if (replied && rc < 0 && rc != -EINVAL && rc != -EOPNOTSUPP)
 		*fatal = true; /* the reply itself could not be sent */
 	if (!replied && (m->hdr.flags & VHU_FLAG_NEED_REPLY) &&
-	    (b->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK)) && !has_own_reply(req)) {
+	    ((pf_before | b->protocol_features) & (1ull << VHU_PROTOCOL_F_REPLY_ACK)) &&
+	    !has_own_reply(req)) {
 		int src = reply_u64(b, m, rc < 0 ? 1 : 0);
 
 		if (src < 0) {

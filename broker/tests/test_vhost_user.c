@@ -852,9 +852,11 @@ static void test_wrong_fd_counts(void **state)
 	{
 		struct vhu_msg m, r;
 
+		/* GET_FEATURES with a descriptor: closed, and a zero-sized reply. */
 		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
 		assert_int_equal(xfer(&f, &m, efd, 1), 0);
 		get_reply(&f, VHU_GET_FEATURES, &r);
+		assert_int_equal(r.hdr.size, 0);
 	}
 	/* Features we never offered. */
 	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << 26, true, NULL, 0, &ack), 0);
@@ -994,22 +996,33 @@ static void test_reconnect(void **state)
 	fe_teardown(&f);
 }
 
-/* RESET_OWNER forgets the set-up but keeps the connection. */
+/* RESET_OWNER forgets the set-up but keeps the connection; asked for an ack, it
+ * gets one even though the reset also forgot REPLY_ACK. */
 static void test_reset_owner(void **state)
 {
 	struct fe f;
-	struct vhu_msg m;
+	struct vhu_msg m, r;
 
 	(void)state;
 	fe_setup(&f);
 	bring_up(&f);
 	vhu_msg_init(&m, VHU_RESET_OWNER, 0);
 	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_false(reply_waiting(&f));
 	assert_false(f.b.running);
 	assert_int_equal(f.b.nregions, 0);
 	assert_int_equal(f.b.ring[0].kick_fd, -1);
 	bring_up(&f);
 	assert_int_equal(f.dev.starts, 2);
+	vhu_msg_init(&m, VHU_RESET_OWNER, 0);
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_true(reply_waiting(&f));
+	get_reply(&f, VHU_RESET_OWNER, &r);
+	assert_int_equal(r.hdr.size, 8);
+	assert_int_equal(r.p.u64, 0);
+	assert_false(f.b.running);
+	assert_int_equal(f.b.protocol_features, 0);
 	fe_teardown(&f);
 }
 
@@ -1177,6 +1190,62 @@ static void test_wrong_fd_kinds(void **state)
 	fe_teardown(&f);
 }
 
+/* Malformed requests a careless or hostile front end may send, each refused. */
+static void test_bad_requests(void **state)
+{
+	const uint32_t gets[] = { VHU_GET_FEATURES, VHU_GET_PROTOCOL_FEATURES, VHU_GET_QUEUE_NUM };
+	struct fe f;
+	struct vhu_msg m, r;
+	uint64_t ack = 0;
+
+	(void)state;
+	fe_setup(&f);
+	/* GET_* with a payload: a zero-sized reply, never a value. */
+	for (unsigned int i = 0; i < 3; i++) {
+		vhu_msg_init(&m, gets[i], 8);
+		m.p.u64 = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		get_reply(&f, gets[i], &r);
+		assert_int_equal(r.hdr.size, 0);
+	}
+	negotiate(&f);
+	/* SET_FEATURES without VERSION_1: core/ speaks virtio 1.x only. */
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << VHU_F_PROTOCOL_FEATURES, true,
+				  NULL, 0, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	assert_true(f.b.features & (1ull << VHU_F_VERSION_1)); /* unchanged */
+	/* Regions whose user ranges overlap (guest ranges apart). */
+	{
+		struct vhu_mem_region o[2] = {
+			{ .guest_addr = GUEST_BASE, .size = REGION / 2, .user_addr = uva(&f, 0) },
+			{ .guest_addr = GUEST_BASE + REGION, .size = REGION / 2,
+			  .user_addr = uva(&f, REGION / 4), .mmap_offset = REGION / 2 },
+		};
+
+		assert_int_not_equal(mem_table_acked(&f, o, 2, 2), 0);
+		assert_int_equal(f.b.nregions, 0);
+		o[1].user_addr = uva(&f, REGION / 2);
+		assert_int_equal(mem_table_acked(&f, o, 2, 2), 0);
+	}
+	/* SET_VRING_ADDR asking for dirty logging, which was never offered. */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, NUM), 0);
+	vhu_msg_init(&m, VHU_SET_VRING_ADDR, sizeof(struct vhu_vring_addr));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	memset(&m.p.addr, 0, sizeof(m.p.addr));
+	m.p.addr.index = 0;
+	m.p.addr.flags = 1;
+	m.p.addr.desc = uva(&f, DESC_OFF);
+	m.p.addr.avail = uva(&f, AVAIL_OFF);
+	m.p.addr.used = uva(&f, USED_OFF);
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_SET_VRING_ADDR, &r);
+	assert_int_not_equal(r.p.u64, 0);
+	assert_false(f.b.ring[0].addr_set);
+	assert_int_equal(addr_acked(&f, 0, uva(&f, DESC_OFF), uva(&f, AVAIL_OFF),
+				    uva(&f, USED_OFF)), 0);
+	fe_teardown(&f);
+}
+
 /* A cell that truncates its (unsealable) memory under the broker: the next access
  * completes on a zero page, the back end is marked faulted, and the process lives.
  * A fault outside every front-end region still kills (checked in a child). */
@@ -1268,6 +1337,7 @@ int main(void)
 		cmocka_unit_test(test_service_budget),
 		cmocka_unit_test(test_mem_limit),
 		cmocka_unit_test(test_wrong_fd_kinds),
+		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_sigbus_guard),
 	};
 
