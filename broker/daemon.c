@@ -92,12 +92,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-#define CLOG(c, ...)                                                                     \
-	do {                                                                             \
-		fprintf(stderr, "rtvio broker: cell %s: ", (c)->vhu.name);               \
-		fprintf(stderr, __VA_ARGS__);                                            \
-		fputc('\n', stderr);                                                     \
-	} while (0)
+/* Per-cell lines, under the cell's rate limit (a front end can provoke them). */
+#define CLOG(c, ...) vhu_log(&(c)->vhu, __VA_ARGS__)
 
 /* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,19 +13,47 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
-#define LOG(b, ...)                                                                      \
-	do {                                                                             \
-		fprintf(stderr, "rtvio broker: cell %s: ", (b)->name);                   \
-		fprintf(stderr, __VA_ARGS__);                                            \
-		fputc('\n', stderr);                                                     \
-	} while (0)
+#define LOG(b, ...) vhu_log(b, __VA_ARGS__)
 #define VLOG(b, ...)                                                                     \
 	do {                                                                             \
 		if ((b)->verbose)                                                        \
 			LOG(b, __VA_ARGS__);                                             \
 	} while (0)
+
+void vhu_log(struct vhu_backend *b, const char *fmt, ...)
+{
+	struct timespec ts;
+	uint64_t now;
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!b->verbose) {
+		if (now - b->log_window_ns >= VHU_LOG_WINDOW_NS) {
+			b->log_window_ns = now;
+			b->log_lines = 0;
+		}
+		if (b->log_lines >= VHU_LOG_BURST) {
+			b->log_suppressed++;
+			return;
+		}
+		b->log_lines++;
+	}
+	if (b->log_suppressed) {
+		fprintf(stderr, "rtvio broker: cell %s: %" PRIu64 " more line(s) not shown (at "
+			"most %u per %llu s)\n", b->name, b->log_suppressed, VHU_LOG_BURST,
+			VHU_LOG_WINDOW_NS / 1000000000ull);
+		b->log_suppressed = 0;
+	}
+	fprintf(stderr, "rtvio broker: cell %s: ", b->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 const char *vhu_request_name(uint32_t request)
 {

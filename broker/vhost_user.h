@@ -109,7 +109,21 @@ struct vhu_backend {
 	 * stays set until the memory is unmapped (vhu_backend_disconnect): nothing may
 	 * touch that memory again, and the device does not start again. */
 	volatile sig_atomic_t faulted;
+	/* Rate limit of the lines a front end can provoke (vhu_log); kept across
+	 * connections, so that a reconnect loop cannot flood the log either. */
+	uint64_t log_window_ns;
+	unsigned int log_lines;
+	uint64_t log_suppressed;
 };
+
+/* At most VHU_LOG_BURST lines per cell in VHU_LOG_WINDOW_NS (unless verbose); the
+ * lines left out are counted and the count is printed before the next line. */
+#define VHU_LOG_BURST 8u
+#define VHU_LOG_WINDOW_NS (10ull * 1000000000ull)
+
+/* One line on stderr, "rtvio broker: cell NAME: ...", under b's rate limit. */
+void vhu_log(struct vhu_backend *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Prepares an idle back end (no connection). `name` must outlive it. */
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,

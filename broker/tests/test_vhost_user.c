@@ -1246,6 +1246,47 @@ static void test_bad_requests(void **state)
 	fe_teardown(&f);
 }
 
+/* A front end that connects, breaks the framing and comes back, over and over. */
+static void framing_errors(void *arg)
+{
+	struct fe *f = arg;
+	struct vhu_msg m;
+
+	for (int i = 0; i < 20; i++) {
+		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+		m.hdr.flags = 2;
+		assert_int_equal(xfer(f, &m, NULL, 0), -EPROTO);
+		close(f->sock);
+		vhu_backend_disconnect(&f->b);
+		fe_connect(f);
+	}
+}
+
+/* What a reconnect loop can make the broker print is bounded per cell; the lines
+ * left out are counted and reported with the next line once the window has passed. */
+static void test_log_rate_limit(void **state)
+{
+	static char text[8192];
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	assert_int_equal(stderr_lines(framing_errors, &f, text, sizeof(text)), VHU_LOG_BURST);
+	assert_non_null(strstr(text, "rtvio broker: cell test: front end broke the "
+				     "vhost-user framing"));
+	assert_int_equal(f.b.log_suppressed, 20 - VHU_LOG_BURST);
+	/* The window is over: the count comes first, then the line. */
+	f.b.log_window_ns -= VHU_LOG_WINDOW_NS;
+	assert_int_equal(stderr_lines(framing_errors, &f, text, sizeof(text)),
+			 VHU_LOG_BURST + 1);
+	assert_non_null(strstr(text, "rtvio broker: cell test: 12 more line(s) not shown"));
+	assert_true(strstr(text, "not shown") < strstr(text, "framing"));
+	/* Verbose: everything is shown. */
+	f.b.verbose = true;
+	assert_true(stderr_lines(framing_errors, &f, text, sizeof(text)) >= 20);
+	fe_teardown(&f);
+}
+
 /* A cell that truncates its (unsealable) memory under the broker: the next access
  * completes on a zero page, the back end is marked faulted, and the process lives.
  * A fault outside every front-end region still kills (checked in a child). */
@@ -1338,6 +1379,7 @@ int main(void)
 		cmocka_unit_test(test_mem_limit),
 		cmocka_unit_test(test_wrong_fd_kinds),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_log_rate_limit),
 		cmocka_unit_test(test_sigbus_guard),
 	};
 
