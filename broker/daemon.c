@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -267,6 +268,15 @@ static void cell_disconnect(struct cell *c, enum broker_cell_state next)
 	c->broken_pending = false;
 }
 
+/* The front end closed its end (what it still had to say no longer matters: its
+ * state is dropped with the connection). */
+static bool conn_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static void cell_accept(struct cell *c)
 {
 	struct broker *b = c->br;
@@ -274,6 +284,13 @@ static void cell_accept(struct cell *c)
 
 	if (fd < 0)
 		return;
+	/* A front end that reconnects at once (QEMU restarting a device) may come in
+	 * before the loop has read the old connection's end of file. */
+	if (c->vhu.sock >= 0 && conn_hung_up(c->vhu.sock)) {
+		if (b->opts.verbose)
+			CLOG(c, "front end gone (hung up; a new one is connecting)");
+		cell_disconnect(c, BROKER_CELL_WAITING);
+	}
 	if (c->vhu.sock >= 0) {
 		/* The socket is the identity: one front end per cell at a time. */
 		c->refused++;
@@ -826,6 +843,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	switch (s->kind) {
 	case SRC_LISTEN:
 		cell_accept(c);
+		update_must_poll(b);
 		break;
 	case SRC_CONN:
 		if (c->vhu.sock >= 0)

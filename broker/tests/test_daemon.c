@@ -912,6 +912,39 @@ static void test_fault_returns_nothing(void **state)
 	stop_broker(&e);
 }
 
+/* A front end that goes and comes back at once (QEMU restarting the device): its end
+ * of file is still behind thousands of unread messages when the new connection
+ * arrives. The old connection has hung up, so the new one is not a second front end:
+ * it is accepted. */
+static void test_reconnect_before_eof(void **state)
+{
+	static struct vhu_hdr flood[16384];
+	struct env e;
+	struct hostile h;
+	size_t off = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	for (size_t i = 0; i < sizeof(flood) / sizeof(flood[0]); i++)
+		flood[i] = (struct vhu_hdr){ .request = VHU_SET_OWNER, .flags = VHU_VERSION };
+	while (off < sizeof(flood)) {
+		ssize_t n = write(h.sock, (uint8_t *)flood + off, sizeof(flood) - off);
+
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	close(h.sock);
+	h.sock = -1;
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 1u << 20, 0), 0);
+	wait_state(&e, "alpha", "connected");
+	assert_int_equal(cell_counter(&e, "alpha", "connections_refused"), 0);
+	assert_int_equal(cell_counter(&e, "alpha", "connects"), 2);
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
 /* ---- a stat reply far larger than a socket buffer --------------------------------- */
 
 #define BIG_FLOWS 1500
@@ -1052,6 +1085,7 @@ int main(void)
 		cmocka_unit_test(test_kick_replaced),
 		cmocka_unit_test(test_memory_limits),
 		cmocka_unit_test(test_fault_returns_nothing),
+		cmocka_unit_test(test_reconnect_before_eof),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};
