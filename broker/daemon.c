@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -53,6 +54,7 @@ struct cell {
 	struct vhu_backend vhu;
 	enum broker_cell_state state;
 	uint64_t connects, refused;
+	uint64_t kicks;                 /* kick events handled (poll = no) */
 	bool broken_pending;
 	int broken_err;
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
@@ -91,12 +93,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-#define CLOG(c, ...)                                                                     \
-	do {                                                                             \
-		fprintf(stderr, "rtvio broker: cell %s: ", (c)->vhu.name);               \
-		fprintf(stderr, __VA_ARGS__);                                            \
-		fputc('\n', stderr);                                                     \
-	} while (0)
+/* Per-cell lines, under the cell's rate limit (a front end can provoke them). */
+#define CLOG(c, ...) vhu_log(&(c)->vhu, __VA_ARGS__)
 
 /* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
 
@@ -199,6 +197,8 @@ static void dev_stop(void *ctx, struct vhu_backend *v)
 	 * here (it is unmapped only after this returns). */
 	dp_detach(c->br->dp, c->idx);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		/* Memory the cell truncated is not written again (each access would be
+		 * another SIGBUS). */
 		if (!c->vhu.faulted)
 			return_inflight(c, q);
 		v->ring[q].base = c->vq[q].last_avail;
@@ -207,15 +207,18 @@ static void dev_stop(void *ctx, struct vhu_backend *v)
 		CLOG(c, "detached from the data plane");
 }
 
-static const struct vhu_dev_ops dev_ops = { .start = dev_start, .stop = dev_stop };
-
 /* ---- epoll bookkeeping -------------------------------------------------------------- */
+
+static int ep_add_events(struct broker *b, int fd, uint32_t events, struct ev_src *src)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+
+	return epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
 
 static int ep_add(struct broker *b, int fd, struct ev_src *src)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
-
-	return epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	return ep_add_events(b, fd, EPOLLIN, src);
 }
 
 static void ep_del(struct broker *b, int fd)
@@ -224,42 +227,54 @@ static void ep_del(struct broker *b, int fd)
 		epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Keeps epoll's kick registrations in step with the kick descriptors the front end
- * gave (poll = no only: a polling broker never waits for kicks). */
-static void sync_kicks(struct cell *c)
+/* The kick descriptor of queue q becomes fd: called by the back end while the old one
+ * is still open, so that its registration can go (the front end keeps the same file
+ * open, and epoll would go on reporting it under this queue). poll = no only: a
+ * polling broker never waits for kicks.
+ *
+ * Edge-triggered, and never read: an eventfd signals every write, and a kick is only
+ * a wake-up. Reading it would block the loop if the cell cleared O_NONBLOCK on the
+ * file (the flag is shared with the cell) and drained the counter first. */
+static void dev_kick(void *ctx, struct vhu_backend *v, unsigned int q, int fd)
 {
+	struct cell *c = ctx;
 	struct broker *b = c->br;
+	int rc;
 
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		struct vhu_ring *r = &c->vhu.ring[q];
-
-		if (!r->kick_changed)
-			continue;
-		r->kick_changed = false;
-		if (b->cfg->broker.poll)
-			continue;
-		/* The old descriptor may be closed already (epoll dropped it then). */
-		if (c->kick_reg[q] >= 0)
-			ep_del(b, c->kick_reg[q]);
-		c->kick_reg[q] = -1;
-		if (r->kick_fd >= 0 && ep_add(b, r->kick_fd, &c->src_kick[q]) == 0)
-			c->kick_reg[q] = r->kick_fd;
-	}
+	(void)v;
+	if (c->kick_reg[q] >= 0)
+		ep_del(b, c->kick_reg[q]);
+	c->kick_reg[q] = -1;
+	if (b->cfg->broker.poll || fd < 0)
+		return;
+	rc = ep_add_events(b, fd, EPOLLIN | EPOLLET, &c->src_kick[q]);
+	if (rc < 0)
+		CLOG(c, "cannot watch the kick descriptor of queue %u: %s", q, strerror(-rc));
+	else
+		c->kick_reg[q] = fd;
 }
+
+static const struct vhu_dev_ops dev_ops = { .start = dev_start, .stop = dev_stop,
+					    .kick = dev_kick };
 
 static void cell_disconnect(struct cell *c, enum broker_cell_state next)
 {
 	struct broker *b = c->br;
 
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		if (c->kick_reg[q] >= 0)
-			ep_del(b, c->kick_reg[q]);
-		c->kick_reg[q] = -1;
-	}
+	/* The kick registrations go through dev_kick as the back end closes them. */
 	ep_del(b, c->vhu.sock);
 	vhu_backend_disconnect(&c->vhu);
 	c->state = next;
 	c->broken_pending = false;
+}
+
+/* The front end closed its end (what it still had to say no longer matters: its
+ * state is dropped with the connection). */
+static bool conn_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
 static void cell_accept(struct cell *c)
@@ -269,6 +284,13 @@ static void cell_accept(struct cell *c)
 
 	if (fd < 0)
 		return;
+	/* A front end that reconnects at once (QEMU restarting a device) may come in
+	 * before the loop has read the old connection's end of file. */
+	if (c->vhu.sock >= 0 && conn_hung_up(c->vhu.sock)) {
+		if (b->opts.verbose)
+			CLOG(c, "front end gone (hung up; a new one is connecting)");
+		cell_disconnect(c, BROKER_CELL_WAITING);
+	}
 	if (c->vhu.sock >= 0) {
 		/* The socket is the identity: one front end per cell at a time. */
 		c->refused++;
@@ -299,9 +321,7 @@ static void cell_service(struct cell *c)
 		if (c->br->opts.verbose || rc != -ECONNRESET)
 			CLOG(c, "front end gone (%s)", strerror(-rc));
 		cell_disconnect(c, BROKER_CELL_WAITING);
-		return;
 	}
-	sync_kicks(c);
 }
 
 /* The SIGBUS guard caught an access to memory a cell took away (vhost_user.h). */
@@ -310,9 +330,9 @@ static void mark_faulted(struct broker *b)
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		struct cell *c = &b->cells[i];
 
+		/* faulted stays set until the memory is unmapped (vhu_backend_disconnect). */
 		if (!c->vhu.faulted)
 			continue;
-		c->vhu.faulted = 0;
 		c->broken_pending = true;
 		c->broken_err = -EFAULT;
 		b->any_broken = true;
@@ -374,10 +394,11 @@ static json_t *stat_json(void *ctx)
 			memset(&cs, 0, sizeof(cs));
 		json_array_append_new(
 			cells,
-			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 				  "name", ci.name, "cid", (json_int_t)ci.cid, "state",
 				  broker_cell_state_name(ci.state), "running", ci.running,
-				  "connects", (json_int_t)ci.connects, "packets_in",
+				  "connects", (json_int_t)ci.connects, "kicks", (json_int_t)ci.kicks,
+				  "packets_in",
 				  (json_int_t)cs.pkts_in, "bytes_in", (json_int_t)cs.bytes_in,
 				  "packets_out", (json_int_t)cs.pkts_out, "bytes_out",
 				  (json_int_t)cs.bytes_out, "refused", (json_int_t)cs.refused,
@@ -619,6 +640,9 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
 		c->vhu.verbose = opts->verbose;
 		c->vhu.prefault = !cfg->cells[i].vm;
+		/* A cell maps no more than the configuration grants it. */
+		c->vhu.max_mem = cfg->cells[i].vm ? cfg->cells[i].memory : cfg->cells[i].region;
+		c->vhu.max_mem_key = cfg->cells[i].vm ? "memory" : "region";
 	}
 	rc = dp_create(cfg, &hooks, b, &b->dp);
 	if (rc < 0) {
@@ -794,7 +818,7 @@ static void drain(int fd)
 	uint64_t v;
 
 	if (read(fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: someone else drained it (a cell reading its own kick fd). */
+		/* EAGAIN: the counter was already read. */
 	}
 }
 
@@ -819,6 +843,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	switch (s->kind) {
 	case SRC_LISTEN:
 		cell_accept(c);
+		update_must_poll(b);
 		break;
 	case SRC_CONN:
 		if (c->vhu.sock >= 0)
@@ -826,7 +851,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 		update_must_poll(b);
 		break;
 	case SRC_KICK:
-		drain(c->vhu.ring[s->queue].kick_fd);
+		c->kicks++;
 		dp_kick(b->dp, s->cell, s->queue);
 		break;
 	case SRC_CTL_LISTEN:
@@ -938,6 +963,7 @@ int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_i
 	out->running = c->vhu.running;
 	out->connects = c->connects;
 	out->refused = c->refused;
+	out->kicks = c->kicks;
 	out->broken_err = c->broken_err;
 	return 0;
 }

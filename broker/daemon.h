@@ -38,6 +38,7 @@ struct broker_cell_info {
 	bool running;          /* rings started and attached to the data plane */
 	uint64_t connects;     /* front ends accepted so far */
 	uint64_t refused;      /* connections refused (one already connected) */
+	uint64_t kicks;        /* kick events handled (poll = no) */
 	int broken_err;        /* why it was last cut off (-errno), 0 if never */
 };
 

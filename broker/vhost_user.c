@@ -4,25 +4,56 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
-#define LOG(b, ...)                                                                      \
-	do {                                                                             \
-		fprintf(stderr, "rtvio broker: cell %s: ", (b)->name);                   \
-		fprintf(stderr, __VA_ARGS__);                                            \
-		fputc('\n', stderr);                                                     \
-	} while (0)
+#define LOG(b, ...) vhu_log(b, __VA_ARGS__)
 #define VLOG(b, ...)                                                                     \
 	do {                                                                             \
 		if ((b)->verbose)                                                        \
 			LOG(b, __VA_ARGS__);                                             \
 	} while (0)
+
+void vhu_log(struct vhu_backend *b, const char *fmt, ...)
+{
+	struct timespec ts;
+	uint64_t now;
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!b->verbose) {
+		if (now - b->log_window_ns >= VHU_LOG_WINDOW_NS) {
+			b->log_window_ns = now;
+			b->log_lines = 0;
+		}
+		if (b->log_lines >= VHU_LOG_BURST) {
+			b->log_suppressed++;
+			return;
+		}
+		b->log_lines++;
+	}
+	if (b->log_suppressed) {
+		fprintf(stderr, "rtvio broker: cell %s: %" PRIu64 " more line(s) not shown (at "
+			"most %u per %llu s)\n", b->name, b->log_suppressed, VHU_LOG_BURST,
+			VHU_LOG_WINDOW_NS / 1000000000ull);
+		b->log_suppressed = 0;
+	}
+	fprintf(stderr, "rtvio broker: cell %s: ", b->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 const char *vhu_request_name(uint32_t request)
 {
@@ -147,15 +178,55 @@ static void ring_reset(struct vhu_ring *r)
 	r->err_fd = -1;
 }
 
-static void ring_close_fds(struct vhu_ring *r)
+/* Installs a new kick descriptor; the old one is closed only after the owner of the
+ * event loop has stopped watching it (vhu_dev_ops.kick). */
+static void set_kick(struct vhu_backend *b, unsigned int q, int fd)
 {
-	if (r->kick_fd >= 0)
-		close(r->kick_fd);
+	struct vhu_ring *r = &b->ring[q];
+	int old = r->kick_fd;
+
+	if (b->ops->kick && (old >= 0 || fd >= 0))
+		b->ops->kick(b->ctx, b, q, fd);
+	r->kick_fd = fd;
+	if (old >= 0)
+		close(old);
+}
+
+static void ring_close_fds(struct vhu_backend *b, unsigned int q)
+{
+	struct vhu_ring *r = &b->ring[q];
+
+	set_kick(b, q, -1);
 	if (r->call_fd >= 0)
 		close(r->call_fd);
 	if (r->err_fd >= 0)
 		close(r->err_fd);
-	r->kick_fd = r->call_fd = r->err_fd = -1;
+	r->call_fd = r->err_fd = -1;
+}
+
+/* Kick, call and err descriptors must be eventfds: the data path reads and writes
+ * them, and a regular file (FUSE, NFS) or a pipe could block it or take data. */
+static bool is_eventfd(int fd)
+{
+	static const char want[] = "anon_inode:[eventfd]";
+	char path[32], link[sizeof(want) + 1];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link));
+	return n == (ssize_t)sizeof(want) - 1 && memcmp(link, want, sizeof(want) - 1) == 0;
+}
+
+/* Memory the broker maps must be shared memory (memfd, tmpfs, hugetlbfs): pages of
+ * a file on disk or on FUSE would fault in the data path through a file system, at
+ * the speed (or the will) of whoever serves it. */
+static bool is_shmem(int fd, const struct stat *st)
+{
+	struct statfs fs;
+
+	return S_ISREG(st->st_mode) && fstatfs(fd, &fs) == 0 &&
+	       ((unsigned long)fs.f_type == TMPFS_MAGIC ||
+		(unsigned long)fs.f_type == HUGETLBFS_MAGIC);
 }
 
 static void unmap_regions(struct vhu_region *regs, unsigned int n)
@@ -211,7 +282,7 @@ static void backend_reset_state(struct vhu_backend *b)
 {
 	device_stop(b);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		ring_close_fds(&b->ring[q]);
+		ring_close_fds(b, q);
 		ring_reset(&b->ring[q]);
 	}
 	unmap_regions(b->regions, b->nregions);
@@ -298,7 +369,7 @@ static void maybe_start(struct vhu_backend *b)
 {
 	int rc;
 
-	if (b->running || b->sock < 0 || !b->nregions)
+	if (b->running || b->sock < 0 || !b->nregions || b->faulted)
 		return;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		if (!ring_ready(b, &b->ring[q]))
@@ -345,12 +416,46 @@ static int reply_u64(struct vhu_backend *b, const struct vhu_msg *req, uint64_t 
 	return send_reply(b, req, &v, sizeof(v));
 }
 
+static bool overlap(uint64_t a, uint64_t b, uint64_t size_a, uint64_t size_b)
+{
+	return a < b + size_b && b < a + size_a;
+}
+
+/* Copies the front end's table into nr[] once (then only the copy is looked at) and
+ * checks what needs no descriptor; *total = the sum of the sizes. */
+static int copy_table(const struct vhu_mem_table *t, unsigned int n, struct vhu_region *nr,
+		      uint64_t page, uint64_t *total)
+{
+	*total = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct vhu_mem_region *w = &t->regions[i];
+		struct vhu_region *r = &nr[i];
+
+		r->guest_addr = w->guest_addr;
+		r->size = w->size;
+		r->user_addr = w->user_addr;
+		r->mmap_offset = w->mmap_offset;
+		if (r->size == 0 || r->size > VHU_MAX_REGION_SIZE ||
+		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
+		    r->mmap_offset > UINT64_MAX - r->size - page)
+			return -EINVAL;
+		/* Overlapping ranges, guest or user, make translation ambiguous. */
+		for (unsigned int j = 0; j < i; j++)
+			if (overlap(r->guest_addr, nr[j].guest_addr, r->size, nr[j].size) ||
+			    overlap(r->user_addr, nr[j].user_addr, r->size, nr[j].size))
+				return -EINVAL;
+		*total += r->size; /* at most 8 * 2^38: no overflow */
+	}
+	return 0;
+}
+
 static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			 unsigned int nfds)
 {
 	const struct vhu_mem_table *t = &m->p.mem;
 	struct vhu_region nr[VHU_MAX_REGIONS];
 	long page = sysconf(_SC_PAGESIZE);
+	uint64_t total = 0;
 	unsigned int n;
 
 	n = m->hdr.size < 8 ? 0 : t->nregions;
@@ -359,28 +464,35 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		return -EINVAL;
 	}
 	memset(nr, 0, sizeof(nr));
+	if (copy_table(t, n, nr, (uint64_t)page, &total) < 0) {
+		vhu_close_fds(fds, &nfds);
+		return -EINVAL;
+	}
+	/* A process cell's table is its region, a VM's its RAM: anything larger would
+	 * make the broker map (and, for process cells, fault in and lock) memory the
+	 * configuration never granted. */
+	if (b->max_mem && total > b->max_mem) {
+		LOG(b, "memory table of %" PRIu64 " bytes refused: larger than the cell's "
+		    "configured %s (%" PRIu64 " bytes)", total,
+		    b->max_mem_key ? b->max_mem_key : "limit", b->max_mem);
+		vhu_close_fds(fds, &nfds);
+		return -E2BIG;
+	}
 	for (unsigned int i = 0; i < n; i++) {
-		const struct vhu_mem_region *w = &t->regions[i];
 		struct vhu_region *r = &nr[i];
 		uint64_t delta, off;
 		struct stat st;
 		int seals;
 
-		/* Copy once into broker memory, then check only the copy. */
-		r->guest_addr = w->guest_addr;
-		r->size = w->size;
-		r->user_addr = w->user_addr;
-		r->mmap_offset = w->mmap_offset;
-		if (r->size == 0 || r->size > VHU_MAX_REGION_SIZE ||
-		    r->guest_addr > UINT64_MAX - r->size || r->user_addr > UINT64_MAX - r->size ||
-		    r->mmap_offset > UINT64_MAX - r->size - (uint64_t)page)
+		if (fstat(fds[i], &st) < 0)
 			goto bad;
-		for (unsigned int j = 0; j < i; j++)
-			if (r->guest_addr < nr[j].guest_addr + nr[j].size &&
-			    nr[j].guest_addr < r->guest_addr + r->size)
-				goto bad; /* overlapping guest ranges: translation is ambiguous */
+		if (!is_shmem(fds[i], &st)) {
+			LOG(b, "memory region %u refused: not shared memory (memfd, tmpfs or "
+			    "hugetlbfs)", i);
+			goto bad;
+		}
 		/* Mapping past the end of the file would turn an access into SIGBUS. */
-		if (fstat(fds[i], &st) < 0 || (uint64_t)st.st_size < r->mmap_offset + r->size)
+		if ((uint64_t)st.st_size < r->mmap_offset + r->size)
 			goto bad;
 		/* A memfd that can still shrink lets the cell turn broker accesses into
 		 * SIGBUS later: seal it against shrinking when we can. */
@@ -412,6 +524,7 @@ bad:
 		vhu_close_fds(fds, &nfds);
 		return -EINVAL;
 	}
+
 	/* The mappings hold the memory now; the descriptors are not needed. */
 	vhu_close_fds(fds, &nfds);
 	/* No ring may keep pointers into the old table: stop first, swap, and let
@@ -453,18 +566,15 @@ static int set_vring_fd(struct vhu_backend *b, const struct vhu_msg *m, int *fds
 		 * the counter); QEMU's own eventfds are non-blocking too. */
 		int fl = fcntl(fd, F_GETFL);
 
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		if (!is_eventfd(fd) || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 			close(fd);
 			return -EBADF;
 		}
 	}
 	switch (m->hdr.request) {
 	case VHU_SET_VRING_KICK:
-		if (r->kick_fd >= 0)
-			close(r->kick_fd);
-		r->kick_fd = fd;
+		set_kick(b, (unsigned int)q, fd);
 		r->kick_nofd = nofd;
-		r->kick_changed = true;
 		/* vhost-user: the ring starts when its kick descriptor arrives. */
 		r->started = true;
 		break;
@@ -532,10 +642,29 @@ static int expect(const struct vhu_msg *m, uint32_t size, int *fds, unsigned int
 	return m->hdr.size == size ? 0 : -EINVAL;
 }
 
+/* GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM: no payload, no descriptors.
+ * The front end waits for an answer either way: a malformed request gets a
+ * zero-sized reply, which it cannot take for a value. */
+static int reply_get_u64(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			 unsigned int nfds, uint64_t v)
+{
+	int rc = expect(m, 0, fds, nfds);
+
+	if (rc < 0) {
+		int src = send_reply(b, m, NULL, 0);
+
+		return src < 0 ? src : rc;
+	}
+	return reply_u64(b, m, v);
+}
+
 int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 		       unsigned int nfds, bool *fatal)
 {
 	uint32_t req = m->hdr.request;
+	/* RESET_OWNER forgets the protocol features: whether an ack is owed is decided
+	 * by what was negotiated when the message arrived, or by the message itself. */
+	uint64_t pf_before = b->protocol_features;
 	bool replied = false;
 	int rc = 0, q;
 
@@ -543,14 +672,16 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	b->messages++;
 	switch (req) {
 	case VHU_GET_FEATURES:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_FEATURES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_FEATURES);
 		break;
 	case VHU_SET_FEATURES:
 		rc = expect(m, 8, fds, nfds);
-		if (rc == 0 && (m->p.u64 & ~VHU_VSOCK_FEATURES))
-			rc = -EINVAL; /* acknowledging something we never offered */
+		/* Acknowledging something we never offered, or not VERSION_1: core/ reads
+		 * the rings as virtio 1.x (little-endian) only. */
+		if (rc == 0 && ((m->p.u64 & ~VHU_VSOCK_FEATURES) ||
+				!(m->p.u64 & (1ull << VHU_F_VERSION_1))))
+			rc = -EINVAL;
 		if (rc == 0) {
 			device_stop(b);
 			b->features = m->p.u64;
@@ -558,9 +689,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 		}
 		break;
 	case VHU_GET_PROTOCOL_FEATURES:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_PROTOCOL_FEATURES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_PROTOCOL_FEATURES);
 		break;
 	case VHU_SET_PROTOCOL_FEATURES:
 		rc = expect(m, 8, fds, nfds);
@@ -580,9 +710,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			backend_reset_state(b);
 		break;
 	case VHU_GET_QUEUE_NUM:
-		vhu_close_fds(fds, &nfds);
 		replied = true;
-		rc = reply_u64(b, m, VHU_VSOCK_QUEUES);
+		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_QUEUES);
 		break;
 	case VHU_GET_CONFIG:
 		vhu_close_fds(fds, &nfds);
@@ -639,6 +768,12 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			rc = q;
 			break;
 		}
+		/* Bit 0 asks for dirty-page logging, which is never offered (no
+		 * VHOST_F_LOG_ALL); no other flag is defined. */
+		if (a.flags) {
+			rc = -EINVAL;
+			break;
+		}
 		rc = ring_translate(b, &a, b->ring[q].num, &d, &av, &u);
 		if (rc < 0)
 			break;
@@ -689,7 +824,8 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	if (replied && rc < 0 && rc != -EINVAL && rc != -EOPNOTSUPP)
 		*fatal = true; /* the reply itself could not be sent */
 	if (!replied && (m->hdr.flags & VHU_FLAG_NEED_REPLY) &&
-	    (b->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK)) && !has_own_reply(req)) {
+	    ((pf_before | b->protocol_features) & (1ull << VHU_PROTOCOL_F_REPLY_ACK)) &&
+	    !has_own_reply(req)) {
 		int src = reply_u64(b, m, rc < 0 ? 1 : 0);
 
 		if (src < 0) {

@@ -2,14 +2,15 @@
  * notes/qemu-vhost-user.md): negotiation, the front end's memory table, vring set-up,
  * kick/call/err descriptors, GET_CONFIG (the cell's CID) and the ring start/stop
  * rules. It owns no event loop: the daemon calls vhu_backend_service() when the socket
- * is readable and learns about ring state through two callbacks.
+ * is readable and learns about ring state and kick descriptors through callbacks.
  *
  * Everything the front end sends is untrusted: sizes, counts, indices, addresses and
- * descriptor counts are checked before use, every descriptor that is not kept is
- * closed, and a message that fails a check changes nothing (it is answered with an
- * error ack when the front end asked for one). Only framing errors (bad version,
- * oversized payload, too many descriptors) end the connection, since the byte stream
- * cannot be trusted after them.
+ * descriptor counts are checked before use, and so is the kind of every descriptor
+ * (shared memory for the memory table, eventfds for kick, call and err); every
+ * descriptor that is not kept is closed, and a message that fails a check changes
+ * nothing (it is answered with an error ack when the front end asked for one). Only
+ * framing errors (bad version, oversized payload, too many descriptors) end the
+ * connection, since the byte stream cannot be trusted after them.
  *
  * All of this is start-up and teardown work (mmap, munmap, close); the daemon runs it
  * in its one thread between data-path steps, never inside one. */
@@ -52,7 +53,6 @@ struct vhu_ring {
 	int err_fd;                /* -1: none */
 	bool started;              /* SET_VRING_KICK seen, not stopped since */
 	bool enabled;              /* SET_VRING_ENABLE(1), or implied without PROTOCOL_FEATURES */
-	bool kick_changed;         /* kick_fd replaced: the daemon re-registers it */
 };
 
 struct vhu_backend;
@@ -65,6 +65,11 @@ struct vhu_dev_ops {
 	/* Stop touching the rings and the memory now (detach from the data plane) and
 	 * store each ring's next avail index in ring[].base. Called only while running. */
 	void (*stop)(void *ctx, struct vhu_backend *b);
+	/* Optional. The kick descriptor of `queue` becomes `fd` (-1: none). Called while
+	 * the old one (ring[queue].kick_fd) is still open: whoever watches it must stop
+	 * now, since the front end keeps its own copy of the same file after the back end
+	 * closes this one (epoll would keep reporting it). */
+	void (*kick)(void *ctx, struct vhu_backend *b, unsigned int queue, int fd);
 };
 
 struct vhu_backend {
@@ -94,10 +99,31 @@ struct vhu_backend {
 	 * it would stall every cell's data path for seconds and hold the guest's RAM
 	 * size in host memory. The daemon clears this for `vm = yes` cells. */
 	bool prefault;
+	/* broker: the largest memory table (sum of the region sizes) accepted, and the
+	 * configuration key it comes from (for the message); 0 = no limit but
+	 * VHU_MAX_REGION_SIZE per region. */
+	uint64_t max_mem;
+	const char *max_mem_key;
 	/* Set by the SIGBUS guard when an access to this front end's memory hit a page
-	 * its file no longer has (the cell truncated it); the daemon cuts it off. */
+	 * its file no longer has (the cell truncated it); the daemon cuts it off. It
+	 * stays set until the memory is unmapped (vhu_backend_disconnect): nothing may
+	 * touch that memory again, and the device does not start again. */
 	volatile sig_atomic_t faulted;
+	/* Rate limit of the lines a front end can provoke (vhu_log); kept across
+	 * connections, so that a reconnect loop cannot flood the log either. */
+	uint64_t log_window_ns;
+	unsigned int log_lines;
+	uint64_t log_suppressed;
 };
+
+/* At most VHU_LOG_BURST lines per cell in VHU_LOG_WINDOW_NS (unless verbose); the
+ * lines left out are counted and the count is printed before the next line. */
+#define VHU_LOG_BURST 8u
+#define VHU_LOG_WINDOW_NS (10ull * 1000000000ull)
+
+/* One line on stderr, "rtvio broker: cell NAME: ...", under b's rate limit. */
+void vhu_log(struct vhu_backend *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Prepares an idle back end (no connection). `name` must outlive it. */
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,

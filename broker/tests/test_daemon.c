@@ -102,6 +102,7 @@ static void start_broker(struct env *e, bool poll)
 		 "[cell alpha]\ncid = 3\n"
 		 "[cell beta]\ncid = 4\n"
 		 "[cell gamma]\ncid = 5\n"
+		 "[cell delta]\ncid = 6\nvm = yes\nmemory = 16MiB\n"
 		 "[flow ab]\nfrom = alpha\nto = beta:1000\ntype = seqpacket\nsize = 256\n"
 		 "period = 1ms\n"
 		 "[flow gb]\nfrom = gamma\nto = beta:2000\ntype = seqpacket\nsize = 64\n"
@@ -529,19 +530,23 @@ struct hostile {
 	int memfd, sock;
 	uint8_t *mem;
 	size_t region;
-	uint64_t features;
+	uint64_t features, cid;
 	struct vhost_front_setup su;
 };
 
-static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
-			   unsigned int memfd_flags, uint64_t cid)
+/* Rings at 0 (rx) and 16 KiB (tx) of a region of `region` bytes; tx_used_off, when
+ * not 0, moves the tx used ring there. Returns the handshake's result (hostile_close
+ * cleans up either way). */
+static int hostile_open(const struct env *e, struct hostile *h, const char *cell,
+			unsigned int memfd_flags, size_t region, uint64_t tx_used_off)
 {
 	struct vhost_front_result res;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct vq_layout l;
 	char name[64];
+	int rc;
 
-	h->region = 1u << 20;
+	h->region = region;
 	h->memfd = memfd_create("hostile", MFD_CLOEXEC | memfd_flags);
 	assert_true(h->memfd >= 0);
 	assert_int_equal(ftruncate(h->memfd, (off_t)h->region), 0);
@@ -566,13 +571,23 @@ static void hostile_attach(const struct env *e, struct hostile *h, const char *c
 		h->su.q[q].kick_fd = eventfd(0, EFD_CLOEXEC);
 		h->su.q[q].call_fd = eventfd(0, EFD_CLOEXEC);
 	}
+	if (tx_used_off)
+		h->su.q[1].used = h->su.user_addr + tx_used_off;
 	h->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	snprintf(name, sizeof(name), "%s.sock", cell);
 	path_of(e, sa.sun_path, sizeof(sa.sun_path), name);
 	assert_int_equal(connect(h->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(vhost_front_handshake(h->sock, &h->su, &res), 0);
-	assert_int_equal(res.cid, cid);
+	rc = vhost_front_handshake(h->sock, &h->su, &res);
 	h->features = res.features;
+	h->cid = res.cid;
+	return rc;
+}
+
+static void hostile_attach(const struct env *e, struct hostile *h, const char *cell,
+			   unsigned int memfd_flags, uint64_t cid)
+{
+	assert_int_equal(hostile_open(e, h, cell, memfd_flags, 1u << 20, 0), 0);
+	assert_int_equal(h->cid, cid);
 	wait_state(e, cell, "connected");
 }
 
@@ -739,6 +754,197 @@ static void test_inflight_returned_on_stop(void **state)
 	stop_broker(&e);
 }
 
+static uint64_t cell_counter(const struct env *e, const char *name, const char *key)
+{
+	json_t *st = stat_of(e), *c;
+	uint64_t n = UINT64_MAX;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "cells"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "name")), name))
+			n = (uint64_t)json_integer_value(json_object_get(c, key));
+	json_decref(st);
+	assert_true(n != UINT64_MAX);
+	return n;
+}
+
+static void send_kick_fd(struct hostile *h, unsigned int q, int fd)
+{
+	struct vhu_msg m;
+
+	vhu_msg_init(&m, VHU_SET_VRING_KICK, sizeof(uint64_t));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	m.p.u64 = q;
+	assert_int_equal(vhu_send(h->sock, &m, &fd, 1), 0);
+}
+
+static void expect_ack(struct hostile *h, uint32_t request)
+{
+	struct vhu_msg m;
+	int fds[VHU_MAX_FDS];
+	unsigned int nfds = 0;
+
+	assert_int_equal(vhu_recv(h->sock, &m, fds, &nfds), 0);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(m.hdr.request, request);
+	assert_int_equal(m.hdr.size, sizeof(uint64_t));
+	assert_int_equal(m.p.u64, 0);
+}
+
+/* A front end replaces both kick eventfds (queue 1, then queue 0, in one go) and
+ * keeps the old ones open, as a front end does: writing an old one wakes nothing
+ * (the sleeping broker does not watch it any more), and each new one wakes it once.
+ * The broker never reads a kick counter: it stays with the cell. */
+static void test_kick_replaced(void **state)
+{
+	struct env e;
+	struct hostile h;
+	int old[2];
+	uint64_t k0, v, one = 1;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	for (unsigned int q = 0; q < 2; q++)
+		old[q] = h.su.q[q].kick_fd;
+	h.su.q[1].kick_fd = eventfd(0, EFD_CLOEXEC);
+	h.su.q[0].kick_fd = eventfd(0, EFD_CLOEXEC);
+	send_kick_fd(&h, 1, h.su.q[1].kick_fd);
+	send_kick_fd(&h, 0, h.su.q[0].kick_fd);
+	expect_ack(&h, VHU_SET_VRING_KICK);
+	expect_ack(&h, VHU_SET_VRING_KICK);
+	k0 = cell_counter(&e, "alpha", "kicks");
+	for (unsigned int q = 0; q < 2; q++)
+		assert_int_equal(write(old[q], &one, sizeof(one)), (ssize_t)sizeof(one));
+	/* Two control requests: any kick event pending was handled before each reply. */
+	assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0);
+	assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0);
+	for (unsigned int q = 0; q < 2; q++) {
+		hostile_kick(&h, q);
+		assert_int_equal(cell_counter(&e, "alpha", "kicks"), k0 + q + 1);
+	}
+	for (unsigned int q = 0; q < 2; q++) {
+		assert_int_equal(read(h.su.q[q].kick_fd, &v, sizeof(v)), (ssize_t)sizeof(v));
+		assert_int_equal(v, 1);
+		close(old[q]);
+	}
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
+/* A cell maps no more than its configuration grants: a process cell its `region`
+ * (2 MiB by default), a vm cell its `memory`. */
+static void test_memory_limits(void **state)
+{
+	struct env e;
+	struct hostile h;
+
+	(void)state;
+	start_broker(&e, false);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 4u << 20, 0), -EPROTO);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 2u << 20, 0), 0);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 17u << 20, 0), -EPROTO);
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "delta", MFD_ALLOW_SEALING, 16u << 20, 0), 0);
+	wait_state(&e, "delta", "connected");
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
+/* The broker was holding two of alpha's TX chains (REQUESTs beta has no RX buffer
+ * for) when alpha truncated the last page of its memory, where the tx ring's
+ * avail_event lies; the used ring's index and entries lie on the page before, still
+ * there. The broker's write of avail_event is caught by the SIGBUS guard and alpha is
+ * cut off: it must not then write the held chains back into alpha's used ring as it
+ * would for a stopped ring (memory the cell took away is not touched again). */
+static void test_fault_returns_nothing(void **state)
+{
+	const size_t region = 1u << 20;
+	const uint64_t used_off = region - 4096 - 512;
+	struct env e;
+	struct hostile ha, hb;
+	struct vq_layout l;
+	struct vq_ring ring;
+	struct vq_driver drv;
+	static struct vq_drv_slot slot[128];
+	struct vsock_hdr hdr[2];
+	uint64_t in = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &hb, "beta", MFD_ALLOW_SEALING, 4);
+	assert_int_equal(hostile_open(&e, &ha, "alpha", 0, region, used_off), 0);
+	wait_state(&e, "alpha", "connected");
+	assert_int_equal(vq_layout(128, &l), 0);
+	ring.num = 128;
+	ring.desc = (struct vring_desc *)(void *)(ha.mem + 16384u + l.desc_off);
+	ring.avail = (struct vring_avail *)(void *)(ha.mem + 16384u + l.avail_off);
+	ring.used = (struct vring_used *)(void *)(ha.mem + used_off);
+	assert_int_equal(vq_driver_init(&drv, &ring, slot, ha.features), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		struct vq_buf out = { .addr = RTVIO_CELL_GUEST_BASE + 0x20000 + i * 0x1000,
+				      .len = VSOCK_HDR_SIZE };
+
+		hdr[i] = (struct vsock_hdr){
+			.src_cid = 3, .dst_cid = 4, .src_port = 5555 + i, .dst_port = 1000,
+			.type = VSOCK_TYPE_SEQPACKET, .op = VSOCK_OP_REQUEST, .buf_alloc = 65536,
+		};
+		vsock_hdr_encode(&hdr[i], ha.mem + 0x20000 + i * 0x1000);
+		assert_int_equal(vq_driver_add(&drv, &out, 1, NULL, 0, &hdr[i]), 0);
+	}
+	/* The first is published and ingested while the memory is whole. */
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1);
+	hostile_kick(&ha, 1);
+	for (int k = 0; k < 500 && (in = cell_counter(&e, "alpha", "packets_in")) == 0; k++)
+		usleep(10000);
+	assert_int_equal(in, 1);
+	/* Then the last page goes, and the second is published. */
+	assert_int_equal(ftruncate(ha.memfd, (off_t)(region - 4096)), 0);
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 2);
+	hostile_kick(&ha, 1);
+	wait_state(&e, "alpha", "broken");
+	hostile_expect_eof(&ha);
+	assert_int_equal(atomic_load((_Atomic uint16_t *)&ring.used->idx), 0);
+	hostile_close(&ha);
+	hostile_close(&hb);
+	stop_broker(&e);
+}
+
+/* A front end that goes and comes back at once (QEMU restarting the device): its end
+ * of file is still behind thousands of unread messages when the new connection
+ * arrives. The old connection has hung up, so the new one is not a second front end:
+ * it is accepted. */
+static void test_reconnect_before_eof(void **state)
+{
+	static struct vhu_hdr flood[16384];
+	struct env e;
+	struct hostile h;
+	size_t off = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	for (size_t i = 0; i < sizeof(flood) / sizeof(flood[0]); i++)
+		flood[i] = (struct vhu_hdr){ .request = VHU_SET_OWNER, .flags = VHU_VERSION };
+	while (off < sizeof(flood)) {
+		ssize_t n = write(h.sock, (uint8_t *)flood + off, sizeof(flood) - off);
+
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	close(h.sock);
+	h.sock = -1;
+	hostile_close(&h);
+	assert_int_equal(hostile_open(&e, &h, "alpha", MFD_ALLOW_SEALING, 1u << 20, 0), 0);
+	wait_state(&e, "alpha", "connected");
+	assert_int_equal(cell_counter(&e, "alpha", "connections_refused"), 0);
+	assert_int_equal(cell_counter(&e, "alpha", "connects"), 2);
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
 /* ---- a stat reply far larger than a socket buffer --------------------------------- */
 
 #define BIG_FLOWS 1500
@@ -876,6 +1082,10 @@ int main(void)
 		cmocka_unit_test(test_broken_ring_cut_off),
 		cmocka_unit_test(test_truncated_memory_cut_off),
 		cmocka_unit_test(test_inflight_returned_on_stop),
+		cmocka_unit_test(test_kick_replaced),
+		cmocka_unit_test(test_memory_limits),
+		cmocka_unit_test(test_fault_returns_nothing),
+		cmocka_unit_test(test_reconnect_before_eof),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};

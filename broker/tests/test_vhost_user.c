@@ -15,7 +15,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -849,9 +852,11 @@ static void test_wrong_fd_counts(void **state)
 	{
 		struct vhu_msg m, r;
 
+		/* GET_FEATURES with a descriptor: closed, and a zero-sized reply. */
 		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
 		assert_int_equal(xfer(&f, &m, efd, 1), 0);
 		get_reply(&f, VHU_GET_FEATURES, &r);
+		assert_int_equal(r.hdr.size, 0);
 	}
 	/* Features we never offered. */
 	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << 26, true, NULL, 0, &ack), 0);
@@ -991,22 +996,33 @@ static void test_reconnect(void **state)
 	fe_teardown(&f);
 }
 
-/* RESET_OWNER forgets the set-up but keeps the connection. */
+/* RESET_OWNER forgets the set-up but keeps the connection; asked for an ack, it
+ * gets one even though the reset also forgot REPLY_ACK. */
 static void test_reset_owner(void **state)
 {
 	struct fe f;
-	struct vhu_msg m;
+	struct vhu_msg m, r;
 
 	(void)state;
 	fe_setup(&f);
 	bring_up(&f);
 	vhu_msg_init(&m, VHU_RESET_OWNER, 0);
 	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_false(reply_waiting(&f));
 	assert_false(f.b.running);
 	assert_int_equal(f.b.nregions, 0);
 	assert_int_equal(f.b.ring[0].kick_fd, -1);
 	bring_up(&f);
 	assert_int_equal(f.dev.starts, 2);
+	vhu_msg_init(&m, VHU_RESET_OWNER, 0);
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	assert_true(reply_waiting(&f));
+	get_reply(&f, VHU_RESET_OWNER, &r);
+	assert_int_equal(r.hdr.size, 8);
+	assert_int_equal(r.p.u64, 0);
+	assert_false(f.b.running);
+	assert_int_equal(f.b.protocol_features, 0);
 	fe_teardown(&f);
 }
 
@@ -1028,6 +1044,248 @@ static void test_service_budget(void **state)
 	fe_teardown(&f);
 }
 
+
+/* Runs fn with stderr going to a file; returns how many lines it wrote. */
+static int stderr_lines(void (*fn)(void *), void *arg, char *text, size_t len)
+{
+	FILE *tmp = tmpfile();
+	int saved, lines = 0;
+	size_t n;
+
+	assert_non_null(tmp);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(fileno(tmp), STDERR_FILENO), STDERR_FILENO);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(text, 1, len - 1, tmp);
+	text[n] = '\0';
+	fclose(tmp);
+	for (size_t i = 0; i < n; i++)
+		lines += text[i] == '\n';
+	return lines;
+}
+
+static void one_region_refused(void *arg)
+{
+	assert_int_not_equal(one_region_acked(arg), 0);
+}
+
+/* A memory table larger than the cell's configured memory is refused before anything
+ * is mapped, with a line naming the cell; one that fits exactly is fine. */
+static void test_mem_limit(void **state)
+{
+	char text[512];
+	struct fe f;
+	struct vhu_mem_region reg[2];
+	int before;
+
+	(void)state;
+	fe_setup(&f);
+	before = count_fds();
+	f.b.max_mem = REGION / 2;
+	f.b.max_mem_key = "region";
+	negotiate(&f);
+	assert_int_equal(stderr_lines(one_region_refused, &f, text, sizeof(text)), 1);
+	assert_string_equal(text, "rtvio broker: cell test: memory table of 1048576 bytes "
+			    "refused: larger than the cell's configured region (524288 bytes)\n");
+	assert_int_equal(f.b.last_error, -E2BIG);
+	assert_int_equal(f.b.nregions, 0);
+	/* Two regions that fit one by one but not together. */
+	for (unsigned int i = 0; i < 2; i++)
+		reg[i] = (struct vhu_mem_region){ .guest_addr = GUEST_BASE + i * (REGION / 2),
+						  .size = REGION / 4 + 4096,
+						  .user_addr = uva(&f, i * (REGION / 2)),
+						  .mmap_offset = i * (REGION / 2) };
+	assert_int_not_equal(mem_table_acked(&f, reg, 2, 2), 0);
+	assert_int_equal(f.b.nregions, 0);
+	reg[1].size = REGION / 4 - 4096;
+	assert_int_equal(mem_table_acked(&f, reg, 2, 2), 0);
+	assert_int_equal(f.b.nregions, 2);
+	/* Exactly the limit. */
+	reg[0].size = REGION / 2;
+	assert_int_equal(mem_table_acked(&f, reg, 1, 1), 0);
+	assert_int_equal(count_fds(), before);
+	fe_teardown(&f);
+}
+
+/* A regular file on a disk file system, or -1 when only tmpfs is at hand. */
+static int disk_file(size_t size)
+{
+	const char *dirs[] = { "/var/tmp", "/tmp", "." };
+
+	for (unsigned int i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[64];
+		struct statfs fs;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/rtvio-test-XXXXXX", dirs[i]);
+		fd = mkstemp(path);
+		if (fd < 0)
+			continue;
+		unlink(path);
+		if (fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC &&
+		    ftruncate(fd, (off_t)size) == 0)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Descriptors of the wrong kind: the memory table takes shared memory only (not a
+ * file on disk, not a pipe), kick/call/err take eventfds only. Each is refused and
+ * closed; the kinds that are right still work afterwards. */
+static void test_wrong_fd_kinds(void **state)
+{
+	struct fe f;
+	struct vhu_msg m, r;
+	int before, pfd[2], disk, wrong[3];
+	uint64_t ack = 0;
+	const uint32_t reqs[] = { VHU_SET_VRING_KICK, VHU_SET_VRING_CALL, VHU_SET_VRING_ERR };
+
+	(void)state;
+	fe_setup(&f);
+	negotiate(&f);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	disk = disk_file(REGION);
+	before = count_fds();
+	wrong[0] = pfd[0];
+	wrong[1] = pfd[1];
+	wrong[2] = disk;
+	for (unsigned int i = 0; i < 3; i++) {
+		if (wrong[i] < 0)
+			continue; /* no disk file system here */
+		vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32);
+		m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		m.p.mem.nregions = 1;
+		m.p.mem.regions[0] = (struct vhu_mem_region){
+			.guest_addr = GUEST_BASE, .size = 4096, .user_addr = uva(&f, 0),
+		};
+		assert_int_equal(xfer(&f, &m, &wrong[i], 1), 0);
+		get_reply(&f, VHU_SET_MEM_TABLE, &r);
+		assert_int_not_equal(r.p.u64, 0);
+		assert_int_equal(f.b.nregions, 0);
+		for (unsigned int k = 0; k < 3; k++) {
+			assert_int_equal(send_u64(&f, reqs[k], 0, true, &wrong[i], 1, &ack), 0);
+			assert_int_not_equal(ack, 0);
+		}
+	}
+	assert_int_equal(f.b.ring[0].kick_fd, -1);
+	assert_int_equal(f.b.ring[0].call_fd, -1);
+	assert_int_equal(f.b.ring[0].err_fd, -1);
+	assert_false(f.b.ring[0].started);
+	assert_int_equal(count_fds(), before);
+	assert_int_equal(one_region_acked(&f), 0);
+	for (unsigned int k = 0; k < 3; k++)
+		assert_int_equal(kick_acked(&f, reqs[k], 0), 0);
+	assert_true(f.b.ring[0].kick_fd >= 0 && f.b.ring[0].call_fd >= 0 &&
+		    f.b.ring[0].err_fd >= 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	if (disk >= 0)
+		close(disk);
+	fe_teardown(&f);
+}
+
+/* Malformed requests a careless or hostile front end may send, each refused. */
+static void test_bad_requests(void **state)
+{
+	const uint32_t gets[] = { VHU_GET_FEATURES, VHU_GET_PROTOCOL_FEATURES, VHU_GET_QUEUE_NUM };
+	struct fe f;
+	struct vhu_msg m, r;
+	uint64_t ack = 0;
+
+	(void)state;
+	fe_setup(&f);
+	/* GET_* with a payload: a zero-sized reply, never a value. */
+	for (unsigned int i = 0; i < 3; i++) {
+		vhu_msg_init(&m, gets[i], 8);
+		m.p.u64 = 0;
+		assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+		get_reply(&f, gets[i], &r);
+		assert_int_equal(r.hdr.size, 0);
+	}
+	negotiate(&f);
+	/* SET_FEATURES without VERSION_1: core/ speaks virtio 1.x only. */
+	assert_int_equal(send_u64(&f, VHU_SET_FEATURES, 1ull << VHU_F_PROTOCOL_FEATURES, true,
+				  NULL, 0, &ack), 0);
+	assert_int_not_equal(ack, 0);
+	assert_true(f.b.features & (1ull << VHU_F_VERSION_1)); /* unchanged */
+	/* Regions whose user ranges overlap (guest ranges apart). */
+	{
+		struct vhu_mem_region o[2] = {
+			{ .guest_addr = GUEST_BASE, .size = REGION / 2, .user_addr = uva(&f, 0) },
+			{ .guest_addr = GUEST_BASE + REGION, .size = REGION / 2,
+			  .user_addr = uva(&f, REGION / 4), .mmap_offset = REGION / 2 },
+		};
+
+		assert_int_not_equal(mem_table_acked(&f, o, 2, 2), 0);
+		assert_int_equal(f.b.nregions, 0);
+		o[1].user_addr = uva(&f, REGION / 2);
+		assert_int_equal(mem_table_acked(&f, o, 2, 2), 0);
+	}
+	/* SET_VRING_ADDR asking for dirty logging, which was never offered. */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_NUM, 0, NUM), 0);
+	vhu_msg_init(&m, VHU_SET_VRING_ADDR, sizeof(struct vhu_vring_addr));
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	memset(&m.p.addr, 0, sizeof(m.p.addr));
+	m.p.addr.index = 0;
+	m.p.addr.flags = 1;
+	m.p.addr.desc = uva(&f, DESC_OFF);
+	m.p.addr.avail = uva(&f, AVAIL_OFF);
+	m.p.addr.used = uva(&f, USED_OFF);
+	assert_int_equal(xfer(&f, &m, NULL, 0), 0);
+	get_reply(&f, VHU_SET_VRING_ADDR, &r);
+	assert_int_not_equal(r.p.u64, 0);
+	assert_false(f.b.ring[0].addr_set);
+	assert_int_equal(addr_acked(&f, 0, uva(&f, DESC_OFF), uva(&f, AVAIL_OFF),
+				    uva(&f, USED_OFF)), 0);
+	fe_teardown(&f);
+}
+
+/* A front end that connects, breaks the framing and comes back, over and over. */
+static void framing_errors(void *arg)
+{
+	struct fe *f = arg;
+	struct vhu_msg m;
+
+	for (int i = 0; i < 20; i++) {
+		vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+		m.hdr.flags = 2;
+		assert_int_equal(xfer(f, &m, NULL, 0), -EPROTO);
+		close(f->sock);
+		vhu_backend_disconnect(&f->b);
+		fe_connect(f);
+	}
+}
+
+/* What a reconnect loop can make the broker print is bounded per cell; the lines
+ * left out are counted and reported with the next line once the window has passed. */
+static void test_log_rate_limit(void **state)
+{
+	static char text[8192];
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	assert_int_equal(stderr_lines(framing_errors, &f, text, sizeof(text)), VHU_LOG_BURST);
+	assert_non_null(strstr(text, "rtvio broker: cell test: front end broke the "
+				     "vhost-user framing"));
+	assert_int_equal(f.b.log_suppressed, 20 - VHU_LOG_BURST);
+	/* The window is over: the count comes first, then the line. */
+	f.b.log_window_ns -= VHU_LOG_WINDOW_NS;
+	assert_int_equal(stderr_lines(framing_errors, &f, text, sizeof(text)),
+			 VHU_LOG_BURST + 1);
+	assert_non_null(strstr(text, "rtvio broker: cell test: 12 more line(s) not shown"));
+	assert_true(strstr(text, "not shown") < strstr(text, "framing"));
+	/* Verbose: everything is shown. */
+	f.b.verbose = true;
+	assert_true(stderr_lines(framing_errors, &f, text, sizeof(text)) >= 20);
+	fe_teardown(&f);
+}
 
 /* A cell that truncates its (unsealable) memory under the broker: the next access
  * completes on a zero page, the back end is marked faulted, and the process lives.
@@ -1065,6 +1323,16 @@ static void test_sigbus_guard(void **state)
 	assert_true(f.b.faulted);
 	assert_true(vhu_fault_pending);
 	vhu_fault_pending = 0;
+	/* Until the memory is unmapped, the device never starts on it again. */
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 0), 0);
+	assert_false(f.b.running);
+	assert_int_equal(state_acked(&f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	assert_false(f.b.running);
+	assert_true(f.b.faulted);
+	close(f.sock);
+	vhu_backend_disconnect(&f.b);
+	assert_false(f.b.faulted);
+	f.sock = -1;
 	fe_teardown(&f);
 
 	/* Not a front end's memory: the default action (death by SIGBUS) stays. */
@@ -1108,6 +1376,10 @@ int main(void)
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_reset_owner),
 		cmocka_unit_test(test_service_budget),
+		cmocka_unit_test(test_mem_limit),
+		cmocka_unit_test(test_wrong_fd_kinds),
+		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_log_rate_limit),
 		cmocka_unit_test(test_sigbus_guard),
 	};
 
