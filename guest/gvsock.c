@@ -759,18 +759,29 @@ static void ring_peek(const struct gv_sock *k, uint32_t skip, uint8_t *out, uint
 	memcpy(out + first, k->rbuf, len - first);
 }
 
-/* Tells the peer about consumed space when it would otherwise stall: after half the
- * buffer has been consumed unannounced, or when it asked (CREDIT_REQUEST) while we
- * held unread data. A SEQPACKET sender needs room for a whole message and we do not
- * know its size, so once it has asked, every consumption is announced until it
- * sends again (rx_rw) or the buffer is empty and announced. */
+/* Tells the peer about consumed space when it would otherwise stall:
+ *  - half the buffer has been consumed unannounced (a one-way flow hears nothing
+ *    else);
+ *  - it asked (CREDIT_REQUEST) while we held unread data: a gvsock SEQPACKET sender
+ *    needs room for a whole message of a size we do not know, so every consumption
+ *    is announced until it sends again (rx_rw) or the buffer is empty and announced;
+ *  - the reader can take nothing more while the peer sees no room at all: a sender
+ *    that splits a SEQPACKET message over credit windows (Linux) waits without
+ *    asking, and our reader waits for the rest of the message it holds the start
+ *    of. Either a read or an arrival can complete that picture, so both check.
+ *    (A STREAM reader finds nothing queued only with less than half the buffer
+ *    unannounced, so its peer always sees room then; the rule costs it nothing.)
+ * Each announcement follows a consumption, so there is at most one per read. */
 static void credit_check(struct gv_stack *s, struct gv_sock *k)
 {
 	uint32_t un = vsock_credit_unannounced(&k->cr);
+	bool starved;
 
 	if (k->state != GV_S_CONNECTED || un == 0)
 		return;
-	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting) {
+	starved = (k->type == GV_SOCK_SEQPACKET ? k->msgs == 0 : k->rlen == 0) &&
+		  vsock_peer_free(k->cr.buf_alloc, k->cr.rx_cnt, k->cr.last_fwd_cnt) == 0;
+	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting || starved) {
 		if (k->rlen == 0)
 			k->peer_waiting = false;
 		ctrl(s, k, P_CREDIT_UPDATE);
@@ -817,6 +828,7 @@ static void rx_rw(struct gv_stack *s, struct gv_sock *k, const struct vsock_hdr 
 			bit_set(k->eor, last);
 		k->msgs++;
 	}
+	credit_check(s, k);
 	wake(s, k);
 }
 

@@ -222,7 +222,11 @@ int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
  * a longer message is discarded and GV_MSG_TRUNC set in *out_flags. A message longer
  * than the whole receive budget (only a peer ignoring gv_max_message sends one) is
  * delivered as its first buf_alloc bytes with GV_MSG_TRUNC; the rest is discarded.
- * `flags` in: GV_MSG_PEEK. out_flags may be NULL. May queue a CREDIT_UPDATE. */
+ * `flags` in: GV_MSG_PEEK. out_flags may be NULL. May queue a CREDIT_UPDATE: the
+ * peer hears of consumed space once half the buffer is consumed unannounced, when
+ * it asked, and whenever it sees no room while no whole message (STREAM: no byte)
+ * is queued, so a sender that splits a SEQPACKET message over credit windows
+ * without asking (Linux) never stalls against a waiting reader. */
 int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flags,
 	    unsigned int *out_flags);
 
