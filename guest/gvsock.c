@@ -1624,6 +1624,13 @@ unsigned int gv_poll_events(const struct gv_stack *s, int id)
 	return ev;
 }
 
+bool gv_sock_connecting(const struct gv_stack *s, int id)
+{
+	const struct gv_sock *k = sock_get(s, id);
+
+	return k && k->state == GV_S_CONNECTING;
+}
+
 int gv_sock_error(struct gv_stack *s, int id)
 {
 	struct gv_sock *k = sock_get(s, id);

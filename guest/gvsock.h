@@ -253,6 +253,13 @@ int gv_close(struct gv_stack *s, int id);
 /* GV_POLL* bits of socket id; GV_POLLERR | GV_POLLHUP for an id that is not open. */
 unsigned int gv_poll_events(const struct gv_stack *s, int id);
 
+/* True while a connect on `id` waits for its answer (gv_connect returned
+ * -EINPROGRESS and neither RESPONSE, RST nor the timeout has come). A blocking
+ * connect waits for this to end, not for POLLOUT: the answer may leave a socket that
+ * is connected yet not writable (no credit or TX slot yet, or the peer already shut
+ * it down again). */
+bool gv_sock_connecting(const struct gv_stack *s, int id);
+
 /* The pending asynchronous error of the socket (connect result, reset), cleared by
  * reading it; 0 when none. */
 int gv_sock_error(struct gv_stack *s, int id);

@@ -802,7 +802,6 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 {
 	uint64_t deadline = deadline_of(timeout_ms);
 	int prio = timeout_ms ? thread_prio() : 0;
-	unsigned int ev;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
@@ -816,15 +815,11 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 	c->waiters++;
 	for (;;) {
 		pump(c);
-		ev = c->dead ? 0 : gv_poll_events(c->stack, id);
-		if (ev & GV_POLLERR) {
+		if (!c->dead && !gv_sock_connecting(c->stack, id)) {
+			/* Answered: refused, timed out or reset (the pending error), or
+			 * connected, even when the peer left no room to write or has
+			 * already shut the connection down again; the next calls say so. */
 			rc = gv_sock_error(c->stack, id);
-			if (!rc)
-				rc = -ECONNRESET;
-			break;
-		}
-		if (ev & GV_POLLOUT) {
-			rc = 0;
 			break;
 		}
 		rc = wait_locked(c, deadline, prio);

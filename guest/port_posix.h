@@ -106,8 +106,10 @@ int rtvio_cell_poller_prio(struct rtvio_cell *c);
 int rtvio_socket(struct rtvio_cell *c, unsigned int type);
 int rtvio_bind(struct rtvio_cell *c, int id, uint32_t port);
 int rtvio_listen(struct rtvio_cell *c, int id, uint32_t port, uint32_t backlog);
-/* 0 once connected; -ECONNREFUSED (no listener, or no flow permits it: the broker
- * answers RST), -ETIMEDOUT, -EINPROGRESS (timeout_ms == 0), gvsock's errors. */
+/* 0 once the peer accepted (it may have shut the connection down again already, or
+ * left no room to write yet: the next send or recv tells); -ECONNREFUSED (no
+ * listener, or no flow permits it: the broker answers RST), -ETIMEDOUT,
+ * -EINPROGRESS (timeout_ms == 0), gvsock's errors. */
 int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms);
 /* New socket id, or -EAGAIN / -ETIMEDOUT / -EINTR / gvsock's errors. */
 int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,

@@ -327,6 +327,42 @@ static void nonblocking_and_timeouts(void **state)
 	fake_stop(f);
 }
 
+static void connect_ends_with_the_answer(void **state)
+{
+	/* A blocking connect returns as soon as the peer answered, whatever the
+	 * socket's state then: a peer that accepts and shuts down at once (in the
+	 * same batch of packets), or one that advertises no receive buffer, leaves a
+	 * connected socket that is not writable, and connect must not wait for that. */
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	uint8_t buf[16];
+	int k;
+
+	(void)state;
+	f->answer_shutdown = true;
+	f->answer_buf_alloc = 65536;
+	atomic_store(&f->answer, true);
+	k = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_connect(c, k, 77, 5000, 3000), 0);
+	assert_true(rtvio_poll_events(c, k) & GV_POLLHUP);
+	assert_int_equal(rtvio_send(c, k, "x", 1, 0, 1000), -EPIPE);
+	assert_int_equal(rtvio_recv(c, k, buf, sizeof(buf), 0, NULL, 1000), 0);
+	rtvio_close(c, k);
+
+	atomic_store(&f->answer, false);
+	f->answer_shutdown = false;
+	f->answer_buf_alloc = 0;
+	atomic_store(&f->answer, true);
+	k = rtvio_socket(c, RTVIO_SOCK_SEQPACKET);
+	assert_int_equal(rtvio_connect(c, k, 77, 5001, 3000), 0);
+	assert_false(rtvio_poll_events(c, k) & (GV_POLLOUT | GV_POLLERR | GV_POLLHUP));
+	assert_int_equal(rtvio_max_message(c, k), 0);
+	assert_int_equal(rtvio_send(c, k, "x", 1, 0, 0), -EMSGSIZE);
+	rtvio_close(c, k);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
 struct blocked {
 	struct rtvio_cell *c;
 	int id;
@@ -536,6 +572,7 @@ int main(void)
 		cmocka_unit_test(stream_integrity_two_threads),
 		cmocka_unit_test(seqpacket_boundaries),
 		cmocka_unit_test(nonblocking_and_timeouts),
+		cmocka_unit_test(connect_ends_with_the_answer),
 		cmocka_unit_test(broker_hangup_resets_everything),
 		cmocka_unit_test(hangup_seen_without_waiters),
 		cmocka_unit_test(interrupt_unblocks),
