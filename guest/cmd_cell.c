@@ -1,7 +1,9 @@
 /* `rtvio cell CONFIG NAME`: runs process cell NAME of CONFIG. It attaches to the
  * broker as NAME (the socket is the identity), then, for every flow of the config:
  *   - `to` is NAME: listens on the flow's port and checks every message it gets
- *     (rtmsg: lost, reordered, corrupt, one-way latency, deadline misses);
+ *     (rtmsg: lost, reordered, corrupt, one-way latency, deadline misses); flows
+ *     to one port share its listener, and each connection goes to the flow of its
+ *     sender (cell and source port);
  *   - `from` is NAME: connects (retrying while the listener is not there yet) and
  *     sends: periodic flows one message per period at absolute release times,
  *     bulk flows as fast as credit allows.
@@ -48,7 +50,13 @@ struct worker {
 	enum role role;
 	pthread_t th;
 	bool started;
-	int listen_id;		/* receivers: created before the cell reports ready */
+	int listen_id;		/* receivers: created before the cell reports ready; on
+				 * the first receiver of each port only (its `lead`) */
+	struct worker *lead;	/* receivers: the one whose listener this flow's port is */
+	bool accepting;		/* lead: one of its receivers is in rtvio_accept */
+	int accept_err;		/* lead: accepting ended (stop, broker gone) */
+	int handed;		/* a connection accepted for us by another receiver */
+	bool served;		/* has had its connection */
 	int sock;
 	size_t size;		/* bytes per message */
 	bool rt;		/* a real-time flow's thread: SCHED_FIFO when configured */
@@ -76,6 +84,8 @@ struct run {
 	int nw;
 	atomic_bool stop;
 	atomic_bool warned_rt;
+	pthread_mutex_t acc_lock; /* the receivers' accept hand-over */
+	pthread_cond_t acc_cond;
 	char sock_path[RTVIO_PATH_MAX + 8];
 };
 
@@ -166,6 +176,78 @@ static void receive(struct worker *w)
 	}
 }
 
+/* The receiver expecting a connection from cid:port on w's listener: the flow's
+ * sending cell and, when the flow names one, its source port (the loader makes that
+ * unique), or NULL. */
+static struct worker *expecting(const struct worker *w, uint64_t cid, uint32_t port)
+{
+	const struct run *r = w->run;
+
+	for (int i = 0; i < r->nw; i++) {
+		struct worker *o = &r->w[i];
+		const struct rtvio_flow_cfg *f = o->flow;
+
+		if (o->role == ROLE_RECV && o->lead == w->lead && !o->served && o->handed < 0 &&
+		    r->cfg.cells[f->from].cid == cid &&
+		    (f->from_port == RTVIO_PORT_ANY || f->from_port == port))
+			return o;
+	}
+	return NULL;
+}
+
+/* The connection of w's flow. The receivers of one port take turns in
+ * rtvio_accept: the one accepting hands each connection to the flow it belongs to
+ * and goes on until its own comes; the others wait for theirs or for the turn.
+ * Connections nobody expects (a flow whose workload is off, a flow's second
+ * connection) are closed. */
+static int accept_own(struct worker *w)
+{
+	struct run *r = w->run;
+	struct worker *g = w->lead;
+	int id;
+
+	pthread_mutex_lock(&r->acc_lock);
+	for (;;) {
+		uint64_t cid = 0;
+		uint32_t port = 0;
+		struct worker *o;
+
+		if (w->handed >= 0) {
+			id = w->handed;
+			break;
+		}
+		if (g->accept_err) {
+			id = g->accept_err;
+			break;
+		}
+		if (g->accepting) {
+			pthread_cond_wait(&r->acc_cond, &r->acc_lock);
+			continue;
+		}
+		g->accepting = true;
+		pthread_mutex_unlock(&r->acc_lock);
+		id = rtvio_accept(r->c, g->listen_id, &cid, &port, -1);
+		pthread_mutex_lock(&r->acc_lock);
+		g->accepting = false;
+		pthread_cond_broadcast(&r->acc_cond);
+		if (id < 0) {
+			g->accept_err = id;
+			break;
+		}
+		o = expecting(w, cid, port);
+		if (o == w)
+			break;
+		if (o)
+			o->handed = id;
+		else
+			rtvio_close(r->c, id);
+	}
+	if (id >= 0)
+		w->served = true;
+	pthread_mutex_unlock(&r->acc_lock);
+	return id;
+}
+
 static void *recv_main(void *arg)
 {
 	struct worker *w = arg;
@@ -174,7 +256,7 @@ static void *recv_main(void *arg)
 
 	/* A flow has one sender, hence one connection: when it ends (the sender
 	 * closed, a reset, the stop) the flow is over for this run. */
-	id = rtvio_accept(c, w->listen_id, NULL, NULL, -1);
+	id = accept_own(w);
 	if (id < 0) {
 		w->err = id == -EINTR ? 0 : id;
 		w->status = rtvio_cell_error(c) ? "broker gone"
@@ -403,7 +485,7 @@ static int setup_workers(struct run *r)
 			w->run = r;
 			w->flow = f;
 			w->role = (enum role)role;
-			w->listen_id = w->sock = -1;
+			w->listen_id = w->sock = w->handed = -1;
 			w->rt = !f->best_effort;
 			w->size = f->traffic.size;
 			/* A stream carries rtmsg framing: a message holds at least a header. */
@@ -428,7 +510,8 @@ static int setup_workers(struct run *r)
 }
 
 /* Receivers listen before the cell says it is ready, so a sender that starts after
- * the ready signal never finds the port closed. */
+ * the ready signal never finds the port closed. One listener per port: the loader
+ * made every flow to it of one type. */
 static int start_listeners(struct run *r)
 {
 	for (int i = 0; i < r->nw; i++) {
@@ -438,6 +521,12 @@ static int start_listeners(struct run *r)
 		int id, rc;
 
 		if (w->role != ROLE_RECV)
+			continue;
+		w->lead = w;
+		for (int j = 0; j < i; j++)
+			if (r->w[j].role == ROLE_RECV && r->w[j].flow->to_port == w->flow->to_port)
+				w->lead = r->w[j].lead;
+		if (w->lead != w)
 			continue;
 		id = rtvio_socket(r->c, type);
 		if (id < 0) {
@@ -667,6 +756,8 @@ int cmd_cell(int argc, char **argv)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return 1;
+	pthread_mutex_init(&r->acc_lock, NULL);
+	pthread_cond_init(&r->acc_cond, NULL);
 	if (rtvio_config_load(conf, &r->cfg, err, sizeof(err))) {
 		fprintf(stderr, "rtvio cell: %s\n", err);
 		status = 2;
@@ -828,6 +919,8 @@ out_workers:
 	free(r->w);
 out_cfg:
 	rtvio_config_free(&r->cfg);
+	pthread_cond_destroy(&r->acc_cond);
+	pthread_mutex_destroy(&r->acc_lock);
 	free(r);
 	return status;
 }
