@@ -33,6 +33,7 @@
 #include "../cli/commands.h"
 #include "../common/config.h"
 #include "../common/rtmsg.h"
+#include "../common/units.h"
 #include "port_posix.h"
 #include "workload.h"
 
@@ -729,6 +730,34 @@ static int parse_args(int argc, char **argv, double *duration, bool *json, int *
 	return -1;
 }
 
+/* The layout rtvio_cell_open makes (gvsock's default queue size) must fit the cell's
+ * region: checked before anything starts, so that a region too small is reported as
+ * the configuration error it is. The loader cannot check it: other process-cell
+ * programs may lay out their rings differently. */
+static int check_region(const char *conf, const struct rtvio_cell_cfg *cell)
+{
+	struct gv_layout_params lp = { 0 };
+	struct gv_layout l;
+	char have[32], need[32], rx[32], mp[32];
+	uint64_t min = 0;
+
+	/* The loader keeps rx_buf and max_packet at most 64 KiB. */
+	lp.rx_buf_size = (uint32_t)cell->rx_buf + GV_HDR_SIZE;
+	lp.tx_payload = (uint32_t)cell->max_packet;
+	if (gv_layout_compute(&lp, cell->region, &l) == 0)
+		return 0;
+	lp.tx_slots = 1;
+	if (gv_layout_compute(&lp, UINT64_MAX >> 1, &l) == 0)
+		min = (l.footprint + 4095) & ~4095ull;
+	fprintf(stderr, "rtvio cell: %s:%d: [cell %s]: region %s is too small for the cell's "
+			"rings and buffers with rx_buf = %s and max_packet = %s (at least %s)\n",
+		conf, cell->line, cell->name, rtvio_fmt_size(have, sizeof(have), cell->region),
+		rtvio_fmt_size(rx, sizeof(rx), cell->rx_buf),
+		rtvio_fmt_size(mp, sizeof(mp), cell->max_packet),
+		rtvio_fmt_size(need, sizeof(need), min));
+	return -ENOSPC;
+}
+
 static bool all_done(const struct run *r)
 {
 	for (int i = 0; i < r->nw; i++)
@@ -776,9 +805,7 @@ int cmd_cell(int argc, char **argv)
 		status = 2;
 		goto out_cfg;
 	}
-	if (r->cell->rx_buf > UINT32_MAX - GV_HDR_SIZE || r->cell->max_packet > UINT32_MAX) {
-		fprintf(stderr, "rtvio cell: %s: cell %s: rx_buf or max_packet too large\n", conf,
-			name);
+	if (check_region(conf, r->cell)) {
 		status = 2;
 		goto out_cfg;
 	}

@@ -111,6 +111,16 @@ static void config_errors(void **state)
 	p = write_conf("good.conf", good_body);
 	assert_int_equal(run((const char *[]){ "cell", p, "zz", NULL }), 2);
 	assert_non_null(strstr(errbuf, "no [cell zz]"));
+	/* A region too small for the rings and buffers, named with its line and the
+	 * size that would do; that size does. */
+	p = write_conf("small.conf", "[cell a]\ncid = 3\nregion = 64KiB\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 2);
+	assert_non_null(strstr(errbuf, "small.conf:4: [cell a]: region 64KiB is too small"));
+	assert_non_null(strstr(errbuf, "(at least 596KiB)"));
+	p = write_conf("small.conf", "[cell a]\ncid = 3\nregion = 596KiB\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 1);
+	assert_non_null(strstr(errbuf, "no broker at"));
+	p = write_conf("good.conf", good_body);
 	/* A VM cell is QEMU's to run, not ours. */
 	assert_int_equal(run((const char *[]){ "cell", p, "v", NULL }), 2);
 	assert_non_null(strstr(errbuf, "VM cell"));
