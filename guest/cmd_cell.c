@@ -13,7 +13,7 @@
  *
  * Exit status: 0 the run completed and every message received was intact and in
  * order; 1 the broker could not be reached or went away, a flow could not run, or a
- * message was lost, reordered or corrupt; 2 bad usage or configuration. */
+ * message was lost, reordered, duplicated or corrupt; 2 bad usage or configuration. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -108,7 +108,8 @@ static void usage(FILE *f)
 		"  --wait S       wait up to S seconds for the broker's socket (default 10)\n"
 		"\n"
 		"Exit status: 0 every message intact and in order; 1 broker unreachable or gone,\n"
-		"a flow could not run, or messages lost/reordered/corrupt; 2 bad usage or config.\n");
+		"a flow could not run, or messages lost/reordered/duplicated/corrupt; 2 bad usage\n"
+		"or config.\n");
 }
 
 static void warn_rt_once(struct run *r, int e)
@@ -598,6 +599,7 @@ static json_t *report(const struct run *r)
 				    json_integer((json_int_t)(rx ? w->rx.bytes : w->sent_bytes)));
 		json_object_set_new(o, "lost", json_integer((json_int_t)w->rx.lost));
 		json_object_set_new(o, "reordered", json_integer((json_int_t)w->rx.reordered));
+		json_object_set_new(o, "duplicates", json_integer((json_int_t)w->rx.duplicates));
 		json_object_set_new(o, "corrupt", json_integer((json_int_t)w->rx.corrupt));
 		json_object_set_new(lat, "min", us_or_null(&w->rx.lat, -1));
 		json_object_set_new(lat, "p50", us_or_null(&w->rx.lat, 0.5));
@@ -902,7 +904,7 @@ int cmd_cell(int argc, char **argv)
 	for (int i = 0; i < r->nw; i++) {
 		const struct worker *w = &r->w[i];
 
-		if (w->rx.lost || w->rx.reordered || w->rx.corrupt)
+		if (w->rx.lost || w->rx.reordered || w->rx.duplicates || w->rx.corrupt)
 			status = 1;
 		if (w->err && w->err != -EINTR) {
 			if (!rc)
