@@ -2,8 +2,8 @@
  * Linux's virtio_transport_common behaviour where the spec leaves room (closing
  * handshake, credit updates, SEQPACKET boundaries).
  *
- * Only memcpy/memset/memmove from libc; errno numbers come from core/rterrno.h or
- * are defined here with Linux's values, so this file needs no hosted header. */
+ * Only memcpy/memset/memmove from libc; errno numbers are Linux's, named in
+ * gvsock.h and core/rterrno.h, so this file needs no hosted header. */
 #include "gvsock.h"
 
 #include <string.h>
@@ -12,22 +12,9 @@
 #include "virtq.h"
 #include "vsock.h"
 
-/* Linux errno values for the errors core/ does not name. */
-#define GV_EAGAIN 11
-#define GV_EMFILE 24
-#define GV_EPIPE 32
-#define GV_EMSGSIZE 90
-#define GV_EPROTONOSUPPORT 93
-#define GV_EADDRINUSE 98
-#define GV_EADDRNOTAVAIL 99
-#define GV_ECONNRESET 104
-#define GV_EISCONN 106
-#define GV_ENOTCONN 107
-#define GV_ETIMEDOUT 110
-#define GV_ECONNREFUSED 111
-#define GV_EALREADY 114
-#define GV_EINPROGRESS 115
-#define GV_EIO 5
+#if GV_EINVAL != RT_EINVAL || GV_ENOSPC != RT_ENOSPC
+#error gvsock.h and core/rterrno.h disagree
+#endif
 
 #define GV_PORT_ANY 0xFFFFFFFFu
 #define GV_EPHEMERAL_FIRST 49152u
@@ -814,21 +801,21 @@ static void rx_rw(struct gv_stack *s, struct gv_sock *k, const struct vsock_hdr 
 		vsock_credit_consumed(&k->cr, h->len);
 		if (eom)
 			k->discard = false;
-		credit_check(s, k);
-		return;
-	}
-	if (h->len == 0)
-		return; /* an empty message has no byte to mark: not representable */
-	ring_put(k, payload, h->len);
-	if (eom) {
-		uint32_t last = (uint32_t)(((uint64_t)k->rhead + k->rlen - 1) % k->rcap);
+	} else if (h->len) {
+		/* (An empty message has no byte to mark: not representable, dropped.) */
+		ring_put(k, payload, h->len);
+		if (eom) {
+			uint32_t last = (uint32_t)(((uint64_t)k->rhead + k->rlen - 1) % k->rcap);
 
-		bit_set(k->eom, last);
-		if (h->flags & VSOCK_SEQ_EOR)
-			bit_set(k->eor, last);
-		k->msgs++;
+			bit_set(k->eom, last);
+			if (h->flags & VSOCK_SEQ_EOR)
+				bit_set(k->eor, last);
+			k->msgs++;
+		}
 	}
 	credit_check(s, k);
+	/* Data to read, or at least the peer's credit from the header: a sender
+	 * waiting for POLLOUT may go on either way. */
 	wake(s, k);
 }
 
@@ -906,6 +893,7 @@ static void rx_conn(struct gv_stack *s, struct gv_sock *k, const struct vsock_hd
 			if (k->rlen)
 				k->peer_waiting = true;
 			ctrl(s, k, P_CREDIT_UPDATE);
+			wake(s, k); /* its header carried the peer's credit too */
 		}
 		return;
 	case VSOCK_OP_SHUTDOWN:

@@ -15,14 +15,33 @@
  * op and type known, dst_cid ours) before it is looked at further; bad ones are
  * dropped and counted in gv_stats. The cell does not trust the broker either.
  *
- * Errors are negative errno values (<errno.h> numbers; the port's libc provides
- * them). */
+ * Errors are negative errno values with Linux's numbers: gvsock is freestanding and
+ * names them itself (GV_E* below; EINVAL 22 and ENOSPC 28 as core/rterrno.h). On
+ * Linux they are <errno.h>'s; a port on a system with other numbers maps them. */
 #ifndef RTVIO_GUEST_GVSOCK_H
 #define RTVIO_GUEST_GVSOCK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define GV_EIO 5
+#define GV_EAGAIN 11
+#define GV_EINVAL 22
+#define GV_EMFILE 24
+#define GV_ENOSPC 28
+#define GV_EPIPE 32
+#define GV_EMSGSIZE 90
+#define GV_EPROTONOSUPPORT 93
+#define GV_EADDRINUSE 98
+#define GV_EADDRNOTAVAIL 99
+#define GV_ECONNRESET 104
+#define GV_EISCONN 106
+#define GV_ENOTCONN 107
+#define GV_ETIMEDOUT 110
+#define GV_ECONNREFUSED 111
+#define GV_EALREADY 114
+#define GV_EINPROGRESS 115
 
 /* ---- Region layout ---------------------------------------------------------------
  * Everything the broker may touch lives in one region: the rx ring (queue 0), the tx
