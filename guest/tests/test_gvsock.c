@@ -861,10 +861,12 @@ static void split_peer_drain(struct split_peer *p)
  * returns the bytes sent. */
 static uint32_t split_peer_send(struct split_peer *p, const uint8_t *m, uint32_t n, bool eom)
 {
-	static uint8_t pkt[4096];
+	static uint8_t pkt[WIRE_MAX_PKT];
 	struct cell *c = &p->w->c[1];
 	uint32_t fr = vsock_peer_free(p->peer_buf_alloc, p->tx_cnt, p->peer_fwd_cnt);
 	uint32_t off = 0, room = c->lay.rx_buf_size - GV_HDR_SIZE;
+
+	assert_true(room <= sizeof(pkt) - GV_HDR_SIZE);
 
 	if (n > fr) {
 		n = fr;
@@ -894,6 +896,72 @@ static void split_peer_init(struct split_peer *p, struct wire *w, int c)
 	p->w = w;
 	gv_sock_name(w->c[1].st, c, &p->lport, NULL, NULL);
 	p->peer_buf_alloc = gv_sock_buf_alloc(w->c[1].st, c);
+}
+
+/* Message `i` of a split_flow: its length (`fixed`, or 1..4096) and its bytes: the
+ * number, then its low byte repeated. */
+static uint32_t split_len(uint32_t i, uint32_t fixed)
+{
+	return fixed ? fixed : 1 + i * 2713 % 4096;
+}
+
+static void split_fill(uint8_t *m, uint32_t i, uint32_t len)
+{
+	memset(m, (int)(i & 0xFF), len);
+	memcpy(m, &i, len < 4 ? len : 4);
+}
+
+/* n_msgs messages from the splitting peer to socket c of cell 1, read by a reader
+ * that takes 0 to read_mod - 1 messages a round at random: the flow never stalls,
+ * every message comes whole (nothing cut or merged), and the receiver sends at most
+ * one update per message it reads. Returns how many messages went out in more than
+ * one credit window. */
+static uint32_t split_flow(struct split_peer *p, struct gv_stack *b, int c, uint32_t n_msgs,
+			   uint32_t fixed, uint32_t read_mod)
+{
+	static uint8_t msg[8192], buf[8192], want[8192];
+	uint32_t sent = 0, got = 0, off = 0, x = 12345, splits = 0;
+	unsigned int u0 = p->updates, fl;
+
+	for (long rounds = 0; got < n_msgs; rounds++) {
+		bool moved = false;
+
+		assert_true(rounds < 10000000);
+		if (sent < n_msgs) {
+			uint32_t len = split_len(sent, fixed), n;
+
+			split_fill(msg, sent, len);
+			n = split_peer_send(p, msg + off, len - off, true);
+			moved = n > 0;
+			if (n < len - off)
+				splits += off == 0 || n > 0;
+			off += n;
+			if (off == len) {
+				sent++;
+				off = 0;
+			}
+		}
+		x = x * 1103515245u + 12345u;
+		for (uint32_t k = (x >> 16) % read_mod; k > 0; k--) {
+			uint32_t len = split_len(got, fixed);
+			int r = gv_recv(b, c, buf, sizeof(buf), 0, &fl);
+
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, (int)len);
+			assert_int_equal(fl, 0);
+			split_fill(want, got, len);
+			assert_memory_equal(buf, want, len);
+			got++;
+			moved = true;
+		}
+		split_peer_drain(p);
+		if (!moved && (x >> 16) % read_mod)
+			fail_msg("stalled: %u of %u messages read, peer sees %u bytes free", got,
+				 sent, vsock_peer_free(p->peer_buf_alloc, p->tx_cnt, p->peer_fwd_cnt));
+	}
+	assert_true(p->updates - u0 <= n_msgs);
+	return splits;
 }
 
 static void test_seqpacket_split_sender(void **state)
@@ -956,59 +1024,36 @@ static void test_seqpacket_split_sender(void **state)
 	for (int i = 0; i < 4000; i++)
 		assert_int_equal(buf[i], 'D');
 
-	/* Many messages of random sizes, the reader lagging at random: the flow never
-	 * stalls, nothing is cut or merged, and the receiver sends at most one update
-	 * per message it reads. */
-	{
-		uint32_t sent = 0, got = 0, off = 0, n_msgs = 3000, x = 12345;
-		unsigned int u0 = p.updates;
-
-		for (long rounds = 0; got < n_msgs; rounds++) {
-			bool moved = false;
-
-			assert_true(rounds < 1000000);
-			if (sent < n_msgs) {
-				uint32_t len = 1 + sent * 2713 % 4096;
-
-				memset(msg, (int)(sent & 0xFF), len);
-				memcpy(msg, &sent, len < 4 ? len : 4);
-				uint32_t n = split_peer_send(&p, msg + off, len - off, true);
-
-				moved = n > 0;
-				off += n;
-				if (off == len) {
-					sent++;
-					off = 0;
-				}
-			}
-			x = x * 1103515245u + 12345u;
-			for (uint32_t k = (x >> 16) % 4; k > 0; k--) {
-				uint32_t len = 1 + got * 2713 % 4096, v = 0;
-				int r = gv_recv(b, c, buf, sizeof(buf), 0, &fl);
-
-				if (r == -EAGAIN)
-					break;
-				assert_int_equal(r, (int)len);
-				assert_int_equal(fl, 0);
-				memcpy(&v, buf, len < 4 ? len : 4);
-				memcpy(msg, &got, 4);
-				assert_memory_equal(&v, msg, len < 4 ? len : 4);
-				if (len > 4)
-					assert_int_equal(buf[len - 1], got & 0xFF);
-				got++;
-				moved = true;
-			}
-			split_peer_drain(&p);
-			if (!moved && (x >> 16) % 4)
-				fail_msg("stalled: %u of %u messages read, peer sees %u bytes free",
-					 got, sent, vsock_peer_free(p.peer_buf_alloc, p.tx_cnt,
-								    p.peer_fwd_cnt));
-		}
-		assert_true(p.updates - u0 <= n_msgs);
-	}
+	/* Many messages of random sizes, the reader lagging at random. */
+	split_flow(&p, b, c, 3000, 0, 4);
 	gv_get_stats(b, &st);
 	assert_int_equal(st.rx_bad_len + st.rx_bad_hdr + st.rx_bad_credit, 0);
 	assert_int_equal(st.credit_requests_sent, 0);
+	(void)s;
+	wire_fini(&w);
+}
+
+static void test_seqpacket_split_sender_cell_sizes(void **state)
+{
+	/* What `rtvio cell` meets from a Linux guest: a 256 KiB budget (buf_alloc
+	 * 209664, not a power of two), RX buffers of 4 KiB payload, 8 KiB messages,
+	 * and a reader that falls behind now and then, so that the sender's view of
+	 * the buffer runs out mid-message and the ring wraps many times. */
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 256u << 10, .region = 4u << 20,
+			       .lp = { .rx_buf_size = 4096 + GV_HDR_SIZE } };
+	struct split_peer p;
+	struct gv_stats st;
+	int s, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	split_peer_init(&p, &w, c);
+	assert_int_equal(p.peer_buf_alloc, 209664);
+	assert_true(split_flow(&p, w.c[1].st, c, 3000, 8192, 3) > 0);
+	gv_get_stats(w.c[1].st, &st);
+	assert_int_equal(st.rx_bad_len + st.rx_bad_hdr + st.rx_bad_credit, 0);
 	(void)s;
 	wire_fini(&w);
 }
@@ -1458,6 +1503,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_slow_socket_does_not_starve),
 		cmocka_unit_test(test_seqpacket_oversize_from_peer),
 		cmocka_unit_test(test_seqpacket_split_sender),
+		cmocka_unit_test(test_seqpacket_split_sender_cell_sizes),
 		cmocka_unit_test(test_listener_close_resets_waiting),
 		cmocka_unit_test(test_shutdown_eof),
 		cmocka_unit_test(test_close_with_data_in_flight),
