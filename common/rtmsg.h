@@ -4,7 +4,7 @@
  * messages and measure one-way latency (sender and receiver share one clock: the
  * cells run on one machine).
  *
- * Layout (little-endian, 24 bytes, then len - 24 bytes of payload):
+ * Layout (little-endian, a 32-byte header, then len - 32 bytes of payload):
  *   0  u32 magic     RTMSG_MAGIC
  *   4  u32 len       whole message, header included (>= RTMSG_HDR)
  *   8  u64 seq       0, 1, 2, ... per connection

@@ -1,7 +1,9 @@
 /* `rtvio cell CONFIG NAME`: runs process cell NAME of CONFIG. It attaches to the
  * broker as NAME (the socket is the identity), then, for every flow of the config:
  *   - `to` is NAME: listens on the flow's port and checks every message it gets
- *     (rtmsg: lost, reordered, corrupt, one-way latency, deadline misses);
+ *     (rtmsg: lost, reordered, corrupt, one-way latency, deadline misses); flows
+ *     to one port share its listener, and each connection goes to the flow of its
+ *     sender (cell and source port);
  *   - `from` is NAME: connects (retrying while the listener is not there yet) and
  *     sends: periodic flows one message per period at absolute release times,
  *     bulk flows as fast as credit allows.
@@ -11,7 +13,7 @@
  *
  * Exit status: 0 the run completed and every message received was intact and in
  * order; 1 the broker could not be reached or went away, a flow could not run, or a
- * message was lost, reordered or corrupt; 2 bad usage or configuration. */
+ * message was lost, reordered, duplicated or corrupt; 2 bad usage or configuration. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -31,6 +33,7 @@
 #include "../cli/commands.h"
 #include "../common/config.h"
 #include "../common/rtmsg.h"
+#include "../common/units.h"
 #include "port_posix.h"
 #include "workload.h"
 
@@ -48,7 +51,13 @@ struct worker {
 	enum role role;
 	pthread_t th;
 	bool started;
-	int listen_id;		/* receivers: created before the cell reports ready */
+	int listen_id;		/* receivers: created before the cell reports ready; on
+				 * the first receiver of each port only (its `lead`) */
+	struct worker *lead;	/* receivers: the one whose listener this flow's port is */
+	bool accepting;		/* lead: one of its receivers is in rtvio_accept */
+	int accept_err;		/* lead: accepting ended (stop, broker gone) */
+	int handed;		/* a connection accepted for us by another receiver */
+	bool served;		/* has had its connection */
 	int sock;
 	size_t size;		/* bytes per message */
 	bool rt;		/* a real-time flow's thread: SCHED_FIFO when configured */
@@ -76,6 +85,8 @@ struct run {
 	int nw;
 	atomic_bool stop;
 	atomic_bool warned_rt;
+	pthread_mutex_t acc_lock; /* the receivers' accept hand-over */
+	pthread_cond_t acc_cond;
 	char sock_path[RTVIO_PATH_MAX + 8];
 };
 
@@ -97,7 +108,8 @@ static void usage(FILE *f)
 		"  --wait S       wait up to S seconds for the broker's socket (default 10)\n"
 		"\n"
 		"Exit status: 0 every message intact and in order; 1 broker unreachable or gone,\n"
-		"a flow could not run, or messages lost/reordered/corrupt; 2 bad usage or config.\n");
+		"a flow could not run, or messages lost/reordered/duplicated/corrupt; 2 bad usage\n"
+		"or config.\n");
 }
 
 static void warn_rt_once(struct run *r, int e)
@@ -166,6 +178,78 @@ static void receive(struct worker *w)
 	}
 }
 
+/* The receiver expecting a connection from cid:port on w's listener: the flow's
+ * sending cell and, when the flow names one, its source port (the loader makes that
+ * unique), or NULL. */
+static struct worker *expecting(const struct worker *w, uint64_t cid, uint32_t port)
+{
+	const struct run *r = w->run;
+
+	for (int i = 0; i < r->nw; i++) {
+		struct worker *o = &r->w[i];
+		const struct rtvio_flow_cfg *f = o->flow;
+
+		if (o->role == ROLE_RECV && o->lead == w->lead && !o->served && o->handed < 0 &&
+		    r->cfg.cells[f->from].cid == cid &&
+		    (f->from_port == RTVIO_PORT_ANY || f->from_port == port))
+			return o;
+	}
+	return NULL;
+}
+
+/* The connection of w's flow. The receivers of one port take turns in
+ * rtvio_accept: the one accepting hands each connection to the flow it belongs to
+ * and goes on until its own comes; the others wait for theirs or for the turn.
+ * Connections nobody expects (a flow whose workload is off, a flow's second
+ * connection) are closed. */
+static int accept_own(struct worker *w)
+{
+	struct run *r = w->run;
+	struct worker *g = w->lead;
+	int id;
+
+	pthread_mutex_lock(&r->acc_lock);
+	for (;;) {
+		uint64_t cid = 0;
+		uint32_t port = 0;
+		struct worker *o;
+
+		if (w->handed >= 0) {
+			id = w->handed;
+			break;
+		}
+		if (g->accept_err) {
+			id = g->accept_err;
+			break;
+		}
+		if (g->accepting) {
+			pthread_cond_wait(&r->acc_cond, &r->acc_lock);
+			continue;
+		}
+		g->accepting = true;
+		pthread_mutex_unlock(&r->acc_lock);
+		id = rtvio_accept(r->c, g->listen_id, &cid, &port, -1);
+		pthread_mutex_lock(&r->acc_lock);
+		g->accepting = false;
+		pthread_cond_broadcast(&r->acc_cond);
+		if (id < 0) {
+			g->accept_err = id;
+			break;
+		}
+		o = expecting(w, cid, port);
+		if (o == w)
+			break;
+		if (o)
+			o->handed = id;
+		else
+			rtvio_close(r->c, id);
+	}
+	if (id >= 0)
+		w->served = true;
+	pthread_mutex_unlock(&r->acc_lock);
+	return id;
+}
+
 static void *recv_main(void *arg)
 {
 	struct worker *w = arg;
@@ -174,7 +258,7 @@ static void *recv_main(void *arg)
 
 	/* A flow has one sender, hence one connection: when it ends (the sender
 	 * closed, a reset, the stop) the flow is over for this run. */
-	id = rtvio_accept(c, w->listen_id, NULL, NULL, -1);
+	id = accept_own(w);
 	if (id < 0) {
 		w->err = id == -EINTR ? 0 : id;
 		w->status = rtvio_cell_error(c) ? "broker gone"
@@ -403,7 +487,7 @@ static int setup_workers(struct run *r)
 			w->run = r;
 			w->flow = f;
 			w->role = (enum role)role;
-			w->listen_id = w->sock = -1;
+			w->listen_id = w->sock = w->handed = -1;
 			w->rt = !f->best_effort;
 			w->size = f->traffic.size;
 			/* A stream carries rtmsg framing: a message holds at least a header. */
@@ -428,7 +512,8 @@ static int setup_workers(struct run *r)
 }
 
 /* Receivers listen before the cell says it is ready, so a sender that starts after
- * the ready signal never finds the port closed. */
+ * the ready signal never finds the port closed. One listener per port: the loader
+ * made every flow to it of one type. */
 static int start_listeners(struct run *r)
 {
 	for (int i = 0; i < r->nw; i++) {
@@ -438,6 +523,12 @@ static int start_listeners(struct run *r)
 		int id, rc;
 
 		if (w->role != ROLE_RECV)
+			continue;
+		w->lead = w;
+		for (int j = 0; j < i; j++)
+			if (r->w[j].role == ROLE_RECV && r->w[j].flow->to_port == w->flow->to_port)
+				w->lead = r->w[j].lead;
+		if (w->lead != w)
 			continue;
 		id = rtvio_socket(r->c, type);
 		if (id < 0) {
@@ -508,6 +599,7 @@ static json_t *report(const struct run *r)
 				    json_integer((json_int_t)(rx ? w->rx.bytes : w->sent_bytes)));
 		json_object_set_new(o, "lost", json_integer((json_int_t)w->rx.lost));
 		json_object_set_new(o, "reordered", json_integer((json_int_t)w->rx.reordered));
+		json_object_set_new(o, "duplicates", json_integer((json_int_t)w->rx.duplicates));
 		json_object_set_new(o, "corrupt", json_integer((json_int_t)w->rx.corrupt));
 		json_object_set_new(lat, "min", us_or_null(&w->rx.lat, -1));
 		json_object_set_new(lat, "p50", us_or_null(&w->rx.lat, 0.5));
@@ -640,6 +732,34 @@ static int parse_args(int argc, char **argv, double *duration, bool *json, int *
 	return -1;
 }
 
+/* The layout rtvio_cell_open makes (gvsock's default queue size) must fit the cell's
+ * region: checked before anything starts, so that a region too small is reported as
+ * the configuration error it is. The loader cannot check it: other process-cell
+ * programs may lay out their rings differently. */
+static int check_region(const char *conf, const struct rtvio_cell_cfg *cell)
+{
+	struct gv_layout_params lp = { 0 };
+	struct gv_layout l;
+	char have[32], need[32], rx[32], mp[32];
+	uint64_t min = 0;
+
+	/* The loader keeps rx_buf and max_packet at most 64 KiB. */
+	lp.rx_buf_size = (uint32_t)cell->rx_buf + GV_HDR_SIZE;
+	lp.tx_payload = (uint32_t)cell->max_packet;
+	if (gv_layout_compute(&lp, cell->region, &l) == 0)
+		return 0;
+	lp.tx_slots = 1;
+	if (gv_layout_compute(&lp, UINT64_MAX >> 1, &l) == 0)
+		min = (l.footprint + 4095) & ~4095ull;
+	fprintf(stderr, "rtvio cell: %s:%d: [cell %s]: region %s is too small for the cell's "
+			"rings and buffers with rx_buf = %s and max_packet = %s (at least %s)\n",
+		conf, cell->line, cell->name, rtvio_fmt_size(have, sizeof(have), cell->region),
+		rtvio_fmt_size(rx, sizeof(rx), cell->rx_buf),
+		rtvio_fmt_size(mp, sizeof(mp), cell->max_packet),
+		rtvio_fmt_size(need, sizeof(need), min));
+	return -ENOSPC;
+}
+
 static bool all_done(const struct run *r)
 {
 	for (int i = 0; i < r->nw; i++)
@@ -667,6 +787,8 @@ int cmd_cell(int argc, char **argv)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return 1;
+	pthread_mutex_init(&r->acc_lock, NULL);
+	pthread_cond_init(&r->acc_cond, NULL);
 	if (rtvio_config_load(conf, &r->cfg, err, sizeof(err))) {
 		fprintf(stderr, "rtvio cell: %s\n", err);
 		status = 2;
@@ -685,9 +807,7 @@ int cmd_cell(int argc, char **argv)
 		status = 2;
 		goto out_cfg;
 	}
-	if (r->cell->rx_buf > UINT32_MAX - GV_HDR_SIZE || r->cell->max_packet > UINT32_MAX) {
-		fprintf(stderr, "rtvio cell: %s: cell %s: rx_buf or max_packet too large\n", conf,
-			name);
+	if (check_region(conf, r->cell)) {
 		status = 2;
 		goto out_cfg;
 	}
@@ -784,7 +904,7 @@ int cmd_cell(int argc, char **argv)
 	for (int i = 0; i < r->nw; i++) {
 		const struct worker *w = &r->w[i];
 
-		if (w->rx.lost || w->rx.reordered || w->rx.corrupt)
+		if (w->rx.lost || w->rx.reordered || w->rx.duplicates || w->rx.corrupt)
 			status = 1;
 		if (w->err && w->err != -EINTR) {
 			if (!rc)
@@ -828,6 +948,8 @@ out_workers:
 	free(r->w);
 out_cfg:
 	rtvio_config_free(&r->cfg);
+	pthread_cond_destroy(&r->acc_cond);
+	pthread_mutex_destroy(&r->acc_lock);
 	free(r);
 	return status;
 }

@@ -2,8 +2,8 @@
  * Linux's virtio_transport_common behaviour where the spec leaves room (closing
  * handshake, credit updates, SEQPACKET boundaries).
  *
- * Only memcpy/memset/memmove from libc; errno numbers come from core/rterrno.h or
- * are defined here with Linux's values, so this file needs no hosted header. */
+ * Only memcpy/memset/memmove from libc; errno numbers are Linux's, named in
+ * gvsock.h and core/rterrno.h, so this file needs no hosted header. */
 #include "gvsock.h"
 
 #include <string.h>
@@ -12,22 +12,9 @@
 #include "virtq.h"
 #include "vsock.h"
 
-/* Linux errno values for the errors core/ does not name. */
-#define GV_EAGAIN 11
-#define GV_EMFILE 24
-#define GV_EPIPE 32
-#define GV_EMSGSIZE 90
-#define GV_EPROTONOSUPPORT 93
-#define GV_EADDRINUSE 98
-#define GV_EADDRNOTAVAIL 99
-#define GV_ECONNRESET 104
-#define GV_EISCONN 106
-#define GV_ENOTCONN 107
-#define GV_ETIMEDOUT 110
-#define GV_ECONNREFUSED 111
-#define GV_EALREADY 114
-#define GV_EINPROGRESS 115
-#define GV_EIO 5
+#if GV_EINVAL != RT_EINVAL || GV_ENOSPC != RT_ENOSPC
+#error gvsock.h and core/rterrno.h disagree
+#endif
 
 #define GV_PORT_ANY 0xFFFFFFFFu
 #define GV_EPHEMERAL_FIRST 49152u
@@ -759,18 +746,29 @@ static void ring_peek(const struct gv_sock *k, uint32_t skip, uint8_t *out, uint
 	memcpy(out + first, k->rbuf, len - first);
 }
 
-/* Tells the peer about consumed space when it would otherwise stall: after half the
- * buffer has been consumed unannounced, or when it asked (CREDIT_REQUEST) while we
- * held unread data. A SEQPACKET sender needs room for a whole message and we do not
- * know its size, so once it has asked, every consumption is announced until it
- * sends again (rx_rw) or the buffer is empty and announced. */
+/* Tells the peer about consumed space when it would otherwise stall:
+ *  - half the buffer has been consumed unannounced (a one-way flow hears nothing
+ *    else);
+ *  - it asked (CREDIT_REQUEST) while we held unread data: a gvsock SEQPACKET sender
+ *    needs room for a whole message of a size we do not know, so every consumption
+ *    is announced until it sends again (rx_rw) or the buffer is empty and announced;
+ *  - the reader can take nothing more while the peer sees no room at all: a sender
+ *    that splits a SEQPACKET message over credit windows (Linux) waits without
+ *    asking, and our reader waits for the rest of the message it holds the start
+ *    of. Either a read or an arrival can complete that picture, so both check.
+ *    (A STREAM reader finds nothing queued only with less than half the buffer
+ *    unannounced, so its peer always sees room then; the rule costs it nothing.)
+ * Each announcement follows a consumption, so there is at most one per read. */
 static void credit_check(struct gv_stack *s, struct gv_sock *k)
 {
 	uint32_t un = vsock_credit_unannounced(&k->cr);
+	bool starved;
 
 	if (k->state != GV_S_CONNECTED || un == 0)
 		return;
-	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting) {
+	starved = (k->type == GV_SOCK_SEQPACKET ? k->msgs == 0 : k->rlen == 0) &&
+		  vsock_peer_free(k->cr.buf_alloc, k->cr.rx_cnt, k->cr.last_fwd_cnt) == 0;
+	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting || starved) {
 		if (k->rlen == 0)
 			k->peer_waiting = false;
 		ctrl(s, k, P_CREDIT_UPDATE);
@@ -803,20 +801,21 @@ static void rx_rw(struct gv_stack *s, struct gv_sock *k, const struct vsock_hdr 
 		vsock_credit_consumed(&k->cr, h->len);
 		if (eom)
 			k->discard = false;
-		credit_check(s, k);
-		return;
-	}
-	if (h->len == 0)
-		return; /* an empty message has no byte to mark: not representable */
-	ring_put(k, payload, h->len);
-	if (eom) {
-		uint32_t last = (uint32_t)(((uint64_t)k->rhead + k->rlen - 1) % k->rcap);
+	} else if (h->len) {
+		/* (An empty message has no byte to mark: not representable, dropped.) */
+		ring_put(k, payload, h->len);
+		if (eom) {
+			uint32_t last = (uint32_t)(((uint64_t)k->rhead + k->rlen - 1) % k->rcap);
 
-		bit_set(k->eom, last);
-		if (h->flags & VSOCK_SEQ_EOR)
-			bit_set(k->eor, last);
-		k->msgs++;
+			bit_set(k->eom, last);
+			if (h->flags & VSOCK_SEQ_EOR)
+				bit_set(k->eor, last);
+			k->msgs++;
+		}
 	}
+	credit_check(s, k);
+	/* Data to read, or at least the peer's credit from the header: a sender
+	 * waiting for POLLOUT may go on either way. */
 	wake(s, k);
 }
 
@@ -894,6 +893,7 @@ static void rx_conn(struct gv_stack *s, struct gv_sock *k, const struct vsock_hd
 			if (k->rlen)
 				k->peer_waiting = true;
 			ctrl(s, k, P_CREDIT_UPDATE);
+			wake(s, k); /* its header carried the peer's credit too */
 		}
 		return;
 	case VSOCK_OP_SHUTDOWN:
@@ -1610,6 +1610,13 @@ unsigned int gv_poll_events(const struct gv_stack *s, int id)
 	if (s->dead)
 		ev |= GV_POLLERR | GV_POLLHUP;
 	return ev;
+}
+
+bool gv_sock_connecting(const struct gv_stack *s, int id)
+{
+	const struct gv_sock *k = sock_get(s, id);
+
+	return k && k->state == GV_S_CONNECTING;
 }
 
 int gv_sock_error(struct gv_stack *s, int id)

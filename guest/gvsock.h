@@ -15,14 +15,33 @@
  * op and type known, dst_cid ours) before it is looked at further; bad ones are
  * dropped and counted in gv_stats. The cell does not trust the broker either.
  *
- * Errors are negative errno values (<errno.h> numbers; the port's libc provides
- * them). */
+ * Errors are negative errno values with Linux's numbers: gvsock is freestanding and
+ * names them itself (GV_E* below; EINVAL 22 and ENOSPC 28 as core/rterrno.h). On
+ * Linux they are <errno.h>'s; a port on a system with other numbers maps them. */
 #ifndef RTVIO_GUEST_GVSOCK_H
 #define RTVIO_GUEST_GVSOCK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define GV_EIO 5
+#define GV_EAGAIN 11
+#define GV_EINVAL 22
+#define GV_EMFILE 24
+#define GV_ENOSPC 28
+#define GV_EPIPE 32
+#define GV_EMSGSIZE 90
+#define GV_EPROTONOSUPPORT 93
+#define GV_EADDRINUSE 98
+#define GV_EADDRNOTAVAIL 99
+#define GV_ECONNRESET 104
+#define GV_EISCONN 106
+#define GV_ENOTCONN 107
+#define GV_ETIMEDOUT 110
+#define GV_ECONNREFUSED 111
+#define GV_EALREADY 114
+#define GV_EINPROGRESS 115
 
 /* ---- Region layout ---------------------------------------------------------------
  * Everything the broker may touch lives in one region: the rx ring (queue 0), the tx
@@ -222,7 +241,11 @@ int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
  * a longer message is discarded and GV_MSG_TRUNC set in *out_flags. A message longer
  * than the whole receive budget (only a peer ignoring gv_max_message sends one) is
  * delivered as its first buf_alloc bytes with GV_MSG_TRUNC; the rest is discarded.
- * `flags` in: GV_MSG_PEEK. out_flags may be NULL. May queue a CREDIT_UPDATE. */
+ * `flags` in: GV_MSG_PEEK. out_flags may be NULL. May queue a CREDIT_UPDATE: the
+ * peer hears of consumed space once half the buffer is consumed unannounced, when
+ * it asked, and whenever it sees no room while no whole message (STREAM: no byte)
+ * is queued, so a sender that splits a SEQPACKET message over credit windows
+ * without asking (Linux) never stalls against a waiting reader. */
 int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flags,
 	    unsigned int *out_flags);
 
@@ -248,6 +271,13 @@ int gv_close(struct gv_stack *s, int id);
 
 /* GV_POLL* bits of socket id; GV_POLLERR | GV_POLLHUP for an id that is not open. */
 unsigned int gv_poll_events(const struct gv_stack *s, int id);
+
+/* True while a connect on `id` waits for its answer (gv_connect returned
+ * -EINPROGRESS and neither RESPONSE, RST nor the timeout has come). A blocking
+ * connect waits for this to end, not for POLLOUT: the answer may leave a socket that
+ * is connected yet not writable (no credit or TX slot yet, or the peer already shut
+ * it down again). */
+bool gv_sock_connecting(const struct gv_stack *s, int id);
 
 /* The pending asynchronous error of the socket (connect result, reset), cleared by
  * reading it; 0 when none. */

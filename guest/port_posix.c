@@ -23,6 +23,7 @@
 #define DEFAULT_MAX_SOCKETS 64u
 #define DEFAULT_RCVBUF (256u * 1024u)
 #define DEFAULT_HANDSHAKE_MS 5000
+#define DEFAULT_PUMP_CALLS 64u
 
 /* Features we can use; VERSION_1 is the only one we cannot do without. */
 #define WANT_FEATURES                                                                    \
@@ -43,8 +44,11 @@ struct rtvio_cell {
 	struct gv_stack *stack;
 	int kick[VHU_VSOCK_QUEUES];
 	int call[VHU_VSOCK_QUEUES];
-	int wake_fd;		/* eventfd: another thread of ours has news */
-	int epfd;		/* rtvio_cell_fd(): call fds, sock, wake_fd */
+	int wake_fd;		/* eventfd: news for the thread in poll() */
+	int loop_fd;		/* eventfd: news for the event loop; drained only by
+				 * rtvio_cell_process, so a blocked thread cannot take it */
+	int epfd;		/* rtvio_cell_fd(): call fds, sock, loop_fd */
+	uint32_t pump_calls;	/* gv_process calls per pump */
 	uint64_t cid;
 	uint64_t features;
 	bool mlocked;
@@ -59,6 +63,7 @@ struct rtvio_cell {
 	int poller_prio;	/* its SCHED_FIFO/RR priority, 0 for others */
 	int want_prio;		/* a waiter of this priority asked to poll; -1 none */
 	bool wake_written;	/* wake_fd has an unread count */
+	bool loop_written;	/* loop_fd has an unread count */
 	bool fd_used;		/* someone asked for rtvio_cell_fd() */
 	bool in_process;	/* inside rtvio_cell_process(): the event loop itself */
 	bool more;		/* the last pump stopped with work left */
@@ -105,22 +110,32 @@ static void op_kick(void *ctx, unsigned int queue)
 	}
 }
 
+/* Makes rtvio_cell_fd() readable for an event loop, if there is one (lock held):
+ * loop_fd is written at most once until rtvio_cell_process drains it. */
+static void wake_loop(struct rtvio_cell *c)
+{
+	uint64_t one = 1;
+
+	if (c->fd_used && !c->loop_written &&
+	    write(c->loop_fd, &one, sizeof(one)) == sizeof(one))
+		c->loop_written = true;
+}
+
 /* Something other threads may wait for has changed (lock held). Followers get the
- * condition; a thread inside poll(), or an event loop watching rtvio_cell_fd()
- * (unless it is the caller: `from_loop`), gets the wake eventfd, written at most
- * once until drained. */
+ * condition; a thread inside poll() gets wake_fd, and an event loop watching
+ * rtvio_cell_fd() (unless it is the caller: `from_loop`) loop_fd, each written at
+ * most once until drained. */
 static void wake_others(struct rtvio_cell *c, bool from_loop)
 {
 	uint64_t one = 1;
 
-	if (!c->waiters && !c->fd_used)
-		return;
 	if (c->waiters)
 		pthread_cond_broadcast(&c->cond);
-	if ((c->poller || (c->fd_used && !from_loop)) && !c->wake_written) {
-		if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
-			c->wake_written = true;
-	}
+	if (c->poller && !c->wake_written &&
+	    write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+		c->wake_written = true;
+	if (!from_loop)
+		wake_loop(c);
 }
 
 static void wake_waiters(struct rtvio_cell *c)
@@ -157,6 +172,7 @@ static void mark_dead(struct rtvio_cell *c, int why)
 		if (write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
 			c->wake_written = true;
 	}
+	wake_loop(c);
 }
 
 /* The broker never sends requests to a front end on this socket; whatever comes is
@@ -188,7 +204,7 @@ static void pump(struct rtvio_cell *c)
 
 	if (c->dead)
 		return;
-	for (int i = 0; i < 64; i++) {
+	for (uint32_t i = 0; i < c->pump_calls; i++) {
 		rc = gv_process(c->stack);
 		if (rc <= 0)
 			break;
@@ -196,6 +212,11 @@ static void pump(struct rtvio_cell *c)
 	c->more = rc > 0;
 	if (rc < 0)
 		mark_dead(c, -EIO);
+	else if (c->more)
+		/* Work left with the used-buffer notifications still off: no call
+		 * eventfd will say so, so whoever sleeps on the cell, the event loop
+		 * included, must be told to look again. */
+		wake_others(c, false);
 }
 
 /* The real-time priority of the calling thread (0 when it has none). */
@@ -397,6 +418,8 @@ static void cell_free(struct rtvio_cell *c)
 	}
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
+	if (c->loop_fd >= 0)
+		close(c->loop_fd);
 	if (c->epfd >= 0)
 		close(c->epfd);
 	vhu_reader_reset(&c->reader);
@@ -470,7 +493,8 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		pthread_cond_init(&c->cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	c->sock = c->memfd = c->wake_fd = c->epfd = -1;
+	c->sock = c->memfd = c->wake_fd = c->loop_fd = c->epfd = -1;
+	c->pump_calls = opts->test_pump_calls ? opts->test_pump_calls : DEFAULT_PUMP_CALLS;
 	c->want_prio = -1;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		c->kick[q] = c->call[q] = -1;
@@ -518,8 +542,9 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		}
 	}
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->loop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (c->wake_fd < 0 || c->epfd < 0) {
+	if (c->wake_fd < 0 || c->loop_fd < 0 || c->epfd < 0) {
 		rc = -errno;
 		set_err(err, errlen, "eventfd/epoll: %s", strerror(errno));
 		goto fail;
@@ -591,7 +616,7 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 
 	{
 		struct epoll_event ev = { .events = EPOLLIN };
-		int fds[] = { c->call[0], c->call[1], c->sock, c->wake_fd };
+		int fds[] = { c->call[0], c->call[1], c->sock, c->loop_fd };
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 			ev.data.fd = fds[i];
@@ -660,11 +685,8 @@ int rtvio_cell_process(struct rtvio_cell *c)
 	pthread_mutex_lock(&c->lock);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		drain_eventfd(c->call[q]);
-	if (!c->poller) {
-		/* Only when no thread sleeps on it: that thread drains it itself. */
-		drain_eventfd(c->wake_fd);
-		c->wake_written = false;
-	}
+	drain_eventfd(c->loop_fd);
+	c->loop_written = false;
 	check_socket(c);
 	c->in_process = true;
 	pump(c);
@@ -802,7 +824,6 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 {
 	uint64_t deadline = deadline_of(timeout_ms);
 	int prio = timeout_ms ? thread_prio() : 0;
-	unsigned int ev;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
@@ -816,15 +837,11 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 	c->waiters++;
 	for (;;) {
 		pump(c);
-		ev = c->dead ? 0 : gv_poll_events(c->stack, id);
-		if (ev & GV_POLLERR) {
+		if (!c->dead && !gv_sock_connecting(c->stack, id)) {
+			/* Answered: refused, timed out or reset (the pending error), or
+			 * connected, even when the peer left no room to write or has
+			 * already shut the connection down again; the next calls say so. */
 			rc = gv_sock_error(c->stack, id);
-			if (!rc)
-				rc = -ECONNRESET;
-			break;
-		}
-		if (ev & GV_POLLOUT) {
-			rc = 0;
 			break;
 		}
 		rc = wait_locked(c, deadline, prio);

@@ -28,13 +28,18 @@
  *
  * Event loops: rtvio_cell_fd() is an epoll descriptor (pollable, nestable in the
  * caller's poll/epoll) that becomes readable whenever the stack may have news: a
- * call eventfd, the vhost-user socket, or another thread's action. When it is
+ * call eventfd, the vhost-user socket, or another thread's action (including news
+ * that a thread blocked in a call of this cell took from the broker: the loop has
+ * an eventfd of its own that only rtvio_cell_process() drains). When it is
  * readable, call rtvio_cell_process() and then retry non-blocking calls (or look at
- * rtvio_poll_events()). Until rtvio_cell_process() runs, it may stay readable.
+ * rtvio_poll_events()). Until rtvio_cell_process() runs, it may stay readable; when
+ * rtvio_cell_process() leaves work behind (a flood outlasted its bound), it is
+ * readable again at once.
  *
  * Real time: after rtvio_cell_open() nothing allocates. Non-blocking calls make no
  * system call except the kick eventfd write when the broker asked for kicks, and an
- * eventfd write to wake another thread of this cell that is blocked. */
+ * eventfd write to wake another thread of this cell that is blocked or the event
+ * loop. */
 #ifndef RTVIO_GUEST_PORT_POSIX_H
 #define RTVIO_GUEST_PORT_POSIX_H
 
@@ -60,6 +65,9 @@ struct rtvio_cell_opts {
 	int attach_wait_ms;	/* keep retrying while the broker socket is absent or
 				 * refuses, up to this long; 0: try once */
 	bool no_mlock;		/* do not try to page-lock the region */
+	/* Tests only: gv_process calls per pump before it stops with work left
+	 * (0 = 64); 1 makes "work left" easy to reach. */
+	uint32_t test_pump_calls;
 };
 
 struct rtvio_cell;
@@ -106,8 +114,10 @@ int rtvio_cell_poller_prio(struct rtvio_cell *c);
 int rtvio_socket(struct rtvio_cell *c, unsigned int type);
 int rtvio_bind(struct rtvio_cell *c, int id, uint32_t port);
 int rtvio_listen(struct rtvio_cell *c, int id, uint32_t port, uint32_t backlog);
-/* 0 once connected; -ECONNREFUSED (no listener, or no flow permits it: the broker
- * answers RST), -ETIMEDOUT, -EINPROGRESS (timeout_ms == 0), gvsock's errors. */
+/* 0 once the peer accepted (it may have shut the connection down again already, or
+ * left no room to write yet: the next send or recv tells); -ECONNREFUSED (no
+ * listener, or no flow permits it: the broker answers RST), -ETIMEDOUT,
+ * -EINPROGRESS (timeout_ms == 0), gvsock's errors. */
 int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms);
 /* New socket id, or -EAGAIN / -ETIMEDOUT / -EINTR / gvsock's errors. */
 int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,

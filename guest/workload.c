@@ -93,36 +93,78 @@ void wl_rx_init(struct wl_rx_stats *s, uint64_t deadline_ns)
 	wl_hist_init(&s->lat);
 }
 
+static void bit_put(uint64_t *map, uint64_t seq, bool v)
+{
+	uint64_t i = seq % WL_SEQ_WINDOW, bit = 1ull << (i % 64);
+
+	if (v)
+		map[i / 64] |= bit;
+	else
+		map[i / 64] &= ~bit;
+}
+
+static bool bit_get(const uint64_t *map, uint64_t seq)
+{
+	uint64_t i = seq % WL_SEQ_WINDOW;
+
+	return map[i / 64] >> (i % 64) & 1;
+}
+
 int wl_rx_account(struct wl_rx_stats *s, const uint8_t *m, size_t len, uint64_t now_ns)
 {
-	uint64_t seq = s->next_seq, stamp, gap;
+	uint64_t seq = s->next_seq, stamp;
 
 	if (len == 0 || rtmsg_check(m, len, &seq, &stamp) != RTMSG_OK) {
 		s->corrupt++;
-		/* A corrupt message still used up a sequence number; when the next
-		 * intact one shows the gap it is not counted lost a second time. */
 		s->corrupt_pending++;
 		return -EBADMSG;
 	}
+	if (seq >= s->next_seq) {
+		uint64_t gap = seq - s->next_seq, a;
+
+		a = gap < s->corrupt_pending ? gap : s->corrupt_pending;
+		if (gap >= WL_SEQ_WINDOW) {
+			memset(s->seen, 0, sizeof(s->seen));
+			memset(s->cov, 0, sizeof(s->cov));
+		}
+		for (uint64_t q = gap >= WL_SEQ_WINDOW ? seq - WL_SEQ_WINDOW + 1 : s->next_seq;
+		     q < seq; q++) {
+			bit_put(s->seen, q, false);
+			bit_put(s->cov, q, q - s->next_seq < a);
+		}
+		bit_put(s->seen, seq, true);
+		bit_put(s->cov, seq, false);
+		s->missing += gap;
+		s->covered += a;
+		s->corrupt_pending -= a;
+		s->next_seq = seq + 1;
+	} else if (s->next_seq - seq <= WL_SEQ_WINDOW) {
+		if (bit_get(s->seen, seq)) {
+			s->duplicates++;
+			return 0;
+		}
+		bit_put(s->seen, seq, true);
+		s->reordered++;
+		s->missing--;
+		if (bit_get(s->cov, seq)) {
+			/* The corrupt message that stood for it was another number of the
+			 * same gap (the missing numbers that follow), or none. */
+			uint64_t q = seq + 1;
+
+			bit_put(s->cov, seq, false);
+			while (q < s->next_seq && !bit_get(s->seen, q) && bit_get(s->cov, q))
+				q++;
+			if (q < s->next_seq && !bit_get(s->seen, q))
+				bit_put(s->cov, q, true);
+			else
+				s->covered--;
+		}
+	} else {
+		s->reordered++;
+	}
+	s->lost = s->missing - s->covered;
 	s->messages++;
 	s->bytes += len;
-	if (seq == s->next_seq) {
-		s->next_seq++;
-	} else if (seq > s->next_seq) {
-		gap = seq - s->next_seq;
-		if (gap > s->corrupt_pending) {
-			s->lost += gap - s->corrupt_pending;
-			s->corrupt_pending = 0;
-		} else {
-			s->corrupt_pending -= gap;
-		}
-		s->next_seq = seq + 1;
-	} else {
-		/* Earlier than expected: it was counted lost when the gap appeared. */
-		s->reordered++;
-		if (s->lost)
-			s->lost--;
-	}
 	if (!stamp) {
 		s->untimed++;
 		return 0;

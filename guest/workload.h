@@ -32,24 +32,42 @@ unsigned wl_hist_index(uint64_t ns);
 uint64_t wl_hist_lower(unsigned idx);
 uint64_t wl_hist_upper(unsigned idx);
 
+/* Sequence numbers below the next expected one whose arrival is remembered: a late
+ * message within this window is told apart from a duplicate exactly. */
+#define WL_SEQ_WINDOW 4096u
+
 /* What one receiving flow has seen. */
 struct wl_rx_stats {
-	uint64_t messages;	/* intact messages received */
-	uint64_t lost;		/* sequence numbers skipped and never seen since */
+	uint64_t messages;	/* intact messages received, each sequence number once */
+	uint64_t lost;		/* sequence numbers skipped, never seen since, and not
+				 * accounted for by a corrupt message */
 	uint64_t reordered;	/* intact messages that arrived after a later one */
+	uint64_t duplicates;	/* intact messages whose sequence number had arrived */
 	uint64_t corrupt;	/* messages failing the rtmsg check */
 	uint64_t deadline_misses; /* latency above deadline_ns (0 = no deadline) */
 	uint64_t untimed;	/* intact messages too short to carry a stamp */
 	uint64_t bytes;
 	uint64_t next_seq;	/* the sequence number expected next */
 	uint64_t corrupt_pending; /* corrupt messages not yet matched to a gap */
+	uint64_t missing;	/* sequence numbers skipped and not seen since */
+	uint64_t covered;	/* corrupt messages matched to them (lost = missing -
+				 * covered) */
+	/* Bit seq % WL_SEQ_WINDOW, for the window below next_seq: */
+	uint64_t seen[WL_SEQ_WINDOW / 64]; /* arrived intact */
+	uint64_t cov[WL_SEQ_WINDOW / 64];  /* missing, a corrupt message stands for it */
 	uint64_t deadline_ns;
 	struct wl_hist lat;
 };
 
 void wl_rx_init(struct wl_rx_stats *s, uint64_t deadline_ns);
 /* Accounts one received message m[0, len) that arrived at now_ns. Returns 0 when it
- * was intact, -EBADMSG when corrupt. */
+ * was intact (a duplicate too: counted as such, nothing else), -EBADMSG when corrupt.
+ * A corrupt message used up a sequence number: the next gap counts it instead of a
+ * loss (for the gap's first missing numbers). A late message takes back the loss its
+ * gap counted; when a corrupt message stood for it instead, that one now stands for
+ * another missing number of the same gap, or for none (it is then just corrupt:
+ * never a reason to count less loss elsewhere). One older than WL_SEQ_WINDOW cannot
+ * be told from a duplicate: it counts as reordered and the loss stays counted. */
 int wl_rx_account(struct wl_rx_stats *s, const uint8_t *m, size_t len, uint64_t now_ns);
 
 /* Stream reassembly: rtmsg framing over a byte stream (len at offset 4). The

@@ -256,6 +256,7 @@ static const char full_config[] =
 	"[flow rt2]\n"
 	"from = p1:6\n"
 	"to = vm-2:4294967294\n"
+	"type = seqpacket\n"
 	"size = 1\n"
 	"period = 1ns\n"
 	"class = real-time\n"
@@ -332,10 +333,11 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(f->traffic.period_ns, 500000000);
 	assert_int_equal(f->traffic.workload, 2);
 	f = &a.flows[1];
-	assert_int_equal(f->type, RTVIO_STREAM);
+	assert_int_equal(f->type, RTVIO_SEQPACKET);
 	assert_int_equal(f->period_ns, 1);
 	assert_int_equal(f->traffic.pattern, RTVIO_PATTERN_OFF);
 	f = &a.flows[2];
+	assert_int_equal(f->type, RTVIO_STREAM);
 	assert_true(f->best_effort);
 	assert_int_equal(f->from_port, RTVIO_PORT_ANY);
 	assert_int_equal(f->period_ns, 0);
@@ -850,6 +852,27 @@ static void test_errors_cross_checks(void **state)
 	expect_error(CELLS FLOW "[flow g]\nfrom = a:7\nto = b:1000\nsize = 1\nperiod = 1ms\n",
 		     "10: [flow g]: connections from a to b:1000 would also match flow f (line 5); "
 		     "give each a distinct source port (from = CELL:PORT)");
+	/* One port, one listener, one socket type; senders from several cells may
+	 * share it. */
+	expect_error(CELLS "[cell c]\ncid = 5\n" FLOW
+		     "[flow g]\nfrom = c\nto = b:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
+		     "15: [flow g] key 'type': seqpacket, but flow f (line 7) goes to b:1000 as "
+		     "stream; flows to one port share its listener and must have one type");
+	expect_error(CELLS "[cell c]\ncid = 5\n"
+		     "[flow f]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 64\nperiod = 1ms\n"
+		     "[flow g]\nfrom = c\nto = b:1000\nsize = 1\nperiod = 1ms\n",
+		     "13: [flow g] key 'type': stream, but flow f (line 7) goes to b:1000 as "
+		     "seqpacket; flows to one port share its listener and must have one type");
+	{
+		struct rtvio_config cfg;
+
+		load_ok(CELLS "[cell c]\ncid = 5\n" FLOW
+			"[flow g]\nfrom = c\nto = b:1000\nsize = 1\nperiod = 1ms\n"
+			"[flow h]\nfrom = a\nto = c:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
+			&cfg);
+		assert_int_equal(cfg.nflows, 3);
+		rtvio_config_free(&cfg);
+	}
 	/* Workloads. */
 	expect_error(CELLS FLOW "[workload w]\npattern = bulk\n",
 		     "10: [workload w]: missing key 'flow' (the flow it drives)");

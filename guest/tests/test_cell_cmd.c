@@ -111,6 +111,16 @@ static void config_errors(void **state)
 	p = write_conf("good.conf", good_body);
 	assert_int_equal(run((const char *[]){ "cell", p, "zz", NULL }), 2);
 	assert_non_null(strstr(errbuf, "no [cell zz]"));
+	/* A region too small for the rings and buffers, named with its line and the
+	 * size that would do; that size does. */
+	p = write_conf("small.conf", "[cell a]\ncid = 3\nregion = 64KiB\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 2);
+	assert_non_null(strstr(errbuf, "small.conf:4: [cell a]: region 64KiB is too small"));
+	assert_non_null(strstr(errbuf, "(at least 596KiB)"));
+	p = write_conf("small.conf", "[cell a]\ncid = 3\nregion = 596KiB\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 1);
+	assert_non_null(strstr(errbuf, "no broker at"));
+	p = write_conf("good.conf", good_body);
 	/* A VM cell is QEMU's to run, not ours. */
 	assert_int_equal(run((const char *[]){ "cell", p, "v", NULL }), 2);
 	assert_non_null(strstr(errbuf, "VM cell"));
@@ -203,6 +213,53 @@ static void broker_hangup_exits_1(void **state)
 	fake_stop(f);
 }
 
+static void flows_share_a_port(void **state)
+{
+	/* Two flows to one port of this cell: one listener, and each connection goes
+	 * to the receiver of its own flow. Against the loopback fake the cell's own
+	 * senders play cell x (the CID the fake gives this cell), from two source
+	 * ports; the flows' message sizes differ, so a connection handed to the wrong
+	 * receiver shows as corrupt messages. */
+	char path[128], sd[96];
+	const char *p;
+	struct fake *f;
+	json_t *doc, *fl;
+	size_t i;
+	int seen = 0;
+
+	(void)state;
+	snprintf(sd, sizeof(sd), "%s/sock", dir);
+	mkdir(sd, 0700);
+	p = write_conf("shared.conf",
+		       "[cell a]\ncid = 3\nregion = 1MiB\n[cell x]\ncid = 42\nvm = yes\n"
+		       "[flow h1]\nfrom = a:5001\nto = x:1000\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		       "[flow h2]\nfrom = a:5002\nto = x:1000\ntype = seqpacket\nsize = 300\nperiod = 1ms\n"
+		       "[flow g1]\nfrom = x:5001\nto = a:1000\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		       "[flow g2]\nfrom = x:5002\nto = a:1000\ntype = seqpacket\nsize = 300\nperiod = 1ms\n"
+		       "[workload w1]\nflow = h1\ncount = 30\n[workload w2]\nflow = h2\ncount = 30\n");
+	snprintf(path, sizeof(path), "%s/sock/a.sock", dir);
+	f = fake_start_at(path, VHU_VSOCK_FEATURES);
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--duration", "20", "--json", NULL }),
+			 0);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "flows"), i, fl) {
+		const char *name = json_string_value(json_object_get(fl, "name"));
+
+		if (strcmp(name, "g1") && strcmp(name, "g2"))
+			continue;
+		seen++;
+		assert_string_equal(json_string_value(json_object_get(fl, "status")), "ok");
+		assert_int_equal(json_integer_value(json_object_get(fl, "messages")), 30);
+		assert_int_equal(json_integer_value(json_object_get(fl, "bytes")),
+				 name[1] == '1' ? 3000 : 9000);
+		assert_int_equal(json_integer_value(json_object_get(fl, "corrupt")), 0);
+	}
+	assert_int_equal(seen, 2);
+	json_decref(doc);
+	fake_stop(f);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -227,6 +284,7 @@ int main(void)
 		cmocka_unit_test(no_broker),
 		cmocka_unit_test(attaches_signals_ready_and_reports),
 		cmocka_unit_test(broker_hangup_exits_1),
+		cmocka_unit_test(flows_share_a_port),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

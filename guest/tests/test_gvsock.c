@@ -95,6 +95,25 @@ static void test_layout(void **state)
 	assert_int_equal(gv_layout_compute(&p, l.footprint - 1, &l), -ENOSPC);
 }
 
+static void test_errno_values(void **state)
+{
+	/* gvsock names Linux's numbers itself; on Linux they are <errno.h>'s. */
+	static const int pairs[][2] = {
+		{ GV_EIO, EIO }, { GV_EAGAIN, EAGAIN }, { GV_EINVAL, EINVAL },
+		{ GV_EMFILE, EMFILE }, { GV_ENOSPC, ENOSPC }, { GV_EPIPE, EPIPE },
+		{ GV_EMSGSIZE, EMSGSIZE }, { GV_EPROTONOSUPPORT, EPROTONOSUPPORT },
+		{ GV_EADDRINUSE, EADDRINUSE }, { GV_EADDRNOTAVAIL, EADDRNOTAVAIL },
+		{ GV_ECONNRESET, ECONNRESET }, { GV_EISCONN, EISCONN },
+		{ GV_ENOTCONN, ENOTCONN }, { GV_ETIMEDOUT, ETIMEDOUT },
+		{ GV_ECONNREFUSED, ECONNREFUSED }, { GV_EALREADY, EALREADY },
+		{ GV_EINPROGRESS, EINPROGRESS },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		assert_int_equal(pairs[i][0], pairs[i][1]);
+}
+
 static void test_config_checked(void **state)
 {
 	struct gv_config cfg = { 0 };
@@ -759,12 +778,25 @@ static void test_seqpacket_oversize_from_peer(void **state)
 	assert_int_equal(fl, GV_MSG_TRUNC);
 	assert_int_equal(buf[0], 'a');
 	assert_int_equal(buf[4095], 'b');
-	/* The tail of that message is dropped, its credit given back. */
+	/* Meanwhile our own sending stalls for credit ... */
+	assert_int_equal(gv_send(b, c, buf, 4096, false), 4096);
+	assert_int_equal(gv_send(b, c, buf, 1, false), -EAGAIN);
+	assert_false(gv_poll_events(b, c) & GV_POLLOUT);
+	/* ... until the peer's next header, though its payload is dropped: the tail of
+	 * that message goes, its credit given back, and the header frees our send
+	 * side, which is woken. */
 	h.flags = VSOCK_SEQ_EOM;
 	h.len = 100;
+	h.fwd_cnt = 4096;
 	vsock_hdr_encode(&h, pkt);
 	assert_int_equal(wire_inject(&w.c[1], pkt, GV_HDR_SIZE + 100, GV_HDR_SIZE + 100), 1);
-	assert_true(gv_process(b) >= 0);
+	{
+		unsigned int wakes = w.c[1].wakes;
+
+		assert_true(gv_process(b) >= 0);
+		assert_true(w.c[1].wakes > wakes);
+		assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	}
 	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), -EAGAIN);
 	h.len = 7;
 	memset(pkt + GV_HDR_SIZE, 'z', 7);
@@ -786,6 +818,243 @@ static void test_seqpacket_oversize_from_peer(void **state)
 	assert_int_equal(w.c[1].last.op, VSOCK_OP_CREDIT_UPDATE);
 	assert_int_equal(w.c[1].last.fwd_cnt, 4096 + 100 + 7);
 	assert_int_equal(w.c[1].last.buf_alloc, 4096);
+	wire_fini(&w);
+}
+
+/* A SEQPACKET peer that behaves like Linux's virtio transport, played by hand on
+ * cell 0's side of a connection to cell 1: a message goes out in as many RW packets
+ * as the credit it sees allows (EOM on the last, pieces of at most one RX buffer),
+ * it waits for credit without ever asking (no CREDIT_REQUEST), and it learns our
+ * credit from every header cell 1 sends. */
+struct split_peer {
+	struct wire *w;
+	uint32_t lport;          /* cell 1's port */
+	uint32_t tx_cnt, peer_fwd_cnt, peer_buf_alloc;
+	unsigned int updates;    /* CREDIT_UPDATEs seen */
+};
+
+/* Takes what cell 1 sent (header only; the peer sends nothing back). */
+static void split_peer_drain(struct split_peer *p)
+{
+	struct cell *c = &p->w->c[1];
+	struct vq_seg seg[8];
+	struct vq_chain ch;
+
+	while (vq_device_pop(&c->tx, &ch, seg, 8) == 1) {
+		struct vsock_hdr h;
+
+		assert_true(seg[0].len >= GV_HDR_SIZE);
+		vsock_hdr_decode(&h, seg[0].host);
+		if (h.dst_port == PORT && h.src_port == p->lport) {
+			p->peer_fwd_cnt = h.fwd_cnt;
+			p->peer_buf_alloc = h.buf_alloc;
+			if (h.op == VSOCK_OP_CREDIT_UPDATE)
+				p->updates++;
+			assert_int_not_equal(h.op, VSOCK_OP_RST);
+		}
+		assert_int_equal(vq_device_push(&c->tx, ch.head, 0), 0);
+	}
+	assert_true(gv_process(c->st) >= 0);
+}
+
+/* Sends up to n bytes of a message (eom: they end it) within the credit it sees;
+ * returns the bytes sent. */
+static uint32_t split_peer_send(struct split_peer *p, const uint8_t *m, uint32_t n, bool eom)
+{
+	static uint8_t pkt[WIRE_MAX_PKT];
+	struct cell *c = &p->w->c[1];
+	uint32_t fr = vsock_peer_free(p->peer_buf_alloc, p->tx_cnt, p->peer_fwd_cnt);
+	uint32_t off = 0, room = c->lay.rx_buf_size - GV_HDR_SIZE;
+
+	assert_true(room <= sizeof(pkt) - GV_HDR_SIZE);
+
+	if (n > fr) {
+		n = fr;
+		eom = false;
+	}
+	while (off < n) {
+		uint32_t k = n - off < room ? n - off : room;
+		struct vsock_hdr h = { .src_cid = 3, .dst_cid = 4, .src_port = PORT,
+				       .dst_port = p->lport, .type = VSOCK_TYPE_SEQPACKET,
+				       .op = VSOCK_OP_RW, .len = k, .buf_alloc = 65536 };
+
+		if (eom && off + k == n)
+			h.flags = VSOCK_SEQ_EOM;
+		vsock_hdr_encode(&h, pkt);
+		memcpy(pkt + GV_HDR_SIZE, m + off, k);
+		assert_int_equal(wire_inject(c, pkt, GV_HDR_SIZE + k, GV_HDR_SIZE + k), 1);
+		off += k;
+	}
+	p->tx_cnt += n;
+	assert_true(gv_process(c->st) >= 0);
+	return n;
+}
+
+static void split_peer_init(struct split_peer *p, struct wire *w, int c)
+{
+	memset(p, 0, sizeof(*p));
+	p->w = w;
+	gv_sock_name(w->c[1].st, c, &p->lport, NULL, NULL);
+	p->peer_buf_alloc = gv_sock_buf_alloc(w->c[1].st, c);
+}
+
+/* Message `i` of a split_flow: its length (`fixed`, or 1..4096) and its bytes: the
+ * number, then its low byte repeated. */
+static uint32_t split_len(uint32_t i, uint32_t fixed)
+{
+	return fixed ? fixed : 1 + i * 2713 % 4096;
+}
+
+static void split_fill(uint8_t *m, uint32_t i, uint32_t len)
+{
+	memset(m, (int)(i & 0xFF), len);
+	memcpy(m, &i, len < 4 ? len : 4);
+}
+
+/* n_msgs messages from the splitting peer to socket c of cell 1, read by a reader
+ * that takes 0 to read_mod - 1 messages a round at random: the flow never stalls,
+ * every message comes whole (nothing cut or merged), and the receiver sends at most
+ * one update per message it reads. Returns how many messages went out in more than
+ * one credit window. */
+static uint32_t split_flow(struct split_peer *p, struct gv_stack *b, int c, uint32_t n_msgs,
+			   uint32_t fixed, uint32_t read_mod)
+{
+	static uint8_t msg[8192], buf[8192], want[8192];
+	uint32_t sent = 0, got = 0, off = 0, x = 12345, splits = 0;
+	unsigned int u0 = p->updates, fl;
+
+	for (long rounds = 0; got < n_msgs; rounds++) {
+		bool moved = false;
+
+		assert_true(rounds < 10000000);
+		if (sent < n_msgs) {
+			uint32_t len = split_len(sent, fixed), n;
+
+			split_fill(msg, sent, len);
+			n = split_peer_send(p, msg + off, len - off, true);
+			moved = n > 0;
+			if (n < len - off)
+				splits += off == 0 || n > 0;
+			off += n;
+			if (off == len) {
+				sent++;
+				off = 0;
+			}
+		}
+		x = x * 1103515245u + 12345u;
+		for (uint32_t k = (x >> 16) % read_mod; k > 0; k--) {
+			uint32_t len = split_len(got, fixed);
+			int r = gv_recv(b, c, buf, sizeof(buf), 0, &fl);
+
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, (int)len);
+			assert_int_equal(fl, 0);
+			split_fill(want, got, len);
+			assert_memory_equal(buf, want, len);
+			got++;
+			moved = true;
+		}
+		split_peer_drain(p);
+		if (!moved && (x >> 16) % read_mod)
+			fail_msg("stalled: %u of %u messages read, peer sees %u bytes free", got,
+				 sent, vsock_peer_free(p->peer_buf_alloc, p->tx_cnt, p->peer_fwd_cnt));
+	}
+	assert_true(p->updates - u0 <= n_msgs);
+	return splits;
+}
+
+static void test_seqpacket_split_sender(void **state)
+{
+	/* The receiver must announce space whenever the peer sees none while no whole
+	 * message waits to be read: a splitting sender does not ask, and the reader
+	 * waits for the rest of the message it holds the start of. */
+	static uint8_t msg[8192], buf[8192];
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 5120 }; /* buf_alloc 4096 */
+	struct split_peer p;
+	struct gv_stack *b;
+	struct gv_stats st;
+	int s, c;
+	unsigned int fl;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	b = w.c[1].st;
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	split_peer_init(&p, &w, c);
+	assert_int_equal(p.peer_buf_alloc, 4096);
+	/* A (1600 bytes) whole, then 2496 of B's 2800 fill the buffer. */
+	memset(msg, 'A', 1600);
+	assert_int_equal(split_peer_send(&p, msg, 1600, true), 1600);
+	memset(msg, 'B', 2800);
+	assert_int_equal(split_peer_send(&p, msg, 2800, true), 2496);
+	split_peer_drain(&p);
+	assert_int_equal(p.updates, 0);
+	/* Reading A frees less than half the buffer, but nothing else can be read
+	 * until the rest of B comes, which needs that space. */
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 1600);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), -EAGAIN);
+	split_peer_drain(&p);
+	assert_int_equal(p.updates, 1);
+	assert_int_equal(p.peer_fwd_cnt, 1600);
+	assert_int_equal(split_peer_send(&p, msg + 2496, 304, true), 304);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 2800);
+	assert_int_equal(fl, 0);
+	for (int i = 0; i < 2800; i++)
+		assert_int_equal(buf[i], 'B');
+	split_peer_drain(&p);
+	assert_int_equal(p.updates, 2); /* 2800 >= half the buffer */
+
+	/* The other way round: the reader empties the buffer with less than half of it
+	 * unannounced; the peer fills what it sees free with the start of a message,
+	 * and that arrival is what must be announced. */
+	memset(msg, 'C', 1000);
+	assert_int_equal(split_peer_send(&p, msg, 1000, true), 1000);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 1000);
+	split_peer_drain(&p);
+	assert_int_equal(p.updates, 2);
+	memset(msg, 'D', 4000);
+	assert_int_equal(split_peer_send(&p, msg, 4000, true), 3096);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), -EAGAIN);
+	split_peer_drain(&p);
+	assert_int_equal(p.updates, 3);
+	assert_int_equal(split_peer_send(&p, msg + 3096, 904, true), 904);
+	assert_int_equal(gv_recv(b, c, buf, sizeof(buf), 0, &fl), 4000);
+	for (int i = 0; i < 4000; i++)
+		assert_int_equal(buf[i], 'D');
+
+	/* Many messages of random sizes, the reader lagging at random. */
+	split_flow(&p, b, c, 3000, 0, 4);
+	gv_get_stats(b, &st);
+	assert_int_equal(st.rx_bad_len + st.rx_bad_hdr + st.rx_bad_credit, 0);
+	assert_int_equal(st.credit_requests_sent, 0);
+	(void)s;
+	wire_fini(&w);
+}
+
+static void test_seqpacket_split_sender_cell_sizes(void **state)
+{
+	/* What `rtvio cell` meets from a Linux guest: a 256 KiB budget (buf_alloc
+	 * 209664, not a power of two), RX buffers of 4 KiB payload, 8 KiB messages,
+	 * and a reader that falls behind now and then, so that the sender's view of
+	 * the buffer runs out mid-message and the ring wraps many times. */
+	struct wire w;
+	struct wire_opts o = { .rcvbuf = 256u << 10, .region = 4u << 20,
+			       .lp = { .rx_buf_size = 4096 + GV_HDR_SIZE } };
+	struct split_peer p;
+	struct gv_stats st;
+	int s, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	pair(&w, GV_SOCK_SEQPACKET, &s, &c);
+	split_peer_init(&p, &w, c);
+	assert_int_equal(p.peer_buf_alloc, 209664);
+	assert_true(split_flow(&p, w.c[1].st, c, 3000, 8192, 3) > 0);
+	gv_get_stats(w.c[1].st, &st);
+	assert_int_equal(st.rx_bad_len + st.rx_bad_hdr + st.rx_bad_credit, 0);
+	(void)s;
 	wire_fini(&w);
 }
 
@@ -1216,6 +1485,7 @@ int main(int argc, char **argv)
 	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_errno_values),
 		cmocka_unit_test(test_config_checked),
 		cmocka_unit_test(test_connect_accept_exchange),
 		cmocka_unit_test(test_refused),
@@ -1232,6 +1502,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_seqpacket_waits_for_tx_slots),
 		cmocka_unit_test(test_slow_socket_does_not_starve),
 		cmocka_unit_test(test_seqpacket_oversize_from_peer),
+		cmocka_unit_test(test_seqpacket_split_sender),
+		cmocka_unit_test(test_seqpacket_split_sender_cell_sizes),
 		cmocka_unit_test(test_listener_close_resets_waiting),
 		cmocka_unit_test(test_shutdown_eof),
 		cmocka_unit_test(test_close_with_data_in_flight),

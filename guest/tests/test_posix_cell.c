@@ -327,6 +327,42 @@ static void nonblocking_and_timeouts(void **state)
 	fake_stop(f);
 }
 
+static void connect_ends_with_the_answer(void **state)
+{
+	/* A blocking connect returns as soon as the peer answered, whatever the
+	 * socket's state then: a peer that accepts and shuts down at once (in the
+	 * same batch of packets), or one that advertises no receive buffer, leaves a
+	 * connected socket that is not writable, and connect must not wait for that. */
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	uint8_t buf[16];
+	int k;
+
+	(void)state;
+	f->answer_shutdown = true;
+	f->answer_buf_alloc = 65536;
+	atomic_store(&f->answer, true);
+	k = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	assert_int_equal(rtvio_connect(c, k, 77, 5000, 3000), 0);
+	assert_true(rtvio_poll_events(c, k) & GV_POLLHUP);
+	assert_int_equal(rtvio_send(c, k, "x", 1, 0, 1000), -EPIPE);
+	assert_int_equal(rtvio_recv(c, k, buf, sizeof(buf), 0, NULL, 1000), 0);
+	rtvio_close(c, k);
+
+	atomic_store(&f->answer, false);
+	f->answer_shutdown = false;
+	f->answer_buf_alloc = 0;
+	atomic_store(&f->answer, true);
+	k = rtvio_socket(c, RTVIO_SOCK_SEQPACKET);
+	assert_int_equal(rtvio_connect(c, k, 77, 5001, 3000), 0);
+	assert_false(rtvio_poll_events(c, k) & (GV_POLLOUT | GV_POLLERR | GV_POLLHUP));
+	assert_int_equal(rtvio_max_message(c, k), 0);
+	assert_int_equal(rtvio_send(c, k, "x", 1, 0, 0), -EMSGSIZE);
+	rtvio_close(c, k);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
 struct blocked {
 	struct rtvio_cell *c;
 	int id;
@@ -346,6 +382,104 @@ static void *blocked_thread(void *arg)
 		b->rc = rtvio_recv(b->c, b->id, buf, sizeof(buf), 0, NULL, -1);
 	atomic_store(&b->done, true);
 	return NULL;
+}
+
+static void event_loop_beside_a_blocked_thread(void **state)
+{
+	/* A thread blocked on one socket polls the cell's eventfds and takes the
+	 * broker's news for everyone; an event loop waiting on rtvio_cell_fd() for
+	 * another socket must still hear of its data, however late it looks. */
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_cell(f, 2u << 20);
+	struct blocked r = { 0 };
+	struct pollfd p;
+	uint8_t buf[16];
+	pthread_t t;
+	int a1, b1, a2, b2, n = -EAGAIN;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 4100, &a1, &b1);
+	pair(c, RTVIO_SOCK_STREAM, 4101, &a2, &b2);
+	p = (struct pollfd){ rtvio_cell_fd(c), POLLIN, 0 };
+	for (int i = 0; i < 100 && poll(&p, 1, 0) == 1; i++) {
+		assert_int_equal(rtvio_cell_process(c), 0);
+		usleep(2000);
+	}
+	r = (struct blocked){ .c = c, .id = b1 };
+	pthread_create(&t, NULL, blocked_thread, &r);
+	for (int i = 0; i < 1000 && rtvio_cell_poller_prio(c) < 0; i++)
+		usleep(1000);
+	assert_true(rtvio_cell_poller_prio(c) >= 0);
+	assert_int_equal(rtvio_send(c, a2, "hello", 5, 0, 0), 5);
+	/* Time for the blocked thread to take the notification, deliver the data
+	 * and poll again, before the loop gets round to looking. */
+	usleep(200000);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	for (int i = 0; i < 100 && n == -EAGAIN; i++) {
+		assert_int_equal(rtvio_cell_process(c), 0);
+		n = (int)rtvio_recv(c, b2, buf, sizeof(buf), 0, NULL, 0);
+		if (n == -EAGAIN)
+			assert_int_equal(poll(&p, 1, 5000), 1);
+	}
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_false(atomic_load(&r.done));
+	assert_int_equal(rtvio_send(c, a1, "x", 1, 0, 0), 1);
+	pthread_join(t, NULL);
+	assert_int_equal(r.rc, 1);
+	rtvio_close(c, a1);
+	rtvio_close(c, b1);
+	rtvio_close(c, a2);
+	rtvio_close(c, b2);
+	rtvio_cell_close(c);
+	fake_stop(f);
+}
+
+static void process_leaving_work_keeps_fd_readable(void **state)
+{
+	/* rtvio_cell_process stops at its bound with the used-buffer notifications
+	 * still off: no call eventfd will fire for what is left, so the cell's
+	 * descriptor itself must be readable again. With one gv_process per pump,
+	 * every call that handled a packet stops so. A strict event loop that runs
+	 * only when the descriptor says so still gets all the data. */
+	struct rtvio_cell_opts o = { .test_pump_calls = 1 };
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c;
+	struct pollfd p;
+	char err[256] = "";
+	uint8_t buf[4096];
+	int a, b, got = 0, calls = 0;
+
+	(void)state;
+	c = rtvio_cell_open(f->path, 2u << 20, &o, err, sizeof(err));
+	if (!c)
+		fail_msg("rtvio_cell_open: %s", err);
+	pair(c, RTVIO_SOCK_STREAM, 4200, &a, &b);
+	p = (struct pollfd){ rtvio_cell_fd(c), POLLIN, 0 };
+	memset(buf, 0x6B, sizeof(buf));
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(rtvio_send(c, a, buf, 100, 0, 1000), 100);
+	usleep(100000);
+	while (got < 2000) {
+		struct gv_stats s0, s1;
+		int n;
+
+		assert_true(++calls < 1000);
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		rtvio_cell_stats(c, &s0);
+		assert_int_equal(rtvio_cell_process(c), 0);
+		rtvio_cell_stats(c, &s1);
+		if (s1.rx_packets != s0.rx_packets)
+			assert_int_equal(poll(&p, 1, 0), 1);
+		while ((n = (int)rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 0)) > 0)
+			got += n;
+		assert_int_equal(n, -EAGAIN);
+	}
+	assert_int_equal(got, 2000);
+	rtvio_close(c, a);
+	rtvio_close(c, b);
+	rtvio_cell_close(c);
+	fake_stop(f);
 }
 
 static void broker_hangup_resets_everything(void **state)
@@ -536,6 +670,9 @@ int main(void)
 		cmocka_unit_test(stream_integrity_two_threads),
 		cmocka_unit_test(seqpacket_boundaries),
 		cmocka_unit_test(nonblocking_and_timeouts),
+		cmocka_unit_test(connect_ends_with_the_answer),
+		cmocka_unit_test(event_loop_beside_a_blocked_thread),
+		cmocka_unit_test(process_leaving_work_keeps_fd_readable),
 		cmocka_unit_test(broker_hangup_resets_everything),
 		cmocka_unit_test(hangup_seen_without_waiters),
 		cmocka_unit_test(interrupt_unblocks),

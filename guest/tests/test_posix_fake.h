@@ -54,6 +54,13 @@ struct fake {
 	atomic_bool running;	/* rings are up */
 	atomic_int seen_pkts;
 	atomic_bool accepted;
+	/* Answer mode: TX packets are not looped back; a REQUEST is answered by a
+	 * RESPONSE advertising answer_buf_alloc and, with answer_shutdown, by a
+	 * SHUTDOWN(RCV|SEND) right behind it, both in the RX ring before one
+	 * notification. */
+	atomic_bool answer;
+	_Atomic uint32_t answer_buf_alloc;
+	atomic_bool answer_shutdown;
 	int error;
 	pthread_t th;
 };
@@ -238,6 +245,46 @@ static int give_rx(struct fake *f)
 	return 1;
 }
 
+/* Puts header-only packet h in the next RX buffer. */
+static int put_rx(struct fake *f, const struct vsock_hdr *h)
+{
+	struct vq_seg seg[8];
+	struct vq_chain c;
+	int rc = vq_device_pop(&f->vq[0], &c, seg, 8);
+
+	if (rc <= 0)
+		return rc;
+	if (c.n_seg == c.n_out || seg[c.n_out].len < VSOCK_HDR_SIZE)
+		return -EINVAL;
+	vsock_hdr_encode(h, seg[c.n_out].host);
+	vq_device_push(&f->vq[0], c.head, VSOCK_HDR_SIZE);
+	return 1;
+}
+
+static int answer(struct fake *f)
+{
+	struct vsock_hdr h = {
+		.src_cid = f->hdr.dst_cid, .dst_cid = f->hdr.src_cid,
+		.src_port = f->hdr.dst_port, .dst_port = f->hdr.src_port,
+		.type = f->hdr.type, .op = VSOCK_OP_RESPONSE,
+		.buf_alloc = f->answer_buf_alloc,
+	};
+
+	f->pending = false;
+	if (f->hdr.op != VSOCK_OP_REQUEST)
+		return 0;
+	if (put_rx(f, &h) != 1)
+		return -1;
+	if (f->answer_shutdown) {
+		h.op = VSOCK_OP_SHUTDOWN;
+		h.flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
+		if (put_rx(f, &h) != 1)
+			return -1;
+	}
+	notify(f, 0);
+	return 0;
+}
+
 static void *fake_main(void *arg)
 {
 	struct fake *f = arg;
@@ -264,6 +311,13 @@ static void *fake_main(void *arg)
 				}
 				if (rc == 0)
 					break;
+				if (atomic_load(&f->answer)) {
+					if (answer(f)) {
+						f->error = 4;
+						goto out;
+					}
+					continue;
+				}
 			}
 			rc = give_rx(f);
 			if (rc < 0) {

@@ -123,6 +123,73 @@ static void rx_loss_reorder_corrupt(void **state)
 	free(s);
 }
 
+/* Feeds seqs (-1: a corrupt message) and checks the counts. */
+static void feed(struct wl_rx_stats *s, const long long *seqs, size_t n)
+{
+	uint8_t m[40];
+
+	for (size_t i = 0; i < n; i++) {
+		if (seqs[i] < 0) {
+			memset(m, 0xEE, sizeof(m));
+			assert_int_equal(wl_rx_account(s, m, sizeof(m), 2), -EBADMSG);
+		} else {
+			rtmsg_fill(m, sizeof(m), (uint64_t)seqs[i], 1);
+			assert_int_equal(wl_rx_account(s, m, sizeof(m), 2), 0);
+		}
+	}
+}
+
+static void rx_accounting_is_exact(void **state)
+{
+	struct wl_rx_stats *s = rx_new(0);
+
+	(void)state;
+	/* The corrupt message stands for 1 (gap at 2); 3 is lost (gap at 4). When 1
+	 * comes after all, the corrupt one was not 1 and stands for nothing: 3 stays
+	 * lost. */
+	feed(s, (const long long[]){ 0, -1, 2, 4 }, 4);
+	assert_int_equal(s->lost, 1);
+	feed(s, (const long long[]){ 1 }, 1);
+	assert_int_equal(s->lost, 1);
+	assert_int_equal(s->reordered, 1);
+	assert_int_equal(s->corrupt, 1);
+	assert_int_equal(s->messages, 4);
+	/* A gap of two with one corrupt message: one lost. When the number the corrupt
+	 * one stood for comes late, it stands for the other: nothing lost. */
+	wl_rx_init(s, 0);
+	feed(s, (const long long[]){ 0, -1, 3 }, 3);
+	assert_int_equal(s->lost, 1);
+	feed(s, (const long long[]){ 1 }, 1);
+	assert_int_equal(s->lost, 0);
+	/* ... and when that one comes too, the corrupt message stands for nothing,
+	 * and no loss elsewhere is taken back: 4 and 5 stay lost. */
+	feed(s, (const long long[]){ 6, 2 }, 2);
+	assert_int_equal(s->lost, 2);
+	assert_int_equal(s->reordered, 2);
+	/* A number seen twice is a duplicate, not a reordering, and not a second
+	 * message. */
+	wl_rx_init(s, 0);
+	feed(s, (const long long[]){ 0, 1, 1, 3, 2, 2, 0 }, 7);
+	assert_int_equal(s->messages, 4);
+	assert_int_equal(s->duplicates, 3);
+	assert_int_equal(s->reordered, 1);
+	assert_int_equal(s->lost, 0);
+	assert_int_equal(s->bytes, 160);
+	/* Beyond the window a late message cannot be told from a duplicate: it is
+	 * counted reordered, and the loss it might take back stays counted. */
+	wl_rx_init(s, 0);
+	feed(s, (const long long[]){ 0, 2, WL_SEQ_WINDOW + 3, 1 }, 4);
+	assert_int_equal(s->lost, WL_SEQ_WINDOW + 1);
+	assert_int_equal(s->reordered, 1);
+	assert_int_equal(s->duplicates, 0);
+	/* Inside it, after a gap longer than the window, a late one is exact. */
+	feed(s, (const long long[]){ WL_SEQ_WINDOW + 2, WL_SEQ_WINDOW + 2 }, 2);
+	assert_int_equal(s->lost, WL_SEQ_WINDOW);
+	assert_int_equal(s->reordered, 2);
+	assert_int_equal(s->duplicates, 1);
+	free(s);
+}
+
 static void rx_short_messages_untimed(void **state)
 {
 	struct wl_rx_stats *s = rx_new(0);
@@ -256,6 +323,7 @@ int main(void)
 		cmocka_unit_test(hist_quantiles_within_resolution),
 		cmocka_unit_test(rx_in_order_with_latency),
 		cmocka_unit_test(rx_loss_reorder_corrupt),
+		cmocka_unit_test(rx_accounting_is_exact),
 		cmocka_unit_test(rx_short_messages_untimed),
 		cmocka_unit_test(stream_reassembles_any_split),
 		cmocka_unit_test(stream_rejects_bad_framing),
