@@ -27,6 +27,7 @@
 #include "config.h"
 #include "control.h"
 #include "dataplane.h"
+#include "pmqos.h"
 #include "vhost_user.h"
 #include "virtq.h"
 
@@ -73,6 +74,7 @@ struct broker {
 	unsigned int ncells;
 	int ep;
 	int sig_fd, wake_fd;
+	int qos_fd;	/* the PM QoS hold ([broker] pm_qos), -1 none */
 	int ctl_fd;
 	char ctl_path[RTVIO_PATH_MAX];
 	struct ctl_client ctl[CTL_MAX_CLIENTS];
@@ -610,7 +612,7 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 	}
 	b->cfg = cfg;
 	b->opts = *opts;
-	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = -1;
+	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		b->ctl[i].fd = -1;
 		b->src_ctl[i] = (struct ev_src){ .kind = SRC_CTL_CLIENT, .slot = i };
@@ -735,6 +737,16 @@ void broker_apply_rt(struct broker *b)
 			fprintf(stderr, "rtvio broker: warning: cannot pin to cpu %d (%s): running "
 					"unpinned\n", bc->cpu, strerror(errno));
 	}
+	/* Idle cpus kept awake: a notification inside a step then wakes its cell
+	 * without a halted cpu to rouse (the cost rtvio calibrate puts in
+	 * packet_overhead assumes the same setting). */
+	if (bc->pm_qos && b->qos_fd < 0) {
+		b->qos_fd = pmqos_hold(0);
+		if (b->qos_fd < 0)
+			fprintf(stderr, "rtvio broker: warning: cannot keep idle cpus awake "
+					"(/dev/cpu_dma_latency: %s): wake-ups cost more than with "
+					"pm_qos held\n", strerror(-b->qos_fd));
+	}
 	if (bc->rt_priority > 0) {
 		struct sched_param sp = { .sched_priority = bc->rt_priority };
 
@@ -793,6 +805,7 @@ void broker_close(struct broker *b)
 	}
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl_client_close(&b->ctl[i]);
+	pmqos_release(b->qos_fd);
 	if (b->ctl_fd >= 0)
 		close(b->ctl_fd);
 	if (b->ctl_path[0])
