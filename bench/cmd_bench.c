@@ -1327,7 +1327,7 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 			json_object_set_new(row, "violation", json_boolean(mx > bound));
 		}
 		if (bound > 0 && mx > bound) {
-			const char *why = attribute(&pr, json_object_get(rx, "worst"), bound, row);
+			const char *why = attribute(&pr, json_object_get(rx, "slowest"), bound, row);
 			char expl[320];
 			json_t *v;
 

@@ -9,12 +9,12 @@
  *   4  u32 len       whole message, header included (>= RTMSG_HDR)
  *   8  u64 seq       0, 1, 2, ... per connection
  *   16 u64 stamp_ns  CLOCK_MONOTONIC at send
- *   24 u32 check     rtmsg_checksum: the 32 header bytes with check = 0, then the
- *                    payload, hashed eight bytes at a time (see rtmsg_hash)
+ *   24 u32 check     rtmsg_checksum: the payload, then the 32 header bytes with
+ *                    check = 0, hashed eight bytes at a time (see rtmsg_hash)
  *   28 u32 reserved  0
  *   32 ...           payload: byte k = (seq + k) & 0xff
- * Messages shorter than RTMSG_HDR (a 1-byte SEQPACKET, say) carry the first bytes of
- * a header: they can be checked for their pattern but not timed. */
+ * Messages shorter than RTMSG_HDR (a 1-byte SEQPACKET, say) carry only a pattern that
+ * depends on seq: they can be checked for it but not timed. */
 #ifndef RTVIO_RTMSG_H
 #define RTVIO_RTMSG_H
 
@@ -69,19 +69,28 @@ static inline uint64_t rtmsg_hash(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
-static inline uint32_t rtmsg_checksum(const uint8_t *m, size_t len)
-{
-	uint8_t hdr[RTMSG_HDR];
-	uint64_t h;
+#define RTMSG_SEED 0xcbf29ce484222325ull
 
-	memcpy(hdr, m, RTMSG_HDR);
-	rtmsg_put32(hdr + 24, 0);
-	h = rtmsg_hash(rtmsg_hash(0xcbf29ce484222325ull, hdr, RTMSG_HDR), m + RTMSG_HDR,
-		       len - RTMSG_HDR);
+/* The payload first, then the header: a sender can hash the payload before it takes
+ * the send stamp (rtmsg_prepare), so that the stamp is taken right before the send,
+ * not before the work of filling a large message. */
+static inline uint32_t rtmsg_finish(uint64_t payload_hash, const uint8_t *hdr_with_zero_check)
+{
+	uint64_t h = rtmsg_hash(payload_hash, hdr_with_zero_check, RTMSG_HDR);
+
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
 	return (uint32_t)(h ^ (h >> 32));
+}
+
+static inline uint32_t rtmsg_checksum(const uint8_t *m, size_t len)
+{
+	uint8_t hdr[RTMSG_HDR];
+
+	memcpy(hdr, m, RTMSG_HDR);
+	rtmsg_put32(hdr + 24, 0);
+	return rtmsg_finish(rtmsg_hash(RTMSG_SEED, m + RTMSG_HDR, len - RTMSG_HDR), hdr);
 }
 
 /* Payload byte k of message seq is (seq + k) & 0xff: copied from a table of that
@@ -109,23 +118,39 @@ static inline void rtmsg_pattern(uint8_t *m, size_t from, size_t to, uint64_t se
 	}
 }
 
-/* Fills m[0, len) as message `seq` sent at `stamp_ns`. */
-static inline void rtmsg_fill(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns)
+/* The part of message `seq` that does not depend on its send time: the payload of
+ * m[0, len), and its hash, which rtmsg_stamp() needs. */
+static inline uint64_t rtmsg_prepare(uint8_t *m, size_t len, uint64_t seq)
+{
+	if (len < RTMSG_HDR) {
+		/* Too short for a header: a pattern that still depends on seq. */
+		rtmsg_pattern(m, 0, len, seq);
+		return 0;
+	}
+	rtmsg_pattern(m, RTMSG_HDR, len, seq);
+	return rtmsg_hash(RTMSG_SEED, m + RTMSG_HDR, len - RTMSG_HDR);
+}
+
+/* Completes a prepared message: its header, stamped `stamp_ns`, and checksum. */
+static inline void rtmsg_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns,
+			       uint64_t payload_hash)
 {
 	uint8_t hdr[RTMSG_HDR] = { 0 };
 
-	rtmsg_pattern(m, len < RTMSG_HDR ? len : RTMSG_HDR, len, seq);
+	if (len < RTMSG_HDR)
+		return;
 	rtmsg_put32(hdr, RTMSG_MAGIC);
 	rtmsg_put32(hdr + 4, (uint32_t)len);
 	rtmsg_put64(hdr + 8, seq);
 	rtmsg_put64(hdr + 16, stamp_ns);
-	if (len >= RTMSG_HDR) {
-		memcpy(m, hdr, RTMSG_HDR);
-		rtmsg_put32(m + 24, rtmsg_checksum(m, len));
-	} else {
-		/* Too short for a header: a pattern that still depends on seq. */
-		rtmsg_pattern(m, 0, len, seq);
-	}
+	rtmsg_put32(hdr + 24, rtmsg_finish(payload_hash, hdr));
+	memcpy(m, hdr, RTMSG_HDR);
+}
+
+/* Fills m[0, len) as message `seq` sent at `stamp_ns`. */
+static inline void rtmsg_fill(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns)
+{
+	rtmsg_stamp(m, len, seq, stamp_ns, rtmsg_prepare(m, len, seq));
 }
 
 enum rtmsg_verdict { RTMSG_OK, RTMSG_CORRUPT };

@@ -365,7 +365,9 @@ static void *send_main(void *arg)
 	if (t->offset_ns && !sleep_until(w, plan.next_ns))
 		goto close;
 	while (!t->count || w->sent < t->count) {
-		uint64_t stamp;
+		/* The payload does not depend on the send time: made before the release,
+		 * so that the stamp marks the send itself, as a latency should. */
+		uint64_t stamp, ph = rtmsg_prepare(w->buf, w->size, w->sent);
 		ssize_t n;
 
 		if (periodic && !sleep_until(w, plan.next_ns))
@@ -373,7 +375,7 @@ static void *send_main(void *arg)
 		if (stopping(w))
 			break;
 		stamp = wl_now_ns();
-		rtmsg_fill(w->buf, w->size, w->sent, stamp);
+		rtmsg_stamp(w->buf, w->size, w->sent, stamp, ph);
 		n = rtvio_send(c, id, w->buf, w->size, 0, -1);
 		if (n >= 0 && n < (ssize_t)w->size && !stopping(w)) {
 			/* A blocking send stops short only on an error; the next call
@@ -549,6 +551,28 @@ static int start_listeners(struct run *r)
 
 /* ---- Results ------------------------------------------------------------------- */
 
+/* The receiver's slowest messages, slowest first: [{seq, stamp_ns, latency_us}]. */
+static json_t *slowest_json(const struct wl_rx_stats *st)
+{
+	struct wl_slow w[WL_SLOWEST];
+	unsigned n = st->nslowest;
+	json_t *a = json_array();
+
+	memcpy(w, st->slowest, n * sizeof(w[0]));
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && w[j].latency_ns > w[j - 1].latency_ns; j--) {
+			struct wl_slow t = w[j];
+
+			w[j] = w[j - 1];
+			w[j - 1] = t;
+		}
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:I, s:I, s:f}", "seq", (json_int_t)w[i].seq,
+						   "stamp_ns", (json_int_t)w[i].stamp_ns,
+						   "latency_us", (double)w[i].latency_ns / 1e3));
+	return a;
+}
+
 static json_t *us_or_null(const struct wl_hist *h, double q)
 {
 	if (!h->count)
@@ -612,6 +636,8 @@ static json_t *report(const struct run *r)
 						   : json_real((double)f->deadline_ns / 1e3));
 		json_object_set_new(o, "deadline_misses",
 				    json_integer((json_int_t)w->rx.deadline_misses));
+		if (rx)
+			json_object_set_new(o, "slowest", slowest_json(&w->rx));
 		if (!rx && f->traffic.pattern == RTVIO_PATTERN_PERIODIC) {
 			json_object_set_new(o, "late_releases",
 					    json_integer((json_int_t)w->late));

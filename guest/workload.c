@@ -110,6 +110,24 @@ static bool bit_get(const uint64_t *map, uint64_t seq)
 	return map[i / 64] >> (i % 64) & 1;
 }
 
+/* Keeps the WL_SLOWEST slowest messages: a new one replaces the fastest kept. */
+static void keep_slowest(struct wl_rx_stats *s, uint64_t stamp, uint64_t lat, uint64_t seq)
+{
+	unsigned k = s->nslowest;
+
+	if (k == WL_SLOWEST) {
+		k = 0;
+		for (unsigned i = 1; i < WL_SLOWEST; i++)
+			if (s->slowest[i].latency_ns < s->slowest[k].latency_ns)
+				k = i;
+		if (s->slowest[k].latency_ns >= lat)
+			return;
+	} else {
+		s->nslowest++;
+	}
+	s->slowest[k] = (struct wl_slow){ .stamp_ns = stamp, .latency_ns = lat, .seq = seq };
+}
+
 int wl_rx_account(struct wl_rx_stats *s, const uint8_t *m, size_t len, uint64_t now_ns)
 {
 	uint64_t seq = s->next_seq, stamp;
@@ -176,6 +194,7 @@ int wl_rx_account(struct wl_rx_stats *s, const uint8_t *m, size_t len, uint64_t 
 	wl_hist_add(&s->lat, lat);
 	if (s->deadline_ns && lat > s->deadline_ns)
 		s->deadline_misses++;
+	keep_slowest(s, stamp, lat, seq);
 	return 0;
 }
 

@@ -36,6 +36,17 @@ uint64_t wl_hist_upper(unsigned idx);
  * message within this window is told apart from a duplicate exactly. */
 #define WL_SEQ_WINDOW 4096u
 
+/* The slowest messages a receiver keeps, with their send stamps: enough to tell,
+ * message by message, whether a slow one coincided with something else seen at the
+ * time (a host stall, say). */
+#define WL_SLOWEST 16u
+
+struct wl_slow {
+	uint64_t stamp_ns;	/* the sender's CLOCK_MONOTONIC stamp */
+	uint64_t latency_ns;
+	uint64_t seq;
+};
+
 /* What one receiving flow has seen. */
 struct wl_rx_stats {
 	uint64_t messages;	/* intact messages received, each sequence number once */
@@ -57,6 +68,8 @@ struct wl_rx_stats {
 	uint64_t cov[WL_SEQ_WINDOW / 64];  /* missing, a corrupt message stands for it */
 	uint64_t deadline_ns;
 	struct wl_hist lat;
+	struct wl_slow slowest[WL_SLOWEST]; /* in no order; nslowest of them used */
+	unsigned nslowest;
 };
 
 void wl_rx_init(struct wl_rx_stats *s, uint64_t deadline_ns);

@@ -89,6 +89,35 @@ static void rx_in_order_with_latency(void **state)
 	free(s);
 }
 
+/* The receiver keeps exactly the WL_SLOWEST slowest messages, each with its own
+ * stamp and sequence number, whatever order they come in. */
+static void rx_keeps_the_slowest(void **state)
+{
+	struct wl_rx_stats *s = rx_new(0);
+	uint8_t m[64];
+	bool kept[100] = { false };
+
+	(void)state;
+	for (uint64_t seq = 0; seq < 100; seq++) {
+		/* Latency (seq * 37) % 100 µs: every value 0..99 once, in a scrambled order. */
+		uint64_t stamp = 5000000 + seq * 1000, lat = (seq * 37 % 100) * 1000;
+
+		rtmsg_fill(m, sizeof(m), seq, stamp);
+		assert_int_equal(wl_rx_account(s, m, sizeof(m), stamp + lat), 0);
+	}
+	assert_int_equal(s->nslowest, WL_SLOWEST);
+	for (unsigned i = 0; i < s->nslowest; i++) {
+		const struct wl_slow *w = &s->slowest[i];
+
+		assert_true(w->latency_ns >= (100 - WL_SLOWEST) * 1000);
+		assert_int_equal(w->stamp_ns, 5000000 + w->seq * 1000);
+		assert_int_equal(w->latency_ns, (w->seq * 37 % 100) * 1000);
+		assert_false(kept[w->latency_ns / 1000]);
+		kept[w->latency_ns / 1000] = true;
+	}
+	free(s);
+}
+
 static void rx_loss_reorder_corrupt(void **state)
 {
 	struct wl_rx_stats *s = rx_new(0);
@@ -322,6 +351,7 @@ int main(void)
 		cmocka_unit_test(hist_buckets_tile_the_range),
 		cmocka_unit_test(hist_quantiles_within_resolution),
 		cmocka_unit_test(rx_in_order_with_latency),
+		cmocka_unit_test(rx_keeps_the_slowest),
 		cmocka_unit_test(rx_loss_reorder_corrupt),
 		cmocka_unit_test(rx_accounting_is_exact),
 		cmocka_unit_test(rx_short_messages_untimed),
