@@ -1322,6 +1322,16 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 			json_object_set_new(row, "residence_ratio", json_real(res / resp));
 			json_object_set_new(row, "residence_violation", json_boolean(res > resp));
 		}
+		if (resp > 0 && res > resp) {
+			/* The broker says when its slowest packet arrived: was the VM seen
+			 * stalled for the excess while that packet was in the broker? */
+			uint64_t at = (uint64_t)json_integer_value(
+				json_object_get(sf, "max_residence_at_ns"));
+
+			json_object_set_new(row, "residence_cause", json_string(
+				at && stalled_in(&pr, at, at + (uint64_t)(res * 1e3)) >= res - resp
+					? "host" : "unexplained"));
+		}
 		if (bound > 0 && mx >= 0) {
 			json_object_set_new(row, "ratio", json_real(mx / bound));
 			json_object_set_new(row, "violation", json_boolean(mx > bound));
@@ -1621,11 +1631,10 @@ static int scenario_bound(struct bench *b)
 		"over the bound is checked against the probes: 'host' when the VM was seen "
 		"stalled for at least the excess while that message was on its way, "
 		"'unexplained' when any is not: those are the ones to investigate in rtvio (or "
-		"the platform numbers are too optimistic). Stalls shorter than ~300 µs go "
-		"unseen, and the probes' own wake-ups cost each cpu a few per cent. The "
-		"residence check has no host attribution: the broker keeps its maximum, not "
-		"when it happened; a residence above R with a host stall in the same run "
-		"longer than the excess is most likely the host."));
+		"the platform numbers are too optimistic). A residence above R is judged the "
+		"same way: the broker reports when its slowest packet arrived. Stalls shorter "
+		"than ~300 µs go unseen, and the probes' own wake-ups cost each cpu a few per "
+		"cent."));
 	json_object_set(json_object_get(b->res, "scenarios"), "bound", sc);
 	json_decref(sc);
 	return ran ? 0 : -EIO;

@@ -362,9 +362,10 @@ static void bound_section(struct out *o, const json_t *sc)
 	json_array_foreach(runs, i, r) {
 		json_array_foreach(json_object_get(r, "flows"), j, f) {
 			if (json_is_true(json_object_get(f, "residence_violation")))
-				fprintf(o->md, "- %s, flow %s: %.1f µs > R %.1f µs\n",
+				fprintf(o->md, "- %s, flow %s: %.1f µs > R %.1f µs — %s\n",
 					jstr(r, "label", "?"), jstr(f, "flow", "?"),
-					jnum(f, "residence_max_us"), jnum(f, "response_us"));
+					jnum(f, "residence_max_us"), jnum(f, "response_us"),
+					jstr(f, "residence_cause", "?"));
 		}
 	}
 	plot_header(o, "bound_ratio", "observed max / analytical bound per flow",

@@ -415,14 +415,15 @@ static json_t *stat_json(void *ctx)
 			continue;
 		json_array_append_new(
 			flows,
-			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 				  "name", dp_flow_name(b->dp, f), "class",
 				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
 				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
 				  "packets", (json_int_t)fs.packets, "bytes", (json_int_t)fs.bytes,
 				  "chunks", (json_int_t)fs.chunks, "policed", (json_int_t)fs.policed,
 				  "deadline_misses", (json_int_t)fs.deadline_misses,
-				  "max_residence_ns", (json_int_t)fs.max_residence_ns, "queued",
+				  "max_residence_ns", (json_int_t)fs.max_residence_ns,
+				  "max_residence_at_ns", (json_int_t)fs.max_residence_at, "queued",
 				  (json_int_t)fs.queued, "connections", (json_int_t)fs.connections,
 				  "residence_hist", hist_json(fs.hist)));
 	}

@@ -989,7 +989,8 @@ static int rx_get(struct dp *dp, uint32_t q)
 	return 1;
 }
 
-static void record_residence(struct dp_flow *f, uint64_t r, uint64_t deadline)
+static void record_residence(struct dp_flow *f, uint64_t arrival, uint64_t r,
+			     uint64_t deadline)
 {
 	unsigned int b = 0;
 
@@ -998,8 +999,10 @@ static void record_residence(struct dp_flow *f, uint64_t r, uint64_t deadline)
 	if (b >= DP_HIST_BUCKETS)
 		b = DP_HIST_BUCKETS - 1;
 	f->st.hist[b]++;
-	if (r > f->st.max_residence_ns)
+	if (r > f->st.max_residence_ns) {
 		f->st.max_residence_ns = r;
+		f->st.max_residence_at = arrival;
+	}
 	if (deadline && r > deadline)
 		f->st.deadline_misses++;
 }
@@ -1019,7 +1022,7 @@ static void pkt_done(struct dp *dp, uint32_t q, uint64_t now)
 	f->queued--;
 	f->st.packets++;
 	f->st.bytes += p->h.len;
-	record_residence(f, now - p->arrival,
+	record_residence(f, p->arrival, now - p->arrival,
 			 f->be ? 0 : dp->cfg->flows[w->flow].deadline_ns);
 	queue_place(dp, q, now);
 	pkt_complete_tx(dp, p);

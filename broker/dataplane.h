@@ -112,6 +112,7 @@ struct dp_flow_stats {
 				* flow's period, size and jitter) */
 	uint64_t deadline_misses; /* residence > the flow's deadline */
 	uint64_t max_residence_ns;
+	uint64_t max_residence_at; /* the data plane's clock when that packet arrived */
 	uint64_t hist[DP_HIST_BUCKETS];
 	uint32_t queued;       /* packets queued now */
 	uint32_t connections;  /* live connections now */

@@ -613,6 +613,8 @@ static void test_residence_stats(void **state)
 	dp_stats_flow(e.dp, FY, &fy);
 	assert_int_equal(fy.deadline_misses, 1);
 	assert_int_equal(fy.max_residence_ns, 2000000);
+	/* and when it came: before the 2 ms wait */
+	assert_int_equal(fy.max_residence_at, e.now - 2000000);
 	for (unsigned int b = 0; b < DP_HIST_BUCKETS; b++)
 		sum += fy.hist[b];
 	assert_int_equal(sum, fy.packets);
