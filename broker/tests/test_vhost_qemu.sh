@@ -189,12 +189,7 @@ CPID=
 
 stat_json=$("$RTVIO" stat --json "$W/sock" 2>&1)
 
-# The optional directive marks a known failure that lies outside the broker; it is
-# attached only when the check fails, so a fix never shows up as an unexpected pass.
-# Meson takes "not ok ... # TODO" as an expected failure and passes the test;
-# scripts/test-summary (the last line of `make test`) still counts it as failed, so
-# the known failure stays visible there until it is fixed.
-check_flow() { # n flow count description [directive]
+check_flow() { # n flow count description
 	if grep -qa "VSEND $2 0" "$W/console" &&
 		python3 - "$W/p1.json" "$2" "$3" <<'EOF'
 import json, sys
@@ -209,7 +204,7 @@ EOF
 	then
 		echo "ok $1 - $4"
 	else
-		echo "not ok $1 - $4${5:+ # $5}"
+		echo "not ok $1 - $4"
 		grep -a "VSEND $2\|vsend" "$W/console" | tr -d '\r' | sed 's/^/# /'
 	fi
 }
@@ -218,11 +213,7 @@ check_flow 5 s2 20 "SEQPACKET 8192 B x 20: each message split over the receiver'
 check_flow 6 s3 20 "SEQPACKET 8192 B x 20 with MSG_EOR"
 check_flow 7 f 200 "STREAM 64 B x 200"
 check_flow 8 big 20 "STREAM 100000 B x 20: messages larger than a 64 KiB packet"
-# Seen with poll = no only: with poll = yes the same failure is not excused.
-todo=
-[ "$POLL" = no ] &&
-	todo="TODO with poll = no, rtvio cell counts these corrupt after a STREAM flow; a bare gvsock receiver gets them intact"
-check_flow 9 s4 50 "SEQPACKET 8192 B x 50 after the STREAM runs" "$todo"
+check_flow 9 s4 50 "SEQPACKET 8192 B x 50 after the STREAM runs"
 
 if printf '%s' "$stat_json" | python3 -c '
 import json, sys
