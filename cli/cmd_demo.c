@@ -13,7 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,31 +55,36 @@ static void usage(FILE *f)
 		DEFAULT_CONFIG);
 }
 
-static bool exists(const char *path)
+/* Something listens on the Unix socket at path (a file left by a broker that died
+ * refuses the connection). */
+static bool listening(const char *path)
 {
-	struct stat st;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
 
-	return stat(path, &st) == 0;
+	if (fd < 0 || strlen(path) >= sizeof(a.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
 }
 
-/* The broker is ready when every process cell's socket and the control socket exist. */
+/* The broker is ready when its control socket answers: it opens that one after every
+ * cell's socket. */
 static int wait_broker_ready(struct demo *d, int timeout_ms)
 {
-	char path[RTVIO_PATH_MAX + RTVIO_NAME_MAX + 8];
+	char path[RTVIO_PATH_MAX + 16];
 
+	snprintf(path, sizeof(path), "%s/control.sock", d->cfg.broker.socket_dir);
 	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		bool all = true;
-
 		if (proc_wait(&d->broker, 0))
 			return -ECHILD;
-		snprintf(path, sizeof(path), "%s/control.sock", d->cfg.broker.socket_dir);
-		all = exists(path);
-		for (int i = 0; all && i < d->cfg.ncells; i++) {
-			snprintf(path, sizeof(path), "%s/%s.sock", d->cfg.broker.socket_dir,
-				 d->cfg.cells[i].name);
-			all = exists(path);
-		}
-		if (all)
+		if (listening(path))
 			return 0;
 		usleep(50000);
 	}
@@ -279,7 +285,7 @@ static void print_table(json_t *doc)
 	json_t *flows = json_object_get(doc, "flows"), *f;
 	size_t i;
 
-	printf("policy %s, %.0f s; latency is one-way, cell to cell, in microseconds\n\n",
+	printf("policy %s, %g s; latency is one-way, cell to cell, in microseconds\n\n",
 	       json_string_value(json_object_get(doc, "policy")),
 	       json_number_value(json_object_get(doc, "duration_s")));
 	printf("%-12s %-11s %9s %6s %7s %8s %8s %8s %8s %8s %9s %6s %8s\n", "flow", "class",
@@ -383,6 +389,11 @@ static int prepare(struct demo *d, const char *path, const char *policy)
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f || rtvio_config_dump(&d->cfg, f) || fclose(f)) {
 		fprintf(stderr, "rtvio demo: cannot write %s: %s\n", d->conf, strerror(errno));
+		if (fd >= 0) {
+			if (!f)
+				close(fd);
+			unlink(d->conf);
+		}
 		return 2;
 	}
 	return 0;

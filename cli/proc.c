@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,11 +26,13 @@ int proc_start(struct proc *p, const char *const argv[], enum proc_out out)
 {
 	int pipefd[2] = { -1, -1 };
 	bool capture = out == PROC_CAPTURE;
+	pid_t parent;
 
 	memset(p, 0, sizeof(*p));
 	p->out_fd = -1;
 	if (capture && pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
+	parent = getpid();
 	p->pid = fork();
 	if (p->pid < 0) {
 		int err = -errno;
@@ -43,6 +46,14 @@ int proc_start(struct proc *p, const char *const argv[], enum proc_out out)
 	if (p->pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
 
+		/* A process group of its own: a terminal's Ctrl-C reaches only the
+		 * orchestrating command, which then stops its children in order (cells
+		 * before their broker). Should that command die instead, its children
+		 * are told to stop too. */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
 		if (null >= 0)
 			dup2(null, STDIN_FILENO);
 		if (capture)
