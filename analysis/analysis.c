@@ -300,8 +300,7 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 struct task {
 	uint64_t C, q, Q;   /* ns: whole cost, last step, longest step */
 	uint64_t T, D;      /* minimum inter-arrival, relative deadline (the broker's) */
-	uint64_t J;         /* release jitter as the broker sees releases */
-	uint64_t Jown;      /* the sender's own jitter: responses are from its kick */
+	uint64_t J;         /* release jitter as the broker sees (or orders) releases */
 	unsigned prio;
 	bool be;            /* best-effort: only ever blocks */
 };
@@ -472,7 +471,7 @@ static size_t make_tasks(const struct an_flow *flows, size_t n, const struct an_
 
 		t[i] = (struct task){ .C = costs[i].C, .q = costs[i].q, .Q = costs[i].Q,
 				      .T = f->period, .D = f->deadline, .J = sadd(f->jitter, il),
-				      .Jown = f->jitter, .prio = prio ? prio[i] : f->priority,
+				      .prio = prio ? prio[i] : f->priority,
 				      .be = f->best_effort };
 		owner[i] = i;
 	}
@@ -484,8 +483,7 @@ static size_t make_tasks(const struct an_flow *flows, size_t n, const struct an_
 			continue;
 		t[m] = (struct task){ .C = sadd(ctl_step(b), extras(b, 1, 1)), .q = ctl_step(b),
 				      .Q = ctl_step(b), .T = f->period, .D = f->deadline,
-				      .J = sadd(sadd(f->jitter, post), il), .Jown = 0,
-				      .prio = t[i].prio };
+				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
 		owner[m++] = i;
 	}
 	return m;
@@ -611,12 +609,13 @@ static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 		}
 		if (F > hz)
 			return 1;
-		/* Job k's kick is at least (k-1)T_i - J_i after the first job's, which
-		 * came at most ingest_latency before time 0: the caller adds that. */
+		/* From the broker's sight of job k (its residence; the caller adds the
+		 * ingest latency before it): the first job was seen at 0 at the earliest,
+		 * job k at least (k-1)T_i - J_i after it. */
 		if (k == 1)
 			resp = F;
 		else
-			resp = sadd(F, ti->Jown) - min_u64(sadd(F, ti->Jown), smul(k - 1, ti->T));
+			resp = sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
 		if (resp > worst) {
 			worst = resp;
 			worst_job = (unsigned)k;

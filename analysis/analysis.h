@@ -118,8 +118,9 @@ enum an_status {
 struct an_flow_result {
 	struct an_costs costs;
 	bool bounded;        /* response/latency are meaningful */
-	uint64_t response;   /* R_i: ingest_latency + R_i bounds a message's kick to its
-			      * last byte copied (ns) */
+	uint64_t response;   /* R_i: from the broker's sight of a message (its stamp) to
+			      * the last byte copied; ingest_latency + R_i from the
+			      * sender's kick (ns) */
 	uint64_t latency;    /* ingest_latency + R_i + notify_latency (ns) */
 	bool schedulable;    /* bounded && latency <= deadline (never for best-effort) */
 	uint64_t busy_period; /* the busy period the bound was taken over (ns) */

@@ -529,6 +529,8 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			st[best].jobs++;
 			if (resp > st[best].max_response)
 				st[best].max_response = resp;
+			if ((uint64_t)(done - jb->stamp) > st[best].max_residence)
+				st[best].max_residence = (uint64_t)(done - jb->stamp);
 			if (done > jb->stamp + (int64_t)f->deadline)
 				st[best].misses++;
 			if (f->type == AN_STREAM) {

@@ -62,6 +62,7 @@ struct sim_config {
 struct sim_flow_stats {
 	uint64_t jobs;          /* messages completed */
 	uint64_t max_response;  /* finish - the sender's kick, ns */
+	uint64_t max_residence; /* finish - the broker's stamp, ns */
 	uint64_t misses;        /* messages finished after the broker's deadline (stamp + D) */
 };
 

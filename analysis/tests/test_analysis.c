@@ -249,7 +249,7 @@ static void test_fp_hand(void **state)
 	 * L = 2500 + 2200 = 4700 -> ceil(5700/4000) = 2 -> 6900 -> ceil(7900/4000) = 2:
 	 * L = 6900, ceil(7900/4000) = 2 jobs.
 	 * k=1: S = 2500 + (2200 - 1000) = 3700, F = 4700: 4700.
-	 * k=2: S = 2500 + 2200 + 1200 = 5900, F = 6900: 6900 - 4000 + J_A (0) = 2900.
+	 * k=2: S = 2500 + 2200 + 1200 = 5900, F = 6900: 6900 - 4000 + J'_A (1000) = 3900.
 	 * R_A = 4700, latency 1000 + 4700 + 2000 = 7700 <= 8000. */
 	assert_int_equal(out[0].busy_period, 6900);
 	assert_int_equal(out[0].jobs, 2);
@@ -265,7 +265,7 @@ static void test_fp_hand(void **state)
 	 * 4: 13500 -> A floor(14500/4000)+1 = 4: 13500. F = 14500: 14500.
 	 * k=2: S from max(2500 + 3200 + 2200 + A 2200, 13500 + 3200) = 16700 -> A
 	 * floor(17700/4000)+1 = 5: 7900 + 11000 = 18900 -> A floor(19900/4000)+1 = 5.
-	 * F = 19900: 19900 - 15000 = 4900.
+	 * F = 19900: 19900 - 15000 + 1000 = 5900.
 	 * R_B = 14500; latency 17500 <= 18000. (Without the ingest latency as jitter A
 	 * would count 3 jobs, not 4, and R_B would read 12300.) */
 	assert_int_equal(out[1].busy_period, 22100);

@@ -1,7 +1,9 @@
 /* The analysis against the dispatch simulator (sim.h) on many random flow sets, run
  * from the critical instant the analysis assumes and from random phases:
- *   - fp: the bound is never below the simulated response (kick to last byte, plus
- *     notify_latency), and equals it when there is no jitter, no overhead, no
+ *   - every policy: the latency bound is never below the simulated response (kick
+ *     to last byte, plus notify_latency), nor R_i below the simulated residence
+ *     (the broker's stamp to last byte);
+ *   - fp: the bound equals the simulation when there is no jitter, no overhead, no
  *     ingest work and no ingest latency (the analysis is exact there);
  *   - edf: a set that passes the demand test never misses a deadline (the broker's:
  *     its stamp + D) in simulation, from the critical instant, from random phases,
@@ -260,6 +262,7 @@ static void check_fp(const struct gen *g, unsigned sets, bool exact)
 				reg_state(&s, &c);
 				assert_int_equal(sim_run(&c, st), 0);
 				if (st[i].max_response > sim_bound(&s, &out[i]) ||
+				    st[i].max_residence > out[i].response ||
 				    (exact && st[i].max_response != out[i].response)) {
 					fprintf(stderr, "seed %llu set %u flow %zu: bound %llu sim %llu\n",
 						(unsigned long long)seed, k, i,
@@ -327,11 +330,15 @@ static unsigned compare(const struct set *s, const struct an_result *res,
 		if (s->f[i].best_effort)
 			continue;
 		if (st[i].max_response > sim_bound(s, &out[i]) ||
+		    st[i].max_residence > out[i].response ||
 		    (s->b.policy == AN_EDF && res->demand_ok && st[i].misses)) {
-			fprintf(stderr, "seed %llu set %u flow %zu: bound %llu sim %llu misses %llu\n",
+			fprintf(stderr, "seed %llu set %u flow %zu: bound %llu sim %llu "
+				"residence %llu > %llu misses %llu\n",
 				(unsigned long long)seed, k, i,
 				(unsigned long long)sim_bound(s, &out[i]),
 				(unsigned long long)st[i].max_response,
+				(unsigned long long)st[i].max_residence,
+				(unsigned long long)out[i].response,
 				(unsigned long long)st[i].misses);
 			fail();
 		}
