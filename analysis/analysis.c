@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #define NS_PER_S 1000000000ull
+/* Rounds of the credit-update jitter fixed point (an_analyze) before giving up. */
+#define MAX_ROUNDS 64u
 
 static uint64_t sadd(uint64_t a, uint64_t b)
 {
@@ -47,67 +49,118 @@ uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes)
 	return sadd(p->chunk_overhead, (uint64_t)t);
 }
 
-/* Cost of a run of x bytes copied in steps of at most c bytes: e(c) per full step and
+/* What one message is made of: its copy cost, its last step, how many steps and TX
+ * packets. */
+struct shape {
+	uint64_t copy, last, steps, packets;
+};
+
+/* A run of x bytes copied in steps of at most c bytes: e(c) per full step and
  * e(rest) for a short last one. */
-static uint64_t run_cost(const struct an_platform *pl, uint64_t x, uint64_t c, uint64_t *last)
+static void run_shape(const struct an_platform *pl, uint64_t x, uint64_t c, struct shape *s)
 {
 	uint64_t full = x / c, rem = x % c;
 
-	*last = an_chunk_cost(pl, rem ? rem : c);
-	return sadd(smul(full, an_chunk_cost(pl, c)), rem ? an_chunk_cost(pl, rem) : 0);
+	s->last = an_chunk_cost(pl, rem ? rem : c);
+	s->copy = sadd(s->copy, sadd(smul(full, an_chunk_cost(pl, c)),
+				     rem ? an_chunk_cost(pl, rem) : 0));
+	s->steps = sadd(s->steps, full + (rem != 0));
 }
 
-/* Cost of one TX packet of p payload bytes. The broker delivers it as pieces of at
- * most r bytes, one per destination RX buffer, each a packet of its own to the
- * receiver (its own header and used-ring entry: packet_overhead, paid in the piece's
- * last step), and copies each piece in steps of at most `chunk` bytes. */
-static uint64_t packet_cost(const struct an_platform *pl, uint64_t p, uint64_t r, uint64_t chunk,
-			    uint64_t *last)
+/* One TX packet of p payload bytes. The broker delivers it as pieces of at most r
+ * bytes, one per destination RX buffer, each a packet of its own to the receiver (its
+ * own header and used-ring entry: packet_overhead, paid in the piece's last step),
+ * and copies each piece in steps of at most `chunk` bytes. Added to *s, times `times`. */
+static void packet_shape(const struct an_platform *pl, uint64_t p, uint64_t r, uint64_t chunk,
+			 uint64_t times, struct shape *s)
 {
-	uint64_t full = p / r, rem = p % r, l, cost;
+	uint64_t full = p / r, rem = p % r;
+	struct shape one = { 0 }, piece = { 0 };
 
-	cost = smul(full, sadd(run_cost(pl, r, chunk, &l), pl->packet_overhead));
-	if (rem)
-		cost = sadd(cost, sadd(run_cost(pl, rem, chunk, &l), pl->packet_overhead));
-	*last = sadd(l, pl->packet_overhead);
-	return cost;
+	if (full) {
+		run_shape(pl, r, chunk, &piece);
+		one.copy = smul(full, sadd(piece.copy, pl->packet_overhead));
+		one.steps = smul(full, piece.steps);
+		one.last = piece.last;
+	}
+	if (rem) {
+		piece = (struct shape){ 0 };
+		run_shape(pl, rem, chunk, &piece);
+		one.copy = sadd(one.copy, sadd(piece.copy, pl->packet_overhead));
+		one.steps = sadd(one.steps, piece.steps);
+		one.last = piece.last;
+	}
+	s->copy = sadd(s->copy, smul(times, one.copy));
+	s->steps = sadd(s->steps, smul(times, one.steps));
+	s->packets = sadd(s->packets, times);
+	s->last = sadd(one.last, pl->packet_overhead);
+}
+
+/* The broker leaves its loop after every run_steps steps for at most batch_gap: a
+ * window of n steps holds at most floor(n / run_steps) + 1 gaps, covered by charging
+ * every step this share and one whole gap as blocking. */
+static uint64_t gap_share(const struct an_broker *b)
+{
+	return b->run_steps ? ceil_div(b->plat.batch_gap, b->run_steps) : 0;
+}
+
+/* Ingest work charged per TX packet: its own ingest, and that of the packet another
+ * cell may put into the TX slot its completion frees (docs/analysis.md). */
+static uint64_t ingest_charge(const struct an_broker *b)
+{
+	return smul(2, b->plat.ingest_packet);
+}
+
+/* Extra cost of a message made of `steps` steps and `packets` TX packets: its share of
+ * the batch gaps and its ingest work, all before its last step. */
+static uint64_t extras(const struct an_broker *b, uint64_t steps, uint64_t packets)
+{
+	return sadd(smul(steps, gap_share(b)), smul(packets, ingest_charge(b)));
+}
+
+/* A credit update (and any other header-only control packet): one step with its
+ * packet overhead. */
+static uint64_t ctl_step(const struct an_broker *b)
+{
+	return sadd(b->plat.chunk_overhead, b->plat.packet_overhead);
 }
 
 int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_costs *c)
 {
 	const struct an_platform *pl = &b->plat;
-	uint64_t r, plast, rlast, ctl, npk, rem, step;
+	struct shape s = { 0 };
+	uint64_t step;
 
 	if (f->explicit_costs) {
 		if (!f->last_step || f->last_step > f->max_step || f->max_step > f->cost)
 			return -EINVAL;
-		c->C = f->cost;
-		c->q = f->last_step;
+		s.copy = f->cost;
+		s.last = f->last_step;
+		s.steps = ceil_div(f->cost - f->last_step, f->max_step) + 1;
+		s.packets = 1;
 		c->Q = f->max_step;
-		return 0;
-	}
-	if (!f->size || !f->rx_payload || !f->packet_size || !b->chunk || !pl->copy_bandwidth)
-		return -EINVAL;
-	r = f->rx_payload;
-	npk = f->size / f->packet_size;
-	rem = f->size % f->packet_size;
-	c->C = smul(npk, packet_cost(pl, f->packet_size, r, b->chunk, &plast));
-	if (rem) {
-		c->C = sadd(c->C, packet_cost(pl, rem, r, b->chunk, &rlast));
-		c->q = rlast;
 	} else {
-		c->q = plast;
+		if (!f->size || !f->rx_payload || !f->packet_size || !b->chunk ||
+		    !pl->copy_bandwidth || (f->rx_max && f->rx_max < f->rx_payload))
+			return -EINVAL;
+		if (f->size / f->packet_size)
+			packet_shape(pl, f->packet_size, f->rx_payload, b->chunk,
+				     f->size / f->packet_size, &s);
+		if (f->size % f->packet_size)
+			packet_shape(pl, f->size % f->packet_size, f->rx_payload, b->chunk, 1, &s);
+		/* The longest single step: a one-step piece with its packet overhead (every
+		 * longer piece ends in a step no longer than that). A real-time message is
+		 * at most `size` in packets of at most packet_size; a best-effort one is
+		 * held to neither, only to chunk and the RX buffers its receiver posts. */
+		step = b->chunk;
+		if (f->rx_max)
+			step = min_u64(step, f->rx_max);
+		if (!f->best_effort)
+			step = min_u64(step, min_u64(f->packet_size, f->size));
+		c->Q = sadd(an_chunk_cost(pl, step), pl->packet_overhead);
 	}
-	/* The credit update a stream receiver sends back per message: a header-only
-	 * packet, one step with its packet overhead, at the flow's priority. It is
-	 * counted among the message's preemptable steps (before its last step). */
-	ctl = f->type == AN_STREAM ? sadd(pl->packet_overhead, pl->chunk_overhead) : 0;
-	c->C = sadd(c->C, ctl);
-	/* Messages may be shorter than `size`: the longest single step any of them can
-	 * have is a one-step piece of min(chunk, RX payload, packet, size) bytes with its
-	 * packet overhead (every longer piece ends in a step no longer than that). */
-	step = min_u64(min_u64(b->chunk, r), min_u64(f->packet_size, f->size));
-	c->Q = max_u64(sadd(an_chunk_cost(pl, step), pl->packet_overhead), ctl);
+	c->q = s.last;
+	c->C = sadd(s.copy, extras(b, s.steps, s.packets));
 	return 0;
 }
 
@@ -163,6 +216,7 @@ uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step)
 	return min_u64(th, b->reg_period);
 }
 
+
 const char *an_policy_name(enum an_policy p)
 {
 	switch (p) {
@@ -208,6 +262,8 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 		/* The regulator charges each step's 44-byte header; the supply bound
 		 * assumes the chunk overhead is at least the time to copy it. */
 		w = "chunk_overhead must be at least the time to copy a 44-byte header when regulated";
+	else if (b->plat.batch_gap && !b->run_steps)
+		w = "run_steps must be > 0 when batch_gap is";
 	for (size_t i = 0; !w && i < n; i++) {
 		const struct an_flow *f = &flows[i];
 
@@ -217,6 +273,8 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 			w = "costs must satisfy 0 < last_step <= max_step <= cost";
 		else if (!f->explicit_costs && (!f->size || !f->rx_payload || !f->packet_size))
 			w = "size, RX buffer payload and packet size must be > 0";
+		else if (!f->explicit_costs && f->rx_max && f->rx_max < f->rx_payload)
+			w = "the largest RX buffer payload is below the smallest";
 		else if (!f->explicit_costs && !b->chunk)
 			w = "chunk must be > 0";
 		else if (!f->best_effort && (!f->period || !f->deadline))
@@ -235,11 +293,56 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 	return -EINVAL;
 }
 
+/* ------------------------------------------------------------------ model ---- */
+
+/* One sporadic stream of work the broker serves: the messages of a flow, or the
+ * credit updates a stream flow's receiver sends back. */
+struct task {
+	uint64_t C, q, Q;   /* ns: whole cost, last step, longest step */
+	uint64_t T, D;      /* minimum inter-arrival, relative deadline (the broker's) */
+	uint64_t J;         /* release jitter as the broker sees (or orders) releases */
+	unsigned prio;
+	bool be;            /* best-effort: only ever blocks */
+};
+
 /* The resource the fixed points run on: dedicated (theta >= pi) or regulated. */
 struct supply {
 	uint64_t pi, theta;
 	bool regulated;
 };
+
+/* Everything one analysis run shares. */
+struct ctx {
+	const struct an_broker *b;
+	const struct task *t;
+	size_t n;            /* tasks */
+	struct supply s;
+	uint64_t hz;
+	/* Blocking work besides one step: the ingest of every packet the cells' free
+	 * TX slots hold plus one more (the blocking step's completion frees a slot),
+	 * one batch gap and the blocking step's own share of gaps. */
+	uint64_t pool;
+	uint64_t rst;        /* the broker's own RST reply: a step in the lowest band */
+	/* edf and fifo order by the broker's stamp, the start of the ingest pass that
+	 * took a packet: up to `late` after it became visible (the rest of a pass over
+	 * every TX slot, then a step or a batch gap), or up to a packet overhead before
+	 * (the pass's clock was read before the last step's completion work). Tasks
+	 * carry both in their jitter; responses add `late`. 0 under fp. */
+	uint64_t late;
+	uint64_t work;       /* evaluations left in the budget */
+	bool spent;
+};
+
+/* Pays for one pass over the tasks; false once the budget is spent. */
+static bool pay(struct ctx *x)
+{
+	if (x->work <= x->n) {
+		x->spent = true;
+		return false;
+	}
+	x->work -= x->n + 1;
+	return true;
+}
 
 static uint64_t inv(const struct supply *s, uint64_t w)
 {
@@ -254,39 +357,38 @@ static uint64_t horizon_of(const struct an_broker *b)
 	return min_u64(b->horizon, UINT64_MAX / 4);
 }
 
-/* Number of jobs of flow f released in [0, t] in the worst-case pattern (first job at
- * 0 after maximal jitter, the next ones as early as the period and jitter allow). */
-static uint64_t released_upto(const struct an_flow *f, uint64_t t)
+/* Releases of task t in [0, u] in the worst-case pattern (the first at 0 after
+ * maximal jitter, the next ones as early as the period and jitter allow). */
+static uint64_t released_upto(const struct task *t, uint64_t u)
 {
-	return sadd(t, f->jitter) / f->period + 1;
+	return sadd(u, t->J) / t->T + 1;
 }
 
-/* Jobs released in [0, t): the count in busy-period equations. */
-static uint64_t released_before(const struct an_flow *f, uint64_t t)
+/* Releases in [0, u): the count in busy-period equations. */
+static uint64_t released_before(const struct task *t, uint64_t u)
 {
-	return ceil_div(sadd(t, f->jitter), f->period);
+	return ceil_div(sadd(u, t->J), t->T);
 }
 
-/* Least t with sbf(t) >= base + sum over the selected flows of released_before(t) C_j:
- * a busy period. Returns UINT64_MAX when it passes the horizon. sel == NULL selects
- * every real-time flow. */
-static uint64_t busy_period(const struct an_flow *flows, size_t n, const struct an_costs *costs,
-			    const struct supply *s, uint64_t base, const bool *sel, uint64_t hz)
+/* Least t with sbf(t) >= base + sum over the real-time tasks of released_before(t) C_j:
+ * the synchronous busy period. Returns UINT64_MAX when it passes the horizon or the
+ * budget. */
+static uint64_t busy_period(struct ctx *x, uint64_t base)
 {
 	uint64_t w = base, t;
 
-	for (size_t j = 0; j < n; j++)
-		if (!flows[j].best_effort && (!sel || sel[j]))
-			w = sadd(w, costs[j].C);
-	t = inv(s, w);
-	for (unsigned it = 0; t <= hz && it < AN_MAX_POINTS; it++) {
+	for (size_t j = 0; j < x->n; j++)
+		if (!x->t[j].be)
+			w = sadd(w, x->t[j].C);
+	t = inv(&x->s, w);
+	for (unsigned it = 0; t <= x->hz && it < AN_MAX_POINTS && pay(x); it++) {
 		uint64_t nt;
 
 		w = base;
-		for (size_t j = 0; j < n; j++)
-			if (!flows[j].best_effort && (!sel || sel[j]))
-				w = sadd(w, smul(released_before(&flows[j], t), costs[j].C));
-		nt = inv(s, w);
+		for (size_t j = 0; j < x->n; j++)
+			if (!x->t[j].be)
+				w = sadd(w, smul(released_before(&x->t[j], t), x->t[j].C));
+		nt = inv(&x->s, w);
 		if (nt == t)
 			return t;
 		t = nt;
@@ -294,14 +396,8 @@ static uint64_t busy_period(const struct an_flow *flows, size_t n, const struct 
 	return UINT64_MAX;
 }
 
-static void make_supply(const struct an_broker *b, const struct an_costs *costs,
-			const struct an_flow *flows, size_t n, struct supply *s)
+static void make_supply(const struct an_broker *b, uint64_t qmax, struct supply *s)
 {
-	uint64_t qmax = 0;
-
-	(void)flows; /* every flow's step counts, best-effort ones too */
-	for (size_t j = 0; j < n; j++)
-		qmax = max_u64(qmax, costs[j].Q);
 	s->pi = b->reg_budget ? b->reg_period : 1;
 	s->theta = an_regulated_theta(b, qmax);
 	s->regulated = b->reg_budget && s->theta < s->pi;
@@ -309,57 +405,140 @@ static void make_supply(const struct an_broker *b, const struct an_costs *costs,
 		s->theta = s->pi;
 }
 
-/* Is flow j of higher or equal priority than flow i under prio[]? */
-static bool hep(const struct an_flow *flows, const unsigned *prio, size_t i, size_t j)
+/* The longest step of any flow or of the broker's own RST replies. */
+static uint64_t longest_step(const struct an_broker *b, const struct an_costs *costs, size_t n)
 {
-	return !flows[j].best_effort && prio[j] <= prio[i];
+	uint64_t q = ctl_step(b);
+
+	for (size_t j = 0; j < n; j++)
+		q = max_u64(q, costs[j].Q);
+	return q;
 }
 
-static int fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
-		   const struct an_costs *costs, const struct supply *s, const unsigned *prio,
-		   size_t i, struct an_flow_result *r)
+/* How much later than it became visible a packet may be stamped (struct ctx). */
+static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 {
-	const struct an_flow *fi = &flows[i];
-	const struct an_costs *ci = &costs[i];
-	uint64_t hz = horizon_of(b), B = b->plat.ingest_step, blk = 0, L, w, jobs;
+	if (b->policy == AN_FP)
+		return 0;
+	return sadd(smul(b->tx_slots, b->plat.ingest_packet), max_u64(qmax, b->plat.batch_gap));
+}
+
+/* ... and the whole spread of stamps around visibility, for the tasks' jitter. */
+static uint64_t stamp_spread(const struct an_broker *b, uint64_t qmax)
+{
+	if (b->policy == AN_FP)
+		return 0;
+	return sadd(stamp_late(b, qmax), b->plat.packet_overhead);
+}
+
+/* Sets up x for tasks t[0..n) of flows with costs[0..nflows): supply, pool, budget. */
+static void ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t, size_t n,
+		     const struct an_costs *costs, size_t nflows)
+{
+	/* Every step counts for the regulator's loss, best-effort and RST ones too. */
+	uint64_t qmax = longest_step(b, costs, nflows);
+
+	x->b = b;
+	x->t = t;
+	x->n = n;
+	x->hz = horizon_of(b);
+	x->rst = ctl_step(b);
+	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
+			    b->plat.batch_gap), gap_share(b));
+	x->late = stamp_late(b, qmax);
+	x->work = b->work_budget ? b->work_budget : AN_DEFAULT_WORK;
+	x->spent = false;
+	make_supply(b, qmax, &x->s);
+}
+
+/* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
+ * real-time stream flow (owner[] names its flow). A credit update is posted by its
+ * receiver within basis[j] of its message's arrival (NULL: by the message's
+ * deadline) and seen within ingest_latency; it is not policed, and the broker ranks
+ * it with its flow. Returns the number of tasks. */
+static size_t make_tasks(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			 const struct an_costs *costs, const unsigned *prio, const uint64_t *basis,
+			 struct task *t, size_t *owner)
+{
+	/* Releases as the broker orders them: visible within ingest_latency of the kick,
+	 * stamped within the spread of that (edf, fifo). */
+	const uint64_t il = sadd(b->plat.ingest_latency,
+				 stamp_spread(b, longest_step(b, costs, n)));
+	size_t m = n;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct an_flow *f = &flows[i];
+
+		t[i] = (struct task){ .C = costs[i].C, .q = costs[i].q, .Q = costs[i].Q,
+				      .T = f->period, .D = f->deadline, .J = sadd(f->jitter, il),
+				      .prio = prio ? prio[i] : f->priority,
+				      .be = f->best_effort };
+		owner[i] = i;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct an_flow *f = &flows[i];
+		uint64_t post = basis ? basis[i] : f->deadline;
+
+		if (f->best_effort || f->type != AN_STREAM)
+			continue;
+		t[m] = (struct task){ .C = sadd(ctl_step(b), extras(b, 1, 1)), .q = ctl_step(b),
+				      .Q = ctl_step(b), .T = f->period, .D = f->deadline,
+				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
+		owner[m++] = i;
+	}
+	return m;
+}
+
+/* ----------------------------------------------------------------------- fp ---- */
+
+/* Is task j of higher or equal priority than task i? */
+static bool hep(const struct ctx *x, size_t i, size_t j)
+{
+	return !x->t[j].be && x->t[j].prio <= x->t[i].prio;
+}
+
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
+{
+	const struct task *ti = &x->t[i];
+	uint64_t hz = x->hz, B, blk = x->rst, L, w, jobs;
 	uint64_t prev = 0, worst = 0;
 	unsigned worst_job = 1;
 
-	r->costs = *ci;
 	r->bounded = false;
 	r->schedulable = false;
 	r->jobs = 0;
 	r->worst_job = 0;
 	r->busy_period = 0;
-	/* Blocking: the longest step of any lower-priority or best-effort flow, which may
-	 * have started just before the critical instant, plus one ingest pass. */
-	for (size_t j = 0; j < n; j++)
-		if (j != i && (flows[j].best_effort || prio[j] > prio[i]))
-			blk = max_u64(blk, costs[j].Q);
-	B = sadd(B, blk);
+	/* Blocking: the longest step of a lower-priority or best-effort task (or the
+	 * broker's RST reply), which may have started just before the critical
+	 * instant, and the pool of ingest and gap work (see struct ctx). */
+	for (size_t j = 0; j < x->n; j++)
+		if (j != i && (x->t[j].be || x->t[j].prio > ti->prio))
+			blk = max_u64(blk, x->t[j].Q);
+	B = sadd(x->pool, blk);
 
 	/* Level-i active period: L = B + sum_{hep(i)} ceil((L + J_j)/T_j) C_j. */
 	w = B;
-	for (size_t j = 0; j < n; j++)
-		if (hep(flows, prio, i, j))
-			w = sadd(w, costs[j].C);
-	L = inv(s, w);
+	for (size_t j = 0; j < x->n; j++)
+		if (hep(x, i, j))
+			w = sadd(w, x->t[j].C);
+	L = inv(&x->s, w);
 	for (unsigned it = 0;; it++) {
 		uint64_t nl;
 
-		if (L > hz || it >= AN_MAX_POINTS)
+		if (L > hz || it >= AN_MAX_POINTS || !pay(x))
 			return 1;
 		w = B;
-		for (size_t j = 0; j < n; j++)
-			if (hep(flows, prio, i, j))
-				w = sadd(w, smul(released_before(&flows[j], L), costs[j].C));
-		nl = inv(s, w);
+		for (size_t j = 0; j < x->n; j++)
+			if (hep(x, i, j))
+				w = sadd(w, smul(released_before(&x->t[j], L), x->t[j].C));
+		nl = inv(&x->s, w);
 		if (nl == L)
 			break;
 		L = nl;
 	}
 	r->busy_period = L;
-	jobs = released_before(fi, L);
+	jobs = released_before(ti, L);
 	if (jobs > AN_MAX_POINTS)
 		return 1;
 
@@ -367,60 +546,60 @@ static int fp_flow(const struct an_flow *flows, size_t n, const struct an_broker
 	for (uint64_t k = 1; k <= jobs; k++) {
 		uint64_t F, resp;
 
-		if (!s->regulated) {
+		if (!x->s.regulated) {
 			/* Start of the last step: everything of higher priority released up
 			 * to and including S, the k-1 earlier jobs and all but the last step
 			 * of this one:
 			 * S = B + (k-1)C_i + C_i - q_i + sum_{hp} (floor((S+J_j)/T_j) + 1) C_j */
-			uint64_t x = sadd(B, sadd(smul(k - 1, ci->C), ci->C - ci->q));
-			uint64_t S = x;
+			uint64_t x0 = sadd(B, sadd(smul(k - 1, ti->C), ti->C - ti->q));
+			uint64_t S = x0;
 
-			for (size_t j = 0; j < n; j++)
-				if (j != i && hep(flows, prio, i, j))
-					S = sadd(S, costs[j].C);
+			for (size_t j = 0; j < x->n; j++)
+				if (j != i && hep(x, i, j))
+					S = sadd(S, x->t[j].C);
 			/* S_k >= S_{k-1} + C_i: a valid start from below the least fixed point. */
 			if (k > 1)
-				S = max_u64(S, sadd(prev, ci->C));
+				S = max_u64(S, sadd(prev, ti->C));
 			for (unsigned it = 0;; it++) {
-				uint64_t nS = x;
+				uint64_t nS = x0;
 
-				if (S > hz || it >= AN_MAX_POINTS)
+				if (S > hz || it >= AN_MAX_POINTS || !pay(x))
 					return 1;
-				for (size_t j = 0; j < n; j++)
-					if (j != i && hep(flows, prio, i, j))
-						nS = sadd(nS, smul(released_upto(&flows[j], S),
-								   costs[j].C));
+				for (size_t j = 0; j < x->n; j++)
+					if (j != i && hep(x, i, j))
+						nS = sadd(nS, smul(released_upto(&x->t[j], S),
+								   x->t[j].C));
 				if (nS == S)
 					break;
 				S = nS;
 			}
 			prev = S;
-			F = sadd(S, ci->q);
+			F = sadd(S, ti->q);
 		} else {
 			/* Regulated: a partial grant may split any step, and the broker may
 			 * dispatch again between the pieces, so no step is relied on to be
 			 * non-preemptive: F = least t with
 			 * sbf(t) >= B + k C_i + sum_{hp} ceil((t+J_j)/T_j) C_j. */
-			uint64_t base = sadd(B, smul(k, ci->C)), t;
+			uint64_t base = sadd(B, smul(k, ti->C)), t;
 
 			w = base;
-			for (size_t j = 0; j < n; j++)
-				if (j != i && hep(flows, prio, i, j))
-					w = sadd(w, costs[j].C);
-			t = inv(s, w);
+			for (size_t j = 0; j < x->n; j++)
+				if (j != i && hep(x, i, j))
+					w = sadd(w, x->t[j].C);
+			t = inv(&x->s, w);
 			if (k > 1)
 				t = max_u64(t, prev);
 			for (unsigned it = 0;; it++) {
 				uint64_t nt;
 
-				if (t > hz || it >= AN_MAX_POINTS)
+				if (t > hz || it >= AN_MAX_POINTS || !pay(x))
 					return 1;
 				w = base;
-				for (size_t j = 0; j < n; j++)
-					if (j != i && hep(flows, prio, i, j))
-						w = sadd(w, smul(released_before(&flows[j], t),
-								 costs[j].C));
-				nt = inv(s, w);
+				for (size_t j = 0; j < x->n; j++)
+					if (j != i && hep(x, i, j))
+						w = sadd(w, smul(released_before(&x->t[j], t),
+								 x->t[j].C));
+				nt = inv(&x->s, w);
 				if (nt == t)
 					break;
 				t = nt;
@@ -430,8 +609,13 @@ static int fp_flow(const struct an_flow *flows, size_t n, const struct an_broker
 		}
 		if (F > hz)
 			return 1;
-		/* Job k arrives at (k-1)T_i - J_i at the latest-released pattern. */
-		resp = sadd(F, fi->jitter) - min_u64(sadd(F, fi->jitter), smul(k - 1, fi->period));
+		/* From the broker's sight of job k (its residence; the caller adds the
+		 * ingest latency before it): the first job was seen at 0 at the earliest,
+		 * job k at least (k-1)T_i - J_i after it. */
+		if (k == 1)
+			resp = F;
+		else
+			resp = sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
 		if (resp > worst) {
 			worst = resp;
 			worst_job = (unsigned)k;
@@ -444,288 +628,273 @@ static int fp_flow(const struct an_flow *flows, size_t n, const struct an_broker
 	return 0;
 }
 
-int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
-	       const struct an_costs *costs, const unsigned *prio, size_t i,
-	       struct an_flow_result *r)
-{
-	struct supply s;
+/* ---------------------------------------------------------------------- edf ---- */
 
-	if (i >= n || flows[i].best_effort || !flows[i].period)
-		return -EINVAL;
-	make_supply(b, costs, flows, n, &s);
-	if (s.regulated && s.theta == 0) {
-		r->costs = costs[i];
-		r->bounded = false;
-		r->schedulable = false;
-		return 1;
-	}
-	return fp_flow(flows, n, b, costs, &s, prio, i, r);
+/* EDF blocking for absolute deadline d: the pool, and the longest step of a task
+ * other than `self` whose jobs can have a later deadline (best-effort ones and the
+ * broker's RST replies always). */
+static uint64_t edf_block(const struct ctx *x, size_t self, uint64_t d)
+{
+	uint64_t blk = x->rst;
+
+	for (size_t j = 0; j < x->n; j++)
+		if (j != self && (x->t[j].be || x->t[j].D > d))
+			blk = max_u64(blk, x->t[j].Q);
+	return sadd(x->pool, blk);
 }
 
-/* EDF blocking for absolute deadline d: one ingest pass and the longest step of a
- * flow other than `self` whose jobs can have a later deadline (best-effort ones always). */
-static uint64_t edf_block(const struct an_flow *flows, size_t n, const struct an_costs *costs,
-			  const struct an_broker *b, size_t self, uint64_t d)
+/* Jobs of task t with absolute deadline <= d. The broker's deadline is its release
+ * (when it saw the job, or the policer let it go) plus D: releases in [0, d - D],
+ * at most floor((d - D + J)/T) + 1 of them. */
+static uint64_t due_by(const struct task *t, uint64_t d)
 {
-	uint64_t blk = 0;
-
-	for (size_t j = 0; j < n; j++)
-		if (j != self && (flows[j].best_effort || flows[j].deadline > d))
-			blk = max_u64(blk, costs[j].Q);
-	return sadd(b->plat.ingest_step, blk);
-}
-
-/* Jobs of flow j with absolute deadline <= d: arrivals in [-J_j, d - D_j]. */
-static uint64_t due_by(const struct an_flow *f, uint64_t d)
-{
-	if (sadd(d, f->jitter) < f->deadline)
+	if (d < t->D)
 		return 0;
-	return (sadd(d, f->jitter) - f->deadline) / f->period + 1;
+	return sadd(d - t->D, t->J) / t->T + 1;
+}
+
+/* Calls fn(x, u, arg) for the points u in [lo, L] where due_by(t, u) grows: u = D and
+ * u = D + kT - J for every k >= 1 with kT > J. Returns false when fn does. */
+static bool due_points(struct ctx *x, const struct task *t, uint64_t off, uint64_t L,
+		       bool (*fn)(struct ctx *x, uint64_t u, void *arg), void *arg)
+{
+	uint64_t k = t->J / t->T + 1, u;
+
+	/* Points are u - off for a caller that wants offsets (edf_flow): u >= off. */
+	if (t->D >= off && t->D - off <= L && !fn(x, t->D - off, arg))
+		return false;
+	u = sadd(smul(k, t->T), t->D) - t->J;
+	if (u < off)
+		u = sadd(u, smul(ceil_div(off - u, t->T), t->T));
+	for (; u - off <= L; u = sadd(u, t->T)) {
+		if (!fn(x, u - off, arg))
+			return false;
+		if (u == UINT64_MAX)
+			break;
+	}
+	return true;
+}
+
+struct demand_arg {
+	uint64_t first;
+	uint64_t points;
+};
+
+static bool demand_at(struct ctx *x, uint64_t t, void *arg)
+{
+	struct demand_arg *a = arg;
+	uint64_t dem = edf_block(x, SIZE_MAX, t);
+
+	if (++a->points > AN_MAX_POINTS || !pay(x))
+		return false;
+	for (size_t l = 0; l < x->n; l++)
+		if (!x->t[l].be)
+			dem = sadd(dem, smul(due_by(&x->t[l], t), x->t[l].C));
+	if (dem > (x->s.regulated ? an_sbf(x->s.pi, x->s.theta, t) : t) && t < a->first)
+		a->first = t;
+	return true;
 }
 
 /* Processor-demand test (Baruah 2005, limited preemption): for every absolute deadline
  * t in [0, L]: dbf(t) + B(t) <= sbf(t). Returns 0 (pass), 1 (fail at *at), 2 (too
- * many points). */
-static int edf_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
-		      const struct an_costs *costs, const struct supply *s, uint64_t L,
-		      uint64_t *at)
+ * many points or the budget). */
+static int edf_demand(struct ctx *x, uint64_t L, uint64_t *at)
 {
-	uint64_t points = 0, first = UINT64_MAX;
+	struct demand_arg a = { .first = UINT64_MAX };
 
-	for (size_t j = 0; j < n; j++) {
-		const struct an_flow *fj = &flows[j];
-
-		if (fj->best_effort)
-			continue;
-		if (fj->deadline <= fj->jitter) {
-			/* A deadline inside the jitter window can pass before the release. */
-			first = 0;
-			continue;
-		}
-		for (uint64_t t = fj->deadline - fj->jitter; t <= L; t = sadd(t, fj->period)) {
-			uint64_t dem = edf_block(flows, n, costs, b, SIZE_MAX, t);
-
-			if (++points > AN_MAX_POINTS)
-				return 2;
-			for (size_t l = 0; l < n; l++)
-				if (!flows[l].best_effort)
-					dem = sadd(dem, smul(due_by(&flows[l], t), costs[l].C));
-			if (dem > (s->regulated ? an_sbf(s->pi, s->theta, t) : t) && t < first)
-				first = t;
-			if (t == UINT64_MAX)
-				break;
-		}
-	}
-	*at = first;
-	return first == UINT64_MAX ? 0 : 1;
+	for (size_t j = 0; j < x->n; j++)
+		if (!x->t[j].be && !due_points(x, &x->t[j], 0, L, demand_at, &a))
+			return 2;
+	*at = a.first;
+	return a.first == UINT64_MAX ? 0 : 1;
 }
 
-/* Finish time of flow i's job released at offset a of the deadline busy period
- * (Spuri 1996, extended with limited-preemption blocking and the supply bound). */
-static uint64_t edf_finish(const struct an_flow *flows, size_t n, const struct an_broker *b,
-			   const struct an_costs *costs, const struct supply *s, size_t i,
-			   uint64_t a, uint64_t hz)
+/* Start of the last step (unregulated) or finish (regulated) of task i's job released
+ * at offset a of the deadline busy period (Spuri 1996, extended with limited-
+ * preemption blocking and the supply bound), given the blocking B for its deadline.
+ * `from` is a value known not to exceed the result (warm start). UINT64_MAX when it
+ * passes the horizon or the budget. */
+static uint64_t edf_point(struct ctx *x, size_t i, uint64_t a, uint64_t B, uint64_t from)
 {
-	const struct an_flow *fi = &flows[i];
-	const struct an_costs *ci = &costs[i];
-	uint64_t d = sadd(a, fi->deadline);
-	uint64_t m = sadd(a, fi->jitter) / fi->period; /* earlier own jobs in [0, a] */
-	uint64_t B = edf_block(flows, n, costs, b, i, d);
-	uint64_t x, t, w;
+	const struct task *ti = &x->t[i];
+	uint64_t d = sadd(a, ti->D);
+	uint64_t m = sadd(a, ti->J) / ti->T; /* earlier own jobs in [0, a] */
+	uint64_t base, t, w;
 
-	if (!s->regulated) {
-		/* S = B(d) + m C_i + C_i - q_i
-		 *     + sum_{j != i} min(floor((S+J_j)/T_j) + 1, due_by_j(d)) C_j */
-		x = sadd(B, sadd(smul(m, ci->C), ci->C - ci->q));
-		t = x;
-		for (size_t j = 0; j < n; j++)
-			if (j != i && !flows[j].best_effort && due_by(&flows[j], d))
-				t = sadd(t, costs[j].C);
-		for (unsigned it = 0;; it++) {
-			uint64_t nt = x;
-
-			if (t > hz || it >= AN_MAX_POINTS)
-				return UINT64_MAX;
-			for (size_t j = 0; j < n; j++)
-				if (j != i && !flows[j].best_effort)
-					nt = sadd(nt, smul(min_u64(released_upto(&flows[j], t),
-								   due_by(&flows[j], d)),
-							   costs[j].C));
-			if (nt == t)
-				break;
-			t = nt;
-		}
-		/* A job released after that work is done starts afresh: that case is the
-		 * a = 0 point of a later busy period; max() keeps F >= release. */
-		t = max_u64(t, sadd(a, ci->C - ci->q));
-		return sadd(t, ci->q);
-	}
-	/* Regulated: no step relied on as non-preemptive (see fp_flow). */
-	x = sadd(B, smul(m + 1, ci->C));
-	w = x;
-	for (size_t j = 0; j < n; j++)
-		if (j != i && !flows[j].best_effort && due_by(&flows[j], d))
-			w = sadd(w, costs[j].C);
-	t = inv(s, w);
+	/* unregulated: S = B(d) + m C_i + C_i - q_i
+	 *                  + sum_{j != i} min(floor((S+J_j)/T_j) + 1, due_by_j(d)) C_j
+	 * regulated (no step relied on as non-preemptive, see fp_task): the least t with
+	 * sbf(t) >= B(d) + (m+1) C_i + sum_{j != i} min(ceil((t+J_j)/T_j), due_by_j(d)) C_j */
+	if (!x->s.regulated)
+		base = sadd(B, sadd(smul(m, ti->C), ti->C - ti->q));
+	else
+		base = sadd(B, smul(m + 1, ti->C));
+	w = base;
+	for (size_t j = 0; j < x->n; j++)
+		if (j != i && !x->t[j].be && due_by(&x->t[j], d))
+			w = sadd(w, x->t[j].C);
+	t = max_u64(inv(&x->s, w), from);
 	for (unsigned it = 0;; it++) {
 		uint64_t nt;
 
-		if (t > hz || it >= AN_MAX_POINTS)
+		if (t > x->hz || it >= AN_MAX_POINTS || !pay(x))
 			return UINT64_MAX;
-		w = x;
-		for (size_t j = 0; j < n; j++)
-			if (j != i && !flows[j].best_effort)
-				w = sadd(w, smul(min_u64(released_before(&flows[j], t),
-							 due_by(&flows[j], d)),
-						 costs[j].C));
-		nt = inv(s, w);
+		w = base;
+		for (size_t j = 0; j < x->n; j++) {
+			const struct task *tj = &x->t[j];
+
+			if (j == i || tj->be)
+				continue;
+			w = sadd(w, smul(min_u64(x->s.regulated ? released_before(tj, t) :
+						 released_upto(tj, t), due_by(tj, d)), tj->C));
+		}
+		nt = inv(&x->s, w);
 		if (nt == t)
-			break;
+			return t;
 		t = nt;
 	}
-	return max_u64(t, sadd(a, ci->C));
 }
 
-/* Worst response of flow i under EDF: the maximum over the release offsets a in
- * [0, L) at which F(a) can change (where a job of some flow gets due by a + D_i, an
- * own job is released, or a blocker drops out); F is constant between them and
- * F(a) - a decreases, so these left end points suffice. Returns 1 when unbounded. */
-static int cmp_u64(const void *x, const void *y)
+static int cmp_u64(const void *a, const void *b)
 {
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	return (a > b) - (a < b);
+	return (x > y) - (x < y);
 }
 
-/* Appends a candidate offset; returns false when the point budget is spent. */
-static bool push_point(uint64_t **v, size_t *len, size_t *cap, uint64_t a)
+struct points {
+	uint64_t *v;
+	size_t len, cap;
+};
+
+/* Appends a candidate offset; false when the point budget is spent. */
+static bool push_point(struct ctx *x, uint64_t a, void *arg)
 {
-	if (*len == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
+	struct points *p = arg;
+
+	(void)x;
+	if (p->len == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 64;
 		uint64_t *nv;
 
 		if (ncap > AN_MAX_POINTS)
 			ncap = AN_MAX_POINTS;
-		if (*len >= ncap)
+		if (p->len >= ncap)
 			return false;
-		nv = realloc(*v, ncap * sizeof(**v));
+		nv = realloc(p->v, ncap * sizeof(*nv));
 		if (!nv)
 			return false;
-		*v = nv;
-		*cap = ncap;
+		p->v = nv;
+		p->cap = ncap;
 	}
-	(*v)[(*len)++] = a;
+	p->v[p->len++] = a;
 	return true;
 }
 
-static int edf_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
-		    const struct an_costs *costs, const struct supply *s, size_t i, uint64_t L,
-		    struct an_flow_result *r)
+/* Worst response of task i under EDF: the maximum of F(a) - a over the release
+ * offsets a in [0, L) at which F can change: a = 0, an own release (k T_i - J_i), a
+ * deadline of another task meeting a + D_i (which also covers a blocker dropping out
+ * at a = D_j - D_i). F is constant between them and F(a) - a falls, so these left
+ * end points suffice. They are taken in increasing order: every term of the fixed
+ * point grows with a except the blocking, which only falls; while it stays, the last
+ * answer is a valid start for the next (warm start). Returns 1 when unbounded. */
+static int edf_task(struct ctx *x, size_t i, uint64_t L, struct an_flow_result *r)
 {
-	const struct an_flow *fi = &flows[i];
-	uint64_t hz = horizon_of(b), worst = 0, *pts = NULL;
-	size_t npts = 0, cap = 0;
+	const struct task *ti = &x->t[i];
+	struct points p = { 0 };
+	uint64_t worst = 0, prevB = UINT64_MAX, prevS = 0;
 	int ret = 1;
 
-	if (!push_point(&pts, &npts, &cap, 0))
+	if (!push_point(x, 0, &p))
 		goto out;
-	for (size_t j = 0; j < n; j++) {
-		const struct an_flow *fj = &flows[j];
-		uint64_t a0, step;
+	{
+		uint64_t a = ti->J % ti->T ? ti->T - ti->J % ti->T : 0;
 
-		if (fj->best_effort && j != i)
-			continue;
-		if (j == i) {
-			/* Own releases: a = k T_i - J_i. */
-			a0 = fi->jitter % fi->period ? fi->period - fi->jitter % fi->period : 0;
-			step = fi->period;
-		} else {
-			/* a + D_i = k T_j + D_j - J_j; the first k that makes a >= 0. */
-			uint64_t off = sadd(fi->deadline, fj->jitter), base = fj->deadline;
-
-			if (base >= off) {
-				a0 = base - off;
-			} else {
-				uint64_t k = ceil_div(off - base, fj->period);
-
-				a0 = smul(k, fj->period) + base - off;
-			}
-			step = fj->period;
-			/* The blocker of flow j drops out at a = D_j - D_i. */
-			if (fj->deadline >= fi->deadline && fj->deadline - fi->deadline < L &&
-			    !push_point(&pts, &npts, &cap, fj->deadline - fi->deadline))
+		for (; a < L; a = sadd(a, ti->T))
+			if (!push_point(x, a, &p))
 				goto out;
-		}
-		for (uint64_t a = a0; a < L; a = sadd(a, step)) {
-			if (!push_point(&pts, &npts, &cap, a))
-				goto out;
-			if (a == UINT64_MAX)
-				break;
-		}
 	}
-	/* Many flows share periods and deadlines: evaluate each offset once. */
-	qsort(pts, npts, sizeof(*pts), cmp_u64);
-	for (size_t k = 0; k < npts; k++) {
-		uint64_t F;
-
-		if (k && pts[k] == pts[k - 1])
-			continue;
-		F = edf_finish(flows, n, b, costs, s, i, pts[k], hz);
-		if (F > hz)
+	for (size_t j = 0; j < x->n; j++)
+		if (j != i && !x->t[j].be && L &&
+		    !due_points(x, &x->t[j], ti->D, L - 1, push_point, &p))
 			goto out;
-		worst = max_u64(worst, sadd(F, fi->jitter) - pts[k]);
+	/* Many tasks share periods and deadlines: evaluate each offset once. */
+	qsort(p.v, p.len, sizeof(*p.v), cmp_u64);
+	for (size_t k = 0; k < p.len; k++) {
+		uint64_t a = p.v[k], B, S, F;
+
+		if (k && a == p.v[k - 1])
+			continue;
+		B = edf_block(x, i, sadd(a, ti->D));
+		S = edf_point(x, i, a, B, B == prevB ? prevS : 0);
+		if (S > x->hz)
+			goto out;
+		prevB = B;
+		prevS = S;
+		/* A job released after that work is done starts afresh: that case is the
+		 * a = 0 point of a later busy period; max() keeps F at or after a + C. */
+		if (!x->s.regulated)
+			F = sadd(max_u64(S, sadd(a, ti->C - ti->q)), ti->q);
+		else
+			F = max_u64(S, sadd(a, ti->C));
+		worst = max_u64(worst, F - a);
 	}
-	r->response = worst;
+	r->response = sadd(x->late, worst);
 	r->bounded = true;
 	r->busy_period = L;
 	ret = 0;
 out:
-	free(pts);
+	free(p.v);
 	return ret;
 }
 
+/* --------------------------------------------------------------------- fifo ---- */
+
 /* FIFO: a message released x after the start of a busy period is copied once all work
  * released in [0, x] is, so it finishes by sbf^-1(B + sum_j (floor((x+J_j)/T_j)+1) C_j).
- * The bound max_x of that minus x holds for every flow alike (plus its own jitter). */
-static int fifo_bound(const struct an_flow *flows, size_t n, const struct an_costs *costs,
-		      const struct supply *s, uint64_t B, uint64_t L, uint64_t hz, uint64_t *out)
+ * The bound max_x of that minus x holds for every flow alike. */
+static bool fifo_at(struct ctx *x, uint64_t u, uint64_t B, uint64_t *worst)
 {
-	uint64_t worst, points = 0, w = B;
+	uint64_t w = B, F;
 
-	/* x = 0: every flow's first job, released together at the critical instant. */
-	for (size_t l = 0; l < n; l++)
-		if (!flows[l].best_effort)
-			w = sadd(w, smul(released_upto(&flows[l], 0), costs[l].C));
-	worst = inv(s, w);
-	if (worst > hz)
+	if (!pay(x))
+		return false;
+	for (size_t l = 0; l < x->n; l++)
+		if (!x->t[l].be)
+			w = sadd(w, smul(released_upto(&x->t[l], u), x->t[l].C));
+	F = inv(&x->s, w);
+	if (F > x->hz)
+		return false;
+	*worst = max_u64(*worst, F - min_u64(F, u));
+	return true;
+}
+
+static int fifo_bound(struct ctx *x, uint64_t B, uint64_t L, uint64_t *out)
+{
+	uint64_t worst = 0, points = 0;
+
+	/* u = 0: every task's first job, released together at the critical instant. */
+	if (!fifo_at(x, 0, B, &worst))
 		return 1;
-	for (size_t j = 0; j < n; j++) {
-		const struct an_flow *fj = &flows[j];
-		uint64_t x0;
+	for (size_t j = 0; j < x->n; j++) {
+		const struct task *tj = &x->t[j];
+		uint64_t u0;
 
-		if (fj->best_effort)
+		if (tj->be)
 			continue;
-		x0 = fj->jitter % fj->period ? fj->period - fj->jitter % fj->period : 0;
-		for (uint64_t x = x0; x < L; x = sadd(x, fj->period)) {
-			uint64_t F;
-
-			w = B;
-			if (++points > AN_MAX_POINTS)
+		u0 = tj->J % tj->T ? tj->T - tj->J % tj->T : 0;
+		for (uint64_t u = u0; u < L; u = sadd(u, tj->T)) {
+			if (++points > AN_MAX_POINTS || !fifo_at(x, u, B, &worst))
 				return 1;
-			for (size_t l = 0; l < n; l++)
-				if (!flows[l].best_effort)
-					w = sadd(w, smul(released_upto(&flows[l], x), costs[l].C));
-			F = inv(s, w);
-			if (F > hz)
-				return 1;
-			worst = max_u64(worst, F - min_u64(F, x));
-			if (x == UINT64_MAX)
+			if (u == UINT64_MAX)
 				break;
 		}
 	}
 	*out = worst;
 	return 0;
 }
+
+/* ----------------------------------------------------------------- results ---- */
 
 static void finish_flow(const struct an_flow *f, const struct an_broker *b,
 			struct an_flow_result *r)
@@ -734,121 +903,178 @@ static void finish_flow(const struct an_flow *f, const struct an_broker *b,
 		r->schedulable = false;
 		return;
 	}
+	/* The response is from the broker's sight of a message whose kick came at most
+	 * ingest_latency before; the receiver runs at most notify_latency after. */
 	r->latency = sadd(sadd(b->plat.ingest_latency, r->response), b->plat.notify_latency);
 	r->schedulable = r->latency <= f->deadline;
+}
+
+/* One policy pass over the tasks: responses of the flows (tasks 0..nflows). Sets
+ * *unbounded when some flow has no bound, and res->why for a reason other than the
+ * horizon. */
+static void run_policy(struct ctx *x, const struct an_flow *flows, size_t nflows,
+		       struct an_result *res, struct an_flow_result *out, bool *unbounded)
+{
+	uint64_t L, blk;
+
+	res->demand_ok = true;
+	res->demand_fail_at = 0;
+	for (size_t i = 0; i < nflows; i++) {
+		struct an_costs c = out[i].costs;
+
+		out[i] = (struct an_flow_result){ .costs = c };
+	}
+	switch (x->b->policy) {
+	case AN_FP:
+		for (size_t i = 0; i < nflows; i++)
+			if (!flows[i].best_effort && fp_task(x, i, &out[i]))
+				*unbounded = true;
+		break;
+	case AN_EDF: {
+		int ret;
+
+		blk = x->rst;
+		for (size_t j = 0; j < x->n; j++)
+			blk = max_u64(blk, x->t[j].Q);
+		L = busy_period(x, sadd(x->pool, blk));
+		if (L > x->hz) {
+			*unbounded = true;
+			break;
+		}
+		ret = edf_demand(x, L, &res->demand_fail_at);
+		if (ret == 2) {
+			*unbounded = true;
+			break;
+		}
+		res->demand_ok = ret == 0;
+		for (size_t i = 0; i < nflows; i++)
+			if (!flows[i].best_effort && edf_task(x, i, L, &out[i]))
+				*unbounded = true;
+		break;
+	}
+	case AN_FIFO: {
+		uint64_t worst;
+
+		/* Arrival order for everyone, best-effort traffic included: a message may
+		 * find any amount of best-effort data queued ahead of it, which nothing
+		 * in the configuration bounds. */
+		for (size_t j = 0; j < nflows; j++)
+			if (flows[j].best_effort)
+				res->why = "under fifo, best-effort data queues in arrival order "
+					   "with real-time messages, and nothing bounds it";
+		if (res->why) {
+			*unbounded = true;
+			break;
+		}
+		/* No step blocks: whatever runs at the start of a busy period came in it
+		 * (the broker's RST replies are assumed away under fifo: see the docs). */
+		L = busy_period(x, x->pool);
+		if (L > x->hz || fifo_bound(x, x->pool, L, &worst)) {
+			*unbounded = true;
+			break;
+		}
+		for (size_t i = 0; i < nflows; i++) {
+			if (flows[i].best_effort)
+				continue;
+			out[i].response = sadd(x->late, worst);
+			out[i].bounded = true;
+			out[i].busy_period = L;
+		}
+		break;
+	}
+	}
 }
 
 int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	       struct an_result *res, struct an_flow_result *out)
 {
-	struct supply s;
-	uint64_t hz = horizon_of(b), L, B;
-	long double u = 0;
 	struct an_costs *costs;
-	unsigned *prio;
-	bool unbounded = false, all = true;
+	struct task *t;
+	size_t *owner, nt;
+	uint64_t *basis;
+	struct ctx x;
+	long double u = 0;
+	bool unbounded = false, all = true, void_all = false;
 	int ret;
 
 	ret = an_validate(flows, n, b, NULL, NULL);
 	if (ret)
 		return ret;
 	costs = calloc(n ? n : 1, sizeof(*costs));
-	prio = calloc(n ? n : 1, sizeof(*prio));
-	if (!costs || !prio) {
-		free(costs);
-		free(prio);
-		return -ENOMEM;
+	basis = calloc(n ? n : 1, sizeof(*basis));
+	t = calloc(2 * n + 1, sizeof(*t));
+	owner = calloc(2 * n + 1, sizeof(*owner));
+	if (!costs || !basis || !t || !owner) {
+		ret = -ENOMEM;
+		goto free;
 	}
 	for (size_t i = 0; i < n; i++) {
 		out[i] = (struct an_flow_result){ 0 };
 		an_flow_costs(&flows[i], b, &costs[i]);
 		out[i].costs = costs[i];
-		prio[i] = flows[i].priority;
-		if (!flows[i].best_effort)
-			u += (long double)costs[i].C / flows[i].period;
+		basis[i] = flows[i].deadline;
 	}
-	make_supply(b, costs, flows, n, &s);
+	nt = make_tasks(flows, n, b, costs, NULL, basis, t, owner);
+	ctx_init(&x, b, t, nt, costs, n);
+	for (size_t j = 0; j < nt; j++)
+		if (!t[j].be)
+			u += (long double)t[j].C / t[j].T;
 	*res = (struct an_result){ 0 };
 	res->status = AN_OK;
 	res->demand_ok = true;
 	res->utilization = (double)u;
-	res->regulated = s.regulated;
-	res->theta = s.regulated ? s.theta : 0;
-	res->capacity = s.regulated ? (double)s.theta / (double)s.pi : 1.0;
+	res->regulated = x.s.regulated;
+	res->theta = x.s.regulated ? x.s.theta : 0;
+	res->capacity = x.s.regulated ? (double)x.s.theta / (double)x.s.pi : 1.0;
 	/* Utilisation beyond the capacity: no busy period closes. The margin only keeps a
 	 * rounding error from calling a utilisation of exactly 1 overloaded; a value that
 	 * close to the capacity is decided by the horizon instead. */
-	if (u > (long double)res->capacity * (1.0L + 1e-12L) || (s.regulated && s.theta == 0)) {
+	if (u > (long double)res->capacity * (1.0L + 1e-12L) || (x.s.regulated && x.s.theta == 0)) {
 		res->status = AN_OVERLOAD;
 		res->why = "utilization above the copy engine's capacity";
 		goto out;
 	}
+	/* Credit updates come back after their message reached the receiver: assume each
+	 * by its message's deadline, and where a flow's bound says its messages may come
+	 * later, by that bound instead, until the assumption and the bounds agree (a
+	 * monotone fixed point: later credit updates only ever lengthen responses). */
+	for (unsigned round = 0;; round++) {
+		bool changed = false;
 
-	switch (b->policy) {
-	case AN_FP:
+		unbounded = false;
+		run_policy(&x, flows, n, res, out, &unbounded);
+		for (size_t i = 0; i < n; i++)
+			finish_flow(&flows[i], b, &out[i]);
+		if (x.spent)
+			break;
 		for (size_t i = 0; i < n; i++) {
-			if (flows[i].best_effort)
-				continue;
-			if (fp_flow(flows, n, b, costs, &s, prio, i, &out[i]))
-				unbounded = true;
-		}
-		break;
-	case AN_EDF:
-		B = 0;
-		for (size_t j = 0; j < n; j++)
-			B = max_u64(B, costs[j].Q);
-		L = busy_period(flows, n, costs, &s, sadd(B, b->plat.ingest_step), NULL, hz);
-		if (L > hz) {
-			unbounded = true;
-			break;
-		}
-		ret = edf_demand(flows, n, b, costs, &s, L, &res->demand_fail_at);
-		if (ret == 2) {
-			unbounded = true;
-			break;
-		}
-		res->demand_ok = ret == 0;
-		for (size_t i = 0; i < n; i++) {
-			if (flows[i].best_effort)
-				continue;
-			if (edf_flow(flows, n, b, costs, &s, i, L, &out[i]))
-				unbounded = true;
-		}
-		break;
-	case AN_FIFO:
-		/* Arrival order for everyone, best-effort traffic included: a message may
-		 * find any amount of best-effort data queued ahead of it, which nothing
-		 * in the configuration bounds. */
-		for (size_t j = 0; j < n; j++)
-			if (flows[j].best_effort)
-				res->why = "under fifo, best-effort data queues in arrival order "
-					   "with real-time messages, and nothing bounds it";
-		if (res->why) {
-			unbounded = true;
-			break;
-		}
-		B = b->plat.ingest_step;
-		L = busy_period(flows, n, costs, &s, B, NULL, hz);
-		if (L > hz) {
-			unbounded = true;
-			break;
-		}
-		{
-			uint64_t worst;
+			uint64_t want;
 
-			if (fifo_bound(flows, n, costs, &s, B, L, hz, &worst)) {
-				unbounded = true;
-				break;
-			}
-			for (size_t i = 0; i < n; i++) {
-				if (flows[i].best_effort)
-					continue;
-				out[i].response = sadd(worst, flows[i].jitter);
-				out[i].bounded = true;
-				out[i].busy_period = L;
+			if (flows[i].best_effort || flows[i].type != AN_STREAM)
+				continue;
+			want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
+			if (want > basis[i]) {
+				basis[i] = want;
+				changed = true;
 			}
 		}
-		break;
+		if (!changed)
+			break;
+		if (round + 1 >= MAX_ROUNDS) {
+			unbounded = true;
+			void_all = true;
+			res->why = "the credit updates' release jitter did not settle";
+			break;
+		}
+		nt = make_tasks(flows, n, b, costs, NULL, basis, t, owner);
+	}
+	/* Without a settled fixed point no bound can be relied on, not even one
+	 * computed before the budget ran out. */
+	if (x.spent) {
+		unbounded = true;
+		void_all = true;
+		res->why = "the analysis work budget ran out before the busy periods closed "
+			   "(a set close to saturation)";
 	}
 	if (unbounded) {
 		res->status = AN_UNBOUNDED;
@@ -857,16 +1083,54 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	}
 out:
 	for (size_t i = 0; i < n; i++) {
-		if (res->status == AN_OVERLOAD)
+		if (res->status == AN_OVERLOAD || void_all)
 			out[i].bounded = false;
 		finish_flow(&flows[i], b, &out[i]);
 		if (!flows[i].best_effort && !out[i].schedulable)
 			all = false;
 	}
 	res->schedulable = res->status == AN_OK && all && res->demand_ok;
+	ret = 0;
+free:
 	free(costs);
-	free(prio);
-	return 0;
+	free(basis);
+	free(t);
+	free(owner);
+	return ret;
+}
+
+/* The fp test of flow i with credit updates by their message's deadline. */
+int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
+	       const struct an_costs *costs, const unsigned *prio, size_t i,
+	       struct an_flow_result *r)
+{
+	struct an_broker bf = *b;
+	struct task *t;
+	size_t *owner, nt;
+	struct ctx x;
+	int ret = 1;
+
+	if (i >= n || flows[i].best_effort || !flows[i].period)
+		return -EINVAL;
+	bf.policy = AN_FP; /* the fp test, whatever the broker's policy */
+	b = &bf;
+	t = calloc(2 * n + 1, sizeof(*t));
+	owner = calloc(2 * n + 1, sizeof(*owner));
+	if (!t || !owner) {
+		free(t);
+		free(owner);
+		return -ENOMEM;
+	}
+	nt = make_tasks(flows, n, b, costs, prio, NULL, t, owner);
+	ctx_init(&x, b, t, nt, costs, n);
+	*r = (struct an_flow_result){ .costs = costs[i] };
+	if (!(x.s.regulated && x.s.theta == 0))
+		ret = fp_task(&x, i, r);
+	if (ret)
+		r->bounded = false;
+	free(t);
+	free(owner);
+	return ret;
 }
 
 void an_assign_dm(const struct an_flow *flows, size_t n, unsigned *prio)
@@ -891,9 +1155,16 @@ void an_assign_dm(const struct an_flow *flows, size_t n, unsigned *prio)
 int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		  const struct an_costs *costs, unsigned *prio)
 {
-	struct supply s;
+	struct an_broker bf = *b;
+	struct task *t = NULL;
+	size_t *owner = NULL, nt;
 	unsigned nrt = 0;
-	bool *done;
+	bool *done = NULL;
+	struct ctx x;
+	int ret = 0;
+
+	bf.policy = AN_FP;
+	b = &bf;
 
 	for (size_t i = 0; i < n; i++)
 		if (!flows[i].best_effort) {
@@ -902,9 +1173,19 @@ int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker 
 			nrt++;
 		}
 	done = calloc(n ? n : 1, sizeof(*done));
-	if (!done)
-		return -ENOMEM;
-	make_supply(b, costs, flows, n, &s);
+	t = calloc(2 * n + 1, sizeof(*t));
+	owner = calloc(2 * n + 1, sizeof(*owner));
+	if (!done || !t || !owner) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		prio[i] = 0;
+	/* Credit updates by their message's deadline: true of every flow once the
+	 * assignment is found (each meets its deadline), which is all OPA claims. Task
+	 * parameters do not depend on the order, only each task's priority does. */
+	nt = make_tasks(flows, n, b, costs, prio, NULL, t, owner);
+	ctx_init(&x, b, t, nt, costs, n);
 	/* Audsley: fill the levels from the lowest up. At each level try the unassigned
 	 * flows in configuration order; a flow fits when it meets its deadline with every
 	 * other unassigned flow above it. The fp test depends only on which flows are
@@ -913,18 +1194,24 @@ int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker 
 		bool found = false;
 
 		for (size_t i = 0; i < n && !found; i++) {
-			struct an_flow_result r;
+			struct an_flow_result r = { 0 };
 
 			if (flows[i].best_effort || done[i])
 				continue;
 			for (size_t j = 0; j < n; j++)
 				if (!flows[j].best_effort && !done[j])
 					prio[j] = j == i ? level : level - 1;
-			r = (struct an_flow_result){ 0 };
-			if (s.regulated && s.theta == 0)
+			for (size_t j = 0; j < nt; j++)
+				t[j].prio = prio[owner[j]];
+			if (x.s.regulated && x.s.theta == 0)
 				continue;
-			if (fp_flow(flows, n, b, costs, &s, prio, i, &r))
+			if (fp_task(&x, i, &r)) {
+				if (x.spent) {
+					ret = -ETIME;
+					goto out;
+				}
 				continue;
+			}
 			finish_flow(&flows[i], b, &r);
 			if (r.schedulable) {
 				done[i] = true;
@@ -933,13 +1220,16 @@ int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker 
 			}
 		}
 		if (!found) {
-			free(done);
-			return -ESRCH;
+			ret = -ESRCH;
+			goto out;
 		}
 	}
 	for (size_t i = 0; i < n; i++)
 		if (flows[i].best_effort)
 			prio[i] = 0;
+out:
 	free(done);
-	return 0;
+	free(t);
+	free(owner);
+	return ret;
 }

@@ -3,14 +3,14 @@
  *
  * A pure library: no I/O, no floating point in any bound (only the displayed
  * utilisation and the overload pre-check use it; a case too close to call there is
- * left to the horizon), allocation only of scratch arrays in an_analyze and
- * an_assign_opa (start-up work, never on the real-time path). Every
+ * left to the horizon), allocation only of scratch arrays in an_analyze, an_fp_flow
+ * and an_assign_opa (start-up work, never on the real-time path). Every
  * time is an integer number of nanoseconds and every fixed point is computed in exact
  * uint64 arithmetic (saturating, so an overflow reads as "beyond the horizon" rather
  * than wrapping). Every fixed-point iteration is monotone and stops either at its
- * least fixed point or as soon as it passes the caller's horizon, which is then
- * reported as AN_UNBOUNDED; utilisation above the capacity is reported as AN_OVERLOAD
- * before any iteration starts.
+ * least fixed point or as soon as it passes the caller's horizon or spends the call's
+ * work budget, which is then reported as AN_UNBOUNDED; utilisation above the capacity
+ * is reported as AN_OVERLOAD before any iteration starts.
  *
  * The caller describes flows in struct an_flow, either by sizes (the library derives
  * the costs from the packet/chunk model and struct an_platform) or by costs already in
@@ -28,8 +28,12 @@
 /* Default analysis horizon: a busy period longer than this is reported unbounded. */
 #define AN_DEFAULT_HORIZON_NS (10ull * 1000000000ull)
 /* Most jobs (or test points) examined per flow before giving up as unbounded: keeps
- * the run time of a near-overloaded system finite and predictable. */
+ * the memory of a near-overloaded system finite and predictable. */
 #define AN_MAX_POINTS 2000000u
+/* Default work budget of one an_analyze or an_assign_opa call, in evaluations of one
+ * flow's term in a fixed point (about a second of CPU): spent, the result is
+ * AN_UNBOUNDED rather than a long wait. */
+#define AN_DEFAULT_WORK 200000000ull
 
 enum an_policy {
 	AN_FP,   /* limited-preemptive fixed priority (fixed preemption points) */
@@ -38,38 +42,47 @@ enum an_policy {
 };
 
 enum an_type {
-	AN_STREAM,    /* one credit-update control packet per message */
+	AN_STREAM,    /* its receiver sends one credit-update control packet per message */
 	AN_SEQPACKET,
 };
 
 /* Platform costs, as `rtvio calibrate` measures them (worst case under interference). */
 struct an_platform {
 	uint64_t copy_bandwidth;  /* bytes per second, > 0 */
-	uint64_t chunk_overhead;  /* ns per copy step */
-	uint64_t packet_overhead; /* ns per packet, paid in its last step */
+	uint64_t chunk_overhead;  /* ns per copy step (with the ingest pass before it that
+				   * finds nothing new) */
+	uint64_t packet_overhead; /* ns per piece, paid in its last step: RX completion,
+				   * notification, and the TX packet's completion */
 	uint64_t ingest_latency;  /* ns from a cell's kick to the broker seeing it */
 	uint64_t notify_latency;  /* ns from the broker's notification to the receiver running */
-	uint64_t ingest_step;     /* ns, longest non-preemptive ingest pass */
+	uint64_t ingest_packet;   /* ns to ingest one TX packet (pop, check, switch, queue) */
+	uint64_t batch_gap;       /* ns the broker may spend outside the data plane after
+				   * each run of run_steps steps (its event loop) */
 };
 
 struct an_flow {
 	const char *name;
-	bool best_effort;       /* lowest band, no period, no bound */
+	bool best_effort;       /* lowest band, no period, no bound; its sizes are not
+				 * enforced: its steps are as long as chunk and rx_max allow */
 	enum an_type type;
 	/* Size model (when !explicit_costs): a message travels as TX packets of at
 	 * most packet_size bytes, each delivered as pieces of at most rx_payload bytes
 	 * (one per RX buffer, each with its own header: packet_overhead), each piece
 	 * copied in steps of at most the broker's chunk. */
 	uint64_t size;          /* max bytes per message, > 0 */
-	uint64_t rx_payload;    /* payload bytes of one destination RX buffer, > 0 */
+	uint64_t rx_payload;    /* payload bytes of one destination RX buffer, > 0 (the
+				 * smallest the destination posts: sets the piece count) */
+	uint64_t rx_max;        /* largest RX payload the destination may post (sets the
+				 * longest step); 0 = not known, only chunk limits a step */
 	uint64_t packet_size;   /* largest packet payload the sender emits, > 0 */
-	/* Cost model (when explicit_costs): all in ns, 0 < last_step <= max_step <= cost. */
+	/* Cost model (when explicit_costs): all in ns, 0 < last_step <= max_step <= cost;
+	 * one TX packet of ceil((cost - last_step) / max_step) + 1 steps. */
 	bool explicit_costs;
 	uint64_t cost, last_step, max_step;
 	/* Real-time flows only: */
 	uint64_t period;        /* ns, > 0: minimum inter-arrival time */
 	uint64_t deadline;      /* ns, > 0: relative to the message's arrival */
-	uint64_t jitter;        /* ns: release jitter */
+	uint64_t jitter;        /* ns: the sender's release jitter */
 	unsigned priority;      /* fp only: 1 = highest; equal priorities interfere both ways */
 };
 
@@ -79,12 +92,18 @@ struct an_broker {
 	uint64_t reg_budget;        /* bytes per period, 0 = unregulated */
 	uint64_t reg_period;        /* ns, > 0 when regulated */
 	struct an_platform plat;
+	uint64_t tx_slots;          /* TX packets all cells together may have in the
+				     * broker at once (cells x DP_TX_SLOTS) */
+	uint64_t run_steps;         /* steps per data-plane run (DP_RUN_STEPS); > 0 when
+				     * batch_gap is */
 	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
+	uint64_t work_budget;       /* 0 = AN_DEFAULT_WORK */
 };
 
-/* A message's costs (ns): C_i its whole cost, q_i its last non-preemptive step,
- * Q_i the longest non-preemptive step any of its messages (of any size up to `size`)
- * can occupy the broker with. */
+/* A message's costs (ns): C_i its whole cost (copy steps, the ingest work its packets
+ * cause and its share of the broker's batch gaps), q_i its last non-preemptive step,
+ * Q_i the longest non-preemptive step any of its messages (of any size up to `size`;
+ * of any size at all for a best-effort flow) can occupy the broker with. */
 struct an_costs {
 	uint64_t C, q, Q;
 };
@@ -92,13 +111,16 @@ struct an_costs {
 enum an_status {
 	AN_OK,
 	AN_OVERLOAD,  /* utilisation above the copy engine's capacity */
-	AN_UNBOUNDED, /* a busy period did not close within the horizon */
+	AN_UNBOUNDED, /* a busy period did not close within the horizon (or the work
+		       * budget ran out first) */
 };
 
 struct an_flow_result {
 	struct an_costs costs;
 	bool bounded;        /* response/latency are meaningful */
-	uint64_t response;   /* R_i: arrival to the last byte copied (ns) */
+	uint64_t response;   /* R_i: from the broker's sight of a message (its stamp) to
+			      * the last byte copied; ingest_latency + R_i from the
+			      * sender's kick (ns) */
 	uint64_t latency;    /* ingest_latency + R_i + notify_latency (ns) */
 	bool schedulable;    /* bounded && latency <= deadline (never for best-effort) */
 	uint64_t busy_period; /* the busy period the bound was taken over (ns) */
@@ -112,7 +134,8 @@ struct an_result {
 	bool schedulable;     /* status == AN_OK and every real-time flow schedulable */
 	bool demand_ok;       /* edf: the processor-demand test passed */
 	uint64_t demand_fail_at; /* edf: first failing test point t (ns), when !demand_ok */
-	double utilization;   /* sum C_i/T_i of real-time flows, for display only */
+	double utilization;   /* sum C_i/T_i of real-time flows and their credit updates,
+			       * for display only */
 	double capacity;      /* Theta/Pi of the copy engine (1 when unregulated) */
 	bool regulated;
 	uint64_t theta;       /* ns of guaranteed supply per regulation period */
@@ -136,8 +159,11 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	       struct an_result *res, struct an_flow_result *out);
 
 /* The fp test of one flow i under the priorities prio[] (1 = highest; best-effort
- * flows are ignored in prio), with costs[] already computed. Fills *r; returns 0, or
- * 1 when the busy period passed the horizon (r->bounded = false), or -EINVAL. */
+ * flows are ignored in prio), with costs[] already computed. Credit updates are
+ * taken as posted by their message's deadline, which holds when every flow meets its
+ * deadline (the test Audsley's assignment runs; an_analyze does not rely on it).
+ * Fills *r; returns 0, or 1 when the busy period passed the horizon or the work budget
+ * (r->bounded = false), or -EINVAL. */
 int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	       const struct an_costs *costs, const unsigned *prio, size_t i,
 	       struct an_flow_result *r);
@@ -146,8 +172,9 @@ int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
  * prio[] (best-effort flows get 0). */
 void an_assign_dm(const struct an_flow *flows, size_t n, unsigned *prio);
 
-/* Audsley's optimal priority assignment with the fp test (a flow is feasible at a
- * level when its latency bound meets its deadline). costs[] as from an_flow_costs.
+/* Audsley's optimal priority assignment with the fp test of an_fp_flow (a flow is
+ * feasible at a level when its latency bound meets its deadline). costs[] as from
+ * an_flow_costs.
  * Returns 0 with prio[] filled, -ESRCH when no assignment exists (prio[] undefined),
  * -EINVAL on bad input. */
 int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker *b,
@@ -159,7 +186,8 @@ int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker 
 uint64_t an_sbf(uint64_t pi, uint64_t theta, uint64_t t);
 uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
 
-/* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md):
+/* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md);
+ * max_step is the longest step of any flow (or of the broker's own RST replies):
  * floor(budget * 1e9 / bw) - max_step - 2 chunk_overhead, at least 0; the period
  * itself when unregulated or when the budget cannot run out within a period. */
 uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step);

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "../broker/dp_internal.h" /* DP_TX_SLOTS, DP_RUN_STEPS: what the broker does */
 #include "../cli/commands.h"
 #include "analysis.h"
 #include "config.h"
@@ -19,8 +20,13 @@
  * skb per buffer, of which the shared-info tail (320 bytes on x86-64) is not
  * usable, and the 44-byte header shares the rest (notes/qemu-vhost-user.md: "about
  * 3.7 KiB"): 4096 - 320 - 44. A vm cell's rx_buf larger than this cannot be what
- * the guest really posts, so the analysis takes the smaller of the two. */
+ * the guest really posts, so the piece count takes the smaller of the two. The
+ * longest step does not: the broker sizes pieces by the buffers the guest really
+ * posts, which the configuration does not bound. */
 #define LINUX_GUEST_RX_PAYLOAD 3732u
+/* ingest_step is a pass over this many pending packets (docs/config.md; what `rtvio
+ * calibrate` times): the analysis charges each packet ingested that share of it. */
+#define INGEST_STEP_PACKETS 128u
 
 static void usage(FILE *out)
 {
@@ -118,6 +124,8 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->notify_latency = src->notify_latency;
 	if (src->present & RTVIO_PLAT_INGEST_STEP)
 		dst->ingest_step = src->ingest_step;
+	if (src->present & RTVIO_PLAT_BATCH_GAP)
+		dst->batch_gap = src->batch_gap;
 	dst->present |= src->present;
 }
 
@@ -203,6 +211,10 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	}
 	printf("bound = ingest_latency %.3f us + response + notify_latency %.3f us\n",
 	       us(b->plat.ingest_latency), us(b->plat.notify_latency));
+	printf("ingest %.3f us per packet (ingest_step / %u), %llu TX slots; batch gap %.3f us "
+	       "per %llu steps\n", us(b->plat.ingest_packet), INGEST_STEP_PACKETS,
+	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
+	       (unsigned long long)b->run_steps);
 }
 
 int cmd_analyze(int argc, char **argv)
@@ -295,7 +307,16 @@ int cmd_analyze(int argc, char **argv)
 	b.plat.packet_overhead = plat.packet_overhead;
 	b.plat.ingest_latency = plat.ingest_latency;
 	b.plat.notify_latency = plat.notify_latency;
-	b.plat.ingest_step = plat.ingest_step;
+	b.plat.ingest_packet = plat.ingest_step / INGEST_STEP_PACKETS +
+			       (plat.ingest_step % INGEST_STEP_PACKETS != 0);
+	b.plat.batch_gap = plat.present & RTVIO_PLAT_BATCH_GAP ? plat.batch_gap : 0;
+	/* Every configured cell may attach and fill its TX slots, flows or not. */
+	b.tx_slots = (uint64_t)cfg.ncells * DP_TX_SLOTS;
+	b.run_steps = DP_RUN_STEPS;
+	if (!(plat.present & RTVIO_PLAT_BATCH_GAP))
+		fprintf(stderr, "rtvio analyze: note: no batch_gap among the platform values: "
+			"the bounds leave out the broker's event-loop work between data-plane "
+			"runs (docs/analysis.md, Assumptions)\n");
 
 	/* One spare entry for the default best-effort class. */
 	fl = calloc((size_t)cfg.nflows + 1, sizeof(*fl));
@@ -316,6 +337,9 @@ int cmd_analyze(int argc, char **argv)
 		fl[i].type = f->type == RTVIO_STREAM ? AN_STREAM : AN_SEQPACKET;
 		fl[i].size = f->size;
 		fl[i].rx_payload = dst->rx_buf;
+		/* A process cell posts rx_buf (rtvio cell does); a guest what its
+		 * kernel posts. */
+		fl[i].rx_max = dst->vm ? 0 : dst->rx_buf;
 		if (dst->vm && fl[i].rx_payload > LINUX_GUEST_RX_PAYLOAD)
 			fl[i].rx_payload = LINUX_GUEST_RX_PAYLOAD;
 		fl[i].packet_size = src->max_packet;
@@ -326,12 +350,24 @@ int cmd_analyze(int argc, char **argv)
 	nfl = (size_t)cfg.nflows;
 	if (cfg.broker.default_best_effort) {
 		/* Connections no flow names run in the best-effort class: one more lowest
-		 * band flow whose steps may be as long as a whole chunk. */
+		 * band flow, toward any cell, whose steps may be as long as a chunk and
+		 * the largest RX buffer any cell posts allow. */
+		uint64_t rxm = 0;
+
+		for (int c = 0; c < cfg.ncells; c++) {
+			if (cfg.cells[c].vm) {
+				rxm = 0;
+				break;
+			}
+			if (cfg.cells[c].rx_buf > rxm)
+				rxm = cfg.cells[c].rx_buf;
+		}
 		fl[nfl].name = "(default best-effort)";
 		fl[nfl].best_effort = true;
 		fl[nfl].type = AN_SEQPACKET;
 		fl[nfl].size = cfg.broker.chunk;
-		fl[nfl].rx_payload = cfg.broker.chunk;
+		fl[nfl].rx_payload = rxm ? rxm : cfg.broker.chunk;
+		fl[nfl].rx_max = rxm;
 		fl[nfl].packet_size = cfg.broker.chunk;
 		nfl++;
 	}

@@ -379,6 +379,13 @@ static void queue_unplace(struct dp *dp, uint32_t q)
 	w->state = DP_Q_IDLE;
 }
 
+/* When p may go at the earliest: its ingest, or the policer's release when later
+ * (the release may also lie before the ingest: see police()). */
+static uint64_t pkt_eligible(const struct dp_pkt *p)
+{
+	return p->release > p->arrival ? p->release : p->arrival;
+}
+
 /* Puts q where its head says: ready (keyed by policy), held (keyed by release) or
  * idle (empty). q must be unplaced. */
 static void queue_place(struct dp *dp, uint32_t q, uint64_t now)
@@ -410,7 +417,11 @@ static void queue_place(struct dp *dp, uint32_t q, uint64_t now)
 		w->k2 = dp->flows[w->flow].be ? 0 : p->deadline_abs;
 		break;
 	default:
-		w->k1 = w->k2 = 0;
+		/* Arrival order, a held packet counted from its release: one that waited
+		 * out the policer queues behind what came meanwhile (seq alone would put
+		 * it ahead of everything ingested after it). */
+		w->k1 = 0;
+		w->k2 = pkt_eligible(p);
 		break;
 	}
 	w->k3 = p->seq;
@@ -788,8 +799,11 @@ static void switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 		p->policed = true;
 		dp->flows[flow].policed++;
 	}
+	/* A held packet's deadline runs from its release, as a conforming sender's
+	 * would: holding a burst must not hand it earlier deadlines than the flow's
+	 * declared rate allows (the edf analysis counts deadlines that way). */
 	p->deadline_abs = dp->flows[flow].be ? UINT64_MAX :
-			  p->arrival + dp->cfg->flows[flow].deadline_ns;
+			  pkt_eligible(p) + dp->cfg->flows[flow].deadline_ns;
 	queue_append(dp, q, pi, now);
 	return;
 refuse:

@@ -33,7 +33,7 @@ static const char *const flow_keys[] = { "from", "to", "type", "size", "period",
 static const char *const workload_keys[] = { "flow", "pattern", "size", "period", "offset",
 	"count", NULL };
 static const char *const platform_keys[] = { "copy_bandwidth", "chunk_overhead",
-	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", NULL };
+	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
 
 enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY };
 enum { FK_FROM, FK_TO, FK_TYPE, FK_SIZE, FK_PERIOD, FK_DEADLINE, FK_JITTER, FK_PRIORITY,
@@ -794,7 +794,8 @@ static int platform_key(struct parser *ps, const struct keyctx *k, int key)
 {
 	struct rtvio_platform_cfg *p = &ps->cfg->platform;
 	uint64_t *const slot[] = { &p->copy_bandwidth, &p->chunk_overhead, &p->packet_overhead,
-				   &p->ingest_latency, &p->notify_latency, &p->ingest_step };
+				   &p->ingest_latency, &p->notify_latency, &p->ingest_step,
+				   &p->batch_gap };
 
 	if (key == 0) {
 		const char *why = NULL;
@@ -1222,7 +1223,7 @@ int rtvio_platform_missing(const struct rtvio_platform_cfg *plat, char *buf, siz
 	if (len)
 		buf[0] = '\0';
 	for (int i = 0; platform_keys[i]; i++) {
-		if (plat->present & (1u << i))
+		if ((plat->present & (1u << i)) || !(RTVIO_PLAT_ALL & (1u << i)))
 			continue;
 		if (len > n) {
 			int w = snprintf(buf + n, len - n, "%s%s", missing ? ", " : "", platform_keys[i]);
@@ -1238,7 +1239,8 @@ int rtvio_platform_missing(const struct rtvio_platform_cfg *plat, char *buf, siz
 int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *p)
 {
 	const uint64_t v[] = { p->copy_bandwidth, p->chunk_overhead, p->packet_overhead,
-			       p->ingest_latency, p->notify_latency, p->ingest_step };
+			       p->ingest_latency, p->notify_latency, p->ingest_step,
+			       p->batch_gap };
 	char b[48];
 
 	if (fprintf(f, "[platform]\n") < 0)

@@ -148,7 +148,11 @@ enum {
 	RTVIO_PLAT_INGEST_LATENCY = 1u << 3,
 	RTVIO_PLAT_NOTIFY_LATENCY = 1u << 4,
 	RTVIO_PLAT_INGEST_STEP = 1u << 5,
+	/* The six values `rtvio analyze` requires. */
 	RTVIO_PLAT_ALL = (1u << 6) - 1,
+	/* Optional until `rtvio calibrate` measures it: without it `rtvio analyze` says
+	 * that its bounds leave the broker's event loop out. */
+	RTVIO_PLAT_BATCH_GAP = 1u << 6,
 };
 
 struct rtvio_platform_cfg {
@@ -158,6 +162,7 @@ struct rtvio_platform_cfg {
 	uint64_t ingest_latency;  /* ns */
 	uint64_t notify_latency;  /* ns */
 	uint64_t ingest_step;     /* ns */
+	uint64_t batch_gap;       /* ns */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */
@@ -188,8 +193,8 @@ void rtvio_config_free(struct rtvio_config *cfg);
  * file are simply absent from plat->present. */
 int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char *err,
 			size_t errlen);
-/* Writes the names of the platform keys missing from plat ("copy_bandwidth,
- * ingest_step") into buf; returns how many are missing. */
+/* Writes the names of the required platform keys (RTVIO_PLAT_ALL) missing from plat
+ * ("copy_bandwidth, ingest_step") into buf; returns how many are missing. */
 int rtvio_platform_missing(const struct rtvio_platform_cfg *plat, char *buf, size_t len);
 /* Writes a [platform] section that rtvio_platform_load() reads back identically. */
 int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *plat);

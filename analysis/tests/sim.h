@@ -1,14 +1,29 @@
 /* A discrete-event simulator of the broker's dispatch, for the analysis tests only.
  *
- * It replays one scenario in integer nanoseconds: an optional blocking step already
- * running at time 0, then the flows' jobs released in the worst-case pattern the
- * analysis assumes (job k of flow j arrives at k T_j - J_j and is released at
- * max(0, k T_j - J_j)), dispatched step by step (fp, edf or fifo, choosing again
- * after every step), through an optional MemGuard-style regulator that grants bytes
- * per period, partially when the budget runs low. It derives the steps of a message
- * from its sizes on its own (not through the library), so that it checks the cost
- * model as well. It stops when the broker first becomes idle: the busy period that
- * starts at the critical instant is over.
+ * It replays the broker's loop in integer nanoseconds (broker/dataplane.c dp_run and
+ * the daemon around it), deriving every step from the flows' sizes on its own (not
+ * through the library), so that it checks the cost model as well:
+ *   - an ingest pass before every step takes every packet visible when it starts,
+ *     at ingest_packet each, and stamps them with its start time (the broker's
+ *     arrival, from which edf deadlines and fifo order run); a packet that becomes
+ *     visible during a pass waits for the next one;
+ *   - a hostile cell keeps the TX slots the real-time packets leave free full of
+ *     packets that are ingested and never served (b->tx_slots in all), and takes
+ *     every slot a completion frees;
+ *   - after every b->run_steps steps the broker leaves for b->plat.batch_gap;
+ *   - one step at a time, fp, edf (stamp + D) or fifo (stamp) choosing again
+ *     between steps, through an optional MemGuard-style regulator that grants bytes
+ *     per period, partially when the budget runs low;
+ *   - a stream flow's receiver posts a credit update for each message it gets, by
+ *     the message's deadline or at once when it gets it later, a control packet of
+ *     its own at the flow's rank, unpoliced;
+ *   - messages: a sender's kick, then visible within ingest_latency.
+ * SIM_CRITICAL replays the worst case the analysis assumes (everything at time 0,
+ * then as early as jitter and ingest latency allow, every free slot filled, a gap
+ * first, the credit updates of earlier messages as late as allowed and the next
+ * ones at once) and stops when the broker first becomes idle; SIM_RANDOM draws phases,
+ * jitter, ingest latencies, credit delays, junk and the gap phase from a seed and
+ * runs until every message released before until_ns is done.
  */
 #ifndef RTVIO_ANALYSIS_SIM_H
 #define RTVIO_ANALYSIS_SIM_H
@@ -19,13 +34,25 @@
 
 #include "analysis.h"
 
+enum sim_pattern {
+	SIM_CRITICAL,
+	SIM_RANDOM,
+};
+
 struct sim_config {
 	const struct an_flow *flows;
 	size_t n;
 	const bool *include;     /* NULL = every real-time flow takes part */
 	const unsigned *prio;    /* fp: per flow, 1 = highest */
 	const struct an_broker *b;
-	uint64_t block_ns;       /* blocking step running at time 0 */
+	enum sim_pattern pattern;
+	uint64_t seed;           /* SIM_RANDOM */
+	uint64_t until_ns;       /* SIM_RANDOM: no message is released from here on */
+	const uint64_t *phase;   /* SIM_RANDOM: each flow's first nominal release (NULL:
+				  * drawn in [0, period)) */
+	bool exact_first;        /* SIM_RANDOM: each flow's first message kicked at its
+				  * phase and seen at once */
+	uint64_t block_ns;       /* a lower step running at time 0 */
 	uint64_t block_bytes;    /* bytes it charges to the regulator */
 	uint64_t reg_phase;      /* first regulation boundary, in (0, period] */
 	uint64_t reg_used;       /* bytes already used in the period containing 0 */
@@ -33,17 +60,19 @@ struct sim_config {
 };
 
 struct sim_flow_stats {
-	uint64_t jobs;          /* jobs completed */
-	uint64_t max_response;  /* finish - arrival, ns */
-	uint64_t misses;        /* jobs that finished after arrival + deadline */
+	uint64_t jobs;          /* messages completed */
+	uint64_t max_response;  /* finish - the sender's kick, ns */
+	uint64_t max_residence; /* finish - the broker's stamp, ns */
+	uint64_t misses;        /* messages finished after the broker's deadline (stamp + D) */
 };
 
-/* Returns 0 (the busy period closed), -ETIME (limit reached), -ENOMEM, -EINVAL. */
+/* Returns 0 (done), -ETIME (limit reached), -ENOMEM, -EINVAL. */
 int sim_run(const struct sim_config *c, struct sim_flow_stats *st);
 
 /* Step list of one message of flow f (sim's own derivation): fills cost[] and bytes[]
- * (up to max entries) and returns the count, or -ENOSPC. */
+ * (up to max entries), marks in ends[] the steps that end a TX packet, and returns the
+ * count, or -ENOSPC. */
 int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost,
-	      uint64_t *bytes, size_t max);
+	      uint64_t *bytes, bool *ends, size_t max);
 
 #endif

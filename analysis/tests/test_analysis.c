@@ -68,6 +68,7 @@ static void test_costs_from_sizes(void **state)
 	b.plat.packet_overhead = 1000;
 	f.size = 10000;
 	f.rx_payload = 4052;
+	f.rx_max = 4052;
 	f.packet_size = 65536;
 	f.type = AN_SEQPACKET;
 	f.period = f.deadline = 1000000;
@@ -80,12 +81,45 @@ static void test_costs_from_sizes(void **state)
 	assert_int_equal(c.q, 2996);
 	assert_int_equal(c.Q, 5152);
 
-	/* Stream: plus one credit update, 1000 + 100 = 1100: C = 14400, q and Q same. */
+	/* Stream: the same; its credit updates are a stream of their own (an_analyze). */
 	f.type = AN_STREAM;
 	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
-	assert_int_equal(c.C, 14400);
+	assert_int_equal(c.C, 13300);
 	assert_int_equal(c.q, 2996);
 	assert_int_equal(c.Q, 5152);
+
+	/* Ingest and batch gaps: 30 ns per packet ingested, counted twice per TX packet
+	 * (its own ingest, and one into the slot it frees), and a 640 ns gap per 64
+	 * steps, 10 ns per step: 3 steps, 1 packet: C = 13300 + 30 + 60 = 13390; q and
+	 * Q are single steps, without either. */
+	b.plat.ingest_packet = 30;
+	b.plat.batch_gap = 640;
+	b.run_steps = 64;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.C, 13390);
+	assert_int_equal(c.q, 2996);
+	assert_int_equal(c.Q, 5152);
+	b.plat.ingest_packet = 0;
+	b.plat.batch_gap = 0;
+
+	/* When the receiver's largest RX buffer is not known, only the chunk limits the
+	 * longest step: Q = e(min(4096, 65536, 10000)) + 1000 = 4196 + 1000 = 5196. */
+	f.rx_max = 0;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.Q, 5196);
+	/* A best-effort flow is held to neither its size nor its sender's packet size:
+	 * a 64-byte one still steps as long as min(chunk, RX buffer) allows: with
+	 * rx_max 4052, Q = e(4052) + 1000 = 5152 (not e(64) + 1000 = 1164). */
+	f.best_effort = true;
+	f.size = 64;
+	f.rx_max = 4052;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.Q, 5152);
+	f.best_effort = false;
+	/* An RX buffer range the wrong way round is refused. */
+	f.rx_max = 4000;
+	assert_int_equal(an_flow_costs(&f, &b, &c), -EINVAL);
+	f.rx_max = 4052;
 
 	/* 70000 B: a full TX packet of 65536 = 16 pieces of 4052 and one of 704 ->
 	 * 16 * 5152 + (804 + 1000) = 84236; then 4464 = 4052 + 412 ->
@@ -96,6 +130,14 @@ static void test_costs_from_sizes(void **state)
 	assert_int_equal(c.C, 90900);
 	assert_int_equal(c.q, 1512);
 	assert_int_equal(c.Q, 5152);
+	/* With the extras above: 17 + 2 = 19 steps and 2 packets:
+	 * 90900 + 19 * 10 + 2 * 60 = 91210. */
+	b.plat.ingest_packet = 30;
+	b.plat.batch_gap = 640;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.C, 91210);
+	b.plat.ingest_packet = 0;
+	b.plat.batch_gap = 0;
 
 	/* A chunk smaller than the RX buffer: chunk 1000, size 2500, one piece in
 	 * steps 1000, 1000, 500: C = 1100 + 1100 + 600 + 1000 = 3800, q = 1600,
@@ -169,19 +211,25 @@ static void test_theta(void **state)
 	assert_int_equal(an_regulated_theta(&b, 300), 5000);
 }
 
-/* Three flows, explicit costs (ns), ingest_step 500, ingest latency 1000, notify
- * latency 2000:
- *   A: C 2000, q 1000, Q 1000, T 4000,  D 8000,  priority 1
- *   B: C 3000, q 1000, Q 1500, T 15000, D 15000, priority 2
- *   C: C 4000, q 2000, Q 2000, T 30000, D 30000, priority 3 */
+/* Three flows, explicit copy costs (ns), each message one TX packet; ingest 100 ns
+ * per packet, 4 TX slots in all, ingest latency 1000, notify latency 2000, no step
+ * or packet overhead (so the broker's RST reply costs nothing):
+ *   A: copy 2000, q 1000, Q 1000, T 4000,  D 8000,  priority 1
+ *   B: copy 3000, q 1000, Q 1500, T 15000, D 18000, priority 2
+ *   C: copy 4000, q 2000, Q 2000, T 30000, D 30000, priority 3
+ * Each C adds 2 * 100 of ingest (its packet's, and one into the slot it frees):
+ * C_A = 2200, C_B = 3200, C_C = 4200. The blocking pool is (4 + 1) * 100 = 500
+ * (every slot's packet and one more, ingested while the level-i period runs), and
+ * every release is seen with up to 1000 of jitter (the ingest latency). */
 static void three_flows(struct an_flow *f, struct an_broker *b)
 {
 	*b = broker(AN_FP);
-	b->plat.ingest_step = 500;
+	b->plat.ingest_packet = 100;
+	b->tx_slots = 4;
 	b->plat.ingest_latency = 1000;
 	b->plat.notify_latency = 2000;
 	f[0] = costed("A", 2000, 1000, 1000, 4000, 8000, 1);
-	f[1] = costed("B", 3000, 1000, 1500, 15000, 15000, 2);
+	f[1] = costed("B", 3000, 1000, 1500, 15000, 18000, 2);
 	f[2] = costed("C", 4000, 2000, 2000, 30000, 30000, 3);
 }
 
@@ -197,56 +245,68 @@ static void test_fp_hand(void **state)
 	assert_int_equal(an_analyze(f, 3, &b, &res, out), 0);
 	assert_int_equal(res.status, AN_OK);
 
-	/* A: B_A = 500 + max(1500, 2000) = 2500.
-	 * L = 2500 + 2000 = 4500 -> ceil(4500/4000) = 2 -> 6500 -> 2 -> 6500: 2 jobs.
-	 * k=1: S = 2500 + (2000 - 1000) = 3500, F = 4500, F - 0 = 4500.
-	 * k=2: S = 2500 + 2000 + 1000 = 5500, F = 6500, F - 4000 = 2500.
-	 * R_A = 4500, latency 1000 + 4500 + 2000 = 7500 <= 8000. */
-	assert_int_equal(out[0].busy_period, 6500);
+	/* A: B_A = 500 + max(1500, 2000) = 2500. Jobs counted with J = 1000:
+	 * L = 2500 + 2200 = 4700 -> ceil(5700/4000) = 2 -> 6900 -> ceil(7900/4000) = 2:
+	 * L = 6900, ceil(7900/4000) = 2 jobs.
+	 * k=1: S = 2500 + (2200 - 1000) = 3700, F = 4700: 4700.
+	 * k=2: S = 2500 + 2200 + 1200 = 5900, F = 6900: 6900 - 4000 + J'_A (1000) = 3900.
+	 * R_A = 4700, latency 1000 + 4700 + 2000 = 7700 <= 8000. */
+	assert_int_equal(out[0].busy_period, 6900);
 	assert_int_equal(out[0].jobs, 2);
-	assert_int_equal(out[0].response, 4500);
-	assert_int_equal(out[0].latency, 7500);
+	assert_int_equal(out[0].response, 4700);
+	assert_int_equal(out[0].latency, 7700);
 	assert_true(out[0].schedulable);
 
 	/* B: B_B = 500 + 2000 = 2500.
-	 * L: 7500 -> A 2: 9500 -> A 3: 11500 -> A ceil(11500/4000) = 3, B 1: 11500. 1 job.
-	 * S = 2500 + 2000 + A: 6500 -> A floor(6500/4000)+1 = 2: 8500 -> 3: 10500 -> 3.
-	 * F = 10500 + 1000 = 11500 = R_B; latency 14500 <= 15000. */
-	assert_int_equal(out[1].busy_period, 11500);
-	assert_int_equal(out[1].jobs, 1);
-	assert_int_equal(out[1].response, 11500);
-	assert_int_equal(out[1].latency, 14500);
+	 * L: 7900 -> A ceil(8900/4000) = 3: 12300 -> A 4: 14500 -> A 4, B ceil(15500/15000)
+	 * = 2: 17700 -> A 5: 19900 -> A 6: 22100 -> A ceil(23100/4000) = 6, B 2: 22100;
+	 * ceil(23100/15000) = 2 jobs.
+	 * k=1: S = 2500 + 2200 + A: 6900 -> A floor(7900/4000)+1 = 2: 9100 -> 3: 11300 ->
+	 * 4: 13500 -> A floor(14500/4000)+1 = 4: 13500. F = 14500: 14500.
+	 * k=2: S from max(2500 + 3200 + 2200 + A 2200, 13500 + 3200) = 16700 -> A
+	 * floor(17700/4000)+1 = 5: 7900 + 11000 = 18900 -> A floor(19900/4000)+1 = 5.
+	 * F = 19900: 19900 - 15000 + 1000 = 5900.
+	 * R_B = 14500; latency 17500 <= 18000. (Without the ingest latency as jitter A
+	 * would count 3 jobs, not 4, and R_B would read 12300.) */
+	assert_int_equal(out[1].busy_period, 22100);
+	assert_int_equal(out[1].jobs, 2);
+	assert_int_equal(out[1].worst_job, 1);
+	assert_int_equal(out[1].response, 14500);
+	assert_int_equal(out[1].latency, 17500);
 	assert_true(out[1].schedulable);
 
-	/* C: B_C = 500 (nothing below).
-	 * L: 9500 -> A3 B1 C1: 13500 -> A4: 15500 -> A4 B2: 18500 -> A5: 20500 -> A6:
-	 * 22500 -> A ceil(5.6) = 6, B 2, C 1: 22500. ceil(22500/30000) = 1 job.
-	 * S = 500 + 2000 + A + B: 7500 -> A2 B1: 9500 -> A3: 11500 -> A floor(2.875)+1 = 3,
-	 * B 1: 11500. F = 13500 = R_C; latency 16500. */
-	assert_int_equal(out[2].busy_period, 22500);
-	assert_int_equal(out[2].response, 13500);
-	assert_int_equal(out[2].latency, 16500);
+	/* C: B_C = 500 (nothing below, and the RST reply costs 0).
+	 * L: 10100 -> A 3, B 1, C 1: 14500 -> A 4, B 2: 19900 -> A 6: 24300 -> A 7:
+	 * 26500 -> A ceil(27500/4000) = 7, B 2, C 1: 26500; 1 job.
+	 * S = 500 + 2200 + A + B: 8100 -> A floor(9100/4000)+1 = 3: 12500 -> A 4: 14700
+	 * -> A 4, B floor(15700/15000)+1 = 2: 17900 -> A 5: 20100 -> A 6: 22300 -> A
+	 * floor(23300/4000)+1 = 6, B 2: 22300. F = 24300 = R_C; latency 27300. */
+	assert_int_equal(out[2].busy_period, 26500);
+	assert_int_equal(out[2].response, 24300);
+	assert_int_equal(out[2].latency, 27300);
 	assert_true(res.schedulable);
 
 	/* A deadline 1 ns short of C's latency makes it, and the whole set, fail. */
-	f[2].deadline = 16499;
+	f[2].deadline = 27299;
 	assert_int_equal(an_analyze(f, 3, &b, &res, out), 0);
 	assert_false(out[2].schedulable);
 	assert_false(res.schedulable);
 }
 
-/* The same three flows in the simulator: with no jitter the analysis is exact, the
- * blocking step being the 500 ns ingest pass plus the longest lower step. */
+/* The same three flows in the simulator without ingest work and latency: with no
+ * jitter the analysis is exact, the blocking step being the longest lower step. */
 static void test_fp_hand_sim(void **state)
 {
 	struct an_flow f[3];
 	struct an_broker b;
 	struct an_result res;
 	struct an_flow_result out[3];
-	static const uint64_t block[3] = { 2500, 2500, 500 };
+	static const uint64_t block[3] = { 2000, 2000, 0 };
 
 	(void)state;
 	three_flows(f, &b);
+	b.plat.ingest_packet = 0;
+	b.plat.ingest_latency = 0;
 	assert_int_equal(an_analyze(f, 3, &b, &res, out), 0);
 	for (size_t i = 0; i < 3; i++) {
 		bool inc[3];
@@ -318,7 +378,11 @@ static void test_davis_2007(void **state)
 
 /* EDF, explicit costs, no platform costs:
  *   X: C 2000, q 1000, Q 1000, T 5000,  D 4000
- *   Y: C 3000, q 1500, Q 1500, T 10000, D 10000 */
+ *   Y: C 3000, q 1500, Q 1500, T 10000, D 10000
+ * The broker stamps a packet (its deadline's origin) at the ingest pass that takes
+ * it, which may come a whole step after the packet became visible: up to 1500 late
+ * (Y's step; no TX slots to ingest here). Every release therefore carries 1500 of
+ * jitter, and every response 1500 more. */
 static void test_edf_hand(void **state)
 {
 	struct an_flow f[2];
@@ -330,24 +394,37 @@ static void test_edf_hand(void **state)
 	f[0] = costed("X", 2000, 1000, 1000, 5000, 4000, 0);
 	f[1] = costed("Y", 3000, 1500, 1500, 10000, 10000, 0);
 	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
-	/* Busy period with the longest step as blocking: 1500 + 5000 = 6500 -> X2:
-	 * 8500 -> 8500. Deadlines up to 8500: only t = 4000: dbf = 2000 (one X),
-	 * B(4000) = Q_Y = 1500 (D_Y > 4000): 3500 <= 4000. */
+	/* Busy period with the longest step as blocking: 1500 + X 2000 + Y 3000 = 6500
+	 * -> X ceil(8000/5000) = 2: 8500 -> 8500. Deadlines up to 8500 (X's at 4000 and
+	 * at 4000 + 5000 - 1500 = 7500; Y's first at 10000):
+	 * t = 4000: dbf = X floor(1500/5000)+1 = 1: 2000, B = Q_Y = 1500 (D_Y > 4000):
+	 * 3500 <= 4000; t = 7500: X floor(5000/5000)+1 = 2: 4000 + 1500 <= 7500. */
 	assert_true(res.demand_ok);
 	assert_int_equal(out[0].busy_period, 8500);
-	/* X at a = 0: d = 4000, B = 1500, S = 1500 + 1000 = 2500, F = 3500: R = 3500.
-	 * a = 5000: m = 1, d = 9000, B = 1500, S = 1500 + 2000 + 1000 = 4500 < 5000 + 1000,
-	 * so F = 6000 + 1000 = 7000, R = 2000. a = 6000 (Y's first deadline and blocker
-	 * drop): d = 10000, B = 0, S = 3000 + Y 3000 = 6000 < 7000, F = 8000, R = 2000. */
-	assert_int_equal(out[0].response, 3500);
-	/* Y at a = 0: d = 10000, no blocker, X has 2 jobs due by 10000, S = 1500 + X:
-	 * 3500 -> X floor(3500/5000)+1 = 1: 3500, F = 5000. a = 4000 (X's 3rd deadline
-	 * meets Y's): S = 3500 < 4000 + 1500, F = 7000, R = 3000. R_Y = 5000. */
-	assert_int_equal(out[1].response, 5000);
-	assert_true(res.schedulable);
+	/* X, offsets 0, its own 5000 - 1500 = 3500, and Y's deadline meeting its own at
+	 * 10000 - 4000 = 6000:
+	 * a = 0: d = 4000, B = 1500, m = 0, S = 1500 + 1000 = 2500, F = 3500: 3500.
+	 * a = 3500: d = 7500, B = 1500, m = floor(5000/5000) = 1, S = 1500 + 2000 + 1000
+	 * = 4500, F = max(4500, 3500 + 1000) + 1000 = 5500: 2000.
+	 * a = 6000: d = 10000, B = 0, m = 1, Y due: S = 3000 + 3000 = 6000, F =
+	 * max(6000, 7000) + 1000 = 8000: 2000.
+	 * R_X = 1500 + 3500 = 5000: the broker meets its own deadlines (the demand
+	 * test), but a message kicked just as a step began may take 5000 > 4000. */
+	assert_int_equal(out[0].response, 5000);
+	assert_false(out[0].schedulable);
+	/* Y, offsets 0 and where X's deadlines (4000 + 5000k - 1500) meet 10000 + a:
+	 * a = 2500, 7500 (its own next release, 8500, is not below L).
+	 * a = 0: d = 10000, no blocker, X due floor(7500/5000)+1 = 2, S = 1500 + X: 3500
+	 * -> X floor(5000/5000)+1 = 2: 5500 -> 2: F = 5500 + 1500 = 7000: 7000.
+	 * a = 2500: X due 3, S = 5500 (X released 2 by then), F = 7000: 4500.
+	 * a = 7500: X due 4, S = 5500, F = max(5500, 9000) + 1500 = 10500: 3000.
+	 * R_Y = 1500 + 7000 = 8500 <= 10000. */
+	assert_int_equal(out[1].response, 8500);
+	assert_true(out[1].schedulable);
+	assert_false(res.schedulable);
 
 	/* Shrink X's deadline to 3400: at t = 3400, 2000 + 1500 > 3400: the demand test
-	 * fails there, and X's bound (3500) shows the miss too. */
+	 * fails there. */
 	f[0].deadline = 3400;
 	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
 	assert_false(res.demand_ok);
@@ -356,10 +433,14 @@ static void test_edf_hand(void **state)
 	assert_false(res.schedulable);
 }
 
-/* FIFO on the same X and Y: no best-effort flow, no ingest step, so B = 0; busy
- * period 5000 -> X ceil(5000/5000) = 1 -> 5000. Only x = 0 lies below it:
- * W(0) = 2000 + 3000, so both bounds are 5000: X misses its 4000 deadline that EDF
- * meets (what deadlines buy), Y meets its 10000. */
+/* FIFO on the same X and Y: no best-effort flow and no ingest work, so B = 0; the
+ * stamps (fifo's order) spread by up to Y's 1500 step, as under edf. Busy period:
+ * 5000 -> X ceil(6500/5000) = 2: 7000 -> 7000. Release points below it: x = 0 and
+ * X's 5000 - 1500 = 3500:
+ * x = 0: X floor(1500/5000)+1 = 1, Y 1: W = 5000: 5000;
+ * x = 3500: X floor(5000/5000)+1 = 2, Y 1: W = 7000: 3500.
+ * Both bounds are 1500 + 5000 = 6500: X misses its 4000 deadline, by more than
+ * under edf (what deadlines buy), Y meets its 10000. */
 static void test_fifo_hand(void **state)
 {
 	struct an_flow f[2];
@@ -371,8 +452,8 @@ static void test_fifo_hand(void **state)
 	f[0] = costed("X", 2000, 1000, 1000, 5000, 4000, 0);
 	f[1] = costed("Y", 3000, 1500, 1500, 10000, 10000, 0);
 	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
-	assert_int_equal(out[0].response, 5000);
-	assert_int_equal(out[1].response, 5000);
+	assert_int_equal(out[0].response, 6500);
+	assert_int_equal(out[1].response, 6500);
 	assert_false(out[0].schedulable);
 	assert_true(out[1].schedulable);
 	assert_false(res.schedulable);
@@ -389,7 +470,8 @@ static void test_fifo_hand(void **state)
 
 /* Regulated fp, one flow: C 500, q 200, Q 300, T = D = 100 us; 1000 B per 5000 ns at
  * 1 B/ns with a 100 ns chunk overhead: Theta = 1000 - 300 - 2 * 100 = 500, Pi = 5000.
- * F = least t with sbf(t) >= 500 = 2 * (5000 - 500) + 500 = 9500. */
+ * The broker's own RST reply (a 100 ns step, the chunk overhead) may block: F =
+ * least t with sbf(t) >= 100 + 500 = 2 * 4500 + floor(599/500) * 5000 + 100 = 14100. */
 static void test_regulated_hand(void **state)
 {
 	struct an_flow f = costed("R", 500, 200, 300, 100000, 100000, 1);
@@ -404,14 +486,17 @@ static void test_regulated_hand(void **state)
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
 	assert_true(res.regulated);
 	assert_int_equal(res.theta, 500);
-	assert_int_equal(out.response, 9500);
-	/* The same under edf and fifo: one flow, no blocking, same supply. */
+	assert_int_equal(out.response, 14100);
+	/* edf: the same blocking and supply, F = 14100 at a = 0 (the only offset below
+	 * the busy period, inv(300 + 500) = 14300), and stamps up to a 300 step late:
+	 * 14400. */
 	b.policy = AN_EDF;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 9500);
+	assert_int_equal(out.response, 14400);
+	/* fifo: no step blocks, inv(500) = 9000 + 500 = 9500, plus 300: 9800. */
 	b.policy = AN_FIFO;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 9500);
+	assert_int_equal(out.response, 9800);
 	/* Utilisation 500/100000 = 0.005 against a capacity of 500/5000 = 0.1: fine;
 	 * a period of 4000 ns gives 0.125 > 0.1: overload. */
 	f.period = 4000;
@@ -456,6 +541,137 @@ static void test_overload_and_horizon(void **state)
 	assert_int_equal(res.status, AN_UNBOUNDED);
 	assert_false(out[1].bounded);
 	assert_false(res.schedulable);
+}
+
+/* Credit updates are a stream of their own, at their flow's priority, coming back
+ * after the message: co 100, po 200, so a credit update is a 300 ns step; nothing
+ * else costs.
+ *   S: stream, C 1000 (one step), T 10000, D 5000, priority 1
+ *   L: seqpacket, C 6000, q 2000, Q 2000 (3 steps), T 20000, D 20000, priority 2
+ * S's credit updates: C 300, T 10000, posted by S's deadline: jitter 5000.
+ * S: B = max(RST 300, Q_L 2000) = 2000; S = 2000 + credit 300 (floor(7300/10000)+1
+ * = 1) = 2300, F = 3300 = R_S <= 5000.
+ * L: B = RST 300. S = 300 + (6000 - 2000) + S 1000 + credits: 5600 -> S 1, credits
+ * floor(10600/10000)+1 = 2: 5900 -> 2: 5900, F = 7900. Two credit updates fall in
+ * 5900 ns: one for a message 10000 earlier, posted at its deadline, and one for the
+ * message at 0, posted at once. (Counted inside S's message, as one step per
+ * message, the credit would give 7600.) */
+static void test_credit_updates(void **state)
+{
+	struct an_flow f[2];
+	struct an_broker b = broker(AN_FP);
+	struct an_result res;
+	struct an_flow_result out[2], r;
+	struct an_costs c[2];
+	unsigned prio[2] = { 1, 2 };
+
+	(void)state;
+	b.plat.chunk_overhead = 100;
+	b.plat.packet_overhead = 200;
+	f[0] = costed("S", 1000, 1000, 1000, 10000, 5000, 1);
+	f[0].type = AN_STREAM;
+	f[1] = costed("L", 6000, 2000, 2000, 20000, 20000, 2);
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_OK);
+	assert_int_equal(out[0].costs.C, 1000); /* the credit update is not in C */
+	assert_int_equal(out[0].response, 3300);
+	assert_int_equal(out[1].response, 7900);
+	assert_true(res.schedulable);
+
+	/* L longer (C 7200) and S's deadline 1000, which its bound (3300) exceeds: its
+	 * receiver may then get messages, and post credit updates, up to 3300 after
+	 * the kick. Taken by the deadline (jitter 1000), L: S = 300 + 5200 + 1300 =
+	 * 6800, credits floor(7800/10000)+1 = 1: F = 8800 (what an_fp_flow, the test
+	 * OPA runs, says: it holds when every flow meets its deadline). an_analyze
+	 * raises the jitter to 3300: credits floor(10100/10000)+1 = 2: S = 7100 ->
+	 * floor(10400/10000)+1 = 2: F = 9100. S's own bound does not move (2300 + 3300
+	 * < 10000), so that is the fixed point. */
+	f[0].deadline = 1000;
+	f[1].cost = 7200;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_OK);
+	assert_int_equal(out[0].response, 3300);
+	assert_false(out[0].schedulable);
+	assert_int_equal(out[1].response, 9100);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(an_flow_costs(&f[i], &b, &c[i]), 0);
+	assert_int_equal(an_fp_flow(f, 2, &b, c, prio, 1, &r), 0);
+	assert_int_equal(r.response, 8800);
+}
+
+/* The broker leaves its loop for up to batch_gap after every run_steps steps: here
+ * 400 ns per 4 steps, 100 ns charged per step and one whole gap (plus one step's
+ * share) as blocking. No other cost.
+ *   A: C 3000 in steps of 500 (6 steps), q 500, T = D = 10000, priority 1
+ *   B: C 800, one step, T = D = 20000, priority 2
+ * C_A = 3000 + 6 * 100 = 3600; B_A = 800 + 400 + 100 = 1300; S = 1300 + 3100 =
+ * 4400, F = R_A = 4900. The simulator: B's step to 800, a gap to 1200, four steps
+ * to 3200, a gap to 3600, two steps to 4600 (without gaps in the analysis: 3800). */
+static void test_batch_gap(void **state)
+{
+	struct an_flow f[2];
+	struct an_broker b = broker(AN_FP);
+	struct an_result res;
+	struct an_flow_result out[2];
+	struct sim_flow_stats st[2];
+	unsigned prio[2] = { 1, 2 };
+	bool inc[2] = { true, false };
+	struct sim_config c = { .flows = f, .n = 2, .include = inc, .prio = prio, .b = &b,
+				.block_ns = 800, .limit_ns = 1000000 };
+
+	(void)state;
+	b.run_steps = 4;
+	b.plat.batch_gap = 400;
+	f[0] = costed("A", 3000, 500, 500, 10000, 10000, 1);
+	f[1] = costed("B", 800, 800, 800, 20000, 20000, 2);
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(out[0].costs.C, 3600);
+	assert_int_equal(out[0].response, 4900);
+	assert_int_equal(sim_run(&c, st), 0);
+	assert_int_equal(st[0].max_response, 4600);
+	/* run_steps must be given with a gap. */
+	b.run_steps = 0;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), -EINVAL);
+}
+
+/* A near-saturated edf set with microsecond periods and a busy period of seconds:
+ *   a: C 9999 (steps of 5000), T = D = 10 us;  b: C 98, T = D = 1 ms;
+ * utilisation 0.999998, a busy period of about 5 s, and some 500000 offsets to
+ * examine for b, each fixed point climbing by a few ns per round. Each offset starts
+ * from the answer of the one before (its fixed point only grows with the offset),
+ * so the default budget is plenty; a small one is spent, and then the result says
+ * so rather than run on. (Started afresh at every offset, the default budget runs
+ * out too; without a budget that took most of a minute.) */
+static void test_edf_work_budget(void **state)
+{
+	struct an_flow f[2];
+	struct an_broker b = broker(AN_EDF);
+	struct an_result res;
+	struct an_flow_result out[2];
+
+	(void)state;
+	f[0] = costed("a", 9999, 4999, 5000, 10000, 10000, 0);
+	f[1] = costed("b", 98, 49, 50, 1000000, 1000000, 0);
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_OK);
+	assert_true(out[0].bounded);
+	assert_true(out[1].bounded);
+	assert_true(out[1].busy_period > 1000000000ull);
+	b.work_budget = 100000;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_UNBOUNDED);
+	assert_non_null(strstr(res.why, "budget"));
+	assert_false(out[0].bounded);
+	assert_false(out[1].bounded);
+	assert_false(res.schedulable);
+	/* fp shares the budget. */
+	b.policy = AN_FP;
+	f[0].priority = 1;
+	f[1].priority = 2;
+	b.work_budget = 10;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(res.status, AN_UNBOUNDED);
+	assert_non_null(strstr(res.why, "budget"));
 }
 
 static void test_validation(void **state)
@@ -599,6 +815,9 @@ int main(void)
 		cmocka_unit_test(test_fifo_hand),
 		cmocka_unit_test(test_regulated_hand),
 		cmocka_unit_test(test_overload_and_horizon),
+		cmocka_unit_test(test_credit_updates),
+		cmocka_unit_test(test_batch_gap),
+		cmocka_unit_test(test_edf_work_budget),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_dm),
 		cmocka_unit_test(test_opa_hand),

@@ -83,12 +83,14 @@ static int run(int argc, const char **argv)
 	"ingest_latency = 2us\nnotify_latency = 3us\ningest_step = 500ns\n"
 
 /* One 10000-byte seqpacket flow a -> b and a best-effort stream b -> a, chunk 4 KiB,
- * RX payload 4 KiB (the default rx_buf), 1 B/ns.
+ * RX payload 4 KiB (the default rx_buf), 1 B/ns. Ingest: ceil(500 / 128) = 4 ns per
+ * packet; two cells, 512 TX slots; no batch_gap given (0, and a note on stderr).
  *   ctl: pieces 4096, 4096, 1808, one step each: e = 4196, 4196, 1908, plus 1000 per
- *        piece: C = 10300 + 3000 = 13300; q = 1908 + 1000 = 2908.
- *   bulk (best-effort, 64 KiB messages): Q = e(4096) + 1000 = 5196.
- *   fp: B = 500 + 5196 = 5696; S = 5696 + 10392 = 16088, F = S + 2908 = 18996;
- *   bound = 2000 + 18996 + 3000 = 23996 ns. */
+ *        piece: 13300, plus 2 * 4 of ingest for its one TX packet: C = 13308;
+ *        q = 1908 + 1000 = 2908.
+ *   bulk (best-effort): Q = e(4096) + 1000 = 5196.
+ *   fp: B = (512 + 1) * 4 + 5196 = 7248; S = 7248 + 10400 = 17648, F = S + 2908 =
+ *   20556; bound = 2000 + 20556 + 3000 = 25556 ns. */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -125,16 +127,16 @@ static void test_json(void **state)
 	assert_non_null(doc);
 	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
 	assert_true(json_is_true(json_object_get(doc, "schedulable")));
-	/* 13300 ns per 1 ms. */
-	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01329 &&
-		    json_real_value(json_object_get(doc, "utilization")) < 0.01331);
+	/* 13308 ns per 1 ms. */
+	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01330 &&
+		    json_real_value(json_object_get(doc, "utilization")) < 0.01332);
 	flows = json_object_get(doc, "flows");
 	assert_int_equal(json_array_size(flows), 2);
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 18.996);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 23.996);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 20.556);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 25.556);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -143,6 +145,8 @@ static void test_json(void **state)
 	assert_true(json_is_null(json_object_get(f, "latency_bound_us")));
 	assert_true(json_is_null(json_object_get(f, "priority")));
 	json_decref(doc);
+	/* stdout is the JSON document alone; the missing batch_gap is said on stderr. */
+	assert_non_null(strstr(err_buf, "batch_gap"));
 }
 
 static void test_table_and_miss(void **state)
@@ -156,8 +160,10 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "23.996"));
-	/* A deadline below the 23.996 us bound: exit 1, "NO" in the table. */
+	assert_non_null(strstr(out_buf, "25.556"));
+	assert_non_null(strstr(out_buf, "0.004 us per packet"));
+	assert_non_null(strstr(out_buf, "512 TX slots"));
+	/* A deadline below the 25.556 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -169,7 +175,7 @@ static void test_table_and_miss(void **state)
 
 static void test_overload(void **state)
 {
-	/* 13300 ns every 9 us: utilisation 1.48. */
+	/* 13308 ns every 9 us: utilisation 1.48. */
 	char text[4096];
 	const char *conf, *argv[3];
 
@@ -344,13 +350,19 @@ static double first_response(const char *conf)
 	return r;
 }
 
-/* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM.
- * Process cell b (rx_buf 4096): pieces 4096, 3904: C = 4196 + 4004 + 2 * 1000 = 10200;
- * no lower flow: B = 500, R = 500 + 10200 = 10700.
+/* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM:
+ * ingest 4 ns per packet, 512 TX slots (pool (512 + 1) * 4 = 2052), the broker's RST
+ * reply a step of 100 + 1000 = 1100.
+ * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000 = 10200,
+ * plus 2 * 4: C = 10208; no lower flow, the RST reply blocks: B = 2052 + 1100 =
+ * 3152, R = 3152 + 10208 = 13360.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 11800.
- * default = best-effort: unnamed connections may block by a whole chunk,
- * e(4096) + 1000 = 5196: R = 500 + 5196 + 10200 = 15896; under fifo: unbounded. */
+ * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 14460.
+ * default = best-effort: unnamed connections may block by a whole chunk (the
+ * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 2052 + 5196 +
+ * 10208 = 17456; under fifo: unbounded.
+ * fifo without it: nothing blocks, B = 2052; W(0) = 2052 + 10208 = 12260; stamps up
+ * to 512 * 4 + 5196 = 7244 late (a pass over every slot, then ctl's step): 19504. */
 static void test_cells_and_default_class(void **state)
 {
 	static const char base[] = "[broker]\npolicy = %s\n%s"
@@ -362,18 +374,25 @@ static void test_cells_and_default_class(void **state)
 
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
-	assert_true(first_response(write_file("p.conf", text)) == 10.7);
+	assert_true(first_response(write_file("p.conf", text)) == 13.36);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
-	assert_true(first_response(write_file("v.conf", text)) == 11.8);
+	assert_true(first_response(write_file("v.conf", text)) == 14.46);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
-	assert_true(first_response(write_file("d.conf", text)) == 15.896);
+	assert_true(first_response(write_file("d.conf", text)) == 17.456);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	argv[1] = write_file("f.conf", text);
 	assert_int_equal(run(2, argv), 1);
 	assert_non_null(strstr(out_buf, "UNBOUNDED"));
-	/* Without the default class, fifo has a bound: the same 10700 ns. */
+	/* Without the default class, fifo has a bound. */
 	snprintf(text, sizeof(text), base, "fifo", "", "");
-	assert_true(first_response(write_file("g.conf", text)) == 10.7);
+	assert_true(first_response(write_file("g.conf", text)) == 19.504);
+	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
+	 * C = 10408; pool 2052 + 6400 + 100 = 8552, B = 8552 + 1100 = 9652: R = 20060.
+	 * Given, it is not reported missing. */
+	snprintf(text, sizeof(text), base, "fp", "", "");
+	strcat(text, "batch_gap = 6400ns\n");
+	assert_true(first_response(write_file("gap.conf", text)) == 20.06);
+	assert_null(strstr(err_buf, "batch_gap"));
 }
 
 int main(void)

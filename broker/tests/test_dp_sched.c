@@ -538,6 +538,74 @@ static void test_police_jitter(void **state)
 	t_env_fini(&e);
 }
 
+/* A message the policer held is ordered from its release, not from its ingest.
+ * y sends two messages at t0 on a flow declared one per 100 us: the second is held
+ * until t0 + 100 us. c has no RX buffers until then, and x's message waits there
+ * too. Returns the destination ports of the three pieces in delivery order. */
+static void held_order(const char *policy, int64_t x_from_t0, uint32_t *ports)
+{
+	static struct tenv e;
+	struct dp_flow_stats fs;
+	uint64_t t0, x_at;
+
+	setup(&e, policy, "");
+	e.now += 10000000;
+	t0 = e.now;
+	x_at = t0 + (uint64_t)x_from_t0;
+	if (x_at < t0) {
+		e.now = x_at;
+		send_msg(&e, 0, A, 1000, 3000);
+		assert_int_equal(t_run(&e), 0);
+		e.now = t0;
+	}
+	/* A pass at t0 first: the policer then knows b's ring was empty at t0. */
+	assert_int_equal(t_run(&e), 0);
+	send_msg(&e, 1, B, 2000, 3000);
+	send_msg(&e, 1, B, 2000, 3000);
+	/* Both queue behind c's missing buffers; the second is held all the same. */
+	assert_int_equal(t_run(&e), 0);
+	dp_stats_flow(e.dp, FY, &fs);
+	assert_int_equal(fs.policed, 1);
+	if (x_at >= t0) {
+		e.now = x_at;
+		send_msg(&e, 0, A, 1000, 3000);
+		assert_int_equal(t_run(&e), 0);
+	}
+	e.now = t0 + 100000;
+	assert_int_equal(t_run(&e), 0);
+	t_post_rx(&e.cell[2], 3, false);
+	assert_int_equal(t_run(&e), 0);
+	assert_int_equal(received_ports(&e, ports, 3), 3);
+	t_env_fini(&e);
+}
+
+/* edf: x (deadline 5 ms) arrives 3.95 ms before t0, so it is due at t0 + 1.05 ms.
+ * y's first message is due at t0 + 1 ms; the held one at t0 + 100 us + 1 ms, after
+ * x. (Keyed by its ingest it would be due at t0 + 1 ms and go before x.) */
+static void test_held_edf_deadline(void **state)
+{
+	uint32_t ports[3];
+
+	(void)state;
+	held_order("edf", -3950000, ports);
+	assert_int_equal(ports[0], 2000);
+	assert_int_equal(ports[1], 1000);
+	assert_int_equal(ports[2], 2000);
+}
+
+/* fifo: x arrives at t0 + 50 us, before the held message's release at t0 + 100 us,
+ * and goes before it. (By ingest order the held message would go first.) */
+static void test_held_fifo_order(void **state)
+{
+	uint32_t ports[3];
+
+	(void)state;
+	held_order("fifo", 50000, ports);
+	assert_int_equal(ports[0], 2000);
+	assert_int_equal(ports[1], 1000);
+	assert_int_equal(ports[2], 2000);
+}
+
 /* ---- regulation ------------------------------------------------------------- */
 
 static void test_regulation(void **state)
@@ -701,6 +769,8 @@ int main(void)
 		cmocka_unit_test(test_police_stream),
 		cmocka_unit_test(test_police_broker_stall),
 		cmocka_unit_test(test_police_jitter),
+		cmocka_unit_test(test_held_edf_deadline),
+		cmocka_unit_test(test_held_fifo_order),
 		cmocka_unit_test(test_regulation),
 		cmocka_unit_test(test_residence_stats),
 		cmocka_unit_test(test_residence_includes_last_step),

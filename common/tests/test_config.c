@@ -285,7 +285,8 @@ static const char full_config[] =
 	"packet_overhead = 1us\n"
 	"ingest_latency = 5us\n"
 	"notify_latency = 20\xc2\xb5s\n"
-	"ingest_step = 2us\n";
+	"ingest_step = 2us\n"
+	"batch_gap = 3us\n";
 
 static void test_full_round_trip(void **state)
 {
@@ -348,7 +349,8 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(f->traffic.size, 3000000);
 	assert_int_equal(a.workloads[0].flow, 2);
 
-	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL);
+	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP);
+	assert_int_equal(a.platform.batch_gap, 3000);
 	assert_int_equal(a.platform.copy_bandwidth, 8000000000ull);
 	assert_int_equal(a.platform.chunk_overhead, 300);
 	assert_int_equal(a.platform.notify_latency, 20000);
@@ -480,6 +482,30 @@ static void test_platform_file(void **state)
 	assert_int_equal(rtvio_platform_missing(&q, missing, sizeof(missing)), 0);
 	assert_string_equal(missing, "");
 
+	/* batch_gap is optional: never reported missing, written and read back when
+	 * given. */
+	p.present = RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP;
+	p.batch_gap = 7000;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	assert_int_equal(rtvio_platform_write(f, &p), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "batch_gap = "));
+	path = write_tmp(buf);
+	free(buf);
+	if (rtvio_platform_load(path, &q, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(path);
+	assert_int_equal(q.present, RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP);
+	assert_int_equal(q.batch_gap, 7000);
+	path = write_tmp("[platform]\nbatch_gap = 1ms\n");
+	if (rtvio_platform_load(path, &q, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(path);
+	assert_int_equal(q.present, RTVIO_PLAT_BATCH_GAP);
+	assert_int_equal(q.batch_gap, 1000000);
+	assert_int_equal(rtvio_platform_missing(&q, missing, sizeof(missing)), 6);
+
 	/* A file without [platform] is fine and has nothing. */
 	path = write_tmp(CELLS);
 	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), 0);
@@ -499,7 +525,7 @@ static void test_platform_file(void **state)
 	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'copy_bandwith': unknown key (expected "
 		 "one of: copy_bandwidth, chunk_overhead, packet_overhead, ingest_latency, "
-		 "notify_latency, ingest_step)", path);
+		 "notify_latency, ingest_step, batch_gap)", path);
 	assert_string_equal(err, want);
 	unlink(path);
 	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
