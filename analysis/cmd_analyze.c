@@ -309,14 +309,10 @@ int cmd_analyze(int argc, char **argv)
 	b.plat.notify_latency = plat.notify_latency;
 	b.plat.ingest_packet = plat.ingest_step / INGEST_STEP_PACKETS +
 			       (plat.ingest_step % INGEST_STEP_PACKETS != 0);
-	b.plat.batch_gap = plat.present & RTVIO_PLAT_BATCH_GAP ? plat.batch_gap : 0;
+	b.plat.batch_gap = plat.batch_gap;
 	/* Every configured cell may attach and fill its TX slots, flows or not. */
 	b.tx_slots = (uint64_t)cfg.ncells * DP_TX_SLOTS;
 	b.run_steps = DP_RUN_STEPS;
-	if (!(plat.present & RTVIO_PLAT_BATCH_GAP))
-		fprintf(stderr, "rtvio analyze: note: no batch_gap among the platform values: "
-			"the bounds leave out the broker's event-loop work between data-plane "
-			"runs (docs/analysis.md, Assumptions)\n");
 
 	/* One spare entry for the default best-effort class. */
 	fl = calloc((size_t)cfg.nflows + 1, sizeof(*fl));

@@ -1526,13 +1526,13 @@ static const char *bound_platform(struct bench *b, bool poll, struct rtvio_platf
 	if (!rtvio_config_load(demo_conf(), &demo, err, sizeof(err))) {
 		*plat = demo.platform;
 		rtvio_config_free(&demo);
-		return "configs/demo.conf [platform] (hand-set, conservative; rtvio calibrate "
-		       "was not available or failed)";
+		return "configs/demo.conf [platform] (measured on the development VM, not "
+		       "here: rtvio calibrate was not available or failed)";
 	}
 	*plat = (struct rtvio_platform_cfg){
-		.copy_bandwidth = 2000000000ull, .chunk_overhead = 1000, .packet_overhead = 2000,
-		.ingest_latency = 10000, .notify_latency = 50000, .ingest_step = 5000,
-		.present = RTVIO_PLAT_ALL,
+		.copy_bandwidth = 2000000000ull, .chunk_overhead = 1000, .packet_overhead = 45000,
+		.ingest_latency = 10000, .notify_latency = 500000, .ingest_step = 50000,
+		.batch_gap = 20000, .present = RTVIO_PLAT_ALL,
 	};
 	return "built-in copy of demo.conf's [platform] (configs/demo.conf not found; "
 	       "rtvio calibrate not available)";

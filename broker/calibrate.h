@@ -96,6 +96,7 @@ enum { CAL_SLEEP = 0, CAL_POLL = 1 };
 struct cal_results {
 	struct cal_steps_fit steps;
 	struct cal_dist ingest_step;	/* one pass over a full TX ring */
+	struct cal_dist batch_gap;	/* the daemon's epoll round between data-plane runs */
 	unsigned ingest_ring;		/* packets on the ring in that pass */
 	struct linfit ingest_fit;	/* pass ns against packets (1, 32, full ring) */
 	struct cal_dist ingest_lat[2];	/* [CAL_SLEEP], [CAL_POLL] */
@@ -144,8 +145,8 @@ void cal_meta_fill(struct cal_meta *m);
  * (exactly: each is either kept or counted as stalled). */
 #define CAL_STEPS_QUICK 5000u
 #define CAL_STEPS_FULL 50000u
-#define CAL_PASSES_QUICK 300u
-#define CAL_PASSES_FULL 3000u
+#define CAL_PASSES_QUICK 3000u
+#define CAL_PASSES_FULL 30000u
 #define CAL_LAT_QUICK 2000u
 #define CAL_LAT_FULL 20000u
 

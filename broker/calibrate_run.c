@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -662,6 +663,80 @@ free:
 	return ret;
 }
 
+/* ---- the daemon's gap between data-plane runs ---- */
+
+/* Between two runs of up to DP_RUN_STEPS steps the daemon asks epoll, without
+ * waiting, for what happened meanwhile, and handles it. With work pending on every
+ * side, that is a full batch of events: kicks (edge-triggered eventfds, counted and
+ * never read). Timed here as the daemon does it: one epoll_pwait2 with a zero
+ * timeout returning BATCH_EVENTS ready eventfds, and a pass over them. */
+#define BATCH_EVENTS 32	/* the daemon's MAX_EVENTS */
+
+static int batch_gap_run(struct gapprobe *gp, size_t want, struct cal_dist *out, char *err,
+			 size_t errlen)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), fds[BATCH_EVENTS];
+	double *v = malloc(want * sizeof(*v));
+	size_t n = 0, stalled = 0;
+	uint64_t one = 1, seen = 0;
+	int ret = 0, nfd = 0;
+
+	if (ep < 0 || !v) {
+		ret = v ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (; nfd < BATCH_EVENTS; nfd++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = (uint32_t)nfd };
+
+		fds[nfd] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fds[nfd] < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fds[nfd], &ev)) {
+			ret = -errno;
+			if (fds[nfd] >= 0)
+				close(fds[nfd]);
+			goto out;
+		}
+	}
+	while (n + stalled < want) {
+		struct epoll_event evs[BATCH_EVENTS];
+		struct timespec zero = { 0, 0 };
+		struct gap_overlap ov;
+		uint64_t t0, t1;
+		int k;
+
+		/* Every fd signalled anew: a new edge each, as a kick after the last. */
+		for (int i = 0; i < nfd; i++)
+			if (write(fds[i], &one, sizeof(one)) < 0) {
+				ret = -errno;
+				goto out;
+			}
+		t0 = now_ns();
+		k = epoll_pwait2(ep, evs, BATCH_EVENTS, &zero, NULL);
+		for (int i = 0; i < k; i++)
+			seen += evs[i].data.u32 + 1u;
+		t1 = now_ns();
+		if (k != nfd) {
+			ret = k < 0 ? -errno : -EPROTO;
+			goto out;
+		}
+		gapprobe_query(gp, t0, t1, &ov);
+		if (ov.count)
+			stalled++;
+		else
+			v[n++] = (double)(t1 - t0);
+	}
+	ret = cal_dist_make(v, n, stalled, true, out);
+out:
+	if (ret)
+		snprintf(err, errlen, "batch-gap run: %s%s", strerror(-ret),
+			 seen ? "" : " (no event seen)");
+	for (int i = 0; i < nfd; i++)
+		close(fds[i]);
+	if (ep >= 0)
+		close(ep);
+	free(v);
+	return ret;
+}
+
 /* ---- latency runs (two threads) ---- */
 
 struct lat {
@@ -1218,6 +1293,8 @@ int cal_measure(const struct cal_opts *o, struct cal_results *res, char *err, si
 		goto out;
 	}
 	ret = ingest_pass_run(&r, &gp, want_pass, res, err, errlen);
+	if (!ret)
+		ret = batch_gap_run(&gp, want_pass, &res->batch_gap, err, errlen);
 	if (ret)
 		goto out;
 	progress(&pr, W_PASS * (double)want_pass, "ingest pass");

@@ -219,6 +219,7 @@ static void print_human(const struct cal_results *r, const struct rtvio_platform
 	printf("%-22s %10s %10s %10s %8s %8s\n", "distribution", "max ns", "p99.9 ns",
 	       "median ns", "samples", "stalled");
 	print_row("ingest_step", &r->ingest_step);
+	print_row("batch_gap", &r->batch_gap);
 	print_row("ingest_latency poll", &r->ingest_lat[CAL_POLL]);
 	print_row("ingest_latency sleep", &r->ingest_lat[CAL_SLEEP]);
 	print_row("notify_latency poll", &r->notify_lat[CAL_POLL]);

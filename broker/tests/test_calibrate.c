@@ -116,6 +116,7 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(cal_fit_steps(s, n, &r->steps), 0);
 	fake_dist(&r->ingest_step, 40000);
+	fake_dist(&r->batch_gap, 12000);
 	r->ingest_ring = 128;
 	r->ingest_fit = (struct linfit){ .slope = 250, .intercept = 1000, .r2 = 0.99, .n = 10 };
 	fake_dist(&r->ingest_lat[CAL_POLL], 2500.4);
@@ -330,13 +331,18 @@ static void test_platform_values(void **state)
 	assert_int_equal(p.packet_overhead, 1496);
 	/* maxima, rounded up; the mode picks the latencies */
 	assert_int_equal(p.ingest_latency, 2501);
-	assert_int_equal(p.notify_latency, 3000);
-	assert_int_equal(p.ingest_step, 40000);
+	/* receivers sleep in either mode */
+	assert_int_equal(p.notify_latency, 120001);
+	/* per-step costs: their p99.9 (fake: 0.9 of the max) */
+	assert_int_equal(p.ingest_step, 36000);
+	assert_int_equal(p.batch_gap, 10800);
 	assert_int_equal(cal_platform(&r, false, &p), 0);
 	assert_int_equal(p.ingest_latency, 90000);
 	assert_int_equal(p.notify_latency, 120001);
 	/* a missing distribution is no value at all */
-	r.notify_lat[CAL_SLEEP].n = 0;
+	r.notify_lat[CAL_POLL].n = 0;
+	assert_int_equal(cal_platform(&r, true, &p), 0);
+	r.ingest_lat[CAL_SLEEP].n = 0;
 	assert_int_equal(cal_platform(&r, false, &p), -EDOM);
 	assert_int_equal(cal_platform(&r, true, &p), 0);
 	r.wake_write.n = 0;
@@ -545,6 +551,13 @@ static void test_quick_run(void **state)
 			assert_true(json_real_value(json_object_get(d, "max_ns")) >=
 				    json_real_value(json_object_get(d, "p999_ns")));
 		}
+	}
+	/* the daemon's round between runs: every sample kept or counted as stalled */
+	{
+		json_t *g = json_object_get(doc, "batch_gap");
+
+		assert_int_equal(json_integer_value(json_object_get(g, "samples")) +
+				 json_integer_value(json_object_get(g, "stalled")), CAL_PASSES_QUICK);
 	}
 	/* every notification timed woke a waiting thread: one sample per write */
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "wake_write"),

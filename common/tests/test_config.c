@@ -349,7 +349,7 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(f->traffic.size, 3000000);
 	assert_int_equal(a.workloads[0].flow, 2);
 
-	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP);
+	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL);
 	assert_int_equal(a.platform.batch_gap, 3000);
 	assert_int_equal(a.platform.copy_bandwidth, 8000000000ull);
 	assert_int_equal(a.platform.chunk_overhead, 300);
@@ -417,9 +417,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.platform.line, 0);
 	char missing[256];
 
-	assert_int_equal(rtvio_platform_missing(&cfg.platform, missing, sizeof(missing)), 6);
+	assert_int_equal(rtvio_platform_missing(&cfg.platform, missing, sizeof(missing)), 7);
 	assert_string_equal(missing, "copy_bandwidth, chunk_overhead, packet_overhead, "
-				     "ingest_latency, notify_latency, ingest_step");
+				     "ingest_latency, notify_latency, ingest_step, batch_gap");
 	rtvio_config_free(&cfg);
 
 	/* Comments of both kinds, blank lines, odd spacing. */
@@ -450,13 +450,14 @@ static void test_platform_file(void **state)
 	assert_int_equal(p.ingest_step, 3000);
 	assert_int_equal(p.line, 6);
 	assert_string_equal(p.path, path);
-	assert_int_equal(rtvio_platform_missing(&p, missing, sizeof(missing)), 4);
+	assert_int_equal(rtvio_platform_missing(&p, missing, sizeof(missing)), 5);
 	assert_string_equal(missing, "chunk_overhead, packet_overhead, ingest_latency, "
-				     "notify_latency");
+				     "notify_latency, batch_gap");
 	unlink(path);
 
 	/* rtvio_platform_write() output reads back identically. */
 	p.present = RTVIO_PLAT_ALL;
+	p.batch_gap = 7000;
 	p.chunk_overhead = 123;
 	p.packet_overhead = 1001;
 	p.ingest_latency = 5000000;
@@ -479,25 +480,9 @@ static void test_platform_file(void **state)
 	assert_int_equal(q.ingest_latency, 5000000);
 	assert_int_equal(q.notify_latency, 0);
 	assert_int_equal(q.ingest_step, 3000);
+	assert_int_equal(q.batch_gap, 7000);
 	assert_int_equal(rtvio_platform_missing(&q, missing, sizeof(missing)), 0);
 	assert_string_equal(missing, "");
-
-	/* batch_gap is optional: never reported missing, written and read back when
-	 * given. */
-	p.present = RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP;
-	p.batch_gap = 7000;
-	buf = NULL;
-	f = open_memstream(&buf, &len);
-	assert_int_equal(rtvio_platform_write(f, &p), 0);
-	fclose(f);
-	assert_non_null(strstr(buf, "batch_gap = "));
-	path = write_tmp(buf);
-	free(buf);
-	if (rtvio_platform_load(path, &q, err, sizeof(err)))
-		fail_msg("%s", err);
-	unlink(path);
-	assert_int_equal(q.present, RTVIO_PLAT_ALL | RTVIO_PLAT_BATCH_GAP);
-	assert_int_equal(q.batch_gap, 7000);
 	path = write_tmp("[platform]\nbatch_gap = 1ms\n");
 	if (rtvio_platform_load(path, &q, err, sizeof(err)))
 		fail_msg("%s", err);
@@ -505,6 +490,7 @@ static void test_platform_file(void **state)
 	assert_int_equal(q.present, RTVIO_PLAT_BATCH_GAP);
 	assert_int_equal(q.batch_gap, 1000000);
 	assert_int_equal(rtvio_platform_missing(&q, missing, sizeof(missing)), 6);
+	assert_null(strstr(missing, "batch_gap"));
 
 	/* A file without [platform] is fine and has nothing. */
 	path = write_tmp(CELLS);
