@@ -816,12 +816,15 @@ drop:
 	pkt_free(dp, pi);
 }
 
-/* Pops and validates every available TX chain of one cell. */
+/* Pops and validates the available TX chains of one cell: at most DP_TX_SLOTS in one
+ * pass. A chain the broker drops at once (an RST for no connection, a refused
+ * packet) frees its slot again, so without that limit a cell that keeps posting such
+ * chains would hold the pass, and every other cell, for as long as it liked. */
 static void ingest_cell(struct dp *dp, uint32_t s, uint64_t now)
 {
 	struct dp_cell *c = &dp->cells[s];
 
-	while (c->attached) {
+	for (uint32_t taken = 0; c->attached; taken++) {
 		int32_t pi = pkt_alloc_tx(dp, s);
 		struct dp_pkt *p;
 		struct vq_chain ch;
@@ -830,6 +833,12 @@ static void ingest_cell(struct dp *dp, uint32_t s, uint64_t now)
 
 		if (pi < 0)
 			return; /* all slots busy: the rest waits on the ring */
+		if (taken == DP_TX_SLOTS) {
+			/* The rest in a later pass: dp_run says there is more. */
+			pkt_free(dp, pi);
+			dp->ingest_more = true;
+			return;
+		}
 		p = &dp->pkts[pi];
 		r = vq_device_pop(c->tx, &ch, p->seg, DP_MAX_SEG);
 		if (r <= 0) {
@@ -951,6 +960,7 @@ static void ingest(struct dp *dp, uint64_t now)
 	uint32_t start = dp->rr;
 
 	dp->now = now;
+	dp->ingest_more = false;
 	bits_each(dp, dp->attmap, 0, dp->ncells, break_pending1);
 	dp->rr = dp->rr + 1 < dp->ncells ? dp->rr + 1 : 0;
 	bits_each(dp, dp->attmap, start, dp->ncells, ingest1);
@@ -1135,8 +1145,10 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 		ingest(dp, now);
 		if (!dp->ready.n)
 			break;
+		/* More is ready: the call's own start time says "at once" (the clock
+		 * has moved on during the steps; a later time would read as a wait). */
 		if (steps == DP_RUN_STEPS)
-			return now;
+			return now_ns;
 		q = dp->ready.q[0];
 		r = copy_step(dp, q, now);
 		if (r < 0) {
@@ -1156,6 +1168,8 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 				pkt_done(dp, q, now);
 		}
 	}
+	if (dp->ingest_more)
+		return now_ns;
 	if (dp->held.n)
 		return dp->queues[dp->held.q[0]].k1;
 	return 0;

@@ -73,11 +73,13 @@ void dp_detach(struct dp *dp, unsigned cell);
  * find; the daemon calls it so that a future data plane can use the hint. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
 
-/* One data-path step batch, starting at time `now_ns`: ingest every TX ring, then
- * dispatch/copy chunk by chunk (ingesting again between chunks) until there is
- * nothing left that may run now or DP_RUN_STEPS chunks are done. Returns:
+/* One data-path step batch, starting at time `now_ns`: ingest every TX ring (at most
+ * DP_TX_SLOTS chains of one cell per pass), then dispatch/copy chunk by chunk
+ * (ingesting again between chunks) until there is nothing left that may run now or
+ * DP_RUN_STEPS chunks are done. Returns:
  *   0           idle: nothing to do until a kick (TX packet or RX buffers posted);
- *   <= now_ns   more work is ready (budget used up): call again at once;
+ *   <= now_ns   more work is ready (steps used up, or chains left on a ring): call
+ *               again at once;
  *   > now_ns    the earliest policing/regulation time at which held work becomes
  *               ready; call again then (or on a kick, whichever comes first).
  * Packets waiting for RX buffers at their destination count as "until a kick": the

@@ -133,6 +133,7 @@ struct dp {
 	uint64_t *attmap;          /* cells attached */
 	uint64_t *waitmap;         /* cells with queues waiting for their RX buffers */
 	uint32_t rr;               /* cell the next ingest pass starts with */
+	bool ingest_more;          /* a pass left chains on a ring (per-pass limit) */
 	int32_t *cid_hash, *flow_hash, *conn_hash;
 	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
 	uint64_t seq;
