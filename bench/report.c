@@ -72,13 +72,18 @@ static void file_safe(const char *in, char *out, size_t len)
 	out[i] = 0;
 }
 
+/* How the x axis is drawn. */
+enum xaxis { X_LINEAR, X_LOG, X_LOG_BYTES };
+
 static void plot_header(struct out *o, const char *png, const char *title, const char *xl,
-			const char *yl, bool logx, bool logy)
+			const char *yl, enum xaxis x, bool logy)
 {
 	fprintf(o->gp, "\nset output '%s.png'\nset title \"%s\"\nset xlabel \"%s\"\n"
 		       "set ylabel \"%s\"\n%s\n%s\nunset xrange\nset key outside right\n",
 		png, title, xl, yl,
-		logx ? "set logscale x 2\nset format x '%.0b %BB'" : "unset logscale x\nset format x '%g'",
+		x == X_LOG_BYTES ? "set logscale x 2\nset format x '%.0b %BB'"
+		: x == X_LOG	 ? "set logscale x 10\nset format x '%g'"
+				 : "unset logscale x\nset format x '%g'",
 		logy ? "set logscale y" : "unset logscale y");
 	fprintf(o->md, "\n![%s](plots/%s.png)\n", title, png);
 	o->nplots++;
@@ -178,7 +183,7 @@ static void size_section(struct out *o, const json_t *sc)
 	};
 	for (size_t p = 0; p < sizeof(plots) / sizeof(plots[0]); p++) {
 		plot_header(o, plots[p].png, plots[p].title, "message size (bytes)", plots[p].yl,
-			    true, true);
+			    X_LOG_BYTES, true);
 		fprintf(o->gp, "plot ");
 		first = true;
 		json_array_foreach(trs, j, t) {
@@ -229,7 +234,7 @@ static void cdf_section(struct out *o, const char *name, const json_t *sc)
 	}
 	snprintf(png, sizeof(png), "%s_cdf", name);
 	plot_header(o, png, "control-flow latency CDF", "one-way latency (µs)",
-		    "fraction of messages", true, false);
+		    "fraction of messages", X_LOG, false);
 	fprintf(o->gp, "set key bottom right\nplot ");
 	json_array_foreach(runs, i, r) {
 		const json_t *cdf = json_object_get(r, "cdf_us");
@@ -245,8 +250,10 @@ static void cdf_section(struct out *o, const char *name, const json_t *sc)
 		json_array_foreach(cdf, j, c)
 			fprintf(d, "%g %g\n", json_number_value(c), (double)(j + 1) / 100.0);
 		fclose(d);
-		fprintf(o->gp, "%s'%s.dat' using 1:2 with lines title '%s'",
-			first ? "" : ", \\\n     ", file, jstr(r, "label", "run"));
+		/* A run under load dashed, so that each pair reads as one colour pair. */
+		fprintf(o->gp, "%s'%s.dat' using 1:2 with lines lw 2%s title '%s'",
+			first ? "" : ", \\\n     ", file,
+			strstr(jstr(r, "label", ""), "+ ") ? " dt 2" : "", jstr(r, "label", "run"));
 		first = false;
 	}
 	if (first)
@@ -369,7 +376,7 @@ static void bound_section(struct out *o, const json_t *sc)
 		}
 	}
 	plot_header(o, "bound_ratio", "observed max / analytical bound per flow",
-		    "analysed load of the copy engine (%)", "observed / bound", false, true);
+		    "analysed load of the copy engine (%)", "observed / bound", X_LINEAR, true);
 	fprintf(o->gp, "set key top left\nset xrange [0:100]\n"
 		       "plot 'bound_ratio.dat' using 1:2 with points pt 7 title 'end to end: max / bound', "
 		       "'' using ($1+1):3 with points pt 6 title 'broker: residence max / R', "
@@ -427,7 +434,7 @@ static void scale_section(struct out *o, const json_t *sc)
 	for (int k = 0; k < nd; k++)
 		if (d[k])
 			fclose(d[k]);
-	plot_header(o, "scale_cost", "broker CPU per message", "cells", "µs per message", true,
+	plot_header(o, "scale_cost", "broker CPU per message", "cells", "µs per message", X_LOG,
 		    false);
 	fprintf(o->gp, "plot ");
 	for (int k = 0; k < nd; k++)
@@ -489,7 +496,14 @@ int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
 		      "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
 		      "  set terminal pngcairo size 900,560 noenhanced\n"
 		      "} else {\n  set terminal png size 900,560 noenhanced\n}\n"
-		      "set grid\nset key outside right\n");
+		      "set grid\nset key outside right\n"
+		      /* Ten distinguishable lines (gnuplot's own cycle repeats after eight). */
+		      "set linetype 1 lc rgb '#1f77b4'\nset linetype 2 lc rgb '#ff7f0e'\n"
+		      "set linetype 3 lc rgb '#2ca02c'\nset linetype 4 lc rgb '#d62728'\n"
+		      "set linetype 5 lc rgb '#9467bd'\nset linetype 6 lc rgb '#8c564b'\n"
+		      "set linetype 7 lc rgb '#e377c2'\nset linetype 8 lc rgb '#7f7f7f'\n"
+		      "set linetype 9 lc rgb '#bcbd22'\nset linetype 10 lc rgb '#17becf'\n"
+		      "set linetype cycle 10\n");
 	fprintf(o.md, "# rtvio bench report\n\n"
 		      "| | |\n|---|---|\n| date | %s |\n| commit | %s |\n| machine | %s, %.0f cpus |\n"
 		      "| kernel | %s |\n| mode | %s |\n| scenarios | ",

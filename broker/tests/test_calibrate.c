@@ -230,6 +230,17 @@ static void test_fit_stalls_and_outliers(void **state)
 	free(s);
 }
 
+/* The cost line lies above every step kind's p99.9. */
+static void assert_line_covers(const struct cal_steps_fit *f)
+{
+	for (size_t g = 0; g < f->ngroups; g++) {
+		double e = f->chunk_overhead_ns + f->g[g].bytes * f->ns_per_byte +
+			   (f->g[g].last ? f->packet_overhead_ns : 0);
+
+		assert_true(e >= f->g[g].d.p999_ns - 1e-6);
+	}
+}
+
 /* The line keeps the fitted slope and rises above the worst size. */
 static void test_fit_line_covers_every_size(void **state)
 {
@@ -245,12 +256,7 @@ static void test_fit_line_covers_every_size(void **state)
 			s[i].ns += 500; /* this size is slower than the line */
 	}
 	assert_int_equal(cal_fit_steps(s, n, &f), 0);
-	for (size_t g = 0; g < f.ngroups; g++) {
-		double e = f.chunk_overhead_ns + f.g[g].bytes * f.ns_per_byte +
-			   (f.g[g].last ? f.packet_overhead_ns : 0);
-
-		assert_true(e >= f.g[g].d.p999_ns - 1e-6);
-	}
+	assert_line_covers(&f);
 	assert_true(f.chunk_overhead_ns > 200);
 	free(s);
 }
@@ -275,12 +281,7 @@ static void test_fit_tilted_envelope(void **state)
 	assert_true(f.envelope.slope <= 0);
 	assert_true(f.slope_from_medians);
 	assert_true(fabs(f.ns_per_byte - 0.1) < 1e-9);
-	for (size_t g = 0; g < f.ngroups; g++) {
-		double e = f.chunk_overhead_ns + f.g[g].bytes * f.ns_per_byte +
-			   (f.g[g].last ? f.packet_overhead_ns : 0);
-
-		assert_true(e >= f.g[g].d.p999_ns - 1e-6);
-	}
+	assert_line_covers(&f);
 	free(s);
 }
 
