@@ -1346,8 +1346,8 @@ static json_t *bound_run(const char *label, const char *conf, double dur, json_t
 
 			snprintf(expl, sizeof(expl),
 				 "%s: excess %.0f µs; of the receiver's slowest messages %lld were over "
-				 "the bound%s, %lld of them while the host stalled the VM at least that "
-				 "long (longest stall in the run %.0f µs; cpu 0 %.0f %% busy)", why,
+				 "the bound%s, %lld of them while the probes saw the VM stalled for longer "
+				 "than the excess (longest stall in the run %.0f µs; cpu 0 %.0f %% busy)", why,
 				 mx - bound,
 				 json_integer_value(json_object_get(row, "over_bound_listed")),
 				 json_is_true(json_object_get(row, "over_bound_more")) ? " (or more)" : "",
