@@ -825,20 +825,20 @@ static void ingest_cell(struct dp *dp, uint32_t s, uint64_t now)
 	struct dp_cell *c = &dp->cells[s];
 
 	for (uint32_t taken = 0; c->attached; taken++) {
-		int32_t pi = pkt_alloc_tx(dp, s);
+		int32_t pi;
 		struct dp_pkt *p;
 		struct vq_chain ch;
 		uint8_t raw[VSOCK_HDR_SIZE];
 		int r;
 
-		if (pi < 0)
-			return; /* all slots busy: the rest waits on the ring */
 		if (taken == DP_TX_SLOTS) {
-			/* The rest in a later pass: dp_run says there is more. */
-			pkt_free(dp, pi);
+			/* The rest in a later pass: dp_run says there may be more. */
 			dp->ingest_more = true;
 			return;
 		}
+		pi = pkt_alloc_tx(dp, s);
+		if (pi < 0)
+			return; /* all slots busy: the rest waits on the ring */
 		p = &dp->pkts[pi];
 		r = vq_device_pop(c->tx, &ch, p->seg, DP_MAX_SEG);
 		if (r <= 0) {
