@@ -1,0 +1,165 @@
+/* `rtvio bench`: what the scenario runner's files share (bench-private): the run's
+ * state, the processes it starts (peer pairs, brokers, RouDi, `rtvio stat` and
+ * `rtvio analyze`), the host-stall probes and the scenarios themselves. Nothing here
+ * is real-time code: it starts, waits for and reads the processes that are. */
+#ifndef RTVIO_BENCH_RUNNER_H
+#define RTVIO_BENCH_RUNNER_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../cli/proc.h"
+#include "../common/config.h"
+#include "../platform/gapprobe.h"
+
+#define DEFAULT_OUT "bench/results/latest"
+#define CELL_CPU 0
+#define BROKER_CPU 1
+#define RT_PRIO 50
+#define TX_CID 3
+#define RX_CID 4
+/* A sleeping broker runs SCHED_FIFO; a polling one cannot (RT throttling would stop
+ * it 50 ms in every second, see configs/demo.conf) and runs at ordinary priority. */
+#define BROKER_SLEEP_PRIO 80
+
+struct bench {
+	bool quick;
+	const char *out;
+	char tmp[64];		/* scratch directory: configs, sockets, FIFOs */
+	json_t *res;
+	int step, nsteps;	/* progress */
+	bool tty;
+	/* The sleeping broker's platform, measured once per run (bench_bound_platform). */
+	struct rtvio_platform_cfg plat;
+	const char *plat_src;
+};
+
+/* Set by SIGINT/SIGTERM (cmd_bench.c): every loop stops at its next step. */
+extern volatile sig_atomic_t bench_interrupted;
+
+/* ---- Progress and notes (runner.c) -------------------------------------------------- */
+
+void bench_progress(struct bench *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void bench_note(struct bench *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- Processes (runner.c) ----------------------------------------------------------- */
+
+bool bench_exists(const char *path);
+/* CPU time (user + system) of a process so far, in seconds; -1 if unreadable. */
+double bench_proc_cpu_s(pid_t pid);
+/* A struct proc that proc_stop() and proc_free() may be called on before (or
+ * without) proc_start(): out_fd -1, not descriptor 0. */
+void bench_proc_blank(struct proc *p);
+
+/* A receiver and a sender process of one measured run. */
+struct pair {
+	struct proc r, s;
+	bool started;
+};
+
+int bench_pair_start(struct pair *p, const char *const rargv[], const char *const sargv[]);
+json_t *bench_pair_finish(struct pair *p, int timeout_ms);
+json_t *bench_run_pair(const char *const rargv[], const char *const sargv[], int timeout_ms);
+
+/* The command line of one `rtvio bench peer` process. */
+struct peer_cmd {
+	const char *argv[40];
+	char num[12][24];
+};
+
+void bench_peer_cmd(struct peer_cmd *c, bool send, const char *transport, const char *path,
+		    uint64_t size, uint64_t count, uint64_t period, uint64_t dur, uint64_t port,
+		    uint64_t cid, int prio, bool tput);
+
+struct broker {
+	struct proc p;
+	char conf[128];
+	char sockdir[128];
+	double cpu0;		/* CPU seconds at the start of a measured interval */
+};
+
+int bench_broker_launch(struct broker *br);
+int bench_broker_start(struct bench *b, struct broker *br, const char *name, const char *text);
+void bench_broker_stop(struct broker *br);
+int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen);
+
+/* The running broker's `rtvio stat --json` document, or NULL. */
+json_t *bench_stat_doc(const char *sockdir);
+/* Flow `name` of a stat document (borrowed), or NULL. */
+json_t *bench_stat_flow(json_t *doc, const char *name);
+/* configs/demo.conf from the working directory, else from the source tree. */
+const char *bench_demo_conf(void);
+/* `rtvio analyze CONF --json`, or NULL. */
+json_t *bench_analyze(const char *conf);
+
+/* ---- Host stalls: gap probes and /proc/stat (stalls.c) ------------------------------ */
+
+/* The probes sleep between readings (a spinning probe would take the core from what
+ * is measured): SCHED_FIFO 99, a reading every PROBE_INTERVAL_NS, and an interval
+ * longer than PROBE_THRESHOLD_NS is a stall of the VM (or of that core). Stalls
+ * shorter than about threshold - interval go unseen. */
+#define PROBE_INTERVAL_NS 100000ull
+#define PROBE_THRESHOLD_NS 300000ull
+#define PROBE_CAP 16384
+#define NPROBES 2
+
+struct probe_clock {
+	bool raised;		/* probe thread only */
+};
+
+struct probes {
+	struct gapprobe gp[NPROBES];
+	struct gap *st[NPROBES];
+	struct probe_clock pc[NPROBES];
+	bool on[NPROBES];
+};
+
+/* Busy and steal ticks per cpu from /proc/stat (steal: time the host ran something
+ * else while this vCPU wanted to run, when the hypervisor reports it). */
+struct cpu_ticks {
+	unsigned long long busy[NPROBES], total[NPROBES], steal[NPROBES];
+};
+
+void bench_probes_start(struct probes *p);
+void bench_probes_stop(struct probes *p);
+void bench_probes_free(struct probes *p);
+double bench_probes_window(struct probes *p, uint64_t t0, uint64_t t1, json_t *out);
+double bench_stalled_in(struct probes *p, uint64_t t0, uint64_t t1);
+void bench_cpu_ticks_read(struct cpu_ticks *t);
+void bench_cpu_ticks_json(const struct cpu_ticks *a, const struct cpu_ticks *b, json_t *out,
+			  double *busy0);
+
+/* ---- Scenario building blocks ------------------------------------------------------- */
+
+enum iso_kind { ISO_RTVIO, ISO_RELAY, ISO_IOX };
+
+/* sc_isolation.c: the four-cell control + bulk config and one control-latency run. */
+void bench_iso_config(const char *sockdir, const char *policy, const char *budget, char *buf,
+		      size_t len);
+json_t *bench_iso_run(struct bench *b, enum iso_kind kind, const char *dir, bool bulk,
+		      pid_t hub);
+void bench_iso_add(json_t *runs, json_t *r, const char *label, bool bulk);
+
+/* bound_run.c: one run of a config with every cell, judged against its bounds. */
+json_t *bench_bound_run(const char *label, const char *conf, double dur, json_t *violations);
+/* sc_bound.c: the platform the analysis judges by; returns a description. */
+const char *bench_bound_platform(struct bench *b, bool poll, struct rtvio_platform_cfg *plat);
+
+/* ---- The scenarios: 0 when at least one run ran, else -EIO -------------------------- */
+
+/* Progress steps of the size scenario (sc_size.c). */
+int bench_size_steps(const struct bench *b);
+int bench_scenario_size(struct bench *b);
+void bench_scenario_overhead(struct bench *b);
+int bench_scenario_isolation(struct bench *b);
+int bench_scenario_bound(struct bench *b);
+int bench_scenario_scale(struct bench *b);
+int bench_scenario_interference(struct bench *b);
+
+#endif
