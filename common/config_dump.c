@@ -1,0 +1,123 @@
+/* A configuration written back as INI (`rtvio broker --dump`, bench configs), and
+ * the names of its enumerations. */
+#include "config.h"
+#include "units.h"
+
+#include <errno.h>
+#include <string.h>
+
+int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
+{
+	const struct rtvio_broker_cfg *b = &cfg->broker;
+	char x[48], y[48], z[48];
+	int ret = 0;
+
+#define OUT(...) do { if (fprintf(f, __VA_ARGS__) < 0) ret = -EIO; } while (0)
+	OUT("[broker]\npolicy = %s\nchunk = %s\nsocket_dir = %s\ncpu = %d\nrt_priority = %d\n"
+	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\ncopy = %s\n"
+	    "pm_qos = %s\n",
+	    rtvio_policy_name(b->policy), rtvio_fmt_size(x, sizeof(x), b->chunk), b->socket_dir,
+	    b->cpu, b->rt_priority, b->poll ? "yes" : "no",
+	    b->default_best_effort ? "best-effort" : "deny",
+	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
+	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
+	    b->pm_qos ? "yes" : "no");
+	for (int i = 0; i < cfg->ncells; i++) {
+		const struct rtvio_cell_cfg *c = &cfg->cells[i];
+
+		OUT("\n[cell %s]\ncid = %u\nvm = %s\n", c->name, c->cid, c->vm ? "yes" : "no");
+		if (c->vm)
+			OUT("memory = %s\n", rtvio_fmt_size(x, sizeof(x), c->memory));
+		else
+			OUT("region = %s\n", rtvio_fmt_size(x, sizeof(x), c->region));
+		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\n",
+		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
+		    c->cpu, c->rt_priority);
+	}
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *fl = &cfg->flows[i];
+
+		OUT("\n[flow %s]\nfrom = %s", fl->name, cfg->cells[fl->from].name);
+		if (fl->from_port != RTVIO_PORT_ANY)
+			OUT(":%u", fl->from_port);
+		OUT("\nto = %s:%u\ntype = %s\nsize = %s\nclass = %s\n", cfg->cells[fl->to].name,
+		    fl->to_port, rtvio_sock_type_name(fl->type), rtvio_fmt_size(x, sizeof(x), fl->size),
+		    fl->best_effort ? "best-effort" : "real-time");
+		if (!fl->best_effort) {
+			OUT("period = %s\n", rtvio_fmt_time(x, sizeof(x), fl->period_ns));
+			OUT("deadline = %s\n", rtvio_fmt_time(x, sizeof(x), fl->deadline_ns));
+			OUT("jitter = %s\n", rtvio_fmt_time(x, sizeof(x), fl->jitter_ns));
+			if (fl->priority)
+				OUT("priority = %d\n", fl->priority);
+		}
+	}
+	for (int i = 0; i < cfg->nworkloads; i++) {
+		const struct rtvio_workload_cfg *w = &cfg->workloads[i];
+
+		OUT("\n[workload %s]\nflow = %s\n", w->name, cfg->flows[w->flow].name);
+		if (w->set & RTVIO_WL_PATTERN)
+			OUT("pattern = %s\n", rtvio_pattern_name(w->pattern));
+		if (w->set & RTVIO_WL_SIZE)
+			OUT("size = %s\n", rtvio_fmt_size(x, sizeof(x), w->size));
+		if (w->set & RTVIO_WL_PERIOD)
+			OUT("period = %s\n", rtvio_fmt_time(x, sizeof(x), w->period_ns));
+		if (w->set & RTVIO_WL_OFFSET)
+			OUT("offset = %s\n", rtvio_fmt_time(x, sizeof(x), w->offset_ns));
+		if (w->set & RTVIO_WL_COUNT)
+			OUT("count = %llu\n", (unsigned long long)w->count);
+	}
+#undef OUT
+	if (cfg->platform.line || cfg->platform.present) {
+		if (fprintf(f, "\n") < 0)
+			ret = -EIO;
+		int r = rtvio_platform_write(f, &cfg->platform);
+
+		if (r)
+			ret = r;
+	}
+	return ret;
+}
+
+const char *rtvio_policy_name(enum rtvio_policy p)
+{
+	switch (p) {
+	case RTVIO_POLICY_FP: return "fp";
+	case RTVIO_POLICY_EDF: return "edf";
+	case RTVIO_POLICY_FIFO: return "fifo";
+	}
+	return "?";
+}
+
+int rtvio_policy_parse(const char *s, enum rtvio_policy *p)
+{
+	static const enum rtvio_policy all[] = { RTVIO_POLICY_FP, RTVIO_POLICY_EDF,
+						 RTVIO_POLICY_FIFO };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, rtvio_policy_name(all[i])) == 0) {
+			*p = all[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *rtvio_copy_name(enum rtvio_copy c)
+{
+	return c == RTVIO_COPY_NT ? "nt" : "normal";
+}
+
+const char *rtvio_sock_type_name(enum rtvio_sock_type t)
+{
+	return t == RTVIO_SEQPACKET ? "seqpacket" : "stream";
+}
+
+const char *rtvio_pattern_name(enum rtvio_pattern p)
+{
+	switch (p) {
+	case RTVIO_PATTERN_PERIODIC: return "periodic";
+	case RTVIO_PATTERN_BULK: return "bulk";
+	case RTVIO_PATTERN_OFF: return "off";
+	}
+	return "?";
+}
