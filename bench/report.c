@@ -91,20 +91,12 @@ static void plot_header(struct out *o, const char *png, const char *title, const
 
 /* ---- size ------------------------------------------------------------------------- */
 
-static void size_section(struct out *o, const json_t *sc)
+static void size_latency_table(struct out *o, const json_t *lat)
 {
-	const json_t *lat = json_object_get(sc, "latency"), *tp = json_object_get(sc, "throughput");
-	const json_t *trs = json_object_get(sc, "transports"), *un = json_object_get(sc, "unavailable");
-	const json_t *r, *t;
-	const char *k;
-	size_t i, j;
-	char sz[96], fn[64];
-	bool first;
+	const json_t *r;
+	size_t i;
+	char sz[96];
 
-	fprintf(o->md, "\n## size: one-way latency and throughput by message size\n\n%s\n",
-		jstr(sc, "conditions", ""));
-	json_object_foreach((json_t *)un, k, t)
-		fprintf(o->md, "\n- **%s not measured:** %s\n", k, json_string_value(t));
 	fprintf(o->md, "\n### Latency (µs, stamp before send to last byte received)\n\n"
 		       "| transport | size | period µs | sent | received | lost | corrupt | min |"
 		       " p50 | p99 | p99.9 | max | status |\n"
@@ -126,6 +118,14 @@ static void size_section(struct out *o, const json_t *sc)
 		md_num(o->md, jnum(l, "max"), 1);
 		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
 	}
+}
+
+static void size_throughput_table(struct out *o, const json_t *tp)
+{
+	const json_t *r;
+	size_t i;
+	char sz[96];
+
 	fprintf(o->md, "\n### Throughput (messages back to back)\n\n"
 		       "| transport | size | messages | seconds | GB/s | messages/s | status |\n"
 		       "|---|---|---|---|---|---|---|\n");
@@ -138,8 +138,15 @@ static void size_section(struct out *o, const json_t *sc)
 		md_num(o->md, jnum(r, "msgps"), 0);
 		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
 	}
+}
 
-	/* One data file per transport for latency, one for throughput. */
+/* One data file per transport for latency, one for throughput. */
+static void size_data(struct out *o, const json_t *trs, const json_t *lat, const json_t *tp)
+{
+	const json_t *r, *t;
+	size_t i, j;
+	char sz[96], fn[64];
+
 	json_array_foreach(trs, j, t) {
 		FILE *d;
 
@@ -175,12 +182,20 @@ static void size_section(struct out *o, const json_t *sc)
 					jnum(r, "msgps"));
 		fclose(d);
 	}
+}
 
+static void size_plots(struct out *o, const json_t *trs)
+{
 	static const struct { const char *png, *title, *yl, *prefix; int col; } plots[] = {
 		{ "size_latency_p50", "one-way latency, median", "latency µs", "size", 2 },
 		{ "size_latency_p99", "one-way latency, 99th percentile", "latency µs", "size", 3 },
 		{ "size_throughput", "throughput", "GB/s", "tput", 2 },
 	};
+	const json_t *t;
+	size_t j;
+	char fn[64];
+	bool first;
+
 	for (size_t p = 0; p < sizeof(plots) / sizeof(plots[0]); p++) {
 		plot_header(o, plots[p].png, plots[p].title, "message size (bytes)", plots[p].yl,
 			    X_LOG_BYTES, true);
@@ -197,6 +212,23 @@ static void size_section(struct out *o, const json_t *sc)
 			fprintf(o->gp, "NaN notitle");
 		fprintf(o->gp, "\n");
 	}
+}
+
+static void size_section(struct out *o, const json_t *sc)
+{
+	const json_t *lat = json_object_get(sc, "latency"), *tp = json_object_get(sc, "throughput");
+	const json_t *trs = json_object_get(sc, "transports"), *un = json_object_get(sc, "unavailable");
+	const json_t *t;
+	const char *k;
+
+	fprintf(o->md, "\n## size: one-way latency and throughput by message size\n\n%s\n",
+		jstr(sc, "conditions", ""));
+	json_object_foreach((json_t *)un, k, t)
+		fprintf(o->md, "\n- **%s not measured:** %s\n", k, json_string_value(t));
+	size_latency_table(o, lat);
+	size_throughput_table(o, tp);
+	size_data(o, trs, lat, tp);
+	size_plots(o, trs);
 	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));
 }
 

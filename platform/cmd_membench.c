@@ -284,13 +284,9 @@ static void finish_step(struct mb_step *s)
 	s->victim_max_ns = sum.max;
 }
 
-static int setup(struct mb_run *r)
+/* The CPUs this process may use (the first is the victim's) and the LLC size. */
+static int setup_cpus(struct mb_run *r)
 {
-	uint64_t victim_bytes, stream_bytes, t0;
-	char a[32], b[32];
-	void *p;
-	int err;
-
 	r->ncpus = memload_cpus(r->cpus, MAX_CPUS);
 	if (r->ncpus < 0) {
 		fprintf(stderr, "rtvio membench: cannot read this process's CPU affinity: %s\n",
@@ -308,10 +304,16 @@ static int setup(struct mb_run *r)
 		r->llc_guessed = true;
 		progress(r, "last-level cache size unknown (no sysfs cache info); assuming 32MiB");
 	}
-	victim_bytes = r->o.buffer ? r->o.buffer : 4 * r->llc;
-	if (!r->o.buffer && victim_bytes < 64 * MIB)
-		victim_bytes = 64 * MIB;
-	if (victim_bytes / MEMLOAD_LINE > UINT32_MAX) {
+	return 0;
+}
+
+/* The victim's buffer and each interferer's two buffers. */
+static int setup_sizes(struct mb_run *r, uint64_t *victim_bytes, uint64_t *stream_bytes)
+{
+	*victim_bytes = r->o.buffer ? r->o.buffer : 4 * r->llc;
+	if (!r->o.buffer && *victim_bytes < 64 * MIB)
+		*victim_bytes = 64 * MIB;
+	if (*victim_bytes / MEMLOAD_LINE > UINT32_MAX) {
 		fprintf(stderr, "rtvio membench: --buffer is too large (at most %llu GiB)\n",
 			(unsigned long long)((UINT32_MAX * (uint64_t)MEMLOAD_LINE) >> 30));
 		return -EINVAL;
@@ -320,14 +322,20 @@ static int setup(struct mb_run *r)
 	 * reaches DRAM; capped so that many cores do not need many GiB. */
 	r->nstreamers = 0;
 	r->ninterferers = r->ncpus - 1;
-	stream_bytes = 2 * r->llc;
-	if (stream_bytes < 16 * MIB)
-		stream_bytes = 16 * MIB;
-	if (stream_bytes * 2 * (uint64_t)r->ninterferers > (4096 * MIB) &&
+	*stream_bytes = 2 * r->llc;
+	if (*stream_bytes < 16 * MIB)
+		*stream_bytes = 16 * MIB;
+	if (*stream_bytes * 2 * (uint64_t)r->ninterferers > (4096 * MIB) &&
 	    (4096 * MIB) / (2 * (uint64_t)r->ninterferers) >= 4 * MIB)
-		stream_bytes = (4096 * MIB) / (2 * (uint64_t)r->ninterferers);
+		*stream_bytes = (4096 * MIB) / (2 * (uint64_t)r->ninterferers);
+	return 0;
+}
 
-	err = memload_pin_self(r->cpus[0]);
+/* Pins the victim, builds its pointer chase and starts the interferers, idle. */
+static int setup_start(struct mb_run *r, uint64_t victim_bytes, uint64_t stream_bytes)
+{
+	int err = memload_pin_self(r->cpus[0]);
+
 	if (err) {
 		fprintf(stderr, "rtvio membench: cannot pin the victim to CPU %d: %s\n",
 			r->cpus[0], strerror(-err));
@@ -356,37 +364,42 @@ static int setup(struct mb_run *r)
 		}
 		r->nstreamers = i + 1;
 	}
+	return 0;
+}
 
-	/* One full lap warms the page tables; then size the windows from the speed of
-	 * an unloaded walk. */
-	p = chase_run(r->chase.start, r->chase.lines);
-	t0 = memload_now();
+/* One full lap warms the page tables; then size the windows from the speed of an
+ * unloaded walk. */
+static void size_windows(struct mb_run *r)
+{
+	void *p = chase_run(r->chase.start, r->chase.lines);
+	uint64_t t0 = memload_now();
+	double ns, window_ns = r->o.quick ? 5e6 : 20e6;
+
 	p = chase_run(p, 1 << 16);
-	{
-		double ns = (double)(memload_now() - t0) / (1 << 16);
-		double window_ns = r->o.quick ? 5e6 : 20e6;
-
-		if (ns < 1)
-			ns = 1;
-		r->window_accesses = (uint64_t)(window_ns / ns);
-		if (r->window_accesses < 1000)
-			r->window_accesses = 1000;
-	}
+	ns = (double)(memload_now() - t0) / (1 << 16);
+	if (ns < 1)
+		ns = 1;
+	r->window_accesses = (uint64_t)(window_ns / ns);
+	if (r->window_accesses < 1000)
+		r->window_accesses = 1000;
 	(void)p;
 	r->rounds = 3;
 	r->windows = r->o.quick ? 5 : 15;
 	r->settle_ns = r->o.quick ? 50000000ULL : 200000000ULL;
+}
 
-	/* The peak the steps are fractions of: all interferers flat out, no victim. */
+/* The peak the steps are fractions of: all interferers flat out, no victim. */
+static int measure_peak(struct mb_run *r)
+{
+	uint64_t span = r->o.quick ? 300000000ULL : 1000000000ULL, b0, c0;
+	char a[32], b[32];
+
 	set_total_rate(r, 0, true);
 	sleep_ns(r->settle_ns);
-	{
-		uint64_t b0 = total_bytes(r), c0 = memload_now();
-		uint64_t span = r->o.quick ? 300000000ULL : 1000000000ULL;
-
-		sleep_ns(span);
-		r->peak_Bps = (double)(total_bytes(r) - b0) * 1e9 / (double)(memload_now() - c0);
-	}
+	b0 = total_bytes(r);
+	c0 = memload_now();
+	sleep_ns(span);
+	r->peak_Bps = (double)(total_bytes(r) - b0) * 1e9 / (double)(memload_now() - c0);
 	set_total_rate(r, 0, false);
 	memload_format_rate(r->peak_Bps, a, sizeof a);
 	memload_format_rate(r->peak_Bps / r->nstreamers, b, sizeof b);
@@ -396,6 +409,22 @@ static int setup(struct mb_run *r)
 		return -EIO;
 	}
 	return 0;
+}
+
+static int setup(struct mb_run *r)
+{
+	uint64_t victim_bytes, stream_bytes;
+	int err;
+
+	err = setup_cpus(r);
+	if (!err)
+		err = setup_sizes(r, &victim_bytes, &stream_bytes);
+	if (!err)
+		err = setup_start(r, victim_bytes, stream_bytes);
+	if (err)
+		return err;
+	size_windows(r);
+	return measure_peak(r);
 }
 
 static void teardown(struct mb_run *r)
