@@ -1,5 +1,5 @@
-/* A configuration written back as INI (`rtvio broker --dump`, bench configs), and
- * the names of its enumerations. */
+/* A configuration written back as INI (the configs `rtvio demo` and `rtvio bench`
+ * generate), and the names of its enumerations. */
 #include "config.h"
 #include "units.h"
 
