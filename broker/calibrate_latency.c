@@ -31,6 +31,8 @@ struct lat {
 	atomic_bool stop;
 	atomic_int err;
 	struct gaplog glog[2];	/* broker, cell thread (poll = yes only) */
+	double *v, *all;	/* latencies: those kept, and every one */
+	const char *what;	/* the run's name in messages */
 };
 
 static void gaplog_note(struct gaplog *l, uint64_t *prev, uint64_t t)
@@ -252,18 +254,150 @@ static void overlap_any(const struct lat *L, uint64_t t0, uint64_t t1, bool *sta
 	}
 }
 
+static int lat_alloc(struct lat *L)
+{
+	L->t_a = calloc(L->n, sizeof(uint64_t));
+	L->t_b = calloc(L->n, sizeof(uint64_t));
+	L->v = malloc(L->n * sizeof(*L->v));
+	L->all = malloc(L->n * sizeof(*L->all));
+	for (int i = 0; i < 2; i++) {
+		L->glog[i].cap = C_MAX_GAPS;
+		L->glog[i].g = malloc(C_MAX_GAPS * sizeof(struct gap));
+	}
+	if (!L->t_a || !L->t_b || !L->v || !L->all || !L->glog[0].g || !L->glog[1].g)
+		return -ENOMEM;
+	return 0;
+}
+
+static void lat_free(struct lat *L)
+{
+	free(L->t_a);
+	free(L->t_b);
+	free(L->v);
+	free(L->all);
+	free(L->glog[0].g);
+	free(L->glog[1].g);
+}
+
+/* Watches the threads' progress until every sample is in, one failed, or nothing
+ * moved for 5 s (then the samples missing are reported by the caller). */
+static void lat_watch(struct lat *L, struct prog *pr)
+{
+	size_t last = 0;
+	uint64_t idle_since = cal_now_ns();
+
+	for (;;) {
+		size_t p = atomic_load(&L->progress);
+
+		if (p >= L->n || atomic_load(&L->err))
+			break;
+		if (p != last) {
+			cal_progress(pr, W_LAT * (double)(p - last), L->what);
+			last = p;
+			idle_since = cal_now_ns();
+		} else if (cal_now_ns() - idle_since > 5000000000ull) {
+			break;
+		}
+		usleep(20000);
+	}
+	cal_progress(pr, W_LAT * (double)(L->n - last), L->what);
+}
+
+/* Runs the broker thread and the cell thread of the run to their end. */
+static int lat_threads(struct lat *L, struct prog *pr)
+{
+	pthread_t tb, tc;
+
+	if (pthread_create(&tb, NULL, L->notify ? notify_broker : ingest_broker, L))
+		return -EAGAIN;
+	if (pthread_create(&tc, NULL, L->notify ? notify_receiver : ingest_sender, L)) {
+		atomic_store(&L->stop, true);
+		pthread_join(tb, NULL);
+		return -EAGAIN;
+	}
+	lat_watch(L, pr);
+	atomic_store(&L->stop, true);
+	pthread_join(tc, NULL);
+	pthread_join(tb, NULL);
+	return 0;
+}
+
+/* The latencies from the stamps: into L->all every one, into L->v those that
+ * overlapped no recorded gap. */
+static int lat_samples(struct lat *L, size_t *kept, size_t *stalled, char *err,
+		       size_t errlen)
+{
+	for (size_t k = 0; k < L->n; k++) {
+		/* ingest: t_a kick, t_b seen; notify: t_b notified, t_a running */
+		uint64_t t0 = L->notify ? L->t_b[k] : L->t_a[k];
+		uint64_t t1 = L->notify ? L->t_a[k] : L->t_b[k];
+		bool st = false;
+
+		/* A receiver that is running (spinning, or still busy with the previous
+		 * buffer) may take the buffer between the push and the broker's notify
+		 * decision, which then rightly sends none: it needed no notification, a
+		 * latency of 0. */
+		if (L->notify && !t0 && t1)
+			t0 = t1;
+		if (!t0 || !t1) {
+			snprintf(err, errlen, "%s run (poll = %s): sample %zu of %zu never completed",
+				 L->what, L->poll ? "yes" : "no", k, L->n);
+			return -ETIMEDOUT;
+		}
+		if (L->poll)
+			overlap_any(L, t0 < t1 ? t0 : t1, t1 > t0 ? t1 : t0 + 1, &st);
+		/* Seen within the pass that started just before the publication: 0. */
+		L->all[k] = t1 > t0 ? (double)(t1 - t0) : 0;
+		if (st)
+			(*stalled)++;
+		else
+			L->v[(*kept)++] = L->all[k];
+	}
+	return 0;
+}
+
+/* The distribution from the samples, and the gaps the spinning threads saw. */
+static int lat_result(struct lat *L, size_t kept, size_t stalled, struct cal_dist *out,
+		      struct cal_results *res, char *err, size_t errlen)
+{
+	bool check = L->poll;
+	int ret;
+
+	if (!kept) {
+		/* Every sample overlapped a gap: the machine is too busy (or too slow, as
+		 * under a sanitizer) for its loops to tell stalls apart. Keep them all,
+		 * which can only raise the values, and say so. */
+		fprintf(stderr, "rtvio calibrate: %s (poll = %s): every sample overlapped a "
+			"recorded gap; keeping them all (the machine is too busy to tell host "
+			"stalls apart)\n", L->what, L->poll ? "yes" : "no");
+		memcpy(L->v, L->all, L->n * sizeof(*L->v));
+		kept = L->n;
+		stalled = 0;
+		check = false;
+	}
+	for (int i = 0; i < 2; i++) {
+		res->gaps += L->glog[i].n;
+		for (size_t g = 0; g < L->glog[i].n; g++) {
+			if (L->glog[i].g[g].len_ns > res->longest_gap_ns)
+				res->longest_gap_ns = L->glog[i].g[g].len_ns;
+		}
+	}
+	ret = cal_dist_make(L->v, kept, stalled, check, out);
+	if (ret)
+		snprintf(err, errlen, "%s run (poll = %s): %s", L->what, L->poll ? "yes" : "no",
+			 strerror(-ret));
+	return ret;
+}
+
 int cal_latency_run(struct crun *r, const struct cal_opts *o, bool notify, bool poll,
-		       size_t n, struct cal_dist *out, struct cal_results *res,
-		       struct prog *pr, char *err, size_t errlen)
+		    size_t n, struct cal_dist *out, struct cal_results *res,
+		    struct prog *pr, char *err, size_t errlen)
 {
 	struct rtvio_config cfg;
 	struct lat L;
-	pthread_t tb, tc;
-	double *v = NULL, *all = NULL;
 	size_t kept = 0, stalled = 0;
-	bool kk, check = poll;
+	bool kk;
 	int ret, e;
-	const char *what = notify ? "notify-latency" : "ingest-latency";
 
 	memset(&L, 0, sizeof(L));
 	L.r = r;
@@ -272,18 +406,11 @@ int cal_latency_run(struct crun *r, const struct cal_opts *o, bool notify, bool 
 	L.broker_cpu = o->broker_cpu;
 	L.other_cpu = o->other_cpu;
 	L.n = n;
-	L.t_a = calloc(n, sizeof(uint64_t));
-	L.t_b = calloc(n, sizeof(uint64_t));
-	v = malloc(n * sizeof(*v));
-	all = malloc(n * sizeof(*all));
-	for (int i = 0; i < 2; i++) {
-		L.glog[i].cap = C_MAX_GAPS;
-		L.glog[i].g = malloc(C_MAX_GAPS * sizeof(struct gap));
-	}
+	L.what = notify ? "notify-latency" : "ingest-latency";
+	ret = lat_alloc(&L);
 	r->t_notify = L.t_b;
-	if (!L.t_a || !L.t_b || !v || !all || !L.glog[0].g || !L.glog[1].g) {
-		ret = -ENOMEM;
-		snprintf(err, errlen, "%s run: out of memory", what);
+	if (ret) {
+		snprintf(err, errlen, "%s run: out of memory", L.what);
 		goto free;
 	}
 	ret = cal_env_open(r, &cfg, 4096, poll, err, errlen);
@@ -299,106 +426,25 @@ int cal_latency_run(struct crun *r, const struct cal_opts *o, bool notify, bool 
 		goto close;
 	if (notify)
 		vq_driver_enable_cb(&r->c[1].drv[0]);
-	if (pthread_create(&tb, NULL, notify ? notify_broker : ingest_broker, &L)) {
-		ret = -EAGAIN;
+	ret = lat_threads(&L, pr);
+	if (ret)
 		goto close;
-	}
-	if (pthread_create(&tc, NULL, notify ? notify_receiver : ingest_sender, &L)) {
-		atomic_store(&L.stop, true);
-		pthread_join(tb, NULL);
-		ret = -EAGAIN;
-		goto close;
-	}
-	{
-		size_t last = 0;
-		uint64_t idle_since = cal_now_ns();
-
-		for (;;) {
-			size_t p = atomic_load(&L.progress);
-
-			if (p >= n || atomic_load(&L.err))
-				break;
-			if (p != last) {
-				cal_progress(pr, W_LAT * (double)(p - last), what);
-				last = p;
-				idle_since = cal_now_ns();
-			} else if (cal_now_ns() - idle_since > 5000000000ull) {
-				break; /* nothing moved for 5 s: report what is missing */
-			}
-			usleep(20000);
-		}
-		cal_progress(pr, W_LAT * (double)(n - last), what);
-	}
-	atomic_store(&L.stop, true);
-	pthread_join(tc, NULL);
-	pthread_join(tb, NULL);
 	e = atomic_load(&L.err);
 	if (e) {
 		ret = e;
-		snprintf(err, errlen, "%s run (poll = %s): %s", what, poll ? "yes" : "no",
+		snprintf(err, errlen, "%s run (poll = %s): %s", L.what, poll ? "yes" : "no",
 			 strerror(-e));
 		goto close;
 	}
-	for (size_t k = 0; k < n; k++) {
-		/* ingest: t_a kick, t_b seen; notify: t_b notified, t_a running */
-		uint64_t t0 = notify ? L.t_b[k] : L.t_a[k], t1 = notify ? L.t_a[k] : L.t_b[k];
-		bool st = false;
-
-		/* A receiver that is running (spinning, or still busy with the previous
-		 * buffer) may take the buffer between the push and the broker's notify
-		 * decision, which then rightly sends none: it needed no notification, a
-		 * latency of 0. */
-		if (notify && !t0 && t1)
-			t0 = t1;
-		if (!t0 || !t1) {
-			snprintf(err, errlen, "%s run (poll = %s): sample %zu of %zu never completed",
-				 what, poll ? "yes" : "no", k, n);
-			ret = -ETIMEDOUT;
-			goto close;
-		}
-		if (poll)
-			overlap_any(&L, t0 < t1 ? t0 : t1, t1 > t0 ? t1 : t0 + 1, &st);
-		/* Seen within the pass that started just before the publication: 0. */
-		all[k] = t1 > t0 ? (double)(t1 - t0) : 0;
-		if (st)
-			stalled++;
-		else
-			v[kept++] = all[k];
-	}
-	if (!kept) {
-		/* Every sample overlapped a gap: the machine is too busy (or too slow, as
-		 * under a sanitizer) for its loops to tell stalls apart. Keep them all,
-		 * which can only raise the values, and say so. */
-		fprintf(stderr, "rtvio calibrate: %s (poll = %s): every sample overlapped a "
-			"recorded gap; keeping them all (the machine is too busy to tell host "
-			"stalls apart)\n", what, poll ? "yes" : "no");
-		memcpy(v, all, n * sizeof(*v));
-		kept = n;
-		stalled = 0;
-		check = false;
-	}
-	for (int i = 0; i < 2; i++) {
-		res->gaps += L.glog[i].n;
-		for (size_t g = 0; g < L.glog[i].n; g++) {
-			if (L.glog[i].g[g].len_ns > res->longest_gap_ns)
-				res->longest_gap_ns = L.glog[i].g[g].len_ns;
-		}
-	}
-	ret = cal_dist_make(v, kept, stalled, check, out);
-	if (ret)
-		snprintf(err, errlen, "%s run (poll = %s): %s", what, poll ? "yes" : "no",
-			 strerror(-ret));
+	ret = lat_samples(&L, &kept, &stalled, err, errlen);
+	if (!ret)
+		ret = lat_result(&L, kept, stalled, out, res, err, errlen);
 close:
 	r->rec_notify = false;
 	r->write_call = false;
 	cal_env_close(r, &cfg);
 free:
 	r->t_notify = NULL;
-	free(L.t_a);
-	free(L.t_b);
-	free(v);
-	free(all);
-	free(L.glog[0].g);
-	free(L.glog[1].g);
+	lat_free(&L);
 	return ret;
 }
