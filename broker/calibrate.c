@@ -47,11 +47,104 @@ static int group_of(struct cal_steps_fit *f, uint32_t bytes, bool last)
 	return (int)f->ngroups++;
 }
 
+/* The per-kind summary points of the fit: (bytes, p99.9, median) of every non-last
+ * kind with kept steps. */
+struct fit_points {
+	double x[CAL_MAX_GROUPS], y[CAL_MAX_GROUPS], m[CAL_MAX_GROUPS];
+	size_t n, nlast;	/* non-last kinds with kept steps; last kinds likewise */
+};
+
+/* Per kind: a distribution of its kept steps (v is scratch for n values). A kind
+ * whose every step was stalled keeps n = 0 and takes no part in the fit. */
+static int group_dists(const struct cal_step *s, size_t n, struct cal_steps_fit *out,
+		       double *v, struct fit_points *pt)
+{
+	for (size_t g = 0; g < out->ngroups; g++) {
+		struct cal_group *cg = &out->g[g];
+		size_t k = 0, st = 0;
+		int ret;
+
+		for (size_t i = 0; i < n; i++) {
+			if (s[i].bytes != cg->bytes || s[i].last != cg->last)
+				continue;
+			if (s[i].stalled)
+				st++;
+			else
+				v[k++] = s[i].ns;
+		}
+		if (!k) {
+			cg->d.stalled = st;
+			cg->d.stall_checked = true;
+			continue;
+		}
+		ret = cal_dist_make(v, k, st, true, &cg->d);
+		if (ret)
+			return ret;
+		if (cg->last) {
+			pt->nlast++;
+		} else {
+			pt->x[pt->n] = cg->bytes;
+			pt->m[pt->n] = cg->d.median_ns;
+			pt->y[pt->n++] = cg->d.p999_ns;
+		}
+	}
+	return 0;
+}
+
+/* The lines through the points and the slope taken from them. */
+static int fit_slope(const struct fit_points *pt, struct cal_steps_fit *out)
+{
+	int ret = fit_linear(pt->x, pt->y, pt->n, &out->envelope);
+
+	if (!ret)
+		ret = fit_linear(pt->x, pt->m, pt->n, &out->medians);
+	if (ret)
+		return ret;
+	/* Any positive slope gives a sound line once it is raised above every size's
+	 * p99.9 (fit_overheads); the envelope's is the tighter one. A burst of
+	 * interference on the small sizes can tilt the envelope flat, while the medians
+	 * still show what a byte costs. */
+	if (out->envelope.slope > 0) {
+		out->ns_per_byte = out->envelope.slope;
+	} else if (out->medians.slope > 0) {
+		out->ns_per_byte = out->medians.slope;
+		out->slope_from_medians = true;
+	} else {
+		return -EDOM;
+	}
+	return 0;
+}
+
+/* Keeps the fitted slope and raises the line until no size's p99.9 lies above it:
+ * the analysis may then charge e(b) for any measured chunk. What a last step costs
+ * beyond that line is the packet overhead. */
+static void fit_overheads(const struct fit_points *pt, struct cal_steps_fit *out)
+{
+	out->chunk_overhead_ns = 0;
+	for (size_t i = 0; i < pt->n; i++) {
+		double over = pt->y[i] - pt->x[i] * out->ns_per_byte;
+
+		if (over > out->chunk_overhead_ns)
+			out->chunk_overhead_ns = over;
+	}
+	out->packet_overhead_ns = 0;
+	for (size_t g = 0; g < out->ngroups; g++) {
+		const struct cal_group *cg = &out->g[g];
+		double over;
+
+		if (!cg->last || !cg->d.n)
+			continue;
+		over = cg->d.p999_ns - (out->chunk_overhead_ns + cg->bytes * out->ns_per_byte);
+		if (over > out->packet_overhead_ns)
+			out->packet_overhead_ns = over;
+	}
+}
+
 int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
 {
 	double *x = NULL, *y = NULL, *v = NULL;
-	double gx[CAL_MAX_GROUPS], gy[CAL_MAX_GROUPS], gm[CAL_MAX_GROUPS];
-	size_t nraw = 0, ng = 0, nlast = 0;
+	struct fit_points pt = { .n = 0 };
+	size_t nraw = 0;
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -79,81 +172,15 @@ int cal_fit_steps(const struct cal_step *s, size_t n, struct cal_steps_fit *out)
 			y[nraw++] = s[i].ns;
 		}
 	}
-	/* Per kind: a distribution of its kept steps. A kind whose every step was
-	 * stalled keeps n = 0 and takes no part in the fit. */
-	for (size_t g = 0; g < out->ngroups; g++) {
-		struct cal_group *cg = &out->g[g];
-		size_t k = 0, st = 0;
-
-		for (size_t i = 0; i < n; i++) {
-			if (s[i].bytes != cg->bytes || s[i].last != cg->last)
-				continue;
-			if (s[i].stalled)
-				st++;
-			else
-				v[k++] = s[i].ns;
-		}
-		if (!k) {
-			cg->d.stalled = st;
-			cg->d.stall_checked = true;
-			continue;
-		}
-		ret = cal_dist_make(v, k, st, true, &cg->d);
-		if (ret)
-			goto out;
-		if (cg->last) {
-			nlast++;
-		} else {
-			gx[ng] = cg->bytes;
-			gm[ng] = cg->d.median_ns;
-			gy[ng++] = cg->d.p999_ns;
-		}
-	}
-	if (ng < 2 || !nlast) {
+	ret = group_dists(s, n, out, v, &pt);
+	if (!ret && (pt.n < 2 || !pt.nlast))
 		ret = -EINVAL;
-		goto out;
-	}
-	ret = fit_linear(x, y, nraw, &out->raw);
-	if (ret)
-		goto out;
-	ret = fit_linear(gx, gy, ng, &out->envelope);
 	if (!ret)
-		ret = fit_linear(gx, gm, ng, &out->medians);
-	if (ret)
-		goto out;
-	/* Any positive slope gives a sound line once it is raised above every size's
-	 * p99.9 (below); the envelope's is the tighter one. A burst of interference on
-	 * the small sizes can tilt the envelope flat, while the medians still show what
-	 * a byte costs. */
-	if (out->envelope.slope > 0) {
-		out->ns_per_byte = out->envelope.slope;
-	} else if (out->medians.slope > 0) {
-		out->ns_per_byte = out->medians.slope;
-		out->slope_from_medians = true;
-	} else {
-		ret = -EDOM;
-		goto out;
-	}
-	/* Keep the fitted slope and raise the line until no size's p99.9 lies above
-	 * it: the analysis may then charge e(b) for any measured chunk. */
-	out->chunk_overhead_ns = 0;
-	for (size_t i = 0; i < ng; i++) {
-		double over = gy[i] - gx[i] * out->ns_per_byte;
-
-		if (over > out->chunk_overhead_ns)
-			out->chunk_overhead_ns = over;
-	}
-	out->packet_overhead_ns = 0;
-	for (size_t g = 0; g < out->ngroups; g++) {
-		const struct cal_group *cg = &out->g[g];
-		double over;
-
-		if (!cg->last || !cg->d.n)
-			continue;
-		over = cg->d.p999_ns - (out->chunk_overhead_ns + cg->bytes * out->ns_per_byte);
-		if (over > out->packet_overhead_ns)
-			out->packet_overhead_ns = over;
-	}
+		ret = fit_linear(x, y, nraw, &out->raw);
+	if (!ret)
+		ret = fit_slope(&pt, out);
+	if (!ret)
+		fit_overheads(&pt, out);
 out:
 	free(x);
 	free(y);

@@ -28,6 +28,7 @@
 #include "control.h"
 #include "dataplane.h"
 #include "pmqos.h"
+#include "stat_json.h"
 #include "vhost_user.h"
 #include "virtq.h"
 
@@ -359,89 +360,9 @@ static void cut_off_broken(struct broker *b)
 
 /* ---- control socket ------------------------------------------------------------------ */
 
-static json_t *hist_json(const uint64_t *hist)
-{
-	json_t *a = json_array();
-
-	for (unsigned int k = 0; a && k < DP_HIST_BUCKETS; k++) {
-		json_t *e;
-
-		if (!hist[k])
-			continue;
-		e = json_pack("{s:I, s:o, s:I}", "lo_ns", (json_int_t)(k ? 1ull << k : 0),
-			      "hi_ns",
-			      k + 1 < DP_HIST_BUCKETS ? json_integer((json_int_t)(1ull << (k + 1)))
-						      : json_null(),
-			      "count", (json_int_t)hist[k]);
-		json_array_append_new(a, e);
-	}
-	return a;
-}
-
 static json_t *stat_json(void *ctx)
 {
-	struct broker *b = ctx;
-	const struct rtvio_config *cfg = b->cfg;
-	struct dp_reg_stats reg;
-	json_t *cells = json_array(), *flows = json_array(), *st;
-
-	if (!cells || !flows)
-		goto fail;
-	for (unsigned int i = 0; i < b->ncells; i++) {
-		struct broker_cell_info ci;
-		struct dp_cell_stats cs;
-
-		broker_cell_info(b, i, &ci);
-		if (dp_stats_cell(b->dp, i, &cs) < 0)
-			memset(&cs, 0, sizeof(cs));
-		json_array_append_new(
-			cells,
-			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-				  "name", ci.name, "cid", (json_int_t)ci.cid, "state",
-				  broker_cell_state_name(ci.state), "running", ci.running,
-				  "connects", (json_int_t)ci.connects, "kicks", (json_int_t)ci.kicks,
-				  "packets_in",
-				  (json_int_t)cs.pkts_in, "bytes_in", (json_int_t)cs.bytes_in,
-				  "packets_out", (json_int_t)cs.pkts_out, "bytes_out",
-				  (json_int_t)cs.bytes_out, "refused", (json_int_t)cs.refused,
-				  "resets", (json_int_t)cs.resets, "connections_refused",
-				  (json_int_t)ci.refused));
-	}
-	for (unsigned int f = 0; f < dp_nflows(b->dp); f++) {
-		struct dp_flow_stats fs;
-		bool be = f >= (unsigned int)cfg->nflows;
-
-		if (dp_stats_flow(b->dp, f, &fs) < 0)
-			continue;
-		json_array_append_new(
-			flows,
-			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
-				  "name", dp_flow_name(b->dp, f), "class",
-				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
-				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
-				  "packets", (json_int_t)fs.packets, "bytes", (json_int_t)fs.bytes,
-				  "chunks", (json_int_t)fs.chunks, "policed", (json_int_t)fs.policed,
-				  "deadline_misses", (json_int_t)fs.deadline_misses,
-				  "max_residence_ns", (json_int_t)fs.max_residence_ns,
-				  "max_residence_at_ns", (json_int_t)fs.max_residence_at, "queued",
-				  (json_int_t)fs.queued, "connections", (json_int_t)fs.connections,
-				  "residence_hist", hist_json(fs.hist)));
-	}
-	dp_stats_reg(b->dp, &reg);
-	st = json_pack("{s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
-		       "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
-		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
-		       rtvio_copy_name(cfg->broker.copy), "uptime_s",
-		       (double)broker_uptime_ns(b) / 1e9, "regulation", "budget",
-		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
-		       (json_int_t)reg.bytes, "throttled_periods",
-		       (json_int_t)reg.throttled_periods, "throttled_ns",
-		       (json_int_t)reg.throttled_ns, "cells", cells, "flows", flows);
-	return st;
-fail:
-	json_decref(cells);
-	json_decref(flows);
-	return NULL;
+	return broker_stat_json(ctx);
 }
 
 static void ctl_shutdown(void *ctx)
@@ -597,20 +518,14 @@ static bool join_path(char dst[RTVIO_PATH_MAX], const char *dir, const char *nam
 	return true;
 }
 
-int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
-		struct broker **out, char *err, size_t errlen)
+/* The broker object with every descriptor closed (-1) and every event source named,
+ * its cells' vhost-user back ends initialised from the configuration. */
+static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct broker_opts *opts)
 {
-	struct dp_hooks hooks = { .notify = hook_notify, .broken = hook_broken, .now = NULL };
-	struct broker *b;
-	sigset_t mask;
-	int rc;
+	struct broker *b = calloc(1, sizeof(*b));
 
-	*out = NULL;
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!b)
+		return NULL;
 	b->cfg = cfg;
 	b->opts = *opts;
 	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
@@ -624,11 +539,8 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 	atomic_init(&b->stop, false);
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
-	if (!b->cells) {
-		snprintf(err, errlen, "out of memory");
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (!b->cells)
+		return b; /* the caller sees cells == NULL */
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		struct cell *c = &b->cells[i];
 
@@ -647,17 +559,22 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		c->vhu.max_mem = cfg->cells[i].vm ? cfg->cells[i].memory : cfg->cells[i].region;
 		c->vhu.max_mem_key = cfg->cells[i].vm ? "memory" : "region";
 	}
-	rc = dp_create(cfg, &hooks, b, &b->dp);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot create the data plane: %s", strerror(-rc));
-		goto fail;
-	}
+	return b;
+}
+
+/* epoll, the wake eventfd, the signal descriptor, SIGPIPE ignored and the SIGBUS
+ * guard. */
+static int broker_open_events(struct broker *b, char *err, size_t errlen)
+{
+	sigset_t mask;
+	int rc;
+
 	b->ep = epoll_create1(EPOLL_CLOEXEC);
 	b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->ep < 0 || b->wake_fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "epoll/eventfd: %s", strerror(errno));
-		goto fail;
+		return rc;
 	}
 	/* SIGTERM/SIGINT arrive through a descriptor the loop already watches. */
 	sigemptyset(&mask);
@@ -669,41 +586,46 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 	if (b->sig_fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "signalfd: %s", strerror(errno));
-		goto fail;
+		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	rc = vhu_sigbus_install();
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot install the SIGBUS guard: %s", strerror(-rc));
-		goto fail;
-	}
-	rc = make_dir(cfg->broker.socket_dir, err, errlen);
 	if (rc < 0)
-		goto fail;
+		snprintf(err, errlen, "cannot install the SIGBUS guard: %s", strerror(-rc));
+	return rc;
+}
+
+/* One listening socket per cell and the control socket in socket_dir, all of them
+ * and the loop's own descriptors in epoll. */
+static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
+{
+	const struct rtvio_config *cfg = b->cfg;
+	int rc = make_dir(cfg->broker.socket_dir, err, errlen);
+
+	if (rc < 0)
+		return rc;
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		struct cell *c = &b->cells[i];
 
 		if (!join_path(c->path, cfg->broker.socket_dir, cfg->cells[i].name, ".sock")) {
 			snprintf(err, errlen, "socket path for cell %s too long", cfg->cells[i].name);
-			rc = -ENAMETOOLONG;
-			goto fail;
+			return -ENAMETOOLONG;
 		}
 		rc = ctl_listen_unix(c->path, 4, err, errlen);
 		if (rc < 0) {
 			c->path[0] = '\0';
-			goto fail;
+			return rc;
 		}
 		c->listen_fd = rc;
 	}
 	if (!join_path(b->ctl_path, cfg->broker.socket_dir, CTL_SOCKET_NAME, "")) {
 		snprintf(err, errlen, "control socket path too long");
-		rc = -ENAMETOOLONG;
-		goto fail;
+		return -ENAMETOOLONG;
 	}
 	rc = ctl_listen_unix(b->ctl_path, 8, err, errlen);
 	if (rc < 0) {
 		b->ctl_path[0] = '\0';
-		goto fail;
+		return rc;
 	}
 	b->ctl_fd = rc;
 	rc = ep_add(b, b->sig_fd, &b->src_sig);
@@ -713,10 +635,35 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		rc = ep_add(b, b->ctl_fd, &b->src_ctl_listen);
 	for (unsigned int i = 0; !rc && i < b->ncells; i++)
 		rc = ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
-	if (rc < 0) {
+	if (rc < 0)
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(-rc));
+	return rc;
+}
+
+int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
+		struct broker **out, char *err, size_t errlen)
+{
+	struct dp_hooks hooks = { .notify = hook_notify, .broken = hook_broken, .now = NULL };
+	struct broker *b;
+	int rc;
+
+	*out = NULL;
+	b = broker_alloc(cfg, opts);
+	if (!b || !b->cells) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
 		goto fail;
 	}
+	rc = dp_create(cfg, &hooks, b, &b->dp);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot create the data plane: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = broker_open_events(b, err, errlen);
+	if (!rc)
+		rc = broker_open_sockets(b, err, errlen);
+	if (rc < 0)
+		goto fail;
 	b->start_ns = now_ns();
 	*out = b;
 	return 0;

@@ -1,5 +1,6 @@
-/* The data plane's private objects (dataplane.c), shared with its unit tests so that
- * they can check invariants. Not part of the seam with the daemon. */
+/* The data plane's private objects and the helpers its files share (dataplane.c,
+ * dp_*.c), also seen by its unit tests so that they can check invariants. Not part of
+ * the seam with the daemon. */
 #ifndef RTVIO_BROKER_DP_INTERNAL_H
 #define RTVIO_BROKER_DP_INTERNAL_H
 
@@ -143,5 +144,73 @@ struct dp {
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
 };
+
+/* ---- shared between the data plane's files ---- */
+
+static inline void dp_bit_set(uint64_t *map, uint32_t i)
+{
+	map[i / 64] |= 1ull << (i % 64);
+}
+
+static inline void dp_bit_clear(uint64_t *map, uint32_t i)
+{
+	map[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* When p may go at the earliest: its ingest, or the policer's release when later
+ * (the release may also lie before the ingest: see dp_police()). */
+static inline uint64_t dp_pkt_eligible(const struct dp_pkt *p)
+{
+	return p->release > p->arrival ? p->release : p->arrival;
+}
+
+/* dataplane.c: detaches a cell whose ring or headers broke the rules; its peers get
+ * RST, nothing of it is touched again. */
+void dp_cell_break(struct dp *dp, uint32_t cell, int err);
+
+/* dp_pkt.c: packet slots, and the sender's TX chain returned when its packet is done. */
+int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell);
+int32_t dp_pkt_alloc_syn(struct dp *dp);
+void dp_pkt_free(struct dp *dp, int32_t pi);
+void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);
+void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p);
+
+/* dp_switch.c: CID, flow and connection tables; switching one packet. The table_add
+ * calls fill the tables at create time: -EINVAL for a duplicate or a bad cell. */
+int dp_cid_table_add(struct dp *dp, uint32_t cell);
+int dp_flow_table_add(struct dp *dp, uint32_t flow);
+void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now);
+/* Frees every connection of `cell`, queueing an RST to each attached peer. */
+void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now);
+
+/* dp_police.c: the release time of p, charged against queue w's policer state. */
+uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p, uint64_t seen);
+
+/* dp_dispatch.c: queues and where they wait (ready heap, held heap, RX waiters). */
+uint32_t dp_queue_of(const struct dp *dp, uint32_t flow, uint32_t dst);
+void dp_queue_place(struct dp *dp, uint32_t q, uint64_t now);
+void dp_queue_unplace(struct dp *dp, uint32_t q);
+void dp_queue_append(struct dp *dp, uint32_t q, int32_t pi, uint64_t now);
+void dp_queue_block(struct dp *dp, uint32_t q);
+void dp_waiter_unlink(struct dp *dp, uint32_t q);
+void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone);
+void dp_release_held(struct dp *dp, uint64_t now);
+void dp_wake_rx_waiters(struct dp *dp, uint32_t cell);
+
+/* dp_ingest.c: one ingest pass over every attached cell at time now. */
+void dp_ingest_pass(struct dp *dp, uint64_t now);
+
+/* dp_copy_step.c: segments, one copy step, completion. */
+void dp_seg_gather(uint8_t *out, const struct vq_seg *src, unsigned int ns, uint64_t n);
+
+/* What one copy step did. */
+enum dp_step {
+	DP_STEP_BLOCKED,    /* q could not run: it waits for RX buffers, or dst broke */
+	DP_STEP_PROGRESS,   /* a chunk (or header) went, the packet is not yet done */
+	DP_STEP_DELIVERED,  /* the packet's last piece went: call dp_pkt_done */
+	DP_STEP_THROTTLED,  /* the regulator's budget is spent for this period */
+};
+enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now);
+void dp_pkt_done(struct dp *dp, uint32_t q, uint64_t now);
 
 #endif

@@ -658,6 +658,179 @@ static int reply_get_u64(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 	return reply_u64(b, m, v);
 }
 
+/* SET_FEATURES, SET_PROTOCOL_FEATURES, SET_OWNER, RESET_OWNER: the session's
+ * negotiation, each a u64 or nothing. */
+static int handle_session(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			  unsigned int nfds)
+{
+	uint32_t req = m->hdr.request;
+	int rc = expect(m, req == VHU_SET_FEATURES || req == VHU_SET_PROTOCOL_FEATURES ? 8 : 0,
+			fds, nfds);
+
+	if (rc < 0)
+		return rc;
+	switch (req) {
+	case VHU_SET_FEATURES:
+		/* Acknowledging something we never offered, or not VERSION_1: core/ reads
+		 * the rings as virtio 1.x (little-endian) only. */
+		if ((m->p.u64 & ~VHU_VSOCK_FEATURES) || !(m->p.u64 & (1ull << VHU_F_VERSION_1)))
+			return -EINVAL;
+		device_stop(b);
+		b->features = m->p.u64;
+		b->features_set = true;
+		break;
+	case VHU_SET_PROTOCOL_FEATURES:
+		if (m->p.u64 & ~VHU_VSOCK_PROTOCOL_FEATURES)
+			return -EINVAL;
+		b->protocol_features = m->p.u64;
+		break;
+	case VHU_SET_OWNER:
+		b->owner = true;
+		break;
+	default: /* VHU_RESET_OWNER */
+		backend_reset_state(b);
+		break;
+	}
+	return 0;
+}
+
+/* SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ENABLE: one number for one ring. */
+static int handle_vring_state(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			      unsigned int nfds)
+{
+	uint32_t req = m->hdr.request, num = m->p.state.num;
+	int rc = expect(m, sizeof(struct vhu_vring_state), fds, nfds);
+	int q = queue_index(m->p.state.index);
+
+	if (rc == 0 && q < 0)
+		rc = q;
+	if (rc < 0)
+		return rc;
+	if (req == VHU_SET_VRING_NUM) {
+		if (num == 0 || num > VHU_MAX_QUEUE_SIZE || (num & (num - 1)))
+			return -EINVAL;
+		device_stop(b);
+		b->ring[q].num = num;
+	} else if (req == VHU_SET_VRING_BASE) {
+		if (num > UINT16_MAX)
+			return -EINVAL;
+		device_stop(b);
+		b->ring[q].base = (uint16_t)num;
+	} else {
+		if (num > 1)
+			return -EINVAL;
+		if (!num)
+			device_stop(b);
+		b->ring[q].enabled = num;
+	}
+	return 0;
+}
+
+static int set_vring_addr(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			  unsigned int nfds)
+{
+	struct vhu_vring_addr a;
+	void *d, *av, *u;
+	int rc = expect(m, sizeof(a), fds, nfds), q;
+
+	if (rc < 0)
+		return rc;
+	a = m->p.addr;
+	q = queue_index(a.index);
+	if (q < 0)
+		return q;
+	/* Bit 0 asks for dirty-page logging, which is never offered (no
+	 * VHOST_F_LOG_ALL); no other flag is defined. */
+	if (a.flags)
+		return -EINVAL;
+	rc = ring_translate(b, &a, b->ring[q].num, &d, &av, &u);
+	if (rc < 0)
+		return rc;
+	device_stop(b);
+	b->ring[q].addr = a;
+	b->ring[q].addr_set = true;
+	return 0;
+}
+
+static int get_vring_base(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+			  unsigned int nfds, bool *fatal)
+{
+	struct vhu_vring_state st = { .index = m->p.state.index, .num = 0 };
+	int rc = expect(m, sizeof(st), fds, nfds);
+	int q = queue_index(m->p.state.index), src;
+
+	if (rc == 0 && q < 0)
+		rc = q;
+	if (rc == 0) {
+		/* The data plane drops the cell's in-flight chains first; then the
+		 * ring is stopped and its next avail index is what we report. */
+		device_stop(b);
+		b->ring[q].started = false;
+		st.num = b->ring[q].base;
+	}
+	/* Always answered: QEMU waits for this reply during guest shutdown. */
+	src = send_reply(b, m, &st, sizeof(st));
+	if (src < 0) {
+		*fatal = true;
+		return src;
+	}
+	return rc;
+}
+
+static int handle_unknown(struct vhu_backend *b, uint32_t req, int *fds, unsigned int nfds)
+{
+	vhu_close_fds(fds, &nfds);
+	if (req < 64 && !(b->unknown_logged & (1ull << req))) {
+		b->unknown_logged |= 1ull << req;
+		LOG(b, "request %" PRIu32 " (%s) not supported: ignored", req,
+		    vhu_request_name(req));
+	}
+	return -EOPNOTSUPP;
+}
+
+/* One request to its handler. *replied says whether it answered on its own. */
+static int dispatch(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
+		    unsigned int nfds, bool *replied, bool *fatal)
+{
+	uint32_t req = m->hdr.request;
+
+	switch (req) {
+	case VHU_GET_FEATURES:
+	case VHU_GET_PROTOCOL_FEATURES:
+	case VHU_GET_QUEUE_NUM:
+		*replied = true;
+		return reply_get_u64(b, m, fds, nfds,
+				     req == VHU_GET_FEATURES ? VHU_VSOCK_FEATURES :
+				     req == VHU_GET_PROTOCOL_FEATURES ? VHU_VSOCK_PROTOCOL_FEATURES :
+				     VHU_VSOCK_QUEUES);
+	case VHU_SET_FEATURES:
+	case VHU_SET_PROTOCOL_FEATURES:
+	case VHU_SET_OWNER:
+	case VHU_RESET_OWNER:
+		return handle_session(b, m, fds, nfds);
+	case VHU_GET_CONFIG:
+		vhu_close_fds(fds, &nfds);
+		return get_config(b, m, replied);
+	case VHU_SET_MEM_TABLE:
+		return set_mem_table(b, m, fds, nfds);
+	case VHU_SET_VRING_NUM:
+	case VHU_SET_VRING_BASE:
+	case VHU_SET_VRING_ENABLE:
+		return handle_vring_state(b, m, fds, nfds);
+	case VHU_SET_VRING_ADDR:
+		return set_vring_addr(b, m, fds, nfds);
+	case VHU_GET_VRING_BASE:
+		*replied = true;
+		return get_vring_base(b, m, fds, nfds, fatal);
+	case VHU_SET_VRING_KICK:
+	case VHU_SET_VRING_CALL:
+	case VHU_SET_VRING_ERR:
+		return set_vring_fd(b, m, fds, nfds);
+	default:
+		return handle_unknown(b, req, fds, nfds);
+	}
+}
+
 int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 		       unsigned int nfds, bool *fatal)
 {
@@ -666,161 +839,11 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	 * by what was negotiated when the message arrived, or by the message itself. */
 	uint64_t pf_before = b->protocol_features;
 	bool replied = false;
-	int rc = 0, q;
+	int rc;
 
 	*fatal = false;
 	b->messages++;
-	switch (req) {
-	case VHU_GET_FEATURES:
-		replied = true;
-		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_FEATURES);
-		break;
-	case VHU_SET_FEATURES:
-		rc = expect(m, 8, fds, nfds);
-		/* Acknowledging something we never offered, or not VERSION_1: core/ reads
-		 * the rings as virtio 1.x (little-endian) only. */
-		if (rc == 0 && ((m->p.u64 & ~VHU_VSOCK_FEATURES) ||
-				!(m->p.u64 & (1ull << VHU_F_VERSION_1))))
-			rc = -EINVAL;
-		if (rc == 0) {
-			device_stop(b);
-			b->features = m->p.u64;
-			b->features_set = true;
-		}
-		break;
-	case VHU_GET_PROTOCOL_FEATURES:
-		replied = true;
-		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_PROTOCOL_FEATURES);
-		break;
-	case VHU_SET_PROTOCOL_FEATURES:
-		rc = expect(m, 8, fds, nfds);
-		if (rc == 0 && (m->p.u64 & ~VHU_VSOCK_PROTOCOL_FEATURES))
-			rc = -EINVAL;
-		if (rc == 0)
-			b->protocol_features = m->p.u64;
-		break;
-	case VHU_SET_OWNER:
-		rc = expect(m, 0, fds, nfds);
-		if (rc == 0)
-			b->owner = true;
-		break;
-	case VHU_RESET_OWNER:
-		rc = expect(m, 0, fds, nfds);
-		if (rc == 0)
-			backend_reset_state(b);
-		break;
-	case VHU_GET_QUEUE_NUM:
-		replied = true;
-		rc = reply_get_u64(b, m, fds, nfds, VHU_VSOCK_QUEUES);
-		break;
-	case VHU_GET_CONFIG:
-		vhu_close_fds(fds, &nfds);
-		rc = get_config(b, m, &replied);
-		break;
-	case VHU_SET_MEM_TABLE:
-		rc = set_mem_table(b, m, fds, nfds);
-		break;
-	case VHU_SET_VRING_NUM:
-	case VHU_SET_VRING_BASE:
-	case VHU_SET_VRING_ENABLE:
-		rc = expect(m, sizeof(struct vhu_vring_state), fds, nfds);
-		q = queue_index(m->p.state.index);
-		if (rc == 0 && q < 0)
-			rc = q;
-		if (rc < 0)
-			break;
-		if (req == VHU_SET_VRING_NUM) {
-			uint32_t num = m->p.state.num;
-
-			if (num == 0 || num > VHU_MAX_QUEUE_SIZE || (num & (num - 1))) {
-				rc = -EINVAL;
-				break;
-			}
-			device_stop(b);
-			b->ring[q].num = num;
-		} else if (req == VHU_SET_VRING_BASE) {
-			if (m->p.state.num > UINT16_MAX) {
-				rc = -EINVAL;
-				break;
-			}
-			device_stop(b);
-			b->ring[q].base = (uint16_t)m->p.state.num;
-		} else {
-			if (m->p.state.num > 1) {
-				rc = -EINVAL;
-				break;
-			}
-			if (!m->p.state.num)
-				device_stop(b);
-			b->ring[q].enabled = m->p.state.num;
-		}
-		break;
-	case VHU_SET_VRING_ADDR: {
-		struct vhu_vring_addr a;
-		void *d, *av, *u;
-
-		rc = expect(m, sizeof(a), fds, nfds);
-		if (rc < 0)
-			break;
-		a = m->p.addr;
-		q = queue_index(a.index);
-		if (q < 0) {
-			rc = q;
-			break;
-		}
-		/* Bit 0 asks for dirty-page logging, which is never offered (no
-		 * VHOST_F_LOG_ALL); no other flag is defined. */
-		if (a.flags) {
-			rc = -EINVAL;
-			break;
-		}
-		rc = ring_translate(b, &a, b->ring[q].num, &d, &av, &u);
-		if (rc < 0)
-			break;
-		device_stop(b);
-		b->ring[q].addr = a;
-		b->ring[q].addr_set = true;
-		break;
-	}
-	case VHU_GET_VRING_BASE: {
-		struct vhu_vring_state st = { .index = m->p.state.index, .num = 0 };
-
-		rc = expect(m, sizeof(st), fds, nfds);
-		q = queue_index(m->p.state.index);
-		if (rc == 0 && q < 0)
-			rc = q;
-		if (rc == 0) {
-			/* The data plane drops the cell's in-flight chains first; then the
-			 * ring is stopped and its next avail index is what we report. */
-			device_stop(b);
-			b->ring[q].started = false;
-			st.num = b->ring[q].base;
-		}
-		/* Always answered: QEMU waits for this reply during guest shutdown. */
-		replied = true;
-		{
-			int src = send_reply(b, m, &st, sizeof(st));
-
-			if (src < 0)
-				rc = src, *fatal = true;
-		}
-		break;
-	}
-	case VHU_SET_VRING_KICK:
-	case VHU_SET_VRING_CALL:
-	case VHU_SET_VRING_ERR:
-		rc = set_vring_fd(b, m, fds, nfds);
-		break;
-	default:
-		vhu_close_fds(fds, &nfds);
-		if (req < 64 && !(b->unknown_logged & (1ull << req))) {
-			b->unknown_logged |= 1ull << req;
-			LOG(b, "request %" PRIu32 " (%s) not supported: ignored", req,
-			    vhu_request_name(req));
-		}
-		rc = -EOPNOTSUPP;
-		break;
-	}
+	rc = dispatch(b, m, fds, nfds, &replied, fatal);
 	if (replied && rc < 0 && rc != -EINVAL && rc != -EOPNOTSUPP)
 		*fatal = true; /* the reply itself could not be sent */
 	if (!replied && (m->hdr.flags & VHU_FLAG_NEED_REPLY) &&

@@ -1,0 +1,58 @@
+/* The data plane's packet slots: DP_TX_SLOTS per cell for TX chains in flight, and
+ * the broker-made RSTs; and giving a sender its TX chain back once its packet is done. */
+#include "dp_internal.h"
+
+int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell)
+{
+	struct dp_cell *c = &dp->cells[cell];
+	int32_t pi = c->tx_free;
+
+	if (pi >= 0)
+		c->tx_free = dp->pkts[pi].next;
+	return pi;
+}
+
+int32_t dp_pkt_alloc_syn(struct dp *dp)
+{
+	int32_t pi = dp->syn_free;
+
+	if (pi >= 0)
+		dp->syn_free = dp->pkts[pi].next;
+	return pi;
+}
+
+void dp_pkt_free(struct dp *dp, int32_t pi)
+{
+	struct dp_pkt *p = &dp->pkts[pi];
+
+	if (p->synthetic) {
+		p->next = dp->syn_free;
+		dp->syn_free = pi;
+	} else {
+		p->next = dp->cells[p->src].tx_free;
+		dp->cells[p->src].tx_free = pi;
+	}
+}
+
+void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq)
+{
+	if (vq_device_should_notify(vq) && dp->hooks.notify)
+		dp->hooks.notify(dp->ctx, cell, queue);
+}
+
+/* Returns the sender's TX chain: its packet is done (delivered, or answered). */
+void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p)
+{
+	struct dp_cell *c = &dp->cells[p->src];
+	int err;
+
+	if (p->synthetic || !c->attached)
+		return;
+	err = vq_device_push(c->tx, p->head, 0);
+	/* Called in the middle of queue surgery (completion, purges): a failure is
+	 * acted on at the next pass's start, never from here. */
+	if (err)
+		c->break_err = err;
+	else
+		dp_notify(dp, p->src, DP_QUEUE_TX, c->tx);
+}

@@ -1,0 +1,320 @@
+/* Connection switching: CID and flow lookups, the connection table (the vsock state
+ * of each connection the broker let through), and the RSTs the broker answers with or
+ * sends when a cell goes away. Every lookup is O(1) per packet: open-addressed hashes
+ * for CIDs and flows, a chained hash for connections. */
+#include <errno.h>
+#include <stdint.h>
+
+#include "dp_internal.h"
+
+static uint32_t hash32(uint64_t a, uint64_t b)
+{
+	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull);
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return (uint32_t)h;
+}
+
+static int cell_by_cid(const struct dp *dp, uint64_t cid)
+{
+	uint32_t mask = dp->cid_hash_size - 1;
+
+	if (cid > UINT32_MAX)
+		return -1;
+	for (uint32_t i = hash32(cid, 0) & mask;; i = (i + 1) & mask) {
+		int32_t c = dp->cid_hash[i];
+
+		if (c < 0)
+			return -1;
+		if (dp->cells[c].cid == cid)
+			return c;
+	}
+}
+
+static uint64_t flow_key_hi(uint32_t from, uint32_t from_port)
+{
+	return (uint64_t)from << 32 | from_port;
+}
+
+static uint64_t flow_key_lo(uint32_t to, uint32_t to_port)
+{
+	return (uint64_t)to << 32 | to_port;
+}
+
+/* The flow declared for exactly from:from_port -> to:to_port, or -1. */
+static int flow_find_exact(const struct dp *dp, uint32_t from, uint32_t from_port, uint32_t to,
+			uint32_t to_port)
+{
+	uint32_t mask = dp->flow_hash_size - 1;
+	uint64_t hi = flow_key_hi(from, from_port), lo = flow_key_lo(to, to_port);
+
+	for (uint32_t i = hash32(hi, lo) & mask;; i = (i + 1) & mask) {
+		int32_t f = dp->flow_hash[i];
+		const struct rtvio_flow_cfg *fc;
+
+		if (f < 0)
+			return -1;
+		fc = &dp->cfg->flows[f];
+		if ((uint32_t)fc->from == from && fc->from_port == from_port &&
+		    (uint32_t)fc->to == to && fc->to_port == to_port)
+			return f;
+	}
+}
+
+/* The flow permitting from:port -> to:port, exact source port first, then "any". */
+static int flow_match(const struct dp *dp, uint32_t from, uint32_t from_port, uint32_t to,
+		      uint32_t to_port)
+{
+	int f = -1;
+
+	if (from_port != RTVIO_PORT_ANY)
+		f = flow_find_exact(dp, from, from_port, to, to_port);
+	if (f < 0)
+		f = flow_find_exact(dp, from, RTVIO_PORT_ANY, to, to_port);
+	return f;
+}
+
+static uint32_t conn_bucket(const struct dp *dp, uint32_t a, uint32_t ap, uint32_t b,
+			    uint32_t bp)
+{
+	return hash32((uint64_t)a << 32 | ap, (uint64_t)b << 32 | bp) & (dp->conn_hash_size - 1);
+}
+
+/* Finds the connection with connector (a, ap) and listener (b, bp). */
+static int32_t conn_find(const struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint32_t bp)
+{
+	for (int32_t c = dp->conn_hash[conn_bucket(dp, a, ap, b, bp)]; c >= 0;
+	     c = dp->conns[c].hnext) {
+		const struct dp_conn *k = &dp->conns[c];
+
+		if (k->a == a && k->ap == ap && k->b == b && k->bp == bp)
+			return c;
+	}
+	return -1;
+}
+
+static int32_t conn_new(struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint32_t bp,
+			uint32_t flow, uint16_t type)
+{
+	int32_t c = dp->conn_free;
+	uint32_t bk;
+
+	/* Each cell may open at most its share of the table: one cell's REQUEST flood
+	 * never leaves the others without connections. */
+	if (c < 0 || dp->cells[a].nconn >= DP_CONNS_PER_CELL)
+		return -1;
+	dp->cells[a].nconn++;
+	dp->conn_free = dp->conns[c].hnext;
+	bk = conn_bucket(dp, a, ap, b, bp);
+	dp->conns[c] = (struct dp_conn){ .a = a, .ap = ap, .b = b, .bp = bp, .flow = flow,
+					 .type = type, .state = DP_CONN_REQUESTED,
+					 .hnext = dp->conn_hash[bk] };
+	dp->conn_hash[bk] = c;
+	dp->flows[flow].connections++;
+	return c;
+}
+
+static void conn_free(struct dp *dp, int32_t c)
+{
+	struct dp_conn *k = &dp->conns[c];
+	int32_t *pp = &dp->conn_hash[conn_bucket(dp, k->a, k->ap, k->b, k->bp)];
+
+	while (*pp != c)
+		pp = &dp->conns[*pp].hnext;
+	*pp = k->hnext;
+	dp->flows[k->flow].connections--;
+	dp->cells[k->a].nconn--;
+	k->state = DP_CONN_FREE;
+	k->hnext = dp->conn_free;
+	dp->conn_free = c;
+}
+
+/* Turns p (a TX packet of cell s) into an RST back to s for the connection its header
+ * names. The TX chain stays with the packet and goes back to s once the RST is
+ * delivered: a cell provoking resets is slowed by its own TX slots, never by the
+ * broker's memory. */
+static void reply_rst(struct dp *dp, int32_t pi, uint64_t now)
+{
+	struct dp_pkt *p = &dp->pkts[pi];
+	struct vsock_hdr h = p->h;
+	struct dp_cell *c = &dp->cells[p->src];
+
+	p->h = (struct vsock_hdr){
+		.src_cid = h.dst_cid, .dst_cid = c->cid, .src_port = h.dst_port,
+		.dst_port = h.src_port, .type = h.type, .op = VSOCK_OP_RST,
+	};
+	p->dst = p->src;
+	p->release = now;
+	p->deadline_abs = now;
+	p->n_seg = 0;
+	c->resets++;
+	dp_queue_append(dp, dp_queue_of(dp, dp->nflows, p->src), pi, now);
+}
+
+/* Switches one validated TX packet: connection state, admission, queueing. */
+void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
+{
+	struct dp_pkt *p = &dp->pkts[pi];
+	struct vsock_hdr *h = &p->h;
+	uint32_t s = p->src;
+	int d = cell_by_cid(dp, h->dst_cid);
+	int32_t cn;
+	uint32_t flow, q;
+	bool from_connector;
+	struct dp_queue *w;
+
+	/* Impersonation: refused and counted. The sender gets an RST for the
+	 * connection it named (addressed to its real CID, so nobody else sees it): a
+	 * spoofed connect fails at once instead of hanging. */
+	if (h->src_cid != dp->cells[s].cid) {
+		dp->cells[s].refused++;
+		goto refuse;
+	}
+	if (d < 0 || !dp->cells[d].attached)
+		goto refuse;
+	p->dst = (uint32_t)d;
+
+	cn = conn_find(dp, s, h->src_port, (uint32_t)d, h->dst_port);
+	from_connector = cn >= 0;
+	if (cn < 0)
+		cn = conn_find(dp, (uint32_t)d, h->dst_port, s, h->src_port);
+
+	if (h->op == VSOCK_OP_REQUEST) {
+		int f;
+
+		if (cn >= 0)
+			goto refuse; /* a second REQUEST on a live connection */
+		f = flow_match(dp, s, h->src_port, (uint32_t)d, h->dst_port);
+		if (f >= 0 && h->type != (dp->cfg->flows[f].type == RTVIO_SEQPACKET ?
+					  VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM))
+			f = -1;
+		if (f < 0) {
+			if (!dp->cfg->broker.default_best_effort)
+				goto refuse;
+			f = (int)dp->nflows;
+		}
+		cn = conn_new(dp, s, h->src_port, (uint32_t)d, h->dst_port, (uint32_t)f, h->type);
+		if (cn < 0)
+			goto refuse;
+		from_connector = true;
+	} else {
+		if (cn < 0 || h->type != dp->conns[cn].type) {
+			if (h->op == VSOCK_OP_RST)
+				goto drop; /* never answer an RST */
+			goto refuse;
+		}
+		if (h->op == VSOCK_OP_RESPONSE) {
+			if (from_connector || dp->conns[cn].state != DP_CONN_REQUESTED)
+				goto refuse;
+			dp->conns[cn].state = DP_CONN_ESTABLISHED;
+		} else if (h->op != VSOCK_OP_RST &&
+			   dp->conns[cn].state != DP_CONN_ESTABLISHED) {
+			goto refuse;
+		}
+	}
+	flow = dp->conns[cn].flow;
+	if (h->op == VSOCK_OP_RST)
+		conn_free(dp, cn); /* later packets of it get RST; this one still goes */
+	q = dp_queue_of(dp, flow, (uint32_t)d);
+	w = &dp->queues[q];
+	p->release = dp_police(dp, w, p, dp->cells[s].tx_empty_at);
+	if (p->release > p->arrival) {
+		p->policed = true;
+		dp->flows[flow].policed++;
+	}
+	/* A held packet's deadline runs from its release, as a conforming sender's
+	 * would: holding a burst must not hand it earlier deadlines than the flow's
+	 * declared rate allows (the edf analysis counts deadlines that way). */
+	p->deadline_abs = dp->flows[flow].be ? UINT64_MAX :
+			  dp_pkt_eligible(p) + dp->cfg->flows[flow].deadline_ns;
+	dp_queue_append(dp, q, pi, now);
+	return;
+refuse:
+	if (h->op != VSOCK_OP_RST) {
+		reply_rst(dp, pi, now);
+		return;
+	}
+drop:
+	dp_pkt_complete_tx(dp, p);
+	dp_pkt_free(dp, pi);
+}
+
+/* Queues an RST from `cell` to the peer of connection cn in a synthetic slot; with
+ * none free the RST is lost, and counted. */
+static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, uint64_t now)
+{
+	uint32_t peer = cn->a == cell ? cn->b : cn->a;
+	uint32_t peer_port = cn->a == cell ? cn->bp : cn->ap;
+	uint32_t port = cn->a == cell ? cn->ap : cn->bp;
+	struct dp_pkt *p;
+	int32_t pi;
+
+	if (peer == cell || !dp->cells[peer].attached)
+		return;
+	pi = dp_pkt_alloc_syn(dp);
+	if (pi < 0) {
+		dp->rst_lost++;
+		return;
+	}
+	p = &dp->pkts[pi];
+	*p = (struct dp_pkt){
+		.synthetic = true, .src = cell, .dst = peer,
+		.arrival = now, .release = now, .seq = dp->seq++,
+		.deadline_abs = now,
+	};
+	p->h = (struct vsock_hdr){
+		.src_cid = dp->cells[cell].cid, .dst_cid = dp->cells[peer].cid,
+		.src_port = port, .dst_port = peer_port,
+		.type = cn->type, .op = VSOCK_OP_RST,
+	};
+	dp->cells[peer].resets++;
+	dp_queue_append(dp, dp_queue_of(dp, cn->flow, peer), pi, now);
+}
+
+void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now)
+{
+	/* The peers learn at once that the connection is gone. */
+	for (uint32_t k = 0; k < dp->nconns; k++) {
+		struct dp_conn *cn = &dp->conns[k];
+
+		if (cn->state == DP_CONN_FREE || (cn->a != cell && cn->b != cell))
+			continue;
+		rst_to_peer(dp, cn, cell, now);
+		conn_free(dp, (int32_t)k);
+	}
+}
+
+/* ------------------------------------------------------------ tables ---- */
+
+int dp_cid_table_add(struct dp *dp, uint32_t cell)
+{
+	uint32_t mask = dp->cid_hash_size - 1, k;
+	uint32_t cid = dp->cells[cell].cid;
+
+	if (cell_by_cid(dp, cid) >= 0)
+		return -EINVAL;
+	for (k = hash32(cid, 0) & mask; dp->cid_hash[k] >= 0; k = (k + 1) & mask)
+		;
+	dp->cid_hash[k] = (int32_t)cell;
+	return 0;
+}
+
+int dp_flow_table_add(struct dp *dp, uint32_t f)
+{
+	const struct rtvio_config *cfg = dp->cfg;
+	const struct rtvio_flow_cfg *fc = &cfg->flows[f];
+	uint32_t mask = dp->flow_hash_size - 1, k;
+
+	if (fc->from < 0 || fc->from >= cfg->ncells || fc->to < 0 ||
+	    fc->to >= cfg->ncells || flow_find_exact(dp, (uint32_t)fc->from, fc->from_port,
+						     (uint32_t)fc->to, fc->to_port) >= 0)
+		return -EINVAL;
+	k = hash32(flow_key_hi((uint32_t)fc->from, fc->from_port),
+		   flow_key_lo((uint32_t)fc->to, fc->to_port)) & mask;
+	while (dp->flow_hash[k] >= 0)
+		k = (k + 1) & mask;
+	dp->flow_hash[k] = (int32_t)f;
+	return 0;
+}
