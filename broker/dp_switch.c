@@ -43,9 +43,16 @@ static uint64_t flow_key_lo(uint32_t to, uint32_t to_port)
 	return (uint64_t)to << 32 | to_port;
 }
 
-/* The flow declared for exactly from:from_port -> to:to_port, or -1. */
+/* The vsock type a flow's connections carry. */
+static uint16_t flow_vsock_type(const struct rtvio_flow_cfg *fc)
+{
+	return fc->type == RTVIO_SEQPACKET ? VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM;
+}
+
+/* The flow declared for exactly from:from_port -> to:to_port with sockets of `type`,
+ * or -1. A port may carry a STREAM flow and a SEQPACKET flow, as vsock allows. */
 static int flow_find_exact(const struct dp *dp, uint32_t from, uint32_t from_port, uint32_t to,
-			uint32_t to_port)
+			   uint32_t to_port, uint16_t type)
 {
 	uint32_t mask = dp->flow_hash_size - 1;
 	uint64_t hi = flow_key_hi(from, from_port), lo = flow_key_lo(to, to_port);
@@ -58,21 +65,23 @@ static int flow_find_exact(const struct dp *dp, uint32_t from, uint32_t from_por
 			return -1;
 		fc = &dp->cfg->flows[f];
 		if ((uint32_t)fc->from == from && fc->from_port == from_port &&
-		    (uint32_t)fc->to == to && fc->to_port == to_port)
+		    (uint32_t)fc->to == to && fc->to_port == to_port &&
+		    flow_vsock_type(fc) == type)
 			return f;
 	}
 }
 
-/* The flow permitting from:port -> to:port, exact source port first, then "any". */
+/* The flow permitting from:port -> to:port for `type`, exact source port first, then
+ * "any". */
 static int flow_match(const struct dp *dp, uint32_t from, uint32_t from_port, uint32_t to,
-		      uint32_t to_port)
+		      uint32_t to_port, uint16_t type)
 {
 	int f = -1;
 
 	if (from_port != RTVIO_PORT_ANY)
-		f = flow_find_exact(dp, from, from_port, to, to_port);
+		f = flow_find_exact(dp, from, from_port, to, to_port, type);
 	if (f < 0)
-		f = flow_find_exact(dp, from, RTVIO_PORT_ANY, to, to_port);
+		f = flow_find_exact(dp, from, RTVIO_PORT_ANY, to, to_port, type);
 	return f;
 }
 
@@ -186,10 +195,7 @@ void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 
 		if (cn >= 0)
 			goto refuse; /* a second REQUEST on a live connection */
-		f = flow_match(dp, s, h->src_port, (uint32_t)d, h->dst_port);
-		if (f >= 0 && h->type != (dp->cfg->flows[f].type == RTVIO_SEQPACKET ?
-					  VSOCK_TYPE_SEQPACKET : VSOCK_TYPE_STREAM))
-			f = -1;
+		f = flow_match(dp, s, h->src_port, (uint32_t)d, h->dst_port, h->type);
 		if (f < 0) {
 			if (!dp->cfg->broker.default_best_effort)
 				goto refuse;
@@ -308,8 +314,9 @@ int dp_flow_table_add(struct dp *dp, uint32_t f)
 	uint32_t mask = dp->flow_hash_size - 1, k;
 
 	if (fc->from < 0 || fc->from >= cfg->ncells || fc->to < 0 ||
-	    fc->to >= cfg->ncells || flow_find_exact(dp, (uint32_t)fc->from, fc->from_port,
-						     (uint32_t)fc->to, fc->to_port) >= 0)
+	    fc->to >= cfg->ncells ||
+	    flow_find_exact(dp, (uint32_t)fc->from, fc->from_port, (uint32_t)fc->to,
+			    fc->to_port, flow_vsock_type(fc)) >= 0)
 		return -EINVAL;
 	k = hash32(flow_key_hi((uint32_t)fc->from, fc->from_port),
 		   flow_key_lo((uint32_t)fc->to, fc->to_port)) & mask;

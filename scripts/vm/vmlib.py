@@ -164,9 +164,19 @@ class Config:
         return "+".join(jobs)
 
 
-def qemu_argv(sock, jobs="", memory_mib=256, append=""):
+def socket_net(index, port, listen):
+    """QEMU options for a point-to-point Ethernet link between two guests over a TCP
+    socket on the host's loopback (`listen` on one end, connect on the other): a
+    virtio-net-pci NIC with a MAC derived from index."""
+    end = "listen" if listen else "connect"
+    return ["-netdev", f"socket,id=n0,{end}=127.0.0.1:{port}",
+            "-device", f"virtio-net-pci,netdev=n0,mac=52:54:00:12:34:{index:02x}"]
+
+
+def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
     """The command line docs/vm.md explains: TCG, memory from a shared memfd (the
-    broker maps it), vhost-user-vsock-pci on the broker's socket for this cell."""
+    broker maps it), vhost-user-vsock-pci on the broker's socket for this cell. No
+    network unless net (socket_net()) gives one."""
     kernel, initrd = image()
     cmdline = "console=ttyS0 quiet panic=-1"
     if jobs:
@@ -178,7 +188,7 @@ def qemu_argv(sock, jobs="", memory_mib=256, append=""):
         raise VmError(f"the guest's kernel command line would be {len(cmdline)} bytes "
                       f"(at most 2047): give the guest fewer or shorter jobs")
     return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
-            "-no-reboot", "-net", "none",
+            "-no-reboot"] + (net or ["-net", "none"]) + [
             "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
             "-numa", "node,memdev=mem",
             "-chardev", f"socket,id=vs0,path={sock}",
@@ -205,19 +215,21 @@ class Guest:
     """One QEMU guest. Its console goes to a log file and is parsed as it arrives:
     RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
 
-    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None):
+    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
+                 net=None):
         self.name = name
         self.log_path = log_path
         self.results, self.listening = [], set()
         self.waits = 0
         self.done = None  # failed count once RTVIO-DONE was seen
         self.booted = False
+        self.boot = {}  # RTVIO-BOOT's fields: cid, features
         self.cond = threading.Condition()
         # timeout(1) is the last resort should this process itself die.
         argv = ["timeout", "-s", "KILL", str(int(timeout))]
         if cpu is not None:
             argv += ["taskset", "-c", str(cpu)]
-        argv += qemu_argv(sock, jobs, memory_mib)
+        argv += qemu_argv(sock, jobs, memory_mib, net=net)
         self.log = open(log_path, "w")
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
@@ -242,6 +254,8 @@ class Guest:
                     self.waits += 1
                 elif line.startswith("RTVIO-BOOT"):
                     self.booted = True
+                    # As text: the feature bits are a string of 0/1, not a number.
+                    self.boot = dict(t.partition("=")[::2] for t in line.split()[1:])
                 elif line.startswith("RTVIO-DONE"):
                     self.done = parse_result(line).get("failed", -1)
                 self.cond.notify_all()

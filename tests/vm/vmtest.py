@@ -312,6 +312,12 @@ def wait_released(run, pred, what, timeout=5):
         time.sleep(0.1)
 
 
+def seqpacket_negotiated(bits):
+    """Linux lists a device's negotiated features as a string of 0/1, bit 0 first;
+    VIRTIO_VSOCK_F_SEQPACKET is bit 1."""
+    return isinstance(bits, str) and len(bits) > 1 and bits[1] == "1"
+
+
 def guest_ok(g, tag, **want):
     r = g.result(tag)
     check(r is not None, f"guest {g.name}: no result for {tag} (console {g.log_path})")
@@ -355,7 +361,8 @@ class Tap:
 
 
 CHECKS = {
-    "boot": "two guests boot, load the vsock stack and get their CIDs from the broker",
+    "boot": "two guests boot, load the vsock stack, get their CIDs from the broker and "
+            "negotiate SEQPACKET",
     "regions": "QEMU's memory tables are mapped: 3 regions (4 GiB guest) and 2 (256 MiB)",
     "bulk": f"guest to guest STREAM, {BULK_MSGS * BULK_SIZE} bytes, every byte checked",
     "seq": "guest to guest SEQPACKET boundaries, 1 B to 200000 B",
@@ -471,6 +478,9 @@ def main():
                 with open(g.log_path) as f:
                     check(f"RTVIO-BOOT cid={cid}" in f.read(),
                           f"guest {g.name} does not have CID {cid} (console {g.log_path})")
+                check(seqpacket_negotiated(g.boot.get("features")),
+                      f"guest {g.name}: the driver did not negotiate SEQPACKET (feature "
+                      f"bits {g.boot.get('features')!r}, console {g.log_path})")
         report("boot", boot)
 
         def regions():
