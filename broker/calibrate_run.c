@@ -1,6 +1,6 @@
 /* `rtvio calibrate`: the measurement. The real data plane (dp_run, unchanged) runs
  * against two synthetic process cells: core's driver side over memfd regions, as
- * guest/port_posix lays them out, with the data plane on the device side exactly as
+ * cell/port_posix lays them out, with the data plane on the device side exactly as
  * the daemon attaches it. Nothing here is on a real-time path: it allocates freely
  * before and after each timed run, never inside one.
  *
@@ -43,7 +43,7 @@
 #include "virtq.h"
 #include "vsock.h"
 
-#define C_QSIZE 128u			/* what QEMU and guest/ use */
+#define C_QSIZE 128u			/* what QEMU and cell/ use */
 #define C_BUF (65536u + VSOCK_HDR_SIZE)	/* a whole 64 KiB packet with its header */
 #define C_GPA 0x100000000ull
 #define C_CID_A 3u
