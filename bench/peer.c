@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "../common/clock.h"
-#include "../guest/workload.h"
+#include "../cell/workload.h"
 #include "../common/rtmsg.h"
-#include "../guest/port_posix.h"
+#include "../cell/port_posix.h"
 #include "../platform/fit.h"
 #include "bench.h"
 #include "peer.h"

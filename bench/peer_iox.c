@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../common/clock.h"
-#include "../guest/workload.h"
+#include "../cell/workload.h"
 #include "bench.h"
 #include "peer.h"
 

@@ -1,5 +1,5 @@
 /* `rtvio calibrate`: two synthetic process cells (core's driver side over memfd
- * regions, laid out as guest/port_posix lays them out) and the real data plane over
+ * regions, laid out as cell/port_posix lays them out) and the real data plane over
  * them, attached as the daemon attaches it; thread placement and progress. */
 #include <errno.h>
 #include <pthread.h>

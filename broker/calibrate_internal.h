@@ -17,7 +17,7 @@
 #include "virtq.h"
 #include "vsock.h"
 
-#define C_QSIZE 128u			/* what QEMU and guest/ use */
+#define C_QSIZE 128u			/* what QEMU and cell/ use */
 #define C_BUF (65536u + VSOCK_HDR_SIZE)	/* a whole 64 KiB packet with its header */
 #define C_GPA 0x100000000ull
 #define C_CID_A 3u

@@ -1,6 +1,6 @@
 /* `rtvio calibrate`: the measurement. The real data plane (dp_run, unchanged) runs
  * against two synthetic process cells: core's driver side over memfd regions, as
- * guest/port_posix lays them out, with the data plane on the device side exactly as
+ * cell/port_posix lays them out, with the data plane on the device side exactly as
  * the daemon attaches it. Nothing here is on a real-time path: it allocates freely
  * before and after each timed run, never inside one.
  *

@@ -6,7 +6,7 @@
 
 int cmd_broker(int argc, char **argv);    /* broker/cmd_broker.c */
 int cmd_stat(int argc, char **argv);      /* broker/cmd_stat.c */
-int cmd_cell(int argc, char **argv);      /* guest/cmd_cell.c */
+int cmd_cell(int argc, char **argv);      /* cell/cmd_cell.c */
 int cmd_demo(int argc, char **argv);      /* cli/cmd_demo.c */
 int cmd_analyze(int argc, char **argv);   /* analysis/cmd_analyze.c */
 int cmd_calibrate(int argc, char **argv); /* broker/cmd_calibrate.c */

@@ -1,6 +1,6 @@
 /* The vhost-user wire protocol as rtvio speaks it (QEMU docs/interop/vhost-user.rst),
  * shared by the broker's backend (broker/vhost_user.c) and the process-cell front end
- * (guest/). Header-only on purpose: both sides include it without a library of its own.
+ * (cell/). Header-only on purpose: both sides include it without a library of its own.
  *
  * Every message is a 12-byte header (request, flags, payload size) followed by `size`
  * payload bytes; file descriptors travel as SCM_RIGHTS ancillary data attached to the

@@ -1,5 +1,5 @@
 /* The broker daemon end to end, in one process: broker_open + broker_run in a thread,
- * real process cells (guest/port_posix) attached over the real Unix sockets. Checks
+ * real process cells (cell/port_posix) attached over the real Unix sockets. Checks
  * the socket directory and stale sockets, the CID handed out per socket, one front
  * end per cell, a SEQPACKET exchange allowed by a flow, a reset for a connection no
  * flow permits, the cell state seen over control.sock, a cell that leaves and comes

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Proves that core/'s objects reference no external symbol but the four that a
-# freestanding C implementation must still provide (memcpy, memset, memmove,
-# memcmp), as TAP: one case per archive given. With --expect-fail, each archive must
-# instead be caught (the check's own self-test).
+# Proves that a freestanding archive's objects (core/, and gvsock/ prelinked with
+# core/) reference no external symbol but the four that a freestanding C
+# implementation must still provide (memcpy, memset, memmove, memcmp), as TAP: one case per archive given. With --expect-fail,
+# each archive must instead be caught (the check's own self-test).
 set -u
 NM=${NM:-nm}
 expect_fail=0

@@ -16,10 +16,11 @@
  * dropped and counted in gv_stats. The cell does not trust the broker either.
  *
  * Errors are negative errno values with Linux's numbers: gvsock is freestanding and
- * names them itself (GV_E* below; EINVAL 22 and ENOSPC 28 as core/rterrno.h). On
+ * names them itself (GV_E* below; EINVAL 22 and ENOSPC 28 as core/rterrno.h), and
+ * every call returns those names only. The -EINVAL... below mean -GV_EINVAL... On
  * Linux they are <errno.h>'s; a port on a system with other numbers maps them. */
-#ifndef RTVIO_GUEST_GVSOCK_H
-#define RTVIO_GUEST_GVSOCK_H
+#ifndef RTVIO_GVSOCK_GVSOCK_H
+#define RTVIO_GVSOCK_GVSOCK_H
 
 #include <stdbool.h>
 #include <stddef.h>

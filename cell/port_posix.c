@@ -456,61 +456,55 @@ static const char *handshake_why(int rc)
 	}
 }
 
-struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
-				   const struct rtvio_cell_opts *opts, char *err, size_t errlen)
+/* A cell with its lock and condition variable and every descriptor closed (-1). */
+static struct rtvio_cell *cell_alloc(const struct rtvio_cell_opts *opts)
 {
-	static const struct rtvio_cell_opts defaults;
-	struct gv_layout_params lp = { 0 };
-	struct vhost_front_setup vs = { 0 };
-	struct vhost_front_result vr;
-	struct rtvio_cell *c;
-	struct timeval tv;
-	int rc, e;
+	struct rtvio_cell *c = calloc(1, sizeof(*c));
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
 
-	if (!opts)
-		opts = &defaults;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		set_err(err, errlen, "out of memory");
-		errno = ENOMEM;
+	if (!c)
 		return NULL;
-	}
-	{
-		pthread_mutexattr_t ma;
-		pthread_condattr_t ca;
+	/* One lock serves a cell's real-time and bulk threads alike: priority
+	 * inheritance keeps a bulk thread that holds it from delaying a SCHED_FIFO
+	 * sender or receiver behind unrelated work. */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&c->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 
-		/* One lock serves a cell's real-time and bulk threads alike: priority
-		 * inheritance keeps a bulk thread that holds it from delaying a
-		 * SCHED_FIFO sender or receiver behind unrelated work. */
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
-		pthread_mutex_init(&c->lock, &ma);
-		pthread_mutexattr_destroy(&ma);
+	/* Deadlines are CLOCK_MONOTONIC, like everything else here. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
 
-		/* Deadlines are CLOCK_MONOTONIC, like everything else here. */
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
 	c->sock = c->memfd = c->wake_fd = c->loop_fd = c->epfd = -1;
 	c->pump_calls = opts->test_pump_calls ? opts->test_pump_calls : DEFAULT_PUMP_CALLS;
 	c->want_prio = -1;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		c->kick[q] = c->call[q] = -1;
 	vhu_reader_init(&c->reader);
+	return c;
+}
 
-	lp.queue_size = opts->queue_size;
-	lp.rx_buf_size = opts->rx_buf_size;
-	lp.tx_payload = opts->tx_payload;
-	rc = gv_layout_compute(&lp, region, &c->layout);
+/* Lays out the rings in a region of `region` bytes, then creates and maps it. */
+static int cell_region(struct rtvio_cell *c, size_t region,
+		       const struct rtvio_cell_opts *opts, char *err, size_t errlen)
+{
+	struct gv_layout_params lp = {
+		.queue_size = opts->queue_size,
+		.rx_buf_size = opts->rx_buf_size,
+		.tx_payload = opts->tx_payload,
+	};
+	int rc = gv_layout_compute(&lp, region, &c->layout);
+
 	if (rc) {
 		set_err(err, errlen, "region of %zu bytes %s", region,
-			rc == -ENOSPC ? "is too small for the rings and buffers"
-				      : "cannot be laid out with these queue parameters");
-		goto fail;
+			rc == -GV_ENOSPC ? "is too small for the rings and buffers"
+					 : "cannot be laid out with these queue parameters");
+		return rc;
 	}
-
 	/* Sealable, and sealed against resizing here: the broker maps it, and a
 	 * region that shrinks under a mapping turns the broker's accesses into
 	 * SIGBUS. F_SEAL_SEAL stays off so that the broker may add its own. */
@@ -519,16 +513,23 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 	    fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		rc = -errno;
 		set_err(err, errlen, "memfd of %zu bytes: %s", region, strerror(errno));
-		goto fail;
+		return rc;
 	}
 	c->region = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
 	if (c->region == MAP_FAILED) {
 		c->region = NULL;
 		rc = -errno;
 		set_err(err, errlen, "mapping the region: %s", strerror(errno));
-		goto fail;
+		return rc;
 	}
 	c->region_size = region;
+	return 0;
+}
+
+/* The kick and call eventfds of both queues, our own wake-ups and the epoll set. */
+static int cell_eventfds(struct rtvio_cell *c, char *err, size_t errlen)
+{
+	int rc;
 
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
 		/* Non-blocking: a kick must never block the real-time path, and the
@@ -538,7 +539,7 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 		if (c->kick[q] < 0 || c->call[q] < 0) {
 			rc = -errno;
 			set_err(err, errlen, "eventfd: %s", strerror(errno));
-			goto fail;
+			return rc;
 		}
 	}
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -547,27 +548,65 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 	if (c->wake_fd < 0 || c->loop_fd < 0 || c->epfd < 0) {
 		rc = -errno;
 		set_err(err, errlen, "eventfd/epoll: %s", strerror(errno));
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
 
+/* What gvsock needs but the CID and features, which init_stack adds during the
+ * handshake. */
+static void cell_gv_config(struct rtvio_cell *c, const struct rtvio_cell_opts *opts)
+{
 	c->ops.kick = op_kick;
 	c->ops.now_ns = op_now;
 	c->ops.wake = op_wake;
 	c->gcfg.region = c->region;
 	c->gcfg.region_dev = RTVIO_CELL_GUEST_BASE;
-	c->gcfg.region_size = region;
+	c->gcfg.region_size = c->region_size;
 	c->gcfg.layout = c->layout;
 	c->gcfg.max_sockets = opts->max_sockets ? opts->max_sockets : DEFAULT_MAX_SOCKETS;
 	c->gcfg.rcvbuf = opts->rcvbuf ? opts->rcvbuf : DEFAULT_RCVBUF;
 	c->gcfg.connect_timeout_ns = opts->connect_timeout_ns;
 	c->gcfg.ops = &c->ops;
 	c->gcfg.ctx = c;
+}
 
-	rc = attach(socket_path, opts->attach_wait_ms, err, errlen);
+/* The vhost-user set-up: the region, the features and where both rings are. */
+static void cell_front_setup(struct rtvio_cell *c, struct vhost_front_setup *vs)
+{
+	vs->mem_fd = c->memfd;
+	vs->mem_size = c->region_size;
+	vs->guest_addr = RTVIO_CELL_GUEST_BASE;
+	vs->user_addr = (uint64_t)(uintptr_t)c->region;
+	vs->want_features = WANT_FEATURES;
+	vs->need_features = NEED_FEATURES;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		const bool rx = q == GV_QUEUE_RX;
+
+		vs->q[q].num = c->layout.queue_size;
+		vs->q[q].desc = vs->user_addr + (rx ? c->layout.rx_desc : c->layout.tx_desc);
+		vs->q[q].avail = vs->user_addr + (rx ? c->layout.rx_avail : c->layout.tx_avail);
+		vs->q[q].used = vs->user_addr + (rx ? c->layout.rx_used : c->layout.tx_used);
+		vs->q[q].kick_fd = c->kick[q];
+		vs->q[q].call_fd = c->call[q];
+	}
+	vs->before_rings = init_stack;
+	vs->arg = c;
+}
+
+/* Connects to the broker's socket for this cell and runs the vhost-user handshake
+ * (init_stack builds the stack half-way through); the socket is non-blocking after. */
+static int cell_attach(struct rtvio_cell *c, const char *socket_path,
+		       const struct rtvio_cell_opts *opts, char *err, size_t errlen)
+{
+	struct vhost_front_setup vs = { 0 };
+	struct vhost_front_result vr;
+	struct timeval tv;
+	int rc = attach(socket_path, opts->attach_wait_ms, err, errlen);
+
 	if (rc < 0)
-		goto fail;
+		return rc;
 	c->sock = rc;
-
 	/* Bounds a broker that stalls half-way through a reply too. */
 	vs.timeout_ms = opts->handshake_timeout_ms ? opts->handshake_timeout_ms
 						   : DEFAULT_HANDSHAKE_MS;
@@ -575,68 +614,86 @@ struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
 	tv.tv_usec = (vs.timeout_ms % 1000) * 1000;
 	setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-
-	vs.mem_fd = c->memfd;
-	vs.mem_size = region;
-	vs.guest_addr = RTVIO_CELL_GUEST_BASE;
-	vs.user_addr = (uint64_t)(uintptr_t)c->region;
-	vs.want_features = WANT_FEATURES;
-	vs.need_features = NEED_FEATURES;
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		const bool rx = q == GV_QUEUE_RX;
-
-		vs.q[q].num = c->layout.queue_size;
-		vs.q[q].desc = vs.user_addr + (rx ? c->layout.rx_desc : c->layout.tx_desc);
-		vs.q[q].avail = vs.user_addr + (rx ? c->layout.rx_avail : c->layout.tx_avail);
-		vs.q[q].used = vs.user_addr + (rx ? c->layout.rx_used : c->layout.tx_used);
-		vs.q[q].kick_fd = c->kick[q];
-		vs.q[q].call_fd = c->call[q];
-	}
-	vs.before_rings = init_stack;
-	vs.arg = c;
+	cell_front_setup(c, &vs);
 	rc = vhost_front_handshake(c->sock, &vs, &vr);
 	if (rc) {
 		set_err(err, errlen, "vhost-user handshake on %s failed: %s", socket_path,
 			handshake_why(rc));
-		goto fail;
+		return rc;
 	}
 	if (fcntl(c->sock, F_SETFL, fcntl(c->sock, F_GETFL) | O_NONBLOCK) < 0) {
 		rc = -errno;
 		set_err(err, errlen, "fcntl: %s", strerror(errno));
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
 
-	/* Page-lock what the real-time path touches; not permitted is not fatal. */
-	if (!opts->no_mlock && mlock(c->region, region) == 0) {
+/* Page-locks what the real-time path touches; not permitted is not fatal. */
+static void cell_mlock(struct rtvio_cell *c, const struct rtvio_cell_opts *opts)
+{
+	if (!opts->no_mlock && mlock(c->region, c->region_size) == 0) {
 		if (mlock(c->stack_mem, c->stack_mem_size) == 0)
 			c->mlocked = true;
 		else
-			munlock(c->region, region);
+			munlock(c->region, c->region_size);
 	}
+}
 
-	{
-		struct epoll_event ev = { .events = EPOLLIN };
-		int fds[] = { c->call[0], c->call[1], c->sock, c->loop_fd };
+/* rtvio_cell_fd()'s epoll set: both call fds, the socket and the loop eventfd. */
+static int cell_epoll(struct rtvio_cell *c, char *err, size_t errlen)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fds[] = { c->call[0], c->call[1], c->sock, c->loop_fd };
 
-		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-			ev.data.fd = fds[i];
-			if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
-				rc = -errno;
-				set_err(err, errlen, "epoll_ctl: %s", strerror(errno));
-				goto fail;
-			}
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		ev.data.fd = fds[i];
+		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+			int rc = -errno;
+
+			set_err(err, errlen, "epoll_ctl: %s", strerror(errno));
+			return rc;
 		}
 	}
+	return 0;
+}
 
+struct rtvio_cell *rtvio_cell_open(const char *socket_path, size_t region,
+				   const struct rtvio_cell_opts *opts, char *err, size_t errlen)
+{
+	static const struct rtvio_cell_opts defaults;
+	struct rtvio_cell *c;
+	int rc, e;
+
+	if (!opts)
+		opts = &defaults;
+	c = cell_alloc(opts);
+	if (!c) {
+		set_err(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	rc = cell_region(c, region, opts, err, errlen);
+	if (!rc)
+		rc = cell_eventfds(c, err, errlen);
+	if (!rc) {
+		cell_gv_config(c, opts);
+		rc = cell_attach(c, socket_path, opts, err, errlen);
+	}
+	if (!rc) {
+		cell_mlock(c, opts);
+		rc = cell_epoll(c, err, errlen);
+	}
+	if (rc) {
+		e = rc < 0 ? -rc : EIO;
+		cell_free(c);
+		errno = e;
+		return NULL;
+	}
 	pthread_mutex_lock(&c->lock);
 	gv_start(c->stack);
 	pthread_mutex_unlock(&c->lock);
 	return c;
-fail:
-	e = rc < 0 ? -rc : EIO;
-	cell_free(c);
-	errno = e;
-	return NULL;
 }
 
 void rtvio_cell_close(struct rtvio_cell *c)

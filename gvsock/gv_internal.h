@@ -1,0 +1,236 @@
+/* gvsock's private state and the calls its files make on one another. Not part of the
+ * API (gvsock.h is): a port never includes it. Same discipline as gvsock.h:
+ * freestanding, no libc beyond mem*, caller-owned storage.
+ *
+ * The files, one concept each:
+ *   layout.c   where the rings and buffers sit in the region
+ *   stack.c    carving the caller's storage, ring setup, RX buffer posting
+ *   tx.c       the transmit path: header and payload slots, control packets, RSTs
+ *   sock.c     the socket table: slots, ports, the end of a connection
+ *   rbuf.c     a socket's receive ring, its message boundaries and credit
+ *   rx.c       the receive path: packet validation, demultiplexing, the state machine
+ *   process.c  gv_process: the bounded work loop, timeouts, a broken ring
+ *   conn.c     socket, bind, connect, listen, accept, shutdown, close
+ *   send.c     gv_send: credit and TX slots for STREAM and SEQPACKET
+ *   recv.c     gv_recv
+ *   query.c    poll events, pending errors, names */
+#ifndef RTVIO_GVSOCK_GV_INTERNAL_H
+#define RTVIO_GVSOCK_GV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gvsock.h"
+#include "rterrno.h"
+#include "virtq.h"
+#include "vsock.h"
+
+/* gvsock passes core's errors through as its own: the numbers must be the same. */
+#if GV_EINVAL != RT_EINVAL || GV_ENOSPC != RT_ENOSPC
+#error gvsock.h and core/rterrno.h disagree
+#endif
+
+/* <string.h> is not a freestanding header. The compiler inlines these or calls
+ * memcpy/memset, which a freestanding implementation provides. */
+#define gv_memcpy __builtin_memcpy
+#define gv_memset __builtin_memset
+
+#define GV_PORT_ANY 0xFFFFFFFFu
+#define GV_EPHEMERAL_FIRST 49152u
+#define GV_TX_HDR_STRIDE 48u
+#define GV_RSTQ 32u
+#define GV_NONE 0xFFFFu
+#define GV_DEFAULT_TIMEOUT_NS 2000000000ull
+
+enum gv_state {
+	GV_S_FREE = 0,
+	GV_S_OPEN,       /* created, not connected */
+	GV_S_LISTEN,
+	GV_S_CONNECTING, /* REQUEST sent (or pending) */
+	GV_S_CONNECTED,  /* including half-closed */
+	GV_S_DONE,       /* connection gone (reset, or closed by both); id still held */
+	GV_S_LINGER,     /* closed by the application; waiting for the peer's RST */
+};
+
+/* Control packets owed to the peer that did not fit in the TX ring yet. */
+#define P_REQUEST 0x01u
+#define P_RESPONSE 0x02u
+#define P_CREDIT_UPDATE 0x04u
+#define P_CREDIT_REQUEST 0x08u
+#define P_SHUTDOWN 0x10u
+#define P_RST 0x20u
+
+struct gv_sock {
+	uint8_t state;
+	uint8_t type;
+	uint8_t pend;          /* P_* */
+	uint8_t shut;          /* GV_SHUT_* we have declared */
+	uint8_t peer_shut;     /* VSOCK_SHUTDOWN_* the peer has declared */
+	uint8_t shut_pend;     /* VSOCK_SHUTDOWN_* flags of a pending SHUTDOWN */
+	bool bound;            /* holds local_port exclusively (not an accepted child) */
+	bool accepted;         /* child: handed out by gv_accept */
+	bool peer_waiting;     /* peer asked for credit while we held unread data */
+	bool credit_requested; /* we asked for credit; cleared when a send succeeds */
+	bool discard;          /* SEQPACKET: dropping the rest of an oversize message */
+	bool tx_blocked;       /* a send failed for TX ring space: wake on reclaim */
+	int err;               /* pending asynchronous error (negative errno) or 0 */
+	int parent;            /* listener of an unaccepted child, else -1 */
+	int next;              /* accept queue link */
+	int acc_head, acc_tail;/* listener: unaccepted children, oldest first */
+	uint32_t backlog, npending;
+	uint32_t local_port;
+	uint32_t peer_port;
+	uint64_t peer_cid;
+	uint32_t want;         /* SEQPACKET: size of the last message refused (POLLOUT) */
+	uint64_t deadline;     /* connect or linger timeout; 0 = none */
+	struct vsock_credit cr;
+	/* receive ring: payload waiting for gv_recv; rcap == cr.buf_alloc */
+	uint8_t *rbuf;
+	uint64_t *eom, *eor;   /* SEQPACKET: bit per ring byte, set on a message's last */
+	uint32_t rcap, rhead, rlen;
+	uint32_t msgs;         /* SEQPACKET: complete messages in the ring */
+};
+
+struct gv_txent {
+	uint16_t hdr;  /* header slot (== index of this entry) */
+	uint16_t pay;  /* payload slot, or GV_NONE */
+};
+
+struct gv_rst {
+	uint64_t cid;
+	uint32_t dst_port, src_port;
+	uint16_t type;
+};
+
+struct gv_stack {
+	struct gv_config cfg;
+	uint8_t *region;
+	uint32_t num;
+	struct vq_driver rxq, txq;
+	struct vq_drv_slot *rx_slot, *tx_slot;
+	struct gv_txent *txent;
+	uint16_t *hdr_free, *pay_free;
+	uint32_t n_hdr_free, n_pay_free;
+	struct gv_sock *sk;
+	uint8_t *sockmem;
+	uint32_t sockmem_stride;
+	struct gv_rst rstq[GV_RSTQ];
+	uint32_t rst_head, rst_count;
+	uint32_t next_port;
+	uint64_t now;
+	int dead;            /* sticky: rings broken */
+	bool tx_dirty, rx_dirty;
+	struct gv_stats st;
+};
+
+
+/* Ring position `skip` bytes past the read position. rcap <= 2^30 and skip <= rcap,
+ * so the sum stays below 2^31: 32-bit arithmetic suffices, and it must, since a
+ * 32-bit cell has no 64-bit division without the compiler's runtime library. */
+static inline uint32_t gv_rbuf_pos(const struct gv_sock *k, uint32_t skip)
+{
+	return (k->rhead + skip) % k->rcap;
+}
+
+/* Packets of at most tp bytes that carry len bytes; len, tp < 2^31 (32-bit, as above). */
+static inline uint32_t gv_npkt(uint32_t len, uint32_t tp)
+{
+	return len / tp + (len % tp != 0);
+}
+
+/* Index of the lowest set bit of w != 0, without __builtin_ctzll (a libgcc call on
+ * 32-bit and on cores without a count-trailing-zeros instruction). */
+static inline uint32_t gv_ctz64(uint64_t w)
+{
+	uint32_t v = (uint32_t)w, n = 0;
+
+	if (!v) {
+		v = (uint32_t)(w >> 32);
+		n = 32;
+	}
+	if (!(v & 0xFFFFu)) {
+		v >>= 16;
+		n += 16;
+	}
+	if (!(v & 0xFFu)) {
+		v >>= 8;
+		n += 8;
+	}
+	if (!(v & 0xFu)) {
+		v >>= 4;
+		n += 4;
+	}
+	if (!(v & 0x3u)) {
+		v >>= 2;
+		n += 2;
+	}
+	return n + !(v & 1u);
+}
+
+static inline uint64_t gv_align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- stack.c ---- */
+int gv_rx_post(struct gv_stack *s, uint32_t i);
+
+/* ---- tx.c ---- */
+bool gv_tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay);
+void gv_tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *payload);
+void gv_hdr_for(struct gv_stack *s, struct gv_sock *k, uint16_t op, uint32_t flags,
+		uint32_t len, struct vsock_hdr *h);
+void gv_ctrl_flush(struct gv_stack *s, struct gv_sock *k);
+void gv_ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p);
+void gv_rst_reply(struct gv_stack *s, const struct vsock_hdr *in);
+void gv_rstq_flush(struct gv_stack *s);
+void gv_tx_publish(struct gv_stack *s);
+void gv_tx_reclaim(struct gv_stack *s, struct gv_txent *e);
+
+/* ---- sock.c ---- */
+static inline int gv_sock_id(const struct gv_stack *s, const struct gv_sock *k)
+{
+	return (int)(k - s->sk);
+}
+
+struct gv_sock *gv_sock_get(const struct gv_stack *s, int id);
+void gv_wake(struct gv_stack *s, struct gv_sock *k);
+void gv_sock_setup(struct gv_stack *s, struct gv_sock *k, unsigned int type);
+void gv_credit_base(struct gv_stack *s, struct gv_sock *k);
+struct gv_sock *gv_sock_alloc(struct gv_stack *s);
+bool gv_port_in_use(const struct gv_stack *s, uint32_t port);
+int gv_bind_ephemeral(struct gv_stack *s, struct gv_sock *k);
+void gv_sock_free(struct gv_sock *k);
+void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err);
+void gv_send_rst(struct gv_stack *s, struct gv_sock *k);
+
+/* ---- rbuf.c ---- */
+static inline void gv_bit_set(uint64_t *map, uint32_t i)
+{
+	map[i / 64] |= 1ull << (i % 64);
+}
+
+static inline void gv_bit_clear(uint64_t *map, uint32_t i)
+{
+	map[i / 64] &= ~(1ull << (i % 64));
+}
+
+static inline bool gv_bit_test(const uint64_t *map, uint32_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+void gv_rbuf_put(struct gv_sock *k, const uint8_t *p, uint32_t len);
+void gv_rbuf_peek(const struct gv_sock *k, uint32_t skip, uint8_t *out, uint32_t len);
+uint32_t gv_rbuf_next_eom(const struct gv_sock *k);
+void gv_credit_check(struct gv_stack *s, struct gv_sock *k);
+void gv_consume(struct gv_stack *s, struct gv_sock *k, uint32_t n);
+
+/* ---- rx.c ---- */
+void gv_rx_one(struct gv_stack *s, uint8_t *buf, uint32_t used);
+
+/* ---- process.c ---- */
+int gv_fail(struct gv_stack *s, int err);
+
+#endif
