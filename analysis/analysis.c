@@ -497,11 +497,121 @@ static bool hep(const struct ctx *x, size_t i, size_t j)
 	return !x->t[j].be && x->t[j].prio <= x->t[i].prio;
 }
 
-static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
+/* Work of the tasks of higher or equal priority than i (i itself when `self`): each
+ * task's C times count(task, u), or once each when count is NULL. */
+static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
+			 uint64_t (*count)(const struct task *, uint64_t))
+{
+	uint64_t w = 0;
+
+	for (size_t j = 0; j < x->n; j++)
+		if ((self || j != i) && hep(x, i, j))
+			w = sadd(w, count ? smul(count(&x->t[j], u), x->t[j].C) : x->t[j].C);
+	return w;
+}
+
+/* Blocking: the longest step of a lower-priority or best-effort task (or the
+ * broker's RST reply), which may have started just before the critical instant, and
+ * the pool of ingest and gap work (see struct ctx). */
+static uint64_t fp_blocking(const struct ctx *x, size_t i)
+{
+	uint64_t blk = x->rst;
+
+	for (size_t j = 0; j < x->n; j++)
+		if (j != i && (x->t[j].be || x->t[j].prio > x->t[i].prio))
+			blk = max_u64(blk, x->t[j].Q);
+	return sadd(x->pool, blk);
+}
+
+/* Level-i active period: L = B + sum_{hep(i)} ceil((L + J_j)/T_j) C_j. 0, or 1 past
+ * the horizon or the budget. */
+static int fp_active_period(struct ctx *x, size_t i, uint64_t B, uint64_t *out)
+{
+	uint64_t L = inv(&x->s, sadd(B, hep_work(x, i, true, 0, NULL)));
+
+	for (unsigned it = 0;; it++) {
+		uint64_t nl;
+
+		if (L > x->hz || it >= AN_MAX_POINTS || !pay(x))
+			return 1;
+		nl = inv(&x->s, sadd(B, hep_work(x, i, true, L, released_before)));
+		if (nl == L)
+			break;
+		L = nl;
+	}
+	*out = L;
+	return 0;
+}
+
+/* Unregulated: job k's last step starts once everything of higher priority released
+ * up to and including its start, the k-1 earlier jobs and all but the last step of
+ * this one are done:
+ * S = B + (k-1)C_i + C_i - q_i + sum_{hp} (floor((S+J_j)/T_j) + 1) C_j.
+ * *prev is S_{k-1} in, S_k out; *F the job's finish. */
+static int fp_finish_dedicated(struct ctx *x, size_t i, uint64_t k, uint64_t B,
+			       uint64_t *prev, uint64_t *F)
 {
 	const struct task *ti = &x->t[i];
-	uint64_t hz = x->hz, B, blk = x->rst, L, w, jobs;
-	uint64_t prev = 0, worst = 0;
+	uint64_t x0 = sadd(B, sadd(smul(k - 1, ti->C), ti->C - ti->q));
+	uint64_t S = sadd(x0, hep_work(x, i, false, 0, NULL));
+
+	/* S_k >= S_{k-1} + C_i: a valid start from below the least fixed point. */
+	if (k > 1)
+		S = max_u64(S, sadd(*prev, ti->C));
+	for (unsigned it = 0;; it++) {
+		uint64_t nS;
+
+		if (S > x->hz || it >= AN_MAX_POINTS || !pay(x))
+			return 1;
+		nS = sadd(x0, hep_work(x, i, false, S, released_upto));
+		if (nS == S)
+			break;
+		S = nS;
+	}
+	*prev = S;
+	*F = sadd(S, ti->q);
+	return 0;
+}
+
+/* Regulated: a partial grant may split any step, and the broker may dispatch again
+ * between the pieces, so no step is relied on to be non-preemptive: F = least t with
+ * sbf(t) >= B + k C_i + sum_{hp} ceil((t+J_j)/T_j) C_j. *prev is F_{k-1} in, F_k out. */
+static int fp_finish_regulated(struct ctx *x, size_t i, uint64_t k, uint64_t B,
+			       uint64_t *prev, uint64_t *F)
+{
+	uint64_t base = sadd(B, smul(k, x->t[i].C));
+	uint64_t t = inv(&x->s, sadd(base, hep_work(x, i, false, 0, NULL)));
+
+	if (k > 1)
+		t = max_u64(t, *prev);
+	for (unsigned it = 0;; it++) {
+		uint64_t nt;
+
+		if (t > x->hz || it >= AN_MAX_POINTS || !pay(x))
+			return 1;
+		nt = inv(&x->s, sadd(base, hep_work(x, i, false, t, released_before)));
+		if (nt == t)
+			break;
+		t = nt;
+	}
+	*prev = t;
+	*F = t;
+	return 0;
+}
+
+/* From the broker's sight of job k (its residence; the caller adds the ingest
+ * latency before it): the first job was seen at 0 at the earliest, job k at least
+ * (k-1)T_i - J_i after it. */
+static uint64_t fp_job_response(const struct task *ti, uint64_t k, uint64_t F)
+{
+	if (k == 1)
+		return F;
+	return sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
+}
+
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
+{
+	uint64_t B = fp_blocking(x, i), L, jobs, prev = 0, worst = 0;
 	unsigned worst_job = 1;
 
 	r->bounded = false;
@@ -509,113 +619,21 @@ static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 	r->jobs = 0;
 	r->worst_job = 0;
 	r->busy_period = 0;
-	/* Blocking: the longest step of a lower-priority or best-effort task (or the
-	 * broker's RST reply), which may have started just before the critical
-	 * instant, and the pool of ingest and gap work (see struct ctx). */
-	for (size_t j = 0; j < x->n; j++)
-		if (j != i && (x->t[j].be || x->t[j].prio > ti->prio))
-			blk = max_u64(blk, x->t[j].Q);
-	B = sadd(x->pool, blk);
-
-	/* Level-i active period: L = B + sum_{hep(i)} ceil((L + J_j)/T_j) C_j. */
-	w = B;
-	for (size_t j = 0; j < x->n; j++)
-		if (hep(x, i, j))
-			w = sadd(w, x->t[j].C);
-	L = inv(&x->s, w);
-	for (unsigned it = 0;; it++) {
-		uint64_t nl;
-
-		if (L > hz || it >= AN_MAX_POINTS || !pay(x))
-			return 1;
-		w = B;
-		for (size_t j = 0; j < x->n; j++)
-			if (hep(x, i, j))
-				w = sadd(w, smul(released_before(&x->t[j], L), x->t[j].C));
-		nl = inv(&x->s, w);
-		if (nl == L)
-			break;
-		L = nl;
-	}
+	if (fp_active_period(x, i, B, &L))
+		return 1;
 	r->busy_period = L;
-	jobs = released_before(ti, L);
+	jobs = released_before(&x->t[i], L);
 	if (jobs > AN_MAX_POINTS)
 		return 1;
-
 	/* Every job k of the active period (Davis, Burns, Bril and Lukkien 2007). */
 	for (uint64_t k = 1; k <= jobs; k++) {
 		uint64_t F, resp;
+		int ret = x->s.regulated ? fp_finish_regulated(x, i, k, B, &prev, &F) :
+					   fp_finish_dedicated(x, i, k, B, &prev, &F);
 
-		if (!x->s.regulated) {
-			/* Start of the last step: everything of higher priority released up
-			 * to and including S, the k-1 earlier jobs and all but the last step
-			 * of this one:
-			 * S = B + (k-1)C_i + C_i - q_i + sum_{hp} (floor((S+J_j)/T_j) + 1) C_j */
-			uint64_t x0 = sadd(B, sadd(smul(k - 1, ti->C), ti->C - ti->q));
-			uint64_t S = x0;
-
-			for (size_t j = 0; j < x->n; j++)
-				if (j != i && hep(x, i, j))
-					S = sadd(S, x->t[j].C);
-			/* S_k >= S_{k-1} + C_i: a valid start from below the least fixed point. */
-			if (k > 1)
-				S = max_u64(S, sadd(prev, ti->C));
-			for (unsigned it = 0;; it++) {
-				uint64_t nS = x0;
-
-				if (S > hz || it >= AN_MAX_POINTS || !pay(x))
-					return 1;
-				for (size_t j = 0; j < x->n; j++)
-					if (j != i && hep(x, i, j))
-						nS = sadd(nS, smul(released_upto(&x->t[j], S),
-								   x->t[j].C));
-				if (nS == S)
-					break;
-				S = nS;
-			}
-			prev = S;
-			F = sadd(S, ti->q);
-		} else {
-			/* Regulated: a partial grant may split any step, and the broker may
-			 * dispatch again between the pieces, so no step is relied on to be
-			 * non-preemptive: F = least t with
-			 * sbf(t) >= B + k C_i + sum_{hp} ceil((t+J_j)/T_j) C_j. */
-			uint64_t base = sadd(B, smul(k, ti->C)), t;
-
-			w = base;
-			for (size_t j = 0; j < x->n; j++)
-				if (j != i && hep(x, i, j))
-					w = sadd(w, x->t[j].C);
-			t = inv(&x->s, w);
-			if (k > 1)
-				t = max_u64(t, prev);
-			for (unsigned it = 0;; it++) {
-				uint64_t nt;
-
-				if (t > hz || it >= AN_MAX_POINTS || !pay(x))
-					return 1;
-				w = base;
-				for (size_t j = 0; j < x->n; j++)
-					if (j != i && hep(x, i, j))
-						w = sadd(w, smul(released_before(&x->t[j], t),
-								 x->t[j].C));
-				nt = inv(&x->s, w);
-				if (nt == t)
-					break;
-				t = nt;
-			}
-			prev = t;
-			F = t;
-		}
-		if (F > hz)
+		if (ret || F > x->hz)
 			return 1;
-		/* From the broker's sight of job k (its residence; the caller adds the
-		 * ingest latency before it): the first job was seen at 0 at the earliest,
-		 * job k at least (k-1)T_i - J_i after it. */
-		if (k == 1)
-			resp = F;
-		else
-			resp = sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
+		resp = fp_job_response(&x->t[i], k, F);
 		if (resp > worst) {
 			worst = resp;
 			worst_job = (unsigned)k;
@@ -985,94 +1003,108 @@ static void run_policy(struct ctx *x, const struct an_flow *flows, size_t nflows
 	}
 }
 
-int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
-	       struct an_result *res, struct an_flow_result *out)
-{
+/* an_analyze's scratch: costs and credit-update bases per flow, tasks and their
+ * flows (a flow and its credit updates: up to 2n + 1). */
+struct scratch {
 	struct an_costs *costs;
-	struct task *t;
-	size_t *owner, nt;
 	uint64_t *basis;
-	struct ctx x;
-	long double u = 0;
-	bool unbounded = false, all = true, void_all = false;
-	int ret;
+	struct task *t;
+	size_t *owner;
+};
 
-	ret = an_validate(flows, n, b, NULL, NULL);
-	if (ret)
-		return ret;
-	costs = calloc(n ? n : 1, sizeof(*costs));
-	basis = calloc(n ? n : 1, sizeof(*basis));
-	t = calloc(2 * n + 1, sizeof(*t));
-	owner = calloc(2 * n + 1, sizeof(*owner));
-	if (!costs || !basis || !t || !owner) {
-		ret = -ENOMEM;
-		goto free;
-	}
-	for (size_t i = 0; i < n; i++) {
-		out[i] = (struct an_flow_result){ 0 };
-		an_flow_costs(&flows[i], b, &costs[i]);
-		out[i].costs = costs[i];
-		basis[i] = flows[i].deadline;
-	}
-	nt = make_tasks(flows, n, b, costs, NULL, basis, t, owner);
-	ctx_init(&x, b, t, nt, costs, n);
-	for (size_t j = 0; j < nt; j++)
-		if (!t[j].be)
-			u += (long double)t[j].C / t[j].T;
+static int scratch_alloc(struct scratch *sc, size_t n)
+{
+	sc->costs = calloc(n ? n : 1, sizeof(*sc->costs));
+	sc->basis = calloc(n ? n : 1, sizeof(*sc->basis));
+	sc->t = calloc(2 * n + 1, sizeof(*sc->t));
+	sc->owner = calloc(2 * n + 1, sizeof(*sc->owner));
+	return sc->costs && sc->basis && sc->t && sc->owner ? 0 : -ENOMEM;
+}
+
+static void scratch_free(struct scratch *sc)
+{
+	free(sc->costs);
+	free(sc->basis);
+	free(sc->t);
+	free(sc->owner);
+}
+
+/* Fresh results with the utilisation and the supply; true when the utilisation is
+ * beyond the capacity (no busy period closes). */
+static bool start_result(const struct ctx *x, struct an_result *res)
+{
+	long double u = 0;
+
+	for (size_t j = 0; j < x->n; j++)
+		if (!x->t[j].be)
+			u += (long double)x->t[j].C / x->t[j].T;
 	*res = (struct an_result){ 0 };
 	res->status = AN_OK;
 	res->demand_ok = true;
 	res->utilization = (double)u;
-	res->regulated = x.s.regulated;
-	res->theta = x.s.regulated ? x.s.theta : 0;
-	res->capacity = x.s.regulated ? (double)x.s.theta / (double)x.s.pi : 1.0;
-	/* Utilisation beyond the capacity: no busy period closes. The margin only keeps a
-	 * rounding error from calling a utilisation of exactly 1 overloaded; a value that
-	 * close to the capacity is decided by the horizon instead. */
-	if (u > (long double)res->capacity * (1.0L + 1e-12L) || (x.s.regulated && x.s.theta == 0)) {
+	res->regulated = x->s.regulated;
+	res->theta = x->s.regulated ? x->s.theta : 0;
+	res->capacity = x->s.regulated ? (double)x->s.theta / (double)x->s.pi : 1.0;
+	/* The margin only keeps a rounding error from calling a utilisation of exactly 1
+	 * overloaded; a value that close to the capacity is decided by the horizon
+	 * instead. */
+	if (u > (long double)res->capacity * (1.0L + 1e-12L) || (x->s.regulated && x->s.theta == 0)) {
 		res->status = AN_OVERLOAD;
 		res->why = "utilization above the copy engine's capacity";
-		goto out;
+		return true;
 	}
-	/* Credit updates come back after their message reached the receiver: assume each
-	 * by its message's deadline, and where a flow's bound says its messages may come
-	 * later, by that bound instead, until the assumption and the bounds agree (a
-	 * monotone fixed point: later credit updates only ever lengthen responses). */
-	for (unsigned round = 0;; round++) {
-		bool changed = false;
+	return false;
+}
 
-		unbounded = false;
-		run_policy(&x, flows, n, res, out, &unbounded);
-		for (size_t i = 0; i < n; i++)
-			finish_flow(&flows[i], b, &out[i]);
-		if (x.spent)
-			break;
-		for (size_t i = 0; i < n; i++) {
-			uint64_t want;
+/* Raises each stream flow's credit-update basis to its latency bound where the bound
+ * says its messages may come later; true when some basis changed. */
+static bool raise_bases(const struct an_flow *flows, size_t n,
+			const struct an_flow_result *out, uint64_t *basis)
+{
+	bool changed = false;
 
-			if (flows[i].best_effort || flows[i].type != AN_STREAM)
-				continue;
-			want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
-			if (want > basis[i]) {
-				basis[i] = want;
-				changed = true;
-			}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t want;
+
+		if (flows[i].best_effort || flows[i].type != AN_STREAM)
+			continue;
+		want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
+		if (want > basis[i]) {
+			basis[i] = want;
+			changed = true;
 		}
-		if (!changed)
+	}
+	return changed;
+}
+
+/* Credit updates come back after their message reached the receiver: assume each by
+ * its message's deadline, and where a flow's bound says its messages may come later,
+ * by that bound instead, until the assumption and the bounds agree (a monotone fixed
+ * point: later credit updates only ever lengthen responses). Sets the status; true
+ * when no bound may be relied on at all. */
+static bool settle_credits(struct ctx *x, const struct an_flow *flows, size_t n,
+			   struct scratch *sc, struct an_result *res, struct an_flow_result *out)
+{
+	bool unbounded = false, void_all = false;
+
+	for (unsigned round = 0;; round++) {
+		unbounded = false;
+		run_policy(x, flows, n, res, out, &unbounded);
+		for (size_t i = 0; i < n; i++)
+			finish_flow(&flows[i], x->b, &out[i]);
+		if (x->spent || !raise_bases(flows, n, out, sc->basis))
 			break;
 		if (round + 1 >= MAX_ROUNDS) {
-			unbounded = true;
-			void_all = true;
+			unbounded = void_all = true;
 			res->why = "the credit updates' release jitter did not settle";
 			break;
 		}
-		nt = make_tasks(flows, n, b, costs, NULL, basis, t, owner);
+		make_tasks(flows, n, x->b, sc->costs, NULL, sc->basis, sc->t, sc->owner);
 	}
 	/* Without a settled fixed point no bound can be relied on, not even one
 	 * computed before the budget ran out. */
-	if (x.spent) {
-		unbounded = true;
-		void_all = true;
+	if (x->spent) {
+		unbounded = void_all = true;
 		res->why = "the analysis work budget ran out before the busy periods closed "
 			   "(a set close to saturation)";
 	}
@@ -1081,7 +1113,14 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		if (!res->why)
 			res->why = "a busy period exceeds the analysis horizon";
 	}
-out:
+	return void_all;
+}
+
+static void final_results(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			  bool void_all, struct an_result *res, struct an_flow_result *out)
+{
+	bool all = true;
+
 	for (size_t i = 0; i < n; i++) {
 		if (res->status == AN_OVERLOAD || void_all)
 			out[i].bounded = false;
@@ -1090,12 +1129,35 @@ out:
 			all = false;
 	}
 	res->schedulable = res->status == AN_OK && all && res->demand_ok;
-	ret = 0;
+}
+
+int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
+	       struct an_result *res, struct an_flow_result *out)
+{
+	struct scratch sc;
+	struct ctx x;
+	bool void_all = false;
+	size_t nt;
+	int ret = an_validate(flows, n, b, NULL, NULL);
+
+	if (ret)
+		return ret;
+	ret = scratch_alloc(&sc, n);
+	if (ret)
+		goto free;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (struct an_flow_result){ 0 };
+		an_flow_costs(&flows[i], b, &sc.costs[i]);
+		out[i].costs = sc.costs[i];
+		sc.basis[i] = flows[i].deadline;
+	}
+	nt = make_tasks(flows, n, b, sc.costs, NULL, sc.basis, sc.t, sc.owner);
+	ctx_init(&x, b, sc.t, nt, sc.costs, n);
+	if (!start_result(&x, res))
+		void_all = settle_credits(&x, flows, n, &sc, res, out);
+	final_results(flows, n, b, void_all, res, out);
 free:
-	free(costs);
-	free(basis);
-	free(t);
-	free(owner);
+	scratch_free(&sc);
 	return ret;
 }
 

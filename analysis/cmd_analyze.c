@@ -1,8 +1,8 @@
 /* rtvio analyze CONFIG [--platform FILE] [--assign dm|opa] [--json]
  *
- * Reads the configuration the broker runs, turns every flow into the analysis's input
- * (sizes, periods, the receiver's RX buffer, the sender's packet size) and prints a
- * latency bound per flow. Exit status: 0 every real-time flow meets its deadline,
+ * Reads the configuration the broker runs, turns it into the analysis's input through
+ * the broker's model (from_config.c: ranks, sizes, pools) and prints a latency bound
+ * per flow. Exit status: 0 every real-time flow meets its deadline,
  * 1 some does not (or the system is overloaded), 2 bad input or usage. */
 #include <errno.h>
 #include <stdio.h>
@@ -11,22 +11,11 @@
 
 #include <jansson.h>
 
-#include "../broker/dp_internal.h" /* DP_TX_SLOTS, DP_RUN_STEPS: what the broker does */
 #include "../cli/commands.h"
 #include "analysis.h"
 #include "config.h"
-
-/* Payload of one RX buffer of Debian's Linux 6.1 guest driver: it posts one 4096-byte
- * skb per buffer, of which the shared-info tail (320 bytes on x86-64) is not
- * usable, and the 44-byte header shares the rest (notes/qemu-vhost-user.md: "about
- * 3.7 KiB"): 4096 - 320 - 44. A vm cell's rx_buf larger than this cannot be what
- * the guest really posts, so the piece count takes the smaller of the two. The
- * longest step does not: the broker sizes pieces by the buffers the guest really
- * posts, which the configuration does not bound. */
-#define LINUX_GUEST_RX_PAYLOAD 3732u
-/* ingest_step is a pass over this many pending packets (docs/config.md; what `rtvio
- * calibrate` times): the analysis charges each packet ingested that share of it. */
-#define INGEST_STEP_PACKETS 128u
+#include "from_config.h"
+#include "model.h"
 
 static void usage(FILE *out)
 {
@@ -51,62 +40,6 @@ static void usage(FILE *out)
 static double us(uint64_t ns)
 {
 	return (double)ns / 1000.0;
-}
-
-static enum an_policy policy_of(enum rtvio_policy p)
-{
-	switch (p) {
-	case RTVIO_POLICY_EDF:
-		return AN_EDF;
-	case RTVIO_POLICY_FIFO:
-		return AN_FIFO;
-	case RTVIO_POLICY_FP:
-		break;
-	}
-	return AN_FP;
-}
-
-/* The priorities the broker itself runs with (broker/dataplane.c rank_flows): flows
- * with a configured priority first, by that priority; then the others
- * deadline-monotonically. Flows of equal rank are served in arrival order, so they
- * get equal numbers here, which the analysis treats as interfering both ways. */
-static void broker_ranks(const struct rtvio_config *cfg, struct an_flow *fl)
-{
-	for (int i = 0; i < cfg->nflows; i++) {
-		const struct rtvio_flow_cfg *f = &cfg->flows[i];
-		unsigned rank = 1;
-
-		fl[i].priority = 0;
-		if (f->best_effort)
-			continue;
-		/* 1 + the number of distinct ranks strictly ahead of this one. */
-		for (int j = 0; j < cfg->nflows; j++) {
-			const struct rtvio_flow_cfg *g = &cfg->flows[j];
-			bool ahead, dup = false;
-
-			if (g->best_effort)
-				continue;
-			if (f->priority > 0)
-				ahead = g->priority > 0 && g->priority < f->priority;
-			else
-				ahead = g->priority > 0 || g->deadline_ns < f->deadline_ns;
-			if (!ahead)
-				continue;
-			/* Count each distinct rank once. */
-			for (int k = 0; k < j && !dup; k++) {
-				const struct rtvio_flow_cfg *h = &cfg->flows[k];
-
-				if (h->best_effort)
-					continue;
-				if (g->priority > 0)
-					dup = h->priority == g->priority;
-				else
-					dup = h->priority <= 0 && h->deadline_ns == g->deadline_ns;
-			}
-			rank += !dup;
-		}
-		fl[i].priority = rank;
-	}
 }
 
 /* Platform values: FILE's where it has them, else CONFIG's. */
@@ -212,221 +145,221 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	printf("bound = ingest_latency %.3f us + response + notify_latency %.3f us\n",
 	       us(b->plat.ingest_latency), us(b->plat.notify_latency));
 	printf("ingest %.3f us per packet (ingest_step / %u), %llu TX slots; batch gap %.3f us "
-	       "per %llu steps\n", us(b->plat.ingest_packet), INGEST_STEP_PACKETS,
+	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
 }
 
-int cmd_analyze(int argc, char **argv)
-{
-	const char *conf = NULL, *platfile = NULL, *assign = NULL;
-	bool json = false;
-	struct rtvio_config cfg = { 0 };
-	struct rtvio_platform_cfg plat;
-	char err[512], missing[256];
-	struct an_flow *fl = NULL;
-	struct an_flow_result *out = NULL;
-	struct an_costs *costs = NULL;
-	unsigned *prio = NULL;
-	struct an_broker b = { 0 };
-	struct an_result res;
-	enum an_policy pol;
-	int ret = 2, bad;
-	const char *why;
-	bool opa_none = false;
-	size_t nfl;
+struct opts {
+	const char *conf, *platfile, *assign;
+	bool json;
+};
 
+/* Everything one run owns; released by run_free. */
+struct run {
+	struct rtvio_config cfg;
+	struct rtvio_platform_cfg plat;
+	struct model *model;
+	struct an_broker b;
+	struct an_flow *fl;          /* n entries (room for cfg.nflows + 1) */
+	struct an_flow_result *out;
+	size_t n;
+	struct an_result res;
+	bool opa_none;               /* --assign opa found no assignment */
+};
+
+/* -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
 		} else if (!strcmp(argv[i], "--json")) {
-			json = true;
+			o->json = true;
 		} else if (!strcmp(argv[i], "--platform") || !strcmp(argv[i], "--assign")) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "rtvio analyze: %s needs a value\n", argv[i]);
 				return 2;
 			}
 			if (!strcmp(argv[i], "--platform"))
-				platfile = argv[++i];
+				o->platfile = argv[++i];
 			else
-				assign = argv[++i];
+				o->assign = argv[++i];
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "rtvio analyze: unknown option '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
-		} else if (!conf) {
-			conf = argv[i];
+		} else if (!o->conf) {
+			o->conf = argv[i];
 		} else {
 			fprintf(stderr, "rtvio analyze: one CONFIG only ('%s' is extra)\n", argv[i]);
 			return 2;
 		}
 	}
-	if (!conf) {
+	if (!o->conf) {
 		usage(stderr);
 		return 2;
 	}
-	if (assign && strcmp(assign, "dm") && strcmp(assign, "opa")) {
-		fprintf(stderr, "rtvio analyze: --assign '%s': expected dm or opa\n", assign);
+	if (o->assign && strcmp(o->assign, "dm") && strcmp(o->assign, "opa")) {
+		fprintf(stderr, "rtvio analyze: --assign '%s': expected dm or opa\n", o->assign);
 		return 2;
 	}
-	if (rtvio_config_load(conf, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "rtvio analyze: %s\n", err);
-		return 2;
-	}
-	pol = policy_of(cfg.broker.policy);
-	if (assign && pol != AN_FP) {
-		fprintf(stderr, "rtvio analyze: --assign applies to policy fp only (%s uses %s)\n",
-			conf, an_policy_name(pol));
-		goto out;
-	}
+	return -1;
+}
 
-	plat = cfg.platform;
-	if (platfile) {
+/* The configuration, and the platform costs: FILE's where it has them, else
+ * CONFIG's. */
+static int load(const struct opts *o, struct run *r)
+{
+	char err[512], missing[256];
+
+	if (rtvio_config_load(o->conf, &r->cfg, err, sizeof(err))) {
+		fprintf(stderr, "rtvio analyze: %s\n", err);
+		return -EINVAL;
+	}
+	if (o->assign && an_policy_of_config(&r->cfg) != AN_FP) {
+		fprintf(stderr, "rtvio analyze: --assign applies to policy fp only (%s uses %s)\n",
+			o->conf, an_policy_name(an_policy_of_config(&r->cfg)));
+		return -EINVAL;
+	}
+	r->plat = r->cfg.platform;
+	if (o->platfile) {
 		struct rtvio_platform_cfg fp;
 
-		if (rtvio_platform_load(platfile, &fp, err, sizeof(err))) {
+		if (rtvio_platform_load(o->platfile, &fp, err, sizeof(err))) {
 			fprintf(stderr, "rtvio analyze: %s\n", err);
-			goto out;
+			return -EINVAL;
 		}
-		merge_platform(&plat, &fp);
+		merge_platform(&r->plat, &fp);
 	}
-	if (rtvio_platform_missing(&plat, missing, sizeof(missing))) {
+	if (rtvio_platform_missing(&r->plat, missing, sizeof(missing))) {
 		fprintf(stderr, "rtvio analyze: missing platform values: %s (give them in a "
 			"[platform] section of %s or of --platform FILE; `rtvio calibrate` "
-			"measures them)\n", missing, conf);
-		goto out;
+			"measures them)\n", missing, o->conf);
+		return -EINVAL;
 	}
+	return 0;
+}
 
-	b.policy = pol;
-	b.chunk = cfg.broker.chunk;
-	b.reg_budget = cfg.broker.regulation_budget;
-	b.reg_period = cfg.broker.regulation_period_ns;
-	b.plat.copy_bandwidth = plat.copy_bandwidth;
-	b.plat.chunk_overhead = plat.chunk_overhead;
-	b.plat.packet_overhead = plat.packet_overhead;
-	b.plat.ingest_latency = plat.ingest_latency;
-	b.plat.notify_latency = plat.notify_latency;
-	b.plat.ingest_packet = plat.ingest_step / INGEST_STEP_PACKETS +
-			       (plat.ingest_step % INGEST_STEP_PACKETS != 0);
-	b.plat.batch_gap = plat.batch_gap;
-	/* Every configured cell may attach and fill its TX slots, flows or not. */
-	b.tx_slots = (uint64_t)cfg.ncells * DP_TX_SLOTS;
-	b.run_steps = DP_RUN_STEPS;
+/* The broker's model, the analysis's input from it (the broker's own priorities, or
+ * deadline-monotonic ones under --assign), checked. */
+static int build_input(const struct opts *o, struct run *r)
+{
+	const char *why;
+	int bad;
 
 	/* One spare entry for the default best-effort class. */
-	fl = calloc((size_t)cfg.nflows + 1, sizeof(*fl));
-	out = calloc((size_t)cfg.nflows + 1, sizeof(*out));
-	costs = calloc((size_t)cfg.nflows + 1, sizeof(*costs));
-	prio = calloc((size_t)cfg.nflows + 1, sizeof(*prio));
-	if (!fl || !out || !costs || !prio) {
+	r->fl = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->fl));
+	r->out = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->out));
+	if (!r->fl || !r->out || model_create(&r->cfg, &r->model)) {
 		fprintf(stderr, "rtvio analyze: out of memory\n");
-		goto out;
+		return -ENOMEM;
 	}
-	for (int i = 0; i < cfg.nflows; i++) {
-		const struct rtvio_flow_cfg *f = &cfg.flows[i];
-		const struct rtvio_cell_cfg *dst = &cfg.cells[f->to];
-		const struct rtvio_cell_cfg *src = &cfg.cells[f->from];
+	r->n = an_input_from_config(&r->cfg, r->model, &r->plat, &r->b, r->fl);
+	if (o->assign) {
+		unsigned *prio = calloc(r->n, sizeof(*prio));
 
-		fl[i].name = f->name;
-		fl[i].best_effort = f->best_effort;
-		fl[i].type = f->type == RTVIO_STREAM ? AN_STREAM : AN_SEQPACKET;
-		fl[i].size = f->size;
-		fl[i].rx_payload = dst->rx_buf;
-		/* A process cell posts rx_buf (rtvio cell does); a guest what its
-		 * kernel posts. */
-		fl[i].rx_max = dst->vm ? 0 : dst->rx_buf;
-		if (dst->vm && fl[i].rx_payload > LINUX_GUEST_RX_PAYLOAD)
-			fl[i].rx_payload = LINUX_GUEST_RX_PAYLOAD;
-		fl[i].packet_size = src->max_packet;
-		fl[i].period = f->period_ns;
-		fl[i].deadline = f->deadline_ns;
-		fl[i].jitter = f->jitter_ns;
-	}
-	nfl = (size_t)cfg.nflows;
-	if (cfg.broker.default_best_effort) {
-		/* Connections no flow names run in the best-effort class: one more lowest
-		 * band flow, toward any cell, whose steps may be as long as a chunk and
-		 * the largest RX buffer any cell posts allow. */
-		uint64_t rxm = 0;
-
-		for (int c = 0; c < cfg.ncells; c++) {
-			if (cfg.cells[c].vm) {
-				rxm = 0;
-				break;
-			}
-			if (cfg.cells[c].rx_buf > rxm)
-				rxm = cfg.cells[c].rx_buf;
+		if (!prio) {
+			fprintf(stderr, "rtvio analyze: out of memory\n");
+			return -ENOMEM;
 		}
-		fl[nfl].name = "(default best-effort)";
-		fl[nfl].best_effort = true;
-		fl[nfl].type = AN_SEQPACKET;
-		fl[nfl].size = cfg.broker.chunk;
-		fl[nfl].rx_payload = rxm ? rxm : cfg.broker.chunk;
-		fl[nfl].rx_max = rxm;
-		fl[nfl].packet_size = cfg.broker.chunk;
-		nfl++;
+		an_assign_dm(r->fl, r->n, prio);
+		for (size_t i = 0; i < r->n; i++)
+			r->fl[i].priority = prio[i];
+		free(prio);
 	}
-	if (pol == AN_FP) {
-		if (!assign)
-			broker_ranks(&cfg, fl);
-		else
-			an_assign_dm(fl, nfl, prio);
-		if (assign)
-			for (size_t i = 0; i < nfl; i++)
-				fl[i].priority = prio[i];
-	}
-	if (an_validate(fl, nfl, &b, &bad, &why)) {
+	if (an_validate(r->fl, r->n, &r->b, &bad, &why)) {
 		if (bad >= 0)
-			fprintf(stderr, "rtvio analyze: %s: flow %s: %s\n", conf,
-				cfg.flows[bad].name, why);
+			fprintf(stderr, "rtvio analyze: %s: flow %s: %s\n", o->conf,
+				r->fl[bad].name, why);
 		else
-			fprintf(stderr, "rtvio analyze: %s: %s\n", conf, why);
-		goto out;
+			fprintf(stderr, "rtvio analyze: %s: %s\n", o->conf, why);
+		return -EINVAL;
 	}
-	if (assign && !strcmp(assign, "opa")) {
-		int r;
+	return 0;
+}
 
-		for (size_t i = 0; i < nfl; i++)
-			an_flow_costs(&fl[i], &b, &costs[i]);
-		r = an_assign_opa(fl, nfl, &b, costs, prio);
-		if (r == -ESRCH) {
-			opa_none = true;
-			an_assign_dm(fl, nfl, prio);
-		} else if (r) {
-			fprintf(stderr, "rtvio analyze: priority assignment failed: %s\n",
-				strerror(-r));
-			goto out;
+/* Audsley's assignment into r->fl; deadline-monotonic when none exists. */
+static int assign_opa(struct run *r)
+{
+	struct an_costs *costs = calloc(r->n, sizeof(*costs));
+	unsigned *prio = calloc(r->n, sizeof(*prio));
+	int ret = -ENOMEM;
+
+	if (costs && prio) {
+		for (size_t i = 0; i < r->n; i++)
+			an_flow_costs(&r->fl[i], &r->b, &costs[i]);
+		ret = an_assign_opa(r->fl, r->n, &r->b, costs, prio);
+		if (ret == -ESRCH) {
+			r->opa_none = true;
+			an_assign_dm(r->fl, r->n, prio);
+			ret = 0;
 		}
-		for (size_t i = 0; i < nfl; i++)
-			fl[i].priority = prio[i];
 	}
-	if (an_analyze(fl, nfl, &b, &res, out)) {
-		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", conf);
-		goto out;
-	}
-	if (opa_none)
-		fprintf(stderr, "rtvio analyze: no priority assignment makes every flow meet its "
-			"deadline (Audsley's OPA); showing deadline-monotonic priorities\n");
-	if (json) {
-		print_json(&cfg, fl, &res, out, pol);
-	} else {
-		if (assign && !opa_none) {
-			printf("priorities (%s; write them into the config for the broker to "
-			       "use them):", assign);
-			for (int i = 0; i < cfg.nflows; i++)
-				if (!fl[i].best_effort)
-					printf(" %s=%u", cfg.flows[i].name, fl[i].priority);
-			printf("\n");
-		}
-		print_table(&cfg, fl, &b, &res, out, pol);
-	}
-	ret = res.schedulable && !opa_none ? 0 : 1;
-out:
-	free(fl);
-	free(out);
+	if (ret)
+		fprintf(stderr, "rtvio analyze: priority assignment failed: %s\n",
+			strerror(-ret));
+	else
+		for (size_t i = 0; i < r->n; i++)
+			r->fl[i].priority = prio[i];
 	free(costs);
 	free(prio);
-	rtvio_config_free(&cfg);
+	return ret;
+}
+
+static int run_analysis(const struct opts *o, struct run *r)
+{
+	if (o->assign && !strcmp(o->assign, "opa") && assign_opa(r))
+		return -EINVAL;
+	if (an_analyze(r->fl, r->n, &r->b, &r->res, r->out)) {
+		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", o->conf);
+		return -EINVAL;
+	}
+	if (r->opa_none)
+		fprintf(stderr, "rtvio analyze: no priority assignment makes every flow meet its "
+			"deadline (Audsley's OPA); showing deadline-monotonic priorities\n");
+	return 0;
+}
+
+static void print(const struct opts *o, const struct run *r)
+{
+	if (o->json) {
+		print_json(&r->cfg, r->fl, &r->res, r->out, r->b.policy);
+		return;
+	}
+	if (o->assign && !r->opa_none) {
+		printf("priorities (%s; write them into the config for the broker to use them):",
+		       o->assign);
+		for (int i = 0; i < r->cfg.nflows; i++)
+			if (!r->fl[i].best_effort)
+				printf(" %s=%u", r->cfg.flows[i].name, r->fl[i].priority);
+		printf("\n");
+	}
+	print_table(&r->cfg, r->fl, &r->b, &r->res, r->out, r->b.policy);
+}
+
+static void run_free(struct run *r)
+{
+	free(r->fl);
+	free(r->out);
+	model_destroy(r->model);
+	rtvio_config_free(&r->cfg);
+}
+
+int cmd_analyze(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct run r = { 0 };
+	int ret = parse_opts(argc, argv, &o);
+
+	if (ret >= 0)
+		return ret;
+	ret = 2;
+	if (!load(&o, &r) && !build_input(&o, &r) && !run_analysis(&o, &r)) {
+		print(&o, &r);
+		ret = r.res.schedulable && !r.opa_none ? 0 : 1;
+	}
+	run_free(&r);
 	return ret;
 }

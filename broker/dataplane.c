@@ -200,27 +200,21 @@ void dp_kick(struct dp *dp, unsigned int cell, unsigned int queue)
 
 /* ------------------------------------------------------- create/destroy ---- */
 
-static void rank_flows(struct dp *dp)
+/* Ranks and classes are the model's (model/model.h), which the analysis reads too. */
+static int rank_flows(struct dp *dp)
 {
-	for (uint32_t i = 0; i < dp->nflows; i++) {
-		const struct rtvio_flow_cfg *f = &dp->cfg->flows[i];
-		struct dp_flow *df = &dp->flows[i];
+	struct model *m;
+	int r = model_create(dp->cfg, &m);
 
-		df->be = f->best_effort;
-		if (f->best_effort) {
-			df->rank_hi = UINT64_MAX - 1;
-			df->rank_lo = 0;
-		} else if (f->priority > 0) {
-			df->rank_hi = (uint64_t)f->priority;
-			df->rank_lo = 0;
-		} else {
-			/* Deadline-monotonic after every explicitly prioritised flow. */
-			df->rank_hi = (uint64_t)INT_MAX + 1;
-			df->rank_lo = f->deadline_ns;
-		}
+	if (r)
+		return r;
+	for (uint32_t i = 0; i <= dp->nflows; i++) {
+		dp->flows[i].rank_hi = m->flows[i].rank_hi;
+		dp->flows[i].rank_lo = m->flows[i].rank_lo;
+		dp->flows[i].be = m->flows[i].cls == MODEL_BEST_EFFORT;
 	}
-	dp->flows[dp->nflows].rank_hi = UINT64_MAX;
-	dp->flows[dp->nflows].be = true;
+	model_destroy(m);
+	return 0;
 }
 
 /* What the data plane relies on and the config loader may not have checked (a
@@ -338,9 +332,10 @@ static int init_objects(struct dp *dp)
 		ret = init_cells(dp);
 	for (uint32_t f = 0; !ret && f < dp->nflows; f++)
 		ret = dp_flow_table_add(dp, f);
+	if (!ret)
+		ret = rank_flows(dp);
 	if (ret)
 		return ret;
-	rank_flows(dp);
 	init_queues_conns(dp);
 	if (reg_init(&dp->reg, dp->cfg->broker.regulation_budget,
 		     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))

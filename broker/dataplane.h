@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../model/model.h"
+
 struct dp;
 struct rtvio_config;
 struct vq_device;
@@ -84,7 +86,7 @@ void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
  *               ready; call again then (or on a kick, whichever comes first).
  * Packets waiting for RX buffers at their destination count as "until a kick": the
  * daemon must wake on rx-queue kicks as well as tx-queue kicks. */
-#define DP_RUN_STEPS 64u
+#define DP_RUN_STEPS MODEL_RUN_STEPS
 uint64_t dp_run(struct dp *dp, uint64_t now_ns);
 
 /* ---- statistics (`rtvio stat`) ----

@@ -8,22 +8,20 @@
 #include <stdint.h>
 
 #include "../common/config.h"
+#include "../model/model.h"
 #include "../platform/regulator.h"
 #include "dataplane.h"
 #include "dp_copy.h"
 #include "virtq.h"
 #include "vsock.h"
 
-/* TX chains one cell can have in the broker at once: covers a ring of 256 entries
- * (the guest library uses 128, QEMU 128). A cell with more waits on its own ring. */
-#define DP_TX_SLOTS 256u
-/* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
-#define DP_MAX_SEG 16u
-/* Connections the table holds per configured cell. */
-#define DP_CONNS_PER_CELL 64u
-/* RX chains the broker may hold for a cell without a piece to put in them. */
-#define DP_RX_SPARE 8u
-#define DP_MAX_CELLS 4096u
+/* The broker's pools and constants live in the model (model/model.h), which the
+ * analysis reads too; these are the data plane's names for them. */
+#define DP_TX_SLOTS MODEL_TX_SLOTS
+#define DP_MAX_SEG MODEL_MAX_SEG
+#define DP_CONNS_PER_CELL MODEL_CONNS_PER_CELL
+#define DP_RX_SPARE MODEL_RX_SPARE
+#define DP_MAX_CELLS MODEL_MAX_CELLS
 
 /* A packet the broker is switching. Broker memory only: the header was read once out
  * of the sender's chain; seg[] are the chain's translated (readable) segments in the

@@ -1,0 +1,193 @@
+/* The broker's model of a configuration (model.h): ranks, classes, sizes, pools. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "model.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Explicit priority first, then deadline-monotonic, best-effort last. */
+static void flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf)
+{
+	mf->cls = f->best_effort ? MODEL_BEST_EFFORT : MODEL_REAL_TIME;
+	mf->rank_lo = 0;
+	if (f->best_effort) {
+		mf->rank_hi = UINT64_MAX - 1;
+	} else if (f->priority > 0) {
+		mf->rank_hi = (uint64_t)f->priority;
+	} else {
+		/* After every explicitly prioritised flow (priorities are ints). */
+		mf->rank_hi = (uint64_t)INT_MAX + 1;
+		mf->rank_lo = f->deadline_ns;
+	}
+}
+
+/* A process cell posts rx_buf (rtvio cell does); a guest what its kernel posts,
+ * which rx_buf bounds for the piece count but not for the longest step. */
+static void flow_sizes(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *f,
+		       struct model_flow *mf)
+{
+	const struct rtvio_cell_cfg *dst = &cfg->cells[f->to];
+
+	mf->rx_payload = dst->rx_buf;
+	mf->rx_max = dst->vm ? 0 : dst->rx_buf;
+	if (dst->vm)
+		mf->rx_payload = min_u64(mf->rx_payload, MODEL_LINUX_GUEST_RX_PAYLOAD);
+	mf->chunk = min_u64(cfg->broker.chunk, mf->rx_payload);
+	mf->packet_size = cfg->cells[f->from].max_packet;
+}
+
+/* The implicit class goes toward any cell: its steps are as long as a chunk and the
+ * largest RX buffer any cell posts allow (not known when any cell is a guest). */
+static void default_class(const struct rtvio_config *cfg, struct model_flow *mf)
+{
+	uint64_t rxm = 0;
+
+	for (int c = 0; c < cfg->ncells; c++) {
+		if (cfg->cells[c].vm) {
+			rxm = 0;
+			break;
+		}
+		if (cfg->cells[c].rx_buf > rxm)
+			rxm = cfg->cells[c].rx_buf;
+	}
+	*mf = (struct model_flow){ .cls = MODEL_BEST_EFFORT, .rank_hi = UINT64_MAX };
+	mf->rx_payload = rxm ? rxm : cfg->broker.chunk;
+	mf->rx_max = rxm;
+	mf->chunk = min_u64(cfg->broker.chunk, mf->rx_payload);
+	mf->packet_size = cfg->broker.chunk;
+}
+
+/* Total order of the keys, ties by index: a deterministic dispatch order. */
+static bool before(const struct model_flow *f, uint32_t a, uint32_t b)
+{
+	if (f[a].rank_hi != f[b].rank_hi)
+		return f[a].rank_hi < f[b].rank_hi;
+	if (f[a].rank_lo != f[b].rank_lo)
+		return f[a].rank_lo < f[b].rank_lo;
+	return a < b;
+}
+
+static void sift_down(const struct model_flow *f, uint32_t *o, size_t i, size_t n)
+{
+	for (;;) {
+		size_t c = 2 * i + 1, big = i;
+		uint32_t t;
+
+		if (c < n && before(f, o[big], o[c]))
+			big = c;
+		if (c + 1 < n && before(f, o[big], o[c + 1]))
+			big = c + 1;
+		if (big == i)
+			return;
+		t = o[i];
+		o[i] = o[big];
+		o[big] = t;
+		i = big;
+	}
+}
+
+/* Heapsort: no allocation and no context-free comparator needed (qsort has none). */
+static void sort_by_key(const struct model_flow *f, uint32_t *o, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] = (uint32_t)i;
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(f, o, i, n);
+	for (size_t end = n; end-- > 1;) {
+		uint32_t t = o[0];
+
+		o[0] = o[end];
+		o[end] = t;
+		sift_down(f, o, 0, end);
+	}
+}
+
+/* Dense ranks along the dispatch order: each distinct real-time key one more. */
+static void dense_ranks(struct model *m)
+{
+	const struct model_flow *prev = NULL;
+	unsigned rank = 0;
+
+	for (uint32_t k = 0; k <= m->pools.nflows; k++) {
+		struct model_flow *mf = &m->flows[m->order[k]];
+
+		if (mf->cls == MODEL_BEST_EFFORT)
+			continue;
+		if (!prev || prev->rank_hi != mf->rank_hi || prev->rank_lo != mf->rank_lo)
+			rank++;
+		mf->rank = rank;
+		prev = mf;
+	}
+}
+
+static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
+{
+	p->ncells = (uint32_t)cfg->ncells;
+	p->nflows = (uint32_t)cfg->nflows;
+	p->nqueues = 2 * p->nflows + p->ncells;
+	p->nconns = MODEL_CONNS_PER_CELL * p->ncells;
+	p->nsyn = p->nconns;
+	p->npkts = p->ncells * MODEL_TX_SLOTS + p->nsyn;
+	/* Every configured cell may attach and fill its TX slots, flows or not. */
+	p->tx_slots = (uint64_t)p->ncells * MODEL_TX_SLOTS;
+	p->run_steps = MODEL_RUN_STEPS;
+}
+
+static int check(const struct rtvio_config *cfg)
+{
+	if (cfg->ncells < 0 || (uint32_t)cfg->ncells > MODEL_MAX_CELLS || cfg->nflows < 0 ||
+	    cfg->nflows >= INT_MAX / 2)
+		return -EINVAL;
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (f->from < 0 || f->from >= cfg->ncells || f->to < 0 || f->to >= cfg->ncells)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int model_create(const struct rtvio_config *cfg, struct model **out)
+{
+	size_t n, bytes;
+	struct model *m;
+	int r = check(cfg);
+
+	*out = NULL;
+	if (r)
+		return r;
+	n = (size_t)cfg->nflows + 1;
+	bytes = sizeof(*m) + n * sizeof(m->flows[0]) + n * sizeof(uint32_t);
+	m = calloc(1, bytes);
+	if (!m)
+		return -ENOMEM;
+	m->order = (uint32_t *)(void *)&m->flows[n];
+	size_pools(cfg, &m->pools);
+	m->default_best_effort = cfg->broker.default_best_effort;
+	for (int i = 0; i < cfg->nflows; i++) {
+		flow_key(&cfg->flows[i], &m->flows[i]);
+		flow_sizes(cfg, &cfg->flows[i], &m->flows[i]);
+	}
+	default_class(cfg, &m->flows[n - 1]);
+	sort_by_key(m->flows, m->order, n);
+	dense_ranks(m);
+	*out = m;
+	return 0;
+}
+
+void model_destroy(struct model *m)
+{
+	free(m);
+}
+
+uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns)
+{
+	return ingest_step_ns / MODEL_INGEST_STEP_PACKETS +
+	       (ingest_step_ns % MODEL_INGEST_STEP_PACKETS != 0);
+}

@@ -1,0 +1,94 @@
+/* One model of the broker: what a loaded configuration means for the data plane and
+ * for the analysis alike (DESIGN.md §How the new parts fit). Per flow its rank and
+ * class, the sizes its messages travel in, and the broker's pools and constants.
+ * broker/dataplane.c takes its ranks and classes from here and `rtvio analyze` its
+ * input (analysis/from_config.c), so the two cannot drift apart.
+ *
+ * Plain data, computed once by model_create (one allocation, start-up only) from a
+ * configuration the loader has already validated; nothing here allocates afterwards.
+ */
+#ifndef RTVIO_MODEL_H
+#define RTVIO_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rtvio_config;
+
+/* TX chains one cell can have in the broker at once: covers a ring of 256 entries
+ * (the guest library uses 128, QEMU 128). A cell with more waits on its own ring. */
+#define MODEL_TX_SLOTS 256u
+/* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
+#define MODEL_MAX_SEG 16u
+/* Connections the broker's table holds per configured cell. */
+#define MODEL_CONNS_PER_CELL 64u
+/* RX chains the broker may hold for a cell without a piece to put in them. */
+#define MODEL_RX_SPARE 8u
+/* Most cells one broker serves. */
+#define MODEL_MAX_CELLS 4096u
+/* Copy steps in one data-plane run before the daemon's event loop gets a turn. */
+#define MODEL_RUN_STEPS 64u
+/* ingest_step is a pass over this many pending packets (docs/config.md; what `rtvio
+ * calibrate` times): the analysis charges each packet ingested that share of it. */
+#define MODEL_INGEST_STEP_PACKETS 128u
+/* Payload of one RX buffer of Debian's Linux 6.1 guest driver: it posts one 4096-byte
+ * skb per buffer, of which the shared-info tail (320 bytes on x86-64) is not usable,
+ * and the 44-byte header shares the rest (notes/qemu-vhost-user.md: "about 3.7 KiB"):
+ * 4096 - 320 - 44. A vm cell's rx_buf larger than this cannot be what the guest
+ * really posts, so the piece count takes the smaller of the two. */
+#define MODEL_LINUX_GUEST_RX_PAYLOAD 3732u
+
+enum model_class {
+	MODEL_REAL_TIME,   /* policed, has a deadline and a bound */
+	MODEL_BEST_EFFORT, /* lowest band: no policing, no deadline, no bound */
+};
+
+struct model_flow {
+	enum model_class cls;
+	/* The data plane's fp key, smaller first: explicit priority p is (p, 0), an
+	 * unprioritised real-time flow (INT_MAX + 1, deadline), a configured
+	 * best-effort flow (UINT64_MAX - 1, 0), the implicit class (UINT64_MAX, 0).
+	 * Equal keys are served in arrival order. */
+	uint64_t rank_hi, rank_lo;
+	/* The same order as a dense priority for the analysis: 1 = highest, equal keys
+	 * share a rank (and interfere both ways); 0 for best-effort. */
+	unsigned rank;
+	/* Sizes (bytes). rx_payload: the smallest RX buffer payload the destination
+	 * posts (sets the piece count); rx_max: the largest it may post (sets the
+	 * longest step), 0 = not known (a guest's kernel decides); chunk: K =
+	 * min(broker chunk, rx_payload), the copy step of a full piece; packet_size:
+	 * the largest TX packet payload the sender emits. */
+	uint64_t rx_payload, rx_max, chunk, packet_size;
+};
+
+/* What the broker sizes at start (dp_create) and the analysis charges for. */
+struct model_pools {
+	uint32_t ncells, nflows;
+	uint32_t nqueues;  /* 2 per flow (toward each end) + 1 per cell (best-effort) */
+	uint32_t nconns;   /* MODEL_CONNS_PER_CELL per cell */
+	uint32_t nsyn;     /* broker-made RSTs: one per connection */
+	uint32_t npkts;    /* MODEL_TX_SLOTS per cell + nsyn */
+	uint64_t tx_slots; /* TX packets all cells together may have in the broker */
+	uint32_t run_steps;
+};
+
+struct model {
+	struct model_pools pools;
+	bool default_best_effort; /* connections no flow names run in class nflows */
+	/* Flow indexes in fp dispatch order (ties by index; the broker serves ties in
+	 * arrival order): nflows + 1 entries, the implicit class last. */
+	uint32_t *order;
+	/* Configured flows by config index, then the implicit best-effort class at
+	 * index nflows (toward any cell: its sizes bound what any cell may post). */
+	struct model_flow flows[];
+};
+
+/* Builds the model of cfg into one allocation. 0, -EINVAL (a flow names a cell that
+ * does not exist, or counts out of range) or -ENOMEM. */
+int model_create(const struct rtvio_config *cfg, struct model **out);
+void model_destroy(struct model *m);
+
+/* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
+uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);
+
+#endif
