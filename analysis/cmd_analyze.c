@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "../cli/commands.h"
+#include "analyze_cmd.h"
 #include "analysis.h"
 #include "config.h"
 #include "from_config.h"

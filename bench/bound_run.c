@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
+#include "clock.h"
 #include "runner.h"
 
 static json_t *cell_flow(json_t *rep, const char *name, const char *role)

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
-#include "../platform/pmqos.h"
+#include "bench_cmd.h"
+#include "pmqos.h"
 #include "bench.h"
 #include "runner.h"
 

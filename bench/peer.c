@@ -21,11 +21,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../cell/workload.h"
-#include "../common/rtmsg.h"
-#include "../cell/port_posix.h"
-#include "../platform/fit.h"
+#include "clock.h"
+#include "workload.h"
+#include "rtmsg.h"
+#include "port_posix.h"
+#include "fit.h"
 #include "bench.h"
 #include "peer.h"
 

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
-#include "../cell/workload.h"
+#include "clock.h"
+#include "workload.h"
 #include "bench.h"
 #include "peer.h"
 

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../cli/proc.h"
-#include "../common/config.h"
-#include "../platform/gapprobe.h"
+#include "proc.h"
+#include "config.h"
+#include "gapprobe.h"
 
 #define DEFAULT_OUT "bench/results/latest"
 #define CELL_CPU 0

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "../common/clock.h"
+#include "clock.h"
 
 #include "runner.h"
 

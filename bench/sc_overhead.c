@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "../platform/fit.h"
+#include "fit.h"
 
 #include "runner.h"
 

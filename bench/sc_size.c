@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
+#include "clock.h"
 
 #include "runner.h"
 

@@ -26,8 +26,8 @@
 
 #include <jansson.h>
 
-#include "../common/config.h"
-#include "../platform/fit.h"
+#include "config.h"
+#include "fit.h"
 
 /* The percentile reported beside each maximum, and used for the copy costs. */
 #define CAL_PERCENTILE 99.9

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/config.h"
-#include "../platform/gapprobe.h"
+#include "config.h"
+#include "gapprobe.h"
 #include "calibrate.h"
 #include "dataplane.h"
 #include "virtq.h"

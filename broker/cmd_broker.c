@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../cli/commands.h"
+#include "broker_cmds.h"
 #include "config.h"
 #include "daemon.h"
 #include "dataplane.h"

@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
-#include "../common/units.h"
-#include "../platform/pmqos.h"
+#include "broker_cmds.h"
+#include "units.h"
+#include "pmqos.h"
 #include "calibrate.h"
 
 static void usage(FILE *f)

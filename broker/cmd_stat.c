@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "../cli/commands.h"
+#include "broker_cmds.h"
 #include "config.h"
 #include "control.h"
 

@@ -1,5 +1,6 @@
 /* The broker daemon: sockets, vhost-user back ends, the event loop, RT hygiene.
  * See daemon.h. */
+#include "clock.h"
 #include "daemon.h"
 
 #include <errno.h>
@@ -87,14 +88,6 @@ struct broker {
 	bool any_broken;
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Per-cell lines, under the cell's rate limit (a front end can provoke them). */
 #define CLOG(c, ...) vhu_log(&(c)->vhu, __VA_ARGS__)
@@ -401,7 +394,7 @@ static void ctl_accept(struct broker *b)
 	b->ctl[slot].fd = fd;
 	b->ctl[slot].len = 0;
 	b->ctl[slot].out_deadline_ns = 0;
-	b->ctl[slot].since_ns = now_ns();
+	b->ctl[slot].since_ns = rtvio_now_ns();
 }
 
 static void ctl_drop(struct broker *b, struct ctl_client *c)
@@ -429,7 +422,7 @@ static void ctl_client_event(struct broker *b, unsigned int slot)
 		struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &b->src_ctl[slot] };
 
 		if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) {
-			c->out_deadline_ns = now_ns() + CTL_WRITE_TIMEOUT_NS;
+			c->out_deadline_ns = rtvio_now_ns() + CTL_WRITE_TIMEOUT_NS;
 			return;
 		}
 	}
@@ -664,7 +657,7 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		rc = broker_open_sockets(b, err, errlen);
 	if (rc < 0)
 		goto fail;
-	b->start_ns = now_ns();
+	b->start_ns = rtvio_now_ns();
 	*out = b;
 	return 0;
 fail:
@@ -842,7 +835,7 @@ int broker_run(struct broker *b)
 	uint64_t last_check = 0;
 
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-		uint64_t now = now_ns();
+		uint64_t now = rtvio_now_ns();
 		uint64_t next = dp_run(b->dp, now);
 		struct timespec ts, *tsp = NULL;
 		int n;
@@ -931,5 +924,5 @@ int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_i
 
 uint64_t broker_uptime_ns(const struct broker *b)
 {
-	return now_ns() - b->start_ns;
+	return rtvio_now_ns() - b->start_ns;
 }

@@ -47,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "dataplane.h"
 #include "dp_internal.h"
 
@@ -55,13 +56,9 @@
 /* The data plane's clock: the hook's when set (tests, rtvio calibrate). */
 static uint64_t dp_clock(struct dp *dp)
 {
-	struct timespec ts;
-
 	if (dp->hooks.now)
 		return dp->hooks.now(dp->ctx);
-	/* vDSO on Linux: no system call. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return rtvio_now_ns();
 }
 
 static uint32_t pow2_at_least(uint64_t n)

@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../model/model.h"
+#include "model.h"
 
 struct dp;
 struct rtvio_config;

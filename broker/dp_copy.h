@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../common/config.h"
+#include "config.h"
 
 typedef void (*dp_copy_fn)(void *dst, const void *src, size_t n);
 

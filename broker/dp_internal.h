@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../common/config.h"
-#include "../model/model.h"
-#include "../platform/regulator.h"
+#include "config.h"
+#include "model.h"
+#include "regulator.h"
 #include "dataplane.h"
 #include "dp_copy.h"
 #include "virtq.h"

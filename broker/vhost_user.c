@@ -1,4 +1,5 @@
 /* vhost-user-vsock back end for one cell: see vhost_user.h. */
+#include "clock.h"
 #include "vhost_user.h"
 
 #include <errno.h>
@@ -25,12 +26,9 @@
 
 void vhu_log(struct vhu_backend *b, const char *fmt, ...)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = rtvio_now_ns();
 	va_list ap;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (!b->verbose) {
 		if (now - b->log_window_ns >= VHU_LOG_WINDOW_NS) {
 			b->log_window_ns = now;

@@ -1,5 +1,5 @@
 /* The broker's vhost-user-vsock back end for one cell (QEMU docs/interop/vhost-user.rst,
- * notes/qemu-vhost-user.md): negotiation, the front end's memory table, vring set-up,
+ * docs/qemu-vhost-user.md): negotiation, the front end's memory table, vring set-up,
  * kick/call/err descriptors, GET_CONFIG (the cell's CID) and the ring start/stop
  * rules. It owns no event loop: the daemon calls vhu_backend_service() when the socket
  * is readable and learns about ring state and kick descriptors through callbacks.
@@ -22,7 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "../common/vhost_user_proto.h"
+#include "vhost_user_proto.h"
 
 /* Ring sizes and regions bigger than this are refused (a 256 GiB guest is far
  * beyond what rtvio runs; the bound keeps every sum below 2^64). */

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <getopt.h>
 
-#include "../common/units.h"
+#include "units.h"
 #include "cell_run.h"
 
 static void cell_usage(FILE *f)

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/rtmsg.h"
+#include "rtmsg.h"
 #include "cell_run.h"
 
 static void warn_rt_once(struct run *r, int e)

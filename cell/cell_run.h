@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/config.h"
+#include "config.h"
 #include "port_posix.h"
 #include "workload.h"
 

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
+#include "cell_cmd.h"
 #include "cell_run.h"
 
 static bool all_done(const struct run *r)

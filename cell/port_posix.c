@@ -1,4 +1,5 @@
 /* The POSIX port of gvsock (see port_posix.h). */
+#include "clock.h"
 #include "port_posix.h"
 
 #include <errno.h>
@@ -85,18 +86,10 @@ static void set_err(char *err, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t op_now(void *ctx)
 {
 	(void)ctx;
-	return mono_ns();
+	return rtvio_now_ns();
 }
 
 /* Called by gvsock under our lock when the broker wants a kick. */
@@ -243,7 +236,7 @@ static int thread_prio(void)
  * wait_done(). */
 static int wait_locked(struct rtvio_cell *c, uint64_t deadline, int prio)
 {
-	uint64_t now = mono_ns(), until = deadline, gvd;
+	uint64_t now = rtvio_now_ns(), until = deadline, gvd;
 	int rc;
 
 	if (c->dead)
@@ -341,14 +334,14 @@ static uint64_t deadline_of(int timeout_ms)
 {
 	if (timeout_ms <= 0)
 		return 0;
-	return mono_ns() + (uint64_t)timeout_ms * 1000000u;
+	return rtvio_now_ns() + (uint64_t)timeout_ms * 1000000u;
 }
 
 /* ---- Opening ------------------------------------------------------------------ */
 
 static int attach(const char *path, int wait_ms, char *err, size_t errlen)
 {
-	uint64_t until = mono_ns() + (uint64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000u;
+	uint64_t until = rtvio_now_ns() + (uint64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000u;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, e;
 
@@ -369,7 +362,7 @@ static int attach(const char *path, int wait_ms, char *err, size_t errlen)
 		e = -errno;
 		close(fd);
 		/* The broker may still be starting: its socket absent or not listening. */
-		if ((e != -ENOENT && e != -ECONNREFUSED) || mono_ns() >= until) {
+		if ((e != -ENOENT && e != -ECONNREFUSED) || rtvio_now_ns() >= until) {
 			set_err(err, errlen, "no broker at %s: %s", path, strerror(-e));
 			return e;
 		}

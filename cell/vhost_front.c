@@ -1,4 +1,5 @@
 /* vhost-user front end of a process cell (see vhost_front.h). Start-up only. */
+#include "clock.h"
 #include "vhost_front.h"
 
 #include <errno.h>
@@ -9,10 +10,7 @@
 
 static uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return rtvio_now_ns() / 1000000u;
 }
 
 /* Receives one reply, bounded by timeout_ms. Replies never carry descriptors: any

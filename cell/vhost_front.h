@@ -1,5 +1,5 @@
 /* The vhost-user front end of a process cell: the messages QEMU 7.2 sends to a
- * vhost-user-vsock back end (notes/qemu-vhost-user.md), sent over an already
+ * vhost-user-vsock back end (docs/qemu-vhost-user.md), sent over an already
  * connected Unix socket, so that the broker sees one kind of peer whether a cell is
  * a VM or a process.
  *
@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common/vhost_user_proto.h"
+#include "vhost_user_proto.h"
 
 /* One virtqueue as the front end describes it. The ring addresses are our own
  * virtual addresses (QEMU sends its own too); the back end translates them through

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../common/rtmsg.h"
+#include "rtmsg.h"
 
 void wl_hist_init(struct wl_hist *h)
 {

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commands.h"
+#include "cmd_demo.h"
 #include "config.h"
 #include "proc.h"
 

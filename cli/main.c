@@ -1,8 +1,14 @@
-/* rtvio: one binary, one subcommand per job. */
+/* rtvio: one binary, one subcommand per job. Each component exports its commands
+ * through its own header; this table is the only place that knows them all. */
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h"
+#include "analyze_cmd.h"
+#include "bench_cmd.h"
+#include "broker_cmds.h"
+#include "cell_cmd.h"
+#include "cmd_demo.h"
+#include "platform_cmds.h"
 
 static const struct command {
 	const char *name;

@@ -33,7 +33,7 @@ struct rtvio_config;
 #define MODEL_INGEST_STEP_PACKETS 128u
 /* Payload of one RX buffer of Debian's Linux 6.1 guest driver: it posts one 4096-byte
  * skb per buffer, of which the shared-info tail (320 bytes on x86-64) is not usable,
- * and the 44-byte header shares the rest (notes/qemu-vhost-user.md: "about 3.7 KiB"):
+ * and the 44-byte header shares the rest (docs/qemu-vhost-user.md: "about 3.7 KiB"):
  * 4096 - 320 - 44. A vm cell's rx_buf larger than this cannot be what the guest
  * really posts, so the piece count takes the smaller of the two. */
 #define MODEL_LINUX_GUEST_RX_PAYLOAD 3732u

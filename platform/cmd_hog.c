@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../cli/commands.h"
+#include "platform_cmds.h"
 #include "memload.h"
 #include "units.h"
 

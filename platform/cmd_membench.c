@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
+#include "platform_cmds.h"
 #include "fit.h"
 #include "memload.h"
 #include "units.h"

@@ -1,6 +1,6 @@
 /* Gap probe: tells host stalls apart from a measurement's own outliers.
  *
- * This machine is a VM that its host preempts now and then (notes/platform.md: a 1 ms
+ * This machine is a VM that its host preempts now and then (docs/machine.md: a 1 ms
  * timer wakes up to 6 ms late). A probe thread spins reading the clock and records every
  * interval longer than a threshold in which it did not run. A measurement whose sample
  * window overlaps a recorded gap was disturbed from outside (or by whatever else shares

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/rtmsg.h"
+#include "rtmsg.h"
 #include "port_posix.h"
 #include "vhost_front.h"
 #include "virtq.h"

@@ -36,7 +36,8 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
-#include "../common/rtmsg.h"
+#include "clock.h"
+#include "rtmsg.h"
 
 #define MAX_MSG (256u * 1024u)
 /* Linux's default vsock buffer is 256 KiB; a SEQPACKET message must fit in it. */
@@ -89,14 +90,6 @@ static double rtt_quantile(double q)
 	return rtt_ns[i] / 1e3;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void result(const char *status)
 {
 	char rtt[256] = "";
@@ -118,7 +111,7 @@ static void result(const char *status)
 			 status, (unsigned long long)r.messages, (unsigned long long)r.bytes,
 			 (unsigned long long)r.corrupt, (unsigned long long)r.lost,
 			 (unsigned long long)r.reordered, (unsigned long long)r.truncated,
-			 (unsigned long long)r.retries, (now_ns() - t_start) / 1e9, rtt,
+			 (unsigned long long)r.retries, (rtvio_now_ns() - t_start) / 1e9, rtt,
 			 r.why ? r.why : "-");
 	if (n > 0)
 		(void)!write(1, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
@@ -327,7 +320,7 @@ static int take_echo(int fd, uint64_t *next)
 	}
 	(*next)++;
 	if (stamp)
-		rtt_add(now_ns() - stamp);
+		rtt_add(rtvio_now_ns() - stamp);
 	return 0;
 }
 
@@ -335,14 +328,14 @@ static int take_echo(int fd, uint64_t *next)
  * however long a round trip takes. Messages not echoed by the end count as lost. */
 static int send_pipelined(int fd)
 {
-	uint64_t release = now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
+	uint64_t release = rtvio_now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
 	uint64_t seq = 0, echoed = 0;
 	int rc;
 
 	if (o.size < RTMSG_HDR)
 		return fail("--rtt with --period needs --size of at least %u", RTMSG_HDR);
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = rtvio_now_ns();
 
 		if (o.duration_s > 0 ? now >= end : seq >= o.count)
 			break;
@@ -399,7 +392,7 @@ static int mode_send(void)
 		return fail("connect: %s", strerror(-rc));
 	if (o.rtt && o.period_ns)
 		return send_pipelined(fd);
-	uint64_t release = now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
+	uint64_t release = rtvio_now_ns(), end = release + (uint64_t)(o.duration_s * 1e9);
 
 	for (uint64_t seq = 0; o.duration_s > 0 || seq < o.count; seq++) {
 		if (o.period_ns) {
@@ -410,7 +403,7 @@ static int mode_send(void)
 				;
 			release += o.period_ns;
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = rtvio_now_ns();
 
 		if (o.duration_s > 0 && t0 >= end)
 			break;
@@ -425,7 +418,7 @@ static int mode_send(void)
 			continue;
 		ssize_t k = o.type == SOCK_STREAM ? (read_all(fd, buf2, o.size) ? -1 : (ssize_t)o.size)
 						  : recv(fd, buf2, MAX_MSG, MSG_TRUNC);
-		uint64_t d = now_ns() - t0;
+		uint64_t d = rtvio_now_ns() - t0;
 
 		if (k != (ssize_t)o.size || memcmp(buf, buf2, o.size) != 0) {
 			r.corrupt++;
@@ -526,7 +519,7 @@ static int mode_seqsizes(void)
 		if (rc)
 			return fail("connect: %s", strerror(-rc));
 		for (size_t i = 0; i < n; i++) {
-			rtmsg_fill(buf, sizes[i], i, now_ns());
+			rtmsg_fill(buf, sizes[i], i, rtvio_now_ns());
 			ssize_t w = send(fd, buf, sizes[i], MSG_NOSIGNAL);
 
 			if (w != (ssize_t)sizes[i])
@@ -604,7 +597,7 @@ int main(int argc, char **argv)
 	};
 	int c;
 
-	t_start = now_ns();
+	t_start = rtvio_now_ns();
 	if (argc < 2)
 		return usage();
 	o.mode = argv[1];

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "../../cli/commands.h"
+#include "analyze_cmd.h"
 
 static char dir[] = "/tmp/rtvio-analyze-test-XXXXXX";
 static char out_buf[65536], err_buf[8192];

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "../bench.h"
-#include "../peer.h"
+#include "bench.h"
+#include "peer.h"
 
 static const char *synthetic =
 	"{\"schema\":\"rtvio-bench/1\",\"date\":\"2026-01-01 00:00:00 UTC\","

@@ -17,7 +17,8 @@
 
 #include <cmocka.h>
 
-#include "../../cli/commands.h"
+#include "analyze_cmd.h"
+#include "broker_cmds.h"
 #include "calibrate.h"
 
 /* ---- helpers ---- */

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "../control.h"
+#include "control.h"
 
 struct fake {
 	int stats, shutdowns;

@@ -30,9 +30,9 @@
 
 #include <cmocka.h>
 
-#include "../../cli/commands.h"
-#include "../control.h"
-#include "../daemon.h"
+#include "broker_cmds.h"
+#include "control.h"
+#include "daemon.h"
 #include "config.h"
 #include "port_posix.h"
 #include "vhost_front.h"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The broker's vhost-user back end against its real peer: QEMU 7.2's
 # vhost-user-vsock-pci device with Debian's Linux guest kernel and its own
-# virtio_vsock driver (notes/qemu-vhost-user.md). A Linux VM cell sends STREAM and
+# virtio_vsock driver (docs/qemu-vhost-user.md). A Linux VM cell sends STREAM and
 # SEQPACKET rtmsg traffic through `rtvio broker` to a process cell (`rtvio cell`),
 # which checks every message. TAP output. It fails (never skips) when QEMU, a static
 # busybox, python3 or the guest image are missing: scripts/install-deps installs them

@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "../vhost_user.h"
+#include "vhost_user.h"
 
 #define NUM 128u
 #define REGION (1u << 20)

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "../../cli/commands.h"
+#include "cell_cmd.h"
 #include "test_posix_fake.h"
 
 static char dir[64];

@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "../port_posix.h"
+#include "port_posix.h"
 #include "test_posix_fake.h"
 
 static struct rtvio_cell *open_cell(struct fake *f, size_t region)

@@ -20,7 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../../common/vhost_user_proto.h"
+#include "vhost_user_proto.h"
 #include "virtq.h"
 #include "vsock.h"
 

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "../vhost_front.h"
+#include "vhost_front.h"
 
 #define MAX_LOG 64
 

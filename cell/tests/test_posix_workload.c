@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "../workload.h"
-#include "../../common/rtmsg.h"
+#include "workload.h"
+#include "rtmsg.h"
 
 static void hist_buckets_tile_the_range(void **state)
 {

@@ -7,7 +7,7 @@
  * The reference below (ref_cmp) restates the ranking rules from the configuration
  * alone, so a model that ranks wrongly fails here even though the data plane and the
  * analysis would agree with it. */
-#include "../../broker/tests/test_dp_harness.h"
+#include "test_dp_harness.h"
 
 #include "from_config.h"
 #include "model.h"

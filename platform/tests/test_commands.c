@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "../cli/commands.h"
+#include "platform_cmds.h"
 #include "memload.h"
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -1,4 +1,5 @@
 /* Child-process plumbing for orchestrating commands. */
+#include "clock.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -16,10 +17,7 @@
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)(rtvio_now_ns() / 1000000u);
 }
 
 int proc_start(struct proc *p, const char *const argv[], enum proc_out out)

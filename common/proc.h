@@ -1,7 +1,7 @@
 /* Child processes for the commands that orchestrate others (`rtvio demo`,
  * `rtvio bench`): start, collect output, stop with a deadline. Not real-time code. */
-#ifndef RTVIO_CLI_PROC_H
-#define RTVIO_CLI_PROC_H
+#ifndef RTVIO_COMMON_PROC_H
+#define RTVIO_COMMON_PROC_H
 
 #include <stddef.h>
 #include <sys/types.h>

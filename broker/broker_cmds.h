@@ -1,0 +1,11 @@
+/* The subcommands the broker component provides (cli/main.c lists them). Exit status:
+ * 0 success, 1 the answer is "no", 2 bad input or usage; `--help` prints the usage on
+ * stdout and returns 0. */
+#ifndef RTVIO_BROKER_CMDS_H
+#define RTVIO_BROKER_CMDS_H
+
+int cmd_broker(int argc, char **argv);    /* cmd_broker.c */
+int cmd_stat(int argc, char **argv);      /* cmd_stat.c */
+int cmd_calibrate(int argc, char **argv); /* cmd_calibrate.c */
+
+#endif
