@@ -10,8 +10,8 @@
 #include "console.h"
 #include "port.h"
 
-#define MAX_ECHO 2u
-#define MAX_CLIENT 2u
+#define MAX_ECHO 3u
+#define MAX_CLIENT 3u
 #define CONNECT_RETRY_NS 100000000ull
 #define CONNECT_TRIES 100u
 
@@ -172,7 +172,7 @@ struct client {
 	unsigned int i;		/* message index (sizes) or sequence number (rtt) */
 	size_t sent, got;
 	uint64_t sent_at;
-	uint64_t ok, bad, lost, late, rtt_min, rtt_max, rtt_sum;
+	uint64_t ok, bad, lost, late, late_releases, rtt_min, rtt_max, rtt_sum;
 	int error;
 	/* rtt only */
 	uint64_t period_ns;
@@ -210,6 +210,7 @@ static bool client_report(struct client *m, const char *task)
 	con_kv("bad", m->bad, 0);
 	con_kv("lost", m->lost, 0);
 	con_kv("late", m->late, 0);
+	con_kv("late_releases", m->late_releases, 0);
 	con_kv("rtt_min_ns", m->rtt_min, 0);
 	con_kv("rtt_avg_ns", m->ok ? m->rtt_sum / m->ok : 0, 0);
 	con_kv("rtt_max_ns", m->rtt_max, 0);
@@ -386,7 +387,7 @@ static bool rtt_recv_step(void *arg, uint64_t now)
 	if (m->received < m->count && (m->i < m->count || now < m->drain_until))
 		return false;
 	m->lost = m->count - m->received;
-	m->late += m->sender->late;
+	m->late_releases = m->sender->late;
 	return client_report(m, "rtt");
 }
 

@@ -4,8 +4,9 @@
  *  sizes     connects to an echo peer and sends rtmsg messages of 1 B .. 256 KiB,
  *            one at a time; each must come back byte for byte.
  *  rtt       periodic SEQPACKET sender to an echo peer: round trips on this cell's
- *            own clock, lost / corrupt / late (round trip above the period, or a
- *            release the executive ran late) counted.
+ *            own clock; lost, corrupt, late (round trip above the period) and late
+ *            releases (the executive ran the sender more than half a period
+ *            after its time) counted.
  * Each reports one RTVIO-RESULT JSON line when it finishes. */
 #ifndef RTVIO_BAREMETAL_APP_H
 #define RTVIO_BAREMETAL_APP_H
