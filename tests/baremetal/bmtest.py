@@ -83,7 +83,7 @@ def unavailable(isa):
         pkg = {"x86_64": "gcc", "aarch64": "gcc-aarch64-linux-gnu",
                "riscv64": "gcc-riscv64-linux-gnu"}[isa]
         return f"cross compiler {img[8:]} not found at configure time: install {pkg} " \
-               f"(scripts/install-deps test) and reconfigure"
+               f"(scripts/install-deps) and reconfigure"
     return baremetal.missing(isa)
 
 
