@@ -4,11 +4,12 @@
 #                 ASan+UBSan build, TSan build
 #   make demo     the broker and process cells on configs/demo.conf
 #   make vmtest   real Linux guests (QEMU, TCG) through the broker, TAP, under 5 minutes
+#   make bmtest   bare-metal cells on x86_64, aarch64, riscv64 (QEMU, TCG), TAP
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 MESON ?= meson
 DEPS  := scripts/install-deps
 
-.PHONY: all deps test test-plain test-asan test-tsan demo vmtest vmdemo bench clean
+.PHONY: all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -59,6 +60,10 @@ vmtest: all
 	@$(DEPS) vm
 	scripts/vm/build-image
 	timeout -k 10 300 python3 tests/vm/vmtest.py build/rtvio
+
+# The images are built by `all` (build/baremetal/); the driver stops itself at 240 s.
+bmtest: all
+	$(MESON) test -C build --suite baremetal --print-errorlogs
 
 vmdemo: all
 	@$(DEPS) vm

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Bare-metal rtvio cells (baremetal/): one QEMU system VM per cell, attached to a
+running broker through vhost-user-vsock-device (the virtio-mmio variant).
+
+As a module (tests/baremetal/bmtest.py): argv() builds the command line, Cell runs
+one VM under timeout(1) and parses its console. As a program:
+
+    scripts/vm/baremetal.py ARCH IMAGE SOCKET [--timeout S] [--memory MiB] -- WORDS...
+
+boots IMAGE (build/baremetal/rtvio-bm-ARCH.elf) on SOCKET (<socket_dir>/<cell>.sock
+of a `vm = yes` cell) with WORDS as its command line (docs/baremetal.md), prints its
+console and exits 0 when the cell reported no failure.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+# ISA -> (QEMU binary, Debian package, machine options). Every machine gets its RAM
+# from a shared memfd (the broker maps it) and virtio-mmio version 2 (QEMU 7.2
+# still defaults to the legacy register layout on these machines).
+ARCHES = {
+    "x86_64": ("qemu-system-x86_64", "qemu-system-x86",
+               # PVH boot of the ELF; isa-debug-exit is the cell's power switch.
+               ["-M", "microvm", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]),
+    "aarch64": ("qemu-system-aarch64", "qemu-system-arm",
+                ["-M", "virt", "-cpu", "cortex-a53"]),
+    "riscv64": ("qemu-system-riscv64", "qemu-system-misc",
+                # OpenSBI (QEMU's default firmware, from the opensbi package) runs
+                # the image in S-mode at 0x80200000.
+                ["-M", "virt", "-bios", "default"]),
+}
+
+
+class BmError(Exception):
+    pass
+
+
+def missing(arch):
+    """None, or what to install to run `arch`."""
+    binary, package, _ = ARCHES[arch]
+    return None if shutil.which(binary) else f"{binary} not found: install {package}"
+
+
+def argv(arch, image, sock, words, memory_mib=64):
+    binary, _, machine = ARCHES[arch]
+    return [binary] + machine + [
+        "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic", "-no-reboot",
+        "-global", "virtio-mmio.force-legacy=false",
+        "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
+        "-machine", "memory-backend=mem",
+        "-chardev", f"socket,id=vs0,path={sock}",
+        "-device", "vhost-user-vsock-device,chardev=vs0,seqpacket=on",
+        "-kernel", image, "-append", " ".join(words)]
+
+
+class Cell:
+    """One bare-metal VM. Its console goes to log_path; RTVIO-BOOT, RTVIO-LISTEN,
+    RTVIO-RESULT {json} and RTVIO-DONE {json} lines become state. QEMU runs under
+    timeout(1) with SIGKILL in its own process group; close() kills the group."""
+
+    def __init__(self, name, arch, image, sock, words, log_path, timeout, memory_mib=64):
+        self.name, self.arch, self.log_path = name, arch, log_path
+        self.boot, self.done = None, None
+        self.results, self.listening = [], set()
+        self.cond = threading.Condition()
+        self.log = open(log_path, "w")
+        cmd = ["timeout", "-k", "5", "-s", "KILL", str(int(timeout))] + \
+            argv(arch, image, sock, words, memory_mib)
+        self.log.write("# " + " ".join(cmd) + "\n")
+        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _event(self, line):
+        kind, _, rest = line.partition(" ")
+        if kind == "RTVIO-BOOT":
+            self.boot = rest
+        elif kind == "RTVIO-LISTEN":
+            self.listening.add(int(rest.partition("=")[2] or 0))
+        elif kind in ("RTVIO-RESULT", "RTVIO-DONE"):
+            try:
+                d = json.loads(rest)
+            except ValueError:
+                d = {"status": "unparsable", "line": rest}
+            if kind == "RTVIO-DONE":
+                self.done = d
+            else:
+                self.results.append(d)
+
+    def _read(self):
+        for raw in self.p.stdout:
+            line = raw.decode("utf-8", "replace").replace("\r", "")
+            self.log.write(line)
+            self.log.flush()
+            i = line.find("RTVIO-")
+            if i >= 0:
+                with self.cond:
+                    self._event(line[i:].strip())
+                    self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout, what):
+        end = time.time() + timeout
+        with self.cond:
+            while not pred():
+                left = end - time.time()
+                if left <= 0:
+                    raise BmError(f"{self.name}: no {what} within {timeout:.0f} s "
+                                  f"(console in {self.log_path})")
+                if self.p.poll() is not None and not self.t.is_alive():
+                    raise BmError(f"{self.name}: QEMU exited ({self.p.returncode}) before "
+                                  f"{what} (console in {self.log_path})")
+                self.cond.wait(min(left, 0.2))
+
+    def wait_done(self, timeout):
+        self.wait_for(lambda: self.done is not None, timeout, "RTVIO-DONE")
+        return self.done
+
+    def result(self, task, type_=None):
+        return [r for r in self.results if r.get("task") == task and
+                (type_ is None or r.get("type") == type_)]
+
+    def close(self):
+        """Ends QEMU whatever state it is in (it powers itself off after DONE)."""
+        try:
+            self.p.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.p.wait()
+        self.t.join(5)
+        self.log.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("arch", choices=sorted(ARCHES))
+    ap.add_argument("image")
+    ap.add_argument("socket")
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--memory", type=int, default=64, help="MiB of guest RAM")
+    ap.add_argument("words", nargs="*")
+    a = ap.parse_args()
+    why = missing(a.arch)
+    if why:
+        sys.exit(why)
+    log = f"/tmp/rtvio-bm-{os.getpid()}.console"
+    c = Cell(a.arch, a.arch, a.image, a.socket, a.words, log, a.timeout, a.memory)
+    try:
+        done = c.wait_done(a.timeout)
+    except BmError as e:
+        print(e, file=sys.stderr)
+        done = None
+    finally:
+        c.close()
+    with open(log) as f:
+        sys.stdout.write(f.read())
+    os.unlink(log)
+    sys.exit(0 if done and not done.get("failed") else 1)
+
+
+if __name__ == "__main__":
+    main()

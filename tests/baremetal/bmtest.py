@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Bare-metal rtvio cells on three ISAs (baremetal/), through one real broker.
+
+Usage: bmtest.py RTVIO ARCH=IMAGE|ARCH=missing:COMPILER ...
+
+1. For each ISA, two cells of that ISA: `b` echoes (STREAM, SEQPACKET, and the
+   periodic flow), `a` sends rtmsg messages of 1 B .. 256 KiB over STREAM and
+   SEQPACKET and checks every byte that comes back, then runs a periodic SEQPACKET
+   round-trip task on its executive.
+2. The three ISAs in one ring (x86_64 -> aarch64 -> riscv64 -> x86_64): each cell
+   echoes for its predecessor and sends 1 B .. 256 KiB to its successor, all at once.
+Round trips are measured on the sender's own clock (clocks of different VMs are not
+comparable); nothing here asserts a speed. TAP output, one line per check. Every
+QEMU runs under timeout(1) with SIGKILL and is killed at the end whatever happened;
+the run gives up after RTVIO_BMTEST_LIMIT seconds (default 240).
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts", "vm"))
+import baremetal  # noqa: E402
+
+RTVIO = sys.argv[1] if len(sys.argv) > 1 else "build/rtvio"
+IMAGES = dict(a.split("=", 1) for a in sys.argv[2:])
+LIMIT = float(os.environ.get("RTVIO_BMTEST_LIMIT", "240"))
+ISAS = ["x86_64", "aarch64", "riscv64"]
+SHORT = {"x86_64": "x86", "aarch64": "arm", "riscv64": "rv"}
+NEXT = {"x86_64": "aarch64", "aarch64": "riscv64", "riscv64": "x86_64"}
+SIZES = 24               # messages of the sizes task, 1 B .. 256 KiB
+RTT_COUNT, RTT_PERIOD_US, RTT_SIZE = 50, 20000, 256
+QEMU_TIMEOUT = 90
+START = time.time()
+
+
+def cid(isa, role):
+    return 3 + ISAS.index(isa) * 3 + "abp".index(role)
+
+
+def conf(tmp):
+    out = [f"[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = {tmp}\npoll = no\n"
+           "default = deny\n"]
+    for isa in ISAS:
+        for role in "abp":
+            out.append(f"[cell {SHORT[isa]}{role}]\ncid = {cid(isa, role)}\nvm = yes\n"
+                       "memory = 64MiB\n")
+        a, b = SHORT[isa] + "a", SHORT[isa] + "b"
+        out.append(f"[flow {a}s]\nfrom = {a}\nto = {b}:1000\ntype = stream\nsize = 64KiB\n"
+                   "class = best-effort\n")
+        out.append(f"[flow {a}q]\nfrom = {a}\nto = {b}:1001\ntype = seqpacket\n"
+                   "size = 256KiB\nclass = best-effort\n")
+        out.append(f"[flow {a}t]\nfrom = {a}\nto = {b}:1002\ntype = seqpacket\n"
+                   f"size = 1KiB\nperiod = {RTT_PERIOD_US}us\n")
+        p, n = SHORT[isa] + "p", SHORT[NEXT[isa]] + "p"
+        out.append(f"[flow {p}s]\nfrom = {p}\nto = {n}:2000\ntype = stream\nsize = 64KiB\n"
+                   "class = best-effort\n")
+        out.append(f"[flow {p}q]\nfrom = {p}\nto = {n}:2001\ntype = seqpacket\n"
+                   "size = 256KiB\nclass = best-effort\n")
+    return "\n".join(out)
+
+
+class Tap:
+    def __init__(self):
+        self.n = self.failed = 0
+
+    def line(self, ok, what, why=""):
+        self.n += 1
+        self.failed += not ok
+        print(f"{'ok' if ok else 'not ok'} {self.n} - {what}" + (f": {why}" if why else ""),
+              flush=True)
+
+    def diag(self, text):
+        print("# " + text.replace("\n", "\n# "), flush=True)
+
+
+def unavailable(isa):
+    img = IMAGES.get(isa, "missing:(not configured)")
+    if img.startswith("missing:"):
+        pkg = {"x86_64": "gcc", "aarch64": "gcc-aarch64-linux-gnu",
+               "riscv64": "gcc-riscv64-linux-gnu"}[isa]
+        return f"cross compiler {img[8:]} not found at configure time: install {pkg} " \
+               f"(scripts/install-deps) and reconfigure"
+    return baremetal.missing(isa)
+
+
+class Run:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="rtvio-bm-")
+        self.conf = os.path.join(self.tmp, "bm.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf(self.tmp))
+        self.cells, self.broker = [], None
+
+    def start_broker(self):
+        err = open(os.path.join(self.tmp, "broker.err"), "w")
+        self.broker = subprocess.Popen(
+            ["timeout", "-s", "KILL", str(int(LIMIT + 30)), RTVIO, "broker", self.conf,
+             "--verbose"], stdout=err, stderr=err, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        end = time.time() + 10
+        while not os.path.exists(os.path.join(self.tmp, "control.sock")):
+            if self.broker.poll() is not None or time.time() > end:
+                with open(os.path.join(self.tmp, "broker.err")) as f:
+                    raise baremetal.BmError("broker did not start: " + f.read()[-800:])
+            time.sleep(0.05)
+
+    def cell(self, isa, role, words):
+        name = SHORT[isa] + role
+        left = max(10, LIMIT - (time.time() - START))
+        c = baremetal.Cell(name, isa, IMAGES[isa], os.path.join(self.tmp, name + ".sock"),
+                           words + [f"limit={int(min(QEMU_TIMEOUT, left)) - 5}"],
+                           os.path.join(self.tmp, name + ".console"),
+                           min(QEMU_TIMEOUT, left))
+        self.cells.append(c)
+        return c
+
+    def close(self):
+        for c in self.cells:
+            c.close()
+        if self.broker and self.broker.poll() is None:
+            os.killpg(self.broker.pid, signal.SIGKILL)
+            self.broker.wait()
+
+
+def sizes_ok(c, type_):
+    r = c.result("sizes", type_)
+    if not r:
+        return False, "no result"
+    r = r[0]
+    ok = r.get("status") == "ok" and r.get("ok") == SIZES and not r.get("bad")
+    return ok, "" if ok else str(r)
+
+
+def one_isa(run, tap, isa):
+    a, b = SHORT[isa] + "a", SHORT[isa] + "b"
+    why = unavailable(isa)
+    checks = [f"{isa}: boots, self-checks byte order, attaches",
+              f"{isa}: STREAM 1 B..256 KiB out and back, every byte checked",
+              f"{isa}: SEQPACKET 1 B..256 KiB out and back, every byte checked",
+              f"{isa}: echo side returned everything, peer closed cleanly",
+              f"{isa}: periodic SEQPACKET task, round trips on its own clock"]
+    if why:
+        for c in checks:
+            tap.line(False, c, why)
+        return
+    try:
+        cb = run.cell(isa, "b", ["echo=stream:1000", "echo=seqpacket:1001",
+                                 "echo=seqpacket:1002"])
+        cb.wait_for(lambda: {1000, 1001, 1002} <= cb.listening, 30, "listeners")
+        ca = run.cell(isa, "a", [f"sizes=stream:{cid(isa, 'b')}:1000",
+                                 f"sizes=seqpacket:{cid(isa, 'b')}:1001",
+                                 f"rtt={cid(isa, 'b')}:1002:{RTT_PERIOD_US}:{RTT_COUNT}:"
+                                 f"{RTT_SIZE}"])
+        da = ca.wait_done(QEMU_TIMEOUT)
+        db = cb.wait_done(30)
+    except baremetal.BmError as e:
+        for c in checks:
+            tap.line(False, c, str(e))
+        return
+    tap.line(da.get("error") != -5 and db.get("error") != -5 and ca.boot is not None,
+             checks[0], "" if ca.boot else "no boot line")
+    tap.line(*((sizes_ok(ca, "stream")[0], checks[1], sizes_ok(ca, "stream")[1])))
+    tap.line(*((sizes_ok(ca, "seqpacket")[0], checks[2], sizes_ok(ca, "seqpacket")[1])))
+    echoes = cb.result("echo")
+    tap.line(len(echoes) == 3 and all(e.get("status") == "ok" for e in echoes) and
+             not db.get("failed"), checks[3], str(echoes))
+    r = (ca.result("rtt") or [{}])[0]
+    tap.line(r.get("status") == "ok" and r.get("ok") == RTT_COUNT, checks[4], str(r))
+    tap.diag(f"{isa} boot: {ca.boot}")
+    tap.diag(f"{isa} rtt: min {r.get('rtt_min_ns', 0) / 1e3:.0f} us, avg "
+             f"{r.get('rtt_avg_ns', 0) / 1e3:.0f} us, max {r.get('rtt_max_ns', 0) / 1e3:.0f} "
+             f"us, late {r.get('late')}, late releases {r.get('late_releases')}, "
+             f"lost {r.get('lost')}")
+
+
+def ring(run, tap):
+    checks = [f"{isa} -> {NEXT[isa]}: {t} 1 B..256 KiB, every byte checked"
+              for isa in ISAS for t in ("STREAM", "SEQPACKET")]
+    why = "; ".join(filter(None, (unavailable(i) for i in ISAS)))
+    if why:
+        for c in checks:
+            tap.line(False, c, why)
+        return
+    cells = {}
+    try:
+        for isa in ISAS:
+            n = cid(NEXT[isa], "p")
+            cells[isa] = run.cell(isa, "p", ["echo=stream:2000", "echo=seqpacket:2001",
+                                             f"sizes=stream:{n}:2000",
+                                             f"sizes=seqpacket:{n}:2001"])
+        for isa in ISAS:
+            cells[isa].wait_done(QEMU_TIMEOUT)
+    except baremetal.BmError as e:
+        tap.diag(str(e))
+    for isa in ISAS:
+        for t in ("stream", "seqpacket"):
+            ok, why = sizes_ok(cells[isa], t) if isa in cells else (False, "not started")
+            tap.line(ok, f"{isa} -> {NEXT[isa]}: {t.upper()} 1 B..256 KiB, every byte "
+                     f"checked", why)
+
+
+def main():
+    tap = Tap()
+    print("1..21", flush=True)
+    run = Run()
+
+    def on_signal(sig, frm):
+        run.close()
+        sys.exit(1)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(int(LIMIT + 20))
+    try:
+        run.start_broker()
+        for isa in ISAS:
+            one_isa(run, tap, isa)
+        ring(run, tap)
+    except baremetal.BmError as e:
+        tap.diag(str(e))
+    finally:
+        run.close()
+    while tap.n < 21:
+        tap.line(False, "not reached", "see the diagnostics above")
+    tap.diag(f"consoles and broker log in {run.tmp}; {time.time() - START:.0f} s")
+    return 1 if tap.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
