@@ -3,7 +3,8 @@
 #   make test     the whole suite: plain build (with the QEMU guests of vmtest),
 #                 ASan+UBSan build, TSan build
 #   make demo     the broker and process cells on configs/demo.conf
-#   make vmtest   real Linux guests (QEMU, TCG) through the broker, TAP, under 5 minutes
+#   make vmtest   real Linux guests (QEMU, TCG) through the broker, and the kernel's
+#                 vsock_test suite between two of them; TAP, under 10 minutes
 #   make bmtest   bare-metal cells on x86_64, aarch64, riscv64 (QEMU, TCG), TAP
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 MESON ?= meson
@@ -60,6 +61,7 @@ vmtest: all
 	@$(DEPS) vm
 	scripts/vm/build-image
 	timeout -k 10 300 python3 tests/vm/vmtest.py build/rtvio
+	timeout -k 10 300 python3 tests/vm/vsocktest.py build/rtvio
 
 # The images are built by `all` (build/baremetal/); the driver stops itself at 240 s.
 bmtest: all

@@ -1,4 +1,4 @@
-/* `rtvio broker CONFIG [--verbose]`: the broker daemon. */
+/* `rtvio broker CONFIG [--verbose] [--strict]`: the broker daemon. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,10 +7,11 @@
 #include "config.h"
 #include "daemon.h"
 #include "dataplane.h"
+#include "verdict.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: rtvio broker CONFIG [--verbose]\n"
+	fprintf(f, "usage: rtvio broker CONFIG [--verbose] [--strict]\n"
 		   "\n"
 		   "Serves one vhost-user-vsock socket per configured cell at\n"
 		   "<socket_dir>/<cell>.sock and moves vsock traffic between the cells\n"
@@ -18,13 +19,45 @@ static void usage(FILE *f)
 		   "(`rtvio stat`). Prints \"rtvio broker: ready, ...\" once it serves, and\n"
 		   "stops cleanly on SIGTERM or SIGINT.\n"
 		   "\n"
-		   "  --verbose   log connections, ring start/stop and refused messages\n"
+		   "At start the configuration goes through `rtvio analyze`'s analysis with\n"
+		   "its own [platform] costs: a flow that would miss its deadline, an overload\n"
+		   "or missing costs are reported as a warning.\n"
 		   "\n"
-		   "Exit status: 0 after a clean stop, 2 bad usage or configuration, 1 failure.\n");
+		   "  --verbose   log connections, ring start/stop and refused messages\n"
+		   "  --strict    refuse to start unless every real-time flow is schedulable\n"
+		   "\n"
+		   "Exit status: 0 after a clean stop, 2 bad usage or configuration (or no\n"
+		   "platform costs under --strict), 1 failure or, under --strict, not\n"
+		   "schedulable.\n");
+}
+
+/* The analysis's word on cfg before the broker serves it: -1 to go on, else the exit
+ * status (--strict only refuses). */
+static int check_schedulable(const struct rtvio_config *cfg, const char *path, bool strict)
+{
+	struct an_verdict v;
+	int r = an_config_verdict(cfg, &v);
+	const char *lead = strict ? "error" : "warning";
+
+	if (r == 0)
+		return -1;
+	if (r == -ENODATA)
+		fprintf(stderr, "rtvio broker: %s: %s cannot be checked for schedulability: %s "
+			"(`rtvio calibrate` measures them)\n", lead, path, v.text);
+	else if (r == 1)
+		fprintf(stderr, "rtvio broker: %s: %s is not schedulable (`rtvio analyze %s`):\n%s",
+			lead, path, path, v.text);
+	else
+		fprintf(stderr, "rtvio broker: %s: %s could not be analysed: %s\n%s", lead, path,
+			strerror(-r), v.text);
+	if (!strict)
+		return -1;
+	return r == 1 ? 1 : 2;
 }
 
 int cmd_broker(int argc, char **argv)
 {
+	bool strict = false;
 	struct broker_opts opts = { .verbose = false };
 	struct rtvio_config cfg;
 	const char *path = NULL;
@@ -38,6 +71,8 @@ int cmd_broker(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
 			opts.verbose = true;
+		} else if (!strcmp(argv[i], "--strict")) {
+			strict = true;
 		} else if (argv[i][0] == '-') {
 			fprintf(stderr, "rtvio broker: unknown option '%s'\n", argv[i]);
 			usage(stderr);
@@ -59,6 +94,11 @@ int cmd_broker(int argc, char **argv)
 		fprintf(stderr, "rtvio broker: %s\n", err);
 		rtvio_config_free(&cfg);
 		return 2;
+	}
+	rc = check_schedulable(&cfg, path, strict);
+	if (rc >= 0) {
+		rtvio_config_free(&cfg);
+		return rc;
 	}
 	rc = broker_open(&cfg, &opts, &b, err, sizeof(err));
 	if (rc < 0) {

@@ -188,7 +188,8 @@ void rtvio_config_free(struct rtvio_config *cfg);
 
 /* Read only the [platform] section of PATH (other sections are ignored, so a full
  * config or a file written by `rtvio calibrate` both work). Keys missing from the
- * file are simply absent from plat->present. */
+ * section are simply absent from plat->present; a file with no [platform] section at
+ * all is an error (-ENOENT, naming the file). */
 int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char *err,
 			size_t errlen);
 /* Writes the names of the required platform keys (RTVIO_PLAT_ALL) missing from plat

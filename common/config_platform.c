@@ -60,6 +60,12 @@ int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char 
 		ret = -ps.read_errno;
 	}
 	fclose(ps.f);
+	/* A file given for its platform costs that has none (a misspelt or missing
+	 * section) must not silently leave the caller with whatever it had. */
+	if (!ret && !ps.platform_line) {
+		snprintf(err, errlen, "%s: no [platform] section", path);
+		ret = -ENOENT;
+	}
 	cfg_parser_free(&ps);
 	rtvio_config_free(&cfg);
 	if (ret)

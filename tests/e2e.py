@@ -437,10 +437,53 @@ def make_config_case(what, body, needles):
     return case
 
 
+UNSCHEDULABLE = """
+[cell a]
+cid = 3
+[cell b]
+cid = 4
+[flow tight]
+from = a
+to = b:1000
+type = seqpacket
+size = 64
+period = 1ms
+deadline = 1us
+[platform]
+copy_bandwidth = 1GB/s
+chunk_overhead = 100ns
+packet_overhead = 1us
+ingest_latency = 5us
+notify_latency = 20us
+ingest_step = 2us
+batch_gap = 1us
+"""
+
+
+def case_unschedulable_warned_or_refused():
+    """an unschedulable config: the broker warns naming the flow, --strict refuses"""
+    s = Setup(UNSCHEDULABLE)
+    try:
+        r = subprocess.run([RTVIO, "broker", s.conf, "--strict"], capture_output=True,
+                           text=True, timeout=10 * SLOW)
+        check(r.returncode == 1, f"--strict: exit status {r.returncode}, want 1: {r.stderr}")
+        check("not schedulable" in r.stderr and "flow tight: bound" in r.stderr,
+              "--strict does not say which flow misses: " + r.stderr)
+        check(not os.path.exists(os.path.join(s.dir, "a.sock")), "--strict served anyway")
+        s.start_broker(["a", "b"])
+        s.broker.terminate()
+        _, err = s.broker.communicate(timeout=10 * SLOW)
+        check(s.broker.returncode == 0, f"broker exit {s.broker.returncode}: {err}")
+        check("warning" in err and "flow tight: bound" in err and "deadline 0.001 ms" in err,
+              "no warning naming the flow at start: " + err)
+    finally:
+        s.close()
+
+
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
          case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
-         case_demo_json]
+         case_demo_json, case_unschedulable_warned_or_refused]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 

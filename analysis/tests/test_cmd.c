@@ -220,6 +220,16 @@ static void test_missing_platform(void **state)
 	argv[3] = "/nonexistent/plat.ini";
 	assert_int_equal(run(4, argv), 2);
 	assert_non_null(strstr(err_buf, "/nonexistent/plat.ini"));
+	/* One with its section misspelt, and an empty one: errors naming the file, even
+	 * where the config's own costs would have been complete. */
+	argv[1] = write_file("fullplat.conf", conf_ok);
+	argv[3] = write_file("misspelt.ini", "[platfrom]\ncopy_bandwidth = 1GB/s\n");
+	assert_int_equal(run(4, argv), 2);
+	assert_non_null(strstr(err_buf, "misspelt.ini"));
+	assert_non_null(strstr(err_buf, "no [platform] section"));
+	argv[3] = write_file("empty.ini", "");
+	assert_int_equal(run(4, argv), 2);
+	assert_non_null(strstr(err_buf, "empty.ini: no [platform] section"));
 }
 
 static void test_bad_configs(void **state)
