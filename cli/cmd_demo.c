@@ -20,6 +20,7 @@
 
 #include "cmd_demo.h"
 #include "config.h"
+#include "demo_platform.h"
 #include "proc.h"
 
 #define DEFAULT_CONFIG "configs/demo.conf"
@@ -32,6 +33,7 @@ struct demo {
 	struct proc broker;
 	struct proc *cells;     /* one per process cell, indexed like cfg.cells */
 	json_t *bounds;         /* flow name -> bound in µs (or null) */
+	struct demo_platform plat; /* the costs the bounds are computed from */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -51,7 +53,13 @@ static void usage(FILE *f)
 		"runs their workloads for S seconds (default 10), stops everything cleanly\n"
 		"and prints one row per flow: messages, lost, corrupt, one-way latency\n"
 		"min/p50/p99/p99.9/max in microseconds, deadline misses and the analytical\n"
-		"bound of `rtvio analyze` for the same config.\n",
+		"bound of `rtvio analyze` for the same config.\n"
+		"\n"
+		"The bounds use this machine's platform costs, measured by `rtvio calibrate\n"
+		"--quick` (about 10 s) the first time in each boot and cached in\n"
+		"$XDG_RUNTIME_DIR/rtvio (else /tmp/rtvio-UID); when that cannot run, the\n"
+		"costs in CONFIG's [platform], and the report says which. Progress goes\n"
+		"to stderr.\n",
 		DEFAULT_CONFIG);
 }
 
@@ -110,6 +118,8 @@ static int start_all(struct demo *d)
 				       : "did not create its sockets within 10 s");
 		return err;
 	}
+	fprintf(stderr, "rtvio demo: broker started (policy %s, sockets in %s)\n",
+		rtvio_policy_name(d->cfg.broker.policy), d->cfg.broker.socket_dir);
 	snprintf(dur, sizeof(dur), "%.3f", d->duration);
 	for (int i = 0; i < d->cfg.ncells; i++) {
 		const char *cargv[] = { self, "cell", d->conf, d->cfg.cells[i].name,
@@ -122,7 +132,32 @@ static int start_all(struct demo *d)
 			return err;
 		}
 	}
+	fprintf(stderr, "rtvio demo: %d cell%s started, running for %g s\n", d->cfg.ncells,
+		d->cfg.ncells == 1 ? "" : "s", d->duration);
 	return 0;
+}
+
+/* Progress while the cells run: a line rewritten in place on a terminal, else a
+ * line now and then (every second of a short run, every 10 s of a long one). */
+static void progress(const struct demo *d, double el, int running, int *last)
+{
+	double left = d->duration - el;
+	int step = d->duration <= 20 ? 1 : 10, mark;
+
+	if (isatty(STDERR_FILENO)) {
+		fprintf(stderr, "\rrtvio demo: %s, %.0f/%.0f s, %d cell%s running ",
+			rtvio_policy_name(d->cfg.broker.policy), el < d->duration ? el : d->duration,
+			d->duration, running, running == 1 ? "" : "s");
+		return;
+	}
+	if (left <= 0)
+		return;
+	mark = (int)(left + 0.999) / step * step;
+	if (mark > 0 && mark < *last) {
+		fprintf(stderr, "rtvio demo: %d s left, %d cell%s running\n", mark, running,
+			running == 1 ? "" : "s");
+		*last = mark;
+	}
 }
 
 /* Waits out the run with a progress line, then for the cells to report. */
@@ -130,7 +165,7 @@ static void run(struct demo *d)
 {
 	struct timespec t0, t;
 	bool tty = isatty(STDERR_FILENO);
-	int grace_ms = 20000;
+	int grace_ms = 20000, last = (int)(d->duration + 0.999);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
@@ -141,10 +176,7 @@ static void run(struct demo *d)
 			running += !proc_wait(&d->cells[i], 0);
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
-		if (tty)
-			fprintf(stderr, "\rrtvio demo: %s, %.0f/%.0f s, %d cell%s running ",
-				rtvio_policy_name(d->cfg.broker.policy), el < d->duration ? el : d->duration,
-				d->duration, running, running == 1 ? "" : "s");
+		progress(d, el, running, &last);
 		if (!running)
 			break;
 		if (interrupted) {
@@ -167,12 +199,14 @@ static void run(struct demo *d)
 	}
 	if (tty)
 		fprintf(stderr, "\n");
+	fprintf(stderr, "rtvio demo: run over, stopping the cells and the broker\n");
 }
 
 /* Bounds from `rtvio analyze CONFIG --json`: flow name -> latency_bound_us. */
 static void load_bounds(struct demo *d)
 {
-	const char *aargv[] = { proc_self_exe(), "analyze", d->conf, "--json", NULL };
+	const char *aargv[] = { proc_self_exe(), "analyze", d->conf, "--json",
+				d->plat.file[0] ? "--platform" : NULL, d->plat.file, NULL };
 	struct proc a;
 	json_t *doc, *flows, *f;
 	size_t i;
@@ -280,14 +314,32 @@ static void cell_num(const json_t *v, int width, int prec)
 		printf(" %*s", width, "-");
 }
 
-static void print_table(json_t *doc)
+/* Some flow's largest latency is above its bound. */
+static bool max_above_bound(json_t *flows)
+{
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(flows, i, f) {
+		json_t *max = json_object_get(json_object_get(f, "latency_us"), "max");
+		json_t *bound = json_object_get(f, "bound_us");
+
+		if (json_is_number(max) && json_is_number(bound) &&
+		    json_number_value(max) > json_number_value(bound))
+			return true;
+	}
+	return false;
+}
+
+static void print_table(const struct demo *d, json_t *doc)
 {
 	json_t *flows = json_object_get(doc, "flows"), *f;
 	size_t i;
 
-	printf("policy %s, %g s; latency is one-way, cell to cell, in microseconds\n\n",
+	printf("policy %s, %g s; latency is one-way, cell to cell, in microseconds\n",
 	       json_string_value(json_object_get(doc, "policy")),
 	       json_number_value(json_object_get(doc, "duration_s")));
+	printf("bounds: `rtvio analyze` with the platform costs of %s\n\n", d->plat.source);
 	printf("%-12s %-11s %9s %6s %7s %8s %8s %8s %8s %8s %9s %6s %8s\n", "flow", "class",
 	       "messages", "lost", "corrupt", "min", "p50", "p99", "p99.9", "max", "deadline",
 	       "misses", "bound");
@@ -309,8 +361,9 @@ static void print_table(json_t *doc)
 		cell_num(json_object_get(f, "bound_us"), 8, 1);
 		printf("\n");
 	}
-	printf("\nmax above bound on this machine usually means the host preempted the VM\n"
-	       "(see `rtvio bench bound`, which tells host stalls apart from misses).\n");
+	if (max_above_bound(flows))
+		printf("\nmax above bound on this machine usually means the host preempted the VM\n"
+		       "(see `rtvio bench bound`, which tells host stalls apart from misses).\n");
 }
 
 static int parse_args(struct demo *d, int argc, char **argv, const char **path,
@@ -421,6 +474,10 @@ int cmd_demo(int argc, char **argv)
 	rc = prepare(&d, path, policy);
 	if (rc)
 		goto out;
+	fprintf(stderr, "rtvio demo: %s, policy %s, %d cells, %d flows, %g s\n", path,
+		rtvio_policy_name(d.cfg.broker.policy), d.cfg.ncells, d.cfg.nflows, d.duration);
+	/* Measured before anything starts, so the demo's own load is not measured. */
+	demo_platform(&d.cfg, path, &d.plat);
 	d.cells = calloc((size_t)d.cfg.ncells, sizeof(*d.cells));
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -435,13 +492,15 @@ stop:
 	proc_stop(&d.broker, SIGTERM, 5000);
 	if (rc)
 		goto out;
+	fprintf(stderr, "rtvio demo: computing the bounds with rtvio analyze\n");
 	load_bounds(&d);
 	doc = build_report(&d, &failures);
 	if (d.json) {
-		json_dumpf(doc, stdout, JSON_INDENT(2));
+		/* Six significant digits: latencies are not known better than that. */
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		printf("\n");
 	} else {
-		print_table(doc);
+		print_table(&d, doc);
 	}
 	json_decref(doc);
 	rc = failures ? 1 : 0;

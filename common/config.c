@@ -15,7 +15,7 @@ const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
 	"pm_qos", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
-	"max_packet", "cpu", "rt_priority", NULL };
+	"max_packet", "cpu", "rt_priority", "connections", NULL };
 const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",

@@ -34,6 +34,9 @@
 #define RTVIO_MAX_TIME_NS (3600ull * 1000000000) /* 1 hour */
 /* vsock CIDs 0..2 are reserved (hypervisor, local, host), 0xffffffff is "any". */
 #define RTVIO_MIN_CID 3u
+/* [cell] connections: its default and largest value. */
+#define RTVIO_CONNECTIONS_DEFAULT 256u
+#define RTVIO_CONNECTIONS_MAX 65535u
 /* flow.from_port when any source port will do. Ports run from 1 to 0xfffffffe:
  * 0xffffffff is Linux's VMADDR_PORT_ANY and cannot be configured. */
 #define RTVIO_PORT_ANY 0u
@@ -54,7 +57,8 @@ enum rtvio_copy {
 struct rtvio_broker_cfg {
 	enum rtvio_policy policy;     /* default fp */
 	uint64_t chunk;               /* bytes, > 0; default 4 KiB */
-	char socket_dir[RTVIO_PATH_MAX]; /* default /tmp/rtvio */
+	char socket_dir[RTVIO_PATH_MAX]; /* absolute: a relative one is resolved against the
+				       * config file's directory; default /tmp/rtvio */
 	int cpu;                      /* -1 = unpinned (default) */
 	int rt_priority;              /* SCHED_FIFO 1..99; 0 = none (default) */
 	bool poll;                    /* default no: sleep on kicks */
@@ -64,6 +68,8 @@ struct rtvio_broker_cfg {
 	enum rtvio_copy copy;         /* default normal */
 	bool pm_qos;                  /* hold idle cpus awake (platform/pmqos.h); default yes */
 	int line;                     /* line of [broker], 0 when absent */
+	int socket_dir_line;          /* line of socket_dir, 0 when it is the default: for
+				       * messages about the directory (config.path:line) */
 };
 
 struct rtvio_cell_cfg {
@@ -77,6 +83,9 @@ struct rtvio_cell_cfg {
 	int cpu;            /* core `rtvio cell` pins the cell to; -1 = unpinned (default) */
 	int rt_priority;    /* SCHED_FIFO priority of the cell's real-time threads (periodic
 			     * senders, receivers of real-time flows); 0 = none (default) */
+	uint32_t connections; /* connections the cell may have opened at once (its share
+			       * of the broker's table, so that one cell's flood of
+			       * requests leaves the others theirs); 1..65535, default 256 */
 	int line;           /* line of the [cell NAME] header */
 };
 

@@ -2,8 +2,12 @@
 #include "config_int.h"
 #include "units.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cfg_open_broker(struct parser *ps, int line, const char *name)
 {
@@ -40,6 +44,7 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 			return cfg_key_fail(k, "'%s': path too long (at most %zu characters)", k->value,
 					sizeof(b->socket_dir) - 1);
 		snprintf(b->socket_dir, sizeof(b->socket_dir), "%s", k->value);
+		b->socket_dir_line = k->line;
 		return 0;
 	case 3:
 		if (cfg_get_int(k, -1, 1023, &v))
@@ -73,6 +78,73 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 	return 0;
 }
 
+/* The directory of the config file, absolute; false when it cannot be known. */
+static bool config_dir(const char *file, char *dir, size_t len)
+{
+	const char *slash = strrchr(file, '/');
+	size_t n = slash ? (size_t)(slash - file) : 0, have = 0;
+
+	if (file[0] != '/') {
+		if (!getcwd(dir, len))
+			return false;
+		have = strlen(dir);
+		if (n && have > 1 && have + 1 < len)
+			dir[have++] = '/';
+	} else if (n == 0) {
+		n = 1; /* the file is in / */
+	}
+	if (have + n >= len)
+		return false;
+	memcpy(dir + have, file, n);
+	dir[have + n] = '\0';
+	return true;
+}
+
+/* A relative socket_dir names a directory next to the config file, whatever the
+ * current directory of the command that reads it (`rtvio stat CONFIG` from
+ * anywhere). Every consumer sees the absolute path. */
+static int resolve_socket_dir(struct parser *ps)
+{
+	struct rtvio_broker_cfg *b = &ps->cfg->broker;
+	char dir[4096], rel[RTVIO_PATH_MAX], full[4096 + RTVIO_PATH_MAX];
+	const char *r = rel;
+
+	if (b->socket_dir[0] == '/')
+		return 0;
+	snprintf(rel, sizeof(rel), "%s", b->socket_dir);
+	if (!config_dir(ps->file, dir, sizeof(dir)))
+		return cfg_fail(ps, b->socket_dir_line, "[broker] key 'socket_dir': '%s': relative, and "
+				"the config file's directory cannot be found", rel);
+	while (r[0] == '.' && r[1] == '/')
+		r += 2;
+	if (strcmp(r, ".") == 0)
+		r = "";
+	snprintf(full, sizeof(full), "%s%s%s", dir, *r && strcmp(dir, "/") ? "/" : "", r);
+	if (strlen(full) >= sizeof(b->socket_dir))
+		return cfg_fail(ps, b->socket_dir_line, "[broker] key 'socket_dir': '%s' is relative "
+				"to the config file's directory, and %s is too long (at most %zu "
+				"characters)", rel, full, sizeof(b->socket_dir) - 1);
+	snprintf(b->socket_dir, sizeof(b->socket_dir), "%s", full);
+	return 0;
+}
+
+/* The broker creates socket_dir when it is missing; a path that cannot be a
+ * directory at all is the config's error, said where the config says it. */
+static int check_socket_dir(struct parser *ps)
+{
+	const struct rtvio_broker_cfg *b = &ps->cfg->broker;
+	const char *given = b->socket_dir_line ? "" : " (the default)";
+	struct stat st;
+
+	if (stat(b->socket_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+		return cfg_fail(ps, b->socket_dir_line, "[broker] key 'socket_dir'%s: %s exists and "
+				"is not a directory", given, b->socket_dir);
+	if (stat(b->socket_dir, &st) < 0 && errno == ENOTDIR)
+		return cfg_fail(ps, b->socket_dir_line, "[broker] key 'socket_dir'%s: %s: a part of "
+				"the path is not a directory", given, b->socket_dir);
+	return 0;
+}
+
 int cfg_check_broker(struct parser *ps)
 {
 	struct rtvio_broker_cfg *b = &ps->cfg->broker;
@@ -84,5 +156,7 @@ int cfg_check_broker(struct parser *ps)
 			    "(%s), so a chunk could never be copied (expected 0 or at least chunk)",
 			    rtvio_fmt_size(a, sizeof(a), b->regulation_budget),
 			    rtvio_fmt_size(c, sizeof(c), b->chunk));
-	return 0;
+	if (resolve_socket_dir(ps))
+		return ps->ret;
+	return check_socket_dir(ps);
 }

@@ -33,6 +33,7 @@ int cfg_open_cell(struct parser *ps, int line, const char *name)
 	c->rx_buf = 4096;
 	c->max_packet = 65536;
 	c->cpu = -1;
+	c->connections = RTVIO_CONNECTIONS_DEFAULT;
 	c->line = line;
 	ps->index = cfg->ncells++;
 	return 0;
@@ -77,6 +78,11 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 		if (cfg_get_int(k, 0, 99, &v))
 			return ps->ret;
 		c->rt_priority = (int)v;
+		return 0;
+	case CK_CONNECTIONS:
+		if (cfg_get_int(k, 1, RTVIO_CONNECTIONS_MAX, &v))
+			return ps->ret;
+		c->connections = (uint32_t)v;
 		return 0;
 	}
 	return 0;

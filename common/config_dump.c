@@ -30,9 +30,9 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 			OUT("memory = %s\n", rtvio_fmt_size(x, sizeof(x), c->memory));
 		else
 			OUT("region = %s\n", rtvio_fmt_size(x, sizeof(x), c->region));
-		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\n",
+		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\nconnections = %u\n",
 		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
-		    c->cpu, c->rt_priority);
+		    c->cpu, c->rt_priority, (unsigned)c->connections);
 	}
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *fl = &cfg->flows[i];

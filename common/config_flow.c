@@ -156,17 +156,6 @@ int cfg_check_flows(struct parser *ps)
 					    "source port (from = CELL:PORT)", fl->name,
 					    cfg->cells[fl->from].name, cfg->cells[fl->to].name,
 					    fl->to_port, o->name, o->line);
-			/* A port has one listener, of one socket type (in gvsock as in
-			 * Linux); flows to it from different senders share that listener. */
-			if (o->to == fl->to && o->to_port == fl->to_port && o->type != fl->type)
-				return cfg_fail(ps, (r->set & (1u << FK_TYPE)) ? r->key_line[FK_TYPE]
-									 : fl->line,
-					    "[flow %s] key 'type': %s, but flow %s (line %d) goes to "
-					    "%s:%u as %s; flows to one port share its listener and "
-					    "must have one type", fl->name,
-					    rtvio_sock_type_name(fl->type), o->name, o->line,
-					    cfg->cells[fl->to].name, fl->to_port,
-					    rtvio_sock_type_name(o->type));
 		}
 		/* The implied workload; [workload] sections refine it below. */
 		fl->traffic.pattern = fl->best_effort ? RTVIO_PATTERN_BULK : RTVIO_PATTERN_PERIODIC;

@@ -39,6 +39,10 @@ static char *reader(char *str, int num, void *stream)
 	}
 	str[n] = '\0';
 	ps->lineno++;
+	/* Editors on Windows start a UTF-8 file with a byte order mark; it is not part
+	 * of the first line's text. */
+	if (ps->lineno == 1 && n >= 3 && memcmp(str, "\xef\xbb\xbf", 3) == 0)
+		memmove(str, str + 3, (size_t)n - 2);
 	if (too_long) {
 		cfg_fail(ps, ps->lineno, "line too long (at most %d characters)", num - 1);
 		return NULL;

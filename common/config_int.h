@@ -30,7 +30,8 @@ extern const char *const cfg_flow_keys[];
 extern const char *const cfg_workload_keys[];
 extern const char *const cfg_platform_keys[];
 
-enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY };
+enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY,
+	CK_CONNECTIONS };
 enum { FK_FROM, FK_TO, FK_TYPE, FK_SIZE, FK_PERIOD, FK_DEADLINE, FK_JITTER, FK_PRIORITY,
 	FK_CLASS, FK_COUNT };
 enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };

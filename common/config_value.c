@@ -87,7 +87,7 @@ int cfg_get_time(const struct keyctx *k, uint64_t min, uint64_t *out)
 	const char *why = NULL;
 	char a[32], b[32];
 
-	if (rtvio_parse_time(k->value, RTVIO_NS_PER_S, out, &why))
+	if (rtvio_parse_time(k->value, RTVIO_UNIT_REQUIRED, out, &why))
 		return cfg_bad_value(k, why);
 	if (*out < min || *out > RTVIO_MAX_TIME_NS)
 		return cfg_key_fail(k, "'%s': expected a time from %s to %s", k->value,

@@ -37,6 +37,7 @@ static const struct unit time_units[] = {
 static const char why_size[] =
 	"expected a size such as 64, 4KiB or 2MB (units B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)";
 static const char why_time[] = "expected a time such as 0, 500us or 1ms (units ns, us, ms, s)";
+static const char why_unit[] = "a time needs a unit: ns, us, ms or s (only 0 may be bare)";
 static const char why_bw[] = "expected a bandwidth such as 8GB/s or 500MiB/s";
 static const char why_range[] = "value too large";
 static const char why_frac[] = "not a whole number of the base unit (bytes or ns)";
@@ -196,6 +197,10 @@ static int parse_with_units(const char *s, const char *end, const struct unit *u
 		p++;
 	size_t ulen = (size_t)(end - p);
 
+	if (ulen == 0 && bare_unit == RTVIO_UNIT_REQUIRED && mant != 0) {
+		set_why(why, why_unit);
+		return -EINVAL;
+	}
 	if (ulen == 0)
 		return scale(mant, frac, bare_unit, out, why);
 	for (const struct unit *u = units; u->name; u++) {

@@ -5,7 +5,10 @@
  * Whitespace may separate number and unit. A decimal fraction is accepted when the
  * result is a whole number of the base unit ("1.5KiB" = 1536 B, "2.5us" = 2500 ns;
  * "1.5B" is an error). Negative values, garbage and results that overflow 64 bits are
- * rejected. A bare number takes the default unit the caller passes.
+ * rejected. A bare number takes the default unit the caller passes; for times the
+ * caller may pass RTVIO_UNIT_REQUIRED instead, and then only a bare 0 is accepted
+ * (zero is zero in every unit) and any other bare number is an error saying that a
+ * unit is needed, so that `period = 1000` can never silently mean 1000 s.
  *
  * Each parser returns 0, or -EINVAL (malformed) / -ERANGE (too large), and then
  * points *why (when not NULL) at a static phrase saying what was expected. */
@@ -17,10 +20,13 @@
 #include <stdbool.h>
 
 #define RTVIO_NS_PER_S 1000000000ull
+/* bare_unit of rtvio_parse_time(): a number other than 0 must carry its unit. */
+#define RTVIO_UNIT_REQUIRED 0ull
 
 /* bare_unit: the multiplier of a bare number (1 = bytes). */
 int rtvio_parse_size(const char *s, uint64_t bare_unit, uint64_t *bytes, const char **why);
-/* bare_unit: the multiplier of a bare number in ns (RTVIO_NS_PER_S = seconds). */
+/* bare_unit: the multiplier of a bare number in ns (RTVIO_NS_PER_S = seconds), or
+ * RTVIO_UNIT_REQUIRED. */
 int rtvio_parse_time(const char *s, uint64_t bare_unit, uint64_t *ns, const char **why);
 /* A size per "s"; a bare number is bytes per second. */
 int rtvio_parse_bandwidth(const char *s, uint64_t *bytes_per_s, const char **why);

@@ -210,7 +210,8 @@ static void hog_report(const struct hog_opts *o, const char *t, uint64_t bytes, 
 				    json_integer((json_int_t)o->rate));
 		json_object_set_new(j, "achieved_Bps", json_integer((json_int_t)(achieved + 0.5)));
 		json_object_set_new(j, "seconds", json_real(secs));
-		json_dumpf(j, stdout, JSON_PRESERVE_ORDER);
+		/* Six significant digits: more is binary noise, not measurement. */
+		json_dumpf(j, stdout, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 		fputc('\n', stdout);
 		json_decref(j);
 	} else {
@@ -218,6 +219,19 @@ static void hog_report(const struct hog_opts *o, const char *t, uint64_t bytes, 
 		printf("hog: %s on CPU %lld, target %s, achieved %s over %.1f s\n",
 		       mem_pattern_name(o->pattern), o->cpu, t, a, secs);
 	}
+}
+
+/* Ctrl-C is the way to stop only a hog that runs until stopped. */
+static void hog_announce(const struct hog_opts *o, const char *t)
+{
+	char d[32];
+
+	if (o->duration_ns)
+		fprintf(stderr, "hog: %s on CPU %lld at %s for %s\n", mem_pattern_name(o->pattern),
+			o->cpu, t, rtvio_fmt_time(d, sizeof d, o->duration_ns));
+	else
+		fprintf(stderr, "hog: %s on CPU %lld at %s; stop with Ctrl-C\n",
+			mem_pattern_name(o->pattern), o->cpu, t);
 }
 
 int cmd_hog(int argc, char **argv)
@@ -252,8 +266,7 @@ int cmd_hog(int argc, char **argv)
 		snprintf(t, sizeof t, "max");
 	else
 		memload_format_rate((double)o.rate, t, sizeof t);
-	fprintf(stderr, "hog: %s on CPU %lld at %s; stop with Ctrl-C\n",
-		mem_pattern_name(o.pattern), o.cpu, t);
+	hog_announce(&o, t);
 	hog_wait(&s, t0, end);
 	bytes = streamer_bytes(&s);
 	end = memload_now();

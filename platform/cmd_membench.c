@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -93,7 +94,7 @@ static void usage(FILE *f)
 		"  --quick        fewer, shorter steps (well under a minute)\n"
 		"  --json         print {unloaded_ns, knee_bandwidth_Bps, budgetable_Bps, steps}\n"
 		"  --out DIR      where membench.csv, membench.gp and membench.png go\n"
-		"                 (default platform-results)\n"
+		"                 (default platform-results, in the current directory)\n"
 		"  --factor F     knee: first step with victim latency > F x unloaded\n"
 		"                 (default 1.5)\n"
 		"  --pattern P    interferer traffic: read, write or copy (default copy)\n"
@@ -626,6 +627,20 @@ static int write_plot(const struct mb_run *r, const char *dir, char *png, size_t
 	return run_gnuplot(plot, false);
 }
 
+/* Files appear in the current directory unless --out says otherwise: said before
+ * the run, on stderr so that --json's stdout stays one document. */
+static void announce_out(const char *dir)
+{
+	char abs[PATH_MAX];
+
+	fprintf(stderr, "rtvio membench: writing membench.csv, membench.gp and membench.png "
+		"to %s (--out DIR to change)\n", realpath(dir, abs) ? abs : dir);
+}
+
+/* Six significant digits: a latency or a time in these documents is not known
+ * better than that, and 17 digits ("17.033000000000001") only show binary noise. */
+#define MB_JSON_PRECISION 6
+
 static void print_json(const struct mb_run *r)
 {
 	json_t *root = json_object(), *steps = json_array();
@@ -648,7 +663,8 @@ static void print_json(const struct mb_run *r)
 		json_array_append_new(steps, js);
 	}
 	json_object_set_new(root, "steps", steps);
-	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+		   JSON_REAL_PRECISION(MB_JSON_PRECISION));
 	fputc('\n', stdout);
 	json_decref(root);
 }
@@ -714,6 +730,7 @@ int cmd_membench(int argc, char **argv)
 		free(r);
 		return 2;
 	}
+	announce_out(r->o.out);
 	if (setup(r))
 		goto out;
 	run_steps(r);

@@ -380,11 +380,22 @@ def case_demo_json():
             text = f.read().replace("socket_dir = /tmp/rtvio-demo", "socket_dir = " + d)
         with open(conf, "w") as f:
             f.write(text)
+        # A runtime directory of its own: the first run measures this machine's
+        # costs with rtvio calibrate --quick, the next ones find them cached.
+        env = dict(os.environ, XDG_RUNTIME_DIR=d)
         for policy in ("fp", "fifo"):
             r = subprocess.run([RTVIO, "demo", conf, "--duration", "2", "--policy", policy,
                                 "--json"], capture_output=True, text=True,
-                               timeout=90 * SLOW)
+                               timeout=240 * SLOW, env=env)
             check(r.returncode == 0, f"demo exit {r.returncode}: {r.stderr[-800:]}")
+            # Progress on stderr, while it runs.
+            for needle in ("broker started", "3 cells started", "s left",
+                           "computing the bounds"):
+                check(needle in r.stderr, f"no progress {needle!r}: {r.stderr[-800:]}")
+            measured = ("platform costs measured, cached in" if policy == "fp"
+                        else "platform costs of this machine from")
+            check(measured in r.stderr, f"{policy}: costs not measured/cached: "
+                  f"{r.stderr[-800:]}")
             doc = json.loads(r.stdout)  # stdout holds the document and nothing else
             check(set(doc) == {"policy", "duration_s", "flows"}, f"keys {sorted(doc)}")
             check(doc["policy"] == policy and doc["duration_s"] == 2, "policy/duration")
@@ -407,6 +418,73 @@ def case_demo_json():
                       f"{name} bound under {policy}: {flows[name]['bound_us']}")
             check(flows["bulk"]["bound_us"] is None and flows["bulk"]["deadline_us"] is None,
                   "bulk is best-effort")
+        check(any(n.startswith("platform-") for n in os.listdir(os.path.join(d, "rtvio"))),
+              "no cached platform file")
+        # The table says where its costs come from; with no bound (fifo) no maximum
+        # can be above one, so the footer about host preemption stays away.
+        r = subprocess.run([RTVIO, "demo", conf, "--duration", "1", "--policy", "fifo"],
+                           capture_output=True, text=True, timeout=90 * SLOW, env=env)
+        check(r.returncode == 0, f"demo exit {r.returncode}: {r.stderr[-800:]}")
+        check("platform costs of this machine, `rtvio calibrate --quick` earlier this boot"
+              in r.stdout, "table header: " + r.stdout[:600])
+        check("max above bound" not in r.stdout, "footer without a maximum above a bound: "
+              + r.stdout[-600:])
+
+
+def case_demo_no_calibrate():
+    """rtvio demo where calibrate cannot run: says so, uses the config's costs"""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs",
+                       "demo.conf")
+    with tempfile.TemporaryDirectory(prefix="rtvio-e2e-demo-") as d:
+        conf = os.path.join(d, "demo.conf")
+        with open(src) as f:
+            text = f.read().replace("socket_dir = /tmp/rtvio-demo", "socket_dir = " + d)
+        with open(conf, "w") as f:
+            f.write(text)
+        # One cpu: calibrate needs two and refuses at once.
+        cpu = min(os.sched_getaffinity(0))
+        r = subprocess.run([RTVIO, "demo", conf, "--duration", "1"], capture_output=True,
+                           text=True, timeout=90 * SLOW,
+                           env=dict(os.environ, XDG_RUNTIME_DIR=d),
+                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        check(r.returncode == 0, f"demo exit {r.returncode}: {r.stderr[-800:]}")
+        check("rtvio calibrate could not measure this machine" in r.stderr,
+              "no plain word about calibrate: " + r.stderr[-800:])
+        check("bounds from the platform costs in " + conf + "'s [platform]" in r.stderr,
+              "does not say it uses the config's costs: " + r.stderr[-800:])
+        check("measured elsewhere, not on this machine" in r.stdout,
+              "table header: " + r.stdout[:600])
+
+
+def case_socket_dir_relative():
+    """socket_dir relative to the config file; one that is a file is a config error"""
+    with tempfile.TemporaryDirectory(prefix="rtvio-e2e-sd-") as d:
+        conf = os.path.join(d, "rel.conf")
+        with open(conf, "w") as f:
+            f.write("[broker]\nsocket_dir = sock\n[cell a]\ncid = 3\n")
+        b = subprocess.Popen([RTVIO, "broker", conf], cwd="/", stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            ctl = os.path.join(d, "sock", "control.sock")
+            end = time.time() + 10 * SLOW
+            while not os.path.exists(ctl):
+                if b.poll() is not None:
+                    raise Fail("broker exited: " + b.stderr.read()[-800:])
+                check(time.time() < end, "no control.sock next to the config")
+                time.sleep(0.05)
+            r = subprocess.run([RTVIO, "stat", "--json", conf], cwd="/", capture_output=True,
+                               text=True, timeout=10 * SLOW)
+            check(r.returncode == 0, "rtvio stat CONFIG from / failed: " + r.stderr)
+        finally:
+            b.terminate()
+            b.communicate(timeout=10 * SLOW)
+        with open(conf, "w") as f:
+            f.write("[broker]\npoll = no\nsocket_dir = /dev/null\n[cell a]\ncid = 3\n")
+        r = subprocess.run([RTVIO, "broker", conf], capture_output=True, text=True,
+                           timeout=10 * SLOW)
+        check(r.returncode == 2, f"exit status {r.returncode}, want 2: {r.stderr}")
+        check(conf + ":3: [broker] key 'socket_dir'" in r.stderr and
+              "not a directory" in r.stderr, "message: " + r.stderr.strip())
 
 
 CONFIG_ERRORS = [
@@ -416,6 +494,9 @@ CONFIG_ERRORS = [
     ("flow naming an unknown cell",
      "[cell a]\ncid = 3\n[flow f]\nfrom = a\nto = nobody:1\nsize = 1\nperiod = 1ms\n",
      ["nobody"]),
+    ("time without its unit",
+     "[cell a]\ncid = 3\n[cell b]\ncid = 4\n[flow f]\nfrom = a\nto = b:1\nsize = 1\n"
+     "period = 1000\n", ["period", "1000", "needs a unit"]),
 ]
 
 
@@ -483,7 +564,8 @@ def case_unschedulable_warned_or_refused():
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
          case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
-         case_demo_json, case_unschedulable_warned_or_refused]
+         case_demo_json, case_demo_no_calibrate, case_socket_dir_relative,
+         case_unschedulable_warned_or_refused]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 

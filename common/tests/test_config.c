@@ -175,6 +175,7 @@ static void assert_same_config(const struct rtvio_config *a, const struct rtvio_
 	struct rtvio_broker_cfg ba = a->broker, bb = b->broker;
 
 	ba.line = bb.line = 0;
+	ba.socket_dir_line = bb.socket_dir_line = 0;
 	assert_memory_equal(&ba, &bb, sizeof(ba));
 	assert_int_equal(a->ncells, b->ncells);
 	assert_int_equal(a->nflows, b->nflows);
@@ -249,7 +250,7 @@ static const char full_config[] =
 	"to = vm-2:4294967294\n"
 	"type = seqpacket\n"
 	"size = 256KiB\n"
-	"period = 0.5\n"
+	"period = 0.5s\n"
 	"deadline = 2s\n"
 	"jitter = 3us\n"
 	"priority = 7\n"
@@ -400,6 +401,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.cells[0].rx_buf, 4096);
 	assert_int_equal(cfg.cells[0].max_packet, 65536);
 	assert_int_equal(cfg.cells[0].cpu, -1);
+	assert_int_equal(cfg.cells[0].connections, 256);
 	const struct rtvio_flow_cfg *f = &cfg.flows[0];
 
 	assert_int_equal(f->type, RTVIO_STREAM);
@@ -591,7 +593,7 @@ static void test_errors_keys(void **state)
 		     "regulation_period, copy, pm_qos)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
-		     "memory, rx_buf, max_packet, cpu, rt_priority)");
+		     "memory, rx_buf, max_packet, cpu, rt_priority, connections)");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\npatern = bulk\n",
 		     "12: [workload w] key 'patern': unknown key (expected one of: flow, pattern, "
 		     "size, period, offset, count)");
@@ -615,6 +617,16 @@ static void test_errors_values(void **state)
 	expect_error(CELLS "[flow f]\nfrom = a\nto = b:1\nsize = 4\nperiod = 1 sec\n",
 		     "9: [flow f] key 'period': '1 sec': expected a time such as 0, 500us or 1ms "
 		     "(units ns, us, ms, s)");
+	/* A time needs its unit: a bare 1000 is neither 1000 s nor 1000 ns. */
+	expect_error(CELLS "[flow f]\nfrom = a\nto = b:1\nsize = 4\nperiod = 1000\n",
+		     "9: [flow f] key 'period': '1000': a time needs a unit: ns, us, ms or s "
+		     "(only 0 may be bare)");
+	expect_error("[broker]\nregulation_period = 2\n" CELLS,
+		     "2: [broker] key 'regulation_period': '2': a time needs a unit: ns, us, ms "
+		     "or s (only 0 may be bare)");
+	expect_error(CELLS "[platform]\nnotify_latency = 20\n",
+		     "6: [platform] key 'notify_latency': '20': a time needs a unit: ns, us, ms "
+		     "or s (only 0 may be bare)");
 	expect_error(CELLS "[flow f]\nfrom = a\nto = b:1\nsize = 4\nperiod = 0\n",
 		     "9: [flow f] key 'period': '0': expected a time from 1ns to 3600s");
 	expect_error(CELLS "[flow f]\nfrom = a\nto = b:1\nsize = 4\njitter = -1ms\n",
@@ -864,17 +876,27 @@ static void test_errors_cross_checks(void **state)
 	expect_error(CELLS FLOW "[flow g]\nfrom = a:7\nto = b:1000\nsize = 1\nperiod = 1ms\n",
 		     "10: [flow g]: connections from a to b:1000 would also match flow f (line 5); "
 		     "give each a distinct source port (from = CELL:PORT)");
-	/* One port, one listener, one socket type; senders from several cells may
-	 * share it. */
-	expect_error(CELLS "[cell c]\ncid = 5\n" FLOW
-		     "[flow g]\nfrom = c\nto = b:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
-		     "15: [flow g] key 'type': seqpacket, but flow f (line 7) goes to b:1000 as "
-		     "stream; flows to one port share its listener and must have one type");
-	expect_error(CELLS "[cell c]\ncid = 5\n"
-		     "[flow f]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 64\nperiod = 1ms\n"
-		     "[flow g]\nfrom = c\nto = b:1000\nsize = 1\nperiod = 1ms\n",
-		     "13: [flow g] key 'type': stream, but flow f (line 7) goes to b:1000 as "
-		     "seqpacket; flows to one port share its listener and must have one type");
+	/* A port may carry flows of both socket types, as vsock allows: the loader
+	 * accepts them (whether a cell can listen for both is the cell's to say). */
+	{
+		struct rtvio_config cfg;
+
+		load_ok(CELLS "[cell c]\ncid = 5\n" FLOW
+			"[flow g]\nfrom = c\nto = b:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
+			&cfg);
+		assert_int_equal(cfg.nflows, 2);
+		assert_int_equal(cfg.flows[0].type, RTVIO_STREAM);
+		assert_int_equal(cfg.flows[1].type, RTVIO_SEQPACKET);
+		assert_int_equal(cfg.flows[0].to_port, cfg.flows[1].to_port);
+		assert_int_equal(cfg.flows[0].to, cfg.flows[1].to);
+		rtvio_config_free(&cfg);
+		load_ok(CELLS "[cell c]\ncid = 5\n"
+			"[flow f]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 64\nperiod = 1ms\n"
+			"[flow g]\nfrom = c\nto = b:1000\nsize = 1\nperiod = 1ms\n", &cfg);
+		assert_int_equal(cfg.flows[0].type, RTVIO_SEQPACKET);
+		assert_int_equal(cfg.flows[1].type, RTVIO_STREAM);
+		rtvio_config_free(&cfg);
+	}
 	{
 		struct rtvio_config cfg;
 
@@ -902,6 +924,122 @@ static void test_errors_cross_checks(void **state)
 		     "10: [workload w]: pattern = off takes no size, offset or count");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\n[workload w]\nflow = f\n",
 		     "12: duplicate workload name 'w' (first at line 10)");
+}
+
+/* A relative socket_dir is the directory next to the config file, whatever the
+ * current directory; the loader hands every command the absolute path. */
+static void test_socket_dir_relative(void **state)
+{
+	char dir[] = "/tmp/rtvio-cfgdir-XXXXXX", path[128], want[160], cwd[4096];
+	struct rtvio_config cfg;
+	char err[512] = "";
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/x.conf", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("[broker]\nsocket_dir = ./sock\n[cell a]\ncid = 3\n", f);
+	fclose(f);
+	snprintf(want, sizeof(want), "%s/sock", dir);
+	assert_int_equal(rtvio_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.broker.socket_dir, want);
+	assert_int_equal(cfg.broker.socket_dir_line, 2);
+	rtvio_config_free(&cfg);
+	/* The same file named relative to another current directory. */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/tmp"), 0);
+	assert_int_equal(rtvio_config_load(path + strlen("/tmp/"), &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.broker.socket_dir, want);
+	rtvio_config_free(&cfg);
+	assert_int_equal(chdir(dir), 0);
+	assert_int_equal(rtvio_config_load("x.conf", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.broker.socket_dir, want);
+	rtvio_config_free(&cfg);
+	assert_int_equal(chdir(cwd), 0);
+	unlink(path);
+	rmdir(dir);
+	/* Absolute ones and the default are kept as they are. */
+	load_ok("[broker]\nsocket_dir = /tmp/rtvio-abs\n" CELLS, &cfg);
+	assert_string_equal(cfg.broker.socket_dir, "/tmp/rtvio-abs");
+	rtvio_config_free(&cfg);
+	load_ok(CELLS, &cfg);
+	assert_int_equal(cfg.broker.socket_dir_line, 0);
+	rtvio_config_free(&cfg);
+}
+
+/* A socket_dir that cannot be a directory is a config error at its line. */
+static void test_socket_dir_errors(void **state)
+{
+	(void)state;
+	expect_error("[broker]\npolicy = fp\nsocket_dir = /dev/null\n" CELLS,
+		     "3: [broker] key 'socket_dir': /dev/null exists and is not a directory");
+	expect_error("[broker]\nsocket_dir = /dev/null/rtvio\n" CELLS,
+		     "2: [broker] key 'socket_dir': /dev/null/rtvio: a part of the path is not a "
+		     "directory");
+}
+
+/* A UTF-8 byte order mark at the top of the file is not text: the file reads as
+ * without it, and lines are still counted from the first. */
+static void test_bom(void **state)
+{
+	struct rtvio_config cfg;
+
+	(void)state;
+	load_ok("\xef\xbb\xbf[cell a]\ncid = 3\n", &cfg);
+	assert_int_equal(cfg.ncells, 1);
+	assert_string_equal(cfg.cells[0].name, "a");
+	assert_int_equal(cfg.cells[0].line, 1);
+	rtvio_config_free(&cfg);
+	load_ok("\xef\xbb\xbf; rtvio\n[broker]\npolicy = edf\n" CELLS, &cfg);
+	assert_int_equal(cfg.broker.policy, RTVIO_POLICY_EDF);
+	assert_int_equal(cfg.broker.line, 2);
+	rtvio_config_free(&cfg);
+	assert_int_equal(rtvio_config_parse("\xef\xbb\xbf[cell a]\ncid = 3\n", "bom.conf", &cfg,
+					    NULL, 0), 0);
+	rtvio_config_free(&cfg);
+	expect_error("\xef\xbb\xbf[cell a]\ncid = 2\n",
+		     "2: [cell a] key 'cid': '2': expected a whole number from 3 to 4294967294");
+}
+
+/* [cell] connections: the cell's share of the broker's connection table. */
+static void test_cell_connections(void **state)
+{
+	struct rtvio_config cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	load_ok("[cell a]\ncid = 3\nconnections = 1\n[cell b]\ncid = 4\nconnections = 65535\n"
+		"[cell c]\ncid = 5\n", &cfg);
+	assert_int_equal(cfg.cells[0].connections, 1);
+	assert_int_equal(cfg.cells[1].connections, 65535);
+	assert_int_equal(cfg.cells[2].connections, 256);
+	/* The dump spells it out, and reads back the same. */
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(rtvio_config_dump(&cfg, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "[cell a]\ncid = 3\n"));
+	assert_non_null(strstr(text, "connections = 1\n"));
+	assert_non_null(strstr(text, "connections = 65535\n"));
+	assert_non_null(strstr(text, "connections = 256\n"));
+	rtvio_config_free(&cfg);
+	load_ok(text, &cfg);
+	assert_int_equal(cfg.cells[0].connections, 1);
+	assert_int_equal(cfg.cells[1].connections, 65535);
+	rtvio_config_free(&cfg);
+	free(text);
+	expect_error("[cell a]\ncid = 3\nconnections = 0\n",
+		     "3: [cell a] key 'connections': '0': expected a whole number from 1 to 65535");
+	expect_error("[cell a]\ncid = 3\nconnections = 65536\n",
+		     "3: [cell a] key 'connections': '65536': expected a whole number from 1 to "
+		     "65535");
+	expect_error("[cell a]\ncid = 3\nconnections = many\n",
+		     "3: [cell a] key 'connections': 'many': expected a whole number from 1 to "
+		     "65535");
 }
 
 static void test_error_open(void **state)
@@ -1005,6 +1143,10 @@ int main(void)
 		cmocka_unit_test(test_copy_key),
 		cmocka_unit_test(test_errors_sections),
 		cmocka_unit_test(test_errors_cross_checks),
+		cmocka_unit_test(test_socket_dir_relative),
+		cmocka_unit_test(test_socket_dir_errors),
+		cmocka_unit_test(test_bom),
+		cmocka_unit_test(test_cell_connections),
 		cmocka_unit_test(test_error_open),
 		cmocka_unit_test(test_fuzz),
 	};

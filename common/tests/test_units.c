@@ -157,6 +157,28 @@ static void test_time(void **state)
 	assert_int_equal(time_err("1KiB"), -EINVAL);
 }
 
+/* Where the caller requires a unit (the configuration), a bare number other than 0
+ * is refused with a message that names the units, never taken as seconds. */
+static void test_time_unit_required(void **state)
+{
+	uint64_t v = 5;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(rtvio_parse_time("1000", RTVIO_UNIT_REQUIRED, &v, &why), -EINVAL);
+	assert_int_equal(v, 5);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "needs a unit"));
+	assert_non_null(strstr(why, "ns, us, ms or s"));
+	assert_int_equal(rtvio_parse_time("0.5", RTVIO_UNIT_REQUIRED, &v, &why), -EINVAL);
+	assert_int_equal(rtvio_parse_time("0", RTVIO_UNIT_REQUIRED, &v, &why), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(rtvio_parse_time(" 0.0 ", RTVIO_UNIT_REQUIRED, &v, &why), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(rtvio_parse_time("1000us", RTVIO_UNIT_REQUIRED, &v, &why), 0);
+	assert_int_equal(v, 1000000);
+}
+
 static void test_bandwidth(void **state)
 {
 	uint64_t v = 0;
@@ -282,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_size_overflow),
 		cmocka_unit_test(test_size_bare_unit),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_time_unit_required),
 		cmocka_unit_test(test_bandwidth),
 		cmocka_unit_test(test_bool),
 		cmocka_unit_test(test_int),

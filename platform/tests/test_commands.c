@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,29 +27,77 @@
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static char captured[1 << 16];
+static char captured[1 << 16], captured_err[1 << 16];
 
-/* Runs a command with its stdout going to a temporary file, then into captured. */
-static int run_captured(int (*cmd)(int, char **), int argc, char **argv)
+/* Points descriptor fd at a fresh temporary file; returns the saved original. */
+static int redirect(int fd, FILE **tmp)
 {
-	FILE *tmp = tmpfile();
-	int saved, rc;
+	int saved;
+
+	*tmp = tmpfile();
+	assert_non_null(*tmp);
+	saved = dup(fd);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(*tmp), fd) >= 0);
+	return saved;
+}
+
+static void restore(int fd, int saved, FILE *tmp, char *buf, size_t len)
+{
 	size_t n;
 
-	assert_non_null(tmp);
-	fflush(stdout);
-	saved = dup(1);
-	assert_true(saved >= 0);
-	assert_true(dup2(fileno(tmp), 1) >= 0);
-	rc = cmd(argc, argv);
-	fflush(stdout);
-	assert_true(dup2(saved, 1) >= 0);
+	assert_true(dup2(saved, fd) >= 0);
 	close(saved);
 	rewind(tmp);
-	n = fread(captured, 1, sizeof captured - 1, tmp);
-	captured[n] = '\0';
+	n = fread(buf, 1, len - 1, tmp);
+	buf[n] = '\0';
 	fclose(tmp);
+}
+
+/* Runs a command with its stdout going into captured, its stderr into captured_err. */
+static int run_captured(int (*cmd)(int, char **), int argc, char **argv)
+{
+	FILE *out, *err;
+	int saved_out, saved_err, rc;
+
+	fflush(stdout);
+	fflush(stderr);
+	saved_out = redirect(1, &out);
+	saved_err = redirect(2, &err);
+	rc = cmd(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	restore(2, saved_err, err, captured_err, sizeof captured_err);
+	restore(1, saved_out, out, captured, sizeof captured);
 	return rc;
+}
+
+/* Every fractional number in a JSON text has at most 6 significant digits (what
+ * the measurements support; 17 digits are binary noise). */
+static void assert_reals_short(const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		int sig = 0;
+		bool dot = false, lead = true;
+		const char *q = p;
+
+		if (!(*p >= '0' && *p <= '9') || (p > text && ((p[-1] >= '0' && p[-1] <= '9') ||
+							       p[-1] == '.')))
+			continue;
+		for (; (*q >= '0' && *q <= '9') || *q == '.'; q++) {
+			if (*q == '.') {
+				dot = true;
+				continue;
+			}
+			if (*q != '0')
+				lead = false;
+			if (!lead)
+				sig++;
+		}
+		if (dot && sig > 6)
+			fail_msg("'%.*s' has %d significant digits", (int)(q - p), p, sig);
+		p = q - 1;
+	}
 }
 
 static void test_membench_usage_errors(void **state)
@@ -111,6 +160,10 @@ static void test_membench_quick_json(void **state)
 		skip();
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(run_captured(cmd_membench, ARGC(v), v), 0);
+	/* It says where its files go, and not on the JSON's stdout. */
+	assert_non_null(strstr(captured_err, "writing membench.csv"));
+	assert_non_null(strstr(captured_err, dir));
+	assert_reals_short(captured);
 	doc = json_loads(captured, 0, &jerr);
 	assert_non_null(doc);
 	/* exactly the documented keys */
@@ -225,6 +278,10 @@ static void test_hog_duration_json(void **state)
 	snprintf(cpu, sizeof cpu, "%d", cpus[0]);
 	assert_int_equal(run_captured(cmd_hog, ARGC(v), v), 0);
 	check_hog_json(200e6, "read");
+	/* It stops by itself: no Ctrl-C to ask for, and the time it runs said. */
+	assert_null(strstr(captured_err, "Ctrl-C"));
+	assert_non_null(strstr(captured_err, "for 300ms"));
+	assert_reals_short(captured);
 }
 
 static void *send_sigterm(void *arg)
@@ -256,6 +313,7 @@ static void test_hog_stops_on_sigterm(void **state)
 	assert_int_equal(run_captured(cmd_hog, ARGC(v), v), 0);
 	pthread_join(t, NULL);
 	check_hog_json(100e6, "copy");
+	assert_non_null(strstr(captured_err, "stop with Ctrl-C"));
 	doc = json_loads(captured, 0, &jerr);
 	/* It ran until the signal came: some time passed, and it reports it. How
 	 * much depends on how soon this loaded machine ran it, so no more is asked. */
