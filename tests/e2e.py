@@ -458,11 +458,12 @@ def case_demo_no_calibrate():
 
 def case_socket_dir_relative():
     """socket_dir relative to the config file; one that is a file is a config error"""
+    rtvio = os.path.abspath(RTVIO)  # run from / below
     with tempfile.TemporaryDirectory(prefix="rtvio-e2e-sd-") as d:
         conf = os.path.join(d, "rel.conf")
         with open(conf, "w") as f:
             f.write("[broker]\nsocket_dir = sock\n[cell a]\ncid = 3\n")
-        b = subprocess.Popen([RTVIO, "broker", conf], cwd="/", stdout=subprocess.PIPE,
+        b = subprocess.Popen([rtvio, "broker", conf], cwd="/", stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         try:
             ctl = os.path.join(d, "sock", "control.sock")
@@ -472,7 +473,7 @@ def case_socket_dir_relative():
                     raise Fail("broker exited: " + b.stderr.read()[-800:])
                 check(time.time() < end, "no control.sock next to the config")
                 time.sleep(0.05)
-            r = subprocess.run([RTVIO, "stat", "--json", conf], cwd="/", capture_output=True,
+            r = subprocess.run([rtvio, "stat", "--json", conf], cwd="/", capture_output=True,
                                text=True, timeout=10 * SLOW)
             check(r.returncode == 0, "rtvio stat CONFIG from / failed: " + r.stderr)
         finally:
