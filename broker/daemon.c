@@ -110,6 +110,17 @@ static void hook_notify(void *ctx, unsigned cell, unsigned queue)
 	}
 }
 
+static void hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count)
+{
+	struct broker *b = ctx;
+
+	/* Logged at 1, 2, 4, 8... refusals: a cell cannot flood the log. */
+	if (cell < b->ncells && !(count & (count - 1)))
+		CLOG(&b->cells[cell], "connection REQUEST refused: the cell has its %" PRIu32
+		     " connections open (its `connections` limit; %" PRIu64 " refused so far)",
+		     limit, count);
+}
+
 static void hook_broken(void *ctx, unsigned cell, int err)
 {
 	struct broker *b = ctx;
@@ -636,7 +647,8 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		struct broker **out, char *err, size_t errlen)
 {
-	struct dp_hooks hooks = { .notify = hook_notify, .broken = hook_broken, .now = NULL };
+	struct dp_hooks hooks = { .notify = hook_notify, .broken = hook_broken,
+				  .conn_limit = hook_conn_limit, .now = NULL };
 	struct broker *b;
 	int rc;
 

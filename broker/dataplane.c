@@ -236,7 +236,9 @@ static int alloc_objects(struct dp *dp)
 	dp->ncells = (uint32_t)dp->cfg->ncells;
 	dp->nflows = (uint32_t)dp->cfg->nflows;
 	dp->nqueues = 2 * dp->nflows + dp->ncells;
-	dp->nconns = DP_CONNS_PER_CELL * dp->ncells;
+	dp->nconns = 0;
+	for (uint32_t i = 0; i < dp->ncells; i++)
+		dp->nconns += model_cell_connections(dp->cfg, (int)i);
 	dp->nsyn = dp->nconns;
 	npkts = dp->ncells * DP_TX_SLOTS + dp->nsyn;
 	dp->cid_hash_size = pow2_at_least(2 * (uint64_t)dp->ncells);
@@ -272,6 +274,7 @@ static int init_cells(struct dp *dp)
 		struct dp_cell *c = &dp->cells[i];
 
 		c->cid = dp->cfg->cells[i].cid;
+		c->conn_limit = model_cell_connections(dp->cfg, (int)i);
 		c->waiters = -1;
 		if (dp_cid_table_add(dp, i))
 			return -EINVAL;
@@ -421,6 +424,7 @@ int dp_stats_cell(const struct dp *dp, unsigned int cell, struct dp_cell_stats *
 	out->broken = c->broken;
 	out->refused = c->refused;
 	out->resets = c->resets;
+	out->conn_limit_refusals = c->conn_limit_refusals;
 	return 0;
 }
 

@@ -44,6 +44,9 @@ struct dp_hooks {
 	 * plane has already stopped touching that cell and reset its connections on the
 	 * peers' side; the daemon is expected to call dp_detach and cut the cell off. */
 	void (*broken)(void *ctx, unsigned cell, int err);
+	/* `cell` asked for a connection beyond its `connections` limit (`limit`); the
+	 * REQUEST was answered with RST. `count` refusals so far. NULL = nothing. */
+	void (*conn_limit)(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
 	/* Monotonic time in ns. NULL = CLOCK_MONOTONIC (vDSO, no system call). Tests pass
 	 * a fake clock. Read at most once per data-path step. */
 	uint64_t (*now)(void *ctx);
@@ -106,6 +109,7 @@ struct dp_cell_stats {
 	uint64_t bytes_out;    /* their payload bytes */
 	uint64_t refused;      /* packets with a spoofed src_cid (answered with RST) */
 	uint64_t resets;       /* RST packets the broker generated toward this cell */
+	uint64_t conn_limit_refusals; /* REQUESTs refused: the cell had `connections` open */
 };
 
 struct dp_flow_stats {

@@ -19,7 +19,6 @@
  * analysis reads too; these are the data plane's names for them. */
 #define DP_TX_SLOTS MODEL_TX_SLOTS
 #define DP_MAX_SEG MODEL_MAX_SEG
-#define DP_CONNS_PER_CELL MODEL_CONNS_PER_CELL
 #define DP_RX_SPARE MODEL_RX_SPARE
 #define DP_MAX_CELLS MODEL_MAX_CELLS
 
@@ -99,6 +98,8 @@ struct dp_cell {
 	int32_t tx_free;           /* free TX packet slots */
 	int32_t waiters;           /* queues waiting for our RX buffers */
 	uint32_t nconn;            /* connections this cell opened */
+	uint32_t conn_limit;       /* its `connections` key: most it may have opened */
+	uint64_t conn_limit_refusals;
 	uint64_t tx_empty_at;      /* last pass that found the TX ring empty */
 	int break_err;             /* a ring error to act on at the next pass */
 	bool tx_armed;             /* kicks requested since the TX ring last drained */

@@ -110,10 +110,19 @@ static int32_t conn_new(struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint
 	int32_t c = dp->conn_free;
 	uint32_t bk;
 
-	/* Each cell may open at most its share of the table: one cell's REQUEST flood
-	 * never leaves the others without connections. */
-	if (c < 0 || dp->cells[a].nconn >= DP_CONNS_PER_CELL)
+	/* Each cell may open at most its share of the table (its `connections`): one
+	 * cell's REQUEST flood never leaves the others without connections. The table
+	 * holds every cell's share, so a cell within its own never finds it full. */
+	if (c < 0)
 		return -1;
+	if (dp->cells[a].nconn >= dp->cells[a].conn_limit) {
+		struct dp_cell *cl = &dp->cells[a];
+
+		cl->conn_limit_refusals++;
+		if (dp->hooks.conn_limit)
+			dp->hooks.conn_limit(dp->ctx, a, cl->conn_limit, cl->conn_limit_refusals);
+		return -1;
+	}
 	dp->cells[a].nconn++;
 	dp->conn_free = dp->conns[c].hnext;
 	bk = conn_bucket(dp, a, ap, b, bp);

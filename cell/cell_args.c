@@ -97,6 +97,34 @@ int cell_parse_args(int argc, char **argv, double *duration, bool *json, int *re
 	return -1;
 }
 
+/* A port may carry a STREAM flow and a SEQPACKET flow (vsock allows it, and so does
+ * the broker), but `rtvio cell` serves each port with one listener of one type: a
+ * cell receiving both on one port says so here, at its own start. */
+int cell_check_listeners(const char *conf, const struct rtvio_config *cfg, int me)
+{
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (f->to != me || f->traffic.pattern == RTVIO_PATTERN_OFF)
+			continue;
+		for (int j = 0; j < i; j++) {
+			const struct rtvio_flow_cfg *g = &cfg->flows[j];
+
+			if (g->to != me || g->to_port != f->to_port || g->type == f->type ||
+			    g->traffic.pattern == RTVIO_PATTERN_OFF)
+				continue;
+			fprintf(stderr, "rtvio cell %s: %s:%d: [flow %s] comes to port %u as %s, but "
+					"[flow %s] (line %d) comes to the same port as %s: this cell "
+					"listens with one socket type per port and cannot serve both\n",
+				cfg->cells[me].name, conf, f->line, f->name, f->to_port,
+				rtvio_sock_type_name(f->type), g->name, g->line,
+				rtvio_sock_type_name(g->type));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The layout rtvio_cell_open makes (gvsock's default queue size) must fit the cell's
  * region: checked before anything starts, so that a region too small is reported as
  * the configuration error it is. The loader cannot check it: other process-cell

@@ -414,8 +414,8 @@ int cell_setup_workers(struct run *r)
 }
 
 /* Receivers listen before the cell says it is ready, so a sender that starts after
- * the ready signal never finds the port closed. One listener per port: the loader
- * made every flow to it of one type. */
+ * the ready signal never finds the port closed. One listener per port: at start,
+ * cell_check_listeners made sure every flow to it has one type. */
 int cell_start_listeners(struct run *r)
 {
 	for (int i = 0; i < r->nw; i++) {

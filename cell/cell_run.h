@@ -75,6 +75,8 @@ struct run {
 int cell_parse_args(int argc, char **argv, double *duration, bool *json, int *ready_fd,
 		    double *wait, const char **conf, const char **name);
 int cell_check_region(const char *conf, const struct rtvio_cell_cfg *cell);
+/* Every port this cell receives on carries one socket type: 0, or -EINVAL (said). */
+int cell_check_listeners(const char *conf, const struct rtvio_config *cfg, int me);
 
 /* cell_flows.c */
 void cell_pin(struct run *r);

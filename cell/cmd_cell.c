@@ -54,7 +54,7 @@ static int load_cell(struct run *r, const char *conf, const char *name)
 				"cell\n", conf, name);
 		return 2;
 	}
-	if (cell_check_region(conf, r->cell))
+	if (cell_check_region(conf, r->cell) || cell_check_listeners(conf, &r->cfg, r->me))
 		return 2;
 	return 0;
 }

@@ -144,18 +144,20 @@ int cfg_check_flows(struct parser *ps)
 				fl->deadline_ns = fl->period_ns;
 		}
 		/* One flow per connection: the broker must know which flow a connection
-		 * is from its endpoints alone. */
+		 * is from its endpoints and socket type alone (a STREAM and a SEQPACKET
+		 * flow may share all the rest). */
 		for (int j = 0; j < i; j++) {
 			const struct rtvio_flow_cfg *o = &cfg->flows[j];
 
 			if (o->from == fl->from && o->to == fl->to && o->to_port == fl->to_port &&
+			    o->type == fl->type &&
 			    (o->from_port == RTVIO_PORT_ANY || fl->from_port == RTVIO_PORT_ANY ||
 			     o->from_port == fl->from_port))
-				return cfg_fail(ps, fl->line, "[flow %s]: connections from %s to %s:%u would "
-					    "also match flow %s (line %d); give each a distinct "
+				return cfg_fail(ps, fl->line, "[flow %s]: %s connections from %s to %s:%u "
+					    "would also match flow %s (line %d); give each a distinct "
 					    "source port (from = CELL:PORT)", fl->name,
-					    cfg->cells[fl->from].name, cfg->cells[fl->to].name,
-					    fl->to_port, o->name, o->line);
+					    rtvio_sock_type_name(fl->type), cfg->cells[fl->from].name,
+					    cfg->cells[fl->to].name, fl->to_port, o->name, o->line);
 		}
 		/* The implied workload; [workload] sections refine it below. */
 		fl->traffic.pattern = fl->best_effort ? RTVIO_PATTERN_BULK : RTVIO_PATTERN_PERIODIC;

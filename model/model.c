@@ -126,12 +126,21 @@ static void dense_ranks(struct model *m)
 	}
 }
 
+uint32_t model_cell_connections(const struct rtvio_config *cfg, int i)
+{
+	uint32_t n = cfg->cells[i].connections;
+
+	return n ? n : RTVIO_CONNECTIONS_DEFAULT;
+}
+
 static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 {
 	p->ncells = (uint32_t)cfg->ncells;
 	p->nflows = (uint32_t)cfg->nflows;
 	p->nqueues = 2 * p->nflows + p->ncells;
-	p->nconns = MODEL_CONNS_PER_CELL * p->ncells;
+	p->nconns = 0;
+	for (int i = 0; i < cfg->ncells; i++)
+		p->nconns += model_cell_connections(cfg, i);
 	p->nsyn = p->nconns;
 	p->npkts = p->ncells * MODEL_TX_SLOTS + p->nsyn;
 	/* Every configured cell may attach and fill its TX slots, flows or not. */

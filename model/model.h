@@ -20,8 +20,6 @@ struct rtvio_config;
 #define MODEL_TX_SLOTS 256u
 /* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
 #define MODEL_MAX_SEG 16u
-/* Connections the broker's table holds per configured cell. */
-#define MODEL_CONNS_PER_CELL 64u
 /* RX chains the broker may hold for a cell without a piece to put in them. */
 #define MODEL_RX_SPARE 8u
 /* Most cells one broker serves. */
@@ -65,7 +63,7 @@ struct model_flow {
 struct model_pools {
 	uint32_t ncells, nflows;
 	uint32_t nqueues;  /* 2 per flow (toward each end) + 1 per cell (best-effort) */
-	uint32_t nconns;   /* MODEL_CONNS_PER_CELL per cell */
+	uint32_t nconns;   /* every cell's `connections` limit, added up */
 	uint32_t nsyn;     /* broker-made RSTs: one per connection */
 	uint32_t npkts;    /* MODEL_TX_SLOTS per cell + nsyn */
 	uint64_t tx_slots; /* TX packets all cells together may have in the broker */
@@ -87,6 +85,10 @@ struct model {
  * does not exist, or counts out of range) or -ENOMEM. */
 int model_create(const struct rtvio_config *cfg, struct model **out);
 void model_destroy(struct model *m);
+
+/* The connections cell i may have opened at once: its `connections` key (a config
+ * built in code that leaves it 0 gets the loader's default). */
+uint32_t model_cell_connections(const struct rtvio_config *cfg, int i);
 
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);

@@ -46,6 +46,7 @@ struct tcell {
 	bool kicked;         /* the last t_send's publish asked for a kick */
 	int broken_err;
 	unsigned int broken_calls;
+	unsigned int conn_limit_calls;
 };
 
 struct tenv {
@@ -84,7 +85,17 @@ static void t_broken(void *ctx, unsigned int cell, int err)
 	e->cell[cell].broken_calls++;
 }
 
-static const struct dp_hooks t_hooks = { .notify = t_notify, .broken = t_broken, .now = t_now };
+static void t_conn_limit(void *ctx, unsigned int cell, uint32_t limit, uint64_t count)
+{
+	struct tenv *e = ctx;
+
+	(void)limit;
+	(void)count;
+	e->cell[cell].conn_limit_calls++;
+}
+
+static const struct dp_hooks t_hooks = { .notify = t_notify, .broken = t_broken,
+					 .conn_limit = t_conn_limit, .now = t_now };
 
 static uint64_t t_feat(void)
 {

@@ -546,8 +546,10 @@ static void test_hostile_rx(void **state)
 	t_env_fini(&e);
 }
 
-/* One cell cannot take every connection: past its share its REQUESTs get RST, and
- * another cell still connects. */
+#define LIMIT_A 5u
+
+/* One cell cannot take every connection: past its `connections` limit (5 here) its
+ * REQUESTs get RST and are counted, and another cell still connects. */
 static void test_connection_share(void **state)
 {
 	static struct tenv e;
@@ -557,10 +559,14 @@ static void test_connection_share(void **state)
 	unsigned int accepted = 0, reset = 0;
 
 	(void)state;
-	snprintf(ini, sizeof(ini), "%s[flow s2]\nfrom = c\nto = b:1000\ntype = stream\n"
-		 "size = 1KiB\nperiod = 1ms\n", base_ini);
+	struct dp_cell_stats st;
+	const char *cell_a = strstr(base_ini, "[cell b]");
+
+	snprintf(ini, sizeof(ini), "%.*sconnections = %u\n%s[flow s2]\nfrom = c\nto = b:1000\n"
+		 "type = stream\nsize = 1KiB\nperiod = 1ms\n", (int)(cell_a - base_ini), base_ini,
+		 LIMIT_A, cell_a);
 	t_env_init(&e, ini, 4096);
-	for (uint32_t port = 0; port < DP_CONNS_PER_CELL + 2; port++) {
+	for (uint32_t port = 0; port < LIMIT_A + 2; port++) {
 		if (port == 0)
 			t_post_rx(&e.cell[0], 8, false);
 		if (port % 32 == 0)
@@ -576,8 +582,11 @@ static void test_connection_share(void **state)
 		}
 		t_tx_done(&e.cell[0]);
 	}
-	assert_int_equal(accepted, DP_CONNS_PER_CELL);
+	assert_int_equal(accepted, LIMIT_A);
 	assert_int_equal(reset, 2);
+	assert_int_equal(dp_stats_cell(e.dp, 0, &st), 0);
+	assert_int_equal(st.conn_limit_refusals, 2);
+	assert_int_equal(e.cell[0].conn_limit_calls, 2);
 	t_post_rx(&e.cell[2], 4, false);
 	h = t_hdr(C, 5000, B, 1000, VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
 	t_send(&e.cell[2], &h, NULL);

@@ -127,6 +127,19 @@ static void config_errors(void **state)
 	/* Exactly one line each time. */
 	assert_non_null(strchr(errbuf, '\n'));
 	assert_null(strchr(strchr(errbuf, '\n') + 1, '\n'));
+	/* A port carrying flows of both socket types loads (vsock allows it), but this
+	 * cell serves a port with one listener: it says so at its start, naming both
+	 * flows; the sending cell is not concerned. */
+	p = write_conf("twotypes.conf", "[cell a]\ncid = 3\n[cell b]\ncid = 4\n"
+		       "[flow s]\nfrom = a\nto = b:1234\ntype = stream\nsize = 64\nperiod = 1ms\n"
+		       "[flow q]\nfrom = a\nto = b:1234\ntype = seqpacket\nsize = 64\n"
+		       "period = 1ms\n");
+	assert_int_equal(run((const char *[]){ "cell", p, "b", "--wait", "0", NULL }), 2);
+	assert_non_null(strstr(errbuf, "twotypes.conf:"));
+	assert_non_null(strstr(errbuf, "[flow q] comes to port 1234 as seqpacket"));
+	assert_non_null(strstr(errbuf, "[flow s]"));
+	assert_int_equal(run((const char *[]){ "cell", p, "a", "--wait", "0", NULL }), 1);
+	assert_non_null(strstr(errbuf, "no broker at"));
 }
 
 static void no_broker(void **state)

@@ -494,9 +494,12 @@ static void test_platform_file(void **state)
 	assert_int_equal(rtvio_platform_missing(&q, missing, sizeof(missing)), 6);
 	assert_null(strstr(missing, "batch_gap"));
 
-	/* A file without [platform] is fine and has nothing. */
+	/* A file without [platform] (a misspelt section, a config with none) is an
+	 * error naming the file: it was given for its platform costs. */
 	path = write_tmp(CELLS);
-	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), 0);
+	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "no [platform] section"));
 	assert_int_equal(q.present, 0);
 	unlink(path);
 
@@ -874,7 +877,7 @@ static void test_errors_cross_checks(void **state)
 	expect_error(CELLS FLOW "[flow f]\nfrom = b\nto = a:1\nsize = 1\nperiod = 1ms\n",
 		     "10: duplicate flow name 'f' (first at line 5)");
 	expect_error(CELLS FLOW "[flow g]\nfrom = a:7\nto = b:1000\nsize = 1\nperiod = 1ms\n",
-		     "10: [flow g]: connections from a to b:1000 would also match flow f (line 5); "
+		     "10: [flow g]: stream connections from a to b:1000 would also match flow f (line 5); "
 		     "give each a distinct source port (from = CELL:PORT)");
 	/* A port may carry flows of both socket types, as vsock allows: the loader
 	 * accepts them (whether a cell can listen for both is the cell's to say). */
@@ -900,6 +903,13 @@ static void test_errors_cross_checks(void **state)
 	{
 		struct rtvio_config cfg;
 
+		/* The same cells and port with both types: two flows, told apart by the
+		 * type of the connection (what the kernel's vsock_test suite needs). */
+		load_ok(CELLS FLOW
+			"[flow g]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
+			&cfg);
+		assert_int_equal(cfg.nflows, 2);
+		rtvio_config_free(&cfg);
 		load_ok(CELLS "[cell c]\ncid = 5\n" FLOW
 			"[flow g]\nfrom = c\nto = b:1000\nsize = 1\nperiod = 1ms\n"
 			"[flow h]\nfrom = a\nto = c:1000\ntype = seqpacket\nsize = 1\nperiod = 1ms\n",
