@@ -61,7 +61,7 @@
 #ifndef ROUNDS
 #define ROUNDS 3
 #endif
-#define QMAX 16
+#define QMAX 20
 
 /* d = 0: written by the driver, read by the device. */
 #define D_ADDR(i)  (0 + (i))
@@ -109,10 +109,56 @@ bit driver_done;
  * as draining and invalidating at arbitrary moments (stores that could have become
  * visible earlier but were not looked at make no difference), with far fewer states. */
 
+/* The reader's view of l takes the oldest store to l in flight. */
+inline take(d, l)
+{
+	d_step {
+		k = 0;
+		do
+		:: q[d].loc[k] != l -> k++
+		:: else -> break
+		od;
+		view[d].v[l] = q[d].val[k];
+		cnt[d].v[l]--;
+		do
+		:: k + 1 < q[d].n ->
+			q[d].loc[k] = q[d].loc[k + 1];
+			q[d].val[k] = q[d].val[k + 1];
+			q[d].drained[k] = q[d].drained[k + 1];
+			k++
+		:: else -> break
+		od;
+		q[d].loc[k] = 0;
+		q[d].val[k] = 0;
+		q[d].drained[k] = 0;
+		q[d].n--;
+		k = 0
+	}
+}
+
 inline store(d, l, x)
 {
 	d_step {
-		assert(q[d].n < QMAX);	/* QMAX too small: not about the protocol */
+		/* A full queue makes room: its oldest store reaches the reader (a thing
+		 * memory may do at any time). This only trims behaviours with QMAX stores
+		 * in flight, all of which already got that far. */
+		if
+		:: q[d].n == QMAX ->
+			view[d].v[q[d].loc[0]] = q[d].val[0];
+			cnt[d].v[q[d].loc[0]]--;
+			k = 0;
+			do
+			:: k + 1 < QMAX ->
+				q[d].loc[k] = q[d].loc[k + 1];
+				q[d].val[k] = q[d].val[k + 1];
+				q[d].drained[k] = q[d].drained[k + 1];
+				k++
+			:: else -> break
+			od;
+			q[d].n--;
+			k = 0
+		:: else -> skip
+		fi;
 		q[d].loc[q[d].n] = l;
 		q[d].val[q[d].n] = x;
 		q[d].drained[q[d].n] = 0;
@@ -166,33 +212,6 @@ inline rsync(d)
 	}
 }
 
-/* The reader's view of l takes the oldest store to l in flight. */
-inline take(d, l)
-{
-	d_step {
-		k = 0;
-		do
-		:: q[d].loc[k] != l -> k++
-		:: else -> break
-		od;
-		view[d].v[l] = q[d].val[k];
-		cnt[d].v[l]--;
-		do
-		:: k + 1 < q[d].n ->
-			q[d].loc[k] = q[d].loc[k + 1];
-			q[d].val[k] = q[d].val[k + 1];
-			q[d].drained[k] = q[d].drained[k + 1];
-			k++
-		:: else -> break
-		od;
-		q[d].loc[k] = 0;
-		q[d].val[k] = 0;
-		q[d].drained[k] = 0;
-		q[d].n--;
-		k = 0
-	}
-}
-
 /* A relaxed load: dst = some value of l no older than the last one seen. */
 inline ld(d, l, dst)
 {
@@ -216,14 +235,15 @@ proctype driver()
 	byte free_head = 0, num_free = NUM, avail_idx = 0, published = 0, last_used = 0;
 	byte slot_next[NUM], slot_tok[NUM];	/* tok: the round in flight, 0 = free */
 	byte sent = 0, reclaimed = 0, head, used, id, n, x;
-	bit need;
+	bit need, cb_disabled;
 
 	slot_next[0] = 1;
 	slot_next[1] = 2;
 	do
 	:: reclaimed == ROUNDS -> break
 	:: else ->
-		/* vq_driver_add() for as many rounds as descriptors are free */
+		/* vq_driver_add(), one chain at a time, while descriptors are free; the
+		 * driver may publish after any of them */
 		do
 		:: sent < ROUNDS && num_free > 0 ->
 			atomic {
@@ -242,7 +262,7 @@ proctype driver()
 				avail_idx++;
 				head = 0
 			}
-		:: else -> break
+		:: true -> break
 		od;
 		/* vq_driver_publish() */
 		if
@@ -297,7 +317,10 @@ proctype driver()
 			slot_tok[id] = 0;
 			last_used++;
 			reclaimed++;
-			store(0, USED_EVENT, last_used);	/* the hint: callbacks are on */
+			if
+			:: !cb_disabled -> store(0, USED_EVENT, last_used)	/* the hint */
+			:: else -> skip
+			fi;
 			used = 0; id = 0; n = 0; x = 0
 		   }
 		od;
@@ -306,6 +329,7 @@ proctype driver()
 		:: reclaimed < ROUNDS && sent < ROUNDS && num_free > 0 -> skip
 		:: else ->
 			/* vq_driver_enable_cb(): sleep only when it returns false */
+			cb_disabled = 0;
 			store(0, USED_EVENT, last_used);
 #if F_ENABLE_CB_SYNC
 			wflush(0);	/* fence_sync(), store side */
@@ -324,7 +348,13 @@ proctype driver()
 				fi;
 				irq = 0;
 				used = 0
-			}
+			};
+			/* woken (or told to poll): a callback may turn notifications off
+			 * while it polls, vq_driver_disable_cb() */
+			if
+			:: cb_disabled = 1; store(0, USED_EVENT, last_used - 1)
+			:: skip
+			fi
 		fi
 	od;
 	driver_done = 1
