@@ -11,6 +11,11 @@
  * uint16_t (checked with _Static_assert there). The accessors convert between the
  * field's little-endian bytes and host order, so callers only ever see host order.
  *
+ * core/model/virtq.pml checks the ring protocol that uses these under a weak memory
+ * model (store buffers draining out of order, loads reordered against loads), with
+ * one switch per fence of core/virtq.c; docs/verification.md says which property
+ * each fence protects.
+ *
  * <stdatomic.h> is one of the headers a freestanding C11 implementation provides. */
 #ifndef RTVIO_CORE_FENCE_H
 #define RTVIO_CORE_FENCE_H
@@ -62,14 +67,15 @@ static inline void fence_sync(void)
 }
 
 /* Orders earlier loads and stores before later stores (release fence): for callers
- * that publish through a plain store of their own. */
+ * that publish through a plain store of their own. core/virtq.c does not use it (its
+ * release stores order themselves), so the model has no switch for it. */
 static inline void fence_ord_write(void)
 {
 	atomic_thread_fence(memory_order_release);
 }
 
 /* Orders earlier loads before later loads and stores (acquire fence): for callers
- * that discovered an index through a relaxed load. */
+ * that discovered an index through a relaxed load. Not used by core/virtq.c either. */
 static inline void fence_ord_read(void)
 {
 	atomic_thread_fence(memory_order_acquire);

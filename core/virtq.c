@@ -201,13 +201,16 @@ bool vq_driver_publish(struct vq_driver *vq)
 
 	if (vq->broken || old == new)
 		return false;
-	/* Publishes the descriptors and avail slots written since the last call. */
+	/* Publishes the descriptors and avail slots written since the last call.
+	 * Orders descriptor, buffer and avail slot writes before the avail index:
+	 * property (a); model F_AVAIL_PUB (docs/verification.md). */
 	shm_store_release(&vq->ring.avail->idx, new);
 	vq->published = new;
 	/* Orders the avail->idx store before the avail_event/flags load. The device,
 	 * about to sleep, stores avail_event (or clears NO_NOTIFY), then fences, then
 	 * re-reads avail->idx: with a fence on both sides at least one of us sees the
-	 * other's store, so either it finds our entries or we kick. */
+	 * other's store, so either it finds our entries or we kick. No lost kick:
+	 * property (c); model F_PUB_SYNC. */
 	fence_sync();
 	if (vq->event_idx)
 		return vq_need_event(shm_load_relaxed(vq_avail_event(&vq->ring)), new, old);
@@ -244,7 +247,8 @@ int vq_driver_get_used(struct vq_driver *vq, void **token, uint32_t *len)
 
 	if (vq->broken)
 		return vq->broken;
-	/* Acquire: the used element is read only after the index that covers it. */
+	/* Acquire: the used element (and the buffer the device wrote) is read only
+	 * after the index that covers it: property (b); model F_USED_ACQ. */
 	used_idx = shm_load_acquire(&vq->ring.used->idx);
 	if (used_idx == vq->last_used)
 		return 0;
@@ -296,7 +300,12 @@ bool vq_driver_enable_cb(struct vq_driver *vq)
 		shm_store_relaxed(&vq->ring.avail->flags, 0);
 	/* Orders the used_event/flags store before the used->idx load. The device
 	 * stores used->idx, fences, then reads used_event/flags: at least one of us
-	 * sees the other's store, so either we find the entry here or it notifies. */
+	 * sees the other's store, so either we find the entry here or it notifies.
+	 * No lost notification: property (c); model F_ENABLE_CB_SYNC. The acquire of
+	 * the load is not needed by any property (model F_ENABLE_CB_ACQ=0 still
+	 * verifies): the answer only says whether to poll, and vq_driver_get_used()
+	 * reads used->idx again with its own acquire. Kept: it costs nothing next to
+	 * the full fence and keeps every used->idx load an acquire. */
 	fence_sync();
 	return shm_load_acquire(&vq->ring.used->idx) != vq->last_used;
 }
@@ -457,7 +466,7 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		return vq->broken;
 	if (vq->last_avail == vq->avail_idx) {
 		/* Acquire: the slots and descriptors this index covers are read only
-		 * after it. Read once; a driver may publish at most num entries ahead of
+		 * after it: property (a); model F_AVAIL_ACQ. Read once; a driver may publish at most num entries ahead of
 		 * what we consumed (an index moved backwards shows up as far ahead). */
 		uint16_t idx = shm_load_acquire(&vq->ring.avail->idx);
 
@@ -496,7 +505,8 @@ int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 	e->id = cpu_to_le32(head);
 	e->len = cpu_to_le32(len);
 	vq->used_idx++;
-	/* Publishes the used element before the index that covers it. */
+	/* Publishes the used element, and the caller's writes into the chain's
+	 * buffers, before the index that covers it: property (b); model F_USED_PUB. */
 	shm_store_release(&vq->ring.used->idx, vq->used_idx);
 	return 0;
 }
@@ -513,7 +523,8 @@ bool vq_device_should_notify(struct vq_device *vq)
 	/* Orders the used->idx store(s) before the used_event/flags load. The driver,
 	 * about to sleep, stores used_event (or clears NO_INTERRUPT), then fences, then
 	 * re-reads used->idx: at least one of us sees the other's store, so either it
-	 * finds the entry or we notify. */
+	 * finds the entry or we notify. No lost notification: property (c); model
+	 * F_NOTIFY_SYNC. */
 	fence_sync();
 	if (!vq->event_idx)
 		return !(shm_load_relaxed(&vq->ring.avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
@@ -541,7 +552,8 @@ bool vq_device_enable_notify(struct vq_device *vq)
 		shm_store_relaxed(&vq->ring.used->flags, 0);
 	/* Orders the avail_event/flags store before the avail->idx load. The driver
 	 * stores avail->idx, fences, then reads avail_event/flags: at least one of us
-	 * sees the other's store, so either we find the entry here or it kicks. */
+	 * sees the other's store, so either we find the entry here or it kicks. No
+	 * lost kick: property (c); model F_ENABLE_NOTIFY_SYNC. */
 	fence_sync();
 	return shm_load_relaxed(&vq->ring.avail->idx) != vq->last_avail;
 }
