@@ -177,7 +177,7 @@ int cmd_stat(int argc, char **argv)
 		return 2;
 	}
 	if (json) {
-		json_dumpf(st, stdout, JSON_INDENT(2));
+		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
 		putchar('\n');
 	} else {
 		print_tables(st);
