@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-
 /* Is task j of higher or equal priority than task i? */
 static bool hep(const struct ctx *x, size_t i, size_t j)
 {
