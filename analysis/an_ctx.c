@@ -1,0 +1,132 @@
+/* The shared analysis context: the tasks a flow set puts on the broker, the supply
+ * they run on, the blocking pool, the horizon and the work budget (an_internal.h). */
+#include "analysis.h"
+#include "an_arith.h"
+#include "an_internal.h"
+
+static uint64_t horizon_of(const struct an_broker *b)
+{
+	/* Kept far below UINT64_MAX, so that a saturated sum always exceeds it. */
+	if (!b->horizon)
+		return AN_DEFAULT_HORIZON_NS;
+	return min_u64(b->horizon, UINT64_MAX / 4);
+}
+
+/* Least t with sbf(t) >= base + sum over the real-time tasks of released_before(t) C_j:
+ * the synchronous busy period. Returns UINT64_MAX when it passes the horizon or the
+ * budget. */
+uint64_t an_busy_period(struct ctx *x, uint64_t base)
+{
+	uint64_t w = base, t;
+
+	for (size_t j = 0; j < x->n; j++)
+		if (!x->t[j].be)
+			w = sadd(w, x->t[j].C);
+	t = inv(&x->s, w);
+	for (unsigned it = 0; t <= x->hz && it < AN_MAX_POINTS && pay(x); it++) {
+		uint64_t nt;
+
+		w = base;
+		for (size_t j = 0; j < x->n; j++)
+			if (!x->t[j].be)
+				w = sadd(w, smul(released_before(&x->t[j], t), x->t[j].C));
+		nt = inv(&x->s, w);
+		if (nt == t)
+			return t;
+		t = nt;
+	}
+	return UINT64_MAX;
+}
+
+static void make_supply(const struct an_broker *b, uint64_t qmax, struct supply *s)
+{
+	s->pi = b->reg_budget ? b->reg_period : 1;
+	s->theta = an_regulated_theta(b, qmax);
+	s->regulated = b->reg_budget && s->theta < s->pi;
+	if (!s->regulated)
+		s->theta = s->pi;
+}
+
+/* The longest step of any flow or of the broker's own RST replies. */
+static uint64_t longest_step(const struct an_broker *b, const struct an_costs *costs, size_t n)
+{
+	uint64_t q = an_ctl_step(b);
+
+	for (size_t j = 0; j < n; j++)
+		q = max_u64(q, costs[j].Q);
+	return q;
+}
+
+/* How much later than it became visible a packet may be stamped (struct ctx). */
+static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
+{
+	if (b->policy == AN_FP)
+		return 0;
+	return sadd(smul(b->tx_slots, b->plat.ingest_packet), max_u64(qmax, b->plat.batch_gap));
+}
+
+/* ... and the whole spread of stamps around visibility, for the tasks' jitter. */
+static uint64_t stamp_spread(const struct an_broker *b, uint64_t qmax)
+{
+	if (b->policy == AN_FP)
+		return 0;
+	return sadd(stamp_late(b, qmax), b->plat.packet_overhead);
+}
+
+/* Sets up x for tasks t[0..n) of flows with costs[0..nflows): supply, pool, budget. */
+void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t, size_t n,
+		 const struct an_costs *costs, size_t nflows)
+{
+	/* Every step counts for the regulator's loss, best-effort and RST ones too. */
+	uint64_t qmax = longest_step(b, costs, nflows);
+
+	x->b = b;
+	x->t = t;
+	x->n = n;
+	x->hz = horizon_of(b);
+	x->rst = an_ctl_step(b);
+	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
+			    b->plat.batch_gap), an_gap_share(b));
+	x->late = stamp_late(b, qmax);
+	x->work = b->work_budget ? b->work_budget : AN_DEFAULT_WORK;
+	x->spent = false;
+	make_supply(b, qmax, &x->s);
+}
+
+/* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
+ * real-time stream flow (owner[] names its flow). A credit update is posted by its
+ * receiver within basis[j] of its message's arrival (NULL: by the message's
+ * deadline) and seen within ingest_latency; it is not policed, and the broker ranks
+ * it with its flow. Returns the number of tasks. */
+size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		     const struct an_costs *costs, const unsigned *prio, const uint64_t *basis,
+		     struct task *t, size_t *owner)
+{
+	/* Releases as the broker orders them: visible within ingest_latency of the kick,
+	 * stamped within the spread of that (edf, fifo). */
+	const uint64_t il = sadd(b->plat.ingest_latency,
+				 stamp_spread(b, longest_step(b, costs, n)));
+	size_t m = n;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct an_flow *f = &flows[i];
+
+		t[i] = (struct task){ .C = costs[i].C, .q = costs[i].q, .Q = costs[i].Q,
+				      .T = f->period, .D = f->deadline, .J = sadd(f->jitter, il),
+				      .prio = prio ? prio[i] : f->priority,
+				      .be = f->best_effort };
+		owner[i] = i;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct an_flow *f = &flows[i];
+		uint64_t post = basis ? basis[i] : f->deadline;
+
+		if (f->best_effort || f->type != AN_STREAM)
+			continue;
+		t[m] = (struct task){ .C = sadd(an_ctl_step(b), an_extras(b, 1, 1)), .q = an_ctl_step(b),
+				      .Q = an_ctl_step(b), .T = f->period, .D = f->deadline,
+				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
+		owner[m++] = i;
+	}
+	return m;
+}

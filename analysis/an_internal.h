@@ -1,0 +1,133 @@
+/* What the analysis's files share: the tasks one run puts on the broker, the supply
+ * they run on, the context every fixed point reads, and the entry points of each
+ * policy. Private to analysis/ (analysis.h is the API).
+ *
+ * Extending the model: a per-flow term (say the blocking a flow suffers on the
+ * shared locks of a multi-core broker) is a field of struct task, set from the flow
+ * in an_make_tasks; a term every task of a run shares is a field of struct ctx, set
+ * in an_ctx_init. Each policy then reads it where it charges blocking (fp_blocking
+ * in an_fp.c, edf_block in an_edf.c, the base of the busy period in an_fifo.c). */
+#ifndef RTVIO_AN_INTERNAL_H
+#define RTVIO_AN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analysis.h"
+#include "an_arith.h"
+
+/* One sporadic stream of work the broker serves: the messages of a flow, or the
+ * credit updates a stream flow's receiver sends back. */
+struct task {
+	uint64_t C, q, Q;   /* ns: whole cost, last step, longest step */
+	uint64_t T, D;      /* minimum inter-arrival, relative deadline (the broker's) */
+	uint64_t J;         /* release jitter as the broker sees (or orders) releases */
+	unsigned prio;
+	bool be;            /* best-effort: only ever blocks */
+};
+
+/* The resource the fixed points run on: dedicated (theta >= pi) or regulated. */
+struct supply {
+	uint64_t pi, theta;
+	bool regulated;
+};
+
+/* Everything one analysis run shares. */
+struct ctx {
+	const struct an_broker *b;
+	const struct task *t;
+	size_t n;            /* tasks */
+	struct supply s;
+	uint64_t hz;
+	/* Blocking work besides one step: the ingest of every packet the cells' free
+	 * TX slots hold plus one more (the blocking step's completion frees a slot),
+	 * one batch gap and the blocking step's own share of gaps. */
+	uint64_t pool;
+	uint64_t rst;        /* the broker's own RST reply: a step in the lowest band */
+	/* edf and fifo order by the broker's stamp, the start of the ingest pass that
+	 * took a packet: up to `late` after it became visible (the rest of a pass over
+	 * every TX slot, then a step or a batch gap), or up to a packet overhead before
+	 * (the pass's clock was read before the last step's completion work). Tasks
+	 * carry both in their jitter; responses add `late`. 0 under fp. */
+	uint64_t late;
+	uint64_t work;       /* evaluations left in the budget */
+	bool spent;
+};
+
+/* Pays for one pass over the tasks; false once the budget is spent. */
+static inline bool pay(struct ctx *x)
+{
+	if (x->work <= x->n) {
+		x->spent = true;
+		return false;
+	}
+	x->work -= x->n + 1;
+	return true;
+}
+
+static inline uint64_t inv(const struct supply *s, uint64_t w)
+{
+	return s->regulated ? an_sbf_inv(s->pi, s->theta, w) : w;
+}
+
+/* Releases of task t in [0, u] in the worst-case pattern (the first at 0 after
+ * maximal jitter, the next ones as early as the period and jitter allow). */
+static inline uint64_t released_upto(const struct task *t, uint64_t u)
+{
+	return sadd(u, t->J) / t->T + 1;
+}
+
+/* Releases in [0, u): the count in busy-period equations. */
+static inline uint64_t released_before(const struct task *t, uint64_t u)
+{
+	return ceil_div(sadd(u, t->J), t->T);
+}
+
+/* ---- an_cost.c: pieces of the cost model the tasks are made of ---- */
+
+/* The share of the broker's batch gaps every step is charged. */
+uint64_t an_gap_share(const struct an_broker *b);
+/* Extra cost of a message of `steps` steps and `packets` TX packets: its share of
+ * the batch gaps and its ingest work, all before its last step. */
+uint64_t an_extras(const struct an_broker *b, uint64_t steps, uint64_t packets);
+/* A credit update (or any other header-only control packet): one step with its
+ * packet overhead. */
+uint64_t an_ctl_step(const struct an_broker *b);
+
+/* ---- an_ctx.c: the context ---- */
+
+/* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
+ * real-time stream flow (owner[] names its flow); prio NULL: the flows' own,
+ * basis NULL: credit updates by their message's deadline. t[] and owner[] hold
+ * 2n + 1 entries. Returns the number of tasks. */
+size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		     const struct an_costs *costs, const unsigned *prio, const uint64_t *basis,
+		     struct task *t, size_t *owner);
+/* Sets up x for tasks t[0..n) of flows with costs[0..nflows): supply, pool, budget. */
+void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t, size_t n,
+		 const struct an_costs *costs, size_t nflows);
+/* The synchronous busy period from `base` (UINT64_MAX past the horizon or budget). */
+uint64_t an_busy_period(struct ctx *x, uint64_t base);
+
+/* ---- the policies: responses of the flows (tasks 0..nflows) in out[]; true when
+ * some real-time flow has no bound ---- */
+
+/* an_fp.c: the fp test of task i into *r; 0, or 1 when unbounded. */
+int an_fp_task(struct ctx *x, size_t i, struct an_flow_result *r);
+bool an_fp_run(struct ctx *x, const struct an_flow *flows, size_t nflows,
+	       struct an_flow_result *out);
+/* an_edf.c: also the processor-demand test into res. */
+bool an_edf_run(struct ctx *x, const struct an_flow *flows, size_t nflows,
+		struct an_result *res, struct an_flow_result *out);
+/* an_fifo.c: res->why when best-effort traffic makes every bound void. */
+bool an_fifo_run(struct ctx *x, const struct an_flow *flows, size_t nflows,
+		 struct an_result *res, struct an_flow_result *out);
+
+/* ---- analysis.c ---- */
+
+/* The latency bound and verdict of flow f from its response in r. */
+void an_finish_flow(const struct an_flow *f, const struct an_broker *b,
+		    struct an_flow_result *r);
+
+#endif

@@ -1,0 +1,56 @@
+/* The supply of the copy engine: the supply bound function of a periodic resource
+ * and what the regulator guarantees per period (docs/analysis.md, "Regulation"). */
+#include "analysis.h"
+#include "an_arith.h"
+
+uint64_t an_sbf(uint64_t pi, uint64_t theta, uint64_t t)
+{
+	uint64_t gap, tp, k, r;
+
+	if (theta >= pi)
+		return t;
+	gap = pi - theta;
+	/* The longest blackout of a periodic resource is 2(Pi - Theta): its budget served
+	 * at the very start of one period and at the very end of the next. */
+	if (t <= gap)
+		return 0;
+	tp = t - gap;
+	k = tp / pi;
+	r = tp - k * pi;
+	return sadd(smul(k, theta), r > gap ? r - gap : 0);
+}
+
+uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w)
+{
+	uint64_t k, rem;
+
+	if (theta >= pi || w == 0)
+		return w;
+	if (theta == 0)
+		return UINT64_MAX;
+	k = (w - 1) / theta;          /* whole budgets served before the last one */
+	rem = w - k * theta;          /* 1..theta from the last budget */
+	return sadd(sadd(smul(2, pi - theta), smul(k, pi)), rem);
+}
+
+uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step)
+{
+	unsigned __int128 t;
+	uint64_t th, loss;
+
+	if (!b->reg_budget)
+		return b->reg_period;
+	t = (unsigned __int128)b->reg_budget * NS_PER_S / b->plat.copy_bandwidth;
+	/* A step granted just before a boundary may run past it (at most one step); a
+	 * partial grant splits one step per period, costing one more chunk overhead; and
+	 * a remainder too small for a header and one byte (at most 44 bytes, which take
+	 * no longer than a chunk overhead: checked by an_validate) is forfeited. */
+	loss = sadd(max_step, smul(2, b->plat.chunk_overhead));
+	/* A budget that takes longer to copy than the period plus an overrunning step
+	 * can never run out: the regulator never holds the engine back. */
+	if (t >= (unsigned __int128)b->reg_period + loss)
+		return b->reg_period;
+	th = (uint64_t)t;
+	th = th > loss ? th - loss : 0;
+	return min_u64(th, b->reg_period);
+}

@@ -1,0 +1,246 @@
+/* The socket calls: gvsock's, with the cell's lock taken and an optional wait
+ * (port_posix.h). */
+#include "port_posix.h"
+#include "port_cell.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+/* Short calls: take the lock and refuse on a dead cell ... */
+static int enter(struct rtvio_cell *c)
+{
+	pthread_mutex_lock(&c->lock);
+	return c->dead ? -ECONNRESET : 0;
+}
+
+/* ... and on the way out, tell waiting threads when this call changed a socket's
+ * state in a way only we know about (a close, a shutdown); news from the broker
+ * reaches them through gvsock's wake hook and the call eventfds instead. */
+static int leave(struct rtvio_cell *c, int rc, bool changed)
+{
+	if (changed)
+		port_wake_waiters(c);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int rtvio_socket(struct rtvio_cell *c, unsigned int type)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_socket(c->stack, type);
+	return leave(c, rc, false);
+}
+
+int rtvio_bind(struct rtvio_cell *c, int id, uint32_t port)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_bind(c->stack, id, port);
+	return leave(c, rc, false);
+}
+
+int rtvio_listen(struct rtvio_cell *c, int id, uint32_t port, uint32_t backlog)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_listen(c->stack, id, port, backlog);
+	return leave(c, rc, false);
+}
+
+int rtvio_shutdown(struct rtvio_cell *c, int id, unsigned int how)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_shutdown(c->stack, id, how);
+	return leave(c, rc, true);
+}
+
+int rtvio_max_message(struct rtvio_cell *c, int id)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_max_message(c->stack, id);
+	return leave(c, rc, false);
+}
+
+int rtvio_sock_error(struct rtvio_cell *c, int id)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_sock_error(c->stack, id);
+	return leave(c, rc, false);
+}
+
+int rtvio_close(struct rtvio_cell *c, int id)
+{
+	int rc;
+
+	/* Even on a dead cell the id must become free. */
+	pthread_mutex_lock(&c->lock);
+	rc = gv_close(c->stack, id);
+	return leave(c, rc, true);
+}
+
+unsigned int rtvio_poll_events(struct rtvio_cell *c, int id)
+{
+	unsigned int ev;
+
+	pthread_mutex_lock(&c->lock);
+	ev = c->dead ? GV_POLLERR | GV_POLLHUP : gv_poll_events(c->stack, id);
+	pthread_mutex_unlock(&c->lock);
+	return ev;
+}
+
+int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms)
+{
+	uint64_t deadline = port_deadline_of(timeout_ms);
+	int prio = timeout_ms ? port_thread_prio() : 0;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		rc = -ECONNRESET;
+		goto out;
+	}
+	rc = gv_connect(c->stack, id, cid, port);
+	if (rc != -EINPROGRESS || timeout_ms == 0)
+		goto out;
+	c->waiters++;
+	for (;;) {
+		port_pump(c);
+		if (!c->dead && !gv_sock_connecting(c->stack, id)) {
+			/* Answered: refused, timed out or reset (the pending error), or
+			 * connected, even when the peer left no room to write or has
+			 * already shut the connection down again; the next calls say so. */
+			rc = gv_sock_error(c->stack, id);
+			break;
+		}
+		rc = port_wait_locked(c, deadline, prio);
+		if (rc)
+			break;
+	}
+	port_wait_done(c, prio);
+	c->waiters--;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,
+		 int timeout_ms)
+{
+	uint64_t deadline = port_deadline_of(timeout_ms);
+	int prio = timeout_ms ? port_thread_prio() : 0;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (;;) {
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		port_pump(c);
+		rc = gv_accept(c->stack, id, peer_cid, peer_port);
+		if (rc != -EAGAIN || timeout_ms == 0)
+			break;
+		rc = port_wait_locked(c, deadline, prio);
+		if (rc)
+			break;
+	}
+	port_wait_done(c, prio);
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
+		   unsigned int flags, int timeout_ms)
+{
+	uint64_t deadline = port_deadline_of(timeout_ms);
+	int prio = timeout_ms ? port_thread_prio() : 0;
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int rc;
+
+	if (len > INT32_MAX)
+		len = INT32_MAX;
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (bool pumped = false;;) {
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		rc = gv_send(c->stack, id, p + done, len - done, flags & RTVIO_MSG_EOR);
+		if (rc > 0) {
+			done += (size_t)rc;
+			pumped = false;
+			/* A SEQPACKET send is all or nothing; a STREAM one may be partial. */
+			if (done >= len)
+				break;
+			continue;
+		}
+		if (rc != -EAGAIN)
+			break;
+		/* Credit and TX slots come back with the broker's completions. */
+		if (!pumped) {
+			port_pump(c);
+			pumped = true;
+			continue;
+		}
+		if (timeout_ms == 0)
+			break;
+		rc = port_wait_locked(c, deadline, prio);
+		if (rc)
+			break;
+		pumped = true;
+	}
+	port_wait_done(c, prio);
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		return (ssize_t)done;
+	return rc;
+}
+
+ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned int flags,
+		   unsigned int *out_flags, int timeout_ms)
+{
+	uint64_t deadline = port_deadline_of(timeout_ms);
+	int prio = timeout_ms ? port_thread_prio() : 0;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+	for (;;) {
+		/* Data already delivered stays readable even after the broker is gone. */
+		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
+		if (rc != -EAGAIN)
+			break;
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		port_pump(c);
+		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
+		if (rc != -EAGAIN || timeout_ms == 0)
+			break;
+		rc = port_wait_locked(c, deadline, prio);
+		if (rc)
+			break;
+	}
+	port_wait_done(c, prio);
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+

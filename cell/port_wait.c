@@ -1,0 +1,167 @@
+/* How a blocking call waits: as the poller of the cell's descriptors, or as a
+ * follower on its condition variable (leader/followers, port_posix.h). */
+#include "clock.h"
+#include "port_posix.h"
+#include "port_cell.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The real-time priority of the calling thread (0 when it has none). */
+int port_thread_prio(void)
+{
+	struct sched_param sp;
+	int pol;
+
+	if (pthread_getschedparam(pthread_self(), &pol, &sp))
+		return 0;
+	return pol == SCHED_FIFO || pol == SCHED_RR ? sp.sched_priority : 0;
+}
+
+/* Why a blocking call must stop now: the dead error, -EINTR, or 0. */
+static int wait_status(const struct rtvio_cell *c)
+{
+	if (c->dead)
+		return -ECONNRESET;
+	if (c->interrupted)
+		return -EINTR;
+	return 0;
+}
+
+/* poll()'s timeout for `until` (0 = none): rounded up so that we never wake just
+ * before the deadline, at most an hour. */
+static int poll_ms(uint64_t until, uint64_t now)
+{
+	uint64_t left;
+	int ms;
+
+	if (!until)
+		return -1;
+	left = until > now ? until - now : 0;
+	ms = (int)((left + 999999u) / 1000000u);
+	if ((uint64_t)ms > 3600000u)
+		ms = 3600000;
+	return ms;
+}
+
+/* Takes in what poll() found: call counts, the socket (EOF), our own wake-up. */
+static void poll_news(struct rtvio_cell *c, const struct pollfd *p)
+{
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		if (p[q].revents)
+			port_drain_eventfd(c->call[q]);
+	if (p[VHU_VSOCK_QUEUES].revents)
+		port_check_socket(c);
+	if (p[VHU_VSOCK_QUEUES + 1].revents) {
+		port_drain_eventfd(c->wake_fd);
+		c->wake_written = false;
+	}
+}
+
+/* The poller: sleeps in poll() on the call eventfds, the socket and wake_fd (without
+ * the lock), then processes what came and lets the followers look. */
+static void wait_as_poller(struct rtvio_cell *c, int prio, uint64_t until, uint64_t now)
+{
+	struct pollfd p[VHU_VSOCK_QUEUES + 2];
+	int n = 0, ms, rc;
+
+	c->poller = true;
+	c->poller_prio = prio;
+	if (c->want_prio <= prio)
+		c->want_prio = -1;
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		p[n++] = (struct pollfd){ .fd = c->call[q], .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = c->sock, .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = c->wake_fd, .events = POLLIN };
+	ms = poll_ms(until, now);
+	pthread_mutex_unlock(&c->lock);
+	rc = poll(p, (nfds_t)n, ms);
+	pthread_mutex_lock(&c->lock);
+	c->poller = false;
+	if (rc > 0)
+		poll_news(c, p);
+	port_pump(c);
+	/* Whatever arrived may be for a follower; and one of them must take over
+	 * polling if we are done. */
+	pthread_cond_broadcast(&c->cond);
+}
+
+/* A follower: asks a lower-priority poller to step down, then sleeps on the
+ * condition until the poller's news or `until` (0 = none). */
+static void wait_as_follower(struct rtvio_cell *c, int prio, uint64_t until)
+{
+	struct timespec ts;
+
+	if (c->poller && prio > c->poller_prio) {
+		uint64_t one = 1;
+
+		if (prio > c->want_prio)
+			c->want_prio = prio;
+		if (!c->wake_written && write(c->wake_fd, &one, sizeof(one)) == sizeof(one))
+			c->wake_written = true;
+	}
+	if (until) {
+		ts.tv_sec = (time_t)(until / 1000000000u);
+		ts.tv_nsec = (long)(until % 1000000000u);
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	} else {
+		pthread_cond_wait(&c->cond, &c->lock);
+	}
+	port_pump(c);
+}
+
+/* Waits (lock held, released while sleeping) until something may have changed or
+ * `deadline` (CLOCK_MONOTONIC ns, 0 = none) passes. Returns 0 to retry the
+ * operation, -ETIMEDOUT, -EINTR, or the dead error.
+ *
+ * The thread in poll() is the one the broker's notification wakes first; the
+ * others hear from it. So the role goes to the highest-priority waiter: one that
+ * finds a lower-priority poller asks it to step down (want_prio, wake_fd) and takes
+ * over, and nobody below want_prio takes it meanwhile. Otherwise a real-time
+ * receiver would wait for a bulk thread to be scheduled before it learns of its
+ * data. `prio` is port_thread_prio() of the caller; the blocking call ends with
+ * port_wait_done(). */
+int port_wait_locked(struct rtvio_cell *c, uint64_t deadline, int prio)
+{
+	uint64_t now = rtvio_now_ns(), until = deadline, gvd;
+	int rc = wait_status(c);
+
+	if (rc)
+		return rc;
+	if (deadline && now >= deadline)
+		return -ETIMEDOUT;
+	if (c->more) {
+		/* Notifications are still off: look again instead of sleeping. */
+		port_pump(c);
+		return c->dead ? -ECONNRESET : 0;
+	}
+	/* gvsock's own timeouts (connect, close linger) need a gv_process on time. */
+	gvd = gv_next_deadline(c->stack);
+	if (gvd != UINT64_MAX && (!until || gvd < until))
+		until = gvd;
+	if (!c->poller && prio >= c->want_prio)
+		wait_as_poller(c, prio, until, now);
+	else
+		wait_as_follower(c, prio, until);
+	return wait_status(c);
+}
+
+/* End of a blocking call: a claim on the poller role it made is void now. */
+void port_wait_done(struct rtvio_cell *c, int prio)
+{
+	if (c->want_prio >= 0 && c->want_prio == prio) {
+		c->want_prio = -1;
+		pthread_cond_broadcast(&c->cond);
+	}
+}
+
+uint64_t port_deadline_of(int timeout_ms)
+{
+	if (timeout_ms <= 0)
+		return 0;
+	return rtvio_now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
