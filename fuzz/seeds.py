@@ -55,6 +55,69 @@ def vhost_user():
     yield 'stream_oversize', u8(13) + u16(len(big)) + u8(2, 0, 2) + big
 
 
+# ---- ring: flags, log2(num), tx base, rx base, image length, image, rewrites ----
+GPA = 0x100000000
+
+
+def hdr(src, dst, sport, dport, length, typ, op, flags=0, buf_alloc=65536, fwd=0):
+    return (u64(src) + u64(dst) + u32(sport) + u32(dport) + u32(length) + u16(typ) +
+            u16(op) + u32(flags) + u32(buf_alloc) + u32(fwd))
+
+
+def desc(addr, length, flags=0, nxt=0):
+    return u64(addr) + u32(length) + u16(flags) + u16(nxt)
+
+
+def ring_image(pkts, split=False, indirect=False):
+    img = bytearray(16384)
+    num = 8
+    d = 0          # next free descriptor
+    heads = []
+    buf = 8192
+    for p in pkts:
+        img[buf:buf + len(p)] = p
+        if indirect:
+            table = 10240 + 64 * len(heads)
+            img[table:table + 32] = desc(GPA + buf, 44, 0, 1) + desc(GPA + buf + 44, len(p) - 44)
+            img[d * 16:d * 16 + 16] = desc(GPA + table, 32 if len(p) > 44 else 16, 4)
+            if len(p) == 44:
+                img[table:table + 16] = desc(GPA + buf, 44)
+            heads.append(d); d += 1
+        elif split and len(p) > 44:
+            img[d * 16:d * 16 + 32] = desc(GPA + buf, 44, 1, d + 1) + desc(GPA + buf + 44, len(p) - 44)
+            heads.append(d); d += 2
+        else:
+            img[d * 16:d * 16 + 16] = desc(GPA + buf, len(p))
+            heads.append(d); d += 1
+        buf += (len(p) + 15) & ~15
+    img[1024:1028] = u16(0) + u16(len(heads))
+    for i, h in enumerate(heads):
+        img[1028 + 2 * i:1030 + 2 * i] = u16(h)
+    for i in range(num):   # RX buffers for the broker's answers
+        img[4096 + 16 * i:4112 + 16 * i] = desc(GPA + 12288 + 512 * i, 512, 2)
+    img[5120:5124] = u16(0) + u16(num)
+    for i in range(num):
+        img[5124 + 2 * i:5126 + 2 * i] = u16(i)
+    return bytes(img), num
+
+
+def ring():
+    req = hdr(3, 4, 5000, 1000, 0, 1, 1)
+    rw = hdr(3, 4, 5000, 1000, 5, 1, 5) + b'hello'
+    sreq = hdr(3, 4, 5001, 2000, 0, 2, 1)
+    srw = hdr(3, 4, 5001, 2000, 3, 2, 5, 1) + b'abc'
+    for name, pk, kw, flags in (('stream', [req, rw], {}, 0),
+                                ('stream_split', [req, rw], {'split': True}, 1),
+                                ('seqpacket_indirect', [sreq, srw], {'indirect': True}, 3),
+                                ('spoofed', [hdr(5, 4, 1, 1000, 0, 1, 1)], {}, 0),
+                                ('rst', [hdr(3, 4, 5000, 1000, 0, 1, 3)], {}, 1)):
+        img, num = ring_image(pk, **kw)
+        head = u8(flags, 3) + u16(0) + u16(0) + u16(len(img))
+        yield name, head + img
+        # ... and the same with the avail index moved on again afterwards.
+        yield name + '_rewrite', head + img + u8(2) + u16(1026) + u8(9) + u16(1027) + u8(0)
+
+
 def write(name, gen):
     d = os.path.join(HERE, 'corpus', name)
     os.makedirs(d, exist_ok=True)
@@ -64,7 +127,7 @@ def write(name, gen):
 
 
 if __name__ == '__main__':
-    gens = {'vhost_user': vhost_user}
+    gens = {'vhost_user': vhost_user, 'ring': ring}
     for n in sys.argv[1:] or gens:
         if n in gens:
             write(n, gens[n])
