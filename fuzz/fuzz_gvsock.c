@@ -89,9 +89,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct wire w;
 	struct fin in = { data, size };
 	uint8_t setup = fin_u8(&in);
-	struct wire_opts o = { .rcvbuf = setup & 1 ? 5120 : 0,
-			       .event_idx = setup & 2,
-			       .lp = { .queue_size = setup & 4 ? 16 : 0 } };
+	/* Small regions and rings keep a run cheap; the shapes still vary. */
+	struct wire_opts o = { .region = 512u << 10, .rcvbuf = setup & 1 ? 5120 : 16384,
+			       .event_idx = setup & 2, .max_sockets = 4,
+			       .lp = { .queue_size = setup & 4 ? 16 : 32,
+				       .rx_buf_size = setup & 8 ? 1024 : 4096,
+				       .tx_payload = 8192 } };
 
 	assert_int_equal(wire_init(&w, &o), 0);
 	for (unsigned int n = 0; fin_left(&in) && n < 256; n++) {
