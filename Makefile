@@ -6,11 +6,15 @@
 #   make vmtest   real Linux guests (QEMU, TCG) through the broker, and the kernel's
 #                 vsock_test suite between two of them; TAP, under 10 minutes
 #   make bmtest   bare-metal cells on x86_64, aarch64, riscv64 (QEMU, TCG), TAP
+#   make fuzz     each fuzz harness for FUZZ_SECONDS (default 600; clang, libFuzzer)
+#   make tcb      the trusted core's functions and line count (docs/security.md)
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 MESON ?= meson
 DEPS  := scripts/install-deps
 
-.PHONY: all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
+FUZZ_SECONDS ?= 600
+
+.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -72,5 +76,13 @@ vmdemo: all
 	scripts/vm/build-image
 	timeout -k 10 300 python3 scripts/vm/vmdemo build/rtvio configs/vmdemo.conf
 
+# The harnesses build with clang apart from build/; `make test` runs them briefly
+# through the meson test 'fuzz'.
+fuzz: deps
+	$(MAKE) -C fuzz fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+tcb:
+	@scripts/tcb
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
