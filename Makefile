@@ -6,10 +6,12 @@
 #   make vmtest   real Linux guests (QEMU, TCG) through the broker, TAP, under 5 minutes
 #   make bmtest   bare-metal cells on x86_64, aarch64, riscv64 (QEMU, TCG), TAP
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
+#   make hetdemo  configs/hetdemo.conf: bare-metal cells on three ISAs, a Linux guest and
+#                 a process cell through one broker, per-flow table with the ISA of each end
 MESON ?= meson
 DEPS  := scripts/install-deps
 
-.PHONY: all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
+.PHONY: all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -69,6 +71,11 @@ vmdemo: all
 	@$(DEPS) vm
 	scripts/vm/build-image
 	timeout -k 10 300 python3 scripts/vm/vmdemo build/rtvio configs/vmdemo.conf
+
+hetdemo: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -k 10 300 python3 scripts/vm/hetdemo build/rtvio configs/hetdemo.conf
 
 clean:
 	rm -rf build build-asan build-tsan

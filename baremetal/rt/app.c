@@ -13,7 +13,7 @@
 #define MAX_ECHO 3u
 #define MAX_CLIENT 3u
 #define CONNECT_RETRY_NS 100000000ull
-#define CONNECT_TRIES 100u
+#define CONNECT_TRIES 1200u
 
 static const uint32_t sizes[] = { 1, 2, 31, 32, 33, 43, 44, 45, 100, 4051, 4052, 4053,
 				  4095, 4096, 4097, 8192, 65535, 65536, 65537, 100000,
