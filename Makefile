@@ -9,12 +9,14 @@
 #   make fuzz     each fuzz harness for FUZZ_SECONDS (default 600; clang, libFuzzer)
 #   make tcb      the trusted core's functions and line count (docs/security.md)
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
+#   make hetdemo  configs/hetdemo.conf: bare-metal cells on three ISAs, a Linux guest and
+#                 a process cell through one broker, per-flow table with the ISA of each end
 MESON ?= meson
 DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
+.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -83,6 +85,11 @@ fuzz: deps
 
 tcb:
 	@scripts/tcb
+
+hetdemo: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -k 10 300 python3 scripts/vm/hetdemo build/rtvio configs/hetdemo.conf
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BENCH_SCHEMA "rtvio-bench/1"
 
@@ -29,5 +30,7 @@ int bench_iox_recv(const struct peer_args *a);
  * script unless run_gnuplot is false. Returns 0 or a negative errno; a missing
  * gnuplot is not an error (the report says so). */
 int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot);
+/* The isa scenario's section of report.md (report_isa.c). */
+void bench_report_isa(FILE *md, const json_t *sc);
 
 #endif

@@ -54,6 +54,9 @@ static void usage(FILE *f)
 		"            1..10 flows per cell\n"
 		"  interference control latency and bulk throughput with `rtvio hog` on\n"
 		"            the cells' core, copy-engine regulation off and on\n"
+		"  isa       boot to first message and round trips of bare-metal cells on\n"
+		"            x86_64, aarch64, riscv64, the Linux guest and a process cell\n"
+		"            (QEMU, TCG; scripts/vm/isabench; a few minutes)\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -175,6 +178,7 @@ static const struct scenario {
 	{ "bound", bench_scenario_bound, 10, 4, -1 },
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
+	{ "isa", bench_scenario_isa, 1, 1, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -226,7 +230,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale or interference)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference or isa)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;

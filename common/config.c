@@ -15,7 +15,8 @@ const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
 	"pm_qos", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
-	"max_packet", "cpu", "rt_priority", "connections", NULL };
+	"max_packet", "cpu", "rt_priority", "connections", "arch", "kind", "image", "args",
+	"cpu_max", NULL };
 const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",
@@ -24,8 +25,9 @@ const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
 
 #define NKEYS(keys) (sizeof(keys) / sizeof(keys[0]) - 1)
-_Static_assert(NKEYS(cfg_cell_keys) <= FK_COUNT && NKEYS(cfg_workload_keys) <= FK_COUNT &&
-	       NKEYS(cfg_flow_keys) == FK_COUNT, "struct raw holds a line for every key");
+_Static_assert(NKEYS(cfg_cell_keys) <= CFG_MAX_KEYS && NKEYS(cfg_workload_keys) <= CFG_MAX_KEYS &&
+	       NKEYS(cfg_flow_keys) == FK_COUNT && FK_COUNT <= CFG_MAX_KEYS,
+	       "struct raw holds a line for every key");
 _Static_assert(NKEYS(cfg_broker_keys) <= 16, "broker_key_line holds every [broker] key");
 
 /* "from, to, type, ..." for "expected one of" messages. */

@@ -40,6 +40,9 @@
 /* flow.from_port when any source port will do. Ports run from 1 to 0xfffffffe:
  * 0xffffffff is Linux's VMADDR_PORT_ANY and cannot be configured. */
 #define RTVIO_PORT_ANY 0u
+/* A VM cell's image path and its bare-metal command line (config_vm.c). */
+#define RTVIO_IMAGE_MAX 256
+#define RTVIO_ARGS_MAX 512
 
 enum rtvio_policy {
 	RTVIO_POLICY_FP,   /* limited-preemptive fixed priority */
@@ -72,6 +75,23 @@ struct rtvio_broker_cfg {
 				       * messages about the directory (config.path:line) */
 };
 
+/* What a vm = yes cell boots (scripts/vm/launch starts it; the broker does not care). */
+enum rtvio_vm_arch { RTVIO_ARCH_X86_64, RTVIO_ARCH_AARCH64, RTVIO_ARCH_RISCV64 };
+enum rtvio_vm_kind {
+	RTVIO_VM_LINUX,     /* the Linux guest of scripts/vm/build-image (virtio-pci) */
+	RTVIO_VM_BAREMETAL, /* baremetal/'s image for arch (virtio-mmio) */
+};
+
+/* A VM cell's launch settings; all optional (config_vm.c, docs/baremetal.md). */
+struct rtvio_vm_cfg {
+	enum rtvio_vm_arch arch;     /* default x86_64 */
+	enum rtvio_vm_kind kind;     /* default linux */
+	char image[RTVIO_IMAGE_MAX]; /* "" = the built image for kind and arch */
+	char args[RTVIO_ARGS_MAX];   /* bare-metal command line words; "" = none */
+	uint64_t cpu_quota_ns;       /* cpu_max: CPU time per cpu_period_ns; 0 = unbounded */
+	uint64_t cpu_period_ns;
+};
+
 struct rtvio_cell_cfg {
 	char name[RTVIO_NAME_MAX];
 	uint32_t cid;       /* >= 3, != 0xffffffff, unique; required */
@@ -86,6 +106,7 @@ struct rtvio_cell_cfg {
 	uint32_t connections; /* connections the cell may have opened at once (its share
 			       * of the broker's table, so that one cell's flood of
 			       * requests leaves the others theirs); 1..65535, default 256 */
+	struct rtvio_vm_cfg vmc; /* vm cells only */
 	int line;           /* line of the [cell NAME] header */
 };
 
@@ -225,5 +246,7 @@ int rtvio_policy_parse(const char *s, enum rtvio_policy *p); /* 0 or -EINVAL */
 const char *rtvio_copy_name(enum rtvio_copy c);         /* "normal", "nt" */
 const char *rtvio_sock_type_name(enum rtvio_sock_type t); /* "stream", "seqpacket" */
 const char *rtvio_pattern_name(enum rtvio_pattern p);     /* "periodic", "bulk", "off" */
+const char *rtvio_vm_arch_name(enum rtvio_vm_arch a);     /* "x86_64", "aarch64", "riscv64" */
+const char *rtvio_vm_kind_name(enum rtvio_vm_kind k);     /* "linux", "baremetal" */
 
 #endif

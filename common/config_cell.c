@@ -85,7 +85,7 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 		c->connections = (uint32_t)v;
 		return 0;
 	}
-	return 0;
+	return cfg_vm_key(ps, k, key);
 }
 
 int cfg_check_cells(struct parser *ps)
@@ -120,6 +120,8 @@ int cfg_check_cells(struct parser *ps)
 		if (!c->vm && (r->set & (1u << CK_MEMORY)))
 			return cfg_fail(ps, r->key_line[CK_MEMORY], "[cell %s] key 'memory': applies to "
 				    "vm cells only (add vm = yes, or use 'region')", c->name);
+		if (cfg_check_vm_keys(ps, i))
+			return ps->ret;
 		for (int j = 0; j < i; j++) {
 			if (cfg->cells[j].cid == c->cid)
 				return cfg_fail(ps, r->key_line[CK_CID], "[cell %s] key 'cid': duplicate "

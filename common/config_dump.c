@@ -6,6 +6,24 @@
 #include <errno.h>
 #include <string.h>
 
+/* A VM cell's launch keys; image and args only when given (their defaults are the
+ * launcher's). */
+static int dump_vm(const struct rtvio_vm_cfg *v, FILE *f)
+{
+	char x[48], y[48];
+	int rc = fprintf(f, "arch = %s\nkind = %s\n", rtvio_vm_arch_name(v->arch),
+			 rtvio_vm_kind_name(v->kind));
+
+	if (rc >= 0 && v->image[0])
+		rc = fprintf(f, "image = %s\n", v->image);
+	if (rc >= 0 && v->args[0])
+		rc = fprintf(f, "args = %s\n", v->args);
+	if (rc >= 0 && v->cpu_quota_ns)
+		rc = fprintf(f, "cpu_max = %s/%s\n", rtvio_fmt_time(x, sizeof(x), v->cpu_quota_ns),
+			     rtvio_fmt_time(y, sizeof(y), v->cpu_period_ns));
+	return rc < 0 ? -EIO : 0;
+}
+
 int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 {
 	const struct rtvio_broker_cfg *b = &cfg->broker;
@@ -33,6 +51,8 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\nconnections = %u\n",
 		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
 		    c->cpu, c->rt_priority, (unsigned)c->connections);
+		if (c->vm)
+			ret = dump_vm(&c->vmc, f) ? -EIO : ret;
 	}
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *fl = &cfg->flows[i];

@@ -31,7 +31,9 @@ extern const char *const cfg_workload_keys[];
 extern const char *const cfg_platform_keys[];
 
 enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY,
-	CK_CONNECTIONS };
+	CK_CONNECTIONS, CK_ARCH, CK_KIND, CK_IMAGE, CK_ARGS, CK_CPU_MAX };
+/* Enough lines for the keys of any section (config.c checks). */
+#define CFG_MAX_KEYS 16
 enum { FK_FROM, FK_TO, FK_TYPE, FK_SIZE, FK_PERIOD, FK_DEADLINE, FK_JITTER, FK_PRIORITY,
 	FK_CLASS, FK_COUNT };
 enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };
@@ -40,7 +42,7 @@ enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };
  * which keys were set, on which line, and the names still to be resolved. */
 struct raw {
 	unsigned set;
-	int key_line[FK_COUNT];
+	int key_line[CFG_MAX_KEYS];
 	char from[RTVIO_NAME_MAX]; /* a flow's sending cell; a workload's flow */
 	char to[RTVIO_NAME_MAX];   /* a flow's receiving cell */
 };
@@ -143,6 +145,9 @@ int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key);
 /* Cross-section checks after the whole file is read, in this order. */
 int cfg_check_broker(struct parser *ps);
 int cfg_check_cells(struct parser *ps);
+/* A VM cell's launch keys (config_vm.c): set one, check cell i's after the file. */
+int cfg_vm_key(struct parser *ps, const struct keyctx *k, int key);
+int cfg_check_vm_keys(struct parser *ps, int i);
 int cfg_check_flows(struct parser *ps);
 int cfg_check_workloads(struct parser *ps);
 

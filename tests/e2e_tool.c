@@ -4,6 +4,10 @@
  *   e2e_tool seqsizes DIR A B PORT      cells A and B (one process, two regions):
  *                                       A sends SEQPACKET messages of 1 B .. 256 KiB
  *                                       to B:PORT; B checks every length and byte
+ *   e2e_tool echo DIR A PORT SECONDS    cell A echoes one STREAM connection on PORT
+ *                                       and one SEQPACKET connection on PORT+1
+ *                                       (a peer for bare-metal cells, whose
+ *                                       `sizes` task checks every byte back)
  *   e2e_tool refused DIR A CID PORT     A connects to CID:PORT; expects a reset
  *   e2e_tool spoof DIR SOCK CID PORT    a raw cell on SOCK sends a REQUEST whose
  *                                       src_cid is CID+1000 (not its own) to
@@ -141,6 +145,69 @@ static int seqsizes(const char *dir, const char *a, const char *b, uint32_t port
 	rtvio_cell_close(cb);
 	free(buf);
 	return bad + r.bad ? 1 : 0;
+}
+
+/* ---- echo ---------------------------------------------------------------------- */
+
+struct echo {
+	struct rtvio_cell *c;
+	unsigned int type;
+	uint32_t port;
+	int timeout_ms;
+	unsigned long long messages, bytes;
+	int error;
+};
+
+static void *echo_one(void *arg)
+{
+	struct echo *e = arg;
+	uint8_t *buf = malloc(300000);
+	int lid = rtvio_socket(e->c, e->type), id = -1;
+	unsigned int eor = e->type == RTVIO_SOCK_SEQPACKET ? RTVIO_MSG_EOR : 0;
+	ssize_t n;
+
+	if (!buf || lid < 0 || rtvio_listen(e->c, lid, e->port, 1) < 0 ||
+	    (id = rtvio_accept(e->c, lid, NULL, NULL, e->timeout_ms)) < 0) {
+		e->error = id < 0 ? id : -EIO;
+		free(buf);
+		return NULL;
+	}
+	while ((n = rtvio_recv(e->c, id, buf, 300000, 0, NULL, e->timeout_ms)) > 0) {
+		if (rtvio_send(e->c, id, buf, (size_t)n, eor, e->timeout_ms) != n) {
+			e->error = -EIO;
+			break;
+		}
+		e->messages++;
+		e->bytes += (unsigned long long)n;
+	}
+	if (n < 0)
+		e->error = (int)n;
+	rtvio_close(e->c, id);
+	rtvio_close(e->c, lid);
+	free(buf);
+	return NULL;
+}
+
+static int echo(const char *dir, const char *a, uint32_t port, int seconds)
+{
+	struct rtvio_cell *c = open_cell(dir, a, 1u << 20); /* 256 KiB messages fit */
+	struct echo e[2] = {
+		{ c, RTVIO_SOCK_STREAM, port, seconds * 1000, 0, 0, 0 },
+		{ c, RTVIO_SOCK_SEQPACKET, port + 1, seconds * 1000, 0, 0, 0 },
+	};
+	pthread_t th[2];
+
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, echo_one, &e[i]);
+	printf("echo: listening on %u and %u\n", port, port + 1);
+	fflush(stdout);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		printf("echo: %s port %u: %llu messages, %llu bytes, %s\n", i ? "seqpacket" : "stream",
+		       e[i].port, e[i].messages, e[i].bytes, e[i].error ? strerror(-e[i].error) : "ok");
+	}
+	rtvio_cell_close(c);
+	return e[0].error || e[1].error ? 1 : 0;
 }
 
 /* ---- refused ----------------------------------------------------------------- */
@@ -307,6 +374,8 @@ static int scribble(const char *path)
 
 int main(int argc, char **argv)
 {
+	if (argc == 6 && !strcmp(argv[1], "echo"))
+		return echo(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 0), atoi(argv[5]));
 	if (argc == 6 && !strcmp(argv[1], "seqsizes"))
 		return seqsizes(argv[2], argv[3], argv[4], (uint32_t)strtoul(argv[5], NULL, 0));
 	if (argc == 6 && !strcmp(argv[1], "refused"))

@@ -13,7 +13,7 @@
 #define MAX_ECHO 3u
 #define MAX_CLIENT 3u
 #define CONNECT_RETRY_NS 100000000ull
-#define CONNECT_TRIES 100u
+#define CONNECT_TRIES 1200u
 
 static const uint32_t sizes[] = { 1, 2, 31, 32, 33, 43, 44, 45, 100, 4051, 4052, 4053,
 				  4095, 4096, 4097, 8192, 65535, 65536, 65537, 100000,
@@ -166,6 +166,8 @@ int app_echo(struct app_ctx *c, struct bm_task *t, unsigned int type, uint32_t p
 
 /* ---- sizes ---------------------------------------------------------------------- */
 
+#define RTT_SAMPLES 4096u
+
 struct client {
 	struct conn k;
 	bool connected;
@@ -179,6 +181,8 @@ struct client {
 	uint32_t count, size;
 	uint64_t received, drain_until;
 	const struct bm_task *sender; /* its late releases count as late messages */
+	/* The first RTT_SAMPLES round trips, for the percentiles of the report. */
+	uint64_t rtt[RTT_SAMPLES];
 	uint8_t tx[APP_MSG_MAX];
 	uint8_t rx[APP_MSG_MAX + 64];
 };
@@ -192,12 +196,34 @@ static void rtt_account(struct client *m, uint64_t rtt)
 		m->rtt_min = rtt;
 	if (rtt > m->rtt_max)
 		m->rtt_max = rtt;
+	/* Called after m->ok counted this round trip. */
+	if (m->ok - 1 < RTT_SAMPLES)
+		m->rtt[m->ok - 1] = rtt;
 	m->rtt_sum += rtt;
+}
+
+/* Percentile q (per mille) of the samples kept; sorts them (once, at the report:
+ * an insertion sort of at most RTT_SAMPLES is cheap there, never on the period). */
+static uint64_t rtt_pct(struct client *m, unsigned int permille, bool *sorted)
+{
+	uint64_t n = m->ok < RTT_SAMPLES ? m->ok : RTT_SAMPLES;
+
+	if (!n)
+		return 0;
+	for (uint64_t i = 1; !*sorted && i < n; i++) {
+		uint64_t v = m->rtt[i], j = i;
+
+		for (; j > 0 && m->rtt[j - 1] > v; j--)
+			m->rtt[j] = m->rtt[j - 1];
+		m->rtt[j] = v;
+	}
+	*sorted = true;
+	return m->rtt[(n - 1) * permille / 1000];
 }
 
 static bool client_report(struct client *m, const char *task)
 {
-	bool ok = !m->error && !m->bad && !m->lost && m->ok;
+	bool ok = !m->error && !m->bad && !m->lost && m->ok, sorted = false;
 
 	if (m->k.id >= 0)
 		gv_close(m->k.c->s, m->k.id);
@@ -214,6 +240,9 @@ static bool client_report(struct client *m, const char *task)
 	con_kv("rtt_min_ns", m->rtt_min, 0);
 	con_kv("rtt_avg_ns", m->ok ? m->rtt_sum / m->ok : 0, 0);
 	con_kv("rtt_max_ns", m->rtt_max, 0);
+	con_kv("rtt_p50_ns", rtt_pct(m, 500, &sorted), 0);
+	con_kv("rtt_p99_ns", rtt_pct(m, 990, &sorted), 0);
+	con_kv("rtt_p999_ns", rtt_pct(m, 999, &sorted), 0);
 	con_puts(",\"error\":");
 	con_sdec(m->error);
 	con_puts("}\n");

@@ -3,6 +3,7 @@
  *   echo=TYPE:PORT                      echo server (TYPE stream|seqpacket)
  *   sizes=TYPE:CID:PORT                 1 B .. 256 KiB through an echo peer
  *   rtt=CID:PORT:PERIOD_US:COUNT:SIZE   periodic SEQPACKET round trips
+ *   scribble=AFTER_MS:HOLD_MS           garbage into the own TX ring (app.h)
  *   limit=SECONDS                       give up after this long (default 120)
  * Anything else is ignored. */
 #include <stdbool.h>
@@ -85,6 +86,8 @@ static int parse_token(const char *p, struct app_ctx *c, struct bm_task *t,
 			     (uint32_t)v[4]);
 		return rc ? rc : 2;
 	}
+	else if (prefix(&p, "scribble=") && nums(&p, v, 2) == 2)
+		rc = app_scribble(c, t, v[0], v[1]);
 	else if (prefix(&p, "limit=") && num(&p, limit_s))
 		return 0;
 	else

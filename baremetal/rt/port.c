@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "fence.h"
 #include "console.h"
 #include "virtio_mmio.h"
 #include "virtq.h"
@@ -28,6 +29,7 @@ static uint8_t event_buf[EVENT_NUM][8] __attribute__((aligned(8)));
 static struct vq_drv_slot event_slot[EVENT_NUM];
 static struct vq_driver event_vq;
 static struct vmmio dev;
+static struct gv_layout layout; /* where the rings are, for bm_port_scribble() */
 
 uint64_t bm_now_ns(void)
 {
@@ -136,6 +138,7 @@ int bm_port_open(struct gv_stack **out)
 		return fail("gv_stack_init", rc);
 	if ((rc = setup_queues(&cfg.layout)) < 0)
 		return fail("queue set-up", rc);
+	layout = cfg.layout;
 	vmmio_driver_ok(&dev);
 	gv_start(*out);
 	con_puts("rtvio-bm: vsock on virtio-mmio slot ");
@@ -154,4 +157,23 @@ int bm_port_poll(struct gv_stack *s)
 	while ((rc = gv_process(s)) > 0)
 		;
 	return rc;
+}
+
+void bm_port_scribble(void)
+{
+	volatile uint8_t *desc = region + layout.tx_desc;
+	/* The avail ring is 2-byte aligned inside the page-aligned region (virtio 1.2
+	 * 2.7): the cast through void does not change the alignment. */
+	shm_le16 *avail_idx = (shm_le16 *)(void *)(region + layout.tx_avail + 2);
+	uint16_t idx = shm_load_relaxed(avail_idx); /* our own index: the device never writes it */
+
+	/* Every descriptor: an address outside guest RAM, a huge length, a chain. */
+	for (size_t i = 0; i < (size_t)layout.queue_size * 16; i++)
+		desc[i] = (uint8_t)(0xa5u ^ i);
+	/* Far more entries published than the ring holds (broken by any reading),
+	 * released after the garbage descriptors. */
+	shm_store_release(avail_idx, (uint16_t)(idx + layout.queue_size + 7));
+	/* The index before the doorbell that makes the device read it. */
+	fence_sync();
+	vmmio_notify(&dev, GV_QUEUE_TX);
 }

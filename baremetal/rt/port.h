@@ -18,4 +18,9 @@ uint64_t bm_now_ns(void);
 /* Runs gv_process until it has nothing left; negative once the rings are broken. */
 int bm_port_poll(struct gv_stack *s);
 
+/* Writes garbage into the TX descriptor table and publishes an impossible avail
+ * index, then kicks: a cell gone bad, for the broker's isolation test (the
+ * `scribble` word). The stack must not be used afterwards. */
+void bm_port_scribble(void);
+
 #endif

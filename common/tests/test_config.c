@@ -596,7 +596,8 @@ static void test_errors_keys(void **state)
 		     "regulation_period, copy, pm_qos)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
-		     "memory, rx_buf, max_packet, cpu, rt_priority, connections)");
+		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, arch, kind, image, "
+		     "args, cpu_max)");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\npatern = bulk\n",
 		     "12: [workload w] key 'patern': unknown key (expected one of: flow, pattern, "
 		     "size, period, offset, count)");

@@ -5,7 +5,8 @@ running broker through vhost-user-vsock-device (the virtio-mmio variant).
 As a module (tests/baremetal/bmtest.py): argv() builds the command line, Cell runs
 one VM under timeout(1) and parses its console. As a program:
 
-    scripts/vm/baremetal.py ARCH IMAGE SOCKET [--timeout S] [--memory MiB] -- WORDS...
+    scripts/vm/baremetal.py ARCH IMAGE SOCKET [--timeout S] [--memory MiB] [--cpu N]
+                            [--cpu-max 50%|5ms/10ms] -- WORDS...
 
 boots IMAGE (build/baremetal/rtvio-bm-ARCH.elf) on SOCKET (<socket_dir>/<cell>.sock
 of a `vm = yes` cell) with WORDS as its command line (docs/baremetal.md), prints its
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import cpubudget
 
 # ISA -> (QEMU binary, Debian package, machine options). Every machine gets its RAM
 # from a shared memfd (the broker maps it) and virtio-mmio version 2 (QEMU 7.2
@@ -62,16 +65,19 @@ def argv(arch, image, sock, words, memory_mib=64):
 class Cell:
     """One bare-metal VM. Its console goes to log_path; RTVIO-BOOT, RTVIO-LISTEN,
     RTVIO-RESULT {json} and RTVIO-DONE {json} lines become state. QEMU runs under
-    timeout(1) with SIGKILL in its own process group; close() kills the group."""
+    timeout(1) with SIGKILL in its own process group; close() kills the group.
+    cpu pins it, cpu_max = (quota_us, period_us) bounds its CPU time (cpubudget)."""
 
-    def __init__(self, name, arch, image, sock, words, log_path, timeout, memory_mib=64):
+    def __init__(self, name, arch, image, sock, words, log_path, timeout, memory_mib=64,
+                 cpu=None, cpu_max=None):
         self.name, self.arch, self.log_path = name, arch, log_path
+        self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
         self.boot, self.done = None, None
         self.results, self.listening = [], set()
         self.cond = threading.Condition()
         self.log = open(log_path, "w")
-        cmd = ["timeout", "-k", "5", "-s", "KILL", str(int(timeout))] + \
-            argv(arch, image, sock, words, memory_mib)
+        cmd = self.budget.wrap(["timeout", "-k", "5", "-s", "KILL", str(int(timeout))] +
+                               argv(arch, image, sock, words, memory_mib), cpu)
         self.log.write("# " + " ".join(cmd) + "\n")
         self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
@@ -128,6 +134,24 @@ class Cell:
         return [r for r in self.results if r.get("task") == task and
                 (type_ is None or r.get("type") == type_)]
 
+    def qemu_pid(self):
+        """QEMU's pid (timeout(1)'s child), or None once it has exited."""
+        if self.p.poll() is not None:
+            return None
+        try:
+            with open(f"/proc/{self.p.pid}/task/{self.p.pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            return None
+        return int(kids[0]) if kids else None
+
+    def kill(self):
+        """SIGKILLs QEMU alone (timeout(1) then exits too): a VM dying mid-transfer."""
+        pid = self.qemu_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        return pid is not None
+
     def close(self):
         """Ends QEMU whatever state it is in (it powers itself off after DONE)."""
         try:
@@ -140,6 +164,7 @@ class Cell:
             self.p.wait()
         self.t.join(5)
         self.log.close()
+        self.budget.remove()
 
 
 def main():
@@ -149,13 +174,18 @@ def main():
     ap.add_argument("socket")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--memory", type=int, default=64, help="MiB of guest RAM")
+    ap.add_argument("--cpu", type=int, default=None, help="core to pin QEMU to")
+    ap.add_argument("--cpu-max", default=None, metavar="BUDGET",
+                    help="CPU budget as in the config: 50%% or 5ms/10ms")
     ap.add_argument("words", nargs="*")
     a = ap.parse_args()
     why = missing(a.arch)
     if why:
         sys.exit(why)
     log = f"/tmp/rtvio-bm-{os.getpid()}.console"
-    c = Cell(a.arch, a.arch, a.image, a.socket, a.words, log, a.timeout, a.memory)
+    import vmlib
+    c = Cell(a.arch, a.arch, a.image, a.socket, a.words, log, a.timeout, a.memory, a.cpu,
+             vmlib.cpu_max(a.cpu_max) if a.cpu_max else None)
     try:
         done = c.wait_done(a.timeout)
     except BmError as e:

@@ -13,8 +13,12 @@ import subprocess
 import threading
 import time
 
+import cpubudget
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "out")
+# Where scripts/vm/build-image puts the image; RTVIO_VM_OUT points at another
+# checkout's (a git worktree shares the image of the main one).
+OUT = os.environ.get("RTVIO_VM_OUT") or os.path.join(HERE, "out")
 QEMU = "qemu-system-x86_64"
 
 
@@ -68,6 +72,17 @@ def seconds(v):
     return float(m.group(1)) * _TUNITS[m.group(2)]
 
 
+def cpu_max(v):
+    """'50%' (of 100 ms) or 'QUOTA/PERIOD' -> (quota_us, period_us), as config_vm.c."""
+    v = v.strip()
+    if v.endswith("%"):
+        return int(v[:-1]) * 1000, 100000
+    q, slash, p = v.partition("/")
+    if not slash:
+        raise VmError(f"cpu_max '{v}': expected 50% or 5ms/10ms")
+    return int(seconds(q) * 1e6), int(seconds(p) * 1e6)
+
+
 class Config:
     """What the VM side needs from an rtvio config: the broker's socket_dir, the
     cells (cid, vm, memory) and the flows. The broker itself validates the file;
@@ -98,6 +113,12 @@ class Config:
                     "vm": c.get("vm", "no").strip().lower() in ("yes", "true", "1", "on"),
                     "memory": size(c.get("memory", "256MiB")),
                     "cpu": c.get("cpu", "").strip() or None,
+                    # Launch keys (docs/baremetal.md); the broker validates them.
+                    "arch": c.get("arch", "x86_64").strip(),
+                    "kind": c.get("kind", "linux").strip(),
+                    "image": c.get("image", "").strip() or None,
+                    "args": c.get("args", "").split(),
+                    "cpu_max": cpu_max(c["cpu_max"]) if "cpu_max" in c else None,
                 }
             elif kind == "flow":
                 f = cp[sec]
@@ -216,7 +237,7 @@ class Guest:
     RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
 
     def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
-                 net=None):
+                 net=None, cpu_max=None):
         self.name = name
         self.log_path = log_path
         self.results, self.listening = [], set()
@@ -226,10 +247,13 @@ class Guest:
         self.boot = {}  # RTVIO-BOOT's fields: cid, features
         self.cond = threading.Condition()
         # timeout(1) is the last resort should this process itself die.
+        # cpu_max = (quota_us, period_us): its own cgroup (cpubudget), entered before
+        # exec so every QEMU thread is inside.
+        self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
         argv = ["timeout", "-s", "KILL", str(int(timeout))]
         if cpu is not None:
             argv += ["taskset", "-c", str(cpu)]
-        argv += qemu_argv(sock, jobs, memory_mib, net=net)
+        argv = self.budget.wrap(argv + qemu_argv(sock, jobs, memory_mib, net=net))
         self.log = open(log_path, "w")
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
@@ -347,3 +371,4 @@ class Guest:
         self.kill()
         self.t.join(5)
         self.log.close()
+        self.budget.remove()

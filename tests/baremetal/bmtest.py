@@ -9,11 +9,21 @@ Usage: bmtest.py RTVIO ARCH=IMAGE|ARCH=missing:COMPILER ...
    round-trip task on its executive.
 2. The three ISAs in one ring (x86_64 -> aarch64 -> riscv64 -> x86_64): each cell
    echoes for its predecessor and sends 1 B .. 256 KiB to its successor, all at once.
+3. Process-cell peers and hostile neighbours, all at once: a bare-metal cell of each
+   ISA sends 1 B .. 256 KiB over STREAM and SEQPACKET to its own process cell
+   (tests/e2e_tool echo, next to RTVIO) and checks every byte back, while a fourth
+   bare-metal cell is SIGKILLed mid-transfer and a fifth scribbles over its own TX
+   ring. The three exchanges must complete intact, the broker stay up, and
+   `rtvio stat` show the killed cell detached (waiting) and the scribbler broken.
+4. Temporal isolation: a bare-metal cell that spins (an echo nobody connects to),
+   pinned and given cpu_max = 20%, uses about that much CPU over a window
+   (cpubudget: its own cgroup; skipped where no cgroup cpu controller is usable).
 Round trips are measured on the sender's own clock (clocks of different VMs are not
 comparable); nothing here asserts a speed. TAP output, one line per check. Every
 QEMU runs under timeout(1) with SIGKILL and is killed at the end whatever happened;
 the run gives up after RTVIO_BMTEST_LIMIT seconds (default 240).
 """
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +34,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts", "vm"))
 import baremetal  # noqa: E402
+import cpubudget  # noqa: E402
 
 RTVIO = sys.argv[1] if len(sys.argv) > 1 else "build/rtvio"
 IMAGES = dict(a.split("=", 1) for a in sys.argv[2:])
@@ -34,6 +45,11 @@ NEXT = {"x86_64": "aarch64", "aarch64": "riscv64", "riscv64": "x86_64"}
 SIZES = 24               # messages of the sizes task, 1 B .. 256 KiB
 RTT_COUNT, RTT_PERIOD_US, RTT_SIZE = 50, 20000, 256
 QEMU_TIMEOUT = 90
+E2E_TOOL = os.path.join(os.path.dirname(os.path.abspath(RTVIO)), "tests", "e2e_tool")
+PEER_CID = {isa: 30 + i for i, isa in enumerate(ISAS)}  # process echo of each ISA
+KILL_CID, KILLPEER_CID, SCRIB_CID, SPIN_CID = 40, 41, 42, 43
+BUDGET = (20000, 100000)  # cpu_max = 20ms/100ms
+NTESTS = 21 + 6 + 1
 START = time.time()
 
 
@@ -60,7 +76,31 @@ def conf(tmp):
                    "class = best-effort\n")
         out.append(f"[flow {p}q]\nfrom = {p}\nto = {n}:2001\ntype = seqpacket\n"
                    "size = 256KiB\nclass = best-effort\n")
+    out += peers_conf()
     return "\n".join(out)
+
+
+def peers_conf():
+    """Section 3 and 4's cells and flows."""
+    out = []
+    for isa in ISAS:
+        q, pe = SHORT[isa] + "q", SHORT[isa] + "pe"
+        out.append(f"[cell {q}]\ncid = {cid(isa, 'p') + 100}\nvm = yes\nmemory = 64MiB\n")
+        out.append(f"[cell {pe}]\ncid = {PEER_CID[isa]}\nregion = 8MiB\n")
+        out.append(f"[flow {q}s]\nfrom = {q}\nto = {pe}:3000\ntype = stream\nsize = 64KiB\n"
+                   "class = best-effort\n")
+        out.append(f"[flow {q}q]\nfrom = {q}\nto = {pe}:3001\ntype = seqpacket\n"
+                   "size = 256KiB\nclass = best-effort\n")
+    out.append(f"[cell victim]\ncid = {KILL_CID}\nvm = yes\nmemory = 64MiB\n")
+    out.append(f"[cell vpeer]\ncid = {KILLPEER_CID}\nregion = 8MiB\n")
+    out.append("[flow victims]\nfrom = victim\nto = vpeer:3000\ntype = stream\nsize = 64KiB\n"
+               "class = best-effort\n")
+    out.append("[flow victimq]\nfrom = victim\nto = vpeer:3001\ntype = seqpacket\n"
+               "size = 256KiB\nclass = best-effort\n")
+    out.append(f"[cell scribbler]\ncid = {SCRIB_CID}\nvm = yes\nmemory = 64MiB\n")
+    out.append(f"[cell spinner]\ncid = {SPIN_CID}\nvm = yes\nmemory = 64MiB\ncpu = 0\n"
+               f"cpu_max = {BUDGET[0] // 1000}ms/{BUDGET[1] // 1000}ms\n")
+    return out
 
 
 class Tap:
@@ -93,7 +133,7 @@ class Run:
         self.conf = os.path.join(self.tmp, "bm.conf")
         with open(self.conf, "w") as f:
             f.write(conf(self.tmp))
-        self.cells, self.broker = [], None
+        self.cells, self.broker, self.procs = [], None, []
 
     def start_broker(self):
         err = open(os.path.join(self.tmp, "broker.err"), "w")
@@ -108,17 +148,38 @@ class Run:
                     raise baremetal.BmError("broker did not start: " + f.read()[-800:])
             time.sleep(0.05)
 
-    def cell(self, isa, role, words):
-        name = SHORT[isa] + role
+    def cell(self, isa, role, words, name=None, **kw):
+        name = name or SHORT[isa] + role
         left = max(10, LIMIT - (time.time() - START))
         c = baremetal.Cell(name, isa, IMAGES[isa], os.path.join(self.tmp, name + ".sock"),
                            words + [f"limit={int(min(QEMU_TIMEOUT, left)) - 5}"],
                            os.path.join(self.tmp, name + ".console"),
-                           min(QEMU_TIMEOUT, left))
+                           min(QEMU_TIMEOUT, left), **kw)
         self.cells.append(c)
         return c
 
+    def process(self, name, argv, timeout):
+        """A process under a hard timeout, its output in tmp/NAME.out."""
+        p = subprocess.Popen(["timeout", "-s", "KILL", str(int(timeout))] + argv,
+                             stdout=open(os.path.join(self.tmp, name + ".out"), "w"),
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stat(self):
+        r = subprocess.run([RTVIO, "stat", "--json", self.tmp], capture_output=True,
+                           text=True, timeout=10)
+        try:
+            return {c["name"]: c for c in json.loads(r.stdout).get("cells", [])}
+        except ValueError:
+            return {}
+
     def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
         for c in self.cells:
             c.close()
         if self.broker and self.broker.poll() is None:
@@ -203,9 +264,97 @@ def ring(run, tap):
                      f"checked", why)
 
 
+def peers_and_hostiles(run, tap):
+    """Section 3 (module docstring): 3 exchanges with process cells, 2 bad cells."""
+    checks = [f"{isa} <-> process cell: STREAM and SEQPACKET 1 B..256 KiB, every byte "
+              f"checked, next to a killed and a scribbling cell" for isa in ISAS] + [
+              "broker alive after a VM was SIGKILLed and another scribbled its ring",
+              "rtvio stat: the killed cell detached (waiting)",
+              "rtvio stat: the scribbler broken and cut off (broker log says so)"]
+    why = "; ".join(filter(None, (unavailable(i) for i in ISAS)))
+    if not why and not os.access(E2E_TOOL, os.X_OK):
+        why = f"{E2E_TOOL} not built"
+    if why:
+        for c in checks:
+            tap.line(False, c, why)
+        return
+    qs, killed = {}, False
+    try:
+        for isa in ISAS:
+            run.process(SHORT[isa] + "pe", [E2E_TOOL, "echo", run.tmp, SHORT[isa] + "pe", "3000",
+                                            str(QEMU_TIMEOUT)], QEMU_TIMEOUT + 10)
+        run.process("vpeer", [E2E_TOOL, "echo", run.tmp, "vpeer", "3000", "60"], 70)
+        time.sleep(1)  # the process cells attach and listen
+        for isa in ISAS:
+            qs[isa] = run.cell(isa, "q", [f"sizes=stream:{PEER_CID[isa]}:3000",
+                                          f"sizes=seqpacket:{PEER_CID[isa]}:3001"])
+        # A minute of periodic round trips: certainly mid-transfer when killed.
+        victim = run.cell("x86_64", "", [f"sizes=stream:{KILLPEER_CID}:3000",
+                                         f"rtt={KILLPEER_CID}:3001:20000:3000:256"],
+                          name="victim")
+        scrib = run.cell("aarch64", "", ["scribble=3000:20000"], name="scribbler")
+        # Mid-transfer: once the victim has booted and sent for a while.
+        victim.wait_for(lambda: victim.boot is not None, 60, "boot")
+        time.sleep(4)
+        killed = victim.done is None and victim.kill()
+        tap.diag(f"victim {'SIGKILLed' if killed else 'had already exited'} "
+                 f"{time.time() - START:.0f} s into the run")
+        scrib.wait_for(lambda: scrib.result("scribble"), 60, "scribble")
+        for isa in ISAS:
+            qs[isa].wait_done(QEMU_TIMEOUT)
+    except baremetal.BmError as e:
+        tap.diag(str(e))
+    for isa in ISAS:
+        oks = [sizes_ok(qs[isa], t) if isa in qs else (False, "not started")
+               for t in ("stream", "seqpacket")]
+        tap.line(oks[0][0] and oks[1][0], checks[ISAS.index(isa)],
+                 "; ".join(w for _, w in oks if w))
+    tap.line(run.broker.poll() is None, checks[3], f"exit {run.broker.returncode}")
+    st = run.stat()
+    tap.line(killed and st.get("victim", {}).get("state") == "waiting", checks[4],
+             f"killed mid-transfer: {killed}; {st.get('victim')}")
+    with open(os.path.join(run.tmp, "broker.err")) as f:
+        logged = any("scribbler" in ln and "broke its ring" in ln for ln in f)
+    tap.line(st.get("scribbler", {}).get("state") == "broken" and logged, checks[5],
+             f"{st.get('scribbler')}, broker log line: {logged}")
+
+
+def spin_budget(run, tap):
+    """Section 4: cpu_max holds a spinning VM to about its budget."""
+    what = f"a spinning VM with cpu_max = {BUDGET[0] // 1000}ms/{BUDGET[1] // 1000}ms uses " \
+        f"about that share of a core"
+    b = cpubudget.Budget("probe", *BUDGET)
+    b.remove()
+    if b.mode == "none":
+        tap.line(True, what + " # SKIP " + b.why)
+        return
+    why = unavailable("x86_64")
+    if why:
+        tap.line(False, what, why)
+        return
+    try:
+        c = run.cell("x86_64", "", ["echo=stream:4000"], name="spinner", cpu=0, cpu_max=BUDGET)
+        c.wait_for(lambda: c.boot is not None, 60, "boot")
+        pid = c.qemu_pid()
+        t0, u0 = time.time(), cpubudget.proc_cpu_s(pid)
+        time.sleep(5)
+        t1, u1 = time.time(), cpubudget.proc_cpu_s(pid)
+        thr = c.budget.throttled()
+        c.kill()
+    except baremetal.BmError as e:
+        tap.line(False, what, str(e))
+        return
+    share = (u1 - u0) / (t1 - t0) if u0 is not None and u1 is not None else None
+    # Generous: a functional check of the cap, not of its precision.
+    ok = share is not None and share <= BUDGET[0] / BUDGET[1] * 2 and thr and thr[0] > 0
+    tap.line(ok, what, f"share {share}, throttled {thr}")
+    tap.diag(f"spinner ({c.budget.mode}): {share and share * 100:.0f}% of a core over "
+             f"{t1 - t0:.1f} s; throttled {thr[0] if thr else '?'} periods")
+
+
 def main():
     tap = Tap()
-    print("1..21", flush=True)
+    print(f"1..{NTESTS}", flush=True)
     run = Run()
 
     def on_signal(sig, frm):
@@ -220,11 +369,13 @@ def main():
         for isa in ISAS:
             one_isa(run, tap, isa)
         ring(run, tap)
+        peers_and_hostiles(run, tap)
+        spin_budget(run, tap)
     except baremetal.BmError as e:
         tap.diag(str(e))
     finally:
         run.close()
-    while tap.n < 21:
+    while tap.n < NTESTS:
         tap.line(False, "not reached", "see the diagnostics above")
     tap.diag(f"consoles and broker log in {run.tmp}; {time.time() - START:.0f} s")
     return 1 if tap.failed else 0
