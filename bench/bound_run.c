@@ -89,7 +89,7 @@ static void brun_analysis(struct brun *r, json_t *run)
 /* Drains the cells' output for up to ms milliseconds or until every one has ended. */
 static void brun_wait_cells(struct brun *r, int ms, int step_ms, bool stop_on_signal)
 {
-	for (int waited = 0; waited < ms && !(stop_on_signal && bench_interrupted);
+	for (int waited = 0; waited < ms && !(stop_on_signal && rtvio_stop_requested);
 	     waited += step_ms) {
 		int running = 0;
 

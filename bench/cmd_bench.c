@@ -22,14 +22,6 @@
 #include "bench.h"
 #include "runner.h"
 
-volatile sig_atomic_t bench_interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	bench_interrupted = 1;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -323,11 +315,11 @@ static int run_scenarios(struct bench *b, const bool want[NSCENARIOS])
 		if (want[i])
 			b->nsteps += b->quick ? scenarios[i].steps_quick : scenarios[i].steps_std;
 	for (int i = 0; i < NSCENARIOS; i++)
-		if (want[i] && (!i || !bench_interrupted) && scenarios[i].run(b))
+		if (want[i] && (!i || !rtvio_stop_requested) && scenarios[i].run(b))
 			rc = 1;
 	if (b->tty)
 		fprintf(stderr, "\n");
-	if (bench_interrupted)
+	if (rtvio_stop_requested)
 		bench_note(b, "The run was interrupted: the scenarios are incomplete.");
 	return rc;
 }
@@ -336,7 +328,6 @@ int cmd_bench(int argc, char **argv)
 {
 	struct bench b = { .out = DEFAULT_OUT };
 	bool want[NSCENARIOS] = { false }, only = false;
-	struct sigaction sa = { .sa_handler = on_signal };
 	int rc, qos;
 
 	if (argc > 1 && !strcmp(argv[1], "peer"))
@@ -355,8 +346,7 @@ int cmd_bench(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	rtvio_stop_on_signals();
 	qos = start_results(&b);
 	rc = run_scenarios(&b, want);
 	pmqos_release(qos);

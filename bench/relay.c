@@ -17,17 +17,10 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "stop.h"
 
 #define RELAY_MAX 8
 #define RELAY_BUF (64u * 1024u)
-
-static volatile sig_atomic_t relay_stop;
-
-static void relay_on_term(int sig)
-{
-	(void)sig;
-	relay_stop = 1;
-}
 
 static int unix_at(const char *dir, const char *name, const char *ext, struct sockaddr_un *sun)
 {
@@ -59,7 +52,6 @@ int bench_relay_main(int argc, char **argv)
 	struct pollfd pf[2 * RELAY_MAX];
 	int out[RELAY_MAX], nl;
 	struct sockaddr_un sun;
-	struct sigaction sa = { .sa_handler = relay_on_term };
 	static char buf[RELAY_BUF];
 	cpu_set_t set;
 	struct sched_param sp;
@@ -75,8 +67,7 @@ int bench_relay_main(int argc, char **argv)
 	sp.sched_priority = atoi(argv[3]);
 	if (sp.sched_priority > 0 && sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
 		fprintf(stderr, "rtvio bench relay: warning: SCHED_FIFO not permitted\n");
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	rtvio_stop_on_signals();
 	signal(SIGPIPE, SIG_IGN);
 	nl = argc - 4;
 	for (int i = 0; i < nl; i++) {
@@ -95,7 +86,7 @@ int bench_relay_main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	while (!relay_stop) {
+	while (!rtvio_stop_requested) {
 		if (poll(pf, (nfds_t)(2 * nl), 200) < 0) {
 			if (errno == EINTR)
 				continue;

@@ -113,7 +113,7 @@ json_t *bench_pair_finish(struct pair *p, int timeout_ms)
 {
 	json_t *res = NULL, *sres;
 
-	for (int waited = 0; p->started && waited < timeout_ms && !bench_interrupted; waited += 100) {
+	for (int waited = 0; p->started && waited < timeout_ms && !rtvio_stop_requested; waited += 100) {
 		proc_drain(&p->s, 0);
 		if (proc_wait(&p->r, 100) && proc_wait(&p->s, 0))
 			break;

@@ -15,6 +15,7 @@
 #include "proc.h"
 #include "config.h"
 #include "gapprobe.h"
+#include "stop.h"
 
 #define DEFAULT_OUT "bench/results/latest"
 #define CELL_CPU 0
@@ -38,8 +39,8 @@ struct bench {
 	const char *plat_src;
 };
 
-/* Set by SIGINT/SIGTERM (cmd_bench.c): every loop stops at its next step. */
-extern volatile sig_atomic_t bench_interrupted;
+/* rtvio_stop_requested (stop.h), set by SIGINT/SIGTERM: every loop stops at its
+ * next step. */
 
 /* ---- Progress and notes (runner.c) -------------------------------------------------- */
 

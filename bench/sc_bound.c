@@ -261,7 +261,7 @@ int bench_scenario_bound(struct bench *b)
 	json_object_set_new(sc, "platform_source",
 			    json_string(bench_bound_platform(b, false, &plat)));
 	ran += bound_demo(b, &plat, dur, runs, viol, sc);
-	for (int i = 0; i < npct && !bench_interrupted; i++) {
+	for (int i = 0; i < npct && !rtvio_stop_requested; i++) {
 		char label[32];
 		double got = 0;
 		uint64_t budget = 0;

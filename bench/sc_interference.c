@@ -38,8 +38,8 @@ int bench_scenario_interference(struct bench *b)
 	char text[4096], label[96], cmd[512];
 	int ran = 0;
 
-	for (int hog = 0; hog < 2 && !bench_interrupted; hog++) {
-		for (int reg = 0; reg < 2 && !bench_interrupted; reg++) {
+	for (int hog = 0; hog < 2 && !rtvio_stop_requested; hog++) {
+		for (int reg = 0; reg < 2 && !rtvio_stop_requested; reg++) {
 			struct broker brk = { 0 };
 			struct proc h;
 			json_t *r, *hj = NULL;

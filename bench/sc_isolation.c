@@ -163,7 +163,7 @@ static int iso_pair(struct bench *b, json_t *runs, enum iso_kind kind, const cha
 	char label[64];
 	int ran = 0;
 
-	for (int bulk = 0; bulk < 2 && !bench_interrupted; bulk++) {
+	for (int bulk = 0; bulk < 2 && !rtvio_stop_requested; bulk++) {
 		b->step++;
 		snprintf(label, sizeof(label), "%s%s", name, bulk ? " + bulk" : "");
 		bench_progress(b, "isolation: %s", label);
@@ -179,7 +179,7 @@ static int iso_rtvio(struct bench *b, json_t *runs, json_t *un)
 	char text[4096], label[64];
 	int ran = 0;
 
-	for (size_t p = 0; p < 3 && !bench_interrupted; p++) {
+	for (size_t p = 0; p < 3 && !rtvio_stop_requested; p++) {
 		struct broker brk = { 0 };
 
 		snprintf(brk.sockdir, sizeof(brk.sockdir), "%s/iso-%s", b->tmp, policies[p]);
@@ -229,11 +229,11 @@ static int iso_iceoryx(struct bench *b, json_t *runs, json_t *un)
 	struct proc roudi;
 	int ran = 0;
 
-	if (!bench_interrupted && bench_roudi_start(b, &roudi, why, sizeof(why)) == 0) {
+	if (!rtvio_stop_requested && bench_roudi_start(b, &roudi, why, sizeof(why)) == 0) {
 		ran = iso_pair(b, runs, ISO_IOX, "iceoryx", 0, "iceoryx");
 		proc_stop(&roudi, SIGINT, 5000);
 		proc_free(&roudi);
-	} else if (!bench_interrupted) {
+	} else if (!rtvio_stop_requested) {
 		json_object_set_new(un, "iceoryx", json_string(why));
 		b->step += 2;
 	}

@@ -77,7 +77,7 @@ int bench_scenario_scale(struct bench *b)
 	char path[160], label[48];
 
 	json_object_set_new(sc, "platform_source", json_string(bench_bound_platform(b, false, &plat)));
-	for (int i = 0; i < ng && !bench_interrupted; i++) {
+	for (int i = 0; i < ng && !rtvio_stop_requested; i++) {
 		json_t *r;
 
 		b->step++;

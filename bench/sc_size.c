@@ -257,7 +257,7 @@ int bench_scenario_size(struct bench *b)
 	json_object_set_new(b->res, "scenarios",
 			    json_object_get(b->res, "scenarios") ? json_incref(
 				    json_object_get(b->res, "scenarios")) : json_object());
-	for (int tr = 0; tr < TR_N && !bench_interrupted; tr++) {
+	for (int tr = 0; tr < TR_N && !rtvio_stop_requested; tr++) {
 		struct size_block blk = { .tr = tr };
 
 		blk.rtvio = tr == TR_RTVIO_POLL || tr == TR_RTVIO_SLEEP;
@@ -266,7 +266,7 @@ int bench_scenario_size(struct bench *b)
 			continue;
 		}
 		json_array_append_new(trs, json_string(tr_label[tr]));
-		for (size_t i = 0; i < nsizes && !bench_interrupted; i++, ran++)
+		for (size_t i = 0; i < nsizes && !rtvio_stop_requested; i++, ran++)
 			size_one(b, &blk, sizes[i], i, lat, tp);
 		size_block_stop(&blk, bcpu);
 	}

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "demo_platform.h"
 #include "proc.h"
+#include "stop.h"
 
 #define DEFAULT_CONFIG "configs/demo.conf"
 
@@ -35,14 +36,6 @@ struct demo {
 	json_t *bounds;         /* flow name -> bound in µs (or null) */
 	struct demo_platform plat; /* the costs the bounds are computed from */
 };
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -179,11 +172,11 @@ static void run(struct demo *d)
 		progress(d, el, running, &last);
 		if (!running)
 			break;
-		if (interrupted) {
+		if (rtvio_stop_requested) {
 			for (int i = 0; i < d->cfg.ncells; i++)
 				if (!d->cells[i].reaped)
 					kill(d->cells[i].pid, SIGTERM);
-			interrupted = 0;
+			rtvio_stop_requested = 0;
 		}
 		if (el > d->duration + grace_ms / 1000.0) {
 			fprintf(stderr, "\nrtvio demo: cells still running %d s after the end; "
@@ -466,7 +459,6 @@ int cmd_demo(int argc, char **argv)
 	struct demo d = { 0 };
 	const char *path = default_config(), *policy = NULL;
 	int rc = parse_args(&d, argc, argv, &path, &policy), failures = 0;
-	struct sigaction sa = { .sa_handler = on_signal };
 	json_t *doc;
 
 	if (rc >= 0)
@@ -479,8 +471,7 @@ int cmd_demo(int argc, char **argv)
 	/* Measured before anything starts, so the demo's own load is not measured. */
 	demo_platform(&d.cfg, path, &d.plat);
 	d.cells = calloc((size_t)d.cfg.ncells, sizeof(*d.cells));
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	rtvio_stop_on_signals();
 	if (!d.cells || start_all(&d)) {
 		rc = 1;
 		goto stop;

@@ -12,16 +12,9 @@
 #include "platform_cmds.h"
 #include "memload.h"
 #include "units.h"
+#include "stop.h"
 
 #define MIB (1ULL << 20)
-
-static volatile sig_atomic_t hog_stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	hog_stop = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -175,7 +168,7 @@ static void hog_wait(struct streamer *s, uint64_t t0, uint64_t end)
 	uint64_t last_t = t0, last_b = 0, bytes;
 	char a[32];
 
-	while (!hog_stop) {
+	while (!rtvio_stop_requested) {
 		uint64_t now = memload_now(), left = end > now ? end - now : 0;
 		struct timespec ts = { 0, 100000000 };
 
@@ -237,20 +230,16 @@ static void hog_announce(const struct hog_opts *o, const char *t)
 int cmd_hog(int argc, char **argv)
 {
 	struct hog_opts o = { .pattern = MEM_COPY, .cpu = -1 };
-	struct sigaction sa = { .sa_handler = on_signal };
 	uint64_t t0, bytes, end;
 	struct streamer s;
 	char t[32];
 	int rc, err;
 
-	hog_stop = 0;
 	rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	/* No SA_RESTART: the sleep in hog_wait() must end when a signal arrives. */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* No SA_RESTART there: the sleep in hog_wait() must end when a signal arrives. */
+	rtvio_stop_on_signals();
 
 	/* Started idle, then given its rate: the clock starts before the token bucket
 	 * does, so the reported rate never exceeds what the bucket allows. */
