@@ -29,6 +29,18 @@
 /* Violations are counted here by the threads, asserted on by the main thread
  * (cmocka's assertions are not thread-safe). */
 static atomic_uint bad_excl, bad_fifo, finished;
+/* All threads start their loops together, or the first could finish before the last
+ * is created and nothing would contend. */
+static pthread_barrier_t start;
+
+/* Now and then a holder yields inside its critical section, between reading and
+ * writing the protected data: with a broken lock another thread runs in between and
+ * an update is lost, however briefly critical sections overlap otherwise. */
+static void hold_yield(int i)
+{
+	if (i % 16 == 0)
+		sched_yield();
+}
 
 static void run_threads(void *(*fn)(void *))
 {
@@ -38,10 +50,12 @@ static void run_threads(void *(*fn)(void *))
 	atomic_store(&bad_excl, 0);
 	atomic_store(&bad_fifo, 0);
 	atomic_store(&finished, 0);
+	assert_int_equal(pthread_barrier_init(&start, NULL, THREADS), 0);
 	for (i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, fn, (void *)i), 0);
 	for (i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&start);
 	assert_int_equal(atomic_load(&bad_excl), 0);
 	assert_int_equal(atomic_load(&bad_fifo), 0);
 	assert_int_equal(atomic_load(&finished), THREADS);
@@ -55,6 +69,7 @@ static uint32_t mtx_grants;
 static void *mutex_thread(void *arg)
 {
 	(void)arg;
+	pthread_barrier_wait(&start);
 	for (int i = 0; i < ITERS; i++) {
 		uint32_t t;
 
@@ -68,7 +83,9 @@ static void *mutex_thread(void *arg)
 		if (t != (mtx_grants & 0xffff))
 			atomic_fetch_add(&bad_fifo, 1);
 		mtx_grants++;
-		mtx_count++;
+		uint64_t c = mtx_count;
+		hold_yield(i);
+		mtx_count = c + 1;
 		sync_mutex_unlock(&mtx);
 	}
 	atomic_fetch_add(&finished, 1);
@@ -92,7 +109,7 @@ static uint64_t rw_a, rw_b;
 static uint32_t rw_wgrants;
 static atomic_uint rw_readers, rw_writers;
 
-static void rw_write(uintptr_t id)
+static void rw_write(uintptr_t id, int i)
 {
 	struct sync_rw_waiter w;
 
@@ -106,12 +123,13 @@ static void rw_write(uintptr_t id)
 		atomic_fetch_add(&bad_fifo, 1);
 	rw_wgrants++;
 	rw_a += id + 1;
+	hold_yield(i);
 	rw_b += id + 1;
 	atomic_fetch_sub(&rw_writers, 1);
 	sync_rw_write_unlock(&rwl);
 }
 
-static void rw_read(int try)
+static void rw_read(int try, int i)
 {
 	struct sync_rw_waiter w;
 
@@ -121,7 +139,9 @@ static void rw_read(int try)
 			sched_yield();
 	}
 	atomic_fetch_add(&rw_readers, 1);
-	if (atomic_load(&rw_writers) != 0 || rw_a != rw_b)
+	uint64_t a = rw_a;
+	hold_yield(i);
+	if (atomic_load(&rw_writers) != 0 || a != rw_b)
 		atomic_fetch_add(&bad_excl, 1);
 	atomic_fetch_sub(&rw_readers, 1);
 	sync_rw_read_unlock(&rwl);
@@ -131,11 +151,12 @@ static void *rw_thread(void *arg)
 {
 	uintptr_t id = (uintptr_t)arg;
 
+	pthread_barrier_wait(&start);
 	for (int i = 0; i < ITERS; i++) {
 		if ((i + id) % 3 == 0)
-			rw_write(id);
+			rw_write(id, i);
 		else
-			rw_read(i % 5 == 0);
+			rw_read(i % 5 == 0, i);
 	}
 	atomic_fetch_add(&finished, 1);
 	return NULL;
@@ -176,6 +197,7 @@ static void *kex_thread(void *arg)
 {
 	uintptr_t id = (uintptr_t)arg;
 
+	pthread_barrier_wait(&start);
 	for (int i = 0; i < ITERS; i++) {
 		uint32_t t = sync_kex_enqueue(&kx);
 		int s;
@@ -190,7 +212,9 @@ static void *kex_thread(void *arg)
 		if (kx_k == 1 && t != kx_grants++)
 			atomic_fetch_add(&bad_fifo, 1);
 		kx_owner[s] = id;
-		kx_count[s]++;
+		uint64_t c = kx_count[s];
+		hold_yield(i);
+		kx_count[s] = c + 1;
 		if (kx_owner[s] != id)
 			atomic_fetch_add(&bad_excl, 1);
 		atomic_fetch_sub(&kx_holders, 1);
