@@ -1,5 +1,5 @@
 /* A phase-fair reader-writer lock (the ticket-based PF-T lock of Brandenburg and
- * Anderson, RTSS 2009 / Real-Time Systems 2010): reader phases and writer phases
+ * Anderson, ECRTS 2009): reader phases and writer phases
  * alternate whenever both kinds wait. A reader waits for at most the one writer phase
  * that was pending or running when it arrived (and the reader phase before it), so a
  * read request is blocked for a constant time whatever the number of processors;
