@@ -124,7 +124,7 @@ static int resolve_socket_dir(struct parser *ps)
 		return cfg_fail(ps, b->socket_dir_line, "[broker] key 'socket_dir': '%s' is relative "
 				"to the config file's directory, and %s is too long (at most %zu "
 				"characters)", rel, full, sizeof(b->socket_dir) - 1);
-	snprintf(b->socket_dir, sizeof(b->socket_dir), "%s", full);
+	memcpy(b->socket_dir, full, strlen(full) + 1); /* fits: checked above */
 	return 0;
 }
 
