@@ -99,22 +99,47 @@ unsigned int rtvio_poll_events(struct rtvio_cell *c, int id)
 	return ev;
 }
 
+/* What every blocking call holds while it waits: the cell's lock, its place among
+ * the waiters, its deadline and the priority it waits with. */
+struct blocking {
+	uint64_t deadline;
+	int prio;
+	int timeout_ms;
+};
+
+static void block_begin(struct rtvio_cell *c, struct blocking *b, int timeout_ms)
+{
+	b->deadline = port_deadline_of(timeout_ms);
+	b->prio = timeout_ms ? port_thread_prio() : 0;
+	b->timeout_ms = timeout_ms;
+	pthread_mutex_lock(&c->lock);
+	c->waiters++;
+}
+
+/* Waits for news (0), or says why not: the deadline passed, or a non-blocking call
+ * (-EAGAIN from the caller's last attempt stays the answer). */
+static int block_wait(struct rtvio_cell *c, const struct blocking *b, int last)
+{
+	if (b->timeout_ms == 0)
+		return last;
+	return port_wait_locked(c, b->deadline, b->prio);
+}
+
+static void block_end(struct rtvio_cell *c, const struct blocking *b)
+{
+	port_wait_done(c, b->prio);
+	c->waiters--;
+	pthread_mutex_unlock(&c->lock);
+}
+
 int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms)
 {
-	uint64_t deadline = port_deadline_of(timeout_ms);
-	int prio = timeout_ms ? port_thread_prio() : 0;
+	struct blocking b;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
-	if (c->dead) {
-		rc = -ECONNRESET;
-		goto out;
-	}
-	rc = gv_connect(c->stack, id, cid, port);
-	if (rc != -EINPROGRESS || timeout_ms == 0)
-		goto out;
-	c->waiters++;
-	for (;;) {
+	block_begin(c, &b, timeout_ms);
+	rc = c->dead ? -ECONNRESET : gv_connect(c->stack, id, cid, port);
+	while (rc == -EINPROGRESS && timeout_ms) {
 		port_pump(c);
 		if (!c->dead && !gv_sock_connecting(c->stack, id)) {
 			/* Answered: refused, timed out or reset (the pending error), or
@@ -123,26 +148,21 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 			rc = gv_sock_error(c->stack, id);
 			break;
 		}
-		rc = port_wait_locked(c, deadline, prio);
-		if (rc)
-			break;
+		rc = port_wait_locked(c, b.deadline, b.prio);
+		if (!rc)
+			rc = -EINPROGRESS;
 	}
-	port_wait_done(c, prio);
-	c->waiters--;
-out:
-	pthread_mutex_unlock(&c->lock);
+	block_end(c, &b);
 	return rc;
 }
 
 int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,
 		 int timeout_ms)
 {
-	uint64_t deadline = port_deadline_of(timeout_ms);
-	int prio = timeout_ms ? port_thread_prio() : 0;
+	struct blocking b;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
-	c->waiters++;
+	block_begin(c, &b, timeout_ms);
 	for (;;) {
 		if (c->dead) {
 			rc = -ECONNRESET;
@@ -150,31 +170,24 @@ int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *pee
 		}
 		port_pump(c);
 		rc = gv_accept(c->stack, id, peer_cid, peer_port);
-		if (rc != -EAGAIN || timeout_ms == 0)
-			break;
-		rc = port_wait_locked(c, deadline, prio);
-		if (rc)
+		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
 			break;
 	}
-	port_wait_done(c, prio);
-	c->waiters--;
-	pthread_mutex_unlock(&c->lock);
+	block_end(c, &b);
 	return rc;
 }
 
 ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 		   unsigned int flags, int timeout_ms)
 {
-	uint64_t deadline = port_deadline_of(timeout_ms);
-	int prio = timeout_ms ? port_thread_prio() : 0;
 	const uint8_t *p = buf;
+	struct blocking b;
 	size_t done = 0;
 	int rc;
 
 	if (len > INT32_MAX)
 		len = INT32_MAX;
-	pthread_mutex_lock(&c->lock);
-	c->waiters++;
+	block_begin(c, &b, timeout_ms);
 	for (bool pumped = false;;) {
 		if (c->dead) {
 			rc = -ECONNRESET;
@@ -197,16 +210,10 @@ ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 			pumped = true;
 			continue;
 		}
-		if (timeout_ms == 0)
+		if ((rc = block_wait(c, &b, rc)))
 			break;
-		rc = port_wait_locked(c, deadline, prio);
-		if (rc)
-			break;
-		pumped = true;
 	}
-	port_wait_done(c, prio);
-	c->waiters--;
-	pthread_mutex_unlock(&c->lock);
+	block_end(c, &b);
 	if (done)
 		return (ssize_t)done;
 	return rc;
@@ -215,12 +222,10 @@ ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned int flags,
 		   unsigned int *out_flags, int timeout_ms)
 {
-	uint64_t deadline = port_deadline_of(timeout_ms);
-	int prio = timeout_ms ? port_thread_prio() : 0;
+	struct blocking b;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
-	c->waiters++;
+	block_begin(c, &b, timeout_ms);
 	for (;;) {
 		/* Data already delivered stays readable even after the broker is gone. */
 		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
@@ -232,15 +237,10 @@ ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned
 		}
 		port_pump(c);
 		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
-		if (rc != -EAGAIN || timeout_ms == 0)
-			break;
-		rc = port_wait_locked(c, deadline, prio);
-		if (rc)
+		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
 			break;
 	}
-	port_wait_done(c, prio);
-	c->waiters--;
-	pthread_mutex_unlock(&c->lock);
+	block_end(c, &b);
 	return rc;
 }
 
