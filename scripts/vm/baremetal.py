@@ -19,10 +19,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import cpubudget
+import vmlib
 
 # ISA -> (QEMU binary, Debian package, machine options). Every machine gets its RAM
 # from a shared memfd (the broker maps it) and virtio-mmio version 2 (QEMU 7.2
@@ -40,8 +39,7 @@ ARCHES = {
 }
 
 
-class BmError(Exception):
-    pass
+BmError = vmlib.VmError
 
 
 def missing(arch):
@@ -62,7 +60,7 @@ def argv(arch, image, sock, words, memory_mib=64):
         "-kernel", image, "-append", " ".join(words)]
 
 
-class Cell:
+class Cell(vmlib.ConsoleVM):
     """One bare-metal VM. Its console goes to log_path; RTVIO-BOOT, RTVIO-LISTEN,
     RTVIO-RESULT {json} and RTVIO-DONE {json} lines become state. QEMU runs under
     timeout(1) with SIGKILL in its own process group; close() kills the group.
@@ -70,19 +68,15 @@ class Cell:
 
     def __init__(self, name, arch, image, sock, words, log_path, timeout, memory_mib=64,
                  cpu=None, cpu_max=None):
-        self.name, self.arch, self.log_path = name, arch, log_path
+        self.name, self.arch = name, arch
         self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
         self.boot, self.done = None, None
         self.results, self.listening = [], set()
-        self.cond = threading.Condition()
-        self.log = open(log_path, "w")
         cmd = self.budget.wrap(["timeout", "-k", "5", "-s", "KILL", str(int(timeout))] +
                                argv(arch, image, sock, words, memory_mib), cpu)
-        self.log.write("# " + " ".join(cmd) + "\n")
-        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
+        self._start(cmd, log_path, subprocess.DEVNULL, "# " + " ".join(cmd) + "\n")
+
+    what = "bare-metal cell"
 
     def _event(self, line):
         kind, _, rest = line.partition(" ")
@@ -99,32 +93,6 @@ class Cell:
                 self.done = d
             else:
                 self.results.append(d)
-
-    def _read(self):
-        for raw in self.p.stdout:
-            line = raw.decode("utf-8", "replace").replace("\r", "")
-            self.log.write(line)
-            self.log.flush()
-            i = line.find("RTVIO-")
-            if i >= 0:
-                with self.cond:
-                    self._event(line[i:].strip())
-                    self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_for(self, pred, timeout, what):
-        end = time.time() + timeout
-        with self.cond:
-            while not pred():
-                left = end - time.time()
-                if left <= 0:
-                    raise BmError(f"{self.name}: no {what} within {timeout:.0f} s "
-                                  f"(console in {self.log_path})")
-                if self.p.poll() is not None and not self.t.is_alive():
-                    raise BmError(f"{self.name}: QEMU exited ({self.p.returncode}) before "
-                                  f"{what} (console in {self.log_path})")
-                self.cond.wait(min(left, 0.2))
 
     def wait_done(self, timeout):
         self.wait_for(lambda: self.done is not None, timeout, "RTVIO-DONE")

@@ -232,33 +232,25 @@ def parse_result(line):
     return d
 
 
-class Guest:
-    """One QEMU guest. Its console goes to a log file and is parsed as it arrives:
-    RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
+class ConsoleVM:
+    """A QEMU whose console is logged to a file and parsed as it arrives: every line
+    holding an RTVIO- marker goes to self._event (under self.cond) and wakes the
+    waiters. Subclasses start QEMU through _start and say what each marker means."""
 
-    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
-                 net=None, cpu_max=None):
-        self.name = name
+    what = "VM"  # how messages name this kind of VM
+
+    def _start(self, argv, log_path, stdin, header=""):
         self.log_path = log_path
-        self.results, self.listening = [], set()
-        self.waits = 0
-        self.done = None  # failed count once RTVIO-DONE was seen
-        self.booted = False
-        self.boot = {}  # RTVIO-BOOT's fields: cid, features
         self.cond = threading.Condition()
-        # timeout(1) is the last resort should this process itself die.
-        # cpu_max = (quota_us, period_us): its own cgroup (cpubudget), entered before
-        # exec so every QEMU thread is inside.
-        self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
-        argv = ["timeout", "-s", "KILL", str(int(timeout))]
-        if cpu is not None:
-            argv += ["taskset", "-c", str(cpu)]
-        argv = self.budget.wrap(argv + qemu_argv(sock, jobs, memory_mib, net=net))
         self.log = open(log_path, "w")
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.log.write(header)
+        self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
+
+    def _event(self, line):
+        raise NotImplementedError
 
     def _read(self):
         for raw in self.p.stdout:
@@ -268,20 +260,8 @@ class Guest:
             i = line.find("RTVIO-")
             if i < 0:
                 continue
-            line = line[i:].strip()
             with self.cond:
-                if line.startswith("RTVIO-RESULT"):
-                    self.results.append(parse_result(line))
-                elif line.startswith("RTVIO-LISTEN"):
-                    self.listening.add(parse_result(line).get("port"))
-                elif line.startswith("RTVIO-WAIT"):
-                    self.waits += 1
-                elif line.startswith("RTVIO-BOOT"):
-                    self.booted = True
-                    # As text: the feature bits are a string of 0/1, not a number.
-                    self.boot = dict(t.partition("=")[::2] for t in line.split()[1:])
-                elif line.startswith("RTVIO-DONE"):
-                    self.done = parse_result(line).get("failed", -1)
+                self._event(line[i:].strip())
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
@@ -292,12 +272,51 @@ class Guest:
             while not pred():
                 left = end - time.time()
                 if left <= 0:
-                    raise VmError(f"guest {self.name}: no {what} within {timeout:.0f} s "
+                    raise VmError(f"{self.what} {self.name}: no {what} within {timeout:.0f} s "
                                   f"(console in {self.log_path})")
                 if self.p.poll() is not None and not self.t.is_alive() and not pred():
-                    raise VmError(f"guest {self.name}: QEMU exited ({self.p.returncode}) "
+                    raise VmError(f"{self.what} {self.name}: QEMU exited ({self.p.returncode}) "
                                   f"before {what} (console in {self.log_path})")
                 self.cond.wait(min(left, 0.2))
+
+
+class Guest(ConsoleVM):
+    """One QEMU guest. Its console goes to a log file and is parsed as it arrives:
+    RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
+
+    def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
+                 net=None, cpu_max=None):
+        self.name = name
+        self.results, self.listening = [], set()
+        self.waits = 0
+        self.done = None  # failed count once RTVIO-DONE was seen
+        self.booted = False
+        self.boot = {}  # RTVIO-BOOT's fields: cid, features
+        # timeout(1) is the last resort should this process itself die.
+        # cpu_max = (quota_us, period_us): its own cgroup (cpubudget), entered before
+        # exec so every QEMU thread is inside.
+        self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
+        argv = ["timeout", "-s", "KILL", str(int(timeout))]
+        if cpu is not None:
+            argv += ["taskset", "-c", str(cpu)]
+        self._start(self.budget.wrap(argv + qemu_argv(sock, jobs, memory_mib, net=net)),
+                    log_path, subprocess.PIPE)
+
+    what = "guest"
+
+    def _event(self, line):
+        if line.startswith("RTVIO-RESULT"):
+            self.results.append(parse_result(line))
+        elif line.startswith("RTVIO-LISTEN"):
+            self.listening.add(parse_result(line).get("port"))
+        elif line.startswith("RTVIO-WAIT"):
+            self.waits += 1
+        elif line.startswith("RTVIO-BOOT"):
+            self.booted = True
+            # As text: the feature bits are a string of 0/1, not a number.
+            self.boot = dict(t.partition("=")[::2] for t in line.split()[1:])
+        elif line.startswith("RTVIO-DONE"):
+            self.done = parse_result(line).get("failed", -1)
 
     def wait_listen(self, port, timeout):
         self.wait_for(lambda: port in self.listening, timeout, f"listener on port {port}")
