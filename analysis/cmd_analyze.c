@@ -148,6 +148,9 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
+	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
+	       "step it can hold the broker for; response = R from the broker's sight of a\n"
+	       "message to its last byte (docs/analysis.md)\n");
 }
 
 struct opts {

@@ -6,17 +6,30 @@ and optionally ends ("x86_64 -> aarch64"), shown when any row has it.
 """
 import json
 import subprocess
+import sys
 
 
 def bounds(rtvio, config):
-    """{flow: latency bound in us} from `rtvio analyze CONFIG --json` ({} if none)."""
+    """{flow: latency bound in us} from `rtvio analyze CONFIG --json` ({} if none).
+    Says on stderr when the config is not schedulable with its own [platform] costs,
+    naming the flows that miss: their bounds in the table are above their deadlines."""
     an = subprocess.run([rtvio, "analyze", config, "--json"], capture_output=True,
                         text=True, timeout=60)
     try:
-        return {f["name"]: f.get("latency_bound_us")
-                for f in json.loads(an.stdout).get("flows", [])}
+        doc = json.loads(an.stdout)
     except ValueError:
+        print(f"rtvio analyze {config} gave no bounds: {an.stderr.strip()[-400:]}",
+              file=sys.stderr)
         return {}
+    flows = doc.get("flows", [])
+    if not doc.get("schedulable", True):
+        miss = [f"{f['name']} (bound {f.get('latency_bound_us') or 0:.0f} us > deadline "
+                f"{f.get('deadline_us') or 0:.0f} us)" for f in flows
+                if f.get("deadline_us") and not f.get("schedulable", True)]
+        print(f"warning: {config} is not schedulable with its [platform] costs "
+              f"(`rtvio analyze {config}`; status {doc.get('status')}): "
+              + (", ".join(miss) or "no bound"), file=sys.stderr)
+    return {f["name"]: f.get("latency_bound_us") for f in flows}
 
 
 def row(flow, bound=None):
