@@ -104,6 +104,11 @@ void *gw_out_main(void *arg)
 		int rc = carry(f, id);
 
 		rtvio_close(c, id);
+		/* No sender, no deadline to keep: unregistering the (only) instance
+		 * stops DEADLINE accounting until the next message registers it. */
+		rtvio_gw_sample none = { .incarnation = f->incarnation };
+
+		dds_unregister_instance(f->ent, &none);
 		f->sock = -1;
 		if (rc == -EBADMSG)
 			f->status = "stream not rtmsg-framed";
