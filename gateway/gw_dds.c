@@ -25,7 +25,9 @@ uint32_t gw_checksum(const uint8_t *p, size_t n)
 }
 
 /* Cyclone's configuration: unicast discovery of the configured peers, on the
- * loopback interface when the first peer is a loopback address. */
+ * loopback interface when the first peer is a loopback address. A lease of 1 s
+ * (default 10 s) lets a gateway notice a far gateway that died within a second, and
+ * count what it publishes meanwhile as unmatched rather than silently lost. */
 static void domain_xml(const struct rtvio_remote_cfg *rm, char *xml, size_t len)
 {
 	char peers[RTVIO_PEERS_MAX * 3], word[RTVIO_PEERS_MAX];
@@ -48,6 +50,7 @@ static void domain_xml(const struct rtvio_remote_cfg *rm, char *xml, size_t len)
 		 "<CycloneDDS><Domain id=\"any\"><General>%s<AllowMulticast>false"
 		 "</AllowMulticast></General><Discovery><ParticipantIndex>auto"
 		 "</ParticipantIndex><MaxAutoParticipantIndex>30</MaxAutoParticipantIndex>"
+		 "<LeaseDuration>1s</LeaseDuration>"
 		 "<Peers>%s</Peers></Discovery></Domain></CycloneDDS>",
 		 lo ? "<Interfaces><NetworkInterface address=\"127.0.0.1\"/></Interfaces>" : "",
 		 peers);
