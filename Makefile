@@ -16,7 +16,7 @@ DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo bench clean
+.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -72,6 +72,10 @@ vmtest: all
 # The images are built by `all` (build/baremetal/); the driver stops itself at 240 s.
 bmtest: all
 	$(MESON) test -C build --suite baremetal --print-errorlogs
+
+# Two brokers joined by DDS gateways on loopback (docs/gateway.md).
+gwdemo: all
+	timeout -k 10 60 scripts/gwdemo build/rtvio
 
 vmdemo: all
 	@$(DEPS) vm

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "analyze_cmd.h"
+#include "an_remote.h"
 #include "analysis.h"
 #include "config.h"
 #include "from_config.h"
@@ -67,6 +68,58 @@ static json_t *num_us(uint64_t ns)
 	return json_real(us(ns));
 }
 
+/* A remote flow's end-to-end bound and its three parts (an_remote.h). */
+static json_t *composed_json(const struct rtvio_config *cfg, int i, const struct an_flow_result *r)
+{
+	struct an_composed c;
+
+	an_remote_compose(cfg, i, r, &c);
+	return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}",
+			 "remote", cfg->remotes[cfg->flows[i].rem.remote].name,
+			 "direction", cfg->flows[i].rem.incoming ? "in" : "out",
+			 "local_us", r->bounded ? num_us(c.local) : json_null(),
+			 "network_us", num_us(c.network),
+			 "remote_us", c.far ? num_us(c.far) : json_null(),
+			 "bound_us", c.bounded ? num_us(c.total) : json_null());
+}
+
+/* Below the table: local + network + remote for every flow through a gateway. */
+static void print_composed(const struct rtvio_config *cfg, const struct an_flow_result *out)
+{
+	bool header = false;
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		struct an_composed c;
+
+		an_remote_compose(cfg, i, &out[i], &c);
+		if (!c.remote)
+			continue;
+		if (!header)
+			printf("\nremote flows: end-to-end bound = local (to/from the gateway) + "
+			       "network_budget + remote_bound\n%-20s %-8s %-3s %12s %12s %12s "
+			       "%12s\n", "flow", "remote", "dir", "local_us", "network_us",
+			       "remote_us", "bound_us");
+		header = true;
+		printf("%-20s %-8s %-3s ", cfg->flows[i].name,
+		       cfg->remotes[cfg->flows[i].rem.remote].name,
+		       cfg->flows[i].rem.incoming ? "in" : "out");
+		if (out[i].bounded)
+			printf("%12.3f ", us(c.local));
+		else
+			printf("%12s ", "-");
+		printf("%12.3f ", us(c.network));
+		if (c.far)
+			printf("%12.3f ", us(c.far));
+		else
+			printf("%12s ", "-");
+		if (c.bounded)
+			printf("%12.3f\n", us(c.total));
+		else
+			printf("%12s  (%s)\n", "-", c.far ? "no local bound" :
+			       "remote_bound not given");
+	}
+}
+
 static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 		       const struct an_result *res, const struct an_flow_result *out,
 		       enum an_policy pol)
@@ -93,6 +146,8 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 		json_object_set_new(f, "deadline_us", be ? json_null() : num_us(fl[i].deadline));
 		json_object_set_new(f, "schedulable", be ? json_null() :
 					 json_boolean(out[i].schedulable));
+		if (cfg->flows[i].rem.remote >= 0)
+			json_object_set_new(f, "composed", composed_json(cfg, i, &out[i]));
 		json_array_append_new(arr, f);
 	}
 	json_object_set_new(doc, "flows", arr);
@@ -142,6 +197,7 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 			printf("%12.3f %12.3f %12.3f  %s\n", us(r->response), us(r->latency),
 			       us(fl[i].deadline), r->schedulable ? "yes" : "NO");
 	}
+	print_composed(cfg, out);
 	printf("bound = ingest_latency %.3f us + response + notify_latency %.3f us\n",
 	       us(b->plat.ingest_latency), us(b->plat.notify_latency));
 	printf("ingest %.3f us per packet (ingest_step / %u), %llu TX slots; batch gap %.3f us "

@@ -8,6 +8,7 @@
 #include "broker_cmds.h"
 #include "cell_cmd.h"
 #include "cmd_demo.h"
+#include "gateway_cmd.h"
 #include "platform_cmds.h"
 
 static const struct command {
@@ -18,6 +19,7 @@ static const struct command {
 	{ "broker", cmd_broker, "run the broker daemon on a config" },
 	{ "cell", cmd_cell, "run a process cell's configured workload" },
 	{ "demo", cmd_demo, "broker + process cells on a config, with a per-flow table" },
+	{ "gateway", cmd_gateway, "carry a [remote]'s flows over Cyclone DDS" },
 	{ "stat", cmd_stat, "statistics of a running broker" },
 	{ "analyze", cmd_analyze, "latency bound for every configured flow" },
 	{ "calibrate", cmd_calibrate, "measure the platform costs the analysis needs" },

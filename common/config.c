@@ -23,6 +23,8 @@ const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
+const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
+	"remote_bound", NULL };
 
 #define NKEYS(keys) (sizeof(keys) / sizeof(keys[0]) - 1)
 _Static_assert(NKEYS(cfg_cell_keys) <= CFG_MAX_KEYS && NKEYS(cfg_workload_keys) <= CFG_MAX_KEYS &&
@@ -79,6 +81,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	case K_FLOW: keys = cfg_flow_keys; break;
 	case K_WORKLOAD: keys = cfg_workload_keys; break;
 	case K_PLATFORM: keys = cfg_platform_keys; break;
+	case K_REMOTE: keys = cfg_remote_keys; break;
 	default: return 0;
 	}
 	struct keyctx k = { ps, name, value, ps->lineno };
@@ -119,6 +122,11 @@ static int handler(void *user, const char *section, const char *name, const char
 	case K_PLATFORM:
 		cfg_platform_key(ps, &k, key);
 		break;
+	case K_REMOTE:
+		ps->remote_raw[ps->index].set |= 1u << key;
+		ps->remote_raw[ps->index].key_line[key] = k.line;
+		cfg_remote_key(ps, &k, key);
+		break;
 	default:
 		break;
 	}
@@ -141,6 +149,7 @@ void cfg_parser_free(struct parser *ps)
 	free(ps->cell_raw);
 	free(ps->flow_raw);
 	free(ps->wl_raw);
+	free(ps->remote_raw);
 }
 
 int cfg_run(struct parser *ps)
@@ -163,7 +172,8 @@ static int load(struct parser *ps, struct rtvio_config *cfg)
 	cfg_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", ps->file);
 	ps->cfg = cfg;
-	if (!cfg_run(ps) && !cfg_check_broker(ps) && !cfg_check_cells(ps) && !cfg_check_flows(ps))
+	if (!cfg_run(ps) && !cfg_check_broker(ps) && !cfg_check_cells(ps) &&
+	    !cfg_check_remotes(ps) && !cfg_check_flows(ps))
 		cfg_check_workloads(ps);
 	if (!ps->ret && cfg->platform.line)
 		snprintf(cfg->platform.path, sizeof(cfg->platform.path), "%s", ps->file);
@@ -213,6 +223,9 @@ void rtvio_config_free(struct rtvio_config *cfg)
 	free(cfg->cells);
 	free(cfg->flows);
 	free(cfg->workloads);
+	free(cfg->remotes);
+	cfg->remotes = NULL;
+	cfg->nremotes = 0;
 	cfg->cells = NULL;
 	cfg->flows = NULL;
 	cfg->workloads = NULL;

@@ -43,6 +43,10 @@
 /* A VM cell's image path and its bare-metal command line (config_vm.c). */
 #define RTVIO_IMAGE_MAX 256
 #define RTVIO_ARGS_MAX 512
+/* [remote NAME] sections (config_remote.c, docs/gateway.md). */
+#define RTVIO_MAX_REMOTES 64
+#define RTVIO_PEERS_MAX 192
+#define RTVIO_DDS_DOMAIN_MAX 230u
 
 enum rtvio_policy {
 	RTVIO_POLICY_FP,   /* limited-preemptive fixed priority */
@@ -133,6 +137,31 @@ struct rtvio_traffic {
 	int workload;               /* index into cfg->workloads, -1 = implied */
 };
 
+/* A flow with one end on another broker (`to = BROKER/CELL:PORT` or
+ * `from = BROKER/CELL[:PORT]`). Locally it runs between its local cell and the
+ * remote's gateway cell, so `from`/`to` of the flow name that gateway cell. */
+struct rtvio_flow_remote {
+	int remote;              /* index into cfg->remotes; -1 = both ends local */
+	bool incoming;           /* the far end sends (from = BROKER/CELL) */
+	char cell[RTVIO_NAME_MAX]; /* the far end's cell, on the remote broker */
+	uint32_t port;           /* outgoing: its listening port (also the port the flow
+				  * has on the gateway cell); incoming: its source port
+				  * or RTVIO_PORT_ANY */
+};
+
+/* A [remote NAME] section: another broker reached over DDS through a gateway cell. */
+struct rtvio_remote_cfg {
+	char name[RTVIO_NAME_MAX];
+	int gateway;                 /* the local gateway cell (index); required, own */
+	uint32_t domain;             /* DDS domain id 0..230; default 0 */
+	char peers[RTVIO_PEERS_MAX]; /* unicast discovery peers, space-separated
+				      * addresses; default 127.0.0.1 */
+	uint64_t network_budget_ns;  /* declared one-way network time; required */
+	uint64_t remote_bound_ns;    /* the remote broker's bound to its cell (what its
+				      * `rtvio analyze` says); 0 = not given */
+	int line;
+};
+
 struct rtvio_flow_cfg {
 	char name[RTVIO_NAME_MAX];
 	int from, to;           /* cell indexes; required (`from = cell[:port]`) */
@@ -147,6 +176,7 @@ struct rtvio_flow_cfg {
 	uint64_t jitter_ns;     /* release jitter; default 0 */
 	int priority;           /* 1 = highest; 0 = unset (deadline-monotonic) */
 	struct rtvio_traffic traffic;
+	struct rtvio_flow_remote rem; /* the far end when it is on another broker */
 	int line;               /* line of the [flow NAME] header */
 };
 
@@ -205,6 +235,8 @@ struct rtvio_config {
 	struct rtvio_workload_cfg *workloads;
 	int nworkloads;
 	struct rtvio_platform_cfg platform;
+	struct rtvio_remote_cfg *remotes;
+	int nremotes;
 	char path[256];           /* the file loaded (as given) */
 };
 
@@ -232,6 +264,7 @@ int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *plat);
 int rtvio_config_find_cell(const struct rtvio_config *cfg, const char *name);
 int rtvio_config_find_cell_by_cid(const struct rtvio_config *cfg, uint32_t cid);
 int rtvio_config_find_flow(const struct rtvio_config *cfg, const char *name);
+int rtvio_config_find_remote(const struct rtvio_config *cfg, const char *name);
 /* The flow that permits a connection from (from_cell, from_port) to (to_cell, to_port),
  * or -ENOENT. The loader guarantees at most one matches. A linear scan: for set-up. */
 int rtvio_config_match_flow(const struct rtvio_config *cfg, int from_cell, uint32_t from_port,
@@ -240,6 +273,11 @@ int rtvio_config_match_flow(const struct rtvio_config *cfg, int from_cell, uint3
 /* Writes the whole configuration as INI with every default spelled out; loading the
  * output gives an identical configuration. */
 int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f);
+/* Its parts for remotes (config_remote.c): every [remote] section, and one end of a
+ * flow as written (CELL[:PORT], or BROKER/CELL[:PORT] for the far end). */
+int rtvio_dump_remotes(const struct rtvio_config *cfg, FILE *f);
+int rtvio_dump_flow_end(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *fl,
+			bool to, FILE *f);
 
 const char *rtvio_policy_name(enum rtvio_policy p);     /* "fp", "edf", "fifo" */
 int rtvio_policy_parse(const char *s, enum rtvio_policy *p); /* 0 or -EINVAL */

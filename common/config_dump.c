@@ -54,14 +54,16 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 		if (c->vm)
 			ret = dump_vm(&c->vmc, f) ? -EIO : ret;
 	}
+	ret = rtvio_dump_remotes(cfg, f) ? -EIO : ret;
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *fl = &cfg->flows[i];
 
-		OUT("\n[flow %s]\nfrom = %s", fl->name, cfg->cells[fl->from].name);
-		if (fl->from_port != RTVIO_PORT_ANY)
-			OUT(":%u", fl->from_port);
-		OUT("\nto = %s:%u\ntype = %s\nsize = %s\nclass = %s\n", cfg->cells[fl->to].name,
-		    fl->to_port, rtvio_sock_type_name(fl->type), rtvio_fmt_size(x, sizeof(x), fl->size),
+		OUT("\n[flow %s]\nfrom = ", fl->name);
+		ret = rtvio_dump_flow_end(cfg, fl, false, f) ? -EIO : ret;
+		OUT("\nto = ");
+		ret = rtvio_dump_flow_end(cfg, fl, true, f) ? -EIO : ret;
+		OUT("\ntype = %s\nsize = %s\nclass = %s\n",
+		    rtvio_sock_type_name(fl->type), rtvio_fmt_size(x, sizeof(x), fl->size),
 		    fl->best_effort ? "best-effort" : "real-time");
 		if (!fl->best_effort) {
 			OUT("period = %s\n", rtvio_fmt_time(x, sizeof(x), fl->period_ns));

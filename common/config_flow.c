@@ -31,6 +31,7 @@ int cfg_open_flow(struct parser *ps, int line, const char *name)
 	fl->from = fl->to = -1;
 	fl->type = RTVIO_STREAM;
 	fl->traffic.workload = -1;
+	fl->rem.remote = -1;
 	fl->line = line;
 	ps->index = cfg->nflows++;
 	return 0;
@@ -46,6 +47,9 @@ int cfg_flow_key(struct parser *ps, const struct keyctx *k, int key)
 	long long v;
 	int w;
 
+	/* BROKER/CELL: an end on another broker, reached through a gateway. */
+	if ((key == FK_FROM || key == FK_TO) && strchr(k->value, '/'))
+		return cfg_remote_flow_end(ps, k, key == FK_TO);
 	switch (key) {
 	case FK_FROM:
 		return cfg_get_endpoint(k, r->from, &fl->from_port, &has_port);
@@ -113,7 +117,8 @@ int cfg_check_flows(struct parser *ps)
 				return cfg_fail(ps, fl->line, "[flow %s]: missing key '%s' (%s)", fl->name,
 					    cfg_flow_keys[required[j]], what[j]);
 		}
-		if (resolve_end(ps, i, FK_FROM, r->from, &fl->from) ||
+		if (cfg_remote_resolve_flow(ps, i) ||
+		    resolve_end(ps, i, FK_FROM, r->from, &fl->from) ||
 		    resolve_end(ps, i, FK_TO, r->to, &fl->to))
 			return ps->ret;
 		if (fl->from == fl->to)

@@ -19,6 +19,7 @@ enum kind {
 	K_FLOW,
 	K_WORKLOAD,
 	K_PLATFORM,
+	K_REMOTE,
 	K_SKIP, /* a section rtvio_platform_load() does not read */
 };
 
@@ -29,6 +30,7 @@ extern const char *const cfg_cell_keys[];
 extern const char *const cfg_flow_keys[];
 extern const char *const cfg_workload_keys[];
 extern const char *const cfg_platform_keys[];
+extern const char *const cfg_remote_keys[];
 
 enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY,
 	CK_CONNECTIONS, CK_ARCH, CK_KIND, CK_IMAGE, CK_ARGS, CK_CPU_MAX };
@@ -44,7 +46,8 @@ struct raw {
 	unsigned set;
 	int key_line[CFG_MAX_KEYS];
 	char from[RTVIO_NAME_MAX]; /* a flow's sending cell; a workload's flow */
-	char to[RTVIO_NAME_MAX];   /* a flow's receiving cell */
+	char to[RTVIO_NAME_MAX];   /* a flow's receiving cell; a remote's gateway cell */
+	char remote[RTVIO_NAME_MAX]; /* a flow's far broker ([remote NAME]), "" = none */
 };
 
 struct parser {
@@ -75,8 +78,8 @@ struct parser {
 	int index;          /* cell/flow/workload index, -1 otherwise */
 	unsigned seen;      /* keys seen in this section (duplicates are errors) */
 
-	struct raw *cell_raw, *flow_raw, *wl_raw;
-	int cap_cells, cap_flows, cap_wls;
+	struct raw *cell_raw, *flow_raw, *wl_raw, *remote_raw;
+	int cap_cells, cap_flows, cap_wls, cap_remotes;
 	int broker_line;
 	unsigned broker_set;
 	int broker_key_line[16];
@@ -135,12 +138,16 @@ int cfg_open_platform(struct parser *ps, int line, const char *name);
 int cfg_open_cell(struct parser *ps, int line, const char *name);
 int cfg_open_flow(struct parser *ps, int line, const char *name);
 int cfg_open_workload(struct parser *ps, int line, const char *name);
+int cfg_open_remote(struct parser *ps, int line, const char *name);
 
 int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_flow_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_workload_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key);
+int cfg_remote_key(struct parser *ps, const struct keyctx *k, int key);
+/* A flow's `from`/`to` naming BROKER/CELL[:PORT] (config_remote.c). */
+int cfg_remote_flow_end(struct parser *ps, const struct keyctx *k, bool to);
 
 /* Cross-section checks after the whole file is read, in this order. */
 int cfg_check_broker(struct parser *ps);
@@ -148,6 +155,9 @@ int cfg_check_cells(struct parser *ps);
 /* A VM cell's launch keys (config_vm.c): set one, check cell i's after the file. */
 int cfg_vm_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_check_vm_keys(struct parser *ps, int i);
+int cfg_check_remotes(struct parser *ps);
+/* Before a flow's cells are resolved: its remote end becomes the gateway cell. */
+int cfg_remote_resolve_flow(struct parser *ps, int flow);
 int cfg_check_flows(struct parser *ps);
 int cfg_check_workloads(struct parser *ps);
 
