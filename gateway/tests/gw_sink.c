@@ -134,6 +134,8 @@ int main(int argc, char **argv)
 		       (unsigned long long)p->rx.messages, (unsigned long long)p->rx.bytes,
 		       (unsigned long long)p->rx.lost, (unsigned long long)p->rx.duplicates,
 		       (unsigned long long)p->rx.reordered, (unsigned long long)p->rx.corrupt);
+		free(p->buf);
+		free(p->reasm);
 	}
 	rtvio_cell_close(c);
 	return 0;
