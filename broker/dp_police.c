@@ -15,18 +15,17 @@ static uint64_t byte_cost(const struct rtvio_flow_cfg *f, uint32_t len)
 	return c128 > UINT64_MAX / 4 ? UINT64_MAX / 4 : (uint64_t)c128;
 }
 
-static uint64_t byte_conform(const struct rtvio_flow_cfg *f, uint64_t tat, uint64_t cost,
-			     bool whole)
+static uint64_t byte_conform(const struct rtvio_flow_cfg *f, uint64_t tat, uint64_t cost)
 {
-	uint64_t need = whole || cost < f->period_ns ? cost : f->period_ns;
+	uint64_t need = cost < f->period_ns ? cost : f->period_ns;
 	uint64_t slack = f->period_ns + f->jitter_ns;
 
 	return tat + need > slack ? tat + need - slack : 0;
 }
 
-/* Seqpacket: adds p to its message's length; true once the message holds more than
- * the flow's size, counting each such message once. */
-static bool msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_flow_cfg *f,
+/* Seqpacket: adds p to its message's length and counts, once, a message that
+ * holds more than the flow's size. */
+static void msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_flow_cfg *f,
 			 const struct dp_pkt *p)
 {
 	if (!w->in_msg) {
@@ -38,7 +37,6 @@ static bool msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_f
 		w->msg_over = true;
 		dp->flows[w->flow].oversize++;
 	}
-	return w->msg_over;
 }
 
 /* The policer: the time at which p conforms to its flow's declaration, charged
@@ -50,10 +48,9 @@ static bool msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_f
  *              go no earlier than the one before), AND the byte bucket: a packet
  *              goes when both conform, so neither more than one message nor more
  *              than `size` bytes per period reach dispatch (plus the tolerance);
- *              A packet of a message that has passed `size` bytes waits until the
- *              bucket has earned its whole length (not only a full bucket), so an
- *              over-size message is never forwarded before an honest sender could
- *              have sent its bytes; it is counted in the flow's `oversize`;
+ *              A message that passes `size` bytes is counted in the flow's
+ *              `oversize`; its packets are charged their real length, so the
+ *              bucket's debt holds the flow's next messages back accordingly;
  *   stream     the byte bucket.
  * `seen` is when p can have been posted at the earliest: the last time this
  * sender's TX ring was seen empty. Judging by that rather than by the ingest time
@@ -70,8 +67,9 @@ uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p,
 		return p->arrival;
 	f = &dp->cfg->flows[w->flow];
 	cost = byte_cost(f, p->h.len);
-	t = byte_conform(f, w->tat, cost,
-			 f->type == RTVIO_SEQPACKET && msg_oversize(dp, w, f, p));
+	t = byte_conform(f, w->tat, cost);
+	if (f->type == RTVIO_SEQPACKET)
+		msg_oversize(dp, w, f, p);
 	if (t > r)
 		r = t;
 	if (f->type == RTVIO_SEQPACKET) {

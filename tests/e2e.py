@@ -555,8 +555,8 @@ def case_seqpacket_oversize_held():
     """SEQPACKET messages over the declared size are held and counted, delivered whole
 
     The flow declares 64-byte messages every 1 ms; the sender sends 100-byte ones
-    every 1.5 ms. Each one is counted as over-size and waits until the byte bucket
-    has earned all of its bytes (1.5625 ms of refill, more than a full bucket), and
+    every 1.5 ms. Each one is counted as over-size and charged its 1.5625 ms of
+    refill, so the bucket's debt grows and holds the flow back; every message
     reaches the receiver whole."""
     s = Setup(CELLS3 + """
 [flow big]
