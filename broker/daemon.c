@@ -28,6 +28,7 @@
 #include "config.h"
 #include "control.h"
 #include "dataplane.h"
+#include "evsig.h"
 #include "pmqos.h"
 #include "stat_json.h"
 #include "vhost_user.h"
@@ -37,6 +38,9 @@
  * end from holding the loop (the socket stays readable and is served again). */
 #define VHU_BUDGET 32u
 #define MAX_EVENTS 32
+/* How often the call eventfds of the cells notified meanwhile are checked for
+ * O_NONBLOCK (check_call_flags). */
+#define FLAG_CHECK_NS 10000000ull
 
 enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
 		SRC_WAKE };
@@ -60,6 +64,9 @@ struct cell {
 	uint64_t kicks;                 /* kick events handled (poll = no) */
 	bool broken_pending;
 	int broken_err;
+	const char *broken_why;         /* the cut-off's reason, NULL: ring or memory rules */
+	unsigned int broken_queue;
+	bool notified;                  /* signalled since the last check_call_flags */
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
@@ -86,6 +93,9 @@ struct broker {
 	atomic_bool stop;
 	uint64_t start_ns;
 	bool any_broken;
+	bool any_notified;      /* some cell's notified is set */
+	uint64_t flags_due;     /* next check_call_flags */
+	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 };
 
@@ -94,20 +104,21 @@ struct broker {
 
 /* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
 
+/* Never write(2): the cell shares the file's flags and counter and could make the
+ * write sleep (evsig.h). A cell that saturates its counter only confuses itself. */
 static void hook_notify(void *ctx, unsigned cell, unsigned queue)
 {
 	struct broker *b = ctx;
-	uint64_t one = 1;
-	int fd;
+	struct cell *c;
 
 	if (cell >= b->ncells || queue >= VHU_VSOCK_QUEUES)
 		return;
-	fd = b->cells[cell].vhu.ring[queue].call_fd;
-	/* Non-blocking (set when the fd arrived): a cell that saturated its own counter
-	 * only loses its own interrupts. */
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-		/* EAGAIN (counter full) or a closed peer: nothing the broker can do. */
-	}
+	c = &b->cells[cell];
+	if (c->vhu.ring[queue].call_fd < 0)
+		return;
+	evsig_signal(&b->evsig, c->vhu.ring[queue].call_fd);
+	c->notified = true;
+	b->any_notified = true;
 }
 
 static void hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count)
@@ -175,7 +186,6 @@ static void return_inflight(struct cell *c, unsigned int q)
 {
 	struct vq_device *vq = &c->vq[q];
 	int fd = c->vhu.ring[q].call_fd;
-	uint64_t one = 1;
 
 	if (vq_device_broken(vq) || !vq_device_inflight(vq))
 		return;
@@ -190,9 +200,8 @@ static void return_inflight(struct cell *c, unsigned int q)
 				return;
 		}
 	}
-	if (fd >= 0 && vq_device_should_notify(vq) && write(fd, &one, sizeof(one)) < 0) {
-		/* Counter full or peer gone: nothing more to do. */
-	}
+	if (fd >= 0 && vq_device_should_notify(vq))
+		evsig_signal(&c->br->evsig, fd);
 }
 
 static void dev_stop(void *ctx, struct vhu_backend *v)
@@ -324,6 +333,12 @@ static void cell_service(struct cell *c)
 {
 	int rc = vhu_backend_service(&c->vhu, VHU_BUDGET);
 
+	if (rc == -EAGAIN) {
+		/* Replies are sent with MSG_DONTWAIT: waiting would hand the loop to it. */
+		CLOG(c, "does not read its vhost-user replies (socket buffer full): cut off");
+		cell_disconnect(c, BROKER_CELL_BROKEN);
+		return;
+	}
 	if (rc < 0) {
 		if (c->br->opts.verbose || rc != -ECONNRESET)
 			CLOG(c, "front end gone (%s)", strerror(-rc));
@@ -354,11 +369,45 @@ static void cut_off_broken(struct broker *b)
 
 		if (!c->broken_pending)
 			continue;
-		CLOG(c, "broke its ring or memory rules (%s): cut off", strerror(-c->broken_err));
+		if (c->broken_why)
+			CLOG(c, "%s of queue %u: cut off", c->broken_why, c->broken_queue);
+		else
+			CLOG(c, "broke its ring or memory rules (%s): cut off",
+			     strerror(-c->broken_err));
+		c->broken_why = NULL;
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 			if (vq_device_broken(&c->vq[q]))
 				vhu_backend_signal_err(&c->vhu, q);
 		cell_disconnect(c, BROKER_CELL_BROKEN);
+	}
+}
+
+/* A cell that cleared O_NONBLOCK on a call eventfd it shares with the broker breaks
+ * the vhost-user contract. It cannot stall the broker (evsig.h), so this check is
+ * policy, not protection: it runs at most every FLAG_CHECK_NS, on the cells notified
+ * since (at most two fcntl each), never in the data path. */
+static void check_call_flags(struct broker *b, uint64_t now)
+{
+	b->any_notified = false;
+	b->flags_due = now + FLAG_CHECK_NS;
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct cell *c = &b->cells[i];
+
+		if (!c->notified)
+			continue;
+		c->notified = false;
+		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES && !c->broken_pending; q++) {
+			int fd = c->vhu.ring[q].call_fd;
+			int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+
+			if (fl < 0 || (fl & O_NONBLOCK))
+				continue;
+			c->broken_pending = true;
+			c->broken_err = -EPERM;
+			c->broken_why = "cleared O_NONBLOCK on the call eventfd";
+			c->broken_queue = q;
+			b->any_broken = true;
+		}
 	}
 }
 
@@ -533,6 +582,7 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->cfg = cfg;
 	b->opts = *opts;
 	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
+	b->evsig.null_fd = -1;
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		b->ctl[i].fd = -1;
 		b->src_ctl[i] = (struct ev_src){ .kind = SRC_CTL_CLIENT, .slot = i };
@@ -558,6 +608,7 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 			c->src_kick[q] = (struct ev_src){ .kind = SRC_KICK, .cell = i, .queue = q };
 		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
 		c->vhu.verbose = opts->verbose;
+		c->vhu.evsig = &b->evsig;
 		c->vhu.prefault = !cfg->cells[i].vm;
 		/* A cell maps no more than the configuration grants it. */
 		c->vhu.max_mem = cfg->cells[i].vm ? cfg->cells[i].memory : cfg->cells[i].region;
@@ -573,6 +624,12 @@ static int broker_open_events(struct broker *b, char *err, size_t errlen)
 	sigset_t mask;
 	int rc;
 
+	rc = evsig_open(&b->evsig);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot set up eventfd signalling (Linux AIO): %s",
+			 strerror(-rc));
+		return rc;
+	}
 	b->ep = epoll_create1(EPOLL_CLOEXEC);
 	b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->ep < 0 || b->wake_fd < 0) {
@@ -758,6 +815,7 @@ void broker_close(struct broker *b)
 	}
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl_client_close(&b->ctl[i]);
+	evsig_close(&b->evsig);
 	pmqos_release(b->qos_fd);
 	if (b->ctl_fd >= 0)
 		close(b->ctl_fd);
@@ -840,6 +898,25 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	}
 }
 
+/* How long the loop may sleep (poll = no), UINT64_MAX: until an event. The data
+ * plane's next release, the polling of cells without kick fds, a control client
+ * still owed a reply and the flag check of the cells just notified bound it. */
+static uint64_t sleep_ns(struct broker *b, uint64_t now, uint64_t next)
+{
+	uint64_t due = ctl_expire(b, now);
+	uint64_t wait = UINT64_MAX;
+
+	if (next != 0)
+		wait = next > now ? next - now : 0;
+	if (b->must_poll && wait > BROKER_POLL_CHECK_NS)
+		wait = BROKER_POLL_CHECK_NS;
+	if (due && wait > (due > now ? due - now : 0))
+		wait = due > now ? due - now : 0;
+	if (b->any_notified && wait > (b->flags_due > now ? b->flags_due - now : 0))
+		wait = b->flags_due > now ? b->flags_due - now : 0;
+	return wait;
+}
+
 int broker_run(struct broker *b)
 {
 	struct epoll_event evs[MAX_EVENTS];
@@ -852,6 +929,8 @@ int broker_run(struct broker *b)
 		struct timespec ts, *tsp = NULL;
 		int n;
 
+		if (b->any_notified && now >= b->flags_due)
+			check_call_flags(b, now);
 		if (vhu_fault_pending) {
 			/* Cleared before the scan: a fault during the scan is seen next time. */
 			vhu_fault_pending = 0;
@@ -871,16 +950,9 @@ int broker_run(struct broker *b)
 			ts.tv_nsec = 0;
 			tsp = &ts;
 		} else {
-			/* A control client still owed a reply bounds the sleep too. */
-			uint64_t due = ctl_expire(b, now);
+			uint64_t wait = sleep_ns(b, now, next);
 
-			if (next != 0 || b->must_poll || due) {
-				uint64_t wait = next > now ? next - now : 0;
-
-				if (b->must_poll && (next == 0 || wait > BROKER_POLL_CHECK_NS))
-					wait = BROKER_POLL_CHECK_NS;
-				if (due && ((next == 0 && !b->must_poll) || wait > due - now))
-					wait = due - now;
+			if (wait != UINT64_MAX) {
 				ts.tv_sec = (time_t)(wait / 1000000000ull);
 				ts.tv_nsec = (long)(wait % 1000000000ull);
 				tsp = &ts;

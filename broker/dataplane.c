@@ -437,6 +437,7 @@ int dp_stats_flow(const struct dp *dp, unsigned int flow, struct dp_flow_stats *
 	f = &dp->flows[flow];
 	*out = f->st;
 	out->policed = f->policed;
+	out->oversize = f->oversize;
 	out->queued = f->queued;
 	out->connections = f->connections;
 	return 0;

@@ -118,6 +118,8 @@ struct dp_flow_stats {
 	uint64_t chunks;       /* copy steps */
 	uint64_t policed;      /* packets held back by the policer (GCRA on the
 				* flow's period, size and jitter) */
+	uint64_t oversize;     /* seqpacket messages with more payload than the
+				* flow's size (held as their real size, dp_police) */
 	uint64_t deadline_misses; /* residence > the flow's deadline */
 	uint64_t max_residence_ns;
 	uint64_t max_residence_at; /* the data plane's clock when that packet arrived */

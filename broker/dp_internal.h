@@ -73,6 +73,8 @@ struct dp_queue {
 	uint64_t mtat;       /* seqpacket: GCRA theoretical arrival of the next message */
 	uint64_t last_rel;   /* seqpacket: release of the current message's last packet */
 	bool in_msg;         /* seqpacket: inside a message (no EOM yet) */
+	bool msg_over;       /* seqpacket: the current message passed the flow's size */
+	uint64_t msg_len;    /* seqpacket: payload bytes of the current message so far */
 };
 
 struct dp_heap {
@@ -113,6 +115,7 @@ struct dp_flow {
 	uint64_t rank_hi, rank_lo; /* fp: smaller runs first */
 	bool be;                   /* best-effort: no policing, no deadline */
 	uint64_t policed;
+	uint64_t oversize;         /* seqpacket messages larger than the flow's size */
 	uint32_t queued, connections;
 	struct dp_flow_stats st;
 };

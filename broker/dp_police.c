@@ -1,4 +1,5 @@
 /* The policer: when a packet conforms to its flow's declaration (GCRA). */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dp_internal.h"
@@ -22,6 +23,22 @@ static uint64_t byte_conform(const struct rtvio_flow_cfg *f, uint64_t tat, uint6
 	return tat + need > slack ? tat + need - slack : 0;
 }
 
+/* Seqpacket: adds p to its message's length and counts, once, a message that
+ * holds more than the flow's size. */
+static void msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_flow_cfg *f,
+			 const struct dp_pkt *p)
+{
+	if (!w->in_msg) {
+		w->msg_len = 0;
+		w->msg_over = false;
+	}
+	w->msg_len += p->h.len;
+	if (w->msg_len > f->size && !w->msg_over) {
+		w->msg_over = true;
+		dp->flows[w->flow].oversize++;
+	}
+}
+
 /* The policer: the time at which p conforms to its flow's declaration, charged
  * against the queue's state at ingest so that release times are monotonic within
  * the queue. Every rule is a GCRA (virtual scheduling) with the flow's release
@@ -31,6 +48,9 @@ static uint64_t byte_conform(const struct rtvio_flow_cfg *f, uint64_t tat, uint6
  *              go no earlier than the one before), AND the byte bucket: a packet
  *              goes when both conform, so neither more than one message nor more
  *              than `size` bytes per period reach dispatch (plus the tolerance);
+ *              A message that passes `size` bytes is counted in the flow's
+ *              `oversize`; its packets are charged their real length, so the
+ *              bucket's debt holds the flow's next messages back accordingly;
  *   stream     the byte bucket.
  * `seen` is when p can have been posted at the earliest: the last time this
  * sender's TX ring was seen empty. Judging by that rather than by the ingest time
@@ -48,6 +68,8 @@ uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p,
 	f = &dp->cfg->flows[w->flow];
 	cost = byte_cost(f, p->h.len);
 	t = byte_conform(f, w->tat, cost);
+	if (f->type == RTVIO_SEQPACKET)
+		msg_oversize(dp, w, f, p);
 	if (t > r)
 		r = t;
 	if (f->type == RTVIO_SEQPACKET) {

@@ -65,12 +65,14 @@ json_t *broker_stat_json(const struct broker *b)
 			continue;
 		json_array_append_new(
 			flows,
-			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				  "s:o}",
 				  "name", dp_flow_name(dp, f), "class",
 				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
 				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
 				  "packets", (json_int_t)fs.packets, "bytes", (json_int_t)fs.bytes,
 				  "chunks", (json_int_t)fs.chunks, "policed", (json_int_t)fs.policed,
+				  "oversize", (json_int_t)fs.oversize,
 				  "deadline_misses", (json_int_t)fs.deadline_misses,
 				  "max_residence_ns", (json_int_t)fs.max_residence_ns,
 				  "max_residence_at_ns", (json_int_t)fs.max_residence_at, "queued",

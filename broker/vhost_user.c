@@ -305,11 +305,17 @@ void vhu_backend_disconnect(struct vhu_backend *b)
 void vhu_backend_signal_err(struct vhu_backend *b, unsigned int queue)
 {
 	uint64_t one = 1;
+	int fd = queue < VHU_VSOCK_QUEUES ? b->ring[queue].err_fd : -1;
+	int rc = 0;
 
-	if (queue < VHU_VSOCK_QUEUES && b->ring[queue].err_fd >= 0 &&
-	    write(b->ring[queue].err_fd, &one, sizeof(one)) < 0)
-		VLOG(b, "cannot signal the error eventfd of queue %u: %s", queue,
-		     strerror(errno));
+	if (fd < 0)
+		return;
+	if (b->evsig)
+		rc = evsig_signal(b->evsig, fd);
+	else if (write(fd, &one, sizeof(one)) < 0)
+		rc = -errno;
+	if (rc < 0)
+		VLOG(b, "cannot signal the error eventfd of queue %u: %s", queue, strerror(-rc));
 }
 
 static void *translate(const struct vhu_backend *b, uint64_t addr, uint64_t len, bool user)
@@ -406,7 +412,9 @@ static int send_reply(struct vhu_backend *b, const struct vhu_msg *req, const vo
 	r.hdr.flags |= VHU_FLAG_REPLY;
 	if (size)
 		memcpy(&r.p, payload, size);
-	return vhu_send(b->sock, &r, NULL, 0);
+	/* Never waits: a front end that leaves its replies unread until the socket
+	 * buffer is full gets -EAGAIN here, and is cut off (the daemon logs why). */
+	return vhu_send_flags(b->sock, &r, NULL, 0, MSG_DONTWAIT);
 }
 
 static int reply_u64(struct vhu_backend *b, const struct vhu_msg *req, uint64_t v)

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "evsig.h"
 #include "vhost_user_proto.h"
 
 /* Ring sizes and regions bigger than this are refused (a 256 GiB guest is far
@@ -78,6 +79,9 @@ struct vhu_backend {
 	const struct vhu_dev_ops *ops;
 	void *ctx;
 	bool verbose;
+	/* broker: signals the error eventfds (evsig.h), so that no write(2) can block
+	 * on them; NULL (tests of the back end alone): plain non-blocking write. */
+	struct evsig *evsig;
 
 	int sock;                   /* -1 when no front end is connected */
 	struct vhu_reader rd;

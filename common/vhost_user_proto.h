@@ -210,8 +210,10 @@ static inline void vhu_close_fds(int *fds, unsigned int *nfds)
 
 /* Sends one message (header + hdr.size payload bytes) and, attached to its first
  * byte, `nfds` descriptors. Retries short writes and EINTR. Returns 0 or -errno
- * (-EPIPE when the peer is gone; SIGPIPE is never raised). */
-static inline int vhu_send(int sock, const struct vhu_msg *m, const int *fds, unsigned int nfds)
+ * (-EPIPE when the peer is gone; SIGPIPE is never raised). `flags` go to sendmsg:
+ * MSG_DONTWAIT makes a full socket buffer -EAGAIN whatever the socket's mode. */
+static inline int vhu_send_flags(int sock, const struct vhu_msg *m, const int *fds,
+				 unsigned int nfds, int flags)
 {
 	size_t hl = sizeof(m->hdr), len = hl + m->hdr.size;
 	union {
@@ -247,7 +249,7 @@ static inline int vhu_send(int sock, const struct vhu_msg *m, const int *fds, un
 			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 		}
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -256,6 +258,11 @@ static inline int vhu_send(int sock, const struct vhu_msg *m, const int *fds, un
 		off += (size_t)n;
 	}
 	return 0;
+}
+
+static inline int vhu_send(int sock, const struct vhu_msg *m, const int *fds, unsigned int nfds)
+{
+	return vhu_send_flags(sock, m, fds, nfds, 0);
 }
 
 /* Incremental receiver: reads exactly one message (header first, then exactly

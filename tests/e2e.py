@@ -562,11 +562,124 @@ def case_unschedulable_warned_or_refused():
         s.close()
 
 
+VICTIMS = CELLS3 + """
+[flow victim]
+from = c
+to = b:700
+type = seqpacket
+size = 4KiB
+class = best-effort
+[workload victim]
+flow = victim
+pattern = bulk
+count = 10000
+"""
+
+
+def victims_intact(s, hostile):
+    """Two victim cells exchange 10 000 messages while `hostile` keeps going;
+    `rtvio stat` still answers. Returns the broker's log once it stopped."""
+    rx, tx = s.cell("b"), s.cell("c")
+    _, rep, _ = s.report(rx, 300)
+    intact(rep, "victim", 10000)
+    s.finish(tx, 30)
+    check(s.broker.poll() is None, "broker died")
+    s.stat()
+    rc, out, err = s.finish(hostile, 120)
+    check(rc == 0, "hostile cell: " + (out + err).strip()[-800:])
+    s.broker.terminate()
+    _, _, log = s.finish(s.broker, 30)
+    return log
+
+
+def case_hostile_call_eventfd():
+    """A cell that makes its call eventfd blocking and full is cut off, the rest carries on
+
+    The cell clears O_NONBLOCK on its call eventfds and writes 0xfffffffffffffffe
+    into them, then provokes a notification, again and again while two victims
+    exchange 10 000 messages."""
+    s = Setup(VICTIMS)
+    try:
+        s.start_broker(["a", "b", "c"])
+        hostile = s.spawn([TOOL, "hostcall", s.dir, "a", "4", "999", "20"])
+        log = victims_intact(s, hostile)
+        check("cleared O_NONBLOCK on the call eventfd" in log,
+              "no cut-off line in the broker's log: " + log[-800:])
+    finally:
+        s.close()
+
+
+def case_hostile_vhost_user_noread():
+    """A front end that never reads its vhost-user replies is cut off, the rest carries on"""
+    s = Setup(VICTIMS)
+    try:
+        s.start_broker(["a", "b", "c"])
+        hostile = s.spawn([TOOL, "vhunoread", s.dir, "a"])
+        log = victims_intact(s, hostile)
+        check("does not read its vhost-user replies" in log,
+              "no cut-off line in the broker's log: " + log[-800:])
+    finally:
+        s.close()
+
+
+def case_hostile_vhost_user_flood():
+    """A front end flooding the vhost-user socket is served within limits, the rest carries on"""
+    s = Setup(VICTIMS)
+    try:
+        s.start_broker(["a", "b", "c"])
+        hostile = s.spawn([TOOL, "vhuflood", s.dir, "a", "200000"])
+        victims_intact(s, hostile)
+    finally:
+        s.close()
+
+
+def case_seqpacket_oversize_held():
+    """SEQPACKET messages over the declared size are held and counted, delivered whole
+
+    The flow declares 64-byte messages every 1 ms; the sender sends 1000-byte ones
+    every 1 ms. Each one is counted as over-size and charged its 15.6 ms of refill,
+    so the bucket's debt holds the next ones back (however slowly the sender runs,
+    short of 15 ms between messages). What reaches the receiver is whole, in order
+    and uncorrupted. The messages still held when the sender closes its connection
+    go with it (the connection is reset), so the count received is not asserted."""
+    s = Setup(CELLS3 + """
+[flow big]
+from = a
+to = b:800
+type = seqpacket
+size = 64
+period = 1ms
+[workload big]
+flow = big
+size = 1000
+count = 20
+""")
+    try:
+        s.start_broker(["a", "b", "c"])
+        rx, tx = s.cell("b"), s.cell("a")
+        _, rep, _ = s.report(rx, 120)
+        f = flow_entry(rep, "big")
+        check(f["messages"] >= 2 and f["bytes"] == 1000 * f["messages"] and f["lost"] == 0
+              and f["corrupt"] == 0 and f["reordered"] == 0,
+              "flow big: messages not whole: " + json.dumps(f)[:400])
+        s.finish(tx, 60)
+        st = {f["name"]: f for f in s.stat()["flows"]}
+        big = st["big"]
+        check(big.get("oversize") == 20, "over-size messages not counted: "
+              + json.dumps(big)[:400])
+        check(big.get("policed", 0) >= 1, "over-size messages not held: "
+              + json.dumps(big)[:400])
+    finally:
+        s.close()
+
+
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
          case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
          case_demo_json, case_demo_no_calibrate, case_socket_dir_relative,
-         case_unschedulable_warned_or_refused]
+         case_unschedulable_warned_or_refused, case_hostile_call_eventfd,
+         case_hostile_vhost_user_noread, case_hostile_vhost_user_flood,
+         case_seqpacket_oversize_held]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 

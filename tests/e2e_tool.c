@@ -15,12 +15,24 @@
  *   e2e_tool scribble DIR SOCK          a raw cell writes garbage over its own TX
  *                                       ring and kicks; expects the broker to cut
  *                                       it off (EOF on its vhost-user socket)
+ *   e2e_tool hostcall DIR SOCK CID PORT ROUNDS
+ *                                       ROUNDS times: a raw cell clears O_NONBLOCK
+ *                                       on its call eventfds, writes
+ *                                       0xfffffffffffffffe into them, sends a
+ *                                       REQUEST to CID:PORT (the broker's answer
+ *                                       is a notification); expects to be cut off
+ *   e2e_tool vhunoread DIR SOCK         a front end sends GET_FEATURES and never
+ *                                       reads the replies; expects to be cut off
+ *   e2e_tool vhuflood DIR SOCK COUNT    a front end sends COUNT GET_FEATURES as
+ *                                       fast as it can, reading the replies;
+ *                                       expects all answered, or to be cut off
  *
  * Each prints one line saying what it saw and exits 0 when that is what the test
  * expects, 1 when not, 2 on usage or set-up errors. The raw cell speaks vhost-user
  * and drives core's virtqueue driver directly: it is a guest that can write
  * anything into its own memory, which is exactly what the broker must survive. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -262,7 +274,9 @@ static int raw_open(struct raw *r, const char *path)
 		vq_ring_at(&r->ring[q], r->mem + (size_t)q * 4096, RAW_QSIZE);
 		vq_driver_init(&r->drv[q], &r->ring[q], r->slot[q], 1ull << VIRTIO_F_VERSION_1);
 		r->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		r->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/* Blocking: the broker sets O_NONBLOCK as it takes it (hostcall waits
+		 * for that). */
+		r->call[q] = eventfd(0, EFD_CLOEXEC);
 		s.q[q] = (struct vhost_front_queue){
 			.num = RAW_QSIZE,
 			.desc = (uint64_t)(uintptr_t)r->ring[q].desc,
@@ -280,6 +294,7 @@ static int raw_open(struct raw *r, const char *path)
 	s.need_features = 1ull << VIRTIO_F_VERSION_1;
 	s.timeout_ms = 5000;
 	rc = vhost_front_handshake(r->sock, &s, &res);
+	close(memfd);
 	if (rc)
 		return rc;
 	r->cid = res.cid;
@@ -320,6 +335,31 @@ static int raw_wait_rx(struct raw *r, struct vsock_hdr *h, int timeout_ms)
 		if (recv(r->sock, &c, 1, MSG_DONTWAIT) == 0)
 			return -1;
 		usleep(10000);
+	}
+	return 0;
+}
+
+static void raw_close(struct raw *r)
+{
+	close(r->sock);
+	for (int q = 0; q < 2; q++) {
+		close(r->kick[q]);
+		close(r->call[q]);
+	}
+	munmap(r->mem, RAW_REGION);
+}
+
+/* 1 when the broker closed the vhost-user socket within timeout_ms, else 0. */
+static int raw_wait_eof(struct raw *r, int timeout_ms)
+{
+	struct pollfd p = { .fd = r->sock, .events = POLLIN };
+	char c;
+
+	while (poll(&p, 1, timeout_ms) == 1) {
+		ssize_t n = recv(r->sock, &c, 1, MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return 1;
 	}
 	return 0;
 }
@@ -372,6 +412,165 @@ static int scribble(const char *path)
 	return rc < 0 ? 0 : 1;
 }
 
+/* ---- hostcall: the call eventfd made blocking and full ---------------------------- */
+
+static void raw_request(struct raw *r, uint32_t cid, uint32_t port)
+{
+	struct vsock_hdr h = { 0 };
+
+	h.src_cid = r->cid;
+	h.dst_cid = cid;
+	h.src_port = 7777;
+	h.dst_port = port;
+	h.type = VSOCK_TYPE_STREAM;
+	h.op = VSOCK_OP_REQUEST;
+	h.buf_alloc = 65536;
+	raw_send_hdr(r, &h);
+}
+
+/* One attachment: 1 cut off, 0 not, -1 set-up failure. */
+static int hostcall_round(const char *path, uint32_t cid, uint32_t port)
+{
+	struct raw r = { 0 };
+	uint64_t max = 0xfffffffffffffffeull;
+	int rc = raw_open(&r, path);
+
+	if (rc) {
+		fprintf(stderr, "e2e_tool: raw cell on %s: %s\n", path, strerror(-rc));
+		return -1;
+	}
+	/* The broker sets O_NONBLOCK on each call eventfd as it takes it (the file
+	 * is shared): wait for that, so that clearing it is not undone. */
+	for (int q = 0, waited = 0; q < 2 && waited < 10000; waited++) {
+		if (fcntl(r.call[q], F_GETFL) & O_NONBLOCK)
+			q++;
+		else
+			usleep(1000);
+	}
+	for (int q = 0; q < 2; q++) {
+		int fl = fcntl(r.call[q], F_GETFL);
+
+		if (fl < 0 || fcntl(r.call[q], F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+		    write(r.call[q], &max, sizeof(max)) != (ssize_t)sizeof(max)) {
+			fprintf(stderr, "e2e_tool: call eventfd: %s\n", strerror(errno));
+			raw_close(&r);
+			return -1;
+		}
+	}
+	/* The broker's answer (RST) comes with a notification into a full counter. */
+	raw_request(&r, cid, port);
+	rc = raw_wait_eof(&r, 10000);
+	raw_close(&r);
+	return rc;
+}
+
+static int hostcall(const char *path, uint32_t cid, uint32_t port, unsigned int rounds)
+{
+	unsigned int cut = 0, i;
+
+	for (i = 0; i < rounds; i++) {
+		int rc = hostcall_round(path, cid, port);
+
+		if (rc < 0)
+			break;
+		cut += (unsigned int)rc;
+	}
+	printf("hostcall: cut off in %u of %u rounds\n", cut, rounds);
+	return cut == rounds ? 0 : 1;
+}
+
+/* ---- vhunoread, vhuflood: the vhost-user socket abused ---------------------------- */
+
+static int vhu_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "e2e_tool: connect %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	return fd;
+}
+
+static int vhunoread(const char *path)
+{
+	int fd = vhu_connect(path);
+	struct vhu_msg m;
+	unsigned long sent = 0;
+	int rc = 0;
+
+	vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+	/* Sends until the broker hangs up; waits (bounded) when its buffer is full. */
+	for (int idle = 0; idle < 2000;) {
+		rc = vhu_send_flags(fd, &m, NULL, 0, MSG_DONTWAIT);
+		if (rc == -EAGAIN) {
+			idle++;
+			usleep(10000);
+			continue;
+		}
+		if (rc < 0)
+			break;
+		sent++;
+	}
+	printf("vhunoread: %lu requests sent, then %s\n", sent,
+	       rc == -EPIPE || rc == -ECONNRESET ? "cut off" : "still connected");
+	close(fd);
+	return rc == -EPIPE || rc == -ECONNRESET ? 0 : 1;
+}
+
+struct flood_rx {
+	int fd;
+	unsigned long got;
+};
+
+static void *flood_reader(void *arg)
+{
+	struct flood_rx *f = arg;
+	struct vhu_reader rd;
+
+	vhu_reader_init(&rd);
+	for (;;) {
+		struct pollfd p = { .fd = f->fd, .events = POLLIN };
+		int rc;
+
+		if (poll(&p, 1, 10000) != 1)
+			return NULL;
+		rc = vhu_reader_read(f->fd, &rd);
+		if (rc < 0)
+			return NULL;
+		if (rc > 0) {
+			vhu_close_fds(rd.fds, &rd.nfds);
+			vhu_reader_init(&rd);
+			f->got++;
+		}
+	}
+}
+
+static int vhuflood(const char *path, unsigned long count)
+{
+	struct flood_rx f = { .fd = vhu_connect(path) };
+	struct vhu_msg m;
+	unsigned long sent = 0;
+	pthread_t th;
+
+	vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+	pthread_create(&th, NULL, flood_reader, &f);
+	int rc = 0;
+
+	while (sent < count && (rc = vhu_send(f.fd, &m, NULL, 0)) == 0)
+		sent++;
+	shutdown(f.fd, SHUT_WR);
+	pthread_join(th, NULL);
+	/* Served within limits (32 messages per turn of the loop), or cut off when its
+	 * replies piled up faster than it read them: both keep the loop free. */
+	printf("vhuflood: %lu sent, %lu answered, %s\n", sent, f.got,
+	       rc ? "then cut off" : "all served");
+	close(f.fd);
+	return (sent == count && f.got == count) || rc == -EPIPE || rc == -ECONNRESET ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 6 && !strcmp(argv[1], "echo"))
@@ -386,6 +585,14 @@ int main(int argc, char **argv)
 			     (uint32_t)strtoul(argv[5], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "scribble"))
 		return scribble(sock_path(argv[2], argv[3]));
+	if (argc == 7 && !strcmp(argv[1], "hostcall"))
+		return hostcall(sock_path(argv[2], argv[3]), (uint32_t)strtoul(argv[4], NULL, 0),
+				(uint32_t)strtoul(argv[5], NULL, 0),
+				(unsigned int)strtoul(argv[6], NULL, 0));
+	if (argc == 4 && !strcmp(argv[1], "vhunoread"))
+		return vhunoread(sock_path(argv[2], argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "vhuflood"))
+		return vhuflood(sock_path(argv[2], argv[3]), strtoul(argv[4], NULL, 0));
 	fprintf(stderr, "usage: see the comment at the top of tests/e2e_tool.c\n");
 	return 2;
 }

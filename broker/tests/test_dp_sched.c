@@ -425,6 +425,7 @@ static void test_police_seqpacket_size(void **state)
 	}
 	dp_stats_flow(e.dp, 0, &fs);
 	assert_int_equal(fs.policed, 0);
+	assert_int_equal(fs.oversize, 0);
 
 	/* Over-size: two 32 KiB messages at one instant, after a quiet millisecond. */
 	e.now += 1000000;
@@ -454,6 +455,7 @@ static void test_police_seqpacket_size(void **state)
 	assert_int_equal(received_msgs(&e, 1), 1);
 	dp_stats_flow(e.dp, 0, &fs);
 	assert_int_equal(fs.policed, 2);
+	assert_int_equal(fs.oversize, 2); /* the two 32 KiB messages, each once */
 	/* Delayed, never dropped: every TX chain came back. */
 	assert_int_equal(t_tx_done(&e.cell[0]), 1 + 3 + 6 + 2 + 1);
 	t_env_fini(&e);
