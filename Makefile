@@ -6,10 +6,11 @@
 #   make vmtest   real Linux guests (QEMU, TCG) through the broker, TAP, under 5 minutes
 #   make bmtest   bare-metal cells on x86_64, aarch64, riscv64 (QEMU, TCG), TAP
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
+#   make prove    Frama-C/WP proof of core/'s trusted functions (docs/verification.md)
 MESON ?= meson
 DEPS  := scripts/install-deps
 
-.PHONY: all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
+.PHONY: all deps prove test test-plain test-asan test-tsan demo vmtest bmtest vmdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -35,13 +36,16 @@ test-plain: all
 test-asan: deps build-asan/build.ninja
 	ninja -C build-asan
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow \
+	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow --no-suite prove \
 	    --no-suite qemu || true
 
 test-tsan: deps build-tsan/build.ninja
 	ninja -C build-tsan
 	TSAN_OPTIONS=halt_on_error=1 \
 	  $(MESON) test -C build-tsan --print-errorlogs --num-processes 2 --suite threaded || true
+
+prove: deps
+	scripts/prove
 
 demo: all
 	build/rtvio demo
