@@ -9,6 +9,7 @@
 #   make fuzz     each fuzz harness for FUZZ_SECONDS (default 600; clang, libFuzzer)
 #   make tcb      the trusted core's functions and line count (docs/security.md)
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
+#   make prove    Frama-C/WP proof of core/'s trusted functions (docs/verification.md)
 #   make hetdemo  configs/hetdemo.conf: bare-metal cells on three ISAs, a Linux guest and
 #                 a process cell through one broker, per-flow table with the ISA of each end
 MESON ?= meson
@@ -16,7 +17,7 @@ DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench clean
+.PHONY: fuzz tcb prove all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -42,13 +43,16 @@ test-plain: all
 test-asan: deps build-asan/build.ninja
 	ninja -C build-asan
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow \
+	  $(MESON) test -C build-asan --print-errorlogs --num-processes 2 --no-suite slow --no-suite prove \
 	    --no-suite qemu || true
 
 test-tsan: deps build-tsan/build.ninja
 	ninja -C build-tsan
 	TSAN_OPTIONS=halt_on_error=1 \
 	  $(MESON) test -C build-tsan --print-errorlogs --num-processes 2 --suite threaded || true
+
+prove: deps
+	scripts/prove
 
 demo: all
 	build/rtvio demo

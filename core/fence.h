@@ -30,6 +30,8 @@ typedef _Atomic uint16_t shm_le16;
 
 /* Discovers what the other side published before storing this index: the ring
  * entries it covers are visible after this load. */
+/*@ requires \valid_read(p);
+    assigns \nothing; */
 static inline uint16_t shm_load_acquire(const shm_le16 *p)
 {
 	return le16_to_cpu(atomic_load_explicit(p, memory_order_acquire));
@@ -37,6 +39,8 @@ static inline uint16_t shm_load_acquire(const shm_le16 *p)
 
 /* Publishes every earlier write (descriptors, ring slots, used elements) before the
  * new index value becomes visible. */
+/*@ requires \valid(p);
+    assigns *p; */
 static inline void shm_store_release(shm_le16 *p, uint16_t v)
 {
 	atomic_store_explicit(p, cpu_to_le16(v), memory_order_release);
@@ -44,11 +48,15 @@ static inline void shm_store_release(shm_le16 *p, uint16_t v)
 
 /* Flags and event indices carry no data of their own; their ordering against the
  * indices comes from fence_sync() at the places that need it. */
+/*@ requires \valid_read(p);
+    assigns \nothing; */
 static inline uint16_t shm_load_relaxed(const shm_le16 *p)
 {
 	return le16_to_cpu(atomic_load_explicit(p, memory_order_relaxed));
 }
 
+/*@ requires \valid(p);
+    assigns *p; */
 static inline void shm_store_relaxed(shm_le16 *p, uint16_t v)
 {
 	atomic_store_explicit(p, cpu_to_le16(v), memory_order_relaxed);
@@ -61,6 +69,7 @@ static inline void shm_store_relaxed(shm_le16 *p, uint16_t v)
  * reading the peer's event index or flags, or re-enabling notifications and then
  * re-reading the peer's index. Without it both sides can miss each other's store and
  * a notification is lost. */
+/*@ assigns \nothing; */
 static inline void fence_sync(void)
 {
 	atomic_thread_fence(memory_order_seq_cst);
@@ -69,6 +78,7 @@ static inline void fence_sync(void)
 /* Orders earlier loads and stores before later stores (release fence): for callers
  * that publish through a plain store of their own. core/virtq.c does not use it (its
  * release stores order themselves), so the model has no switch for it. */
+/*@ assigns \nothing; */
 static inline void fence_ord_write(void)
 {
 	atomic_thread_fence(memory_order_release);
@@ -76,6 +86,7 @@ static inline void fence_ord_write(void)
 
 /* Orders earlier loads before later loads and stores (acquire fence): for callers
  * that discovered an index through a relaxed load. Not used by core/virtq.c either. */
+/*@ assigns \nothing; */
 static inline void fence_ord_read(void)
 {
 	atomic_thread_fence(memory_order_acquire);

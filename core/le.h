@@ -20,6 +20,8 @@ typedef uint16_t le16;
 typedef uint32_t le32;
 typedef uint64_t le64;
 
+/*@ requires \valid_read((const uint8_t *)p + (0 .. 1));
+    assigns \nothing; */
 static inline uint16_t le16_load(const void *p)
 {
 	const uint8_t *b = p;
@@ -27,6 +29,8 @@ static inline uint16_t le16_load(const void *p)
 	return (uint16_t)(b[0] | b[1] << 8);
 }
 
+/*@ requires \valid_read((const uint8_t *)p + (0 .. 3));
+    assigns \nothing; */
 static inline uint32_t le32_load(const void *p)
 {
 	const uint8_t *b = p;
@@ -35,6 +39,8 @@ static inline uint32_t le32_load(const void *p)
 	       (uint32_t)b[3] << 24;
 }
 
+/*@ requires \valid_read((const uint8_t *)p + (0 .. 7));
+    assigns \nothing; */
 static inline uint64_t le64_load(const void *p)
 {
 	const uint8_t *b = p;
@@ -42,6 +48,8 @@ static inline uint64_t le64_load(const void *p)
 	return (uint64_t)le32_load(b) | (uint64_t)le32_load(b + 4) << 32;
 }
 
+/*@ requires \valid((uint8_t *)p + (0 .. 1));
+    assigns ((uint8_t *)p)[0 .. 1]; */
 static inline void le16_store(void *p, uint16_t v)
 {
 	uint8_t *b = p;
@@ -50,14 +58,21 @@ static inline void le16_store(void *p, uint16_t v)
 	b[1] = (uint8_t)(v >> 8);
 }
 
+/*@ requires \valid((uint8_t *)p + (0 .. 3));
+    assigns ((uint8_t *)p)[0 .. 3]; */
 static inline void le32_store(void *p, uint32_t v)
 {
 	uint8_t *b = p;
 
+	/*@ loop invariant 0 <= i <= 4;
+	    loop assigns i, b[0 .. 3];
+	    loop variant 4 - i; */
 	for (int i = 0; i < 4; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
 }
 
+/*@ requires \valid((uint8_t *)p + (0 .. 7));
+    assigns ((uint8_t *)p)[0 .. 7]; */
 static inline void le64_store(void *p, uint64_t v)
 {
 	le32_store(p, (uint32_t)v);
@@ -66,6 +81,7 @@ static inline void le64_store(void *p, uint64_t v)
 
 /* Value conversions: reinterpret the in-memory bytes of v as little-endian. A union
  * is the C11-defined way to look at an object's bytes. */
+/*@ assigns \nothing; */
 static inline uint16_t le16_to_cpu(le16 v)
 {
 	union { le16 v; uint8_t b[2]; } u = { .v = v };
@@ -73,6 +89,7 @@ static inline uint16_t le16_to_cpu(le16 v)
 	return le16_load(u.b);
 }
 
+/*@ assigns \nothing; */
 static inline uint32_t le32_to_cpu(le32 v)
 {
 	union { le32 v; uint8_t b[4]; } u = { .v = v };
@@ -80,6 +97,7 @@ static inline uint32_t le32_to_cpu(le32 v)
 	return le32_load(u.b);
 }
 
+/*@ assigns \nothing; */
 static inline uint64_t le64_to_cpu(le64 v)
 {
 	union { le64 v; uint8_t b[8]; } u = { .v = v };
@@ -87,6 +105,7 @@ static inline uint64_t le64_to_cpu(le64 v)
 	return le64_load(u.b);
 }
 
+/*@ assigns \nothing; */
 static inline le16 cpu_to_le16(uint16_t v)
 {
 	union { le16 v; uint8_t b[2]; } u;
@@ -95,6 +114,7 @@ static inline le16 cpu_to_le16(uint16_t v)
 	return u.v;
 }
 
+/*@ assigns \nothing; */
 static inline le32 cpu_to_le32(uint32_t v)
 {
 	union { le32 v; uint8_t b[4]; } u;
@@ -103,6 +123,7 @@ static inline le32 cpu_to_le32(uint32_t v)
 	return u.v;
 }
 
+/*@ assigns \nothing; */
 static inline le64 cpu_to_le64(uint64_t v)
 {
 	union { le64 v; uint8_t b[8]; } u;

@@ -312,9 +312,17 @@ bool vq_driver_enable_cb(struct vq_driver *vq)
 
 /* ---- Device side ------------------------------------------------------------- */
 
+/*@ requires mem_ok((struct vq_mem_region *)mem, n_mem);
+    assigns \nothing;
+    ensures \result != \null ==>
+      in_region((struct vq_mem_region *)mem, n_mem, \result, len) &&
+      \valid_read((uint8_t *)\result + (0 .. len - 1)); */
 void *vq_translate(const struct vq_mem_region *mem, unsigned int n_mem, uint64_t gpa,
 		   uint64_t len)
 {
+	/*@ loop invariant 0 <= i <= n_mem;
+	    loop assigns i;
+	    loop variant n_mem - i; */
 	for (unsigned int i = 0; i < n_mem; i++) {
 		const struct vq_mem_region *r = &mem[i];
 		uint64_t off;
@@ -354,6 +362,9 @@ int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
 	return 0;
 }
 
+/*@ requires \valid(vq);
+    assigns vq->broken, vq->broken_at;
+    ensures \result == err && vq->broken == err; */
 static int dev_fail_at(struct vq_device *vq, int err, int line)
 {
 	vq->broken = err;
@@ -373,11 +384,17 @@ struct desc {
 /* Copies descriptor i of a table into private memory, reading each byte once. The
  * main table is 16-byte aligned (checked at init); an indirect table can be anywhere,
  * so this reads bytes rather than forming a possibly misaligned struct pointer. */
+/*@ requires \valid(d) && i < VQ_MAX_SIZE;
+    requires \valid_read(table + (16 * i .. 16 * i + 15));
+    assigns *d; */
 static void desc_read_once(struct desc *d, const uint8_t *table, unsigned int i)
 {
 	const volatile uint8_t *s = table + (size_t)i * sizeof(struct vring_desc);
 	uint8_t b[sizeof(struct vring_desc)];
 
+	/*@ loop invariant 0 <= k <= sizeof(b);
+	    loop assigns k, b[0 .. sizeof(b) - 1];
+	    loop variant sizeof(b) - k; */
 	for (unsigned int k = 0; k < sizeof(b); k++)
 		b[k] = s[k];
 	d->addr = le64_load(b);
@@ -386,11 +403,16 @@ static void desc_read_once(struct desc *d, const uint8_t *table, unsigned int i)
 	d->next = le16_load(b + 14);
 }
 
+/*@ requires dev_ok((struct vq_device *)vq) && head < vq->ring.num;
+    assigns \nothing; */
 static bool inflight_test(const struct vq_device *vq, uint16_t head)
 {
 	return (vq->inflight[head / 64u] >> (head % 64u)) & 1u;
 }
 
+/*@ requires dev_ok(vq) && head < vq->ring.num;
+    assigns vq->inflight[head / 64];
+    ensures dev_ok(vq); */
 static void inflight_flip(struct vq_device *vq, uint16_t head)
 {
 	vq->inflight[head / 64u] ^= (uint64_t)1 << (head % 64u);
@@ -398,6 +420,17 @@ static void inflight_flip(struct vq_device *vq, uint16_t head)
 
 /* Walks the chain at head into c. Everything read from the ring is copied once
  * into private memory (d) and checked there before use. */
+/*@ requires \valid(vq) && 1 <= vq->ring.num <= VQ_MAX_SIZE && head < vq->ring.num;
+    requires \valid_read((uint8_t *)vq->ring.desc + (0 .. 16 * vq->ring.num - 1));
+    requires mem_ok(vq->mem, vq->n_mem);
+    requires \valid(c) && c->n_seg == 0 && c->n_out == 0;
+    requires \valid(c->seg + (0 .. max_seg - 1));
+    requires \separated(c, c->seg + (0 .. max_seg - 1), vq, vq->mem + (0 .. vq->n_mem - 1));
+    assigns vq->broken, vq->broken_at, c->n_seg, c->n_out, c->out_len, c->in_len,
+            c->seg[0 .. max_seg - 1];
+    ensures \result == 0 || \result < 0;
+    ensures \result == 0 ==> 0 <= c->n_out <= c->n_seg <= max_seg &&
+      \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, c->seg[k]); */
 static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 		      unsigned int max_seg)
 {
@@ -407,6 +440,20 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 	bool indirect = false;
 	struct desc d;
 
+	/* The walk ends within the table's size: hops counts up to table_n, and only the
+	 * first hop may switch, once, to an indirect table of at most VQ_MAX_SIZE. */
+	/*@ loop invariant 0 <= hops <= table_n <= VQ_MAX_SIZE && i < table_n;
+	    loop invariant !indirect ==>
+	      table == (const uint8_t *)vq->ring.desc && table_n == vq->ring.num;
+	    loop invariant indirect ==>
+	      in_region(vq->mem, vq->n_mem, (void *)table, 16 * table_n);
+	    loop invariant \valid_read(table + (0 .. 16 * table_n - 1));
+	    loop invariant 0 <= c->n_out <= c->n_seg <= max_seg;
+	    loop invariant out_len <= UINT32_MAX && in_len <= UINT32_MAX;
+	    loop invariant \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, c->seg[k]);
+	    loop assigns hops, i, table, table_n, indirect, d, out_len, in_len, c->n_seg,
+	                 c->n_out, c->seg[0 .. max_seg - 1], vq->broken, vq->broken_at;
+	    loop variant (indirect ? 0 : 65536) + table_n - hops; */
 	for (;;) {
 		/* No chain visits more descriptors than its table holds. */
 		if (++hops > table_n)
@@ -456,6 +503,17 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 	return 0;
 }
 
+/*@ requires dev_ok(vq) && \valid(c) && \valid(seg + (0 .. max_seg - 1));
+    requires \separated(c, seg + (0 .. max_seg - 1), vq,
+                        vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1),
+                        vq->mem + (0 .. vq->n_mem - 1));
+    assigns vq->last_avail, vq->avail_idx, vq->n_inflight, vq->broken, vq->broken_at,
+            vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], *c, seg[0 .. max_seg - 1];
+    ensures dev_ok(vq);
+    ensures \result == 0 || \result == 1 || \result < 0;
+    ensures \result == 1 ==> c->head < vq->ring.num && c->seg == seg &&
+      0 <= c->n_out <= c->n_seg <= max_seg &&
+      \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, seg[k]); */
 int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		  unsigned int max_seg)
 {
@@ -491,6 +549,11 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 	return 1;
 }
 
+/*@ requires dev_ok(vq);
+    assigns vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], vq->n_inflight,
+            vq->used_idx, vq->ring.used->ring[0 .. vq->ring.num - 1], vq->ring.used->idx;
+    ensures dev_ok(vq);
+    ensures \result == 0 ==> head < vq->ring.num; */
 int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;
@@ -511,6 +574,9 @@ int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 	return 0;
 }
 
+/*@ requires dev_ok(vq);
+    assigns vq->signalled, vq->signalled_valid;
+    ensures dev_ok(vq); */
 bool vq_device_should_notify(struct vq_device *vq)
 {
 	uint16_t old = vq->signalled, new = vq->used_idx;
@@ -534,6 +600,8 @@ bool vq_device_should_notify(struct vq_device *vq)
 	return vq_need_event(shm_load_relaxed(vq_used_event(&vq->ring)), new, old);
 }
 
+/*@ requires dev_ok(vq);
+    assigns vq->ring.used->flags; */
 void vq_device_disable_notify(struct vq_device *vq)
 {
 	/* With EVENT_IDX, leaving avail_event where it is suffices: the driver kicks
@@ -542,6 +610,8 @@ void vq_device_disable_notify(struct vq_device *vq)
 		shm_store_relaxed(&vq->ring.used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
+/*@ requires dev_ok(vq);
+    assigns vq->ring.used->flags, *(shm_le16 *)&vq->ring.used->ring[vq->ring.num]; */
 bool vq_device_enable_notify(struct vq_device *vq)
 {
 	if (vq->broken)

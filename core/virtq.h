@@ -116,11 +116,17 @@ struct vq_ring {
 int vq_ring_at(struct vq_ring *r, void *base, unsigned int num);
 
 /* The event-index fields that follow the two rings (meaningful with EVENT_IDX). */
+/*@ requires \valid_read(r);
+    assigns \nothing;
+    ensures \result == (shm_le16 *)&r->avail->ring[r->num]; */
 static inline shm_le16 *vq_used_event(const struct vq_ring *r)
 {
 	return (shm_le16 *)&r->avail->ring[r->num];
 }
 
+/*@ requires \valid_read(r);
+    assigns \nothing;
+    ensures \result == (shm_le16 *)&r->used->ring[r->num]; */
 static inline shm_le16 *vq_avail_event(const struct vq_ring *r)
 {
 	return (shm_le16 *)&r->used->ring[r->num];
@@ -129,6 +135,7 @@ static inline shm_le16 *vq_avail_event(const struct vq_ring *r)
 /* True when moving an index from old_idx to new_idx passes event_idx, i.e. the other
  * side asked to hear about entry event_idx and it is now among those published
  * (virtio 1.2, 2.7.7.2 and 2.7.10.1). Correct across 16-bit wrap. */
+/*@ assigns \nothing; */
 static inline bool vq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old_idx)
 {
 	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old_idx);
@@ -273,6 +280,49 @@ struct vq_device {
 };
 
 #define VQ_INFLIGHT_WORDS(num) (((num) + 63u) / 64u)
+
+/* The device side's proof obligations (ACSL, for Frama-C/WP; gcc sees comments). What
+ * they mean and what is assumed: docs/verification.md, "What is proved". */
+/*@
+  // Driver addresses [.., + len) translated to host pointer p lie inside region i.
+  predicate in_region(struct vq_mem_region *mem, integer n, void *p, integer len) =
+    \exists integer i, off; 0 <= i < n && 0 <= off && off + len <= mem[i].size &&
+      (uint8_t *)p == (uint8_t *)mem[i].host + off;
+
+  // The caller's memory table: readable, and every region mapped for its whole size.
+  predicate mem_ok(struct vq_mem_region *mem, integer n) =
+    0 <= n && \valid_read(mem + (0 .. n - 1)) &&
+    \forall integer i; 0 <= i < n ==>
+      \valid_read((uint8_t *)mem[i].host + (0 .. mem[i].size - 1));
+
+  // The ring parts (translated by the caller) are mapped, each where vq_layout puts
+  // its fields, and apart from the device's private state.
+  predicate ring_ok(struct vq_ring r) =
+    1 <= r.num <= VQ_MAX_SIZE &&
+    \valid_read((uint8_t *)r.desc + (0 .. 16 * r.num - 1)) &&
+    \valid(&r.avail->flags) && \valid(&r.avail->idx) &&
+    \valid(&r.avail->ring[0] + (0 .. r.num)) &&
+    \valid(&r.used->flags) && \valid(&r.used->idx) &&
+    \valid(&r.used->ring[0] + (0 .. r.num - 1)) &&
+    \valid((shm_le16 *)&r.used->ring[r.num]);
+
+  predicate dev_ok(struct vq_device *vq) =
+    \valid(vq) && ring_ok(vq->ring) && mem_ok(vq->mem, vq->n_mem) &&
+    \valid(vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1)) &&
+    \separated(vq, vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1),
+               vq->mem + (0 .. vq->n_mem - 1),
+               &vq->ring.used->ring[0] + (0 .. vq->ring.num - 1),
+               &vq->ring.used->idx, &vq->ring.used->flags,
+               (shm_le16 *)&vq->ring.used->ring[vq->ring.num]) &&
+    \separated(vq + (0 .. 0), vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1),
+               vq->mem + (0 .. vq->n_mem - 1),
+               &vq->ring.avail->ring[0] + (0 .. vq->ring.num),
+               &vq->ring.avail->idx, &vq->ring.avail->flags);
+
+  // A popped segment: inside one region, with the length the device will use.
+  predicate seg_ok(struct vq_device *vq, struct vq_seg s) =
+    in_region(vq->mem, vq->n_mem, s.host, s.len);
+*/
 
 /* Sets vq up over a ring whose parts the caller has already translated (ring) and
  * the driver's memory table (mem[n_mem], used to translate descriptor addresses; it

@@ -76,6 +76,8 @@ void vsock_hdr_decode(struct vsock_hdr *h, const uint8_t in[VSOCK_HDR_SIZE]);
 /* Bytes the peer can still take: peer_buf_alloc - (tx_cnt - peer_fwd_cnt), computed
  * modulo 2^32 as the counters are, and 0 when the peer claims more bytes in flight
  * than it allocated (a shrinking buf_alloc, or a lying peer). */
+/*@ assigns \nothing;
+    ensures \result <= peer_buf_alloc; */
 static inline uint32_t vsock_peer_free(uint32_t peer_buf_alloc, uint32_t tx_cnt,
 				       uint32_t peer_fwd_cnt)
 {
@@ -111,6 +113,9 @@ void vsock_credit_from_peer(struct vsock_credit *c, const struct vsock_hdr *h);
 void vsock_credit_to_peer(struct vsock_credit *c, struct vsock_hdr *h);
 
 /* Bytes we may send now. */
+/*@ requires \valid_read(c);
+    assigns \nothing;
+    ensures \result <= c->peer_buf_alloc; */
 static inline uint32_t vsock_credit_peer_free(const struct vsock_credit *c)
 {
 	return vsock_peer_free(c->peer_buf_alloc, c->tx_cnt, c->peer_fwd_cnt);
@@ -130,6 +135,8 @@ void vsock_credit_consumed(struct vsock_credit *c, uint32_t len);
 
 /* Bytes consumed since we last told the peer: a receiver sends a CREDIT_UPDATE when
  * this grows large (a one-way flow hears nothing otherwise and the sender stalls). */
+/*@ requires \valid_read(c);
+    assigns \nothing; */
 static inline uint32_t vsock_credit_unannounced(const struct vsock_credit *c)
 {
 	return c->fwd_cnt - c->last_fwd_cnt;
