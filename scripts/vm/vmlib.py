@@ -197,7 +197,8 @@ def socket_net(index, port, listen):
 def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
     """The command line docs/vm.md explains: TCG, memory from a shared memfd (the
     broker maps it), vhost-user-vsock-pci on the broker's socket for this cell. No
-    network unless net (socket_net()) gives one."""
+    network unless net (socket_net()) gives one. sock=None leaves the vsock device
+    out (an instant clone's template: scripts/vm/clone.py hot-plugs it)."""
     kernel, initrd = image()
     cmdline = "console=ttyS0 quiet panic=-1"
     if jobs:
@@ -208,12 +209,13 @@ def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
     if len(cmdline) >= 2048:
         raise VmError(f"the guest's kernel command line would be {len(cmdline)} bytes "
                       f"(at most 2047): give the guest fewer or shorter jobs")
+    vsock = [] if sock is None else [
+        "-chardev", f"socket,id=vs0,path={sock}",
+        "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on"]
     return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
             "-no-reboot"] + (net or ["-net", "none"]) + [
             "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
-            "-numa", "node,memdev=mem",
-            "-chardev", f"socket,id=vs0,path={sock}",
-            "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on",
+            "-numa", "node,memdev=mem"] + vsock + [
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
 
 
@@ -237,8 +239,11 @@ class Guest:
     RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
 
     def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
-                 net=None, cpu_max=None):
+                 net=None, cpu_max=None, argv=None, pass_fds=()):
+        """argv: the QEMU command line to run instead of qemu_argv()'s (an instant
+        clone's, scripts/vm/clone.py), pass_fds: descriptors QEMU inherits."""
         self.name = name
+        self.events = []  # (time.monotonic(), line) of every RTVIO- line, in order
         self.log_path = log_path
         self.results, self.listening = [], set()
         self.waits = 0
@@ -250,13 +255,16 @@ class Guest:
         # cpu_max = (quota_us, period_us): its own cgroup (cpubudget), entered before
         # exec so every QEMU thread is inside.
         self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
+        argv_qemu = argv
         argv = ["timeout", "-s", "KILL", str(int(timeout))]
         if cpu is not None:
             argv += ["taskset", "-c", str(cpu)]
-        argv = self.budget.wrap(argv + qemu_argv(sock, jobs, memory_mib, net=net))
+        argv = self.budget.wrap(argv + (argv_qemu or qemu_argv(sock, jobs, memory_mib,
+                                                                 net=net)))
         self.log = open(log_path, "w")
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  pass_fds=pass_fds)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -270,6 +278,7 @@ class Guest:
                 continue
             line = line[i:].strip()
             with self.cond:
+                self.events.append((time.monotonic(), line))
                 if line.startswith("RTVIO-RESULT"):
                     self.results.append(parse_result(line))
                 elif line.startswith("RTVIO-LISTEN"):
@@ -298,6 +307,19 @@ class Guest:
                     raise VmError(f"guest {self.name}: QEMU exited ({self.p.returncode}) "
                                   f"before {what} (console in {self.log_path})")
                 self.cond.wait(min(left, 0.2))
+
+    def wait_line(self, prefix, timeout, start=0):
+        """The first RTVIO- line from events[start:] that starts with prefix, as
+        (time.monotonic() it arrived, line)."""
+        def find():
+            return next((e for e in self.events[start:] if e[1].startswith(prefix)), None)
+        self.wait_for(lambda: find() is not None, timeout, prefix)
+        return find()
+
+    def send_line(self, text):
+        """One line on the guest's console (ttyS0)."""
+        self.p.stdin.write(text.encode() + b"\n")
+        self.p.stdin.flush()
 
     def wait_listen(self, port, timeout):
         self.wait_for(lambda: port in self.listening, timeout, f"listener on port {port}")
