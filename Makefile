@@ -16,7 +16,7 @@ DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo bench clean
+.PHONY: fuzz tcb all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo bench provision-bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -72,6 +72,12 @@ vmtest: all
 # The images are built by `all` (build/baremetal/); the driver stops itself at 240 s.
 bmtest: all
 	$(MESON) test -C build --suite baremetal --print-errorlogs
+
+# Instant clones against cold boots: request -> first message, 10 of each (docs/vm.md).
+provision-bench: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -k 10 900 nice python3 scripts/vm/provision bench build/rtvio -n 10
 
 vmdemo: all
 	@$(DEPS) vm

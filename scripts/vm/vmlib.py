@@ -194,11 +194,12 @@ def socket_net(index, port, listen):
             "-device", f"virtio-net-pci,netdev=n0,mac=52:54:00:12:34:{index:02x}"]
 
 
-def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
+def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None, ram_file=None):
     """The command line docs/vm.md explains: TCG, memory from a shared memfd (the
     broker maps it), vhost-user-vsock-pci on the broker's socket for this cell. No
     network unless net (socket_net()) gives one. sock=None leaves the vsock device
-    out (an instant clone's template: scripts/vm/clone.py hot-plugs it)."""
+    out (an instant clone's template: scripts/vm/clone.py hot-plugs it); ram_file
+    puts the RAM in that file (on tmpfs, shared) instead of a memfd."""
     kernel, initrd = image()
     cmdline = "console=ttyS0 quiet panic=-1"
     if jobs:
@@ -214,7 +215,9 @@ def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
         "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on"]
     return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
             "-no-reboot"] + (net or ["-net", "none"]) + [
-            "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
+            "-object", (f"memory-backend-file,id=mem,size={memory_mib}M,share=on,"
+                        f"mem-path={ram_file}" if ram_file else
+                        f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on"),
             "-numa", "node,memdev=mem"] + vsock + [
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
 
