@@ -129,6 +129,7 @@ class Bench:
         try:
             feeder, _ = self.feed(g, 1)
             t1, line = g.wait_line("RTVIO-RESULT tag=first", 120)
+        # (count > 1: the clock stops at the last of them, the feeder's period apart)
             r = vmlib.parse_result(line)
             if r.get("status") != "ok" or r.get("corrupt"):
                 raise vmlib.VmError(f"{g.name}: {line}")
