@@ -17,7 +17,7 @@ DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb prove all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench clean
+.PHONY: fuzz tcb prove all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench provision-bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -80,6 +80,12 @@ bmtest: all
 # Two brokers joined by DDS gateways on loopback (docs/gateway.md).
 gwdemo: all
 	timeout -k 10 60 scripts/gwdemo build/rtvio
+
+# Instant clones against cold boots: request -> first message, 10 of each (docs/vm.md).
+provision-bench: all
+	@$(DEPS) vm
+	scripts/vm/build-image
+	timeout -k 10 900 nice python3 scripts/vm/provision bench build/rtvio -n 10
 
 vmdemo: all
 	@$(DEPS) vm

@@ -194,10 +194,12 @@ def socket_net(index, port, listen):
             "-device", f"virtio-net-pci,netdev=n0,mac=52:54:00:12:34:{index:02x}"]
 
 
-def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
+def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None, ram_file=None):
     """The command line docs/vm.md explains: TCG, memory from a shared memfd (the
     broker maps it), vhost-user-vsock-pci on the broker's socket for this cell. No
-    network unless net (socket_net()) gives one."""
+    network unless net (socket_net()) gives one. sock=None leaves the vsock device
+    out (an instant clone's template: scripts/vm/clone.py hot-plugs it); ram_file
+    puts the RAM in that file (on tmpfs, shared) instead of a memfd."""
     kernel, initrd = image()
     cmdline = "console=ttyS0 quiet panic=-1"
     if jobs:
@@ -208,12 +210,15 @@ def qemu_argv(sock, jobs="", memory_mib=256, append="", net=None):
     if len(cmdline) >= 2048:
         raise VmError(f"the guest's kernel command line would be {len(cmdline)} bytes "
                       f"(at most 2047): give the guest fewer or shorter jobs")
+    vsock = [] if sock is None else [
+        "-chardev", f"socket,id=vs0,path={sock}",
+        "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on"]
     return [QEMU, "-accel", "tcg", "-m", f"{memory_mib}M", "-smp", "1", "-nographic",
             "-no-reboot"] + (net or ["-net", "none"]) + [
-            "-object", f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on",
-            "-numa", "node,memdev=mem",
-            "-chardev", f"socket,id=vs0,path={sock}",
-            "-device", "vhost-user-vsock-pci,chardev=vs0,seqpacket=on",
+            "-object", (f"memory-backend-file,id=mem,size={memory_mib}M,share=on,"
+                        f"mem-path={ram_file}" if ram_file else
+                        f"memory-backend-memfd,id=mem,size={memory_mib}M,share=on"),
+            "-numa", "node,memdev=mem"] + vsock + [
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
 
 
@@ -239,13 +244,15 @@ class ConsoleVM:
 
     what = "VM"  # how messages name this kind of VM
 
-    def _start(self, argv, log_path, stdin, header=""):
+    def _start(self, argv, log_path, stdin, header="", pass_fds=()):
+        self.events = []  # (time.monotonic(), line) of every RTVIO- line, in order
         self.log_path = log_path
         self.cond = threading.Condition()
         self.log = open(log_path, "w")
         self.log.write(header)
         self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  pass_fds=pass_fds)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -261,7 +268,9 @@ class ConsoleVM:
             if i < 0:
                 continue
             with self.cond:
-                self._event(line[i:].strip())
+                line = line[i:].strip()
+                self.events.append((time.monotonic(), line))
+                self._event(line)
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
@@ -285,7 +294,9 @@ class Guest(ConsoleVM):
     RTVIO-LISTEN, RTVIO-RESULT, RTVIO-WAIT and RTVIO-DONE lines become events."""
 
     def __init__(self, name, sock, jobs, log_path, timeout, memory_mib=256, cpu=None,
-                 net=None, cpu_max=None):
+                 net=None, cpu_max=None, argv=None, pass_fds=()):
+        """argv: the QEMU command line to run instead of qemu_argv()'s (an instant
+        clone's, scripts/vm/clone.py), pass_fds: descriptors QEMU inherits."""
         self.name = name
         self.results, self.listening = [], set()
         self.waits = 0
@@ -296,11 +307,12 @@ class Guest(ConsoleVM):
         # cpu_max = (quota_us, period_us): its own cgroup (cpubudget), entered before
         # exec so every QEMU thread is inside.
         self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
+        qemu = argv or qemu_argv(sock, jobs, memory_mib, net=net)
         argv = ["timeout", "-s", "KILL", str(int(timeout))]
         if cpu is not None:
             argv += ["taskset", "-c", str(cpu)]
-        self._start(self.budget.wrap(argv + qemu_argv(sock, jobs, memory_mib, net=net)),
-                    log_path, subprocess.PIPE)
+        self._start(self.budget.wrap(argv + qemu), log_path, subprocess.PIPE,
+                    pass_fds=pass_fds)
 
     what = "guest"
 
@@ -317,6 +329,19 @@ class Guest(ConsoleVM):
             self.boot = dict(t.partition("=")[::2] for t in line.split()[1:])
         elif line.startswith("RTVIO-DONE"):
             self.done = parse_result(line).get("failed", -1)
+
+    def wait_line(self, prefix, timeout, start=0):
+        """The first RTVIO- line from events[start:] that starts with prefix, as
+        (time.monotonic() it arrived, line)."""
+        def find():
+            return next((e for e in self.events[start:] if e[1].startswith(prefix)), None)
+        self.wait_for(lambda: find() is not None, timeout, prefix)
+        return find()
+
+    def send_line(self, text):
+        """One line on the guest's console (ttyS0)."""
+        self.p.stdin.write(text.encode() + b"\n")
+        self.p.stdin.flush()
 
     def wait_listen(self, port, timeout):
         self.wait_for(lambda: port in self.listening, timeout, f"listener on port {port}")
