@@ -147,6 +147,9 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
+	if (MODEL_INGEST_BUDGETS)
+		printf("TX slots are the cells' ingest budgets: the bounds require per-cell "
+		       "ingest budget enforcement in the broker (model.h)\n");
 }
 
 struct opts {
