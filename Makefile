@@ -59,8 +59,11 @@ demo: all
 
 # The standard benchmark set (under 15 minutes) into bench/results/latest/. iceoryx
 # and rt-tests come first so that the build finds iceoryx's C binding.
+# The build is reconfigured every time: a peer library that install-deps has just
+# added (iceoryx's C binding) is only found by a fresh meson setup.
 bench:
 	@$(DEPS) bench
+	if [ -f build/build.ninja ]; then $(MESON) setup --reconfigure build; fi
 	$(MAKE) all
 	build/rtvio bench
 

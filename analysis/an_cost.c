@@ -20,7 +20,7 @@ uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes)
 /* What one message is made of: its copy cost, its last step, how many steps and TX
  * packets. */
 struct shape {
-	uint64_t copy, last, steps, packets;
+	uint64_t copy, last, steps, packets, pieces;
 };
 
 /* A run of x bytes copied in steps of at most c bytes: e(c) per full step and
@@ -60,6 +60,7 @@ static void packet_shape(const struct an_platform *pl, uint64_t p, uint64_t r, u
 	}
 	s->copy = sadd(s->copy, smul(times, one.copy));
 	s->steps = sadd(s->steps, smul(times, one.steps));
+	s->pieces = sadd(s->pieces, smul(times, full + (rem != 0)));
 	s->packets = sadd(s->packets, times);
 	s->last = sadd(one.last, pl->packet_overhead);
 }
@@ -107,6 +108,8 @@ int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_
 		s.steps = ceil_div(f->cost - f->last_step, f->max_step) + 1;
 		s.packets = 1;
 		c->Q = f->max_step;
+		c->bytes = 0;
+		c->Qbytes = 0;
 	} else {
 		if (!f->size || !f->rx_payload || !f->packet_size || !b->chunk ||
 		    !pl->copy_bandwidth || (f->rx_max && f->rx_max < f->rx_payload))
@@ -126,6 +129,9 @@ int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_
 		if (!f->best_effort)
 			step = min_u64(step, min_u64(f->packet_size, f->size));
 		c->Q = sadd(an_chunk_cost(pl, step), pl->packet_overhead);
+		/* The regulator charges every payload byte and each piece's header. */
+		c->bytes = sadd(f->size, smul(s.pieces, AN_HDR_BYTES));
+		c->Qbytes = sadd(step, AN_HDR_BYTES);
 	}
 	c->q = s.last;
 	c->C = sadd(s.copy, an_extras(b, s.steps, s.packets));

@@ -38,13 +38,11 @@ uint64_t an_busy_period(struct ctx *x, uint64_t base)
 	return UINT64_MAX;
 }
 
-static void make_supply(const struct an_broker *b, uint64_t qmax, struct supply *s)
+static void make_supply(const struct an_broker *b, struct supply *s)
 {
-	s->pi = b->reg_budget ? b->reg_period : 1;
-	s->theta = an_regulated_theta(b, qmax);
-	s->regulated = b->reg_budget && s->theta < s->pi;
-	if (!s->regulated)
-		s->theta = s->pi;
+	s->regulated = b->reg_budget != 0;
+	s->pi = s->regulated ? b->reg_period : 1;
+	s->theta = s->regulated ? an_reg_served(b) : 1;
 }
 
 /* The longest step of any flow or of the broker's own RST replies. */
@@ -57,12 +55,18 @@ static uint64_t longest_step(const struct an_broker *b, const struct an_costs *c
 	return q;
 }
 
-/* How much later than it became visible a packet may be stamped (struct ctx). */
+/* How much later than it became visible a packet may be stamped (struct ctx): the
+ * rest of a pass, then a step, a batch gap or (regulated) a throttle before the next
+ * pass. */
 static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 {
+	uint64_t wait = max_u64(qmax, b->plat.batch_gap);
+
 	if (b->policy == AN_FP)
 		return 0;
-	return sadd(smul(b->tx_slots, b->plat.ingest_packet), max_u64(qmax, b->plat.batch_gap));
+	if (b->reg_budget)
+		wait = max_u64(wait, b->reg_period);
+	return sadd(smul(b->tx_slots, b->plat.ingest_packet), wait);
 }
 
 /* ... and the whole spread of stamps around visibility, for the tasks' jitter. */
@@ -84,13 +88,13 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	x->t = t;
 	x->n = n;
 	x->hz = horizon_of(b);
-	x->rst = an_ctl_step(b);
+	x->rst = sadd(an_ctl_step(b), an_reg_surcharge(b, AN_HDR_BYTES));
 	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
-			    b->plat.batch_gap), an_gap_share(b));
+			    b->plat.batch_gap), sadd(an_gap_share(b), an_reg_stall(b)));
 	x->late = stamp_late(b, qmax);
 	x->work = b->work_budget ? b->work_budget : AN_DEFAULT_WORK;
 	x->spent = false;
-	make_supply(b, qmax, &x->s);
+	make_supply(b, &x->s);
 }
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
@@ -106,12 +110,16 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 	 * stamped within the spread of that (edf, fifo). */
 	const uint64_t il = sadd(b->plat.ingest_latency,
 				 stamp_spread(b, longest_step(b, costs, n)));
+	/* A credit update charges the regulator its header. */
+	const uint64_t hdr = an_reg_surcharge(b, AN_HDR_BYTES);
 	size_t m = n;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct an_flow *f = &flows[i];
 
-		t[i] = (struct task){ .C = costs[i].C, .q = costs[i].q, .Q = costs[i].Q,
+		t[i] = (struct task){ .C = sadd(costs[i].C, an_reg_surcharge(b, costs[i].bytes)),
+				      .q = costs[i].q,
+				      .Q = sadd(costs[i].Q, an_reg_surcharge(b, costs[i].Qbytes)),
 				      .T = f->period, .D = f->deadline, .J = sadd(f->jitter, il),
 				      .prio = prio ? prio[i] : f->priority,
 				      .be = f->best_effort };
@@ -123,8 +131,9 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 
 		if (f->best_effort || f->type != AN_STREAM)
 			continue;
-		t[m] = (struct task){ .C = sadd(an_ctl_step(b), an_extras(b, 1, 1)), .q = an_ctl_step(b),
-				      .Q = an_ctl_step(b), .T = f->period, .D = f->deadline,
+		t[m] = (struct task){ .C = sadd(sadd(an_ctl_step(b), an_extras(b, 1, 1)), hdr),
+				      .q = an_ctl_step(b), .Q = sadd(an_ctl_step(b), hdr),
+				      .T = f->period, .D = f->deadline,
 				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
 		owner[m++] = i;
 	}

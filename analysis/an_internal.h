@@ -27,7 +27,12 @@ struct task {
 	bool be;            /* best-effort: only ever blocks */
 };
 
-/* The resource the fixed points run on: dedicated (theta >= pi) or regulated. */
+/* The resource the fixed points run on. Regulated, the byte regulator's throttles
+ * are folded into the work (docs/analysis.md, "Regulated copy engine"): every task's
+ * C and Q carry the surcharge of their bytes and the pool one stall, so that time is
+ * time on either resource; `regulated` only says that no step may be relied on as
+ * non-preemptive (a partial grant splits it). theta: bytes every throttled period
+ * serves (0: the budget cannot carry a header: overload). */
 struct supply {
 	uint64_t pi, theta;
 	bool regulated;
@@ -43,7 +48,7 @@ struct ctx {
 	/* Blocking work besides one step: the ingest of every packet the cells' free
 	 * TX slots hold plus one more (the blocking step's completion frees a slot),
 	 * one batch gap and the blocking step's own share of gaps. */
-	uint64_t pool;
+	uint64_t pool;       /* regulated: and one throttle (an_reg_stall) */
 	uint64_t rst;        /* the broker's own RST reply: a step in the lowest band */
 	/* edf and fifo order by the broker's stamp, the start of the ingest pass that
 	 * took a packet: up to `late` after it became visible (the rest of a pass over
@@ -66,9 +71,11 @@ static inline bool pay(struct ctx *x)
 	return true;
 }
 
+/* The least t that supplies w of work: w itself, throttles being part of the work. */
 static inline uint64_t inv(const struct supply *s, uint64_t w)
 {
-	return s->regulated ? an_sbf_inv(s->pi, s->theta, w) : w;
+	(void)s;
+	return w;
 }
 
 /* Releases of task t in [0, u] in the worst-case pattern (the first at 0 after

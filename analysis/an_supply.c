@@ -54,3 +54,40 @@ uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step)
 	th = th > loss ? th - loss : 0;
 	return min_u64(th, b->reg_period);
 }
+
+/* The byte regulator (platform/regulator.c, broker/dp_copy_step.c regulate) charges
+ * bytes only; overheads, ingest and gaps take time and no budget. A throttle lasts
+ * until the next boundary (at most a period) and happens only once the period's
+ * budget is granted; a step that needs a header forfeits a rest of at most 44 bytes,
+ * so every throttled period but the first of a window served at least budget - 44
+ * bytes of the window's work. */
+uint64_t an_reg_served(const struct an_broker *b)
+{
+	if (!b->reg_budget)
+		return 0;
+	return b->reg_budget > AN_HDR_BYTES ? b->reg_budget - AN_HDR_BYTES : 0;
+}
+
+uint64_t an_reg_stall(const struct an_broker *b)
+{
+	if (!b->reg_budget)
+		return 0;
+	return sadd(b->reg_period, b->plat.chunk_overhead);
+}
+
+/* A window whose work charges w bytes throttles at most 1 + floor((w - 1) / served)
+ * times, at most 1 + w / served: one stall charged once per window (the pool) and
+ * w * stall / served spread over the bytes, so that every fixed point stays linear. */
+uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes)
+{
+	uint64_t served = an_reg_served(b);
+	unsigned __int128 num;
+
+	if (!b->reg_budget || !bytes)
+		return 0;
+	if (!served)
+		return UINT64_MAX;
+	num = (unsigned __int128)bytes * an_reg_stall(b);
+	num = num / served + (num % served != 0);
+	return num > UINT64_MAX ? UINT64_MAX : (uint64_t)num;
+}

@@ -106,7 +106,9 @@ static bool start_result(const struct ctx *x, struct an_result *res)
 	res->utilization = (double)u;
 	res->regulated = x->s.regulated;
 	res->theta = x->s.regulated ? x->s.theta : 0;
-	res->capacity = x->s.regulated ? (double)x->s.theta / (double)x->s.pi : 1.0;
+	/* Regulated, the throttles are in the tasks' costs (byte surcharges): the
+	 * broker's whole time is the capacity either way. */
+	res->capacity = 1.0;
 	/* The margin only keeps a rounding error from calling a utilisation of exactly 1
 	 * overloaded; a value that close to the capacity is decided by the horizon
 	 * instead. */

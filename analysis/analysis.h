@@ -106,6 +106,9 @@ struct an_broker {
  * of any size at all for a best-effort flow) can occupy the broker with. */
 struct an_costs {
 	uint64_t C, q, Q;
+	/* Bytes the regulator charges (payload and piece headers): a whole message, and
+	 * the longest step. 0 for explicit costs (no bytes known). */
+	uint64_t bytes, Qbytes;
 };
 
 enum an_status {
@@ -136,9 +139,10 @@ struct an_result {
 	uint64_t demand_fail_at; /* edf: first failing test point t (ns), when !demand_ok */
 	double utilization;   /* sum C_i/T_i of real-time flows and their credit updates,
 			       * for display only */
-	double capacity;      /* Theta/Pi of the copy engine (1 when unregulated) */
+	double capacity;      /* 1: regulation is in the utilization (byte surcharges) */
 	bool regulated;
-	uint64_t theta;       /* ns of guaranteed supply per regulation period */
+	uint64_t theta;       /* regulated: bytes of work every throttled period serves
+			       * at least (budget - 44) */
 };
 
 /* e(b) = chunk_overhead + ceil(b * 1e9 / copy_bandwidth). */
@@ -191,6 +195,15 @@ uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
  * floor(budget * 1e9 / bw) - max_step - 2 chunk_overhead, at least 0; the period
  * itself when unregulated or when the budget cannot run out within a period. */
 uint64_t an_regulated_theta(const struct an_broker *b, uint64_t max_step);
+
+/* The regulator as the broker runs it (docs/analysis.md, "Regulated copy engine"):
+ * bytes every throttled period serves at least (budget - 44, 0 when the budget
+ * cannot carry a header and a byte), the time one throttle costs at most (the
+ * period and the chunk overhead of the step a partial grant splits), and the time
+ * surcharge of `bytes` regulated bytes: ceil(bytes * stall / served). 0 unregulated. */
+uint64_t an_reg_served(const struct an_broker *b);
+uint64_t an_reg_stall(const struct an_broker *b);
+uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes);
 
 const char *an_policy_name(enum an_policy p);
 const char *an_status_name(enum an_status s);

@@ -129,7 +129,7 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 	json_object_set_new(doc, "policy", json_string(an_policy_name(pol)));
 	json_object_set_new(doc, "schedulable", json_boolean(res->schedulable));
 	json_object_set_new(doc, "utilization", json_real(res->utilization));
-	/* The share of the broker's time its copy engine may use: 1, or Θ/Π regulated. */
+	/* The share of the broker's time the work may use: 1 (regulation is in the work). */
 	json_object_set_new(doc, "capacity", json_real(res->capacity));
 	json_object_set_new(doc, "status", json_string(an_status_name(res->status)));
 	for (int i = 0; i < cfg->nflows; i++) {
@@ -167,11 +167,10 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       res->status == AN_OVERLOAD ? "OVERLOAD" : "UNBOUNDED",
 	       res->why ? " (" : "", res->why ? res->why : "", res->why ? ")" : "");
 	if (res->regulated)
-		printf("copy engine regulated: %llu B per %.3f us, guaranteed %.3f us of copying "
-		       "per period\n", (unsigned long long)b->reg_budget, us(b->reg_period),
-		       us(res->theta));
-	else if (b->reg_budget)
-		printf("copy engine regulation never binds (budget exceeds what a period can copy)\n");
+		printf("copy engine regulated: %llu B per %.3f us; every throttle serves at least "
+		       "%llu B and costs at most %.3f us (charged per byte in C and Q)\n",
+		       (unsigned long long)b->reg_budget, us(b->reg_period),
+		       (unsigned long long)res->theta, us(an_reg_stall(b)));
 	if (pol == AN_EDF && !res->demand_ok)
 		printf("edf demand test fails at t = %.3f us\n", us(res->demand_fail_at));
 	printf("%-20s %5s %10s %10s %10s %12s %12s %12s  %s\n", "flow", "prio", "C_us", "q_us",

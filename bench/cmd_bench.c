@@ -57,8 +57,8 @@ static void usage(FILE *f)
 		"\n"
 		"Sender and receiver are pinned to cpu %d, the broker to cpu %d. Numbers from\n"
 		"a busy or virtual machine are noisy; report.md says what each figure means.\n"
-		"Exit status: 0 the report was written, 1 a scenario could not run at all,\n"
-		"2 bad usage.\n",
+		"Exit status: 0 the report was written, 1 a scenario could not run at all\n"
+		"or a promised peer (iceoryx) could not run, 2 bad usage.\n",
 		DEFAULT_OUT, CELL_CPU, BROKER_CPU);
 }
 
@@ -346,15 +346,29 @@ int cmd_bench(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	/* size and isolation promise iceoryx next to rtvio: no report without it. */
+	if ((want[0] || want[2]) && !bench_iox_available()) {
+		fprintf(stderr, "rtvio bench: FAILED: iceoryx cannot run: rtvio was built without "
+				"libiceoryx-binding-c-dev (scripts/install-deps bench, then make bench, "
+				"which reconfigures the build)\n");
+		remove_scratch(&b);
+		return 1;
+	}
 	rtvio_stop_on_signals();
 	qos = start_results(&b);
 	rc = run_scenarios(&b, want);
 	pmqos_release(qos);
+	if (b.peer_failed[0]) {
+		bench_note(&b, "FAILED: a promised peer could not run (%s).", b.peer_failed);
+		rc = 1;
+	}
 	if (write_results(&b))
 		rc = 1;
 	else
 		fprintf(stderr, "rtvio bench: wrote %s/results.json, report.md and plots/\n", b.out);
 	remove_scratch(&b);
 	json_decref(b.res);
+	if (b.peer_failed[0])
+		fprintf(stderr, "rtvio bench: FAILED: %s\n", b.peer_failed);
 	return rc;
 }

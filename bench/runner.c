@@ -186,6 +186,16 @@ void bench_broker_stop(struct broker *br)
 
 /* ---- size ------------------------------------------------------------------------ */
 
+int bench_cell_cpu(int c)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n <= 2 || BROKER_CPU >= n)
+		return CELL_CPU;
+	c %= (int)(n - 1);
+	return c >= BROKER_CPU ? c + 1 : c;
+}
+
 /* iceoryx needs RouDi with mempools big enough for 1 MiB messages. */
 int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen)
 {
@@ -199,6 +209,7 @@ int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen)
 	if (!bench_iox_available()) {
 		snprintf(why, whylen, "rtvio was built without libiceoryx-binding-c-dev "
 				      "(install it: scripts/install-deps bench)");
+		snprintf(b->peer_failed, sizeof(b->peer_failed), "iceoryx: %s", why);
 		return -ENOTSUP;
 	}
 	snprintf(conf, sizeof(conf), "%s/roudi.toml", b->tmp);
@@ -218,6 +229,7 @@ int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen)
 	bench_proc_blank(p);
 	if (proc_start(p, argv, 1)) {
 		snprintf(why, whylen, "iox-roudi could not be started (package iceoryx)");
+		snprintf(b->peer_failed, sizeof(b->peer_failed), "iceoryx: %s", why);
 		return -ENOENT;
 	}
 	usleep(1500000);
@@ -226,6 +238,7 @@ int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen)
 		snprintf(why, whylen, "iox-roudi exited at start (another RouDi running? "
 				      "see its output: %.120s)", p->out ? p->out : "");
 		proc_free(p);
+		snprintf(b->peer_failed, sizeof(b->peer_failed), "iceoryx: iox-roudi exited at start");
 		return -ECHILD;
 	}
 	return 0;

@@ -37,6 +37,8 @@ struct bench {
 	/* The sleeping broker's platform, measured once per run (bench_bound_platform). */
 	struct rtvio_platform_cfg plat;
 	const char *plat_src;
+	/* A peer the report promises (iceoryx) could not run: the run fails. */
+	char peer_failed[200];
 };
 
 /* rtvio_stop_requested (stop.h), set by SIGINT/SIGTERM: every loop stops at its
@@ -52,6 +54,9 @@ void bench_note(struct bench *b, const char *fmt, ...)
 /* ---- Processes (runner.c) ----------------------------------------------------------- */
 
 bool bench_exists(const char *path);
+/* The cpu cell number c runs on: the online cpus other than the broker's, in turn
+ * (cpu 0 alone on a 2-cpu machine). */
+int bench_cell_cpu(int c);
 /* CPU time (user + system) of a process so far, in seconds; -1 if unreadable. */
 double bench_proc_cpu_s(pid_t pid);
 /* A struct proc that proc_stop() and proc_free() may be called on before (or

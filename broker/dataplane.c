@@ -266,8 +266,9 @@ static int alloc_objects(struct dp *dp)
 	return 0;
 }
 
-/* Cells into the CID table, each with its free list of DP_TX_SLOTS packet slots;
- * then the free list of synthetic slots. */
+/* Cells into the CID table, each with its free list of packet slots: as many as its
+ * ingest budget (the analysis charges exactly that many per cell; a cell that posts
+ * more waits on its own ring); then the free list of synthetic slots. */
 static int init_cells(struct dp *dp)
 {
 	for (uint32_t i = 0; i < dp->ncells; i++) {
@@ -279,7 +280,9 @@ static int init_cells(struct dp *dp)
 		if (dp_cid_table_add(dp, i))
 			return -EINVAL;
 		c->tx_free = -1;
-		for (uint32_t j = 0; j < DP_TX_SLOTS; j++) {
+		c->tx_budget = MODEL_INGEST_BUDGETS ? model_cell_ingest_budget(dp->cfg, (int)i)
+						    : DP_TX_SLOTS;
+		for (uint32_t j = 0; j < c->tx_budget; j++) {
 			int32_t pi = (int32_t)(i * DP_TX_SLOTS + j);
 
 			dp->pkts[pi].src = i;

@@ -57,10 +57,10 @@ static bool pkt_from_chain(struct dp *dp, struct dp_pkt *p, const struct vq_chai
 }
 
 /* Pops and validates the available TX chains of one cell at the pass's time: at most
- * DP_TX_SLOTS in one pass. A chain the broker drops at once (an RST for no connection,
- * a refused packet) frees its slot again, so without that limit a cell that keeps
- * posting such chains would hold the pass, and every other cell, for as long as it
- * liked. */
+ * its ingest budget in one pass. A chain the broker drops at once (an RST for no
+ * connection, a refused packet) frees its slot again, so without that limit a cell
+ * that keeps posting such chains would hold the pass, and every other cell, for as
+ * long as it liked. */
 static void ingest_cell(struct dp *dp, uint32_t s)
 {
 	struct dp_cell *c = &dp->cells[s];
@@ -72,7 +72,7 @@ static void ingest_cell(struct dp *dp, uint32_t s)
 		struct vq_chain ch;
 		int r;
 
-		if (taken == DP_TX_SLOTS) {
+		if (taken == c->tx_budget) {
 			/* The rest in a later pass: dp_run says there may be more. */
 			dp->ingest_more = true;
 			return;

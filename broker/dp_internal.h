@@ -98,6 +98,8 @@ struct dp_cell {
 	bool attached, broken;
 	struct vq_device *rx, *tx; /* the daemon's; valid while attached */
 	int32_t tx_free;           /* free TX packet slots */
+	uint32_t tx_budget;        /* its ingest budget: TX packets it may have in the
+				    * broker at once (model_cell_ingest_budget) */
 	int32_t waiters;           /* queues waiting for our RX buffers */
 	uint32_t nconn;            /* connections this cell opened */
 	uint32_t conn_limit;       /* its `connections` key: most it may have opened */

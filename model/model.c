@@ -133,6 +133,33 @@ uint32_t model_cell_connections(const struct rtvio_config *cfg, int i)
 	return n ? n : RTVIO_CONNECTIONS_DEFAULT;
 }
 
+/* Messages of flow f that can be in the broker at once while it meets its deadline:
+ * their kicks lie within D of each other, their nominal releases within D + J. */
+static uint64_t pending_msgs(const struct rtvio_flow_cfg *f)
+{
+	if (!f->period_ns)
+		return 1;
+	return (f->deadline_ns + f->jitter_ns) / f->period_ns + 1;
+}
+
+uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c)
+{
+	uint64_t n = MODEL_CELL_ALLOWANCE;
+
+	for (int i = 0; i < cfg->nflows && n < MODEL_TX_SLOTS; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+		uint64_t mp = cfg->cells[f->from].max_packet;
+
+		if (f->best_effort)
+			continue;
+		if (f->from == c)
+			n += pending_msgs(f) * (mp ? (f->size + mp - 1) / mp : 1);
+		if (f->to == c && f->type == RTVIO_STREAM)
+			n += pending_msgs(f);
+	}
+	return (uint32_t)min_u64(n, MODEL_TX_SLOTS);
+}
+
 static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 {
 	p->ncells = (uint32_t)cfg->ncells;
@@ -143,8 +170,15 @@ static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 		p->nconns += model_cell_connections(cfg, i);
 	p->nsyn = p->nconns;
 	p->npkts = p->ncells * MODEL_TX_SLOTS + p->nsyn;
-	/* Every configured cell may attach and fill its TX slots, flows or not. */
-	p->tx_slots = (uint64_t)p->ncells * MODEL_TX_SLOTS;
+	/* Every configured cell may attach and fill its TX slots (or its ingest
+	 * budget), flows or not. */
+	p->tx_slots_all = (uint64_t)p->ncells * MODEL_TX_SLOTS;
+	p->tx_slots = p->tx_slots_all;
+	if (MODEL_INGEST_BUDGETS) {
+		p->tx_slots = 0;
+		for (int i = 0; i < cfg->ncells; i++)
+			p->tx_slots += model_cell_ingest_budget(cfg, i);
+	}
 	p->run_steps = MODEL_RUN_STEPS;
 }
 

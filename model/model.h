@@ -18,6 +18,20 @@ struct rtvio_config;
 /* TX chains one cell can have in the broker at once: covers a ring of 256 entries
  * (the guest library uses 128, QEMU 128). A cell with more waits on its own ring. */
 #define MODEL_TX_SLOTS 256u
+/* Which ingest term the analysis charges (docs/analysis.md, "The broker's own work"):
+ *   1: each cell's ingest budget, model_cell_ingest_budget: the packets its real-time
+ *      flows (and the credit updates it returns for stream flows it receives) can
+ *      have outstanding, plus MODEL_CELL_ALLOWANCE for control and best-effort
+ *      traffic. The data plane enforces it: the cell gets exactly that many packet
+ *      slots (dataplane.c init_cells), and a cell with more waits on its own ring.
+ *   0: every TX slot of every cell (MODEL_TX_SLOTS per cell), in the broker and in
+ *      the analysis alike. */
+#ifndef MODEL_INGEST_BUDGETS
+#define MODEL_INGEST_BUDGETS 1
+#endif
+/* Packets a cell may have in the broker beyond its flows' needs: connection
+ * set-up and shut-down, RSTs, best-effort data. */
+#define MODEL_CELL_ALLOWANCE 8u
 /* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
 #define MODEL_MAX_SEG 16u
 /* RX chains the broker may hold for a cell without a piece to put in them. */
@@ -66,7 +80,10 @@ struct model_pools {
 	uint32_t nconns;   /* every cell's `connections` limit, added up */
 	uint32_t nsyn;     /* broker-made RSTs: one per connection */
 	uint32_t npkts;    /* MODEL_TX_SLOTS per cell + nsyn */
-	uint64_t tx_slots; /* TX packets all cells together may have in the broker */
+	/* TX packets all cells together may have in the broker: the analysis's S. The
+	 * sum of the cells' ingest budgets (MODEL_INGEST_BUDGETS) or cells x
+	 * MODEL_TX_SLOTS; tx_slots_all is always the latter. */
+	uint64_t tx_slots, tx_slots_all;
 	uint32_t run_steps;
 };
 
@@ -89,6 +106,12 @@ void model_destroy(struct model *m);
 /* The connections cell i may have opened at once: its `connections` key (a config
  * built in code that leaves it 0 gets the loader's default). */
 uint32_t model_cell_connections(const struct rtvio_config *cfg, int i);
+
+/* Cell c's ingest budget: at most MODEL_TX_SLOTS, at least MODEL_CELL_ALLOWANCE;
+ * per real-time flow from c, floor((D + J) / T) + 1 messages (what can be pending
+ * while the flow meets its deadline) of ceil(size / max_packet) packets each; per
+ * real-time stream flow to c as many credit updates. */
+uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);

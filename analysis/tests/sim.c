@@ -14,8 +14,9 @@ static uint64_t copy_ns(const struct an_broker *b, uint64_t bytes)
 	return (uint64_t)((x + b->plat.copy_bandwidth - 1) / b->plat.copy_bandwidth);
 }
 
-int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost,
-	      uint64_t *bytes, bool *ends, size_t max)
+/* sim_steps, and in hdr[] (when not NULL) the steps that carry a piece's header. */
+static int steps_hdr(const struct an_flow *f, const struct an_broker *b, uint64_t *cost,
+		     uint64_t *bytes, bool *ends, bool *hdr, size_t max)
 {
 	const struct an_platform *p = &b->plat;
 	size_t n = 0;
@@ -32,6 +33,8 @@ int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost
 				return -ENOSPC;
 			cost[n] = s;
 			bytes[n] = 0;
+			if (hdr)
+				hdr[n] = false;
 			ends[n++] = false;
 			rest -= s;
 		}
@@ -39,6 +42,8 @@ int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost
 			return -ENOSPC;
 		cost[n] = f->last_step;
 		bytes[n] = 0;
+		if (hdr)
+			hdr[n] = false;
 		ends[n++] = true;
 		return (int)n;
 	}
@@ -59,6 +64,8 @@ int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost
 					return -ENOSPC;
 				cost[n] = p->chunk_overhead + copy_ns(b, len);
 				bytes[n] = len + (c == 0 ? AN_HDR_BYTES : 0);
+				if (hdr)
+					hdr[n] = c == 0;
 				ends[n] = false;
 				if (c + len == pc)
 					cost[n] += p->packet_overhead;
@@ -68,6 +75,12 @@ int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost
 		ends[n - 1] = true;
 	}
 	return (int)n;
+}
+
+int sim_steps(const struct an_flow *f, const struct an_broker *b, uint64_t *cost,
+	      uint64_t *bytes, bool *ends, size_t max)
+{
+	return steps_hdr(f, b, cost, bytes, ends, NULL, max);
 }
 
 struct job {
@@ -107,7 +120,7 @@ static struct job *jq_front(struct jq *q)
 struct sflow {
 	bool in;
 	uint64_t *cost, *bytes;
-	bool *ends;
+	bool *ends, *hdrs;
 	size_t nsteps;
 	uint64_t npk;          /* TX packets per message */
 	struct jq msgs, credits;
@@ -118,6 +131,7 @@ struct sflow {
 	/* Progress of the head message and of the head credit update. */
 	size_t step;
 	bool started, cstarted;
+	bool hdr, chdr;        /* the head step's header is not charged yet */
 	uint64_t rem_work, rem_bytes, crem_work, crem_bytes;
 };
 
@@ -298,17 +312,25 @@ static void sort_key(const struct sim *s, size_t j, const struct job *jb, int64_
 	}
 }
 
-/* Runs one step of work of `work` ns charging `bytes` to the regulator. Returns true
- * when the step is finished; false when only a partial grant ran (rem_* updated) or
- * the regulator made the broker wait. */
-static bool do_step(struct sim *s, struct reg *rg, uint64_t *rem_work, uint64_t *rem_bytes)
+/* Runs one step of work of `work` ns charging `bytes` to the regulator (*hdr: they
+ * start with a header not charged yet). Returns true when the step is finished;
+ * false when only a partial grant ran (rem_* updated) or the regulator made the
+ * broker wait. Like dp_copy_step's regulate, a step that cannot get its header and
+ * one byte (the header alone for a header-only step) forfeits the period's rest. */
+static bool do_step(struct sim *s, struct reg *rg, uint64_t *rem_work, uint64_t *rem_bytes,
+		    bool *hdr)
 {
 	uint64_t piece;
 
 	if (rg->on && *rem_bytes) {
 		uint64_t left = rg->budget - rg->used;
+		uint64_t need = *hdr ? AN_HDR_BYTES + (*rem_bytes > AN_HDR_BYTES) : 1;
 		uint64_t g = *rem_bytes < left ? *rem_bytes : left;
 
+		if (left < need) {
+			rg->used = rg->budget;
+			g = 0;
+		}
 		if (!g) {
 			/* dp_run returns; the daemon waits for the replenishment (its own
 			 * work assumed within the wait) and starts a new run. */
@@ -330,6 +352,7 @@ static bool do_step(struct sim *s, struct reg *rg, uint64_t *rem_work, uint64_t 
 			piece = co + cp;
 			*rem_work -= cp;
 			*rem_bytes -= g;
+			*hdr = false;
 			s->t += piece;
 			s->run++;
 			return false;
@@ -370,11 +393,12 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		sf->cost = calloc(maxsteps, sizeof(uint64_t));
 		sf->bytes = calloc(maxsteps, sizeof(uint64_t));
 		sf->ends = calloc(maxsteps, sizeof(bool));
-		if (!sf->cost || !sf->bytes || !sf->ends) {
+		sf->hdrs = calloc(maxsteps, sizeof(bool));
+		if (!sf->cost || !sf->bytes || !sf->ends || !sf->hdrs) {
 			ret = -ENOMEM;
 			goto out;
 		}
-		ns = sim_steps(f, b, sf->cost, sf->bytes, sf->ends, maxsteps);
+		ns = steps_hdr(f, b, sf->cost, sf->bytes, sf->ends, sf->hdrs, maxsteps);
 		if (ns <= 0) {
 			ret = -EINVAL;
 			goto out;
@@ -501,8 +525,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 				sf->cstarted = true;
 				sf->crem_work = pl->chunk_overhead + pl->packet_overhead;
 				sf->crem_bytes = AN_HDR_BYTES;
+				sf->chdr = true;
 			}
-			if (!do_step(&s, &rg, &sf->crem_work, &sf->crem_bytes))
+			if (!do_step(&s, &rg, &sf->crem_work, &sf->crem_bytes, &sf->chdr))
 				continue;
 			sf->cstarted = false;
 			sf->credits.head++;
@@ -513,8 +538,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			sf->started = true;
 			sf->rem_work = sf->cost[sf->step];
 			sf->rem_bytes = sf->bytes[sf->step];
+			sf->hdr = sf->hdrs[sf->step];
 		}
-		if (!do_step(&s, &rg, &sf->rem_work, &sf->rem_bytes))
+		if (!do_step(&s, &rg, &sf->rem_work, &sf->rem_bytes, &sf->hdr))
 			continue;
 		sf->started = false;
 		if (sf->ends[sf->step])
@@ -563,6 +589,7 @@ out:
 		free(s.fl[j].cost);
 		free(s.fl[j].bytes);
 		free(s.fl[j].ends);
+		free(s.fl[j].hdrs);
 		free(s.fl[j].msgs.v);
 		free(s.fl[j].credits.v);
 	}

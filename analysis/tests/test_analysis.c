@@ -468,10 +468,13 @@ static void test_fifo_hand(void **state)
 	assert_false(res.schedulable);
 }
 
-/* Regulated fp, one flow: C 500, q 200, Q 300, T = D = 100 us; 1000 B per 5000 ns at
- * 1 B/ns with a 100 ns chunk overhead: Theta = 1000 - 300 - 2 * 100 = 500, Pi = 5000.
- * The broker's own RST reply (a 100 ns step, the chunk overhead) may block: F =
- * least t with sbf(t) >= 100 + 500 = 2 * 4500 + floor(599/500) * 5000 + 100 = 14100. */
+/* Regulated fp, one flow: C 500, q 200, Q 300, T = D = 100 us (explicit costs: no
+ * bytes known, so no byte surcharge); 1000 B per 5000 ns at 1 B/ns with a 100 ns
+ * chunk overhead. The byte regulator charges bytes only: every throttled period
+ * serves at least 1000 - 44 = 956 B and a throttle costs at most 5000 + 100 ns, so
+ * each regulated byte costs 5100/956 ns and every window one throttle (in the pool).
+ * The broker's own RST reply (a 100 ns step of 44 B: 100 + ceil(44 * 5100 / 956) =
+ * 100 + 235) may block: F = 5100 + 335 + 500 = 5935. */
 static void test_regulated_hand(void **state)
 {
 	struct an_flow f = costed("R", 500, 200, 300, 100000, 100000, 1);
@@ -483,28 +486,51 @@ static void test_regulated_hand(void **state)
 	b.reg_budget = 1000;
 	b.reg_period = 5000;
 	b.plat.chunk_overhead = 100;
+	assert_int_equal(an_reg_served(&b), 956);
+	assert_int_equal(an_reg_stall(&b), 5100);
+	assert_int_equal(an_reg_surcharge(&b, 44), 235);
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
 	assert_true(res.regulated);
-	assert_int_equal(res.theta, 500);
-	assert_int_equal(out.response, 14100);
-	/* edf: the same blocking and supply, F = 14100 at a = 0 (the only offset below
-	 * the busy period, inv(300 + 500) = 14300), and stamps up to a 300 step late:
-	 * 14400. */
+	assert_int_equal(res.theta, 956);
+	assert_int_equal(out.response, 5935);
+	/* edf: the same blocking and work, F = 5935 at a = 0, and stamps up to a
+	 * throttle (5000, longer than the 300 step) late: 10935. */
 	b.policy = AN_EDF;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 14400);
-	/* fifo: no step blocks, inv(500) = 9000 + 500 = 9500, plus 300: 9800. */
+	assert_int_equal(out.response, 10935);
+	/* fifo: no step blocks, 5100 + 500 = 5600, plus 5000: 10600. */
 	b.policy = AN_FIFO;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
-	assert_int_equal(out.response, 9800);
-	/* Utilisation 500/100000 = 0.005 against a capacity of 500/5000 = 0.1: fine;
-	 * a period of 4000 ns gives 0.125 > 0.1: overload. */
-	f.period = 4000;
+	assert_int_equal(out.response, 10600);
+	/* Utilisation 500/100000 = 0.005 of 1: fine; a period of 400 ns gives 1.25:
+	 * overload; and so does a budget that cannot carry a header and a byte. */
+	f.period = 400;
 	b.policy = AN_FP;
 	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
 	assert_int_equal(res.status, AN_OVERLOAD);
 	assert_false(out.bounded);
 	assert_false(res.schedulable);
+	f.period = 100000;
+	b.reg_budget = 44;
+	assert_int_equal(an_analyze(&f, 1, &b, &res, &out), 0);
+	assert_int_equal(res.status, AN_OVERLOAD);
+	/* Sized flows charge their bytes: 100 B in one piece are 144 B, a surcharge of
+	 * ceil(144 * 5100 / 956) = 769 ns on C and on Q. */
+	{
+		struct an_flow g = { .name = "g", .type = AN_SEQPACKET, .size = 100,
+				     .rx_payload = 4096, .rx_max = 4096, .packet_size = 4096,
+				     .period = 100000, .deadline = 100000, .priority = 1 };
+		struct an_costs c;
+
+		b.reg_budget = 1000;
+		assert_int_equal(an_flow_costs(&g, &b, &c), 0);
+		assert_int_equal(c.bytes, 144);
+		assert_int_equal(c.Qbytes, 144);
+		assert_int_equal(an_reg_surcharge(&b, c.bytes), 769);
+		/* C = 100 + 100 = 200, Q the same; F = 5100 + 335 + 200 + 769 = 6404. */
+		assert_int_equal(an_analyze(&g, 1, &b, &res, &out), 0);
+		assert_int_equal(out.response, 6404);
+	}
 }
 
 static void test_overload_and_horizon(void **state)

@@ -85,13 +85,15 @@ static int run(int argc, const char **argv)
 
 /* One 10000-byte seqpacket flow a -> b and a best-effort stream b -> a, chunk 4 KiB,
  * RX payload 4 KiB (the default rx_buf), 1 B/ns. Ingest: ceil(500 / 128) = 4 ns per
- * packet; two cells, 512 TX slots; batch_gap 0.
+ * packet; two cells with ingest budgets of 8 + 1 (ctl: floor(100us / 1ms) + 1 pending
+ * message of one packet) and 8 (a best-effort flow adds none): 17 TX slots
+ * (model.h, MODEL_INGEST_BUDGETS); batch_gap 0.
  *   ctl: pieces 4096, 4096, 1808, one step each: e = 4196, 4196, 1908, plus 1000 per
  *        piece: 13300, plus 2 * 4 of ingest for its one TX packet: C = 13308;
  *        q = 1908 + 1000 = 2908.
  *   bulk (best-effort): Q = e(4096) + 1000 = 5196.
- *   fp: B = (512 + 1) * 4 + 5196 = 7248; S = 7248 + 10400 = 17648, F = S + 2908 =
- *   20556; bound = 2000 + 20556 + 3000 = 25556 ns. */
+ *   fp: B = (17 + 1) * 4 + 5196 = 5268; S = 5268 + 10400 = 15668, F = S + 2908 =
+ *   18576; bound = 2000 + 18576 + 3000 = 23576 ns. */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -136,8 +138,8 @@ static void test_json(void **state)
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 20.556);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 25.556);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 18.576);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 23.576);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -159,10 +161,10 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "25.556"));
+	assert_non_null(strstr(out_buf, "23.576"));
 	assert_non_null(strstr(out_buf, "0.004 us per packet"));
-	assert_non_null(strstr(out_buf, "512 TX slots"));
-	/* A deadline below the 25.556 us bound: exit 1, "NO" in the table. */
+	assert_non_null(strstr(out_buf, "17 TX slots"));
+	/* A deadline below the 23.576 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -361,18 +363,19 @@ static double first_response(const char *conf)
 }
 
 /* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM:
- * ingest 4 ns per packet, 512 TX slots (pool (512 + 1) * 4 = 2052), the broker's RST
- * reply a step of 100 + 1000 = 1100.
+ * ingest 4 ns per packet, ingest budgets 8 + 2 (ctl: floor(1ms / 1ms) + 1 messages of
+ * one packet) and 8: 18 TX slots (pool (18 + 1) * 4 = 76), the broker's RST reply a
+ * step of 100 + 1000 = 1100.
  * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000 = 10200,
- * plus 2 * 4: C = 10208; no lower flow, the RST reply blocks: B = 2052 + 1100 =
- * 3152, R = 3152 + 10208 = 13360.
+ * plus 2 * 4: C = 10208; no lower flow, the RST reply blocks: B = 76 + 1100 =
+ * 1176, R = 1176 + 10208 = 11384.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 14460.
+ * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 12484.
  * default = best-effort: unnamed connections may block by a whole chunk (the
- * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 2052 + 5196 +
- * 10208 = 17456; under fifo: unbounded.
- * fifo without it: nothing blocks, B = 2052; W(0) = 2052 + 10208 = 12260; stamps up
- * to 512 * 4 + 5196 = 7244 late (a pass over every slot, then ctl's step): 19504. */
+ * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 76 + 5196 +
+ * 10208 = 15480; under fifo: unbounded.
+ * fifo without it: nothing blocks, B = 76; W(0) = 76 + 10208 = 10284; stamps up
+ * to 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 15552. */
 static void test_cells_and_default_class(void **state)
 {
 	static const char base[] = "[broker]\npolicy = %s\n%s"
@@ -385,13 +388,13 @@ static void test_cells_and_default_class(void **state)
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("p.conf", text)) == 13.36);
+	assert_true(first_response(write_file("p.conf", text)) == 11.384);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("v.conf", text)) == 14.46);
+	assert_true(first_response(write_file("v.conf", text)) == 12.484);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("d.conf", text)) == 17.456);
+	assert_true(first_response(write_file("d.conf", text)) == 15.48);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
 	argv[1] = write_file("f.conf", text);
@@ -400,13 +403,13 @@ static void test_cells_and_default_class(void **state)
 	/* Without the default class, fifo has a bound. */
 	snprintf(text, sizeof(text), base, "fifo", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("g.conf", text)) == 19.504);
+	assert_true(first_response(write_file("g.conf", text)) == 15.552);
 	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
-	 * C = 10408; pool 2052 + 6400 + 100 = 8552, B = 8552 + 1100 = 9652: R = 20060.
+	 * C = 10408; pool 76 + 6400 + 100 = 6576, B = 6576 + 1100 = 7676: R = 18084.
 	 */
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 6400ns\n");
-	assert_true(first_response(write_file("gap.conf", text)) == 20.06);
+	assert_true(first_response(write_file("gap.conf", text)) == 18.084);
 }
 
 int main(void)

@@ -157,7 +157,20 @@ static void check_input(const struct rtvio_config *cfg, const struct model *m)
 	n = an_input_from_config(cfg, m, &plat, &b, fl);
 	assert_int_equal(n, (size_t)cfg->nflows + cfg->broker.default_best_effort);
 	assert_int_equal(b.chunk, cfg->broker.chunk);
-	assert_int_equal(b.tx_slots, (uint64_t)cfg->ncells * DP_TX_SLOTS);
+	assert_int_equal(m->pools.tx_slots_all, (uint64_t)cfg->ncells * DP_TX_SLOTS);
+	if (MODEL_INGEST_BUDGETS) {
+		uint64_t sum = 0;
+
+		for (int c = 0; c < cfg->ncells; c++) {
+			uint32_t nb = model_cell_ingest_budget(cfg, c);
+
+			assert_true(nb >= MODEL_CELL_ALLOWANCE && nb <= DP_TX_SLOTS);
+			sum += nb;
+		}
+		assert_int_equal(b.tx_slots, sum);
+	} else {
+		assert_int_equal(b.tx_slots, (uint64_t)cfg->ncells * DP_TX_SLOTS);
+	}
 	assert_int_equal(b.run_steps, DP_RUN_STEPS);
 	assert_int_equal(b.plat.ingest_packet, 50001 / MODEL_INGEST_STEP_PACKETS + 1);
 	for (size_t i = 0; i < n; i++) {
