@@ -263,6 +263,27 @@ void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone)
 	dp_queue_place(dp, q, dp->now);
 }
 
+/* Empties q (its flow is being removed): every packet's sender gets its chain back,
+ * an RX buffer popped for a piece goes back to the destination's spares, and the
+ * policer starts afresh for whatever flow fills the slot next. */
+void dp_queue_purge_all(struct dp *dp, uint32_t q)
+{
+	struct dp_queue *w = &dp->queues[q];
+	int32_t pi = w->head;
+
+	dp_queue_unplace(dp, q);
+	while (pi >= 0) {
+		int32_t nx = dp->pkts[pi].next;
+
+		drop_pkt(dp, w, pi, UINT32_MAX);
+		pi = nx;
+	}
+	w->head = w->tail = -1;
+	rx_forget(dp, w, true);
+	w->tat = w->mtat = w->last_rel = 0;
+	w->in_msg = false;
+}
+
 /* ------------------------------------------------------- each pass ---- */
 
 /* Queues whose head the policer has released since go back to the ready heap. */
