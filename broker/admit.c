@@ -75,6 +75,29 @@ static int count_new(const struct admit *a, int *ncells, int *nflows)
 	return *ncells + *nflows;
 }
 
+/* "flow x, flow y" of the new flows (cells when there are none): an overload has
+ * no flow to blame but the ones that came with the change. */
+static const char *added_names(struct admit *a)
+{
+	static _Thread_local char buf[512];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int k = 0; k < 2 && !n; k++) {
+		int cnt = k ? a->cand.ncells : a->cand.nflows;
+
+		for (int i = 0; i < cnt && n < sizeof(buf) - 1; i++) {
+			const char *nm = k ? a->cand.cells[i].name : a->cand.flows[i].name;
+
+			if ((k ? rtvio_config_find_cell(a->live, nm) : rtvio_config_find_flow(a->live, nm)) >= 0)
+				continue;
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s %s", n ? ", " : "",
+					      k ? "cell" : "flow", nm);
+		}
+	}
+	return buf;
+}
+
 static void judge(struct admit *a)
 {
 	struct an_verdict v;
@@ -94,7 +117,8 @@ static void judge(struct admit *a)
 	rc = an_config_verdict(&a->cand, &v);
 	a->kind = rc == 0 ? ADMIT_YES : ADMIT_NO;
 	if (rc == 1)
-		snprintf(a->why, sizeof(a->why), "not schedulable after the change:\n%s", v.text);
+		snprintf(a->why, sizeof(a->why), "not schedulable after the change (it adds %s):\n%s",
+			 added_names(a), v.text);
 	else if (rc == -ENODATA)
 		snprintf(a->why, sizeof(a->why), "cannot analyse the change: %s", v.text);
 	else if (rc)
@@ -319,14 +343,15 @@ static void remove_flow(struct admit *a, int f, json_t *changed)
 
 static void remove_cell(struct admit *a, int s, json_t *changed)
 {
-	/* Its flows first: their connections' RSTs go out on the best-effort class
-	 * before the cell's own detach resets whatever else it had open. */
+	/* Cut off first: the detach resets each of its connections toward the peer
+	 * (an RST that the flows' removal moves to the best-effort class), then its
+	 * flows go, then its slot. */
+	json_array_append_new(changed, json_pack("{s:s}", "cell", a->live->cells[s].name));
+	a->ops.cell_close(a->ctx, (unsigned int)s);
 	for (int f = 0; f < a->live->nflows; f++)
 		if (!a->live->flows[f].vacant &&
 		    (a->live->flows[f].from == s || a->live->flows[f].to == s))
 			remove_flow(a, f, changed);
-	json_array_append_new(changed, json_pack("{s:s}", "cell", a->live->cells[s].name));
-	a->ops.cell_close(a->ctx, (unsigned int)s);
 	dp_cell_remove(a->dp, (unsigned int)s);
 	free_cell_slot(a, s);
 }
