@@ -665,9 +665,14 @@ deadline = 1us
         r = subprocess.run([RTVIO, "analyze", conf2], capture_output=True, text=True,
                            timeout=30 * SLOW)
         check(r.returncode == 0, "the dump does not analyse: " + r.stderr)
-        tx = s.spawn([RTVIO, "cell", conf2, "c", "--json", "--duration", "2"])
+        rx = s.spawn([RTVIO, "cell", conf2, "b", "--json", "--duration", "4"])
+        tx = s.spawn([RTVIO, "cell", conf2, "c", "--json", "--duration", "3"])
         rc, _, err = s.finish(tx, 30)
         check(rc == 0, f"a cell run from the dump failed ({rc}): {err[-400:]}")
+        _, rep, _ = s.report(rx, 30)
+        got = flow_entry(rep, "extra")
+        check(got["messages"] > 0 and got["lost"] == 0 and got["corrupt"] == 0,
+              "the added flow did not carry its messages: " + json.dumps(got)[:300])
         rc, out = change(s, "flow", "remove", "extra")
         check(rc == 0 and "removed flow extra" in out, f"flow remove: {rc}: {out}")
         rc, out = change(s, "cell", "remove", "c")
@@ -748,6 +753,8 @@ count = 3000
         victim = s.cell("c", "--duration", "60")
         time.sleep(1.0 * SLOW)
         check(victim.poll() is None, "victim exited early: " + s.err(victim))
+        # Refusals while the cells came up (a peer not attached yet) count as resets.
+        resets_a = {c["name"]: c for c in s.stat()["cells"]}["a"]["resets"]
         rc, out = change(s, "cell", "remove", "c")
         check(rc == 0 and "removed flow doomed" in out, f"cell remove: {rc}: {out}")
         rc, _, err = s.finish(tx_steady, 60)
@@ -755,7 +762,7 @@ count = 3000
         cells = {c["name"]: c for c in s.stat()["cells"]}
         check("c" not in cells, "removed cell still listed")
         check(cells["b"]["resets"] >= 1, "the broker reset nothing toward the peer")
-        check(cells["a"]["resets"] == 0, "a cell with no connection to it was reset")
+        check(cells["a"]["resets"] == resets_a, "a cell with no connection to it was reset")
         _, rep, _ = s.report(rx, 30)
         intact(rep, "steady", 3000)
         doomed = flow_entry(rep, "doomed")
