@@ -79,8 +79,8 @@ static void print_tables(json_t *st)
 	json_t *flows = json_object_get(st, "flows"), *e;
 	size_t i;
 
-	printf("broker: policy %s, poll %s, chunk %" PRIu64 " B, up %.1f s\n",
-	       json_string_value(json_object_get(st, "policy")) ?: "?",
+	printf("broker: generation %" PRIu64 ", policy %s, poll %s, chunk %" PRIu64 " B, up %.1f s\n",
+	       u(st, "generation"), json_string_value(json_object_get(st, "policy")) ?: "?",
 	       json_is_true(json_object_get(st, "poll")) ? "yes" : "no", u(st, "chunk"),
 	       json_real_value(json_object_get(st, "uptime_s")));
 	if (u(reg, "budget"))

@@ -32,6 +32,8 @@ static char *dump_line(json_t *r)
 	return t;
 }
 
+char ctl_deferred_reply[] = "";
+
 static char *error_reply(const char *msg)
 {
 	json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
@@ -73,8 +75,22 @@ char *ctl_handle_line(const char *line, size_t len, const struct ctl_ops *ops, v
 		json_decref(r);
 		if (ops->shutdown)
 			ops->shutdown(ctx);
+	} else if (!strcmp(cmd, "config") && ops->config) {
+		char *text = ops->config(ctx);
+		json_t *r = text ? json_pack("{s:b, s:s}", "ok", 1, "config", text) : NULL;
+
+		out = r ? dump_line(r) : error_reply("configuration unavailable");
+		json_decref(r);
+		free(text);
+	} else if (!strcmp(cmd, "change") && ops->change) {
+		bool deferred = false;
+		json_t *r = ops->change(ctx, req, &deferred);
+
+		out = deferred ? ctl_deferred_reply : r ? dump_line(r) : error_reply("out of memory");
+		json_decref(r);
 	} else {
-		out = error_reply("unknown cmd (expected \"stat\" or \"shutdown\")");
+		out = error_reply("unknown cmd (expected \"stat\", \"config\", \"change\" or "
+				  "\"shutdown\")");
 	}
 	json_decref(req);
 	return out;
@@ -146,6 +162,8 @@ int ctl_client_service(struct ctl_client *c, const struct ctl_ops *ops, void *ct
 answer:
 	if (!reply)
 		return -ENOMEM;
+	if (reply == ctl_deferred_reply)
+		return CTL_DEFERRED;
 	c->out_len = strlen(reply);
 	if (c->out_len > CTL_REPLY_MAX) {
 		free(reply);
@@ -156,6 +174,20 @@ answer:
 	}
 	free(c->out);
 	c->out = reply;
+	c->out_off = 0;
+	return ctl_client_flush(c);
+}
+
+int ctl_client_reply(struct ctl_client *c, json_t *r)
+{
+	char *s = r ? dump_line(r) : error_reply("out of memory");
+
+	json_decref(r);
+	if (!s)
+		return -ENOMEM;
+	free(c->out);
+	c->out = s;
+	c->out_len = strlen(s);
 	c->out_off = 0;
 	return ctl_client_flush(c);
 }

@@ -4,6 +4,9 @@
  * object on one line, and the broker closes the connection.
  *   {"cmd": "stat"}     -> {"ok": true, "stat": {...}}   (see docs/ and cmd_stat.c)
  *   {"cmd": "shutdown"} -> {"ok": true}                   (then the broker exits 0)
+ *   {"cmd": "config"}   -> {"ok": true, "config": "INI text"} (the configuration in force)
+ *   {"cmd": "change", ...} -> admission (admit.h); the reply may come later, once the
+ *                          analysis has run off the loop
  *   anything else       -> {"ok": false, "error": "..."}
  *
  * The server side runs in the broker's loop thread between data-path steps; it
@@ -24,7 +27,8 @@
 #include <jansson.h>
 
 #define CTL_MAX_CLIENTS 8
-#define CTL_LINE_MAX 4096
+/* Room for a configuration fragment (`rtvio cell|flow add`) in one request. */
+#define CTL_LINE_MAX 65536
 #define CTL_SOCKET_NAME "control.sock"
 /* Largest reply kept for a client: a bigger one is replaced by an error reply. */
 #define CTL_REPLY_MAX (64u << 20)
@@ -38,6 +42,11 @@ struct ctl_ops {
 	json_t *(*stat)(void *ctx);
 	/* The broker should stop once this reply is sent. */
 	void (*shutdown)(void *ctx);
+	/* The configuration in force as INI (malloc()ed), NULL on failure. */
+	char *(*config)(void *ctx);
+	/* A change request: the reply object, or NULL with *deferred set when the
+	 * reply comes later (the client is parked: CTL_DEFERRED). */
+	json_t *(*change)(void *ctx, json_t *req, bool *deferred);
 };
 
 /* One connected client, in the broker's storage. Zero it (fd aside) before use. */
@@ -55,6 +64,16 @@ struct ctl_client {
 /* ctl_client_service / ctl_client_flush: the reply is not all written yet; wait
  * until the socket is writable and call ctl_client_flush. */
 #define CTL_WRITING 2
+/* ctl_client_service: the request was taken and its reply comes later; give it to
+ * ctl_client_reply then. */
+#define CTL_DEFERRED 3
+
+/* What ctl_handle_line returns for a deferred reply (never freed). */
+extern char ctl_deferred_reply[];
+
+/* The reply object r (reference taken) for a client parked by CTL_DEFERRED: as
+ * ctl_client_flush returns. */
+int ctl_client_reply(struct ctl_client *c, json_t *r);
 
 /* Handles one request line (without its newline); returns the reply line with its
  * newline, malloc()ed, or NULL when out of memory. */

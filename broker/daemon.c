@@ -25,10 +25,12 @@
 
 #include <jansson.h>
 
+#include "admit.h"
 #include "config.h"
 #include "control.h"
 #include "dataplane.h"
 #include "evsig.h"
+#include "live.h"
 #include "pmqos.h"
 #include "stat_json.h"
 #include "vhost_user.h"
@@ -43,7 +45,7 @@
 #define FLAG_CHECK_NS 10000000ull
 
 enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
-		SRC_WAKE };
+		SRC_WAKE, SRC_ADMIT };
 
 /* What an epoll event points at. */
 struct ev_src {
@@ -76,7 +78,14 @@ struct cell {
 };
 
 struct broker {
-	const struct rtvio_config *cfg;
+	const struct rtvio_config *cfg; /* &live */
+	/* The configuration in force, in capacity slots (live.h); admit.c changes it. */
+	struct rtvio_config live;
+	struct admit *adm;
+	struct ev_src src_admit;
+	/* Which client a deferred change reply is for: a slot may be reused meanwhile. */
+	uint64_t ctl_ticket[CTL_MAX_CLIENTS], next_ticket;
+	unsigned int ctl_current;
 	struct broker_opts opts;
 	struct dp *dp;
 	struct cell *cells;
@@ -423,7 +432,22 @@ static void ctl_shutdown(void *ctx)
 	broker_stop(ctx);
 }
 
-static const struct ctl_ops ctl_ops = { .stat = stat_json, .shutdown = ctl_shutdown };
+static char *ctl_config(void *ctx)
+{
+	struct broker *b = ctx;
+
+	return live_dump(&b->live);
+}
+
+static json_t *ctl_change(void *ctx, json_t *req, bool *deferred)
+{
+	struct broker *b = ctx;
+
+	return admit_request(b->adm, req, b->ctl_ticket[b->ctl_current], deferred);
+}
+
+static const struct ctl_ops ctl_ops = { .stat = stat_json, .shutdown = ctl_shutdown,
+					.config = ctl_config, .change = ctl_change };
 
 static void ctl_accept(struct broker *b)
 {
@@ -452,6 +476,7 @@ static void ctl_accept(struct broker *b)
 		return;
 	}
 	b->ctl[slot].fd = fd;
+	b->ctl_ticket[slot] = ++b->next_ticket;
 	b->ctl[slot].len = 0;
 	b->ctl[slot].out_deadline_ns = 0;
 	b->ctl[slot].since_ns = rtvio_now_ns();
@@ -463,6 +488,8 @@ static void ctl_drop(struct broker *b, struct ctl_client *c)
 	ctl_client_close(c);
 }
 
+static void ctl_client_after(struct broker *b, unsigned int slot, int rc);
+
 /* Reads the request, then writes the reply as the socket takes it: a large reply
  * (hundreds of kB with many flows) waits in the client's slot for EPOLLOUT rather
  * than the loop waiting for the client. */
@@ -473,7 +500,23 @@ static void ctl_client_event(struct broker *b, unsigned int slot)
 
 	if (c->fd < 0)
 		return; /* closed earlier in this batch of events */
+	b->ctl_current = slot;
 	rc = c->out ? ctl_client_flush(c) : ctl_client_service(c, &ctl_ops, b);
+	ctl_client_after(b, slot, rc);
+}
+
+/* What a client's slot does next after rc (ctl_client_service, _flush, _reply). */
+static void ctl_client_after(struct broker *b, unsigned int slot, int rc)
+{
+	struct ctl_client *c = &b->ctl[slot];
+
+	if (rc == CTL_DEFERRED) {
+		/* Parked until admit_finish: only a hang-up (always reported) wakes it. */
+		struct epoll_event ev = { .events = 0, .data.ptr = &b->src_ctl[slot] };
+
+		if (epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+			return;
+	}
 	if (rc == 0 || (rc == CTL_WRITING && c->out_deadline_ns))
 		return;
 	if (rc == CTL_WRITING) {
@@ -571,6 +614,31 @@ static bool join_path(char dst[RTVIO_PATH_MAX], const char *dir, const char *nam
 	return true;
 }
 
+/* Slot i as the configuration now describes it (a vacant slot gets its event
+ * sources and closed descriptors only). */
+static void cell_init_slot(struct broker *b, unsigned int i)
+{
+	const struct rtvio_cell_cfg *cc = &b->cfg->cells[i];
+	struct cell *c = &b->cells[i];
+
+	memset(c, 0, sizeof(*c));
+	c->br = b;
+	c->idx = i;
+	c->listen_fd = -1;
+	c->kick_reg[0] = c->kick_reg[1] = -1;
+	c->src_listen = (struct ev_src){ .kind = SRC_LISTEN, .cell = i };
+	c->src_conn = (struct ev_src){ .kind = SRC_CONN, .cell = i };
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		c->src_kick[q] = (struct ev_src){ .kind = SRC_KICK, .cell = i, .queue = q };
+	vhu_backend_init(&c->vhu, cc->name, cc->cid, &dev_ops, c);
+	c->vhu.verbose = b->opts.verbose;
+	c->vhu.evsig = &b->evsig;
+	c->vhu.prefault = !cc->vm;
+	/* A cell maps no more than the configuration grants it. */
+	c->vhu.max_mem = cc->vm ? cc->memory : cc->region;
+	c->vhu.max_mem_key = cc->vm ? "memory" : "region";
+}
+
 /* The broker object with every descriptor closed (-1) and every event source named,
  * its cells' vhost-user back ends initialised from the configuration. */
 static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct broker_opts *opts)
@@ -579,7 +647,9 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 
 	if (!b)
 		return NULL;
-	b->cfg = cfg;
+	/* The broker owns the live configuration from here on. */
+	b->live = *cfg;
+	b->cfg = &b->live;
 	b->opts = *opts;
 	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
 	b->evsig.null_fd = -1;
@@ -591,29 +661,13 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->src_sig.kind = SRC_SIGNAL;
 	b->src_wake.kind = SRC_WAKE;
 	atomic_init(&b->stop, false);
+	b->src_admit.kind = SRC_ADMIT;
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
 	if (!b->cells)
 		return b; /* the caller sees cells == NULL */
-	for (unsigned int i = 0; i < b->ncells; i++) {
-		struct cell *c = &b->cells[i];
-
-		c->br = b;
-		c->idx = i;
-		c->listen_fd = -1;
-		c->kick_reg[0] = c->kick_reg[1] = -1;
-		c->src_listen = (struct ev_src){ .kind = SRC_LISTEN, .cell = i };
-		c->src_conn = (struct ev_src){ .kind = SRC_CONN, .cell = i };
-		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
-			c->src_kick[q] = (struct ev_src){ .kind = SRC_KICK, .cell = i, .queue = q };
-		vhu_backend_init(&c->vhu, cfg->cells[i].name, cfg->cells[i].cid, &dev_ops, c);
-		c->vhu.verbose = opts->verbose;
-		c->vhu.evsig = &b->evsig;
-		c->vhu.prefault = !cfg->cells[i].vm;
-		/* A cell maps no more than the configuration grants it. */
-		c->vhu.max_mem = cfg->cells[i].vm ? cfg->cells[i].memory : cfg->cells[i].region;
-		c->vhu.max_mem_key = cfg->cells[i].vm ? "memory" : "region";
-	}
+	for (unsigned int i = 0; i < b->ncells; i++)
+		cell_init_slot(b, i);
 	return b;
 }
 
@@ -656,6 +710,26 @@ static int broker_open_events(struct broker *b, char *err, size_t errlen)
 	return rc;
 }
 
+/* Cell i's socket <socket_dir>/<cell>.sock, listening. */
+static int cell_listen(struct broker *b, unsigned int i, char *err, size_t errlen)
+{
+	struct cell *c = &b->cells[i];
+	const struct rtvio_config *cfg = b->cfg;
+	int rc;
+
+	if (!join_path(c->path, cfg->broker.socket_dir, cfg->cells[i].name, ".sock")) {
+		snprintf(err, errlen, "socket path for cell %s too long", cfg->cells[i].name);
+		return -ENAMETOOLONG;
+	}
+	rc = ctl_listen_unix(c->path, 4, err, errlen);
+	if (rc < 0) {
+		c->path[0] = '\0';
+		return rc;
+	}
+	c->listen_fd = rc;
+	return 0;
+}
+
 /* One listening socket per cell and the control socket in socket_dir, all of them
  * and the loop's own descriptors in epoll. */
 static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
@@ -666,18 +740,11 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 	if (rc < 0)
 		return rc;
 	for (unsigned int i = 0; i < b->ncells; i++) {
-		struct cell *c = &b->cells[i];
-
-		if (!join_path(c->path, cfg->broker.socket_dir, cfg->cells[i].name, ".sock")) {
-			snprintf(err, errlen, "socket path for cell %s too long", cfg->cells[i].name);
-			return -ENAMETOOLONG;
-		}
-		rc = ctl_listen_unix(c->path, 4, err, errlen);
-		if (rc < 0) {
-			c->path[0] = '\0';
+		if (cfg->cells[i].vacant)
+			continue;
+		rc = cell_listen(b, i, err, errlen);
+		if (rc < 0)
 			return rc;
-		}
-		c->listen_fd = rc;
 	}
 	if (!join_path(b->ctl_path, cfg->broker.socket_dir, CTL_SOCKET_NAME, "")) {
 		snprintf(err, errlen, "control socket path too long");
@@ -695,10 +762,53 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 	if (!rc)
 		rc = ep_add(b, b->ctl_fd, &b->src_ctl_listen);
 	for (unsigned int i = 0; !rc && i < b->ncells; i++)
-		rc = ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
+		if (b->cells[i].listen_fd >= 0)
+			rc = ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
+	if (!rc)
+		rc = ep_add(b, admit_fd(b->adm), &b->src_admit);
 	if (rc < 0)
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(-rc));
 	return rc;
+}
+
+static void update_must_poll(struct broker *b);
+static void admit_cell_close(void *ctx, unsigned int slot);
+
+/* A cell added at run time: its slot is filled in the configuration. */
+static int admit_cell_open(void *ctx, unsigned int slot, char *err, size_t errlen)
+{
+	struct broker *b = ctx;
+	struct cell *c = &b->cells[slot];
+	int rc;
+
+	cell_init_slot(b, slot);
+	rc = cell_listen(b, slot, err, errlen);
+	if (!rc)
+		rc = ep_add(b, c->listen_fd, &c->src_listen);
+	if (rc < 0)
+		admit_cell_close(ctx, slot);
+	return rc;
+}
+
+/* A cell leaving: its front end is cut off (the data plane resets its peers'
+ * connections, its memory is unmapped) and its socket goes. */
+static void admit_cell_close(void *ctx, unsigned int slot)
+{
+	struct broker *b = ctx;
+	struct cell *c = &b->cells[slot];
+
+	if (c->vhu.sock >= 0)
+		cell_disconnect(c, BROKER_CELL_WAITING);
+	if (c->listen_fd >= 0) {
+		ep_del(b, c->listen_fd);
+		close(c->listen_fd);
+	}
+	if (c->path[0])
+		unlink(c->path);
+	c->listen_fd = -1;
+	c->path[0] = '\0';
+	c->broken_pending = false;
+	update_must_poll(b);
 }
 
 int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
@@ -709,16 +819,31 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 	struct broker *b;
 	int rc;
 
+	static const struct admit_ops aops = { .cell_open = admit_cell_open,
+					       .cell_close = admit_cell_close };
+	struct rtvio_config live;
+
 	*out = NULL;
-	b = broker_alloc(cfg, opts);
+	if (live_create(cfg, &live)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b = broker_alloc(&live, opts);
+	if (!b)
+		rtvio_config_free(&live); /* else b owns it */
 	if (!b || !b->cells) {
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = dp_create(cfg, &hooks, b, &b->dp);
+	rc = dp_create(b->cfg, &hooks, b, &b->dp);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot create the data plane: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = admit_create(&b->live, b->dp, &aops, b, &b->adm);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot set up admission: %s", strerror(-rc));
 		goto fail;
 	}
 	rc = broker_open_events(b, err, errlen);
@@ -821,8 +946,10 @@ void broker_close(struct broker *b)
 		close(b->ctl_fd);
 	if (b->ctl_path[0])
 		unlink(b->ctl_path);
+	admit_destroy(b->adm);
 	if (b->dp)
 		dp_destroy(b->dp);
+	rtvio_config_free(&b->live);
 	if (b->sig_fd >= 0)
 		close(b->sig_fd);
 	if (b->mask_set)
@@ -857,6 +984,24 @@ static void update_must_poll(struct broker *b)
 		if (v->running && (v->ring[0].kick_nofd || v->ring[1].kick_nofd))
 			b->must_poll = true;
 	}
+}
+
+/* An admission result: applied here, between data-plane runs; the parked client,
+ * if still connected, gets its reply. */
+static void admit_done(struct broker *b)
+{
+	uint64_t ticket = 0;
+	json_t *r = admit_finish(b->adm, &ticket);
+
+	if (!r)
+		return;
+	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		if (b->ctl[i].fd >= 0 && b->ctl_ticket[i] == ticket) {
+			ctl_client_after(b, i, ctl_client_reply(&b->ctl[i], r));
+			return;
+		}
+	}
+	json_decref(r);
 }
 
 static void handle_event(struct broker *b, const struct epoll_event *ev)
@@ -894,6 +1039,10 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	}
 	case SRC_WAKE:
 		drain(b->wake_fd);
+		break;
+	case SRC_ADMIT:
+		admit_done(b);
+		update_must_poll(b);
 		break;
 	}
 }
@@ -1004,6 +1153,16 @@ int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_i
 	out->kicks = c->kicks;
 	out->broken_err = c->broken_err;
 	return 0;
+}
+
+uint64_t broker_generation(const struct broker *b)
+{
+	return admit_generation(b->adm);
+}
+
+bool broker_cell_present(const struct broker *b, unsigned cell)
+{
+	return cell < b->ncells && !b->cfg->cells[cell].vacant;
 }
 
 uint64_t broker_uptime_ns(const struct broker *b)

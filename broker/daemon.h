@@ -48,7 +48,9 @@ struct broker_opts {
 
 /* Creates the socket directory (0700) if missing, removes stale sockets, listens on
  * <socket_dir>/<cell>.sock for every cell and on <socket_dir>/control.sock, creates
- * the data plane. cfg must outlive the broker. On failure writes one line into err
+ * the data plane. The broker keeps its own copy of cfg with room for the cells and
+ * flows [broker] max_cells and max_flows allow (broker/live.h); broker_config()
+ * returns that copy, whose vacant slots callers skip. On failure writes one line into err
  * and returns -errno (nothing is left behind). */
 int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		struct broker **out, char *err, size_t errlen);
@@ -77,6 +79,10 @@ struct dp *broker_dp(const struct broker *b);
 unsigned broker_ncells(const struct broker *b);
 int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_info *out);
 uint64_t broker_uptime_ns(const struct broker *b);
+/* Changes applied since start (`rtvio stat`: generation). */
+uint64_t broker_generation(const struct broker *b);
+/* Slot `cell` holds a cell (slots beyond those in use are vacant: live.h). */
+bool broker_cell_present(const struct broker *b, unsigned cell);
 const char *broker_cell_state_name(enum broker_cell_state s);
 
 #endif

@@ -198,20 +198,25 @@ void dp_kick(struct dp *dp, unsigned int cell, unsigned int queue)
 /* ------------------------------------------------------- create/destroy ---- */
 
 /* Ranks and classes are the model's (model/model.h), which the analysis reads too. */
-static int rank_flows(struct dp *dp)
+void dp_flow_rank(struct dp *dp, uint32_t f)
 {
-	struct model *m;
-	int r = model_create(dp->cfg, &m);
+	struct model_flow mf;
 
-	if (r)
-		return r;
-	for (uint32_t i = 0; i <= dp->nflows; i++) {
-		dp->flows[i].rank_hi = m->flows[i].rank_hi;
-		dp->flows[i].rank_lo = m->flows[i].rank_lo;
-		dp->flows[i].be = m->flows[i].cls == MODEL_BEST_EFFORT;
-	}
-	model_destroy(m);
-	return 0;
+	model_flow_key(&dp->cfg->flows[f], &mf);
+	dp->flows[f].rank_hi = mf.rank_hi;
+	dp->flows[f].rank_lo = mf.rank_lo;
+	dp->flows[f].be = mf.cls == MODEL_BEST_EFFORT;
+}
+
+static void rank_flows(struct dp *dp)
+{
+	for (uint32_t i = 0; i < dp->nflows; i++)
+		if (!dp->cfg->flows[i].vacant)
+			dp_flow_rank(dp, i);
+	/* The implicit class: below every configured flow (model.h). */
+	dp->flows[dp->nflows].rank_hi = UINT64_MAX;
+	dp->flows[dp->nflows].rank_lo = 0;
+	dp->flows[dp->nflows].be = true;
 }
 
 /* What the data plane relies on and the config loader may not have checked (a
@@ -222,7 +227,8 @@ static bool config_ok(const struct rtvio_config *cfg)
 	    !cfg->broker.chunk || cfg->broker.chunk > UINT32_MAX)
 		return false;
 	for (int i = 0; i < cfg->nflows; i++)
-		if (!cfg->flows[i].best_effort && (!cfg->flows[i].size || !cfg->flows[i].period_ns))
+		if (!cfg->flows[i].vacant && !cfg->flows[i].best_effort &&
+		    (!cfg->flows[i].size || !cfg->flows[i].period_ns))
 			return false;
 	return true;
 }
@@ -236,9 +242,12 @@ static int alloc_objects(struct dp *dp)
 	dp->ncells = (uint32_t)dp->cfg->ncells;
 	dp->nflows = (uint32_t)dp->cfg->nflows;
 	dp->nqueues = 2 * dp->nflows + dp->ncells;
+	/* A free slot (a cell added at run time) holds the default share; a cell with
+	 * more is admitted only while the table has room (dp_tables.c). */
 	dp->nconns = 0;
 	for (uint32_t i = 0; i < dp->ncells; i++)
-		dp->nconns += model_cell_connections(dp->cfg, (int)i);
+		dp->nconns += dp->cfg->cells[i].vacant ? RTVIO_CONNECTIONS_DEFAULT :
+							  model_cell_connections(dp->cfg, (int)i);
 	dp->nsyn = dp->nconns;
 	npkts = dp->ncells * DP_TX_SLOTS + dp->nsyn;
 	dp->cid_hash_size = pow2_at_least(2 * (uint64_t)dp->ncells);
@@ -266,23 +275,24 @@ static int alloc_objects(struct dp *dp)
 	return 0;
 }
 
-/* Cells into the CID table, each with its free list of packet slots: as many as its
- * ingest budget (the analysis charges exactly that many per cell; a cell that posts
- * more waits on its own ring); then the free list of synthetic slots. */
+/* Cells into the CID table, each with its free list of DP_TX_SLOTS packet slots of
+ * which it may hold its ingest budget at once (the analysis charges exactly that many
+ * per cell; a cell that posts more waits on its own ring); then the free list of
+ * synthetic slots. */
 static int init_cells(struct dp *dp)
 {
 	for (uint32_t i = 0; i < dp->ncells; i++) {
 		struct dp_cell *c = &dp->cells[i];
 
-		c->cid = dp->cfg->cells[i].cid;
-		c->conn_limit = model_cell_connections(dp->cfg, (int)i);
 		c->waiters = -1;
-		if (dp_cid_table_add(dp, i))
-			return -EINVAL;
+		if (!dp->cfg->cells[i].vacant) {
+			c->cid = dp->cfg->cells[i].cid;
+			c->conn_limit = model_cell_connections(dp->cfg, (int)i);
+			if (dp_cid_table_add(dp, i))
+				return -EINVAL;
+		}
 		c->tx_free = -1;
-		c->tx_budget = MODEL_INGEST_BUDGETS ? model_cell_ingest_budget(dp->cfg, (int)i)
-						    : DP_TX_SLOTS;
-		for (uint32_t j = 0; j < c->tx_budget; j++) {
+		for (uint32_t j = 0; j < DP_TX_SLOTS; j++) {
 			int32_t pi = (int32_t)(i * DP_TX_SLOTS + j);
 
 			dp->pkts[pi].src = i;
@@ -312,8 +322,7 @@ static void init_queues_conns(struct dp *dp)
 		w->pos = w->wnext = w->wprev = -1;
 		if (q < 2 * dp->nflows) {
 			w->flow = q / 2;
-			w->dst = (uint32_t)(q % 2 ? dp->cfg->flows[q / 2].from :
-						    dp->cfg->flows[q / 2].to);
+			dp_flow_queue_ends(dp, q / 2);
 		} else {
 			w->flow = dp->nflows;
 			w->dst = q - 2 * dp->nflows;
@@ -333,12 +342,14 @@ static int init_objects(struct dp *dp)
 
 	if (!ret)
 		ret = init_cells(dp);
-	for (uint32_t f = 0; !ret && f < dp->nflows; f++)
-		ret = dp_flow_table_add(dp, f);
 	if (!ret)
-		ret = rank_flows(dp);
+		dp_cells_budget(dp);
+	for (uint32_t f = 0; !ret && f < dp->nflows; f++)
+		if (!dp->cfg->flows[f].vacant)
+			ret = dp_flow_table_add(dp, f);
 	if (ret)
 		return ret;
+	rank_flows(dp);
 	init_queues_conns(dp);
 	if (reg_init(&dp->reg, dp->cfg->broker.regulation_budget,
 		     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
@@ -411,7 +422,7 @@ unsigned int dp_nflows(const struct dp *dp)
 const char *dp_flow_name(const struct dp *dp, unsigned int flow)
 {
 	if (flow < dp->nflows)
-		return dp->cfg->flows[flow].name;
+		return dp->cfg->flows[flow].vacant ? NULL : dp->cfg->flows[flow].name;
 	return flow == dp->nflows ? "best-effort" : NULL;
 }
 

@@ -59,6 +59,11 @@ int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void
 	      struct dp **out);
 void dp_destroy(struct dp *dp);
 
+/* The configuration the dp holds by reference has changed (a run-time change of
+ * cells or flows, broker/admit.c): every cell's ingest budget is taken again from it.
+ * Allocates nothing. */
+void dp_config_changed(struct dp *dp);
+
 /* The cell's rings are set up (vhost-user SET_VRING_ENABLE seen for both queues):
  * the data plane starts ingesting from `tx` and delivering into `rx`. Both stay
  * owned by the daemon and must stay valid until dp_detach. -EINVAL bad cell index,
@@ -91,6 +96,29 @@ void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
  * daemon must wake on rx-queue kicks as well as tx-queue kicks. */
 #define DP_RUN_STEPS MODEL_RUN_STEPS
 uint64_t dp_run(struct dp *dp, uint64_t now_ns);
+
+/* ---- Run-time changes (dp_tables.c; docs/broker.md "Run-time changes") ----
+ * The configuration the data plane was created with is the broker's live one
+ * (broker/live.h): arrays of max_cells and max_flows slots, some vacant. To add, the
+ * daemon fills a vacant slot of the configuration, then calls dp_*_add; to remove,
+ * it calls dp_*_remove, then marks the slot vacant. Like dp_attach, these run
+ * between dp_run calls in the data-path thread, allocate nothing, and do work
+ * bounded by the capacity.
+ *
+ * dp_cell_add: -EINVAL bad or vacant slot, -EBUSY still attached, -ENOSPC its
+ * `connections` do not fit in the connection table, -EEXIST CID in use.
+ * dp_cell_remove: detaches it (peers get RST) and forgets its CID. Remove its flows
+ * first.
+ * dp_flow_add: -EINVAL bad or vacant slot (or ends), -EBUSY the slot still has
+ * packets or connections.
+ * dp_flow_remove: RST to both ends of each of its connections, its queued packets
+ * returned to their senders, its table entry gone. */
+int dp_cell_add(struct dp *dp, unsigned cell);
+void dp_cell_remove(struct dp *dp, unsigned cell);
+int dp_flow_add(struct dp *dp, unsigned flow);
+void dp_flow_remove(struct dp *dp, unsigned flow);
+/* Connection-table entries no present cell's `connections` holds. */
+uint32_t dp_conn_room(const struct dp *dp);
 
 /* ---- statistics (`rtvio stat`) ----
  * Snapshots copied out of the data plane's own counters; call from the data-path
@@ -139,7 +167,7 @@ struct dp_reg_stats {
 unsigned dp_ncells(const struct dp *dp);
 /* Configured flows plus one best-effort class (index cfg->nflows). */
 unsigned dp_nflows(const struct dp *dp);
-/* "best-effort" for the extra class. */
+/* "best-effort" for the extra class, NULL for a vacant slot. */
 const char *dp_flow_name(const struct dp *dp, unsigned flow);
 int dp_stats_cell(const struct dp *dp, unsigned cell, struct dp_cell_stats *out);
 int dp_stats_flow(const struct dp *dp, unsigned flow, struct dp_flow_stats *out);

@@ -263,6 +263,36 @@ void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone)
 	dp_queue_place(dp, q, dp->now);
 }
 
+/* Empties q (its flow is being removed): every packet's sender gets its chain back,
+ * except the broker's own RSTs (a departing cell's, queued at its detach), which
+ * move to the best-effort class toward the same cell so that the peer still hears
+ * of it. An RX buffer popped for a piece goes back to the destination's spares, and
+ * the policer starts afresh for whatever flow fills the slot next. */
+void dp_queue_purge_all(struct dp *dp, uint32_t q)
+{
+	struct dp_queue *w = &dp->queues[q];
+	int32_t pi = w->head;
+
+	dp_queue_unplace(dp, q);
+	/* The head's RX buffer goes back first: a moved RST starts afresh. */
+	rx_forget(dp, w, true);
+	w->head = w->tail = -1;
+	while (pi >= 0) {
+		int32_t nx = dp->pkts[pi].next;
+		struct dp_pkt *p = &dp->pkts[pi];
+
+		if (p->synthetic && p->h.op == VSOCK_OP_RST) {
+			dp->flows[w->flow].queued--;
+			dp_queue_append(dp, dp_queue_of(dp, dp->nflows, p->dst), pi, dp->now);
+		} else {
+			drop_pkt(dp, w, pi, UINT32_MAX);
+		}
+		pi = nx;
+	}
+	w->tat = w->mtat = w->last_rel = 0;
+	w->in_msg = false;
+}
+
 /* ------------------------------------------------------- each pass ---- */
 
 /* Queues whose head the policer has released since go back to the ready heap. */

@@ -100,6 +100,7 @@ struct dp_cell {
 	int32_t tx_free;           /* free TX packet slots */
 	uint32_t tx_budget;        /* its ingest budget: TX packets it may have in the
 				    * broker at once (model_cell_ingest_budget) */
+	uint32_t tx_held;          /* TX packets it has in the broker now */
 	int32_t waiters;           /* queues waiting for our RX buffers */
 	uint32_t nconn;            /* connections this cell opened */
 	uint32_t conn_limit;       /* its `connections` key: most it may have opened */
@@ -168,12 +169,21 @@ static inline uint64_t dp_pkt_eligible(const struct dp_pkt *p)
 	return p->release > p->arrival ? p->release : p->arrival;
 }
 
+/* dataplane.c: a flow's fp key and class from the model. */
+void dp_flow_rank(struct dp *dp, uint32_t f);
+/* dp_tables.c: the destinations of flow f's two queues (toward the listener, back
+ * toward the connector) from its configuration. */
+void dp_flow_queue_ends(struct dp *dp, uint32_t f);
+
 /* dataplane.c: detaches a cell whose ring or headers broke the rules; its peers get
  * RST, nothing of it is touched again. */
 void dp_cell_break(struct dp *dp, uint32_t cell, int err);
 
 /* dp_pkt.c: packet slots, and the sender's TX chain returned when its packet is done. */
 int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell);
+/* Every cell's ingest budget from the configuration now in force (at create, and
+ * after every run-time change of cells or flows). */
+void dp_cells_budget(struct dp *dp);
 int32_t dp_pkt_alloc_syn(struct dp *dp);
 void dp_pkt_free(struct dp *dp, int32_t pi);
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);
@@ -186,6 +196,12 @@ int dp_flow_table_add(struct dp *dp, uint32_t flow);
 void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now);
 /* Frees every connection of `cell`, queueing an RST to each attached peer. */
 void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now);
+/* Frees every connection of `flow`, queueing an RST to both ends (best-effort class). */
+void dp_flow_conns_reset(struct dp *dp, uint32_t flow, uint64_t now);
+/* Rebuilds the CID and flow hashes from the configuration's present slots, leaving
+ * out skip_cell and skip_flow (UINT32_MAX: none): how an entry leaves an
+ * open-addressed table. O(cells + flows), control path only. */
+void dp_tables_rehash(struct dp *dp, uint32_t skip_cell, uint32_t skip_flow);
 
 /* dp_police.c: the release time of p, charged against queue w's policer state. */
 uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p, uint64_t seen);
@@ -198,6 +214,7 @@ void dp_queue_append(struct dp *dp, uint32_t q, int32_t pi, uint64_t now);
 void dp_queue_block(struct dp *dp, uint32_t q);
 void dp_waiter_unlink(struct dp *dp, uint32_t q);
 void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone);
+void dp_queue_purge_all(struct dp *dp, uint32_t q);
 void dp_release_held(struct dp *dp, uint64_t now);
 void dp_wake_rx_waiters(struct dp *dp, uint32_t cell);
 

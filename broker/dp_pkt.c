@@ -2,14 +2,30 @@
  * the broker-made RSTs; and giving a sender its TX chain back once its packet is done. */
 #include "dp_internal.h"
 
+/* A slot for one of cell's TX chains, or -1: none free, or the cell holds its whole
+ * ingest budget (the rest waits on its own ring). */
 int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell)
 {
 	struct dp_cell *c = &dp->cells[cell];
 	int32_t pi = c->tx_free;
 
-	if (pi >= 0)
-		c->tx_free = dp->pkts[pi].next;
+	if (pi < 0 || c->tx_held >= c->tx_budget)
+		return -1;
+	c->tx_free = dp->pkts[pi].next;
+	c->tx_held++;
 	return pi;
+}
+
+void dp_config_changed(struct dp *dp)
+{
+	dp_cells_budget(dp);
+}
+
+void dp_cells_budget(struct dp *dp)
+{
+	for (uint32_t i = 0; i < dp->ncells; i++)
+		dp->cells[i].tx_budget = MODEL_INGEST_BUDGETS ?
+			model_cell_ingest_budget(dp->cfg, (int)i) : DP_TX_SLOTS;
 }
 
 int32_t dp_pkt_alloc_syn(struct dp *dp)
@@ -31,6 +47,7 @@ void dp_pkt_free(struct dp *dp, int32_t pi)
 	} else {
 		p->next = dp->cells[p->src].tx_free;
 		dp->cells[p->src].tx_free = pi;
+		dp->cells[p->src].tx_held--;
 	}
 }
 

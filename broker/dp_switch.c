@@ -4,6 +4,7 @@
  * for CIDs and flows, a chained hash for connections. */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dp_internal.h"
 
@@ -256,9 +257,10 @@ drop:
 	dp_pkt_free(dp, pi);
 }
 
-/* Queues an RST from `cell` to the peer of connection cn in a synthetic slot; with
- * none free the RST is lost, and counted. */
-static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, uint64_t now)
+/* Queues an RST from `cell` to the peer of connection cn in a synthetic slot, on
+ * class `flow`'s queue toward the peer; with none free the RST is lost, and counted. */
+static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, uint32_t flow,
+			uint64_t now)
 {
 	uint32_t peer = cn->a == cell ? cn->b : cn->a;
 	uint32_t peer_port = cn->a == cell ? cn->bp : cn->ap;
@@ -285,7 +287,7 @@ static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, 
 		.type = cn->type, .op = VSOCK_OP_RST,
 	};
 	dp->cells[peer].resets++;
-	dp_queue_append(dp, dp_queue_of(dp, cn->flow, peer), pi, now);
+	dp_queue_append(dp, dp_queue_of(dp, flow, peer), pi, now);
 }
 
 void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now)
@@ -296,7 +298,7 @@ void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now)
 
 		if (cn->state == DP_CONN_FREE || (cn->a != cell && cn->b != cell))
 			continue;
-		rst_to_peer(dp, cn, cell, now);
+		rst_to_peer(dp, cn, cell, cn->flow, now);
 		conn_free(dp, (int32_t)k);
 	}
 }
@@ -333,4 +335,32 @@ int dp_flow_table_add(struct dp *dp, uint32_t f)
 		k = (k + 1) & mask;
 	dp->flow_hash[k] = (int32_t)f;
 	return 0;
+}
+
+void dp_flow_conns_reset(struct dp *dp, uint32_t flow, uint64_t now)
+{
+	/* Both ends hear of it, on the best-effort class: the flow's own queues are
+	 * about to be emptied. */
+	for (uint32_t k = 0; k < dp->nconns; k++) {
+		struct dp_conn *cn = &dp->conns[k];
+
+		if (cn->state == DP_CONN_FREE || cn->flow != flow)
+			continue;
+		rst_to_peer(dp, cn, cn->a, dp->nflows, now);
+		rst_to_peer(dp, cn, cn->b, dp->nflows, now);
+		conn_free(dp, (int32_t)k);
+	}
+}
+
+void dp_tables_rehash(struct dp *dp, uint32_t skip_cell, uint32_t skip_flow)
+{
+	memset(dp->cid_hash, 0xff, dp->cid_hash_size * sizeof(int32_t));
+	memset(dp->flow_hash, 0xff, dp->flow_hash_size * sizeof(int32_t));
+	/* Re-adding entries that were unique before cannot fail. */
+	for (uint32_t i = 0; i < dp->ncells; i++)
+		if (i != skip_cell && !dp->cfg->cells[i].vacant)
+			(void)dp_cid_table_add(dp, i);
+	for (uint32_t f = 0; f < dp->nflows; f++)
+		if (f != skip_flow && !dp->cfg->flows[f].vacant)
+			(void)dp_flow_table_add(dp, f);
 }

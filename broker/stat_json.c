@@ -40,6 +40,8 @@ json_t *broker_stat_json(const struct broker *b)
 		struct broker_cell_info ci;
 		struct dp_cell_stats cs;
 
+		if (!broker_cell_present(b, i))
+			continue;
 		broker_cell_info(b, i, &ci);
 		if (dp_stats_cell(dp, i, &cs) < 0)
 			memset(&cs, 0, sizeof(cs));
@@ -61,8 +63,8 @@ json_t *broker_stat_json(const struct broker *b)
 		struct dp_flow_stats fs;
 		bool be = f >= (unsigned int)cfg->nflows;
 
-		if (dp_stats_flow(dp, f, &fs) < 0)
-			continue;
+		if (!dp_flow_name(dp, f) || dp_stats_flow(dp, f, &fs) < 0)
+			continue; /* a vacant slot */
 		json_array_append_new(
 			flows,
 			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
@@ -80,8 +82,8 @@ json_t *broker_stat_json(const struct broker *b)
 				  "residence_hist", hist_json(fs.hist)));
 	}
 	dp_stats_reg(dp, &reg);
-	st = json_pack("{s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
-		       "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
+	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
+		       "generation", (json_int_t)broker_generation(b), "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
 		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
 		       rtvio_copy_name(cfg->broker.copy), "uptime_s",
 		       (double)broker_uptime_ns(b) / 1e9, "regulation", "budget",

@@ -11,13 +11,23 @@
 #include "gateway_cmd.h"
 #include "platform_cmds.h"
 
+/* `rtvio cell add|remove` changes a running broker; any other `rtvio cell` runs one. */
+static int cmd_cell_or_change(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")))
+		return cmd_change("cell", argc, argv);
+	return cmd_cell(argc, argv);
+}
+
 static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
 	{ "broker", cmd_broker, "run the broker daemon on a config" },
-	{ "cell", cmd_cell, "run a process cell's configured workload" },
+	{ "cell", cmd_cell_or_change, "run a process cell's workload; cell add|remove: change a broker" },
+	{ "flow", cmd_flow, "flow add|remove: change a running broker's flows" },
+	{ "config", cmd_config, "config dump: the configuration a running broker has in force" },
 	{ "demo", cmd_demo, "broker + process cells on a config, with a per-flow table" },
 	{ "gateway", cmd_gateway, "carry a [remote]'s flows over Cyclone DDS" },
 	{ "stat", cmd_stat, "statistics of a running broker" },

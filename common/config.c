@@ -13,7 +13,7 @@
  * is its bit in the "seen" masks. */
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
-	"pm_qos", NULL };
+	"pm_qos", "max_cells", "max_flows", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "arch", "kind", "image", "args",
 	"cpu_max", NULL };

@@ -74,6 +74,9 @@ struct rtvio_broker_cfg {
 	uint64_t regulation_period_ns; /* > 0; default 1 ms */
 	enum rtvio_copy copy;         /* default normal */
 	bool pm_qos;                  /* hold idle cpus awake (platform/pmqos.h); default yes */
+	/* Slots for cells and flows a running broker may hold, added at run time
+	 * (`rtvio cell|flow add`); 0 = the number configured (default: no room). */
+	int max_cells, max_flows;
 	int line;                     /* line of [broker], 0 when absent */
 	int socket_dir_line;          /* line of socket_dir, 0 when it is the default: for
 				       * messages about the directory (config.path:line) */
@@ -112,6 +115,9 @@ struct rtvio_cell_cfg {
 			       * requests leaves the others theirs); 1..65535, default 256 */
 	struct rtvio_vm_cfg vmc; /* vm cells only */
 	int line;           /* line of the [cell NAME] header */
+	/* A free slot of a running broker's configuration (broker/live.h): no cell
+	 * here. The loader never sets it; only the broker's own copy has such slots. */
+	bool vacant;
 };
 
 enum rtvio_sock_type {
@@ -178,6 +184,8 @@ struct rtvio_flow_cfg {
 	struct rtvio_traffic traffic;
 	struct rtvio_flow_remote rem; /* the far end when it is on another broker */
 	int line;               /* line of the [flow NAME] header */
+	bool vacant;            /* a free slot of a running broker's configuration, as
+				 * for cells */
 };
 
 /* A [workload NAME] section as written; its effect is already folded into the

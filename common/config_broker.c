@@ -74,6 +74,16 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return 0;
 	case 10:
 		return cfg_get_bool(k, &b->pm_qos);
+	case 11:
+		if (cfg_get_int(k, 1, RTVIO_MAX_CELLS, &v))
+			return ps->ret;
+		b->max_cells = (int)v;
+		return 0;
+	case 12:
+		if (cfg_get_int(k, 1, RTVIO_MAX_FLOWS, &v))
+			return ps->ret;
+		b->max_flows = (int)v;
+		return 0;
 	}
 	return 0;
 }
@@ -156,6 +166,14 @@ int cfg_check_broker(struct parser *ps)
 			    "(%s), so a chunk could never be copied (expected 0 or at least chunk)",
 			    rtvio_fmt_size(a, sizeof(a), b->regulation_budget),
 			    rtvio_fmt_size(c, sizeof(c), b->chunk));
+	/* Room for cells and flows added at run time (broker/live.c); what the file
+	 * itself configures must fit. */
+	if (b->max_cells && b->max_cells < ps->cfg->ncells)
+		return cfg_fail(ps, ps->broker_key_line[11], "[broker] key 'max_cells': %d is "
+				"smaller than the %d cells configured", b->max_cells, ps->cfg->ncells);
+	if (b->max_flows && b->max_flows < ps->cfg->nflows)
+		return cfg_fail(ps, ps->broker_key_line[12], "[broker] key 'max_flows': %d is "
+				"smaller than the %d flows configured", b->max_flows, ps->cfg->nflows);
 	if (resolve_socket_dir(ps))
 		return ps->ret;
 	return check_socket_dir(ps);

@@ -40,6 +40,10 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
 	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
 	    b->pm_qos ? "yes" : "no");
+	if (b->max_cells)
+		OUT("max_cells = %d\n", b->max_cells);
+	if (b->max_flows)
+		OUT("max_flows = %d\n", b->max_flows);
 	for (int i = 0; i < cfg->ncells; i++) {
 		const struct rtvio_cell_cfg *c = &cfg->cells[i];
 

@@ -12,7 +12,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* Explicit priority first, then deadline-monotonic, best-effort last. */
-static void flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf)
+void model_flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf)
 {
 	mf->cls = f->best_effort ? MODEL_BEST_EFFORT : MODEL_REAL_TIME;
 	mf->rank_lo = 0;
@@ -150,7 +150,7 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c)
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
 		uint64_t mp = cfg->cells[f->from].max_packet;
 
-		if (f->best_effort)
+		if (f->best_effort || f->vacant)
 			continue;
 		if (f->from == c)
 			n += pending_msgs(f) * (mp ? (f->size + mp - 1) / mp : 1);
@@ -214,7 +214,7 @@ int model_create(const struct rtvio_config *cfg, struct model **out)
 	size_pools(cfg, &m->pools);
 	m->default_best_effort = cfg->broker.default_best_effort;
 	for (int i = 0; i < cfg->nflows; i++) {
-		flow_key(&cfg->flows[i], &m->flows[i]);
+		model_flow_key(&cfg->flows[i], &m->flows[i]);
 		flow_sizes(cfg, &cfg->flows[i], &m->flows[i]);
 	}
 	default_class(cfg, &m->flows[n - 1]);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct rtvio_config;
+struct rtvio_flow_cfg;
 
 /* TX chains one cell can have in the broker at once: covers a ring of 256 entries
  * (the guest library uses 128, QEMU 128). A cell with more waits on its own ring. */
@@ -102,6 +103,11 @@ struct model {
  * does not exist, or counts out of range) or -ENOMEM. */
 int model_create(const struct rtvio_config *cfg, struct model **out);
 void model_destroy(struct model *m);
+
+/* A flow's class and fp key (cls, rank_hi, rank_lo of mf; nothing else): they
+ * depend on the flow alone, so a flow added at run time gets its key without a
+ * model of the whole configuration. */
+void model_flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf);
 
 /* The connections cell i may have opened at once: its `connections` key (a config
  * built in code that leaves it 0 gets the loader's default). */

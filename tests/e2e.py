@@ -673,13 +673,226 @@ count = 20
         s.close()
 
 
+
+PLATFORM = """
+[platform]
+copy_bandwidth = 1GB/s
+chunk_overhead = 100ns
+packet_overhead = 1us
+ingest_latency = 5us
+notify_latency = 20us
+ingest_step = 2us
+batch_gap = 1us
+"""
+
+ADMIT_BASE = """
+max_cells = 8
+max_flows = 8
+[cell a]
+cid = 3
+region = 8MiB
+[cell b]
+cid = 4
+region = 8MiB
+[flow ctl]
+from = a
+to = b:1000
+type = seqpacket
+size = 64
+period = 1ms
+deadline = 20ms
+[workload ctl]
+flow = ctl
+count = {count}
+""" + PLATFORM
+
+
+def change(s, *args, stdin=None):
+    r = subprocess.run([RTVIO] + list(args) + ["--broker", s.dir] +
+                       (["-"] if stdin is not None else []), input=stdin,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    return r.returncode, r.stdout + r.stderr
+
+
+def dump(s):
+    r = subprocess.run([RTVIO, "config", "dump", s.dir], capture_output=True, text=True,
+                       timeout=10 * SLOW)
+    check(r.returncode == 0, "rtvio config dump failed: " + r.stderr)
+    return r.stdout
+
+
+def case_admit_and_refuse():
+    """run-time admission: a schedulable cell and flow join, an overload is refused naming it"""
+    s = Setup(ADMIT_BASE.format(count=1))
+    try:
+        s.start_broker(["a", "b"])
+        check(s.stat()["generation"] == 0, "generation at start is not 0")
+        rc, out = change(s, "cell", "add", stdin="""
+[cell c]
+cid = 5
+region = 4MiB
+[flow extra]
+from = c
+to = b:2000
+type = seqpacket
+size = 64
+period = 2ms
+""")
+        check(rc == 0 and "added cell c" in out and "added flow extra" in out,
+              f"admissible change: status {rc}: {out}")
+        check(os.path.exists(os.path.join(s.dir, "c.sock")), "no socket for the added cell")
+        st = s.stat()
+        check(st["generation"] == 1, "generation after one change: " + str(st["generation"]))
+        check({f["name"] for f in st["flows"]} >= {"ctl", "extra"}, "added flow not in stat")
+        before = dump(s)
+        rc, out = change(s, "flow", "add", stdin="""
+[flow hog]
+from = c
+to = a:3000
+type = stream
+size = 10MB
+period = 1ms
+""")
+        check(rc == 1 and "flow hog" in out, f"overload: status {rc}, want 1 naming hog: {out}")
+        rc, out = change(s, "flow", "add", stdin="""
+[flow late]
+from = a
+to = c:3001
+type = seqpacket
+size = 64
+period = 1ms
+deadline = 1us
+""")
+        check(rc == 1 and "flow late: bound" in out, f"a miss: status {rc}, want 1 naming late: {out}")
+        check(s.stat()["generation"] == 1, "a refusal changed the generation")
+        check(dump(s) == before, "a refusal changed the configuration")
+        rc, out = change(s, "flow", "add", stdin="[flow x]\nfrom = zz\nto = a:1\nsize = 1\nperiod = 1ms\n")
+        check(rc == 2 and "stdin:" in out and "zz" in out, f"bad fragment: status {rc}: {out}")
+        rc, out = change(s, "cell", "remove", "nosuch")
+        check(rc == 2, f"removing an unknown cell: status {rc}")
+        # The dump is loadable as a file: a cell runs from it, and it dumps back the same.
+        conf2 = os.path.join(s.dir, "dump.conf")
+        with open(conf2, "w") as f:
+            f.write(before)
+        r = subprocess.run([RTVIO, "analyze", conf2], capture_output=True, text=True,
+                           timeout=30 * SLOW)
+        check(r.returncode == 0, "the dump does not analyse: " + r.stderr)
+        rx = s.spawn([RTVIO, "cell", conf2, "b", "--json", "--duration", "4"])
+        tx = s.spawn([RTVIO, "cell", conf2, "c", "--json", "--duration", "3"])
+        rc, _, err = s.finish(tx, 30)
+        check(rc == 0, f"a cell run from the dump failed ({rc}): {err[-400:]}")
+        _, rep, _ = s.report(rx, 30)
+        got = flow_entry(rep, "extra")
+        check(got["messages"] > 0 and got["lost"] == 0 and got["corrupt"] == 0,
+              "the added flow did not carry its messages: " + json.dumps(got)[:300])
+        rc, out = change(s, "flow", "remove", "extra")
+        check(rc == 0 and "removed flow extra" in out, f"flow remove: {rc}: {out}")
+        rc, out = change(s, "cell", "remove", "c")
+        check(rc == 0 and "removed cell c" in out, f"cell remove: {rc}: {out}")
+        check(not os.path.exists(os.path.join(s.dir, "c.sock")), "removed cell's socket left")
+        check(s.stat()["generation"] == 3, "generation after three changes")
+    finally:
+        s.close()
+
+
+def case_churn_keeps_control_flow():
+    """200 add/remove cycles of cells and flows while a control flow runs: nothing lost"""
+    count = 40000  # 40 s at 1 ms: outlasts the churn (600 control requests)
+    s = Setup(ADMIT_BASE.format(count=count))
+    try:
+        s.start_broker(["a", "b"])
+        rx = s.cell("b", "--duration", "180")
+        tx = s.cell("a")
+        t0 = time.time()
+        for i in range(200):
+            rc, out = change(s, "cell", "add", stdin=f"""
+[cell n{i}]
+cid = {100 + i}
+region = 2MiB
+[flow f{i}]
+from = a
+to = n{i}:{5000 + i}
+type = seqpacket
+size = 64
+period = 5ms
+""")
+            check(rc == 0, f"cycle {i}: add refused ({rc}): {out}")
+            if i % 2:
+                rc, out = change(s, "flow", "remove", f"f{i}")
+                check(rc == 0, f"cycle {i}: flow remove ({rc}): {out}")
+            rc, out = change(s, "cell", "remove", f"n{i}")
+            check(rc == 0, f"cycle {i}: cell remove ({rc}): {out}")
+        check(tx.poll() is None, f"the control flow ended before the churn did "
+              f"({time.time() - t0:.0f} s): raise count")
+        rc, _, err = s.finish(tx, 120)
+        check(rc == 0, f"control sender failed ({rc}): {err[-500:]}")
+        st = s.stat()
+        check(st["generation"] == 500, "generation after 500 changes: " + str(st["generation"]))
+        ctl = [f for f in st["flows"] if f["name"] == "ctl"][0]
+        check(ctl["deadline_misses"] == 0 and ctl["max_residence_ns"] <= ctl["deadline_ns"],
+              "control flow residence above its bound: " + json.dumps(ctl)[:400])
+        check({c["name"] for c in st["cells"]} == {"a", "b"}, "cells left over")
+        _, rep, _ = s.report(rx, 60)
+        intact(rep, "ctl", count)
+    finally:
+        s.close()
+
+
+def case_removed_cell_resets_peers_only():
+    """removing a cell with open connections resets its peers only"""
+    s = Setup(CELLS3 + """
+max_cells = 3
+[flow doomed]
+from = c
+to = b:600
+type = stream
+size = 1MiB
+class = best-effort
+[flow steady]
+from = a
+to = b:601
+type = seqpacket
+size = 64
+period = 1ms
+[workload steady]
+flow = steady
+count = 3000
+""".replace("max_cells = 3\n", "") + PLATFORM)
+    try:
+        s.start_broker(["a", "b", "c"])
+        rx = s.cell("b", "--duration", "60")
+        tx_steady = s.cell("a")
+        victim = s.cell("c", "--duration", "60")
+        time.sleep(1.0 * SLOW)
+        check(victim.poll() is None, "victim exited early: " + s.err(victim))
+        # Refusals while the cells came up (a peer not attached yet) count as resets.
+        resets_a = {c["name"]: c for c in s.stat()["cells"]}["a"]["resets"]
+        rc, out = change(s, "cell", "remove", "c")
+        check(rc == 0 and "removed flow doomed" in out, f"cell remove: {rc}: {out}")
+        rc, _, err = s.finish(tx_steady, 60)
+        check(rc == 0, f"steady sender failed ({rc}): {err[-500:]}")
+        cells = {c["name"]: c for c in s.stat()["cells"]}
+        check("c" not in cells, "removed cell still listed")
+        check(cells["b"]["resets"] >= 1, "the broker reset nothing toward the peer")
+        check(cells["a"]["resets"] == resets_a, "a cell with no connection to it was reset")
+        _, rep, _ = s.report(rx, 30)
+        intact(rep, "steady", 3000)
+        doomed = flow_entry(rep, "doomed")
+        check(doomed["corrupt"] == 0, "the removed cell's flow delivered corrupt data")
+        check(doomed.get("status") == "reset", "the peer's connection was not reset: "
+              + json.dumps(doomed)[:300])
+    finally:
+        s.close()
+
+
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
          case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
          case_demo_json, case_demo_no_calibrate, case_socket_dir_relative,
          case_unschedulable_warned_or_refused, case_hostile_call_eventfd,
          case_hostile_vhost_user_noread, case_hostile_vhost_user_flood,
-         case_seqpacket_oversize_held]
+         case_seqpacket_oversize_held, case_admit_and_refuse,
+         case_churn_keeps_control_flow, case_removed_cell_resets_peers_only]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 

@@ -593,7 +593,7 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, arch, kind, image, "
@@ -743,6 +743,16 @@ static void test_copy_key(void **state)
 	rtvio_config_free(&a);
 	expect_error("[broker]\npm_qos = 0us\n" CELLS,
 		     "2: [broker] key 'pm_qos': '0us': expected yes or no");
+	/* max_cells / max_flows: room for run-time changes, at least what is configured */
+	load_ok("[broker]\nmax_cells = 9\nmax_flows = 7\n" CELLS FLOW, &a);
+	assert_int_equal(a.broker.max_cells, 9);
+	assert_int_equal(a.broker.max_flows, 7);
+	d = dump(&a);
+	assert_non_null(strstr(d, "\nmax_cells = 9\nmax_flows = 7\n"));
+	free(d);
+	rtvio_config_free(&a);
+	expect_error("[broker]\nmax_cells = 1\n" CELLS,
+		     "2: [broker] key 'max_cells': 1 is smaller than the 2 cells configured");
 
 	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NT), "nt");
 	assert_string_equal(rtvio_copy_name(RTVIO_COPY_NORMAL), "normal");
