@@ -31,7 +31,7 @@ static void flush_all(struct gv_stack *s)
 		if (k->pend)
 			gv_ctrl_flush(s, k);
 		if (k->state == GV_S_LINGER && !k->deadline && !k->pend)
-			gv_sock_free(k);
+			gv_sock_free(s, k);
 	}
 }
 
@@ -104,9 +104,11 @@ int gv_process(struct gv_stack *s)
 			uint32_t i = (uint32_t)((size_t)(b - (s->region + s->cfg.layout.rx_bufs)) /
 						s->cfg.layout.rx_buf_size);
 
+			s->rx_cur = i;
+			s->rx_held = false;
 			gv_rx_one(s, b, len);
 			handled++;
-			if (gv_rx_post(s, i))
+			if (!s->rx_held && gv_rx_post(s, i))
 				return gv_fail(s, -GV_EINVAL);
 			/* A reply rx_one put on the TX ring found it broken (tx_put). */
 			if (s->dead)
