@@ -184,6 +184,15 @@ int gv_process(struct gv_stack *s);
  * gv_process. */
 uint64_t gv_next_deadline(const struct gv_stack *s);
 
+/* True when the broker has put something on a used ring that gv_process has not
+ * taken yet (a hint: gv_process does the ordered read). Serialised like every call. */
+bool gv_used_pending(const struct gv_stack *s);
+
+/* Both used indices as one number: it changes when the broker completes anything.
+ * Reads only ring memory (no stack state another thread may be changing), so a
+ * polling port may spin on it without the stack's lock. */
+uint32_t gv_used_snapshot(const struct gv_stack *s);
+
 void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
 uint64_t gv_local_cid(const struct gv_stack *s);
 

@@ -141,3 +141,16 @@ uint64_t gv_next_deadline(const struct gv_stack *s)
 			d = s->sk[i].deadline;
 	return d;
 }
+
+bool gv_used_pending(const struct gv_stack *s)
+{
+	/* A hint only: a stale read costs one more spin or one gv_process. */
+	return shm_load_relaxed(&s->rxq.ring.used->idx) != s->rxq.last_used ||
+	       shm_load_relaxed(&s->txq.ring.used->idx) != s->txq.last_used;
+}
+
+uint32_t gv_used_snapshot(const struct gv_stack *s)
+{
+	return (uint32_t)shm_load_relaxed(&s->rxq.ring.used->idx) |
+	       (uint32_t)shm_load_relaxed(&s->txq.ring.used->idx) << 16;
+}
