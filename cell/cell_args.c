@@ -136,7 +136,7 @@ int cell_check_region(const char *conf, const struct rtvio_cell_cfg *cell)
 	char have[32], need[32], rx[32], mp[32];
 	uint64_t min = 0;
 
-	/* The loader keeps rx_buf and max_packet at most 64 KiB. */
+	/* The loader keeps rx_buf at most 1 MiB and max_packet at most 64 KiB. */
 	lp.rx_buf_size = (uint32_t)cell->rx_buf + GV_HDR_SIZE;
 	lp.tx_payload = (uint32_t)cell->max_packet;
 	if (gv_layout_compute(&lp, cell->region, &l) == 0)

@@ -33,6 +33,7 @@ struct rtvio_cell {
 				 * rtvio_cell_process, so a blocked thread cannot take it */
 	int epfd;		/* rtvio_cell_fd(): call fds, sock, loop_fd */
 	uint32_t pump_calls;	/* gv_process calls per pump */
+	uint64_t poll_ns;	/* spin this long before sleeping (opts.poll_us) */
 	uint64_t cid;
 	uint64_t features;
 	bool mlocked;

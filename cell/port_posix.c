@@ -92,6 +92,7 @@ static struct rtvio_cell *cell_alloc(const struct rtvio_cell_opts *opts)
 	c->sock = c->memfd = c->wake_fd = c->loop_fd = c->epfd = -1;
 	c->pump_calls = opts->test_pump_calls ? opts->test_pump_calls : DEFAULT_PUMP_CALLS;
 	c->want_prio = -1;
+	c->poll_ns = (uint64_t)opts->poll_us * 1000u;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		c->kick[q] = c->call[q] = -1;
 	vhu_reader_init(&c->reader);

@@ -65,6 +65,9 @@ struct rtvio_cell_opts {
 	int attach_wait_ms;	/* keep retrying while the broker socket is absent or
 				 * refuses, up to this long; 0: try once */
 	bool no_mlock;		/* do not try to page-lock the region */
+	/* Polling: a blocking call spins on the used rings this long before it
+	 * sleeps on the call eventfd (0: sleep at once). Costs a core meanwhile. */
+	uint32_t poll_us;
 	/* Tests only: gv_process calls per pump before it stops with work left
 	 * (0 = 64); 1 makes "work left" easy to reach. */
 	uint32_t test_pump_calls;
@@ -139,5 +142,16 @@ int rtvio_close(struct rtvio_cell *c, int id);
 unsigned int rtvio_poll_events(struct rtvio_cell *c, int id);
 int rtvio_max_message(struct rtvio_cell *c, int id);
 int rtvio_sock_error(struct rtvio_cell *c, int id);
+
+/* ---- Zero copy: gvsock's loan/commit and borrow/release (gvsock.h) ------------------
+ * rtvio_loan waits like rtvio_send for credit and a TX slot; rtvio_borrow waits like
+ * rtvio_recv for a piece. The pointers stay good until commit / release / close. */
+int rtvio_set_zerocopy(struct rtvio_cell *c, int id, uint32_t max_bufs);
+int rtvio_loan(struct rtvio_cell *c, int id, size_t len, void **ptr, int timeout_ms);
+/* flags: RTVIO_MSG_EOR. */
+int rtvio_commit(struct rtvio_cell *c, int id, size_t len, unsigned int flags);
+int rtvio_borrow(struct rtvio_cell *c, int id, const void **ptr, size_t *len,
+		 unsigned int *out_flags, int timeout_ms);
+int rtvio_release(struct rtvio_cell *c, int id, size_t n);
 
 #endif

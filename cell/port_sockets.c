@@ -244,3 +244,77 @@ ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned
 	return rc;
 }
 
+
+/* ---- Zero copy ---- */
+
+int rtvio_set_zerocopy(struct rtvio_cell *c, int id, uint32_t max_bufs)
+{
+	int rc = enter(c);
+
+	if (!rc)
+		rc = gv_set_zerocopy(c->stack, id, max_bufs);
+	return leave(c, rc, false);
+}
+
+int rtvio_loan(struct rtvio_cell *c, int id, size_t len, void **ptr, int timeout_ms)
+{
+	struct blocking b;
+	int rc;
+
+	block_begin(c, &b, timeout_ms);
+	for (;;) {
+		rc = c->dead ? -ECONNRESET : gv_loan(c->stack, id, len, ptr);
+		if (rc != -EAGAIN)
+			break;
+		port_pump(c);
+		rc = gv_loan(c->stack, id, len, ptr);
+		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
+			break;
+	}
+	block_end(c, &b);
+	return rc;
+}
+
+int rtvio_commit(struct rtvio_cell *c, int id, size_t len, unsigned int flags)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	/* On a dead cell gv_commit gives the loan back and says why. */
+	rc = gv_commit(c->stack, id, len, flags & RTVIO_MSG_EOR);
+	return leave(c, rc, false);
+}
+
+int rtvio_borrow(struct rtvio_cell *c, int id, const void **ptr, size_t *len,
+		 unsigned int *out_flags, int timeout_ms)
+{
+	struct blocking b;
+	int rc;
+
+	block_begin(c, &b, timeout_ms);
+	for (;;) {
+		/* Data already delivered stays readable even after the broker is gone. */
+		rc = gv_borrow(c->stack, id, ptr, len, out_flags);
+		if (rc != -EAGAIN)
+			break;
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		port_pump(c);
+		rc = gv_borrow(c->stack, id, ptr, len, out_flags);
+		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
+			break;
+	}
+	block_end(c, &b);
+	return rc;
+}
+
+int rtvio_release(struct rtvio_cell *c, int id, size_t n)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = gv_release(c->stack, id, n);
+	return leave(c, rc, false);
+}

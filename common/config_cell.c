@@ -66,7 +66,9 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 			return cfg_key_fail(k, "'%s': expected a multiple of 1MiB", k->value);
 		return 0;
 	case CK_RX_BUF:
-		return cfg_get_size(k, 64, 65536, &c->rx_buf);
+		/* Large buffers cost the cell region only: the broker still copies at most
+		 * `chunk` per step into any of them. */
+		return cfg_get_size(k, 64, 1ull << 20, &c->rx_buf);
 	case CK_MAX_PACKET:
 		return cfg_get_size(k, 1, 65536, &c->max_packet);
 	case CK_CPU:

@@ -148,7 +148,7 @@ int gv_close(struct gv_stack *s, int id)
 			gv_send_rst(s, c);
 			gv_conn_gone(s, c, 0);
 		}
-		gv_sock_free(k);
+		gv_sock_free(s, k);
 		break;
 	case GV_S_CONNECTING:
 		gv_send_rst(s, k);
@@ -163,6 +163,7 @@ int gv_close(struct gv_stack *s, int id)
 		k->state = GV_S_LINGER;
 		k->rlen = 0;
 		k->msgs = 0;
+		gv_zc_drop(s, k); /* unread held buffers and an unsent loan */
 		if (k->peer_shut == (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND) || s->dead) {
 			gv_send_rst(s, k);
 			gv_conn_gone(s, k, 0);
@@ -178,11 +179,11 @@ int gv_close(struct gv_stack *s, int id)
 			k->state = GV_S_LINGER;
 			k->deadline = 0;
 		} else {
-			gv_sock_free(k);
+			gv_sock_free(s, k);
 		}
 		break;
 	default:
-		gv_sock_free(k);
+		gv_sock_free(s, k);
 		break;
 	}
 	gv_tx_publish(s);

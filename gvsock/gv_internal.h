@@ -13,6 +13,7 @@
  *   conn.c     socket, bind, connect, listen, accept, shutdown, close
  *   send.c     gv_send: credit and TX slots for STREAM and SEQPACKET
  *   recv.c     gv_recv
+ *   zc.c       zero copy: TX loans, RX buffers held for in-place reading
  *   query.c    poll events, pending errors, names */
 #ifndef RTVIO_GVSOCK_GV_INTERNAL_H
 #define RTVIO_GVSOCK_GV_INTERNAL_H
@@ -89,7 +90,25 @@ struct gv_sock {
 	uint8_t *rbuf;
 	uint64_t *eom, *eor;   /* SEQPACKET: bit per ring byte, set on a message's last */
 	uint32_t rcap, rhead, rlen;
-	uint32_t msgs;         /* SEQPACKET: complete messages in the ring */
+	uint32_t msgs;         /* SEQPACKET: complete messages queued (ring and held) */
+	/* Zero copy (zc.c). Held RX buffers come before the ring's bytes: a packet is
+	 * held only while the ring is empty, so the order never interleaves. */
+	uint16_t hold_head, hold_tail; /* RX buffer indices, GV_NONE = none */
+	uint32_t nheld, hlen;  /* held buffers and their unread payload bytes */
+	uint32_t hold_max;     /* buffers this socket may hold; 0 = copy everything */
+	bool hold_msg;         /* SEQPACKET: the message now arriving is being held */
+	bool loaned;           /* a TX slot is lent out (gv_loan) */
+	uint16_t loan_hdr, loan_pay;
+	uint32_t loan_len;     /* bytes granted to the loan */
+	uint32_t lent;         /* length of the piece gv_borrow last handed out */
+};
+
+/* A held RX buffer (zc.c): its payload stays in the region until released. The
+ * header was validated into private memory; off/len are ours. */
+struct gv_hold {
+	uint32_t off, len;     /* unread payload: [off, len) after the header */
+	uint16_t next;
+	uint8_t flags;         /* GV_MSG_EOR | GV_MSG_EOM of the packet */
 };
 
 struct gv_txent {
@@ -112,6 +131,10 @@ struct gv_stack {
 	struct gv_txent *txent;
 	uint16_t *hdr_free, *pay_free;
 	uint32_t n_hdr_free, n_pay_free;
+	uint32_t desc_reserved; /* TX descriptors promised to outstanding loans */
+	struct gv_hold *hold;   /* one per RX buffer */
+	uint32_t rx_cur;        /* RX buffer gv_rx_one is looking at */
+	bool rx_held;           /* ... and a socket kept it (do not repost) */
 	struct gv_sock *sk;
 	uint8_t *sockmem;
 	uint32_t sockmem_stride;
@@ -179,6 +202,7 @@ int gv_rx_post(struct gv_stack *s, uint32_t i);
 /* ---- tx.c ---- */
 bool gv_tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay);
 void gv_tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *payload);
+void gv_tx_put_slots(struct gv_stack *s, const struct vsock_hdr *h, uint16_t hs, uint16_t ps);
 void gv_hdr_for(struct gv_stack *s, struct gv_sock *k, uint16_t op, uint32_t flags,
 		uint32_t len, struct vsock_hdr *h);
 void gv_ctrl_flush(struct gv_stack *s, struct gv_sock *k);
@@ -201,7 +225,7 @@ void gv_credit_base(struct gv_stack *s, struct gv_sock *k);
 struct gv_sock *gv_sock_alloc(struct gv_stack *s);
 bool gv_port_in_use(const struct gv_stack *s, uint32_t port);
 int gv_bind_ephemeral(struct gv_stack *s, struct gv_sock *k);
-void gv_sock_free(struct gv_sock *k);
+void gv_sock_free(struct gv_stack *s, struct gv_sock *k);
 void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err);
 void gv_send_rst(struct gv_stack *s, struct gv_sock *k);
 
@@ -227,8 +251,24 @@ uint32_t gv_rbuf_next_eom(const struct gv_sock *k);
 void gv_credit_check(struct gv_stack *s, struct gv_sock *k);
 void gv_consume(struct gv_stack *s, struct gv_sock *k, uint32_t n);
 
+uint8_t *gv_rx_buf(struct gv_stack *s, uint32_t i);
+
+/* ---- recv.c ---- */
+int gv_recv_empty(struct gv_sock *k);
+
 /* ---- rx.c ---- */
 void gv_rx_one(struct gv_stack *s, uint8_t *buf, uint32_t used);
+
+/* ---- zc.c ---- */
+bool gv_hold_wanted(const struct gv_sock *k);
+void gv_hold_put(struct gv_stack *s, struct gv_sock *k, uint32_t len, uint8_t flags);
+void gv_zc_drop(struct gv_stack *s, struct gv_sock *k);
+int gv_recv_zc(struct gv_stack *s, struct gv_sock *k, uint8_t *buf, uint32_t len,
+	       unsigned int flags, unsigned int *out_flags);
+
+/* ---- send.c ---- */
+int gv_send_state(struct gv_stack *s, struct gv_sock *k);
+bool gv_seq_credit(struct gv_stack *s, struct gv_sock *k, uint32_t len);
 
 /* ---- process.c ---- */
 int gv_fail(struct gv_stack *s, int err);

@@ -184,6 +184,15 @@ int gv_process(struct gv_stack *s);
  * gv_process. */
 uint64_t gv_next_deadline(const struct gv_stack *s);
 
+/* True when the broker has put something on a used ring that gv_process has not
+ * taken yet (a hint: gv_process does the ordered read). Serialised like every call. */
+bool gv_used_pending(const struct gv_stack *s);
+
+/* Both used indices as one number: it changes when the broker completes anything.
+ * Reads only ring memory (no stack state another thread may be changing), so a
+ * polling port may spin on it without the stack's lock. */
+uint32_t gv_used_snapshot(const struct gv_stack *s);
+
 void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
 uint64_t gv_local_cid(const struct gv_stack *s);
 
@@ -233,6 +242,7 @@ int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor);
 #define GV_MSG_PEEK 0x1u    /* in: leave the data queued */
 #define GV_MSG_TRUNC 0x2u   /* out: the message was longer than len (SEQPACKET) */
 #define GV_MSG_EOR 0x4u     /* out: the message carried EOR (SEQPACKET) */
+#define GV_MSG_EOM 0x8u     /* out (gv_borrow): the piece ends a message (SEQPACKET) */
 
 /* STREAM: copies up to len bytes; returns bytes (> 0), 0 at end of stream (peer
  * shut down sending, or we shut down receiving, and nothing is left), -EAGAIN,
@@ -294,6 +304,53 @@ int gv_sock_name(const struct gv_stack *s, int id, uint32_t *local_port, uint64_
 
 /* Receive budget advertised as buf_alloc (payload bytes the socket can hold). */
 uint32_t gv_sock_buf_alloc(const struct gv_stack *s, int id);
+
+/* ---- Zero copy ---------------------------------------------------------------------
+ * Sending: gv_loan lends the caller a TX payload slot in the region; the caller
+ * writes its message there and gv_commit sends it (the broker's copy out of that
+ * slot is the only one). One loan per socket at a time, of at most tx_payload bytes
+ * (one packet). STREAM: the loan is at most the peer's free credit and the call
+ * returns the bytes granted; SEQPACKET: all or nothing, -EAGAIN as gv_send. A loan
+ * never committed goes back when the socket is closed or its connection ends, or
+ * with gv_commit(len 0).
+ *
+ * Receiving: a socket with gv_set_zerocopy(max_bufs) keeps up to max_bufs RX buffers
+ * (plus the rest of a SEQPACKET message it started holding) instead of copying their
+ * payload into its receive ring; gv_borrow hands out the oldest unread piece in
+ * place, gv_release consumes it, and a fully consumed buffer is reposted. Only held
+ * buffers wait for reposting: the others go back at once. When the limit is
+ * reached, packets are copied into the ring as usual and borrowed from there. The
+ * header of every held packet was validated into private memory when it arrived;
+ * the payload is region memory the broker could still write, like any received
+ * data, so a reader that validates it should read each byte once. gv_recv works on
+ * such a socket too (GV_MSG_PEEK then sees only the first piece). */
+
+/* Sets how many RX buffers socket `id` may hold (0: none, copy as before); a
+ * listener's accepted connections inherit it. 0 or -EINVAL. */
+int gv_set_zerocopy(struct gv_stack *s, int id, uint32_t max_bufs);
+
+/* Lends a TX payload area for up to len bytes: bytes granted (> 0) with *ptr, or
+ * -EAGAIN, -EALREADY (a loan is outstanding), -EMSGSIZE (SEQPACKET: len above one
+ * packet or gv_max_message), gv_send's errors. */
+int gv_loan(struct gv_stack *s, int id, size_t len, void **ptr);
+
+/* Sends the first len bytes of the loan (len <= granted; SEQPACKET: one whole
+ * message, `eor` as gv_send). 0 gives the loan back unsent. Returns len, or
+ * -EAGAIN (the peer's credit shrank below len: the loan stays), -EINVAL (no loan,
+ * len too long), or the error that ended the connection (the loan is gone). */
+int gv_commit(struct gv_stack *s, int id, size_t len, bool eor);
+
+/* The oldest unread piece of socket id, in place: its length (> 0) with *ptr and
+ * *out_flags (GV_MSG_EOM, GV_MSG_EOR: SEQPACKET message end; out_flags may be NULL);
+ * 0 at end of stream; -EAGAIN, -ENOTCONN or the connection's error as gv_recv.
+ * SEQPACKET hands out pieces as they arrive, whole messages or not. The pointer is
+ * good until gv_release or the socket's close. */
+int gv_borrow(struct gv_stack *s, int id, const void **ptr, size_t *len,
+	      unsigned int *out_flags);
+
+/* Consumes n bytes (at most the piece gv_borrow returned last) of the oldest piece;
+ * a held RX buffer read to its end is reposted. 0 or -EINVAL. */
+int gv_release(struct gv_stack *s, int id, size_t n);
 
 
 #endif

@@ -31,7 +31,7 @@ static void flush_all(struct gv_stack *s)
 		if (k->pend)
 			gv_ctrl_flush(s, k);
 		if (k->state == GV_S_LINGER && !k->deadline && !k->pend)
-			gv_sock_free(k);
+			gv_sock_free(s, k);
 	}
 }
 
@@ -104,9 +104,11 @@ int gv_process(struct gv_stack *s)
 			uint32_t i = (uint32_t)((size_t)(b - (s->region + s->cfg.layout.rx_bufs)) /
 						s->cfg.layout.rx_buf_size);
 
+			s->rx_cur = i;
+			s->rx_held = false;
 			gv_rx_one(s, b, len);
 			handled++;
-			if (gv_rx_post(s, i))
+			if (!s->rx_held && gv_rx_post(s, i))
 				return gv_fail(s, -GV_EINVAL);
 			/* A reply rx_one put on the TX ring found it broken (tx_put). */
 			if (s->dead)
@@ -138,4 +140,17 @@ uint64_t gv_next_deadline(const struct gv_stack *s)
 		    s->sk[i].deadline < d)
 			d = s->sk[i].deadline;
 	return d;
+}
+
+bool gv_used_pending(const struct gv_stack *s)
+{
+	/* A hint only: a stale read costs one more spin or one gv_process. */
+	return shm_load_relaxed(&s->rxq.ring.used->idx) != s->rxq.last_used ||
+	       shm_load_relaxed(&s->txq.ring.used->idx) != s->txq.last_used;
+}
+
+uint32_t gv_used_snapshot(const struct gv_stack *s)
+{
+	return (uint32_t)shm_load_relaxed(&s->rxq.ring.used->idx) |
+	       (uint32_t)shm_load_relaxed(&s->txq.ring.used->idx) << 16;
 }

@@ -20,8 +20,8 @@ unsigned int gv_poll_events(const struct gv_stack *s, int id)
 		ev |= GV_POLLIN | GV_POLLHUP | GV_POLLRDHUP;
 		break;
 	case GV_S_CONNECTED:
-		if (k->type == GV_SOCK_STREAM ? k->rlen > 0
-					      : (k->msgs > 0 || k->rlen == k->rcap))
+		if (k->type == GV_SOCK_STREAM ? k->rlen + k->hlen > 0
+					      : (k->msgs > 0 || k->rlen + k->hlen == k->rcap))
 			ev |= GV_POLLIN;
 		if ((k->peer_shut & VSOCK_SHUTDOWN_SEND) || (k->shut & GV_SHUT_RD))
 			ev |= GV_POLLIN | GV_POLLRDHUP;

@@ -47,10 +47,10 @@ void gv_credit_check(struct gv_stack *s, struct gv_sock *k)
 
 	if (k->state != GV_S_CONNECTED || un == 0)
 		return;
-	starved = (k->type == GV_SOCK_SEQPACKET ? k->msgs == 0 : k->rlen == 0) &&
+	starved = (k->type == GV_SOCK_SEQPACKET ? k->msgs == 0 : k->rlen + k->hlen == 0) &&
 		  vsock_peer_free(k->cr.buf_alloc, k->cr.rx_cnt, k->cr.last_fwd_cnt) == 0;
 	if (un >= k->cr.buf_alloc / 2 || k->peer_waiting || starved) {
-		if (k->rlen == 0)
+		if (k->rlen == 0 && k->hlen == 0)
 			k->peer_waiting = false;
 		gv_ctrl(s, k, P_CREDIT_UPDATE);
 	}

@@ -2,7 +2,7 @@
  * receive ring. */
 #include "gv_internal.h"
 
-static int recv_empty(struct gv_sock *k)
+int gv_recv_empty(struct gv_sock *k)
 {
 	if (k->state == GV_S_DONE) {
 		int e = k->err;
@@ -32,9 +32,11 @@ int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flag
 		return -GV_EINVAL;
 	if (len > 0x7FFFFFFFu)
 		len = 0x7FFFFFFFu;
+	if (k->hold_max || k->nheld)
+		return gv_recv_zc(s, k, buf, (uint32_t)len, flags, out_flags);
 	if (k->type == GV_SOCK_STREAM) {
 		if (k->rlen == 0)
-			return recv_empty(k);
+			return gv_recv_empty(k);
 		n = k->rlen < len ? k->rlen : (uint32_t)len;
 		gv_rbuf_peek(k, 0, buf, n);
 		if (!(flags & GV_MSG_PEEK)) {
@@ -58,7 +60,7 @@ int gv_recv(struct gv_stack *s, int id, void *buf, size_t len, unsigned int flag
 			}
 			return (int)n;
 		}
-		return recv_empty(k);
+		return gv_recv_empty(k);
 	}
 	mlen = gv_rbuf_next_eom(k) + 1;
 	n = mlen < len ? mlen : (uint32_t)len;

@@ -20,6 +20,9 @@ static void rx_rw(struct gv_stack *s, struct gv_sock *k, const struct vsock_hdr 
 		vsock_credit_consumed(&k->cr, h->len);
 		if (eom)
 			k->discard = false;
+	} else if (h->len && gv_hold_wanted(k)) {
+		gv_hold_put(s, k, h->len, (uint8_t)((eom ? GV_MSG_EOM : 0) |
+			    (eom && (h->flags & VSOCK_SEQ_EOR) ? GV_MSG_EOR : 0)));
 	} else if (h->len) {
 		/* (An empty message has no byte to mark: not representable, dropped.) */
 		gv_rbuf_put(k, payload, h->len);
@@ -58,6 +61,7 @@ static void rx_listen(struct gv_stack *s, struct gv_sock *l, const struct vsock_
 	k->peer_cid = h->src_cid;
 	k->peer_port = h->src_port;
 	k->parent = gv_sock_id(s, l);
+	k->hold_max = l->hold_max;
 	vsock_credit_from_peer(&k->cr, h);
 	if (l->acc_tail >= 0)
 		s->sk[l->acc_tail].next = gv_sock_id(s, k);
@@ -109,7 +113,7 @@ static void rx_conn(struct gv_stack *s, struct gv_sock *k, const struct vsock_hd
 		return;
 	case VSOCK_OP_CREDIT_REQUEST:
 		if (k->state == GV_S_CONNECTED) {
-			if (k->rlen)
+			if (k->rlen || k->hlen)
 				k->peer_waiting = true;
 			gv_ctrl(s, k, P_CREDIT_UPDATE);
 			gv_wake(s, k); /* its header carried the peer's credit too */
@@ -118,7 +122,7 @@ static void rx_conn(struct gv_stack *s, struct gv_sock *k, const struct vsock_hd
 	case VSOCK_OP_SHUTDOWN:
 		k->peer_shut |= (uint8_t)(h->flags & (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND));
 		if (k->peer_shut == (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND) &&
-		    (k->state == GV_S_LINGER || k->rlen == 0)) {
+		    (k->state == GV_S_LINGER || (k->rlen == 0 && k->hlen == 0))) {
 			/* Both directions are over: end it with RST, as Linux does. */
 			gv_send_rst(s, k);
 			gv_conn_gone(s, k, 0);

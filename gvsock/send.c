@@ -3,7 +3,7 @@
 #include "gv_internal.h"
 
 /* Common checks before sending: 0 or the error send must return. */
-static int send_state(struct gv_stack *s, struct gv_sock *k)
+int gv_send_state(struct gv_stack *s, struct gv_sock *k)
 {
 	if (k->state == GV_S_DONE) {
 		int e = k->err;
@@ -30,6 +30,24 @@ static int send_state(struct gv_stack *s, struct gv_sock *k)
 		}
 	}
 	return 0;
+}
+
+/* True when the peer has room for a whole SEQPACKET message of len bytes. */
+bool gv_seq_credit(struct gv_stack *s, struct gv_sock *k, uint32_t len)
+{
+	if (vsock_credit_peer_free(&k->cr) >= len)
+		return true;
+	k->want = len;
+	if (!k->credit_requested) {
+		/* Our view of the peer's space may be stale: ask once per stall.
+		 * The answer and every later consumption by the peer come as
+		 * CREDIT_UPDATEs (it knows we wait), so asking again before a
+		 * send succeeds would only bounce control packets around. */
+		k->credit_requested = true;
+		gv_ctrl(s, k, P_CREDIT_REQUEST);
+		gv_tx_publish(s);
+	}
+	return false;
 }
 
 static uint32_t max_msg(const struct gv_stack *s, const struct gv_sock *k)
@@ -61,19 +79,8 @@ static int send_seqpacket(struct gv_stack *s, struct gv_sock *k, const uint8_t *
 
 	if (len > max_msg(s, k))
 		return -GV_EMSGSIZE;
-	if (vsock_credit_peer_free(&k->cr) < len) {
-		k->want = len;
-		if (!k->credit_requested) {
-			/* Our view of the peer's space may be stale: ask once per stall.
-			 * The answer and every later consumption by the peer come as
-			 * CREDIT_UPDATEs (it knows we wait), so asking again before a
-			 * send succeeds would only bounce control packets around. */
-			k->credit_requested = true;
-			gv_ctrl(s, k, P_CREDIT_REQUEST);
-			gv_tx_publish(s);
-		}
+	if (!gv_seq_credit(s, k, len))
 		return -GV_EAGAIN;
-	}
 	if (!gv_tx_room(s, npkt, npkt)) {
 		k->want = len;
 		k->tx_blocked = true;
@@ -134,7 +141,7 @@ int gv_send(struct gv_stack *s, int id, const void *buf, size_t len, bool eor)
 
 	if (!k)
 		return -GV_EINVAL;
-	r = send_state(s, k);
+	r = gv_send_state(s, k);
 	if (r)
 		return r;
 	if (len == 0)

@@ -30,6 +30,7 @@ void gv_sock_setup(struct gv_stack *s, struct gv_sock *k, unsigned int type)
 	k->parent = -1;
 	k->next = -1;
 	k->acc_head = k->acc_tail = -1;
+	k->hold_head = k->hold_tail = GV_NONE;
 	k->local_port = GV_PORT_ANY;
 	if (type == GV_SOCK_SEQPACKET) {
 		/* 4/5 of rcvbuf (<= 2^30) rounded down, in 32 bits: floor(4r/5) =
@@ -97,8 +98,9 @@ int gv_bind_ephemeral(struct gv_stack *s, struct gv_sock *k)
 	return -GV_EADDRNOTAVAIL;
 }
 
-void gv_sock_free(struct gv_sock *k)
+void gv_sock_free(struct gv_stack *s, struct gv_sock *k)
 {
+	gv_zc_drop(s, k);
 	k->state = GV_S_FREE;
 	k->bound = false;
 	k->pend = 0;
@@ -112,7 +114,7 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
 	k->pend &= (uint8_t)P_RST;
 	if (k->state == GV_S_LINGER) {
 		if (!k->pend)
-			gv_sock_free(k);
+			gv_sock_free(s, k);
 		return;
 	}
 	if (k->parent >= 0) {
@@ -132,7 +134,7 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
 		}
 		k->parent = -1;
 		if (!k->pend)
-			gv_sock_free(k);
+			gv_sock_free(s, k);
 		else
 			k->state = GV_S_LINGER;
 		return;

@@ -7,7 +7,7 @@
 
 /* Where each part of the caller storage starts (offsets into it) and its total. */
 struct gv_carve {
-	size_t stack, sk, rx_slot, tx_slot, txent, hdr_free, pay_free, sockmem, total;
+	size_t stack, sk, rx_slot, tx_slot, txent, hdr_free, pay_free, hold, sockmem, total;
 	uint32_t stride;
 };
 
@@ -55,6 +55,8 @@ static void carve(const struct gv_config *c, struct gv_carve *v)
 	off = gv_align_up(off + (size_t)num * sizeof(uint16_t), 64);
 	v->pay_free = off;
 	off = gv_align_up(off + (size_t)c->layout.tx_slot_count * sizeof(uint16_t), 64);
+	v->hold = off;
+	off = gv_align_up(off + (size_t)num * sizeof(struct gv_hold), 64);
 	v->stride = (uint32_t)gv_align_up(c->rcvbuf, 64);
 	v->sockmem = off;
 	off += (size_t)c->max_sockets * v->stride;
@@ -80,7 +82,7 @@ static uint64_t feat(const struct gv_config *c)
 	return f;
 }
 
-static uint8_t *rx_buf(struct gv_stack *s, uint32_t i)
+uint8_t *gv_rx_buf(struct gv_stack *s, uint32_t i)
 {
 	return s->region + s->cfg.layout.rx_bufs + (uint64_t)i * s->cfg.layout.rx_buf_size;
 }
@@ -92,7 +94,7 @@ int gv_rx_post(struct gv_stack *s, uint32_t i)
 		.addr = s->cfg.region_dev + l->rx_bufs + (uint64_t)i * l->rx_buf_size,
 		.len = l->rx_buf_size,
 	};
-	int r = vq_driver_add(&s->rxq, NULL, 0, &b, 1, rx_buf(s, i));
+	int r = vq_driver_add(&s->rxq, NULL, 0, &b, 1, gv_rx_buf(s, i));
 
 	if (r == 0)
 		s->rx_dirty = true;
@@ -130,6 +132,7 @@ int gv_stack_init(const struct gv_config *cfg, void *mem, size_t mem_size,
 	s->txent = (struct gv_txent *)(void *)(m + v.txent);
 	s->hdr_free = (uint16_t *)(void *)(m + v.hdr_free);
 	s->pay_free = (uint16_t *)(void *)(m + v.pay_free);
+	s->hold = (struct gv_hold *)(void *)(m + v.hold);
 	s->sockmem = m + v.sockmem;
 	s->sockmem_stride = v.stride;
 	s->next_port = GV_EPHEMERAL_FIRST;

@@ -5,7 +5,7 @@
 bool gv_tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay)
 {
 	return !s->dead && s->n_hdr_free >= npkt && s->n_pay_free >= npay &&
-	       vq_driver_num_free(&s->txq) >= npkt + npay;
+	       vq_driver_num_free(&s->txq) >= npkt + npay + s->desc_reserved;
 }
 
 /* Puts one packet on the TX ring (not yet published). The caller has checked
@@ -197,4 +197,33 @@ void gv_tx_reclaim(struct gv_stack *s, struct gv_txent *e)
 		e->pay = GV_NONE;
 	}
 	s->hdr_free[s->n_hdr_free++] = e->hdr;
+}
+
+/* Puts one data packet whose payload the caller already wrote into slot ps (a
+ * loan), with header slot hs; both were taken off the free lists by the loan. */
+void gv_tx_put_slots(struct gv_stack *s, const struct vsock_hdr *h, uint16_t hs, uint16_t ps)
+{
+	const struct gv_layout *l = &s->cfg.layout;
+	struct gv_txent *e = &s->txent[hs];
+	uint64_t off = l->tx_bufs + (uint64_t)ps * l->tx_payload;
+	struct vq_buf b[2];
+	int r;
+
+	vsock_hdr_encode(h, s->region + l->tx_hdrs + (uint64_t)hs * GV_TX_HDR_STRIDE);
+	b[0].addr = s->cfg.region_dev + l->tx_hdrs + (uint64_t)hs * GV_TX_HDR_STRIDE;
+	b[0].len = GV_HDR_SIZE;
+	b[1].addr = s->cfg.region_dev + off;
+	b[1].len = h->len;
+	e->pay = ps;
+	r = vq_driver_add(&s->txq, b, 2, NULL, 0, e);
+	if (r) {
+		s->pay_free[s->n_pay_free++] = ps;
+		s->hdr_free[s->n_hdr_free++] = hs;
+		e->pay = GV_NONE;
+		(void)gv_fail(s, r);
+		return;
+	}
+	s->tx_dirty = true;
+	s->st.tx_packets++;
+	s->st.tx_bytes += h->len;
 }

@@ -236,6 +236,125 @@ static void stream_integrity_two_threads(void **state)
 	free(s.data);
 }
 
+static struct rtvio_cell *open_polling(struct fake *f, uint32_t poll_us)
+{
+	struct rtvio_cell_opts o = { .poll_us = poll_us };
+	char err[256] = "";
+	struct rtvio_cell *c = rtvio_cell_open(f->path, 4u << 20, &o, err, sizeof(err));
+
+	if (!c)
+		fail_msg("rtvio_cell_open: %s", err);
+	return c;
+}
+
+static void *loan_thread(void *arg)
+{
+	struct pump_arg *a = arg;
+	size_t off = 0;
+
+	while (off < a->total) {
+		void *p;
+		int n = rtvio_loan(a->c, a->id, a->total - off, &p, 10000);
+
+		if (n <= 0) {
+			a->result = n;
+			return NULL;
+		}
+		memcpy(p, a->data + off, (size_t)n);
+		if (rtvio_commit(a->c, a->id, (size_t)n, 0) != n) {
+			a->result = -EIO;
+			return NULL;
+		}
+		off += (size_t)n;
+	}
+	a->result = (ssize_t)off;
+	return NULL;
+}
+
+/* A polling cell, zero copy both ways: everything arrives intact, read in place. */
+static void polling_zero_copy_intact(void **state)
+{
+	const size_t total = 2u << 20;
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_polling(f, 200);
+	struct pump_arg s = { 0 };
+	uint8_t *in = malloc(total);
+	size_t got = 0;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 1000, &a, &b);
+	assert_int_equal(rtvio_set_zerocopy(c, b, 16), 0);
+	s.c = c;
+	s.id = a;
+	s.total = total;
+	s.data = malloc(total);
+	for (size_t i = 0; i < total; i++)
+		s.data[i] = (uint8_t)(i * 5 + (i >> 11));
+	assert_int_equal(pthread_create(&th, NULL, loan_thread, &s), 0);
+	while (got < total) {
+		const void *p;
+		size_t n;
+		int r = rtvio_borrow(c, b, &p, &n, NULL, 10000);
+
+		if (r <= 0)
+			fail_msg("borrow after %zu bytes: %d", got, r);
+		memcpy(in + got, p, n);
+		assert_int_equal(rtvio_release(c, b, n), 0);
+		got += n;
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(s.result, (ssize_t)total);
+	assert_memory_equal(in, s.data, total);
+	assert_int_equal(rtvio_close(c, a), 0);
+	assert_int_equal(rtvio_close(c, b), 0);
+	rtvio_cell_close(c);
+	assert_int_equal(f->error, 0);
+	fake_stop(f);
+	free(in);
+	free(s.data);
+}
+
+static void *late_send_thread(void *arg)
+{
+	struct pump_arg *a = arg;
+
+	usleep(30000); /* well past the receiver's 1 ms spin */
+	a->result = rtvio_send(a->c, a->id, "late", 4, 0, 5000);
+	return NULL;
+}
+
+/* After its spin budget a polling receiver sleeps: a timeout still ends the wait,
+ * and a message that comes long after the spin still wakes it. */
+static void polling_sleeps_after_budget(void **state)
+{
+	struct fake *f = fake_start(VHU_VSOCK_FEATURES);
+	struct rtvio_cell *c = open_polling(f, 1000);
+	struct pump_arg s = { 0 };
+	char buf[8];
+	struct timespec t0, t1;
+	pthread_t th;
+	int a, b;
+
+	(void)state;
+	pair(c, RTVIO_SOCK_STREAM, 1000, &a, &b);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 50), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 49);
+	s.c = c;
+	s.id = a;
+	assert_int_equal(pthread_create(&th, NULL, late_send_thread, &s), 0);
+	assert_int_equal(rtvio_recv(c, b, buf, sizeof(buf), 0, NULL, 5000), 4);
+	assert_memory_equal(buf, "late", 4);
+	pthread_join(th, NULL);
+	assert_int_equal(s.result, 4);
+	rtvio_cell_close(c);
+	assert_int_equal(f->error, 0);
+	fake_stop(f);
+}
+
 static void seqpacket_boundaries(void **state)
 {
 	static const size_t sizes[] = { 1, 2, 31, 32, 33, 4051, 4052, 4053, 9000, 65536, 100000 };
@@ -677,6 +796,8 @@ int main(void)
 		cmocka_unit_test(hangup_seen_without_waiters),
 		cmocka_unit_test(interrupt_unblocks),
 		cmocka_unit_test(realtime_waiter_takes_polling),
+		cmocka_unit_test(polling_zero_copy_intact),
+		cmocka_unit_test(polling_sleeps_after_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -674,8 +674,8 @@ static void test_errors_values(void **state)
 		     "3: [cell a] key 'vm': 'maybe': expected yes or no");
 	expect_error("[cell a]\ncid = 3\nvm = yes\nmemory = 100MB\n",
 		     "4: [cell a] key 'memory': '100MB': expected a multiple of 1MiB");
-	expect_error("[cell a]\ncid = 3\nrx_buf = 128KiB\n",
-		     "3: [cell a] key 'rx_buf': '128KiB': expected a size from 64B to 64KiB");
+	expect_error("[cell a]\ncid = 3\nrx_buf = 2MiB\n",
+		     "3: [cell a] key 'rx_buf': '2MiB': expected a size from 64B to 1MiB");
 	expect_error(CELLS "[flow f]\nfrom = a\nto = b\n",
 		     "7: [flow f] key 'to': 'b': expected CELL:PORT (the port the receiver listens "
 		     "on)");
