@@ -1,0 +1,112 @@
+/* What the broker daemon's files share (daemon.c: the cells, the data-plane hooks and
+ * the loop; daemon_setup.c: opening and closing; daemon_ctl.c: the control socket).
+ * Private to broker/. */
+#ifndef RTVIO_BROKER_DAEMON_INT_H
+#define RTVIO_BROKER_DAEMON_INT_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "admit.h"
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "dataplane.h"
+#include "evsig.h"
+#include "vhost_user.h"
+#include "virtq.h"
+
+/* vhost-user messages handled per readiness event and cell: keeps a flooding front
+ * end from holding the loop (the socket stays readable and is served again). */
+#define VHU_BUDGET 32u
+#define MAX_EVENTS 32
+/* How often the call eventfds of the cells notified meanwhile are checked for
+ * O_NONBLOCK (check_call_flags). */
+#define FLAG_CHECK_NS 10000000ull
+
+enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
+		SRC_WAKE, SRC_ADMIT };
+
+/* What an epoll event points at. */
+struct ev_src {
+	enum src_kind kind;
+	unsigned int cell;  /* SRC_LISTEN, SRC_CONN, SRC_KICK */
+	unsigned int queue; /* SRC_KICK */
+	unsigned int slot;  /* SRC_CTL_CLIENT */
+};
+
+struct cell {
+	struct broker *br;
+	unsigned int idx;
+	char path[RTVIO_PATH_MAX];
+	int listen_fd;
+	struct vhu_backend vhu;
+	enum broker_cell_state state;
+	uint64_t connects, refused;
+	uint64_t kicks;                 /* kick events handled (poll = no) */
+	bool broken_pending;
+	int broken_err;
+	const char *broken_why;         /* the cut-off's reason, NULL: ring or memory rules */
+	unsigned int broken_queue;
+	bool notified;                  /* signalled since the last check_call_flags */
+	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
+	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
+	/* Storage the running device uses (core's vq_device keeps pointers into it). */
+	struct vq_mem_region mem[VHU_MAX_REGIONS];
+	struct vq_device vq[VHU_VSOCK_QUEUES];
+	uint64_t inflight[VHU_VSOCK_QUEUES][VQ_INFLIGHT_WORDS(VQ_MAX_SIZE)];
+};
+
+struct broker {
+	const struct rtvio_config *cfg; /* &live */
+	/* The configuration in force, in capacity slots (live.h); admit.c changes it. */
+	struct rtvio_config live;
+	struct admit *adm;
+	struct ev_src src_admit;
+	/* Which client a deferred change reply is for: a slot may be reused meanwhile. */
+	uint64_t ctl_ticket[CTL_MAX_CLIENTS], next_ticket;
+	unsigned int ctl_current;
+	struct broker_opts opts;
+	struct dp *dp;
+	struct cell *cells;
+	unsigned int ncells;
+	int ep;
+	int sig_fd, wake_fd;
+	int qos_fd;	/* the PM QoS hold ([broker] pm_qos), -1 none */
+	int ctl_fd;
+	char ctl_path[RTVIO_PATH_MAX];
+	struct ctl_client ctl[CTL_MAX_CLIENTS];
+	struct ev_src src_ctl_listen, src_sig, src_wake, src_ctl[CTL_MAX_CLIENTS];
+	sigset_t old_mask;
+	bool mask_set;
+	atomic_bool stop;
+	uint64_t start_ns;
+	bool any_broken;
+	bool any_notified;      /* some cell's notified is set */
+	uint64_t flags_due;     /* next check_call_flags */
+	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
+	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
+};
+
+/* Per-cell lines, under the cell's rate limit (a front end can provoke them). */
+#define CLOG(c, ...) vhu_log(&(c)->vhu, __VA_ARGS__)
+
+/* daemon.c */
+extern const struct vhu_dev_ops daemon_dev_ops;
+void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue);
+void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
+void daemon_hook_broken(void *ctx, unsigned cell, int err);
+int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
+void daemon_ep_del(struct broker *b, int fd);
+void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
+void daemon_update_must_poll(struct broker *b);
+
+/* daemon_ctl.c */
+void daemon_ctl_accept(struct broker *b);
+void daemon_ctl_client_event(struct broker *b, unsigned int slot);
+void daemon_ctl_client_after(struct broker *b, unsigned int slot, int rc);
+uint64_t daemon_ctl_expire(struct broker *b, uint64_t now);
+
+#endif
