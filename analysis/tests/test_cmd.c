@@ -412,6 +412,26 @@ static void test_cells_and_default_class(void **state)
 	assert_true(first_response(write_file("gap.conf", text)) == 18.084);
 }
 
+/* The shipped configs that carry their own [platform] costs are schedulable with them
+ * (the demos show a bound per flow; a config the analysis rejects would show bounds
+ * above deadlines), and the table explains its columns. */
+static void test_shipped_configs(void **state)
+{
+	static const char *const confs[] = { "demo.conf", "vmdemo.conf", "hetdemo.conf" };
+	char path[4096];
+	const char *argv[2] = { "analyze", path };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(confs) / sizeof(confs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/configs/%s", RTVIO_SOURCE_ROOT, confs[i]);
+		if (run(2, argv) != 0)
+			fail_msg("%s: not schedulable with its own costs:\n%s%s", path, out_buf,
+				 err_buf);
+		assert_non_null(strstr(out_buf, ": schedulable"));
+		assert_non_null(strstr(out_buf, "C = broker time per message, q = its last"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_opa),
 		cmocka_unit_test(test_cells_and_default_class),
+		cmocka_unit_test(test_shipped_configs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
