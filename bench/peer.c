@@ -30,6 +30,9 @@
 #include "peer.h"
 
 #define CONNECT_WAIT_NS (10ull * RTVIO_NSEC_PER_SEC)
+/* RX buffers a zero-copy receiver may hold: half the ring, so the broker always
+ * has buffers posted to deliver into while the receiver reads. */
+#define ZC_RX_BUFS 64
 
 /* ---- Message discipline ------------------------------------------------------------ */
 
@@ -53,36 +56,51 @@ void peer_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns)
 	memcpy(m, hdr, RTMSG_HDR);
 }
 
-static bool payload_ok(const uint8_t *m, size_t len, uint64_t base)
+void peer_fill_range(uint8_t *dst, size_t off, size_t n, uint64_t base)
 {
-	uint8_t b = (uint8_t)(base + RTMSG_HDR);
-	uint8_t diff = 0;
+	uint8_t b = (uint8_t)(base + off);
 
-	for (size_t k = RTMSG_HDR; k < len; k++)
-		diff |= (uint8_t)(m[k] ^ b++);
-	return !diff;
+	for (size_t k = 0; k < n; k++)
+		dst[k] = b++;
 }
 
-void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t now_ns)
+uint8_t peer_pattern_diff(const uint8_t *src, size_t off, size_t n, uint64_t base)
+{
+	uint8_t b = (uint8_t)(base + off);
+	uint8_t diff = 0;
+
+	for (size_t k = 0; k < n; k++)
+		diff |= (uint8_t)(src[k] ^ b++);
+	return diff;
+}
+
+bool peer_rx_header(const uint8_t *m, size_t len, uint64_t *seq, uint64_t *stamp)
 {
 	uint8_t hdr[RTMSG_HDR];
-	uint64_t seq, stamp;
-	bool check_payload;
 
 	memcpy(hdr, m, RTMSG_HDR);
 	rtmsg_put32(hdr + 24, 0);
 	if (len < RTMSG_HDR || rtmsg_get32(m) != RTMSG_MAGIC || rtmsg_get32(m + 4) != len ||
-	    rtmsg_get32(m + 24) != rtmsg_fnv(2166136261u, hdr, RTMSG_HDR)) {
-		rx->corrupt++;
-		return;
-	}
-	seq = rtmsg_get64(m + 8);
-	stamp = rtmsg_get64(m + 16);
-	check_payload = !rx->throughput || seq % 64 == 0;
-	if (check_payload && !payload_ok(m, len, rx->throughput ? 0 : seq)) {
-		rx->corrupt++;
-		return;
-	}
+	    rtmsg_get32(m + 24) != rtmsg_fnv(2166136261u, hdr, RTMSG_HDR))
+		return false;
+	*seq = rtmsg_get64(m + 8);
+	*stamp = rtmsg_get64(m + 16);
+	return true;
+}
+
+bool peer_rx_checks_payload(const struct peer_rx *rx, uint64_t seq)
+{
+	return !rx->throughput || seq % 64 == 0;
+}
+
+uint64_t peer_rx_pattern_base(const struct peer_rx *rx, uint64_t seq)
+{
+	return rx->throughput ? 0 : seq;
+}
+
+void peer_rx_note(struct peer_rx *rx, size_t len, uint64_t seq, uint64_t stamp,
+		  uint64_t now_ns)
+{
 	if (seq < rx->next_seq) {
 		rx->reordered++;
 	} else {
@@ -96,6 +114,20 @@ void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t 
 	rx->last_arrival = now_ns;
 	if (!rx->throughput && rx->nlat < rx->cap)
 		rx->lat_ns[rx->nlat++] = now_ns >= stamp ? (double)(now_ns - stamp) : 0;
+}
+
+void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t now_ns)
+{
+	uint64_t seq, stamp;
+
+	if (len < RTMSG_HDR || !peer_rx_header(m, len, &seq, &stamp) ||
+	    (peer_rx_checks_payload(rx, seq) &&
+	     peer_pattern_diff(m + RTMSG_HDR, RTMSG_HDR, len - RTMSG_HDR,
+			       peer_rx_pattern_base(rx, seq)))) {
+		rx->corrupt++;
+		return;
+	}
+	peer_rx_note(rx, len, seq, stamp, now_ns);
 }
 
 void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status)
@@ -220,7 +252,24 @@ static void shm_wake(_Atomic uint32_t *waiting, _Atomic uint32_t *seq)
 	}
 }
 
-static ssize_t shm_write(struct shm_ring *r, const uint8_t *buf, size_t len)
+/* Spin-before-sleep (--spin-us): watches *idx for up to spin_ns while it still
+ * equals old; true when it moved. Acquire: what the other side wrote before it
+ * moved the index is visible once we see the move. */
+static bool shm_spin(_Atomic uint64_t *idx, uint64_t old, uint64_t spin_ns)
+{
+	uint64_t t0;
+
+	if (!spin_ns)
+		return false;
+	t0 = rtvio_now_ns();
+	do {
+		if (atomic_load_explicit(idx, memory_order_acquire) != old)
+			return true;
+	} while (rtvio_now_ns() - t0 < spin_ns);
+	return false;
+}
+
+static ssize_t shm_write(struct shm_ring *r, const uint8_t *buf, size_t len, uint64_t spin_ns)
 {
 	size_t done = 0;
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -230,7 +279,11 @@ static ssize_t shm_write(struct shm_ring *r, const uint8_t *buf, size_t len)
 		size_t space = SHM_RING_BYTES - (size_t)(head - tail), n, off, first;
 
 		if (!space) {
-			uint32_t s = atomic_load(&r->space_seq);
+			uint32_t s;
+
+			if (shm_spin(&r->tail, tail, spin_ns))
+				continue;
+			s = atomic_load(&r->space_seq);
 
 			atomic_store(&r->tx_waiting, 1);
 			if (atomic_load(&r->tail) == tail)
@@ -251,7 +304,7 @@ static ssize_t shm_write(struct shm_ring *r, const uint8_t *buf, size_t len)
 	return (ssize_t)len;
 }
 
-static ssize_t shm_read(struct shm_ring *r, uint8_t *buf, size_t len)
+static ssize_t shm_read(struct shm_ring *r, uint8_t *buf, size_t len, uint64_t spin_ns)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 
@@ -265,6 +318,8 @@ static ssize_t shm_read(struct shm_ring *r, uint8_t *buf, size_t len)
 
 			if (atomic_load(&r->closed) && atomic_load(&r->head) == tail)
 				return 0;
+			if (shm_spin(&r->head, tail, spin_ns))
+				continue;
 			s = atomic_load(&r->data_seq);
 			atomic_store(&r->rx_waiting, 1);
 			if (atomic_load(&r->head) == tail && !atomic_load(&r->closed))
@@ -319,7 +374,8 @@ static int rtvio_attach(struct conn *c)
 	struct rtvio_cell_opts opts = { 0 };
 	char err[256];
 
-	opts.rx_buf_size = 4096 + GV_HDR_SIZE;
+	opts.rx_buf_size = (c->a->rx_buf ? c->a->rx_buf : 4096) + GV_HDR_SIZE;
+	opts.poll_us = c->a->spin_us;
 	opts.attach_wait_ms = 10000;
 	c->cell = rtvio_cell_open(c->a->path, c->a->region, &opts, err, sizeof(err));
 	if (!c->cell) {
@@ -347,6 +403,9 @@ static int open_recv(struct conn *c)
 		if (lid < 0)
 			return lid;
 		err = rtvio_listen(c->cell, lid, a->port, 1);
+		/* Accepted connections inherit it: every piece stays in place. */
+		if (!err && a->zerocopy)
+			err = rtvio_set_zerocopy(c->cell, lid, ZC_RX_BUFS);
 		if (err)
 			return err;
 		peer_ready();
@@ -475,7 +534,7 @@ static int send_msg(struct conn *c, const uint8_t *m, size_t len)
 			n = rtvio_send(c->cell, c->id, m + done, len - done, 0, -1);
 			break;
 		case PT_SHM:
-			n = shm_write(c->ring, m + done, len - done);
+			n = shm_write(c->ring, m + done, len - done, (uint64_t)c->a->spin_us * 1000);
 			break;
 		default:
 			n = c->a->tr == PT_PIPE ? write(c->fd, m + done, len - done)
@@ -516,7 +575,7 @@ static int recv_msg(struct conn *c, uint8_t *m, size_t len)
 			}
 			break;
 		case PT_SHM:
-			n = shm_read(c->ring, m + done, len - done);
+			n = shm_read(c->ring, m + done, len - done, (uint64_t)c->a->spin_us * 1000);
 			break;
 		default:
 			n = c->a->tr == PT_PIPE ? read(c->fd, m + done, len - done)
@@ -595,9 +654,13 @@ static int run_send(const struct peer_args *a)
 				break;
 			rtvio_sleep_until_ns(next);
 		}
-		stamp = rtvio_now_ns();
-		peer_stamp(m, a->size, seq, stamp);
-		err = send_msg(&c, m, a->size);
+		if (a->zerocopy) {
+			err = peer_zc_send(c.cell, c.id, a, seq, &stamp);
+		} else {
+			stamp = rtvio_now_ns();
+			peer_stamp(m, a->size, seq, stamp);
+			err = send_msg(&c, m, a->size);
+		}
 		if (err)
 			break;
 		seq++;
@@ -638,7 +701,8 @@ static int run_recv(const struct peer_args *a)
 		status = "setup failed";
 	}
 	while (!err) {
-		int r = recv_msg(&c, m, a->size);
+		int r = a->zerocopy ? peer_zc_recv(c.cell, c.id, &rx, a->size)
+				    : recv_msg(&c, m, a->size);
 
 		if (r <= 0) {
 			if (r < 0) {
@@ -647,7 +711,8 @@ static int run_recv(const struct peer_args *a)
 			}
 			break;
 		}
-		peer_rx_account(&rx, m, a->size, rtvio_now_ns());
+		if (!a->zerocopy)
+			peer_rx_account(&rx, m, a->size, rtvio_now_ns());
 		if (!a->throughput && rx.messages + rx.lost >= a->count)
 			break;
 	}
@@ -673,11 +738,31 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static const char *const transport_names[] = {
-	[PT_RTVIO] = "rtvio", [PT_UNIX_STREAM] = "unix-stream",
-	[PT_UNIX_SEQPACKET] = "unix-seqpacket", [PT_PIPE] = "pipe",
-	[PT_IOX] = "iceoryx", [PT_SHM] = "shm",
+/* rtvio-zc and rtvio-poll-cells are the rtvio transport with the zero-copy calls,
+ * or with polling cells (a spin of --spin-us, 1 ms when not given). */
+static const struct {
+	const char *name;
+	enum peer_transport tr;
+	bool zerocopy, poll;
+} transports[] = {
+	{ "rtvio", PT_RTVIO, false, false }, { "rtvio-zc", PT_RTVIO, true, false },
+	{ "rtvio-poll-cells", PT_RTVIO, false, true }, { "unix-stream", PT_UNIX_STREAM, false, false },
+	{ "unix-seqpacket", PT_UNIX_SEQPACKET, false, false }, { "pipe", PT_PIPE, false, false },
+	{ "iceoryx", PT_IOX, false, false }, { "shm", PT_SHM, false, false },
 };
+
+static bool find_transport(const char *name, struct peer_args *a)
+{
+	for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+		if (!strcmp(name, transports[i].name)) {
+			a->tr = transports[i].tr;
+			a->zerocopy = transports[i].zerocopy;
+			if (transports[i].poll && !a->spin_us)
+				a->spin_us = 1000;
+			return true;
+		}
+	return false;
+}
 
 int bench_peer_main(int argc, char **argv)
 {
@@ -694,12 +779,13 @@ int bench_peer_main(int argc, char **argv)
 		{ "prio", required_argument, NULL, 'R' },
 		{ "throughput", no_argument, NULL, 't' },
 		{ "poll", no_argument, NULL, 'o' },
+		{ "spin-us", required_argument, NULL, 'w' },
+		{ "rx-buf", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct peer_args a = { .cpu = -1, .region = 16u << 20, .size = 64 };
 	uint64_t v;
 	int ch;
-	bool found = false;
 
 	/* argv: peer ROLE TRANSPORT PATH [options] */
 	if (argc < 4) {
@@ -709,15 +795,6 @@ int bench_peer_main(int argc, char **argv)
 	a.send = !strcmp(argv[1], "send");
 	if (!a.send && strcmp(argv[1], "recv")) {
 		fprintf(stderr, "rtvio bench peer: role '%s': expected send or recv\n", argv[1]);
-		return 2;
-	}
-	for (size_t i = 0; i < sizeof(transport_names) / sizeof(transport_names[0]); i++)
-		if (!strcmp(argv[2], transport_names[i])) {
-			a.tr = (enum peer_transport)i;
-			found = true;
-		}
-	if (!found) {
-		fprintf(stderr, "rtvio bench peer: unknown transport '%s'\n", argv[2]);
 		return 2;
 	}
 	a.path = argv[3];
@@ -746,8 +823,15 @@ int bench_peer_main(int argc, char **argv)
 		case 'r': a.region = v; break;
 		case 'C': a.cpu = (int)v; break;
 		case 'R': a.prio = (int)v; break;
+		case 'w': a.spin_us = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; break;
+		case 'b': a.rx_buf = v > (1u << 20) ? 1u << 20 : (uint32_t)v; break;
 		default: return 2;
 		}
+	}
+	/* After the options: rtvio-poll-cells' default spin yields to --spin-us. */
+	if (!find_transport(argv[2], &a)) {
+		fprintf(stderr, "rtvio bench peer: unknown transport '%s'\n", argv[2]);
+		return 2;
 	}
 	if (a.size < RTMSG_HDR || a.size > (64u << 20)) {
 		fprintf(stderr, "rtvio bench peer: --size must be 32 B .. 64 MiB\n");

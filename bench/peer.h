@@ -47,6 +47,9 @@ struct peer_args {
 	int cpu;		/* -1 = not pinned */
 	int prio;		/* SCHED_FIFO priority, 0 = ordinary */
 	bool rtvio_poll_recv;	/* rtvio receiver spins on non-blocking calls */
+	bool zerocopy;		/* rtvio: loan/commit and borrow/release (rtvio-zc) */
+	uint32_t spin_us;	/* a wait spins this long before it sleeps (rtvio: poll_us) */
+	uint32_t rx_buf;	/* rtvio: payload bytes per RX buffer; 0 = 4096 */
 };
 
 /* Receiver-side bookkeeping shared by every transport. */
@@ -61,6 +64,18 @@ struct peer_rx {
 
 /* Checks one complete message and accounts it (arrival at now_ns). */
 void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t now_ns);
+/* The same in steps, for a message checked in place piece by piece: the header
+ * (false: corrupt; seq and stamp out), whether this message's payload is checked and
+ * against which pattern base, and the accounting of a message found intact. */
+bool peer_rx_header(const uint8_t *hdr, size_t len, uint64_t *seq, uint64_t *stamp);
+bool peer_rx_checks_payload(const struct peer_rx *rx, uint64_t seq);
+uint64_t peer_rx_pattern_base(const struct peer_rx *rx, uint64_t seq);
+void peer_rx_note(struct peer_rx *rx, size_t len, uint64_t seq, uint64_t stamp,
+		  uint64_t now_ns);
+/* Pattern bytes for message offsets [off, off + n) at dst; and the OR of the
+ * differences between src (offsets [off, off + n)) and the pattern. */
+void peer_fill_range(uint8_t *dst, size_t off, size_t n, uint64_t base);
+uint8_t peer_pattern_diff(const uint8_t *src, size_t off, size_t n, uint64_t base);
 /* Writes the pattern for sequence base into m[RTMSG_HDR, len). */
 void peer_fill_payload(uint8_t *m, size_t len, uint64_t base);
 /* Writes the header of message seq stamped now; call right before handing it over. */
@@ -71,5 +86,15 @@ void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *s
 void peer_setup_sched(const struct peer_args *a);
 /* Tells the orchestrator the receiver is listening. */
 void peer_ready(void);
+
+/* Zero copy over an rtvio STREAM socket (bench/peer_zc.c). Sending writes message
+ * seq in place in loaned TX slots (payload first, the stamp right before the first
+ * commit, as the iceoryx peer does) and returns 0 or a negative errno. Receiving
+ * checks one message of len bytes in place in borrowed RX buffers and accounts it:
+ * 1, 0 at the end of the stream, or a negative errno. */
+struct rtvio_cell;
+int peer_zc_send(struct rtvio_cell *c, int id, const struct peer_args *a, uint64_t seq,
+		 uint64_t *stamp_ns);
+int peer_zc_recv(struct rtvio_cell *c, int id, struct peer_rx *rx, size_t len);
 
 #endif

@@ -1,7 +1,7 @@
 /* The iceoryx ends of `rtvio bench` (Debian's iceoryx 2.0 C binding): a publisher
  * that writes each message in a loaned shared-memory chunk (zero copy) and a
  * subscriber that sleeps in a WaitSet, as a user would use it when sender and
- * receiver share a core. iox-roudi must be running (the scenarios start it). The
+ * receiver share a core (with --spin-us it first polls its queue that long). iox-roudi must be running (the scenarios start it). The
  * message discipline is peer.h's: the payload is written into the chunk before the
  * stamp, the header right after it, then the chunk is published. */
 #include <errno.h>
@@ -114,6 +114,20 @@ out:
 	return err ? 1 : 0;
 }
 
+/* Spin-before-sleep (--spin-us): true once a chunk is there within spin_us. */
+static bool iox_spin(iox_sub_t sub, uint32_t spin_us)
+{
+	uint64_t t0 = rtvio_now_ns();
+
+	if (!spin_us)
+		return false;
+	do {
+		if (iox_sub_has_chunks(sub))
+			return true;
+	} while (rtvio_now_ns() - t0 < (uint64_t)spin_us * 1000);
+	return false;
+}
+
 int bench_iox_recv(const struct peer_args *a)
 {
 	iox_sub_storage_t storage;
@@ -150,7 +164,8 @@ int bench_iox_recv(const struct peer_args *a)
 		struct timespec tmo = { .tv_sec = 0, .tv_nsec = 100000000 };
 		const void *chunk;
 
-		iox_ws_timed_wait(ws, tmo, events, 4, &missed);
+		if (!iox_spin(sub, a->spin_us))
+			iox_ws_timed_wait(ws, tmo, events, 4, &missed);
 		while (iox_sub_take_chunk(sub, &chunk) == ChunkReceiveResult_SUCCESS) {
 			peer_rx_account(&rx, chunk, a->size, rtvio_now_ns());
 			iox_sub_release_chunk(sub, chunk);

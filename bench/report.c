@@ -140,6 +140,51 @@ static void size_throughput_table(struct out *o, const json_t *tp)
 	}
 }
 
+/* The references every other transport is read against, in the same run: the
+ * socket a user would pick, and the floor (one copy in, one out). */
+static const char *const size_refs[] = { "unix-stream", "shm-ring" };
+
+/* field (gbps, or latency_us.p50) of the row of transport tr at size, or -1. */
+static double size_value(const json_t *rows, const char *tr, double size, const char *field)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(rows, i, r) {
+		const json_t *o = strcmp(field, "p50") ? r : json_object_get(r, "latency_us");
+
+		if (!strcmp(jstr(r, "transport", ""), tr) && jnum(r, "size") == size)
+			return jnum(o, field);
+	}
+	return -1;
+}
+
+/* Throughput and median latency as ratios against size_refs: above 1 is faster
+ * in throughput, slower in latency. */
+static void size_ratio_table(struct out *o, const json_t *rows, const char *field,
+			     const char *title)
+{
+	const json_t *r;
+	size_t i;
+	char sz[96];
+
+	fprintf(o->md, "\n### %s against unix-stream and shm-ring (same run)\n\n"
+		       "| transport | size | × unix-stream | × shm-ring |\n|---|---|---|---|\n", title);
+	json_array_foreach(rows, i, r) {
+		const char *tr = jstr(r, "transport", "?");
+		double size = jnum(r, "size"), v = size_value(rows, tr, size, field);
+
+		size_str(size, sz, sizeof(sz));
+		fprintf(o->md, "| %s | %s |", tr, sz);
+		for (size_t k = 0; k < sizeof(size_refs) / sizeof(size_refs[0]); k++) {
+			double ref = size_value(rows, size_refs[k], size, field);
+
+			md_num(o->md, v >= 0 && ref > 0 ? v / ref : -1, 2);
+		}
+		fprintf(o->md, "\n");
+	}
+}
+
 /* One data file per transport for latency, one for throughput. */
 static void size_data(struct out *o, const json_t *trs, const json_t *lat, const json_t *tp)
 {
@@ -227,6 +272,8 @@ static void size_section(struct out *o, const json_t *sc)
 		fprintf(o->md, "\n- **%s not measured:** %s\n", k, json_string_value(t));
 	size_latency_table(o, lat);
 	size_throughput_table(o, tp);
+	size_ratio_table(o, tp, "gbps", "Throughput");
+	size_ratio_table(o, lat, "p50", "Median latency");
 	size_data(o, trs, lat, tp);
 	size_plots(o, trs);
 	fprintf(o->md, "\n%s\n", jstr(sc, "reading", ""));

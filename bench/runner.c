@@ -265,8 +265,24 @@ void bench_peer_cmd(struct peer_cmd *c, bool send, const char *transport, const 
 		c->argv[n++] = keys[i];
 		c->argv[n++] = c->num[i];
 	}
+	c->nnum = sizeof(keys) / sizeof(keys[0]);
 	if (tput)
 		c->argv[n++] = "--throughput";
+	c->argv[n] = NULL;
+}
+
+void bench_peer_cmd_add(struct peer_cmd *c, const char *key, uint64_t value)
+{
+	size_t n = 0;
+
+	while (c->argv[n])
+		n++;
+	if (n + 3 > sizeof(c->argv) / sizeof(c->argv[0]) ||
+	    c->nnum >= sizeof(c->num) / sizeof(c->num[0]))
+		return;
+	snprintf(c->num[c->nnum], sizeof(c->num[0]), "%llu", (unsigned long long)value);
+	c->argv[n++] = key;
+	c->argv[n++] = c->num[c->nnum++];
 	c->argv[n] = NULL;
 }
 

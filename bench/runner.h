@@ -77,11 +77,14 @@ json_t *bench_run_pair(const char *const rargv[], const char *const sargv[], int
 struct peer_cmd {
 	const char *argv[40];
 	char num[12][24];
+	size_t nnum;		/* num entries in use */
 };
 
 void bench_peer_cmd(struct peer_cmd *c, bool send, const char *transport, const char *path,
 		    uint64_t size, uint64_t count, uint64_t period, uint64_t dur, uint64_t port,
 		    uint64_t cid, int prio, bool tput);
+/* Appends `key value` (a number) to a command built by bench_peer_cmd. */
+void bench_peer_cmd_add(struct peer_cmd *c, const char *key, uint64_t value);
 
 struct broker {
 	struct proc p;

@@ -13,16 +13,46 @@
 
 #include "runner.h"
 
-enum { TR_RTVIO_POLL, TR_RTVIO_SLEEP, TR_UNIX_STREAM, TR_UNIX_SEQPACKET, TR_PIPE, TR_IOX,
-       TR_SHM, TR_N };
+enum { TR_RTVIO_POLL, TR_RTVIO_SLEEP, TR_RTVIO_ZC, TR_RTVIO_POLL_CELLS, TR_UNIX_STREAM,
+       TR_UNIX_SEQPACKET, TR_PIPE, TR_IOX, TR_IOX_POLL, TR_SHM, TR_SHM_POLL, TR_N };
 
 static const char *const tr_label[TR_N] = {
-	"rtvio-poll", "rtvio-sleep", "unix-stream", "unix-seqpacket", "pipe", "iceoryx",
-	"shm-ring",
+	"rtvio-poll", "rtvio-sleep", "rtvio-zc", "rtvio-poll-cells", "unix-stream",
+	"unix-seqpacket", "pipe", "iceoryx", "iceoryx-poll", "shm-ring", "shm-ring-poll",
 };
 static const char *const tr_peer[TR_N] = {
-	"rtvio", "rtvio", "unix-stream", "unix-seqpacket", "pipe", "iceoryx", "shm",
+	"rtvio", "rtvio", "rtvio-zc", "rtvio-poll-cells", "unix-stream", "unix-seqpacket",
+	"pipe", "iceoryx", "iceoryx", "shm", "shm",
 };
+
+/* The largest RX buffer the rtvio peers post: a piece is never longer than the
+ * sender's packet (max_packet, 64 KiB), and 128 of them fit the 16 MiB region. */
+#define RTVIO_RX_BUF_MAX 65536u
+/* Spin of a polling receiver in throughput runs: bridges the gap between two
+ * back-to-back messages, short against a scheduler slice of the shared core. */
+#define TPUT_SPIN_US 50u
+
+static bool tr_rtvio(int tr)
+{
+	return tr == TR_RTVIO_POLL || tr == TR_RTVIO_SLEEP || tr == TR_RTVIO_ZC ||
+	       tr == TR_RTVIO_POLL_CELLS;
+}
+
+/* Transports whose waits spin before they sleep: polling cells, subscribers, rings. */
+static bool tr_spins(int tr)
+{
+	return tr == TR_RTVIO_POLL_CELLS || tr == TR_IOX_POLL || tr == TR_SHM_POLL;
+}
+
+static bool tr_iox(int tr)
+{
+	return tr == TR_IOX || tr == TR_IOX_POLL;
+}
+
+static bool tr_shm(int tr)
+{
+	return tr == TR_SHM || tr == TR_SHM_POLL;
+}
 
 static const uint64_t sizes_std[] = { 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576 };
 static const uint64_t sizes_quick[] = { 64, 4096, 65536, 1048576 };
@@ -56,10 +86,10 @@ static void size_config(const struct bench *b, const char *sockdir, bool poll,
 	o += (size_t)snprintf(buf + o, len - o,
 		"[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s\ncpu = %d\n"
 		"rt_priority = %d\npoll = %s\ndefault = deny\n\n"
-		"[cell tx]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n"
-		"[cell rx]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n",
+		"[cell tx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\n\n"
+		"[cell rx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\n\n",
 		sockdir, BROKER_CPU, poll ? 0 : BROKER_SLEEP_PRIO, poll ? "yes" : "no", TX_CID,
-		CELL_CPU, RX_CID, CELL_CPU);
+		RTVIO_RX_BUF_MAX, CELL_CPU, RX_CID, RTVIO_RX_BUF_MAX, CELL_CPU);
 	for (size_t i = 0; i < nsizes && o < len; i++)
 		o += (size_t)snprintf(buf + o, len - o,
 			"[flow lat%zu]\nfrom = tx\nto = rx:%zu\ntype = stream\nsize = %llu\n"
@@ -84,8 +114,13 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 	 * scheduling, so that a sender that spins while waiting for its receiver
 	 * (iceoryx's WAIT_FOR_CONSUMER) cannot starve it on the shared core. */
 	int prio = tput ? 0 : RT_PRIO;
+	/* A polling receiver spins through the whole gap to the next message at
+	 * ordinary priority, so the SCHED_FIFO sender on its core preempts it to send
+	 * (a spinning SCHED_FIFO task would starve it, or be throttled). */
+	uint64_t spin = tput ? TPUT_SPIN_US : 2 * period / 1000;
+	int rprio = tr_spins(tr) ? 0 : prio;
 
-	if (tr == TR_RTVIO_POLL || tr == TR_RTVIO_SLEEP) {
+	if (tr_rtvio(tr)) {
 		snprintf(rpath, sizeof(rpath), "%s/rx.sock", endpoint);
 		snprintf(spath, sizeof(spath), "%s/tx.sock", endpoint);
 	} else {
@@ -93,9 +128,19 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 		snprintf(spath, sizeof(spath), "%s", endpoint);
 	}
 	bench_peer_cmd(&rc, false, tr_peer[tr], rpath, size, count, period, dur,
-		 (tput ? 2000 : 1000) + idx, RX_CID, prio, tput);
+		 (tput ? 2000 : 1000) + idx, RX_CID, rprio, tput);
 	bench_peer_cmd(&sc, true, tr_peer[tr], spath, size, count, period, dur,
 		 (tput ? 2000 : 1000) + idx, RX_CID, prio, tput);
+	if (tr_spins(tr)) {
+		bench_peer_cmd_add(&rc, "--spin-us", spin);
+		bench_peer_cmd_add(&sc, "--spin-us", spin);
+	}
+	if (tr_rtvio(tr)) {
+		uint64_t rxb = size < 4096 ? 4096 : size < RTVIO_RX_BUF_MAX ? size : RTVIO_RX_BUF_MAX;
+
+		bench_peer_cmd_add(&rc, "--rx-buf", rxb);
+		bench_peer_cmd_add(&sc, "--rx-buf", rxb);
+	}
 	r = bench_run_pair(rc.argv, sc.argv, (int)((tput ? dur : count * period) / 1000000) + 20000);
 	if (!r) {
 		r = json_object();
@@ -147,7 +192,7 @@ static int size_block_start(struct bench *b, struct size_block *blk, const uint6
 
 	if (blk->rtvio) {
 		snprintf(blk->br.sockdir, sizeof(blk->br.sockdir), "%s/%s", b->tmp, tr_label[tr]);
-		size_config(b, blk->br.sockdir, tr == TR_RTVIO_POLL, sizes, nsizes, text,
+		size_config(b, blk->br.sockdir, tr != TR_RTVIO_SLEEP, sizes, nsizes, text,
 			    sizeof(text));
 		if (bench_broker_start(b, &blk->br, tr_label[tr], text)) {
 			json_object_set_new(un, tr_label[tr], json_string("the broker did not start"));
@@ -157,7 +202,7 @@ static int size_block_start(struct bench *b, struct size_block *blk, const uint6
 		snprintf(blk->ep, sizeof(blk->ep), "%s", blk->br.sockdir);
 		blk->cpu_t0 = bench_proc_cpu_s(blk->br.p.pid);
 		blk->wall0 = (double)rtvio_now_ns() / 1e9;
-	} else if (tr == TR_IOX) {
+	} else if (tr_iox(tr)) {
 		if (bench_roudi_start(b, &blk->roudi, why, sizeof(why))) {
 			json_object_set_new(un, tr_label[tr], json_string(why));
 			return -1;
@@ -165,7 +210,7 @@ static int size_block_start(struct bench *b, struct size_block *blk, const uint6
 		snprintf(blk->ep, sizeof(blk->ep), "iceoryx");
 	} else {
 		snprintf(blk->ep, sizeof(blk->ep), "%s/%s", b->tmp,
-			 tr == TR_SHM ? "ring" : tr == TR_PIPE ? "fifo" : "sock");
+			 tr_shm(tr) ? "ring" : tr == TR_PIPE ? "fifo" : "sock");
 	}
 	return 0;
 }
@@ -209,7 +254,7 @@ static void size_block_stop(struct size_block *blk, json_t *bcpu)
 					    json_real(100 * (c - blk->cpu_t0) / (w - blk->wall0)));
 		bench_broker_stop(&blk->br);
 	}
-	if (blk->tr == TR_IOX) {
+	if (tr_iox(blk->tr)) {
 		proc_stop(&blk->roudi, SIGINT, 5000);
 		proc_free(&blk->roudi);
 	}
@@ -226,7 +271,14 @@ static void size_describe(json_t *sc)
 		"where other work runs on cpu 1, the ordinary-priority polling broker shares "
 		"that core by time slices, and its latency shows it. Every receiver blocks while waiting (its core is shared "
 		"with the sender): rtvio in its blocking recv, iceoryx in a WaitSet, the ring on "
-		"a futex. rtvio carries a stream connection through a configured flow (latency: "
+		"a futex. The -poll variants (rtvio-poll-cells: cells with poll_us; iceoryx-poll, "
+		"shm-ring-poll) first spin: in latency runs for twice the period, at ordinary "
+		"priority so that the SCHED_FIFO sender preempts the spinning receiver; in "
+		"throughput runs for 50 µs. rtvio-zc uses the zero-copy calls on a polling "
+		"broker: the sender writes each message in place in loaned TX slots (payload "
+		"first, the stamp right before the first commit, as iceoryx), the receiver checks "
+		"it in place in borrowed RX buffers. rtvio peers post RX buffers as large as the "
+		"message, at least 4 KiB and at most 64 KiB (the largest packet). rtvio carries a stream connection through a configured flow (latency: "
 		"real-time, one message per period; throughput: best-effort). Messages use the "
 		"rtmsg layout; latency is from the stamp taken right before the send call to the "
 		"moment the receiver has the message's last byte, CLOCK_MONOTONIC on one "
@@ -260,7 +312,7 @@ int bench_scenario_size(struct bench *b)
 	for (int tr = 0; tr < TR_N && !rtvio_stop_requested; tr++) {
 		struct size_block blk = { .tr = tr };
 
-		blk.rtvio = tr == TR_RTVIO_POLL || tr == TR_RTVIO_SLEEP;
+		blk.rtvio = tr_rtvio(tr);
 		if (size_block_start(b, &blk, sizes, nsizes, un)) {
 			b->step += (int)nsizes * 2;
 			continue;

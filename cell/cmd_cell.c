@@ -70,6 +70,7 @@ static int attach_cell(struct run *r, const char *name, double wait)
 	/* The config gives RX buffer payload; gvsock counts the header in. */
 	opts.rx_buf_size = (uint32_t)(r->cell->rx_buf + GV_HDR_SIZE);
 	opts.tx_payload = (uint32_t)r->cell->max_packet;
+	opts.poll_us = r->cell->poll_us;
 	opts.attach_wait_ms = (int)(wait * 1000);
 	r->c = rtvio_cell_open(r->sock_path, r->cell->region, &opts, err, sizeof(err));
 	if (!r->c) {

@@ -15,7 +15,7 @@ const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
 	"pm_qos", "max_cells", "max_flows", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
-	"max_packet", "cpu", "rt_priority", "connections", "arch", "kind", "image", "args",
+	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", NULL };
 const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };

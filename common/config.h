@@ -110,6 +110,8 @@ struct rtvio_cell_cfg {
 	int cpu;            /* core `rtvio cell` pins the cell to; -1 = unpinned (default) */
 	int rt_priority;    /* SCHED_FIFO priority of the cell's real-time threads (periodic
 			     * senders, receivers of real-time flows); 0 = none (default) */
+	uint32_t poll_us;   /* `rtvio cell`: a blocking call spins this long on the used
+			     * rings before it sleeps; 0 = sleep at once (default) */
 	uint32_t connections; /* connections the cell may have opened at once (its share
 			       * of the broker's table, so that one cell's flood of
 			       * requests leaves the others theirs); 1..65535, default 256 */

@@ -81,6 +81,12 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		c->rt_priority = (int)v;
 		return 0;
+	case CK_POLL_US:
+		/* Microseconds, as the key says: a spin is short; a second is plenty. */
+		if (cfg_get_int(k, 0, 1000000, &v))
+			return ps->ret;
+		c->poll_us = (uint32_t)v;
+		return 0;
 	case CK_CONNECTIONS:
 		if (cfg_get_int(k, 1, RTVIO_CONNECTIONS_MAX, &v))
 			return ps->ret;

@@ -596,8 +596,8 @@ static void test_errors_keys(void **state)
 		     "regulation_period, copy, pm_qos, max_cells, max_flows)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
-		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, arch, kind, image, "
-		     "args, cpu_max)");
+		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
+		     "image, args, cpu_max)");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\npatern = bulk\n",
 		     "12: [workload w] key 'patern': unknown key (expected one of: flow, pattern, "
 		     "size, period, offset, count)");
@@ -1025,6 +1025,40 @@ static void test_bom(void **state)
 }
 
 /* [cell] connections: the cell's share of the broker's connection table. */
+/* [cell] poll_us: microseconds a blocking call of `rtvio cell` spins before it
+ * sleeps; 0 (the default) sleeps at once. */
+static void test_cell_poll_us(void **state)
+{
+	struct rtvio_config cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	load_ok("[cell a]\ncid = 3\npoll_us = 50\n[cell b]\ncid = 4\npoll_us = 1000000\n"
+		"[cell c]\ncid = 5\n", &cfg);
+	assert_int_equal(cfg.cells[0].poll_us, 50);
+	assert_int_equal(cfg.cells[1].poll_us, 1000000);
+	assert_int_equal(cfg.cells[2].poll_us, 0);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(rtvio_config_dump(&cfg, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "poll_us = 50\n"));
+	assert_non_null(strstr(text, "poll_us = 0\n"));
+	rtvio_config_free(&cfg);
+	load_ok(text, &cfg);
+	assert_int_equal(cfg.cells[0].poll_us, 50);
+	assert_int_equal(cfg.cells[1].poll_us, 1000000);
+	rtvio_config_free(&cfg);
+	free(text);
+	expect_error("[cell a]\ncid = 3\npoll_us = -1\n",
+		     "3: [cell a] key 'poll_us': '-1': expected a whole number from 0 to 1000000");
+	expect_error("[cell a]\ncid = 3\npoll_us = 1000001\n",
+		     "3: [cell a] key 'poll_us': '1000001': expected a whole number from 0 to "
+		     "1000000");
+}
+
 static void test_cell_connections(void **state)
 {
 	struct rtvio_config cfg;
@@ -1168,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(test_socket_dir_errors),
 		cmocka_unit_test(test_bom),
 		cmocka_unit_test(test_cell_connections),
+		cmocka_unit_test(test_cell_poll_us),
 		cmocka_unit_test(test_error_open),
 		cmocka_unit_test(test_fuzz),
 	};
