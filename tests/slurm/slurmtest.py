@@ -18,6 +18,7 @@ Must run as root (Slurm's daemons do). Every wait is bounded.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -192,7 +193,8 @@ def step_submit(w, ctx):
     check("job" in cell_names(st), "the job's cell is not in rtvio stat: " + json.dumps(st)[:400])
     ctx["gen"] = st["generation"]
     say(f"job {ctx['jid']} submitted; broker admitted cell job and flow jobdata "
-        f"(generation {st['generation']}); sbatch said: {r.stderr.strip()}")
+        f"(generation {st['generation']}); sbatch said: "
+        + r.stderr.strip().replace("\n", " | "))
 
 
 def step_run(w, ctx):
@@ -257,6 +259,8 @@ def main():
     if os.geteuid() != 0:
         print("1..0 # SKIP Slurm's daemons need root")
         return 0
+    # timeout(1)'s SIGTERM must still stop the cluster and the broker (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     steps = [("submit", step_submit), ("run", step_run), ("release", step_release),
              ("refuse", step_refuse)]
     print(f"1..{len(steps)}", flush=True)
