@@ -10,6 +10,8 @@
 #   make tcb      the trusted core's functions and line count (docs/security.md)
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 #   make prove    Frama-C/WP proof of core/'s trusted functions (docs/verification.md)
+#   make slurm-demo  a one-node Slurm cluster on localhost and a broker; one job gets its
+#                 rtvio cell and flow by `sbatch --rtvio=FILE`, one is refused (docs/slurm.md)
 #   make hetdemo  configs/hetdemo.conf: bare-metal cells on three ISAs, a Linux guest and
 #                 a process cell through one broker, per-flow table with the ISA of each end
 MESON ?= meson
@@ -17,7 +19,7 @@ DEPS  := scripts/install-deps
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: fuzz tcb prove all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo bench provision-bench clean
+.PHONY: fuzz tcb prove all deps test test-plain test-asan test-tsan demo vmtest bmtest vmdemo hetdemo gwdemo slurm-demo bench provision-bench clean
 
 all: deps build/build.ninja
 	ninja -C build
@@ -37,7 +39,10 @@ build-tsan/build.ninja:
 test: test-plain test-asan test-tsan
 	@scripts/test-summary build build-asan build-tsan
 
-test-plain: all
+# The plugin is built only when Slurm's headers are there: install them before `all`.
+test-plain:
+	@$(DEPS) slurm
+	$(MAKE) all
 	$(MESON) test -C build --print-errorlogs --no-stdsplit --num-processes 2 || true
 
 test-asan: deps build-asan/build.ninja
@@ -107,6 +112,12 @@ hetdemo: all
 	@$(DEPS) vm
 	scripts/vm/build-image
 	timeout -k 10 300 python3 scripts/vm/hetdemo build/rtvio configs/hetdemo.conf
+
+# Slurm's daemons run as root from a temporary directory (scripts/slurm/cluster).
+slurm-demo:
+	@$(DEPS) slurm
+	$(MAKE) all
+	timeout -k 10 120 python3 tests/slurm/slurmtest.py build/rtvio build/slurm/rtvio_spank.so --demo
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
