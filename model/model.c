@@ -148,10 +148,12 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c)
 
 	for (int i = 0; i < cfg->nflows && n < MODEL_TX_SLOTS; i++) {
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
-		uint64_t mp = cfg->cells[f->from].max_packet;
+		uint64_t mp;
 
+		/* A vacant slot (run-time capacity) has no ends: from is -1. */
 		if (f->best_effort || f->vacant)
 			continue;
+		mp = cfg->cells[f->from].max_packet;
 		if (f->from == c)
 			n += pending_msgs(f) * (mp ? (f->size + mp - 1) / mp : 1);
 		if (f->to == c && f->type == RTVIO_STREAM)
