@@ -128,15 +128,28 @@ static int seqsizes(const char *dir, const char *a, const char *b, uint32_t port
 
 	if (!buf || r.lid < 0 || rtvio_listen(cb, r.lid, port, 4) < 0) {
 		fprintf(stderr, "e2e_tool: listen on %u failed\n", port);
+		free(buf);
 		return 2;
 	}
 	pthread_create(&th, NULL, seq_receiver, &r);
-	id = rtvio_socket(ca, RTVIO_SOCK_SEQPACKET);
-	rc = rtvio_connect(ca, id, rtvio_cell_cid(cb), port, 5000);
+	/* The broker may not have started b's rings yet when a's REQUEST comes (b's
+	 * attach finishes in the broker's loop): a refusal then is retried, as rtvio cell
+	 * retries while a listener is not there yet. */
+	for (int tries = 0;; tries++) {
+		id = rtvio_socket(ca, RTVIO_SOCK_SEQPACKET);
+		rc = rtvio_connect(ca, id, rtvio_cell_cid(cb), port, 5000);
+		if (rc != -ECONNREFUSED && rc != -ECONNRESET)
+			break;
+		rtvio_close(ca, id);
+		if (tries == 50)
+			break;
+		usleep(100000);
+	}
 	if (rc) {
 		fprintf(stderr, "e2e_tool: connect: %s\n", strerror(-rc));
 		rtvio_cell_interrupt(cb);
 		pthread_join(th, NULL);
+		free(buf);
 		return 1;
 	}
 	for (size_t i = 0; i < NSIZES; i++) {
