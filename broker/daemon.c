@@ -30,6 +30,7 @@
 #include "control.h"
 #include "dataplane.h"
 #include "evsig.h"
+#include "host.h"
 #include "live.h"
 #include "pmqos.h"
 #include "stat_json.h"
@@ -45,7 +46,7 @@
 #define FLAG_CHECK_NS 10000000ull
 
 enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
-		SRC_WAKE, SRC_ADMIT };
+		SRC_WAKE, SRC_ADMIT, SRC_HOST };
 
 /* What an epoll event points at. */
 struct ev_src {
@@ -106,6 +107,8 @@ struct broker {
 	uint64_t flags_due;     /* next check_call_flags */
 	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
+	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
+	struct ev_src src_host;
 };
 
 /* Per-cell lines, under the cell's rate limit (a front end can provoke them). */
@@ -662,6 +665,7 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->src_wake.kind = SRC_WAKE;
 	atomic_init(&b->stop, false);
 	b->src_admit.kind = SRC_ADMIT;
+	b->src_host.kind = SRC_HOST;
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
 	if (!b->cells)
@@ -742,7 +746,9 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		if (cfg->cells[i].vacant)
 			continue;
-		rc = cell_listen(b, i, err, errlen);
+		/* The host endpoint is driven by the broker itself: no vhost-user socket. */
+		rc = cfg->cells[i].host ? host_open(cfg, i, b->dp, &b->host, err, errlen) :
+					  cell_listen(b, i, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -766,6 +772,8 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 			rc = ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
 	if (!rc)
 		rc = ep_add(b, admit_fd(b->adm), &b->src_admit);
+	if (!rc && b->host)
+		rc = ep_add(b, host_fd(b->host), &b->src_host);
 	if (rc < 0)
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(-rc));
 	return rc;
@@ -940,6 +948,7 @@ void broker_close(struct broker *b)
 	}
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl_client_close(&b->ctl[i]);
+	host_close(b->host);
 	evsig_close(&b->evsig);
 	pmqos_release(b->qos_fd);
 	if (b->ctl_fd >= 0)
@@ -1044,6 +1053,9 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 		admit_done(b);
 		update_must_poll(b);
 		break;
+	case SRC_HOST:
+		/* host_step runs after every dp_run: the event only ends the sleep. */
+		break;
 	}
 }
 
@@ -1077,6 +1089,10 @@ int broker_run(struct broker *b)
 		uint64_t next = dp_run(b->dp, now);
 		struct timespec ts, *tsp = NULL;
 		int n;
+
+		/* Host sockets moved something: the data plane has work at once. */
+		if (b->host && host_step(b->host))
+			next = now;
 
 		if (b->any_notified && now >= b->flags_due)
 			check_call_flags(b, now);
