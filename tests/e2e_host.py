@@ -80,7 +80,8 @@ class Setup:
                                                      "h.vsock")]
         end = time.time() + 10 * SLOW
         while not all(os.path.exists(p) for p in want):
-            check(self.broker.poll() is None, "broker exited: " + self.broker.stderr.read())
+            if self.broker.poll() is not None:
+                raise Fail("broker exited: " + self.broker.stderr.read()[-1500:])
             check(time.time() < end, "broker sockets did not appear")
             time.sleep(0.05)
 
