@@ -418,6 +418,9 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 		admit_done(b);
 		daemon_update_must_poll(b);
 		break;
+	case SRC_HOST:
+		/* host_step runs after every dp_run: the event only ends the sleep. */
+		break;
 	}
 }
 
@@ -451,6 +454,10 @@ int broker_run(struct broker *b)
 		uint64_t next = dp_run(b->dp, now);
 		struct timespec ts, *tsp = NULL;
 		int n;
+
+		/* Host sockets moved something: the data plane has work at once. */
+		if (b->host && host_step(b->host))
+			next = now;
 
 		if (b->any_notified && now >= b->flags_due)
 			check_call_flags(b, now);

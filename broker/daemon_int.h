@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "dataplane.h"
 #include "evsig.h"
+#include "host.h"
 #include "vhost_user.h"
 #include "virtq.h"
 
@@ -27,7 +28,7 @@
 #define FLAG_CHECK_NS 10000000ull
 
 enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
-		SRC_WAKE, SRC_ADMIT };
+		SRC_WAKE, SRC_ADMIT, SRC_HOST };
 
 /* What an epoll event points at. */
 struct ev_src {
@@ -88,6 +89,8 @@ struct broker {
 	uint64_t flags_due;     /* next check_call_flags */
 	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
+	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
+	struct ev_src src_host;
 };
 
 /* Per-cell lines, under the cell's rate limit (a front end can provoke them). */

@@ -132,6 +132,7 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->src_wake.kind = SRC_WAKE;
 	atomic_init(&b->stop, false);
 	b->src_admit.kind = SRC_ADMIT;
+	b->src_host.kind = SRC_HOST;
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
 	if (!b->cells)
@@ -212,7 +213,9 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		if (cfg->cells[i].vacant)
 			continue;
-		rc = cell_listen(b, i, err, errlen);
+		/* The host endpoint is driven by the broker itself: no vhost-user socket. */
+		rc = cfg->cells[i].host ? host_open(cfg, i, b->dp, &b->host, err, errlen) :
+					  cell_listen(b, i, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -236,6 +239,8 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 			rc = daemon_ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
 	if (!rc)
 		rc = daemon_ep_add(b, admit_fd(b->adm), &b->src_admit);
+	if (!rc && b->host)
+		rc = daemon_ep_add(b, host_fd(b->host), &b->src_host);
 	if (rc < 0)
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(-rc));
 	return rc;
@@ -409,6 +414,7 @@ void broker_close(struct broker *b)
 	}
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl_client_close(&b->ctl[i]);
+	host_close(b->host);
 	evsig_close(&b->evsig);
 	pmqos_release(b->qos_fd);
 	if (b->ctl_fd >= 0)

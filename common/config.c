@@ -25,6 +25,7 @@ const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
+const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };
 
 #define NKEYS(keys) (sizeof(keys) / sizeof(keys[0]) - 1)
 _Static_assert(NKEYS(cfg_cell_keys) <= CFG_MAX_KEYS && NKEYS(cfg_workload_keys) <= CFG_MAX_KEYS &&
@@ -82,6 +83,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	case K_WORKLOAD: keys = cfg_workload_keys; break;
 	case K_PLATFORM: keys = cfg_platform_keys; break;
 	case K_REMOTE: keys = cfg_remote_keys; break;
+	case K_HOST: keys = cfg_host_keys; break;
 	default: return 0;
 	}
 	struct keyctx k = { ps, name, value, ps->lineno };
@@ -126,6 +128,9 @@ static int handler(void *user, const char *section, const char *name, const char
 		ps->remote_raw[ps->index].set |= 1u << key;
 		ps->remote_raw[ps->index].key_line[key] = k.line;
 		cfg_remote_key(ps, &k, key);
+		break;
+	case K_HOST:
+		cfg_host_key(ps, &k, key);
 		break;
 	default:
 		break;
@@ -172,8 +177,8 @@ static int load(struct parser *ps, struct rtvio_config *cfg)
 	cfg_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", ps->file);
 	ps->cfg = cfg;
-	if (!cfg_run(ps) && !cfg_check_broker(ps) && !cfg_check_cells(ps) &&
-	    !cfg_check_remotes(ps) && !cfg_check_flows(ps))
+	if (!cfg_run(ps) && !cfg_check_broker(ps) && !cfg_check_hosts(ps) &&
+	    !cfg_check_cells(ps) && !cfg_check_remotes(ps) && !cfg_check_flows(ps))
 		cfg_check_workloads(ps);
 	if (!ps->ret && cfg->platform.line)
 		snprintf(cfg->platform.path, sizeof(cfg->platform.path), "%s", ps->file);

@@ -34,6 +34,10 @@
 #define RTVIO_MAX_TIME_NS (3600ull * 1000000000) /* 1 hour */
 /* vsock CIDs 0..2 are reserved (hypervisor, local, host), 0xffffffff is "any". */
 #define RTVIO_MIN_CID 3u
+/* The CID of the [host NAME] pseudo-cell, as Linux's VMADDR_CID_HOST. */
+#define RTVIO_HOST_CID 2u
+/* Longest uds_path: <uds_path>_<port> (up to 10 digits) must fit a sun_path. */
+#define RTVIO_UDS_PATH_MAX (RTVIO_PATH_MAX - 12)
 /* [cell] connections: its default and largest value. */
 #define RTVIO_CONNECTIONS_DEFAULT 256u
 #define RTVIO_CONNECTIONS_MAX 65535u
@@ -120,6 +124,13 @@ struct rtvio_cell_cfg {
 	/* A free slot of a running broker's configuration (broker/live.h): no cell
 	 * here. The loader never sets it; only the broker's own copy has such slots. */
 	bool vacant;
+	/* A [host NAME] section: programs on the host behind Unix sockets, joined to the
+	 * flows by the broker itself (broker/host.c, docs/broker.md "Host endpoints").
+	 * Such a cell has cid 2 (VMADDR_CID_HOST), no vhost-user socket, and uds_path:
+	 * host programs connect to it; a cell's connection to port P goes to
+	 * <uds_path>_P. At most one per configuration (one CID 2). */
+	bool host;
+	char uds_path[RTVIO_PATH_MAX];
 };
 
 enum rtvio_sock_type {

@@ -47,6 +47,11 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	for (int i = 0; i < cfg->ncells; i++) {
 		const struct rtvio_cell_cfg *c = &cfg->cells[i];
 
+		if (c->host) {
+			OUT("\n[host %s]\nuds_path = %s\nconnections = %u\n", c->name, c->uds_path,
+			    (unsigned)c->connections);
+			continue;
+		}
 		OUT("\n[cell %s]\ncid = %u\nvm = %s\n", c->name, c->cid, c->vm ? "yes" : "no");
 		if (c->vm)
 			OUT("memory = %s\n", rtvio_fmt_size(x, sizeof(x), c->memory));

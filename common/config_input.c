@@ -58,6 +58,7 @@ static enum kind kind_of(const char *word, size_t len)
 	} kinds[] = {
 		{ "broker", K_BROKER }, { "cell", K_CELL }, { "flow", K_FLOW },
 		{ "workload", K_WORKLOAD }, { "platform", K_PLATFORM }, { "remote", K_REMOTE },
+		{ "host", K_HOST },
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -94,7 +95,7 @@ enum kind cfg_split_section(struct parser *ps, int line, const char *section,
 		     section);
 		return K_NONE;
 	}
-	if (k == K_CELL || k == K_FLOW || k == K_WORKLOAD || k == K_REMOTE) {
+	if (k == K_CELL || k == K_FLOW || k == K_WORKLOAD || k == K_REMOTE || k == K_HOST) {
 		if (!*sp) {
 			cfg_fail(ps, line, "section [%s] needs a name (expected [%s NAME])", section, section);
 			return K_NONE;
@@ -123,6 +124,9 @@ static void close_header(struct parser *ps)
 		cfg_fail(ps, ps->header_line, "section [%s] has no keys (a %s needs at least '%s')",
 		     ps->header, k == K_CELL ? "cell" : k == K_FLOW ? "flow" : "workload",
 		     k == K_CELL ? "cid" : k == K_FLOW ? "from, to and size" : "flow");
+	else if (k == K_HOST)
+		cfg_fail(ps, ps->header_line, "section [%s] has no keys (a host needs 'uds_path')",
+			 ps->header);
 	else if (k == K_REMOTE)
 		cfg_fail(ps, ps->header_line, "section [%s] has no keys (a remote needs at least "
 			 "'gateway' and 'network_budget')", ps->header);

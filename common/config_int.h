@@ -20,6 +20,7 @@ enum kind {
 	K_WORKLOAD,
 	K_PLATFORM,
 	K_REMOTE,
+	K_HOST,
 	K_SKIP, /* a section rtvio_platform_load() does not read */
 };
 
@@ -31,6 +32,7 @@ extern const char *const cfg_flow_keys[];
 extern const char *const cfg_workload_keys[];
 extern const char *const cfg_platform_keys[];
 extern const char *const cfg_remote_keys[];
+extern const char *const cfg_host_keys[];
 
 enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY,
 	CK_CONNECTIONS, CK_POLL_US, CK_ARCH, CK_KIND, CK_IMAGE, CK_ARGS, CK_CPU_MAX };
@@ -139,6 +141,7 @@ int cfg_open_cell(struct parser *ps, int line, const char *name);
 int cfg_open_flow(struct parser *ps, int line, const char *name);
 int cfg_open_workload(struct parser *ps, int line, const char *name);
 int cfg_open_remote(struct parser *ps, int line, const char *name);
+int cfg_open_host(struct parser *ps, int line, const char *name);
 
 int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key);
@@ -146,6 +149,7 @@ int cfg_flow_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_workload_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_remote_key(struct parser *ps, const struct keyctx *k, int key);
+int cfg_host_key(struct parser *ps, const struct keyctx *k, int key);
 /* A flow's `from`/`to` naming BROKER/CELL[:PORT] (config_remote.c). */
 int cfg_remote_flow_end(struct parser *ps, const struct keyctx *k, bool to);
 
@@ -156,6 +160,7 @@ int cfg_check_cells(struct parser *ps);
 int cfg_vm_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_check_vm_keys(struct parser *ps, int i);
 int cfg_check_remotes(struct parser *ps);
+int cfg_check_hosts(struct parser *ps);
 /* Before a flow's cells are resolved: its remote end becomes the gateway cell. */
 int cfg_remote_resolve_flow(struct parser *ps, int flow);
 int cfg_check_flows(struct parser *ps);

@@ -46,7 +46,7 @@ int cfg_open_section(struct parser *ps, const char *section)
 	static int (*const open[])(struct parser *ps, int line, const char *name) = {
 		[K_BROKER] = cfg_open_broker, [K_CELL] = cfg_open_cell, [K_FLOW] = cfg_open_flow,
 		[K_WORKLOAD] = cfg_open_workload, [K_PLATFORM] = cfg_open_platform,
-		[K_REMOTE] = cfg_open_remote,
+		[K_REMOTE] = cfg_open_remote, [K_HOST] = cfg_open_host,
 	};
 	int line = ps->header_line ? ps->header_line : ps->lineno;
 	const char *name;

@@ -9,6 +9,11 @@
  *                                       (a peer for bare-metal cells, whose
  *                                       `sizes` task checks every byte back)
  *   e2e_tool refused DIR A CID PORT     A connects to CID:PORT; expects a reset
+ *   e2e_tool hostecho DIR A CID PORT BYTES
+ *                                       A connects to CID:PORT (a host endpoint
+ *                                       whose program echoes), sends BYTES of a
+ *                                       pattern in 4 KiB pieces and checks every
+ *                                       byte that comes back
  *   e2e_tool spoof DIR SOCK CID PORT    a raw cell on SOCK sends a REQUEST whose
  *                                       src_cid is CID+1000 (not its own) to
  *                                       CID:PORT; expects the broker's RST
@@ -246,6 +251,52 @@ static int refused(const char *dir, const char *a, uint32_t cid, uint32_t port)
 	printf("refused: connect to %u:%u: %s\n", cid, port, rc ? strerror(-rc) : "connected");
 	rtvio_cell_close(c);
 	return rc == -ECONNREFUSED || rc == -ECONNRESET ? 0 : 1;
+}
+
+/* ---- hostecho ----------------------------------------------------------------- */
+
+static uint8_t pattern_byte(unsigned long long i)
+{
+	return (uint8_t)(i * 131u + (i >> 12));
+}
+
+static int hostecho(const char *dir, const char *a, uint32_t cid, uint32_t port,
+		    unsigned long long bytes)
+{
+	struct rtvio_cell *c = open_cell(dir, a, 1u << 20);
+	int id = rtvio_socket(c, RTVIO_SOCK_STREAM);
+	int rc = rtvio_connect(c, id, cid, port, 5000);
+	unsigned long long sent = 0, got = 0, bad = 0;
+	uint8_t buf[4096];
+
+	if (rc) {
+		printf("hostecho: connect to %u:%u: %s\n", cid, port, strerror(-rc));
+		return 1;
+	}
+	while (got < bytes) {
+		size_t n = bytes - sent < sizeof(buf) ? (size_t)(bytes - sent) : sizeof(buf);
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern_byte(sent + i);
+		if (n && rtvio_send(c, id, buf, n, 0, 10000) != (ssize_t)n)
+			break;
+		sent += n;
+		/* The echo of this piece, before the next: neither side's buffer fills. */
+		while (got < sent) {
+			ssize_t r = rtvio_recv(c, id, buf, sizeof(buf), 0, NULL, 10000);
+
+			if (r <= 0)
+				goto out;
+			for (ssize_t i = 0; i < r; i++)
+				bad += buf[i] != pattern_byte(got + (unsigned long long)i);
+			got += (unsigned long long)r;
+		}
+	}
+out:
+	printf("hostecho: %llu bytes sent, %llu echoed, %llu wrong\n", sent, got, bad);
+	rtvio_close(c, id);
+	rtvio_cell_close(c);
+	return got == bytes && !bad ? 0 : 1;
 }
 
 /* ---- the raw cell -------------------------------------------------------------- */
@@ -593,6 +644,9 @@ int main(int argc, char **argv)
 	if (argc == 6 && !strcmp(argv[1], "refused"))
 		return refused(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 0),
 			       (uint32_t)strtoul(argv[5], NULL, 0));
+	if (argc == 7 && !strcmp(argv[1], "hostecho"))
+		return hostecho(argv[2], argv[3], (uint32_t)strtoul(argv[4], NULL, 0),
+				(uint32_t)strtoul(argv[5], NULL, 0), strtoull(argv[6], NULL, 0));
 	if (argc == 6 && !strcmp(argv[1], "spoof"))
 		return spoof(sock_path(argv[2], argv[3]), (uint32_t)strtoul(argv[4], NULL, 0),
 			     (uint32_t)strtoul(argv[5], NULL, 0));

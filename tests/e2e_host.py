@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""End-to-end tests of host endpoints ([host NAME], docs/broker.md "Host endpoints"):
+a real broker, real process cells, and host programs behind Unix sockets (socat and
+tests/host_client.c). TAP output.
+
+usage: e2e_host.py RTVIO E2E_TOOL HOST_CLIENT"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+RTVIO, TOOL, CLIENT = sys.argv[1:4]
+SLOW = float(os.environ.get("RTVIO_E2E_SLOW", "1"))
+MIB = 1 << 20
+
+CONF = """
+[broker]
+policy = fp
+chunk = 4KiB
+socket_dir = {dir}
+default = deny
+
+[host h]
+uds_path = {dir}/h.vsock
+connections = 8
+
+[cell a]
+cid = 3
+region = 8MiB
+
+[cell b]
+cid = 4
+region = 8MiB
+
+; a program on the host -> cell a:5000 (its echo comes back on the same connection)
+[flow up]
+from = h
+to = a:5000
+size = 64KiB
+period = 1ms
+
+; cell a -> the host program behind h.vsock_6000
+[flow down]
+from = a
+to = h:6000
+size = 64KiB
+period = 1ms
+
+; the victim: host -> cell b:7000, beside a host reader that stopped reading
+[flow victim]
+from = h
+to = b:7000
+size = 64KiB
+period = 1ms
+"""
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+class Setup:
+    def __init__(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="rtvio-host-")
+        self.dir = self.tmp.name
+        self.conf = os.path.join(self.dir, "test.conf")
+        self.uds = os.path.join(self.dir, "h.vsock")
+        with open(self.conf, "w") as f:
+            f.write(CONF.format(dir=self.dir))
+        self.procs = []
+        self.broker = self.spawn([RTVIO, "broker", self.conf])
+        want = [os.path.join(self.dir, n) for n in ("a.sock", "b.sock", "control.sock",
+                                                     "h.vsock")]
+        end = time.time() + 10 * SLOW
+        while not all(os.path.exists(p) for p in want):
+            if self.broker.poll() is not None:
+                raise Fail("broker exited: " + self.broker.stderr.read()[-1500:])
+            check(time.time() < end, "broker sockets did not appear")
+            time.sleep(0.05)
+
+    def spawn(self, argv):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        self.procs.append(p)
+        return p
+
+    def wait_for(self, p, what, timeout=60):
+        try:
+            out, err = p.communicate(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            raise Fail(f"{what} did not finish: {out.strip()} {err.strip()[-800:]}")
+        return p.returncode, (out + err).strip()
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.tmp.cleanup()
+
+
+def echo_cell(s, cell, port):
+    p = s.spawn([TOOL, "echo", s.dir, cell, str(port), str(int(20 * SLOW))])
+    # Listening once the tool says so.
+    line = p.stdout.readline()
+    check("listening" in line, f"echo cell {cell} did not start: {line}")
+    return p
+
+
+def case_host_to_cell_c_client():
+    """A host program (host_client) connects through uds_path to a:5000 and checks
+    every byte of 4 MiB echoed back by the cell: both directions."""
+    s = Setup()
+    try:
+        echo_cell(s, "a", 5000)
+        rc, out = s.wait_for(s.spawn([CLIENT, "echo", s.uds, "5000", str(4 * MIB)]),
+                             "host_client")
+        check(rc == 0, out)
+        return out
+    finally:
+        s.close()
+
+
+def case_cell_to_host_socat():
+    """Cell a connects to CID 2 port 6000; socat on <uds_path>_6000 echoes; the cell
+    checks every byte of 2 MiB."""
+    s = Setup()
+    try:
+        path = s.uds + "_6000"
+        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
+        end = time.time() + 5 * SLOW
+        while not os.path.exists(path):
+            check(time.time() < end, "socat did not listen")
+            time.sleep(0.05)
+        rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6000",
+                                      str(2 * MIB)]), "hostecho")
+        check(rc == 0, out)
+        return out
+    finally:
+        s.close()
+
+
+def case_stalled_host_reader_isolated():
+    """A host program that writes to a:5000 and never reads what the cell echoes
+    stalls only its own connection: a victim host program to b:7000 gets all of its
+    2 MiB back intact meanwhile."""
+    s = Setup()
+    try:
+        echo_cell(s, "a", 5000)
+        echo_cell(s, "b", 7000)
+        staller = s.spawn([CLIENT, "stall", s.uds, "5000", str(int(6 * SLOW))])
+        time.sleep(1.0)
+        t0 = time.time()
+        rc, out = s.wait_for(s.spawn([CLIENT, "echo", s.uds, "7000", str(2 * MIB)]),
+                             "victim", timeout=30)
+        took = time.time() - t0
+        check(rc == 0, "victim: " + out)
+        check(staller.poll() is None, "the stalled client ended before the victim did")
+        rc2, out2 = s.wait_for(staller, "staller")
+        check(rc2 == 0, out2)
+        check(s.broker.poll() is None, "broker died")
+        return f"{out} in {took:.2f} s; {out2}"
+    finally:
+        s.close()
+
+
+CASES = [case_host_to_cell_c_client, case_cell_to_host_socat,
+         case_stalled_host_reader_isolated]
+
+
+def main():
+    print(f"1..{len(CASES)}")
+    failed = 0
+    for i, case in enumerate(CASES, 1):
+        name = case.__name__[5:]
+        if case is case_cell_to_host_socat and not shutil.which("socat"):
+            print(f"ok {i} - {name} # SKIP socat not installed (scripts/install-deps)")
+            continue
+        try:
+            info = case()
+            print(f"ok {i} - {name}: {info}")
+        except Exception as e:  # noqa: BLE001 - any failure is the case's
+            failed += 1
+            print(f"not ok {i} - {name}: {e}")
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
