@@ -39,31 +39,6 @@ struct admit {
 
 /* ---- the worker: the configuration after the change, and its verdict ----------- */
 
-/* The live configuration as INI with no capacity keys (slots are checked when the
- * change is applied, so that "no room" is a refusal, not a loader error). */
-static char *live_text(const struct rtvio_config *live)
-{
-	struct rtvio_config c;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
-	int rc;
-
-	if (live_compact(live, NULL, NULL, &c))
-		return NULL;
-	c.broker.max_cells = c.broker.max_flows = 0;
-	f = open_memstream(&text, &len);
-	rc = f ? rtvio_config_dump(&c, f) : -ENOMEM;
-	if (f && fclose(f))
-		rc = -EIO;
-	rtvio_config_free(&c);
-	if (rc) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
 /* How many cells and flows of the candidate are new (not in the live config). */
 static int count_new(const struct admit *a, int *ncells, int *nflows)
 {
@@ -393,7 +368,7 @@ static json_t *bad(struct admit *a, const char *msg)
 static json_t *start_add(struct admit *a, const char *frag, const char *name, uint64_t ticket,
 			 bool *deferred)
 {
-	char *rest = live_text(a->live);
+	char *rest = live_dump(a->live, false);
 	size_t fl = strlen(frag), rl;
 
 	if (!rest)

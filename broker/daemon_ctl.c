@@ -43,7 +43,7 @@ static char *ctl_config(void *ctx)
 {
 	struct broker *b = ctx;
 
-	return live_dump(&b->live);
+	return live_dump(&b->live, true);
 }
 
 static json_t *ctl_change(void *ctx, json_t *req, bool *deferred)

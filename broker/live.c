@@ -132,7 +132,7 @@ int live_compact(const struct rtvio_config *live, const char *drop_cell, const c
 	return 0;
 }
 
-char *live_dump(const struct rtvio_config *live)
+char *live_dump(const struct rtvio_config *live, bool capacity)
 {
 	struct rtvio_config c;
 	char *text = NULL;
@@ -142,16 +142,16 @@ char *live_dump(const struct rtvio_config *live)
 
 	if (live_compact(live, NULL, NULL, &c))
 		return NULL;
+	if (!capacity)
+		c.broker.max_cells = c.broker.max_flows = 0;
 	f = open_memstream(&text, &len);
-	if (!f) {
-		rtvio_config_free(&c);
+	rc = f ? rtvio_config_dump(&c, f) : -ENOMEM;
+	if (f && fclose(f))
+		rc = -EIO;
+	rtvio_config_free(&c);
+	if (rc) {
+		free(text);
 		return NULL;
 	}
-	rc = rtvio_config_dump(&c, f);
-	if (fclose(f) || rc) {
-		free(text);
-		text = NULL;
-	}
-	rtvio_config_free(&c);
 	return text;
 }

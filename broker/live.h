@@ -9,6 +9,7 @@
 #ifndef RTVIO_BROKER_LIVE_H
 #define RTVIO_BROKER_LIVE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct rtvio_config;
@@ -24,9 +25,11 @@ int live_create(const struct rtvio_config *in, struct rtvio_config *out);
 int live_compact(const struct rtvio_config *live, const char *drop_cell, const char *drop_flow,
 		 struct rtvio_config *out);
 
-/* The configuration in force as INI, loadable as a file (`rtvio config dump`):
- * malloc()ed text, NULL when out of memory. */
-char *live_dump(const struct rtvio_config *live);
+/* The configuration in force as INI, loadable as a file (`rtvio config dump`), with
+ * or without its capacity keys (max_cells, max_flows: admission leaves them out, so
+ * that "no room" is its refusal, not a loader error): malloc()ed text, NULL when out
+ * of memory. */
+char *live_dump(const struct rtvio_config *live, bool capacity);
 
 /* Present cells / flows. */
 int live_count_cells(const struct rtvio_config *live);

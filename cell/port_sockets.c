@@ -132,6 +132,70 @@ static void block_end(struct rtvio_cell *c, const struct blocking *b)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* One attempt of a blocking call, under the cell's lock: a gv_* call that says
+ * -EAGAIN while it has to wait. */
+struct attempt {
+	int (*fn)(struct rtvio_cell *c, const struct attempt *a);
+	int id;
+	/* What the call reads or fills in, by kind. */
+	void *buf;
+	size_t len;
+	unsigned int flags, *out_flags;
+	const void **cptr;
+	void **ptr;
+	size_t *lenp;
+	uint64_t *peer_cid;
+	uint32_t *peer_port;
+};
+
+/* Repeats a->fn until it says something other than -EAGAIN, the cell is gone or the
+ * deadline passes. Each round tries once, pumps the rings and tries again before it
+ * waits. dead_first: a cell whose broker is gone is refused at once; otherwise what
+ * was delivered before stays readable. */
+static int block_until(struct rtvio_cell *c, int timeout_ms, const struct attempt *a,
+		       bool dead_first)
+{
+	struct blocking b;
+	int rc;
+
+	block_begin(c, &b, timeout_ms);
+	for (;;) {
+		rc = dead_first && c->dead ? -ECONNRESET : a->fn(c, a);
+		if (rc != -EAGAIN)
+			break;
+		if (c->dead) {
+			rc = -ECONNRESET;
+			break;
+		}
+		port_pump(c);
+		rc = a->fn(c, a);
+		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
+			break;
+	}
+	block_end(c, &b);
+	return rc;
+}
+
+static int try_accept(struct rtvio_cell *c, const struct attempt *a)
+{
+	return gv_accept(c->stack, a->id, a->peer_cid, a->peer_port);
+}
+
+static int try_recv(struct rtvio_cell *c, const struct attempt *a)
+{
+	return gv_recv(c->stack, a->id, a->buf, a->len, a->flags, a->out_flags);
+}
+
+static int try_loan(struct rtvio_cell *c, const struct attempt *a)
+{
+	return gv_loan(c->stack, a->id, a->len, a->ptr);
+}
+
+static int try_borrow(struct rtvio_cell *c, const struct attempt *a)
+{
+	return gv_borrow(c->stack, a->id, a->cptr, a->lenp, a->out_flags);
+}
+
 int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int timeout_ms)
 {
 	struct blocking b;
@@ -159,22 +223,10 @@ int rtvio_connect(struct rtvio_cell *c, int id, uint64_t cid, uint32_t port, int
 int rtvio_accept(struct rtvio_cell *c, int id, uint64_t *peer_cid, uint32_t *peer_port,
 		 int timeout_ms)
 {
-	struct blocking b;
-	int rc;
+	const struct attempt a = { .fn = try_accept, .id = id, .peer_cid = peer_cid,
+				   .peer_port = peer_port };
 
-	block_begin(c, &b, timeout_ms);
-	for (;;) {
-		if (c->dead) {
-			rc = -ECONNRESET;
-			break;
-		}
-		port_pump(c);
-		rc = gv_accept(c->stack, id, peer_cid, peer_port);
-		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
-			break;
-	}
-	block_end(c, &b);
-	return rc;
+	return block_until(c, timeout_ms, &a, true);
 }
 
 ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
@@ -222,26 +274,10 @@ ssize_t rtvio_send(struct rtvio_cell *c, int id, const void *buf, size_t len,
 ssize_t rtvio_recv(struct rtvio_cell *c, int id, void *buf, size_t len, unsigned int flags,
 		   unsigned int *out_flags, int timeout_ms)
 {
-	struct blocking b;
-	int rc;
+	const struct attempt a = { .fn = try_recv, .id = id, .buf = buf, .len = len,
+				   .flags = flags, .out_flags = out_flags };
 
-	block_begin(c, &b, timeout_ms);
-	for (;;) {
-		/* Data already delivered stays readable even after the broker is gone. */
-		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
-		if (rc != -EAGAIN)
-			break;
-		if (c->dead) {
-			rc = -ECONNRESET;
-			break;
-		}
-		port_pump(c);
-		rc = gv_recv(c->stack, id, buf, len, flags, out_flags);
-		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
-			break;
-	}
-	block_end(c, &b);
-	return rc;
+	return block_until(c, timeout_ms, &a, false);
 }
 
 
@@ -258,21 +294,9 @@ int rtvio_set_zerocopy(struct rtvio_cell *c, int id, uint32_t max_bufs)
 
 int rtvio_loan(struct rtvio_cell *c, int id, size_t len, void **ptr, int timeout_ms)
 {
-	struct blocking b;
-	int rc;
+	const struct attempt a = { .fn = try_loan, .id = id, .len = len, .ptr = ptr };
 
-	block_begin(c, &b, timeout_ms);
-	for (;;) {
-		rc = c->dead ? -ECONNRESET : gv_loan(c->stack, id, len, ptr);
-		if (rc != -EAGAIN)
-			break;
-		port_pump(c);
-		rc = gv_loan(c->stack, id, len, ptr);
-		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
-			break;
-	}
-	block_end(c, &b);
-	return rc;
+	return block_until(c, timeout_ms, &a, true);
 }
 
 int rtvio_commit(struct rtvio_cell *c, int id, size_t len, unsigned int flags)
@@ -288,26 +312,10 @@ int rtvio_commit(struct rtvio_cell *c, int id, size_t len, unsigned int flags)
 int rtvio_borrow(struct rtvio_cell *c, int id, const void **ptr, size_t *len,
 		 unsigned int *out_flags, int timeout_ms)
 {
-	struct blocking b;
-	int rc;
+	const struct attempt a = { .fn = try_borrow, .id = id, .cptr = ptr, .lenp = len,
+				   .out_flags = out_flags };
 
-	block_begin(c, &b, timeout_ms);
-	for (;;) {
-		/* Data already delivered stays readable even after the broker is gone. */
-		rc = gv_borrow(c->stack, id, ptr, len, out_flags);
-		if (rc != -EAGAIN)
-			break;
-		if (c->dead) {
-			rc = -ECONNRESET;
-			break;
-		}
-		port_pump(c);
-		rc = gv_borrow(c->stack, id, ptr, len, out_flags);
-		if (rc != -EAGAIN || (rc = block_wait(c, &b, rc)))
-			break;
-	}
-	block_end(c, &b);
-	return rc;
+	return block_until(c, timeout_ms, &a, false);
 }
 
 int rtvio_release(struct rtvio_cell *c, int id, size_t n)
