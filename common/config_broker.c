@@ -40,6 +40,8 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 	case 2:
 		if (!*k->value)
 			return cfg_key_fail(k, "expected a directory");
+		if (cfg_text_value(k))
+			return ps->ret;
 		if (strlen(k->value) >= sizeof(b->socket_dir))
 			return cfg_key_fail(k, "'%s': path too long (at most %zu characters)", k->value,
 					sizeof(b->socket_dir) - 1);

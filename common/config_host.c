@@ -31,6 +31,8 @@ int cfg_host_key(struct parser *ps, const struct keyctx *k, int key)
 		return cfg_cell_key(ps, k, CK_CONNECTIONS);
 	if (k->value[0] != '/')
 		return cfg_key_fail(k, "'%s': expected an absolute path", k->value);
+	if (cfg_text_value(k))
+		return ps->ret;
 	if (len > RTVIO_UDS_PATH_MAX)
 		return cfg_key_fail(k, "'%s' is too long (at most %d characters, so that "
 				    "<uds_path>_<port> fits a Unix socket path)", k->value,

@@ -110,6 +110,10 @@ int cfg_fail(struct parser *ps, int line, const char *fmt, ...) CFG_PRINTF(3, 4)
 bool cfg_valid_name(const char *s);
 int cfg_key_fail(const struct keyctx *k, const char *fmt, ...) CFG_PRINTF(2, 3);
 int cfg_bad_value(const struct keyctx *k, const char *why);
+/* A text value (a path, a command line): 0, or the error for one that holds ';' or
+ * '#', which the INI format takes for a comment once the value is written back
+ * (`rtvio config dump`), so the value would not survive the round trip. */
+int cfg_text_value(const struct keyctx *k);
 int cfg_get_size(const struct keyctx *k, uint64_t min, uint64_t max, uint64_t *out);
 int cfg_get_time(const struct keyctx *k, uint64_t min, uint64_t *out);
 int cfg_get_int(const struct keyctx *k, long long min, long long max, long long *out);

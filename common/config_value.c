@@ -64,6 +64,14 @@ int cfg_key_fail(const struct keyctx *k, const char *fmt, ...)
 	return cfg_fail(k->ps, k->line, "[%s] key '%s': %s", k->ps->section, k->key, msg);
 }
 
+int cfg_text_value(const struct keyctx *k)
+{
+	if (strpbrk(k->value, ";#"))
+		return cfg_key_fail(k, "'%s': ';' and '#' start comments in this format and "
+				    "cannot be part of a value", k->value);
+	return 0;
+}
+
 int cfg_bad_value(const struct keyctx *k, const char *why)
 {
 	return cfg_key_fail(k, "'%s': %s", k->value, why);

@@ -20,6 +20,8 @@ static int copy_string(const struct keyctx *k, char *dst, size_t len)
 {
 	size_t n = strlen(k->value);
 
+	if (cfg_text_value(k))
+		return k->ps->ret;
 	if (n == 0 || n >= len)
 		return cfg_key_fail(k, "'%s': expected 1 to %zu characters", k->value, len - 1);
 	memcpy(dst, k->value, n + 1);

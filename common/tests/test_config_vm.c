@@ -115,6 +115,14 @@ static void test_errors(void **state)
 	expect_error("[cell a]\ncid = 3\nvm = yes\ncpu_max = 20ms/10ms\n",
 		     "t.conf:4: [cell a] key 'cpu_max': '20ms/10ms': expected a period from 1ms "
 		     "to 1s and a budget from 1ms to the period");
+	/* A comment character could not survive a dump (found by the config fuzzer:
+	 * `image=;` loaded as ";" and came back empty). */
+	expect_error("[cell p]\nimage=;\ncid=4\nvm =yes\n",
+		     "t.conf:2: [cell p] key 'image': ';': ';' and '#' start comments in this "
+		     "format and cannot be part of a value");
+	expect_error("[broker]\nsocket_dir = /tmp/a#b\n",
+		     "t.conf:2: [broker] key 'socket_dir': '/tmp/a#b': ';' and '#' start "
+		     "comments in this format and cannot be part of a value");
 	expect_error("[cell a]\ncid = 3\nvm = yes\ncpu_max = half\n",
 		     "t.conf:4: [cell a] key 'cpu_max': 'half': expected a share such as 50% or a "
 		     "budget such as 5ms/10ms");
