@@ -13,10 +13,10 @@
  * is its bit in the "seen" masks. */
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
-	"pm_qos", "max_cells", "max_flows", NULL };
+	"pm_qos", "max_cells", "max_flows", "cpus", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
-	"cpu_max", NULL };
+	"cpu_max", "broker_core", NULL };
 const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",
@@ -145,6 +145,7 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.chunk = 4096;
 	snprintf(cfg->broker.socket_dir, sizeof(cfg->broker.socket_dir), "/tmp/rtvio");
 	cfg->broker.cpu = -1;
+	cfg->broker.cpus[0] = -1;
 	cfg->broker.regulation_period_ns = 1000000;
 	cfg->broker.pm_qos = true;
 }

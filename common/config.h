@@ -65,12 +65,19 @@ enum rtvio_copy {
 			    * memcpy elsewhere) */
 };
 
+/* Data-plane cores a broker may run ([broker] cpus). */
+#define RTVIO_MAX_BROKER_CORES 8
+
 struct rtvio_broker_cfg {
 	enum rtvio_policy policy;     /* default fp */
 	uint64_t chunk;               /* bytes, > 0; default 4 KiB */
 	char socket_dir[RTVIO_PATH_MAX]; /* absolute: a relative one is resolved against the
 				       * config file's directory; default /tmp/rtvio */
-	int cpu;                      /* -1 = unpinned (default) */
+	int cpu;                      /* -1 = unpinned (default); cpus[0] when cpus is given */
+	/* cpus = 1,2,...: one data-plane thread pinned to each (a multi-core broker,
+	 * docs/broker.md "Several cores"); absent: ncores = 1 and cpus[0] = cpu. */
+	int ncores;
+	int cpus[RTVIO_MAX_BROKER_CORES];
 	int rt_priority;              /* SCHED_FIFO 1..99; 0 = none (default) */
 	bool poll;                    /* default no: sleep on kicks */
 	bool default_best_effort;     /* default = best-effort; false = deny (default) */
@@ -112,6 +119,9 @@ struct rtvio_cell_cfg {
 	uint64_t rx_buf;    /* payload bytes per RX buffer the cell posts; default 4 KiB */
 	uint64_t max_packet; /* largest TX packet payload the cell sends; default 64 KiB */
 	int cpu;            /* core `rtvio cell` pins the cell to; -1 = unpinned (default) */
+	int broker_core;    /* index into [broker] cpus of the data-plane core that serves
+			     * the flows delivered to this cell; -1 = the model assigns it
+			     * (model_cell_core; default) */
 	int rt_priority;    /* SCHED_FIFO priority of the cell's real-time threads (periodic
 			     * senders, receivers of real-time flows); 0 = none (default) */
 	uint32_t poll_us;   /* `rtvio cell`: a blocking call spins this long on the used

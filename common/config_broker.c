@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,40 @@ int cfg_open_broker(struct parser *ps, int line, const char *name)
 				ps->broker_line);
 	ps->broker_line = line;
 	ps->cfg->broker.line = line;
+	return 0;
+}
+
+/* "1,2,3": distinct cpus, one data-plane thread each. */
+static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
+{
+	const char *p = k->value;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p || v < 0 || v > 1023)
+			return cfg_key_fail(k, "'%s': expected a list of cpu numbers 0..1023, "
+					    "separated by commas", k->value);
+		if (n == RTVIO_MAX_BROKER_CORES)
+			return cfg_key_fail(k, "'%s': at most %d cores", k->value,
+					    RTVIO_MAX_BROKER_CORES);
+		for (int i = 0; i < n; i++) {
+			if (b->cpus[i] == (int)v)
+				return cfg_key_fail(k, "'%s': cpu %ld is listed twice", k->value, v);
+		}
+		b->cpus[n++] = (int)v;
+		p = end + strspn(end, " \t");
+		if (*p == ',')
+			p += 1 + strspn(p + 1, " \t");
+		else if (*p)
+			return cfg_key_fail(k, "'%s': expected a list of cpu numbers 0..1023, "
+					    "separated by commas", k->value);
+	}
+	if (!n)
+		return cfg_key_fail(k, "expected a list of cpu numbers (for example 1,2)");
+	b->ncores = n;
 	return 0;
 }
 
@@ -86,6 +121,8 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		b->max_flows = (int)v;
 		return 0;
+	case 13:
+		return get_cpus(k, b);
 	}
 	return 0;
 }
@@ -176,6 +213,13 @@ int cfg_check_broker(struct parser *ps)
 	if (b->max_flows && b->max_flows < ps->cfg->nflows)
 		return cfg_fail(ps, ps->broker_key_line[12], "[broker] key 'max_flows': %d is "
 				"smaller than the %d flows configured", b->max_flows, ps->cfg->nflows);
+	if (ps->broker_key_line[3] && ps->broker_key_line[13])
+		return cfg_fail(ps, ps->broker_key_line[13], "[broker] key 'cpus': 'cpu' is given "
+				"too (line %d): give one of them", ps->broker_key_line[3]);
+	if (b->ncores)
+		b->cpu = b->cpus[0];
+	else
+		b->ncores = 1, b->cpus[0] = b->cpu;
 	if (resolve_socket_dir(ps))
 		return ps->ret;
 	return check_socket_dir(ps);

@@ -33,6 +33,7 @@ int cfg_open_cell(struct parser *ps, int line, const char *name)
 	c->rx_buf = 4096;
 	c->max_packet = 65536;
 	c->cpu = -1;
+	c->broker_core = -1;
 	c->connections = RTVIO_CONNECTIONS_DEFAULT;
 	c->line = line;
 	ps->index = cfg->ncells++;
@@ -92,6 +93,11 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		c->connections = (uint32_t)v;
 		return 0;
+	case CK_BROKER_CORE:
+		if (cfg_get_int(k, 0, RTVIO_MAX_BROKER_CORES - 1, &v))
+			return ps->ret;
+		c->broker_core = (int)v;
+		return 0;
 	}
 	return cfg_vm_key(ps, k, key);
 }
@@ -130,6 +136,11 @@ int cfg_check_cells(struct parser *ps)
 				    "vm cells only (add vm = yes, or use 'region')", c->name);
 		if (cfg_check_vm_keys(ps, i))
 			return ps->ret;
+		if (c->broker_core >= cfg->broker.ncores)
+			return cfg_fail(ps, r->key_line[CK_BROKER_CORE], "[cell %s] key 'broker_core': "
+				    "%d, but the broker has %d core%s (expected 0..%d: an index into "
+				    "[broker] cpus)", c->name, c->broker_core, cfg->broker.ncores,
+				    cfg->broker.ncores == 1 ? "" : "s", cfg->broker.ncores - 1);
 		for (int j = 0; j < i; j++) {
 			if (cfg->cells[j].cid == c->cid)
 				return cfg_fail(ps, r->key_line[CK_CID], "[cell %s] key 'cid': duplicate "

@@ -24,6 +24,15 @@ static int dump_vm(const struct rtvio_vm_cfg *v, FILE *f)
 	return rc < 0 ? -EIO : 0;
 }
 
+static int dump_cpus(const struct rtvio_broker_cfg *b, FILE *f)
+{
+	int rc = fprintf(f, "cpus = ");
+
+	for (int i = 0; rc >= 0 && i < b->ncores; i++)
+		rc = fprintf(f, "%s%d", i ? "," : "", b->cpus[i]);
+	return rc < 0 || fprintf(f, "\n") < 0;
+}
+
 int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 {
 	const struct rtvio_broker_cfg *b = &cfg->broker;
@@ -31,11 +40,16 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	int ret = 0;
 
 #define OUT(...) do { if (fprintf(f, __VA_ARGS__) < 0) ret = -EIO; } while (0)
-	OUT("[broker]\npolicy = %s\nchunk = %s\nsocket_dir = %s\ncpu = %d\nrt_priority = %d\n"
+	OUT("[broker]\npolicy = %s\nchunk = %s\nsocket_dir = %s\n", rtvio_policy_name(b->policy),
+	    rtvio_fmt_size(x, sizeof(x), b->chunk), b->socket_dir);
+	if (b->ncores > 1)
+		ret = dump_cpus(b, f) ? -EIO : ret;
+	else
+		OUT("cpu = %d\n", b->cpu);
+	OUT("rt_priority = %d\n"
 	    "poll = %s\ndefault = %s\nregulation_budget = %s\nregulation_period = %s\ncopy = %s\n"
 	    "pm_qos = %s\n",
-	    rtvio_policy_name(b->policy), rtvio_fmt_size(x, sizeof(x), b->chunk), b->socket_dir,
-	    b->cpu, b->rt_priority, b->poll ? "yes" : "no",
+	    b->rt_priority, b->poll ? "yes" : "no",
 	    b->default_best_effort ? "best-effort" : "deny",
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
 	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
@@ -61,6 +75,8 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 		    "poll_us = %u\n",
 		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
 		    c->cpu, c->rt_priority, (unsigned)c->connections, (unsigned)c->poll_us);
+		if (c->broker_core >= 0)
+			OUT("broker_core = %d\n", c->broker_core);
 		if (c->vm)
 			ret = dump_vm(&c->vmc, f) ? -EIO : ret;
 	}

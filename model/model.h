@@ -119,6 +119,12 @@ uint32_t model_cell_connections(const struct rtvio_config *cfg, int i);
  * real-time stream flow to c as many credit updates. */
 uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 
+/* The data-plane core (an index into [broker] cpus, 0 with one core) that serves
+ * cell c: every packet delivered into c is dispatched there (model/cores.c). */
+int model_cell_core(const struct rtvio_config *cfg, int c);
+/* Flow f's core: its destination cell's. */
+int model_flow_core(const struct rtvio_config *cfg, int f);
+
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);
 

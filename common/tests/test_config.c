@@ -593,11 +593,11 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos, max_cells, max_flows)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
-		     "image, args, cpu_max)");
+		     "image, args, cpu_max, broker_core)");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\npatern = bulk\n",
 		     "12: [workload w] key 'patern': unknown key (expected one of: flow, pattern, "
 		     "size, period, offset, count)");
@@ -1027,6 +1027,45 @@ static void test_bom(void **state)
 /* [cell] connections: the cell's share of the broker's connection table. */
 /* [cell] poll_us: microseconds a blocking call of `rtvio cell` spins before it
  * sleeps; 0 (the default) sleeps at once. */
+/* [broker] cpus and [cell] broker_core: the list, its errors and the round trip. */
+static void test_broker_cpus(void **state)
+{
+	struct rtvio_config cfg, again;
+	char *text;
+
+	(void)state;
+	load_ok("[broker]\ncpu = 3\n" CELLS, &cfg);
+	assert_int_equal(cfg.broker.ncores, 1);
+	assert_int_equal(cfg.broker.cpus[0], 3);
+	rtvio_config_free(&cfg);
+	load_ok("[broker]\ncpus = 0, 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n", &cfg);
+	assert_int_equal(cfg.broker.ncores, 2);
+	assert_int_equal(cfg.broker.cpu, 0);
+	assert_int_equal(cfg.broker.cpus[1], 1);
+	assert_int_equal(cfg.cells[0].broker_core, -1);
+	assert_int_equal(cfg.cells[2].broker_core, 0);
+	text = dump(&cfg);
+	assert_non_null(strstr(text, "cpus = 0,1\n"));
+	assert_non_null(strstr(text, "broker_core = 0\n"));
+	load_ok(text, &again);
+	assert_same_config(&cfg, &again);
+	rtvio_config_free(&again);
+	rtvio_config_free(&cfg);
+	free(text);
+	expect_error("[broker]\ncpus = 1,1\n" CELLS,
+		     "2: [broker] key 'cpus': '1,1': cpu 1 is listed twice");
+	expect_error("[broker]\ncpus = 1;2\n" CELLS,
+		     "2: [broker] key 'cpus': '1;2': expected a list of cpu numbers 0..1023, "
+		     "separated by commas");
+	expect_error("[broker]\ncpus = 0,1,2,3,4,5,6,7,8\n" CELLS,
+		     "2: [broker] key 'cpus': '0,1,2,3,4,5,6,7,8': at most 8 cores");
+	expect_error("[broker]\ncpu = 1\ncpus = 1,2\n" CELLS,
+		     "3: [broker] key 'cpus': 'cpu' is given too (line 2): give one of them");
+	expect_error("[broker]\ncpus = 1,2\n[cell a]\ncid = 3\nbroker_core = 2\n",
+		     "5: [cell a] key 'broker_core': 2, but the broker has 2 cores (expected "
+		     "0..1: an index into [broker] cpus)");
+}
+
 static void test_cell_poll_us(void **state)
 {
 	struct rtvio_config cfg;
@@ -1203,6 +1242,7 @@ int main(void)
 		cmocka_unit_test(test_bom),
 		cmocka_unit_test(test_cell_connections),
 		cmocka_unit_test(test_cell_poll_us),
+		cmocka_unit_test(test_broker_cpus),
 		cmocka_unit_test(test_error_open),
 		cmocka_unit_test(test_fuzz),
 	};

@@ -217,6 +217,28 @@ static void check_file(const char *path)
 	rtvio_config_free(&cfg);
 }
 
+/* Cells are dealt to the broker's cores by slot unless they name one; a flow runs on
+ * its destination's core; a config built in code (ncores 0) has one core. */
+static void test_cores(void **state)
+{
+	struct rtvio_cell_cfg cells[3] = { { .broker_core = -1 }, { .broker_core = -1 },
+					   { .broker_core = 0 } };
+	struct rtvio_flow_cfg flows[2] = { { .from = 0, .to = 1 }, { .from = 1, .to = 2 } };
+	struct rtvio_config cfg = { .cells = cells, .ncells = 3, .flows = flows, .nflows = 2 };
+
+	(void)state;
+	for (int c = 0; c < 3; c++)
+		assert_int_equal(model_cell_core(&cfg, c), 0);
+	cfg.broker.ncores = 2;
+	assert_int_equal(model_cell_core(&cfg, 0), 0);
+	assert_int_equal(model_cell_core(&cfg, 1), 1);
+	assert_int_equal(model_cell_core(&cfg, 2), 0);
+	assert_int_equal(model_flow_core(&cfg, 0), 1);
+	assert_int_equal(model_flow_core(&cfg, 1), 0);
+	cells[2].broker_core = 1;
+	assert_int_equal(model_flow_core(&cfg, 1), 1);
+}
+
 static void test_demo_conf(void **state)
 {
 	(void)state;
@@ -453,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_generated),
 		cmocka_unit_test(test_broken_ranking_detected),
 		cmocka_unit_test(test_dispatch_order),
+		cmocka_unit_test(test_cores),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
