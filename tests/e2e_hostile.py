@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end tests of rtvio against a hostile cell: a real broker, real victim cells
-(`rtvio cell`), and tests/hostile_cell misbehaving at full speed.
+(`rtvio cell`), and `rtvio hostile` misbehaving at full speed.
 
-Usage: e2e_hostile.py RTVIO HOSTILE_CELL [MODE...]
+Usage: e2e_hostile.py RTVIO [MODE...]
 
-One case per misbehaviour of hostile_cell (and `all`): the hostile cell starts its
+One case per misbehaviour of `rtvio hostile` (and `all`): the hostile cell starts its
 action, then two victim cells exchange a bulk SEQPACKET flow of 10 000 messages and a
 real-time flow while it keeps going. Each case asserts that every victim message
 arrived whole, in order and uncorrupted; that the broker is alive and answers
@@ -23,8 +23,8 @@ import tempfile
 import time
 import traceback
 
-RTVIO, HOSTILE = sys.argv[1], sys.argv[2]
-ONLY = sys.argv[3:]
+RTVIO = sys.argv[1]
+ONLY = sys.argv[2:]
 SLOW = float(os.environ.get("RTVIO_E2E_SLOW", "1"))
 
 # h is the hostile cell, z its well-behaved helper (same process), b and c the
@@ -165,9 +165,9 @@ def intact(rep, name, count):
 
 
 def summary(out):
-    """hostile_cell's last line as a dict of its counters."""
+    """`rtvio hostile`'s last line as a dict of its counters."""
     m = re.search(r"hostile \S+: (.*)", out)
-    check(m, "hostile_cell printed no summary: " + out[-400:])
+    check(m, "rtvio hostile printed no summary: " + out[-400:])
     return {k.strip(): int(v) for k, v in
             (re.match(r"(.*\D) (\d+)$", part.strip()).groups()
              for part in m.group(1).split(","))}
@@ -192,7 +192,7 @@ def run_mode(mode, cut_reason=None, served=None):
     case = Case()
     try:
         case.start_broker()
-        hostile = case.spawn([HOSTILE, mode, case.dir, "h", "3", "z", "4", "700",
+        hostile = case.spawn([RTVIO, "hostile", mode, case.dir, "h", "3", "z", "4", "700",
                               str(120 * SLOW)])
         wait_attached(case, hostile)
         rx, tx = case.spawn([RTVIO, "cell", case.conf, "b", "--json"]), \

@@ -1,6 +1,6 @@
-/* The hostile cell (tests/hostile_cell.c): what its files share. */
-#ifndef RTVIO_TESTS_HOSTILE_H
-#define RTVIO_TESTS_HOSTILE_H
+/* `rtvio hostile` (cmd_hostile.c): what its files share. Private to cell/. */
+#ifndef RTVIO_CELL_HOSTILE_H
+#define RTVIO_CELL_HOSTILE_H
 
 #include <pthread.h>
 #include <signal.h>

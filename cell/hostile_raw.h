@@ -1,14 +1,14 @@
 /* The hostile cell's raw attachment: a vhost-user front end and a split-virtqueue
  * driver over its own memory, with no vsock stack on top, so that it can put any
  * packet on its TX ring, post RX buffers of any length and abuse its vhost-user
- * socket and call eventfds (tests/hostile_cell.c says what each mode does).
+ * socket and call eventfds (cmd_hostile.c and hostile_modes.c say what each mode does).
  *
  * Region layout (RAW_REGION bytes, device address RAW_BASE + offset):
  *   0       rx ring          RAW_RXBUF_OFF  RAW_QSIZE RX buffers of RAW_RXBUF bytes
  *   8 KiB   tx ring          RAW_TXBUF_OFF  RAW_QSIZE TX slots of RAW_TXSLOT bytes
  * Everything is single-threaded and non-blocking after hraw_open. */
-#ifndef RTVIO_TESTS_HOSTILE_RAW_H
-#define RTVIO_TESTS_HOSTILE_RAW_H
+#ifndef RTVIO_CELL_HOSTILE_RAW_H
+#define RTVIO_CELL_HOSTILE_RAW_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -106,7 +106,7 @@ struct hostile_helper *hostile_helper_start(const char *path, uint64_t hostile_c
 	hp->hostile_cid = hostile_cid;
 	hp->c = rtvio_cell_open(path, 8u << 20, &o, err, sizeof(err));
 	if (!hp->c) {
-		fprintf(stderr, "hostile_cell: helper cell: %s\n", err);
+		fprintf(stderr, "rtvio hostile: helper cell: %s\n", err);
 		free(hp);
 		return NULL;
 	}

@@ -1,5 +1,5 @@
 /* The hostile cell's misbehaviours: each a set-up after every attach and a
- * non-blocking step the main loop repeats as fast as it can (hostile_cell.c). */
+ * non-blocking step the main loop repeats as fast as it can (cmd_hostile.c). */
 #include "hostile.h"
 #include "vhost_user_proto.h"
 

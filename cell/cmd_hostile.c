@@ -1,7 +1,7 @@
-/* hostile_cell: a cell that misbehaves at full speed against a real broker, for
+/* `rtvio hostile`: a cell that misbehaves at full speed against a real broker, for
  * tests/e2e_hostile.py and `rtvio bench hostile`.
  *
- *   hostile_cell MODE DIR CELL CID HELPER VICTIM_CID VICTIM_PORT SECONDS
+ *   rtvio hostile MODE DIR CELL CID HELPER VICTIM_CID VICTIM_PORT SECONDS
  *
  * CELL (CID in the config) attaches on DIR/CELL.sock like a process cell does
  * (vhost-user, two rings in a memfd region) but drives its rings by hand, and runs
@@ -16,6 +16,7 @@
  *   hostile MODE: attached N, attach failed F, cut off K, detached D, sent P,
  *   received R, vhost-user V, memtables M, helper H
  * and exits 0 when it attached at least once, 1 when never, 2 on usage errors. */
+#include "cell_cmd.h"
 #include "hostile.h"
 
 #include <errno.h>
@@ -37,7 +38,7 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: hostile_cell MODE DIR CELL CID HELPER VICTIM_CID VICTIM_PORT "
+	fprintf(stderr, "usage: rtvio hostile MODE DIR CELL CID HELPER VICTIM_CID VICTIM_PORT "
 			"SECONDS\nmodes:\n");
 	for (unsigned int i = 0; i < hostile_nmodes; i++)
 		fprintf(stderr, "  %-9s %s\n", hostile_modes[i].name, hostile_modes[i].what);
@@ -106,7 +107,7 @@ static void run(struct hostile *h, double seconds)
 		hraw_close(&h->r);
 }
 
-int main(int argc, char **argv)
+int cmd_hostile(int argc, char **argv)
 {
 	struct hostile h = { 0 };
 	struct hostile_helper *hp = NULL;
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
 
 	if (argc != 9 || !(h.mode = mode_named(argv[1]))) {
 		if (argc >= 2 && argc == 9)
-			fprintf(stderr, "hostile_cell: unknown mode %s\n", argv[1]);
+			fprintf(stderr, "rtvio hostile: unknown mode %s\n", argv[1]);
 		usage();
 		return 2;
 	}
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
 	h.next_port = 2000;
 	seconds = atof(argv[8]);
 	if (seconds <= 0) {
-		fprintf(stderr, "hostile_cell: SECONDS must be above 0, not %s\n", argv[8]);
+		fprintf(stderr, "rtvio hostile: SECONDS must be above 0, not %s\n", argv[8]);
 		return 2;
 	}
 	sigaction(SIGTERM, &sa, NULL);
