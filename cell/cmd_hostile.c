@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,37 +108,80 @@ static void run(struct hostile *h, double seconds)
 		hraw_close(&h->r);
 }
 
+/* A whole decimal (or 0x) number up to max, or false. */
+static bool number(const char *s, unsigned long long max, unsigned long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	return *s && *s != '-' && !*end && !errno && *v <= max;
+}
+
+/* The command line into h, the two socket paths and the hostile cell's CID. Returns
+ * -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct hostile *h, char path[2][512],
+		      unsigned long long *cid, double *seconds)
+{
+	static const char *const what[] = { "CID", "VICTIM_CID", "VICTIM_PORT" };
+	const int at[] = { 4, 6, 7 };
+	unsigned long long v[3];
+	char *end;
+
+	if (argc != 9) {
+		usage();
+		return 2;
+	}
+	h->mode = mode_named(argv[1]);
+	if (!h->mode) {
+		fprintf(stderr, "rtvio hostile: unknown mode '%s'\n", argv[1]);
+		usage();
+		return 2;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (!number(argv[at[i]], i == 2 ? 0xffffffffull : 0xfffffffeull, &v[i])) {
+			fprintf(stderr, "rtvio hostile: %s is not a number in range: '%s'\n",
+				what[i], argv[at[i]]);
+			return 2;
+		}
+	}
+	*seconds = strtod(argv[8], &end);
+	if (*end || !(*seconds > 0)) {
+		fprintf(stderr, "rtvio hostile: SECONDS must be a number above 0, not '%s'\n",
+			argv[8]);
+		return 2;
+	}
+	if (snprintf(path[0], 512, "%s/%s.sock", argv[2], argv[3]) >= 512 ||
+	    snprintf(path[1], 512, "%s/%s.sock", argv[2], argv[5]) >= 512) {
+		fprintf(stderr, "rtvio hostile: socket path too long: %s/...\n", argv[2]);
+		return 2;
+	}
+	h->path = path[0];
+	*cid = v[0];
+	h->victim_cid = v[1];
+	h->victim_port = (uint32_t)v[2];
+	h->next_port = 2000;
+	return -1;
+}
+
 int cmd_hostile(int argc, char **argv)
 {
 	struct hostile h = { 0 };
 	struct hostile_helper *hp = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	static char path[2][512];
+	unsigned long long cid;
 	unsigned long helped = 0;
 	double seconds;
+	int rc = parse_args(argc, argv, &h, path, &cid, &seconds);
 
-	if (argc != 9 || !(h.mode = mode_named(argv[1]))) {
-		if (argc >= 2 && argc == 9)
-			fprintf(stderr, "rtvio hostile: unknown mode %s\n", argv[1]);
-		usage();
-		return 2;
-	}
-	snprintf(path[0], sizeof(path[0]), "%s/%s.sock", argv[2], argv[3]);
-	snprintf(path[1], sizeof(path[1]), "%s/%s.sock", argv[2], argv[5]);
-	h.path = path[0];
-	h.victim_cid = strtoull(argv[6], NULL, 0);
-	h.victim_port = (uint32_t)strtoul(argv[7], NULL, 0);
-	h.next_port = 2000;
-	seconds = atof(argv[8]);
-	if (seconds <= 0) {
-		fprintf(stderr, "rtvio hostile: SECONDS must be above 0, not %s\n", argv[8]);
-		return 2;
-	}
+	if (rc >= 0)
+		return rc;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (h.mode->helper && strcmp(argv[5], "-")) {
-		hp = hostile_helper_start(path[1], strtoull(argv[4], NULL, 0));
+		hp = hostile_helper_start(path[1], cid);
 		if (!hp)
 			return 2;
 		h.helper_cid = hostile_helper_cid(hp);

@@ -2,8 +2,6 @@
 #ifndef RTVIO_CELL_HOSTILE_H
 #define RTVIO_CELL_HOSTILE_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>

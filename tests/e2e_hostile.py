@@ -283,15 +283,34 @@ MODES = [
 ]
 
 
+def bad_input():
+    """rtvio hostile refuses bad input with exit status 2, naming what is wrong"""
+    bad = [(["nosuch", "/tmp", "h", "3", "z", "4", "700", "1"], "unknown mode 'nosuch'"),
+           (["callfd", "/tmp", "h", "x3", "z", "4", "700", "1"], "CID is not a number"),
+           (["callfd", "/tmp", "h", "3", "z", "4", "99999999999", "1"], "VICTIM_PORT"),
+           (["callfd", "/tmp", "h", "3", "z", "4", "700", "0"], "SECONDS must be"),
+           (["callfd", "/tmp"], "usage: rtvio hostile")]
+    for args, needle in bad:
+        r = subprocess.run([RTVIO, "hostile"] + args, capture_output=True, text=True,
+                           timeout=10 * SLOW)
+        check(r.returncode == 2 and needle in r.stderr,
+              f"rtvio hostile {' '.join(args)}: exit {r.returncode}, stderr {r.stderr[:300]}")
+    return []
+
+
 def main():
     cases = [m for m in MODES if not ONLY or m[0] in ONLY]
+    if not ONLY or "usage" in ONLY:
+        cases.append(("usage", None, None))
     print(f"1..{len(cases)}")
     failed = 0
     for i, (mode, reason, served) in enumerate(cases, 1):
         t0 = time.time()
         title = f"hostile {mode}: victims intact, broker answers, hostile served or cut off"
+        if mode == "usage":
+            title = bad_input.__doc__
         try:
-            notes = run_mode(mode, reason, served)
+            notes = bad_input() if mode == "usage" else run_mode(mode, reason, served)
             if mode == "callfd":
                 # The eventfd case must have been cut off, not merely served.
                 check("cut off 0," not in notes[0], "callfd: never cut off: " + notes[0])
