@@ -390,7 +390,7 @@ const struct hostile_mode hostile_modes[] = {
 	  0, false, false, NULL, attach_step },
 	{ "oversize", "SEQPACKET messages of 60000 bytes on a flow declared 64, credit ignored",
 	  0, true, false, oversize_setup, oversize_step },
-	{ "all", "every one of the above on one attachment, as far as they combine",
+	{ "all", "storm, repost, oversize, callfd, vhuflood, memtable, tinyrx, attach together",
 	  0, true, false, all_setup, all_step },
 };
 const unsigned int hostile_nmodes = sizeof(hostile_modes) / sizeof(hostile_modes[0]);
