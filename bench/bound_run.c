@@ -64,6 +64,9 @@ struct brun {
 	json_t **reps;		/* each cell's `rtvio cell --json` report, or NULL */
 	json_t *an, *st;	/* `rtvio analyze` and the final `rtvio stat` documents */
 	struct probes pr;
+	struct bench_extra *extra;	/* a process started next to the cells, or NULL */
+	bool *skip;		/* cells the extra process stands for */
+	struct proc xp;
 	uint64_t t0, t1;
 	double longest, busy0;	/* longest stall seen (µs, -1: no probe); cpu 0 busy % */
 };
@@ -94,6 +97,8 @@ static void brun_wait_cells(struct brun *r, int ms, int step_ms, bool stop_on_si
 		int running = 0;
 
 		for (int i = 0; i < r->cfg.ncells; i++) {
+			if (r->skip[i])
+				continue;
 			proc_drain(&r->cells[i], 0);
 			running += !proc_wait(&r->cells[i], 0);
 		}
@@ -103,14 +108,48 @@ static void brun_wait_cells(struct brun *r, int ms, int step_ms, bool stop_on_si
 	}
 }
 
-/* One `rtvio cell` per cell for r->dur seconds; their reports into r->reps. */
+/* The extra process, when there is one, starts first: the cells run next to what it
+ * does from their first message on. */
+static void brun_extra_start(struct brun *r)
+{
+	bench_proc_blank(&r->xp);
+	if (!r->extra || !r->extra->argv)
+		return;
+	if (proc_start(&r->xp, r->extra->argv, 1) == 0)
+		usleep(r->extra->lead_ms * 1000u);
+}
+
+/* Stops the extra process (SIGTERM) and keeps the last line it printed. */
+static void brun_extra_stop(struct brun *r)
+{
+	char *nl;
+
+	if (!r->extra || !r->extra->argv)
+		return;
+	proc_stop(&r->xp, SIGTERM, 5000);
+	if (r->xp.out) {
+		while ((nl = strrchr(r->xp.out, '\n')) && !nl[1])
+			*nl = 0;
+		nl = strrchr(r->xp.out, '\n');
+		snprintf(r->extra->said, sizeof(r->extra->said), "%s", nl ? nl + 1 : r->xp.out);
+	}
+	proc_free(&r->xp);
+}
+
+/* One `rtvio cell` per cell (but those the extra process stands for) for r->dur
+ * seconds; their reports into r->reps. */
 static void brun_cells(struct brun *r)
 {
 	char sdur[32];
 	int grace = 20000;
 
 	snprintf(sdur, sizeof(sdur), "%.3f", r->dur);
+	brun_extra_start(r);
 	for (int i = 0; i < r->cfg.ncells; i++) {
+		if (r->skip[i]) {
+			bench_proc_blank(&r->cells[i]);
+			continue;
+		}
 		const char *argv[] = { proc_self_exe(), "cell", r->conf, r->cfg.cells[i].name,
 				       "--duration", sdur, "--json", NULL };
 
@@ -121,10 +160,13 @@ static void brun_cells(struct brun *r)
 	/* Signal every cell first, then collect: one by one, 64 slow cells would take
 	 * minutes. */
 	for (int i = 0; i < r->cfg.ncells; i++)
-		if (!r->cells[i].reaped && r->cells[i].pid > 0)
+		if (!r->skip[i] && !r->cells[i].reaped && r->cells[i].pid > 0)
 			kill(r->cells[i].pid, SIGTERM);
 	brun_wait_cells(r, 5000, 50, false);
+	brun_extra_stop(r);
 	for (int i = 0; i < r->cfg.ncells; i++) {
+		if (r->skip[i])
+			continue;
 		proc_stop(&r->cells[i], SIGKILL, 1000);
 		r->reps[i] = r->cells[i].out ? json_loads(r->cells[i].out, JSON_DISABLE_EOF_CHECK,
 							  NULL) : NULL;
@@ -237,7 +279,8 @@ static long long brun_rows(struct brun *r, json_t *flows, json_t *violations)
 		json_t *sf = bench_stat_flow(r->st, fl->name), *row;
 		double bound, resp;
 
-		if (fl->best_effort || fl->traffic.pattern == RTVIO_PATTERN_OFF)
+		if (fl->best_effort || fl->traffic.pattern == RTVIO_PATTERN_OFF ||
+		    r->skip[fl->from] || r->skip[fl->to])
 			continue;
 		row = json_object();
 		brun_bounds(r, fl->name, &bound, &resp);
@@ -295,7 +338,21 @@ static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *sta
  * broker response time R that the bound is built on. */
 json_t *bench_bound_run(const char *label, const char *conf, double dur, json_t *violations)
 {
-	struct brun r = { .label = label, .conf = conf, .dur = dur };
+	return bench_bound_run_with(label, conf, dur, violations, NULL);
+}
+
+/* Marks the cells the extra process stands for. */
+static void brun_skip(struct brun *r)
+{
+	for (int i = 0; r->extra && i < r->cfg.ncells; i++)
+		for (const char *const *n = r->extra->cells; n && *n; n++)
+			r->skip[i] |= !strcmp(*n, r->cfg.cells[i].name);
+}
+
+json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
+			     json_t *violations, struct bench_extra *extra)
+{
+	struct brun r = { .label = label, .conf = conf, .dur = dur, .extra = extra };
 	json_t *run = json_object(), *flows = json_array(), *stalls = json_object();
 	char err[512];
 
@@ -311,7 +368,10 @@ json_t *bench_bound_run(const char *label, const char *conf, double dur, json_t 
 	snprintf(r.br.sockdir, sizeof(r.br.sockdir), "%s", r.cfg.broker.socket_dir);
 	r.cells = calloc((size_t)r.cfg.ncells, sizeof(*r.cells));
 	r.reps = calloc((size_t)r.cfg.ncells, sizeof(*r.reps));
-	if (!r.cells || !r.reps || bench_broker_launch(&r.br))
+	r.skip = calloc((size_t)r.cfg.ncells, sizeof(*r.skip));
+	if (r.skip)
+		brun_skip(&r);
+	if (!r.cells || !r.reps || !r.skip || bench_broker_launch(&r.br))
 		json_object_set_new(run, "status", json_string("the broker did not start"));
 	else
 		brun_measure(&r, run, flows, stalls, violations);
@@ -322,6 +382,7 @@ json_t *bench_bound_run(const char *label, const char *conf, double dur, json_t 
 	}
 	free(r.cells);
 	free(r.reps);
+	free(r.skip);
 	json_decref(r.st);
 	json_object_set_new(run, "flows", flows);
 	json_object_set_new(run, "host", stalls);

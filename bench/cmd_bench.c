@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"            1..10 flows per cell\n"
 		"  interference control latency and bulk throughput with `rtvio hog` on\n"
 		"            the cells' core, copy-engine regulation off and on\n"
+		"  hostile   demo.conf's flows and a generated set against their bounds,\n"
+		"            unloaded and next to `rtvio hostile` running each\n"
+		"            misbehaviour in turn, then all together\n"
 		"  isa       boot to first message and round trips of bare-metal cells on\n"
 		"            x86_64, aarch64, riscv64, the Linux guest and a process cell\n"
 		"            (QEMU, TCG; scripts/vm/isabench; a few minutes)\n"
@@ -171,6 +174,7 @@ static const struct scenario {
 	{ "bound", bench_scenario_bound, 10, 4, -1 },
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
+	{ "hostile", bench_scenario_hostile, 12, 12, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
@@ -223,7 +227,8 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference or isa)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference, hostile or\n"
+					"isa)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;

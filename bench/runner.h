@@ -157,6 +157,17 @@ void bench_iso_add(json_t *runs, json_t *r, const char *label, bool bulk);
 
 /* bound_run.c: one run of a config with every cell, judged against its bounds. */
 json_t *bench_bound_run(const char *label, const char *conf, double dur, json_t *violations);
+/* A process started lead_ms before the cells of a run and stopped (SIGTERM) after
+ * them: it stands for `cells` (NULL-terminated names), which get no `rtvio cell`,
+ * and whose flows get no row. `said` receives the last line it printed. */
+struct bench_extra {
+	const char *const *argv;	/* NULL: nothing is started, the cells stay idle */
+	const char *const *cells;
+	unsigned int lead_ms;
+	char said[400];
+};
+json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
+			     json_t *violations, struct bench_extra *extra);
 /* sc_bound.c: the platform the analysis judges by; returns a description. */
 const char *bench_bound_platform(struct bench *b, bool poll, struct rtvio_platform_cfg *plat);
 
@@ -171,5 +182,6 @@ int bench_scenario_bound(struct bench *b);
 int bench_scenario_scale(struct bench *b);
 int bench_scenario_interference(struct bench *b);
 int bench_scenario_isa(struct bench *b);
+int bench_scenario_hostile(struct bench *b);
 
 #endif

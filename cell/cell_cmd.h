@@ -5,5 +5,8 @@
 #define RTVIO_CELL_CMD_H
 
 int cmd_cell(int argc, char **argv); /* cmd_cell.c */
+/* `rtvio hostile`: a cell that misbehaves on purpose (cmd_hostile.c). Exit status 0
+ * when it attached at least once, 1 when never, 2 on usage errors. */
+int cmd_hostile(int argc, char **argv);
 
 #endif

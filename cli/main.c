@@ -34,6 +34,7 @@ static const struct command {
 	{ "analyze", cmd_analyze, "latency bound for every configured flow" },
 	{ "calibrate", cmd_calibrate, "measure the platform costs the analysis needs" },
 	{ "membench", cmd_membench, "find how much DRAM bandwidth can be budgeted" },
+	{ "hostile", cmd_hostile, "a cell that misbehaves on purpose, for tests and bench" },
 	{ "hog", cmd_hog, "throttled memory-traffic generator" },
 	{ "bench", cmd_bench, "evaluation against the alternatives, with reports" },
 };

@@ -133,6 +133,44 @@ static void test_report_written(void **state)
 	json_decref(res);
 }
 
+/* The hostile scenario: a summary line per run, and each victim flow beside the same
+ * flow of the unloaded run, with a verdict. */
+static const char *hostile_doc =
+	"{\"schema\":\"rtvio-bench/1\",\"scenarios\":{\"hostile\":{"
+	" \"platform_source\":\"plat-src\",\"conditions\":\"cond-h\",\"reading\":\"read-h\","
+	" \"runs_detail\":["
+	"  {\"label\":\"unloaded\",\"mode\":\"none\",\"status\":\"ok\",\"flows\":["
+	"   {\"flow\":\"control\",\"messages\":100,\"lost\":0,\"corrupt\":0,\"max_us\":50,"
+	"    \"bound_us\":100,\"ratio\":0.5,\"residence_max_us\":10,\"response_us\":40,"
+	"    \"residence_ratio\":0.25}]},"
+	"  {\"label\":\"repost\",\"mode\":\"repost\",\"status\":\"ok\","
+	"   \"hostile\":\"hostile repost: attached 1, cut off 0\",\"flows\":["
+	"   {\"flow\":\"control\",\"messages\":99,\"lost\":1,\"corrupt\":0,\"max_us\":300,"
+	"    \"bound_us\":100,\"ratio\":3,\"violation\":true,\"cause\":\"unexplained\","
+	"    \"residence_max_us\":20,\"response_us\":40,\"residence_ratio\":0.5}]}]}}}";
+
+static void test_hostile_section(void **state)
+{
+	json_t *res = json_loads(hostile_doc, 0, NULL);
+	char *md;
+
+	(void)state;
+	assert_non_null(res);
+	assert_int_equal(bench_write_report(res, dir, false), 0);
+	md = slurp("report.md");
+	assert_non_null(md);
+	assert_non_null(strstr(md, "## hostile: victims' bounds next to a misbehaving cell"));
+	assert_non_null(strstr(md, "Platform judged by: **plat-src**."));
+	assert_non_null(strstr(md, "| unloaded | 0 | 0 | 0.50 | 0.25 | 0 | ok | idle |"));
+	assert_non_null(strstr(md, "| repost | 1 | 0 | 3.00 | 0.50 | 1 | ok | hostile repost: "
+				   "attached 1, cut off 0 |"));
+	assert_non_null(strstr(md, "| repost | control | 99 | 1 | 0 | 300.0 | 50.0 | 100.0 | 3.00 |"
+				   " 20.0 | 10.0 | 40.0 | 0.50 | unexplained |"));
+	assert_non_null(strstr(md, "read-h"));
+	free(md);
+	json_decref(res);
+}
+
 static void test_schema_refused(void **state)
 {
 	json_t *bad = json_loads("{\"schema\":\"other/2\",\"scenarios\":{}}", 0, NULL);
@@ -193,6 +231,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_report_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refused, setup, teardown),
 		cmocka_unit_test(test_rx_accounting),
 	};
