@@ -16,6 +16,7 @@
 #include "analysis.h"
 #include "config.h"
 #include "from_config.h"
+#include "mcore_config.h"
 #include "model.h"
 
 static void usage(FILE *out)
@@ -120,9 +121,24 @@ static void print_composed(const struct rtvio_config *cfg, const struct an_flow_
 	}
 }
 
+/* A flow's core and what the shared locks cost it (an_mcore.h), on several cores. */
+static json_t *blocking_json(const struct an_blocking *bl)
+{
+	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o}",
+			 "mutex", num_us(bl->mutex), "mutex_per_step", (json_int_t)bl->mutex_per_step,
+			 "kex", num_us(bl->kex), "rw_reader", num_us(bl->rw_reader),
+			 "ingest_pass", num_us(bl->ingest_pass), "per_step", num_us(bl->per_step),
+			 "per_job", num_us(bl->per_job));
+}
+
+static json_t *core_json(const struct an_blocking *bl)
+{
+	return bl->core == AN_ANY_CORE ? json_string("any") : json_integer(bl->core);
+}
+
 static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 		       const struct an_result *res, const struct an_flow_result *out,
-		       enum an_policy pol)
+		       enum an_policy pol, const struct an_blocking *blk)
 {
 	json_t *doc = json_object(), *arr = json_array();
 
@@ -148,12 +164,41 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 					 json_boolean(out[i].schedulable));
 		if (cfg->flows[i].rem.remote >= 0)
 			json_object_set_new(f, "composed", composed_json(cfg, i, &out[i]));
+		if (cfg->broker.ncores > 1) {
+			json_object_set_new(f, "core", core_json(&blk[i]));
+			json_object_set_new(f, "blocking", blocking_json(&blk[i]));
+		}
 		json_array_append_new(arr, f);
 	}
 	json_object_set_new(doc, "flows", arr);
+	if (cfg->broker.ncores > 1)
+		json_object_set_new(doc, "cores", json_integer(cfg->broker.ncores));
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	fputc('\n', stdout);
 	json_decref(doc);
+}
+
+/* Below the table on several cores: each flow's core and its blocking (us). */
+static void print_cores(const struct rtvio_config *cfg, const struct an_blocking *blk)
+{
+	if (cfg->broker.ncores <= 1)
+		return;
+	printf("\n%d broker cores: each flow is dispatched by its destination's core; per step "
+	       "2 x mutex + kex + ingest_pass, per run rw_reader (docs/analysis.md, \"Several "
+	       "cores\")\n%-20s %5s %10s %10s %10s %10s %10s %10s\n", cfg->broker.ncores, "flow",
+	       "core", "mutex_us", "kex_us", "rw_rd_us", "pass_us", "step_us", "job_us");
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct an_blocking *bl = &blk[i];
+		char core[16];
+
+		if (bl->core == AN_ANY_CORE)
+			snprintf(core, sizeof(core), "any");
+		else
+			snprintf(core, sizeof(core), "%u", bl->core);
+		printf("%-20s %5s %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n", cfg->flows[i].name,
+		       core, us(bl->mutex), us(bl->kex), us(bl->rw_reader), us(bl->ingest_pass),
+		       us(bl->per_step), us(bl->per_job));
+	}
 }
 
 static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl,
@@ -221,6 +266,8 @@ struct run {
 	struct an_broker b;
 	struct an_flow *fl;          /* n entries (room for cfg.nflows + 1) */
 	struct an_flow_result *out;
+	struct an_blocking *blk;     /* n entries: each flow's core and lock terms */
+	struct an_mcore_input mi;
 	size_t n;
 	struct an_result res;
 	bool opa_none;               /* --assign opa found no assignment */
@@ -310,7 +357,8 @@ static int build_input(const struct opts *o, struct run *r)
 	/* One spare entry for the default best-effort class. */
 	r->fl = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->fl));
 	r->out = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->out));
-	if (!r->fl || !r->out || model_create(&r->cfg, &r->model)) {
+	r->blk = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->blk));
+	if (!r->fl || !r->out || !r->blk || model_create(&r->cfg, &r->model)) {
 		fprintf(stderr, "rtvio analyze: out of memory\n");
 		return -ENOMEM;
 	}
@@ -370,7 +418,11 @@ static int run_analysis(const struct opts *o, struct run *r)
 {
 	if (o->assign && !strcmp(o->assign, "opa") && assign_opa(r))
 		return -EINVAL;
-	if (an_analyze(r->fl, r->n, &r->b, &r->res, r->out)) {
+	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
+		fprintf(stderr, "rtvio analyze: out of memory\n");
+		return -ENOMEM;
+	}
+	if (an_analyze_mcore(r->fl, r->n, &r->b, &r->mi.mc, &r->res, r->out, r->blk)) {
 		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", o->conf);
 		return -EINVAL;
 	}
@@ -383,7 +435,7 @@ static int run_analysis(const struct opts *o, struct run *r)
 static void print(const struct opts *o, const struct run *r)
 {
 	if (o->json) {
-		print_json(&r->cfg, r->fl, &r->res, r->out, r->b.policy);
+		print_json(&r->cfg, r->fl, &r->res, r->out, r->b.policy, r->blk);
 		return;
 	}
 	if (o->assign && !r->opa_none) {
@@ -395,12 +447,15 @@ static void print(const struct opts *o, const struct run *r)
 		printf("\n");
 	}
 	print_table(&r->cfg, r->fl, &r->b, &r->res, r->out, r->b.policy);
+	print_cores(&r->cfg, r->blk);
 }
 
 static void run_free(struct run *r)
 {
 	free(r->fl);
 	free(r->out);
+	free(r->blk);
+	an_mcore_input_free(&r->mi);
 	model_destroy(r->model);
 	rtvio_config_free(&r->cfg);
 }

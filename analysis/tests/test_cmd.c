@@ -432,6 +432,76 @@ static void test_shipped_configs(void **state)
 	}
 }
 
+/* conf_ok with its [broker] section led by `extra`. */
+static const char *with_broker(const char *name, const char *extra)
+{
+	static char text[4096];
+	const char *rest = conf_ok + strlen("[broker]\n");
+
+	snprintf(text, sizeof(text), "[broker]\n%s%s", extra, rest);
+	return write_file(name, text);
+}
+
+/* One core named in `cpus` is today's broker: the table and the JSON document are
+ * byte for byte those of the config without the key. */
+static void test_one_core_identical(void **state)
+{
+	static char first[sizeof(out_buf)];
+	const char *plain = write_file("plain.conf", conf_ok);
+	const char *one = with_broker("one.conf", "cpus = 3\n");
+
+	(void)state;
+	for (int json = 0; json < 2; json++) {
+		const char *a1[] = { "analyze", plain, "--json" };
+		const char *a2[] = { "analyze", one, "--json" };
+
+		assert_int_equal(run(2 + json, a1), 0);
+		strcpy(first, out_buf);
+		assert_int_equal(run(2 + json, a2), 0);
+		assert_string_equal(out_buf, first);
+		assert_null(strstr(out_buf, "core"));
+	}
+}
+
+/* Two cores (cells a, b dealt to cores 0, 1): ctl (toward b) on core 1, bulk on 0.
+ * Ingest budgets 9 (a) and 8 (b) TX slots at 4 ns: passes 36 and 32 ns. M's sections:
+ * L_pick = 36 + 100, L_done = 1000: mutex (2 - 1) 1000 = 1 us; K has k = m: 0. A run:
+ * 64 steps of the longest (bulk's 5196) + pass 36 + 2 mutex = 7232 ns, 462848 ns;
+ * L_W = batch_gap = 0: rw_reader 462.848 us. ctl: per step 2000 + 32 = 2032 ns, per
+ * job 3 steps of it and their share of the reader wait, 3 * (2032 + 7232) = 27.792 us. */
+static void test_two_cores(void **state)
+{
+	const char *two = with_broker("two.conf", "cpus = 0,1\n");
+	const char *argv[] = { "analyze", two, "--json" };
+	json_t *doc, *f, *bl;
+	json_error_t e;
+
+	(void)state;
+	run(3, argv);
+	doc = json_loads(out_buf, 0, &e);
+	assert_non_null(doc);
+	assert_int_equal(json_integer_value(json_object_get(doc, "cores")), 2);
+	f = json_array_get(json_object_get(doc, "flows"), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "core")), 1);
+	bl = json_object_get(f, "blocking");
+	assert_true(json_real_value(json_object_get(bl, "mutex")) == 1.0);
+	assert_int_equal(json_integer_value(json_object_get(bl, "mutex_per_step")), 2);
+	assert_true(json_real_value(json_object_get(bl, "kex")) == 0.0);
+	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 462.848);
+	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.032);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 2.032);
+	assert_true(json_real_value(json_object_get(bl, "per_job")) == 27.792);
+	f = json_array_get(json_object_get(doc, "flows"), 1);
+	assert_int_equal(json_integer_value(json_object_get(f, "core")), 0);
+	json_decref(doc);
+	/* The table names each flow's core and blocking. */
+	argv[2] = NULL;
+	run(2, argv);
+	assert_non_null(strstr(out_buf, "2 broker cores"));
+	assert_non_null(strstr(out_buf, "ctl                      1      1.000      0.000    "
+				"462.848      0.032      2.032     27.792"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +513,8 @@ int main(void)
 		cmocka_unit_test(test_opa),
 		cmocka_unit_test(test_cells_and_default_class),
 		cmocka_unit_test(test_shipped_configs),
+		cmocka_unit_test(test_one_core_identical),
+		cmocka_unit_test(test_two_cores),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
