@@ -1,0 +1,407 @@
+/* The analysis on several cores (an_mcore.h) against the multi-core simulator
+ * (sim_mcore.h), and on one core against an_analyze:
+ *   - one core: an_analyze_mcore gives an_analyze's results, field for field, on
+ *     random sets of every policy (streams, best-effort, regulation included);
+ *   - 2 and 4 cores, fp / edf / fifo, from the critical instant and from random
+ *     phases, with hostile ingest on every core and control-path writes: no
+ *     simulated response exceeds its flow's bound, and no simulated wait on M, K or W
+ *     exceeds the analysis's per-request term;
+ *   - the lock terms are needed: without them, a flow alone on its core has a bound
+ *     that the simulation exceeds;
+ *   - the terms themselves (sync/bounds.h on the platform's sections), the DRAM
+ *     budget's share per core, credit updates delivered by the sender's core, and
+ *     bad input.
+ * Seeded: a failure names a reproducible set. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "an_mcore.h"
+#include "analysis.h"
+#include "sim_mcore.h"
+
+#define MAXN 8
+#define MAXC 4
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64* */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ull;
+}
+
+static uint64_t between(uint64_t lo, uint64_t hi)
+{
+	return lo + rnd() % (hi - lo + 1);
+}
+
+struct mset {
+	struct an_flow f[MAXN];
+	size_t n;
+	struct an_broker b;
+	uint32_t core[MAXN];
+	unsigned prio[MAXN];
+	uint64_t tx[MAXC];
+	struct an_mcore mc;
+};
+
+/* A random set the simulator models: 2..8 real-time seqpacket flows dealt to m
+ * cores, unregulated, with every overhead. */
+static void gen_mset(struct mset *s, enum an_policy pol, uint32_t m)
+{
+	static const uint64_t chunks[] = { 512, 1024, 2048, 4096 };
+	static const uint64_t rxs[] = { 1000, 2000, 4052 };
+	static const uint64_t pkts[] = { 2048, 4096, 65536 };
+
+	memset(s, 0, sizeof(*s));
+	s->n = between(2, MAXN);
+	s->b.policy = pol;
+	s->b.chunk = chunks[rnd() % 4];
+	s->b.plat.copy_bandwidth = between(1, 3) * 1000000000ull;
+	s->b.plat.chunk_overhead = between(50, 300);
+	s->b.plat.packet_overhead = between(0, 1000);
+	s->b.plat.ingest_packet = between(0, 10);
+	s->b.plat.ingest_latency = between(0, 2000);
+	s->b.plat.notify_latency = between(0, 2000);
+	s->b.plat.batch_gap = between(0, 3000);
+	s->b.run_steps = between(2, 64);
+	for (uint32_t k = 0; k < m; k++)
+		s->tx[k] = between(32, 96);
+	for (size_t i = 0; i < s->n; i++) {
+		struct an_flow *f = &s->f[i];
+
+		f->name = "f";
+		f->type = AN_SEQPACKET;
+		f->size = between(1, 12000);
+		f->rx_payload = rxs[rnd() % 3];
+		f->rx_max = f->rx_payload;
+		f->packet_size = pkts[rnd() % 3];
+		f->period = between(40000, 800000);
+		f->deadline = f->period * between(50, 200) / 100;
+		f->jitter = rnd() % 2 ? between(0, f->period / 2) : 0;
+		f->priority = s->prio[i] = (unsigned)i + 1;
+		s->core[i] = (uint32_t)(i < m ? i : rnd() % m);
+	}
+	s->mc = (struct an_mcore){ .ncores = m, .copy_slots = (uint32_t)between(1, m),
+				   .core = s->core, .tx_slots = s->tx,
+				   .write_section = between(0, 5000) };
+}
+
+static unsigned checked, waited;
+
+/* Every flow of one simulation of s within its bound, every wait within its term. */
+static void sim_check(const struct mset *s, const struct an_flow_result *out,
+		      enum sim_pattern pat, uint64_t seed)
+{
+	struct an_costs c[MAXN];
+	struct an_mcore_terms lt;
+	struct sim_flow_stats st[MAXN];
+	struct sim_mc_waits w;
+	struct sim_mc_config sc = { .flows = s->f, .n = s->n, .core = s->core, .prio = s->prio,
+				    .b = &s->b, .ncores = s->mc.ncores,
+				    .copy_slots = s->mc.copy_slots, .tx_slots = s->tx,
+				    .write_section = s->mc.write_section,
+				    .write_gap = between(0, 200000), .pattern = pat, .seed = seed,
+				    .until_ns = 3000000, .limit_ns = 4000000000ull };
+
+	for (size_t i = 0; i < s->n; i++)
+		assert_int_equal(an_flow_costs(&s->f[i], &s->b, &c[i]), 0);
+	an_mcore_terms(&s->b, &s->mc, c, s->n, &lt);
+	assert_int_equal(sim_mc_run(&sc, st, &w), 0);
+	for (size_t i = 0; i < s->n; i++) {
+		uint64_t bound = s->b.plat.ingest_latency + out[i].response;
+
+		if (!out[i].bounded)
+			continue;
+		checked++;
+		if (st[i].max_response > bound || st[i].max_residence > out[i].response)
+			fail_msg("seed %llu, %u cores, flow %zu on core %u: simulated %llu ns "
+				 "(residence %llu) > bound %llu ns (R %llu)",
+				 (unsigned long long)seed, s->mc.ncores, i, s->core[i],
+				 (unsigned long long)st[i].max_response,
+				 (unsigned long long)st[i].max_residence,
+				 (unsigned long long)bound, (unsigned long long)out[i].response);
+	}
+	if (w.mutex > lt.mutex || w.kex > lt.kex || w.rw_reader > lt.rw_reader)
+		fail_msg("seed %llu: waits M %llu K %llu W %llu beyond the terms %llu %llu %llu",
+			 (unsigned long long)seed, (unsigned long long)w.mutex,
+			 (unsigned long long)w.kex, (unsigned long long)w.rw_reader,
+			 (unsigned long long)lt.mutex, (unsigned long long)lt.kex,
+			 (unsigned long long)lt.rw_reader);
+	waited += w.mutex > 0;
+}
+
+static void check_cores(enum an_policy pol, uint32_t m, unsigned sets)
+{
+	checked = waited = 0;
+	for (unsigned k = 0; k < sets; k++) {
+		struct mset s;
+		struct an_result res;
+		struct an_flow_result out[MAXN];
+		uint64_t seed = rng_state;
+
+		gen_mset(&s, pol, m);
+		assert_int_equal(an_analyze_mcore(s.f, s.n, &s.b, &s.mc, &res, out, NULL), 0);
+		if (res.status != AN_OK)
+			continue;
+		sim_check(&s, out, SIM_CRITICAL, seed);
+		sim_check(&s, out, SIM_RANDOM, seed);
+	}
+	/* The check is not vacuous: bounds were compared, and cores did wait for M. */
+	print_message("%s on %u cores: %u bounds checked, %u runs with M waits\n",
+		      an_policy_name(pol), m, checked, waited);
+	assert_true(checked > sets);
+	assert_true(waited > 0);
+}
+
+static void test_fp_2(void **state)
+{
+	(void)state;
+	rng_state = 0x2c0e5;
+	check_cores(AN_FP, 2, 40);
+}
+
+static void test_fp_4(void **state)
+{
+	(void)state;
+	rng_state = 0x4c0e5;
+	check_cores(AN_FP, 4, 30);
+}
+
+static void test_edf_fifo(void **state)
+{
+	(void)state;
+	rng_state = 0xedf2;
+	check_cores(AN_EDF, 2, 30);
+	check_cores(AN_EDF, 4, 20);
+	check_cores(AN_FIFO, 2, 30);
+	check_cores(AN_FIFO, 4, 20);
+}
+
+/* Core 0 copies twelve 1 KiB pieces per 80 us, each completion holding M for its
+ * 3 us packet overhead; core 1 serves one 100-byte flow, each message in a run of
+ * its own. Without the lock terms its bound is its own step and one RST reply's
+ * (3.1 us); the simulation finds it waiting longer: for core 0's completions on M,
+ * and for W's reader side while a control-path write waits for core 0's run. */
+static void test_blocking_needed(void **state)
+{
+	struct an_flow f[2] = {
+		{ .name = "bulk", .type = AN_SEQPACKET, .size = 3 * 4096, .rx_payload = 1024,
+		  .rx_max = 1024, .packet_size = 65536, .period = 80000, .deadline = 80000,
+		  .priority = 1 },
+		{ .name = "ctl", .type = AN_SEQPACKET, .size = 100, .rx_payload = 4096,
+		  .rx_max = 4096, .packet_size = 65536, .period = 100000, .deadline = 100000,
+		  .priority = 1 },
+	};
+	struct an_broker b = { .policy = AN_FP, .chunk = 4096, .run_steps = 64,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100,
+					 .packet_overhead = 3000 } };
+	uint32_t core[2] = { 0, 1 };
+	unsigned prio[2] = { 1, 1 };
+	uint64_t tx[2] = { 8, 8 };
+	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx };
+	struct an_mcore_terms none = { 0 };
+	struct an_broker b1;
+	struct an_result res;
+	struct an_flow_result out[2], alone;
+	bool exceeded = false;
+
+	(void)state;
+	an_mcore_broker(&b, &mc, &none, 1, &b1);
+	assert_int_equal(an_analyze(&f[1], 1, &b1, &res, &alone), 0);
+	assert_true(alone.bounded);
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, out, NULL), 0);
+	assert_true(out[1].bounded && out[1].response > alone.response);
+	for (uint64_t seed = 1; seed <= 20 && !exceeded; seed++) {
+		struct sim_flow_stats st[2];
+		struct sim_mc_waits w;
+		struct sim_mc_config sc = { .flows = f, .n = 2, .core = core, .prio = prio, .b = &b,
+					    .ncores = 2, .copy_slots = 2, .tx_slots = tx,
+					    .write_gap = 100000, .pattern = SIM_RANDOM,
+					    .seed = 2 * seed + 1, .until_ns = 2000000,
+					    .limit_ns = 1000000000ull };
+
+		assert_int_equal(sim_mc_run(&sc, st, &w), 0);
+		/* No ingest latency: the response from the kick is within R. */
+		assert_true(st[1].max_response <= out[1].response);
+		exceeded = st[1].max_response > alone.response;
+	}
+	assert_true(exceeded);
+}
+
+/* The terms on hand-computed figures: 3 cores, k = 1, passes of 20 and 10 slots at
+ * 5 ns, chunk 1000 B at 1 B/ns, chunk_overhead 200, packet_overhead 50, batch_gap
+ * 4000, 8 steps per run.
+ *   L_pick = 100 + 200 = 300 > L_done 50: mutex (3 - 1) 300 = 600;
+ *   L_copy = 1000: kex ceil((3 - 1) / 1) 1000 = 2000;
+ *   the longest step Q = 1200 + 50 = 1250, with 100 + 1200 + 2000: 4550 per step,
+ *   L_R = 8 x 4550 = 36400, L_W = batch_gap 4000: rw_reader 40400. */
+static void test_terms(void **state)
+{
+	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 3000, .rx_payload = 4000,
+			     .packet_size = 4000, .period = 1000000, .deadline = 1000000,
+			     .priority = 1 };
+	struct an_broker b = { .policy = AN_FP, .chunk = 1000, .run_steps = 8,
+			       .reg_budget = 3000, .reg_period = 100000,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 200,
+					 .packet_overhead = 50, .ingest_packet = 5,
+					 .batch_gap = 4000 } };
+	uint32_t core[1] = { 1 };
+	uint64_t tx[3] = { 20, 10, 0 };
+	struct an_mcore mc = { .ncores = 3, .copy_slots = 1, .core = core, .tx_slots = tx };
+	struct an_mcore_terms lt;
+	struct an_costs c;
+	struct an_broker bc;
+	struct an_blocking bl;
+	struct an_result res;
+	struct an_flow_result out;
+
+	(void)state;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	an_mcore_terms(&b, &mc, &c, 1, &lt);
+	assert_int_equal(lt.l_pick, 300);
+	assert_int_equal(lt.l_m, 300);
+	assert_int_equal(lt.mutex, 600);
+	assert_int_equal(lt.l_copy, 1000);
+	assert_int_equal(lt.kex, 2000);
+	assert_int_equal(lt.l_r, 36400);
+	assert_int_equal(lt.l_w, 4000);
+	assert_int_equal(lt.rw_reader, 40400);
+	/* Core 1's broker: steps longer by 2 x 600 + 2000 + its pass of 50; runs by the
+	 * reader wait; a third of the DRAM budget; its own TX slots. */
+	an_mcore_broker(&b, &mc, &lt, 1, &bc);
+	assert_int_equal(bc.plat.chunk_overhead, 200 + 1200 + 2000 + 50);
+	assert_int_equal(bc.plat.batch_gap, 4000 + 40400);
+	assert_int_equal(bc.reg_budget, 1000);
+	assert_int_equal(bc.tx_slots, 10);
+	/* The flow's three steps each carry 3250, and their share of the runs' gaps
+	 * ceil(44400 / 8) instead of 500: per job 3 x (3250 + 5550 - 500). */
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, &bl), 0);
+	assert_int_equal(bl.core, 1);
+	assert_int_equal(bl.per_step, 3250);
+	assert_int_equal(bl.per_job, 3 * (3250 + 5550 - 500));
+	/* k = m: no copy waits. */
+	mc.copy_slots = 0;
+	an_mcore_terms(&b, &mc, &c, 1, &lt);
+	assert_int_equal(lt.kex, 0);
+}
+
+/* Random sets of every kind, analysed by an_analyze and as one core. */
+static void test_one_core_same(void **state)
+{
+	(void)state;
+	rng_state = 0x1c0e;
+	for (unsigned k = 0; k < 300; k++) {
+		struct mset s;
+		struct an_result r0, r1;
+		struct an_flow_result o0[MAXN], o1[MAXN];
+		struct an_blocking bl[MAXN];
+
+		gen_mset(&s, (enum an_policy)(k % 3), 1);
+		s.mc.copy_slots = 1;
+		for (size_t i = 0; i < s.n; i++) {
+			s.f[i].type = rnd() % 2 ? AN_STREAM : AN_SEQPACKET;
+			s.f[i].best_effort = i == s.n - 1 && rnd() % 2;
+		}
+		if (k % 4 == 0) {
+			s.b.reg_period = between(5000, 50000);
+			s.b.reg_budget = s.b.reg_period * between(30, 90) / 100;
+		}
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &r0, o0), 0);
+		assert_int_equal(an_analyze_mcore(s.f, s.n, &s.b, &s.mc, &r1, o1, bl), 0);
+		assert_int_equal(r0.status, r1.status);
+		assert_int_equal(r0.schedulable, r1.schedulable);
+		assert_true(r0.utilization == r1.utilization);
+		assert_int_equal(r0.demand_ok, r1.demand_ok);
+		for (size_t i = 0; i < s.n; i++) {
+			assert_int_equal(o0[i].bounded, o1[i].bounded);
+			assert_int_equal(o0[i].schedulable, o1[i].schedulable);
+			assert_int_equal(o0[i].response, o1[i].response);
+			assert_int_equal(o0[i].latency, o1[i].latency);
+			assert_int_equal(o0[i].costs.C, o1[i].costs.C);
+			assert_int_equal(bl[i].per_job, 0);
+			assert_int_equal(bl[i].mutex, 0);
+		}
+	}
+}
+
+/* A stream flow toward core 1 whose sender is on core 0: its credit updates load
+ * core 0, where they lengthen the bound of the flow core 0 serves. */
+static void test_credits_on_sender_core(void **state)
+{
+	struct an_flow f[2] = {
+		{ .name = "s", .type = AN_STREAM, .size = 4000, .rx_payload = 4000,
+		  .packet_size = 4000, .period = 50000, .deadline = 50000, .priority = 2 },
+		{ .name = "t", .type = AN_SEQPACKET, .size = 2000, .rx_payload = 4000,
+		  .packet_size = 4000, .period = 100000, .deadline = 100000, .priority = 1 },
+	};
+	struct an_broker b = { .policy = AN_EDF, .chunk = 4096, .run_steps = 16,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100,
+					 .packet_overhead = 500 } };
+	uint32_t core[2] = { 1, 0 }, same[2] = { 1, 0 }, sender[2] = { 0, 0 };
+	uint64_t tx[2] = { 8, 8 };
+	struct an_mcore mc = { .ncores = 2, .core = core, .credit_core = same, .tx_slots = tx };
+	struct an_result res;
+	struct an_flow_result a[2], c[2];
+
+	(void)state;
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, a, NULL), 0);
+	mc.credit_core = sender;
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, c, NULL), 0);
+	assert_true(a[1].bounded && c[1].bounded);
+	assert_true(c[1].response > a[1].response);
+	assert_int_equal(c[0].response, a[0].response);
+}
+
+static void test_bad_input(void **state)
+{
+	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 100, .rx_payload = 4000,
+			     .packet_size = 4000, .period = 100000, .deadline = 100000,
+			     .priority = 1 };
+	struct an_broker b = { .policy = AN_FP, .chunk = 4096, .run_steps = 16,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100 } };
+	uint32_t core[1] = { 2 };
+	uint64_t tx[2] = { 8, 8 };
+	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx };
+	struct an_result res;
+	struct an_flow_result out;
+
+	(void)state;
+	/* A core beyond m, no TX slots per core, no runs to end the reader side. */
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
+	core[0] = 1;
+	mc.tx_slots = NULL;
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
+	mc.tx_slots = tx;
+	b.run_steps = 0;
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
+	b.run_steps = 16;
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), 0);
+	assert_true(out.bounded);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_terms),
+		cmocka_unit_test(test_one_core_same),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_credits_on_sender_core),
+		cmocka_unit_test(test_blocking_needed),
+		cmocka_unit_test(test_fp_2),
+		cmocka_unit_test(test_fp_4),
+		cmocka_unit_test(test_edf_fifo),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
