@@ -388,7 +388,7 @@ static int loop(struct msim *s)
 				best = s->co[k].t;
 				bk = k;
 			}
-		if (s->ws != W_PENDING && s->w_at <= best) {
+		if (!s->c->no_writes && s->ws != W_PENDING && s->w_at <= best) {
 			writer_event(s);
 			continue;
 		}

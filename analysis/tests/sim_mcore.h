@@ -22,6 +22,7 @@
 #ifndef RTVIO_ANALYSIS_SIM_MCORE_H
 #define RTVIO_ANALYSIS_SIM_MCORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,7 @@ struct sim_mc_config {
 	const uint64_t *tx_slots;  /* per core */
 	uint64_t write_section;    /* each control-path write holds W this long */
 	uint64_t write_gap;        /* the next write comes within this after one ends */
+	bool no_writes;            /* the control path never writes */
 	enum sim_pattern pattern;
 	uint64_t seed;
 	uint64_t until_ns;         /* no message is released from here on */

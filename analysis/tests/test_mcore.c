@@ -5,9 +5,11 @@
  *   - 2 and 4 cores, fp / edf / fifo, from the critical instant and from random
  *     phases, with hostile ingest on every core and control-path writes: no
  *     simulated response exceeds its flow's bound, and no simulated wait on M, K or W
- *     exceeds the analysis's per-request term;
+ *     exceeds the analysis's per-request term; again with no control-path writes
+ *     against the bounds without the reader wait, where M, K and the pass carry
+ *     the bound alone (dropping the M term then fails here);
  *   - the lock terms are needed: without them, a flow alone on its core has a bound
- *     that the simulation exceeds;
+ *     that the simulation exceeds; without the K term, likewise with k = 1;
  *   - the terms themselves (sync/bounds.h on the platform's sections), the DRAM
  *     budget's share per core, credit updates delivered by the sender's core, and
  *     bad input.
@@ -99,9 +101,48 @@ static void gen_mset(struct mset *s, enum an_policy pol, uint32_t m)
 
 static unsigned checked, waited;
 
+/* The bounds of s's flows, each core analysed with the terms lt (an_mcore_broker):
+ * false when some core has no bound. */
+static bool bounds_with(const struct mset *s, const struct an_mcore_terms *lt,
+			struct an_flow_result *out)
+{
+	for (uint32_t c = 0; c < s->mc.ncores; c++) {
+		struct an_flow sub[MAXN];
+		struct an_flow_result so[MAXN];
+		struct an_broker bc;
+		struct an_result res;
+		size_t map[MAXN], k = 0;
+
+		for (size_t i = 0; i < s->n; i++)
+			if (s->core[i] == c) {
+				sub[k] = s->f[i];
+				map[k++] = i;
+			}
+		an_mcore_broker(&s->b, &s->mc, lt, c, &bc);
+		assert_int_equal(an_analyze(sub, k, &bc, &res, so), 0);
+		if (res.status != AN_OK)
+			return false;
+		for (size_t j = 0; j < k; j++)
+			out[map[j]] = so[j];
+	}
+	return true;
+}
+
+/* The terms of s with the reader wait dropped: what a data plane whose control path
+ * never writes could be charged. */
+static void terms_no_writes(const struct mset *s, struct an_mcore_terms *lt)
+{
+	struct an_costs c[MAXN];
+
+	for (size_t i = 0; i < s->n; i++)
+		assert_int_equal(an_flow_costs(&s->f[i], &s->b, &c[i]), 0);
+	an_mcore_terms(&s->b, &s->mc, c, s->n, lt);
+	lt->rw_reader = 0;
+}
+
 /* Every flow of one simulation of s within its bound, every wait within its term. */
 static void sim_check(const struct mset *s, const struct an_flow_result *out,
-		      enum sim_pattern pat, uint64_t seed)
+		      enum sim_pattern pat, uint64_t seed, bool no_writes)
 {
 	struct an_costs c[MAXN];
 	struct an_mcore_terms lt;
@@ -111,7 +152,8 @@ static void sim_check(const struct mset *s, const struct an_flow_result *out,
 				    .b = &s->b, .ncores = s->mc.ncores,
 				    .copy_slots = s->mc.copy_slots, .tx_slots = s->tx,
 				    .write_section = s->mc.write_section,
-				    .write_gap = between(0, 200000), .pattern = pat, .seed = seed,
+				    .write_gap = between(0, 200000), .no_writes = no_writes,
+				    .pattern = pat, .seed = seed,
 				    .until_ns = 3000000, .limit_ns = 4000000000ull };
 
 	for (size_t i = 0; i < s->n; i++)
@@ -148,14 +190,22 @@ static void check_cores(enum an_policy pol, uint32_t m, unsigned sets)
 		struct mset s;
 		struct an_result res;
 		struct an_flow_result out[MAXN];
+		struct an_mcore_terms lt;
 		uint64_t seed = rng_state;
 
 		gen_mset(&s, pol, m);
 		assert_int_equal(an_analyze_mcore(s.f, s.n, &s.b, &s.mc, &res, out, NULL), 0);
 		if (res.status != AN_OK)
 			continue;
-		sim_check(&s, out, SIM_CRITICAL, seed);
-		sim_check(&s, out, SIM_RANDOM, seed);
+		sim_check(&s, out, SIM_CRITICAL, seed, false);
+		sim_check(&s, out, SIM_RANDOM, seed, false);
+		/* Without control-path writes the reader wait is gone, and the steps' own
+		 * terms (M, K, the pass) must carry the bound alone. */
+		terms_no_writes(&s, &lt);
+		if (!bounds_with(&s, &lt, out))
+			continue;
+		sim_check(&s, out, SIM_CRITICAL, seed, true);
+		sim_check(&s, out, SIM_RANDOM, seed, true);
 	}
 	/* The check is not vacuous: bounds were compared, and cores did wait for M. */
 	print_message("%s on %u cores: %u bounds checked, %u runs with M waits\n",
@@ -390,6 +440,49 @@ static void test_bad_input(void **state)
 	assert_true(out.bounded);
 }
 
+/* Core 0 copies three 4 KiB chunks every 30 us; core 1 serves one 100-byte flow; one
+ * copy slot (k = 1), no control-path writes, tiny M sections. Without the K term
+ * core 1's bound is its own step and the small M and RST terms; the simulation finds
+ * it waiting for core 0's chunk (4.1 us) on K. With the term the bound holds. */
+static void test_kex_needed(void **state)
+{
+	struct mset s = { .n = 2, .core = { 0, 1 }, .prio = { 1, 1 }, .tx = { 4, 4 } };
+	struct an_mcore_terms lt;
+	struct an_flow_result full[2], cut[2];
+	bool exceeded = false;
+
+	(void)state;
+	s.f[0] = (struct an_flow){ .name = "bulk", .type = AN_SEQPACKET, .size = 3 * 4096,
+				   .rx_payload = 4096, .rx_max = 4096, .packet_size = 65536,
+				   .period = 30000, .deadline = 30000, .priority = 1 };
+	s.f[1] = (struct an_flow){ .name = "ctl", .type = AN_SEQPACKET, .size = 100,
+				   .rx_payload = 4096, .rx_max = 4096, .packet_size = 65536,
+				   .period = 50000, .deadline = 50000, .priority = 1 };
+	s.b = (struct an_broker){ .policy = AN_FP, .chunk = 4096, .run_steps = 64,
+				  .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 10 } };
+	s.mc = (struct an_mcore){ .ncores = 2, .copy_slots = 1, .core = s.core, .tx_slots = s.tx };
+	terms_no_writes(&s, &lt);
+	assert_int_equal(lt.kex, 4096);
+	assert_true(bounds_with(&s, &lt, full));
+	lt.kex = 0;
+	assert_true(bounds_with(&s, &lt, cut));
+	for (uint64_t seed = 1; seed <= 20 && !exceeded; seed++) {
+		struct sim_flow_stats st[2];
+		struct sim_mc_waits w;
+		struct sim_mc_config sc = { .flows = s.f, .n = 2, .core = s.core, .prio = s.prio,
+					    .b = &s.b, .ncores = 2, .copy_slots = 1,
+					    .tx_slots = s.tx, .no_writes = true,
+					    .pattern = SIM_RANDOM, .seed = 2 * seed + 1,
+					    .until_ns = 2000000, .limit_ns = 1000000000ull };
+
+		assert_int_equal(sim_mc_run(&sc, st, &w), 0);
+		assert_true(w.kex <= 4096);
+		assert_true(st[1].max_response <= full[1].response);
+		exceeded = st[1].max_response > cut[1].response;
+	}
+	assert_true(exceeded);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_credits_on_sender_core),
 		cmocka_unit_test(test_blocking_needed),
+		cmocka_unit_test(test_kex_needed),
 		cmocka_unit_test(test_fp_2),
 		cmocka_unit_test(test_fp_4),
 		cmocka_unit_test(test_edf_fifo),
