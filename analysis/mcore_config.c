@@ -38,7 +38,9 @@ int an_mcore_from_config(const struct rtvio_config *cfg, size_t n, struct an_mco
 	}
 	for (int c = 0; c < cfg->ncells; c++)
 		in->tx_slots[model_cell_core(cfg, c)] += cell_slots(cfg, c);
-	in->mc = (struct an_mcore){ .ncores = m, .core = in->core,
+	/* [broker] copy_slots: k of the copy's k-exclusion lock (1..m, m when absent). */
+	in->mc = (struct an_mcore){ .ncores = m, .copy_slots = (uint32_t)cfg->broker.copy_slots,
+				    .core = in->core,
 				    .credit_core = in->credit_core, .tx_slots = in->tx_slots };
 	return 0;
 }
