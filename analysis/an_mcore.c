@@ -1,7 +1,7 @@
 /* The analysis on several cores (an_mcore.h, docs/analysis.md "Several cores"): the
- * lock terms from sync/bounds.h, each core's one-core broker, and the flows of every
- * core through an_analyze, with the credit updates a core delivers for flows another
- * core serves, until their release jitter settles. */
+ * lock terms from sync/bounds.h (each of them per step), each core's one-core broker,
+ * and the flows of every core through an_analyze, with the credit updates a core
+ * delivers for flows another core serves, until their release jitter settles. */
 #include "an_mcore.h"
 #include "an_arith.h"
 #include "an_internal.h"
@@ -67,10 +67,17 @@ void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 	lt->l_copy = an_chunk_cost(&b->plat, b->chunk) - b->plat.chunk_overhead;
 	lt->mutex = sync_bound_mutex(m, lt->l_m);
 	lt->kex = sync_bound_kex(m, slots_of(mc), lt->l_copy);
-	/* A run holds W's reader side for at most run_steps steps, each at most the
-	 * longest step with its own blocking and pass. */
-	step = sadd(sadd(qmax, pass), sadd(smul(2, lt->mutex), lt->kex));
-	lt->l_r = smul(b->run_steps ? b->run_steps : 1, step);
+	/* A step holds W's reader side from before its first M request to after its
+	 * completion: the longest step of any core (Q_max: chunk_overhead, one chunk's
+	 * copy, packet_overhead) with the longest pass and its own M and K waits. A
+	 * reader waits only for the readers inside when a writer came, and only after it
+	 * came itself: from then on it holds and asks for nothing, and no other core
+	 * enters, so the readers inside contend among at most m - 1 cores for M and K.
+	 * The wait for W itself comes before the section and is not in it. */
+	step = sadd(sadd(qmax, pass),
+		    sadd(smul(2, sync_bound_mutex(m - 1, lt->l_m)),
+			 sync_bound_kex(m - 1, slots_of(mc), lt->l_copy)));
+	lt->l_r = step;
 	lt->l_w = mc->write_section ? mc->write_section : b->plat.batch_gap;
 	lt->rw_reader = sync_bound_rw_reader(m, lt->l_r, lt->l_w);
 }
@@ -83,14 +90,12 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 	*bc = *b;
 	if (m <= 1)
 		return;
-	/* Every step is longer by its lock waits and by the pass over the core's
-	 * cells (which may find packets toward other cores every time); every run by
-	 * the reader wait on W, charged like the batch gap (a share per step and one
-	 * whole as blocking). */
+	/* Every step is longer by its lock waits (W's reader side, M twice, K) and by
+	 * the pass over the core's cells (which may find packets toward other cores
+	 * every time). */
 	bc->plat.chunk_overhead = sadd(b->plat.chunk_overhead,
 				       sadd(sadd(smul(2, lt->mutex), lt->kex),
-					    pass_of(b, mc, c)));
-	bc->plat.batch_gap = sadd(b->plat.batch_gap, lt->rw_reader);
+					    sadd(lt->rw_reader, pass_of(b, mc, c))));
 	if (c != AN_ANY_CORE)
 		bc->tx_slots = mc->tx_slots[c];
 	/* The DRAM budget in equal fixed shares: a share too small for one byte is a
@@ -112,7 +117,8 @@ static void blocking_of(const struct an_flow *f, const struct an_broker *b,
 	*bl = (struct an_blocking){ .core = c, .mutex = lt->mutex, .mutex_per_step = 2,
 				    .kex = lt->kex, .rw_reader = lt->rw_reader,
 				    .ingest_pass = pass_of(b, mc, c) };
-	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex), bl->ingest_pass);
+	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex),
+			    sadd(bl->rw_reader, bl->ingest_pass));
 	bl->per_job = c1.C > c0.C ? c1.C - c0.C : 0;
 }
 
@@ -275,11 +281,11 @@ static int settle(struct mc_run *r, struct an_result *res, struct an_flow_result
 	}
 }
 
-static int check_cores(const struct an_broker *b, const struct an_mcore *mc, size_t n)
+static int check_cores(const struct an_mcore *mc, size_t n)
 {
 	const uint32_t m = cores_of(mc);
 
-	if (!mc->tx_slots || !b->run_steps)
+	if (!mc->tx_slots)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t c = core_of(mc, i), cc = credit_core_of(mc, i);
@@ -306,7 +312,7 @@ int an_analyze_mcore(const struct an_flow *flows, size_t n, const struct an_brok
 	}
 	ret = an_validate(flows, n, b, NULL, NULL);
 	if (!ret)
-		ret = check_cores(b, mc, n);
+		ret = check_cores(mc, n);
 	if (ret)
 		return ret;
 	costs = calloc(n ? n : 1, sizeof(*costs));

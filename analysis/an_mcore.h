@@ -1,12 +1,12 @@
 /* Response-time analysis of a broker whose data plane runs on m cores
  * (docs/analysis.md, "Several cores"; the data plane's design is docs/broker.md
- * "Several cores"). Each core dispatches the flows toward the cells it owns; its
- * steps share one FIFO mutex M (twice per step), a k-exclusion lock K (once per step,
- * around the copy) and the reader side of a phase-fair reader-writer lock W (once per
- * run of run_steps steps), whose blocking bounds come from sync/bounds.h. Every core
- * is then analysed as a one-core broker (an_analyze) whose steps are longer by the
- * blocking and by a pass over its cells' TX slots, whose runs are longer by the W
- * reader wait, and whose regulator has budget / m.
+ * "Several cores"). Each core dispatches the flows toward the cells it owns; each of
+ * its steps takes the reader side of a phase-fair reader-writer lock W (against the
+ * control path's writes) for the whole step, and inside it one FIFO mutex M twice and
+ * a k-exclusion lock K once (around the copy), whose blocking bounds come from
+ * sync/bounds.h. Every core is then analysed as a one-core broker (an_analyze) whose
+ * steps are longer by the blocking and by a pass over its cells' TX slots, and whose
+ * regulator has budget / m.
  *
  * With m <= 1 an_analyze_mcore is an_analyze, result for result. */
 #ifndef RTVIO_ANALYSIS_AN_MCORE_H
@@ -36,7 +36,7 @@ struct an_mcore {
 struct an_mcore_terms {
 	uint64_t l_pick, l_done, l_m; /* M's sections and their maximum */
 	uint64_t l_copy;              /* K's section: one chunk's copy */
-	uint64_t l_r, l_w;            /* W's sections: one run, one write */
+	uint64_t l_r, l_w;            /* W's sections: one step, one write */
 	uint64_t mutex;               /* sync_bound_mutex(m, l_m) */
 	uint64_t kex;                 /* sync_bound_kex(m, k, l_copy) */
 	uint64_t rw_reader;           /* sync_bound_rw_reader(m, l_r, l_w) */
@@ -48,9 +48,9 @@ struct an_blocking {
 	uint64_t mutex;           /* ns per M request */
 	uint32_t mutex_per_step;  /* M requests per step: 2 (0 on one core) */
 	uint64_t kex;             /* ns per step on K */
-	uint64_t rw_reader;       /* ns per run on W */
+	uint64_t rw_reader;       /* ns per step on W */
 	uint64_t ingest_pass;     /* ns per step: the pass over the core's TX slots */
-	uint64_t per_step;        /* 2 mutex + kex + ingest_pass */
+	uint64_t per_step;        /* 2 mutex + kex + rw_reader + ingest_pass */
 	uint64_t per_job;         /* what these terms add to one message's cost C */
 };
 
@@ -65,7 +65,7 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 /* The whole analysis on mc->ncores cores: out[] and blk[] (NULL allowed) have n
  * entries; res says the worst core's status and utilisation, schedulable when every
  * real-time flow on every core is. Returns 0, -EINVAL (bad input: a flow's core out
- * of range, or what an_validate refuses) or -ENOMEM. */
+ * of range, no TX slots per core, or what an_validate refuses) or -ENOMEM. */
 int an_analyze_mcore(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		     const struct an_mcore *mc, struct an_result *res,
 		     struct an_flow_result *out, struct an_blocking *blk);

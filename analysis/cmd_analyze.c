@@ -184,7 +184,7 @@ static void print_cores(const struct rtvio_config *cfg, const struct an_blocking
 	if (cfg->broker.ncores <= 1)
 		return;
 	printf("\n%d broker cores: each flow is dispatched by its destination's core; per step "
-	       "2 x mutex + kex + ingest_pass, per run rw_reader (docs/analysis.md, \"Several "
+	       "2 x mutex + kex + rw_reader + ingest_pass (docs/analysis.md, \"Several "
 	       "cores\")\n%-20s %5s %10s %10s %10s %10s %10s %10s\n", cfg->broker.ncores, "flow",
 	       "core", "mutex_us", "kex_us", "rw_rd_us", "pass_us", "step_us", "job_us");
 	for (int i = 0; i < cfg->nflows; i++) {

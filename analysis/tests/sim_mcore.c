@@ -22,7 +22,7 @@ struct mflow {
 	size_t nm, head;
 };
 
-enum cstate { C_START, C_M1, C_K, C_M2, C_WAIT_W, C_IDLE, C_DONE };
+enum cstate { C_START, C_M1, C_K, C_M2, C_END, C_WAIT_W, C_IDLE, C_DONE };
 
 struct mcore {
 	enum cstate st;
@@ -295,11 +295,12 @@ static void step_done(struct msim *s, uint32_t k, int64_t end)
 		mf->step = 0;
 		mf->head++;
 	}
+	/* The step's reader side ends with it. */
+	reader_leave(s, k, end);
 	co->st = C_START;
 	co->t = end;
 	if (s->b->run_steps && co->run >= s->b->run_steps) {
-		/* dp_run returns: the run's reader side ends, then the batch gap. */
-		reader_leave(s, k, end);
+		/* dp_run returns: the batch gap, outside W. */
 		co->t = end + (int64_t)s->b->plat.batch_gap;
 		co->run = 0;
 	}
@@ -329,7 +330,8 @@ static void core_event(struct msim *s, uint32_t k)
 			co->st = co->t == INT64_MAX ? C_DONE : C_IDLE;
 			return;
 		}
-		if (!co->reader && s->ws != W_IDLE) {
+		/* Each step asks for W's reader side anew. */
+		if (s->ws != W_IDLE) {
 			co->st = C_WAIT_W;
 			co->wait_since = t;
 			return;
@@ -342,7 +344,7 @@ static void core_event(struct msim *s, uint32_t k)
 		mutex_wait(s, t, g);
 		s->m_free = g + (int64_t)pick(s, k, g);
 		co->t = s->m_free;
-		co->st = co->cur == SIZE_MAX ? C_START : C_K;
+		co->st = co->cur == SIZE_MAX ? C_END : C_K;
 		return;
 	case C_K:
 		for (uint32_t i = 1; i < s->c->copy_slots; i++)
@@ -361,7 +363,17 @@ static void core_event(struct msim *s, uint32_t k)
 		mutex_wait(s, t, g);
 		s->m_free = g + (int64_t)(s->fl[co->cur].piece_end[s->fl[co->cur].step] ?
 					  s->b->plat.packet_overhead : 0);
-		step_done(s, k, s->m_free);
+		co->t = s->m_free;
+		co->st = C_END;
+		return;
+	case C_END:
+		/* At the step's end, so a write arriving before it finds the reader in. */
+		if (co->cur != SIZE_MAX) {
+			step_done(s, k, t);
+			return;
+		}
+		reader_leave(s, k, t);
+		co->st = C_START;
 		return;
 	case C_WAIT_W:
 	case C_DONE:

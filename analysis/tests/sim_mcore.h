@@ -1,7 +1,10 @@
 /* A discrete-event simulator of the broker's data plane on m cores, for the analysis
  * tests only (docs/analysis.md "Several cores"; docs/broker.md "Several cores").
  *
- * Every core runs the loop the data plane runs, one step at a time, each step
+ * Every core runs the loop the data plane runs, one step at a time, each step inside
+ * the reader side of W (phase-fair: a reader that finds a writer present or waiting
+ * waits for that writer's end; a writer waits for the readers inside when it came):
+ *   0. W's reader side, taken before the step's first M request;
  *   1. M (one FIFO mutex for all cores): an ingest pass over the core's cells at
  *      ingest_packet per packet (its flows' messages visible when the pass starts,
  *      stamped with that start, and hostile packets toward other cores filling the
@@ -9,9 +12,8 @@
  *      among the core's messages);
  *   2. K (FIFO k-exclusion, k = copy_slots): the copy of the step's bytes;
  *   3. M again: the piece's completion, packet_overhead when the step ends a piece;
- * and each run of run_steps steps holds the reader side of W (phase-fair: a reader
- * that finds a writer present or waiting waits for that writer's end; a writer waits
- * for the readers inside when it came), then leaves for batch_gap. A control path
+ *   4. W's reader side released when the step ends;
+ * and after each run of run_steps steps the core leaves for batch_gap. A control path
  * takes W's writer side for write_section, again at most write_gap after the last
  * write ended. Requests are served in the order they are made (ties by core), as the
  * FIFO locks grant them. Every flow is a real-time seqpacket flow of the size model,

@@ -3,7 +3,8 @@
  *   - one core: an_analyze_mcore gives an_analyze's results, field for field, on
  *     random sets of every policy (streams, best-effort, regulation included);
  *   - 2 and 4 cores, fp / edf / fifo, from the critical instant and from random
- *     phases, with hostile ingest on every core and control-path writes: no
+ *     phases, with hostile ingest on every core and control-path writes (W's reader
+ *     side taken for every step): no
  *     simulated response exceeds its flow's bound, and no simulated wait on M, K or W
  *     exceeds the analysis's per-request term; again with no control-path writes
  *     against the bounds without the reader wait, where M, K and the pass carry
@@ -99,7 +100,7 @@ static void gen_mset(struct mset *s, enum an_policy pol, uint32_t m)
 				   .write_section = between(0, 5000) };
 }
 
-static unsigned checked, waited;
+static unsigned checked, waited, read_waited;
 
 /* The bounds of s's flows, each core analysed with the terms lt (an_mcore_broker):
  * false when some core has no bound. */
@@ -181,11 +182,12 @@ static void sim_check(const struct mset *s, const struct an_flow_result *out,
 			 (unsigned long long)lt.mutex, (unsigned long long)lt.kex,
 			 (unsigned long long)lt.rw_reader);
 	waited += w.mutex > 0;
+	read_waited += w.rw_reader > 0;
 }
 
 static void check_cores(enum an_policy pol, uint32_t m, unsigned sets)
 {
-	checked = waited = 0;
+	checked = waited = read_waited = 0;
 	for (unsigned k = 0; k < sets; k++) {
 		struct mset s;
 		struct an_result res;
@@ -207,11 +209,13 @@ static void check_cores(enum an_policy pol, uint32_t m, unsigned sets)
 		sim_check(&s, out, SIM_CRITICAL, seed, true);
 		sim_check(&s, out, SIM_RANDOM, seed, true);
 	}
-	/* The check is not vacuous: bounds were compared, and cores did wait for M. */
-	print_message("%s on %u cores: %u bounds checked, %u runs with M waits\n",
-		      an_policy_name(pol), m, checked, waited);
+	/* The check is not vacuous: bounds were compared, and cores did wait for M and
+	 * for W's reader side. */
+	print_message("%s on %u cores: %u bounds checked, %u runs with M waits, %u with W "
+		      "waits\n", an_policy_name(pol), m, checked, waited, read_waited);
 	assert_true(checked > sets);
 	assert_true(waited > 0);
+	assert_true(read_waited > 0);
 }
 
 static void test_fp_2(void **state)
@@ -240,9 +244,10 @@ static void test_edf_fifo(void **state)
 
 /* Core 0 copies twelve 1 KiB pieces per 80 us, each completion holding M for its
  * 3 us packet overhead; core 1 serves one 100-byte flow, each message in a run of
- * its own. Without the lock terms its bound is its own step and one RST reply's
- * (3.1 us); the simulation finds it waiting longer: for core 0's completions on M,
- * and for W's reader side while a control-path write waits for core 0's run. */
+ * its own; the control path writes for 20 us at a time. Without the lock terms the
+ * flow's bound is its own step and one RST reply's (3.1 us); the simulation finds it
+ * waiting longer: for core 0's completions on M, and for W's reader side while a
+ * write waits for core 0's step or holds W. */
 static void test_blocking_needed(void **state)
 {
 	struct an_flow f[2] = {
@@ -259,7 +264,8 @@ static void test_blocking_needed(void **state)
 	uint32_t core[2] = { 0, 1 };
 	unsigned prio[2] = { 1, 1 };
 	uint64_t tx[2] = { 8, 8 };
-	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx };
+	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx,
+			       .write_section = 20000 };
 	struct an_mcore_terms none = { 0 };
 	struct an_broker b1;
 	struct an_result res;
@@ -277,7 +283,8 @@ static void test_blocking_needed(void **state)
 		struct sim_mc_waits w;
 		struct sim_mc_config sc = { .flows = f, .n = 2, .core = core, .prio = prio, .b = &b,
 					    .ncores = 2, .copy_slots = 2, .tx_slots = tx,
-					    .write_gap = 100000, .pattern = SIM_RANDOM,
+					    .write_section = 20000, .write_gap = 100000,
+					    .pattern = SIM_RANDOM,
 					    .seed = 2 * seed + 1, .until_ns = 2000000,
 					    .limit_ns = 1000000000ull };
 
@@ -294,8 +301,10 @@ static void test_blocking_needed(void **state)
  * 4000, 8 steps per run.
  *   L_pick = 100 + 200 = 300 > L_done 50: mutex (3 - 1) 300 = 600;
  *   L_copy = 1000: kex ceil((3 - 1) / 1) 1000 = 2000;
- *   the longest step Q = 1200 + 50 = 1250, with 100 + 1200 + 2000: 4550 per step,
- *   L_R = 8 x 4550 = 36400, L_W = batch_gap 4000: rw_reader 40400. */
+ *   the longest step Q = 1200 + 50 = 1250, with the pass 100 and the waits among the
+ *   two cores a waiting reader leaves inside, 2 x (2 - 1) 300 + ceil((2 - 1) / 1)
+ *   1000 = 1600: L_R = 2950 (one step, not the run of 8); L_W = batch_gap 4000:
+ *   rw_reader 6950 per step. */
 static void test_terms(void **state)
 {
 	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 3000, .rx_payload = 4000,
@@ -324,22 +333,24 @@ static void test_terms(void **state)
 	assert_int_equal(lt.mutex, 600);
 	assert_int_equal(lt.l_copy, 1000);
 	assert_int_equal(lt.kex, 2000);
-	assert_int_equal(lt.l_r, 36400);
+	assert_int_equal(lt.l_r, 2950);
 	assert_int_equal(lt.l_w, 4000);
-	assert_int_equal(lt.rw_reader, 40400);
-	/* Core 1's broker: steps longer by 2 x 600 + 2000 + its pass of 50; runs by the
-	 * reader wait; a third of the DRAM budget; its own TX slots. */
+	assert_int_equal(lt.rw_reader, 6950);
+	/* Core 1's broker: steps longer by 2 x 600 + 2000 + the reader wait 6950 + its
+	 * pass of 50; runs and their gap unchanged; a third of the DRAM budget; its own
+	 * TX slots. */
 	an_mcore_broker(&b, &mc, &lt, 1, &bc);
-	assert_int_equal(bc.plat.chunk_overhead, 200 + 1200 + 2000 + 50);
-	assert_int_equal(bc.plat.batch_gap, 4000 + 40400);
+	assert_int_equal(bc.plat.chunk_overhead, 200 + 1200 + 2000 + 6950 + 50);
+	assert_int_equal(bc.plat.batch_gap, 4000);
 	assert_int_equal(bc.reg_budget, 1000);
 	assert_int_equal(bc.tx_slots, 10);
-	/* The flow's three steps each carry 3250, and their share of the runs' gaps
-	 * ceil(44400 / 8) instead of 500: per job 3 x (3250 + 5550 - 500). */
+	/* The flow's three steps each carry 10200 (its share of the runs' gaps is
+	 * unchanged): per job 3 x 10200. */
 	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, &bl), 0);
 	assert_int_equal(bl.core, 1);
-	assert_int_equal(bl.per_step, 3250);
-	assert_int_equal(bl.per_job, 3 * (3250 + 5550 - 500));
+	assert_int_equal(bl.rw_reader, 6950);
+	assert_int_equal(bl.per_step, 10200);
+	assert_int_equal(bl.per_job, 3 * 10200);
 	/* k = m: no copy waits. */
 	mc.copy_slots = 0;
 	an_mcore_terms(&b, &mc, &c, 1, &lt);
@@ -420,22 +431,22 @@ static void test_bad_input(void **state)
 			     .priority = 1 };
 	struct an_broker b = { .policy = AN_FP, .chunk = 4096, .run_steps = 16,
 			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100 } };
-	uint32_t core[1] = { 2 };
+	uint32_t core[1] = { 2 }, credit[1] = { 5 };
 	uint64_t tx[2] = { 8, 8 };
 	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx };
 	struct an_result res;
 	struct an_flow_result out;
 
 	(void)state;
-	/* A core beyond m, no TX slots per core, no runs to end the reader side. */
+	/* A core beyond m, a sender's core beyond m, no TX slots per core. */
 	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
 	core[0] = 1;
+	mc.credit_core = credit;
+	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
+	credit[0] = 0;
 	mc.tx_slots = NULL;
 	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
 	mc.tx_slots = tx;
-	b.run_steps = 0;
-	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), -EINVAL);
-	b.run_steps = 16;
 	assert_int_equal(an_analyze_mcore(&f, 1, &b, &mc, &res, &out, NULL), 0);
 	assert_true(out.bounded);
 }
