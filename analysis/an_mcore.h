@@ -70,4 +70,17 @@ int an_analyze_mcore(const struct an_flow *flows, size_t n, const struct an_brok
 		     const struct an_mcore *mc, struct an_result *res,
 		     struct an_flow_result *out, struct an_blocking *blk);
 
+/* Priorities ranked within each core's set (1 = highest on that core; best-effort
+ * flows get 0), as an_assign_dm and an_assign_opa do for one core, which they are
+ * when m <= 1. The opa search on core c uses core c's broker (an_mcore_broker: the
+ * lock terms, its pass and its budget share) and its own flows; the credit updates
+ * it delivers for flows another core serves are outside the search, so the m-core
+ * analysis of the result has the last word. Return 0, -ESRCH (opa: some core has no
+ * assignment; prio[] undefined), -ETIME (opa: work budget spent), -EINVAL (a real-time
+ * flow without a core, or no TX slots per core) or -ENOMEM. */
+int an_mcore_assign_dm(const struct an_flow *flows, size_t n, const struct an_mcore *mc,
+		       unsigned *prio);
+int an_mcore_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			const struct an_mcore *mc, unsigned *prio);
+
 #endif

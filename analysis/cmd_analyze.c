@@ -32,7 +32,8 @@ static void usage(FILE *out)
 		"  --assign dm      fp priorities deadline-monotonic (default when the config\n"
 		"                   gives none)\n"
 		"  --assign opa     fp priorities by Audsley's optimal priority assignment;\n"
-		"                   prints them, or says that none exists\n"
+		"                   prints them, or says that none exists (on several\n"
+		"                   broker cores both rank each core's flows apart)\n"
 		"  --json           one JSON document on stdout instead of the table\n"
 		"\n"
 		"Exit status: 0 every real-time flow meets its deadline, 1 not (or overload),\n"
@@ -363,14 +364,22 @@ static int build_input(const struct opts *o, struct run *r)
 		return -ENOMEM;
 	}
 	r->n = an_input_from_config(&r->cfg, r->model, &r->plat, &r->b, r->fl);
+	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
+		fprintf(stderr, "rtvio analyze: out of memory\n");
+		return -ENOMEM;
+	}
 	if (o->assign) {
 		unsigned *prio = calloc(r->n, sizeof(*prio));
 
-		if (!prio) {
-			fprintf(stderr, "rtvio analyze: out of memory\n");
-			return -ENOMEM;
+		/* Ranked within each broker core's flows (one core: all of them). */
+		int ret = prio ? an_mcore_assign_dm(r->fl, r->n, &r->mi.mc, prio) : -ENOMEM;
+
+		if (ret) {
+			free(prio);
+			fprintf(stderr, "rtvio analyze: priority assignment failed: %s\n",
+				strerror(-ret));
+			return ret;
 		}
-		an_assign_dm(r->fl, r->n, prio);
 		for (size_t i = 0; i < r->n; i++)
 			r->fl[i].priority = prio[i];
 		free(prio);
@@ -386,21 +395,18 @@ static int build_input(const struct opts *o, struct run *r)
 	return 0;
 }
 
-/* Audsley's assignment into r->fl; deadline-monotonic when none exists. */
+/* Audsley's assignment into r->fl, within each broker core's flows;
+ * deadline-monotonic when none exists. */
 static int assign_opa(struct run *r)
 {
-	struct an_costs *costs = calloc(r->n, sizeof(*costs));
 	unsigned *prio = calloc(r->n, sizeof(*prio));
 	int ret = -ENOMEM;
 
-	if (costs && prio) {
-		for (size_t i = 0; i < r->n; i++)
-			an_flow_costs(&r->fl[i], &r->b, &costs[i]);
-		ret = an_assign_opa(r->fl, r->n, &r->b, costs, prio);
+	if (prio) {
+		ret = an_mcore_assign_opa(r->fl, r->n, &r->b, &r->mi.mc, prio);
 		if (ret == -ESRCH) {
 			r->opa_none = true;
-			an_assign_dm(r->fl, r->n, prio);
-			ret = 0;
+			ret = an_mcore_assign_dm(r->fl, r->n, &r->mi.mc, prio);
 		}
 	}
 	if (ret)
@@ -409,7 +415,6 @@ static int assign_opa(struct run *r)
 	else
 		for (size_t i = 0; i < r->n; i++)
 			r->fl[i].priority = prio[i];
-	free(costs);
 	free(prio);
 	return ret;
 }
@@ -418,10 +423,6 @@ static int run_analysis(const struct opts *o, struct run *r)
 {
 	if (o->assign && !strcmp(o->assign, "opa") && assign_opa(r))
 		return -EINVAL;
-	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
-		fprintf(stderr, "rtvio analyze: out of memory\n");
-		return -ENOMEM;
-	}
 	if (an_analyze_mcore(r->fl, r->n, &r->b, &r->mi.mc, &r->res, r->out, r->blk)) {
 		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", o->conf);
 		return -EINVAL;
@@ -439,8 +440,8 @@ static void print(const struct opts *o, const struct run *r)
 		return;
 	}
 	if (o->assign && !r->opa_none) {
-		printf("priorities (%s; write them into the config for the broker to use them):",
-		       o->assign);
+		printf("priorities (%s%s; write them into the config for the broker to use them):",
+		       o->assign, r->cfg.broker.ncores > 1 ? ", ranked within each broker core" : "");
 		for (int i = 0; i < r->cfg.nflows; i++)
 			if (!r->fl[i].best_effort)
 				printf(" %s=%u", r->cfg.flows[i].name, r->fl[i].priority);

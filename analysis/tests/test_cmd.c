@@ -345,6 +345,32 @@ static void test_opa(void **state)
 	assert_non_null(strstr(out_buf, "a=3 b=2 c=1"));
 }
 
+/* On two cores (cells a, b dealt to cores 0, 1) --assign ranks each core's flows
+ * apart: x, y toward b (core 1), z toward a (core 0). */
+static void test_assign_per_core(void **state)
+{
+	const char *conf = write_file("assign2.conf",
+		"[broker]\npolicy = fp\ncpus = 0,1\n" CELLS
+		"[flow x]\nfrom = a\nto = b:1\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 200us\n"
+		"[flow y]\nfrom = a\nto = b:2\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 100us\n"
+		"[flow z]\nfrom = b\nto = a:3\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 300us\n" PLATFORM);
+	const char *argv[4] = { "analyze", conf, "--assign", "dm" };
+
+	(void)state;
+	assert_int_equal(run(4, argv), 0);
+	assert_non_null(strstr(out_buf, "priorities (dm, ranked within each broker core;"));
+	assert_non_null(strstr(out_buf, "x=2 y=1 z=1"));
+	argv[3] = "opa";
+	assert_int_equal(run(4, argv), 0);
+	assert_non_null(strstr(out_buf, "priorities (opa, ranked within each broker core;"));
+	/* Audsley's search gives the lowest level on core 1 to the first flow that meets
+	 * its deadline there: x. */
+	assert_non_null(strstr(out_buf, "x=2 y=1 z=1"));
+}
+
 /* Response of the first flow in the --json output of CONF (us), or -1. */
 static double first_response(const char *conf)
 {
@@ -564,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_missing_platform),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_opa),
+		cmocka_unit_test(test_assign_per_core),
 		cmocka_unit_test(test_cells_and_default_class),
 		cmocka_unit_test(test_shipped_configs),
 		cmocka_unit_test(test_one_core_identical),
