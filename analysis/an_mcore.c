@@ -96,6 +96,9 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 	bc->plat.chunk_overhead = sadd(b->plat.chunk_overhead,
 				       sadd(sadd(smul(2, lt->mutex), lt->kex),
 					    sadd(lt->rw_reader, pass_of(b, mc, c))));
+	/* The W wait and the first M wait come before the pick (the pass starts once M
+	 * is granted): a message's last byte does not wait for them a second time. */
+	bc->pick_lead = sadd(b->pick_lead, sadd(lt->rw_reader, lt->mutex));
 	if (c != AN_ANY_CORE)
 		bc->tx_slots = mc->tx_slots[c];
 	/* The DRAM budget in equal fixed shares: a share too small for one byte is a
@@ -119,6 +122,7 @@ static void blocking_of(const struct an_flow *f, const struct an_broker *b,
 				    .ingest_pass = pass_of(b, mc, c) };
 	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex),
 			    sadd(bl->rw_reader, bl->ingest_pass));
+	bl->pick_lead = sadd(bl->rw_reader, bl->mutex);
 	bl->per_job = c1.C > c0.C ? c1.C - c0.C : 0;
 }
 

@@ -51,6 +51,8 @@ struct an_blocking {
 	uint64_t rw_reader;       /* ns per step on W */
 	uint64_t ingest_pass;     /* ns per step: the pass over the core's TX slots */
 	uint64_t per_step;        /* 2 mutex + kex + rw_reader + ingest_pass */
+	uint64_t pick_lead;       /* rw_reader + mutex: the part of per_step before the
+				   * pick, which a message's last byte does not wait for */
 	uint64_t per_job;         /* what these terms add to one message's cost C */
 };
 

@@ -125,11 +125,11 @@ static void print_composed(const struct rtvio_config *cfg, const struct an_flow_
 /* A flow's core and what the shared locks cost it (an_mcore.h), on several cores. */
 static json_t *blocking_json(const struct an_blocking *bl)
 {
-	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
 			 "mutex", num_us(bl->mutex), "mutex_per_step", (json_int_t)bl->mutex_per_step,
 			 "kex", num_us(bl->kex), "rw_reader", num_us(bl->rw_reader),
 			 "ingest_pass", num_us(bl->ingest_pass), "per_step", num_us(bl->per_step),
-			 "per_job", num_us(bl->per_job));
+			 "pick_lead", num_us(bl->pick_lead), "per_job", num_us(bl->per_job));
 }
 
 static json_t *core_json(const struct an_blocking *bl)

@@ -535,7 +535,8 @@ static void test_one_core_identical(void **state)
  * L_pick = 36 + 100, L_done = 1000: mutex (2 - 1) 1000 = 1 us; K has k = m: 0. W's
  * reader section, one step of the other core, which then waits for no one: the
  * longest (bulk's 5196) + pass 36 = 5232 ns; L_W = batch_gap = 0: rw_reader 5.232 us.
- * ctl: per step 2000 + 5232 + 32 = 7264 ns, per job 3 steps of it = 21.792 us. With
+ * ctl: per step 2000 + 5232 + 32 = 7264 ns, per job 3 steps of it = 21.792 us; before
+ * the pick, the reader and first mutex waits: 6.232 us. With
  * copy_slots = 1, K: kex = one chunk's copy 4096 ns, ctl's per step 11.36 us. */
 static void test_two_cores(void **state)
 {
@@ -558,6 +559,7 @@ static void test_two_cores(void **state)
 	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
 	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.032);
 	assert_true(json_real_value(json_object_get(bl, "per_step")) == 7.264);
+	assert_true(json_real_value(json_object_get(bl, "pick_lead")) == 6.232);
 	assert_true(json_real_value(json_object_get(bl, "per_job")) == 21.792);
 	f = json_array_get(json_object_get(doc, "flows"), 1);
 	assert_int_equal(json_integer_value(json_object_get(f, "core")), 0);
