@@ -210,7 +210,7 @@ static int edf_task(struct ctx *x, size_t i, uint64_t L, struct an_flow_result *
 		/* A job released after that work is done starts afresh: that case is the
 		 * a = 0 point of a later busy period; max() keeps F at or after a + C. */
 		if (!x->s.regulated)
-			F = sadd(max_u64(S, sadd(a, ti->C - ti->q)), ti->q);
+			F = sadd(max_u64(S, sadd(a, ti->C - ti->q)), last_body(x, ti));
 		else
 			F = max_u64(S, sadd(a, ti->C));
 		worst = max_u64(worst, F - a);

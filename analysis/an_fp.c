@@ -85,7 +85,7 @@ static int fp_finish_dedicated(struct ctx *x, size_t i, uint64_t k, uint64_t B,
 		S = nS;
 	}
 	*prev = S;
-	*F = sadd(S, ti->q);
+	*F = sadd(S, last_body(x, ti));
 	return 0;
 }
 

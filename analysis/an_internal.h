@@ -71,6 +71,16 @@ static inline bool pay(struct ctx *x)
 	return true;
 }
 
+/* From the pick of a task's last step to its last byte: q less the waits every step
+ * spends before its pick (an_broker.pick_lead). Those waits stay in every step's
+ * cost: they are the lead of the step after, which a finished message does not wait
+ * for, and the blocking term (a lower step and the lead after it, or at least the
+ * RST reply, which carries the lead) covers the lead before the first pick. */
+static inline uint64_t last_body(const struct ctx *x, const struct task *t)
+{
+	return t->q - min_u64(t->q, x->b->pick_lead);
+}
+
 /* The least t that supplies w of work: w itself, throttles being part of the work. */
 static inline uint64_t inv(const struct supply *s, uint64_t w)
 {

@@ -96,6 +96,11 @@ struct an_broker {
 				     * broker at once (cells x DP_TX_SLOTS) */
 	uint64_t run_steps;         /* steps per data-plane run (DP_RUN_STEPS); > 0 when
 				     * batch_gap is */
+	uint64_t pick_lead;         /* ns of every step's cost (inside chunk_overhead) that
+				     * pass before the step picks its message: on several
+				     * broker cores the W and first M waits (an_mcore.h).
+				     * A message's last byte is copied that long before
+				     * its last step's cost ends. 0 on one core. */
 	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
 	uint64_t work_budget;       /* 0 = AN_DEFAULT_WORK */
 };

@@ -16,6 +16,7 @@
 #include "analysis.h"
 #include "config.h"
 #include "from_config.h"
+#include "mcore_config.h"
 #include "model.h"
 
 static void usage(FILE *out)
@@ -31,7 +32,8 @@ static void usage(FILE *out)
 		"  --assign dm      fp priorities deadline-monotonic (default when the config\n"
 		"                   gives none)\n"
 		"  --assign opa     fp priorities by Audsley's optimal priority assignment;\n"
-		"                   prints them, or says that none exists\n"
+		"                   prints them, or says that none exists (on several\n"
+		"                   broker cores both rank each core's flows apart)\n"
 		"  --json           one JSON document on stdout instead of the table\n"
 		"\n"
 		"Exit status: 0 every real-time flow meets its deadline, 1 not (or overload),\n"
@@ -120,9 +122,24 @@ static void print_composed(const struct rtvio_config *cfg, const struct an_flow_
 	}
 }
 
+/* A flow's core and what the shared locks cost it (an_mcore.h), on several cores. */
+static json_t *blocking_json(const struct an_blocking *bl)
+{
+	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "mutex", num_us(bl->mutex), "mutex_per_step", (json_int_t)bl->mutex_per_step,
+			 "kex", num_us(bl->kex), "rw_reader", num_us(bl->rw_reader),
+			 "ingest_pass", num_us(bl->ingest_pass), "per_step", num_us(bl->per_step),
+			 "pick_lead", num_us(bl->pick_lead), "per_job", num_us(bl->per_job));
+}
+
+static json_t *core_json(const struct an_blocking *bl)
+{
+	return bl->core == AN_ANY_CORE ? json_string("any") : json_integer(bl->core);
+}
+
 static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 		       const struct an_result *res, const struct an_flow_result *out,
-		       enum an_policy pol)
+		       enum an_policy pol, const struct an_blocking *blk)
 {
 	json_t *doc = json_object(), *arr = json_array();
 
@@ -148,12 +165,41 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 					 json_boolean(out[i].schedulable));
 		if (cfg->flows[i].rem.remote >= 0)
 			json_object_set_new(f, "composed", composed_json(cfg, i, &out[i]));
+		if (cfg->broker.ncores > 1) {
+			json_object_set_new(f, "core", core_json(&blk[i]));
+			json_object_set_new(f, "blocking", blocking_json(&blk[i]));
+		}
 		json_array_append_new(arr, f);
 	}
 	json_object_set_new(doc, "flows", arr);
+	if (cfg->broker.ncores > 1)
+		json_object_set_new(doc, "cores", json_integer(cfg->broker.ncores));
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	fputc('\n', stdout);
 	json_decref(doc);
+}
+
+/* Below the table on several cores: each flow's core and its blocking (us). */
+static void print_cores(const struct rtvio_config *cfg, const struct an_blocking *blk)
+{
+	if (cfg->broker.ncores <= 1)
+		return;
+	printf("\n%d broker cores: each flow is dispatched by its destination's core; per step "
+	       "2 x mutex + kex + rw_reader + ingest_pass (docs/analysis.md, \"Several "
+	       "cores\")\n%-20s %5s %10s %10s %10s %10s %10s %10s\n", cfg->broker.ncores, "flow",
+	       "core", "mutex_us", "kex_us", "rw_rd_us", "pass_us", "step_us", "job_us");
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct an_blocking *bl = &blk[i];
+		char core[16];
+
+		if (bl->core == AN_ANY_CORE)
+			snprintf(core, sizeof(core), "any");
+		else
+			snprintf(core, sizeof(core), "%u", bl->core);
+		printf("%-20s %5s %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f\n", cfg->flows[i].name,
+		       core, us(bl->mutex), us(bl->kex), us(bl->rw_reader), us(bl->ingest_pass),
+		       us(bl->per_step), us(bl->per_job));
+	}
 }
 
 static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl,
@@ -221,6 +267,8 @@ struct run {
 	struct an_broker b;
 	struct an_flow *fl;          /* n entries (room for cfg.nflows + 1) */
 	struct an_flow_result *out;
+	struct an_blocking *blk;     /* n entries: each flow's core and lock terms */
+	struct an_mcore_input mi;
 	size_t n;
 	struct an_result res;
 	bool opa_none;               /* --assign opa found no assignment */
@@ -310,19 +358,28 @@ static int build_input(const struct opts *o, struct run *r)
 	/* One spare entry for the default best-effort class. */
 	r->fl = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->fl));
 	r->out = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->out));
-	if (!r->fl || !r->out || model_create(&r->cfg, &r->model)) {
+	r->blk = calloc((size_t)r->cfg.nflows + 1, sizeof(*r->blk));
+	if (!r->fl || !r->out || !r->blk || model_create(&r->cfg, &r->model)) {
 		fprintf(stderr, "rtvio analyze: out of memory\n");
 		return -ENOMEM;
 	}
 	r->n = an_input_from_config(&r->cfg, r->model, &r->plat, &r->b, r->fl);
+	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
+		fprintf(stderr, "rtvio analyze: out of memory\n");
+		return -ENOMEM;
+	}
 	if (o->assign) {
 		unsigned *prio = calloc(r->n, sizeof(*prio));
 
-		if (!prio) {
-			fprintf(stderr, "rtvio analyze: out of memory\n");
-			return -ENOMEM;
+		/* Ranked within each broker core's flows (one core: all of them). */
+		int ret = prio ? an_mcore_assign_dm(r->fl, r->n, &r->mi.mc, prio) : -ENOMEM;
+
+		if (ret) {
+			free(prio);
+			fprintf(stderr, "rtvio analyze: priority assignment failed: %s\n",
+				strerror(-ret));
+			return ret;
 		}
-		an_assign_dm(r->fl, r->n, prio);
 		for (size_t i = 0; i < r->n; i++)
 			r->fl[i].priority = prio[i];
 		free(prio);
@@ -338,21 +395,18 @@ static int build_input(const struct opts *o, struct run *r)
 	return 0;
 }
 
-/* Audsley's assignment into r->fl; deadline-monotonic when none exists. */
+/* Audsley's assignment into r->fl, within each broker core's flows;
+ * deadline-monotonic when none exists. */
 static int assign_opa(struct run *r)
 {
-	struct an_costs *costs = calloc(r->n, sizeof(*costs));
 	unsigned *prio = calloc(r->n, sizeof(*prio));
 	int ret = -ENOMEM;
 
-	if (costs && prio) {
-		for (size_t i = 0; i < r->n; i++)
-			an_flow_costs(&r->fl[i], &r->b, &costs[i]);
-		ret = an_assign_opa(r->fl, r->n, &r->b, costs, prio);
+	if (prio) {
+		ret = an_mcore_assign_opa(r->fl, r->n, &r->b, &r->mi.mc, prio);
 		if (ret == -ESRCH) {
 			r->opa_none = true;
-			an_assign_dm(r->fl, r->n, prio);
-			ret = 0;
+			ret = an_mcore_assign_dm(r->fl, r->n, &r->mi.mc, prio);
 		}
 	}
 	if (ret)
@@ -361,7 +415,6 @@ static int assign_opa(struct run *r)
 	else
 		for (size_t i = 0; i < r->n; i++)
 			r->fl[i].priority = prio[i];
-	free(costs);
 	free(prio);
 	return ret;
 }
@@ -370,7 +423,7 @@ static int run_analysis(const struct opts *o, struct run *r)
 {
 	if (o->assign && !strcmp(o->assign, "opa") && assign_opa(r))
 		return -EINVAL;
-	if (an_analyze(r->fl, r->n, &r->b, &r->res, r->out)) {
+	if (an_analyze_mcore(r->fl, r->n, &r->b, &r->mi.mc, &r->res, r->out, r->blk)) {
 		fprintf(stderr, "rtvio analyze: %s: inconsistent flow parameters\n", o->conf);
 		return -EINVAL;
 	}
@@ -383,24 +436,27 @@ static int run_analysis(const struct opts *o, struct run *r)
 static void print(const struct opts *o, const struct run *r)
 {
 	if (o->json) {
-		print_json(&r->cfg, r->fl, &r->res, r->out, r->b.policy);
+		print_json(&r->cfg, r->fl, &r->res, r->out, r->b.policy, r->blk);
 		return;
 	}
 	if (o->assign && !r->opa_none) {
-		printf("priorities (%s; write them into the config for the broker to use them):",
-		       o->assign);
+		printf("priorities (%s%s; write them into the config for the broker to use them):",
+		       o->assign, r->cfg.broker.ncores > 1 ? ", ranked within each broker core" : "");
 		for (int i = 0; i < r->cfg.nflows; i++)
 			if (!r->fl[i].best_effort)
 				printf(" %s=%u", r->cfg.flows[i].name, r->fl[i].priority);
 		printf("\n");
 	}
 	print_table(&r->cfg, r->fl, &r->b, &r->res, r->out, r->b.policy);
+	print_cores(&r->cfg, r->blk);
 }
 
 static void run_free(struct run *r)
 {
 	free(r->fl);
 	free(r->out);
+	free(r->blk);
+	an_mcore_input_free(&r->mi);
 	model_destroy(r->model);
 	rtvio_config_free(&r->cfg);
 }

@@ -10,6 +10,7 @@
 #include "analysis.h"
 #include "config.h"
 #include "from_config.h"
+#include "mcore_config.h"
 #include "model.h"
 
 static void say(struct an_verdict *v, const char *fmt, ...)
@@ -49,16 +50,22 @@ static int judge(const struct rtvio_config *cfg, const struct model *m, struct a
 {
 	struct an_broker b;
 	struct an_result res;
+	struct an_mcore_input mi;
 	const char *why;
-	int bad;
+	int bad, ret;
 	size_t n = an_input_from_config(cfg, m, &cfg->platform, &b, fl);
 
 	if (an_validate(fl, n, &b, &bad, &why)) {
 		say(v, "%s%s%s\n", bad >= 0 ? fl[bad].name : "", bad >= 0 ? ": " : "", why);
 		return -EINVAL;
 	}
-	if (an_analyze(fl, n, &b, &res, out))
-		return -EINVAL;
+	/* On several broker cores, the m-core analysis (an_mcore.h); one core: an_analyze. */
+	if (an_mcore_from_config(cfg, n, &mi))
+		return -ENOMEM;
+	ret = an_analyze_mcore(fl, n, &b, &mi.mc, &res, out, NULL);
+	an_mcore_input_free(&mi);
+	if (ret)
+		return ret == -ENOMEM ? ret : -EINVAL;
 	if (res.status != AN_OK) {
 		v->overload = true;
 		say(v, "no bound: %s\n", res.why ? res.why : an_status_name(res.status));

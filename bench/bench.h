@@ -34,5 +34,7 @@ int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot)
 void bench_report_isa(FILE *md, const json_t *sc);
 /* The hostile scenario's section of report.md (report_hostile.c). */
 void bench_report_hostile(FILE *md, const json_t *sc);
+/* The locks scenario's section (report_locks.c). */
+void bench_report_locks(FILE *md, const json_t *sc);
 
 #endif

@@ -53,6 +53,9 @@ static void usage(FILE *f)
 		"  isa       boot to first message and round trips of bare-metal cells on\n"
 		"            x86_64, aarch64, riscv64, the Linux guest and a process cell\n"
 		"            (QEMU, TCG; scripts/vm/isabench; a few minutes)\n"
+		"  locks     acquire/release latency p50/p99/max and fairness of sync/'s\n"
+		"            FIFO mutex, reader-writer and k-exclusion locks next to a\n"
+		"            pthread mutex and a ticket lock, 2..8 threads\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -176,6 +179,7 @@ static const struct scenario {
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
 	{ "hostile", bench_scenario_hostile, 12, 12, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
+	{ "locks", bench_scenario_locks, 5, 5, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -227,8 +231,8 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference, hostile or\n"
-					"isa)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference, hostile,\n"
+					"isa or locks)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;

@@ -30,7 +30,9 @@ static int dump_cpus(const struct rtvio_broker_cfg *b, FILE *f)
 
 	for (int i = 0; rc >= 0 && i < b->ncores; i++)
 		rc = fprintf(f, "%s%d", i ? "," : "", b->cpus[i]);
-	return rc < 0 || fprintf(f, "\n") < 0;
+	if (rc >= 0)
+		rc = fprintf(f, "\ncopy_slots = %d\n", b->copy_slots);
+	return rc < 0;
 }
 
 int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)

@@ -345,6 +345,32 @@ static void test_opa(void **state)
 	assert_non_null(strstr(out_buf, "a=3 b=2 c=1"));
 }
 
+/* On two cores (cells a, b dealt to cores 0, 1) --assign ranks each core's flows
+ * apart: x, y toward b (core 1), z toward a (core 0). */
+static void test_assign_per_core(void **state)
+{
+	const char *conf = write_file("assign2.conf",
+		"[broker]\npolicy = fp\ncpus = 0,1\n" CELLS
+		"[flow x]\nfrom = a\nto = b:1\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 200us\n"
+		"[flow y]\nfrom = a\nto = b:2\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 100us\n"
+		"[flow z]\nfrom = b\nto = a:3\ntype = seqpacket\nsize = 100\nperiod = 1ms\n"
+		"deadline = 300us\n" PLATFORM);
+	const char *argv[4] = { "analyze", conf, "--assign", "dm" };
+
+	(void)state;
+	assert_int_equal(run(4, argv), 0);
+	assert_non_null(strstr(out_buf, "priorities (dm, ranked within each broker core;"));
+	assert_non_null(strstr(out_buf, "x=2 y=1 z=1"));
+	argv[3] = "opa";
+	assert_int_equal(run(4, argv), 0);
+	assert_non_null(strstr(out_buf, "priorities (opa, ranked within each broker core;"));
+	/* Audsley's search gives the lowest level on core 1 to the first flow that meets
+	 * its deadline there: x. */
+	assert_non_null(strstr(out_buf, "x=2 y=1 z=1"));
+}
+
 /* Response of the first flow in the --json output of CONF (us), or -1. */
 static double first_response(const char *conf)
 {
@@ -432,6 +458,131 @@ static void test_shipped_configs(void **state)
 	}
 }
 
+/* configs/demo.conf on two broker cores (its `cpu = 1` made `cpus = 0,1`, cells dealt
+ * by slot): the per-step lock terms leave every real-time flow schedulable with the
+ * demo's own costs (docs/analysis.md, "Several cores"). */
+static void test_demo_two_cores(void **state)
+{
+	static char text[16384];
+	char path[4096], *line, *end;
+	const char *argv[3] = { "analyze", NULL, "--json" };
+	size_t len;
+	json_t *doc, *flows;
+	json_error_t e;
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/configs/demo.conf", RTVIO_SOURCE_ROOT);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	len = fread(text, 1, sizeof(text) - 64, f);
+	fclose(f);
+	text[len] = '\0';
+	/* The first `cpu = ` line is [broker]'s (the cells' come after it). */
+	line = strstr(text, "\ncpu = ");
+	assert_non_null(line);
+	end = strchr(line + 1, '\n');
+	assert_non_null(end);
+	memmove(line + strlen("\ncpus = 0,1"), end, strlen(end) + 1);
+	memcpy(line, "\ncpus = 0,1", strlen("\ncpus = 0,1"));
+	argv[1] = write_file("demo2.conf", text);
+	if (run(3, argv) != 0)
+		fail_msg("demo.conf on two cores: not schedulable:\n%s%s", out_buf, err_buf);
+	doc = json_loads(out_buf, 0, &e);
+	assert_non_null(doc);
+	assert_int_equal(json_integer_value(json_object_get(doc, "cores")), 2);
+	assert_true(json_is_true(json_object_get(doc, "schedulable")));
+	flows = json_object_get(doc, "flows");
+	/* control (toward the controller, cell 1) on core 1, the others on core 0. */
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(flows, 0), "core")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(flows, 1), "core")), 0);
+	json_decref(doc);
+}
+
+/* conf_ok with its [broker] section led by `extra`. */
+static const char *with_broker(const char *name, const char *extra)
+{
+	static char text[4096];
+	const char *rest = conf_ok + strlen("[broker]\n");
+
+	snprintf(text, sizeof(text), "[broker]\n%s%s", extra, rest);
+	return write_file(name, text);
+}
+
+/* One core named in `cpus` is today's broker: the table and the JSON document are
+ * byte for byte those of the config without the key. */
+static void test_one_core_identical(void **state)
+{
+	static char first[sizeof(out_buf)];
+	const char *plain = write_file("plain.conf", conf_ok);
+	const char *one = with_broker("one.conf", "cpus = 3\n");
+
+	(void)state;
+	for (int json = 0; json < 2; json++) {
+		const char *a1[] = { "analyze", plain, "--json" };
+		const char *a2[] = { "analyze", one, "--json" };
+
+		assert_int_equal(run(2 + json, a1), 0);
+		strcpy(first, out_buf);
+		assert_int_equal(run(2 + json, a2), 0);
+		assert_string_equal(out_buf, first);
+		assert_null(strstr(out_buf, "core"));
+	}
+}
+
+/* Two cores (cells a, b dealt to cores 0, 1): ctl (toward b) on core 1, bulk on 0.
+ * Ingest budgets 9 (a) and 8 (b) TX slots at 4 ns: passes 36 and 32 ns. M's sections:
+ * L_pick = 36 + 100, L_done = 1000: mutex (2 - 1) 1000 = 1 us; K has k = m: 0. W's
+ * reader section, one step of the other core, which then waits for no one: the
+ * longest (bulk's 5196) + pass 36 = 5232 ns; L_W = batch_gap = 0: rw_reader 5.232 us.
+ * ctl: per step 2000 + 5232 + 32 = 7264 ns, per job 3 steps of it = 21.792 us; before
+ * the pick, the reader and first mutex waits: 6.232 us. With
+ * copy_slots = 1, K: kex = one chunk's copy 4096 ns, ctl's per step 11.36 us. */
+static void test_two_cores(void **state)
+{
+	const char *two = with_broker("two.conf", "cpus = 0,1\n");
+	const char *argv[] = { "analyze", two, "--json" };
+	json_t *doc, *f, *bl;
+	json_error_t e;
+
+	(void)state;
+	run(3, argv);
+	doc = json_loads(out_buf, 0, &e);
+	assert_non_null(doc);
+	assert_int_equal(json_integer_value(json_object_get(doc, "cores")), 2);
+	f = json_array_get(json_object_get(doc, "flows"), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "core")), 1);
+	bl = json_object_get(f, "blocking");
+	assert_true(json_real_value(json_object_get(bl, "mutex")) == 1.0);
+	assert_int_equal(json_integer_value(json_object_get(bl, "mutex_per_step")), 2);
+	assert_true(json_real_value(json_object_get(bl, "kex")) == 0.0);
+	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
+	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.032);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 7.264);
+	assert_true(json_real_value(json_object_get(bl, "pick_lead")) == 6.232);
+	assert_true(json_real_value(json_object_get(bl, "per_job")) == 21.792);
+	f = json_array_get(json_object_get(doc, "flows"), 1);
+	assert_int_equal(json_integer_value(json_object_get(f, "core")), 0);
+	json_decref(doc);
+	/* The table names each flow's core and blocking. */
+	argv[2] = NULL;
+	run(2, argv);
+	assert_non_null(strstr(out_buf, "2 broker cores"));
+	assert_non_null(strstr(out_buf, "ctl                      1      1.000      0.000      "
+				"5.232      0.032      7.264     21.792"));
+	/* One copy slot: a core may wait for the other's chunk. */
+	argv[1] = with_broker("one_slot.conf", "cpus = 0,1\ncopy_slots = 1\n");
+	argv[2] = "--json";
+	run(3, argv);
+	doc = json_loads(out_buf, 0, &e);
+	assert_non_null(doc);
+	bl = json_object_get(json_array_get(json_object_get(doc, "flows"), 0), "blocking");
+	assert_true(json_real_value(json_object_get(bl, "kex")) == 4.096);
+	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 11.36);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,8 +592,12 @@ int main(void)
 		cmocka_unit_test(test_missing_platform),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_opa),
+		cmocka_unit_test(test_assign_per_core),
 		cmocka_unit_test(test_cells_and_default_class),
 		cmocka_unit_test(test_shipped_configs),
+		cmocka_unit_test(test_one_core_identical),
+		cmocka_unit_test(test_two_cores),
+		cmocka_unit_test(test_demo_two_cores),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

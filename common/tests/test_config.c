@@ -593,7 +593,7 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -1037,15 +1037,18 @@ static void test_broker_cpus(void **state)
 	load_ok("[broker]\ncpu = 3\n" CELLS, &cfg);
 	assert_int_equal(cfg.broker.ncores, 1);
 	assert_int_equal(cfg.broker.cpus[0], 3);
+	assert_int_equal(cfg.broker.copy_slots, 1);
 	rtvio_config_free(&cfg);
 	load_ok("[broker]\ncpus = 0, 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n", &cfg);
 	assert_int_equal(cfg.broker.ncores, 2);
 	assert_int_equal(cfg.broker.cpu, 0);
 	assert_int_equal(cfg.broker.cpus[1], 1);
+	assert_int_equal(cfg.broker.copy_slots, 2);
 	assert_int_equal(cfg.cells[0].broker_core, -1);
 	assert_int_equal(cfg.cells[2].broker_core, 0);
 	text = dump(&cfg);
 	assert_non_null(strstr(text, "cpus = 0,1\n"));
+	assert_non_null(strstr(text, "copy_slots = 2\n"));
 	assert_non_null(strstr(text, "broker_core = 0\n"));
 	load_ok(text, &again);
 	assert_same_config(&cfg, &again);
@@ -1064,6 +1067,42 @@ static void test_broker_cpus(void **state)
 	expect_error("[broker]\ncpus = 1,2\n[cell a]\ncid = 3\nbroker_core = 2\n",
 		     "5: [cell a] key 'broker_core': 2, but the broker has 2 cores (expected "
 		     "0..1: an index into [broker] cpus)");
+}
+
+/* [broker] copy_slots: 1..ncores, ncores when absent; kept by the round trip. */
+static void test_broker_copy_slots(void **state)
+{
+	struct rtvio_config cfg, again;
+	char *text;
+
+	(void)state;
+	load_ok("[broker]\ncpus = 0,1,2\ncopy_slots = 1\n" CELLS, &cfg);
+	assert_int_equal(cfg.broker.ncores, 3);
+	assert_int_equal(cfg.broker.copy_slots, 1);
+	text = dump(&cfg);
+	assert_non_null(strstr(text, "copy_slots = 1\n"));
+	load_ok(text, &again);
+	assert_same_config(&cfg, &again);
+	rtvio_config_free(&again);
+	rtvio_config_free(&cfg);
+	free(text);
+	/* One core: 1 is the only choice, and the dump of a one-core broker is unchanged. */
+	load_ok("[broker]\ncopy_slots = 1\n" CELLS, &cfg);
+	assert_int_equal(cfg.broker.copy_slots, 1);
+	text = dump(&cfg);
+	assert_null(strstr(text, "copy_slots"));
+	rtvio_config_free(&cfg);
+	free(text);
+	expect_error("[broker]\ncpus = 1,2\ncopy_slots = 3\n" CELLS,
+		     "3: [broker] key 'copy_slots': 3, but the broker has 2 cores (expected "
+		     "1..2: at most every core copies at once)");
+	expect_error("[broker]\ncopy_slots = 2\n" CELLS,
+		     "2: [broker] key 'copy_slots': 2, but the broker has 1 core (expected "
+		     "1..1: at most every core copies at once)");
+	expect_error("[broker]\ncpus = 1,2\ncopy_slots = 0\n" CELLS,
+		     "3: [broker] key 'copy_slots': '0': expected a whole number from 1 to 8");
+	expect_error("[broker]\ncpus = 1,2\ncopy_slots = two\n" CELLS,
+		     "3: [broker] key 'copy_slots': 'two': expected a whole number from 1 to 8");
 }
 
 static void test_cell_poll_us(void **state)
@@ -1243,6 +1282,7 @@ int main(void)
 		cmocka_unit_test(test_cell_connections),
 		cmocka_unit_test(test_cell_poll_us),
 		cmocka_unit_test(test_broker_cpus),
+		cmocka_unit_test(test_broker_copy_slots),
 		cmocka_unit_test(test_error_open),
 		cmocka_unit_test(test_fuzz),
 	};

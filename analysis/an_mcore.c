@@ -1,0 +1,346 @@
+/* The analysis on several cores (an_mcore.h, docs/analysis.md "Several cores"): the
+ * lock terms from sync/bounds.h (each of them per step), each core's one-core broker,
+ * and the flows of every core through an_analyze, with the credit updates a core
+ * delivers for flows another core serves, until their release jitter settles. */
+#include "an_mcore.h"
+#include "an_arith.h"
+#include "an_internal.h"
+#include "bounds.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* Rounds of the cross-core credit-update fixed point before giving up. */
+#define MAX_ROUNDS 64u
+
+static uint32_t cores_of(const struct an_mcore *mc)
+{
+	return mc->ncores ? mc->ncores : 1;
+}
+
+static uint32_t slots_of(const struct an_mcore *mc)
+{
+	uint32_t m = cores_of(mc);
+
+	return mc->copy_slots && mc->copy_slots < m ? mc->copy_slots : m;
+}
+
+static uint32_t core_of(const struct an_mcore *mc, size_t i)
+{
+	return mc->core ? mc->core[i] : 0;
+}
+
+/* Where flow i's credit updates are delivered: its sender's core. */
+static uint32_t credit_core_of(const struct an_mcore *mc, size_t i)
+{
+	return mc->credit_core ? mc->credit_core[i] : core_of(mc, i);
+}
+
+/* One ingest pass over the TX slots of core c's cells (AN_ANY_CORE: the longest). */
+static uint64_t pass_of(const struct an_broker *b, const struct an_mcore *mc, uint32_t c)
+{
+	uint64_t slots = 0;
+
+	if (c != AN_ANY_CORE)
+		return smul(mc->tx_slots[c], b->plat.ingest_packet);
+	for (uint32_t k = 0; k < cores_of(mc); k++)
+		slots = max_u64(slots, mc->tx_slots[k]);
+	return smul(slots, b->plat.ingest_packet);
+}
+
+void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
+		    const struct an_costs *costs, size_t n, struct an_mcore_terms *lt)
+{
+	const uint32_t m = cores_of(mc);
+	const uint64_t pass = pass_of(b, mc, AN_ANY_CORE);
+	uint64_t qmax = an_ctl_step(b), step;
+
+	for (size_t j = 0; j < n; j++)
+		qmax = max_u64(qmax, costs[j].Q);
+	/* M guards the ingest pass, policing and the pick (a step's fixed work, which
+	 * chunk_overhead times, and the pass over the core's TX slots), then the
+	 * completion (packet_overhead). */
+	lt->l_pick = sadd(pass, b->plat.chunk_overhead);
+	lt->l_done = b->plat.packet_overhead;
+	lt->l_m = max_u64(lt->l_pick, lt->l_done);
+	/* K guards one copy of at most a chunk: e(chunk) less its fixed overhead. */
+	lt->l_copy = an_chunk_cost(&b->plat, b->chunk) - b->plat.chunk_overhead;
+	lt->mutex = sync_bound_mutex(m, lt->l_m);
+	lt->kex = sync_bound_kex(m, slots_of(mc), lt->l_copy);
+	/* A step holds W's reader side from before its first M request to after its
+	 * completion: the longest step of any core (Q_max: chunk_overhead, one chunk's
+	 * copy, packet_overhead) with the longest pass and its own M and K waits. A
+	 * reader waits only for the readers inside when a writer came, and only after it
+	 * came itself: from then on it holds and asks for nothing, and no other core
+	 * enters, so the readers inside contend among at most m - 1 cores for M and K.
+	 * The wait for W itself comes before the section and is not in it. */
+	step = sadd(sadd(qmax, pass),
+		    sadd(smul(2, sync_bound_mutex(m - 1, lt->l_m)),
+			 sync_bound_kex(m - 1, slots_of(mc), lt->l_copy)));
+	lt->l_r = step;
+	lt->l_w = mc->write_section ? mc->write_section : b->plat.batch_gap;
+	lt->rw_reader = sync_bound_rw_reader(m, lt->l_r, lt->l_w);
+}
+
+void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
+		     const struct an_mcore_terms *lt, uint32_t c, struct an_broker *bc)
+{
+	const uint32_t m = cores_of(mc);
+
+	*bc = *b;
+	if (m <= 1)
+		return;
+	/* Every step is longer by its lock waits (W's reader side, M twice, K) and by
+	 * the pass over the core's cells (which may find packets toward other cores
+	 * every time). */
+	bc->plat.chunk_overhead = sadd(b->plat.chunk_overhead,
+				       sadd(sadd(smul(2, lt->mutex), lt->kex),
+					    sadd(lt->rw_reader, pass_of(b, mc, c))));
+	/* The W wait and the first M wait come before the pick (the pass starts once M
+	 * is granted): a message's last byte does not wait for them a second time. */
+	bc->pick_lead = sadd(b->pick_lead, sadd(lt->rw_reader, lt->mutex));
+	if (c != AN_ANY_CORE)
+		bc->tx_slots = mc->tx_slots[c];
+	/* The DRAM budget in equal fixed shares: a share too small for one byte is a
+	 * budget of one byte, which the analysis calls an overload. */
+	if (b->reg_budget)
+		bc->reg_budget = max_u64(b->reg_budget / m, 1);
+}
+
+static void blocking_of(const struct an_flow *f, const struct an_broker *b,
+			const struct an_mcore *mc, const struct an_mcore_terms *lt, uint32_t c,
+			struct an_blocking *bl)
+{
+	struct an_broker bc;
+	struct an_costs c0 = { 0 }, c1 = { 0 };
+
+	an_mcore_broker(b, mc, lt, c, &bc);
+	an_flow_costs(f, b, &c0);
+	an_flow_costs(f, &bc, &c1);
+	*bl = (struct an_blocking){ .core = c, .mutex = lt->mutex, .mutex_per_step = 2,
+				    .kex = lt->kex, .rw_reader = lt->rw_reader,
+				    .ingest_pass = pass_of(b, mc, c) };
+	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex),
+			    sadd(bl->rw_reader, bl->ingest_pass));
+	bl->pick_lead = sadd(bl->rw_reader, bl->mutex);
+	bl->per_job = c1.C > c0.C ? c1.C - c0.C : 0;
+}
+
+/* What the per-core passes share. */
+struct mc_run {
+	const struct an_flow *flows;
+	size_t n;
+	const struct an_broker *b;
+	const struct an_mcore *mc;
+	struct an_mcore_terms lt;
+	uint64_t *basis;          /* per flow: when its credit updates are posted at most */
+	struct an_flow *sub;      /* one core's flows, then its foreign credit updates */
+	size_t *map;              /* sub[j] is flows[map[j]] */
+	struct an_flow_result *sout;
+	bool *seen;               /* a flow's result has been taken from some core */
+};
+
+/* The credit updates of flow i delivered by core c while another core serves i: a
+ * header-only packet per message at i's rate and rank, posted up to basis[i] after
+ * the message's release. */
+static struct an_flow credit_flow(const struct mc_run *r, const struct an_broker *bc, size_t i)
+{
+	const struct an_flow *f = &r->flows[i];
+	uint64_t step = sadd(an_ctl_step(bc), an_reg_surcharge(bc, AN_HDR_BYTES));
+
+	return (struct an_flow){ .name = f->name, .type = AN_SEQPACKET, .explicit_costs = true,
+				 .cost = step, .last_step = step, .max_step = step,
+				 .period = f->period, .deadline = f->deadline,
+				 .jitter = sadd(f->jitter, r->basis[i]), .priority = f->priority };
+}
+
+static bool foreign_credit(const struct mc_run *r, size_t i, uint32_t c)
+{
+	const struct an_flow *f = &r->flows[i];
+	uint32_t own = core_of(r->mc, i);
+
+	return !f->best_effort && f->type == AN_STREAM && own != AN_ANY_CORE &&
+	       credit_core_of(r->mc, i) == c && own != c;
+}
+
+/* Folds core c's result for flow i into out[i]: a flow served on every core takes
+ * its worst. */
+static void take(struct mc_run *r, size_t i, const struct an_flow_result *s,
+		 struct an_flow_result *out)
+{
+	if (!r->seen[i] || (out[i].bounded && (!s->bounded || s->latency > out[i].latency)))
+		out[i] = *s;
+	r->seen[i] = true;
+}
+
+static void merge_result(struct an_result *res, const struct an_result *rc, bool first)
+{
+	if (first) {
+		*res = *rc;
+		return;
+	}
+	if (rc->status != AN_OK && (res->status == AN_OK || rc->status == AN_OVERLOAD)) {
+		res->status = rc->status;
+		res->why = rc->why;
+	}
+	if (!rc->demand_ok && res->demand_ok) {
+		res->demand_ok = false;
+		res->demand_fail_at = rc->demand_fail_at;
+	}
+	if (rc->utilization > res->utilization)
+		res->utilization = rc->utilization;
+	res->regulated = res->regulated || rc->regulated;
+}
+
+/* One core through an_analyze. */
+static int run_core(struct mc_run *r, uint32_t c, struct an_result *res, bool first,
+		    struct an_flow_result *out)
+{
+	struct an_broker bc;
+	struct an_result rc;
+	size_t k = 0;
+	int ret;
+
+	an_mcore_broker(r->b, r->mc, &r->lt, c, &bc);
+	for (size_t i = 0; i < r->n; i++) {
+		uint32_t own = core_of(r->mc, i);
+
+		if (own == c || own == AN_ANY_CORE) {
+			r->sub[k] = r->flows[i];
+			r->map[k++] = i;
+		}
+	}
+	for (size_t i = 0; i < r->n; i++)
+		if (foreign_credit(r, i, c)) {
+			r->sub[k] = credit_flow(r, &bc, i);
+			r->map[k++] = SIZE_MAX;
+		}
+	ret = an_analyze(r->sub, k, &bc, &rc, r->sout);
+	if (ret)
+		return ret;
+	merge_result(res, &rc, first);
+	for (size_t j = 0; j < k; j++)
+		if (r->map[j] != SIZE_MAX)
+			take(r, r->map[j], &r->sout[j], out);
+	return 0;
+}
+
+/* Raises the credit-update bases of the flows whose updates another core delivers
+ * where their bound says messages may arrive later; true when one changed. */
+static bool raise_bases(struct mc_run *r, const struct an_flow_result *out)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < r->n; i++) {
+		uint64_t want;
+
+		if (r->flows[i].best_effort || r->flows[i].type != AN_STREAM ||
+		    credit_core_of(r->mc, i) == core_of(r->mc, i))
+			continue;
+		want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
+		if (want > r->basis[i]) {
+			r->basis[i] = want;
+			changed = true;
+		}
+	}
+	return changed;
+}
+
+static void finish(struct mc_run *r, struct an_result *res, struct an_flow_result *out,
+		   struct an_blocking *blk)
+{
+	bool all = true;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->flows[i].best_effort && !out[i].schedulable)
+			all = false;
+		if (blk)
+			blocking_of(&r->flows[i], r->b, r->mc, &r->lt, core_of(r->mc, i), &blk[i]);
+	}
+	res->capacity = 1.0;
+	res->schedulable = res->status == AN_OK && res->demand_ok && all;
+}
+
+/* The cores until the credit updates' jitter settles. */
+static int settle(struct mc_run *r, struct an_result *res, struct an_flow_result *out)
+{
+	for (unsigned round = 0;; round++) {
+		for (size_t i = 0; i < r->n; i++)
+			r->seen[i] = false;
+		for (uint32_t c = 0; c < cores_of(r->mc); c++) {
+			int ret = run_core(r, c, res, c == 0, out);
+
+			if (ret)
+				return ret;
+		}
+		if (!raise_bases(r, out))
+			return 0;
+		if (round + 1 >= MAX_ROUNDS) {
+			for (size_t i = 0; i < r->n; i++)
+				out[i].bounded = out[i].schedulable = false;
+			res->status = AN_UNBOUNDED;
+			res->why = "the credit updates' release jitter did not settle";
+			return 0;
+		}
+	}
+}
+
+static int check_cores(const struct an_mcore *mc, size_t n)
+{
+	const uint32_t m = cores_of(mc);
+
+	if (!mc->tx_slots)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t c = core_of(mc, i), cc = credit_core_of(mc, i);
+
+		if ((c >= m && c != AN_ANY_CORE) || (cc >= m && cc != AN_ANY_CORE))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int an_analyze_mcore(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		     const struct an_mcore *mc, struct an_result *res,
+		     struct an_flow_result *out, struct an_blocking *blk)
+{
+	struct mc_run r = { .flows = flows, .n = n, .b = b, .mc = mc };
+	struct an_costs *costs = NULL;
+	int ret;
+
+	if (cores_of(mc) <= 1) {
+		ret = an_analyze(flows, n, b, res, out);
+		for (size_t i = 0; !ret && blk && i < n; i++)
+			blk[i] = (struct an_blocking){ .core = 0 };
+		return ret;
+	}
+	ret = an_validate(flows, n, b, NULL, NULL);
+	if (!ret)
+		ret = check_cores(mc, n);
+	if (ret)
+		return ret;
+	costs = calloc(n ? n : 1, sizeof(*costs));
+	r.basis = calloc(n ? n : 1, sizeof(*r.basis));
+	r.sub = calloc(2 * n + 1, sizeof(*r.sub));
+	r.map = calloc(2 * n + 1, sizeof(*r.map));
+	r.sout = calloc(2 * n + 1, sizeof(*r.sout));
+	r.seen = calloc(n ? n : 1, sizeof(*r.seen));
+	ret = -ENOMEM;
+	if (costs && r.basis && r.sub && r.map && r.sout && r.seen) {
+		for (size_t i = 0; i < n; i++) {
+			an_flow_costs(&flows[i], b, &costs[i]);
+			r.basis[i] = flows[i].deadline;
+		}
+		an_mcore_terms(b, mc, costs, n, &r.lt);
+		ret = settle(&r, res, out);
+		if (!ret)
+			finish(&r, res, out, blk);
+	}
+	free(costs);
+	free(r.basis);
+	free(r.sub);
+	free(r.map);
+	free(r.sout);
+	free(r.seen);
+	return ret;
+}
