@@ -168,6 +168,7 @@ int host_open(const struct rtvio_config *cfg, unsigned int cell, struct dp *dp,
 	h->listen_fd = -1;
 	snprintf(h->path, sizeof(h->path), "%s", c->uds_path);
 	h->nbr = c->connections;
+	model_host_pass(cfg, &h->pass);
 	h->br = calloc(h->nbr, sizeof(*h->br));
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!h->br || h->ep < 0)
@@ -219,20 +220,23 @@ int host_fd(const struct host *h)
 	return h->ep;
 }
 
-/* New connections: cells' on the gvsock listeners, host programs' on uds_path.
- * At most one of each kind per listener and step: bounded work per step. */
+/* New connections: at most one a cell opened (listeners served round robin) and one
+ * from a host program per pass: MODEL_HOST_ACCEPT_CALLS system calls at most. */
 static bool host_accept(struct host *h)
 {
 	bool moved = false;
 
-	for (unsigned int i = 0; i < h->nlis; i++) {
+	for (unsigned int k = 0; k < h->nlis; k++) {
+		struct host_listener *l = &h->lis[(h->next_lis + k) % h->nlis];
 		uint32_t port;
 		uint64_t cid;
-		int id = gv_accept(h->st, h->lis[i].id, &cid, &port);
+		int id = gv_accept(h->st, l->id, &cid, &port);
 
 		if (id >= 0) {
-			hb_from_cell(h, id, h->lis[i].port);
+			hb_from_cell(h, id, l->port);
+			h->next_lis = (h->next_lis + k + 1) % h->nlis;
 			moved = true;
+			break;
 		}
 	}
 	int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -244,6 +248,31 @@ static bool host_accept(struct host *h)
 	return moved;
 }
 
+/* At most pass.bridges bridges, round robin from next_br, sharing pass.bytes. True
+ * when one moved, or when one left for the next pass has work its socket's
+ * readiness would not wake the loop for (that readiness does: the epoll set). */
+static bool host_bridges(struct host *h)
+{
+	unsigned int seen = 0, k = 0;
+	bool moved = false, owed = false;
+
+	h->left = h->pass.bytes;
+	for (; k < h->nbr; k++) {
+		struct host_bridge *b = &h->br[(h->next_br + k) % h->nbr];
+
+		if (b->state == HB_FREE)
+			continue;
+		if (seen == h->pass.bridges || !h->left) {
+			owed |= hb_pending(h, b);
+			continue;
+		}
+		seen++;
+		moved |= hb_step(h, b);
+		h->next_br = (h->next_br + k + 1) % h->nbr;
+	}
+	return moved || owed;
+}
+
 bool host_step(struct host *h)
 {
 	bool moved = false;
@@ -253,9 +282,7 @@ bool host_step(struct host *h)
 	if (gv_process(h->st) > 0)
 		moved = true;
 	moved |= host_accept(h);
-	for (unsigned int i = 0; i < h->nbr; i++)
-		if (h->br[i].state != HB_FREE)
-			moved |= hb_step(h, &h->br[i]);
+	moved |= host_bridges(h);
 	if (gv_process(h->st) > 0)
 		moved = true;
 	return moved;

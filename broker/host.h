@@ -24,9 +24,13 @@ struct dp;
 struct host;
 struct rtvio_config;
 
+#include "model.h"
+
 /* Bytes each bridge buffers per direction; also the most one host_step moves per
- * connection and direction (its non-preemptive work in the broker's loop). */
-#define HOST_BUF 16384u
+ * connection and direction. What one host_step does in all is bounded by the pass
+ * budget of model_host_pass (bridges, bytes, system calls), which the analysis
+ * charges with every batch gap (docs/analysis.md, "Host bridge"). */
+#define HOST_BUF MODEL_HOST_BUF
 
 /* Sets up the host endpoint of cell `cell` (cfg->cells[cell].host): its region and
  * stack, attached to `dp`; listening on uds_path; gvsock listeners on the ports of
