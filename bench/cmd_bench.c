@@ -50,6 +50,10 @@ static void usage(FILE *f)
 		"  isa       boot to first message and round trips of bare-metal cells on\n"
 		"            x86_64, aarch64, riscv64, the Linux guest and a process cell\n"
 		"            (QEMU, TCG; scripts/vm/isabench; a few minutes)\n"
+		"  remote    a 64 B control flow across two brokers over Cyclone DDS (their\n"
+		"            gateways, loopback) next to the same flow local and to\n"
+		"            ddsperf ping/pong, alone and next to a remote bulk flow under\n"
+		"            fp and fifo; host stalls counted (needs cyclonedds-tools)\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -172,6 +176,7 @@ static const struct scenario {
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
+	{ "remote", bench_scenario_remote, 5, 5, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -223,7 +228,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference or isa)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference, isa or remote)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;
