@@ -37,14 +37,14 @@ static uint64_t host_now(void *ctx)
 
 static const struct gv_ops host_ops = { .kick = host_kick, .now_ns = host_now };
 
-/* Flows toward the host: one gvsock listener per distinct port. */
-static int host_listen_flows(struct host *h, char *err, size_t errlen)
+/* Flows toward the host: one gvsock listener per distinct port, added for the ports
+ * not listened on yet (h->lis has a slot for every flow slot of the configuration,
+ * vacant ones included, so flows added at run time fit). strict: a host flow that
+ * is not a stream is an error (at start), else it is skipped. */
+static int host_listen_flows(struct host *h, bool strict, char *err, size_t errlen)
 {
 	const struct rtvio_config *cfg = h->cfg;
 
-	h->lis = calloc((size_t)cfg->nflows + 1, sizeof(*h->lis));
-	if (!h->lis)
-		return -ENOMEM;
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
 		bool dup = false;
@@ -52,6 +52,8 @@ static int host_listen_flows(struct host *h, char *err, size_t errlen)
 		if (f->vacant || (f->to != (int)h->cell && f->from != (int)h->cell))
 			continue;
 		if (f->type != RTVIO_STREAM) {
+			if (!strict)
+				continue;
 			snprintf(err, errlen, "[flow %s]: a flow with a host end must be a stream "
 				 "(a Unix stream socket keeps no message boundaries)", f->name);
 			return -EINVAL;
@@ -175,10 +177,15 @@ int host_open(const struct rtvio_config *cfg, unsigned int cell, struct dp *dp,
 		goto fail;
 	for (unsigned int i = 0; i < h->nbr; i++)
 		h->br[i] = (struct host_bridge){ .fd = -1, .id = -1 };
+	h->lis = calloc((size_t)cfg->nflows + 1, sizeof(*h->lis));
+	if (!h->lis) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = host_stack(h, c);
 	if (rc < 0)
 		goto fail;
-	rc = host_listen_flows(h, err, errlen);
+	rc = host_listen_flows(h, true, err, errlen);
 	if (rc < 0)
 		goto fail_msg;
 	rc = host_listen_uds(h, err, errlen);
@@ -213,6 +220,17 @@ void host_close(struct host *h)
 	free(h->stack_mem);
 	free(h->region);
 	free(h);
+}
+
+void host_refresh(struct host *h)
+{
+	char err[256];
+
+	/* A flow the admission let in that cannot be listened on (a stack out of
+	 * sockets) is reset when a cell connects to it; the broker goes on. */
+	if (host_listen_flows(h, false, err, sizeof(err)) < 0)
+		fprintf(stderr, "rtvio broker: host endpoint: %s\n", err);
+	model_host_pass(h->cfg, &h->pass);
 }
 
 int host_fd(const struct host *h)

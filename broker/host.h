@@ -41,6 +41,12 @@ int host_open(const struct rtvio_config *cfg, unsigned int cell, struct dp *dp,
 /* Detaches from the data plane, closes every socket, unlinks uds_path. NULL: no-op. */
 void host_close(struct host *h);
 
+/* After a run-time change of the configuration (rtvio flow add/remove): listens on
+ * the ports of flows toward the host added since, and takes the pass budget of the
+ * flows now configured (the one the admission's analysis charged). A flow toward
+ * the host that is not a stream is not listened on (its connections are reset). */
+void host_refresh(struct host *h);
+
 /* An epoll descriptor that becomes readable when a Unix socket of the endpoint has
  * something to do; the loop then (and after every dp_run) calls host_step. */
 int host_fd(const struct host *h);
