@@ -164,7 +164,7 @@ static void print_host_pass(const struct rtvio_config *cfg)
 	model_host_pass(cfg, &hp);
 	if (hp.cell < 0)
 		return;
-	printf("batch gap includes the host bridge's pass: %u bridges, %llu B copied, %llu "
+	printf("batch gap includes the host bridge's pass: %u bridge(s), %llu B copied, %llu "
 	       "system calls (docs/analysis.md, \"Host bridge\")\n", hp.bridges,
 	       (unsigned long long)hp.bytes, (unsigned long long)hp.calls);
 }
