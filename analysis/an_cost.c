@@ -87,6 +87,18 @@ uint64_t an_extras(const struct an_broker *b, uint64_t steps, uint64_t packets)
 	return sadd(smul(steps, an_gap_share(b)), smul(packets, ingest_charge(b)));
 }
 
+uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
+		     uint64_t rx_payload)
+{
+	const struct an_platform *pl = &b->plat;
+	uint64_t ring = sadd(an_chunk_cost(pl, rx_payload), pl->ingest_packet);
+
+	if (!calls)
+		return 0;
+	return sadd(sadd(smul(calls, pl->batch_gap), an_chunk_cost(pl, bytes)),
+		    smul(b->run_steps, ring));
+}
+
 /* A credit update (and any other header-only control packet): one step with its
  * packet overhead. */
 uint64_t an_ctl_step(const struct an_broker *b)

@@ -153,6 +153,15 @@ struct an_result {
 /* e(b) = chunk_overhead + ceil(b * 1e9 / copy_bandwidth). */
 uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes);
 
+/* The host bridge's work in one pass between two data-plane runs (docs/analysis.md,
+ * "Host bridge"), under b's platform costs before any host term is in batch_gap:
+ * `calls` system calls of at most one batch_gap each, `bytes` copied at
+ * copy_bandwidth, and the host stack's ring work after a run of run_steps steps (per
+ * step a piece of at most rx_payload bytes copied into a socket's buffer and one TX
+ * completion, ingest_packet). 0 when calls is 0 (no host endpoint). */
+uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
+		     uint64_t rx_payload);
+
 /* Costs of flow f under broker b (sizes -> ns, or the explicit costs). -EINVAL when
  * the flow's parameters are inconsistent. */
 int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_costs *c);

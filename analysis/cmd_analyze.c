@@ -202,6 +202,19 @@ static void print_cores(const struct rtvio_config *cfg, const struct an_blocking
 	}
 }
 
+/* The host bridge's pass budget, which the batch gap above includes. */
+static void print_host_pass(const struct rtvio_config *cfg)
+{
+	struct model_host_pass hp;
+
+	model_host_pass(cfg, &hp);
+	if (hp.cell < 0)
+		return;
+	printf("batch gap includes the host bridge's pass: %u bridge(s), %llu B copied, %llu "
+	       "system calls (docs/analysis.md, \"Host bridge\")\n", hp.bridges,
+	       (unsigned long long)hp.bytes, (unsigned long long)hp.calls);
+}
+
 static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl,
 			const struct an_broker *b, const struct an_result *res,
 			const struct an_flow_result *out, enum an_policy pol)
@@ -249,6 +262,7 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
+	print_host_pass(cfg);
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");

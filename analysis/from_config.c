@@ -1,6 +1,7 @@
 /* A loaded configuration and its model -> the analysis's input (from_config.h). */
 #include <string.h>
 
+#include "an_arith.h"
 #include "config.h"
 #include "from_config.h"
 #include "model.h"
@@ -35,6 +36,17 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.batch_gap = plat->batch_gap;
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
+	/* The host bridge runs between the same two data-plane runs as the daemon's
+	 * round: its pass budget lengthens every gap. */
+	b->plat.batch_gap = sadd(b->plat.batch_gap, an_host_gap_of_config(cfg, b));
+}
+
+uint64_t an_host_gap_of_config(const struct rtvio_config *cfg, const struct an_broker *b)
+{
+	struct model_host_pass hp;
+
+	model_host_pass(cfg, &hp);
+	return an_host_gap(b, hp.calls, hp.bytes, hp.rx_payload);
 }
 
 /* The sizes and rank every flow entry takes from the model. */

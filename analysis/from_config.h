@@ -16,6 +16,10 @@ struct rtvio_platform_cfg;
 /* Name of the default best-effort class's entry. */
 #define AN_DEFAULT_CLASS_NAME "(default best-effort)"
 
+/* The host bridge's pass (model_host_pass) in ns under b's costs without it
+ * (an_host_gap); 0 without a [host]. an_input_from_config adds it to batch_gap. */
+uint64_t an_host_gap_of_config(const struct rtvio_config *cfg, const struct an_broker *b);
+
 /* The analysis's policy for the broker's. */
 enum an_policy an_policy_of_config(const struct rtvio_config *cfg);
 

@@ -36,5 +36,11 @@ void bench_report_isa(FILE *md, const json_t *sc);
 void bench_report_hostile(FILE *md, const json_t *sc);
 /* The locks scenario's section (report_locks.c). */
 void bench_report_locks(FILE *md, const json_t *sc);
+/* The remote scenario's section (report_remote.c). */
+void bench_report_remote(FILE *md, const json_t *sc);
+/* ddsperf ping's per-second round-trip lines summed up into r as one way (half):
+ * latency_us {min, p50 (median of the seconds' medians), p99 and max (largest of
+ * the seconds')}, messages, seconds_reported. 0, or -ENODATA when out has none. */
+int bench_ddsperf_parse(const char *out, json_t *r);
 
 #endif

@@ -56,6 +56,10 @@ static void usage(FILE *f)
 		"  locks     acquire/release latency p50/p99/max and fairness of sync/'s\n"
 		"            FIFO mutex, reader-writer and k-exclusion locks next to a\n"
 		"            pthread mutex and a ticket lock, 2..8 threads\n"
+		"  remote    a 64 B control flow across two brokers over Cyclone DDS (their\n"
+		"            gateways, loopback) next to the same flow local and to\n"
+		"            ddsperf ping/pong, alone and next to a remote bulk flow under\n"
+		"            fp and fifo; host stalls counted (needs cyclonedds-tools)\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -180,6 +184,7 @@ static const struct scenario {
 	{ "hostile", bench_scenario_hostile, 12, 12, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
 	{ "locks", bench_scenario_locks, 5, 5, -1 },
+	{ "remote", bench_scenario_remote, 5, 5, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -232,7 +237,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
 					"overhead, isolation, bound, scale, interference, hostile,\n"
-					"isa or locks)\n", argv[i]);
+					"isa, locks or remote)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;

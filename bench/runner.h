@@ -184,5 +184,6 @@ int bench_scenario_interference(struct bench *b);
 int bench_scenario_isa(struct bench *b);
 int bench_scenario_hostile(struct bench *b);
 int bench_scenario_locks(struct bench *b);
+int bench_scenario_remote(struct bench *b);
 
 #endif

@@ -369,6 +369,9 @@ static void admit_done(struct broker *b)
 
 	if (!r)
 		return;
+	/* Flows toward the host added by the change get their listeners. */
+	if (b->host)
+		host_refresh(b->host);
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		if (b->ctl[i].fd >= 0 && b->ctl_ticket[i] == ticket) {
 			daemon_ctl_client_after(b, i, ctl_client_reply(&b->ctl[i], r));

@@ -37,14 +37,14 @@ static uint64_t host_now(void *ctx)
 
 static const struct gv_ops host_ops = { .kick = host_kick, .now_ns = host_now };
 
-/* Flows toward the host: one gvsock listener per distinct port. */
-static int host_listen_flows(struct host *h, char *err, size_t errlen)
+/* Flows toward the host: one gvsock listener per distinct port, added for the ports
+ * not listened on yet (h->lis has a slot for every flow slot of the configuration,
+ * vacant ones included, so flows added at run time fit). strict: a host flow that
+ * is not a stream is an error (at start), else it is skipped. */
+static int host_listen_flows(struct host *h, bool strict, char *err, size_t errlen)
 {
 	const struct rtvio_config *cfg = h->cfg;
 
-	h->lis = calloc((size_t)cfg->nflows + 1, sizeof(*h->lis));
-	if (!h->lis)
-		return -ENOMEM;
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
 		bool dup = false;
@@ -52,6 +52,8 @@ static int host_listen_flows(struct host *h, char *err, size_t errlen)
 		if (f->vacant || (f->to != (int)h->cell && f->from != (int)h->cell))
 			continue;
 		if (f->type != RTVIO_STREAM) {
+			if (!strict)
+				continue;
 			snprintf(err, errlen, "[flow %s]: a flow with a host end must be a stream "
 				 "(a Unix stream socket keeps no message boundaries)", f->name);
 			return -EINVAL;
@@ -168,16 +170,22 @@ int host_open(const struct rtvio_config *cfg, unsigned int cell, struct dp *dp,
 	h->listen_fd = -1;
 	snprintf(h->path, sizeof(h->path), "%s", c->uds_path);
 	h->nbr = c->connections;
+	model_host_pass(cfg, &h->pass);
 	h->br = calloc(h->nbr, sizeof(*h->br));
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!h->br || h->ep < 0)
 		goto fail;
 	for (unsigned int i = 0; i < h->nbr; i++)
 		h->br[i] = (struct host_bridge){ .fd = -1, .id = -1 };
+	h->lis = calloc((size_t)cfg->nflows + 1, sizeof(*h->lis));
+	if (!h->lis) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = host_stack(h, c);
 	if (rc < 0)
 		goto fail;
-	rc = host_listen_flows(h, err, errlen);
+	rc = host_listen_flows(h, true, err, errlen);
 	if (rc < 0)
 		goto fail_msg;
 	rc = host_listen_uds(h, err, errlen);
@@ -214,25 +222,39 @@ void host_close(struct host *h)
 	free(h);
 }
 
+void host_refresh(struct host *h)
+{
+	char err[256];
+
+	/* A flow the admission let in that cannot be listened on (a stack out of
+	 * sockets) is reset when a cell connects to it; the broker goes on. */
+	if (host_listen_flows(h, false, err, sizeof(err)) < 0)
+		fprintf(stderr, "rtvio broker: host endpoint: %s\n", err);
+	model_host_pass(h->cfg, &h->pass);
+}
+
 int host_fd(const struct host *h)
 {
 	return h->ep;
 }
 
-/* New connections: cells' on the gvsock listeners, host programs' on uds_path.
- * At most one of each kind per listener and step: bounded work per step. */
+/* New connections: at most one a cell opened (listeners served round robin) and one
+ * from a host program per pass: MODEL_HOST_ACCEPT_CALLS system calls at most. */
 static bool host_accept(struct host *h)
 {
 	bool moved = false;
 
-	for (unsigned int i = 0; i < h->nlis; i++) {
+	for (unsigned int k = 0; k < h->nlis; k++) {
+		struct host_listener *l = &h->lis[(h->next_lis + k) % h->nlis];
 		uint32_t port;
 		uint64_t cid;
-		int id = gv_accept(h->st, h->lis[i].id, &cid, &port);
+		int id = gv_accept(h->st, l->id, &cid, &port);
 
 		if (id >= 0) {
-			hb_from_cell(h, id, h->lis[i].port);
+			hb_from_cell(h, id, l->port);
+			h->next_lis = (h->next_lis + k + 1) % h->nlis;
 			moved = true;
+			break;
 		}
 	}
 	int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -244,6 +266,31 @@ static bool host_accept(struct host *h)
 	return moved;
 }
 
+/* At most pass.bridges bridges, round robin from next_br, sharing pass.bytes. True
+ * when one moved, or when one left for the next pass has work its socket's
+ * readiness would not wake the loop for (that readiness does: the epoll set). */
+static bool host_bridges(struct host *h)
+{
+	unsigned int seen = 0, k = 0;
+	bool moved = false, owed = false;
+
+	h->left = h->pass.bytes;
+	for (; k < h->nbr; k++) {
+		struct host_bridge *b = &h->br[(h->next_br + k) % h->nbr];
+
+		if (b->state == HB_FREE)
+			continue;
+		if (seen == h->pass.bridges || !h->left) {
+			owed |= hb_pending(h, b);
+			continue;
+		}
+		seen++;
+		moved |= hb_step(h, b);
+		h->next_br = (h->next_br + k + 1) % h->nbr;
+	}
+	return moved || owed;
+}
+
 bool host_step(struct host *h)
 {
 	bool moved = false;
@@ -253,9 +300,7 @@ bool host_step(struct host *h)
 	if (gv_process(h->st) > 0)
 		moved = true;
 	moved |= host_accept(h);
-	for (unsigned int i = 0; i < h->nbr; i++)
-		if (h->br[i].state != HB_FREE)
-			moved |= hb_step(h, &h->br[i]);
+	moved |= host_bridges(h);
 	if (gv_process(h->st) > 0)
 		moved = true;
 	return moved;

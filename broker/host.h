@@ -24,9 +24,13 @@ struct dp;
 struct host;
 struct rtvio_config;
 
+#include "model.h"
+
 /* Bytes each bridge buffers per direction; also the most one host_step moves per
- * connection and direction (its non-preemptive work in the broker's loop). */
-#define HOST_BUF 16384u
+ * connection and direction. What one host_step does in all is bounded by the pass
+ * budget of model_host_pass (bridges, bytes, system calls), which the analysis
+ * charges with every batch gap (docs/analysis.md, "Host bridge"). */
+#define HOST_BUF MODEL_HOST_BUF
 
 /* Sets up the host endpoint of cell `cell` (cfg->cells[cell].host): its region and
  * stack, attached to `dp`; listening on uds_path; gvsock listeners on the ports of
@@ -36,6 +40,12 @@ int host_open(const struct rtvio_config *cfg, unsigned int cell, struct dp *dp,
 
 /* Detaches from the data plane, closes every socket, unlinks uds_path. NULL: no-op. */
 void host_close(struct host *h);
+
+/* After a run-time change of the configuration (rtvio flow add/remove): listens on
+ * the ports of flows toward the host added since, and takes the pass budget of the
+ * flows now configured (the one the admission's analysis charged). A flow toward
+ * the host that is not a stream is not listened on (its connections are reset). */
+void host_refresh(struct host *h);
 
 /* An epoll descriptor that becomes readable when a Unix socket of the endpoint has
  * something to do; the loop then (and after every dp_run) calls host_step. */

@@ -160,30 +160,42 @@ static void hb_connected(struct host *h, struct host_bridge *b)
 	b->state = HB_OPEN;
 }
 
+/* Bytes of a copy of up to `want` the pass budget still allows. */
+static uint32_t hb_take(struct host *h, uint32_t want)
+{
+	return h->left < want ? (uint32_t)h->left : want;
+}
+
 /* Host program -> cell. Returns true when bytes moved; false and *dead on an error
- * that ends the bridge. */
+ * that ends the bridge. Every copy is charged to the pass budget; a zero budget
+ * skips the call (a read of 0 bytes would look like the end of the stream). */
 static bool hb_up(struct host *h, struct host_bridge *b, bool *dead)
 {
 	bool moved = false;
+	uint32_t want = hb_take(h, HOST_BUF - b->in_len);
 
-	if (!b->fd_eof && b->in_len < HOST_BUF) {
-		ssize_t n = read(b->fd, b->in + b->in_len, HOST_BUF - b->in_len);
+	if (!b->fd_eof && want) {
+		ssize_t n = read(b->fd, b->in + b->in_len, want);
 
-		if (n > 0)
+		if (n > 0) {
 			b->in_len += (uint32_t)n;
-		else if (n == 0)
+			h->left -= (uint64_t)n;
+		} else if (n == 0) {
 			b->fd_eof = true;
-		else if (errno != EAGAIN && errno != EINTR)
+		} else if (errno != EAGAIN && errno != EINTR) {
 			*dead = true;
+		}
 		moved |= n >= 0;
 	}
 	if (b->state != HB_OPEN)
 		return moved;
-	if (b->in_len) {
-		int r = gv_send(h->st, b->id, b->in, b->in_len, false);
+	want = hb_take(h, b->in_len);
+	if (want) {
+		int r = gv_send(h->st, b->id, b->in, want, false);
 
 		if (r > 0) {
 			b->in_len -= (uint32_t)r;
+			h->left -= (uint64_t)r;
 			memmove(b->in, b->in + r, b->in_len);
 			moved = true;
 		} else if (r != -GV_EAGAIN) {
@@ -201,21 +213,26 @@ static bool hb_up(struct host *h, struct host_bridge *b, bool *dead)
 static bool hb_down(struct host *h, struct host_bridge *b, bool *dead)
 {
 	bool moved = false;
+	uint32_t want = hb_take(h, HOST_BUF - b->out_len);
 
-	if (b->state == HB_OPEN && !b->cell_eof && b->out_len < HOST_BUF) {
-		int r = gv_recv(h->st, b->id, b->out + b->out_len, HOST_BUF - b->out_len, 0, NULL);
+	if (b->state == HB_OPEN && !b->cell_eof && want) {
+		int r = gv_recv(h->st, b->id, b->out + b->out_len, want, 0, NULL);
 
-		if (r > 0)
+		if (r > 0) {
 			b->out_len += (uint32_t)r;
-		else if (r != -GV_EAGAIN)
+			h->left -= (uint64_t)r;
+		} else if (r != -GV_EAGAIN) {
 			b->cell_eof = true; /* end of stream, or reset: nothing more comes */
+		}
 		moved |= r != -GV_EAGAIN;
 	}
-	if (b->out_len) {
-		ssize_t n = send(b->fd, b->out, b->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	want = hb_take(h, b->out_len);
+	if (want) {
+		ssize_t n = send(b->fd, b->out, want, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0) {
 			b->out_len -= (uint32_t)n;
+			h->left -= (uint64_t)n;
 			memmove(b->out, b->out + n, b->out_len);
 			moved = true;
 		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -227,6 +244,17 @@ static bool hb_down(struct host *h, struct host_bridge *b, bool *dead)
 		b->shut_fd = moved = true;
 	}
 	return moved;
+}
+
+bool hb_pending(struct host *h, struct host_bridge *b)
+{
+	uint8_t c;
+
+	if (b->state == HB_CONNECTING || b->in_len || b->out_len)
+		return true;
+	/* A one-byte peek: no system call, the byte stays queued. */
+	return b->state == HB_OPEN && !b->cell_eof &&
+	       gv_recv(h->st, b->id, &c, 1, GV_MSG_PEEK, NULL) != -GV_EAGAIN;
 }
 
 bool hb_step(struct host *h, struct host_bridge *b)

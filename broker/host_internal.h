@@ -61,6 +61,12 @@ struct host {
 	unsigned int nlis;
 	struct host_bridge *br;
 	unsigned int nbr;
+	/* The pass budget (model_host_pass): bridges stepped and bytes copied per
+	 * host_step; `left` counts down the bytes of the current one. Bridges and
+	 * listeners are served round robin from `next_br` and `next_lis`. */
+	struct model_host_pass pass;
+	uint64_t left;
+	unsigned int next_br, next_lis;
 };
 
 /* host_bridge.c */
@@ -70,8 +76,12 @@ struct host_bridge *hb_alloc(struct host *h);
 void hb_from_cell(struct host *h, int id, uint32_t port);
 /* Starts a bridge for a host program that connected to uds_path. */
 void hb_from_host(struct host *h, int fd);
-/* One bounded round of work; true when anything moved. */
+/* One bounded round of work: at most MODEL_HOST_BRIDGE_CALLS system calls, and bytes
+ * copied taken from h->left. True when anything moved. */
 bool hb_step(struct host *h, struct host_bridge *b);
+/* Whether a bridge not stepped this pass has work its socket's readiness does not
+ * show (buffered bytes, a connection completing, bytes from the cell). */
+bool hb_pending(struct host *h, struct host_bridge *b);
 /* Closes both sides and frees the slot. */
 void hb_close(struct host *h, struct host_bridge *b);
 

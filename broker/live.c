@@ -26,7 +26,9 @@ int live_create(const struct rtvio_config *in, struct rtvio_config *out)
 	out->flows = copy_array(in->flows, in->nflows, fc, sizeof(*in->flows));
 	out->workloads = copy_array(in->workloads, in->nworkloads, in->nworkloads,
 				    sizeof(*in->workloads));
-	if (!out->cells || !out->flows || !out->workloads) {
+	/* Its own copy: rtvio_config_free frees the remotes of both. */
+	out->remotes = copy_array(in->remotes, in->nremotes, in->nremotes, sizeof(*in->remotes));
+	if (!out->cells || !out->flows || !out->workloads || !out->remotes) {
 		rtvio_config_free(out);
 		return -ENOMEM;
 	}
@@ -113,7 +115,9 @@ int live_compact(const struct rtvio_config *live, const char *drop_cell, const c
 	out->cells = calloc((size_t)live->ncells + 1, sizeof(*live->cells));
 	out->flows = calloc((size_t)live->nflows + 1, sizeof(*live->flows));
 	out->workloads = calloc((size_t)live->nworkloads + 1, sizeof(*live->workloads));
-	if (!cmap || !fmap || !out->cells || !out->flows || !out->workloads) {
+	out->remotes = copy_array(live->remotes, live->nremotes, live->nremotes,
+				  sizeof(*live->remotes));
+	if (!cmap || !fmap || !out->cells || !out->flows || !out->workloads || !out->remotes) {
 		free(cmap);
 		free(fmap);
 		rtvio_config_free(out);

@@ -236,3 +236,29 @@ uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns)
 	return ingest_step_ns / MODEL_INGEST_STEP_PACKETS +
 	       (ingest_step_ns % MODEL_INGEST_STEP_PACKETS != 0);
 }
+
+void model_host_pass(const struct rtvio_config *cfg, struct model_host_pass *p)
+{
+	uint32_t nflows = 0;
+
+	*p = (struct model_host_pass){ .cell = -1 };
+	for (int i = 0; i < cfg->ncells && p->cell < 0; i++)
+		if (cfg->cells[i].host)
+			p->cell = i;
+	if (p->cell < 0)
+		return;
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+		uint64_t b = f->size < MODEL_HOST_BUF ? f->size : MODEL_HOST_BUF;
+
+		if (f->vacant || (f->from != p->cell && f->to != p->cell))
+			continue;
+		nflows++;
+		p->bytes += 2 * (b > MODEL_HOST_LINE_MIN ? b : MODEL_HOST_LINE_MIN);
+	}
+	uint32_t conns = model_cell_connections(cfg, p->cell);
+
+	p->bridges = nflows < conns ? nflows : conns;
+	p->calls = (uint64_t)p->bridges * MODEL_HOST_BRIDGE_CALLS + MODEL_HOST_ACCEPT_CALLS;
+	p->rx_payload = cfg->cells[p->cell].rx_buf;
+}

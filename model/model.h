@@ -128,4 +128,29 @@ int model_flow_core(const struct rtvio_config *cfg, int f);
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);
 
+/* Host endpoint ([host NAME], broker/host.c): bytes each bridge buffers per
+ * direction, the system calls one bridge's step makes at most (read, send, shutdown,
+ * and epoll_ctl + close when it ends), and those of the one new connection a pass
+ * takes (accept4 + epoll_ctl; socket + connect + epoll_ctl or close). */
+#define MODEL_HOST_BUF 16384u
+#define MODEL_HOST_BRIDGE_CALLS 5u
+#define MODEL_HOST_ACCEPT_CALLS 5u
+
+/* The host bridge's budget for one pass (one host_step between two dp_run calls),
+ * which broker/host.c enforces and the analysis charges with every batch gap:
+ * bridges stepped (round robin), bytes copied (Unix socket reads and writes and the
+ * gvsock sends and receives, all counted) and system calls, at most. Per host flow
+ * one bridge and twice min(size, MODEL_HOST_BUF) bytes (a message crosses the bridge
+ * in one pass: into the bridge buffer, out of it), at least MODEL_HOST_LINE_MIN; never more
+ * bridges than the host cell's connections. All 0 without a [host]. */
+#define MODEL_HOST_LINE_MIN 32u
+struct model_host_pass {
+	int cell;          /* the [host] cell, -1 none */
+	uint32_t bridges;
+	uint64_t bytes;
+	uint64_t calls;
+	uint64_t rx_payload; /* the host cell's RX buffer payload: a piece its stack takes */
+};
+void model_host_pass(const struct rtvio_config *cfg, struct model_host_pass *p);
+
 #endif

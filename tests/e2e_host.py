@@ -67,17 +67,16 @@ def check(cond, what):
 
 
 class Setup:
-    def __init__(self):
+    def __init__(self, conf=None, sockets=("a.sock", "b.sock", "control.sock", "h.vsock")):
         self.tmp = tempfile.TemporaryDirectory(prefix="rtvio-host-")
         self.dir = self.tmp.name
         self.conf = os.path.join(self.dir, "test.conf")
         self.uds = os.path.join(self.dir, "h.vsock")
         with open(self.conf, "w") as f:
-            f.write(CONF.format(dir=self.dir))
+            f.write((conf or CONF).format(dir=self.dir))
         self.procs = []
         self.broker = self.spawn([RTVIO, "broker", self.conf])
-        want = [os.path.join(self.dir, n) for n in ("a.sock", "b.sock", "control.sock",
-                                                     "h.vsock")]
+        want = [os.path.join(self.dir, n) for n in sockets]
         end = time.time() + 10 * SLOW
         while not all(os.path.exists(p) for p in want):
             if self.broker.poll() is not None:
@@ -173,8 +172,66 @@ def case_stalled_host_reader_isolated():
         s.close()
 
 
+LIVE_CONF = """
+[broker]
+policy = fp
+chunk = 4KiB
+socket_dir = {dir}
+default = deny
+max_flows = 4
+
+[host h]
+uds_path = {dir}/h.vsock
+connections = 4
+
+[cell a]
+cid = 3
+region = 8MiB
+
+[flow down]
+from = a
+to = h:6000
+size = 4KiB
+period = 10ms
+
+[platform]
+copy_bandwidth = 1GB/s
+chunk_overhead = 100ns
+packet_overhead = 1us
+ingest_latency = 5us
+notify_latency = 20us
+ingest_step = 2us
+batch_gap = 1us
+"""
+
+
+def case_host_flow_added_at_run_time():
+    """A flow toward the host added to the running broker (`rtvio flow add`) is
+    listened on at once: cell a reaches socat on <uds_path>_6100 through it and checks
+    every byte of 1 MiB echoed."""
+    s = Setup(LIVE_CONF, ["a.sock", "control.sock", "h.vsock"])
+    try:
+        path = s.uds + "_6100"
+        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
+        end = time.time() + 5 * SLOW
+        while not os.path.exists(path):
+            check(time.time() < end, "socat did not listen")
+            time.sleep(0.05)
+        r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"],
+                           input="[flow later]\nfrom = a\nto = h:6100\nsize = 4KiB\n"
+                                 "period = 10ms\n", capture_output=True, text=True,
+                           timeout=30 * SLOW)
+        check(r.returncode == 0, "rtvio flow add: " + (r.stdout + r.stderr).strip())
+        rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6100",
+                                      str(MIB)]), "hostecho")
+        check(rc == 0, out)
+        return out
+    finally:
+        s.close()
+
+
 CASES = [case_host_to_cell_c_client, case_cell_to_host_socat,
-         case_stalled_host_reader_isolated]
+         case_stalled_host_reader_isolated, case_host_flow_added_at_run_time]
 
 
 def main():
@@ -182,7 +239,8 @@ def main():
     failed = 0
     for i, case in enumerate(CASES, 1):
         name = case.__name__[5:]
-        if case is case_cell_to_host_socat and not shutil.which("socat"):
+        if case in (case_cell_to_host_socat, case_host_flow_added_at_run_time) and \
+                not shutil.which("socat"):
             print(f"ok {i} - {name} # SKIP socat not installed (scripts/install-deps)")
             continue
         try:

@@ -44,7 +44,16 @@ static const char *synthetic =
 	" \"isolation\":{\"conditions\":\"cond-iso\",\"runs\":[{\"label\":\"fp, bulk\","
 	"  \"messages\":3,\"lost\":0,\"corrupt\":0,\"status\":\"ok\","
 	"  \"latency_us\":{\"min\":1,\"p50\":2,\"p99\":3,\"p999\":3,\"max\":3},"
-	"  \"cdf_us\":[1,2,3]}]}"
+	"  \"cdf_us\":[1,2,3]}]},"
+	" \"remote\":{\"conditions\":\"cond-remote\",\"reading\":\"read-remote\","
+	"  \"unavailable\":{},\"runs\":[{\"label\":\"remote fp + bulk\",\"messages\":5,"
+	"  \"lost\":0,\"corrupt\":0,\"status\":\"ok\",\"stalls\":2,\"longest_stall_us\":812,"
+	"  \"bulk_gbps\":0.2,\"latency_us\":{\"min\":70,\"p50\":150,\"p99\":700,\"max\":900},"
+	"  \"gateway_a\":{\"flows\":[{\"missing\":0,\"unmatched\":1,\"dds_deadline_missed\":3}]},"
+	"  \"gateway_b\":{\"flows\":[{\"missing\":4,\"unmatched\":0,\"dds_deadline_missed\":2},"
+	"   {\"missing\":5,\"unmatched\":0,\"dds_deadline_missed\":0}]}},"
+	"  {\"label\":\"ddsperf ping/pong (half RTT)\",\"messages\":9,\"status\":\"ok\","
+	"   \"latency_us\":{\"min\":8,\"p50\":17,\"p99\":37,\"max\":90}}]}"
 	"}}";
 
 static char dir[64];
@@ -114,6 +123,12 @@ static void test_report_written(void **state)
 	assert_non_null(strstr(md, "| fp, bulk | 3 | 0 | 0 |"));
 	assert_non_null(strstr(md, "plots/size_throughput.png"));
 	assert_non_null(strstr(md, "plots/isolation_cdf.png"));
+	/* remote: stalls, bulk rate and the gateways' counts summed over both sides. */
+	assert_non_null(strstr(md, "cond-remote"));
+	assert_non_null(strstr(md, "| remote fp + bulk | 5 | 0 | 0 | 70.0 | 150.0 | 700.0 | 900.0 |"
+				   " 2 | 812 | 0.200 | 9 | 1 | 5 | ok |"));
+	assert_non_null(strstr(md, "| ddsperf ping/pong (half RTT) | 9 | - | - | 8.0 | 17.0 | 37.0 |"
+				   " 90.0 | - | - | - | - | - | - | ok |"));
 	gp = slurp("plots/plots.gp");
 	assert_non_null(gp);
 	assert_non_null(strstr(gp, "pngcairo"));
@@ -187,6 +202,37 @@ static void test_schema_refused(void **state)
 }
 
 /* The receiver's checks: intact, corrupt header, corrupt payload, gaps, reordering. */
+/* ddsperf ping's per-second lines: halved, the median of the medians, the largest
+ * p99 and max, the smallest min, every count; other lines ignored. */
+static void test_ddsperf_parse(void **state)
+{
+	static const char out[] =
+		"[12445] participant vm:12445: new (self)\n"
+		"[12445] 1.003  vm:12438 size 64 mean 41.5us min 17.6us 50% 36.0us 90% 59.1us "
+		"99% 114.0us max 226.0us cnt 680\n"
+		"[12445] 1.003  rss:7.4MB vcsw:1373 ivcsw:222 ddsperf:3%+1% recvUC:1%+0%\n"
+		"[12445] 2.000  vm:12438 size 64 mean 43.3us min 16.0us 50% 30.0us 90% 69.2us "
+		"99% 112.0us max 284.0us cnt 668\n"
+		"[12445] 3.000  vm:12438 size 64 mean 39.4us min 14.8us 50% 40.0us 90% 57.3us "
+		"99% 120.0us max 268.0us cnt 711\n";
+	json_t *r = json_object(), *l;
+
+	(void)state;
+	assert_int_equal(bench_ddsperf_parse(out, r), 0);
+	l = json_object_get(r, "latency_us");
+	assert_true(json_number_value(json_object_get(l, "min")) == 7.4);
+	assert_true(json_number_value(json_object_get(l, "p50")) == 18.0);
+	assert_true(json_number_value(json_object_get(l, "p99")) == 60.0);
+	assert_true(json_number_value(json_object_get(l, "max")) == 142.0);
+	assert_int_equal(json_integer_value(json_object_get(r, "messages")), 680 + 668 + 711);
+	assert_int_equal(json_integer_value(json_object_get(r, "seconds_reported")), 3);
+	json_decref(r);
+	r = json_object();
+	assert_int_equal(bench_ddsperf_parse("[1] participant x: new (self)\n", r), -ENODATA);
+	assert_null(json_object_get(r, "latency_us"));
+	json_decref(r);
+}
+
 static void test_rx_accounting(void **state)
 {
 	uint8_t m[256];
@@ -234,6 +280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refused, setup, teardown),
 		cmocka_unit_test(test_rx_accounting),
+		cmocka_unit_test(test_ddsperf_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,7 +119,7 @@ def gateway_json(path):
 
 
 def main():
-    print("1..12", flush=True)
+    print("1..13", flush=True)
     d = tempfile.mkdtemp(prefix="rtvio-gw-")
     for side in "ab":
         os.mkdir(os.path.join(d, side))
@@ -192,6 +192,9 @@ def main():
         comp = [f.get("composed") for f in doc["flows"]]
         tap(all(c and abs(c["bound_us"] - (c["local_us"] + 5000 + 200)) < 1e-6 for c in comp)
             and len(comp) == 2, "analyze composes local + network budget + remote bound")
+        rca, rcb = stop(ba), stop(bb)
+        tap(rca == 0 and rcb == 0, "both brokers with [remote] sections stop cleanly on "
+            "SIGTERM (exit %s, %s)" % (rca, rcb))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """rtvio with real Linux guests: one broker, two QEMU guests (TCG) using Linux's own
-virtio-vsock driver through vhost-user-vsock-pci, and one process cell.
+virtio-vsock driver through vhost-user-vsock-pci, one process cell, and host programs
+behind the broker's host endpoint (socat and tests/host_client.c).
 
-Usage: vmtest.py RTVIO
+Usage: vmtest.py RTVIO [HOST_CLIENT]   (HOST_CLIENT default: tests/host_client next to
+RTVIO)
 Fails when QEMU or busybox-static is not installed (scripts/install-deps installs
 both, for `make test` as for `make vmtest`); the guest image is built first if
 scripts/vm/out/ has none (scripts/vm/build-image).
@@ -30,9 +32,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import vmlib  # noqa: E402
 
 RTVIO = sys.argv[1] if len(sys.argv) > 1 else "build/rtvio"
+CLIENT = sys.argv[2] if len(sys.argv) > 2 else \
+    os.path.join(os.path.dirname(RTVIO), "tests", "host_client")
 LIMIT = float(os.environ.get("RTVIO_VMTEST_LIMIT", "280"))
 BULK_MSGS, BULK_SIZE = 160, 65536          # 10 MiB guest to guest
 UP_MSGS, DOWN_MSGS, LATE_MSGS, AGAIN_MSGS = 300, 300, 200, 100
+HOST_IN_BYTES, HOST_OUT_MSGS = 1 << 20, 200  # host program <-> guest g2, both ways
 
 CONF = """
 [broker]
@@ -55,6 +60,9 @@ memory = 256MiB
 [cell p]
 cid = 5
 region = 8MiB
+[host h]
+uds_path = {dir}/h.vsock
+connections = 4
 
 [flow bulk]
 from = g1
@@ -116,6 +124,20 @@ to = p:2005
 type = stream
 size = 4KiB
 class = best-effort
+; host_client -> CONNECT 3000 -> g2's echo; it checks every byte that comes back
+[flow hostin]
+from = h
+to = g2:3000
+type = stream
+size = 64KiB
+class = best-effort
+; g2 -> CID 2 port 3001 -> socat on h.vsock_3001 (EXEC:cat); g2 checks every echo
+[flow hostout]
+from = g2
+to = h:3001
+type = stream
+size = 4KiB
+class = best-effort
 """
 
 
@@ -156,6 +178,9 @@ G2_JOBS = ";".join([
         job("recv", "--port", 1000, "--count", BULK_MSGS, "--tag", "bulk"),
         job("seqsizes", "--listen", "--port", 1001, "--tag", "seq"),
         job("echo", "--port", 1002, "--tag", "rtt"),
+        job("echo", "--port", 3000, "--tag", "hostin"),
+        job("send", "--cid", 2, "--port", 3001, "--size", 4096, "--count", HOST_OUT_MSGS,
+            "--rtt", "--tag", "hostout"),
     ]),
     job("echo", "--port", 1002, "--tag", "after_reset"),
     "go",
@@ -216,6 +241,7 @@ class Run:
     def start_broker(self):
         self.broker = self.spawn([RTVIO, "broker", self.conf, "--verbose"], "broker")
         want = [os.path.join(self.tmp, c + ".sock") for c in ("g1", "g2", "p", "control")]
+        want.append(os.path.join(self.tmp, "h.vsock"))
         end = time.time() + 10
         while not all(os.path.exists(w) for w in want):
             check(self.broker.poll() is None,
@@ -370,6 +396,10 @@ CHECKS = {
     "up": "guests to process cell STREAM, checked by `rtvio cell` (before and after the "
           "power-off and the restart); the killed guest's connection is reset there",
     "down": "process cell to guest SEQPACKET, checked in the guest",
+    "host": f"host programs and a guest through the host endpoint, STREAM both ways: "
+            f"host_client sends {HOST_IN_BYTES} B to the guest's echo and checks every byte "
+            f"back; the guest sends {HOST_OUT_MSGS} messages of 4 KiB to socat (EXEC:cat) on "
+            f"<uds_path>_3001 and checks every echo",
     "deny": "connections to a listening port that no flow permits are reset by the broker "
             "(guest to guest, guest to another cell's flow)",
     "reset": "a guest's device reset (driver unbound, bound again) is served again on "
@@ -395,6 +425,10 @@ def prerequisites():
         raise Fail(f"{vmlib.QEMU} is not installed (scripts/install-deps vm)")
     if not os.path.exists("/bin/busybox"):
         raise Fail("busybox-static is not installed (scripts/install-deps vm)")
+    if not shutil.which("socat"):
+        raise Fail("socat is not installed (scripts/install-deps)")
+    if not os.access(CLIENT, os.X_OK):
+        raise Fail(f"{CLIENT} is not built (ninja -C build)")
     try:
         vmlib.image()
     except vmlib.VmError:
@@ -468,6 +502,9 @@ def main():
         run = Run()
         run.start_broker()
         idle = broker_holds(run.broker_pid())
+        # The host program g2's hostout connection reaches: an echo on <uds_path>_3001.
+        socat = run.spawn(["socat", "UNIX-LISTEN:" + os.path.join(run.tmp, "h.vsock_3001"),
+                           "EXEC:cat"], "socat")
         g1 = run.guest("g1", "g1", G1_JOBS, memory_mib=4096)
         g2 = run.guest("g2", "g2", G2_JOBS)
 
@@ -507,6 +544,10 @@ def main():
         # The process cell's sender gives up after a few seconds: start it once
         # g1 listens on the port it sends to.
         run.cell = run.spawn([RTVIO, "cell", run.conf, "p", "--json"], "cell-p")
+        # g2 echoes on 3000 from the step after deny_guest on.
+        g2.wait_listen(3000, 60)
+        client = run.spawn([CLIENT, "echo", os.path.join(run.tmp, "h.vsock"), "3000",
+                            str(HOST_IN_BYTES)], "host-client")
 
         # g1's first step ends after `up` reached the process cell: p is attached and
         # listens on all its ports.
@@ -547,6 +588,20 @@ def main():
         def down():
             guest_ok(g1, "down", messages=DOWN_MSGS, corrupt=0, lost=0, reordered=0)
         report_soft(report, "down", down)
+
+        def host():
+            try:
+                rc = client.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                raise Fail("host_client did not finish: " + run.text("host-client", "out"))
+            out = run.text("host-client", "out").strip()
+            check(rc == 0, f"host_client exited {rc}: {out} {run.text('host-client', 'err')}")
+            guest_ok(g2, "hostin", bytes=HOST_IN_BYTES)
+            r = guest_ok(g2, "hostout", messages=HOST_OUT_MSGS, rtt_n=HOST_OUT_MSGS,
+                         corrupt=0)
+            return (f"{out}; guest -> socat -> guest: {r['rtt_n']} echoes, p50 "
+                    f"{r['rtt_p50_us']:.0f} us (TCG)")
+        report_soft(report, "host", host)
 
         def deny():
             guest_ok(g2, "deny_guest")
