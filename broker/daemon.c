@@ -41,7 +41,7 @@ void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
 	c = &b->cells[cell];
 	if (c->vhu.ring[queue].call_fd < 0)
 		return;
-	evsig_signal(&b->evsig, c->vhu.ring[queue].call_fd);
+	evsig_signal(b->multicore ? &b->dp_evsig : &b->evsig, c->vhu.ring[queue].call_fd);
 	c->notified = true;
 	b->any_notified = true;
 }
@@ -67,6 +67,18 @@ void daemon_hook_broken(void *ctx, unsigned cell, int err)
 	b->cells[cell].broken_pending = true;
 	b->cells[cell].broken_err = err;
 	b->any_broken = true;
+}
+
+/* A data-plane core left work for the loop thread (dp_run): end its sleep. The
+ * broker's own eventfd, never a cell's: the write cannot sleep. */
+void daemon_hook_wake(void *ctx)
+{
+	struct broker *b = ctx;
+	uint64_t one = 1;
+
+	if (write(b->wake_fd, &one, sizeof(one)) < 0) {
+		/* Counter full: the loop is already due to wake up. */
+	}
 }
 
 /* ---- vhost-user device callbacks -------------------------------------------------- */
