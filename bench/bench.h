@@ -32,5 +32,7 @@ int bench_iox_recv(const struct peer_args *a);
 int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot);
 /* The isa scenario's section of report.md (report_isa.c). */
 void bench_report_isa(FILE *md, const json_t *sc);
+/* The cores scenario's section of report.md (report_cores.c). */
+void bench_report_cores(FILE *md, const json_t *sc);
 
 #endif

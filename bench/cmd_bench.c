@@ -45,6 +45,8 @@ static void usage(FILE *f)
 		"            seen by probe threads told apart from rtvio's own misses\n"
 		"  scale     broker CPU per message and control latency with 2..64 cells and\n"
 		"            1..10 flows per cell\n"
+		"  cores     broker throughput and control latency with 1 and 2 broker\n"
+		"            cores ([broker] cpus) at 2..64 cells\n"
 		"  interference control latency and bulk throughput with `rtvio hog` on\n"
 		"            the cells' core, copy-engine regulation off and on\n"
 		"  isa       boot to first message and round trips of bare-metal cells on\n"
@@ -54,13 +56,15 @@ static void usage(FILE *f)
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
 		"  --out DIR  where results go\n"
+		"  --broker-cores N  the bound scenario's brokers on N data-plane cores\n"
+		"             (1 or 2; default 1: cpu %d; 2: cpus %d and the next)\n"
 		"  --report-only  regenerate report.md and plots from DIR/results.json\n"
 		"\n"
 		"Sender and receiver are pinned to cpu %d, the broker to cpu %d. Numbers from\n"
 		"a busy or virtual machine are noisy; report.md says what each figure means.\n"
 		"Exit status: 0 the report was written, 1 a scenario could not run at all\n"
 		"or a promised peer (iceoryx) could not run, 2 bad usage.\n",
-		DEFAULT_OUT, CELL_CPU, BROKER_CPU);
+		DEFAULT_OUT, BROKER_CPU, BROKER_CPU, CELL_CPU, BROKER_CPU);
 }
 
 /* ---- Machine, date, commit ---------------------------------------------------------- */
@@ -170,6 +174,7 @@ static const struct scenario {
 	{ "isolation", bench_scenario_isolation, 10, 10, -1 },
 	{ "bound", bench_scenario_bound, 10, 4, -1 },
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
+	{ "cores", bench_scenario_cores, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
 };
@@ -192,6 +197,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		{ "quick", no_argument, NULL, 'q' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "report-only", no_argument, NULL, 'r' },
+		{ "broker-cores", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -210,6 +216,18 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		case 'r':
 			*report_only = true;
 			break;
+		case 'c': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || n < 1 || n > sysconf(_SC_NPROCESSORS_ONLN) || n > 2) {
+				fprintf(stderr, "rtvio bench: --broker-cores '%s': want 1 or 2, "
+						"at most the online cpus\n", optarg);
+				return 2;
+			}
+			b->broker_cores = (int)n;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -223,7 +241,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference or isa)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference, isa or cores)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;
@@ -327,7 +345,7 @@ static int run_scenarios(struct bench *b, const bool want[NSCENARIOS])
 
 int cmd_bench(int argc, char **argv)
 {
-	struct bench b = { .out = DEFAULT_OUT };
+	struct bench b = { .out = DEFAULT_OUT, .broker_cores = 1 };
 	bool want[NSCENARIOS] = { false }, only = false;
 	int rc, qos;
 
