@@ -468,8 +468,13 @@ int broker_run(struct broker *b)
 		int n;
 
 		/* Host sockets moved something: the data plane has work at once. */
-		if (b->host && host_step(b->host))
+		if (b->host && host_step(b->host)) {
 			next = now;
+			dp_wake_cores(b->dp);
+		}
+		/* Cells without kick fds: the cores look at their rings now and then. */
+		if (b->multicore && b->must_poll)
+			dp_wake_cores(b->dp);
 
 		if (b->any_notified && now >= b->flags_due)
 			check_call_flags(b, now);
@@ -482,8 +487,9 @@ int broker_run(struct broker *b)
 			cut_off_broken(b);
 			daemon_update_must_poll(b);
 		}
-		if (poll_mode) {
-			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS. */
+		if (poll_mode && !b->multicore) {
+			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS (with
+			 * several cores, the cores poll and this thread sleeps). */
 			if (now - last_check < BROKER_POLL_CHECK_NS)
 				continue;
 			last_check = now;

@@ -99,6 +99,9 @@ void dp_detach(struct dp *dp, unsigned cell);
  * cell's ring indexes (one read each), so a kick tells it nothing it would not
  * find; the daemon calls it so that a future data plane can use the hint. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
+/* Several cores: wakes every core that sleeps (work the daemon cannot name a cell for:
+ * the host bridge moved bytes, cells that give no kicks). No-op with one core. */
+void dp_wake_cores(struct dp *dp);
 
 /* One data-path step batch, starting at time `now_ns`: ingest every TX ring (at most
  * DP_TX_SLOTS chains of one cell per pass), then dispatch/copy chunk by chunk

@@ -91,6 +91,12 @@ void dp_mc_wake(struct dp *dp, uint32_t k)
 		mc_wake(&dp->mc->core[k]);
 }
 
+void dp_wake_cores(struct dp *dp)
+{
+	for (uint32_t k = 0; dp->mc && k < dp->ncores; k++)
+		mc_wake(&dp->mc->core[k]);
+}
+
 /* Under M, before core `self` releases it: the idle cores that now have work (a
  * ready queue, an earlier release, a freed TX slot), taken off idle so that only one
  * waker calls. Returns them as a bit mask, woken after M is released. */
