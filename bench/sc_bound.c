@@ -295,6 +295,17 @@ int bench_scenario_bound(struct bench *b)
 	json_object_set_new(sc, "violations", viol);
 	json_object_set_new(sc, "broker_cores", json_integer(b->broker_cores));
 	bound_describe(sc);
+	if (b->broker_cores > 1) {
+		char c[4096];
+
+		snprintf(c, sizeof(c), "%s With --broker-cores %d: every broker runs %d "
+			 "data-plane cores (`cpus = 1,0`: the second on the cells' cpu), each "
+			 "regulated to its equal share of the budget, the cells dealt to them by "
+			 "slot; the bounds are `rtvio analyze`'s for the config as given.",
+			 json_string_value(json_object_get(sc, "conditions")) ?: "",
+			 b->broker_cores, b->broker_cores);
+		json_object_set_new(sc, "conditions", json_string(c));
+	}
 	json_object_set(json_object_get(b->res, "scenarios"), "bound", sc);
 	json_decref(sc);
 	return ran ? 0 : -EIO;

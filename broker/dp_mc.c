@@ -9,7 +9,7 @@
  * mutex M (sync/mutex.h). A step of core c is
  *   L_pick  under M: ingest c's cells, release c's held queues, pick c's ready head
  *           and reserve its piece (RX buffer, regulator grant from c's share);
- *   L_copy  under the k-exclusion lock K (sync/kex.h, k = ncores): the bytes, outside
+ *   L_copy  under the k-exclusion lock K (sync/kex.h, k = copy_slots): the bytes, outside
  *           M; the queue is c's, so no other core touches the piece meanwhile;
  *   L_done  under M: the piece's bookkeeping, used rings, statistics, notifications.
  * A run (at most DP_RUN_STEPS steps) holds the read side of the phase-fair lock W
@@ -309,7 +309,9 @@ int dp_mc_create(struct dp *dp)
 	dp->mc = mc;
 	sync_mutex_init(&mc->m);
 	sync_rw_init(&mc->w);
-	if (sync_kex_init(&mc->k, dp->ncores))
+	/* k = copy_slots: at most that many cores copy at once. */
+	if (sync_kex_init(&mc->k, dp->cfg->broker.copy_slots > 0 ?
+				  (uint32_t)dp->cfg->broker.copy_slots : dp->ncores))
 		return -EINVAL;
 	mc->poll = dp->cfg->broker.poll;
 	for (uint32_t k = 0; k < dp->ncores; k++) {

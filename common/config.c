@@ -13,7 +13,7 @@
  * is its bit in the "seen" masks. */
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
-	"pm_qos", "max_cells", "max_flows", "cpus", NULL };
+	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", "broker_core", NULL };

@@ -78,6 +78,9 @@ struct rtvio_broker_cfg {
 	 * docs/broker.md "Several cores"); absent: ncores = 1 and cpus[0] = cpu. */
 	int ncores;
 	int cpus[RTVIO_MAX_BROKER_CORES];
+	/* copy_slots: data-plane cores that may copy at once (the k of the k-exclusion
+	 * lock, docs/broker.md "Several cores"), 1..ncores; 0 = ncores (default). */
+	int copy_slots;
 	int rt_priority;              /* SCHED_FIFO 1..99; 0 = none (default) */
 	bool poll;                    /* default no: sleep on kicks */
 	bool default_best_effort;     /* default = best-effort; false = deny (default) */

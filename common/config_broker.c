@@ -123,6 +123,11 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return 0;
 	case 13:
 		return get_cpus(k, b);
+	case 14:
+		if (cfg_get_int(k, 1, RTVIO_MAX_BROKER_CORES, &v))
+			return ps->ret;
+		b->copy_slots = (int)v;
+		return 0;
 	}
 	return 0;
 }
@@ -220,6 +225,10 @@ int cfg_check_broker(struct parser *ps)
 		b->cpu = b->cpus[0];
 	else
 		b->ncores = 1, b->cpus[0] = b->cpu;
+	if (b->copy_slots > b->ncores)
+		return cfg_fail(ps, ps->broker_key_line[14], "[broker] key 'copy_slots': %d is more "
+				"than the %d data-plane core%s ([broker] cpus): at most that many "
+				"can copy at once", b->copy_slots, b->ncores, b->ncores == 1 ? "" : "s");
 	if (resolve_socket_dir(ps))
 		return ps->ret;
 	return check_socket_dir(ps);

@@ -54,6 +54,8 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
 	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
 	    b->pm_qos ? "yes" : "no");
+	if (b->copy_slots)
+		OUT("copy_slots = %d\n", b->copy_slots);
 	if (b->max_cells)
 		OUT("max_cells = %d\n", b->max_cells);
 	if (b->max_flows)

@@ -26,10 +26,11 @@
 #define TX_INFLIGHT 8u     /* the harness's TX buffers per cell */
 #define DEADLINE_NS 20000000000ull
 
-/* a, c on core 0; b, d on core 1 (cells dealt by slot). x: a -> b crosses to core 1,
+/* One copier at a time (copy_slots = 1): the cores also queue for the copy.
+ * a, c on core 0; b, d on core 1 (cells dealt by slot). x: a -> b crosses to core 1,
  * y: c -> a stays on core 0, z: d -> b stays on core 1, w: b -> c crosses to core 0. */
 static const char mc_ini[] =
-	"[broker]\ncpus = 0,1\nchunk = 1KiB\npolicy = fp\n"
+	"[broker]\ncpus = 0,1\ncopy_slots = 1\nchunk = 1KiB\npolicy = fp\n"
 	"[cell a]\ncid = 3\n[cell b]\ncid = 4\n[cell c]\ncid = 5\n[cell d]\ncid = 6\n"
 	"[flow x]\nfrom = a\nto = b:1000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 1\n"
 	"[flow y]\nfrom = c\nto = a:2000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 2\n"

@@ -593,7 +593,7 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -1038,8 +1038,10 @@ static void test_broker_cpus(void **state)
 	assert_int_equal(cfg.broker.ncores, 1);
 	assert_int_equal(cfg.broker.cpus[0], 3);
 	rtvio_config_free(&cfg);
-	load_ok("[broker]\ncpus = 0, 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n", &cfg);
+	load_ok("[broker]\ncpus = 0, 1\ncopy_slots = 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n",
+		&cfg);
 	assert_int_equal(cfg.broker.ncores, 2);
+	assert_int_equal(cfg.broker.copy_slots, 1);
 	assert_int_equal(cfg.broker.cpu, 0);
 	assert_int_equal(cfg.broker.cpus[1], 1);
 	assert_int_equal(cfg.cells[0].broker_core, -1);
@@ -1047,7 +1049,9 @@ static void test_broker_cpus(void **state)
 	text = dump(&cfg);
 	assert_non_null(strstr(text, "cpus = 0,1\n"));
 	assert_non_null(strstr(text, "broker_core = 0\n"));
+	assert_non_null(strstr(text, "copy_slots = 1\n"));
 	load_ok(text, &again);
+	assert_int_equal(again.broker.copy_slots, 1);
 	assert_same_config(&cfg, &again);
 	rtvio_config_free(&again);
 	rtvio_config_free(&cfg);
@@ -1064,6 +1068,11 @@ static void test_broker_cpus(void **state)
 	expect_error("[broker]\ncpus = 1,2\n[cell a]\ncid = 3\nbroker_core = 2\n",
 		     "5: [cell a] key 'broker_core': 2, but the broker has 2 cores (expected "
 		     "0..1: an index into [broker] cpus)");
+	expect_error("[broker]\ncpus = 1,2\ncopy_slots = 3\n" CELLS,
+		     "3: [broker] key 'copy_slots': 3 is more than the 2 data-plane cores "
+		     "([broker] cpus): at most that many can copy at once");
+	expect_error("[broker]\ncopy_slots = 0\n" CELLS,
+		     "2: [broker] key 'copy_slots': '0': expected a whole number from 1 to 8");
 }
 
 static void test_cell_poll_us(void **state)
