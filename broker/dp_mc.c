@@ -27,6 +27,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +298,34 @@ static void *mc_main(void *arg)
 	return NULL;
 }
 
+/* The core threads, created with every asynchronous signal blocked: the daemon
+ * takes its signals through a signalfd in its own thread, and one delivered to a core
+ * would take the default action. Faults (SIGBUS from a cell's memory: the guard in
+ * vhost_user.c) stay deliverable, as they must. */
+static int mc_start(struct dp *dp)
+{
+	struct dp_mc *mc = dp->mc;
+	sigset_t all, old;
+	int rc = 0;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (uint32_t k = 0; k < dp->ncores && !rc; k++) {
+		struct mc_core *mk = &mc->core[k];
+
+		mk->dp = dp;
+		mk->idx = k;
+		rc = pthread_create(&mk->th, NULL, mc_main, mk) ? -EAGAIN : 0;
+		mk->started = !rc;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 int dp_mc_create(struct dp *dp)
 {
 	struct dp_mc *mc;
@@ -314,16 +343,7 @@ int dp_mc_create(struct dp *dp)
 				  (uint32_t)dp->cfg->broker.copy_slots : dp->ncores))
 		return -EINVAL;
 	mc->poll = dp->cfg->broker.poll;
-	for (uint32_t k = 0; k < dp->ncores; k++) {
-		struct mc_core *mk = &mc->core[k];
-
-		mk->dp = dp;
-		mk->idx = k;
-		if (pthread_create(&mk->th, NULL, mc_main, mk))
-			return -EAGAIN;
-		mk->started = true;
-	}
-	return 0;
+	return mc_start(dp);
 }
 
 void dp_mc_destroy(struct dp *dp)

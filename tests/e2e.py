@@ -969,7 +969,7 @@ def case_two_cores():
     cross the cores, y (a to c) and w (d to b) stay within one; every byte is checked.
     Meanwhile cells are added and removed at run time (applied between the cores'
     runs) and e is killed in the middle of its bulk flow into b: b's connection from e
-    is reset, everything else arrives whole."""
+    is reset, everything else arrives whole. SIGTERM then stops the broker cleanly."""
     s = Setup(TWO_CORES)
     try:
         s.start_broker(["a", "b", "c", "d", "e"])
@@ -1018,6 +1018,11 @@ period = 5ms
         check(doomed["corrupt"] == 0, "the killed cell's flow delivered corrupt data")
         check(doomed.get("status") == "reset", "e's connection to b was not reset: "
               + json.dumps(doomed)[:300])
+        # The core threads take no signal: SIGTERM reaches the loop's signalfd.
+        s.broker.send_signal(signal.SIGTERM)
+        rc, _, err = s.finish(s.broker, 15)
+        check(rc == 0, f"broker exit status {rc} on SIGTERM: {err[-500:]}")
+        check("Sanitizer" not in err, "sanitizer report: " + err[-1500:])
     finally:
         s.close()
 
