@@ -436,6 +436,10 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	}
 }
 
+/* With several cores, how long a cell's memory fault caught in a core thread may go
+ * unnoticed by the loop (which cuts the cell off). */
+#define MC_FAULT_CHECK_NS 10000000ull
+
 /* How long the loop may sleep (poll = no), UINT64_MAX: until an event. The data
  * plane's next release, the polling of cells without kick fds, a control client
  * still owed a reply and the flag check of the cells just notified bound it. */
@@ -448,6 +452,9 @@ static uint64_t sleep_ns(struct broker *b, uint64_t now, uint64_t next)
 		wait = next > now ? next - now : 0;
 	if (b->must_poll && wait > BROKER_POLL_CHECK_NS)
 		wait = BROKER_POLL_CHECK_NS;
+	/* A fault the SIGBUS guard caught in a core thread wakes nobody: look often. */
+	if (b->multicore && wait > MC_FAULT_CHECK_NS)
+		wait = MC_FAULT_CHECK_NS;
 	if (due && wait > (due > now ? due - now : 0))
 		wait = due > now ? due - now : 0;
 	if (b->any_notified && wait > (b->flags_due > now ? b->flags_due - now : 0))
