@@ -94,10 +94,10 @@ int dp_attach(struct dp *dp, unsigned cell, struct vq_device *rx, struct vq_devi
  * for a cell that is not attached. */
 void dp_detach(struct dp *dp, unsigned cell);
 
-/* Hint from the daemon's event loop (poll = no): `cell` kicked `queue`. Reserved:
- * it does nothing now, because every dp_run pass already reads every attached
+/* Hint from the daemon's event loop (poll = no): `cell` kicked `queue`. With one
+ * core it does nothing, because every dp_run pass already reads every attached
  * cell's ring indexes (one read each), so a kick tells it nothing it would not
- * find; the daemon calls it so that a future data plane can use the hint. */
+ * find. With several, it wakes the core that owns the cell if that core sleeps. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
 /* Several cores: wakes every core that sleeps (work the daemon cannot name a cell for:
  * the host bridge moved bytes, cells that give no kicks). No-op with one core. */
