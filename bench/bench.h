@@ -42,5 +42,7 @@ void bench_report_remote(FILE *md, const json_t *sc);
  * latency_us {min, p50 (median of the seconds' medians), p99 and max (largest of
  * the seconds')}, messages, seconds_reported. 0, or -ENODATA when out has none. */
 int bench_ddsperf_parse(const char *out, json_t *r);
+/* The cores scenario's section of report.md (report_cores.c). */
+void bench_report_cores(FILE *md, const json_t *sc);
 
 #endif

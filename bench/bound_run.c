@@ -297,6 +297,28 @@ static long long brun_rows(struct brun *r, json_t *flows, json_t *violations)
 	return total;
 }
 
+/* The best-effort flows' bytes through the broker over the run, and their rate. */
+static void brun_best_effort(struct brun *r, json_t *run)
+{
+	long long bytes = 0;
+	int n = 0;
+
+	for (int i = 0; i < r->cfg.nflows; i++) {
+		json_t *sf;
+
+		if (!r->cfg.flows[i].best_effort)
+			continue;
+		sf = bench_stat_flow(r->st, r->cfg.flows[i].name);
+		bytes += json_integer_value(json_object_get(sf, "bytes"));
+		n++;
+	}
+	if (!n || r->t1 <= r->t0)
+		return;
+	json_object_set_new(run, "best_effort_bytes", json_integer(bytes));
+	json_object_set_new(run, "best_effort_mb_s",
+			    json_real((double)bytes / ((double)(r->t1 - r->t0) / 1e9) / 1e6));
+}
+
 /* The measured interval: probes and CPU counters around the cells' run. */
 static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *stalls,
 			 json_t *violations)
@@ -319,6 +341,7 @@ static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *sta
 	bench_cpu_ticks_json(&ta, &tb, stalls, &r->busy0);
 	json_object_set_new(run, "seconds", json_real((double)(r->t1 - r->t0) / 1e9));
 	total_msgs = brun_rows(r, flows, violations);
+	brun_best_effort(r, run);
 	bench_probes_free(&r->pr);
 	json_object_set_new(run, "status", json_string("ok"));
 	json_object_set_new(run, "messages", json_integer(total_msgs));

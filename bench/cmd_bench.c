@@ -45,6 +45,8 @@ static void usage(FILE *f)
 		"            seen by probe threads told apart from rtvio's own misses\n"
 		"  scale     broker CPU per message and control latency with 2..64 cells and\n"
 		"            1..10 flows per cell\n"
+		"  cores     broker throughput and control latency with 1 and 2 broker\n"
+		"            cores ([broker] cpus) at 2..64 cells\n"
 		"  interference control latency and bulk throughput with `rtvio hog` on\n"
 		"            the cells' core, copy-engine regulation off and on\n"
 		"  hostile   demo.conf's flows and a generated set against their bounds,\n"
@@ -64,13 +66,15 @@ static void usage(FILE *f)
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
 		"  --out DIR  where results go\n"
+		"  --broker-cores N  the bound scenario's brokers on N data-plane cores\n"
+		"             (1 or 2; default 1: cpu %d; 2: cpus %d and the next)\n"
 		"  --report-only  regenerate report.md and plots from DIR/results.json\n"
 		"\n"
 		"Sender and receiver are pinned to cpu %d, the broker to cpu %d. Numbers from\n"
 		"a busy or virtual machine are noisy; report.md says what each figure means.\n"
 		"Exit status: 0 the report was written, 1 a scenario could not run at all\n"
 		"or a promised peer (iceoryx) could not run, 2 bad usage.\n",
-		DEFAULT_OUT, CELL_CPU, BROKER_CPU);
+		DEFAULT_OUT, BROKER_CPU, BROKER_CPU, CELL_CPU, BROKER_CPU);
 }
 
 /* ---- Machine, date, commit ---------------------------------------------------------- */
@@ -180,6 +184,7 @@ static const struct scenario {
 	{ "isolation", bench_scenario_isolation, 10, 10, -1 },
 	{ "bound", bench_scenario_bound, 10, 4, -1 },
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
+	{ "cores", bench_scenario_cores, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
 	{ "hostile", bench_scenario_hostile, 12, 12, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
@@ -198,6 +203,16 @@ static int scenario_index(const char *s)
 
 /* Options and scenario names into b, want and *report_only. Returns -1 to go on, else
  * the exit status. */
+/* "unknown scenario 'x' (expected size, overhead, ... or remote)", from the table. */
+static void unknown_scenario(const char *name)
+{
+	fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected ", name);
+	for (int i = 0; i < NSCENARIOS; i++)
+		fprintf(stderr, "%s%s", i == 0 ? "" : i == NSCENARIOS - 1 ? " or " : ", ",
+			scenarios[i].name);
+	fprintf(stderr, ")\n");
+}
+
 static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARIOS],
 		      bool *report_only)
 {
@@ -205,6 +220,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		{ "quick", no_argument, NULL, 'q' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "report-only", no_argument, NULL, 'r' },
+		{ "broker-cores", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -223,6 +239,18 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		case 'r':
 			*report_only = true;
 			break;
+		case 'c': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || n < 1 || n > sysconf(_SC_NPROCESSORS_ONLN) || n > 2) {
+				fprintf(stderr, "rtvio bench: --broker-cores '%s': want 1 or 2, "
+						"at most the online cpus\n", optarg);
+				return 2;
+			}
+			b->broker_cores = (int)n;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -235,9 +263,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		int k = scenario_index(argv[i]);
 
 		if (k < 0) {
-			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference, hostile,\n"
-					"isa, locks or remote)\n", argv[i]);
+			unknown_scenario(argv[i]);
 			return 2;
 		}
 		want[k] = any = true;
@@ -341,7 +367,7 @@ static int run_scenarios(struct bench *b, const bool want[NSCENARIOS])
 
 int cmd_bench(int argc, char **argv)
 {
-	struct bench b = { .out = DEFAULT_OUT };
+	struct bench b = { .out = DEFAULT_OUT, .broker_cores = 1 };
 	bool want[NSCENARIOS] = { false }, only = false;
 	int rc, qos;
 

@@ -37,6 +37,8 @@ struct bench {
 	/* The sleeping broker's platform, measured once per run (bench_bound_platform). */
 	struct rtvio_platform_cfg plat;
 	const char *plat_src;
+	/* --broker-cores: data-plane cores of the bound scenario's brokers (1 = cpu 1). */
+	int broker_cores;
 	/* A peer the report promises (iceoryx) could not run: the run fails. */
 	char peer_failed[200];
 };
@@ -185,5 +187,9 @@ int bench_scenario_isa(struct bench *b);
 int bench_scenario_hostile(struct bench *b);
 int bench_scenario_locks(struct bench *b);
 int bench_scenario_remote(struct bench *b);
+int bench_scenario_cores(struct bench *b);
+/* The [broker] line placing `ncores` data-plane cores: `cpu = BROKER_CPU` for one,
+ * `cpus = BROKER_CPU,...` (then the other cpus in order) for more (sc_cores.c). */
+void bench_broker_cpus(FILE *f, int ncores);
 
 #endif

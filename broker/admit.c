@@ -278,7 +278,10 @@ json_t *admit_finish(struct admit *a, uint64_t *ticket)
 	if (read(a->efd, &v, sizeof(v)) < 0 || !a->busy)
 		return NULL;
 	pthread_join(a->th, NULL);
+	/* The data plane's cores read the configuration: changed between their runs. */
+	dp_ctl_lock(a->dp);
 	r = apply_add(a);
+	dp_ctl_unlock(a->dp);
 	*ticket = a->ticket;
 	rtvio_config_free(&a->cand);
 	free(a->text);
@@ -346,10 +349,12 @@ static json_t *do_remove(struct admit *a, const char *kind, const char *name)
 		json_decref(changed);
 		return reply(a, false, NULL);
 	}
+	dp_ctl_lock(a->dp);
 	if (cell)
 		remove_cell(a, i, changed);
 	else
 		remove_flow(a, i, changed);
+	dp_ctl_unlock(a->dp);
 	a->kind = ADMIT_YES;
 	a->generation++;
 	return reply(a, true, changed);

@@ -41,7 +41,7 @@ void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
 	c = &b->cells[cell];
 	if (c->vhu.ring[queue].call_fd < 0)
 		return;
-	evsig_signal(&b->evsig, c->vhu.ring[queue].call_fd);
+	evsig_signal(b->multicore ? &b->dp_evsig : &b->evsig, c->vhu.ring[queue].call_fd);
 	c->notified = true;
 	b->any_notified = true;
 }
@@ -67,6 +67,18 @@ void daemon_hook_broken(void *ctx, unsigned cell, int err)
 	b->cells[cell].broken_pending = true;
 	b->cells[cell].broken_err = err;
 	b->any_broken = true;
+}
+
+/* A data-plane core left work for the loop thread (dp_run): end its sleep. The
+ * broker's own eventfd, never a cell's: the write cannot sleep. */
+void daemon_hook_wake(void *ctx)
+{
+	struct broker *b = ctx;
+	uint64_t one = 1;
+
+	if (write(b->wake_fd, &one, sizeof(one)) < 0) {
+		/* Counter full: the loop is already due to wake up. */
+	}
 }
 
 /* ---- vhost-user device callbacks -------------------------------------------------- */
@@ -427,6 +439,10 @@ static void handle_event(struct broker *b, const struct epoll_event *ev)
 	}
 }
 
+/* With several cores, how long a cell's memory fault caught in a core thread may go
+ * unnoticed by the loop (which cuts the cell off). */
+#define MC_FAULT_CHECK_NS 10000000ull
+
 /* How long the loop may sleep (poll = no), UINT64_MAX: until an event. The data
  * plane's next release, the polling of cells without kick fds, a control client
  * still owed a reply and the flag check of the cells just notified bound it. */
@@ -439,6 +455,9 @@ static uint64_t sleep_ns(struct broker *b, uint64_t now, uint64_t next)
 		wait = next > now ? next - now : 0;
 	if (b->must_poll && wait > BROKER_POLL_CHECK_NS)
 		wait = BROKER_POLL_CHECK_NS;
+	/* A fault the SIGBUS guard caught in a core thread wakes nobody: look often. */
+	if (b->multicore && wait > MC_FAULT_CHECK_NS)
+		wait = MC_FAULT_CHECK_NS;
 	if (due && wait > (due > now ? due - now : 0))
 		wait = due > now ? due - now : 0;
 	if (b->any_notified && wait > (b->flags_due > now ? b->flags_due - now : 0))
@@ -459,8 +478,13 @@ int broker_run(struct broker *b)
 		int n;
 
 		/* Host sockets moved something: the data plane has work at once. */
-		if (b->host && host_step(b->host))
+		if (b->host && host_step(b->host)) {
 			next = now;
+			dp_wake_cores(b->dp);
+		}
+		/* Cells without kick fds: the cores look at their rings now and then. */
+		if (b->multicore && b->must_poll)
+			dp_wake_cores(b->dp);
 
 		if (b->any_notified && now >= b->flags_due)
 			check_call_flags(b, now);
@@ -473,8 +497,9 @@ int broker_run(struct broker *b)
 			cut_off_broken(b);
 			daemon_update_must_poll(b);
 		}
-		if (poll_mode) {
-			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS. */
+		if (poll_mode && !b->multicore) {
+			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS (with
+			 * several cores, the cores poll and this thread sleeps). */
 			if (now - last_check < BROKER_POLL_CHECK_NS)
 				continue;
 			last_check = now;

@@ -51,7 +51,8 @@ struct cell {
 	int broken_err;
 	const char *broken_why;         /* the cut-off's reason, NULL: ring or memory rules */
 	unsigned int broken_queue;
-	bool notified;                  /* signalled since the last check_call_flags */
+	/* signalled since the last check_call_flags (set by data-plane cores too) */
+	atomic_bool notified;
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
@@ -85,9 +86,14 @@ struct broker {
 	atomic_bool stop;
 	uint64_t start_ns;
 	bool any_broken;
-	bool any_notified;      /* some cell's notified is set */
+	atomic_bool any_notified; /* some cell's notified is set */
 	uint64_t flags_due;     /* next check_call_flags */
 	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
+	/* ... except, with several data-plane cores, the data plane's notifications:
+	 * those go through this one, which the data plane's locks serialise (its cores
+	 * notify under its mutex, the loop thread under the control lock). */
+	struct evsig dp_evsig;
+	bool multicore;
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
 	struct ev_src src_host;
@@ -101,6 +107,7 @@ extern const struct vhu_dev_ops daemon_dev_ops;
 void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue);
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
 void daemon_hook_broken(void *ctx, unsigned cell, int err);
+void daemon_hook_wake(void *ctx);
 int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);

@@ -123,6 +123,8 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->opts = *opts;
 	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
 	b->evsig.null_fd = -1;
+	b->dp_evsig.null_fd = -1;
+	b->multicore = cfg->broker.ncores > 1;
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		b->ctl[i].fd = -1;
 		b->src_ctl[i] = (struct ev_src){ .kind = SRC_CTL_CLIENT, .slot = i };
@@ -150,6 +152,8 @@ static int broker_open_events(struct broker *b, char *err, size_t errlen)
 	int rc;
 
 	rc = evsig_open(&b->evsig);
+	if (!rc && b->multicore)
+		rc = evsig_open(&b->dp_evsig);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot set up eventfd signalling (Linux AIO): %s",
 			 strerror(-rc));
@@ -289,7 +293,8 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		struct broker **out, char *err, size_t errlen)
 {
 	struct dp_hooks hooks = { .notify = daemon_hook_notify, .broken = daemon_hook_broken,
-				  .conn_limit = daemon_hook_conn_limit, .now = NULL };
+				  .conn_limit = daemon_hook_conn_limit, .now = NULL,
+				  .wake = daemon_hook_wake };
 	struct broker *b;
 	int rc;
 
@@ -337,7 +342,9 @@ void broker_apply_rt(struct broker *b)
 {
 	const struct rtvio_broker_cfg *bc = &b->cfg->broker;
 
-	if (bc->cpu >= 0) {
+	/* Several cores: each data-plane thread pins itself and takes SCHED_FIFO
+	 * (broker/dp_mc.c); this thread is the event loop's, left to the scheduler. */
+	if (bc->cpu >= 0 && !b->multicore) {
 		cpu_set_t set;
 
 		CPU_ZERO(&set);
@@ -356,7 +363,7 @@ void broker_apply_rt(struct broker *b)
 					"(/dev/cpu_dma_latency: %s): wake-ups cost more than with "
 					"pm_qos held\n", strerror(-b->qos_fd));
 	}
-	if (bc->rt_priority > 0) {
+	if (bc->rt_priority > 0 && !b->multicore) {
 		struct sched_param sp = { .sched_priority = bc->rt_priority };
 
 		if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
@@ -416,6 +423,8 @@ void broker_close(struct broker *b)
 		ctl_client_close(&b->ctl[i]);
 	host_close(b->host);
 	evsig_close(&b->evsig);
+	if (b->multicore)
+		evsig_close(&b->dp_evsig);
 	pmqos_release(b->qos_fd);
 	if (b->ctl_fd >= 0)
 		close(b->ctl_fd);

@@ -54,7 +54,7 @@
 /* ---------------------------------------------------------------- helpers ---- */
 
 /* The data plane's clock: the hook's when set (tests, rtvio calibrate). */
-static uint64_t dp_clock(struct dp *dp)
+uint64_t dp_clock(struct dp *dp)
 {
 	if (dp->hooks.now)
 		return dp->hooks.now(dp->ctx);
@@ -80,7 +80,7 @@ static void detach(struct dp *dp, uint32_t cell, uint64_t now)
 		return;
 	/* From here on nothing touches this cell's rings or memory. */
 	c->attached = false;
-	dp_bit_clear(dp->attmap, cell);
+	dp_bit_clear(dp_core_of(dp, cell)->attmap, cell);
 	for (uint32_t q = 0; q < dp->nqueues; q++)
 		dp_queue_purge(dp, q, cell);
 	c->n_spare = 0;
@@ -97,6 +97,12 @@ void dp_cell_break(struct dp *dp, uint32_t cell, int err)
 
 	if (!c->attached)
 		return;
+	if (dp->mc) {
+		/* A core thread, other cores in the middle of steps: cut off by the
+		 * loop thread once every core is between runs (dp_mc.c). */
+		dp_mc_break_defer(dp, cell, err);
+		return;
+	}
 	c->broken = true;
 	detach(dp, cell, dp->now);
 	if (dp->hooks.broken)
@@ -105,29 +111,46 @@ void dp_cell_break(struct dp *dp, uint32_t cell, int err)
 
 /* ------------------------------------------------------------- dp_run ---- */
 
+/* A cell the loop thread cuts off for a core (dp_mc.c), with every core between
+ * runs: what dp_cell_break does with one core. */
+void dp_cell_break_now(struct dp *dp, uint32_t cell)
+{
+	struct dp_cell *c = &dp->cells[cell];
+
+	if (!c->attached)
+		return;
+	dp->now = dp_clock(dp);
+	detach(dp, cell, dp->now);
+	if (dp->hooks.broken)
+		dp->hooks.broken(dp->ctx, cell, c->mc_err);
+}
+
 uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 {
+	struct dp_core *k = &dp->core[0];
 	uint64_t now = now_ns;
 	unsigned int steps = 0;
 
+	if (dp->mc)
+		return dp_mc_service(dp);
 	for (;;) {
 		enum dp_step r;
 		uint32_t q;
 
-		dp_ingest_pass(dp, now);
-		if (!dp->ready.n)
+		dp_ingest_pass(dp, k, now);
+		if (!k->ready.n)
 			break;
 		/* More is ready: the call's own start time says "at once" (the clock
 		 * has moved on during the steps; a later time would read as a wait). */
 		if (steps == DP_RUN_STEPS)
 			return now_ns;
-		q = dp->ready.q[0];
+		q = k->ready.q[0];
 		r = dp_copy_step(dp, q, now);
 		if (r == DP_STEP_THROTTLED) {
-			uint64_t t = reg_next_ns(&dp->reg);
+			uint64_t t = reg_next_ns(&k->reg);
 
-			if (dp->held.n && dp->queues[dp->held.q[0]].k1 < t)
-				t = dp->queues[dp->held.q[0]].k1;
+			if (k->held.n && dp->queues[k->held.q[0]].k1 < t)
+				t = dp->queues[k->held.q[0]].k1;
 			return t;
 		}
 		if (r != DP_STEP_BLOCKED) {
@@ -140,10 +163,10 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 				dp_pkt_done(dp, q, now);
 		}
 	}
-	if (dp->ingest_more)
+	if (k->ingest_more)
 		return now_ns;
-	if (dp->held.n)
-		return dp->queues[dp->held.q[0]].k1;
+	if (k->held.n)
+		return dp->queues[k->held.q[0]].k1;
 	return 0;
 }
 
@@ -158,13 +181,14 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c = &dp->cells[cell];
 	if (c->attached)
 		return -EBUSY;
+	dp_ctl_lock(dp);
 	c->rx = rx;
 	c->tx = tx;
 	c->attached = true;
 	c->break_err = 0;
 	c->tx_armed = true;
 	c->tx_empty_at = dp->now;
-	dp_bit_set(dp->attmap, cell);
+	dp_bit_set(dp_core_of(dp, cell)->attmap, cell);
 	c->broken = false;
 	c->n_spare = 0;
 	c->waiters = -1;
@@ -175,24 +199,28 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	} else {
 		vq_device_enable_notify(tx);
 	}
+	dp_ctl_unlock(dp);
 	return 0;
 }
 
 void dp_detach(struct dp *dp, unsigned int cell)
 {
 	if (cell < dp->ncells) {
+		dp_ctl_lock(dp);
 		dp->now = dp_clock(dp);
 		detach(dp, cell, dp->now);
+		dp_ctl_unlock(dp);
 	}
 }
 
 void dp_kick(struct dp *dp, unsigned int cell, unsigned int queue)
 {
 	/* Every pass looks at every attached ring (one index read each), so a kick
-	 * carries no information the pass would not find itself. */
-	(void)dp;
-	(void)cell;
+	 * carries no information the pass would not find itself; with several cores
+	 * it wakes the core that owns the cell, should it sleep. */
 	(void)queue;
+	if (dp->mc && cell < dp->ncells)
+		dp_mc_wake(dp, dp->cell_core[cell]);
 }
 
 /* ------------------------------------------------------- create/destroy ---- */
@@ -254,20 +282,33 @@ static int alloc_objects(struct dp *dp)
 	dp->flow_hash_size = pow2_at_least(2 * (uint64_t)dp->nflows + 2);
 	dp->conn_hash_size = pow2_at_least(2 * (uint64_t)dp->nconns);
 
+	dp->ncores = dp->cfg->broker.ncores > 1 ? (uint32_t)dp->cfg->broker.ncores : 1;
+	dp->core = calloc(dp->ncores, sizeof(*dp->core));
+	dp->cell_core = calloc(dp->ncells, sizeof(*dp->cell_core));
+	if (!dp->core || !dp->cell_core)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < dp->ncores; k++) {
+		struct dp_core *c = &dp->core[k];
+
+		c->ready.q = calloc(dp->nqueues, sizeof(uint32_t));
+		c->held.q = calloc(dp->nqueues, sizeof(uint32_t));
+		c->attmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
+		c->waitmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
+		if (!c->ready.q || !c->held.q || !c->attmap || !c->waitmap)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < dp->ncells; i++)
+		dp->cell_core[i] = (uint32_t)model_cell_core(dp->cfg, (int)i);
 	dp->cells = calloc(dp->ncells, sizeof(*dp->cells));
 	dp->flows = calloc(dp->nflows + 1, sizeof(*dp->flows));
 	dp->queues = calloc(dp->nqueues, sizeof(*dp->queues));
 	dp->pkts = calloc(npkts, sizeof(*dp->pkts));
 	dp->conns = calloc(dp->nconns, sizeof(*dp->conns));
-	dp->ready.q = calloc(dp->nqueues, sizeof(uint32_t));
-	dp->held.q = calloc(dp->nqueues, sizeof(uint32_t));
-	dp->attmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
-	dp->waitmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
 	dp->cid_hash = malloc(dp->cid_hash_size * sizeof(int32_t));
 	dp->flow_hash = malloc(dp->flow_hash_size * sizeof(int32_t));
 	dp->conn_hash = malloc(dp->conn_hash_size * sizeof(int32_t));
 	if (!dp->cells || !dp->flows || !dp->queues || !dp->pkts || !dp->conns ||
-	    !dp->ready.q || !dp->held.q || !dp->attmap || !dp->waitmap || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
+	    !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
 		return -ENOMEM;
 	memset(dp->cid_hash, 0xff, dp->cid_hash_size * sizeof(int32_t));
 	memset(dp->flow_hash, 0xff, dp->flow_hash_size * sizeof(int32_t));
@@ -335,6 +376,12 @@ static void init_queues_conns(struct dp *dp)
 	}
 }
 
+/* A core's share of the regulated budget: never 0 (which would read as unregulated). */
+static uint64_t reg_share(uint64_t budget, uint32_t ncores)
+{
+	return budget && budget < ncores ? 1 : budget / ncores;
+}
+
 /* Everything after allocation; any error leaves dp for dp_destroy. */
 static int init_objects(struct dp *dp)
 {
@@ -351,10 +398,12 @@ static int init_objects(struct dp *dp)
 		return ret;
 	rank_flows(dp);
 	init_queues_conns(dp);
-	if (reg_init(&dp->reg, dp->cfg->broker.regulation_budget,
-		     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
-		return -EINVAL;
-	return 0;
+	/* The DRAM budget in equal fixed shares: no core can spend another's. */
+	for (uint32_t k = 0; k < dp->ncores; k++)
+		if (reg_init(&dp->core[k].reg, reg_share(dp->cfg->broker.regulation_budget, dp->ncores),
+			     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
+			return -EINVAL;
+	return dp_mc_create(dp);
 }
 
 int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void *ctx,
@@ -392,15 +441,20 @@ void dp_destroy(struct dp *dp)
 {
 	if (!dp)
 		return;
+	dp_mc_destroy(dp);
+	for (uint32_t k = 0; dp->core && k < dp->ncores; k++) {
+		free(dp->core[k].ready.q);
+		free(dp->core[k].held.q);
+		free(dp->core[k].attmap);
+		free(dp->core[k].waitmap);
+	}
+	free(dp->core);
+	free(dp->cell_core);
 	free(dp->cells);
 	free(dp->flows);
 	free(dp->queues);
 	free(dp->pkts);
 	free(dp->conns);
-	free(dp->ready.q);
-	free(dp->held.q);
-	free(dp->attmap);
-	free(dp->waitmap);
 	free(dp->cid_hash);
 	free(dp->flow_hash);
 	free(dp->conn_hash);
@@ -433,12 +487,14 @@ int dp_stats_cell(const struct dp *dp, unsigned int cell, struct dp_cell_stats *
 	if (cell >= dp->ncells)
 		return -EINVAL;
 	c = &dp->cells[cell];
+	dp_ctl_lock(dp);
 	*out = c->st;
 	out->attached = c->attached;
 	out->broken = c->broken;
 	out->refused = c->refused;
 	out->resets = c->resets;
 	out->conn_limit_refusals = c->conn_limit_refusals;
+	dp_ctl_unlock(dp);
 	return 0;
 }
 
@@ -449,26 +505,33 @@ int dp_stats_flow(const struct dp *dp, unsigned int flow, struct dp_flow_stats *
 	if (flow > dp->nflows)
 		return -EINVAL;
 	f = &dp->flows[flow];
+	dp_ctl_lock(dp);
 	*out = f->st;
 	out->policed = f->policed;
 	out->oversize = f->oversize;
 	out->queued = f->queued;
 	out->connections = f->connections;
+	dp_ctl_unlock(dp);
 	return 0;
 }
 
+/* Summed over the cores: the budget is the configured one (each core holds its
+ * share), throttling counted per core. */
 void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out)
 {
-	struct regulator r = dp->reg;
+	*out = (struct dp_reg_stats){ .period_ns = dp->cfg->broker.regulation_period_ns };
+	dp_ctl_lock(dp);
+	for (uint32_t k = 0; k < dp->ncores; k++) {
+		struct regulator r = dp->core[k].reg;
 
-	/* Settle a throttled period that has ended, on a copy: stats never move the
-	 * regulator itself. */
-	reg_advance(&r, dp->now);
-	*out = (struct dp_reg_stats){
-		.budget = r.budget,
-		.period_ns = r.period_ns,
-		.bytes = dp->reg_bytes,
-		.throttled_periods = r.throttled_periods,
-		.throttled_ns = r.throttled_ns,
-	};
+		/* Settle a throttled period that has ended, on a copy: stats never move
+		 * the regulator itself. */
+		reg_advance(&r, dp->now);
+		out->budget += r.budget;
+		out->period_ns = r.period_ns;
+		out->bytes += dp->core[k].reg_bytes;
+		out->throttled_periods += r.throttled_periods;
+		out->throttled_ns += r.throttled_ns;
+	}
+	dp_ctl_unlock(dp);
 }

@@ -2,9 +2,14 @@
  * loop, control socket) and the part that moves packets (connections, flows,
  * policing, scheduling, chunked copy, regulation, statistics).
  *
- * Threading: everything here runs in the daemon's one data-path thread. The daemon
- * calls dp_attach/dp_detach/dp_stats_* between dp_run calls in that same thread
- * (start-up/teardown/monitoring work, not real-time work); nothing is locked.
+ * Threading: with one core ([broker] cpus absent or one cpu) everything here runs in
+ * the daemon's one data-path thread. The daemon calls dp_attach/dp_detach/dp_stats_*
+ * between dp_run calls in that same thread (start-up/teardown/monitoring work, not
+ * real-time work); nothing is locked. With several cores, dp_create starts one
+ * thread per core that moves packets on its own (broker/dp_mc.c); the daemon's
+ * thread calls everything else here as before, each call holding the control path's
+ * lock, and dp_run only does what the cores left for that thread (cutting off a
+ * broken cell: the broken hook runs there).
  *
  * Allocation: dp_create sizes every object for the configured worst case (per-flow
  * queues, connection table, packet metadata pool) and allocates it once. dp_run,
@@ -50,6 +55,10 @@ struct dp_hooks {
 	/* Monotonic time in ns. NULL = CLOCK_MONOTONIC (vDSO, no system call). Tests pass
 	 * a fake clock. Read at most once per data-path step. */
 	uint64_t (*now)(void *ctx);
+	/* Several cores: a core thread left work for the loop thread (a cell to cut
+	 * off, a refusal to report); the daemon should call dp_run soon. Called from
+	 * a core thread: must not block. NULL = the next dp_run finds it. */
+	void (*wake)(void *ctx);
 };
 
 /* Builds the data plane for `cfg` (kept by reference: it must outlive the dp).
@@ -58,6 +67,14 @@ struct dp_hooks {
 int dp_create(const struct rtvio_config *cfg, const struct dp_hooks *hooks, void *ctx,
 	      struct dp **out);
 void dp_destroy(struct dp *dp);
+
+/* Several cores: the control path's hold on the data plane (the write side of the
+ * reader-writer lock every core's run holds for reading), taken by every call below
+ * itself; the daemon takes it around a change of the configuration the dp holds by
+ * reference (broker/admit.c), so that no core reads it half changed. Nests; only the
+ * thread that calls dp_run may take it. No-op with one core. */
+void dp_ctl_lock(const struct dp *dp);
+void dp_ctl_unlock(const struct dp *dp);
 
 /* The configuration the dp holds by reference has changed (a run-time change of
  * cells or flows, broker/admit.c): every cell's ingest budget is taken again from it.
@@ -77,11 +94,14 @@ int dp_attach(struct dp *dp, unsigned cell, struct vq_device *rx, struct vq_devi
  * for a cell that is not attached. */
 void dp_detach(struct dp *dp, unsigned cell);
 
-/* Hint from the daemon's event loop (poll = no): `cell` kicked `queue`. Reserved:
- * it does nothing now, because every dp_run pass already reads every attached
+/* Hint from the daemon's event loop (poll = no): `cell` kicked `queue`. With one
+ * core it does nothing, because every dp_run pass already reads every attached
  * cell's ring indexes (one read each), so a kick tells it nothing it would not
- * find; the daemon calls it so that a future data plane can use the hint. */
+ * find. With several, it wakes the core that owns the cell if that core sleeps. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
+/* Several cores: wakes every core that sleeps (work the daemon cannot name a cell for:
+ * the host bridge moved bytes, cells that give no kicks). No-op with one core. */
+void dp_wake_cores(struct dp *dp);
 
 /* One data-path step batch, starting at time `now_ns`: ingest every TX ring (at most
  * DP_TX_SLOTS chains of one cell per pass), then dispatch/copy chunk by chunk

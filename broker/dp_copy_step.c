@@ -150,27 +150,28 @@ static bool piece_open(struct dp *dp, uint32_t q, const struct dp_pkt *p)
 /* Charges a step of hdr + *n bytes to the regulator, trimming *n to the grant. false
  * when too little is left for a step that makes progress: the rest of this period
  * is then forfeited (never overspent) and the wait counted. */
-static bool regulate(struct dp *dp, uint64_t hdr, uint64_t *n, uint64_t now)
+static bool regulate(struct dp *dp, struct regulator *reg, uint64_t hdr, uint64_t *n,
+		     uint64_t now)
 {
 	uint64_t want = hdr + *n, rem, g;
 
 	if (!dp->cfg->broker.regulation_budget)
 		return true;
-	rem = reg_remaining(&dp->reg, now);
+	rem = reg_remaining(reg, now);
 	if (rem < hdr + (*n ? 1 : 0)) {
 		if (rem)
-			reg_grant(&dp->reg, rem, now);
-		reg_grant(&dp->reg, want, now);
+			reg_grant(reg, rem, now);
+		reg_grant(reg, want, now);
 		return false;
 	}
-	g = reg_grant(&dp->reg, want, now);
+	g = reg_grant(reg, want, now);
 	*n = g - hdr;
 	return true;
 }
 
 /* The piece's header: p's, with the piece's length and, for all but the last piece
  * of a seqpacket message, no message boundary. */
-static void piece_header(struct dp_queue *w, const struct dp_pkt *p)
+static void piece_header(const struct dp_queue *w, const struct dp_pkt *p)
 {
 	struct vsock_hdr ph = p->h;
 	uint8_t raw[VSOCK_HDR_SIZE];
@@ -180,7 +181,6 @@ static void piece_header(struct dp_queue *w, const struct dp_pkt *p)
 		ph.flags &= ~(uint32_t)(VSOCK_SEQ_EOM | VSOCK_SEQ_EOR);
 	vsock_hdr_encode(&ph, raw);
 	seg_scatter(w->rx.seg, w->rx.n_seg, raw, VSOCK_HDR_SIZE);
-	w->hdr_written = true;
 }
 
 /* The piece is complete: to the destination's used ring. false when the destination
@@ -203,35 +203,70 @@ static bool piece_close(struct dp *dp, struct dp_queue *w)
 	return true;
 }
 
-/* One non-preemptive step of queue q's head packet: at most one chunk into one RX
- * buffer. On DP_STEP_DELIVERED the caller calls dp_pkt_done with the time after the
- * step. */
-enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now)
+/* The step's decisions: q's piece open (an RX buffer of the destination), the chunk
+ * sized and granted by the regulator of the destination's core. PROGRESS: go on
+ * with dp_step_copy. Touches no payload. */
+enum dp_step dp_step_reserve(struct dp *dp, uint32_t q, uint64_t now, struct dp_piece *pc)
 {
 	struct dp_queue *w = &dp->queues[q];
 	struct dp_pkt *p = &dp->pkts[w->head];
-	uint64_t n, hdr;
 
 	if (!w->rx_open && !piece_open(dp, q, p))
 		return DP_STEP_BLOCKED;
-	n = w->piece_len - w->piece_done;
-	if (n > dp->cfg->broker.chunk)
-		n = dp->cfg->broker.chunk;
-	hdr = w->piece_done == 0 && !w->hdr_written ? VSOCK_HDR_SIZE : 0;
-	if (!regulate(dp, hdr, &n, now))
+	pc->n = w->piece_len - w->piece_done;
+	if (pc->n > dp->cfg->broker.chunk)
+		pc->n = dp->cfg->broker.chunk;
+	pc->hdr = w->piece_done == 0 && !w->hdr_written ? VSOCK_HDR_SIZE : 0;
+	if (!regulate(dp, &dp_core_of(dp, w->dst)->reg, pc->hdr, &pc->n, now))
 		return DP_STEP_THROTTLED;
-	if (hdr)
+	return DP_STEP_PROGRESS;
+}
+
+/* The step's bytes: the piece's header and the chunk into the reserved RX buffer.
+ * Reads only what the reserving core owns until dp_step_finish (the open piece, the
+ * head packet's segments and progress); changes nothing the data plane reads. */
+void dp_step_copy(struct dp *dp, uint32_t q, const struct dp_piece *pc)
+{
+	const struct dp_queue *w = &dp->queues[q];
+	const struct dp_pkt *p = &dp->pkts[w->head];
+
+	if (pc->hdr)
 		piece_header(w, p);
-	if (n)
+	if (pc->n)
 		seg_copy(dp->copy, w->rx.seg, w->rx.n_seg, VSOCK_HDR_SIZE + w->piece_done,
-			 p->seg, p->n_seg, VSOCK_HDR_SIZE + (uint64_t)p->sent, n);
-	w->piece_done += (uint32_t)n;
-	p->sent += (uint32_t)n;
-	dp->reg_bytes += hdr + n;
+			 p->seg, p->n_seg, VSOCK_HDR_SIZE + (uint64_t)p->sent, pc->n);
+}
+
+/* The step's bookkeeping: progress, statistics, and the piece to the destination's
+ * used ring when complete. DELIVERED: call dp_pkt_done. */
+enum dp_step dp_step_finish(struct dp *dp, uint32_t q, const struct dp_piece *pc)
+{
+	struct dp_queue *w = &dp->queues[q];
+	struct dp_pkt *p = &dp->pkts[w->head];
+
+	if (pc->hdr)
+		w->hdr_written = true;
+	w->piece_done += (uint32_t)pc->n;
+	p->sent += (uint32_t)pc->n;
+	dp_core_of(dp, w->dst)->reg_bytes += pc->hdr + pc->n;
 	dp->flows[w->flow].st.chunks++;
 	if (w->piece_done < w->piece_len)
 		return DP_STEP_PROGRESS;
 	if (!piece_close(dp, w))
 		return DP_STEP_BLOCKED;
 	return p->sent == p->h.len ? DP_STEP_DELIVERED : DP_STEP_PROGRESS;
+}
+
+/* One non-preemptive step of queue q's head packet: at most one chunk into one RX
+ * buffer. On DP_STEP_DELIVERED the caller calls dp_pkt_done with the time after the
+ * step. */
+enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now)
+{
+	struct dp_piece pc;
+	enum dp_step r = dp_step_reserve(dp, q, now, &pc);
+
+	if (r != DP_STEP_PROGRESS)
+		return r;
+	dp_step_copy(dp, q, &pc);
+	return dp_step_finish(dp, q, &pc);
 }

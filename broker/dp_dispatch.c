@@ -95,7 +95,7 @@ void dp_waiter_unlink(struct dp *dp, uint32_t q)
 		dp->queues[w->wnext].wprev = w->wprev;
 	w->wnext = w->wprev = -1;
 	if (c->waiters < 0)
-		dp_bit_clear(dp->waitmap, w->dst);
+		dp_bit_clear(dp_core_of(dp, w->dst)->waitmap, w->dst);
 }
 
 /* q found no RX buffer at its destination: it waits on the destination's list (and
@@ -112,7 +112,7 @@ void dp_queue_block(struct dp *dp, uint32_t q)
 	if (c->waiters >= 0)
 		dp->queues[c->waiters].wprev = (int32_t)q;
 	c->waiters = (int32_t)q;
-	dp_bit_set(dp->waitmap, w->dst);
+	dp_bit_set(dp_core_of(dp, w->dst)->waitmap, w->dst);
 }
 
 /* Takes q out of whichever set it is in. */
@@ -122,10 +122,10 @@ void dp_queue_unplace(struct dp *dp, uint32_t q)
 
 	switch (w->state) {
 	case DP_Q_READY:
-		heap_remove(dp, &dp->ready, q);
+		heap_remove(dp, &dp_core_of(dp, w->dst)->ready, q);
 		break;
 	case DP_Q_HELD:
-		heap_remove(dp, &dp->held, q);
+		heap_remove(dp, &dp_core_of(dp, w->dst)->held, q);
 		break;
 	case DP_Q_BLOCKED:
 		dp_waiter_unlink(dp, q);
@@ -153,7 +153,7 @@ void dp_queue_place(struct dp *dp, uint32_t q, uint64_t now)
 		w->k2 = 0;
 		w->k3 = p->seq;
 		w->state = DP_Q_HELD;
-		heap_push(dp, &dp->held, q);
+		heap_push(dp, &dp_core_of(dp, w->dst)->held, q);
 		return;
 	}
 	switch (dp->cfg->broker.policy) {
@@ -176,7 +176,7 @@ void dp_queue_place(struct dp *dp, uint32_t q, uint64_t now)
 	}
 	w->k3 = p->seq;
 	w->state = DP_Q_READY;
-	heap_push(dp, &dp->ready, q);
+	heap_push(dp, &dp_core_of(dp, w->dst)->ready, q);
 }
 
 void dp_queue_append(struct dp *dp, uint32_t q, int32_t pi, uint64_t now)
@@ -295,11 +295,12 @@ void dp_queue_purge_all(struct dp *dp, uint32_t q)
 
 /* ------------------------------------------------------- each pass ---- */
 
-/* Queues whose head the policer has released since go back to the ready heap. */
-void dp_release_held(struct dp *dp, uint64_t now)
+/* Core k's queues whose head the policer has released since go back to its ready
+ * heap. */
+void dp_release_held(struct dp *dp, struct dp_core *k, uint64_t now)
 {
-	while (dp->held.n) {
-		uint32_t q = dp->held.q[0];
+	while (k->held.n) {
+		uint32_t q = k->held.q[0];
 
 		if (dp->queues[q].k1 > now)
 			return;

@@ -74,7 +74,7 @@ static void ingest_cell(struct dp *dp, uint32_t s)
 
 		if (taken == c->tx_budget) {
 			/* The rest in a later pass: dp_run says there may be more. */
-			dp->ingest_more = true;
+			dp_core_of(dp, s)->ingest_more = true;
 			return;
 		}
 		pi = dp_pkt_alloc_tx(dp, s);
@@ -123,20 +123,20 @@ static void break_deferred(struct dp *dp, uint32_t s)
 	}
 }
 
-/* One ingest pass: every attached cell's TX ring, starting one cell further each
- * pass (round robin: no cell is always last), then the destinations that got RX
- * buffers, then the policer's releases. Bitmaps keep the cost per pass to one index
- * read per attached cell plus O(1) per packet. */
-void dp_ingest_pass(struct dp *dp, uint64_t now)
+/* One ingest pass of core k: every attached TX ring of its cells, starting one cell
+ * further each pass (round robin: no cell is always last), then its destinations
+ * that got RX buffers, then the policer's releases of its queues. Bitmaps keep the
+ * cost per pass to one index read per attached cell plus O(1) per packet. */
+void dp_ingest_pass(struct dp *dp, struct dp_core *k, uint64_t now)
 {
-	uint32_t start = dp->rr;
+	uint32_t start = k->rr;
 
 	dp->now = now;
-	dp->ingest_more = false;
-	bits_each(dp, dp->attmap, 0, dp->ncells, break_deferred);
-	dp->rr = dp->rr + 1 < dp->ncells ? dp->rr + 1 : 0;
-	bits_each(dp, dp->attmap, start, dp->ncells, ingest_cell);
-	bits_each(dp, dp->attmap, 0, start, ingest_cell);
-	bits_each(dp, dp->waitmap, 0, dp->ncells, dp_wake_rx_waiters);
-	dp_release_held(dp, now);
+	k->ingest_more = false;
+	bits_each(dp, k->attmap, 0, dp->ncells, break_deferred);
+	k->rr = k->rr + 1 < dp->ncells ? k->rr + 1 : 0;
+	bits_each(dp, k->attmap, start, dp->ncells, ingest_cell);
+	bits_each(dp, k->attmap, 0, start, ingest_cell);
+	bits_each(dp, k->waitmap, 0, dp->ncells, dp_wake_rx_waiters);
+	dp_release_held(dp, k, now);
 }

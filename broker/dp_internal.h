@@ -105,6 +105,8 @@ struct dp_cell {
 	uint32_t nconn;            /* connections this cell opened */
 	uint32_t conn_limit;       /* its `connections` key: most it may have opened */
 	uint64_t conn_limit_refusals;
+	uint64_t conn_limit_told;  /* refusals the conn_limit hook has heard of (cores) */
+	int mc_err;                /* a core found the cell broken: the error (dp_mc.c) */
 	uint64_t tx_empty_at;      /* last pass that found the TX ring empty */
 	int break_err;             /* a ring error to act on at the next pass */
 	bool tx_armed;             /* kicks requested since the TX ring last drained */
@@ -123,6 +125,23 @@ struct dp_flow {
 	struct dp_flow_stats st;
 };
 
+/* What belongs to one data-plane core (docs/broker.md "Several cores"): the queues
+ * toward the cells it owns wait in its heaps, it ingests the attached cells of its
+ * attmap, and it copies against its own share of the regulated DRAM budget. With one
+ * core, core[0] is the whole data plane's. Every field is touched by its own core
+ * under the data plane's mutex M, or by the control path under W's writer side. */
+struct dp_core {
+	struct dp_heap ready, held;
+	uint64_t *attmap;          /* its cells attached */
+	uint64_t *waitmap;         /* its cells with queues waiting for their RX buffers */
+	uint32_t rr;               /* cell the next ingest pass starts with */
+	bool ingest_more;          /* a pass left chains on a ring (per-pass limit) */
+	struct regulator reg;      /* regulation_budget / ncores per period */
+	uint64_t reg_bytes;
+};
+
+struct dp_mc;
+
 struct dp {
 	const struct rtvio_config *cfg;
 	struct dp_hooks hooks;
@@ -135,22 +154,26 @@ struct dp {
 	int32_t syn_free;
 	struct dp_conn *conns;
 	int32_t conn_free;
-	struct dp_heap ready, held;
-	uint64_t *attmap;          /* cells attached */
-	uint64_t *waitmap;         /* cells with queues waiting for their RX buffers */
-	uint32_t rr;               /* cell the next ingest pass starts with */
-	bool ingest_more;          /* a pass left chains on a ring (per-pass limit) */
+	uint32_t ncores;           /* [broker] cpus: 1 unless several are given */
+	struct dp_core *core;      /* ncores */
+	uint32_t *cell_core;       /* the core that owns each cell (model_cell_core) */
+	struct dp_mc *mc;          /* the core threads and locks; NULL with one core */
 	int32_t *cid_hash, *flow_hash, *conn_hash;
 	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
 	uint64_t seq;
 	uint64_t now;              /* time of the current pass */
-	struct regulator reg;
-	uint64_t reg_bytes;
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
 };
 
 /* ---- shared between the data plane's files ---- */
+
+/* The core that owns `cell`: it ingests the cell's TX ring, and the queues toward the
+ * cell are in its heaps. */
+static inline struct dp_core *dp_core_of(const struct dp *dp, uint32_t cell)
+{
+	return &dp->core[dp->cell_core[cell]];
+}
 
 static inline void dp_bit_set(uint64_t *map, uint32_t i)
 {
@@ -169,6 +192,8 @@ static inline uint64_t dp_pkt_eligible(const struct dp_pkt *p)
 	return p->release > p->arrival ? p->release : p->arrival;
 }
 
+/* dataplane.c: the data plane's clock (the hook's, else the vDSO's). */
+uint64_t dp_clock(struct dp *dp);
 /* dataplane.c: a flow's fp key and class from the model. */
 void dp_flow_rank(struct dp *dp, uint32_t f);
 /* dp_tables.c: the destinations of flow f's two queues (toward the listener, back
@@ -178,6 +203,8 @@ void dp_flow_queue_ends(struct dp *dp, uint32_t f);
 /* dataplane.c: detaches a cell whose ring or headers broke the rules; its peers get
  * RST, nothing of it is touched again. */
 void dp_cell_break(struct dp *dp, uint32_t cell, int err);
+/* dataplane.c: the loop thread cuts off a cell a core found broken (dp_mc.c). */
+void dp_cell_break_now(struct dp *dp, uint32_t cell);
 
 /* dp_pkt.c: packet slots, and the sender's TX chain returned when its packet is done. */
 int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell);
@@ -215,11 +242,12 @@ void dp_queue_block(struct dp *dp, uint32_t q);
 void dp_waiter_unlink(struct dp *dp, uint32_t q);
 void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone);
 void dp_queue_purge_all(struct dp *dp, uint32_t q);
-void dp_release_held(struct dp *dp, uint64_t now);
+void dp_release_held(struct dp *dp, struct dp_core *k, uint64_t now);
 void dp_wake_rx_waiters(struct dp *dp, uint32_t cell);
 
-/* dp_ingest.c: one ingest pass over every attached cell at time now. */
-void dp_ingest_pass(struct dp *dp, uint64_t now);
+/* dp_ingest.c: one ingest pass over core k's attached cells at time now (with one
+ * core: every attached cell). */
+void dp_ingest_pass(struct dp *dp, struct dp_core *k, uint64_t now);
 
 /* dp_copy_step.c: segments, one copy step, completion. */
 void dp_seg_gather(uint8_t *out, const struct vq_seg *src, unsigned int ns, uint64_t n);
@@ -232,6 +260,30 @@ enum dp_step {
 	DP_STEP_THROTTLED,  /* the regulator's budget is spent for this period */
 };
 enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now);
+/* The same step in three parts, for a core that copies outside the mutex M
+ * (dp_mc.c): reserve (an RX buffer, the regulator's grant; BLOCKED, THROTTLED or
+ * PROGRESS = go on) and finish (the piece's bookkeeping and completion) under M, the
+ * bytes in between without it. dp_copy_step is exactly reserve, copy, finish. */
+struct dp_piece {
+	uint64_t n, hdr;           /* payload and header bytes of this step */
+};
+enum dp_step dp_step_reserve(struct dp *dp, uint32_t q, uint64_t now, struct dp_piece *pc);
+void dp_step_copy(struct dp *dp, uint32_t q, const struct dp_piece *pc);
+enum dp_step dp_step_finish(struct dp *dp, uint32_t q, const struct dp_piece *pc);
 void dp_pkt_done(struct dp *dp, uint32_t q, uint64_t now);
+
+/* dp_mc.c: several cores (docs/broker.md "Several cores"). All no-ops with one. */
+int dp_mc_create(struct dp *dp);
+void dp_mc_destroy(struct dp *dp);
+/* From a core thread under M: cell's ring broke; it is cut off by the loop thread
+ * (dp_run) once no core is inside a run. */
+void dp_mc_break_defer(struct dp *dp, uint32_t cell, int err);
+/* From a core thread under M: something for the loop thread (a refused REQUEST to
+ * log). */
+void dp_mc_defer(struct dp *dp);
+/* Wakes core k if it sleeps (a kick for one of its cells, work in its heaps). */
+void dp_mc_wake(struct dp *dp, uint32_t k);
+/* The loop thread's share of dp_run with several cores: the deferred work. */
+uint64_t dp_mc_service(struct dp *dp);
 
 #endif

@@ -18,7 +18,9 @@ int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell)
 
 void dp_config_changed(struct dp *dp)
 {
+	dp_ctl_lock(dp);
 	dp_cells_budget(dp);
+	dp_ctl_unlock(dp);
 }
 
 void dp_cells_budget(struct dp *dp)

@@ -120,7 +120,9 @@ static int32_t conn_new(struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint
 		struct dp_cell *cl = &dp->cells[a];
 
 		cl->conn_limit_refusals++;
-		if (dp->hooks.conn_limit)
+		if (dp->mc)
+			dp_mc_defer(dp); /* reported by the loop thread */
+		else if (dp->hooks.conn_limit)
 			dp->hooks.conn_limit(dp->ctx, a, cl->conn_limit, cl->conn_limit_refusals);
 		return -1;
 	}

@@ -3,7 +3,8 @@
  * ([broker] max_cells, max_flows), so a change only fills or frees slots that exist
  * and updates the hashes: nothing is allocated, and each call's work is bounded by
  * the capacity (a hash rebuild, one scan of the connection table). The daemon calls
- * these between dp_run calls, in the data-path thread, as it calls dp_attach. */
+ * these between dp_run calls, in the data-path thread, as it calls dp_attach; with
+ * several cores each call holds the control path's lock (dp_ctl_lock). */
 #include <errno.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ void dp_flow_queue_ends(struct dp *dp, uint32_t f)
 }
 
 /* Connection-table entries every present cell's `connections` share leaves over. */
-uint32_t dp_conn_room(const struct dp *dp)
+static uint32_t conn_room(const struct dp *dp)
 {
 	uint64_t held = 0;
 
@@ -29,7 +30,7 @@ uint32_t dp_conn_room(const struct dp *dp)
 	return held >= dp->nconns ? 0 : (uint32_t)(dp->nconns - held);
 }
 
-int dp_cell_add(struct dp *dp, unsigned int cell)
+static int cell_add(struct dp *dp, unsigned int cell)
 {
 	const struct rtvio_cell_cfg *cc;
 	struct dp_cell *c;
@@ -45,13 +46,14 @@ int dp_cell_add(struct dp *dp, unsigned int cell)
 	/* A vacant slot holds no share: the room must cover the whole limit (the slot
 	 * is no longer vacant in the configuration, so its stale limit is cleared). */
 	c->conn_limit = 0;
-	if (limit > dp_conn_room(dp))
+	if (limit > conn_room(dp))
 		return -ENOSPC;
 	c->cid = cc->cid;
 	c->conn_limit = limit;
+	dp->cell_core[cell] = (uint32_t)model_cell_core(dp->cfg, (int)cell);
 	c->broken = false;
 	c->nconn = 0;
-	c->conn_limit_refusals = 0;
+	c->conn_limit_refusals = c->conn_limit_told = 0;
 	c->refused = c->resets = 0;
 	memset(&c->st, 0, sizeof(c->st));
 	if (dp_cid_table_add(dp, cell)) {
@@ -62,7 +64,7 @@ int dp_cell_add(struct dp *dp, unsigned int cell)
 	return 0;
 }
 
-void dp_cell_remove(struct dp *dp, unsigned int cell)
+static void cell_remove(struct dp *dp, unsigned int cell)
 {
 	if (cell >= dp->ncells)
 		return;
@@ -74,7 +76,7 @@ void dp_cell_remove(struct dp *dp, unsigned int cell)
 	dp_cells_budget(dp);
 }
 
-int dp_flow_add(struct dp *dp, unsigned int f)
+static int flow_add(struct dp *dp, unsigned int f)
 {
 	struct dp_flow *fl;
 	int ret;
@@ -96,7 +98,7 @@ int dp_flow_add(struct dp *dp, unsigned int f)
 	return 0;
 }
 
-void dp_flow_remove(struct dp *dp, unsigned int f)
+static void flow_remove(struct dp *dp, unsigned int f)
 {
 	if (f >= dp->nflows)
 		return;
@@ -106,4 +108,48 @@ void dp_flow_remove(struct dp *dp, unsigned int f)
 	dp_queue_purge_all(dp, 2 * f + 1);
 	dp_tables_rehash(dp, UINT32_MAX, f);
 	dp_cells_budget(dp);
+}
+
+int dp_cell_add(struct dp *dp, unsigned int cell)
+{
+	int ret;
+
+	dp_ctl_lock(dp);
+	ret = cell_add(dp, cell);
+	dp_ctl_unlock(dp);
+	return ret;
+}
+
+void dp_cell_remove(struct dp *dp, unsigned int cell)
+{
+	dp_ctl_lock(dp);
+	cell_remove(dp, cell);
+	dp_ctl_unlock(dp);
+}
+
+int dp_flow_add(struct dp *dp, unsigned int f)
+{
+	int ret;
+
+	dp_ctl_lock(dp);
+	ret = flow_add(dp, f);
+	dp_ctl_unlock(dp);
+	return ret;
+}
+
+void dp_flow_remove(struct dp *dp, unsigned int f)
+{
+	dp_ctl_lock(dp);
+	flow_remove(dp, f);
+	dp_ctl_unlock(dp);
+}
+
+uint32_t dp_conn_room(const struct dp *dp)
+{
+	uint32_t room;
+
+	dp_ctl_lock(dp);
+	room = conn_room(dp);
+	dp_ctl_unlock(dp);
+	return room;
 }

@@ -79,7 +79,8 @@ struct rtvio_broker_cfg {
 	int ncores;
 	int cpus[RTVIO_MAX_BROKER_CORES];
 	/* copy_slots = K: at most K cores copy at once (the k-exclusion lock around the
-	 * copy, docs/broker.md "Several cores"), 1..ncores; absent: ncores. */
+	 * copy, docs/broker.md "Several cores"), 1..ncores; absent: ncores (a config built in code may
+	 * leave 0: ncores). */
 	int copy_slots;
 	int rt_priority;              /* SCHED_FIFO 1..99; 0 = none (default) */
 	bool poll;                    /* default no: sleep on kicks */

@@ -889,6 +889,144 @@ count = 3000
         s.close()
 
 
+TWO_CORES = """
+cpus = 0,1
+max_cells = 6
+max_flows = 6
+[cell a]
+cid = 3
+region = 8MiB
+broker_core = 0
+[cell b]
+cid = 4
+region = 8MiB
+broker_core = 1
+[cell c]
+cid = 5
+region = 8MiB
+broker_core = 0
+[cell d]
+cid = 6
+region = 8MiB
+broker_core = 1
+[cell e]
+cid = 7
+region = 8MiB
+broker_core = 1
+[flow x]
+from = a
+to = b:700
+type = seqpacket
+size = 64
+period = 1ms
+deadline = 50ms
+[workload x]
+flow = x
+count = 3000
+[flow y]
+from = a
+to = c:701
+type = seqpacket
+size = 256
+period = 2ms
+deadline = 50ms
+[workload y]
+flow = y
+count = 1500
+[flow bulk]
+from = c
+to = d:702
+type = stream
+size = 300000
+class = best-effort
+[workload bulk]
+flow = bulk
+pattern = bulk
+count = 100
+[flow w]
+from = d
+to = b:704
+type = seqpacket
+size = 64
+period = 1ms
+deadline = 50ms
+[workload w]
+flow = w
+count = 3000
+[flow doomed]
+from = e
+to = b:703
+type = stream
+size = 1MiB
+class = best-effort
+""" + PLATFORM
+
+
+def case_two_cores():
+    """two broker cores: flows across and within cores intact while cells join, leave and die
+
+    cpus = 0,1: a and c on core 0, b, d and e on core 1. x (a to b) and bulk (c to d)
+    cross the cores, y (a to c) and w (d to b) stay within one; every byte is checked.
+    Meanwhile cells are added and removed at run time (applied between the cores'
+    runs) and e is killed in the middle of its bulk flow into b: b's connection from e
+    is reset, everything else arrives whole. SIGTERM then stops the broker cleanly."""
+    s = Setup(TWO_CORES)
+    try:
+        s.start_broker(["a", "b", "c", "d", "e"])
+        threads = len(os.listdir(f"/proc/{s.broker.pid}/task"))
+        check(threads >= 3, f"the broker runs {threads} threads, want a loop and two cores")
+        rx_b = s.cell("b", "--duration", "90")
+        rx_c = s.cell("c", "--duration", "90")
+        rx_d = s.cell("d", "--duration", "90")
+        tx_a = s.cell("a")
+        victim = s.cell("e", "--duration", "90")
+        time.sleep(1.0 * SLOW)
+        check(victim.poll() is None, "victim exited early: " + s.err(victim))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        for i in range(10):
+            rc, out = change(s, "cell", "add", stdin=f"""
+[cell n{i}]
+cid = {100 + i}
+region = 2MiB
+broker_core = {i % 2}
+[flow f{i}]
+from = a
+to = n{i}:{5000 + i}
+type = seqpacket
+size = 64
+period = 5ms
+""")
+            check(rc == 0, f"cycle {i}: add refused ({rc}): {out}")
+            rc, out = change(s, "cell", "remove", f"n{i}")
+            check(rc == 0, f"cycle {i}: cell remove ({rc}): {out}")
+        rc, _, err = s.finish(tx_a, 90)
+        check(rc == 0, f"sender a failed ({rc}): {err[-500:]}")
+        st = s.stat()
+        check(st["generation"] == 20, "generation after 20 changes: " + str(st["generation"]))
+        cells = {c["name"]: c for c in st["cells"]}
+        check(cells["e"]["state"] != "connected", "killed cell still connected")
+        check(cells["b"]["resets"] >= 1, "the broker reset nothing toward e's peer")
+        _, rep_c, _ = s.report(rx_c, 90)
+        intact(rep_c, "y", 1500)
+        _, rep_d, _ = s.report(rx_d, 90)
+        intact(rep_d, "bulk", 100)
+        _, rep_b, _ = s.report(rx_b, 90)
+        intact(rep_b, "x", 3000)
+        intact(rep_b, "w", 3000)
+        doomed = flow_entry(rep_b, "doomed")
+        check(doomed["corrupt"] == 0, "the killed cell's flow delivered corrupt data")
+        check(doomed.get("status") == "reset", "e's connection to b was not reset: "
+              + json.dumps(doomed)[:300])
+        # The core threads take no signal: SIGTERM reaches the loop's signalfd.
+        s.broker.send_signal(signal.SIGTERM)
+        rc, _, err = s.finish(s.broker, 15)
+        check(rc == 0, f"broker exit status {rc} on SIGTERM: {err[-500:]}")
+        check("Sanitizer" not in err, "sanitizer report: " + err[-1500:])
+    finally:
+        s.close()
+
+
 CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_boundaries,
          case_denied_connection_reset, case_spoofed_src_cid_refused,
          case_killed_cell_resets_peers, case_scribbled_ring_cut_off, case_broker_sigterm,
@@ -896,7 +1034,8 @@ CASES = [case_bulk_integrity, case_bulk_integrity_edf_poll, case_seqpacket_bound
          case_unschedulable_warned_or_refused, case_hostile_call_eventfd,
          case_hostile_vhost_user_noread, case_hostile_vhost_user_flood,
          case_seqpacket_oversize_held, case_admit_and_refuse,
-         case_churn_keeps_control_flow, case_removed_cell_resets_peers_only]
+         case_churn_keeps_control_flow, case_removed_cell_resets_peers_only,
+         case_two_cores]
 CASES += [make_config_case(*c) for c in CONFIG_ERRORS]
 
 

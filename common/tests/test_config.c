@@ -1039,8 +1039,10 @@ static void test_broker_cpus(void **state)
 	assert_int_equal(cfg.broker.cpus[0], 3);
 	assert_int_equal(cfg.broker.copy_slots, 1);
 	rtvio_config_free(&cfg);
-	load_ok("[broker]\ncpus = 0, 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n", &cfg);
+	load_ok("[broker]\ncpus = 0, 1\ncopy_slots = 1\n" CELLS "[cell c]\ncid = 5\nbroker_core = 0\n",
+		&cfg);
 	assert_int_equal(cfg.broker.ncores, 2);
+	assert_int_equal(cfg.broker.copy_slots, 1);
 	assert_int_equal(cfg.broker.cpu, 0);
 	assert_int_equal(cfg.broker.cpus[1], 1);
 	assert_int_equal(cfg.broker.copy_slots, 2);
@@ -1050,7 +1052,9 @@ static void test_broker_cpus(void **state)
 	assert_non_null(strstr(text, "cpus = 0,1\n"));
 	assert_non_null(strstr(text, "copy_slots = 2\n"));
 	assert_non_null(strstr(text, "broker_core = 0\n"));
+	assert_non_null(strstr(text, "copy_slots = 1\n"));
 	load_ok(text, &again);
+	assert_int_equal(again.broker.copy_slots, 1);
 	assert_same_config(&cfg, &again);
 	rtvio_config_free(&again);
 	rtvio_config_free(&cfg);
@@ -1067,6 +1071,11 @@ static void test_broker_cpus(void **state)
 	expect_error("[broker]\ncpus = 1,2\n[cell a]\ncid = 3\nbroker_core = 2\n",
 		     "5: [cell a] key 'broker_core': 2, but the broker has 2 cores (expected "
 		     "0..1: an index into [broker] cpus)");
+	expect_error("[broker]\ncpus = 1,2\ncopy_slots = 3\n" CELLS,
+		     "3: [broker] key 'copy_slots': 3 is more than the 2 data-plane cores "
+		     "([broker] cpus): at most that many can copy at once");
+	expect_error("[broker]\ncopy_slots = 0\n" CELLS,
+		     "2: [broker] key 'copy_slots': '0': expected a whole number from 1 to 8");
 }
 
 /* [broker] copy_slots: 1..ncores, ncores when absent; kept by the round trip. */

@@ -1,0 +1,353 @@
+/* Data plane on two cores (broker/dp_mc.c): two core threads move four flows, two
+ * that cross cores and two within one, while this thread plays the four cells. Every
+ * byte is checked; a cell that breaks the rules is cut off by the loop thread (here:
+ * this one, through dp_run) with its peers reset and the other flows intact. Run
+ * under TSan by `make test` (suite threaded).
+ *
+ * The cells' side of the rings is driven only while holding the data plane's
+ * control lock (dp_ctl_lock), between the cores' runs: the rings' own fences order
+ * them for real cells in other processes, which TSan cannot see; the lock gives it
+ * (and the test) a happens-before edge instead. The cores themselves run freely
+ * against each other. Time is the real clock; nothing asserts a speed. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* The harness's single-threaded set-up (fake clock, t_env_init, t_run) is not used:
+ * the cores read the clock themselves. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "test_dp_harness.h"
+
+#define NCELLS 4
+#define NFLOWS 4
+#define PKTS 150u          /* RW packets per flow */
+#define MAXLEN 3000u       /* payload of the largest: spans two RX buffers */
+#define TX_INFLIGHT 8u     /* the harness's TX buffers per cell */
+#define DEADLINE_NS 20000000000ull
+
+/* One copier at a time (copy_slots = 1): the cores also queue for the copy.
+ * a, c on core 0; b, d on core 1 (cells dealt by slot). x: a -> b crosses to core 1,
+ * y: c -> a stays on core 0, z: d -> b stays on core 1, w: b -> c crosses to core 0. */
+static const char mc_ini[] =
+	"[broker]\ncpus = 0,1\ncopy_slots = 1\nchunk = 1KiB\npolicy = fp\n"
+	"[cell a]\ncid = 3\n[cell b]\ncid = 4\n[cell c]\ncid = 5\n[cell d]\ncid = 6\n"
+	"[flow x]\nfrom = a\nto = b:1000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 1\n"
+	"[flow y]\nfrom = c\nto = a:2000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 2\n"
+	"[flow z]\nfrom = d\nto = b:3000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 3\n"
+	"[flow w]\nfrom = b\nto = c:4000\ntype = stream\nsize = 1MiB\nperiod = 1ms\npriority = 4\n";
+
+static const int fl_from[NFLOWS] = { 0, 2, 3, 1 };
+static const int fl_to[NFLOWS] = { 1, 0, 1, 2 };
+static const uint32_t fl_port[NFLOWS] = { 1000, 2000, 3000, 4000 };
+
+struct mcflow {
+	bool connected, requested;
+	uint32_t sent_pkts;
+	uint64_t sent_bytes, recv_bytes;
+	unsigned int resets;     /* RSTs its connector received */
+};
+
+struct mcenv {
+	struct tenv t;
+	struct mcflow f[NFLOWS];
+	uint32_t tx_out[NCELLS];     /* TX chains not yet returned */
+	uint32_t rx_posted[NCELLS];  /* RX buffers posted, not yet used */
+	atomic_uint notifies, wakes;
+	unsigned int broken_calls[NCELLS];
+	int broken_err[NCELLS];
+};
+
+static void mc_notify(void *ctx, unsigned int cell, unsigned int queue)
+{
+	struct mcenv *m = ctx;
+
+	(void)cell;
+	(void)queue;
+	atomic_fetch_add(&m->notifies, 1);
+}
+
+/* Called from dp_run, in this thread. */
+static void mc_broken(void *ctx, unsigned int cell, int err)
+{
+	struct mcenv *m = ctx;
+
+	m->broken_calls[cell]++;
+	m->broken_err[cell] = err;
+}
+
+static void mc_wake_hook(void *ctx)
+{
+	struct mcenv *m = ctx;
+
+	atomic_fetch_add(&m->wakes, 1);
+}
+
+static const struct dp_hooks mc_hooks = { .notify = mc_notify, .broken = mc_broken,
+					  .wake = mc_wake_hook };
+
+/* The stream's byte at offset off of flow f: any lost, doubled or misplaced byte
+ * shows. */
+static uint8_t pat(int f, uint64_t off)
+{
+	return (uint8_t)(f * 31 + off * 7 + off / 251);
+}
+
+static uint32_t cid_of(int cell)
+{
+	return 3u + (uint32_t)cell;
+}
+
+static void mc_init(struct mcenv *m)
+{
+	char err[256];
+
+	memset(m, 0, sizeof(*m));
+	if (rtvio_config_parse(mc_ini, "test.conf", &m->t.cfg, err, sizeof(err))) {
+		print_error("config: %s\n", err);
+		fail();
+	}
+	assert_int_equal(m->t.cfg.broker.ncores, 2);
+	assert_int_equal(dp_create(&m->t.cfg, &mc_hooks, m, &m->t.dp), 0);
+	for (int i = 0; i < NCELLS; i++) {
+		t_cell_init(&m->t.cell[i], 2048);
+		assert_int_equal(dp_attach(m->t.dp, (unsigned int)i, &m->t.cell[i].dev[0],
+					   &m->t.cell[i].dev[1]), 0);
+	}
+}
+
+static void mc_fini(struct mcenv *m)
+{
+	/* The core threads stop first: nothing touches the rings after this. */
+	dp_destroy(m->t.dp);
+	for (int i = 0; i < NCELLS; i++)
+		free(m->t.cell[i].region);
+	rtvio_config_free(&m->t.cfg);
+}
+
+static void mc_send(struct mcenv *m, int cell, const struct vsock_hdr *h, const void *pl)
+{
+	t_send(&m->t.cell[cell], h, pl);
+	m->tx_out[cell]++;
+}
+
+/* One piece received by `cell`: a handshake step, an RST, or stream bytes checked
+ * against the pattern. */
+static void on_piece(struct mcenv *m, int cell, const struct vsock_hdr *h, const uint8_t *pl)
+{
+	for (int f = 0; f < NFLOWS; f++) {
+		struct mcflow *fl = &m->f[f];
+
+		if (cell == fl_to[f] && h->dst_port == fl_port[f]) {
+			assert_int_equal(h->src_cid, cid_of(fl_from[f]));
+			if (h->op == VSOCK_OP_REQUEST) {
+				struct vsock_hdr r = t_hdr(cid_of(cell), fl_port[f], h->src_cid,
+							   h->src_port, VSOCK_TYPE_STREAM,
+							   VSOCK_OP_RESPONSE, 0);
+
+				mc_send(m, cell, &r, NULL);
+				return;
+			}
+			if (h->op != VSOCK_OP_RW)
+				return;
+			for (uint32_t i = 0; i < h->len; i++)
+				if (pl[i] != pat(f, fl->recv_bytes + i)) {
+					print_error("flow %d: byte %llu is %u, want %u\n", f,
+						    (unsigned long long)(fl->recv_bytes + i), pl[i],
+						    pat(f, fl->recv_bytes + i));
+					fail();
+				}
+			fl->recv_bytes += h->len;
+			return;
+		}
+		if (cell == fl_from[f] && h->src_port == fl_port[f]) {
+			if (h->op == VSOCK_OP_RESPONSE)
+				fl->connected = true;
+			else if (h->op == VSOCK_OP_RST)
+				fl->resets++;
+			return;
+		}
+	}
+	print_error("cell %d: unexpected piece op %u to port %u\n", cell, h->op, h->dst_port);
+	fail();
+}
+
+/* The flows' senders: a REQUEST first, then RW packets of varying size while the
+ * cell has TX buffers. */
+static void senders(struct mcenv *m, const bool *live)
+{
+	static uint8_t pl[MAXLEN];
+
+	for (int f = 0; f < NFLOWS; f++) {
+		struct mcflow *fl = &m->f[f];
+		int s = fl_from[f];
+		uint32_t len;
+		struct vsock_hdr h;
+
+		if (!live[f] || m->tx_out[s] >= TX_INFLIGHT)
+			continue;
+		if (!fl->requested) {
+			h = t_hdr(cid_of(s), fl_port[f], cid_of(fl_to[f]), fl_port[f],
+				  VSOCK_TYPE_STREAM, VSOCK_OP_REQUEST, 0);
+			mc_send(m, s, &h, NULL);
+			fl->requested = true;
+			continue;
+		}
+		if (!fl->connected || fl->sent_pkts == PKTS)
+			continue;
+		len = 1 + (fl->sent_pkts * 977u + (uint32_t)f * 131u) % MAXLEN;
+		for (uint32_t i = 0; i < len; i++)
+			pl[i] = pat(f, fl->sent_bytes + i);
+		h = t_hdr(cid_of(s), fl_port[f], cid_of(fl_to[f]), fl_port[f], VSOCK_TYPE_STREAM,
+			  VSOCK_OP_RW, len);
+		mc_send(m, s, &h, pl);
+		fl->sent_pkts++;
+		fl->sent_bytes += len;
+	}
+}
+
+/* One turn of the cells, between the cores' runs: take what arrived, give back RX
+ * buffers, reap TX chains, send more. */
+static void cells_turn(struct mcenv *m, const bool *live)
+{
+	static uint8_t pl[4096];
+
+	dp_ctl_lock(m->t.dp);
+	for (int c = 0; c < NCELLS; c++) {
+		struct tcell *tc = &m->t.cell[c];
+		struct vsock_hdr h;
+
+		while (t_recv(tc, &h, pl, sizeof(pl))) {
+			m->rx_posted[c]--;
+			on_piece(m, c, &h, pl);
+		}
+		/* Split buffers (odd cells) take two descriptors of the ring's 64. */
+		if (m->rx_posted[c] < T_QSIZE / 4) {
+			t_post_rx(tc, T_QSIZE / 4, c & 1);
+			m->rx_posted[c] += T_QSIZE / 4;
+		}
+		m->tx_out[c] -= t_tx_done(tc);
+	}
+	senders(m, live);
+	dp_ctl_unlock(m->t.dp);
+}
+
+static bool flows_done(const struct mcenv *m, const bool *live)
+{
+	for (int f = 0; f < NFLOWS; f++)
+		if (live[f] && (m->f[f].sent_pkts < PKTS || m->f[f].recv_bytes < m->f[f].sent_bytes))
+			return false;
+	return true;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Turns until every live flow has sent and delivered all its bytes. */
+static void run_until_done(struct mcenv *m, const bool *live)
+{
+	uint64_t end = mono_ns() + DEADLINE_NS;
+
+	while (!flows_done(m, live)) {
+		if (mono_ns() > end) {
+			for (int f = 0; f < NFLOWS; f++)
+				print_error("flow %d: sent %u packets, %llu bytes, received %llu\n", f,
+					    m->f[f].sent_pkts, (unsigned long long)m->f[f].sent_bytes,
+					    (unsigned long long)m->f[f].recv_bytes);
+			fail_msg("the flows did not complete");
+		}
+		cells_turn(m, live);
+		dp_run(m->t.dp, mono_ns());
+		sched_yield();
+	}
+}
+
+/* Four flows, two across cores and two within one: every byte arrives once, in
+ * order, and the statistics the cores kept add up. */
+static void test_two_cores_integrity(void **state)
+{
+	static struct mcenv m;
+	const bool live[NFLOWS] = { true, true, true, true };
+
+	(void)state;
+	mc_init(&m);
+	run_until_done(&m, live);
+	for (int f = 0; f < NFLOWS; f++) {
+		struct dp_flow_stats fs;
+
+		assert_int_equal(dp_stats_flow(m.t.dp, (unsigned int)f, &fs), 0);
+		/* The REQUEST, the RESPONSE (the other way) and the RW packets. */
+		assert_int_equal(fs.packets, PKTS + 2);
+		assert_int_equal(fs.bytes, m.f[f].sent_bytes);
+		assert_int_equal(fs.queued, 0);
+	}
+	for (int c = 0; c < NCELLS; c++) {
+		struct dp_cell_stats cs;
+
+		assert_int_equal(dp_stats_cell(m.t.dp, (unsigned int)c, &cs), 0);
+		assert_true(cs.attached);
+		assert_false(cs.broken);
+		assert_int_equal(m.broken_calls[c], 0);
+	}
+	assert_true(atomic_load(&m.notifies) > 0);
+	mc_fini(&m);
+}
+
+/* Cell d posts a chain with an unknown op: its core defers the cut-off, the loop
+ * thread (dp_run) detaches it and calls the broken hook there; b, the listener of its
+ * flow, gets an RST; the other flows go on intact. */
+static void test_two_cores_broken_cell(void **state)
+{
+	static struct mcenv m;
+	bool live[NFLOWS] = { true, true, true, true };
+	struct vsock_hdr bad = t_hdr(6, 3000, 4, 3000, VSOCK_TYPE_STREAM, 99, 0);
+	struct dp_cell_stats cs;
+	uint64_t end;
+
+	(void)state;
+	mc_init(&m);
+	run_until_done(&m, live);
+	live[2] = false;
+	for (int f = 0; f < NFLOWS; f++)
+		m.f[f].sent_pkts = f == 2 ? PKTS : 0;
+	dp_ctl_lock(m.t.dp);
+	mc_send(&m, 3, &bad, NULL);
+	dp_ctl_unlock(m.t.dp);
+	end = mono_ns() + DEADLINE_NS;
+	while (!m.broken_calls[3]) {
+		assert_true(mono_ns() < end);
+		dp_run(m.t.dp, mono_ns());
+		sched_yield();
+	}
+	assert_true(atomic_load(&m.wakes) > 0);
+	assert_int_equal(m.broken_calls[3], 1);
+	assert_int_equal(m.broken_err[3], -EPROTO);
+	assert_int_equal(dp_stats_cell(m.t.dp, 3, &cs), 0);
+	assert_false(cs.attached);
+	assert_true(cs.broken);
+	/* The others carry on: a second round on x, y and w, every byte checked. */
+	run_until_done(&m, live);
+	for (int c = 0; c < 3; c++) {
+		assert_int_equal(dp_stats_cell(m.t.dp, (unsigned int)c, &cs), 0);
+		assert_true(cs.attached);
+		assert_int_equal(m.broken_calls[c], 0);
+	}
+	/* b heard of z's end: the broker's RST toward the listener. */
+	assert_true(dp_stats_cell(m.t.dp, 1, &cs) == 0 && cs.resets >= 1);
+	mc_fini(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_cores_integrity),
+		cmocka_unit_test(test_two_cores_broken_cell),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
