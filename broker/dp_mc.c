@@ -12,10 +12,12 @@
  *   L_copy  under the k-exclusion lock K (sync/kex.h, k = copy_slots): the bytes, outside
  *           M; the queue is c's, so no other core touches the piece meanwhile;
  *   L_done  under M: the piece's bookkeeping, used rings, statistics, notifications.
- * A run (at most DP_RUN_STEPS steps) holds the read side of the phase-fair lock W
+ * Each step (L_pick, L_copy, L_done) holds the read side of the phase-fair lock W
  * (sync/rwlock.h); the daemon's loop thread takes the write side for everything it
  * does to the data plane (attach, detach, run-time changes, statistics: dp_ctl_lock),
- * so a change lands between runs of every core, never inside a step.
+ * so a change lands between steps of every core, never inside one. Per step, not per
+ * run: a reader then waits for at most one step of the others and one write section
+ * (docs/analysis.md "Several cores", the reader wait).
  *
  * Nothing here blocks beyond those spins: the waits are FIFO-bounded (sync/bounds.c,
  * which the analysis charges). An idle core sleeps on a futex until a kick for one of
@@ -172,7 +174,7 @@ static void mc_done(struct dp *dp, uint32_t self, uint32_t q, const struct dp_pi
 	mc_unlock(dp, self);
 }
 
-/* One run of core mk (W held for reading): steps until nothing is ready or
+/* One run of core mk (W held for reading in each step): steps until nothing is ready or
  * DP_RUN_STEPS are done. Returns as dp_run does (0 idle, <= start at once, later: the
  * next release); *seen is the futex word read when the core went idle. */
 static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
@@ -186,6 +188,9 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		enum dp_step r;
 		uint32_t q;
 
+		/* W's read side for one step: the loop thread's writes (attach, detach,
+		 * changes, stats) come between any core's steps, never inside one. */
+		sync_rw_read_lock(&dp->mc->w);
 		mc_lock(dp);
 		dp_ingest_pass(dp, k, now);
 		if (!k->ready.n) {
@@ -208,6 +213,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 			if (dp->queues[q].state == DP_Q_READY)
 				dp_queue_block(dp, q);
 			mc_unlock(dp, mk->idx);
+			sync_rw_read_unlock(&dp->mc->w);
 			continue;
 		}
 		mc_unlock(dp, mk->idx);
@@ -215,6 +221,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		/* The one clock read per step, after it (as dp_run). */
 		now = dp_clock(dp);
 		mc_done(dp, mk->idx, q, &pc, now);
+		sync_rw_read_unlock(&dp->mc->w);
 		steps++;
 	}
 	/* Still under M: going idle is decided where no other core can add work. */
@@ -224,6 +231,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		*seen = atomic_load_explicit(&mk->wake_seq, memory_order_seq_cst);
 	}
 	mc_unlock(dp, mk->idx);
+	sync_rw_read_unlock(&dp->mc->w);
 	return next;
 }
 
@@ -285,9 +293,7 @@ static void *mc_main(void *arg)
 		uint32_t seen = 0;
 		uint64_t next;
 
-		sync_rw_read_lock(&mc->w);
 		next = mc_run(dp, mk, &seen);
-		sync_rw_read_unlock(&mc->w);
 		if (!atomic_load_explicit(&mk->idle, memory_order_relaxed))
 			continue;
 		if (mc->poll)

@@ -1045,12 +1045,10 @@ static void test_broker_cpus(void **state)
 	assert_int_equal(cfg.broker.copy_slots, 1);
 	assert_int_equal(cfg.broker.cpu, 0);
 	assert_int_equal(cfg.broker.cpus[1], 1);
-	assert_int_equal(cfg.broker.copy_slots, 2);
 	assert_int_equal(cfg.cells[0].broker_core, -1);
 	assert_int_equal(cfg.cells[2].broker_core, 0);
 	text = dump(&cfg);
 	assert_non_null(strstr(text, "cpus = 0,1\n"));
-	assert_non_null(strstr(text, "copy_slots = 2\n"));
 	assert_non_null(strstr(text, "broker_core = 0\n"));
 	assert_non_null(strstr(text, "copy_slots = 1\n"));
 	load_ok(text, &again);
@@ -1071,9 +1069,6 @@ static void test_broker_cpus(void **state)
 	expect_error("[broker]\ncpus = 1,2\n[cell a]\ncid = 3\nbroker_core = 2\n",
 		     "5: [cell a] key 'broker_core': 2, but the broker has 2 cores (expected "
 		     "0..1: an index into [broker] cpus)");
-	expect_error("[broker]\ncpus = 1,2\ncopy_slots = 3\n" CELLS,
-		     "3: [broker] key 'copy_slots': 3 is more than the 2 data-plane cores "
-		     "([broker] cpus): at most that many can copy at once");
 	expect_error("[broker]\ncopy_slots = 0\n" CELLS,
 		     "2: [broker] key 'copy_slots': '0': expected a whole number from 1 to 8");
 }
