@@ -105,6 +105,17 @@ void dp_cell_break(struct dp *dp, uint32_t cell, int err)
 
 /* ------------------------------------------------------------- dp_run ---- */
 
+/* When held work becomes ready: the policer's next release, or the next budget
+ * period for a ring whose cell spent its ingest budget; 0 when nothing waits. */
+static uint64_t next_wake(const struct dp *dp)
+{
+	uint64_t t = dp->budget_wake;
+
+	if (dp->held.n && (!t || dp->queues[dp->held.q[0]].k1 < t))
+		t = dp->queues[dp->held.q[0]].k1;
+	return t;
+}
+
 uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 {
 	uint64_t now = now_ns;
@@ -126,9 +137,9 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 		if (r == DP_STEP_THROTTLED) {
 			uint64_t t = reg_next_ns(&dp->reg);
 
-			if (dp->held.n && dp->queues[dp->held.q[0]].k1 < t)
-				t = dp->queues[dp->held.q[0]].k1;
-			return t;
+			uint64_t h = next_wake(dp);
+
+			return h && h < t ? h : t;
 		}
 		if (r != DP_STEP_BLOCKED) {
 			steps++;
@@ -142,9 +153,7 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 	}
 	if (dp->ingest_more)
 		return now_ns;
-	if (dp->held.n)
-		return dp->queues[dp->held.q[0]].k1;
-	return 0;
+	return next_wake(dp);
 }
 
 /* ------------------------------------------------------------ control ---- */
@@ -351,8 +360,9 @@ static int init_objects(struct dp *dp)
 		return ret;
 	rank_flows(dp);
 	init_queues_conns(dp);
+	dp->budget_t0 = dp_clock(dp);
 	if (reg_init(&dp->reg, dp->cfg->broker.regulation_budget,
-		     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
+		     dp->cfg->broker.regulation_period_ns, dp->budget_t0))
 		return -EINVAL;
 	return 0;
 }

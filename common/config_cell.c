@@ -34,6 +34,7 @@ int cfg_open_cell(struct parser *ps, int line, const char *name)
 	c->max_packet = 65536;
 	c->cpu = -1;
 	c->connections = RTVIO_CONNECTIONS_DEFAULT;
+	c->allowance = RTVIO_ALLOWANCE_DEFAULT;
 	c->line = line;
 	ps->index = cfg->ncells++;
 	return 0;
@@ -91,6 +92,11 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 		if (cfg_get_int(k, 1, RTVIO_CONNECTIONS_MAX, &v))
 			return ps->ret;
 		c->connections = (uint32_t)v;
+		return 0;
+	case CK_ALLOWANCE:
+		if (cfg_get_int(k, 1, RTVIO_ALLOWANCE_MAX, &v))
+			return ps->ret;
+		c->allowance = (uint32_t)v;
 		return 0;
 	}
 	return cfg_vm_key(ps, k, key);

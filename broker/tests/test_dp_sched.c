@@ -763,8 +763,10 @@ static void test_run_budget(void **state)
 
 /* A cell that reposts a chain the broker drops (an RST for no connection) as soon as
  * the broker hands the last one back, as a hostile cell on another core can: one
- * ingest pass takes at most DP_TX_SLOTS of them, dp_run says there is more, and the
- * next call goes on. */
+ * ingest pass takes at most the cell's TX slot budget of them and dp_run says there
+ * is more; within one budget period the broker takes at most the cell's period
+ * budget, then waits for the next period (counted once in budget_waits), and so on
+ * period by period until the cell stops. */
 static unsigned int reposts;
 
 static void repost_rst(struct tenv *e, unsigned int cell, unsigned int queue)
@@ -793,7 +795,8 @@ static void test_ingest_pass_bounded(void **state)
 					       .now = t_now };
 	struct vsock_hdr h = t_hdr(A, 7000, C, 7001, VSOCK_TYPE_STREAM, VSOCK_OP_RST, 0);
 	struct dp_cell_stats cs;
-	unsigned int calls = 0;
+	unsigned int calls = 0, periods = 1;
+	uint32_t in;
 	uint64_t next;
 
 	(void)state;
@@ -816,14 +819,32 @@ static void test_ingest_pass_bounded(void **state)
 	assert_true(e.dp->cells[0].tx_budget < DP_TX_SLOTS);
 	assert_int_equal(reposts, e.dp->cells[0].tx_budget);
 	assert_true(next != 0 && next <= e.now);
+	in = e.dp->cells[0].in_budget;
+	assert_true(in > e.dp->cells[0].tx_budget && in < 1001);
 	do {
 		next = dp_run(e.dp, e.now);
 		calls++;
-	} while (next && calls < 100);
-	assert_int_equal(next, 0);
-	assert_int_equal(reposts, 1000);
+	} while (next && next <= e.now && calls < 1000);
+	/* The period's budget is spent: the broker sleeps until the next period. */
+	assert_true(next > e.now);
+	assert_int_equal(next - e.dp->budget_t0, MODEL_BUDGET_PERIOD_NS);
 	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.pkts_in, in);
+	assert_int_equal(cs.budget_waits, 1);
+	/* Each later period takes at most the budget again. */
+	while (next) {
+		if (next > e.now) {
+			e.now = next;
+			periods++;
+		}
+		next = dp_run(e.dp, e.now);
+		dp_stats_cell(e.dp, 0, &cs);
+		assert_true(cs.pkts_in <= (uint64_t)in * periods);
+	}
+	assert_int_equal(reposts, 1000);
 	assert_int_equal(cs.pkts_in, 1001);
+	assert_int_equal(periods, (1001 + in - 1) / in);
+	assert_int_equal(cs.budget_waits, periods - 1);
 	t_env_fini(&e);
 }
 
