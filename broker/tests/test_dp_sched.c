@@ -382,8 +382,9 @@ static void send_seq(struct tenv *e, uint32_t len, bool eom)
 
 /* Seqpacket: at most `size` bytes per period as well as one message. A flow of 64 B
  * per 100 us that keeps to it (whole or split messages) is never held; 32 KiB
- * messages are: the first finds the bucket full and goes, leaving it 32768/64
- * periods in debt, and the next (and any after it, however small) waits that out. */
+ * messages are, each until its 32768/64 periods of refill are paid (less the one
+ * period of tolerance a full bucket gives), and the next (however small) waits
+ * for the bucket after them. Nothing goes on credit. */
 static void test_police_seqpacket_size(void **state)
 {
 	static struct tenv e;
@@ -433,20 +434,30 @@ static void test_police_seqpacket_size(void **state)
 	t1 = e.now;
 	send_seq(&e, 32768, true);
 	send_seq(&e, 32768, true);
+	/* Neither goes on credit: the first waits until its bytes are refilled, less
+	 * the tolerance of one period a conforming message gets (the bucket was full). */
 	next = t_run(&e);
-	assert_int_equal(received_msgs(&e, 1), 1);
-	assert_int_equal(next, t1 + debt);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	assert_int_equal(next, t1 + debt - 100000);
 	/* One period later the message rule alone would let it go: the bytes do not. */
 	e.now = t1 + 100000;
-	assert_int_equal(t_run(&e), t1 + debt);
+	assert_int_equal(t_run(&e), t1 + debt - 100000);
 	assert_int_equal(received_msgs(&e, 1), 0);
-	e.now = t1 + debt - 1;
-	assert_int_equal(t_run(&e), t1 + debt);
+	e.now = t1 + debt - 100001;
+	assert_int_equal(t_run(&e), t1 + debt - 100000);
 	assert_int_equal(received_msgs(&e, 1), 0);
-	e.now = t1 + debt;
+	e.now = t1 + debt - 100000;
+	assert_int_equal(t_run(&e), t1 + 2 * debt - 100000);
+	assert_int_equal(received_msgs(&e, 1), 1);
+	/* The second's bytes are paid one debt later. */
+	e.now = t1 + 2 * debt - 100001;
+	assert_int_equal(t_run(&e), t1 + 2 * debt - 100000);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	e.now = t1 + 2 * debt - 100000;
 	assert_int_equal(t_run(&e), 0);
 	assert_int_equal(received_msgs(&e, 1), 1);
-	/* A conforming-size message right after waits for the debt of the second. */
+	/* A conforming-size message right after waits until the bucket has its 64 B
+	 * again: the second left it empty. */
 	send_seq(&e, 64, true);
 	assert_int_equal(t_run(&e), t1 + 2 * debt);
 	assert_int_equal(received_msgs(&e, 1), 0);
@@ -454,7 +465,7 @@ static void test_police_seqpacket_size(void **state)
 	assert_int_equal(t_run(&e), 0);
 	assert_int_equal(received_msgs(&e, 1), 1);
 	dp_stats_flow(e.dp, 0, &fs);
-	assert_int_equal(fs.policed, 2);
+	assert_int_equal(fs.policed, 3);
 	assert_int_equal(fs.oversize, 2); /* the two 32 KiB messages, each once */
 	/* Delayed, never dropped: every TX chain came back. */
 	assert_int_equal(t_tx_done(&e.cell[0]), 1 + 3 + 6 + 2 + 1);
