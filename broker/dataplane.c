@@ -39,6 +39,7 @@
  *  dp_copy_step.c  one chunk into an RX buffer (regulated), packet completion
  *  dp_copy.c       the byte-copy routines (`copy = normal | nt`)
  *  dp_pkt.c        packet slots, returning TX chains
+ *  dp_budget.c     per-cell budgets per budget period (ingest, control, short pieces)
  */
 #include <errno.h>
 #include <limits.h>

@@ -142,3 +142,14 @@ void dp_budget_unused(struct dp *dp, uint32_t cell)
 	if (c->in_used)
 		c->in_used--;
 }
+
+void dp_budget_reset(struct dp *dp, uint32_t cell)
+{
+	struct dp_cell *c = &dp->cells[cell];
+
+	c->bud_period = period_of(dp, dp->now);
+	c->in_used = c->piece_used = 0;
+	c->in_waited = false;
+	c->ctrl_period = c->bud_period;
+	c->ctrl_used = 0;
+}

@@ -207,6 +207,8 @@ void dp_cells_budget(struct dp *dp);
  *   the queue held until the next period (counted in chunks_over_budget). */
 void dp_budget_cells(struct dp *dp);
 bool dp_budget_ingest(struct dp *dp, uint32_t cell, uint64_t now);
+/* A new cell in the slot: nothing of the last one's periods is charged to it. */
+void dp_budget_reset(struct dp *dp, uint32_t cell);
 /* Gives back the charge of a dp_budget_ingest whose pop found the ring empty. */
 void dp_budget_unused(struct dp *dp, uint32_t cell);
 uint64_t dp_budget_ctrl(struct dp *dp, uint32_t cell, uint64_t now);

@@ -54,6 +54,7 @@ int dp_cell_add(struct dp *dp, unsigned int cell)
 	c->conn_limit_refusals = 0;
 	c->refused = c->resets = 0;
 	memset(&c->st, 0, sizeof(c->st));
+	dp_budget_reset(dp, cell);
 	if (dp_cid_table_add(dp, cell)) {
 		c->conn_limit = 0;
 		return -EEXIST;
