@@ -98,8 +98,9 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 }
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
- * real-time stream flow (owner[] names its flow), then the cells' budgets when b
- * charges them (owner AN_OWNER_NONE). A credit update is posted by its
+ * real-time stream flow (owner[] names its flow), then, when b charges the cells'
+ * budgets, one task per flow their control packets and short pieces ride and one
+ * for their ingest (owner AN_OWNER_NONE). A credit update is posted by its
  * receiver within basis[j] of its message's arrival (NULL: by the message's
  * deadline) and seen within ingest_latency; it is not policed, and the broker ranks
  * it with its flow. Returns the number of tasks. */
