@@ -56,8 +56,8 @@ static int opa_levels(const struct an_flow *flows, size_t n, unsigned *nrt)
 static int opa_alloc(struct opa *o, size_t n)
 {
 	o->done = calloc(n ? n : 1, sizeof(*o->done));
-	o->t = calloc(2 * n + 1, sizeof(*o->t));
-	o->owner = calloc(2 * n + 1, sizeof(*o->owner));
+	o->t = calloc(AN_MAX_TASKS(n), sizeof(*o->t));
+	o->owner = calloc(AN_MAX_TASKS(n), sizeof(*o->owner));
 	return o->done && o->t && o->owner ? 0 : -ENOMEM;
 }
 
@@ -78,7 +78,8 @@ static int opa_fits(struct opa *o, size_t i, unsigned level)
 		if (!o->flows[j].best_effort && !o->done[j])
 			o->prio[j] = j == i ? level : level - 1;
 	for (size_t j = 0; j < o->nt; j++)
-		o->t[j].prio = o->prio[o->owner[j]];
+		if (o->owner[j] != AN_OWNER_NONE)
+			o->t[j].prio = o->prio[o->owner[j]];
 	if (o->x.s.regulated && o->x.s.theta == 0)
 		return 0;
 	if (an_fp_task(&o->x, i, &r))

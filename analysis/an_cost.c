@@ -149,3 +149,25 @@ int an_flow_costs(const struct an_flow *f, const struct an_broker *b, struct an_
 	c->C = sadd(s.copy, an_extras(b, s.steps, s.packets));
 	return 0;
 }
+
+uint64_t an_ingest_work(const struct an_broker *b)
+{
+	return b->budget_period ? smul(b->budget_ingest, b->plat.ingest_packet) : 0;
+}
+
+uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f)
+{
+	const struct an_platform *pl = &b->plat;
+	uint64_t gs = an_gap_share(b), ctl, piece;
+
+	if (!b->budget_period)
+		return 0;
+	/* A control packet: one header-only step. A short piece: at most piece_steps
+	 * steps, each a chunk overhead and a gap share, and its packet overhead; its
+	 * bytes belong to a message whose copy is charged already. Each charges the
+	 * regulator a header. */
+	ctl = sadd(sadd(an_ctl_step(b), gs), an_reg_surcharge(b, AN_HDR_BYTES));
+	piece = sadd(sadd(pl->packet_overhead, smul(b->piece_steps, sadd(pl->chunk_overhead, gs))),
+		     an_reg_surcharge(b, AN_HDR_BYTES));
+	return sadd(smul(f->budget_ctrl, ctl), smul(f->budget_pieces, piece));
+}

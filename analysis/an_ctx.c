@@ -98,7 +98,9 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 }
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
- * real-time stream flow (owner[] names its flow). A credit update is posted by its
+ * real-time stream flow (owner[] names its flow), then, when b charges the cells'
+ * budgets, one task per flow their control packets and short pieces ride and one
+ * for their ingest (owner AN_OWNER_NONE). A credit update is posted by its
  * receiver within basis[j] of its message's arrival (NULL: by the message's
  * deadline) and seen within ingest_latency; it is not policed, and the broker ranks
  * it with its flow. Returns the number of tasks. */
@@ -136,6 +138,29 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 				      .T = f->period, .D = f->deadline,
 				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
 		owner[m++] = i;
+	}
+	if (!b->budget_period)
+		return m;
+	/* The cells' budgets: a window of length t overlaps at most ceil(t / P) + 1
+	 * budget periods, which T = J = P counts. Control packets and short pieces
+	 * ride their flow: its priority (the highest of all under an assignment
+	 * being tried, where the cell's highest flow is not known), its deadline. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = an_ride_work(b, &flows[i]);
+
+		if (!w || flows[i].best_effort)
+			continue;
+		t[m] = (struct task){ .C = w, .q = an_ctl_step(b), .Q = an_ctl_step(b),
+				      .T = b->budget_period, .D = flows[i].deadline,
+				      .J = b->budget_period, .prio = prio ? 0 : t[i].prio };
+		owner[m++] = AN_OWNER_NONE;
+	}
+	{
+		uint64_t w = an_ingest_work(b);
+
+		t[m] = (struct task){ .C = w, .q = w, .Q = w, .T = b->budget_period, .D = 0,
+				      .J = b->budget_period, .prio = 0, .always = true };
+		owner[m++] = AN_OWNER_NONE;
 	}
 	return m;
 }

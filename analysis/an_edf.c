@@ -24,9 +24,18 @@ static uint64_t edf_block(const struct ctx *x, size_t self, uint64_t d)
  * at most floor((d - D + J)/T) + 1 of them. */
 static uint64_t due_by(const struct task *t, uint64_t d)
 {
+	/* The budget task (D = 0, J = T): every job released in [0, d]. */
 	if (d < t->D)
 		return 0;
 	return sadd(d - t->D, t->J) / t->T + 1;
+}
+
+/* The most jobs of t that can run before a job with absolute deadline d finishes:
+ * those due by d, or all of them for the broker's own work, which runs before every
+ * step whatever the deadlines. */
+static uint64_t cap_by(const struct task *t, uint64_t d)
+{
+	return t->always ? UINT64_MAX : due_by(t, d);
 }
 
 /* Calls fn(x, u, arg) for the points u in [lo, L] where due_by(t, u) grows: u = D and
@@ -78,8 +87,11 @@ static int edf_demand(struct ctx *x, uint64_t L, uint64_t *at)
 {
 	struct demand_arg a = { .first = UINT64_MAX };
 
+	/* At the deadlines of the flows' jobs; the broker's own work (the budget task)
+	 * is demand at each of them, not a deadline of its own. */
 	for (size_t j = 0; j < x->n; j++)
-		if (!x->t[j].be && !due_points(x, &x->t[j], 0, L, demand_at, &a))
+		if (!x->t[j].be && !x->t[j].always &&
+		    !due_points(x, &x->t[j], 0, L, demand_at, &a))
 			return 2;
 	*at = a.first;
 	return a.first == UINT64_MAX ? 0 : 1;
@@ -122,7 +134,7 @@ static uint64_t edf_point(struct ctx *x, size_t i, uint64_t a, uint64_t B, uint6
 			if (j == i || tj->be)
 				continue;
 			w = sadd(w, smul(min_u64(x->s.regulated ? released_before(tj, t) :
-						 released_upto(tj, t), due_by(tj, d)), tj->C));
+						 released_upto(tj, t), cap_by(tj, d)), tj->C));
 		}
 		nt = inv(&x->s, w);
 		if (nt == t)

@@ -8,16 +8,27 @@
  * The bound max_x of that minus x holds for every flow alike. */
 static bool fifo_at(struct ctx *x, uint64_t u, uint64_t B, uint64_t *worst)
 {
-	uint64_t w = B, F;
+	uint64_t w = B, F, nF;
 
 	if (!pay(x))
 		return false;
 	for (size_t l = 0; l < x->n; l++)
-		if (!x->t[l].be)
+		if (!x->t[l].be && !x->t[l].always)
 			w = sadd(w, smul(released_upto(&x->t[l], u), x->t[l].C));
-	F = inv(&x->s, w);
-	if (F > x->hz)
-		return false;
+	/* The broker's own work (the cells' budgets) does not wait its turn: all of it
+	 * up to the finish counts, a fixed point F = w + sum released_upto(F) C. */
+	for (F = inv(&x->s, w);; F = nF) {
+		uint64_t wf = w;
+
+		if (F > x->hz || !pay(x))
+			return false;
+		for (size_t l = 0; l < x->n; l++)
+			if (x->t[l].always)
+				wf = sadd(wf, smul(released_upto(&x->t[l], F), x->t[l].C));
+		nF = inv(&x->s, wf);
+		if (nF == F)
+			break;
+	}
 	*worst = max_u64(*worst, F - min_u64(F, u));
 	return true;
 }

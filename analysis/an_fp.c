@@ -177,8 +177,8 @@ int an_fp_flow(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		return -EINVAL;
 	bf.policy = AN_FP; /* the fp test, whatever the broker's policy */
 	b = &bf;
-	t = calloc(2 * n + 1, sizeof(*t));
-	owner = calloc(2 * n + 1, sizeof(*owner));
+	t = calloc(AN_MAX_TASKS(n), sizeof(*t));
+	owner = calloc(AN_MAX_TASKS(n), sizeof(*owner));
 	if (!t || !owner) {
 		free(t);
 		free(owner);

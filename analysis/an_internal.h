@@ -25,7 +25,16 @@ struct task {
 	uint64_t J;         /* release jitter as the broker sees (or orders) releases */
 	unsigned prio;
 	bool be;            /* best-effort: only ever blocks */
+	/* The broker's own work within the cells' budgets (an_budget_work): runs
+	 * before every step whatever the policy, so it is of the highest priority
+	 * under fp (prio 0), due at once under edf (D 0, never capped by a deadline)
+	 * and counted up to every finish under fifo. T = budget period, J = T: a
+	 * window of length t overlaps at most ceil(t / T) + 1 periods. */
+	bool always;
 };
+
+/* owner[] of the budget task: no flow. */
+#define AN_OWNER_NONE SIZE_MAX
 
 /* The resource the fixed points run on. Regulated, the byte regulator's throttles
  * are folded into the work (docs/analysis.md, "Regulated copy engine"): every task's
@@ -115,9 +124,12 @@ uint64_t an_ctl_step(const struct an_broker *b);
 /* ---- an_ctx.c: the context ---- */
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
- * real-time stream flow (owner[] names its flow); prio NULL: the flows' own,
- * basis NULL: credit updates by their message's deadline. t[] and owner[] hold
- * 2n + 1 entries. Returns the number of tasks. */
+ * real-time stream flow (owner[] names its flow), then with b->budget_period one
+ * task per flow the cells' budgets ride and the ingest budgets' (always), owner
+ * AN_OWNER_NONE; prio NULL: the flows' own, basis NULL: credit updates by their
+ * message's deadline. t[] and owner[] hold AN_MAX_TASKS(n) entries. Returns the
+ * number of tasks. */
+#define AN_MAX_TASKS(n) (3 * (n) + 1)
 size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		     const struct an_costs *costs, const unsigned *prio, const uint64_t *basis,
 		     struct task *t, size_t *owner);

@@ -78,8 +78,8 @@ static int scratch_alloc(struct scratch *sc, size_t n)
 {
 	sc->costs = calloc(n ? n : 1, sizeof(*sc->costs));
 	sc->basis = calloc(n ? n : 1, sizeof(*sc->basis));
-	sc->t = calloc(2 * n + 1, sizeof(*sc->t));
-	sc->owner = calloc(2 * n + 1, sizeof(*sc->owner));
+	sc->t = calloc(AN_MAX_TASKS(n), sizeof(*sc->t));
+	sc->owner = calloc(AN_MAX_TASKS(n), sizeof(*sc->owner));
 	return sc->costs && sc->basis && sc->t && sc->owner ? 0 : -ENOMEM;
 }
 

@@ -84,6 +84,10 @@ struct an_flow {
 	uint64_t deadline;      /* ns, > 0: relative to the message's arrival */
 	uint64_t jitter;        /* ns: the sender's release jitter */
 	unsigned priority;      /* fp only: 1 = highest; equal priorities interfere both ways */
+	/* Cells' budgets that ride this flow (with b->budget_period): control packets
+	 * and short RX pieces per budget period the broker may serve at this flow's
+	 * priority (fp) or with deadlines no earlier than its (edf). */
+	uint64_t budget_ctrl, budget_pieces;
 };
 
 struct an_broker {
@@ -101,6 +105,14 @@ struct an_broker {
 				     * broker cores the W and first M waits (an_mcore.h).
 				     * A message's last byte is copied that long before
 				     * its last step's cost ends. 0 on one core. */
+	/* The cells' per-period budgets (model/model.h, model_cell_budgets; docs/
+	 * analysis.md, "Per-cell budgets"): what the broker lets the cells cost it per
+	 * budget_period whatever they do. budget_period 0: none charged. The ingest
+	 * budgets (all cells added up) are work of the highest priority in every
+	 * window; control packets and short RX pieces ride flows (an_flow). */
+	uint64_t budget_period;     /* ns */
+	uint64_t budget_ingest;     /* TX chains taken from the cells' rings */
+	uint64_t piece_steps;       /* steps of one short RX piece at most */
 	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
 	uint64_t work_budget;       /* 0 = AN_DEFAULT_WORK */
 };
@@ -161,6 +173,12 @@ uint64_t an_chunk_cost(const struct an_platform *p, uint64_t bytes);
  * completion, ingest_packet). 0 when calls is 0 (no host endpoint). */
 uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
 		     uint64_t rx_payload);
+/* The work the cells' budgets allow per budget period (ns), 0 when b charges none:
+ * an_ingest_work every chain the cells may have ingested; an_ride_work the control
+ * packets' steps and the short pieces' steps and overheads riding flow f, with
+ * their shares of the batch gaps and (regulated) of the throttles. */
+uint64_t an_ingest_work(const struct an_broker *b);
+uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f);
 
 /* Costs of flow f under broker b (sizes -> ns, or the explicit costs). -EINVAL when
  * the flow's parameters are inconsistent. */

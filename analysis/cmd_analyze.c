@@ -263,6 +263,20 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
 	print_host_pass(cfg);
+	if (b->budget_period) {
+		uint64_t ctl = 0, pcs = 0, w = 0;
+
+		for (int i = 0; i < cfg->nflows; i++) {
+			ctl += fl[i].budget_ctrl;
+			pcs += fl[i].budget_pieces;
+			w += an_ride_work(b, &fl[i]);
+		}
+		printf("cells' budgets per %.3f us: %llu packets ingested (%.3f us, above every "
+		       "flow), %llu control packets and %llu short RX pieces at their flows' "
+		       "priorities (%.3f us)\n", us(b->budget_period),
+		       (unsigned long long)b->budget_ingest, us(an_ingest_work(b)),
+		       (unsigned long long)ctl, (unsigned long long)pcs, us(w));
+	}
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");

@@ -36,6 +36,9 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.batch_gap = plat->batch_gap;
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
+	b->budget_period = m->pools.budget_period;
+	b->budget_ingest = m->pools.budget_ingest;
+	b->piece_steps = m->pools.piece_steps;
 	/* The host bridge runs between the same two data-plane runs as the daemon's
 	 * round: its pass budget lengthens every gap. */
 	b->plat.batch_gap = sadd(b->plat.batch_gap, an_host_gap_of_config(cfg, b));
@@ -84,6 +87,47 @@ static void default_class_of(const struct rtvio_config *cfg, const struct model_
 	model_part(mf, f);
 }
 
+/* The real-time flow cell c's control packets ride at the highest (to_only: its
+ * short RX pieces, which only flows to c carry): the best rank (fp, fifo) or the
+ * shortest deadline (edf) of the flows it is an end of; -1 for none (they then
+ * ride the best-effort band, and block at most one step like the RST replies). */
+static int ride_flow(const struct rtvio_config *cfg, const struct model *m, int c, bool to_only)
+{
+	int best = -1;
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (f->vacant || f->best_effort || (f->to != c && (to_only || f->from != c)))
+			continue;
+		if (best < 0 || (cfg->broker.policy == RTVIO_POLICY_EDF ?
+				 f->deadline_ns < cfg->flows[best].deadline_ns :
+				 m->flows[i].rank < m->flows[best].rank))
+			best = i;
+	}
+	return best;
+}
+
+/* Every cell's control and short-piece budgets onto the flows they ride. */
+static void ride_budgets(const struct rtvio_config *cfg, const struct model *m,
+			 struct an_flow *fl)
+{
+	for (int c = 0; c < cfg->ncells; c++) {
+		struct model_cell_budget mb;
+		int r;
+
+		if (cfg->cells[c].vacant)
+			continue;
+		model_cell_budgets(cfg, c, &mb);
+		r = ride_flow(cfg, m, c, false);
+		if (r >= 0)
+			fl[r].budget_ctrl += mb.ctrl;
+		r = ride_flow(cfg, m, c, true);
+		if (r >= 0)
+			fl[r].budget_pieces += mb.pieces;
+	}
+}
+
 size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *m,
 			    const struct rtvio_platform_cfg *plat, struct an_broker *b,
 			    struct an_flow *fl)
@@ -93,6 +137,8 @@ size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *
 	broker_of(cfg, m, plat, b);
 	for (size_t i = 0; i < n; i++)
 		flow_of(&cfg->flows[i], &m->flows[i], &fl[i]);
+	if (b->budget_period)
+		ride_budgets(cfg, m, fl);
 	if (!cfg->broker.default_best_effort)
 		return n;
 	default_class_of(cfg, &m->flows[n], &fl[n]);

@@ -238,9 +238,12 @@ int cal_env_open(struct crun *r, struct rtvio_config *cfg, uint64_t chunk, bool 
 	bool k;
 	int ret;
 
+	/* The largest allowance: calibrate times steps and passes back to back, which
+	 * the cells' per-period budgets would otherwise spread over periods. */
 	snprintf(ini, sizeof(ini),
 		 "[broker]\nchunk = %llu\npoll = %s\ncopy = %s\ndefault = best-effort\n"
-		 "[cell a]\ncid = %u\nrx_buf = 64KiB\n[cell b]\ncid = %u\nrx_buf = 64KiB\n",
+		 "[cell a]\ncid = %u\nrx_buf = 64KiB\nallowance = 65535\n"
+		 "[cell b]\ncid = %u\nrx_buf = 64KiB\nallowance = 65535\n",
 		 (unsigned long long)chunk, poll ? "yes" : "no", r->copy, C_CID_A, C_CID_B);
 	if (rtvio_config_parse(ini, "calibrate", cfg, cerr, sizeof(cerr))) {
 		snprintf(err, errlen, "internal configuration refused: %s", cerr);

@@ -39,6 +39,7 @@
  *  dp_copy_step.c  one chunk into an RX buffer (regulated), packet completion
  *  dp_copy.c       the byte-copy routines (`copy = normal | nt`)
  *  dp_pkt.c        packet slots, returning TX chains
+ *  dp_budget.c     per-cell budgets per budget period (ingest, control, short pieces)
  */
 #include <errno.h>
 #include <limits.h>
@@ -125,6 +126,15 @@ void dp_cell_break_now(struct dp *dp, uint32_t cell)
 		dp->hooks.broken(dp->ctx, cell, c->mc_err);
 }
 
+uint64_t dp_next_wake(const struct dp *dp, const struct dp_core *k, uint64_t t)
+{
+	if (k->budget_wake && (!t || k->budget_wake < t))
+		t = k->budget_wake;
+	if (k->held.n && (!t || dp->queues[k->held.q[0]].k1 < t))
+		t = dp->queues[k->held.q[0]].k1;
+	return t;
+}
+
 uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 {
 	struct dp_core *k = &dp->core[0];
@@ -146,13 +156,8 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 			return now_ns;
 		q = k->ready.q[0];
 		r = dp_copy_step(dp, q, now);
-		if (r == DP_STEP_THROTTLED) {
-			uint64_t t = reg_next_ns(&k->reg);
-
-			if (k->held.n && dp->queues[k->held.q[0]].k1 < t)
-				t = dp->queues[k->held.q[0]].k1;
-			return t;
-		}
+		if (r == DP_STEP_THROTTLED)
+			return dp_next_wake(dp, k, reg_next_ns(&k->reg));
 		if (r != DP_STEP_BLOCKED) {
 			steps++;
 			/* The one clock read per step, taken after it: a packet completed
@@ -165,9 +170,7 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 	}
 	if (k->ingest_more)
 		return now_ns;
-	if (k->held.n)
-		return dp->queues[k->held.q[0]].k1;
-	return 0;
+	return dp_next_wake(dp, k, 0);
 }
 
 /* ------------------------------------------------------------ control ---- */
@@ -398,10 +401,11 @@ static int init_objects(struct dp *dp)
 		return ret;
 	rank_flows(dp);
 	init_queues_conns(dp);
+	dp->budget_t0 = dp_clock(dp);
 	/* The DRAM budget in equal fixed shares: no core can spend another's. */
 	for (uint32_t k = 0; k < dp->ncores; k++)
 		if (reg_init(&dp->core[k].reg, reg_share(dp->cfg->broker.regulation_budget, dp->ncores),
-			     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
+			     dp->cfg->broker.regulation_period_ns, dp->budget_t0))
 			return -EINVAL;
 	return dp_mc_create(dp);
 }

@@ -158,6 +158,10 @@ struct dp_cell_stats {
 	uint64_t refused;      /* packets with a spoofed src_cid (answered with RST) */
 	uint64_t resets;       /* RST packets the broker generated toward this cell */
 	uint64_t conn_limit_refusals; /* REQUESTs refused: the cell had `connections` open */
+	/* Per-cell budgets (docs/broker.md, "Per-cell budgets"): */
+	uint64_t budget_waits;       /* periods in which its ingest budget ran out */
+	uint64_t ctrl_over_budget;   /* control packets held for a later period */
+	uint64_t chunks_over_budget; /* short RX pieces into it held for its next period */
 };
 
 struct dp_flow_stats {

@@ -137,7 +137,7 @@ static bool piece_open(struct dp *dp, uint32_t q, const struct dp_pkt *p)
 {
 	struct dp_queue *w = &dp->queues[q];
 
-	if (!rx_get(dp, q))
+	if (!rx_get(dp, q) || !dp_budget_piece(dp, q, dp->now))
 		return false;
 	w->rx_open = true;
 	w->piece_done = 0;

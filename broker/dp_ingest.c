@@ -57,10 +57,12 @@ static bool pkt_from_chain(struct dp *dp, struct dp_pkt *p, const struct vq_chai
 }
 
 /* Pops and validates the available TX chains of one cell at the pass's time: at most
- * its ingest budget in one pass. A chain the broker drops at once (an RST for no
- * connection, a refused packet) frees its slot again, so without that limit a cell
- * that keeps posting such chains would hold the pass, and every other cell, for as
- * long as it liked. */
+ * its ingest budget in one pass, and at most what is left of its ingest budget for
+ * the period (dp_budget.c). A chain the broker drops at once (an RST for no
+ * connection) frees its slot again, so without the period budget a cell that keeps
+ * posting such chains would cost every pass its whole slot budget, charged to
+ * nobody; with it, the cell costs at most its period budget per period, which the
+ * analysis charges. */
 static void ingest_cell(struct dp *dp, uint32_t s)
 {
 	struct dp_cell *c = &dp->cells[s];
@@ -81,8 +83,15 @@ static void ingest_cell(struct dp *dp, uint32_t s)
 		if (pi < 0)
 			return; /* all slots busy: the rest waits on the ring */
 		p = &dp->pkts[pi];
+		/* Charged before the pop: a chain taken is work done, whatever becomes
+		 * of it (a look at an empty ring is a pass's fixed work, not charged). */
+		if (!dp_budget_ingest(dp, s, now)) {
+			dp_pkt_free(dp, pi);
+			return; /* the rest waits on the ring for the next period */
+		}
 		r = vq_device_pop(c->tx, &ch, p->seg, DP_MAX_SEG);
 		if (r <= 0) {
+			dp_budget_unused(dp, s);
 			dp_pkt_free(dp, pi);
 			if (r < 0) {
 				dp_cell_break(dp, s, r);
@@ -133,6 +142,7 @@ void dp_ingest_pass(struct dp *dp, struct dp_core *k, uint64_t now)
 
 	dp->now = now;
 	k->ingest_more = false;
+	k->budget_wake = 0;
 	bits_each(dp, k->attmap, 0, dp->ncells, break_deferred);
 	k->rr = k->rr + 1 < dp->ncells ? k->rr + 1 : 0;
 	bits_each(dp, k->attmap, start, dp->ncells, ingest_cell);

@@ -101,6 +101,14 @@ struct dp_cell {
 	uint32_t tx_budget;        /* its ingest budget: TX packets it may have in the
 				    * broker at once (model_cell_ingest_budget) */
 	uint32_t tx_held;          /* TX packets it has in the broker now */
+	/* Per-period budgets (dp_budget.c) and what this period used of them. */
+	uint32_t in_budget, ctrl_budget, piece_budget;
+	uint64_t rx_floor;         /* RX payload the analysis prices its pieces at */
+	uint64_t bud_period;       /* the period in_used and piece_used count for */
+	uint32_t in_used, piece_used;
+	bool in_waited;            /* this period's budget_waits is counted */
+	uint64_t ctrl_period;      /* the period the next control packet is charged to */
+	uint32_t ctrl_used;        /* control packets charged to ctrl_period */
 	int32_t waiters;           /* queues waiting for our RX buffers */
 	uint32_t nconn;            /* connections this cell opened */
 	uint32_t conn_limit;       /* its `connections` key: most it may have opened */
@@ -138,9 +146,15 @@ struct dp_core {
 	bool ingest_more;          /* a pass left chains on a ring (per-pass limit) */
 	struct regulator reg;      /* regulation_budget / ncores per period */
 	uint64_t reg_bytes;
+	uint64_t budget_wake;      /* one of its rings waits for this budget period's
+				    * start (0: none) */
 };
 
 struct dp_mc;
+
+/* The earliest time core k's waiting work may go: t (0: none), its rings' next budget
+ * period, its held queues' first release; 0 when nothing waits. */
+uint64_t dp_next_wake(const struct dp *dp, const struct dp_core *k, uint64_t t);
 
 struct dp {
 	const struct rtvio_config *cfg;
@@ -158,6 +172,7 @@ struct dp {
 	struct dp_core *core;      /* ncores */
 	uint32_t *cell_core;       /* the core that owns each cell (model_cell_core) */
 	struct dp_mc *mc;          /* the core threads and locks; NULL with one core */
+	uint64_t budget_t0;        /* the budget periods' grid starts here */
 	int32_t *cid_hash, *flow_hash, *conn_hash;
 	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
 	uint64_t seq;
@@ -211,6 +226,25 @@ int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell);
 /* Every cell's ingest budget from the configuration now in force (at create, and
  * after every run-time change of cells or flows). */
 void dp_cells_budget(struct dp *dp);
+
+/* dp_budget.c: per-cell budgets per budget period.
+ * dp_budget_cells: every cell's budgets from the configuration in force.
+ * dp_budget_ingest: charges one TX chain of `cell` at `now`; false when the
+ *   period's ingest budget is spent (counted once per period in budget_waits; the
+ *   pass leaves the ring and dp_run wakes at the next period).
+ * dp_budget_ctrl: charges one control packet of `cell`; returns `now`, or the start
+ *   of the later period it is charged to (counted in ctrl_over_budget): its release.
+ * dp_budget_piece: queue q's piece just got its RX buffer; false when it is a short
+ *   piece beyond the destination's period budget: the buffer is back in the spares,
+ *   the queue held until the next period (counted in chunks_over_budget). */
+void dp_budget_cells(struct dp *dp);
+bool dp_budget_ingest(struct dp *dp, uint32_t cell, uint64_t now);
+/* A new cell in the slot: nothing of the last one's periods is charged to it. */
+void dp_budget_reset(struct dp *dp, uint32_t cell);
+/* Gives back the charge of a dp_budget_ingest whose pop found the ring empty. */
+void dp_budget_unused(struct dp *dp, uint32_t cell);
+uint64_t dp_budget_ctrl(struct dp *dp, uint32_t cell, uint64_t now);
+bool dp_budget_piece(struct dp *dp, uint32_t q, uint64_t now);
 int32_t dp_pkt_alloc_syn(struct dp *dp);
 void dp_pkt_free(struct dp *dp, int32_t pi);
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);

@@ -142,14 +142,6 @@ static void mc_unlock(struct dp *dp, uint32_t self)
 
 /* --------------------------------------------------------------- a run ---- */
 
-/* The earliest time held or throttled work of core k may go, 0: none. */
-static uint64_t held_next(const struct dp *dp, const struct dp_core *k, uint64_t t)
-{
-	if (k->held.n && (!t || dp->queues[k->held.q[0]].k1 < t))
-		t = dp->queues[k->held.q[0]].k1;
-	return t;
-}
-
 /* L_copy: the step's bytes, at most k cores at once. */
 static void mc_copy(struct dp *dp, uint32_t q, const struct dp_piece *pc)
 {
@@ -194,7 +186,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		mc_lock(dp);
 		dp_ingest_pass(dp, k, now);
 		if (!k->ready.n) {
-			next = k->ingest_more ? start : held_next(dp, k, 0);
+			next = k->ingest_more ? start : dp_next_wake(dp, k, 0);
 			break;
 		}
 		if (steps == DP_RUN_STEPS) {
@@ -204,7 +196,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		q = k->ready.q[0];
 		r = dp_step_reserve(dp, q, now, &pc);
 		if (r == DP_STEP_THROTTLED) {
-			next = held_next(dp, k, reg_next_ns(&k->reg));
+			next = dp_next_wake(dp, k, reg_next_ns(&k->reg));
 			break;
 		}
 		if (r == DP_STEP_BLOCKED) {

@@ -25,9 +25,7 @@ void dp_config_changed(struct dp *dp)
 
 void dp_cells_budget(struct dp *dp)
 {
-	for (uint32_t i = 0; i < dp->ncells; i++)
-		dp->cells[i].tx_budget = MODEL_INGEST_BUDGETS ?
-			model_cell_ingest_budget(dp->cfg, (int)i) : DP_TX_SLOTS;
+	dp_budget_cells(dp);
 }
 
 int32_t dp_pkt_alloc_syn(struct dp *dp)

@@ -6,8 +6,11 @@
 
 /* The policer's byte bucket: `size` bytes refilled at size/period, the flow's
  * jitter as tolerance. tat = when the bucket is full again. byte_cost is what len
- * bytes cost in ns of refill; byte_conform the earliest time they fit. A packet
- * larger than the bucket waits for a full bucket and leaves the bucket in debt. */
+ * bytes cost in ns of refill; byte_conform the earliest time they are paid for. A
+ * packet larger than the bucket is held until its whole length has been refilled
+ * (less the tolerance a conforming packet gets), never sent on credit: over any
+ * window the flow's bytes stay within size per period and the tolerance, which is
+ * what the analysis charges it. */
 static uint64_t byte_cost(const struct rtvio_flow_cfg *f, uint32_t len)
 {
 	unsigned __int128 c128 = (unsigned __int128)len * f->period_ns / f->size;
@@ -17,10 +20,9 @@ static uint64_t byte_cost(const struct rtvio_flow_cfg *f, uint32_t len)
 
 static uint64_t byte_conform(const struct rtvio_flow_cfg *f, uint64_t tat, uint64_t cost)
 {
-	uint64_t need = cost < f->period_ns ? cost : f->period_ns;
 	uint64_t slack = f->period_ns + f->jitter_ns;
 
-	return tat + need > slack ? tat + need - slack : 0;
+	return tat + cost > slack ? tat + cost - slack : 0;
 }
 
 /* Seqpacket: adds p to its message's length and counts, once, a message that
@@ -49,8 +51,9 @@ static void msg_oversize(struct dp *dp, struct dp_queue *w, const struct rtvio_f
  *              goes when both conform, so neither more than one message nor more
  *              than `size` bytes per period reach dispatch (plus the tolerance);
  *              A message that passes `size` bytes is counted in the flow's
- *              `oversize`; its packets are charged their real length, so the
- *              bucket's debt holds the flow's next messages back accordingly;
+ *              `oversize`; its packets are charged their real length and each
+ *              waits until its bytes are paid for, so neither it nor the flow's
+ *              next messages go early;
  *   stream     the byte bucket.
  * `seen` is when p can have been posted at the earliest: the last time this
  * sender's TX ring was seen empty. Judging by that rather than by the ingest time
@@ -61,13 +64,15 @@ uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p,
 		       uint64_t seen)
 {
 	const struct rtvio_flow_cfg *f;
-	uint64_t r = seen, t, cost;
+	uint64_t r = seen, t, cost, base, slack, paid;
 
 	if (dp->flows[w->flow].be || p->h.op != VSOCK_OP_RW)
 		return p->arrival;
 	f = &dp->cfg->flows[w->flow];
 	cost = byte_cost(f, p->h.len);
-	t = byte_conform(f, w->tat, cost);
+	/* From when the bucket is full (tat in the past) or its debt is paid. */
+	base = w->tat > seen ? w->tat : seen;
+	t = byte_conform(f, base, cost);
 	if (f->type == RTVIO_SEQPACKET)
 		msg_oversize(dp, w, f, p);
 	if (t > r)
@@ -84,6 +89,11 @@ uint64_t dp_police(struct dp *dp, struct dp_queue *w, const struct dp_pkt *p,
 		w->last_rel = r;
 		w->in_msg = !(p->h.flags & VSOCK_SEQ_EOM);
 	}
-	w->tat = (w->tat > r ? w->tat : r) + cost;
+	/* The bucket after the packet: its cost on top of what was owed, or, when the
+	 * other rules held it later, empty by its cost from its release; an over-size
+	 * packet paid its cost beyond the bucket by waiting, and leaves it empty. */
+	slack = f->period_ns + f->jitter_ns;
+	paid = r + (cost < slack ? cost : slack);
+	w->tat = base + cost > paid ? base + cost : paid;
 	return r;
 }

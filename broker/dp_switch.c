@@ -242,6 +242,16 @@ void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 		p->policed = true;
 		dp->flows[flow].policed++;
 	}
+	/* Control packets of a real-time flow are not policed by their flow but by
+	 * the sender's control budget: beyond it they are held for its next period
+	 * with budget left. Best-effort ones run below every real-time step (only
+	 * their ingest counts, against the ingest budget). */
+	if (h->op != VSOCK_OP_RW && !dp->flows[flow].be) {
+		uint64_t r = dp_budget_ctrl(dp, s, now);
+
+		if (r > p->release)
+			p->release = r;
+	}
 	/* A held packet's deadline runs from its release, as a conforming sender's
 	 * would: holding a burst must not hand it earlier deadlines than the flow's
 	 * declared rate allows (the edf analysis counts deadlines that way). */

@@ -56,6 +56,7 @@ static int cell_add(struct dp *dp, unsigned int cell)
 	c->conn_limit_refusals = c->conn_limit_told = 0;
 	c->refused = c->resets = 0;
 	memset(&c->st, 0, sizeof(c->st));
+	dp_budget_reset(dp, cell);
 	if (dp_cid_table_add(dp, cell)) {
 		c->conn_limit = 0;
 		return -EEXIST;

@@ -47,7 +47,8 @@ json_t *broker_stat_json(const struct broker *b)
 			memset(&cs, 0, sizeof(cs));
 		json_array_append_new(
 			cells,
-			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+				  "s:I, s:I, s:I}",
 				  "name", ci.name, "cid", (json_int_t)ci.cid, "state",
 				  broker_cell_state_name(ci.state), "running", ci.running,
 				  "connects", (json_int_t)ci.connects, "kicks", (json_int_t)ci.kicks,
@@ -57,7 +58,10 @@ json_t *broker_stat_json(const struct broker *b)
 				  (json_int_t)cs.bytes_out, "refused", (json_int_t)cs.refused,
 				  "resets", (json_int_t)cs.resets, "connections_refused",
 				  (json_int_t)ci.refused, "connection_limit_refusals",
-				  (json_int_t)cs.conn_limit_refusals));
+				  (json_int_t)cs.conn_limit_refusals, "budget_waits",
+				  (json_int_t)cs.budget_waits, "ctrl_over_budget",
+				  (json_int_t)cs.ctrl_over_budget, "chunks_over_budget",
+				  (json_int_t)cs.chunks_over_budget));
 	}
 	for (unsigned int f = 0; f < dp_nflows(dp); f++) {
 		struct dp_flow_stats fs;

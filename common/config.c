@@ -16,7 +16,7 @@ const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
-	"cpu_max", "broker_core", NULL };
+	"cpu_max", "broker_core", "allowance", NULL };
 const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 	"deadline", "jitter", "priority", "class", NULL };
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",

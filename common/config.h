@@ -40,6 +40,10 @@
 #define RTVIO_UDS_PATH_MAX (RTVIO_PATH_MAX - 12)
 /* [cell] connections: its default and largest value. */
 #define RTVIO_CONNECTIONS_DEFAULT 256u
+/* [cell] allowance: packets per budget period beyond what the cell's flows need
+ * (connection set-up, RSTs, best-effort traffic); its default and largest value. */
+#define RTVIO_ALLOWANCE_DEFAULT 1u
+#define RTVIO_ALLOWANCE_MAX 65535u
 #define RTVIO_CONNECTIONS_MAX 65535u
 /* flow.from_port when any source port will do. Ports run from 1 to 0xfffffffe:
  * 0xffffffff is Linux's VMADDR_PORT_ANY and cannot be configured. */
@@ -133,6 +137,9 @@ struct rtvio_cell_cfg {
 	uint32_t connections; /* connections the cell may have opened at once (its share
 			       * of the broker's table, so that one cell's flood of
 			       * requests leaves the others theirs); 1..65535, default 256 */
+	uint32_t allowance; /* packets ingested, control packets and short RX pieces per
+			     * budget period beyond its flows' needs (model.h); 1..65535,
+			     * default 1 */
 	struct rtvio_vm_cfg vmc; /* vm cells only */
 	int line;           /* line of the [cell NAME] header */
 	/* A free slot of a running broker's configuration (broker/live.h): no cell

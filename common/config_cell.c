@@ -35,6 +35,7 @@ int cfg_open_cell(struct parser *ps, int line, const char *name)
 	c->cpu = -1;
 	c->broker_core = -1;
 	c->connections = RTVIO_CONNECTIONS_DEFAULT;
+	c->allowance = RTVIO_ALLOWANCE_DEFAULT;
 	c->line = line;
 	ps->index = cfg->ncells++;
 	return 0;
@@ -97,6 +98,11 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key)
 		if (cfg_get_int(k, 0, RTVIO_MAX_BROKER_CORES - 1, &v))
 			return ps->ret;
 		c->broker_core = (int)v;
+		return 0;
+	case CK_ALLOWANCE:
+		if (cfg_get_int(k, 1, RTVIO_ALLOWANCE_MAX, &v))
+			return ps->ret;
+		c->allowance = (uint32_t)v;
 		return 0;
 	}
 	return cfg_vm_key(ps, k, key);

@@ -74,9 +74,10 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 		else
 			OUT("region = %s\n", rtvio_fmt_size(x, sizeof(x), c->region));
 		OUT("rx_buf = %s\nmax_packet = %s\ncpu = %d\nrt_priority = %d\nconnections = %u\n"
-		    "poll_us = %u\n",
+		    "poll_us = %u\nallowance = %u\n",
 		    rtvio_fmt_size(x, sizeof(x), c->rx_buf), rtvio_fmt_size(y, sizeof(y), c->max_packet),
-		    c->cpu, c->rt_priority, (unsigned)c->connections, (unsigned)c->poll_us);
+		    c->cpu, c->rt_priority, (unsigned)c->connections, (unsigned)c->poll_us,
+		    (unsigned)c->allowance);
 		if (c->broker_core >= 0)
 			OUT("broker_core = %d\n", c->broker_core);
 		if (c->vm)

@@ -36,9 +36,9 @@ extern const char *const cfg_host_keys[];
 
 enum { CK_CID, CK_VM, CK_REGION, CK_MEMORY, CK_RX_BUF, CK_MAX_PACKET, CK_CPU, CK_RT_PRIORITY,
 	CK_CONNECTIONS, CK_POLL_US, CK_ARCH, CK_KIND, CK_IMAGE, CK_ARGS, CK_CPU_MAX,
-	CK_BROKER_CORE };
+	CK_BROKER_CORE, CK_ALLOWANCE };
 /* Enough lines for the keys of any section (config.c checks). */
-#define CFG_MAX_KEYS 16
+#define CFG_MAX_KEYS 24
 enum { FK_FROM, FK_TO, FK_TYPE, FK_SIZE, FK_PERIOD, FK_DEADLINE, FK_JITTER, FK_PRIORITY,
 	FK_CLASS, FK_COUNT };
 enum { WK_FLOW, WK_PATTERN, WK_SIZE, WK_PERIOD, WK_OFFSET, WK_COUNT };

@@ -27,6 +27,12 @@ void model_flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf)
 	}
 }
 
+/* The smallest RX payload the analysis assumes cell c posts. */
+static uint64_t rx_floor(const struct rtvio_cell_cfg *c)
+{
+	return c->vm ? min_u64(c->rx_buf, MODEL_LINUX_GUEST_RX_PAYLOAD) : c->rx_buf;
+}
+
 /* A process cell posts rx_buf (rtvio cell does); a guest what its kernel posts,
  * which rx_buf bounds for the piece count but not for the longest step. */
 static void flow_sizes(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *f,
@@ -34,10 +40,8 @@ static void flow_sizes(const struct rtvio_config *cfg, const struct rtvio_flow_c
 {
 	const struct rtvio_cell_cfg *dst = &cfg->cells[f->to];
 
-	mf->rx_payload = dst->rx_buf;
+	mf->rx_payload = rx_floor(dst);
 	mf->rx_max = dst->vm ? 0 : dst->rx_buf;
-	if (dst->vm)
-		mf->rx_payload = min_u64(mf->rx_payload, MODEL_LINUX_GUEST_RX_PAYLOAD);
 	mf->chunk = min_u64(cfg->broker.chunk, mf->rx_payload);
 	mf->packet_size = cfg->cells[f->from].max_packet;
 }
@@ -142,24 +146,94 @@ static uint64_t pending_msgs(const struct rtvio_flow_cfg *f)
 	return (f->deadline_ns + f->jitter_ns) / f->period_ns + 1;
 }
 
+uint32_t model_cell_allowance(const struct rtvio_config *cfg, int c)
+{
+	uint32_t n = cfg->cells[c].allowance;
+
+	return n ? n : MODEL_CELL_ALLOWANCE;
+}
+
+/* TX packets one message of real-time flow f takes. */
+static uint64_t msg_packets(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *f)
+{
+	uint64_t mp = cfg->cells[f->from].max_packet;
+
+	return mp ? (f->size + mp - 1) / mp : 1;
+}
+
+/* Messages of f released in one budget period at most, beyond those already
+ * pending at its start. */
+static uint64_t period_msgs(const struct rtvio_flow_cfg *f)
+{
+	if (!f->period_ns)
+		return 1;
+	return (MODEL_BUDGET_PERIOD_NS + f->period_ns - 1) / f->period_ns;
+}
+
+static uint32_t clamp32(uint64_t n)
+{
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell_budget *out)
+{
+	uint64_t in = model_cell_ingest_budget(cfg, c) + model_cell_allowance(cfg, c);
+	uint64_t ctrl = model_cell_allowance(cfg, c);
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (f->best_effort || f->vacant)
+			continue;
+		if (f->from == c)
+			in += period_msgs(f) * msg_packets(cfg, f);
+		if (f->to == c && f->type == RTVIO_STREAM) {
+			in += period_msgs(f);
+			ctrl += pending_msgs(f) + period_msgs(f);
+		}
+	}
+	out->ingest = clamp32(in);
+	out->ctrl = clamp32(ctrl);
+	out->pieces = model_cell_allowance(cfg, c);
+	out->rx_floor = rx_floor(&cfg->cells[c]);
+}
+
 uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c)
 {
-	uint64_t n = MODEL_CELL_ALLOWANCE;
+	uint64_t n = MODEL_CELL_SLACK;
 
 	for (int i = 0; i < cfg->nflows && n < MODEL_TX_SLOTS; i++) {
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
-		uint64_t mp;
 
 		/* A vacant slot (run-time capacity) has no ends: from is -1. */
 		if (f->best_effort || f->vacant)
 			continue;
-		mp = cfg->cells[f->from].max_packet;
 		if (f->from == c)
-			n += pending_msgs(f) * (mp ? (f->size + mp - 1) / mp : 1);
+			n += pending_msgs(f) * msg_packets(cfg, f);
 		if (f->to == c && f->type == RTVIO_STREAM)
 			n += pending_msgs(f);
 	}
 	return (uint32_t)min_u64(n, MODEL_TX_SLOTS);
+}
+
+/* Every cell's per-period budgets added up: the work the analysis charges per
+ * budget period whatever the cells do. */
+static void budget_pools(const struct rtvio_config *cfg, struct model_pools *p)
+{
+	p->budget_period = MODEL_BUDGET_PERIOD_NS;
+	p->budget_ingest = p->budget_ctrl = p->budget_pieces = p->piece_steps = 0;
+	for (int i = 0; i < cfg->ncells; i++) {
+		struct model_cell_budget mb;
+		uint64_t steps;
+
+		model_cell_budgets(cfg, i, &mb);
+		p->budget_ingest += mb.ingest;
+		p->budget_ctrl += mb.ctrl;
+		p->budget_pieces += mb.pieces;
+		steps = cfg->broker.chunk ? (mb.rx_floor + cfg->broker.chunk - 1) / cfg->broker.chunk : 1;
+		if (steps > p->piece_steps)
+			p->piece_steps = steps;
+	}
 }
 
 static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
@@ -182,6 +256,7 @@ static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 			p->tx_slots += model_cell_ingest_budget(cfg, i);
 	}
 	p->run_steps = MODEL_RUN_STEPS;
+	budget_pools(cfg, p);
 }
 
 static int check(const struct rtvio_config *cfg)

@@ -22,7 +22,7 @@ struct rtvio_flow_cfg;
 /* Which ingest term the analysis charges (docs/analysis.md, "The broker's own work"):
  *   1: each cell's ingest budget, model_cell_ingest_budget: the packets its real-time
  *      flows (and the credit updates it returns for stream flows it receives) can
- *      have outstanding, plus MODEL_CELL_ALLOWANCE for control and best-effort
+ *      have outstanding, plus MODEL_CELL_SLACK for control and best-effort
  *      traffic. The data plane enforces it: the cell gets exactly that many packet
  *      slots (dataplane.c init_cells), and a cell with more waits on its own ring.
  *   0: every TX slot of every cell (MODEL_TX_SLOTS per cell), in the broker and in
@@ -32,7 +32,13 @@ struct rtvio_flow_cfg;
 #endif
 /* Packets a cell may have in the broker beyond its flows' needs: connection
  * set-up and shut-down, RSTs, best-effort data. */
-#define MODEL_CELL_ALLOWANCE 8u
+#define MODEL_CELL_SLACK 8u
+/* Control packets and short RX pieces per budget period beyond its flows' needs
+ * when the configuration does not say ([cell] allowance, RTVIO_ALLOWANCE_DEFAULT). */
+#define MODEL_CELL_ALLOWANCE 1u
+/* The budget period: every cell's per-period budgets (struct model_cell_budget)
+ * start afresh on a grid of this period from the broker's start. */
+#define MODEL_BUDGET_PERIOD_NS 1000000ull
 /* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
 #define MODEL_MAX_SEG 16u
 /* RX chains the broker may hold for a cell without a piece to put in them. */
@@ -86,6 +92,11 @@ struct model_pools {
 	 * MODEL_TX_SLOTS; tx_slots_all is always the latter. */
 	uint64_t tx_slots, tx_slots_all;
 	uint32_t run_steps;
+	/* The cells' per-period budgets added up (model_cell_budgets), what the
+	 * analysis charges per budget_period; piece_steps: the most steps one short
+	 * RX piece takes (ceil(rx floor / chunk) over the cells). */
+	uint64_t budget_period;
+	uint64_t budget_ingest, budget_ctrl, budget_pieces, piece_steps;
 };
 
 struct model {
@@ -113,7 +124,7 @@ void model_flow_key(const struct rtvio_flow_cfg *f, struct model_flow *mf);
  * built in code that leaves it 0 gets the loader's default). */
 uint32_t model_cell_connections(const struct rtvio_config *cfg, int i);
 
-/* Cell c's ingest budget: at most MODEL_TX_SLOTS, at least MODEL_CELL_ALLOWANCE;
+/* Cell c's ingest budget: at most MODEL_TX_SLOTS, at least MODEL_CELL_SLACK;
  * per real-time flow from c, floor((D + J) / T) + 1 messages (what can be pending
  * while the flow meets its deadline) of ceil(size / max_packet) packets each; per
  * real-time stream flow to c as many credit updates. */
@@ -124,6 +135,31 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 int model_cell_core(const struct rtvio_config *cfg, int c);
 /* Flow f's core: its destination cell's. */
 int model_flow_core(const struct rtvio_config *cfg, int f);
+
+/* Cell c's allowance: its [cell] allowance key, or MODEL_CELL_ALLOWANCE for a
+ * configuration built in code that leaves it 0. */
+uint32_t model_cell_allowance(const struct rtvio_config *cfg, int c);
+
+/* What cell c may cost the broker per budget period (docs/broker.md, "Per-cell
+ * budgets"); work beyond it waits for the cell's next period.
+ *   ingest: TX chains the broker takes from c's ring, whatever becomes of them
+ *           (queued, answered with RST, dropped at once): its ingest budget (what
+ *           it may have in the broker at once, model_cell_ingest_budget) and its
+ *           allowance, plus, per
+ *           real-time flow from c, ceil(P / T) messages of ceil(size / max_packet)
+ *           packets, and per real-time stream flow to c ceil(P / T) credit updates;
+ *   ctrl:   control packets (every op but RW) the broker switches for c: its
+ *           allowance plus, per real-time stream flow to c, floor((D + J) / T) + 1
+ *           + ceil(P / T) credit updates;
+ *   pieces: short RX pieces into c (a buffer of less payload than its rx floor
+ *           holding a real-time piece that does not end its packet): its allowance;
+ *   rx_floor: the RX payload the analysis prices c's pieces at (model_flow's
+ *           rx_payload of every flow to c). */
+struct model_cell_budget {
+	uint32_t ingest, ctrl, pieces;
+	uint64_t rx_floor;
+};
+void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell_budget *out);
 
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);

@@ -117,22 +117,30 @@ static struct job *jq_front(struct jq *q)
 	return q->head < q->len ? &q->v[q->head] : NULL;
 }
 
+/* A header-only step in progress. */
+struct hstep {
+	bool started, hdr;
+	uint64_t rem_work, rem_bytes;
+};
+
 struct sflow {
 	bool in;
 	uint64_t *cost, *bytes;
 	bool *ends, *hdrs;
 	size_t nsteps;
 	uint64_t npk;          /* TX packets per message */
-	struct jq msgs, credits;
+	struct jq msgs, credits, rides;
 	/* Message generation (one job ahead of the clock). */
 	uint64_t k;
 	int64_t nominal, last_kick, last_vis, last_cvis;
 	bool exhausted;
-	/* Progress of the head message and of the head credit update. */
+	/* Progress of the head message, of the head credit update and of the head
+	 * control packet of the budgets. */
 	size_t step;
-	bool started, cstarted;
-	bool hdr, chdr;        /* the head step's header is not charged yet */
-	uint64_t rem_work, rem_bytes, crem_work, crem_bytes;
+	bool started;
+	bool hdr;              /* the head step's header is not charged yet */
+	uint64_t rem_work, rem_bytes;
+	struct hstep cst, rst;
 };
 
 /* Regulator, as platform/regulator.h describes it: periods start at phase + k*period;
@@ -165,6 +173,11 @@ struct sim {
 	uint64_t junk_wait;    /* hostile packets posted, not yet ingested */
 	bool first_pass;
 	uint64_t run;          /* steps since the broker last entered dp_run */
+	/* The cells' budgets (b->budget_period): the next period's start, and
+	 * whether this period's ingest budget was spent yet. */
+	int64_t bud_next;
+	bool bud_spent;
+	int ret;
 };
 
 static uint64_t rnd(struct sim *s)
@@ -231,12 +244,51 @@ static const struct job *lookahead(struct sim *s, size_t j)
 	return &sf->msgs.v[sf->msgs.len - 1];
 }
 
+/* Flow j's control packets and short pieces of one budget period, all visible at
+ * its start: header-only steps at the flow's priority and deadline. */
+static void ride_jobs(struct sim *s, int64_t at)
+{
+	for (size_t j = 0; j < s->c->n; j++) {
+		const struct an_flow *f = &s->c->flows[j];
+		uint64_t m = f->budget_ctrl + f->budget_pieces;
+
+		if (!s->fl[j].in)
+			continue;
+		for (uint64_t k = 0; k < m; k++) {
+			struct job jb = { .kick = at, .vis = at };
+
+			if (jq_push(&s->fl[j].rides, jb))
+				s->ret = -ENOMEM;
+		}
+	}
+}
+
+/* A new budget period every b->budget_period from bud_next: every cell may spend
+ * its budgets again. The hostile cells spend them at once: the ingest budget on
+ * chains the broker drops (they hold no slot), the rest on control packets. */
+static void budget_tick(struct sim *s, int64_t now)
+{
+	if (!s->b->budget_period)
+		return;
+	while (now >= s->bud_next) {
+		s->bud_spent = false;
+		ride_jobs(s, s->bud_next);
+		s->bud_next += (int64_t)s->b->budget_period;
+	}
+}
+
 /* One ingest pass at s->t: every packet visible at its start, at ingest_packet each,
  * stamped with that start. */
 static void pass(struct sim *s)
 {
 	const int64_t now = (int64_t)s->t;
 	uint64_t count = 0;
+
+	budget_tick(s, now);
+	if (s->b->budget_period && !s->bud_spent) {
+		s->bud_spent = true;
+		count += s->b->budget_ingest;
+	}
 
 	for (size_t j = 0; j < s->c->n; j++) {
 		struct sflow *sf = &s->fl[j];
@@ -268,6 +320,16 @@ static void pass(struct sim *s)
 			jb->seq = s->seq++;
 			count++;
 			s->rt_in++;
+		}
+		/* Their ingest is in the ingest budget; they hold no slot. */
+		for (size_t q = sf->rides.head; q < sf->rides.len; q++) {
+			struct job *jb = &sf->rides.v[q];
+
+			if (jb->in || jb->vis > now)
+				continue;
+			jb->in = true;
+			jb->stamp = now;
+			jb->seq = s->seq++;
 		}
 	}
 	/* Critical: the hostile cell had every slot the real-time packets leave free
@@ -430,6 +492,13 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 	} else {
 		s.run = b->run_steps; /* a batch gap comes first */
 	}
+	if (b->budget_period) {
+		/* The period containing 0 spends its budgets at 0; critical: the next
+		 * one begins 1 ns later (two periods in a window of any length > 0). */
+		s.bud_next = c->pattern == SIM_CRITICAL ? 1 :
+			     1 + (int64_t)upto(&s, b->budget_period - 1);
+		ride_jobs(&s, 0);
+	}
 	if (b->reg_budget) {
 		rg.on = true;
 		rg.budget = b->reg_budget;
@@ -452,7 +521,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 
 	for (;;) {
 		size_t best = SIZE_MAX;
-		bool best_credit = false;
+		int best_credit = 0;
 		int64_t bk1 = 0, bk2 = 0;
 		uint64_t bseq = 0;
 		struct sflow *sf;
@@ -460,6 +529,10 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 
 		if (s.t > c->limit_ns) {
 			ret = -ETIME;
+			break;
+		}
+		if (s.ret) {
+			ret = s.ret;
 			break;
 		}
 		reg_tick(&rg, s.t);
@@ -473,8 +546,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			pass(&s);
 		}
 		for (size_t j = 0; j < c->n; j++) {
-			for (int cr = 0; cr < 2; cr++) {
-				struct job *jb = jq_front(cr ? &s.fl[j].credits : &s.fl[j].msgs);
+			for (int cr = 0; cr < 3; cr++) {
+				struct job *jb = jq_front(cr == 2 ? &s.fl[j].rides :
+							  cr ? &s.fl[j].credits : &s.fl[j].msgs);
 				int64_t k1, k2;
 
 				if (!s.fl[j].in || !jb || !jb->in)
@@ -520,18 +594,26 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		sf = &s.fl[best];
 		f = &c->flows[best];
 		if (best_credit) {
-			/* A header-only control packet: one step with its packet overhead. */
-			if (!sf->cstarted) {
-				sf->cstarted = true;
-				sf->crem_work = pl->chunk_overhead + pl->packet_overhead;
-				sf->crem_bytes = AN_HDR_BYTES;
-				sf->chdr = true;
+			/* A header-only control packet: one step with its packet overhead.
+			 * 1: a credit update, 2: a control packet or short piece of the
+			 * budgets (its own progress; it frees no slot). */
+			struct hstep *hs = best_credit == 1 ? &sf->cst : &sf->rst;
+
+			if (!hs->started) {
+				hs->started = true;
+				hs->rem_work = pl->chunk_overhead + pl->packet_overhead;
+				hs->rem_bytes = AN_HDR_BYTES;
+				hs->hdr = true;
 			}
-			if (!do_step(&s, &rg, &sf->crem_work, &sf->crem_bytes, &sf->chdr))
+			if (!do_step(&s, &rg, &hs->rem_work, &hs->rem_bytes, &hs->hdr))
 				continue;
-			sf->cstarted = false;
-			sf->credits.head++;
-			slot_freed(&s);
+			hs->started = false;
+			if (best_credit == 1) {
+				slot_freed(&s);
+				sf->credits.head++;
+			} else {
+				sf->rides.head++;
+			}
 			continue;
 		}
 		if (!sf->started) {
@@ -592,6 +674,7 @@ out:
 		free(s.fl[j].hdrs);
 		free(s.fl[j].msgs.v);
 		free(s.fl[j].credits.v);
+		free(s.fl[j].rides.v);
 	}
 	free(s.fl);
 	return ret;

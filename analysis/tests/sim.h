@@ -17,7 +17,11 @@
  *   - a stream flow's receiver posts a credit update for each message it gets, by
  *     the message's deadline or at once when it gets it later, a control packet of
  *     its own at the flow's rank, unpoliced;
- *   - messages: a sender's kick, then visible within ingest_latency.
+ *   - messages: a sender's kick, then visible within ingest_latency;
+ *   - with b->budget_period, the cells' budgets spent in full at the start of every
+ *     budget period: b->budget_ingest chains the broker drops at once (ingest work,
+ *     no slot held), and each flow's budget_ctrl + budget_pieces header-only steps
+ *     at its priority and deadline (a short piece as one step: piece_steps 1).
  * SIM_CRITICAL replays the worst case the analysis assumes (everything at time 0,
  * then as early as jitter and ingest latency allow, every free slot filled, a gap
  * first, the credit updates of earlier messages as late as allowed and the next

@@ -92,8 +92,13 @@ static int run(int argc, const char **argv)
  *        piece: 13300, plus 2 * 4 of ingest for its one TX packet: C = 13308;
  *        q = 1908 + 1000 = 2908.
  *   bulk (best-effort): Q = e(4096) + 1000 = 5196.
- *   fp: B = (17 + 1) * 4 + 5196 = 5268; S = 5268 + 10400 = 15668, F = S + 2908 =
- *   18576; bound = 2000 + 18576 + 3000 = 23576 ns. */
+ *   Budgets per 1 ms period (model.h, model_cell_budgets; allowance 1): ingest
+ *   a 9 + 1 + 1 (ctl's one message per period) = 11, b 8 + 1 = 9: 20 * 4 = 80 ns
+ *   above every flow; a's control packet (its allowance), b's and b's short RX
+ *   piece ride ctl, the only real-time flow of either: 3 * (100 + 1000) = 3300 ns
+ *   at ctl's priority. A window shorter than a period meets two: 2 * (80 + 3300).
+ *   fp: B = (17 + 1) * 4 + 5196 = 5268; S = 5268 + 10400 + 6760 = 22428, F = S +
+ *   2908 = 25336; bound = 2000 + 25336 + 3000 = 30336 ns. */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -130,16 +135,16 @@ static void test_json(void **state)
 	assert_non_null(doc);
 	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
 	assert_true(json_is_true(json_object_get(doc, "schedulable")));
-	/* 13308 ns per 1 ms. */
-	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.01330 &&
-		    json_real_value(json_object_get(doc, "utilization")) < 0.01332);
+	/* 13308 + 3300 + 80 ns per 1 ms. */
+	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.016687 &&
+		    json_real_value(json_object_get(doc, "utilization")) < 0.016689);
 	flows = json_object_get(doc, "flows");
 	assert_int_equal(json_array_size(flows), 2);
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 18.576);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 23.576);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 25.336);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 30.336);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -161,10 +166,12 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "23.576"));
+	assert_non_null(strstr(out_buf, "30.336"));
 	assert_non_null(strstr(out_buf, "0.004 us per packet"));
 	assert_non_null(strstr(out_buf, "17 TX slots"));
-	/* A deadline below the 23.576 us bound: exit 1, "NO" in the table. */
+	assert_non_null(strstr(out_buf, "20 packets ingested (0.080 us, above every flow), "
+				   "2 control packets and 1 short RX pieces"));
+	/* A deadline below the 30.336 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -391,17 +398,19 @@ static double first_response(const char *conf)
 /* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM:
  * ingest 4 ns per packet, ingest budgets 8 + 2 (ctl: floor(1ms / 1ms) + 1 messages of
  * one packet) and 8: 18 TX slots (pool (18 + 1) * 4 = 76), the broker's RST reply a
- * step of 100 + 1000 = 1100.
+ * step of 100 + 1000 = 1100. Budgets per 1 ms: ingest a 10 + 1 + 1, b 8 + 1: 21 * 4
+ * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns; two
+ * periods of each in every window below 1 ms: 2 * 3384 = 6768.
  * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000 = 10200,
  * plus 2 * 4: C = 10208; no lower flow, the RST reply blocks: B = 76 + 1100 =
- * 1176, R = 1176 + 10208 = 11384.
+ * 1176, R = 1176 + 10208 + 6768 = 18152.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 12484.
+ * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 19252.
  * default = best-effort: unnamed connections may block by a whole chunk (the
  * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 76 + 5196 +
- * 10208 = 15480; under fifo: unbounded.
- * fifo without it: nothing blocks, B = 76; W(0) = 76 + 10208 = 10284; stamps up
- * to 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 15552. */
+ * 10208 + 6768 = 22248; under fifo: unbounded.
+ * fifo without it: nothing blocks, B = 76; W(0) = 76 + 10208 + 6768 = 17052; stamps
+ * up to 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 22320. */
 static void test_cells_and_default_class(void **state)
 {
 	static const char base[] = "[broker]\npolicy = %s\n%s"
@@ -414,13 +423,13 @@ static void test_cells_and_default_class(void **state)
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("p.conf", text)) == 11.384);
+	assert_true(first_response(write_file("p.conf", text)) == 18.152);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("v.conf", text)) == 12.484);
+	assert_true(first_response(write_file("v.conf", text)) == 19.252);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("d.conf", text)) == 15.48);
+	assert_true(first_response(write_file("d.conf", text)) == 22.248);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
 	argv[1] = write_file("f.conf", text);
@@ -429,13 +438,14 @@ static void test_cells_and_default_class(void **state)
 	/* Without the default class, fifo has a bound. */
 	snprintf(text, sizeof(text), base, "fifo", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("g.conf", text)) == 15.552);
+	assert_true(first_response(write_file("g.conf", text)) == 22.32);
 	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
-	 * C = 10408; pool 76 + 6400 + 100 = 6576, B = 6576 + 1100 = 7676: R = 18084.
-	 */
+	 * C = 10408; pool 76 + 6400 + 100 = 6576, B = 6576 + 1100 = 7676; each control
+	 * packet and short piece riding ctl carries a share too: 2 * (3 * 1200 + 84):
+	 * R = 7676 + 10408 + 7368 = 25452. */
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 6400ns\n");
-	assert_true(first_response(write_file("gap.conf", text)) == 18.084);
+	assert_true(first_response(write_file("gap.conf", text)) == 25.452);
 }
 
 /* The shipped configs that carry their own [platform] costs are schedulable with them

@@ -382,8 +382,9 @@ static void send_seq(struct tenv *e, uint32_t len, bool eom)
 
 /* Seqpacket: at most `size` bytes per period as well as one message. A flow of 64 B
  * per 100 us that keeps to it (whole or split messages) is never held; 32 KiB
- * messages are: the first finds the bucket full and goes, leaving it 32768/64
- * periods in debt, and the next (and any after it, however small) waits that out. */
+ * messages are, each until its 32768/64 periods of refill are paid (less the one
+ * period of tolerance a full bucket gives), and the next (however small) waits
+ * for the bucket after them. Nothing goes on credit. */
 static void test_police_seqpacket_size(void **state)
 {
 	static struct tenv e;
@@ -433,20 +434,30 @@ static void test_police_seqpacket_size(void **state)
 	t1 = e.now;
 	send_seq(&e, 32768, true);
 	send_seq(&e, 32768, true);
+	/* Neither goes on credit: the first waits until its bytes are refilled, less
+	 * the tolerance of one period a conforming message gets (the bucket was full). */
 	next = t_run(&e);
-	assert_int_equal(received_msgs(&e, 1), 1);
-	assert_int_equal(next, t1 + debt);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	assert_int_equal(next, t1 + debt - 100000);
 	/* One period later the message rule alone would let it go: the bytes do not. */
 	e.now = t1 + 100000;
-	assert_int_equal(t_run(&e), t1 + debt);
+	assert_int_equal(t_run(&e), t1 + debt - 100000);
 	assert_int_equal(received_msgs(&e, 1), 0);
-	e.now = t1 + debt - 1;
-	assert_int_equal(t_run(&e), t1 + debt);
+	e.now = t1 + debt - 100001;
+	assert_int_equal(t_run(&e), t1 + debt - 100000);
 	assert_int_equal(received_msgs(&e, 1), 0);
-	e.now = t1 + debt;
+	e.now = t1 + debt - 100000;
+	assert_int_equal(t_run(&e), t1 + 2 * debt - 100000);
+	assert_int_equal(received_msgs(&e, 1), 1);
+	/* The second's bytes are paid one debt later. */
+	e.now = t1 + 2 * debt - 100001;
+	assert_int_equal(t_run(&e), t1 + 2 * debt - 100000);
+	assert_int_equal(received_msgs(&e, 1), 0);
+	e.now = t1 + 2 * debt - 100000;
 	assert_int_equal(t_run(&e), 0);
 	assert_int_equal(received_msgs(&e, 1), 1);
-	/* A conforming-size message right after waits for the debt of the second. */
+	/* A conforming-size message right after waits until the bucket has its 64 B
+	 * again: the second left it empty. */
 	send_seq(&e, 64, true);
 	assert_int_equal(t_run(&e), t1 + 2 * debt);
 	assert_int_equal(received_msgs(&e, 1), 0);
@@ -454,7 +465,7 @@ static void test_police_seqpacket_size(void **state)
 	assert_int_equal(t_run(&e), 0);
 	assert_int_equal(received_msgs(&e, 1), 1);
 	dp_stats_flow(e.dp, 0, &fs);
-	assert_int_equal(fs.policed, 2);
+	assert_int_equal(fs.policed, 3);
 	assert_int_equal(fs.oversize, 2); /* the two 32 KiB messages, each once */
 	/* Delayed, never dropped: every TX chain came back. */
 	assert_int_equal(t_tx_done(&e.cell[0]), 1 + 3 + 6 + 2 + 1);
@@ -763,8 +774,10 @@ static void test_run_budget(void **state)
 
 /* A cell that reposts a chain the broker drops (an RST for no connection) as soon as
  * the broker hands the last one back, as a hostile cell on another core can: one
- * ingest pass takes at most DP_TX_SLOTS of them, dp_run says there is more, and the
- * next call goes on. */
+ * ingest pass takes at most the cell's TX slot budget of them and dp_run says there
+ * is more; within one budget period the broker takes at most the cell's period
+ * budget, then waits for the next period (counted once in budget_waits), and so on
+ * period by period until the cell stops. */
 static unsigned int reposts;
 
 static void repost_rst(struct tenv *e, unsigned int cell, unsigned int queue)
@@ -793,7 +806,8 @@ static void test_ingest_pass_bounded(void **state)
 					       .now = t_now };
 	struct vsock_hdr h = t_hdr(A, 7000, C, 7001, VSOCK_TYPE_STREAM, VSOCK_OP_RST, 0);
 	struct dp_cell_stats cs;
-	unsigned int calls = 0;
+	unsigned int calls = 0, periods = 1;
+	uint32_t in;
 	uint64_t next;
 
 	(void)state;
@@ -816,14 +830,32 @@ static void test_ingest_pass_bounded(void **state)
 	assert_true(e.dp->cells[0].tx_budget < DP_TX_SLOTS);
 	assert_int_equal(reposts, e.dp->cells[0].tx_budget);
 	assert_true(next != 0 && next <= e.now);
+	in = e.dp->cells[0].in_budget;
+	assert_true(in > e.dp->cells[0].tx_budget && in < 1001);
 	do {
 		next = dp_run(e.dp, e.now);
 		calls++;
-	} while (next && calls < 100);
-	assert_int_equal(next, 0);
-	assert_int_equal(reposts, 1000);
+	} while (next && next <= e.now && calls < 1000);
+	/* The period's budget is spent: the broker sleeps until the next period. */
+	assert_true(next > e.now);
+	assert_int_equal(next - e.dp->budget_t0, MODEL_BUDGET_PERIOD_NS);
 	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.pkts_in, in);
+	assert_int_equal(cs.budget_waits, 1);
+	/* Each later period takes at most the budget again. */
+	while (next) {
+		if (next > e.now) {
+			e.now = next;
+			periods++;
+		}
+		next = dp_run(e.dp, e.now);
+		dp_stats_cell(e.dp, 0, &cs);
+		assert_true(cs.pkts_in <= (uint64_t)in * periods);
+	}
+	assert_int_equal(reposts, 1000);
 	assert_int_equal(cs.pkts_in, 1001);
+	assert_int_equal(periods, (1001 + in - 1) / in);
+	assert_int_equal(cs.budget_waits, periods - 1);
 	t_env_fini(&e);
 }
 

@@ -597,7 +597,7 @@ static void test_errors_keys(void **state)
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
-		     "image, args, cpu_max, broker_core)");
+		     "image, args, cpu_max, broker_core, allowance)");
 	expect_error(CELLS FLOW "[workload w]\nflow = f\npatern = bulk\n",
 		     "12: [workload w] key 'patern': unknown key (expected one of: flow, pattern, "
 		     "size, period, offset, count)");
@@ -1179,6 +1179,38 @@ static void test_cell_connections(void **state)
 		     "65535");
 }
 
+/* [cell] allowance: per budget period beyond the cell's flows (model.h); default 1,
+ * 1 to 65535, dumped and read back. */
+static void test_cell_allowance(void **state)
+{
+	struct rtvio_config cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	load_ok("[cell a]\ncid = 3\nallowance = 4\n[cell b]\ncid = 4\n", &cfg);
+	assert_int_equal(cfg.cells[0].allowance, 4);
+	assert_int_equal(cfg.cells[1].allowance, RTVIO_ALLOWANCE_DEFAULT);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(rtvio_config_dump(&cfg, f), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "allowance = 4\n"));
+	assert_non_null(strstr(text, "allowance = 1\n"));
+	rtvio_config_free(&cfg);
+	load_ok(text, &cfg);
+	assert_int_equal(cfg.cells[0].allowance, 4);
+	assert_int_equal(cfg.cells[1].allowance, 1);
+	rtvio_config_free(&cfg);
+	free(text);
+	expect_error("[cell a]\ncid = 3\nallowance = 0\n",
+		     "3: [cell a] key 'allowance': '0': expected a whole number from 1 to 65535");
+	expect_error("[cell a]\ncid = 3\nallowance = lots\n",
+		     "3: [cell a] key 'allowance': 'lots': expected a whole number from 1 to "
+		     "65535");
+}
+
 static void test_error_open(void **state)
 {
 	struct rtvio_config cfg;
@@ -1284,6 +1316,7 @@ int main(void)
 		cmocka_unit_test(test_socket_dir_errors),
 		cmocka_unit_test(test_bom),
 		cmocka_unit_test(test_cell_connections),
+		cmocka_unit_test(test_cell_allowance),
 		cmocka_unit_test(test_cell_poll_us),
 		cmocka_unit_test(test_broker_cpus),
 		cmocka_unit_test(test_broker_copy_slots),

@@ -164,7 +164,7 @@ static void check_input(const struct rtvio_config *cfg, const struct model *m)
 		for (int c = 0; c < cfg->ncells; c++) {
 			uint32_t nb = model_cell_ingest_budget(cfg, c);
 
-			assert_true(nb >= MODEL_CELL_ALLOWANCE && nb <= DP_TX_SLOTS);
+			assert_true(nb >= MODEL_CELL_SLACK && nb <= DP_TX_SLOTS);
 			sum += nb;
 		}
 		assert_int_equal(b.tx_slots, sum);
