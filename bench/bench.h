@@ -32,5 +32,8 @@ int bench_iox_recv(const struct peer_args *a);
 int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot);
 /* The isa scenario's section of report.md (report_isa.c). */
 void bench_report_isa(FILE *md, const json_t *sc);
+/* The provision scenario's admission and clone tables (report_provision.c); its churn
+ * runs are an ordinary latency section. */
+void bench_report_provision(FILE *md, const json_t *sc);
 
 #endif

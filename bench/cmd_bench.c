@@ -50,6 +50,9 @@ static void usage(FILE *f)
 		"  isa       boot to first message and round trips of bare-metal cells on\n"
 		"            x86_64, aarch64, riscv64, the Linux guest and a process cell\n"
 		"            (QEMU, TCG; scripts/vm/isabench; a few minutes)\n"
+		"  provision time to admit a flow against the flows admitted, clone against\n"
+		"            cold boot (QEMU, TCG; scripts/vm/provision bench), control\n"
+		"            latency while cells and flows come and go, against none\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -172,6 +175,7 @@ static const struct scenario {
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
+	{ "provision", bench_scenario_provision, 4, 4, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -223,7 +227,8 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 
 		if (k < 0) {
 			fprintf(stderr, "rtvio bench: unknown scenario '%s' (expected size, "
-					"overhead, isolation, bound, scale, interference or isa)\n", argv[i]);
+					"overhead, isolation, bound, scale, interference, isa or "
+					"provision)\n", argv[i]);
 			return 2;
 		}
 		want[k] = any = true;

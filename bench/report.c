@@ -616,6 +616,10 @@ int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
 			overhead_section(&o, v);
 		else if (!strcmp(k, "isa"))
 			bench_report_isa(o.md, v);
+		else if (!strcmp(k, "provision")) {
+			cdf_section(&o, k, v);
+			bench_report_provision(o.md, v);
+		}
 		else if (json_is_array(json_object_get(v, "runs")))
 			cdf_section(&o, k, v);
 	}

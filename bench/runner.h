@@ -171,5 +171,6 @@ int bench_scenario_bound(struct bench *b);
 int bench_scenario_scale(struct bench *b);
 int bench_scenario_interference(struct bench *b);
 int bench_scenario_isa(struct bench *b);
+int bench_scenario_provision(struct bench *b);
 
 #endif
