@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "control.h"
@@ -69,15 +70,16 @@ static int prov_broker(struct bench *b, struct broker *br, const char *name, int
 	return bench_broker_launch(br);
 }
 
-/* One change request; 1 admitted (or removed), 0 refused or failed. *ns: the round
- * trip. */
+/* One change request, repeated while the broker answers "busy" (a change in
+ * analysis, or one applied less than ADMIT_SPACING_NS ago); 1 admitted (or removed),
+ * 0 refused or failed. *ns: the round trip of the request that was answered. */
 static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
 {
 	char path[256], *line = json_dumps(req, JSON_COMPACT), *reply = NULL;
 	char *nl = line ? malloc(strlen(line) + 2) : NULL;
-	uint64_t t0;
-	json_t *doc;
-	int rc, ok;
+	uint64_t until = rtvio_now_ns() + 30000000000ull;
+	json_t *doc = NULL;
+	int ok = 0;
 
 	json_decref(req);
 	if (!nl) {
@@ -87,18 +89,27 @@ static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
 	sprintf(nl, "%s\n", line);
 	free(line);
 	snprintf(path, sizeof(path), "%s/%s", sockdir, CTL_SOCKET_NAME);
-	t0 = rtvio_now_ns();
-	rc = ctl_request(path, nl, &reply, PROV_TIMEOUT_MS);
-	if (ns)
-		*ns = rtvio_now_ns() - t0;
-	free(nl);
-	if (rc < 0)
-		return 0;
-	doc = json_loads(reply, 0, NULL);
-	free(reply);
+	for (;;) {
+		uint64_t t0 = rtvio_now_ns();
+		int rc = ctl_request(path, nl, &reply, PROV_TIMEOUT_MS);
+
+		if (ns)
+			*ns = rtvio_now_ns() - t0;
+		if (rc < 0)
+			break;
+		doc = json_loads(reply, 0, NULL);
+		free(reply);
+		if (!json_is_true(json_object_get(doc, "busy")) || rtvio_now_ns() > until ||
+		    rtvio_stop_requested)
+			break;
+		json_decref(doc);
+		doc = NULL;
+		nanosleep(&(struct timespec){ .tv_nsec = 2000000 }, NULL);
+	}
 	ok = json_is_true(json_object_get(doc, "ok")) &&
 	     json_is_true(json_object_get(doc, "admitted"));
 	json_decref(doc);
+	free(nl);
 	return ok;
 }
 

@@ -122,4 +122,13 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);
 
+/* Run-time changes (model/change.c). One cell or flow added or removed visits at most
+ * model_change_op_slots() table slots of the capacity ([broker] max_cells, max_flows:
+ * cells x flows ingest budgets, every cell and flow once, every connection-table
+ * entry); one change holds at most max_cells + max_flows of them, so its apply step
+ * visits at most model_change_slots() slots. The platform's change_step prices one
+ * visit. */
+uint64_t model_change_op_slots(const struct rtvio_config *cfg);
+uint64_t model_change_slots(const struct rtvio_config *cfg);
+
 #endif
