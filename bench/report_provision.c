@@ -27,6 +27,15 @@ static void admit_table(FILE *md, const json_t *rows)
 		fprintf(md, "| - | - | - | - | - |\n");
 }
 
+static void apply_line(FILE *md, const json_t *sc, const char *key, const char *what)
+{
+	double a = num(sc, key);
+
+	if (a >= 0)
+		fprintf(md, "\nApply step the analysis charges (blocking, once per window) %s: "
+			    "%.1f µs.\n", what, a);
+}
+
 static void clone_table(FILE *md, const json_t *sc)
 {
 	const json_t *c = json_object_get(sc, "clone");
@@ -75,10 +84,13 @@ void bench_report_provision(FILE *md, const json_t *sc)
 	const char *src = json_string_value(json_object_get(sc, "platform_source"));
 
 	churn_table(md, json_object_get(sc, "runs"));
+	apply_line(md, sc, "churn_apply_bound_us", "at the churn broker's capacity (4 cells, 7 flows)");
 	if (num(sc, "control_bound_us") >= 0)
 		fprintf(md, "\nThe control flow's latency bound (`rtvio analyze`, before any change): "
 			    "%.1f µs.\n", num(sc, "control_bound_us"));
 	admit_table(md, json_object_get(sc, "admit"));
+	apply_line(md, sc, "admit_apply_bound_us", "at this broker's capacity (4 cells, flows "
+		   "up to the last point + 3)");
 	clone_table(md, sc);
 	if (src)
 		fprintf(md, "\nPlatform costs the admissions were judged by: %s.\n", src);
