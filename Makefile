@@ -11,7 +11,8 @@
 #   make vmdemo   configs/vmdemo.conf with its control and telemetry ends in Linux guests
 #   make prove    Frama-C/WP proof of core/'s trusted functions (docs/verification.md)
 #   make slurm-demo  a one-node Slurm cluster on localhost and a broker; one job gets its
-#                 rtvio cell and flow by `sbatch --rtvio=FILE`, one is refused (docs/slurm.md)
+#                 rtvio cell and flow by `sbatch --rtvio=FILE`, one is refused, one gets a
+#                 Linux guest cell by instant clone (docs/slurm.md)
 #   make hetdemo  configs/hetdemo.conf: bare-metal cells on three ISAs, a Linux guest and
 #                 a process cell through one broker, per-flow table with the ISA of each end
 MESON ?= meson
@@ -116,8 +117,10 @@ hetdemo: all
 # Slurm's daemons run as root from a temporary directory (scripts/slurm/cluster).
 slurm-demo:
 	@$(DEPS) slurm
+	@$(DEPS) vm
 	$(MAKE) all
-	timeout -k 10 120 python3 tests/slurm/slurmtest.py build/rtvio build/slurm/rtvio_spank.so --demo
+	scripts/vm/build-image
+	timeout -k 10 300 python3 tests/slurm/slurmtest.py build/rtvio build/slurm/rtvio_spank.so --demo
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

@@ -60,7 +60,8 @@ static uint64_t longest_step(const struct an_broker *b, const struct an_costs *c
  * pass. */
 static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 {
-	uint64_t wait = max_u64(qmax, b->plat.batch_gap);
+	/* A gap that applies a run-time change is that much longer. */
+	uint64_t wait = max_u64(qmax, sadd(b->plat.batch_gap, b->plat.change_apply));
 
 	if (b->policy == AN_FP)
 		return 0;
@@ -91,6 +92,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	x->rst = sadd(an_ctl_step(b), an_reg_surcharge(b, AN_HDR_BYTES));
 	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
 			    b->plat.batch_gap), sadd(an_gap_share(b), an_reg_stall(b)));
+	/* At most one run-time change is applied per window (docs/analysis.md). */
+	x->pool = sadd(x->pool, b->plat.change_apply);
 	x->late = stamp_late(b, qmax);
 	x->work = b->work_budget ? b->work_budget : AN_DEFAULT_WORK;
 	x->spent = false;

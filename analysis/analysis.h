@@ -58,6 +58,9 @@ struct an_platform {
 	uint64_t ingest_packet;   /* ns to ingest one TX packet (pop, check, switch, queue) */
 	uint64_t batch_gap;       /* ns the broker may spend outside the data plane after
 				   * each run of run_steps steps (its event loop) */
+	uint64_t change_apply;    /* ns: the longest apply step of a run-time change, a
+				   * non-preemptive section between two runs, at most one
+				   * per window (docs/analysis.md); 0 = not charged */
 };
 
 struct an_flow {

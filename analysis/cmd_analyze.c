@@ -62,6 +62,8 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->ingest_step = src->ingest_step;
 	if (src->present & RTVIO_PLAT_BATCH_GAP)
 		dst->batch_gap = src->batch_gap;
+	if (src->present & RTVIO_PLAT_CHANGE_STEP)
+		dst->change_step = src->change_step;
 	dst->present |= src->present;
 }
 
@@ -277,6 +279,12 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 		       (unsigned long long)b->budget_ingest, us(an_ingest_work(b)),
 		       (unsigned long long)ctl, (unsigned long long)pcs, us(w));
 	}
+	if (b->plat.change_apply)
+		printf("run-time change: apply step up to %.3f us (%llu slot visits x change_step), "
+		       "blocking once per window\n", us(b->plat.change_apply),
+		       (unsigned long long)model_change_slots(cfg));
+	else
+		printf("run-time change: not charged (no change_step in [platform])\n");
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");

@@ -1,4 +1,5 @@
 /* A loaded configuration and its model -> the analysis's input (from_config.h). */
+#include <stdint.h>
 #include <string.h>
 
 #include "an_arith.h"
@@ -19,6 +20,19 @@ enum an_policy an_policy_of_config(const struct rtvio_config *cfg)
 	return AN_FP;
 }
 
+/* The longest apply step of a run-time change at the configuration's capacity:
+ * every slot visit it may make, priced by the platform's change_step. */
+static uint64_t change_apply_of(const struct rtvio_config *cfg,
+				const struct rtvio_platform_cfg *plat)
+{
+	uint64_t slots = model_change_slots(cfg);
+
+	if (!(plat->present & RTVIO_PLAT_CHANGE_STEP))
+		return 0;
+	return plat->change_step && slots > UINT64_MAX / plat->change_step
+		       ? UINT64_MAX : slots * plat->change_step;
+}
+
 static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 		      const struct rtvio_platform_cfg *plat, struct an_broker *b)
 {
@@ -34,6 +48,7 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.notify_latency = plat->notify_latency;
 	b->plat.ingest_packet = model_ingest_packet_ns(plat->ingest_step);
 	b->plat.batch_gap = plat->batch_gap;
+	b->plat.change_apply = change_apply_of(cfg, plat);
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
 	b->budget_period = m->pools.budget_period;

@@ -44,5 +44,8 @@ void bench_report_remote(FILE *md, const json_t *sc);
 int bench_ddsperf_parse(const char *out, json_t *r);
 /* The cores scenario's section of report.md (report_cores.c). */
 void bench_report_cores(FILE *md, const json_t *sc);
+/* The provision scenario's admission and clone tables (report_provision.c); its churn
+ * runs are an ordinary latency section. */
+void bench_report_provision(FILE *md, const json_t *sc);
 
 #endif

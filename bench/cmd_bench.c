@@ -62,6 +62,9 @@ static void usage(FILE *f)
 		"            gateways, loopback) next to the same flow local and to\n"
 		"            ddsperf ping/pong, alone and next to a remote bulk flow under\n"
 		"            fp and fifo; host stalls counted (needs cyclonedds-tools)\n"
+		"  provision time to admit a flow against the flows admitted, clone against\n"
+		"            cold boot (QEMU, TCG; scripts/vm/provision bench), control\n"
+		"            latency while cells and flows come and go, against none\n"
 		"\n"
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
@@ -190,6 +193,7 @@ static const struct scenario {
 	{ "isa", bench_scenario_isa, 1, 1, -1 },
 	{ "locks", bench_scenario_locks, 5, 5, -1 },
 	{ "remote", bench_scenario_remote, 5, 5, -1 },
+	{ "provision", bench_scenario_provision, 4, 4, -1 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 

@@ -624,6 +624,10 @@ int bench_write_report(const json_t *res, const char *dir, bool run_gnuplot)
 			bench_report_remote(o.md, v);
 		else if (!strcmp(k, "cores"))
 			bench_report_cores(o.md, v);
+		else if (!strcmp(k, "provision")) {
+			cdf_section(&o, k, v);
+			bench_report_provision(o.md, v);
+		}
 		else if (json_is_array(json_object_get(v, "runs")))
 			cdf_section(&o, k, v);
 	}

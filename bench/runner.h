@@ -191,5 +191,6 @@ int bench_scenario_cores(struct bench *b);
 /* The [broker] line placing `ncores` data-plane cores: `cpu = BROKER_CPU` for one,
  * `cpus = BROKER_CPU,...` (then the other cpus in order) for more (sc_cores.c). */
 void bench_broker_cpus(FILE *f, int ncores);
+int bench_scenario_provision(struct bench *b);
 
 #endif

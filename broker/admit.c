@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "dataplane.h"
 #include "live.h"
@@ -24,6 +25,7 @@ struct admit {
 	void *ctx;
 	int efd;
 	uint64_t generation;
+	uint64_t applied_ns;         /* when the last change was applied, 0 = never */
 	/* The change in flight: written by the loop before the worker starts and
 	 * after it is joined; by the worker in between (the thread start and join
 	 * order every access). */
@@ -84,6 +86,10 @@ static void judge(struct admit *a)
 		a->kind = ADMIT_BAD;
 		return;
 	}
+	/* The analysis charges the apply step at the broker's capacity (the dump left
+	 * max_cells and max_flows out: they are not the fragment's to set). */
+	a->cand.broker.max_cells = a->live->broker.max_cells;
+	a->cand.broker.max_flows = a->live->broker.max_flows;
 	if (!count_new(a, &nc, &nf)) {
 		a->kind = ADMIT_BAD;
 		snprintf(a->why, sizeof(a->why), "%s: no [cell] or [flow] section to add", a->name);
@@ -210,28 +216,24 @@ static void add_flows(struct admit *a, json_t *added)
 	}
 }
 
-/* Workloads of the new flows, their flow renumbered by name. */
-static int add_workloads(struct admit *a)
+/* Workloads of the new flows, their flow renumbered by name. The live array has a
+ * slot per flow slot (live_create), and a flow has at most one workload: nothing is
+ * allocated here. */
+static void add_workloads(struct admit *a)
 {
 	struct rtvio_config *l = a->live;
 
 	for (int i = 0; i < a->cand.nworkloads; i++) {
 		struct rtvio_workload_cfg w = a->cand.workloads[i];
-		struct rtvio_workload_cfg *grown;
 		int f = rtvio_config_find_flow(l, a->cand.flows[w.flow].name);
 
-		if (f < 0 || l->flows[f].traffic.workload >= 0)
+		if (f < 0 || l->flows[f].traffic.workload >= 0 || l->nworkloads >= l->nflows)
 			continue;
-		grown = realloc(l->workloads, (size_t)(l->nworkloads + 1) * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		l->workloads = grown;
 		w.flow = f;
 		/* The traffic it shapes was copied with the flow (the loader folds it in). */
 		l->flows[f].traffic.workload = l->nworkloads;
 		l->workloads[l->nworkloads++] = w;
 	}
-	return 0;
 }
 
 static json_t *reply(struct admit *a, bool admitted, json_t *changed)
@@ -264,9 +266,9 @@ static json_t *apply_add(struct admit *a)
 		return reply(a, false, changed);
 	}
 	add_flows(a, changed);
-	if (add_workloads(a))
-		fprintf(stderr, "rtvio broker: out of memory keeping an added workload\n");
+	add_workloads(a);
 	a->generation++;
+	a->applied_ns = rtvio_now_ns();
 	return reply(a, true, changed);
 }
 
@@ -357,6 +359,7 @@ static json_t *do_remove(struct admit *a, const char *kind, const char *name)
 	dp_ctl_unlock(a->dp);
 	a->kind = ADMIT_YES;
 	a->generation++;
+	a->applied_ns = rtvio_now_ns();
 	return reply(a, true, changed);
 }
 
@@ -411,6 +414,11 @@ json_t *admit_request(struct admit *a, json_t *req, uint64_t ticket, bool *defer
 	if (a->busy)
 		return json_pack("{s:b, s:b, s:s}", "ok", 0, "busy", 1, "error",
 				 "another change is being admitted");
+	/* Changes are applied at least ADMIT_SPACING_NS apart: the analysis charges one
+	 * apply step per window. */
+	if (a->applied_ns && rtvio_now_ns() - a->applied_ns < ADMIT_SPACING_NS)
+		return json_pack("{s:b, s:b, s:s}", "ok", 0, "busy", 1, "error",
+				 "the last change was applied less than 10 ms ago");
 	if (op && !strcmp(op, "add")) {
 		const char *frag = json_string_value(json_object_get(req, "fragment"));
 

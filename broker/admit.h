@@ -12,7 +12,11 @@
  * interference to any other) and is applied at once, in the loop thread. One change
  * is in flight at a time; another is answered "busy" and the client retries.
  *
- * Nothing here runs inside dp_run: the data plane never waits for the analysis. */
+ * Nothing here runs inside dp_run: the data plane never waits for the analysis. The
+ * apply step does run between two runs, in the loop: it is charged by the analysis
+ * as blocking (docs/analysis.md, "Run-time changes"), once per window, which holds
+ * because two changes are applied at least ADMIT_SPACING_NS apart (a request sooner
+ * than that is answered "busy" too). */
 #ifndef RTVIO_BROKER_ADMIT_H
 #define RTVIO_BROKER_ADMIT_H
 
@@ -21,6 +25,10 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+/* 10 ms: longer than the analysis's windows of any schedulable flow set of a
+ * sub-millisecond-deadline control loop, and short for a client (which retries). */
+#define ADMIT_SPACING_NS 10000000ull
 
 struct admit;
 struct dp;

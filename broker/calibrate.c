@@ -233,6 +233,12 @@ int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_c
 	out->ingest_step = ceil_ns(r->ingest_step.p999_ns);
 	out->batch_gap = ceil_ns(r->batch_gap.p999_ns);
 	out->present = RTVIO_PLAT_ALL;
+	/* Applied once per window (docs/analysis.md): its maximum, like a latency, in
+	 * whole ns per slot visit (rounded up). */
+	if (dist_ok(&r->change_step)) {
+		out->change_step = ceil_ns(r->change_step.max_ns);
+		out->present |= RTVIO_PLAT_CHANGE_STEP;
+	}
 	return 0;
 }
 
@@ -313,6 +319,11 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 	    (ret = dist_comment(f, "notify_latency sleep", &r->notify_lat[CAL_SLEEP])) ||
 	    (ret = dist_comment(f, "wake_write", &r->wake_write)))
 		return ret;
+	if (fprintf(f, ";   %-22s max %.3f ns, p99.9 %.3f ns, median %.3f ns per slot visit; "
+		    "%zu samples, %zu excluded as host stalls\n", "change_step",
+		    r->change_step.max_ns, r->change_step.p999_ns, r->change_step.median_ns,
+		    r->change_step.n, r->change_step.stalled) < 0)
+		return -EIO;
 	if (fprintf(f,
 		    ";   stalls recorded (host, or other load on a probed cpu): %zu, longest\n"
 		    ";   %llu ns; idle cpus: %s; this section: %s values\n",
@@ -362,10 +373,10 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 	}
 	doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b, s:f, s:s,"
 			" s:{s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:f, s:o},"
-			" s:{s:I, s:o, s:o}, s:o,"
+			" s:{s:I, s:o, s:o}, s:o, s:o,"
 			" s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:s,"
 			" s:{s:I, s:I},"
-			" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+			" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 			"date", m->date, "cpu_model", m->cpu_model, "kernel", m->kernel,
 			"broker_cpu", m->broker_cpu, "other_cpu", m->other_cpu, "quick", m->quick,
 			"seconds", m->seconds, "value_used", value_used,
@@ -379,6 +390,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			"ingest_step", "ring_packets", (json_int_t)r->ingest_ring, "ns",
 			dist_json(&r->ingest_step), "per_packet", fit_json(&r->ingest_fit, "ns_per_packet"),
 			"batch_gap", dist_json(&r->batch_gap),
+			"change_step_per_slot", dist_json(&r->change_step),
 			"ingest_latency", "poll", dist_json(&r->ingest_lat[CAL_POLL]), "sleep",
 			dist_json(&r->ingest_lat[CAL_SLEEP]),
 			"notify_latency", "poll", dist_json(&r->notify_lat[CAL_POLL]), "sleep",
@@ -392,7 +404,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 			(json_int_t)p.packet_overhead, "ingest_latency_ns",
 			(json_int_t)p.ingest_latency, "notify_latency_ns", (json_int_t)p.notify_latency,
 			"ingest_step_ns", (json_int_t)p.ingest_step, "batch_gap_ns",
-			(json_int_t)p.batch_gap);
+			(json_int_t)p.batch_gap, "change_step_ns", (json_int_t)p.change_step);
 	if (doc) {
 		json_object_set_new(doc, "poll", json_boolean(poll));
 		json_object_set_new(doc, "copy", json_string(m->copy ? m->copy : "normal"));

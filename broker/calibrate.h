@@ -97,6 +97,8 @@ struct cal_results {
 	struct cal_steps_fit steps;
 	struct cal_dist ingest_step;	/* one pass over a full TX ring */
 	struct cal_dist batch_gap;	/* the daemon's epoll round between data-plane runs */
+	struct cal_dist change_step;	/* a run-time change: ns per slot visit of one cell or
+					 * flow added or removed (calibrate_change.c) */
 	unsigned ingest_ring;		/* packets on the ring in that pass */
 	struct linfit ingest_fit;	/* pass ns against packets (1, 32, full ring) */
 	struct cal_dist ingest_lat[2];	/* [CAL_SLEEP], [CAL_POLL] */

@@ -128,6 +128,8 @@ static int measure_passes(struct measure *m, struct cal_results *res, char *err,
 
 	if (!ret)
 		ret = cal_batch_gap_run(&m->gp, m->want_pass, &res->batch_gap, err, errlen);
+	if (!ret)
+		ret = cal_change_run(&m->gp, m->want_pass / 10, &res->change_step, err, errlen);
 	if (ret)
 		return ret;
 	cal_progress(&m->pr, W_PASS * (double)m->want_pass, "ingest pass");

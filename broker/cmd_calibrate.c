@@ -220,6 +220,9 @@ static void print_human(const struct cal_results *r, const struct rtvio_platform
 	       "median ns", "samples", "stalled");
 	print_row("ingest_step", &r->ingest_step);
 	print_row("batch_gap", &r->batch_gap);
+	printf("%-22s %10.3f %10.3f %10.3f %8zu %8zu\n", "change_step per slot", r->change_step.max_ns,
+	       r->change_step.p999_ns, r->change_step.median_ns, r->change_step.n,
+	       r->change_step.stalled);
 	print_row("ingest_latency poll", &r->ingest_lat[CAL_POLL]);
 	print_row("ingest_latency sleep", &r->ingest_lat[CAL_SLEEP]);
 	print_row("notify_latency poll", &r->notify_lat[CAL_POLL]);

@@ -121,7 +121,8 @@ static json_t *ask(const char *path, json_t *req)
 			break;
 		json_decref(doc);
 		doc = NULL;
-		nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
+		/* Busy: a change in analysis, or one applied less than 10 ms ago. */
+		nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
 	}
 	free(nl);
 	return doc;

@@ -24,7 +24,10 @@ int live_create(const struct rtvio_config *in, struct rtvio_config *out)
 	*out = *in;
 	out->cells = copy_array(in->cells, in->ncells, cc, sizeof(*in->cells));
 	out->flows = copy_array(in->flows, in->nflows, fc, sizeof(*in->flows));
-	out->workloads = copy_array(in->workloads, in->nworkloads, in->nworkloads,
+	/* A slot per flow slot: a flow has at most one workload, and one added at run
+	 * time then needs no allocation (admit.c). */
+	out->workloads = copy_array(in->workloads, in->nworkloads,
+				    fc > in->nworkloads ? fc : in->nworkloads,
 				    sizeof(*in->workloads));
 	/* Its own copy: rtvio_config_free frees the remotes of both. */
 	out->remotes = copy_array(in->remotes, in->nremotes, in->nremotes, sizeof(*in->remotes));

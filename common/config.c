@@ -22,7 +22,8 @@ const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
-	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
+	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
+	"change_step", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };

@@ -253,6 +253,8 @@ enum {
 	RTVIO_PLAT_BATCH_GAP = 1u << 6,
 	/* The seven values `rtvio analyze` requires. */
 	RTVIO_PLAT_ALL = (1u << 7) - 1,
+	/* Optional: without it a run-time change's apply step is not charged. */
+	RTVIO_PLAT_CHANGE_STEP = 1u << 7,
 };
 
 struct rtvio_platform_cfg {
@@ -263,6 +265,7 @@ struct rtvio_platform_cfg {
 	uint64_t notify_latency;  /* ns */
 	uint64_t ingest_step;     /* ns */
 	uint64_t batch_gap;       /* ns */
+	uint64_t change_step;     /* ns per slot visit of a run-time change's apply step */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */

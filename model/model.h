@@ -188,5 +188,13 @@ struct model_host_pass {
 	uint64_t rx_payload; /* the host cell's RX buffer payload: a piece its stack takes */
 };
 void model_host_pass(const struct rtvio_config *cfg, struct model_host_pass *p);
+/* Run-time changes (model/change.c). One cell or flow added or removed visits at most
+ * model_change_op_slots() table slots of the capacity ([broker] max_cells, max_flows:
+ * cells x flows ingest budgets, every cell and flow once, every connection-table
+ * entry); one change holds at most max_cells + max_flows of them, so its apply step
+ * visits at most model_change_slots() slots. The platform's change_step prices one
+ * visit. */
+uint64_t model_change_op_slots(const struct rtvio_config *cfg);
+uint64_t model_change_slots(const struct rtvio_config *cfg);
 
 #endif

@@ -4,7 +4,8 @@
  * on sbatch's stderr, so an inadmissible job never queues. An admitted job carries
  * the names of its cells in its control environment (SPANK_RTVIO_CELLS, ...) for
  * the Prolog and Epilog (scripts/slurm/rtvio-job), which provision its VM cells and
- * give everything back; the job itself sees RTVIO_BROKER and RTVIO_CELLS.
+ * give everything back; the job itself sees RTVIO_BROKER, RTVIO_CELLS and
+ * RTVIO_VM_CELLS.
  *
  * plugstack.conf:  required rtvio_spank.so rtvio=/path/rtvio broker=/tmp/rtvio
  *                  [provision=/path/scripts/vm/provision state=/path/template]
@@ -119,7 +120,8 @@ static int export_env(spank_t sp, const struct rs_cells *c)
 	/* What the job's own processes need to attach: the broker and their cells.
 	 * sbatch hands its own environment to the job (spank_setenv is not available
 	 * in the allocator context). */
-	if (setenv("RTVIO_BROKER", arg_broker, 1) < 0 || setenv("RTVIO_CELLS", c->all, 1) < 0)
+	if (setenv("RTVIO_BROKER", arg_broker, 1) < 0 || setenv("RTVIO_CELLS", c->all, 1) < 0 ||
+	    setenv("RTVIO_VM_CELLS", c->vm, 1) < 0)
 		return -1;
 	return 0;
 }

@@ -536,8 +536,10 @@ static void test_quick_run(void **state)
 	path_in(jpath, sizeof(jpath), "measured.json");
 	assert_int_equal(run_cmd(cmd_calibrate, jpath, argv), 0);
 	assert_int_equal(rtvio_platform_load(fpath, &p, err, sizeof(err)), 0);
-	assert_int_equal(p.present, RTVIO_PLAT_ALL);
+	assert_int_equal(p.present, RTVIO_PLAT_ALL | RTVIO_PLAT_CHANGE_STEP);
 	assert_true(p.copy_bandwidth > 0);
+	/* a run-time change's apply step: at least a ns per slot visit (rounded up) */
+	assert_true(p.change_step >= 1);
 	doc = json_load_file(jpath, 0, &jerr);
 	assert_non_null(doc);
 	for (int i = 0; i < 2; i++) {
@@ -560,6 +562,15 @@ static void test_quick_run(void **state)
 
 		assert_int_equal(json_integer_value(json_object_get(g, "samples")) +
 				 json_integer_value(json_object_get(g, "stalled")), CAL_PASSES_QUICK);
+	}
+	/* the apply step of run-time changes: every operation kept or counted as stalled */
+	{
+		json_t *c = json_object_get(doc, "change_step_per_slot");
+
+		assert_int_equal(json_integer_value(json_object_get(c, "samples")) +
+				 json_integer_value(json_object_get(c, "stalled")),
+				 CAL_PASSES_QUICK / 10);
+		assert_true(json_real_value(json_object_get(c, "max_ns")) > 0);
 	}
 	/* every notification timed woke a waiting thread: one sample per write */
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "wake_write"),

@@ -11,6 +11,7 @@ hot-plugged over QMP on its cell's broker socket (the broker's GET_CONFIG gives 
 the cell's CID) and then its jobs as one console line; the guest's init probes the
 device and runs them. Every QEMU runs under vmlib.Guest's hard timeout.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -154,6 +155,33 @@ def remove_template(state):
             os.unlink(f)
         except OSError:
             pass
+
+
+def template_ready(state, memory_mib):
+    """Whether `state` holds a template of this guest image with memory_mib of RAM,
+    its RAM file still in /dev/shm (tmpfs does not outlive a reboot)."""
+    try:
+        with open(state + STATE_META) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (os.path.exists(state) and os.path.exists(template_ram(state)) and
+            meta.get("memory_mib") == memory_mib and
+            list(meta.get("image", [])) == list(vmlib.image()))
+
+
+def cached_template(memory_mib=256, timeout=240, log_dir="/tmp"):
+    """The template the tests share (tests/vm/clonetest.py, tests/slurm/slurmtest.py):
+    saved once beside the guest image (scripts/vm/out/template-MIB.state, its RAM in
+    /dev/shm), again only when the image changed or the RAM file is gone. Concurrent
+    callers are serialised by a lock in the same directory. Returns (path, seconds
+    spent saving: 0 when it was there)."""
+    state = os.path.join(vmlib.OUT, f"template-{memory_mib}.state")
+    with open(os.path.join(vmlib.OUT, "template.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if template_ready(state, memory_mib):
+            return state, 0.0
+        return state, save_template(state, memory_mib, timeout, log_dir)
 
 
 def template_memory(state):

@@ -52,10 +52,13 @@ class Bench:
     """A broker with cells vm1..vmK (guests, CIDs 11..) each fed by a process cell
     feedK (CIDs 21..) with `count` messages of 1 KiB."""
 
-    def __init__(self, rtvio, tmp, memory_mib=256, cells=1, count=1):
+    def __init__(self, rtvio, tmp, memory_mib=256, cells=1, count=1, state=None):
+        """state: a template saved before (clone.cached_template), kept at close;
+        else save() makes one in tmp, removed at close."""
         self.rtvio, self.tmp, self.memory = rtvio, tmp, memory_mib
         self.conf = os.path.join(tmp, "provision.conf")
-        self.state = os.path.join(tmp, "template.state")
+        self.own_state = state is None
+        self.state = state or os.path.join(tmp, "template.state")
         self.samples = {"cold": [], "clone": []}
         with open(self.conf, "w") as f:
             f.write(CONF.format(dir=tmp))
@@ -154,7 +157,8 @@ class Bench:
         return rep
 
     def close(self):
-        clone.remove_template(self.state)
+        if self.own_state:
+            clone.remove_template(self.state)
         for p in self.procs:
             if p.poll() is None:
                 try:

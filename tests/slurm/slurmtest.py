@@ -12,12 +12,22 @@ one line per step:
   release  after the job, the Epilog removes the cell: gone from `rtvio stat`, the
            generation advanced again, its socket unlinked;
   refuse   a job whose flow overloads the broker fails at submission, sbatch's error
-           names the flow, nothing queues and nothing changes.
-Must run as root (Slurm's daemons do). Every wait is bounded.
+           names the flow, nothing queues and nothing changes;
+  vm-submit  a job whose cell is a Linux guest (`vm = yes`) is admitted the same way;
+  vm-run   the Prolog starts that cell as an instant clone of the saved template
+           (scripts/vm/provision clone); the guest and a cell the broker already had
+           exchange messages both ways, every byte checked at both ends;
+  vm-release  the Epilog removes the cell: gone from `rtvio stat`, no driver or
+           QEMU left, its RAM file neither in /dev/shm nor mapped by the broker;
+  vm-cancel  the same when the job is cancelled while its clone still serves.
+The template is the one tests/vm/clonetest.py uses (scripts/vm/provision's
+cached_template: saved once per guest image). Must run as root (Slurm's daemons do).
+Every wait is bounded; every QEMU runs under a hard timeout.
 --demo prints what each step did (`make slurm-demo`).
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +36,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER = os.path.join(HERE, "..", "..", "scripts", "slurm", "cluster")
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "vm"))
+import clone  # noqa: E402
+import vmlib  # noqa: E402
+
 RTVIO, PLUGIN = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 DEMO = "--demo" in sys.argv[3:]
 COUNT = 300
+VM_COUNT = 50
+VM_MEMORY = 256  # MiB: the template's, and the job's VM cell's
 
 CONF = """[broker]
 policy = fp
@@ -85,6 +101,48 @@ size = 10MB
 period = 1ms
 """
 
+# A job whose cell is a Linux guest, cloned from the template by the Prolog: it sends
+# to the existing cell b and receives from it (the guest's jobs are what `rtvio cell`
+# would run for its flows: scripts/vm/vmlib.py, auto_jobs).
+VMJOB = """[cell jobvm]
+cid = 30
+vm = yes
+memory = {mem}MiB
+[flow vmdata]
+from = jobvm
+to = b:2100
+type = seqpacket
+size = 1000
+period = 5ms
+[workload vmdata]
+flow = vmdata
+count = {count}
+[flow tovm]
+from = b
+to = jobvm:1100
+type = seqpacket
+size = 700
+period = 5ms
+[workload tovm]
+flow = tovm
+count = {count}
+"""
+
+# The VM job's script: its cell is the clone the Prolog started; the job lasts until
+# the guest has done its jobs and powered off, then shows what the guest reported.
+VMSCRIPT = """#!/bin/sh
+run="$RTVIO_BROKER/slurm-job-$SLURM_JOB_ID"
+for c in $RTVIO_VM_CELLS; do
+	pid=$(cat "$run/$c.pid") || exit 1
+	n=0
+	while kill -0 "$pid" 2>/dev/null; do
+		n=$((n + 1)); [ $n -lt 1200 ] || exit 1
+		sleep 0.1
+	done
+	cat "$run/$c.out"
+done
+"""
+
 # The job: its cell's config is the broker's configuration now in force.
 SCRIPT = """#!/bin/sh
 set -e
@@ -137,10 +195,19 @@ class World:
                 raise Fail("broker exited: " + self.broker.stderr.read())
             check(time.time() < end, "broker's control socket did not appear")
             time.sleep(0.05)
+        # The template's path is fixed here (the plugin's arguments); it is saved, or
+        # found saved, before the VM job (template()).
+        self.state = os.path.join(vmlib.OUT, f"template-{VM_MEMORY}.state")
         r = subprocess.run([CLUSTER, "start", self.slurm, "--plugin", PLUGIN, "--rtvio",
-                            RTVIO, "--broker", self.sock, "--timeout", "60"],
+                            RTVIO, "--broker", self.sock, "--timeout", "60",
+                            "--state", self.state],
                            capture_output=True, text=True, timeout=90)
         check(r.returncode == 0, "cluster start failed: " + r.stdout + r.stderr)
+
+    def template(self):
+        state, secs = clone.cached_template(VM_MEMORY, log_dir=self.dir)
+        check(state == self.state, f"template saved in {state}, not {self.state}")
+        return secs
 
     def stat(self):
         r = subprocess.run([RTVIO, "stat", "--json", self.sock], capture_output=True,
@@ -172,7 +239,11 @@ class World:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        self.tmp.cleanup()
+        if os.environ.get("RTVIO_SLURMTEST_KEEP"):
+            self.tmp._finalizer.detach()  # TemporaryDirectory would remove it at exit
+            print(f"# kept {self.dir}", flush=True)
+        else:
+            self.tmp.cleanup()
 
 
 def cell_names(st):
@@ -255,6 +326,160 @@ def step_refuse(w, ctx):
     say("refused at submission; sbatch said: " + r.stderr.strip().replace("\n", " | "))
 
 
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        return f"({e})"
+
+
+def vm_results(text):
+    """The guest's RTVIO-RESULT lines in the clone driver's output, by tag."""
+    out = {}
+    for line in text.splitlines():
+        m = re.search(r"RTVIO-RESULT .*", line)
+        if m:
+            r = vmlib.parse_result(m.group(0))
+            out[r.get("tag")] = r
+    return out
+
+
+def step_vm_submit(w, ctx):
+    secs = w.template()
+    job = w.write("vmjob.conf", VMJOB.format(mem=VM_MEMORY, count=VM_COUNT))
+    script = w.write("vmjob.sh", VMSCRIPT, 0o755)
+    g0 = w.stat()["generation"]
+    r = w.slurm_cmd("sbatch", "--parsable", "--rtvio=" + job, "-o",
+                    os.path.join(w.dir, "job-%j.out"), "-e", os.path.join(w.dir, "job-%j.err"),
+                    script)
+    check(r.returncode == 0, f"sbatch --rtvio refused an admissible VM job: {r.stderr}")
+    ctx["vmjid"] = r.stdout.strip().split(";")[0]
+    st = w.stat()
+    check(st["generation"] == g0 + 1, f"generation {g0} -> {st['generation']}, want +1")
+    check("jobvm" in cell_names(st), "the job's VM cell is not in rtvio stat")
+    ctx["gen"] = st["generation"]
+    # b, which the broker had from the start, runs on the configuration now in force.
+    dump = w.write("vmnow.conf", subprocess.run([RTVIO, "config", "dump", w.sock],
+                                                capture_output=True, text=True,
+                                                timeout=10).stdout)
+    ctx["vmrx"] = w.spawn([RTVIO, "cell", dump, "b", "--json", "--duration", "120"])
+    say(f"job {ctx['vmjid']} submitted; broker admitted VM cell jobvm and flows vmdata, "
+        f"tovm (generation {st['generation']}); template "
+        + (f"saved in {secs:.1f} s" if secs else "reused"))
+
+
+def step_vm_run(w, ctx):
+    jid = ctx["vmjid"]
+    end = time.time() + 150
+    while w.job_state(jid) in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+        check(time.time() < end, "the VM job did not finish in 150 s")
+        time.sleep(0.5)
+    state = w.job_state(jid)
+    out = read(os.path.join(w.dir, f"job-{jid}.out"))
+    run = os.path.join(w.sock, f"slurm-job-{jid}")
+    why = ("job's stderr: " + read(os.path.join(w.dir, f"job-{jid}.err"))[-400:] +
+           " | Prolog/Epilog: " + read(os.path.join(w.sock, f"rtvio-job-{jid}.log"))[-400:] +
+           " | clone: " + read(os.path.join(run, "jobvm.out"))[-600:])
+    check(os.path.exists(os.path.join(run, "jobvm.pid")), "the Prolog started no clone: " + why)
+    check(state == "COMPLETED", f"VM job ended {state}: {why}")
+    g = vm_results(out)
+    boot = re.search(r"RTVIO-BOOT .*", out)
+    check(boot and "cid=30" in boot.group(0), "the clone did not come up as CID 30: " + out[-600:])
+    for tag, role in (("vmdata", "send"), ("tovm", "recv")):
+        r = g.get(tag, {})
+        check(r.get("status") == "ok" and r.get("messages") == VM_COUNT and
+              not r.get("corrupt") and not r.get("lost"),
+              f"guest's {role} of {tag}: {r or 'no result'} ({out[-600:]})")
+    rx = ctx["vmrx"]
+    rx.terminate()
+    o, _ = rx.communicate(timeout=30)
+    rep = json.loads(o)
+    by = {(f.get("name"), f.get("role")): f for f in rep.get("flows", [])}
+    f = by.get(("vmdata", "recv"))
+    check(f and f["messages"] == VM_COUNT and f["bytes"] == VM_COUNT * 1000 and
+          f["lost"] == 0 and f["corrupt"] == 0 and f["reordered"] == 0,
+          "vmdata not whole at b: " + json.dumps(f)[:400])
+    t = by.get(("tovm", "send"))
+    check(t and t["messages"] == VM_COUNT, "b did not send all of tovm: " + json.dumps(t)[:400])
+    say(f"job {jid} {state}; the clone (CID 30) sent {VM_COUNT} x 1000 B to b, all whole "
+        f"at b, and received b's {VM_COUNT} x 700 B, all whole in the guest")
+
+
+def broker_maps_clone(w):
+    with open(f"/proc/{w.broker.pid}/maps") as f:
+        return [ln.strip() for ln in f if "rtvio-clone-jobvm" in ln]
+
+
+def clone_qemus():
+    """PIDs of the QEMUs running a clone of cell jobvm (their RAM file names it)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"rtvio-clone-jobvm" in cmd and b"qemu" in cmd:
+            pids.append(int(d))
+    return pids
+
+
+def check_released(w, ctx, jid):
+    """The Epilog gave everything of the VM job back; returns the generation."""
+    end = time.time() + 30
+    while "jobvm" in cell_names(w.stat()):
+        check(time.time() < end, "the Epilog did not remove the VM cell in 30 s")
+        time.sleep(0.2)
+    st = w.stat()
+    check(st["generation"] > ctx["gen"], "generation did not advance on release")
+    left = {f["name"] for f in st["flows"] if f.get("class") != "best-effort"}
+    check(left == {"ctl"}, f"flows left: {sorted(left)}")
+    check(not os.path.exists(os.path.join(w.sock, "jobvm.sock")), "jobvm.sock left behind")
+    pid = int(open(os.path.join(w.sock, f"slurm-job-{jid}", "jobvm.pid")).read())
+    try:
+        os.killpg(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    check(not alive, f"the clone driver's process group {pid} is still there")
+    check(not clone_qemus(), f"a clone's QEMU is still running: {clone_qemus()}")
+    check(not [f for f in os.listdir("/dev/shm") if f.startswith("rtvio-clone-jobvm")],
+          "the clone's RAM file is left in /dev/shm")
+    maps = broker_maps_clone(w)
+    check(not maps, "the broker still maps the clone's RAM: " + (maps[0] if maps else ""))
+    ctx["gen"] = st["generation"]
+    return st["generation"]
+
+
+def step_vm_release(w, ctx):
+    gen = check_released(w, ctx, ctx["vmjid"])
+    say(f"released: cell jobvm gone (generation {gen}), the clone's driver and QEMU "
+        "gone, its RAM neither in /dev/shm nor mapped by the broker")
+
+
+def step_vm_cancel(w, ctx):
+    """A VM job cancelled while its guest still works: the Epilog takes the clone
+    down (its QEMU included) and the cell back."""
+    job = w.write("vmlong.conf", VMJOB.format(mem=VM_MEMORY, count=100000))
+    script = w.write("vmlong.sh", VMSCRIPT, 0o755)
+    r = w.slurm_cmd("sbatch", "--parsable", "--rtvio=" + job, "-o", "/dev/null", script)
+    check(r.returncode == 0, f"sbatch --rtvio refused the VM job: {r.stderr}")
+    jid = r.stdout.strip().split(";")[0]
+    ctx["gen"] = w.stat()["generation"]
+    end = time.time() + 60
+    # Serving: the broker maps the clone's RAM once its vsock device is attached.
+    while not broker_maps_clone(w):
+        check(time.time() < end, "the clone did not attach within 60 s")
+        time.sleep(0.2)
+    check(clone_qemus(), "no clone QEMU while the broker maps its RAM")
+    c = w.slurm_cmd("scancel", jid)
+    check(c.returncode == 0, "scancel: " + c.stderr)
+    gen = check_released(w, ctx, jid)
+    say(f"job {jid} cancelled while its clone served: cell jobvm gone (generation {gen}), "
+        "QEMU and driver gone, RAM released")
+
+
 def main():
     if os.geteuid() != 0:
         print("1..0 # SKIP Slurm's daemons need root")
@@ -262,7 +487,8 @@ def main():
     # timeout(1)'s SIGTERM must still stop the cluster and the broker (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     steps = [("submit", step_submit), ("run", step_run), ("release", step_release),
-             ("refuse", step_refuse)]
+             ("refuse", step_refuse), ("vm-submit", step_vm_submit), ("vm-run", step_vm_run),
+             ("vm-release", step_vm_release), ("vm-cancel", step_vm_cancel)]
     print(f"1..{len(steps)}", flush=True)
     w, ctx, failed = World(), {}, 0
     try:
