@@ -39,6 +39,7 @@
  *  dp_copy_step.c  one chunk into an RX buffer (regulated), packet completion
  *  dp_copy.c       the byte-copy routines (`copy = normal | nt`)
  *  dp_pkt.c        packet slots, returning TX chains
+ *  dp_notify.c     notifications to cells, one decision per batch
  */
 #include <errno.h>
 #include <limits.h>
@@ -105,14 +106,40 @@ void dp_cell_break(struct dp *dp, uint32_t cell, int err)
 
 /* ------------------------------------------------------------- dp_run ---- */
 
-uint64_t dp_run(struct dp *dp, uint64_t now_ns)
+/* One copy step of q with the notifications of its pushes deferred. They go out
+ * (dp_notify_flush) when a real-time packet is delivered, so that its receiver and
+ * sender hear of it at once, and when a queue found no RX buffer, so that the
+ * destination hears of every buffer it has to take in before it can post more; the
+ * rest, bulk pieces and their TX completions, when dp_run returns: one decision per
+ * batch of at most DP_RUN_STEPS steps, not one per piece. */
+static enum dp_step run_step(struct dp *dp, uint32_t q, uint64_t *now)
+{
+	bool rt = !dp->flows[dp->queues[q].flow].be;
+	enum dp_step r;
+
+	dp->notify_defer = true;
+	r = dp_copy_step(dp, q, *now);
+	if (r != DP_STEP_BLOCKED && r != DP_STEP_THROTTLED) {
+		/* The one clock read per step, taken after it: a packet completed by this
+		 * step is stamped with it, so residence includes its last copy (rtvio
+		 * calibrate also times steps by these reads). */
+		*now = dp_clock(dp);
+		if (r == DP_STEP_DELIVERED)
+			dp_pkt_done(dp, q, *now);
+	}
+	dp->notify_defer = false;
+	if (r == DP_STEP_BLOCKED || (r == DP_STEP_DELIVERED && rt))
+		dp_notify_flush(dp);
+	return r;
+}
+
+static uint64_t run_steps(struct dp *dp, uint64_t now_ns)
 {
 	uint64_t now = now_ns;
 	unsigned int steps = 0;
 
 	for (;;) {
 		enum dp_step r;
-		uint32_t q;
 
 		dp_ingest_pass(dp, now);
 		if (!dp->ready.n)
@@ -121,8 +148,7 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 		 * has moved on during the steps; a later time would read as a wait). */
 		if (steps == DP_RUN_STEPS)
 			return now_ns;
-		q = dp->ready.q[0];
-		r = dp_copy_step(dp, q, now);
+		r = run_step(dp, dp->ready.q[0], &now);
 		if (r == DP_STEP_THROTTLED) {
 			uint64_t t = reg_next_ns(&dp->reg);
 
@@ -130,21 +156,22 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 				t = dp->queues[dp->held.q[0]].k1;
 			return t;
 		}
-		if (r != DP_STEP_BLOCKED) {
+		if (r != DP_STEP_BLOCKED)
 			steps++;
-			/* The one clock read per step, taken after it: a packet completed
-			 * by this step is stamped with it, so residence includes its last
-			 * copy (rtvio calibrate also times steps by these reads). */
-			now = dp_clock(dp);
-			if (r == DP_STEP_DELIVERED)
-				dp_pkt_done(dp, q, now);
-		}
 	}
 	if (dp->ingest_more)
 		return now_ns;
 	if (dp->held.n)
 		return dp->queues[dp->held.q[0]].k1;
 	return 0;
+}
+
+uint64_t dp_run(struct dp *dp, uint64_t now_ns)
+{
+	uint64_t next = run_steps(dp, now_ns);
+
+	dp_notify_flush(dp);
+	return next;
 }
 
 /* ------------------------------------------------------------ control ---- */
@@ -263,11 +290,12 @@ static int alloc_objects(struct dp *dp)
 	dp->held.q = calloc(dp->nqueues, sizeof(uint32_t));
 	dp->attmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
 	dp->waitmap = calloc(dp->ncells / 64 + 1, sizeof(uint64_t));
+	dp->notemap = calloc((2 * dp->ncells + 63) / 64, sizeof(uint64_t));
 	dp->cid_hash = malloc(dp->cid_hash_size * sizeof(int32_t));
 	dp->flow_hash = malloc(dp->flow_hash_size * sizeof(int32_t));
 	dp->conn_hash = malloc(dp->conn_hash_size * sizeof(int32_t));
 	if (!dp->cells || !dp->flows || !dp->queues || !dp->pkts || !dp->conns ||
-	    !dp->ready.q || !dp->held.q || !dp->attmap || !dp->waitmap || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
+	    !dp->ready.q || !dp->held.q || !dp->attmap || !dp->waitmap || !dp->notemap || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
 		return -ENOMEM;
 	memset(dp->cid_hash, 0xff, dp->cid_hash_size * sizeof(int32_t));
 	memset(dp->flow_hash, 0xff, dp->flow_hash_size * sizeof(int32_t));
@@ -401,6 +429,7 @@ void dp_destroy(struct dp *dp)
 	free(dp->held.q);
 	free(dp->attmap);
 	free(dp->waitmap);
+	free(dp->notemap);
 	free(dp->cid_hash);
 	free(dp->flow_hash);
 	free(dp->conn_hash);

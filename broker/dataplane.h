@@ -173,4 +173,12 @@ int dp_stats_cell(const struct dp *dp, unsigned cell, struct dp_cell_stats *out)
 int dp_stats_flow(const struct dp *dp, unsigned flow, struct dp_flow_stats *out);
 void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out);
 
+/* Notifications to cells: decisions taken (one per queue per batch, each a full
+ * fence) and how many of them signalled the cell (the notify hook). */
+struct dp_notify_stats {
+	uint64_t checks;
+	uint64_t sent;
+};
+void dp_stats_notify(const struct dp *dp, struct dp_notify_stats *out);
+
 #endif

@@ -148,6 +148,13 @@ struct dp {
 	uint64_t reg_bytes;
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
+	/* Notifications (dp_notify.c): while notify_defer is set, dp_notify only marks
+	 * bit 2 * cell + (queue == TX) of notemap; dp_notify_flush decides for all. */
+	bool notify_defer;
+	bool notify_pending;
+	uint64_t *notemap;
+	uint64_t notify_checks;    /* notify decisions taken (each a full fence) */
+	uint64_t notify_sent;      /* of which told the cell (the notify hook) */
 };
 
 /* ---- shared between the data plane's files ---- */
@@ -186,7 +193,10 @@ int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell);
 void dp_cells_budget(struct dp *dp);
 int32_t dp_pkt_alloc_syn(struct dp *dp);
 void dp_pkt_free(struct dp *dp, int32_t pi);
+/* dp_notify.c: a cell's queue has new used entries. Decided at once, or, while
+ * dp->notify_defer is set, at the next dp_notify_flush (one decision per batch). */
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);
+void dp_notify_flush(struct dp *dp);
 void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p);
 
 /* dp_switch.c: CID, flow and connection tables; switching one packet. The table_add

@@ -51,12 +51,6 @@ void dp_pkt_free(struct dp *dp, int32_t pi)
 	}
 }
 
-void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq)
-{
-	if (vq_device_should_notify(vq) && dp->hooks.notify)
-		dp->hooks.notify(dp->ctx, cell, queue);
-}
-
 /* Returns the sender's TX chain: its packet is done (delivered, or answered). */
 void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p)
 {
