@@ -382,6 +382,7 @@ static int init_objects(struct dp *dp)
 	if (reg_init(&dp->reg, dp->cfg->broker.regulation_budget,
 		     dp->cfg->broker.regulation_period_ns, dp_clock(dp)))
 		return -EINVAL;
+	dp_reg_reserve_update(dp);
 	return 0;
 }
 
@@ -499,5 +500,7 @@ void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out)
 		.bytes = dp->reg_bytes,
 		.throttled_periods = r.throttled_periods,
 		.throttled_ns = r.throttled_ns,
+		.reserve = dp->reg_reserve,
+		.be_waits = dp->reg_be_waits,
 	};
 }

@@ -162,6 +162,8 @@ struct dp_reg_stats {
 	uint64_t bytes;             /* bytes copied (payload and headers) */
 	uint64_t throttled_periods; /* periods in which the budget ran out */
 	uint64_t throttled_ns;      /* time work waited for replenishment */
+	uint64_t reserve;           /* bytes per period best-effort steps may not spend */
+	uint64_t be_waits;          /* best-effort steps refused for the reserve */
 };
 
 unsigned dp_ncells(const struct dp *dp);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "dp_internal.h"
+#include "model.h"
 
 /* Copies n bytes from the segments src (starting src_off bytes in) to the segments
  * dst (starting dst_off bytes in) with fn, once per contiguous piece. The caller has
@@ -147,15 +148,41 @@ static bool piece_open(struct dp *dp, uint32_t q, const struct dp_pkt *p)
 	return true;
 }
 
+void dp_reg_reserve_update(struct dp *dp)
+{
+	dp->reg_reserve = model_rt_reserve(dp->cfg);
+}
+
+/* A best-effort step: it may spend only what the real-time reserve leaves of this
+ * period's budget. Refused, it forfeits nothing (the rest belongs to the real-time
+ * flows) and waits for the next period; a real-time queue ready meanwhile still
+ * runs, as it is ahead of every best-effort one in the ready heap (fp, edf). */
+static bool regulate_be(struct dp *dp, uint64_t hdr, uint64_t *n, uint64_t now)
+{
+	uint64_t rem = reg_remaining(&dp->reg, now), g;
+
+	rem = rem > dp->reg_reserve ? rem - dp->reg_reserve : 0;
+	if (rem < hdr + (*n ? 1 : 0)) {
+		dp->reg_be_waits++;
+		return false;
+	}
+	g = reg_grant(&dp->reg, hdr + *n < rem ? hdr + *n : rem, now);
+	*n = g - hdr;
+	return true;
+}
+
 /* Charges a step of hdr + *n bytes to the regulator, trimming *n to the grant. false
  * when too little is left for a step that makes progress: the rest of this period
- * is then forfeited (never overspent) and the wait counted. */
-static bool regulate(struct dp *dp, uint64_t hdr, uint64_t *n, uint64_t now)
+ * is then forfeited (never overspent) and the wait counted. A best-effort step is
+ * held to what the real-time reserve leaves (regulate_be). */
+static bool regulate(struct dp *dp, bool be, uint64_t hdr, uint64_t *n, uint64_t now)
 {
 	uint64_t want = hdr + *n, rem, g;
 
 	if (!dp->cfg->broker.regulation_budget)
 		return true;
+	if (be && dp->reg_reserve)
+		return regulate_be(dp, hdr, n, now);
 	rem = reg_remaining(&dp->reg, now);
 	if (rem < hdr + (*n ? 1 : 0)) {
 		if (rem)
@@ -218,7 +245,7 @@ enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now)
 	if (n > dp->cfg->broker.chunk)
 		n = dp->cfg->broker.chunk;
 	hdr = w->piece_done == 0 && !w->hdr_written ? VSOCK_HDR_SIZE : 0;
-	if (!regulate(dp, hdr, &n, now))
+	if (!regulate(dp, dp->flows[w->flow].be, hdr, &n, now))
 		return DP_STEP_THROTTLED;
 	if (hdr)
 		piece_header(w, p);

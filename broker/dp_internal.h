@@ -146,6 +146,10 @@ struct dp {
 	uint64_t now;              /* time of the current pass */
 	struct regulator reg;
 	uint64_t reg_bytes;
+	/* Bytes of each period's budget best-effort steps may not spend (the real-time
+	 * flows' demand, model_rt_reserve); set by dp_reg_reserve_update. */
+	uint64_t reg_reserve;
+	uint64_t reg_be_waits;     /* best-effort steps refused for the reserve */
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
 	/* Notifications (dp_notify.c): while notify_defer is set, dp_notify only marks
@@ -243,5 +247,8 @@ enum dp_step {
 };
 enum dp_step dp_copy_step(struct dp *dp, uint32_t q, uint64_t now);
 void dp_pkt_done(struct dp *dp, uint32_t q, uint64_t now);
+/* The real-time reserve from the configuration now in force (at create and after
+ * every run-time change). */
+void dp_reg_reserve_update(struct dp *dp);
 
 #endif

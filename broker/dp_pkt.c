@@ -19,6 +19,7 @@ int32_t dp_pkt_alloc_tx(struct dp *dp, uint32_t cell)
 void dp_config_changed(struct dp *dp)
 {
 	dp_cells_budget(dp);
+	dp_reg_reserve_update(dp);
 }
 
 void dp_cells_budget(struct dp *dp)

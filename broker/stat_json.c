@@ -84,7 +84,7 @@ json_t *broker_stat_json(const struct broker *b)
 	}
 	dp_stats_reg(dp, &reg);
 	dp_stats_notify(dp, &ns);
-	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, "
+	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
 		       "s:{s:I, s:I}, s:o, s:o}",
 		       "generation", (json_int_t)broker_generation(b), "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
 		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
@@ -93,7 +93,8 @@ json_t *broker_stat_json(const struct broker *b)
 		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
 		       (json_int_t)reg.bytes, "throttled_periods",
 		       (json_int_t)reg.throttled_periods, "throttled_ns",
-		       (json_int_t)reg.throttled_ns, "notifications", "checks",
+		       (json_int_t)reg.throttled_ns, "reserve", (json_int_t)reg.reserve,
+		       "best_effort_waits", (json_int_t)reg.be_waits, "notifications", "checks",
 		       (json_int_t)ns.checks, "sent", (json_int_t)ns.sent, "cells", cells,
 		       "flows", flows);
 	return st;
