@@ -199,10 +199,12 @@ uint64_t model_rt_demand(const struct rtvio_config *cfg)
 		msgs = (pi + f->deadline_ns + f->jitter_ns) / f->period_ns + 1;
 		bytes = sat_add(f->size, sat_mul(MODEL_HDR_BYTES,
 						 msg_pieces(f->size, mf.packet_size, mf.rx_payload)));
-		/* A stream message's credit update comes back on the flow: one header. */
-		if (f->type == RTVIO_STREAM)
-			bytes = sat_add(bytes, MODEL_HDR_BYTES);
 		sum = sat_add(sum, sat_mul(msgs, bytes));
+		/* A stream message's credit update comes back on the flow, one header,
+		 * posted within D of the message's release and copied within D of that. */
+		if (f->type == RTVIO_STREAM)
+			sum = sat_add(sum, sat_mul((pi + 2 * f->deadline_ns + f->jitter_ns) /
+						   f->period_ns + 1, MODEL_HDR_BYTES));
 	}
 	return sum;
 }

@@ -128,7 +128,8 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 
 /* Bytes the regulator may charge the real-time flows within one regulation period
  * while each meets its deadline: per flow floor((period + D + J) / T) + 1 messages of
- * size + 44 per piece (+ 44 for a stream flow's credit update). */
+ * size + 44 per piece, and for a stream flow floor((period + 2D + J) / T) + 1 credit
+ * updates of 44 bytes (analysis/an_supply.c an_rt_demand counts the same). */
 uint64_t model_rt_demand(const struct rtvio_config *cfg);
 
 /* The part of each regulation period's budget that best-effort steps may not spend
