@@ -132,6 +132,15 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 	/* The share of the broker's time the work may use: 1 (regulation is in the work). */
 	json_object_set_new(doc, "capacity", json_real(res->capacity));
 	json_object_set_new(doc, "status", json_string(an_status_name(res->status)));
+	/* Regulated: the reserve the broker keeps for real-time flows, their demand per
+	 * period, and whether they were analysed unregulated (docs/analysis.md). */
+	if (cfg->broker.regulation_budget) {
+		json_object_set_new(doc, "rt_reserve_bytes",
+				    json_integer((json_int_t)model_rt_reserve(cfg)));
+		json_object_set_new(doc, "rt_demand_bytes",
+				    json_integer((json_int_t)res->rt_demand));
+		json_object_set_new(doc, "rt_reserved", json_boolean(res->rt_reserved));
+	}
 	for (int i = 0; i < cfg->nflows; i++) {
 		json_t *f = json_object();
 		bool be = fl[i].best_effort;
