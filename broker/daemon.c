@@ -41,9 +41,17 @@ void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
 	c = &b->cells[cell];
 	if (c->vhu.ring[queue].call_fd < 0)
 		return;
-	evsig_signal(&b->evsig, c->vhu.ring[queue].call_fd);
+	evsig_queue(&b->evsig, c->vhu.ring[queue].call_fd);
 	c->notified = true;
 	b->any_notified = true;
+}
+
+/* The data plane's batch of notifications is complete: one system call for all. */
+void daemon_hook_notify_flush(void *ctx)
+{
+	struct broker *b = ctx;
+
+	evsig_flush(&b->evsig);
 }
 
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count)

@@ -40,6 +40,9 @@ struct dp_hooks {
 	/* The data plane pushed used buffers on `queue` of `cell` and core says the
 	 * driver wants an interrupt (EVENT_IDX respected): signal the call eventfd. */
 	void (*notify)(void *ctx, unsigned cell, unsigned queue);
+	/* Every notify call since the last notify_flush may be held back until this
+	 * one (the daemon signals them in one system call). NULL = notify is at once. */
+	void (*notify_flush)(void *ctx);
 	/* A ring of `cell` broke the rules (err: negative errno from core). The data
 	 * plane has already stopped touching that cell and reset its connections on the
 	 * peers' side; the daemon is expected to call dp_detach and cut the cell off. */

@@ -20,10 +20,19 @@ static void notify_now(struct dp *dp, uint32_t cell, unsigned int queue, struct 
 	}
 }
 
+static void hook_flush(struct dp *dp, uint64_t sent_before)
+{
+	if (dp->notify_sent != sent_before && dp->hooks.notify_flush)
+		dp->hooks.notify_flush(dp->ctx);
+}
+
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq)
 {
 	if (!dp->notify_defer) {
+		uint64_t sent = dp->notify_sent;
+
 		notify_now(dp, cell, queue, vq);
+		hook_flush(dp, sent);
 		return;
 	}
 	dp_bit_set(dp->notemap, note_bit(cell, queue));
@@ -43,9 +52,11 @@ static void flush_one(struct dp *dp, uint32_t bit)
 		notify_now(dp, cell, queue, queue == DP_QUEUE_TX ? c->tx : c->rx);
 }
 
+/* Every decision of the batch first, then the signals in one go (notify_flush). */
 void dp_notify_flush(struct dp *dp)
 {
 	uint32_t words = (2 * dp->ncells + 63) / 64;
+	uint64_t sent = dp->notify_sent;
 
 	if (!dp->notify_pending)
 		return;
@@ -58,6 +69,7 @@ void dp_notify_flush(struct dp *dp)
 			word &= word - 1;
 		}
 	}
+	hook_flush(dp, sent);
 }
 
 void dp_stats_notify(const struct dp *dp, struct dp_notify_stats *out)

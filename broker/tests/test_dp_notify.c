@@ -187,12 +187,70 @@ static void test_blocked_tells_destination(void **state)
 	t_env_fini(&e);
 }
 
+/* With a notify_flush hook (the daemon's: one system call per batch), every notify
+ * is followed by a flush before dp_run returns, and one flush covers a batch. */
+static unsigned int unflushed, flushes, notifies;
+
+static void count_notify(void *ctx, unsigned int cell, unsigned int queue)
+{
+	t_notify(ctx, cell, queue);
+	unflushed++;
+	notifies++;
+}
+
+static void count_flush(void *ctx)
+{
+	(void)ctx;
+	assert_true(unflushed > 0);
+	unflushed = 0;
+	flushes++;
+}
+
+static void test_flush_hook(void **state)
+{
+	static struct tenv e;
+	static const struct dp_hooks hooks = { .notify = count_notify,
+					       .notify_flush = count_flush,
+					       .broken = t_broken, .now = t_now };
+	uint32_t len = 6 * PIECE;
+
+	(void)state;
+	setup(&e);
+	/* The same cells on a data plane with the counting hooks. */
+	for (int i = 0; i < e.cfg.ncells; i++)
+		dp_detach(e.dp, (unsigned int)i);
+	dp_destroy(e.dp);
+	assert_int_equal(dp_create(&e.cfg, &hooks, &e, &e.dp), 0);
+	for (int i = 0; i < e.cfg.ncells; i++)
+		assert_int_equal(dp_attach(e.dp, (unsigned int)i, &e.cell[i].dev[0],
+					   &e.cell[i].dev[1]), 0);
+	unflushed = flushes = notifies = 0;
+	t_post_rx(&e.cell[0], 2, false);
+	t_post_rx(&e.cell[1], 9, false);
+	connect_ab(&e, 1000);
+	assert_int_equal(unflushed, 0);
+	drain_b(&e);
+	e.now += 10000000;
+	send_msg(&e, 1000, len);
+	notifies = flushes = 0;
+	assert_int_equal(dp_run(e.dp, e.now), 0);
+	assert_int_equal(unflushed, 0);
+	/* The receiver and the sender told at the delivery: two signals, one flush. */
+	assert_int_equal(notifies, 2);
+	assert_int_equal(flushes, 1);
+	drain_b(&e);
+	assert_int_equal(got_len[0], len);
+	assert_memory_equal(got[0], msg, len);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bulk_one_per_batch),
 		cmocka_unit_test(test_rt_told_at_delivery),
 		cmocka_unit_test(test_blocked_tells_destination),
+		cmocka_unit_test(test_flush_hook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
