@@ -105,6 +105,9 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 	 * budget of one byte, which the analysis calls an overload. */
 	if (b->reg_budget)
 		bc->reg_budget = max_u64(b->reg_budget / m, 1);
+	/* The data plane keeps no real-time reserve on several cores
+	 * (dp_reg_reserve_update): each core's share serves its heap in order. */
+	bc->reg_reserve = 0;
 }
 
 static void blocking_of(const struct an_flow *f, const struct an_broker *b,

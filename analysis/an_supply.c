@@ -91,3 +91,36 @@ uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes)
 	num = num / served + (num % served != 0);
 	return num > UINT64_MAX ? UINT64_MAX : (uint64_t)num;
 }
+
+/* Regulation serving real-time flows first (docs/analysis.md): best-effort steps get
+ * at most budget - reserve per period, real-time steps the whole budget. A step is
+ * granted when the period's charges so far plus its own stay within the budget, so a
+ * real-time step is trimmed or refused only once the real-time charges of its period
+ * pass the reserve. Copied within a period [a, a + Pi), a message of a flow that
+ * meets its deadline was released in (a - D, a + Pi): at most
+ * floor((Pi + D + J) / T) + 1 of them (release jitter J), each charging `bytes`; a
+ * stream flow's credit update (a header) is posted within D of its message's release
+ * and copied within D of that: floor((Pi + 2D + J) / T) + 1 of them. */
+uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		      const struct an_costs *costs)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct an_flow *f = &flows[i];
+		uint64_t msgs;
+
+		if (f->best_effort)
+			continue;
+		if (f->explicit_costs || !f->period)
+			return UINT64_MAX;
+		msgs = sadd(sadd(b->reg_period, f->deadline), f->jitter) / f->period + 1;
+		sum = sadd(sum, smul(msgs, costs[i].bytes));
+		/* A credit update is posted up to D after its message's release and
+		 * copied within D of that. */
+		if (f->type == AN_STREAM)
+			sum = sadd(sum, smul(sadd(sadd(b->reg_period, smul(2, f->deadline)),
+						  f->jitter) / f->period + 1, AN_HDR_BYTES));
+	}
+	return sum;
+}

@@ -195,13 +195,60 @@ static void final_results(const struct an_flow *flows, size_t n, const struct an
 	res->schedulable = res->status == AN_OK && all && res->demand_ok;
 }
 
+/* One analysis of every flow under b, with the costs in sc already computed. */
+static void analyze_under(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			  struct scratch *sc, struct an_result *res, struct an_flow_result *out)
+{
+	struct ctx x;
+	bool void_all = false;
+	size_t nt;
+
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (struct an_flow_result){ 0 };
+		out[i].costs = sc->costs[i];
+		sc->basis[i] = flows[i].deadline;
+	}
+	nt = an_make_tasks(flows, n, b, sc->costs, NULL, sc->basis, sc->t, sc->owner);
+	an_ctx_init(&x, b, sc->t, nt, sc->costs, n);
+	if (!start_result(&x, res))
+		void_all = settle_credits(&x, flows, n, sc, res, out);
+	final_results(flows, n, b, void_all, res, out);
+}
+
+/* fp with a reserve covering the real-time demand: analysed on the unregulated
+ * engine, which holds when every real-time flow then meets its deadline. Suppose a
+ * real-time step were first trimmed or refused at t*. Up to t* the broker ran the
+ * real-time flows as the unregulated analysis assumes (best-effort steps are only
+ * fewer or shorter, and still at most one blocks), so every message charged in the
+ * period of t* meets its deadline and the period's real-time charges, t*'s step
+ * included, stay within an_rt_demand <= reserve; best-effort charges stay within
+ * budget - reserve: the step fits, a contradiction. The regulated analysis is the
+ * answer otherwise. */
+static bool rt_reserved(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			struct scratch *sc, struct an_result *res, struct an_flow_result *out)
+{
+	struct an_broker ub = *b;
+	uint64_t demand;
+
+	if (b->policy != AN_FP || !b->reg_budget || !b->reg_reserve)
+		return false;
+	demand = an_rt_demand(flows, n, b, sc->costs);
+	if (demand > b->reg_reserve || b->reg_reserve > b->reg_budget)
+		return false;
+	ub.reg_budget = 0;
+	ub.reg_reserve = 0;
+	analyze_under(flows, n, &ub, sc, res, out);
+	if (!res->schedulable)
+		return false;
+	res->rt_reserved = true;
+	res->rt_demand = demand;
+	return true;
+}
+
 int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	       struct an_result *res, struct an_flow_result *out)
 {
 	struct scratch sc;
-	struct ctx x;
-	bool void_all = false;
-	size_t nt;
 	int ret = an_validate(flows, n, b, NULL, NULL);
 
 	if (ret)
@@ -209,17 +256,13 @@ int an_analyze(const struct an_flow *flows, size_t n, const struct an_broker *b,
 	ret = scratch_alloc(&sc, n);
 	if (ret)
 		goto free;
-	for (size_t i = 0; i < n; i++) {
-		out[i] = (struct an_flow_result){ 0 };
+	for (size_t i = 0; i < n; i++)
 		an_flow_costs(&flows[i], b, &sc.costs[i]);
-		out[i].costs = sc.costs[i];
-		sc.basis[i] = flows[i].deadline;
+	if (!rt_reserved(flows, n, b, &sc, res, out)) {
+		analyze_under(flows, n, b, &sc, res, out);
+		if (b->reg_budget)
+			res->rt_demand = an_rt_demand(flows, n, b, sc.costs);
 	}
-	nt = an_make_tasks(flows, n, b, sc.costs, NULL, sc.basis, sc.t, sc.owner);
-	an_ctx_init(&x, b, sc.t, nt, sc.costs, n);
-	if (!start_result(&x, res))
-		void_all = settle_credits(&x, flows, n, &sc, res, out);
-	final_results(flows, n, b, void_all, res, out);
 free:
 	scratch_free(&sc);
 	return ret;

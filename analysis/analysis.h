@@ -98,6 +98,8 @@ struct an_broker {
 	uint64_t chunk;             /* bytes, > 0: largest non-preemptive copy step */
 	uint64_t reg_budget;        /* bytes per period, 0 = unregulated */
 	uint64_t reg_period;        /* ns, > 0 when regulated */
+	uint64_t reg_reserve;       /* bytes of each period best-effort steps may not
+				     * spend (the broker's model_rt_reserve); 0 = none */
 	struct an_platform plat;
 	uint64_t tx_slots;          /* TX packets all cells together may have in the
 				     * broker at once (cells x DP_TX_SLOTS) */
@@ -163,6 +165,11 @@ struct an_result {
 	bool regulated;
 	uint64_t theta;       /* regulated: bytes of work every throttled period serves
 			       * at least (budget - 44) */
+	/* fp, regulated with a reserve that covers the real-time demand (an_rt_demand):
+	 * no real-time step is ever throttled, and the real-time flows were analysed
+	 * on the unregulated engine (regulated is then false). */
+	bool rt_reserved;
+	uint64_t rt_demand;   /* an_rt_demand of the set, when regulated */
 };
 
 /* e(b) = chunk_overhead + ceil(b * 1e9 / copy_bandwidth). */
@@ -224,6 +231,14 @@ int an_assign_opa(const struct an_flow *flows, size_t n, const struct an_broker 
  * resource (sbf(t) = t). Saturate at UINT64_MAX. */
 uint64_t an_sbf(uint64_t pi, uint64_t theta, uint64_t t);
 uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
+
+/* Bytes the regulator may charge the real-time flows within one regulation period
+ * while every one of them meets its deadline: per flow floor((period + D + J) / T) + 1
+ * messages of costs[i].bytes, and for a stream flow floor((period + 2D + J) / T) + 1
+ * credit updates of 44 bytes.
+ * UINT64_MAX when a real-time flow has explicit costs (no bytes known). */
+uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		      const struct an_costs *costs);
 
 /* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md);
  * max_step is the longest step of any flow (or of the broker's own RST replies):

@@ -151,6 +151,15 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 	/* The share of the broker's time the work may use: 1 (regulation is in the work). */
 	json_object_set_new(doc, "capacity", json_real(res->capacity));
 	json_object_set_new(doc, "status", json_string(an_status_name(res->status)));
+	/* Regulated: the reserve the broker keeps for real-time flows, their demand per
+	 * period, and whether they were analysed unregulated (docs/analysis.md). */
+	if (cfg->broker.regulation_budget) {
+		json_object_set_new(doc, "rt_reserve_bytes",
+				    json_integer((json_int_t)model_rt_reserve(cfg)));
+		json_object_set_new(doc, "rt_demand_bytes",
+				    json_integer((json_int_t)res->rt_demand));
+		json_object_set_new(doc, "rt_reserved", json_boolean(res->rt_reserved));
+	}
 	for (int i = 0; i < cfg->nflows; i++) {
 		json_t *f = json_object();
 		bool be = fl[i].best_effort;
@@ -232,6 +241,16 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 		       "%llu B and costs at most %.3f us (charged per byte in C and Q)\n",
 		       (unsigned long long)b->reg_budget, us(b->reg_period),
 		       (unsigned long long)res->theta, us(an_reg_stall(b)));
+	if (res->rt_reserved)
+		printf("copy engine regulated: %llu B per %.3f us, of which %llu B are kept for "
+		       "the real-time flows, which charge at most %llu B per period: they are "
+		       "never throttled and are analysed unregulated\n",
+		       (unsigned long long)b->reg_budget, us(b->reg_period),
+		       (unsigned long long)b->reg_reserve, (unsigned long long)res->rt_demand);
+	else if (res->regulated && b->reg_reserve)
+		printf("(%llu B per period kept for the real-time flows, which may charge up to "
+		       "%llu B per period: not enough to leave them unthrottled)\n",
+		       (unsigned long long)b->reg_reserve, (unsigned long long)res->rt_demand);
 	if (pol == AN_EDF && !res->demand_ok)
 		printf("edf demand test fails at t = %.3f us\n", us(res->demand_fail_at));
 	printf("%-20s %5s %10s %10s %10s %12s %12s %12s  %s\n", "flow", "prio", "C_us", "q_us",

@@ -41,6 +41,7 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->chunk = cfg->broker.chunk;
 	b->reg_budget = cfg->broker.regulation_budget;
 	b->reg_period = cfg->broker.regulation_period_ns;
+	b->reg_reserve = model_rt_reserve(cfg);
 	b->plat.copy_bandwidth = plat->copy_bandwidth;
 	b->plat.chunk_overhead = plat->chunk_overhead;
 	b->plat.packet_overhead = plat->packet_overhead;

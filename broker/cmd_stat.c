@@ -88,7 +88,11 @@ static void print_tables(json_t *st)
 		       " B copied, throttled %" PRIu64 " periods (%.3f ms)\n",
 		       u(reg, "budget"), u(reg, "period_ns"), u(reg, "bytes"),
 		       u(reg, "throttled_periods"), (double)u(reg, "throttled_ns") / 1e6);
-	else
+	if (u(reg, "budget") && u(reg, "reserve"))
+		printf("regulation: %" PRIu64 " B per period kept for real-time flows, "
+		       "best-effort steps refused for it %" PRIu64 " times\n",
+		       u(reg, "reserve"), u(reg, "best_effort_waits"));
+	if (!u(reg, "budget"))
 		printf("regulation: off, %" PRIu64 " B copied\n", u(reg, "bytes"));
 	printf("\n%-16s %6s %-10s %10s %12s %10s %12s %8s %7s\n", "CELL", "CID", "STATE",
 	       "PKTS_IN", "BYTES_IN", "PKTS_OUT", "BYTES_OUT", "REFUSED", "RESETS");

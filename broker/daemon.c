@@ -29,6 +29,14 @@
 
 /* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
 
+/* The signalling context of the data plane's notifications: the loop's own with one
+ * core; with several, one of their own, used under the data plane's mutex M (or W's
+ * write side), so by one thread at a time. */
+static struct evsig *daemon_dp_evsig(struct broker *b)
+{
+	return b->multicore ? &b->dp_evsig : &b->evsig;
+}
+
 /* Never write(2): the cell shares the file's flags and counter and could make the
  * write sleep (evsig.h). A cell that saturates its counter only confuses itself. */
 void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
@@ -41,9 +49,17 @@ void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
 	c = &b->cells[cell];
 	if (c->vhu.ring[queue].call_fd < 0)
 		return;
-	evsig_signal(b->multicore ? &b->dp_evsig : &b->evsig, c->vhu.ring[queue].call_fd);
+	evsig_queue(daemon_dp_evsig(b), c->vhu.ring[queue].call_fd);
 	c->notified = true;
 	b->any_notified = true;
+}
+
+/* The data plane's batch of notifications is complete: one system call for all. */
+void daemon_hook_notify_flush(void *ctx)
+{
+	struct broker *b = ctx;
+
+	evsig_flush(daemon_dp_evsig(b));
 }
 
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count)

@@ -105,6 +105,7 @@ struct broker {
 /* daemon.c */
 extern const struct vhu_dev_ops daemon_dev_ops;
 void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue);
+void daemon_hook_notify_flush(void *ctx);
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
 void daemon_hook_broken(void *ctx, unsigned cell, int err);
 void daemon_hook_wake(void *ctx);

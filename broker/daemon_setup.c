@@ -292,7 +292,8 @@ static void admit_cell_close(void *ctx, unsigned int slot)
 int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		struct broker **out, char *err, size_t errlen)
 {
-	struct dp_hooks hooks = { .notify = daemon_hook_notify, .broken = daemon_hook_broken,
+	struct dp_hooks hooks = { .notify = daemon_hook_notify,
+				  .notify_flush = daemon_hook_notify_flush, .broken = daemon_hook_broken,
 				  .conn_limit = daemon_hook_conn_limit, .now = NULL,
 				  .wake = daemon_hook_wake };
 	struct broker *b;

@@ -40,6 +40,7 @@
  *  dp_copy.c       the byte-copy routines (`copy = normal | nt`)
  *  dp_pkt.c        packet slots, returning TX chains
  *  dp_budget.c     per-cell budgets per budget period (ingest, control, short pieces)
+ *  dp_notify.c     notifications to cells, one decision per batch
  */
 #include <errno.h>
 #include <limits.h>
@@ -135,17 +136,41 @@ uint64_t dp_next_wake(const struct dp *dp, const struct dp_core *k, uint64_t t)
 	return t;
 }
 
-uint64_t dp_run(struct dp *dp, uint64_t now_ns)
+/* One copy step of q with the notifications of its pushes deferred. They go out
+ * (dp_notify_flush) when a real-time packet is delivered, so that its receiver and
+ * sender hear of it at once, and when a queue found no RX buffer, so that the
+ * destination hears of every buffer it has to take in before it can post more; the
+ * rest, bulk pieces and their TX completions, when dp_run returns: one decision per
+ * batch of at most DP_RUN_STEPS steps, not one per piece. */
+static enum dp_step run_step(struct dp *dp, uint32_t q, uint64_t *now)
+{
+	bool rt = !dp->flows[dp->queues[q].flow].be;
+	enum dp_step r;
+
+	dp->notify_defer = true;
+	r = dp_copy_step(dp, q, *now);
+	if (r != DP_STEP_BLOCKED && r != DP_STEP_THROTTLED) {
+		/* The one clock read per step, taken after it: a packet completed by this
+		 * step is stamped with it, so residence includes its last copy (rtvio
+		 * calibrate also times steps by these reads). */
+		*now = dp_clock(dp);
+		if (r == DP_STEP_DELIVERED)
+			dp_pkt_done(dp, q, *now);
+	}
+	dp->notify_defer = false;
+	if (r == DP_STEP_BLOCKED || (r == DP_STEP_DELIVERED && rt))
+		dp_notify_flush(dp);
+	return r;
+}
+
+static uint64_t run_steps(struct dp *dp, uint64_t now_ns)
 {
 	struct dp_core *k = &dp->core[0];
 	uint64_t now = now_ns;
 	unsigned int steps = 0;
 
-	if (dp->mc)
-		return dp_mc_service(dp);
 	for (;;) {
 		enum dp_step r;
-		uint32_t q;
 
 		dp_ingest_pass(dp, k, now);
 		if (!k->ready.n)
@@ -154,23 +179,27 @@ uint64_t dp_run(struct dp *dp, uint64_t now_ns)
 		 * has moved on during the steps; a later time would read as a wait). */
 		if (steps == DP_RUN_STEPS)
 			return now_ns;
-		q = k->ready.q[0];
-		r = dp_copy_step(dp, q, now);
+		r = run_step(dp, k->ready.q[0], &now);
 		if (r == DP_STEP_THROTTLED)
 			return dp_next_wake(dp, k, reg_next_ns(&k->reg));
-		if (r != DP_STEP_BLOCKED) {
+		if (r != DP_STEP_BLOCKED)
 			steps++;
-			/* The one clock read per step, taken after it: a packet completed
-			 * by this step is stamped with it, so residence includes its last
-			 * copy (rtvio calibrate also times steps by these reads). */
-			now = dp_clock(dp);
-			if (r == DP_STEP_DELIVERED)
-				dp_pkt_done(dp, q, now);
-		}
 	}
 	if (k->ingest_more)
 		return now_ns;
 	return dp_next_wake(dp, k, 0);
+}
+
+uint64_t dp_run(struct dp *dp, uint64_t now_ns)
+{
+	uint64_t next;
+
+	if (dp->mc)
+		return dp_mc_service(dp);
+	next = run_steps(dp, now_ns);
+
+	dp_notify_flush(dp);
+	return next;
 }
 
 /* ------------------------------------------------------------ control ---- */
@@ -307,11 +336,12 @@ static int alloc_objects(struct dp *dp)
 	dp->queues = calloc(dp->nqueues, sizeof(*dp->queues));
 	dp->pkts = calloc(npkts, sizeof(*dp->pkts));
 	dp->conns = calloc(dp->nconns, sizeof(*dp->conns));
+	dp->notemap = calloc((2 * dp->ncells + 63) / 64, sizeof(uint64_t));
 	dp->cid_hash = malloc(dp->cid_hash_size * sizeof(int32_t));
 	dp->flow_hash = malloc(dp->flow_hash_size * sizeof(int32_t));
 	dp->conn_hash = malloc(dp->conn_hash_size * sizeof(int32_t));
 	if (!dp->cells || !dp->flows || !dp->queues || !dp->pkts || !dp->conns ||
-	    !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
+	    !dp->notemap || !dp->cid_hash || !dp->flow_hash || !dp->conn_hash)
 		return -ENOMEM;
 	memset(dp->cid_hash, 0xff, dp->cid_hash_size * sizeof(int32_t));
 	memset(dp->flow_hash, 0xff, dp->flow_hash_size * sizeof(int32_t));
@@ -407,6 +437,7 @@ static int init_objects(struct dp *dp)
 		if (reg_init(&dp->core[k].reg, reg_share(dp->cfg->broker.regulation_budget, dp->ncores),
 			     dp->cfg->broker.regulation_period_ns, dp->budget_t0))
 			return -EINVAL;
+	dp_reg_reserve_update(dp);
 	return dp_mc_create(dp);
 }
 
@@ -459,6 +490,7 @@ void dp_destroy(struct dp *dp)
 	free(dp->queues);
 	free(dp->pkts);
 	free(dp->conns);
+	free(dp->notemap);
 	free(dp->cid_hash);
 	free(dp->flow_hash);
 	free(dp->conn_hash);
@@ -536,6 +568,8 @@ void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out)
 		out->bytes += dp->core[k].reg_bytes;
 		out->throttled_periods += r.throttled_periods;
 		out->throttled_ns += r.throttled_ns;
+		out->reserve += dp->core[k].reg_reserve;
+		out->be_waits += dp->core[k].reg_be_waits;
 	}
 	dp_ctl_unlock(dp);
 }

@@ -45,6 +45,9 @@ struct dp_hooks {
 	/* The data plane pushed used buffers on `queue` of `cell` and core says the
 	 * driver wants an interrupt (EVENT_IDX respected): signal the call eventfd. */
 	void (*notify)(void *ctx, unsigned cell, unsigned queue);
+	/* Every notify call since the last notify_flush may be held back until this
+	 * one (the daemon signals them in one system call). NULL = notify is at once. */
+	void (*notify_flush)(void *ctx);
 	/* A ring of `cell` broke the rules (err: negative errno from core). The data
 	 * plane has already stopped touching that cell and reset its connections on the
 	 * peers' side; the daemon is expected to call dp_detach and cut the cell off. */
@@ -186,6 +189,8 @@ struct dp_reg_stats {
 	uint64_t bytes;             /* bytes copied (payload and headers) */
 	uint64_t throttled_periods; /* periods in which the budget ran out */
 	uint64_t throttled_ns;      /* time work waited for replenishment */
+	uint64_t reserve;           /* bytes per period best-effort steps may not spend */
+	uint64_t be_waits;          /* best-effort steps refused for the reserve */
 };
 
 unsigned dp_ncells(const struct dp *dp);
@@ -196,5 +201,13 @@ const char *dp_flow_name(const struct dp *dp, unsigned flow);
 int dp_stats_cell(const struct dp *dp, unsigned cell, struct dp_cell_stats *out);
 int dp_stats_flow(const struct dp *dp, unsigned flow, struct dp_flow_stats *out);
 void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out);
+
+/* Notifications to cells: decisions taken (one per queue per batch, each a full
+ * fence) and how many of them signalled the cell (the notify hook). */
+struct dp_notify_stats {
+	uint64_t checks;
+	uint64_t sent;
+};
+void dp_stats_notify(const struct dp *dp, struct dp_notify_stats *out);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "dp_internal.h"
+#include "model.h"
 
 /* Copies n bytes from the segments src (starting src_off bytes in) to the segments
  * dst (starting dst_off bytes in) with fn, once per contiguous piece. The caller has
@@ -147,24 +148,53 @@ static bool piece_open(struct dp *dp, uint32_t q, const struct dp_pkt *p)
 	return true;
 }
 
+/* The real-time reserve serves a one-core broker: with several cores each core's
+ * share is spent in its ready heap's order (docs/broker.md "Several cores"), as the
+ * analysis of several cores assumes. */
+void dp_reg_reserve_update(struct dp *dp)
+{
+	dp->core[0].reg_reserve = dp->ncores == 1 ? model_rt_reserve(dp->cfg) : 0;
+}
+
+/* A best-effort step: it may spend only what the real-time reserve leaves of this
+ * period's budget. Refused, it forfeits nothing (the rest belongs to the real-time
+ * flows) and waits for the next period; a real-time queue ready meanwhile still
+ * runs, as it is ahead of every best-effort one in the ready heap (fp, edf). */
+static bool regulate_be(struct dp_core *k, uint64_t hdr, uint64_t *n, uint64_t now)
+{
+	uint64_t rem = reg_remaining(&k->reg, now), g;
+
+	rem = rem > k->reg_reserve ? rem - k->reg_reserve : 0;
+	if (rem < hdr + (*n ? 1 : 0)) {
+		k->reg_be_waits++;
+		return false;
+	}
+	g = reg_grant(&k->reg, hdr + *n < rem ? hdr + *n : rem, now);
+	*n = g - hdr;
+	return true;
+}
+
 /* Charges a step of hdr + *n bytes to the regulator, trimming *n to the grant. false
  * when too little is left for a step that makes progress: the rest of this period
- * is then forfeited (never overspent) and the wait counted. */
-static bool regulate(struct dp *dp, struct regulator *reg, uint64_t hdr, uint64_t *n,
+ * is then forfeited (never overspent) and the wait counted. A best-effort step is
+ * held to what the real-time reserve leaves (regulate_be). */
+static bool regulate(struct dp *dp, struct dp_core *k, bool be, uint64_t hdr, uint64_t *n,
 		     uint64_t now)
 {
 	uint64_t want = hdr + *n, rem, g;
 
 	if (!dp->cfg->broker.regulation_budget)
 		return true;
-	rem = reg_remaining(reg, now);
+	if (be && k->reg_reserve)
+		return regulate_be(k, hdr, n, now);
+	rem = reg_remaining(&k->reg, now);
 	if (rem < hdr + (*n ? 1 : 0)) {
 		if (rem)
-			reg_grant(reg, rem, now);
-		reg_grant(reg, want, now);
+			reg_grant(&k->reg, rem, now);
+		reg_grant(&k->reg, want, now);
 		return false;
 	}
-	g = reg_grant(reg, want, now);
+	g = reg_grant(&k->reg, want, now);
 	*n = g - hdr;
 	return true;
 }
@@ -217,7 +247,8 @@ enum dp_step dp_step_reserve(struct dp *dp, uint32_t q, uint64_t now, struct dp_
 	if (pc->n > dp->cfg->broker.chunk)
 		pc->n = dp->cfg->broker.chunk;
 	pc->hdr = w->piece_done == 0 && !w->hdr_written ? VSOCK_HDR_SIZE : 0;
-	if (!regulate(dp, &dp_core_of(dp, w->dst)->reg, pc->hdr, &pc->n, now))
+	if (!regulate(dp, dp_core_of(dp, w->dst), dp->flows[w->flow].be, pc->hdr, &pc->n,
+		      now))
 		return DP_STEP_THROTTLED;
 	return DP_STEP_PROGRESS;
 }

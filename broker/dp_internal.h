@@ -148,6 +148,11 @@ struct dp_core {
 	uint64_t reg_bytes;
 	uint64_t budget_wake;      /* one of its rings waits for this budget period's
 				    * start (0: none) */
+	/* Bytes of each period's budget best-effort steps may not spend (the real-time
+	 * flows' demand, model_rt_reserve; one-core brokers only); set by
+	 * dp_reg_reserve_update. */
+	uint64_t reg_reserve;
+	uint64_t reg_be_waits;     /* best-effort steps refused for the reserve */
 };
 
 struct dp_mc;
@@ -179,6 +184,13 @@ struct dp {
 	uint64_t now;              /* time of the current pass */
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
 	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
+	/* Notifications (dp_notify.c): while notify_defer is set, dp_notify only marks
+	 * bit 2 * cell + (queue == TX) of notemap; dp_notify_flush decides for all. */
+	bool notify_defer;
+	bool notify_pending;
+	uint64_t *notemap;
+	uint64_t notify_checks;    /* notify decisions taken (each a full fence) */
+	uint64_t notify_sent;      /* of which told the cell (the notify hook) */
 };
 
 /* ---- shared between the data plane's files ---- */
@@ -247,7 +259,10 @@ uint64_t dp_budget_ctrl(struct dp *dp, uint32_t cell, uint64_t now);
 bool dp_budget_piece(struct dp *dp, uint32_t q, uint64_t now);
 int32_t dp_pkt_alloc_syn(struct dp *dp);
 void dp_pkt_free(struct dp *dp, int32_t pi);
+/* dp_notify.c: a cell's queue has new used entries. Decided at once, or, while
+ * dp->notify_defer is set, at the next dp_notify_flush (one decision per batch). */
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);
+void dp_notify_flush(struct dp *dp);
 void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p);
 
 /* dp_switch.c: CID, flow and connection tables; switching one packet. The table_add
@@ -305,6 +320,9 @@ enum dp_step dp_step_reserve(struct dp *dp, uint32_t q, uint64_t now, struct dp_
 void dp_step_copy(struct dp *dp, uint32_t q, const struct dp_piece *pc);
 enum dp_step dp_step_finish(struct dp *dp, uint32_t q, const struct dp_piece *pc);
 void dp_pkt_done(struct dp *dp, uint32_t q, uint64_t now);
+/* The real-time reserve from the configuration now in force (at create and after
+ * every run-time change). */
+void dp_reg_reserve_update(struct dp *dp);
 
 /* dp_mc.c: several cores (docs/broker.md "Several cores"). All no-ops with one. */
 int dp_mc_create(struct dp *dp);

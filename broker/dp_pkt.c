@@ -20,6 +20,7 @@ void dp_config_changed(struct dp *dp)
 {
 	dp_ctl_lock(dp);
 	dp_cells_budget(dp);
+	dp_reg_reserve_update(dp);
 	dp_ctl_unlock(dp);
 }
 
@@ -49,12 +50,6 @@ void dp_pkt_free(struct dp *dp, int32_t pi)
 		dp->cells[p->src].tx_free = pi;
 		dp->cells[p->src].tx_held--;
 	}
-}
-
-void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq)
-{
-	if (vq_device_should_notify(vq) && dp->hooks.notify)
-		dp->hooks.notify(dp->ctx, cell, queue);
 }
 
 /* Returns the sender's TX chain: its packet is done (delivered, or answered). */

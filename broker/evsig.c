@@ -2,6 +2,7 @@
 #include "evsig.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <string.h>
@@ -56,9 +57,9 @@ void evsig_close(struct evsig *s)
 	s->null_fd = -1;
 }
 
-int evsig_signal(struct evsig *s, int efd)
+static void evsig_iocb(const struct evsig *s, struct iocb *cb, int efd)
 {
-	struct iocb cb = {
+	*cb = (struct iocb){
 		.aio_lio_opcode = IOCB_CMD_PWRITE,
 		.aio_fildes = (uint32_t)s->null_fd,
 		.aio_buf = (uint64_t)(uintptr_t)&evsig_byte,
@@ -66,24 +67,75 @@ int evsig_signal(struct evsig *s, int efd)
 		.aio_flags = IOCB_FLAG_RESFD,
 		.aio_resfd = (uint32_t)efd,
 	};
-	struct iocb *list[1] = { &cb };
-	long n;
+}
+
+/* Submits list[0..n): io_submit takes them in order and stops at the first it
+ * refuses (returning how many it took, or -1 when that is the first): the refused
+ * one is counted and skipped, the rest submitted again. */
+static int submit(struct evsig *s, struct iocb **list, long n)
+{
+	int rc = 0;
+	bool retried = false;
+
+	if (s->unreaped + (unsigned int)n > EVSIG_REAP)
+		evsig_reap(s);
+	while (n > 0) {
+		long k = syscall(SYS_io_submit, (aio_context_t)s->ctx, n, list);
+
+		s->submits++;
+		if (k > 0) {
+			s->unreaped += (unsigned int)k;
+			s->signals += (uint64_t)k;
+			list += k;
+			n -= k;
+			continue;
+		}
+		if (k < 0 && errno == EAGAIN && !retried) {
+			/* Only if completions were left behind: take them, once. */
+			evsig_reap(s);
+			retried = true;
+			continue;
+		}
+		s->failures++;
+		if (!rc)
+			rc = k < 0 ? -errno : -EIO;
+		list++;
+		n--;
+	}
+	return rc;
+}
+
+int evsig_flush(struct evsig *s)
+{
+	struct iocb cb[EVSIG_BATCH], *list[EVSIG_BATCH];
+	unsigned int n = s->n_queued;
+
+	s->n_queued = 0;
+	if (!n)
+		return 0;
+	for (unsigned int i = 0; i < n; i++) {
+		evsig_iocb(s, &cb[i], s->queued[i]);
+		list[i] = &cb[i];
+	}
+	return submit(s, list, (long)n);
+}
+
+int evsig_queue(struct evsig *s, int efd)
+{
+	if (!s->ctx || efd < 0)
+		return -EBADF;
+	s->queued[s->n_queued++] = efd;
+	if (s->n_queued == EVSIG_BATCH)
+		return evsig_flush(s);
+	return 0;
+}
+
+int evsig_signal(struct evsig *s, int efd)
+{
+	struct iocb cb, *list[1] = { &cb };
 
 	if (!s->ctx || efd < 0)
 		return -EBADF;
-	if (s->unreaped >= EVSIG_REAP)
-		evsig_reap(s);
-	n = syscall(SYS_io_submit, (aio_context_t)s->ctx, 1L, list);
-	if (n == -1 && errno == EAGAIN) {
-		/* Only if completions were left behind: take them and try once more. */
-		evsig_reap(s);
-		n = syscall(SYS_io_submit, (aio_context_t)s->ctx, 1L, list);
-	}
-	if (n != 1) {
-		s->failures++;
-		return n < 0 ? -errno : -EIO;
-	}
-	s->unreaped++;
-	s->signals++;
-	return 0;
+	evsig_iocb(s, &cb, efd);
+	return submit(s, list, 1);
 }

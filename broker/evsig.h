@@ -14,17 +14,22 @@
 
 #include <stdint.h>
 
-/* Completions reaped with one io_getevents every EVSIG_REAP signals; the context
- * holds EVSIG_RING, so submission never finds it full. */
+/* Completions reaped with one io_getevents once EVSIG_REAP signals are unreaped; the
+ * context holds EVSIG_RING, more than EVSIG_REAP + EVSIG_BATCH, so submission never
+ * finds it full. A batch of up to EVSIG_BATCH signals goes in one io_submit. */
 #define EVSIG_RING 256u
 #define EVSIG_REAP 64u
+#define EVSIG_BATCH 32u
 
 struct evsig {
 	uint64_t ctx;       /* aio_context_t, 0 none */
 	int null_fd;        /* /dev/null, the request's target */
 	unsigned int unreaped;
+	unsigned int n_queued;
+	int queued[EVSIG_BATCH]; /* eventfds of the batch not yet submitted */
 	uint64_t signals;   /* eventfds signalled */
 	uint64_t failures;  /* submissions refused (a closed or foreign descriptor) */
+	uint64_t submits;   /* io_submit calls */
 };
 
 /* Sets up the AIO context and opens /dev/null (the only allocations: at start). */
@@ -34,5 +39,11 @@ void evsig_close(struct evsig *s);
 /* Adds 1 to the counter of eventfd efd without ever sleeping, whatever the file's
  * flags and counter. Returns 0, or -errno (-EBADF/-EINVAL: efd is no eventfd). */
 int evsig_signal(struct evsig *s, int efd);
+
+/* The same, batched: evsig_queue adds efd to the batch (submitting the batch when it
+ * is full), evsig_flush submits the batch in one system call. Returns 0, or the
+ * first -errno of a refused signal (the others still go). */
+int evsig_queue(struct evsig *s, int efd);
+int evsig_flush(struct evsig *s);
 
 #endif

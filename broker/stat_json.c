@@ -32,6 +32,7 @@ json_t *broker_stat_json(const struct broker *b)
 	const struct rtvio_config *cfg = broker_config(b);
 	struct dp *dp = broker_dp(b);
 	struct dp_reg_stats reg;
+	struct dp_notify_stats ns;
 	json_t *cells = json_array(), *flows = json_array(), *st;
 
 	if (!cells || !flows)
@@ -86,7 +87,9 @@ json_t *broker_stat_json(const struct broker *b)
 				  "residence_hist", hist_json(fs.hist)));
 	}
 	dp_stats_reg(dp, &reg);
-	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o}",
+	dp_stats_notify(dp, &ns);
+	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+		       "s:{s:I, s:I}, s:o, s:o}",
 		       "generation", (json_int_t)broker_generation(b), "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
 		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
 		       rtvio_copy_name(cfg->broker.copy), "uptime_s",
@@ -94,7 +97,10 @@ json_t *broker_stat_json(const struct broker *b)
 		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
 		       (json_int_t)reg.bytes, "throttled_periods",
 		       (json_int_t)reg.throttled_periods, "throttled_ns",
-		       (json_int_t)reg.throttled_ns, "cells", cells, "flows", flows);
+		       (json_int_t)reg.throttled_ns, "reserve", (json_int_t)reg.reserve,
+		       "best_effort_waits", (json_int_t)reg.be_waits, "notifications", "checks",
+		       (json_int_t)ns.checks, "sent", (json_int_t)ns.sent, "cells", cells,
+		       "flows", flows);
 	return st;
 fail:
 	json_decref(cells);

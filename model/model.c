@@ -236,6 +236,62 @@ static void budget_pools(const struct rtvio_config *cfg, struct model_pools *p)
 	}
 }
 
+/* Pieces a message of `size` bytes travels in: packets of at most packet_size, each
+ * cut into RX buffers of rx_payload (one header each). */
+static uint64_t msg_pieces(uint64_t size, uint64_t packet_size, uint64_t rx_payload)
+{
+	uint64_t pk = packet_size ? packet_size : size, rx = rx_payload ? rx_payload : 1;
+	uint64_t full = size / pk, rem = size % pk;
+
+	return full * ((pk + rx - 1) / rx) + (rem + rx - 1) / rx;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+	return a && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+
+uint64_t model_rt_demand(const struct rtvio_config *cfg)
+{
+	uint64_t pi = cfg->broker.regulation_period_ns, sum = 0;
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+		struct model_flow mf;
+		uint64_t msgs, bytes;
+
+		if (f->best_effort || f->vacant || !f->period_ns)
+			continue;
+		flow_sizes(cfg, f, &mf);
+		/* Copied within one period [a, a + pi) while the flow meets its deadline:
+		 * released in (a - D, a + pi), at most floor((pi + D + J) / T) + 1 of them. */
+		msgs = (pi + f->deadline_ns + f->jitter_ns) / f->period_ns + 1;
+		bytes = sat_add(f->size, sat_mul(MODEL_HDR_BYTES,
+						 msg_pieces(f->size, mf.packet_size, mf.rx_payload)));
+		sum = sat_add(sum, sat_mul(msgs, bytes));
+		/* A stream message's credit update comes back on the flow, one header,
+		 * posted within D of the message's release and copied within D of that. */
+		if (f->type == RTVIO_STREAM)
+			sum = sat_add(sum, sat_mul((pi + 2 * f->deadline_ns + f->jitter_ns) /
+						   f->period_ns + 1, MODEL_HDR_BYTES));
+	}
+	return sum;
+}
+
+uint64_t model_rt_reserve(const struct rtvio_config *cfg)
+{
+	uint64_t b = cfg->broker.regulation_budget;
+
+	if (!b)
+		return 0;
+	return min_u64(model_rt_demand(cfg), b - b / MODEL_BULK_SHARE);
+}
+
 static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 {
 	p->ncells = (uint32_t)cfg->ncells;

@@ -161,6 +161,24 @@ struct model_cell_budget {
 };
 void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell_budget *out);
 
+/* Bytes of a virtio-vsock header: the regulator charges them with every piece. */
+#define MODEL_HDR_BYTES 44u
+/* Regulated, best-effort steps always keep at least 1/MODEL_BULK_SHARE of each
+ * period's budget: the real-time reserve is capped there, so that connection set-up
+ * and bulk traffic are never starved outright. */
+#define MODEL_BULK_SHARE 8u
+
+/* Bytes the regulator may charge the real-time flows within one regulation period
+ * while each meets its deadline: per flow floor((period + D + J) / T) + 1 messages of
+ * size + 44 per piece, and for a stream flow floor((period + 2D + J) / T) + 1 credit
+ * updates of 44 bytes (analysis/an_supply.c an_rt_demand counts the same). */
+uint64_t model_rt_demand(const struct rtvio_config *cfg);
+
+/* The part of each regulation period's budget that best-effort steps may not spend
+ * (docs/broker.md, "6. Regulation"): the real-time demand, at most
+ * budget - budget / MODEL_BULK_SHARE; 0 when unregulated. */
+uint64_t model_rt_reserve(const struct rtvio_config *cfg);
+
 /* The analysis's share of ingest_step per packet ingested (ns, rounded up). */
 uint64_t model_ingest_packet_ns(uint64_t ingest_step_ns);
 

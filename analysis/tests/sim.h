@@ -61,6 +61,13 @@ struct sim_config {
 	uint64_t reg_phase;      /* first regulation boundary, in (0, period] */
 	uint64_t reg_used;       /* bytes already used in the period containing 0 */
 	uint64_t limit_ns;       /* give up after this time (returns -ETIME) */
+	/* A best-effort flow with data always queued: whenever no real-time work is
+	 * ready the broker copies a step of bulk_bytes of it (a chunk overhead, the
+	 * copy and a packet overhead), charged against what b->reg_reserve leaves of
+	 * the period's budget; refused, the broker waits for the next period or the
+	 * next visible packet, and forfeits nothing (broker/dp_copy_step.c). */
+	bool bulk;
+	uint64_t bulk_bytes;
 };
 
 struct sim_flow_stats {

@@ -448,6 +448,59 @@ static void test_cells_and_default_class(void **state)
 	assert_true(first_response(write_file("gap.conf", text)) == 25.452);
 }
 
+/* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
+ * broker regulated. Its demand per period: (1 + 1) / 1 + 1 = 3 messages of 64 + 44
+ * bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B. The broker's reserve
+ * (the model's) is the same 500 B, and the analysis runs the flow unregulated; with
+ * a budget of 512 B (chunk 256) the reserve is capped at 448 B and the regulated
+ * analysis answers, with at least one refill charged. */
+static void test_rt_reserve(void **state)
+{
+	static const char base[] = "[broker]\npolicy = fp\nchunk = 256\nregulation_budget = %s\n"
+		"regulation_period = 1ms\n"
+		"[cell a]\ncid = 3\n[cell b]\ncid = 4\n[cell c]\ncid = 5\n[cell d]\ncid = 6\n"
+		"[flow ctl]\nfrom = a\nto = b:1000\ntype = stream\nsize = 64\nperiod = 1ms\n"
+		"[flow bulk]\nfrom = c\nto = d:2000\ntype = stream\nsize = 1MiB\n"
+		"class = best-effort\n" PLATFORM;
+	char text[2048];
+	const char *argv[2] = { "analyze" };
+	double unreg, reserved, capped;
+	json_t *doc;
+
+	(void)state;
+	snprintf(text, sizeof(text), base, "0");
+	unreg = first_response(write_file("u.conf", text));
+	snprintf(text, sizeof(text), base, "512KiB");
+	argv[1] = write_file("r.conf", text);
+	reserved = first_response(argv[1]);
+	doc = json_loads(out_buf, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 500);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 500);
+	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
+	json_decref(doc);
+	assert_true(unreg > 0 && reserved == unreg);
+	assert_int_equal(run(2, argv), 0);
+	assert_non_null(strstr(out_buf, "of which 500 B are kept for the real-time flows, "
+				"which charge at most 500 B per period"));
+	snprintf(text, sizeof(text), base, "512");
+	{
+		const char *jargv[3] = { "analyze", write_file("c.conf", text), "--json" };
+		json_t *r;
+
+		assert_int_equal(run(3, jargv), 1); /* not schedulable any more */
+		doc = json_loads(out_buf, 0, NULL);
+		assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")),
+				 448);
+		assert_false(json_is_true(json_object_get(doc, "rt_reserved")));
+		r = json_object_get(json_array_get(json_object_get(doc, "flows"), 0),
+				    "response_us");
+		/* At least one refill of 1 ms charged, or no bound at all. */
+		capped = json_is_number(r) ? json_number_value(r) : 1e12;
+		json_decref(doc);
+	}
+	assert_true(capped > unreg + 1000.0);
+}
+
 /* The shipped configs that carry their own [platform] costs are schedulable with them
  * (the demos show a bound per flow; a config the analysis rejects would show bounds
  * above deadlines), and the table explains its columns. */
@@ -604,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_opa),
 		cmocka_unit_test(test_assign_per_core),
 		cmocka_unit_test(test_cells_and_default_class),
+		cmocka_unit_test(test_rt_reserve),
 		cmocka_unit_test(test_shipped_configs),
 		cmocka_unit_test(test_one_core_identical),
 		cmocka_unit_test(test_two_cores),

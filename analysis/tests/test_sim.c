@@ -453,6 +453,76 @@ static void check_random(const struct gen *g, enum an_policy pol, unsigned sets,
 	assert_true(compared > sets);
 }
 
+/* fp, regulated, with a bulk flow that always has data and a reserve for the
+ * real-time flows as large as their demand per period (an_rt_demand): where the
+ * analysis finds the set schedulable on the unregulated engine (rt_reserved), no
+ * simulated message exceeds that bound, whatever bulk spent before time 0. */
+static void test_fp_rt_reserve(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
+			 .regulated = true, .stream = true };
+	unsigned compared = 0, reserved = 0;
+
+	(void)state;
+	rng_state = 0x0badc0ffee0ddf00ull;
+	for (unsigned k = 0; k < 600; k++) {
+		struct set s;
+		struct an_result res;
+		struct an_flow_result out[MAXN];
+		struct sim_flow_stats st[MAXN];
+		uint64_t seed = rng_state, tmax = 0;
+
+		gen_set(&s, &g, AN_FP);
+		s.b.reg_reserve = an_rt_demand(s.f, s.n, &s.b, s.c);
+		if (s.b.reg_reserve >= s.b.reg_budget)
+			continue;
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
+		if (!res.rt_reserved)
+			continue;
+		assert_false(res.regulated);
+		assert_int_equal(res.rt_demand, s.b.reg_reserve);
+		reserved++;
+		{
+			/* The bounds are the unregulated engine's; one byte less of reserve
+			 * and the regulated analysis answers instead. */
+			struct an_broker ub = s.b, lb = s.b;
+			struct an_result ur, lr;
+			struct an_flow_result uo[MAXN], lo[MAXN];
+
+			ub.reg_budget = ub.reg_reserve = 0;
+			assert_int_equal(an_analyze(s.f, s.n, &ub, &ur, uo), 0);
+			for (size_t i = 0; i < s.n; i++)
+				assert_int_equal(uo[i].latency, out[i].latency);
+			lb.reg_reserve--;
+			assert_int_equal(an_analyze(s.f, s.n, &lb, &lr, lo), 0);
+			assert_false(lr.rt_reserved);
+			assert_true(lr.regulated);
+		}
+		for (size_t i = 0; i < s.n; i++)
+			if (!s.f[i].best_effort && s.f[i].period > tmax)
+				tmax = s.f[i].period;
+		for (int rd = 0; rd < 4; rd++) {
+			struct sim_config c = { .flows = s.f, .n = s.n, .prio = s.prio, .b = &s.b,
+						.pattern = SIM_RANDOM, .seed = rnd(),
+						.until_ns = 3 * tmax, .limit_ns = 2000000000ull,
+						.bulk = true, .bulk_bytes = s.b.chunk };
+
+			c.block_ns = fp_block(&s, 0, &c.block_bytes);
+			c.reg_phase = between(1, s.b.reg_period);
+			/* Bulk may have spent any of its share before time 0. */
+			c.reg_used = rnd() % 2 ? s.b.reg_budget - s.b.reg_reserve :
+				     between(0, s.b.reg_budget - s.b.reg_reserve);
+			if (c.block_bytes > s.b.reg_budget - s.b.reg_reserve - c.reg_used)
+				c.block_bytes = s.b.reg_budget - s.b.reg_reserve - c.reg_used;
+			assert_int_equal(sim_run(&c, st), 0);
+			compared += compare(&s, &res, out, st, seed, k);
+		}
+	}
+	/* Not vacuous: many sets took the reserved path, many flows were compared. */
+	assert_true(reserved > 50);
+	assert_true(compared > 4 * reserved);
+}
+
 static void test_edf(void **state)
 {
 	struct gen g = { .jitter = true, .overheads = true, .best_effort = true, .stream = true };
@@ -763,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_fp_sound),
 		cmocka_unit_test(test_fp_ties),
 		cmocka_unit_test(test_fp_regulated),
+		cmocka_unit_test(test_fp_rt_reserve),
 		cmocka_unit_test(test_edf),
 		cmocka_unit_test(test_edf_tight),
 		cmocka_unit_test(test_edf_random),

@@ -1,6 +1,7 @@
 /* Data plane: dispatch order under fp, edf and fifo, preemption between chunks,
  * policing and regulation, all driven by a fake clock (never by timing). */
 #include "test_dp_harness.h"
+#include "model.h"
 
 #define A 3u
 #define B 4u
@@ -626,7 +627,7 @@ static void test_regulation(void **state)
 	static struct tenv e;
 	uint32_t ports[64];
 	unsigned int pieces = 0, periods = 0;
-	uint64_t period_start, next, last_bytes = 0;
+	uint64_t period_start, next, last_bytes = 0, share;
 	struct dp_reg_stats rs;
 	struct dp_flow_stats fb;
 
@@ -636,6 +637,11 @@ static void test_regulation(void **state)
 	dp_stats_reg(e.dp, &rs);
 	assert_int_equal(rs.budget, 3000);
 	assert_int_equal(rs.period_ns, 1000000);
+	/* x and y may take 64 KiB every 100 us: more than the budget, so the reserve
+	 * is capped and bulk keeps an eighth of it. */
+	assert_int_equal(rs.reserve, 3000 - 3000 / 8);
+	assert_int_equal(rs.reserve, model_rt_reserve(&e.cfg));
+	share = rs.budget - rs.reserve;
 	/* Start at a period boundary of the regulator's grid. */
 	next = t_run(&e);
 	assert_int_equal(next, 0);
@@ -644,9 +650,9 @@ static void test_regulation(void **state)
 	next = t_run(&e);
 	dp_stats_reg(e.dp, &rs);
 	last_bytes = rs.bytes;
-	assert_true(rs.bytes <= 3000);
+	assert_true(rs.bytes <= share);
 	while (next) {
-		/* Throttled: the broker asks to be woken at the next replenishment. */
+		/* Waiting: the broker asks to be woken at the next replenishment. */
 		assert_true(next > e.now);
 		assert_true(next <= period_start + 1000000 || next == e.now);
 		periods++;
@@ -654,23 +660,90 @@ static void test_regulation(void **state)
 		period_start = next;
 		next = t_run(&e);
 		dp_stats_reg(e.dp, &rs);
-		/* Never more than the budget in one period, and never a period wasted
+		/* Never more than bulk's share in one period, and never a period wasted
 		 * while work waits. */
-		assert_true(rs.bytes - last_bytes <= 3000);
+		assert_true(rs.bytes - last_bytes <= share);
 		assert_true(rs.bytes - last_bytes > 0);
 		last_bytes = rs.bytes;
-		assert_true(periods < 100);
+		assert_true(periods < 400);
 	}
 	pieces = received_ports(&e, ports, 64);
 	assert_int_equal(pieces, 15);
 	dp_stats_flow(e.dp, FBULK, &fb);
 	assert_int_equal(fb.packets, 2 + 1);
-	/* 60000 B + 15 headers at under 3000 B per period: at least 20 periods. */
-	assert_true(periods >= 20);
+	/* 60000 B + 15 headers at under 375 B per period: at least 160 periods, each
+	 * ended by a refusal for the reserve (which forfeits nothing: no throttle). */
+	assert_true(periods >= 160);
 	dp_stats_reg(e.dp, &rs);
-	assert_true(rs.throttled_periods >= 20);
-	assert_true(rs.throttled_ns > 0);
+	assert_true(rs.be_waits >= 160);
+	assert_int_equal(rs.throttled_periods, 0);
 	assert_int_equal(rs.bytes, last_bytes);
+	t_env_fini(&e);
+}
+
+/* Regulation serves real-time flows first: bulk has spent its share of the period,
+ * and a real-time message still goes in the same period, whole; real-time steps
+ * are throttled only once the whole budget is spent, and then the period's rest is
+ * forfeited as before. */
+static void test_regulation_rt_first(void **state)
+{
+	static struct tenv e;
+	uint32_t ports[64];
+	uint64_t next, t0, before;
+	struct dp_reg_stats rs;
+	struct dp_flow_stats fy, fx;
+	unsigned int n, got_y = 0, got_x = 0;
+
+	(void)state;
+	setup(&e, "fp", "regulation_budget = 3000\nregulation_period = 1ms\n");
+	t_post_rx(&e.cell[2], 32, false);
+	assert_int_equal(t_run(&e), 0);
+	send_msg(&e, 1, B, 3000, 60000);
+	next = t_run(&e);
+	t0 = e.now;
+	assert_true(next > e.now);
+	dp_stats_reg(e.dp, &rs);
+	before = rs.bytes;
+	assert_true(before <= rs.budget - rs.reserve);
+	assert_true(rs.be_waits >= 1);
+	/* Same period: y's 2000 B (one piece) go at once, out of the reserve. */
+	send_msg(&e, 1, B, 2000, 2000);
+	dp_run(e.dp, e.now);
+	assert_int_equal(e.now, t0);
+	dp_stats_flow(e.dp, FY, &fy);
+	assert_int_equal(fy.packets, 2 + 1); /* REQUEST, RESPONSE and this message */
+	assert_int_equal(fy.max_residence_ns, 0);
+	dp_stats_reg(e.dp, &rs);
+	assert_int_equal(rs.bytes - before, 2000 + 44);
+	assert_int_equal(rs.throttled_periods, 0);
+	/* Still the same period: x's 4000 B find less than that left of the whole
+	 * budget; x gets what is left, then is throttled to the next period. */
+	send_msg(&e, 0, A, 1000, 4000);
+	next = dp_run(e.dp, e.now);
+	assert_int_equal(next, t0 - (t0 - 1000000000ull) % 1000000 + 1000000);
+	dp_stats_reg(e.dp, &rs);
+	/* The clock has not moved since the connections were set up: all of it, their
+	 * headers included, in one period, which got the whole budget and no more. */
+	assert_int_equal(rs.bytes, 3000);
+	assert_int_equal(rs.throttled_periods, 1);
+	/* x (priority 1) goes before the bulk rest in the periods that follow. */
+	for (unsigned int k = 0; next && k < 400; k++) {
+		e.now = next;
+		next = t_run(&e);
+		dp_stats_flow(e.dp, FX, &fx);
+		if (k == 1)
+			assert_int_equal(fx.packets, 2 + 1);
+	}
+	assert_int_equal(next, 0);
+	dp_stats_flow(e.dp, FX, &fx);
+	assert_int_equal(fx.packets, 2 + 1);
+	n = received_ports(&e, ports, 64);
+	for (unsigned int i = 0; i < n; i++) {
+		got_y += ports[i] == 2000;
+		got_x += ports[i] == 1000;
+	}
+	assert_int_equal(got_y, 1);
+	assert_true(got_x >= 1);
 	t_env_fini(&e);
 }
 
@@ -878,6 +951,7 @@ int main(void)
 		cmocka_unit_test(test_held_edf_deadline),
 		cmocka_unit_test(test_held_fifo_order),
 		cmocka_unit_test(test_regulation),
+		cmocka_unit_test(test_regulation_rt_first),
 		cmocka_unit_test(test_residence_stats),
 		cmocka_unit_test(test_residence_includes_last_step),
 		cmocka_unit_test(test_run_budget),

@@ -65,12 +65,62 @@ static void test_not_an_eventfd(void **state)
 	evsig_close(&s);
 }
 
+/* A batch: every queued eventfd gets its signals from one io_submit; a refused
+ * descriptor in the middle is counted and skipped, the ones after it still go. */
+static void test_batch(void **state)
+{
+	struct evsig s;
+	int a = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), b = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int p[2];
+	uint64_t v = 0;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(evsig_open(&s), 0);
+	assert_int_equal(evsig_queue(&s, a), 0);
+	assert_int_equal(evsig_queue(&s, b), 0);
+	assert_int_equal(evsig_queue(&s, a), 0);
+	assert_int_equal(s.submits, 0);
+	assert_int_equal(evsig_flush(&s), 0);
+	assert_int_equal(s.submits, 1);
+	assert_int_equal(s.signals, 3);
+	assert_int_equal(read(a, &v, sizeof(v)), (int)sizeof(v));
+	assert_int_equal(v, 2);
+	assert_int_equal(read(b, &v, sizeof(v)), (int)sizeof(v));
+	assert_int_equal(v, 1);
+	assert_int_equal(evsig_queue(&s, a), 0);
+	assert_int_equal(evsig_queue(&s, p[1]), 0);
+	assert_int_equal(evsig_queue(&s, b), 0);
+	assert_true(evsig_flush(&s) < 0);
+	assert_int_equal(s.failures, 1);
+	assert_int_equal(s.signals, 5);
+	assert_int_equal(read(a, &v, sizeof(v)), (int)sizeof(v));
+	assert_int_equal(v, 1);
+	assert_int_equal(read(b, &v, sizeof(v)), (int)sizeof(v));
+	assert_int_equal(v, 1);
+	/* A full batch goes by itself; an empty flush makes no system call. */
+	for (unsigned int i = 0; i < EVSIG_BATCH; i++)
+		assert_int_equal(evsig_queue(&s, a), 0);
+	assert_int_equal(s.n_queued, 0);
+	assert_int_equal(read(a, &v, sizeof(v)), (int)sizeof(v));
+	assert_int_equal(v, EVSIG_BATCH);
+	v = s.submits;
+	assert_int_equal(evsig_flush(&s), 0);
+	assert_int_equal(s.submits, v);
+	close(a);
+	close(b);
+	close(p[0]);
+	close(p[1]);
+	evsig_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signal_adds_one),
 		cmocka_unit_test(test_blocking_full_eventfd),
 		cmocka_unit_test(test_not_an_eventfd),
+		cmocka_unit_test(test_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
