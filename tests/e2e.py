@@ -1025,6 +1025,10 @@ period = 5ms
         rc, _, err = s.finish(s.broker, 15)
         check(rc == 0, f"broker exit status {rc} on SIGTERM: {err[-500:]}")
         check("Sanitizer" not in err, "sanitizer report: " + err[-1500:])
+    finally:
+        s.close()
+
+
 def ctl_raw(s, req):
     """One request line on the broker's control socket; its reply and when it came."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
