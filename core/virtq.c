@@ -227,11 +227,15 @@ static int drv_fail_at(struct vq_driver *vq, int err, int line)
 #define drv_fail(vq, err) drv_fail_at(vq, err, __LINE__)
 
 /* Reads a field the other side writes, exactly once. */
+/*@ requires \valid_read(p);
+    assigns \nothing; */
 static uint32_t read_once32(const le32 *p)
 {
 	return le32_to_cpu(*(const volatile le32 *)p);
 }
 
+/*@ requires \valid_read(p);
+    assigns \nothing; */
 static uint16_t read_once16(const le16 *p)
 {
 	return le16_to_cpu(*(const volatile le16 *)p);
@@ -403,39 +407,67 @@ static void desc_read_once(struct desc *d, const uint8_t *table, unsigned int i)
 	d->next = le16_load(b + 14);
 }
 
-/*@ requires dev_ok((struct vq_device *)vq) && head < vq->ring.num;
+/*@ requires \valid_read(vq) && head < vq->ring.num;
+    requires \valid_read(vq->inflight + head / 64);
     assigns \nothing; */
 static bool inflight_test(const struct vq_device *vq, uint16_t head)
 {
 	return (vq->inflight[head / 64u] >> (head % 64u)) & 1u;
 }
 
-/*@ requires dev_ok(vq) && head < vq->ring.num;
-    assigns vq->inflight[head / 64];
-    ensures dev_ok(vq); */
+/*@ requires \valid_read(vq) && head < vq->ring.num;
+    requires \valid(vq->inflight + head / 64) && \separated(vq, vq->inflight + head / 64);
+    assigns vq->inflight[head / 64]; */
 static void inflight_flip(struct vq_device *vq, uint16_t head)
 {
 	vq->inflight[head / 64u] ^= (uint64_t)1 << (head % 64u);
 }
 
-/* Walks the chain at head into c. Everything read from the ring is copied once
- * into private memory (d) and checked there before use. */
+/* Points seg[n] at descriptor d's buffer, translated through the memory table: false
+ * when the buffer lies in no single region. seg[0 .. n - 1] stay as they are. */
+/*@ requires \valid_read(d) && \valid(seg + n) && mem_ok((struct vq_mem_region *)mem, n_mem);
+    requires \separated(seg + n, mem + (0 .. n_mem - 1), d);
+    assigns seg[n].host, seg[n].len, seg[n].writable;
+    ensures \forall integer k; 0 <= k < n ==>
+      seg[k].host == \old(seg[k].host) && seg[k].len == \old(seg[k].len);
+    ensures \result ==> seg[n].len == d->len &&
+      in_region((struct vq_mem_region *)mem, n_mem, seg[n].host, seg[n].len); */
+static bool seg_set(struct vq_seg *seg, unsigned int n, const struct vq_mem_region *mem,
+		    unsigned int n_mem, const struct desc *d)
+{
+	struct vq_seg *s = &seg[n];
+
+	s->host = vq_translate(mem, n_mem, d->addr, d->len);
+	/*@ assert \forall integer j; 0 <= j < n_mem ==>
+	      mem[j].host == \at(mem[j].host, Pre) && mem[j].size == \at(mem[j].size, Pre); */
+	if (!s->host)
+		return false;
+	s->len = d->len;
+	s->writable = d->flags & VRING_DESC_F_WRITE;
+	return true;
+}
+
+/* Walks the chain at head into c, its segments into seg[]. Everything read from the
+ * ring is copied once into private memory (d) and checked there before use. c is
+ * written at the end, and only for a good chain. */
 /*@ requires \valid(vq) && 1 <= vq->ring.num <= VQ_MAX_SIZE && head < vq->ring.num;
     requires \valid_read((uint8_t *)vq->ring.desc + (0 .. 16 * vq->ring.num - 1));
     requires mem_ok(vq->mem, vq->n_mem);
-    requires \valid(c) && c->n_seg == 0 && c->n_out == 0;
-    requires \valid(c->seg + (0 .. max_seg - 1));
-    requires \separated(c, c->seg + (0 .. max_seg - 1), vq, vq->mem + (0 .. vq->n_mem - 1));
-    assigns vq->broken, vq->broken_at, c->n_seg, c->n_out, c->out_len, c->in_len,
-            c->seg[0 .. max_seg - 1];
+    requires \valid(c) && \valid(seg + (0 .. max_seg - 1));
+    requires \separated(c, seg + (0 .. max_seg - 1), vq, vq->mem + (0 .. vq->n_mem - 1));
+    assigns vq->broken, vq->broken_at, *c, seg[0 .. max_seg - 1];
     ensures \result == 0 || \result < 0;
-    ensures \result == 0 ==> 0 <= c->n_out <= c->n_seg <= max_seg &&
-      \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, c->seg[k]); */
+    ensures \result == 0 ==> c->head == head && c->seg == seg;
+    ensures \result == 0 ==> 0 <= c->n_out <= c->n_seg <= max_seg;
+    ensures \result == 0 ==> \forall integer k; 0 <= k < c->n_seg ==>
+      in_region{Pre}(\old(vq->mem), \old(vq->n_mem), seg[k].host, seg[k].len); */
 static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
-		      unsigned int max_seg)
+		      struct vq_seg *seg, unsigned int max_seg)
 {
+	const struct vq_mem_region *mem = vq->mem;
+	const unsigned int n_mem = vq->n_mem;
 	const uint8_t *table = (const uint8_t *)vq->ring.desc;
-	unsigned int table_n = vq->ring.num, i = head, hops = 0;
+	unsigned int table_n = vq->ring.num, i = head, hops = 0, n_seg = 0, n_out = 0;
 	uint64_t out_len = 0, in_len = 0;
 	bool indirect = false;
 	struct desc d;
@@ -443,16 +475,20 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 	/* The walk ends within the table's size: hops counts up to table_n, and only the
 	 * first hop may switch, once, to an indirect table of at most VQ_MAX_SIZE. */
 	/*@ loop invariant 0 <= hops <= table_n <= VQ_MAX_SIZE && i < table_n;
-	    loop invariant !indirect ==>
-	      table == (const uint8_t *)vq->ring.desc && table_n == vq->ring.num;
+	    loop invariant mem == \at(vq->mem, Pre) && n_mem == \at(vq->n_mem, Pre);
+	    loop invariant \forall integer j; 0 <= j < n_mem ==>
+	      mem[j].host == \at(vq->mem[j].host, Pre) &&
+	      mem[j].size == \at(vq->mem[j].size, Pre);
+	    loop invariant mem_ok((struct vq_mem_region *)mem, n_mem);
 	    loop invariant indirect ==>
-	      in_region(vq->mem, vq->n_mem, (void *)table, 16 * table_n);
+	      in_region{Pre}((struct vq_mem_region *)mem, n_mem, (void *)table, 16 * table_n);
 	    loop invariant \valid_read(table + (0 .. 16 * table_n - 1));
-	    loop invariant 0 <= c->n_out <= c->n_seg <= max_seg;
+	    loop invariant 0 <= n_out <= n_seg <= max_seg;
 	    loop invariant out_len <= UINT32_MAX && in_len <= UINT32_MAX;
-	    loop invariant \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, c->seg[k]);
-	    loop assigns hops, i, table, table_n, indirect, d, out_len, in_len, c->n_seg,
-	                 c->n_out, c->seg[0 .. max_seg - 1], vq->broken, vq->broken_at;
+	    loop invariant \forall integer k; 0 <= k < n_seg ==>
+	      in_region{Pre}((struct vq_mem_region *)mem, n_mem, seg[k].host, seg[k].len);
+	    loop assigns hops, i, table, table_n, indirect, d, out_len, in_len, n_seg, n_out,
+	                 seg[0 .. max_seg - 1], vq->broken, vq->broken_at;
 	    loop variant (indirect ? 0 : 65536) + table_n - hops; */
 	for (;;) {
 		/* No chain visits more descriptors than its table holds. */
@@ -467,9 +503,11 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 			    d.len % sizeof(struct vring_desc) != 0 ||
 			    d.len / sizeof(struct vring_desc) > VQ_MAX_SIZE)
 				return dev_fail(vq, -RT_EINVAL);
-			table = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
+			table = vq_translate(mem, n_mem, d.addr, d.len);
 			if (!table)
 				return dev_fail(vq, -RT_EFAULT);
+			/*@ assert in_region{Pre}((struct vq_mem_region *)mem, n_mem,
+			                          (void *)table, d.len); */
 			table_n = d.len / sizeof(struct vring_desc);
 			indirect = true;
 			i = 0;
@@ -479,41 +517,42 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 		if (d.flags & VRING_DESC_F_WRITE) {
 			in_len += d.len;
 		} else {
-			if (c->n_seg > c->n_out)
+			if (n_seg > n_out)
 				return dev_fail(vq, -RT_EINVAL); /* readable after writable */
 			out_len += d.len;
-			c->n_out++;
+			n_out++;
 		}
-		if (c->n_seg == max_seg || out_len > UINT32_MAX || in_len > UINT32_MAX)
+		if (n_seg == max_seg || out_len > UINT32_MAX || in_len > UINT32_MAX)
 			return dev_fail(vq, -RT_E2BIG);
-		c->seg[c->n_seg].host = vq_translate(vq->mem, vq->n_mem, d.addr, d.len);
-		if (!c->seg[c->n_seg].host)
+		if (!seg_set(seg, n_seg, mem, n_mem, &d))
 			return dev_fail(vq, -RT_EFAULT);
-		c->seg[c->n_seg].len = d.len;
-		c->seg[c->n_seg].writable = d.flags & VRING_DESC_F_WRITE;
-		c->n_seg++;
+		/*@ assert in_region{Pre}((struct vq_mem_region *)mem, n_mem, seg[n_seg].host,
+		                          seg[n_seg].len); */
+		n_seg++;
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
 		if (d.next >= table_n)
 			return dev_fail(vq, -RT_EINVAL);
 		i = d.next;
 	}
+	c->head = head;
+	c->n_seg = n_seg;
+	c->n_out = n_out;
 	c->out_len = (uint32_t)out_len;
 	c->in_len = (uint32_t)in_len;
+	c->seg = seg;
 	return 0;
 }
 
-/*@ requires dev_ok(vq) && \valid(c) && \valid(seg + (0 .. max_seg - 1));
+/*@ requires dev_ok(vq) && vq->broken <= 0;
+    requires \valid(c) && \valid(seg + (0 .. max_seg - 1));
     requires \separated(c, seg + (0 .. max_seg - 1), vq,
                         vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1),
                         vq->mem + (0 .. vq->n_mem - 1));
     assigns vq->last_avail, vq->avail_idx, vq->n_inflight, vq->broken, vq->broken_at,
             vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], *c, seg[0 .. max_seg - 1];
-    ensures dev_ok(vq);
     ensures \result == 0 || \result == 1 || \result < 0;
-    ensures \result == 1 ==> c->head < vq->ring.num && c->seg == seg &&
-      0 <= c->n_out <= c->n_seg <= max_seg &&
-      \forall integer k; 0 <= k < c->n_seg ==> seg_ok(vq, seg[k]); */
+    ensures \result == 1 ==> c->head < vq->ring.num && c->seg == seg; */
 int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		  unsigned int max_seg)
 {
@@ -534,15 +573,19 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		if (idx == vq->last_avail)
 			return 0;
 	}
-	head = read_once16(&vq->ring.avail->ring[vq->last_avail & (vq->ring.num - 1u)]);
+	/* The slot: last_avail & (num - 1), written as a remainder (num is a power of
+	 * two) so that the provers see it is below num. */
+	head = read_once16(&vq->ring.avail->ring[vq->last_avail % vq->ring.num]);
 	if (head >= vq->ring.num)
 		return dev_fail(vq, -RT_EINVAL);
 	if (inflight_test(vq, head))
 		return dev_fail(vq, -RT_EBUSY);
-	*c = (struct vq_chain){ .head = head, .seg = seg };
-	err = walk_chain(vq, head, c, max_seg);
+	err = walk_chain(vq, head, c, seg, max_seg);
 	if (err)
 		return err;
+	/*@ assert c->n_out <= c->n_seg <= max_seg &&
+	      \forall integer k; 0 <= k < c->n_seg ==>
+	        in_region{Pre}(vq->mem, vq->n_mem, seg[k].host, seg[k].len); */
 	inflight_flip(vq, head);
 	vq->n_inflight++;
 	vq->last_avail++;
@@ -552,7 +595,6 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 /*@ requires dev_ok(vq);
     assigns vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], vq->n_inflight,
             vq->used_idx, vq->ring.used->ring[0 .. vq->ring.num - 1], vq->ring.used->idx;
-    ensures dev_ok(vq);
     ensures \result == 0 ==> head < vq->ring.num; */
 int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 {
@@ -564,7 +606,8 @@ int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 		return -RT_EINVAL;
 	inflight_flip(vq, head);
 	vq->n_inflight--;
-	e = &vq->ring.used->ring[vq->used_idx & (vq->ring.num - 1u)];
+	/* The slot: used_idx & (num - 1), as a remainder like vq_device_pop's. */
+	e = &vq->ring.used->ring[vq->used_idx % vq->ring.num];
 	e->id = cpu_to_le32(head);
 	e->len = cpu_to_le32(len);
 	vq->used_idx++;

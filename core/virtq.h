@@ -285,9 +285,19 @@ struct vq_device {
  * they mean and what is assumed: docs/verification.md, "What is proved". */
 /*@
   // Driver addresses [.., + len) translated to host pointer p lie inside region i.
-  predicate in_region(struct vq_mem_region *mem, integer n, void *p, integer len) =
+  predicate in_region{L}(struct vq_mem_region *mem, integer n, void *p, integer len) =
     \exists integer i, off; 0 <= i < n && 0 <= off && off + len <= mem[i].size &&
-      (uint8_t *)p == (uint8_t *)mem[i].host + off;
+      (char *)p == (char *)mem[i].host + off;
+
+  // A table whose entries did not change keeps its region facts (for the provers:
+  // writes elsewhere leave in_region alone).
+  lemma in_region_frame{L1, L2}:
+    \forall struct vq_mem_region *mem, integer n, void *p, integer len;
+      in_region{L1}(mem, n, p, len) &&
+      (\forall integer j; 0 <= j < n ==>
+        \at(mem[j].host, L1) == \at(mem[j].host, L2) &&
+        \at(mem[j].size, L1) == \at(mem[j].size, L2)) ==>
+      in_region{L2}(mem, n, p, len);
 
   // The caller's memory table: readable, and every region mapped for its whole size.
   predicate mem_ok(struct vq_mem_region *mem, integer n) =
@@ -318,10 +328,6 @@ struct vq_device {
                vq->mem + (0 .. vq->n_mem - 1),
                &vq->ring.avail->ring[0] + (0 .. vq->ring.num),
                &vq->ring.avail->idx, &vq->ring.avail->flags);
-
-  // A popped segment: inside one region, with the length the device will use.
-  predicate seg_ok(struct vq_device *vq, struct vq_seg s) =
-    in_region(vq->mem, vq->n_mem, s.host, s.len);
 */
 
 /* Sets vq up over a ring whose parts the caller has already translated (ring) and

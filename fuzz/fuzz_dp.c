@@ -52,6 +52,12 @@ static uint32_t pick_port(struct fin *in)
 	return k < 192 ? ports[k % 6] : fin_u32(in);
 }
 
+/* Whether the cell's next TX buffer is its own again (its chain came back). */
+static bool tx_buf_free(const struct tcell *c)
+{
+	return !(c->tx_busy & 1u << c->tx_next % T_TXBUFS);
+}
+
 static void op_send(struct run *r, unsigned int self, struct fin *in)
 {
 	struct tcell *c = &r->e.cell[self];
@@ -72,7 +78,8 @@ static void op_send(struct run *r, unsigned int self, struct fin *in)
 		h.len = fin_u16(in) % 9000;
 	if (k & 64)
 		h.len = fin_u32(in) % (T_TXBUF - VSOCK_HDR_SIZE);
-	if (c->drv[1].num_free < 2)
+	/* A cell rewrites a TX buffer only once it got its chain back. */
+	if (c->drv[1].num_free < 2 || !tx_buf_free(c))
 		return;
 	/* A header the broker must refuse outright breaks the TX ring's rules. */
 	if (h.op < VSOCK_OP_REQUEST || h.op > VSOCK_OP_CREDIT_REQUEST ||

@@ -42,8 +42,10 @@ static unsigned int fz_drain_tx(struct tcell *c, bool strict)
 	uint32_t len;
 	int r;
 
-	while ((r = vq_driver_get_used(&c->drv[1], &tok, &len)) == 1)
+	while ((r = vq_driver_get_used(&c->drv[1], &tok, &len)) == 1) {
+		t_tx_used(c, tok);
 		n++;
+	}
 	assert_true(r == 0 || !strict);
 	return n;
 }

@@ -28,6 +28,7 @@
 #define T_QSIZE 64u
 #define T_REGION (2u << 20)
 #define T_TXBUF 70000u /* room for a 64 KiB packet and its header */
+#define T_TXBUFS 8u
 #define T_MAXCELLS 4
 
 struct tcell {
@@ -40,8 +41,9 @@ struct tcell {
 	uint64_t inflight[2][VQ_INFLIGHT_WORDS(T_QSIZE)];
 	size_t rx_off;       /* RX buffers: T_QSIZE of rx_size bytes */
 	uint32_t rx_size;
-	size_t tx_off;       /* TX buffers: 8 of T_TXBUF bytes, used round-robin */
+	size_t tx_off;       /* TX buffers: T_TXBUFS of T_TXBUF bytes, used round-robin */
 	unsigned int tx_next;
+	unsigned int tx_busy; /* bit i: TX buffer i is in a chain not yet got back */
 	unsigned int notified[2];
 	bool kicked;         /* the last t_send's publish asked for a kick */
 	int broken_err;
@@ -124,7 +126,7 @@ static void t_cell_init(struct tcell *c, uint32_t rx_size)
 	c->rx_size = rx_size;
 	c->tx_off = off + (size_t)T_QSIZE * rx_size;
 	c->tx_off = (c->tx_off + 4095) & ~(size_t)4095;
-	assert_true(c->tx_off + 8u * T_TXBUF <= T_REGION);
+	assert_true(c->tx_off + T_TXBUFS * T_TXBUF <= T_REGION);
 }
 
 static uint64_t t_gpa(const struct tcell *c, const void *p)
@@ -151,14 +153,27 @@ static void t_post_rx(struct tcell *c, unsigned int n, bool split)
 	vq_driver_publish(&c->drv[0]);
 }
 
+/* The TX buffer of a used chain's token is the cell's own again. A driver rewrites a
+ * buffer only once it got the chain back; tx_busy lets a caller that sends more than
+ * T_TXBUFS packets in flight (the fuzzer) wait for that. */
+static void t_tx_used(struct tcell *c, const void *tok)
+{
+	size_t off = (size_t)((const uint8_t *)tok - c->region) - c->tx_off;
+
+	assert_true(off % T_TXBUF == 0 && off / T_TXBUF < T_TXBUFS);
+	c->tx_busy &= ~(1u << off / T_TXBUF);
+}
+
 /* Sends one packet (header + payload), in one descriptor or split in two. */
 static void t_send_ex(struct tcell *c, const struct vsock_hdr *h, const void *payload,
 		      bool split)
 {
-	uint8_t *b = c->region + c->tx_off + (size_t)(c->tx_next++ % 8) * T_TXBUF;
+	unsigned int i = c->tx_next++ % T_TXBUFS;
+	uint8_t *b = c->region + c->tx_off + (size_t)i * T_TXBUF;
 	struct vq_buf out[2];
 
 	assert_true(h->len + VSOCK_HDR_SIZE <= T_TXBUF);
+	c->tx_busy |= 1u << i;
 	assert_true(payload || !h->len);
 	vsock_hdr_encode(h, b);
 	/* Tested on payload, not on len: gcc -O3 cannot tell that len is 0 whenever
@@ -215,8 +230,10 @@ static unsigned int t_tx_done(struct tcell *c)
 	void *tok;
 	uint32_t len;
 
-	while (vq_driver_get_used(&c->drv[1], &tok, &len) == 1)
+	while (vq_driver_get_used(&c->drv[1], &tok, &len) == 1) {
+		t_tx_used(c, tok);
 		n++;
+	}
 	return n;
 }
 

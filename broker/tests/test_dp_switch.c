@@ -507,6 +507,19 @@ static void wild_addr(struct tcell *c)
 	vq_driver_publish(&c->drv[1]);
 }
 
+/* The buffer of a chain already made available is written again before the broker
+ * used the chain (as by a driver reusing it too early): the header the broker reads
+ * no longer matches the chain's length. */
+static void rewritten(struct tcell *c)
+{
+	struct vsock_hdr h = t_hdr(B, 1000, A, 5000, VSOCK_TYPE_STREAM, VSOCK_OP_RW, 0);
+	uint8_t *b = c->region + c->tx_off + (size_t)(c->tx_next % T_TXBUFS) * T_TXBUF;
+
+	t_send(c, &h, NULL);
+	h.len = 1285;
+	vsock_hdr_encode(&h, b);
+}
+
 static void garbage_avail(struct tcell *c)
 {
 	/* The avail index jumps far ahead of anything posted. */
@@ -519,6 +532,7 @@ static void test_hostile_type(void **s) { (void)s; hostile(bad_type); }
 static void test_hostile_short(void **s) { (void)s; hostile(short_chain); }
 static void test_hostile_addr(void **s) { (void)s; hostile(wild_addr); }
 static void test_hostile_avail(void **s) { (void)s; hostile(garbage_avail); }
+static void test_hostile_rewritten(void **s) { (void)s; hostile(rewritten); }
 
 /* An RX ring offering a buffer too small for a header breaks the destination only. */
 static void test_hostile_rx(void **state)
@@ -726,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_short),
 		cmocka_unit_test(test_hostile_addr),
 		cmocka_unit_test(test_hostile_avail),
+		cmocka_unit_test(test_hostile_rewritten),
 		cmocka_unit_test(test_hostile_rx),
 		cmocka_unit_test(test_connection_share),
 		cmocka_unit_test(test_hostile_random),
