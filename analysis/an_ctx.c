@@ -78,6 +78,17 @@ static uint64_t stamp_spread(const struct an_broker *b, uint64_t qmax)
 	return sadd(stamp_late(b, qmax), b->plat.packet_overhead);
 }
 
+/* The ingest a window holds beyond its tasks' packets: every packet the free TX
+ * slots hold and the one the blocking step's completion lets in. None with the
+ * cells' budgets: their ingest stream (an_make_tasks) charges every chain any pass
+ * takes in the window, those included. */
+static uint64_t slot_ingest(const struct an_broker *b)
+{
+	if (b->budget_period)
+		return 0;
+	return smul(sadd(b->tx_slots, 1), b->plat.ingest_packet);
+}
+
 /* Sets up x for tasks t[0..n) of flows with costs[0..nflows): supply, pool, budget. */
 void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t, size_t n,
 		 const struct an_costs *costs, size_t nflows)
@@ -90,8 +101,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	x->n = n;
 	x->hz = horizon_of(b);
 	x->rst = sadd(an_ctl_step(b), an_reg_surcharge(b, AN_HDR_BYTES));
-	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
-			    b->plat.batch_gap), sadd(an_gap_share(b), an_reg_stall(b)));
+	x->pool = sadd(sadd(slot_ingest(b), b->plat.batch_gap),
+		       sadd(an_gap_share(b), an_reg_stall(b)));
 	/* At most one run-time change is applied per window (docs/analysis.md). */
 	x->pool = sadd(x->pool, b->plat.change_apply);
 	x->late = stamp_late(b, qmax);

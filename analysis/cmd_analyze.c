@@ -400,7 +400,7 @@ static int build_input(const struct opts *o, struct run *r)
 		return -ENOMEM;
 	}
 	r->n = an_input_from_config(&r->cfg, r->model, &r->plat, &r->b, r->fl);
-	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
+	if (an_mcore_from_config(&r->cfg, r->model, r->n, &r->mi)) {
 		fprintf(stderr, "rtvio analyze: out of memory\n");
 		return -ENOMEM;
 	}
