@@ -112,7 +112,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 }
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
- * real-time stream flow (owner[] names its flow), then, when b charges the cells'
+ * real-time stream flow (owner[] names its flow; none when the cells' budgets hold
+ * them, an_credits_in_budgets), then, when b charges the cells'
  * budgets, one task per flow their control packets and short pieces ride and one
  * for their ingest (owner AN_OWNER_NONE). A credit update is posted by its
  * receiver within basis[j] of its message's arrival (NULL: by the message's
@@ -145,7 +146,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 		const struct an_flow *f = &flows[i];
 		uint64_t post = basis ? basis[i] : f->deadline;
 
-		if (f->best_effort || f->type != AN_STREAM)
+		if (f->best_effort || f->type != AN_STREAM || an_credits_in_budgets(b))
 			continue;
 		t[m] = (struct task){ .C = sadd(sadd(an_ctl_step(b), an_extras(b, 1, 1)), hdr),
 				      .q = an_ctl_step(b), .Q = sadd(an_ctl_step(b), hdr),

@@ -166,13 +166,20 @@ static struct an_flow credit_flow(const struct mc_run *r, const struct an_broker
 				 .jitter = sadd(f->jitter, r->basis[i]), .priority = f->priority };
 }
 
+/* The credit updates are in the receivers' control budgets, which ride_ctrl puts on
+ * the cores that deliver them (an_credits_in_budgets). */
+static bool credits_ride(const struct mc_run *r)
+{
+	return an_credits_in_budgets(r->b) && r->mc->ride_ctrl && r->mc->ride_pieces;
+}
+
 static bool foreign_credit(const struct mc_run *r, size_t i, uint32_t c)
 {
 	const struct an_flow *f = &r->flows[i];
 	uint32_t own = core_of(r->mc, i);
 
 	return !f->best_effort && f->type == AN_STREAM && own != AN_ANY_CORE &&
-	       credit_core_of(r->mc, i) == c && own != c;
+	       credit_core_of(r->mc, i) == c && own != c && !credits_ride(r);
 }
 
 static uint64_t ride_of(const struct mc_run *r, const uint64_t *ride, uint32_t c, size_t i)
@@ -293,7 +300,7 @@ static bool raise_bases(struct mc_run *r, const struct an_flow_result *out)
 		uint64_t want;
 
 		if (r->flows[i].best_effort || r->flows[i].type != AN_STREAM ||
-		    credit_core_of(r->mc, i) == core_of(r->mc, i))
+		    credit_core_of(r->mc, i) == core_of(r->mc, i) || credits_ride(r))
 			continue;
 		want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
 		if (want > r->basis[i]) {

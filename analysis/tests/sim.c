@@ -177,7 +177,8 @@ struct sim {
 	 * whether this period's ingest budget was spent yet. */
 	int64_t bud_next;
 	bool bud_spent;
-	uint64_t bud_rt;       /* chains of the real-time ends ingested this period */
+	uint64_t bud_rt;       /* chains of real-time messages ingested this period */
+	uint64_t bud_ctl;      /* control packets and short pieces per period */
 	int ret;
 };
 
@@ -336,14 +337,15 @@ static void pass(struct sim *s)
 			jb->stamp = now;
 			jb->seq = s->seq++;
 			count++;
-			rt++;
 		}
 	}
-	/* The real-time ends' chains this period, within their part of the budget
-	 * (the broker would hold the rest back). */
+	/* The real-time messages' chains this period, within their part of the budget
+	 * (the broker would hold the rest back). The control packets are the budgets'
+	 * by construction, one period's worth per period (those of the period
+	 * containing 0 may be taken in the next). */
 	if (s->b->budget_period) {
 		s->bud_rt += rt;
-		if (s->bud_rt > s->c->budget_rt)
+		if (s->bud_rt + s->bud_ctl > s->c->budget_rt)
 			s->ret = -ERANGE;
 	}
 	/* Critical: the hostile cell had every slot the real-time packets leave free
@@ -489,7 +491,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		 * first) had their credit updates posted as late as allowed, at their
 		 * deadlines, D - k T; the later ones come as early as they can. */
 		for (uint64_t k = 1; c->pattern == SIM_CRITICAL && f->type == AN_STREAM &&
-				     k * f->period <= f->deadline; k++) {
+				     !b->budget_period && k * f->period <= f->deadline; k++) {
 			struct job cj = { .kick = (int64_t)(f->deadline - k * f->period) };
 
 			cj.vis = cj.kick;
@@ -513,6 +515,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		s.bud_next = c->pattern == SIM_CRITICAL ? 1 :
 			     1 + (int64_t)upto(&s, b->budget_period - 1);
 		ride_jobs(&s, 0);
+		for (size_t j = 0; j < c->n; j++)
+			if (s.fl[j].in)
+				s.bud_ctl += c->flows[j].budget_ctrl + c->flows[j].budget_pieces;
 	}
 	if (b->reg_budget) {
 		rg.on = true;
@@ -660,7 +665,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 				st[best].max_residence = (uint64_t)(done - jb->stamp);
 			if (done > jb->stamp + (int64_t)f->deadline)
 				st[best].misses++;
-			if (f->type == AN_STREAM) {
+			/* With budgets a receiver's credit updates are among the control
+			 * packets of its budget, all spent at each period's start. */
+			if (f->type == AN_STREAM && !b->budget_period) {
 				/* The receiver posts its credit update once it has the message
 				 * and by its deadline (or at once, when notified past it: the
 				 * analysis's assumption), seen within ingest_latency. */

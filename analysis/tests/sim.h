@@ -16,7 +16,8 @@
  *     per period, partially when the budget runs low;
  *   - a stream flow's receiver posts a credit update for each message it gets, by
  *     the message's deadline or at once when it gets it later, a control packet of
- *     its own at the flow's rank, unpoliced;
+ *     its own at the flow's rank, unpoliced (with b->budget_period they are among
+ *     the control packets of the budgets below, and not posted besides);
  *   - messages: a sender's kick, then visible within ingest_latency;
  *   - with b->budget_period, the cells' budgets spent in full at the start of every
  *     budget period: what the real-time ends do not use of b->budget_ingest
@@ -67,9 +68,10 @@ struct sim_config {
 	/* With b->budget_period: the chains of b->budget_ingest per period that belong
 	 * to the real-time flows' ends (their packets, credit updates and the control
 	 * packets riding them), ingested as they come; the hostile cells spend the rest
-	 * at the period's first pass and hold no TX slot beyond it. More than budget_rt
-	 * such chains in one period: sim_run returns -ERANGE (the broker would have held
-	 * them back, which the simulation does not model). */
+	 * at the period's first pass and hold no TX slot beyond it. More chains of
+	 * real-time messages in one period than budget_rt less the control packets:
+	 * sim_run returns -ERANGE (the broker would have held them back, which the
+	 * simulation does not model). */
 	uint64_t budget_rt;
 };
 

@@ -93,8 +93,8 @@ static uint64_t ceil_div_u64(uint64_t a, uint64_t b)
 /* Chains the real-time flows' ends may hand the broker in one budget period P, as a
  * conforming cell's ingest budget counts them (model_cell_budgets, more loosely):
  * each flow's packets of the messages seen within P (their jitter with the ingest
- * latency), the credit updates of a stream flow's messages (posted up to a deadline
- * later, or at once after a late message) and the control packets riding it. */
+ * latency) and the control packets riding it (a stream flow's credit updates among
+ * them). */
 static uint64_t rt_chains(const struct set *s)
 {
 	const uint64_t p = s->b.budget_period, il = s->b.plat.ingest_latency;
@@ -107,8 +107,6 @@ static uint64_t rt_chains(const struct set *s)
 		if (f->best_effort)
 			continue;
 		sum += npk * (ceil_div_u64(p + f->jitter + il, f->period) + 1);
-		if (f->type == AN_STREAM)
-			sum += ceil_div_u64(p + f->jitter + il + 2 * f->deadline, f->period) + 2;
 		sum += f->budget_ctrl + f->budget_pieces;
 	}
 	return sum;
@@ -203,9 +201,13 @@ static void gen_set(struct set *s, const struct gen *g, enum an_policy pol)
 			s->b.budget_ingest = between(1, 200);
 			s->b.piece_steps = 1;
 			for (size_t i = 0; i < s->n; i++) {
-				if (s->f[i].best_effort || rnd() % 2)
+				bool stream = s->f[i].type == AN_STREAM;
+
+				if (s->f[i].best_effort || (!stream && rnd() % 2))
 					continue;
-				s->f[i].budget_ctrl = between(0, 2);
+				/* A stream flow's credit updates are control packets
+				 * of its receiver's budget. */
+				s->f[i].budget_ctrl = between(stream ? 1 : 0, 2);
 				s->f[i].budget_pieces = between(0, 1);
 				u += (long double)an_ride_work(&s->b, &s->f[i]) / s->b.budget_period;
 			}
