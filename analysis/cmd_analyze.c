@@ -151,6 +151,9 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 	/* The share of the broker's time the work may use: 1 (regulation is in the work). */
 	json_object_set_new(doc, "capacity", json_real(res->capacity));
 	json_object_set_new(doc, "status", json_string(an_status_name(res->status)));
+	/* Why there is no bound (overload, a busy period past the horizon, ...). */
+	json_object_set_new(doc, "why", res->status != AN_OK && res->why ?
+				 json_string(res->why) : json_null());
 	for (int i = 0; i < cfg->nflows; i++) {
 		json_t *f = json_object();
 		bool be = fl[i].best_effort;
