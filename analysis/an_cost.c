@@ -74,10 +74,12 @@ uint64_t an_gap_share(const struct an_broker *b)
 }
 
 /* Ingest work charged per TX packet: its own ingest, and that of the packet another
- * cell may put into the TX slot its completion frees (docs/analysis.md). */
+ * cell may put into the TX slot its completion frees (docs/analysis.md). None with
+ * the cells' budgets: every chain any pass takes, this packet and the one after it
+ * included, is in the ingest budget stream, which every window is charged. */
 static uint64_t ingest_charge(const struct an_broker *b)
 {
-	return smul(2, b->plat.ingest_packet);
+	return b->budget_period ? 0 : smul(2, b->plat.ingest_packet);
 }
 
 /* Extra cost of a message made of `steps` steps and `packets` TX packets: its share of

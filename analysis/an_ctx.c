@@ -78,6 +78,17 @@ static uint64_t stamp_spread(const struct an_broker *b, uint64_t qmax)
 	return sadd(stamp_late(b, qmax), b->plat.packet_overhead);
 }
 
+/* The ingest a window holds beyond its tasks' packets: every packet the free TX
+ * slots hold and the one the blocking step's completion lets in. None with the
+ * cells' budgets: their ingest stream (an_make_tasks) charges every chain any pass
+ * takes in the window, those included. */
+static uint64_t slot_ingest(const struct an_broker *b)
+{
+	if (b->budget_period)
+		return 0;
+	return smul(sadd(b->tx_slots, 1), b->plat.ingest_packet);
+}
+
 /* Sets up x for tasks t[0..n) of flows with costs[0..nflows): supply, pool, budget. */
 void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t, size_t n,
 		 const struct an_costs *costs, size_t nflows)
@@ -90,8 +101,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	x->n = n;
 	x->hz = horizon_of(b);
 	x->rst = sadd(an_ctl_step(b), an_reg_surcharge(b, AN_HDR_BYTES));
-	x->pool = sadd(sadd(smul(sadd(b->tx_slots, 1), b->plat.ingest_packet),
-			    b->plat.batch_gap), sadd(an_gap_share(b), an_reg_stall(b)));
+	x->pool = sadd(sadd(slot_ingest(b), b->plat.batch_gap),
+		       sadd(an_gap_share(b), an_reg_stall(b)));
 	/* At most one run-time change is applied per window (docs/analysis.md). */
 	x->pool = sadd(x->pool, b->plat.change_apply);
 	x->late = stamp_late(b, qmax);
@@ -101,7 +112,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 }
 
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
- * real-time stream flow (owner[] names its flow), then, when b charges the cells'
+ * real-time stream flow (owner[] names its flow; none when the cells' budgets hold
+ * them, an_credits_in_budgets), then, when b charges the cells'
  * budgets, one task per flow their control packets and short pieces ride and one
  * for their ingest (owner AN_OWNER_NONE). A credit update is posted by its
  * receiver within basis[j] of its message's arrival (NULL: by the message's
@@ -134,7 +146,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 		const struct an_flow *f = &flows[i];
 		uint64_t post = basis ? basis[i] : f->deadline;
 
-		if (f->best_effort || f->type != AN_STREAM)
+		if (f->best_effort || f->type != AN_STREAM || an_credits_in_budgets(b))
 			continue;
 		t[m] = (struct task){ .C = sadd(sadd(an_ctl_step(b), an_extras(b, 1, 1)), hdr),
 				      .q = an_ctl_step(b), .Q = sadd(an_ctl_step(b), hdr),

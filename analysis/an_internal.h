@@ -110,6 +110,15 @@ static inline uint64_t released_before(const struct task *t, uint64_t u)
 	return ceil_div(sadd(u, t->J), t->T);
 }
 
+/* With the cells' budgets a stream flow's credit updates are control packets of its
+ * receiver's control budget, which rides a flow at least as urgent as theirs
+ * (docs/analysis.md, "Per-cell budgets"): they are charged there, not as a stream of
+ * their own. */
+static inline bool an_credits_in_budgets(const struct an_broker *b)
+{
+	return b->budget_period != 0;
+}
+
 /* ---- an_cost.c: pieces of the cost model the tasks are made of ---- */
 
 /* The share of the broker's batch gaps every step is charged. */

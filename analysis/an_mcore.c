@@ -48,6 +48,14 @@ static uint64_t pass_of(const struct an_broker *b, const struct an_mcore *mc, ui
 	return smul(slots, b->plat.ingest_packet);
 }
 
+/* The pass a core's own steps are charged: with the cells' budgets, none (every
+ * chain the core's pass takes is in the ingest budgets of its cells, which its
+ * analysis charges as the highest-priority stream); else its pass over its slots. */
+static uint64_t own_pass(const struct an_broker *b, const struct an_mcore *mc, uint32_t c)
+{
+	return b->budget_period ? 0 : pass_of(b, mc, c);
+}
+
 void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 		    const struct an_costs *costs, size_t n, struct an_mcore_terms *lt)
 {
@@ -92,15 +100,18 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 		return;
 	/* Every step is longer by its lock waits (W's reader side, M twice, K) and by
 	 * the pass over the core's cells (which may find packets toward other cores
-	 * every time). */
+	 * every time), unless the cells' ingest budgets charge that pass already. */
 	bc->plat.chunk_overhead = sadd(b->plat.chunk_overhead,
 				       sadd(sadd(smul(2, lt->mutex), lt->kex),
-					    sadd(lt->rw_reader, pass_of(b, mc, c))));
+					    sadd(lt->rw_reader, own_pass(b, mc, c))));
 	/* The W wait and the first M wait come before the pick (the pass starts once M
 	 * is granted): a message's last byte does not wait for them a second time. */
 	bc->pick_lead = sadd(b->pick_lead, sadd(lt->rw_reader, lt->mutex));
 	if (c != AN_ANY_CORE)
 		bc->tx_slots = mc->tx_slots[c];
+	/* A core ingests its own cells only: their budgets, not every cell's. */
+	if (c != AN_ANY_CORE && mc->budget_ingest)
+		bc->budget_ingest = mc->budget_ingest[c];
 	/* The DRAM budget in equal fixed shares: a share too small for one byte is a
 	 * budget of one byte, which the analysis calls an overload. */
 	if (b->reg_budget)
@@ -122,7 +133,7 @@ static void blocking_of(const struct an_flow *f, const struct an_broker *b,
 	an_flow_costs(f, &bc, &c1);
 	*bl = (struct an_blocking){ .core = c, .mutex = lt->mutex, .mutex_per_step = 2,
 				    .kex = lt->kex, .rw_reader = lt->rw_reader,
-				    .ingest_pass = pass_of(b, mc, c) };
+				    .ingest_pass = own_pass(b, mc, c) };
 	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex),
 			    sadd(bl->rw_reader, bl->ingest_pass));
 	bl->pick_lead = sadd(bl->rw_reader, bl->mutex);
@@ -137,7 +148,8 @@ struct mc_run {
 	const struct an_mcore *mc;
 	struct an_mcore_terms lt;
 	uint64_t *basis;          /* per flow: when its credit updates are posted at most */
-	struct an_flow *sub;      /* one core's flows, then its foreign credit updates */
+	struct an_flow *sub;      /* one core's flows, then its foreign credit updates and
+				   * the carriers of what it delivers at other cores' ranks */
 	size_t *map;              /* sub[j] is flows[map[j]] */
 	struct an_flow_result *sout;
 	bool *seen;               /* a flow's result has been taken from some core */
@@ -157,13 +169,57 @@ static struct an_flow credit_flow(const struct mc_run *r, const struct an_broker
 				 .jitter = sadd(f->jitter, r->basis[i]), .priority = f->priority };
 }
 
+/* The credit updates are in the receivers' control budgets, which ride_ctrl puts on
+ * the cores that deliver them (an_credits_in_budgets). */
+static bool credits_ride(const struct mc_run *r)
+{
+	return an_credits_in_budgets(r->b) && r->mc->ride_ctrl && r->mc->ride_pieces;
+}
+
 static bool foreign_credit(const struct mc_run *r, size_t i, uint32_t c)
 {
 	const struct an_flow *f = &r->flows[i];
 	uint32_t own = core_of(r->mc, i);
 
 	return !f->best_effort && f->type == AN_STREAM && own != AN_ANY_CORE &&
-	       credit_core_of(r->mc, i) == c && own != c;
+	       credit_core_of(r->mc, i) == c && own != c && !credits_ride(r);
+}
+
+static uint64_t ride_of(const struct mc_run *r, const uint64_t *ride, uint32_t c, size_t i)
+{
+	return ride[(size_t)c * r->n + i];
+}
+
+/* Core c delivers control packets at the rank of flow i, which another core serves
+ * (a cell's packets toward a peer on c: credit updates of a flow c's cell sends,
+ * set-up and close of a flow toward another core). */
+static bool foreign_ride(const struct mc_run *r, const struct an_broker *bc, size_t i,
+			 uint32_t c)
+{
+	uint32_t own = core_of(r->mc, i);
+
+	return bc->budget_period && r->mc->ride_ctrl && r->mc->ride_pieces &&
+	       !r->flows[i].best_effort && own != c && own != AN_ANY_CORE &&
+	       (ride_of(r, r->mc->ride_ctrl, c, i) || ride_of(r, r->mc->ride_pieces, c, i));
+}
+
+/* Those packets on core c: a stream at flow i's rank and deadline whose own message
+ * is one of them (a header-only step per budget period, with jitter one period as
+ * the budget streams have) and which carries the rest as its budgets. Its result
+ * is not a flow's. */
+static struct an_flow ride_carrier(const struct mc_run *r, const struct an_broker *bc,
+				   size_t i, uint32_t c)
+{
+	const struct an_flow *f = &r->flows[i];
+	uint64_t step = sadd(an_ctl_step(bc), an_reg_surcharge(bc, AN_HDR_BYTES));
+	uint64_t ctrl = ride_of(r, r->mc->ride_ctrl, c, i);
+
+	return (struct an_flow){ .name = f->name, .type = AN_SEQPACKET, .explicit_costs = true,
+				 .cost = step, .last_step = step, .max_step = step,
+				 .period = bc->budget_period, .deadline = f->deadline,
+				 .jitter = bc->budget_period, .priority = f->priority,
+				 .budget_ctrl = ctrl ? ctrl - 1 : 0,
+				 .budget_pieces = ride_of(r, r->mc->ride_pieces, c, i) };
 }
 
 /* Folds core c's result for flow i into out[i]: a flow served on every core takes
@@ -210,14 +266,23 @@ static int run_core(struct mc_run *r, uint32_t c, struct an_result *res, bool fi
 
 		if (own == c || own == AN_ANY_CORE) {
 			r->sub[k] = r->flows[i];
+			if (r->mc->ride_ctrl && r->mc->ride_pieces) {
+				r->sub[k].budget_ctrl = ride_of(r, r->mc->ride_ctrl, c, i);
+				r->sub[k].budget_pieces = ride_of(r, r->mc->ride_pieces, c, i);
+			}
 			r->map[k++] = i;
 		}
 	}
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		if (foreign_credit(r, i, c)) {
 			r->sub[k] = credit_flow(r, &bc, i);
 			r->map[k++] = SIZE_MAX;
 		}
+		if (foreign_ride(r, &bc, i, c)) {
+			r->sub[k] = ride_carrier(r, &bc, i, c);
+			r->map[k++] = SIZE_MAX;
+		}
+	}
 	ret = an_analyze(r->sub, k, &bc, &rc, r->sout);
 	if (ret)
 		return ret;
@@ -238,7 +303,7 @@ static bool raise_bases(struct mc_run *r, const struct an_flow_result *out)
 		uint64_t want;
 
 		if (r->flows[i].best_effort || r->flows[i].type != AN_STREAM ||
-		    credit_core_of(r->mc, i) == core_of(r->mc, i))
+		    credit_core_of(r->mc, i) == core_of(r->mc, i) || credits_ride(r))
 			continue;
 		want = out[i].bounded ? out[i].latency : UINT64_MAX / 4;
 		if (want > r->basis[i]) {
@@ -324,9 +389,9 @@ int an_analyze_mcore(const struct an_flow *flows, size_t n, const struct an_brok
 		return ret;
 	costs = calloc(n ? n : 1, sizeof(*costs));
 	r.basis = calloc(n ? n : 1, sizeof(*r.basis));
-	r.sub = calloc(2 * n + 1, sizeof(*r.sub));
-	r.map = calloc(2 * n + 1, sizeof(*r.map));
-	r.sout = calloc(2 * n + 1, sizeof(*r.sout));
+	r.sub = calloc(3 * n + 1, sizeof(*r.sub));
+	r.map = calloc(3 * n + 1, sizeof(*r.map));
+	r.sout = calloc(3 * n + 1, sizeof(*r.sout));
 	r.seen = calloc(n ? n : 1, sizeof(*r.seen));
 	ret = -ENOMEM;
 	if (costs && r.basis && r.sub && r.map && r.sout && r.seen) {

@@ -30,6 +30,15 @@ struct an_mcore {
 				   * the broker at once (it ingests them) */
 	uint64_t write_section;   /* L_W (ns): the longest control-path write section;
 				   * 0 = the platform's batch_gap */
+	/* The cells' per-period budgets by core (with b->budget_period; docs/analysis.md
+	 * "Several cores", the budgets): a core ingests only its own cells, and a
+	 * control packet or short piece is delivered by the core of the cell it goes
+	 * to. NULL: every core is charged b->budget_ingest and the flows' own
+	 * budget_ctrl and budget_pieces on the flow's core. */
+	const uint64_t *budget_ingest; /* per core: chains its cells may hand it */
+	const uint64_t *ride_ctrl;     /* [c * n + i]: control packets core c delivers
+					* at flow i's rank (and deadline) per period */
+	const uint64_t *ride_pieces;   /* [c * n + i]: short pieces, likewise */
 };
 
 /* The lock terms of one analysis (ns), the same for every core but the pass. */

@@ -122,12 +122,12 @@ static bool start_result(const struct ctx *x, struct an_result *res)
 
 /* Raises each stream flow's credit-update basis to its latency bound where the bound
  * says its messages may come later; true when some basis changed. */
-static bool raise_bases(const struct an_flow *flows, size_t n,
+static bool raise_bases(const struct an_broker *b, const struct an_flow *flows, size_t n,
 			const struct an_flow_result *out, uint64_t *basis)
 {
 	bool changed = false;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !an_credits_in_budgets(b); i++) {
 		uint64_t want;
 
 		if (flows[i].best_effort || flows[i].type != AN_STREAM)
@@ -156,7 +156,7 @@ static bool settle_credits(struct ctx *x, const struct an_flow *flows, size_t n,
 		run_policy(x, flows, n, res, out, &unbounded);
 		for (size_t i = 0; i < n; i++)
 			an_finish_flow(&flows[i], x->b, &out[i]);
-		if (x->spent || !raise_bases(flows, n, out, sc->basis))
+		if (x->spent || !raise_bases(x->b, flows, n, out, sc->basis))
 			break;
 		if (round + 1 >= MAX_ROUNDS) {
 			unbounded = void_all = true;

@@ -160,6 +160,9 @@ static void print_json(const struct rtvio_config *cfg, const struct an_flow *fl,
 				    json_integer((json_int_t)res->rt_demand));
 		json_object_set_new(doc, "rt_reserved", json_boolean(res->rt_reserved));
 	}
+	/* Why there is no bound (overload, a busy period past the horizon, ...). */
+	json_object_set_new(doc, "why", res->status != AN_OK && res->why ?
+				 json_string(res->why) : json_null());
 	for (int i = 0; i < cfg->nflows; i++) {
 		json_t *f = json_object();
 		bool be = fl[i].best_effort;
@@ -419,7 +422,7 @@ static int build_input(const struct opts *o, struct run *r)
 		return -ENOMEM;
 	}
 	r->n = an_input_from_config(&r->cfg, r->model, &r->plat, &r->b, r->fl);
-	if (an_mcore_from_config(&r->cfg, r->n, &r->mi)) {
+	if (an_mcore_from_config(&r->cfg, r->model, r->n, &r->mi)) {
 		fprintf(stderr, "rtvio analyze: out of memory\n");
 		return -ENOMEM;
 	}

@@ -60,7 +60,7 @@ static int judge(const struct rtvio_config *cfg, const struct model *m, struct a
 		return -EINVAL;
 	}
 	/* On several broker cores, the m-core analysis (an_mcore.h); one core: an_analyze. */
-	if (an_mcore_from_config(cfg, n, &mi))
+	if (an_mcore_from_config(cfg, m, n, &mi))
 		return -ENOMEM;
 	ret = an_analyze_mcore(fl, n, &b, &mi.mc, &res, out, NULL);
 	an_mcore_input_free(&mi);

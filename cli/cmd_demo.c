@@ -34,6 +34,7 @@ struct demo {
 	struct proc broker;
 	struct proc *cells;     /* one per process cell, indexed like cfg.cells */
 	json_t *bounds;         /* flow name -> bound in µs (or null) */
+	json_t *verdict;        /* the analysis's status, why, utilization, schedulable */
 	struct demo_platform plat; /* the costs the bounds are computed from */
 };
 
@@ -205,11 +206,22 @@ static void load_bounds(struct demo *d)
 	size_t i;
 
 	d->bounds = json_object();
+	d->verdict = json_pack("{s:s, s:s, s:n, s:b}", "status", "failed",
+			       "why", "rtvio analyze gave no answer", "utilization",
+			       "schedulable", 0);
 	if (proc_start(&a, aargv, PROC_CAPTURE))
 		return;
 	proc_wait(&a, 30000);
 	proc_stop(&a, SIGKILL, 1000);
 	doc = a.out ? json_loads(a.out, 0, NULL) : NULL;
+	if (json_is_string(json_object_get(doc, "status"))) {
+		json_decref(d->verdict);
+		d->verdict = json_pack("{s:O, s:O?, s:O?, s:O?}",
+				       "status", json_object_get(doc, "status"),
+				       "why", json_object_get(doc, "why"),
+				       "utilization", json_object_get(doc, "utilization"),
+				       "schedulable", json_object_get(doc, "schedulable"));
+	}
 	flows = json_object_get(doc, "flows");
 	json_array_foreach(flows, i, f) {
 		const char *name = json_string_value(json_object_get(f, "name"));
@@ -220,6 +232,18 @@ static void load_bounds(struct demo *d)
 	}
 	json_decref(doc);
 	proc_free(&a);
+}
+
+/* On stderr, as the run's progress: the analysis gave no bound, and why. */
+static void say_no_bounds(const struct demo *d)
+{
+	const char *st = json_string_value(json_object_get(d->verdict, "status"));
+	const char *why = json_string_value(json_object_get(d->verdict, "why"));
+
+	if (st && strcmp(st, "ok"))
+		fprintf(stderr, "rtvio demo: no bounds: the analysis finds %s%s%s%s with the "
+			"platform costs of %s\n", st, why ? " (" : "", why ? why : "",
+			why ? ")" : "", d->plat.source);
 }
 
 /* The receiving cell's entry for flow `name`, or NULL. */
@@ -293,6 +317,8 @@ static json_t *build_report(struct demo *d, int *failures)
 		}
 	}
 	json_object_set_new(doc, "flows", flows);
+	/* What the bounds rest on: with no bound, the analysis's reason stands here. */
+	json_object_set(doc, "analysis", d->verdict);
 	for (int i = 0; i < d->cfg.ncells; i++)
 		json_decref(reps[i]);
 	free(reps);
@@ -324,6 +350,22 @@ static bool max_above_bound(json_t *flows)
 	return false;
 }
 
+/* When the analysis gave no bound at all: why, in one line. */
+static void verdict_line(json_t *v)
+{
+	const char *status = json_string_value(json_object_get(v, "status"));
+	const char *why = json_string_value(json_object_get(v, "why"));
+	json_t *u = json_object_get(v, "utilization");
+
+	if (!status || !strcmp(status, "ok"))
+		return;
+	printf("NO BOUNDS: the analysis finds %s%s%s%s with these costs", status,
+	       why ? " (" : "", why ? why : "", why ? ")" : "");
+	if (json_is_number(u))
+		printf(", utilization %.3f", json_number_value(u));
+	printf("\n");
+}
+
 static void print_table(const struct demo *d, json_t *doc)
 {
 	json_t *flows = json_object_get(doc, "flows"), *f;
@@ -332,7 +374,9 @@ static void print_table(const struct demo *d, json_t *doc)
 	printf("policy %s, %g s; latency is one-way, cell to cell, in microseconds\n",
 	       json_string_value(json_object_get(doc, "policy")),
 	       json_number_value(json_object_get(doc, "duration_s")));
-	printf("bounds: `rtvio analyze` with the platform costs of %s\n\n", d->plat.source);
+	printf("bounds: `rtvio analyze` with the platform costs of %s\n", d->plat.source);
+	verdict_line(json_object_get(doc, "analysis"));
+	printf("\n");
 	printf("%-12s %-11s %9s %6s %7s %8s %8s %8s %8s %8s %9s %6s %8s\n", "flow", "class",
 	       "messages", "lost", "corrupt", "min", "p50", "p99", "p99.9", "max", "deadline",
 	       "misses", "bound");
@@ -485,6 +529,7 @@ stop:
 		goto out;
 	fprintf(stderr, "rtvio demo: computing the bounds with rtvio analyze\n");
 	load_bounds(&d);
+	say_no_bounds(&d);
 	doc = build_report(&d, &failures);
 	if (d.json) {
 		/* Six significant digits: latencies are not known better than that. */
@@ -501,6 +546,7 @@ out:
 	free(d.cells);
 	proc_free(&d.broker);
 	json_decref(d.bounds);
+	json_decref(d.verdict);
 	if (d.conf[0])
 		unlink(d.conf);
 	rtvio_config_free(&d.cfg);

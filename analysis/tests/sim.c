@@ -177,6 +177,8 @@ struct sim {
 	 * whether this period's ingest budget was spent yet. */
 	int64_t bud_next;
 	bool bud_spent;
+	uint64_t bud_rt;       /* chains of real-time messages ingested this period */
+	uint64_t bud_ctl;      /* control packets and short pieces per period */
 	int ret;
 };
 
@@ -272,6 +274,7 @@ static void budget_tick(struct sim *s, int64_t now)
 		return;
 	while (now >= s->bud_next) {
 		s->bud_spent = false;
+		s->bud_rt = 0;
 		ride_jobs(s, s->bud_next);
 		s->bud_next += (int64_t)s->b->budget_period;
 	}
@@ -282,12 +285,13 @@ static void budget_tick(struct sim *s, int64_t now)
 static void pass(struct sim *s)
 {
 	const int64_t now = (int64_t)s->t;
-	uint64_t count = 0;
+	uint64_t count = 0, rt = 0;
 
 	budget_tick(s, now);
 	if (s->b->budget_period && !s->bud_spent) {
 		s->bud_spent = true;
-		count += s->b->budget_ingest;
+		if (s->b->budget_ingest > s->c->budget_rt)
+			count += s->b->budget_ingest - s->c->budget_rt;
 	}
 
 	for (size_t j = 0; j < s->c->n; j++) {
@@ -308,6 +312,7 @@ static void pass(struct sim *s)
 			jb->stamp = now;
 			jb->seq = s->seq++;
 			count += sf->npk;
+			rt += sf->npk;
 			s->rt_in += sf->npk;
 		}
 		for (size_t q = sf->credits.head; q < sf->credits.len; q++) {
@@ -319,9 +324,10 @@ static void pass(struct sim *s)
 			jb->stamp = now;
 			jb->seq = s->seq++;
 			count++;
+			rt++;
 			s->rt_in++;
 		}
-		/* Their ingest is in the ingest budget; they hold no slot. */
+		/* Chains of the ingest budget too; they hold no slot. */
 		for (size_t q = sf->rides.head; q < sf->rides.len; q++) {
 			struct job *jb = &sf->rides.v[q];
 
@@ -330,11 +336,22 @@ static void pass(struct sim *s)
 			jb->in = true;
 			jb->stamp = now;
 			jb->seq = s->seq++;
+			count++;
 		}
+	}
+	/* The real-time messages' chains this period, within their part of the budget
+	 * (the broker would hold the rest back). The control packets are the budgets'
+	 * by construction, one period's worth per period (those of the period
+	 * containing 0 may be taken in the next). */
+	if (s->b->budget_period) {
+		s->bud_rt += rt;
+		if (s->bud_rt + s->bud_ctl > s->c->budget_rt)
+			s->ret = -ERANGE;
 	}
 	/* Critical: the hostile cell had every slot the real-time packets leave free
 	 * filled before time 0. */
-	if (s->first_pass && s->c->pattern == SIM_CRITICAL && s->b->tx_slots > s->rt_in)
+	if (s->first_pass && s->c->pattern == SIM_CRITICAL && s->b->tx_slots > s->rt_in &&
+	    !s->b->budget_period)
 		s->junk_wait = s->b->tx_slots - s->rt_in;
 	s->first_pass = false;
 	count += s->junk_wait;
@@ -348,7 +365,7 @@ static void slot_freed(struct sim *s)
 {
 	if (s->rt_in)
 		s->rt_in--;
-	if (s->rt_in + s->junk_in + s->junk_wait < s->b->tx_slots &&
+	if (!s->b->budget_period && s->rt_in + s->junk_in + s->junk_wait < s->b->tx_slots &&
 	    (s->c->pattern == SIM_CRITICAL || rnd(s) % 2))
 		s->junk_wait++;
 }
@@ -497,7 +514,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		 * first) had their credit updates posted as late as allowed, at their
 		 * deadlines, D - k T; the later ones come as early as they can. */
 		for (uint64_t k = 1; c->pattern == SIM_CRITICAL && f->type == AN_STREAM &&
-				     k * f->period <= f->deadline; k++) {
+				     !b->budget_period && k * f->period <= f->deadline; k++) {
 			struct job cj = { .kick = (int64_t)(f->deadline - k * f->period) };
 
 			cj.vis = cj.kick;
@@ -510,7 +527,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			sf->last_cvis = sf->credits.v[0].vis;
 	}
 	if (c->pattern == SIM_RANDOM) {
-		s.junk_wait = upto(&s, b->tx_slots / 2);
+		s.junk_wait = b->budget_period ? 0 : upto(&s, b->tx_slots / 2);
 		s.run = upto(&s, b->run_steps);
 	} else {
 		s.run = b->run_steps; /* a batch gap comes first */
@@ -521,6 +538,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		s.bud_next = c->pattern == SIM_CRITICAL ? 1 :
 			     1 + (int64_t)upto(&s, b->budget_period - 1);
 		ride_jobs(&s, 0);
+		for (size_t j = 0; j < c->n; j++)
+			if (s.fl[j].in)
+				s.bud_ctl += c->flows[j].budget_ctrl + c->flows[j].budget_pieces;
 	}
 	if (b->reg_budget) {
 		rg.on = true;
@@ -613,6 +633,10 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			/* Bulk waits for its share of the next period. */
 			if (c->bulk && rg.on && (int64_t)rg.next < next)
 				next = (int64_t)rg.next;
+			/* A budget period's control packets come when it begins: the broker
+			 * serves them then, not in a burst with those of later periods. */
+			if (b->budget_period && s.bud_next < next)
+				next = s.bud_next;
 			if (next > (int64_t)s.t)
 				s.t = (uint64_t)next;
 			s.run = 0;
@@ -669,7 +693,9 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 				st[best].max_residence = (uint64_t)(done - jb->stamp);
 			if (done > jb->stamp + (int64_t)f->deadline)
 				st[best].misses++;
-			if (f->type == AN_STREAM) {
+			/* With budgets a receiver's credit updates are among the control
+			 * packets of its budget, all spent at each period's start. */
+			if (f->type == AN_STREAM && !b->budget_period) {
 				/* The receiver posts its credit update once it has the message
 				 * and by its deadline (or at once, when notified past it: the
 				 * analysis's assumption), seen within ingest_latency. */

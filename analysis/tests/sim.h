@@ -16,12 +16,16 @@
  *     per period, partially when the budget runs low;
  *   - a stream flow's receiver posts a credit update for each message it gets, by
  *     the message's deadline or at once when it gets it later, a control packet of
- *     its own at the flow's rank, unpoliced;
+ *     its own at the flow's rank, unpoliced (with b->budget_period they are among
+ *     the control packets of the budgets below, and not posted besides);
  *   - messages: a sender's kick, then visible within ingest_latency;
  *   - with b->budget_period, the cells' budgets spent in full at the start of every
- *     budget period: b->budget_ingest chains the broker drops at once (ingest work,
- *     no slot held), and each flow's budget_ctrl + budget_pieces header-only steps
- *     at its priority and deadline (a short piece as one step: piece_steps 1).
+ *     budget period: what the real-time ends do not use of b->budget_ingest
+ *     (budget_rt) in chains the broker drops at once (ingest work, no slot held), and
+ *     each flow's budget_ctrl + budget_pieces header-only steps at its priority and
+ *     deadline (a short piece as one step: piece_steps 1); every chain any pass
+ *     takes is within the period's b->budget_ingest, as the broker enforces, so the
+ *     hostile cells fill no TX slots beyond it.
  * SIM_CRITICAL replays the worst case the analysis assumes (everything at time 0,
  * then as early as jitter and ingest latency allow, every free slot filled, a gap
  * first, the credit updates of earlier messages as late as allowed and the next
@@ -68,6 +72,14 @@ struct sim_config {
 	 * next visible packet, and forfeits nothing (broker/dp_copy_step.c). */
 	bool bulk;
 	uint64_t bulk_bytes;
+	/* With b->budget_period: the chains of b->budget_ingest per period that belong
+	 * to the real-time flows' ends (their packets, credit updates and the control
+	 * packets riding them), ingested as they come; the hostile cells spend the rest
+	 * at the period's first pass and hold no TX slot beyond it. More chains of
+	 * real-time messages in one period than budget_rt less the control packets:
+	 * sim_run returns -ERANGE (the broker would have held them back, which the
+	 * simulation does not model). */
+	uint64_t budget_rt;
 };
 
 struct sim_flow_stats {
@@ -77,7 +89,7 @@ struct sim_flow_stats {
 	uint64_t misses;        /* messages finished after the broker's deadline (stamp + D) */
 };
 
-/* Returns 0 (done), -ETIME (limit reached), -ENOMEM, -EINVAL. */
+/* Returns 0 (done), -ETIME (limit reached), -ENOMEM, -EINVAL, -ERANGE (budget_rt). */
 int sim_run(const struct sim_config *c, struct sim_flow_stats *st);
 
 /* Step list of one message of flow f (sim's own derivation): fills cost[] and bytes[]

@@ -89,16 +89,17 @@ static int run(int argc, const char **argv)
  * message of one packet) and 8 (a best-effort flow adds none): 17 TX slots
  * (model.h, MODEL_INGEST_BUDGETS); batch_gap 0.
  *   ctl: pieces 4096, 4096, 1808, one step each: e = 4196, 4196, 1908, plus 1000 per
- *        piece: 13300, plus 2 * 4 of ingest for its one TX packet: C = 13308;
- *        q = 1908 + 1000 = 2908.
+ *        piece: C = 13300 (its packet's ingest is in the ingest budgets below, not
+ *        charged again per packet); q = 1908 + 1000 = 2908.
  *   bulk (best-effort): Q = e(4096) + 1000 = 5196.
  *   Budgets per 1 ms period (model.h, model_cell_budgets; allowance 1): ingest
  *   a 9 + 1 + 1 (ctl's one message per period) = 11, b 8 + 1 = 9: 20 * 4 = 80 ns
  *   above every flow; a's control packet (its allowance), b's and b's short RX
  *   piece ride ctl, the only real-time flow of either: 3 * (100 + 1000) = 3300 ns
  *   at ctl's priority. A window shorter than a period meets two: 2 * (80 + 3300).
- *   fp: B = (17 + 1) * 4 + 5196 = 5268; S = 5268 + 10400 + 6760 = 22428, F = S +
- *   2908 = 25336; bound = 2000 + 25336 + 3000 = 30336 ns. */
+ *   fp: B = 5196 (bulk's step; the free TX slots' ingest is in the budgets too);
+ *   S = 5196 + 10392 + 6760 = 22348, F = S + 2908 = 25256; bound = 2000 + 25256 +
+ *   3000 = 30256 ns. */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -135,16 +136,16 @@ static void test_json(void **state)
 	assert_non_null(doc);
 	assert_string_equal(json_string_value(json_object_get(doc, "policy")), "fp");
 	assert_true(json_is_true(json_object_get(doc, "schedulable")));
-	/* 13308 + 3300 + 80 ns per 1 ms. */
-	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.016687 &&
-		    json_real_value(json_object_get(doc, "utilization")) < 0.016689);
+	/* 13300 + 3300 + 80 ns per 1 ms. */
+	assert_true(json_real_value(json_object_get(doc, "utilization")) > 0.016679 &&
+		    json_real_value(json_object_get(doc, "utilization")) < 0.016681);
 	flows = json_object_get(doc, "flows");
 	assert_int_equal(json_array_size(flows), 2);
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 25.336);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 30.336);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 25.256);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 30.256);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -166,12 +167,12 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "30.336"));
+	assert_non_null(strstr(out_buf, "30.256"));
 	assert_non_null(strstr(out_buf, "0.004 us per packet"));
 	assert_non_null(strstr(out_buf, "17 TX slots"));
 	assert_non_null(strstr(out_buf, "20 packets ingested (0.080 us, above every flow), "
 				   "2 control packets and 1 short RX pieces"));
-	/* A deadline below the 30.336 us bound: exit 1, "NO" in the table. */
+	/* A deadline below the 30.256 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -183,7 +184,7 @@ static void test_table_and_miss(void **state)
 
 static void test_overload(void **state)
 {
-	/* 13308 ns every 9 us: utilisation 1.48. */
+	/* 13300 ns every 9 us: utilisation 1.48. */
 	char text[4096];
 	const char *conf, *argv[3];
 
@@ -397,20 +398,20 @@ static double first_response(const char *conf)
 
 /* One 8000-byte seqpacket flow a -> b, chunk 4 KiB, 1 B/ns, overheads as PLATFORM:
  * ingest 4 ns per packet, ingest budgets 8 + 2 (ctl: floor(1ms / 1ms) + 1 messages of
- * one packet) and 8: 18 TX slots (pool (18 + 1) * 4 = 76), the broker's RST reply a
- * step of 100 + 1000 = 1100. Budgets per 1 ms: ingest a 10 + 1 + 1, b 8 + 1: 21 * 4
+ * one packet) and 8: 18 TX slots (in the budgets: no slot term in the pool), the
+ * broker's RST reply a step of 100 + 1000 = 1100. Budgets per 1 ms: ingest a 10 + 1 + 1, b 8 + 1: 21 * 4
  * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns; two
  * periods of each in every window below 1 ms: 2 * 3384 = 6768.
- * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000 = 10200,
- * plus 2 * 4: C = 10208; no lower flow, the RST reply blocks: B = 76 + 1100 =
- * 1176, R = 1176 + 10208 + 6768 = 18152.
+ * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000: C =
+ * 10200 (no per-packet ingest: it is in the budgets); no lower flow, the RST reply
+ * blocks: B = 1100, R = 1100 + 10200 + 6768 = 18068.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 + 8 = 11308, R = 19252.
+ * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 19168.
  * default = best-effort: unnamed connections may block by a whole chunk (the
- * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 76 + 5196 +
- * 10208 + 6768 = 22248; under fifo: unbounded.
- * fifo without it: nothing blocks, B = 76; W(0) = 76 + 10208 + 6768 = 17052; stamps
- * up to 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 22320. */
+ * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 5196 +
+ * 10200 + 6768 = 22164; under fifo: unbounded.
+ * fifo without it: nothing blocks, B = 0; W(0) = 10200 + 6768 = 16968; stamps up to
+ * 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 22236. */
 static void test_cells_and_default_class(void **state)
 {
 	static const char base[] = "[broker]\npolicy = %s\n%s"
@@ -423,13 +424,13 @@ static void test_cells_and_default_class(void **state)
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("p.conf", text)) == 18.152);
+	assert_true(first_response(write_file("p.conf", text)) == 18.068);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("v.conf", text)) == 19.252);
+	assert_true(first_response(write_file("v.conf", text)) == 19.168);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("d.conf", text)) == 22.248);
+	assert_true(first_response(write_file("d.conf", text)) == 22.164);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
 	argv[1] = write_file("f.conf", text);
@@ -438,14 +439,14 @@ static void test_cells_and_default_class(void **state)
 	/* Without the default class, fifo has a bound. */
 	snprintf(text, sizeof(text), base, "fifo", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("g.conf", text)) == 22.32);
+	assert_true(first_response(write_file("g.conf", text)) == 22.236);
 	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
-	 * C = 10408; pool 76 + 6400 + 100 = 6576, B = 6576 + 1100 = 7676; each control
+	 * C = 10400; pool 6400 + 100 = 6500, B = 6500 + 1100 = 7600; each control
 	 * packet and short piece riding ctl carries a share too: 2 * (3 * 1200 + 84):
-	 * R = 7676 + 10408 + 7368 = 25452. */
+	 * R = 7600 + 10400 + 7368 = 25368. */
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 6400ns\n");
-	assert_true(first_response(write_file("gap.conf", text)) == 25.452);
+	assert_true(first_response(write_file("gap.conf", text)) == 25.368);
 }
 
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
@@ -598,9 +599,10 @@ static void test_one_core_identical(void **state)
  * L_pick = 36 + 100, L_done = 1000: mutex (2 - 1) 1000 = 1 us; K has k = m: 0. W's
  * reader section, one step of the other core, which then waits for no one: the
  * longest (bulk's 5196) + pass 36 = 5232 ns; L_W = batch_gap = 0: rw_reader 5.232 us.
- * ctl: per step 2000 + 5232 + 32 = 7264 ns, per job 3 steps of it = 21.792 us; before
- * the pick, the reader and first mutex waits: 6.232 us. With
- * copy_slots = 1, K: kex = one chunk's copy 4096 ns, ctl's per step 11.36 us. */
+ * ctl: per step 2000 + 5232 = 7232 ns (the core's own pass is in its cells' ingest
+ * budgets, not charged per step), per job 3 steps of it = 21.696 us; before the
+ * pick, the reader and first mutex waits: 6.232 us. With copy_slots = 1, K: kex =
+ * one chunk's copy 4096 ns, ctl's per step 11.328 us. */
 static void test_two_cores(void **state)
 {
 	const char *two = with_broker("two.conf", "cpus = 0,1\n");
@@ -620,10 +622,10 @@ static void test_two_cores(void **state)
 	assert_int_equal(json_integer_value(json_object_get(bl, "mutex_per_step")), 2);
 	assert_true(json_real_value(json_object_get(bl, "kex")) == 0.0);
 	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
-	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.032);
-	assert_true(json_real_value(json_object_get(bl, "per_step")) == 7.264);
+	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.0);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 7.232);
 	assert_true(json_real_value(json_object_get(bl, "pick_lead")) == 6.232);
-	assert_true(json_real_value(json_object_get(bl, "per_job")) == 21.792);
+	assert_true(json_real_value(json_object_get(bl, "per_job")) == 21.696);
 	f = json_array_get(json_object_get(doc, "flows"), 1);
 	assert_int_equal(json_integer_value(json_object_get(f, "core")), 0);
 	json_decref(doc);
@@ -632,7 +634,7 @@ static void test_two_cores(void **state)
 	run(2, argv);
 	assert_non_null(strstr(out_buf, "2 broker cores"));
 	assert_non_null(strstr(out_buf, "ctl                      1      1.000      0.000      "
-				"5.232      0.032      7.264     21.792"));
+				"5.232      0.000      7.232     21.696"));
 	/* One copy slot: a core may wait for the other's chunk. */
 	argv[1] = with_broker("one_slot.conf", "cpus = 0,1\ncopy_slots = 1\n");
 	argv[2] = "--json";
@@ -642,7 +644,7 @@ static void test_two_cores(void **state)
 	bl = json_object_get(json_array_get(json_object_get(doc, "flows"), 0), "blocking");
 	assert_true(json_real_value(json_object_get(bl, "kex")) == 4.096);
 	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
-	assert_true(json_real_value(json_object_get(bl, "per_step")) == 11.36);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 11.328);
 	json_decref(doc);
 }
 

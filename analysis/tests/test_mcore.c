@@ -437,6 +437,53 @@ static void test_credits_on_sender_core(void **state)
 	assert_int_equal(c[0].response, a[0].response);
 }
 
+/* The cells' budgets by core: flow a on core 0 (rank 2), flow b on core 1 (rank 1),
+ * budget period 1 ms. A core is charged only its own cells' ingest budget: core 1's
+ * 1000 chains (10 ns each) lengthen b's window, two periods of them, by exactly
+ * 20000 ns, and leave a's alone. Two control packets per period that core 0 delivers
+ * at b's rank (b is served by core 1) come through a carrier on core 0: a's bound
+ * grows by exactly two periods of two header-only steps, each a step on core 0
+ * (chunk_overhead + its per-step lock terms + packet_overhead; no batch gap), and
+ * b's does not move. */
+static void test_budgets_by_core(void **state)
+{
+	struct an_flow f[2] = {
+		{ .name = "a", .type = AN_SEQPACKET, .size = 2000, .rx_payload = 4000,
+		  .packet_size = 4000, .period = 100000, .deadline = 100000, .priority = 2 },
+		{ .name = "b", .type = AN_SEQPACKET, .size = 2000, .rx_payload = 4000,
+		  .packet_size = 4000, .period = 100000, .deadline = 100000, .priority = 1 },
+	};
+	struct an_broker b = { .policy = AN_FP, .chunk = 4096, .run_steps = 16,
+			       .budget_period = 1000000, .budget_ingest = 5000,
+			       .piece_steps = 1,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100,
+					 .packet_overhead = 500, .ingest_packet = 10 } };
+	uint32_t core[2] = { 0, 1 };
+	uint64_t tx[2] = { 8, 8 }, ingest[2] = { 0, 0 }, ctrl[4] = { 0 }, pieces[4] = { 0 };
+	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx,
+			       .budget_ingest = ingest, .ride_ctrl = ctrl, .ride_pieces = pieces };
+	struct an_result res;
+	struct an_flow_result r0[2], r1[2], r2[2];
+	struct an_blocking bl[2];
+	uint64_t ctl;
+
+	(void)state;
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, r0, bl), 0);
+	assert_true(r0[0].bounded && r0[1].bounded);
+	/* With the budgets the core's own pass is in them, not in every step. */
+	assert_int_equal(bl[0].ingest_pass, 0);
+	ingest[1] = 1000;
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, r1, NULL), 0);
+	assert_int_equal(r1[0].response, r0[0].response);
+	assert_int_equal(r1[1].response, r0[1].response + 2 * 1000 * 10);
+	/* Control packets core 0 delivers at b's rank: ctrl[core 0 * n + b]. */
+	ctrl[0 * 2 + 1] = 2;
+	assert_int_equal(an_analyze_mcore(f, 2, &b, &mc, &res, r2, NULL), 0);
+	ctl = b.plat.chunk_overhead + bl[0].per_step + b.plat.packet_overhead;
+	assert_int_equal(r2[0].response, r1[0].response + 2 * 2 * ctl);
+	assert_int_equal(r2[1].response, r1[1].response);
+}
+
 static void test_bad_input(void **state)
 {
 	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 100, .rx_payload = 4000,
@@ -681,6 +728,7 @@ int main(void)
 		cmocka_unit_test(test_one_core_same),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_credits_on_sender_core),
+		cmocka_unit_test(test_budgets_by_core),
 		cmocka_unit_test(test_blocking_needed),
 		cmocka_unit_test(test_kex_needed),
 		cmocka_unit_test(test_pick_lead),

@@ -61,7 +61,56 @@ struct set {
 	struct an_broker b;
 	unsigned prio[MAXN];
 	struct an_costs c[MAXN];
+	uint64_t budget_rt; /* sim_config.budget_rt: the flows' ends' share of the budget */
 };
+
+/* Simulations whose real-time ends handed the broker more chains in a period than
+ * their share of the ingest budget (sim_run's -ERANGE): a stream flow's receiver
+ * whose messages came late posts their credit updates in a burst, which the broker
+ * holds back at that cell's expense, and the simulator does not model. Such runs
+ * compare nothing; they are counted, and must stay few. */
+static unsigned beyond_budget, sim_runs;
+
+/* sim_run, true when it ran to the end (false: beyond the ends' budget). */
+static bool sim_ok(const struct sim_config *c, struct sim_flow_stats *st)
+{
+	int ret = sim_run(c, st);
+
+	sim_runs++;
+	if (ret == -ERANGE) {
+		beyond_budget++;
+		return false;
+	}
+	assert_int_equal(ret, 0);
+	return true;
+}
+
+static uint64_t ceil_div_u64(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
+}
+
+/* Chains the real-time flows' ends may hand the broker in one budget period P, as a
+ * conforming cell's ingest budget counts them (model_cell_budgets, more loosely):
+ * each flow's packets of the messages seen within P (their jitter with the ingest
+ * latency) and the control packets riding it (a stream flow's credit updates among
+ * them). */
+static uint64_t rt_chains(const struct set *s)
+{
+	const uint64_t p = s->b.budget_period, il = s->b.plat.ingest_latency;
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct an_flow *f = &s->f[i];
+		uint64_t npk = ceil_div_u64(f->size, f->packet_size);
+
+		if (f->best_effort)
+			continue;
+		sum += npk * (ceil_div_u64(p + f->jitter + il, f->period) + 1);
+		sum += f->budget_ctrl + f->budget_pieces;
+	}
+	return sum;
+}
 
 /* A random set of 2..6 flows (one of them possibly best-effort) with utilisation at
  * most umax (0.97, or 0.85 when regulated) of the capacity; tries until one fits. */
@@ -152,12 +201,19 @@ static void gen_set(struct set *s, const struct gen *g, enum an_policy pol)
 			s->b.budget_ingest = between(1, 200);
 			s->b.piece_steps = 1;
 			for (size_t i = 0; i < s->n; i++) {
-				if (s->f[i].best_effort || rnd() % 2)
+				bool stream = s->f[i].type == AN_STREAM;
+
+				if (s->f[i].best_effort || (!stream && rnd() % 2))
 					continue;
-				s->f[i].budget_ctrl = between(0, 2);
+				/* A stream flow's credit updates are control packets
+				 * of its receiver's budget. */
+				s->f[i].budget_ctrl = between(stream ? 1 : 0, 2);
 				s->f[i].budget_pieces = between(0, 1);
 				u += (long double)an_ride_work(&s->b, &s->f[i]) / s->b.budget_period;
 			}
+			/* The ingest budget holds the flows' own chains and some more. */
+			s->budget_rt = rt_chains(s);
+			s->b.budget_ingest += s->budget_rt;
 			u += (long double)an_ingest_work(&s->b) / s->b.budget_period;
 		}
 		if (u > 0.02 && u <= umax * cap)
@@ -266,7 +322,8 @@ static void check_fp(const struct gen *g, unsigned sets, bool exact)
 			struct sim_flow_stats st[MAXN];
 			bool inc[MAXN];
 			struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
-						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull };
+						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull,
+						.budget_rt = s.budget_rt };
 			int rounds = s.b.reg_budget ? 4 : 1;
 
 			if (s.f[i].best_effort)
@@ -276,7 +333,8 @@ static void check_fp(const struct gen *g, unsigned sets, bool exact)
 			c.block_ns = fp_block(&s, i, &c.block_bytes);
 			for (int rd = 0; rd < rounds; rd++) {
 				reg_state(&s, &c);
-				assert_int_equal(sim_run(&c, st), 0);
+				if (!sim_ok(&c, st))
+					continue;
 				if (st[i].max_response > sim_bound(&s, &out[i]) ||
 				    st[i].max_residence > out[i].response ||
 				    (exact && st[i].max_response != out[i].response)) {
@@ -381,7 +439,7 @@ static void check_all(const struct gen *g, enum an_policy pol, unsigned sets,
 
 		gen_set(&s, g, pol);
 		c = (struct sim_config){ .flows = s.f, .n = s.n, .prio = s.prio, .b = &s.b,
-					 .limit_ns = 2000000000ull };
+					 .limit_ns = 2000000000ull, .budget_rt = s.budget_rt };
 		rounds = s.b.reg_budget ? 4 : 1;
 		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
 		if (res.status != AN_OK)
@@ -391,7 +449,8 @@ static void check_all(const struct gen *g, enum an_policy pol, unsigned sets,
 			(*demand_ok_sets)++;
 		for (int rd = 0; rd < rounds; rd++) {
 			reg_state(&s, &c);
-			assert_int_equal(sim_run(&c, st), 0);
+			if (!sim_ok(&c, st))
+				continue;
 			compared += compare(&s, &res, out, st, seed, k);
 		}
 	}
@@ -433,7 +492,8 @@ static void check_random(const struct gen *g, enum an_policy pol, unsigned sets,
 		for (int rd = 0; rd < 4; rd++) {
 			struct sim_config c = { .flows = s.f, .n = s.n, .prio = s.prio, .b = &s.b,
 						.pattern = SIM_RANDOM, .seed = rnd(),
-						.until_ns = 2 * tmax, .limit_ns = 2000000000ull };
+						.until_ns = 2 * tmax, .limit_ns = 2000000000ull,
+						.budget_rt = s.budget_rt };
 
 			if (rd == 3 && pol == AN_EDF) {
 				/* `late` is seen first, alone, and starts a step; everyone
@@ -446,7 +506,8 @@ static void check_random(const struct gen *g, enum an_policy pol, unsigned sets,
 			if (rd % 2)
 				c.block_ns = be_block(&s, &c.block_bytes);
 			reg_state(&s, &c);
-			assert_int_equal(sim_run(&c, st), 0);
+			if (!sim_ok(&c, st))
+				continue;
 			compared += compare(&s, &res, out, st, seed, k);
 		}
 	}
@@ -641,14 +702,17 @@ static void test_ingest_work(void **state)
  * bound, from the critical instant and from random phases, under each policy. Flow
  * A (3 steps of 1000 B, as in test_ingest_work) and a best-effort flow; budget
  * period 100 us, 500 chains per period at 40 ns, and two control packets riding A.
- *   A: C = 3580, q = 1300, Q_be = 1300; pool (0 + 1) * 40 = 40, B = 1340.
+ *   A: C = 3500 (no per-packet ingest: the budget stream holds every chain), q =
+ *   1300, Q_be = 1300; no slot term in the pool either, B = 1300.
  *   Ingest budget: 20000 ns per period; A's ride: 2 * (100 + 200) = 600 ns.
- *   fp: S = 1340 + 2280 + 2 * (20000 + 600) = 44820, F = 46120 (two periods in a
+ *   fp: S = 1300 + 2200 + 2 * (20000 + 600) = 44700, F = 46000 (two periods in a
  *   window under 100 us).
  * The simulation, from a pass at 0 with the period's budget spent on it and the
- * next period 1 ns later, spent in the next pass: 2 * 20000 + 40 (A's own ingest)
- * + 3500 = 43540 (A's control packets come after A, at its priority); the same
- * analysis without the budgets says 4920. */
+ * next period 1 ns later, spent in the next pass: of each period's 500 chains A's
+ * ends use 3 (A's packet and the two control packets), the hostile cells drop the
+ * other 497: 2 * 497 * 40 + 40 (A's own ingest) + 2 * 2 * 40 (the control packets'
+ * ingest) + 3500 = 43460 (A's control packets come after A, at its priority); the
+ * same analysis without the budgets says 4920. */
 static void test_budget_sound(void **state)
 {
 	struct an_flow f[2] = { 0 };
@@ -658,7 +722,7 @@ static void test_budget_sound(void **state)
 	struct sim_flow_stats st[2];
 	unsigned prio[2] = { 1, 0 }, ok;
 	struct sim_config c = { .flows = f, .n = 2, .prio = prio, .b = &b,
-				.limit_ns = 1000000000ull };
+				.limit_ns = 1000000000ull, .budget_rt = 3 };
 	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
 			 .stream = true, .budgets = true };
 
@@ -685,9 +749,9 @@ static void test_budget_sound(void **state)
 	f[1].best_effort = true;
 	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
 	assert_int_equal(res.status, AN_OK);
-	assert_int_equal(out[0].response, 46120);
+	assert_int_equal(out[0].response, 46000);
 	assert_int_equal(sim_run(&c, st), 0);
-	assert_int_equal(st[0].max_response, 43540);
+	assert_int_equal(st[0].max_response, 43460);
 	assert_true(st[0].max_response <= out[0].response);
 	nob = b;
 	nob.budget_period = 0;
@@ -696,6 +760,7 @@ static void test_budget_sound(void **state)
 	assert_true(st[0].max_response > out[0].response);
 	/* Random sets with random budgets. */
 	rng_state = 0x3c6ef372fe94f82bull;
+	beyond_budget = sim_runs = 0;
 	check_all(&g, AN_FP, 400, &ok);
 	check_all(&g, AN_EDF, 400, &ok);
 	check_random(&g, AN_FP, 150, &ok);
@@ -703,6 +768,9 @@ static void test_budget_sound(void **state)
 	g.best_effort = false;
 	check_all(&g, AN_FIFO, 400, &ok);
 	check_random(&g, AN_FIFO, 150, &ok);
+	print_message("budgets: %u of %u simulations beyond the ends' budget\n", beyond_budget,
+		      sim_runs);
+	assert_true(beyond_budget * 20 < sim_runs);
 }
 
 static void test_fifo(void **state)
