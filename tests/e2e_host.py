@@ -4,8 +4,10 @@ a real broker, real process cells, and host programs behind Unix sockets (socat 
 tests/host_client.c). TAP output.
 
 usage: e2e_host.py RTVIO E2E_TOOL HOST_CLIENT"""
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -107,11 +109,31 @@ class Setup:
         self.tmp.cleanup()
 
 
+def cell_state(s, cell):
+    """The cell's state in the broker's `stat` (control socket)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(os.path.join(s.dir, "control.sock"))
+        c.sendall(b'{"cmd":"stat"}\n')
+        reply = b""
+        while not reply.endswith(b"\n"):
+            part = c.recv(65536)
+            if not part:
+                break
+            reply += part
+    cells = json.loads(reply)["stat"]["cells"]
+    return next((c["state"] for c in cells if c["name"] == cell), None)
+
+
 def echo_cell(s, cell, port):
     p = s.spawn([TOOL, "echo", s.dir, cell, str(port), str(int(20 * SLOW))])
-    # Listening once the tool says so.
+    # Listening once the tool says so, and reachable once the broker has its rings:
+    # a host program's CONNECT before that is refused (an RST, the socket closed).
     line = p.stdout.readline()
     check("listening" in line, f"echo cell {cell} did not start: {line}")
+    end = time.time() + 10 * SLOW
+    while cell_state(s, cell) != "connected":
+        check(time.time() < end, f"echo cell {cell} never attached in the broker")
+        time.sleep(0.02)
     return p
 
 
