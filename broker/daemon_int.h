@@ -54,6 +54,12 @@ struct cell {
 	bool notified;                  /* signalled since the last check_call_flags */
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
+	/* vhost-user budget (daemon_vhu.c): what is left of the current period, when it
+	 * ends, and which of the cell's sockets wait out of epoll until then. */
+	struct vhu_allow vhu_left;
+	uint64_t vhu_period_end;
+	bool conn_paused, listen_paused;
+	uint64_t vhu_deferred;          /* times a socket was paused (rtvio stat) */
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
 	struct vq_mem_region mem[VHU_MAX_REGIONS];
 	struct vq_device vq[VHU_VSOCK_QUEUES];
@@ -90,6 +96,8 @@ struct broker {
 	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
+	bool vhu_any_paused;    /* some cell's socket waits for its budget period */
+	uint64_t vhu_resume_due; /* the earliest such period's end */
 	struct ev_src src_host;
 };
 
@@ -105,6 +113,18 @@ int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
 void daemon_update_must_poll(struct broker *b);
+
+/* daemon_vhu.c: the per-cell vhost-user budget */
+/* Serves the cell's socket within its budget; pauses it when the period's is spent.
+ * 0, or the negative errno of vhu_backend_service (drop the connection). */
+int daemon_vhu_service(struct cell *c, uint64_t now);
+/* May a connection be accepted now (charged: one message, one map)? Else the
+ * listening socket pauses. */
+bool daemon_vhu_accept(struct cell *c, uint64_t now);
+/* The connection is gone: nothing of it to put back into epoll. */
+void daemon_vhu_forget_conn(struct cell *c);
+/* Puts back every paused socket whose period has ended. */
+void daemon_vhu_resume(struct broker *b, uint64_t now);
 
 /* daemon_ctl.c */
 void daemon_ctl_accept(struct broker *b);

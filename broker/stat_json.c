@@ -58,6 +58,8 @@ json_t *broker_stat_json(const struct broker *b)
 				  "resets", (json_int_t)cs.resets, "connections_refused",
 				  (json_int_t)ci.refused, "connection_limit_refusals",
 				  (json_int_t)cs.conn_limit_refusals));
+		json_object_set_new(json_array_get(cells, json_array_size(cells) - 1),
+				    "vhu_deferred", json_integer((json_int_t)ci.vhu_deferred));
 	}
 	for (unsigned int f = 0; f < dp_nflows(dp); f++) {
 		struct dp_flow_stats fs;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -870,12 +871,18 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	return rc;
 }
 
-int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
+bool vhu_request_maps(uint32_t request)
 {
-	while (budget--) {
-		bool fatal;
-		int rc = vhu_reader_read(b->sock, &b->rd);
+	return request == VHU_SET_MEM_TABLE || request == VHU_RESET_OWNER;
+}
 
+int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left)
+{
+	for (;;) {
+		bool fatal;
+		int rc;
+
+		rc = vhu_reader_read(b->sock, &b->rd);
 		if (rc == 0)
 			return 0;
 		if (rc < 0) {
@@ -883,11 +890,26 @@ int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
 				LOG(b, "front end broke the vhost-user framing: %s", strerror(-rc));
 			return rc;
 		}
+		/* A message beyond the allowance stays in the reader, whole and unhandled:
+		 * the next call finds it complete and takes it first. So 1 always means
+		 * that one is waiting. */
+		if (!left->msgs || (vhu_request_maps(b->rd.msg.hdr.request) && !left->maps))
+			return 1;
+		if (vhu_request_maps(b->rd.msg.hdr.request))
+			left->maps--;
+		left->msgs--;
 		rc = vhu_backend_handle(b, &b->rd.msg, b->rd.fds, b->rd.nfds, &fatal);
 		/* vhu_backend_handle kept or closed every descriptor. */
 		vhu_reader_init(&b->rd);
 		if (fatal)
 			return rc < 0 ? rc : -EPIPE;
 	}
-	return 0;
+}
+
+int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
+{
+	struct vhu_allow left = { .msgs = budget, .maps = UINT_MAX };
+	int rc = vhu_backend_service_allow(b, &left);
+
+	return rc > 0 ? 0 : rc;
 }

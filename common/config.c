@@ -13,7 +13,7 @@
  * is its bit in the "seen" masks. */
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
-	"pm_qos", "max_cells", "max_flows", "cpus", NULL };
+	"pm_qos", "max_cells", "max_flows", "cpus", "vhost_user_budget", "vhost_user_maps", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", "broker_core", NULL };
@@ -148,6 +148,9 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.cpus[0] = -1;
 	cfg->broker.regulation_period_ns = 1000000;
 	cfg->broker.pm_qos = true;
+	cfg->broker.vhu_msgs = RTVIO_VHU_MSGS_DEFAULT;
+	cfg->broker.vhu_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;
+	cfg->broker.vhu_maps = RTVIO_VHU_MAPS_DEFAULT;
 }
 
 void cfg_parser_free(struct parser *ps)

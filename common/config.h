@@ -65,6 +65,13 @@ enum rtvio_copy {
 			    * memcpy elsewhere) */
 };
 
+/* [broker] vhost_user_budget and vhost_user_maps: defaults and limits. */
+#define RTVIO_VHU_MSGS_DEFAULT 16u
+#define RTVIO_VHU_PERIOD_DEFAULT_NS 10000000ull
+#define RTVIO_VHU_MAPS_DEFAULT 2u
+#define RTVIO_VHU_MSGS_MAX 1024u
+#define RTVIO_VHU_PERIOD_MIN_NS 100000ull
+
 /* Data-plane cores a broker may run ([broker] cpus). */
 #define RTVIO_MAX_BROKER_CORES 8
 
@@ -88,6 +95,12 @@ struct rtvio_broker_cfg {
 	/* Slots for cells and flows a running broker may hold, added at run time
 	 * (`rtvio cell|flow add`); 0 = the number configured (default: no room). */
 	int max_cells, max_flows;
+	/* The vhost-user work the broker's loop does for one cell per period
+	 * (vhost_user_budget = MSGS/PERIOD, vhost_user_maps = MAPS; docs/broker.md
+	 * "vhost-user budget"): at most vhu_msgs messages, of which at most vhu_maps
+	 * memory-table changes or accepted connections, per vhu_period_ns. */
+	uint32_t vhu_msgs, vhu_maps;
+	uint64_t vhu_period_ns;
 	int line;                     /* line of [broker], 0 when absent */
 	int socket_dir_line;          /* line of socket_dir, 0 when it is the default: for
 				       * messages about the directory (config.path:line) */

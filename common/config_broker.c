@@ -55,6 +55,33 @@ static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
 	return 0;
 }
 
+/* "16/10ms": messages per cell and period. */
+static int get_vhu_budget(const struct keyctx *k, struct rtvio_broker_cfg *b)
+{
+	static const char form[] = "expected MESSAGES/PERIOD, for example 16/10ms";
+	char num[32], tm[64];
+	const char *slash = strchr(k->value, '/'), *why = NULL;
+	long long v;
+	uint64_t ns;
+	size_t n = slash ? (size_t)(slash - k->value) : 0;
+
+	if (!slash || n == 0 || n >= sizeof(num) || strlen(slash + 1) >= sizeof(tm))
+		return cfg_bad_value(k, form);
+	memcpy(num, k->value, n);
+	num[n] = '\0';
+	snprintf(tm, sizeof(tm), "%s", slash + 1);
+	if (rtvio_parse_int(num, 1, RTVIO_VHU_MSGS_MAX, &v, &why))
+		return cfg_key_fail(k, "'%s': the message count must be a whole number from 1 "
+				    "to %u (%s)", k->value, RTVIO_VHU_MSGS_MAX, form);
+	if (rtvio_parse_time(tm, RTVIO_UNIT_REQUIRED, &ns, &why))
+		return cfg_key_fail(k, "'%s': the period: %s (%s)", k->value, why, form);
+	if (ns < RTVIO_VHU_PERIOD_MIN_NS || ns > 1000000000ull)
+		return cfg_key_fail(k, "'%s': the period must be from 100us to 1s", k->value);
+	b->vhu_msgs = (uint32_t)v;
+	b->vhu_period_ns = ns;
+	return 0;
+}
+
 int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 {
 	static const char *const policies[] = { "fp", "edf", "fifo", NULL };
@@ -123,6 +150,13 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return 0;
 	case 13:
 		return get_cpus(k, b);
+	case 14:
+		return get_vhu_budget(k, b);
+	case 15:
+		if (cfg_get_int(k, 1, RTVIO_VHU_MSGS_MAX, &v))
+			return ps->ret;
+		b->vhu_maps = (uint32_t)v;
+		return 0;
 	}
 	return 0;
 }
@@ -213,6 +247,11 @@ int cfg_check_broker(struct parser *ps)
 	if (b->max_flows && b->max_flows < ps->cfg->nflows)
 		return cfg_fail(ps, ps->broker_key_line[12], "[broker] key 'max_flows': %d is "
 				"smaller than the %d flows configured", b->max_flows, ps->cfg->nflows);
+	if (b->vhu_maps > b->vhu_msgs)
+		return cfg_fail(ps, ps->broker_key_line[15] ? ps->broker_key_line[15] :
+				ps->broker_key_line[14], "[broker] key 'vhost_user_maps': %u is "
+				"more than the %u messages of vhost_user_budget (memory-table "
+				"changes are messages too)", b->vhu_maps, b->vhu_msgs);
 	if (ps->broker_key_line[3] && ps->broker_key_line[13])
 		return cfg_fail(ps, ps->broker_key_line[13], "[broker] key 'cpus': 'cpu' is given "
 				"too (line %d): give one of them", ps->broker_key_line[3]);

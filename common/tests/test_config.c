@@ -593,7 +593,8 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, vhost_user_budget, "
+		     "vhost_user_maps)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -816,6 +817,43 @@ static void test_errors_sections(void **state)
 	expect_error("", ": no [cell NAME] section (a configuration needs at least one cell)");
 	expect_error("[broker]\npoll = yes\n",
 		     ": no [cell NAME] section (a configuration needs at least one cell)");
+}
+
+/* [broker] vhost_user_budget and vhost_user_maps: defaults, values and bad input. */
+static void test_vhost_user_budget(void **state)
+{
+	struct rtvio_config cfg;
+
+	(void)state;
+	load_ok(CELLS FLOW, &cfg);
+	assert_int_equal(cfg.broker.vhu_msgs, 16);
+	assert_int_equal(cfg.broker.vhu_period_ns, 10000000);
+	assert_int_equal(cfg.broker.vhu_maps, 2);
+	rtvio_config_free(&cfg);
+	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 40\n" CELLS FLOW, &cfg);
+	assert_int_equal(cfg.broker.vhu_msgs, 40);
+	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
+	assert_int_equal(cfg.broker.vhu_maps, 40);
+	rtvio_config_free(&cfg);
+	expect_error("[broker]\nvhost_user_budget = 16\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16': expected MESSAGES/PERIOD, for "
+		     "example 16/10ms");
+	expect_error("[broker]\nvhost_user_budget = 0/10ms\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '0/10ms': the message count must be a "
+		     "whole number from 1 to 1024 (expected MESSAGES/PERIOD, for example 16/10ms)");
+	expect_error("[broker]\nvhost_user_budget = 16/10\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16/10': the period: a time needs a "
+		     "unit: ns, us, ms or s (only 0 may be bare) (expected MESSAGES/PERIOD, for "
+		     "example 16/10ms)");
+	expect_error("[broker]\nvhost_user_budget = 16/10us\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16/10us': the period must be from "
+		     "100us to 1s");
+	expect_error("[broker]\nvhost_user_maps = 0\n" CELLS,
+		     "2: [broker] key 'vhost_user_maps': '0': expected a whole number from 1 to "
+		     "1024");
+	expect_error("[broker]\nvhost_user_budget = 4/10ms\nvhost_user_maps = 5\n" CELLS,
+		     "3: [broker] key 'vhost_user_maps': 5 is more than the 4 messages of "
+		     "vhost_user_budget (memory-table changes are messages too)");
 }
 
 static void test_errors_cross_checks(void **state)
@@ -1234,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_errors_keys),
 		cmocka_unit_test(test_errors_values),
+		cmocka_unit_test(test_vhost_user_budget),
 		cmocka_unit_test(test_copy_key),
 		cmocka_unit_test(test_errors_sections),
 		cmocka_unit_test(test_errors_cross_checks),
