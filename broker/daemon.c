@@ -260,7 +260,7 @@ static void cell_accept(struct cell *c, uint64_t now)
 		CLOG(c, "front end connected");
 }
 
-static void cell_service(struct cell *c, uint64_t now)
+void daemon_cell_service(struct cell *c, uint64_t now)
 {
 	int rc = daemon_vhu_service(c, now);
 
@@ -396,7 +396,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_
 		break;
 	case SRC_CONN:
 		if (c->vhu.sock >= 0)
-			cell_service(c, now);
+			daemon_cell_service(c, now);
 		daemon_update_must_poll(b);
 		break;
 	case SRC_KICK:

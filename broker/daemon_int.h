@@ -54,10 +54,10 @@ struct cell {
 	bool notified;                  /* signalled since the last check_call_flags */
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
-	/* vhost-user budget (daemon_vhu.c): what is left of the current period, when it
-	 * ends, and which of the cell's sockets wait out of epoll until then. */
-	struct vhu_allow vhu_left;
-	uint64_t vhu_period_end;
+	/* vhost-user budget (daemon_vhu.c): the two buckets' credit (message-ns) as of
+	 * vhu_refill_at, and which of the cell's sockets wait out of epoll until
+	 * vhu_resume_at. */
+	uint64_t vhu_credit, vhu_map_credit, vhu_refill_at, vhu_resume_at;
 	bool conn_paused, listen_paused;
 	uint64_t vhu_deferred;          /* times a socket was paused (rtvio stat) */
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
@@ -113,9 +113,12 @@ int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
 void daemon_update_must_poll(struct broker *b);
+/* The cell's vhost-user socket is readable (or a message it sent waits read):
+ * handled within its budget; a front end that must go is disconnected. */
+void daemon_cell_service(struct cell *c, uint64_t now);
 
 /* daemon_vhu.c: the per-cell vhost-user budget */
-/* Serves the cell's socket within its budget; pauses it when the period's is spent.
+/* Serves the cell's socket within its budget; pauses it when the budget is spent.
  * 0, or the negative errno of vhu_backend_service (drop the connection). */
 int daemon_vhu_service(struct cell *c, uint64_t now);
 /* May a connection be accepted now (charged: one message, one map)? Else the
@@ -123,7 +126,7 @@ int daemon_vhu_service(struct cell *c, uint64_t now);
 bool daemon_vhu_accept(struct cell *c, uint64_t now);
 /* The connection is gone: nothing of it to put back into epoll. */
 void daemon_vhu_forget_conn(struct cell *c);
-/* Puts back every paused socket whose period has ended. */
+/* Puts back every paused socket whose cell has a token again. */
 void daemon_vhu_resume(struct broker *b, uint64_t now);
 
 /* daemon_ctl.c */

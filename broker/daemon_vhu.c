@@ -1,76 +1,112 @@
-/* Each cell's vhost-user budget ([broker] vhost_user_budget, vhost_user_maps;
- * docs/broker.md "vhost-user budget"): the loop handles at most vhu_msgs messages from
- * one cell's socket per period, of them at most vhu_maps memory-table changes or
- * accepted connections. Beyond that the loop stops watching the cell's socket (or its
- * listening socket) until the period ends: the cell waits on its own socket, nothing
- * is dropped, and the loop never blocks nor spins on a socket it is not reading.
+/* Each cell's vhost-user budget ([broker] vhost_user_budget = N/P, vhost_user_maps = M;
+ * docs/broker.md "vhost-user budget"): two token buckets per cell, one of N messages
+ * and one of M memory-table changes or accepted connections, each full at start and
+ * refilled at its size per period P. Beyond them the loop stops watching the cell's
+ * socket (or its listening socket) until a token is back: the cell waits on its own
+ * socket, nothing is dropped, and the loop never blocks nor spins on a socket it is
+ * not reading.
  *
- * A period opens at the first work after the previous one ended, so that in any
- * interval of length t a cell gets at most ceil(t / period) + 1 periods' worth: what
- * `rtvio analyze` charges (analysis/an_vhu.c). */
+ * In any interval of length t the loop thus handles at most N (1 + t/P) messages and
+ * M (1 + t/P) memory-table changes for one cell: what `rtvio analyze` charges
+ * (analysis/an_vhu.c). Credit is kept in message-nanoseconds: a message costs P, and
+ * N accrue per nanosecond, so no division is needed until the pause's end. */
 #include <errno.h>
 #include <string.h>
 
 #include "daemon_int.h"
 
-/* What the cell may still have done in its current period (a new one opens when the
- * last has ended). */
-static struct vhu_allow *allow_now(struct cell *c, uint64_t now)
+/* Credit grows by `rate` per ns since the last refill, up to rate * period. */
+static uint64_t refill(uint64_t credit, uint64_t rate, uint64_t period, uint64_t dt)
 {
-	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
+	uint64_t cap = rate * period; /* at most 1024 * 1 s: no overflow */
 
-	if (now >= c->vhu_period_end) {
-		c->vhu_left.msgs = k->vhu_msgs;
-		c->vhu_left.maps = k->vhu_maps;
-		c->vhu_period_end = now + k->vhu_period_ns;
-	}
-	return &c->vhu_left;
+	if (dt >= period || credit + dt * rate >= cap)
+		return cap;
+	return credit + dt * rate;
 }
 
-/* fd leaves epoll until the cell's period ends (daemon_vhu_resume puts it back). */
-static void pause_fd(struct cell *c, int fd, bool *paused)
+/* What the cell may have done now (both buckets refilled up to now). */
+static struct vhu_allow allow_now(struct cell *c, uint64_t now)
+{
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
+	uint64_t dt = now - c->vhu_refill_at;
+
+	/* A fresh slot starts at 0 and gets full buckets: dt is the whole uptime. */
+	c->vhu_refill_at = now;
+	c->vhu_credit = refill(c->vhu_credit, k->vhu_msgs, k->vhu_period_ns, dt);
+	c->vhu_map_credit = refill(c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns, dt);
+	return (struct vhu_allow){ .msgs = (unsigned int)(c->vhu_credit / k->vhu_period_ns),
+				   .maps = (unsigned int)(c->vhu_map_credit / k->vhu_period_ns) };
+}
+
+static void charge(struct cell *c, unsigned int msgs, unsigned int maps)
+{
+	uint64_t p = c->br->cfg->broker.vhu_period_ns;
+
+	c->vhu_credit -= (uint64_t)msgs * p;
+	c->vhu_map_credit -= (uint64_t)maps * p;
+}
+
+/* When the bucket of `rate` holding `credit` has a quarter of its tokens (at least
+ * one) again: a flood is woken for a batch, not for every token. */
+static uint64_t token_at(uint64_t now, uint64_t credit, uint64_t rate, uint64_t period)
+{
+	uint64_t want = (rate + 3) / 4 * period;
+	uint64_t need = credit >= want ? 0 : want - credit;
+
+	return now + (need + rate - 1) / rate;
+}
+
+/* fd leaves epoll until `at` (daemon_vhu_resume puts it back). */
+static void pause_fd(struct cell *c, int fd, bool *paused, uint64_t at)
 {
 	struct broker *b = c->br;
 
 	daemon_ep_del(b, fd);
 	*paused = true;
 	c->vhu_deferred++;
-	if (!b->vhu_any_paused || c->vhu_period_end < b->vhu_resume_due)
-		b->vhu_resume_due = c->vhu_period_end;
+	if (!(c->conn_paused && c->listen_paused) || at < c->vhu_resume_at)
+		c->vhu_resume_at = at;
+	if (!b->vhu_any_paused || at < b->vhu_resume_due)
+		b->vhu_resume_due = at;
 	b->vhu_any_paused = true;
 }
 
 int daemon_vhu_service(struct cell *c, uint64_t now)
 {
-	struct vhu_allow *left = allow_now(c, now);
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
+	struct vhu_allow left = allow_now(c, now);
 	/* At most VHU_BUDGET per loop turn as well, so that the other cells' sockets
 	 * and the data path get their turn between. */
-	unsigned int turn = left->msgs < VHU_BUDGET ? left->msgs : VHU_BUDGET;
-	struct vhu_allow a = { .msgs = turn, .maps = left->maps };
+	unsigned int turn = left.msgs < VHU_BUDGET ? left.msgs : VHU_BUDGET;
+	struct vhu_allow a = { .msgs = turn, .maps = left.maps };
 	int rc = vhu_backend_service_allow(&c->vhu, &a);
 
-	left->msgs -= turn - a.msgs;
-	left->maps = a.maps;
-	/* rc 1: a message is waiting (read, unhandled when it is a memory-table change
-	 * beyond the allowance). Only a spent period pauses the socket; a spent turn
-	 * leaves it readable for the next one. */
-	if (rc == 1 && (!left->msgs ||
-			(vhu_request_maps(c->vhu.rd.msg.hdr.request) && !left->maps)))
-		pause_fd(c, c->vhu.sock, &c->conn_paused);
+	charge(c, turn - a.msgs, left.maps - a.maps);
+	/* rc 1: a message is waiting (read, and unhandled). Only an empty bucket pauses
+	 * the socket; a spent turn leaves it readable for the next one. */
+	if (rc == 1 && left.msgs == turn - a.msgs)
+		pause_fd(c, c->vhu.sock, &c->conn_paused,
+			 token_at(now, c->vhu_credit, k->vhu_msgs, k->vhu_period_ns));
+	else if (rc == 1 && !a.maps && vhu_request_maps(c->vhu.rd.msg.hdr.request))
+		pause_fd(c, c->vhu.sock, &c->conn_paused,
+			 token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns));
 	return rc > 0 ? 0 : rc;
 }
 
 bool daemon_vhu_accept(struct cell *c, uint64_t now)
 {
-	struct vhu_allow *left = allow_now(c, now);
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
+	struct vhu_allow left = allow_now(c, now);
 
-	if (left->msgs && left->maps) {
-		left->msgs--;
-		left->maps--;
+	if (left.msgs && left.maps) {
+		charge(c, 1, 1);
 		return true;
 	}
 	/* The connection waits in the listening socket's backlog. */
-	pause_fd(c, c->listen_fd, &c->listen_paused);
+	pause_fd(c, c->listen_fd, &c->listen_paused,
+		 left.msgs ? token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns) :
+			     token_at(now, c->vhu_credit, k->vhu_msgs, k->vhu_period_ns));
 	return false;
 }
 
@@ -80,8 +116,10 @@ void daemon_vhu_forget_conn(struct cell *c)
 }
 
 /* Puts a paused descriptor back; a connection that cannot be watched again is
- * dropped (it would never be read). */
-static void resume_cell(struct cell *c)
+ * dropped (it would never be read). The message that found the budget spent was
+ * already read: it is handled now, since epoll reports only what the socket still
+ * holds. */
+static void resume_cell(struct cell *c, uint64_t now)
 {
 	struct broker *b = c->br;
 
@@ -90,6 +128,9 @@ static void resume_cell(struct cell *c)
 		if (c->vhu.sock >= 0 && daemon_ep_add(b, c->vhu.sock, &c->src_conn) < 0) {
 			CLOG(c, "cannot watch the connection again: %s", strerror(errno));
 			daemon_cell_disconnect(c, BROKER_CELL_WAITING);
+		} else if (c->vhu.sock >= 0 && c->vhu.rd.have) {
+			daemon_cell_service(c, now);
+			daemon_update_must_poll(b);
 		}
 	}
 	if (c->listen_paused) {
@@ -109,15 +150,16 @@ void daemon_vhu_resume(struct broker *b, uint64_t now)
 
 		if (!c->conn_paused && !c->listen_paused)
 			continue;
-		if (now < c->vhu_period_end) {
-			if (c->vhu_period_end < due)
-				due = c->vhu_period_end;
+		if (now < c->vhu_resume_at) {
+			if (c->vhu_resume_at < due)
+				due = c->vhu_resume_at;
 			continue;
 		}
-		resume_cell(c);
+		resume_cell(c, now);
+		/* Serving what waited may have spent the budget again. */
+		if ((c->conn_paused || c->listen_paused) && c->vhu_resume_at < due)
+			due = c->vhu_resume_at;
 	}
-	if (due != UINT64_MAX) {
-		b->vhu_any_paused = true;
-		b->vhu_resume_due = due;
-	}
+	b->vhu_any_paused = due != UINT64_MAX;
+	b->vhu_resume_due = due;
 }
