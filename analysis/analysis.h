@@ -86,6 +86,13 @@ struct an_flow {
 	unsigned priority;      /* fp only: 1 = highest; equal priorities interfere both ways */
 };
 
+/* The loop's vhost-user work (an_vhu.c): token buckets of work[k] ns refilled per
+ * period[k] ns ([0] messages, [1] heavy ones), all cells together: in any interval t
+ * at most the sum of work[k] + ceil(work[k] t / period[k]). work 0 = none. */
+struct an_vhu {
+	uint64_t work[2], period[2];
+};
+
 struct an_broker {
 	enum an_policy policy;
 	uint64_t chunk;             /* bytes, > 0: largest non-preemptive copy step */
@@ -96,6 +103,7 @@ struct an_broker {
 				     * broker at once (cells x DP_TX_SLOTS) */
 	uint64_t run_steps;         /* steps per data-plane run (DP_RUN_STEPS); > 0 when
 				     * batch_gap is */
+	struct an_vhu vhu;          /* the loop's vhost-user work (all 0: none) */
 	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
 	uint64_t work_budget;       /* 0 = AN_DEFAULT_WORK */
 };

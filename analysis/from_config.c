@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "an_vhu_config.h"
 #include "from_config.h"
 #include "model.h"
 
@@ -35,6 +36,7 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.batch_gap = plat->batch_gap;
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
+	an_vhu_of_config(cfg, plat, &b->vhu);
 }
 
 /* The sizes and rank every flow entry takes from the model. */

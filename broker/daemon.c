@@ -232,7 +232,7 @@ static void cell_accept(struct cell *c, uint64_t now)
 			CLOG(c, "front end gone (hung up; a new one is connecting)");
 		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
 	}
-	/* Attaching and detaching is memory-table work: it comes out of the budget. */
+	/* Attaching comes out of the cell's vhost-user budget like any message. */
 	if (!daemon_vhu_accept(c, now))
 		return;
 	fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

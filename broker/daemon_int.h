@@ -121,7 +121,7 @@ void daemon_cell_service(struct cell *c, uint64_t now);
 /* Serves the cell's socket within its budget; pauses it when the budget is spent.
  * 0, or the negative errno of vhu_backend_service (drop the connection). */
 int daemon_vhu_service(struct cell *c, uint64_t now);
-/* May a connection be accepted now (charged: one message, one map)? Else the
+/* May a connection be accepted now (charged as one message)? Else the
  * listening socket pauses. */
 bool daemon_vhu_accept(struct cell *c, uint64_t now);
 /* The connection is gone: nothing of it to put back into epoll. */

@@ -1,15 +1,15 @@
-/* Each cell's vhost-user budget ([broker] vhost_user_budget = N/P, vhost_user_maps = M;
- * docs/broker.md "vhost-user budget"): two token buckets per cell, one of N messages
- * and one of M memory-table changes or accepted connections, each full at start and
- * refilled at its size per period P. Beyond them the loop stops watching the cell's
- * socket (or its listening socket) until a token is back: the cell waits on its own
- * socket, nothing is dropped, and the loop never blocks nor spins on a socket it is
- * not reading.
+/* Each cell's vhost-user budget ([broker] vhost_user_budget = N/P, vhost_user_maps =
+ * M/Q; docs/broker.md "vhost-user budget"): two token buckets per cell, one of N
+ * messages (accepted connections included) refilled N per P, one of M heavy messages
+ * (vhu_msg_heavy: memory-table changes, device stops) refilled M per Q, both full at
+ * start. Beyond them the loop stops watching the cell's socket (or its listening
+ * socket) until tokens are back: the cell waits on its own socket, nothing is
+ * dropped, and the loop never blocks nor spins on a socket it is not reading.
  *
  * In any interval of length t the loop thus handles at most N (1 + t/P) messages and
- * M (1 + t/P) memory-table changes for one cell: what `rtvio analyze` charges
- * (analysis/an_vhu.c). Credit is kept in message-nanoseconds: a message costs P, and
- * N accrue per nanosecond, so no division is needed until the pause's end. */
+ * M (1 + t/Q) heavy ones for one cell: what `rtvio analyze` charges
+ * (analysis/an_vhu.c). Credit is kept in token-nanoseconds: a token costs the
+ * bucket's period, and its size accrues per nanosecond. */
 #include <errno.h>
 #include <string.h>
 
@@ -34,17 +34,18 @@ static struct vhu_allow allow_now(struct cell *c, uint64_t now)
 	/* A fresh slot starts at 0 and gets full buckets: dt is the whole uptime. */
 	c->vhu_refill_at = now;
 	c->vhu_credit = refill(c->vhu_credit, k->vhu_msgs, k->vhu_period_ns, dt);
-	c->vhu_map_credit = refill(c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns, dt);
+	c->vhu_map_credit = refill(c->vhu_map_credit, k->vhu_maps, k->vhu_map_period_ns, dt);
 	return (struct vhu_allow){ .msgs = (unsigned int)(c->vhu_credit / k->vhu_period_ns),
-				   .maps = (unsigned int)(c->vhu_map_credit / k->vhu_period_ns) };
+				   .maps = (unsigned int)(c->vhu_map_credit /
+							  k->vhu_map_period_ns) };
 }
 
 static void charge(struct cell *c, unsigned int msgs, unsigned int maps)
 {
-	uint64_t p = c->br->cfg->broker.vhu_period_ns;
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
 
-	c->vhu_credit -= (uint64_t)msgs * p;
-	c->vhu_map_credit -= (uint64_t)maps * p;
+	c->vhu_credit -= (uint64_t)msgs * k->vhu_period_ns;
+	c->vhu_map_credit -= (uint64_t)maps * k->vhu_map_period_ns;
 }
 
 /* When the bucket of `rate` holding `credit` has a quarter of its tokens (at least
@@ -88,9 +89,9 @@ int daemon_vhu_service(struct cell *c, uint64_t now)
 	if (rc == 1 && left.msgs == turn - a.msgs)
 		pause_fd(c, c->vhu.sock, &c->conn_paused,
 			 token_at(now, c->vhu_credit, k->vhu_msgs, k->vhu_period_ns));
-	else if (rc == 1 && !a.maps && vhu_request_maps(c->vhu.rd.msg.hdr.request))
+	else if (rc == 1 && !a.maps && vhu_msg_heavy(&c->vhu, &c->vhu.rd.msg))
 		pause_fd(c, c->vhu.sock, &c->conn_paused,
-			 token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns));
+			 token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_map_period_ns));
 	return rc > 0 ? 0 : rc;
 }
 
@@ -99,14 +100,15 @@ bool daemon_vhu_accept(struct cell *c, uint64_t now)
 	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
 	struct vhu_allow left = allow_now(c, now);
 
-	if (left.msgs && left.maps) {
-		charge(c, 1, 1);
+	/* An accept is a message: the device's start and stop it may lead to come
+	 * with its SET_MEM_TABLE, a heavy one. */
+	if (left.msgs) {
+		charge(c, 1, 0);
 		return true;
 	}
 	/* The connection waits in the listening socket's backlog. */
 	pause_fd(c, c->listen_fd, &c->listen_paused,
-		 left.msgs ? token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_period_ns) :
-			     token_at(now, c->vhu_credit, k->vhu_msgs, k->vhu_period_ns));
+		 token_at(now, c->vhu_credit, k->vhu_msgs, k->vhu_period_ns));
 	return false;
 }
 

@@ -871,15 +871,30 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	return rc;
 }
 
-bool vhu_request_maps(uint32_t request)
+bool vhu_msg_heavy(const struct vhu_backend *b, const struct vhu_msg *m)
 {
-	return request == VHU_SET_MEM_TABLE || request == VHU_RESET_OWNER;
+	switch (m->hdr.request) {
+	case VHU_SET_MEM_TABLE:
+	case VHU_RESET_OWNER:
+		return true;
+	/* Each of these stops a running device (dp_detach), after which it may start
+	 * again (dp_attach). */
+	case VHU_SET_FEATURES:
+	case VHU_SET_VRING_NUM:
+	case VHU_SET_VRING_BASE:
+	case VHU_SET_VRING_ADDR:
+	case VHU_SET_VRING_ENABLE:
+	case VHU_GET_VRING_BASE:
+		return b->running;
+	default:
+		return false;
+	}
 }
 
 int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left)
 {
 	for (;;) {
-		bool fatal;
+		bool fatal, heavy;
 		int rc;
 
 		rc = vhu_reader_read(b->sock, &b->rd);
@@ -893,9 +908,10 @@ int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left)
 		/* A message beyond the allowance stays in the reader, whole and unhandled:
 		 * the next call finds it complete and takes it first. So 1 always means
 		 * that one is waiting. */
-		if (!left->msgs || (vhu_request_maps(b->rd.msg.hdr.request) && !left->maps))
+		heavy = vhu_msg_heavy(b, &b->rd.msg);
+		if (!left->msgs || (heavy && !left->maps))
 			return 1;
-		if (vhu_request_maps(b->rd.msg.hdr.request))
+		if (heavy)
 			left->maps--;
 		left->msgs--;
 		rc = vhu_backend_handle(b, &b->rd.msg, b->rd.fds, b->rd.nfds, &fatal);

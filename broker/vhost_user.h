@@ -146,21 +146,22 @@ void vhu_backend_connect(struct vhu_backend *b, int sock);
  * calls vhu_backend_disconnect(). */
 int vhu_backend_service(struct vhu_backend *b, unsigned int budget);
 
-/* What a front end may still have handled before its next budget period (the daemon's
- * per-cell vhost-user budget, docs/broker.md): messages of any kind, and of them the
- * ones that map or unmap its memory (vhu_request_maps). */
+/* What a front end may still have handled now (the daemon's per-cell vhost-user
+ * budget, docs/broker.md): messages of any kind, and of them the heavy ones
+ * (vhu_msg_heavy). */
 struct vhu_allow {
 	unsigned int msgs;
 	unsigned int maps;
 };
 
-/* SET_MEM_TABLE and RESET_OWNER: the requests whose handling maps or unmaps memory
- * (mmap, munmap: the system calls whose cost grows with the front end's table). */
-bool vhu_request_maps(uint32_t request);
+/* Is m heavy for b: does handling it map or unmap memory (SET_MEM_TABLE, RESET_OWNER:
+ * up to VHU_MAX_REGIONS mmap and munmap calls), or stop the running device (and so
+ * detach it from the data plane, to start again later)? */
+bool vhu_msg_heavy(const struct vhu_backend *b, const struct vhu_msg *m);
 
 /* vhu_backend_service within *left, which it decrements per message handled. Returns
- * 1 when the allowance ran out first (a message may be waiting: a memory-table change
- * beyond left->maps is kept read but unhandled, and handled first by the next call),
+ * 1 when the allowance ran out first with a message waiting (read, kept unhandled, and
+ * handled first by the next call),
  * 0 when the socket has nothing more for now, or a negative errno as
  * vhu_backend_service. */
 int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left);

@@ -22,7 +22,8 @@ const char *const cfg_flow_keys[] = { "from", "to", "type", "size", "period",
 const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "offset",
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
-	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap", NULL };
+	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
+	"vhost_user_msg", "vhost_user_map", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };
@@ -151,6 +152,9 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.vhu_msgs = RTVIO_VHU_MSGS_DEFAULT;
 	cfg->broker.vhu_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;
 	cfg->broker.vhu_maps = RTVIO_VHU_MAPS_DEFAULT;
+	cfg->broker.vhu_map_period_ns = RTVIO_VHU_MAP_PERIOD_DEFAULT_NS;
+	cfg->platform.vhost_user_msg = RTVIO_PLAT_VHU_MSG_DEFAULT_NS;
+	cfg->platform.vhost_user_map = RTVIO_PLAT_VHU_MAP_DEFAULT_NS;
 }
 
 void cfg_parser_free(struct parser *ps)

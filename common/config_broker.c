@@ -55,10 +55,10 @@ static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
 	return 0;
 }
 
-/* "16/10ms": messages per cell and period. */
-static int get_vhu_budget(const struct keyctx *k, struct rtvio_broker_cfg *b)
+/* "8/5ms": messages per cell and period (vhost_user_budget, vhost_user_maps). */
+static int get_vhu_rate(const struct keyctx *k, uint32_t *count, uint64_t *period)
 {
-	static const char form[] = "expected MESSAGES/PERIOD, for example 16/10ms";
+	static const char form[] = "expected MESSAGES/PERIOD, for example 8/5ms";
 	char num[32], tm[64];
 	const char *slash = strchr(k->value, '/'), *why = NULL;
 	long long v;
@@ -77,8 +77,8 @@ static int get_vhu_budget(const struct keyctx *k, struct rtvio_broker_cfg *b)
 		return cfg_key_fail(k, "'%s': the period: %s (%s)", k->value, why, form);
 	if (ns < RTVIO_VHU_PERIOD_MIN_NS || ns > 1000000000ull)
 		return cfg_key_fail(k, "'%s': the period must be from 100us to 1s", k->value);
-	b->vhu_msgs = (uint32_t)v;
-	b->vhu_period_ns = ns;
+	*count = (uint32_t)v;
+	*period = ns;
 	return 0;
 }
 
@@ -151,12 +151,9 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 	case 13:
 		return get_cpus(k, b);
 	case 14:
-		return get_vhu_budget(k, b);
+		return get_vhu_rate(k, &b->vhu_msgs, &b->vhu_period_ns);
 	case 15:
-		if (cfg_get_int(k, 1, RTVIO_VHU_MSGS_MAX, &v))
-			return ps->ret;
-		b->vhu_maps = (uint32_t)v;
-		return 0;
+		return get_vhu_rate(k, &b->vhu_maps, &b->vhu_map_period_ns);
 	}
 	return 0;
 }
@@ -247,11 +244,6 @@ int cfg_check_broker(struct parser *ps)
 	if (b->max_flows && b->max_flows < ps->cfg->nflows)
 		return cfg_fail(ps, ps->broker_key_line[12], "[broker] key 'max_flows': %d is "
 				"smaller than the %d flows configured", b->max_flows, ps->cfg->nflows);
-	if (b->vhu_maps > b->vhu_msgs)
-		return cfg_fail(ps, ps->broker_key_line[15] ? ps->broker_key_line[15] :
-				ps->broker_key_line[14], "[broker] key 'vhost_user_maps': %u is "
-				"more than the %u messages of vhost_user_budget (memory-table "
-				"changes are messages too)", b->vhu_maps, b->vhu_msgs);
 	if (ps->broker_key_line[3] && ps->broker_key_line[13])
 		return cfg_fail(ps, ps->broker_key_line[13], "[broker] key 'cpus': 'cpu' is given "
 				"too (line %d): give one of them", ps->broker_key_line[3]);

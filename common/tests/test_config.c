@@ -516,7 +516,7 @@ static void test_platform_file(void **state)
 	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'copy_bandwith': unknown key (expected "
 		 "one of: copy_bandwidth, chunk_overhead, packet_overhead, ingest_latency, "
-		 "notify_latency, ingest_step, batch_gap)", path);
+		 "notify_latency, ingest_step, batch_gap, vhost_user_msg, vhost_user_map)", path);
 	assert_string_equal(err, want);
 	unlink(path);
 	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
@@ -819,41 +819,47 @@ static void test_errors_sections(void **state)
 		     ": no [cell NAME] section (a configuration needs at least one cell)");
 }
 
-/* [broker] vhost_user_budget and vhost_user_maps: defaults, values and bad input. */
+/* [broker] vhost_user_budget and vhost_user_maps, [platform] vhost_user_msg and
+ * vhost_user_map: defaults, values and bad input. */
 static void test_vhost_user_budget(void **state)
 {
 	struct rtvio_config cfg;
 
 	(void)state;
 	load_ok(CELLS FLOW, &cfg);
-	assert_int_equal(cfg.broker.vhu_msgs, 16);
-	assert_int_equal(cfg.broker.vhu_period_ns, 10000000);
-	assert_int_equal(cfg.broker.vhu_maps, 2);
+	assert_int_equal(cfg.broker.vhu_msgs, 8);
+	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
+	assert_int_equal(cfg.broker.vhu_maps, 1);
+	assert_int_equal(cfg.broker.vhu_map_period_ns, 10000000);
+	assert_int_equal(cfg.platform.vhost_user_msg, 4000);
+	assert_int_equal(cfg.platform.vhost_user_map, 40000);
 	rtvio_config_free(&cfg);
-	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 40\n" CELLS FLOW, &cfg);
+	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 3/1s\n" CELLS FLOW
+		"[platform]\nvhost_user_msg = 2us\nvhost_user_map = 100us\n", &cfg);
 	assert_int_equal(cfg.broker.vhu_msgs, 40);
 	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
-	assert_int_equal(cfg.broker.vhu_maps, 40);
+	assert_int_equal(cfg.broker.vhu_maps, 3);
+	assert_int_equal(cfg.broker.vhu_map_period_ns, 1000000000);
+	assert_int_equal(cfg.platform.vhost_user_msg, 2000);
+	assert_int_equal(cfg.platform.vhost_user_map, 100000);
+	assert_true(cfg.platform.present & RTVIO_PLAT_VHOST_USER_MAP);
 	rtvio_config_free(&cfg);
 	expect_error("[broker]\nvhost_user_budget = 16\n" CELLS,
 		     "2: [broker] key 'vhost_user_budget': '16': expected MESSAGES/PERIOD, for "
-		     "example 16/10ms");
+		     "example 8/5ms");
 	expect_error("[broker]\nvhost_user_budget = 0/10ms\n" CELLS,
 		     "2: [broker] key 'vhost_user_budget': '0/10ms': the message count must be a "
-		     "whole number from 1 to 1024 (expected MESSAGES/PERIOD, for example 16/10ms)");
+		     "whole number from 1 to 1024 (expected MESSAGES/PERIOD, for example 8/5ms)");
 	expect_error("[broker]\nvhost_user_budget = 16/10\n" CELLS,
 		     "2: [broker] key 'vhost_user_budget': '16/10': the period: a time needs a "
 		     "unit: ns, us, ms or s (only 0 may be bare) (expected MESSAGES/PERIOD, for "
-		     "example 16/10ms)");
+		     "example 8/5ms)");
 	expect_error("[broker]\nvhost_user_budget = 16/10us\n" CELLS,
 		     "2: [broker] key 'vhost_user_budget': '16/10us': the period must be from "
 		     "100us to 1s");
-	expect_error("[broker]\nvhost_user_maps = 0\n" CELLS,
-		     "2: [broker] key 'vhost_user_maps': '0': expected a whole number from 1 to "
-		     "1024");
-	expect_error("[broker]\nvhost_user_budget = 4/10ms\nvhost_user_maps = 5\n" CELLS,
-		     "3: [broker] key 'vhost_user_maps': 5 is more than the 4 messages of "
-		     "vhost_user_budget (memory-table changes are messages too)");
+	expect_error("[broker]\nvhost_user_maps = 1\n" CELLS,
+		     "2: [broker] key 'vhost_user_maps': '1': expected MESSAGES/PERIOD, for "
+		     "example 8/5ms");
 }
 
 static void test_errors_cross_checks(void **state)
