@@ -60,6 +60,10 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->ingest_step = src->ingest_step;
 	if (src->present & RTVIO_PLAT_BATCH_GAP)
 		dst->batch_gap = src->batch_gap;
+	if (src->present & RTVIO_PLAT_VHOST_USER_MSG)
+		dst->vhost_user_msg = src->vhost_user_msg;
+	if (src->present & RTVIO_PLAT_VHOST_USER_MAP)
+		dst->vhost_user_map = src->vhost_user_map;
 	dst->present |= src->present;
 }
 
@@ -203,6 +207,9 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),
 	       (unsigned long long)b->run_steps);
+	printf("vhost-user work of all cells: %.3f us per %.3f ms (messages) + %.3f us per "
+	       "%.3f ms (heavy ones), as lost supply\n", us(b->vhu.work[0]),
+	       us(b->vhu.period[0]) / 1000.0, us(b->vhu.work[1]), us(b->vhu.period[1]) / 1000.0);
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");
