@@ -43,6 +43,7 @@ static void make_supply(const struct an_broker *b, struct supply *s)
 	s->regulated = b->reg_budget != 0;
 	s->pi = s->regulated ? b->reg_period : 1;
 	s->theta = s->regulated ? an_reg_served(b) : 1;
+	s->vhu = b->vhu;
 }
 
 /* The longest step of any flow or of the broker's own RST replies. */
@@ -60,8 +61,10 @@ static uint64_t longest_step(const struct an_broker *b, const struct an_costs *c
  * pass. */
 static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 {
-	/* A gap that applies a run-time change is that much longer. */
-	uint64_t wait = max_u64(qmax, sadd(b->plat.batch_gap, b->plat.change_apply));
+	/* The loop's turn after a run: its gap, a run-time change's apply step and the
+	 * vhost-user work of at most a full bucket per cell (an_vhu.c). */
+	uint64_t wait = max_u64(qmax, sadd(sadd(b->plat.batch_gap, b->plat.change_apply),
+					   an_vhu_demand(&b->vhu, 0)));
 
 	if (b->policy == AN_FP)
 		return 0;

@@ -75,7 +75,7 @@ static bool demand_at(struct ctx *x, uint64_t t, void *arg)
 	for (size_t l = 0; l < x->n; l++)
 		if (!x->t[l].be)
 			dem = sadd(dem, smul(due_by(&x->t[l], t), x->t[l].C));
-	if (dem > t && t < a->first)
+	if (dem > an_vhu_supply(&x->s.vhu, t) && t < a->first)
 		a->first = t;
 	return true;
 }

@@ -69,7 +69,7 @@ static int fp_finish_dedicated(struct ctx *x, size_t i, uint64_t k, uint64_t B,
 {
 	const struct task *ti = &x->t[i];
 	uint64_t x0 = sadd(B, sadd(smul(k - 1, ti->C), ti->C - ti->q));
-	uint64_t S = sadd(x0, hep_work(x, i, false, 0, NULL));
+	uint64_t S = inv(&x->s, sadd(x0, hep_work(x, i, false, 0, NULL)));
 
 	/* S_k >= S_{k-1} + C_i: a valid start from below the least fixed point. */
 	if (k > 1)
@@ -79,7 +79,7 @@ static int fp_finish_dedicated(struct ctx *x, size_t i, uint64_t k, uint64_t B,
 
 		if (S > x->hz || it >= AN_MAX_POINTS || !pay(x))
 			return 1;
-		nS = sadd(x0, hep_work(x, i, false, S, released_upto));
+		nS = inv(&x->s, sadd(x0, hep_work(x, i, false, S, released_upto)));
 		if (nS == S)
 			break;
 		S = nS;

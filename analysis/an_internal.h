@@ -45,6 +45,7 @@ struct task {
 struct supply {
 	uint64_t pi, theta;
 	bool regulated;
+	struct an_vhu vhu;  /* the loop's vhost-user work (an_vhu.c) */
 };
 
 /* Everything one analysis run shares. */
@@ -90,11 +91,23 @@ static inline uint64_t last_body(const struct ctx *x, const struct task *t)
 	return t->q - min_u64(t->q, x->b->pick_lead);
 }
 
-/* The least t that supplies w of work: w itself, throttles being part of the work. */
+/* ---- an_vhu.c: the loop's vhost-user work ---- */
+
+/* Most of that work in any interval of length t. */
+uint64_t an_vhu_demand(const struct an_vhu *v, uint64_t t);
+/* The least t with t >= w + an_vhu_demand(t): w when there is none (or w is 0),
+ * UINT64_MAX when it takes the whole broker. */
+uint64_t an_vhu_inv(const struct an_vhu *v, uint64_t w);
+/* What the data path is left of an interval of length t: t - demand, at least 0. */
+uint64_t an_vhu_supply(const struct an_vhu *v, uint64_t t);
+/* Its long-run share of the broker: sum of work / period. */
+long double an_vhu_utilization(const struct an_vhu *v);
+
+/* The least t that supplies w of work: throttles are part of the work, and the loop's
+ * vhost-user work is taken out of the supply. */
 static inline uint64_t inv(const struct supply *s, uint64_t w)
 {
-	(void)s;
-	return w;
+	return an_vhu_inv(&s->vhu, w);
 }
 
 /* Releases of task t in [0, u] in the worst-case pattern (the first at 0 after

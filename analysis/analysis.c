@@ -100,6 +100,7 @@ static bool start_result(const struct ctx *x, struct an_result *res)
 	for (size_t j = 0; j < x->n; j++)
 		if (!x->t[j].be)
 			u += (long double)x->t[j].C / x->t[j].T;
+	u += an_vhu_utilization(&x->s.vhu);
 	*res = (struct an_result){ 0 };
 	res->status = AN_OK;
 	res->demand_ok = true;

@@ -93,6 +93,13 @@ struct an_flow {
 	uint64_t budget_ctrl, budget_pieces;
 };
 
+/* The loop's vhost-user work (an_vhu.c): token buckets of work[k] ns refilled per
+ * period[k] ns ([0] messages, [1] heavy ones), all cells together: in any interval t
+ * at most the sum of work[k] + ceil(work[k] t / period[k]). work 0 = none. */
+struct an_vhu {
+	uint64_t work[2], period[2];
+};
+
 struct an_broker {
 	enum an_policy policy;
 	uint64_t chunk;             /* bytes, > 0: largest non-preemptive copy step */
@@ -118,6 +125,7 @@ struct an_broker {
 	uint64_t budget_period;     /* ns */
 	uint64_t budget_ingest;     /* TX chains taken from the cells' rings */
 	uint64_t piece_steps;       /* steps of one short RX piece at most */
+	struct an_vhu vhu;          /* the loop's vhost-user work (all 0: none) */
 	uint64_t horizon;           /* ns; 0 = AN_DEFAULT_HORIZON_NS */
 	uint64_t work_budget;       /* 0 = AN_DEFAULT_WORK */
 };

@@ -64,6 +64,10 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->batch_gap = src->batch_gap;
 	if (src->present & RTVIO_PLAT_CHANGE_STEP)
 		dst->change_step = src->change_step;
+	if (src->present & RTVIO_PLAT_VHOST_USER_MSG)
+		dst->vhost_user_msg = src->vhost_user_msg;
+	if (src->present & RTVIO_PLAT_VHOST_USER_MAP)
+		dst->vhost_user_map = src->vhost_user_map;
 	dst->present |= src->present;
 }
 
@@ -307,6 +311,9 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 		       (unsigned long long)model_change_slots(cfg));
 	else
 		printf("run-time change: not charged (no change_step in [platform])\n");
+	printf("vhost-user work of all cells: %.3f us per %.3f ms (messages) + %.3f us per "
+	       "%.3f ms (heavy ones), as lost supply\n", us(b->vhu.work[0]),
+	       us(b->vhu.period[0]) / 1000.0, us(b->vhu.work[1]), us(b->vhu.period[1]) / 1000.0);
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");

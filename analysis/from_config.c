@@ -4,6 +4,7 @@
 
 #include "an_arith.h"
 #include "config.h"
+#include "an_vhu_config.h"
 #include "from_config.h"
 #include "model.h"
 
@@ -52,6 +53,7 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.change_apply = change_apply_of(cfg, plat);
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
+	an_vhu_of_config(cfg, plat, &b->vhu);
 	b->budget_period = m->pools.budget_period;
 	b->budget_ingest = m->pools.budget_ingest;
 	b->piece_steps = m->pools.piece_steps;

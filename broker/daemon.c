@@ -232,6 +232,7 @@ void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next)
 
 	/* The kick registrations go through dev_kick as the back end closes them. */
 	daemon_ep_del(b, c->vhu.sock);
+	daemon_vhu_forget_conn(c);
 	vhu_backend_disconnect(&c->vhu);
 	c->state = next;
 	c->broken_pending = false;
@@ -246,20 +247,25 @@ static bool conn_hung_up(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
-static void cell_accept(struct cell *c)
+static void cell_accept(struct cell *c, uint64_t now)
 {
 	struct broker *b = c->br;
-	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd;
 
-	if (fd < 0)
-		return;
 	/* A front end that reconnects at once (QEMU restarting a device) may come in
-	 * before the loop has read the old connection's end of file. */
+	 * before the loop has read the old connection's end of file (or while that
+	 * connection waits for its budget period, unread). */
 	if (c->vhu.sock >= 0 && conn_hung_up(c->vhu.sock)) {
 		if (b->opts.verbose)
 			CLOG(c, "front end gone (hung up; a new one is connecting)");
 		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
 	}
+	/* Attaching comes out of the cell's vhost-user budget like any message. */
+	if (!daemon_vhu_accept(c, now))
+		return;
+	fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
 	if (c->vhu.sock >= 0) {
 		/* The socket is the identity: one front end per cell at a time. */
 		c->refused++;
@@ -282,9 +288,9 @@ static void cell_accept(struct cell *c)
 		CLOG(c, "front end connected");
 }
 
-static void cell_service(struct cell *c)
+void daemon_cell_service(struct cell *c, uint64_t now)
 {
-	int rc = vhu_backend_service(&c->vhu, VHU_BUDGET);
+	int rc = daemon_vhu_service(c, now);
 
 	if (rc == -EAGAIN) {
 		/* Replies are sent with MSG_DONTWAIT: waiting would hand the loop to it. */
@@ -409,19 +415,19 @@ static void admit_done(struct broker *b)
 	json_decref(r);
 }
 
-static void handle_event(struct broker *b, const struct epoll_event *ev)
+static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_t now)
 {
 	const struct ev_src *s = ev->data.ptr;
 	struct cell *c = s->kind <= SRC_KICK ? &b->cells[s->cell] : NULL;
 
 	switch (s->kind) {
 	case SRC_LISTEN:
-		cell_accept(c);
+		cell_accept(c, now);
 		daemon_update_must_poll(b);
 		break;
 	case SRC_CONN:
 		if (c->vhu.sock >= 0)
-			cell_service(c);
+			daemon_cell_service(c, now);
 		daemon_update_must_poll(b);
 		break;
 	case SRC_KICK:
@@ -478,6 +484,9 @@ static uint64_t sleep_ns(struct broker *b, uint64_t now, uint64_t next)
 		wait = due > now ? due - now : 0;
 	if (b->any_notified && wait > (b->flags_due > now ? b->flags_due - now : 0))
 		wait = b->flags_due > now ? b->flags_due - now : 0;
+	/* A socket paused for its vhost-user budget is watched again at its period's end. */
+	if (b->vhu_any_paused && wait > (b->vhu_resume_due > now ? b->vhu_resume_due - now : 0))
+		wait = b->vhu_resume_due > now ? b->vhu_resume_due - now : 0;
 	return wait;
 }
 
@@ -513,6 +522,8 @@ int broker_run(struct broker *b)
 			cut_off_broken(b);
 			daemon_update_must_poll(b);
 		}
+		if (b->vhu_any_paused && now >= b->vhu_resume_due)
+			daemon_vhu_resume(b, now);
 		if (poll_mode && !b->multicore) {
 			/* Busy-poll: the sockets only every BROKER_POLL_CHECK_NS (with
 			 * several cores, the cores poll and this thread sleeps). */
@@ -539,8 +550,9 @@ int broker_run(struct broker *b)
 			fprintf(stderr, "rtvio broker: epoll: %s\n", strerror(errno));
 			return -errno;
 		}
+		now = rtvio_now_ns();
 		for (int i = 0; i < n; i++)
-			handle_event(b, &evs[i]);
+			handle_event(b, &evs[i], now);
 	}
 	return 0;
 }
@@ -577,6 +589,7 @@ int broker_cell_info(const struct broker *b, unsigned cell, struct broker_cell_i
 	out->refused = c->refused;
 	out->kicks = c->kicks;
 	out->broken_err = c->broken_err;
+	out->vhu_deferred = c->vhu_deferred;
 	return 0;
 }
 

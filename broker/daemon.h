@@ -40,6 +40,7 @@ struct broker_cell_info {
 	uint64_t refused;      /* connections refused (one already connected) */
 	uint64_t kicks;        /* kick events handled (poll = no) */
 	int broken_err;        /* why it was last cut off (-errno), 0 if never */
+	uint64_t vhu_deferred; /* times its socket waited for its vhost-user budget period */
 };
 
 struct broker_opts {

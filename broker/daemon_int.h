@@ -55,6 +55,12 @@ struct cell {
 	atomic_bool notified;
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
+	/* vhost-user budget (daemon_vhu.c): the two buckets' credit (message-ns) as of
+	 * vhu_refill_at, and which of the cell's sockets wait out of epoll until
+	 * vhu_resume_at. */
+	uint64_t vhu_credit, vhu_map_credit, vhu_refill_at, vhu_resume_at;
+	bool conn_paused, listen_paused;
+	uint64_t vhu_deferred;          /* times a socket was paused (rtvio stat) */
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
 	struct vq_mem_region mem[VHU_MAX_REGIONS];
 	struct vq_device vq[VHU_VSOCK_QUEUES];
@@ -96,6 +102,8 @@ struct broker {
 	bool multicore;
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
+	bool vhu_any_paused;    /* some cell's socket waits for its budget period */
+	uint64_t vhu_resume_due; /* the earliest such period's end */
 	struct ev_src src_host;
 };
 
@@ -113,6 +121,21 @@ int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
 void daemon_update_must_poll(struct broker *b);
+/* The cell's vhost-user socket is readable (or a message it sent waits read):
+ * handled within its budget; a front end that must go is disconnected. */
+void daemon_cell_service(struct cell *c, uint64_t now);
+
+/* daemon_vhu.c: the per-cell vhost-user budget */
+/* Serves the cell's socket within its budget; pauses it when the budget is spent.
+ * 0, or the negative errno of vhu_backend_service (drop the connection). */
+int daemon_vhu_service(struct cell *c, uint64_t now);
+/* May a connection be accepted now (charged as one message)? Else the
+ * listening socket pauses. */
+bool daemon_vhu_accept(struct cell *c, uint64_t now);
+/* The connection is gone: nothing of it to put back into epoll. */
+void daemon_vhu_forget_conn(struct cell *c);
+/* Puts back every paused socket whose cell has a token again. */
+void daemon_vhu_resume(struct broker *b, uint64_t now);
 
 /* daemon_ctl.c */
 void daemon_ctl_accept(struct broker *b);

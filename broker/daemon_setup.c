@@ -103,7 +103,13 @@ static void cell_init_slot(struct broker *b, unsigned int i)
 	vhu_backend_init(&c->vhu, cc->name, cc->cid, &daemon_dev_ops, c);
 	c->vhu.verbose = b->opts.verbose;
 	c->vhu.evsig = &b->evsig;
-	c->vhu.prefault = !cc->vm;
+	/* Nothing is faulted in when mapped: faulting a table in takes time in
+	 * proportion to its size (about 75 us per MiB here), in the loop thread,
+	 * which a cell could then repeat at will. Mapped without it, a memory-table
+	 * change is at most VHU_MAX_REGIONS mmap and munmap calls, whatever the sizes
+	 * (the vhost-user budget charges that, docs/broker.md); the data path takes a
+	 * page's minor fault when it first touches it. */
+	c->vhu.prefault = false;
 	/* A cell maps no more than the configuration grants it. */
 	c->vhu.max_mem = cc->vm ? cc->memory : cc->region;
 	c->vhu.max_mem_key = cc->vm ? "memory" : "region";
@@ -387,8 +393,8 @@ void broker_apply_rt(struct broker *b)
 		}
 		/* What exists now is faulted in and locked; mappings made later are
 		 * locked page by page as they are touched (MCL_ONFAULT), so that mapping
-		 * a QEMU guest's whole RAM costs nothing up front. Process cells' regions
-		 * are still faulted in when mapped (vhu_backend.prefault). */
+		 * a QEMU guest's whole RAM costs nothing up front. No cell's memory is
+		 * faulted in when mapped (vhu_backend.prefault, cell_init_slot). */
 		if (mlockall(MCL_CURRENT) < 0 ||
 		    ((flags & MCL_FUTURE) && mlockall(MCL_FUTURE | MCL_ONFAULT) < 0))
 			fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may "

@@ -63,6 +63,8 @@ json_t *broker_stat_json(const struct broker *b)
 				  (json_int_t)cs.budget_waits, "ctrl_over_budget",
 				  (json_int_t)cs.ctrl_over_budget, "chunks_over_budget",
 				  (json_int_t)cs.chunks_over_budget));
+		json_object_set_new(json_array_get(cells, json_array_size(cells) - 1),
+				    "vhu_deferred", json_integer((json_int_t)ci.vhu_deferred));
 	}
 	for (unsigned int f = 0; f < dp_nflows(dp); f++) {
 		struct dp_flow_stats fs;

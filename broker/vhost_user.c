@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -870,12 +871,33 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 	return rc;
 }
 
-int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
+bool vhu_msg_heavy(const struct vhu_backend *b, const struct vhu_msg *m)
 {
-	while (budget--) {
-		bool fatal;
-		int rc = vhu_reader_read(b->sock, &b->rd);
+	switch (m->hdr.request) {
+	case VHU_SET_MEM_TABLE:
+	case VHU_RESET_OWNER:
+		return true;
+	/* Each of these stops a running device (dp_detach), after which it may start
+	 * again (dp_attach). */
+	case VHU_SET_FEATURES:
+	case VHU_SET_VRING_NUM:
+	case VHU_SET_VRING_BASE:
+	case VHU_SET_VRING_ADDR:
+	case VHU_SET_VRING_ENABLE:
+	case VHU_GET_VRING_BASE:
+		return b->running;
+	default:
+		return false;
+	}
+}
 
+int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left)
+{
+	for (;;) {
+		bool fatal, heavy;
+		int rc;
+
+		rc = vhu_reader_read(b->sock, &b->rd);
 		if (rc == 0)
 			return 0;
 		if (rc < 0) {
@@ -883,11 +905,27 @@ int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
 				LOG(b, "front end broke the vhost-user framing: %s", strerror(-rc));
 			return rc;
 		}
+		/* A message beyond the allowance stays in the reader, whole and unhandled:
+		 * the next call finds it complete and takes it first. So 1 always means
+		 * that one is waiting. */
+		heavy = vhu_msg_heavy(b, &b->rd.msg);
+		if (!left->msgs || (heavy && !left->maps))
+			return 1;
+		if (heavy)
+			left->maps--;
+		left->msgs--;
 		rc = vhu_backend_handle(b, &b->rd.msg, b->rd.fds, b->rd.nfds, &fatal);
 		/* vhu_backend_handle kept or closed every descriptor. */
 		vhu_reader_init(&b->rd);
 		if (fatal)
 			return rc < 0 ? rc : -EPIPE;
 	}
-	return 0;
+}
+
+int vhu_backend_service(struct vhu_backend *b, unsigned int budget)
+{
+	struct vhu_allow left = { .msgs = budget, .maps = UINT_MAX };
+	int rc = vhu_backend_service_allow(b, &left);
+
+	return rc > 0 ? 0 : rc;
 }

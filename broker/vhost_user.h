@@ -13,7 +13,10 @@
  * connection, since the byte stream cannot be trusted after them.
  *
  * All of this is start-up and teardown work (mmap, munmap, close); the daemon runs it
- * in its one thread between data-path steps, never inside one. */
+ * in its one thread between data-path steps, never inside one, and at most a cell's
+ * declared vhost-user budget of it per period (vhu_backend_service_allow; a memory
+ * table has at most VHU_MAX_REGIONS regions, so one change is at most that many mmap
+ * and munmap calls). */
 #ifndef RTVIO_BROKER_VHOST_USER_H
 #define RTVIO_BROKER_VHOST_USER_H
 
@@ -142,6 +145,26 @@ void vhu_backend_connect(struct vhu_backend *b, int sock);
  * dropped (-ECONNRESET end of file, framing error, send failure); the caller then
  * calls vhu_backend_disconnect(). */
 int vhu_backend_service(struct vhu_backend *b, unsigned int budget);
+
+/* What a front end may still have handled now (the daemon's per-cell vhost-user
+ * budget, docs/broker.md): messages of any kind, and of them the heavy ones
+ * (vhu_msg_heavy). */
+struct vhu_allow {
+	unsigned int msgs;
+	unsigned int maps;
+};
+
+/* Is m heavy for b: does handling it map or unmap memory (SET_MEM_TABLE, RESET_OWNER:
+ * up to VHU_MAX_REGIONS mmap and munmap calls), or stop the running device (and so
+ * detach it from the data plane, to start again later)? */
+bool vhu_msg_heavy(const struct vhu_backend *b, const struct vhu_msg *m);
+
+/* vhu_backend_service within *left, which it decrements per message handled. Returns
+ * 1 when the allowance ran out first with a message waiting (read, kept unhandled, and
+ * handled first by the next call),
+ * 0 when the socket has nothing more for now, or a negative errno as
+ * vhu_backend_service. */
+int vhu_backend_service_allow(struct vhu_backend *b, struct vhu_allow *left);
 
 /* Handles one received message whose descriptors are fds[0..nfds) (each is either
  * kept or closed). Returns 0 if the message was accepted, -errno if it was refused

@@ -259,9 +259,21 @@ int vhost_front_handshake(int sock, const struct vhost_front_setup *s,
 		if (rc)
 			return rc;
 	}
-	/* PROTOCOL_FEATURES was negotiated, so the rings start disabled. */
+	/* PROTOCOL_FEATURES was negotiated, so the rings start disabled. The last
+	 * enable asks for an ack: the broker serves a front end's messages within a
+	 * budget per period (docs/broker.md), so the rings run only once it has got
+	 * here, and the cell must not take itself for attached before. */
 	for (uint32_t q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		rc = send_state(sock, VHU_SET_VRING_ENABLE, q, 1);
+		bool last = q + 1 == VHU_VSOCK_QUEUES && reply_ack;
+
+		vhu_msg_init(&m, VHU_SET_VRING_ENABLE, sizeof(struct vhu_vring_state));
+		m.p.state.index = q;
+		m.p.state.num = 1;
+		if (last)
+			m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+		rc = vhu_send(sock, &m, NULL, 0);
+		if (!rc && last)
+			rc = wait_ack(sock, VHU_SET_VRING_ENABLE, s->timeout_ms);
 		if (rc)
 			return rc;
 	}

@@ -13,7 +13,8 @@
  * is its bit in the "seen" masks. */
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
-	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", NULL };
+	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", "vhost_user_budget",
+	"vhost_user_maps", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", "broker_core", "allowance", NULL };
@@ -23,7 +24,7 @@ const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
-	"change_step", NULL };
+	"change_step", "vhost_user_msg", "vhost_user_map", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };
@@ -32,7 +33,7 @@ const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };
 _Static_assert(NKEYS(cfg_cell_keys) <= CFG_MAX_KEYS && NKEYS(cfg_workload_keys) <= CFG_MAX_KEYS &&
 	       NKEYS(cfg_flow_keys) == FK_COUNT && FK_COUNT <= CFG_MAX_KEYS,
 	       "struct raw holds a line for every key");
-_Static_assert(NKEYS(cfg_broker_keys) <= 16, "broker_key_line holds every [broker] key");
+_Static_assert(NKEYS(cfg_broker_keys) <= 24, "broker_key_line holds every [broker] key");
 
 /* "from, to, type, ..." for "expected one of" messages. */
 static const char *key_list(const char *const *keys, char *buf, size_t len)
@@ -149,6 +150,12 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.cpus[0] = -1;
 	cfg->broker.regulation_period_ns = 1000000;
 	cfg->broker.pm_qos = true;
+	cfg->broker.vhu_msgs = RTVIO_VHU_MSGS_DEFAULT;
+	cfg->broker.vhu_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;
+	cfg->broker.vhu_maps = RTVIO_VHU_MAPS_DEFAULT;
+	cfg->broker.vhu_map_period_ns = RTVIO_VHU_MAP_PERIOD_DEFAULT_NS;
+	cfg->platform.vhost_user_msg = RTVIO_PLAT_VHU_MSG_DEFAULT_NS;
+	cfg->platform.vhost_user_map = RTVIO_PLAT_VHU_MAP_DEFAULT_NS;
 }
 
 void cfg_parser_free(struct parser *ps)

@@ -69,6 +69,19 @@ enum rtvio_copy {
 			    * memcpy elsewhere) */
 };
 
+/* [platform] vhost_user_msg and vhost_user_map when absent (docs/config.md: the
+ * measurements they are conservative against). */
+#define RTVIO_PLAT_VHU_MSG_DEFAULT_NS 4000ull
+#define RTVIO_PLAT_VHU_MAP_DEFAULT_NS 40000ull
+
+/* [broker] vhost_user_budget and vhost_user_maps: defaults and limits. */
+#define RTVIO_VHU_MSGS_DEFAULT 8u
+#define RTVIO_VHU_PERIOD_DEFAULT_NS 5000000ull
+#define RTVIO_VHU_MAPS_DEFAULT 1u
+#define RTVIO_VHU_MAP_PERIOD_DEFAULT_NS 10000000ull
+#define RTVIO_VHU_MSGS_MAX 1024u
+#define RTVIO_VHU_PERIOD_MIN_NS 100000ull
+
 /* Data-plane cores a broker may run ([broker] cpus). */
 #define RTVIO_MAX_BROKER_CORES 8
 
@@ -96,6 +109,12 @@ struct rtvio_broker_cfg {
 	/* Slots for cells and flows a running broker may hold, added at run time
 	 * (`rtvio cell|flow add`); 0 = the number configured (default: no room). */
 	int max_cells, max_flows;
+	/* The vhost-user work the broker's loop does for one cell (vhost_user_budget =
+	 * MSGS/PERIOD, vhost_user_maps = HEAVY/PERIOD; docs/broker.md "vhost-user
+	 * budget"): token buckets of vhu_msgs messages per vhu_period_ns and of vhu_maps
+	 * heavy ones (memory-table changes, device stops) per vhu_map_period_ns. */
+	uint32_t vhu_msgs, vhu_maps;
+	uint64_t vhu_period_ns, vhu_map_period_ns;
 	int line;                     /* line of [broker], 0 when absent */
 	int socket_dir_line;          /* line of socket_dir, 0 when it is the default: for
 				       * messages about the directory (config.path:line) */
@@ -255,6 +274,9 @@ enum {
 	RTVIO_PLAT_ALL = (1u << 7) - 1,
 	/* Optional: without it a run-time change's apply step is not charged. */
 	RTVIO_PLAT_CHANGE_STEP = 1u << 7,
+	/* Optional (defaults RTVIO_PLAT_VHU_*_DEFAULT_NS when absent): */
+	RTVIO_PLAT_VHOST_USER_MSG = 1u << 8,
+	RTVIO_PLAT_VHOST_USER_MAP = 1u << 9,
 };
 
 struct rtvio_platform_cfg {
@@ -266,6 +288,11 @@ struct rtvio_platform_cfg {
 	uint64_t ingest_step;     /* ns */
 	uint64_t batch_gap;       /* ns */
 	uint64_t change_step;     /* ns per slot visit of a run-time change's apply step */
+	/* The broker loop's vhost-user work (docs/analysis.md "vhost-user budget"): one
+	 * Defaults RTVIO_PLAT_VHU_*_DEFAULT_NS when the file gives none. */
+	uint64_t vhost_user_msg;  /* ns: a message that is not heavy */
+	uint64_t vhost_user_map;  /* ns: a heavy one (up to 8 mmap and munmap calls, a
+				   * device stop and start) */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */

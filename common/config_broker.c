@@ -55,6 +55,33 @@ static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
 	return 0;
 }
 
+/* "8/5ms": messages per cell and period (vhost_user_budget, vhost_user_maps). */
+static int get_vhu_rate(const struct keyctx *k, uint32_t *count, uint64_t *period)
+{
+	static const char form[] = "expected MESSAGES/PERIOD, for example 8/5ms";
+	char num[32], tm[64];
+	const char *slash = strchr(k->value, '/'), *why = NULL;
+	long long v;
+	uint64_t ns;
+	size_t n = slash ? (size_t)(slash - k->value) : 0;
+
+	if (!slash || n == 0 || n >= sizeof(num) || strlen(slash + 1) >= sizeof(tm))
+		return cfg_bad_value(k, form);
+	memcpy(num, k->value, n);
+	num[n] = '\0';
+	snprintf(tm, sizeof(tm), "%s", slash + 1);
+	if (rtvio_parse_int(num, 1, RTVIO_VHU_MSGS_MAX, &v, &why))
+		return cfg_key_fail(k, "'%s': the message count must be a whole number from 1 "
+				    "to %u (%s)", k->value, RTVIO_VHU_MSGS_MAX, form);
+	if (rtvio_parse_time(tm, RTVIO_UNIT_REQUIRED, &ns, &why))
+		return cfg_key_fail(k, "'%s': the period: %s (%s)", k->value, why, form);
+	if (ns < RTVIO_VHU_PERIOD_MIN_NS || ns > 1000000000ull)
+		return cfg_key_fail(k, "'%s': the period must be from 100us to 1s", k->value);
+	*count = (uint32_t)v;
+	*period = ns;
+	return 0;
+}
+
 int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 {
 	static const char *const policies[] = { "fp", "edf", "fifo", NULL };
@@ -128,6 +155,10 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		b->copy_slots = (int)v;
 		return 0;
+	case 15:
+		return get_vhu_rate(k, &b->vhu_msgs, &b->vhu_period_ns);
+	case 16:
+		return get_vhu_rate(k, &b->vhu_maps, &b->vhu_map_period_ns);
 	}
 	return 0;
 }

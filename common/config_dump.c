@@ -56,6 +56,10 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
 	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
 	    b->pm_qos ? "yes" : "no");
+	OUT("vhost_user_budget = %u/%s\n", (unsigned)b->vhu_msgs,
+	    rtvio_fmt_time(z, sizeof(z), b->vhu_period_ns));
+	OUT("vhost_user_maps = %u/%s\n", (unsigned)b->vhu_maps,
+	    rtvio_fmt_time(z, sizeof(z), b->vhu_map_period_ns));
 	if (b->max_cells)
 		OUT("max_cells = %d\n", b->max_cells);
 	if (b->max_flows)

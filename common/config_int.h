@@ -85,7 +85,7 @@ struct parser {
 	int cap_cells, cap_flows, cap_wls, cap_remotes;
 	int broker_line;
 	unsigned broker_set;
-	int broker_key_line[16];
+	int broker_key_line[24];
 	int platform_line;
 };
 

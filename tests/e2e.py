@@ -643,11 +643,14 @@ def case_hostile_vhost_user_noread():
 
 
 def case_hostile_vhost_user_flood():
-    """A front end flooding the vhost-user socket is served within limits, the rest carries on"""
+    """A front end flooding the vhost-user socket is served within limits, the rest carries on
+
+    20 000 requests: at the default vhost-user budget (8 messages per 5 ms) the
+    broker answers them all in about 12.5 s, the flood outlasting the victims."""
     s = Setup(VICTIMS)
     try:
         s.start_broker(["a", "b", "c"])
-        hostile = s.spawn([TOOL, "vhuflood", s.dir, "a", "200000"])
+        hostile = s.spawn([TOOL, "vhuflood", s.dir, "a", "20000"])
         victims_intact(s, hostile)
     finally:
         s.close()

@@ -84,7 +84,10 @@ period = 1ms
 # What the broker says when it cuts a cell off, by the cause it names.
 CUT_LINE = re.compile(r"rtvio broker: cell h: .*(cut off|detached)")
 # Per-cell budget counters the broker may report (read only when present).
-BUDGET_KEYS = ("budget", "held", "throttled", "control", "ingest", "chunks")
+BUDGET_KEYS = ("budget", "held", "throttled", "control", "ingest", "chunks", "deferred")
+# Modes held to the per-cell vhost-user budget (docs/broker.md): the broker must have
+# stopped reading the hostile cell's socket at least once (vhu_deferred).
+VHU_HELD = ("vhuflood", "memtable", "attach")
 
 
 class Fail(Exception):
@@ -212,6 +215,9 @@ def run_mode(mode, cut_reason=None, served=None):
         st = case.stat()
         h = next(c for c in st["cells"] if c["name"] == "h")
         flows = {f["name"]: f for f in st["flows"]}
+        if mode in VHU_HELD:
+            check(h.get("vhu_deferred", 0) > 0, f"{mode}: the broker never held the "
+                  "hostile cell to its vhost-user budget: " + json.dumps(h)[:400])
         hostile.send_signal(signal.SIGTERM)
         rc, hout, herr = case.finish(hostile, 30)
         check(rc == 0, f"hostile cell exit {rc}: {(hout + herr)[-600:]}")

@@ -463,10 +463,39 @@ static bool bulk_step(struct sim *s, struct reg *rg)
 		s->b->plat.packet_overhead;
 	s->run++;
 	return true;
+/* The cells' vhost-user work (b->vhu, analysis/an_vhu.c): two token buckets of work,
+ * each full at start under SIM_CRITICAL (half full at random otherwise), refilled at
+ * work per period; at every batch gap the loop takes all they hold (hostile cells
+ * keep their sockets full). Levels are kept times the period (exact integers). */
+struct vhu_sim {
+	unsigned __int128 lvl[2];
+	uint64_t at;
+};
+
+static uint64_t vhu_take(struct vhu_sim *v, const struct an_vhu *b, uint64_t t)
+{
+	uint64_t spend = 0;
+
+	for (int k = 0; k < 2; k++) {
+		unsigned __int128 cap, got;
+
+		if (!b->work[k] || !b->period[k])
+			continue;
+		cap = (unsigned __int128)b->work[k] * b->period[k];
+		v->lvl[k] += (unsigned __int128)(t - v->at) * b->work[k];
+		if (v->lvl[k] > cap)
+			v->lvl[k] = cap;
+		got = v->lvl[k] / b->period[k];
+		v->lvl[k] -= got * b->period[k];
+		spend += (uint64_t)got;
+	}
+	v->at = t;
+	return spend;
 }
 
 int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 {
+	struct vhu_sim vs = { { 0, 0 }, 0 };
 	const struct an_broker *b = c->b;
 	const struct an_platform *pl = &b->plat;
 	struct sim s = { .c = c, .b = b, .st = st, .rng = c->seed | 1, .first_pass = true };
@@ -542,6 +571,10 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			if (s.fl[j].in)
 				s.bud_ctl += c->flows[j].budget_ctrl + c->flows[j].budget_pieces;
 	}
+	for (int k = 0; k < 2; k++)
+		if (b->vhu.work[k] && b->vhu.period[k])
+			vs.lvl[k] = (unsigned __int128)b->vhu.work[k] * b->vhu.period[k] /
+				    (c->pattern == SIM_CRITICAL ? 1 : 2);
 	if (b->reg_budget) {
 		rg.on = true;
 		rg.budget = b->reg_budget;
@@ -584,6 +617,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			/* dp_run returns after run_steps steps; the daemon's loop runs, and
 			 * the next dp_run starts with a pass. */
 			s.t += pl->batch_gap;
+			s.t += vhu_take(&vs, &b->vhu, s.t);
 			s.run = 0;
 			reg_tick(&rg, s.t);
 			pass(&s);

@@ -81,7 +81,9 @@ static int run(int argc, const char **argv)
 #define PLATFORM_NO_GAP \
 	"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 100ns\npacket_overhead = 1us\n" \
 	"ingest_latency = 2us\nnotify_latency = 3us\ningest_step = 500ns\n"
-#define PLATFORM PLATFORM_NO_GAP "batch_gap = 0\n"
+/* No vhost-user charge (an_vhu.c has its own tests): the figures below are the
+ * data path's alone. */
+#define PLATFORM PLATFORM_NO_GAP "batch_gap = 0\nvhost_user_msg = 0\nvhost_user_map = 0\n"
 
 /* One 10000-byte seqpacket flow a -> b and a best-effort stream b -> a, chunk 4 KiB,
  * RX payload 4 KiB (the default rx_buf), 1 B/ns. Ingest: ceil(500 / 128) = 4 ns per
@@ -347,7 +349,8 @@ static void test_opa(void **state)
 		"deadline = 3us\n"
 		"[flow c]\nfrom = a\nto = b:3\ntype = seqpacket\nsize = 100\nperiod = 10us\n"
 		"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 0\npacket_overhead = 0\n"
-		"ingest_latency = 0\nnotify_latency = 0\ningest_step = 0\nbatch_gap = 0\n");
+		"ingest_latency = 0\nnotify_latency = 0\ningest_step = 0\nbatch_gap = 0\n"
+		"vhost_user_msg = 0\nvhost_user_map = 0\n");
 	argv[1] = conf;
 	assert_int_equal(run(4, argv), 0);
 	assert_non_null(strstr(out_buf, "a=3 b=2 c=1"));
@@ -417,7 +420,7 @@ static void test_cells_and_default_class(void **state)
 	static const char base[] = "[broker]\npolicy = %s\n%s"
 		"[cell a]\ncid = 3\n[cell b]\ncid = 4\n%s"
 		"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 8000\n"
-		"period = 1ms\n" PLATFORM_NO_GAP;
+		"period = 1ms\n" PLATFORM_NO_GAP "vhost_user_msg = 0\nvhost_user_map = 0\n";
 	char text[2048];
 	const char *argv[2] = { "analyze" };
 

@@ -1062,6 +1062,56 @@ static void big_stat(bool poll_mode)
 	assert_int_equal(count_fds(), fds_before);
 }
 
+/* A front end beyond its vhost-user budget (by default 16 messages, of which 2
+ * memory-table changes or attaches, per 10 ms) waits on its own socket: every message
+ * is still handled, in order (the reply to the last one comes after all the others),
+ * the cell stays connected, and the broker counts the periods it was held back. */
+static void test_vhost_user_budget(void **state)
+{
+	struct timeval tv = { .tv_sec = 10 };
+	struct env e;
+	struct hostile h;
+	struct vhu_msg m;
+	uint8_t reply[sizeof(struct vhu_hdr) + sizeof(uint64_t)];
+	uint64_t before, feats;
+	size_t got = 0;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	before = cell_counter(&e, "alpha", "vhu_deferred");
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(vhu_send_flags(h.sock, &m, NULL, 0, 0), 0);
+	/* Its own region again, eight times: four periods' worth of memory-table changes. */
+	vhu_msg_init(&m, VHU_SET_MEM_TABLE, (uint32_t)offsetof(struct vhu_mem_table, regions) +
+						    (uint32_t)sizeof(struct vhu_mem_region));
+	memset(&m.p.mem, 0, sizeof(m.p.mem));
+	m.p.mem.nregions = 1;
+	m.p.mem.regions[0].guest_addr = RTVIO_CELL_GUEST_BASE;
+	m.p.mem.regions[0].size = h.region;
+	m.p.mem.regions[0].user_addr = (uint64_t)(uintptr_t)h.mem;
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(vhu_send_flags(h.sock, &m, &h.memfd, 1, 0), 0);
+	vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+	assert_int_equal(vhu_send_flags(h.sock, &m, NULL, 0, 0), 0);
+	setsockopt(h.sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(reply)) {
+		ssize_t n = recv(h.sock, reply + got, sizeof(reply) - got, 0);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_int_equal(((struct vhu_hdr *)reply)->request, VHU_GET_FEATURES);
+	memcpy(&feats, reply + sizeof(struct vhu_hdr), sizeof(feats));
+	assert_int_equal(feats, VHU_VSOCK_FEATURES);
+	/* 109 messages at 16 a period: held back at least 6 times. */
+	assert_true(cell_counter(&e, "alpha", "vhu_deferred") - before >= 6);
+	wait_state(&e, "alpha", "connected");
+	hostile_close(&h);
+	stop_broker(&e);
+}
+
 static void test_big_stat_epoll(void **state)
 {
 	(void)state;
@@ -1086,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_memory_limits),
 		cmocka_unit_test(test_fault_returns_nothing),
 		cmocka_unit_test(test_reconnect_before_eof),
+		cmocka_unit_test(test_vhost_user_budget),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};

@@ -1044,6 +1044,48 @@ static void test_service_budget(void **state)
 	fe_teardown(&f);
 }
 
+/* Within an allowance: at most `msgs` messages, and a memory-table change beyond
+ * `maps` is read but kept, unhandled, for the next call (which takes it first). */
+static void test_service_allow(void **state)
+{
+	struct vhu_mem_region reg = {
+		.guest_addr = GUEST_BASE, .size = REGION, .mmap_offset = 0,
+	};
+	struct vhu_allow left = { .msgs = 10, .maps = 0 };
+	struct fe f;
+	struct vhu_msg m;
+
+	(void)state;
+	fe_setup(&f);
+	reg.user_addr = uva(&f, 0);
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	assert_int_equal(vhu_send(f.sock, &m, NULL, 0), 0);
+	vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32);
+	m.p.mem.nregions = 1;
+	m.p.mem.padding = 0;
+	memcpy(m.p.mem.regions, &reg, sizeof(reg));
+	assert_int_equal(vhu_send(f.sock, &m, &f.memfd, 1), 0);
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	assert_int_equal(vhu_send(f.sock, &m, NULL, 0), 0);
+	/* SET_OWNER handled; the table waits for an allowance with a map in it. */
+	assert_int_equal(vhu_backend_service_allow(&f.b, &left), 1);
+	assert_int_equal(f.b.messages, 1);
+	assert_int_equal(left.msgs, 9);
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(vhu_backend_service_allow(&f.b, &left), 1);
+	assert_int_equal(f.b.messages, 1);
+	left = (struct vhu_allow){ .msgs = 1, .maps = 1 };
+	/* The table, then the last SET_OWNER is read and kept: no messages left. */
+	assert_int_equal(vhu_backend_service_allow(&f.b, &left), 1);
+	assert_int_equal(f.b.messages, 2);
+	assert_int_equal(f.b.nregions, 1);
+	assert_int_equal(left.maps, 0);
+	left = (struct vhu_allow){ .msgs = 5, .maps = 0 };
+	assert_int_equal(vhu_backend_service_allow(&f.b, &left), 0);
+	assert_int_equal(f.b.messages, 3);
+	assert_int_equal(left.msgs, 4);
+	fe_teardown(&f);
+}
 
 /* Runs fn with stderr going to a file; returns how many lines it wrote. */
 static int stderr_lines(void (*fn)(void *), void *arg, char *text, size_t len)
@@ -1376,6 +1418,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_reset_owner),
 		cmocka_unit_test(test_service_budget),
+		cmocka_unit_test(test_service_allow),
 		cmocka_unit_test(test_mem_limit),
 		cmocka_unit_test(test_wrong_fd_kinds),
 		cmocka_unit_test(test_bad_requests),

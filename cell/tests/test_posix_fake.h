@@ -140,6 +140,12 @@ static int handshake(struct fake *f)
 			break;
 		case VHU_SET_VRING_ENABLE:
 			f->enabled++;
+			/* The front end asks for an ack of its last one (vhost_front.c). */
+			if (m.hdr.flags & VHU_FLAG_NEED_REPLY) {
+				r.hdr.size = 8;
+				r.p.u64 = 0;
+				vhu_send(f->conn, &r, NULL, 0);
+			}
 			break;
 		default:
 			break;

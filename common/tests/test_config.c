@@ -516,7 +516,8 @@ static void test_platform_file(void **state)
 	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'copy_bandwith': unknown key (expected "
 		 "one of: copy_bandwidth, chunk_overhead, packet_overhead, ingest_latency, "
-		 "notify_latency, ingest_step, batch_gap, change_step)", path);
+		 "notify_latency, ingest_step, batch_gap, change_step, vhost_user_msg, "
+		 "vhost_user_map)", path);
 	assert_string_equal(err, want);
 	unlink(path);
 	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
@@ -593,7 +594,8 @@ static void test_errors_keys(void **state)
 	expect_error("[broker]\npolcy = fp\n" CELLS,
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
-		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots)");
+		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots, "
+		     "vhost_user_budget, vhost_user_maps)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -816,6 +818,49 @@ static void test_errors_sections(void **state)
 	expect_error("", ": no [cell NAME] section (a configuration needs at least one cell)");
 	expect_error("[broker]\npoll = yes\n",
 		     ": no [cell NAME] section (a configuration needs at least one cell)");
+}
+
+/* [broker] vhost_user_budget and vhost_user_maps, [platform] vhost_user_msg and
+ * vhost_user_map: defaults, values and bad input. */
+static void test_vhost_user_budget(void **state)
+{
+	struct rtvio_config cfg;
+
+	(void)state;
+	load_ok(CELLS FLOW, &cfg);
+	assert_int_equal(cfg.broker.vhu_msgs, 8);
+	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
+	assert_int_equal(cfg.broker.vhu_maps, 1);
+	assert_int_equal(cfg.broker.vhu_map_period_ns, 10000000);
+	assert_int_equal(cfg.platform.vhost_user_msg, 4000);
+	assert_int_equal(cfg.platform.vhost_user_map, 40000);
+	rtvio_config_free(&cfg);
+	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 3/1s\n" CELLS FLOW
+		"[platform]\nvhost_user_msg = 2us\nvhost_user_map = 100us\n", &cfg);
+	assert_int_equal(cfg.broker.vhu_msgs, 40);
+	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
+	assert_int_equal(cfg.broker.vhu_maps, 3);
+	assert_int_equal(cfg.broker.vhu_map_period_ns, 1000000000);
+	assert_int_equal(cfg.platform.vhost_user_msg, 2000);
+	assert_int_equal(cfg.platform.vhost_user_map, 100000);
+	assert_true(cfg.platform.present & RTVIO_PLAT_VHOST_USER_MAP);
+	rtvio_config_free(&cfg);
+	expect_error("[broker]\nvhost_user_budget = 16\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16': expected MESSAGES/PERIOD, for "
+		     "example 8/5ms");
+	expect_error("[broker]\nvhost_user_budget = 0/10ms\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '0/10ms': the message count must be a "
+		     "whole number from 1 to 1024 (expected MESSAGES/PERIOD, for example 8/5ms)");
+	expect_error("[broker]\nvhost_user_budget = 16/10\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16/10': the period: a time needs a "
+		     "unit: ns, us, ms or s (only 0 may be bare) (expected MESSAGES/PERIOD, for "
+		     "example 8/5ms)");
+	expect_error("[broker]\nvhost_user_budget = 16/10us\n" CELLS,
+		     "2: [broker] key 'vhost_user_budget': '16/10us': the period must be from "
+		     "100us to 1s");
+	expect_error("[broker]\nvhost_user_maps = 1\n" CELLS,
+		     "2: [broker] key 'vhost_user_maps': '1': expected MESSAGES/PERIOD, for "
+		     "example 8/5ms");
 }
 
 static void test_errors_cross_checks(void **state)
@@ -1309,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_errors_keys),
 		cmocka_unit_test(test_errors_values),
+		cmocka_unit_test(test_vhost_user_budget),
 		cmocka_unit_test(test_copy_key),
 		cmocka_unit_test(test_errors_sections),
 		cmocka_unit_test(test_errors_cross_checks),
