@@ -463,6 +463,8 @@ static bool bulk_step(struct sim *s, struct reg *rg)
 		s->b->plat.packet_overhead;
 	s->run++;
 	return true;
+}
+
 /* The cells' vhost-user work (b->vhu, analysis/an_vhu.c): two token buckets of work,
  * each full at start under SIM_CRITICAL (half full at random otherwise), refilled at
  * work per period; at every batch gap the loop takes all they hold (hostile cells
