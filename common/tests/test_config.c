@@ -110,7 +110,7 @@ static void test_demo_conf(void **state)
 	assert_int_equal(c->type, RTVIO_SEQPACKET);
 	assert_int_equal(c->size, 64);
 	assert_int_equal(c->period_ns, 1000000);
-	assert_int_equal(c->deadline_ns, 1000000);
+	assert_int_equal(c->deadline_ns, 2000000);
 	assert_false(c->best_effort);
 	assert_int_equal(c->traffic.pattern, RTVIO_PATTERN_PERIODIC);
 
