@@ -55,6 +55,25 @@ static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
 	return 0;
 }
 
+/* budget_period: a time from RTVIO_BUDGET_PERIOD_MIN_NS to _MAX_NS. Shorter, and
+ * the per-period allowance would be charged so often that it alone could fill a
+ * core; longer, and a deadline window would wait periods too long for it. */
+static int get_budget_period(const struct keyctx *k, uint64_t *out)
+{
+	char a[32], b[32];
+	uint64_t t;
+	int ret = cfg_get_time(k, 1, &t);
+
+	if (ret)
+		return ret;
+	if (t < RTVIO_BUDGET_PERIOD_MIN_NS || t > RTVIO_BUDGET_PERIOD_MAX_NS)
+		return cfg_key_fail(k, "'%s': expected a time from %s to %s", k->value,
+				    rtvio_fmt_time(a, sizeof(a), RTVIO_BUDGET_PERIOD_MIN_NS),
+				    rtvio_fmt_time(b, sizeof(b), RTVIO_BUDGET_PERIOD_MAX_NS));
+	*out = t;
+	return 0;
+}
+
 int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 {
 	static const char *const policies[] = { "fp", "edf", "fifo", NULL };
@@ -128,6 +147,8 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 			return ps->ret;
 		b->copy_slots = (int)v;
 		return 0;
+	case 15:
+		return get_budget_period(k, &b->budget_period_ns);
 	}
 	return 0;
 }

@@ -56,6 +56,8 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    rtvio_fmt_size(y, sizeof(y), b->regulation_budget),
 	    rtvio_fmt_time(z, sizeof(z), b->regulation_period_ns), rtvio_copy_name(b->copy),
 	    b->pm_qos ? "yes" : "no");
+	OUT("budget_period = %s\n", rtvio_fmt_time(z, sizeof(z), b->budget_period_ns ?
+							   b->budget_period_ns : RTVIO_BUDGET_PERIOD_DEFAULT_NS));
 	if (b->max_cells)
 		OUT("max_cells = %d\n", b->max_cells);
 	if (b->max_flows)
