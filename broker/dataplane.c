@@ -431,6 +431,7 @@ static int init_objects(struct dp *dp)
 		return ret;
 	rank_flows(dp);
 	init_queues_conns(dp);
+	dp->budget_period = model_budget_period(dp->cfg);
 	dp->budget_t0 = dp_clock(dp);
 	/* The DRAM budget in equal fixed shares: no core can spend another's. */
 	for (uint32_t k = 0; k < dp->ncores; k++)

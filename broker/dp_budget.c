@@ -1,7 +1,7 @@
 /* Per-cell budgets per budget period (model.h, model_cell_budgets; docs/broker.md,
  * "Per-cell budgets"): the TX chains the broker takes from a cell's ring, the control
  * packets it switches for the cell, and the short RX pieces it writes into the
- * cell's buffers. Periods follow one grid of MODEL_BUDGET_PERIOD_NS from the data
+ * cell's buffers. Periods follow one grid of [broker] budget_period from the data
  * plane's start, the same for every cell, so the analysis can charge each cell's
  * budget once per period of any window. Work beyond a budget waits for a later
  * period of its cell: ingest stays on the cell's ring, a control packet is held in
@@ -13,12 +13,12 @@
 
 static uint64_t period_of(const struct dp *dp, uint64_t now)
 {
-	return now > dp->budget_t0 ? (now - dp->budget_t0) / MODEL_BUDGET_PERIOD_NS : 0;
+	return now > dp->budget_t0 ? (now - dp->budget_t0) / dp->budget_period : 0;
 }
 
 static uint64_t period_start(const struct dp *dp, uint64_t k)
 {
-	return dp->budget_t0 + k * MODEL_BUDGET_PERIOD_NS;
+	return dp->budget_t0 + k * dp->budget_period;
 }
 
 void dp_budget_cells(struct dp *dp)

@@ -178,6 +178,7 @@ struct dp {
 	uint32_t *cell_core;       /* the core that owns each cell (model_cell_core) */
 	struct dp_mc *mc;          /* the core threads and locks; NULL with one core */
 	uint64_t budget_t0;        /* the budget periods' grid starts here */
+	uint64_t budget_period;    /* ns between them (model_budget_period) */
 	int32_t *cid_hash, *flow_hash, *conn_hash;
 	uint32_t cid_hash_size, flow_hash_size, conn_hash_size;
 	uint64_t seq;

@@ -14,7 +14,7 @@
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
 	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", "vhost_user_budget",
-	"vhost_user_maps", NULL };
+	"vhost_user_maps", "budget_period", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", "broker_core", "allowance", NULL };
@@ -149,6 +149,7 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.cpu = -1;
 	cfg->broker.cpus[0] = -1;
 	cfg->broker.regulation_period_ns = 1000000;
+	cfg->broker.budget_period_ns = RTVIO_BUDGET_PERIOD_DEFAULT_NS;
 	cfg->broker.pm_qos = true;
 	cfg->broker.vhu_msgs = RTVIO_VHU_MSGS_DEFAULT;
 	cfg->broker.vhu_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;

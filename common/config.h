@@ -43,6 +43,11 @@
 /* [cell] allowance: packets per budget period beyond what the cell's flows need
  * (connection set-up, RSTs, best-effort traffic); its default and largest value. */
 #define RTVIO_ALLOWANCE_DEFAULT 1u
+/* [broker] budget_period: the period of the per-cell budgets (docs/broker.md,
+ * "Per-cell budgets"), its default and range. */
+#define RTVIO_BUDGET_PERIOD_DEFAULT_NS 1000000ull
+#define RTVIO_BUDGET_PERIOD_MIN_NS 100000ull
+#define RTVIO_BUDGET_PERIOD_MAX_NS 1000000000ull
 #define RTVIO_ALLOWANCE_MAX 65535u
 #define RTVIO_CONNECTIONS_MAX 65535u
 /* flow.from_port when any source port will do. Ports run from 1 to 0xfffffffe:
@@ -104,6 +109,9 @@ struct rtvio_broker_cfg {
 	bool default_best_effort;     /* default = best-effort; false = deny (default) */
 	uint64_t regulation_budget;   /* bytes per period; 0 = unregulated (default) */
 	uint64_t regulation_period_ns; /* > 0; default 1 ms */
+	/* The per-cell budgets' period, RTVIO_BUDGET_PERIOD_MIN_NS..MAX_NS; default
+	 * 1 ms (a config built in code may leave 0: the default). */
+	uint64_t budget_period_ns;
 	enum rtvio_copy copy;         /* default normal */
 	bool pm_qos;                  /* hold idle cpus awake (platform/pmqos.h); default yes */
 	/* Slots for cells and flows a running broker may hold, added at run time

@@ -79,6 +79,22 @@ static int get_vhu_rate(const struct keyctx *k, uint32_t *count, uint64_t *perio
 		return cfg_key_fail(k, "'%s': the period must be from 100us to 1s", k->value);
 	*count = (uint32_t)v;
 	*period = ns;
+/* budget_period: a time from RTVIO_BUDGET_PERIOD_MIN_NS to _MAX_NS. Shorter, and
+ * the per-period allowance would be charged so often that it alone could fill a
+ * core; longer, and a deadline window would wait periods too long for it. */
+static int get_budget_period(const struct keyctx *k, uint64_t *out)
+{
+	char a[32], b[32];
+	uint64_t t;
+	int ret = cfg_get_time(k, 1, &t);
+
+	if (ret)
+		return ret;
+	if (t < RTVIO_BUDGET_PERIOD_MIN_NS || t > RTVIO_BUDGET_PERIOD_MAX_NS)
+		return cfg_key_fail(k, "'%s': expected a time from %s to %s", k->value,
+				    rtvio_fmt_time(a, sizeof(a), RTVIO_BUDGET_PERIOD_MIN_NS),
+				    rtvio_fmt_time(b, sizeof(b), RTVIO_BUDGET_PERIOD_MAX_NS));
+	*out = t;
 	return 0;
 }
 
@@ -159,6 +175,8 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return get_vhu_rate(k, &b->vhu_msgs, &b->vhu_period_ns);
 	case 16:
 		return get_vhu_rate(k, &b->vhu_maps, &b->vhu_map_period_ns);
+	case 17:
+		return get_budget_period(k, &b->budget_period_ns);
 	}
 	return 0;
 }

@@ -161,13 +161,20 @@ static uint64_t msg_packets(const struct rtvio_config *cfg, const struct rtvio_f
 	return mp ? (f->size + mp - 1) / mp : 1;
 }
 
-/* Messages of f released in one budget period at most, beyond those already
- * pending at its start. */
-static uint64_t period_msgs(const struct rtvio_flow_cfg *f)
+uint64_t model_budget_period(const struct rtvio_config *cfg)
+{
+	uint64_t p = cfg->broker.budget_period_ns;
+
+	return p ? p : MODEL_BUDGET_PERIOD_NS;
+}
+
+/* Messages of f released in one budget period P at most, beyond those already
+ * pending at its start: ceil(P / T). */
+static uint64_t period_msgs(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *f)
 {
 	if (!f->period_ns)
 		return 1;
-	return (MODEL_BUDGET_PERIOD_NS + f->period_ns - 1) / f->period_ns;
+	return (model_budget_period(cfg) + f->period_ns - 1) / f->period_ns;
 }
 
 static uint32_t clamp32(uint64_t n)
@@ -186,10 +193,10 @@ void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell
 		if (f->best_effort || f->vacant)
 			continue;
 		if (f->from == c)
-			in += period_msgs(f) * msg_packets(cfg, f);
+			in += period_msgs(cfg, f) * msg_packets(cfg, f);
 		if (f->to == c && f->type == RTVIO_STREAM) {
-			in += period_msgs(f);
-			ctrl += pending_msgs(f) + period_msgs(f);
+			in += period_msgs(cfg, f);
+			ctrl += pending_msgs(f) + period_msgs(cfg, f);
 		}
 	}
 	out->ingest = clamp32(in);
@@ -220,7 +227,7 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c)
  * budget period whatever the cells do. */
 static void budget_pools(const struct rtvio_config *cfg, struct model_pools *p)
 {
-	p->budget_period = MODEL_BUDGET_PERIOD_NS;
+	p->budget_period = model_budget_period(cfg);
 	p->budget_ingest = p->budget_ctrl = p->budget_pieces = p->piece_steps = 0;
 	for (int i = 0; i < cfg->ncells; i++) {
 		struct model_cell_budget mb;

@@ -36,8 +36,10 @@ struct rtvio_flow_cfg;
 /* Control packets and short RX pieces per budget period beyond its flows' needs
  * when the configuration does not say ([cell] allowance, RTVIO_ALLOWANCE_DEFAULT). */
 #define MODEL_CELL_ALLOWANCE 1u
-/* The budget period: every cell's per-period budgets (struct model_cell_budget)
- * start afresh on a grid of this period from the broker's start. */
+/* The budget period when the configuration leaves it 0 (a config built in code;
+ * the loader's default is the same, RTVIO_BUDGET_PERIOD_DEFAULT_NS): every cell's
+ * per-period budgets (struct model_cell_budget) start afresh on a grid of
+ * model_budget_period() from the broker's start. */
 #define MODEL_BUDGET_PERIOD_NS 1000000ull
 /* Segments per chain the broker accepts (Linux uses 2 for TX, 1 for RX). */
 #define MODEL_MAX_SEG 16u
@@ -140,8 +142,13 @@ int model_flow_core(const struct rtvio_config *cfg, int f);
  * configuration built in code that leaves it 0. */
 uint32_t model_cell_allowance(const struct rtvio_config *cfg, int c);
 
-/* What cell c may cost the broker per budget period (docs/broker.md, "Per-cell
- * budgets"); work beyond it waits for the cell's next period.
+/* The budget period P in ns: [broker] budget_period, or MODEL_BUDGET_PERIOD_NS for
+ * a configuration built in code that leaves it 0. */
+uint64_t model_budget_period(const struct rtvio_config *cfg);
+
+/* What cell c may cost the broker per budget period P (model_budget_period;
+ * docs/broker.md, "Per-cell budgets"); work beyond it waits for the cell's next
+ * period.
  *   ingest: TX chains the broker takes from c's ring, whatever becomes of them
  *           (queued, answered with RST, dropped at once): its ingest budget (what
  *           it may have in the broker at once, model_cell_ingest_budget) and its

@@ -22,9 +22,9 @@ static void fill(uint8_t *p, size_t n, unsigned int seed)
 /* The start of the next budget period after the data plane's clock now. */
 static uint64_t next_period(const struct tenv *e)
 {
-	uint64_t k = (e->now - e->dp->budget_t0) / MODEL_BUDGET_PERIOD_NS + 1;
+	uint64_t k = (e->now - e->dp->budget_t0) / e->dp->budget_period + 1;
 
-	return e->dp->budget_t0 + k * MODEL_BUDGET_PERIOD_NS;
+	return e->dp->budget_t0 + k * e->dp->budget_period;
 }
 
 /* a:5000 connects to b:1000 (one control packet of each), then a period passes so
@@ -48,12 +48,17 @@ static void connect_ab(struct tenv *e)
 	e->now = next_period(e);
 }
 
-static void setup_env(struct tenv *e)
+static void setup_env_ini(struct tenv *e, const char *text)
 {
-	t_env_init(e, ini, 4096 + VSOCK_HDR_SIZE);
+	t_env_init(e, text, 4096 + VSOCK_HDR_SIZE);
 	t_post_rx(&e->cell[0], 16, false);
 	t_post_rx(&e->cell[1], 16, false);
 	connect_ab(e);
+}
+
+static void setup_env(struct tenv *e)
+{
+	setup_env_ini(e, ini);
 }
 
 /* Ingest: a cell posting chains the broker drops at once (RSTs for no connection)
@@ -267,12 +272,68 @@ static void test_piece_budget(void **state)
 	t_env_fini(&e);
 }
 
+/* [broker] budget_period = 5ms: the grid is 5 ms from the data plane's start, the
+ * budgets are the model's for that period (s's ceil(5ms / 1ms) = 5 messages a
+ * period, not 1), and a cell over its budget waits for the next 5 ms period, not
+ * for the next millisecond. */
+static void test_budget_period(void **state)
+{
+	static char text[512];
+	static struct tenv e;
+	struct model_cell_budget mb;
+	struct dp_cell_stats cs;
+	uint64_t next, n;
+	uint32_t in;
+
+	(void)state;
+	snprintf(text, sizeof(text), "[broker]\nbudget_period = 5ms\n%s",
+		 ini + strlen("[broker]\n"));
+	setup_env_ini(&e, text);
+	assert_int_equal(e.dp->budget_period, 5000000);
+	assert_int_equal((e.now - e.dp->budget_t0) % 5000000, 0);
+	model_cell_budgets(&e.cfg, 0, &mb);
+	in = e.dp->cells[0].in_budget;
+	assert_int_equal(in, mb.ingest);
+	/* The default 1 ms period's budget, for comparison: 4 of s's messages less. */
+	e.cfg.broker.budget_period_ns = 1000000;
+	model_cell_budgets(&e.cfg, 0, &mb);
+	e.cfg.broker.budget_period_ns = 5000000;
+	assert_int_equal(in - mb.ingest, 4);
+	dp_stats_cell(e.dp, 0, &cs);
+	n = cs.pkts_in;
+	for (uint32_t i = 0; i < in + 5; i++) {
+		struct vsock_hdr h = t_hdr(A, 7000 + i, B, 7000, VSOCK_TYPE_STREAM, VSOCK_OP_RST, 0);
+
+		t_send(&e.cell[0], &h, NULL);
+	}
+	next = t_run(&e);
+	assert_int_equal(next, e.now + 5000000);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.pkts_in - n, in);
+	assert_int_equal(t_tx_done(&e.cell[0]), in);
+	/* 1 ms on, still the same period: nothing more is taken. */
+	e.now += 1000000;
+	assert_int_equal(t_run(&e), next);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.pkts_in - n, in);
+	/* The next period takes the 5 left. */
+	e.now = next;
+	assert_int_equal(t_run(&e), 0);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.pkts_in - n, in + 5);
+	assert_int_equal(cs.budget_waits, 1);
+	assert_int_equal(t_tx_done(&e.cell[0]), 5);
+	assert_int_equal(e.cell[0].broken_calls, 0);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ingest_budget),
 		cmocka_unit_test(test_ctrl_budget),
 		cmocka_unit_test(test_piece_budget),
+		cmocka_unit_test(test_budget_period),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

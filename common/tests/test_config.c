@@ -230,6 +230,7 @@ static const char full_config[] =
 	"default = best-effort\n"
 	"regulation_budget = 1MB\n"
 	"regulation_period = 250us\n"
+	"budget_period = 20ms\n"
 	"\n"
 	"[cell p1]\n"
 	"cid = 3\n"
@@ -305,6 +306,7 @@ static void test_full_round_trip(void **state)
 	assert_true(a.broker.default_best_effort);
 	assert_int_equal(a.broker.regulation_budget, 1000000);
 	assert_int_equal(a.broker.regulation_period_ns, 250000);
+	assert_int_equal(a.broker.budget_period_ns, 20000000);
 	assert_int_equal(a.broker.line, 2);
 
 	assert_int_equal(a.ncells, 3);
@@ -312,7 +314,7 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(a.cells[0].rx_buf, 2048);
 	assert_int_equal(a.cells[0].max_packet, 1000);
 	assert_int_equal(a.cells[0].rt_priority, 10);
-	assert_int_equal(a.cells[0].line, 13);
+	assert_int_equal(a.cells[0].line, 14);
 	assert_int_equal(a.cells[1].cid, 4294967294u);
 	assert_true(a.cells[1].vm);
 	assert_int_equal(a.cells[1].memory, 512ull << 20);
@@ -393,6 +395,7 @@ static void test_defaults(void **state)
 	assert_false(cfg.broker.default_best_effort);
 	assert_int_equal(cfg.broker.regulation_budget, 0);
 	assert_int_equal(cfg.broker.regulation_period_ns, 1000000);
+	assert_int_equal(cfg.broker.budget_period_ns, 1000000);
 	assert_int_equal(cfg.broker.copy, RTVIO_COPY_NORMAL);
 	assert_true(cfg.broker.pm_qos);
 	assert_int_equal(cfg.broker.line, 0);
@@ -595,7 +598,7 @@ static void test_errors_keys(void **state)
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
 		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots, "
-		     "vhost_user_budget, vhost_user_maps)");
+		     "vhost_user_budget, vhost_user_maps, budget_period)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -629,6 +632,14 @@ static void test_errors_values(void **state)
 		     "(only 0 may be bare)");
 	expect_error("[broker]\nregulation_period = 2\n" CELLS,
 		     "2: [broker] key 'regulation_period': '2': a time needs a unit: ns, us, ms "
+		     "or s (only 0 may be bare)");
+	/* The per-cell budgets' period: 100us..1s, with its unit. */
+	expect_error("[broker]\nbudget_period = 50us\n" CELLS,
+		     "2: [broker] key 'budget_period': '50us': expected a time from 100us to 1s");
+	expect_error("[broker]\nbudget_period = 2s\n" CELLS,
+		     "2: [broker] key 'budget_period': '2s': expected a time from 100us to 1s");
+	expect_error("[broker]\nbudget_period = 10\n" CELLS,
+		     "2: [broker] key 'budget_period': '10': a time needs a unit: ns, us, ms "
 		     "or s (only 0 may be bare)");
 	expect_error(CELLS "[platform]\nnotify_latency = 20\n",
 		     "6: [platform] key 'notify_latency': '20': a time needs a unit: ns, us, ms "

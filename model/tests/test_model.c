@@ -239,6 +239,59 @@ static void test_cores(void **state)
 	assert_int_equal(model_flow_core(&cfg, 1), 1);
 }
 
+/* [broker] budget_period P: the budgets' ceil(P / T) terms scale with it, the rest
+ * does not, and the pools and the analysis input carry P. a sends s (1 ms) and t
+ * (a stream, 3 ms) to b, one packet per message: from the default 1 ms to 10 ms,
+ * a's ingest budget gains (10 - 1) + (4 - 1) = 12 messages, b's ingest and control
+ * budgets t's 4 - 1 = 3 credit updates; the pieces (the allowance) stay. */
+static void test_budget_period(void **state)
+{
+	static const char body[] =
+		"[cell a]\ncid = 3\n[cell b]\ncid = 4\n"
+		"[flow s]\nfrom = a\nto = b:1\ntype = seqpacket\nsize = 64\nperiod = 1ms\n"
+		"[flow t]\nfrom = a\nto = b:2\ntype = stream\nsize = 64\nperiod = 3ms\n"
+		"[platform]\ncopy_bandwidth = 1GB/s\nchunk_overhead = 100ns\n"
+		"packet_overhead = 1us\ningest_latency = 2us\nnotify_latency = 3us\n"
+		"ingest_step = 500ns\nbatch_gap = 0\n";
+	char text[1024], err[256];
+	struct rtvio_config one, ten;
+	struct model_cell_budget a1, b1, a10, b10;
+	struct an_flow fl[3];
+	struct an_broker b;
+	struct model *m;
+
+	(void)state;
+	assert_int_equal(rtvio_config_parse(body, "one", &one, err, sizeof(err)), 0);
+	snprintf(text, sizeof(text), "[broker]\nbudget_period = 10ms\n%s", body);
+	if (rtvio_config_parse(text, "ten", &ten, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(model_budget_period(&one), 1000000);
+	assert_int_equal(model_budget_period(&ten), 10000000);
+	model_cell_budgets(&one, 0, &a1);
+	model_cell_budgets(&one, 1, &b1);
+	model_cell_budgets(&ten, 0, &a10);
+	model_cell_budgets(&ten, 1, &b10);
+	assert_int_equal(a10.ingest - a1.ingest, 12);
+	assert_int_equal(a10.ctrl, a1.ctrl);
+	assert_int_equal(b10.ingest - b1.ingest, 3);
+	assert_int_equal(b10.ctrl - b1.ctrl, 3);
+	assert_int_equal(a10.pieces, a1.pieces);
+	assert_int_equal(b10.pieces, b1.pieces);
+	assert_int_equal(model_create(&ten, &m), 0);
+	assert_int_equal(m->pools.budget_period, 10000000);
+	assert_int_equal(m->pools.budget_ingest, a10.ingest + b10.ingest);
+	assert_int_equal(m->pools.budget_ctrl, a10.ctrl + b10.ctrl);
+	an_input_from_config(&ten, m, &ten.platform, &b, fl);
+	assert_int_equal(b.budget_period, 10000000);
+	assert_int_equal(b.budget_ingest, a10.ingest + b10.ingest);
+	model_destroy(m);
+	/* A config built in code that leaves it 0 has the default. */
+	ten.broker.budget_period_ns = 0;
+	assert_int_equal(model_budget_period(&ten), MODEL_BUDGET_PERIOD_NS);
+	rtvio_config_free(&one);
+	rtvio_config_free(&ten);
+}
+
 static void test_demo_conf(void **state)
 {
 	(void)state;
@@ -476,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_broken_ranking_detected),
 		cmocka_unit_test(test_dispatch_order),
 		cmocka_unit_test(test_cores),
+		cmocka_unit_test(test_budget_period),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
