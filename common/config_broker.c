@@ -79,6 +79,9 @@ static int get_vhu_rate(const struct keyctx *k, uint32_t *count, uint64_t *perio
 		return cfg_key_fail(k, "'%s': the period must be from 100us to 1s", k->value);
 	*count = (uint32_t)v;
 	*period = ns;
+	return 0;
+}
+
 /* budget_period: a time from RTVIO_BUDGET_PERIOD_MIN_NS to _MAX_NS. Shorter, and
  * the per-period allowance would be charged so often that it alone could fill a
  * core; longer, and a deadline window would wait periods too long for it. */
