@@ -64,6 +64,8 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->batch_gap = src->batch_gap;
 	if (src->present & RTVIO_PLAT_CHANGE_STEP)
 		dst->change_step = src->change_step;
+	if (src->present & RTVIO_PLAT_WAKE_WRITE)
+		dst->wake_write = src->wake_write;
 	dst->present |= src->present;
 }
 

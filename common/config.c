@@ -23,7 +23,7 @@ const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
-	"change_step", NULL };
+	"change_step", "wake_write", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };

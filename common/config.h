@@ -255,6 +255,9 @@ enum {
 	RTVIO_PLAT_ALL = (1u << 7) - 1,
 	/* Optional: without it a run-time change's apply step is not charged. */
 	RTVIO_PLAT_CHANGE_STEP = 1u << 7,
+	/* Optional: without it a core's completion under the data plane's mutex is
+	 * charged all of packet_overhead (docs/analysis.md, "Several cores"). */
+	RTVIO_PLAT_WAKE_WRITE = 1u << 8,
 };
 
 struct rtvio_platform_cfg {
@@ -266,6 +269,8 @@ struct rtvio_platform_cfg {
 	uint64_t ingest_step;     /* ns */
 	uint64_t batch_gap;       /* ns */
 	uint64_t change_step;     /* ns per slot visit of a run-time change's apply step */
+	uint64_t wake_write;      /* ns: one notification that wakes a waiting cell (a part
+				   * of packet_overhead, which holds two of them) */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */
