@@ -56,6 +56,13 @@ static uint64_t own_pass(const struct an_broker *b, const struct an_mcore *mc, u
 	return b->budget_period ? 0 : pass_of(b, mc, c);
 }
 
+uint64_t an_mcore_l_done(const struct an_platform *p)
+{
+	uint64_t wakes = smul(2, p->wake_write);
+
+	return p->packet_overhead > wakes ? p->packet_overhead - wakes : 0;
+}
+
 void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 		    const struct an_costs *costs, size_t n, struct an_mcore_terms *lt)
 {
@@ -67,9 +74,10 @@ void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 		qmax = max_u64(qmax, costs[j].Q);
 	/* M guards the ingest pass, policing and the pick (a step's fixed work, which
 	 * chunk_overhead times, and the pass over the core's TX slots), then the
-	 * completion (packet_overhead). */
+	 * completion: packet_overhead less its two wake-ups, which a core signals
+	 * after it released M (the notify decisions stay under M). */
 	lt->l_pick = sadd(pass, b->plat.chunk_overhead);
-	lt->l_done = b->plat.packet_overhead;
+	lt->l_done = an_mcore_l_done(&b->plat);
 	lt->l_m = max_u64(lt->l_pick, lt->l_done);
 	/* K guards one copy of at most a chunk: e(chunk) less its fixed overhead. */
 	lt->l_copy = an_chunk_cost(&b->plat, b->chunk) - b->plat.chunk_overhead;

@@ -65,6 +65,10 @@ struct an_blocking {
 	uint64_t per_job;         /* what these terms add to one message's cost C */
 };
 
+/* L_done, the completion under the data plane's mutex M: packet_overhead less the
+ * two wake-ups (wake_write) it holds, which a core signals after releasing M. */
+uint64_t an_mcore_l_done(const struct an_platform *p);
+
 /* The lock terms for broker b, the flows' costs under b (costs[0..n)) and mc. */
 void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 		    const struct an_costs *costs, size_t n, struct an_mcore_terms *lt);

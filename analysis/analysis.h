@@ -61,6 +61,9 @@ struct an_platform {
 	uint64_t change_apply;    /* ns: the longest apply step of a run-time change, a
 				   * non-preemptive section between two runs, at most one
 				   * per window (docs/analysis.md); 0 = not charged */
+	uint64_t wake_write;      /* ns: one of the two wake-ups inside packet_overhead,
+				   * which the multi-core data plane signals outside its
+				   * mutex; 0 = unknown (L_done is then all of it) */
 };
 
 struct an_flow {

@@ -68,6 +68,8 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->vhost_user_msg = src->vhost_user_msg;
 	if (src->present & RTVIO_PLAT_VHOST_USER_MAP)
 		dst->vhost_user_map = src->vhost_user_map;
+	if (src->present & RTVIO_PLAT_WAKE_WRITE)
+		dst->wake_write = src->wake_write;
 	dst->present |= src->present;
 }
 

@@ -50,6 +50,7 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.notify_latency = plat->notify_latency;
 	b->plat.ingest_packet = model_ingest_packet_ns(plat->ingest_step);
 	b->plat.batch_gap = plat->batch_gap;
+	b->plat.wake_write = plat->wake_write;
 	b->plat.change_apply = change_apply_of(cfg, plat);
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;

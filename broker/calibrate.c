@@ -235,6 +235,11 @@ int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_c
 	out->present = RTVIO_PLAT_ALL;
 	/* Applied once per window (docs/analysis.md): its maximum, like a latency, in
 	 * whole ns per slot visit (rounded up). */
+	/* The wake-up inside packet_overhead, rounded down with the same margin: the
+	 * analysis subtracts it (twice) from packet_overhead for what runs under the
+	 * multi-core data plane's mutex, so a smaller value is the safe side. */
+	out->wake_write = (uint64_t)floor(r->wake_write.p999_ns * CAL_MARGIN);
+	out->present |= RTVIO_PLAT_WAKE_WRITE;
 	if (dist_ok(&r->change_step)) {
 		out->change_step = ceil_ns(r->change_step.max_ns);
 		out->present |= RTVIO_PLAT_CHANGE_STEP;

@@ -30,8 +30,8 @@
 /* ---- data-plane hooks (called inside dp_run) ------------------------------------ */
 
 /* The signalling context of the data plane's notifications: the loop's own with one
- * core; with several, one of their own, used under the data plane's mutex M (or W's
- * write side), so by one thread at a time. */
+ * core; with several, for the control path's (under W's write side), one of their
+ * own; each core signals through its own (daemon_hook_notify_core). */
 static struct evsig *daemon_dp_evsig(struct broker *b)
 {
 	return b->multicore ? &b->dp_evsig : &b->evsig;
@@ -39,9 +39,8 @@ static struct evsig *daemon_dp_evsig(struct broker *b)
 
 /* Never write(2): the cell shares the file's flags and counter and could make the
  * write sleep (evsig.h). A cell that saturates its counter only confuses itself. */
-void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
+static void notify_via(struct broker *b, struct evsig *s, unsigned cell, unsigned queue)
 {
-	struct broker *b = ctx;
 	struct cell *c;
 
 	if (cell >= b->ncells || queue >= VHU_VSOCK_QUEUES)
@@ -49,9 +48,26 @@ void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
 	c = &b->cells[cell];
 	if (c->vhu.ring[queue].call_fd < 0)
 		return;
-	evsig_queue(daemon_dp_evsig(b), c->vhu.ring[queue].call_fd);
+	evsig_queue(s, c->vhu.ring[queue].call_fd);
 	c->notified = true;
 	b->any_notified = true;
+}
+
+void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue)
+{
+	struct broker *b = ctx;
+
+	notify_via(b, daemon_dp_evsig(b), cell, queue);
+}
+
+/* From data-plane core `core`'s thread, outside the data plane's mutex: the core's
+ * own context, which no other thread touches. */
+void daemon_hook_notify_core(void *ctx, unsigned core, unsigned cell, unsigned queue)
+{
+	struct broker *b = ctx;
+
+	if (core < RTVIO_MAX_BROKER_CORES)
+		notify_via(b, &b->dp_core_evsig[core], cell, queue);
 }
 
 /* The data plane's batch of notifications is complete: one system call for all. */
@@ -60,6 +76,14 @@ void daemon_hook_notify_flush(void *ctx)
 	struct broker *b = ctx;
 
 	evsig_flush(daemon_dp_evsig(b));
+}
+
+void daemon_hook_notify_flush_core(void *ctx, unsigned core)
+{
+	struct broker *b = ctx;
+
+	if (core < RTVIO_MAX_BROKER_CORES)
+		evsig_flush(&b->dp_core_evsig[core]);
 }
 
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count)

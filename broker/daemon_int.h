@@ -96,9 +96,10 @@ struct broker {
 	uint64_t flags_due;     /* next check_call_flags */
 	struct evsig evsig;     /* every eventfd a cell holds is signalled through it */
 	/* ... except, with several data-plane cores, the data plane's notifications:
-	 * those go through this one, which the data plane's locks serialise (its cores
-	 * notify under its mutex, the loop thread under the control lock). */
+	 * those of the control path go through this one (under the control lock), each
+	 * core's through its own (after the core released the data plane's mutex). */
 	struct evsig dp_evsig;
+	struct evsig dp_core_evsig[RTVIO_MAX_BROKER_CORES];
 	bool multicore;
 	bool must_poll; /* some running cell gave no kick fd: poll = no cannot sleep long */
 	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
@@ -114,6 +115,8 @@ struct broker {
 extern const struct vhu_dev_ops daemon_dev_ops;
 void daemon_hook_notify(void *ctx, unsigned cell, unsigned queue);
 void daemon_hook_notify_flush(void *ctx);
+void daemon_hook_notify_core(void *ctx, unsigned core, unsigned cell, unsigned queue);
+void daemon_hook_notify_flush_core(void *ctx, unsigned core);
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
 void daemon_hook_broken(void *ctx, unsigned cell, int err);
 void daemon_hook_wake(void *ctx);

@@ -130,6 +130,8 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
 	b->evsig.null_fd = -1;
 	b->dp_evsig.null_fd = -1;
+	for (unsigned int k = 0; k < RTVIO_MAX_BROKER_CORES; k++)
+		b->dp_core_evsig[k].null_fd = -1;
 	b->multicore = cfg->broker.ncores > 1;
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		b->ctl[i].fd = -1;
@@ -160,6 +162,8 @@ static int broker_open_events(struct broker *b, char *err, size_t errlen)
 	rc = evsig_open(&b->evsig);
 	if (!rc && b->multicore)
 		rc = evsig_open(&b->dp_evsig);
+	for (int k = 0; !rc && b->multicore && k < b->cfg->broker.ncores; k++)
+		rc = evsig_open(&b->dp_core_evsig[k]);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot set up eventfd signalling (Linux AIO): %s",
 			 strerror(-rc));
@@ -299,7 +303,10 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 		struct broker **out, char *err, size_t errlen)
 {
 	struct dp_hooks hooks = { .notify = daemon_hook_notify,
-				  .notify_flush = daemon_hook_notify_flush, .broken = daemon_hook_broken,
+				  .notify_flush = daemon_hook_notify_flush,
+				  .notify_core = daemon_hook_notify_core,
+				  .notify_flush_core = daemon_hook_notify_flush_core,
+				  .broken = daemon_hook_broken,
 				  .conn_limit = daemon_hook_conn_limit, .now = NULL,
 				  .wake = daemon_hook_wake };
 	struct broker *b;
@@ -440,6 +447,10 @@ void broker_close(struct broker *b)
 	admit_destroy(b->adm);
 	if (b->dp)
 		dp_destroy(b->dp);
+	/* After the cores have stopped: each signalled through its own. */
+	for (unsigned int k = 0; k < RTVIO_MAX_BROKER_CORES; k++)
+		if (b->dp_core_evsig[k].null_fd >= 0)
+			evsig_close(&b->dp_core_evsig[k]);
 	rtvio_config_free(&b->live);
 	if (b->sig_fd >= 0)
 		close(b->sig_fd);

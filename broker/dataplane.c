@@ -337,6 +337,7 @@ static int alloc_objects(struct dp *dp)
 	dp->pkts = calloc(npkts, sizeof(*dp->pkts));
 	dp->conns = calloc(dp->nconns, sizeof(*dp->conns));
 	dp->notemap = calloc((2 * dp->ncells + 63) / 64, sizeof(uint64_t));
+	dp->notify_core = DP_NOTE_AT_ONCE;
 	dp->cid_hash = malloc(dp->cid_hash_size * sizeof(int32_t));
 	dp->flow_hash = malloc(dp->flow_hash_size * sizeof(int32_t));
 	dp->conn_hash = malloc(dp->conn_hash_size * sizeof(int32_t));

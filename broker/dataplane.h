@@ -48,6 +48,12 @@ struct dp_hooks {
 	/* Every notify call since the last notify_flush may be held back until this
 	 * one (the daemon signals them in one system call). NULL = notify is at once. */
 	void (*notify_flush)(void *ctx);
+	/* Several cores: as notify and notify_flush, called by core `core`'s thread
+	 * after it released the data plane's mutex (the decision was taken under it),
+	 * so each core must signal through a context of its own. Both or neither; NULL
+	 * = the cores call notify and notify_flush under the mutex. */
+	void (*notify_core)(void *ctx, unsigned core, unsigned cell, unsigned queue);
+	void (*notify_flush_core)(void *ctx, unsigned core);
 	/* A ring of `cell` broke the rules (err: negative errno from core). The data
 	 * plane has already stopped touching that cell and reset its connections on the
 	 * peers' side; the daemon is expected to call dp_detach and cut the cell off. */

@@ -190,9 +190,15 @@ struct dp {
 	bool notify_defer;
 	bool notify_pending;
 	uint64_t *notemap;
+	/* Several cores: the core inside M (set by it under M), whose notifications
+	 * are only marked (dp_mc_note) and signalled after it releases M;
+	 * DP_NOTE_AT_ONCE on the control path and with one core. */
+	uint32_t notify_core;
 	uint64_t notify_checks;    /* notify decisions taken (each a full fence) */
 	uint64_t notify_sent;      /* of which told the cell (the notify hook) */
 };
+
+#define DP_NOTE_AT_ONCE UINT32_MAX
 
 /* ---- shared between the data plane's files ---- */
 
@@ -334,6 +340,9 @@ void dp_mc_break_defer(struct dp *dp, uint32_t cell, int err);
 /* From a core thread under M: something for the loop thread (a refused REQUEST to
  * log). */
 void dp_mc_defer(struct dp *dp);
+/* Under M, from core `core`: the driver of `queue` of `cell` wants a notification
+ * (decided); the core signals it after releasing M, from its own context. */
+void dp_mc_note(struct dp *dp, uint32_t core, uint32_t cell, unsigned int queue);
 /* Wakes core k if it sleeps (a kick for one of its cells, work in its heaps). */
 void dp_mc_wake(struct dp *dp, uint32_t k);
 /* The loop thread's share of dp_run with several cores: the deferred work. */

@@ -22,9 +22,10 @@
  * Nothing here blocks beyond those spins: the waits are FIFO-bounded (sync/bounds.c,
  * which the analysis charges). An idle core sleeps on a futex until a kick for one of
  * its cells (dp_kick, from the loop thread), work another core left it, or its next
- * release; no allocation happens after dp_create. Hooks from a core thread: notify
- * runs under M (the daemon serialises its eventfd signalling through that); a broken
- * ring and a refused REQUEST are deferred to the loop thread (dp_run). */
+ * release; no allocation happens after dp_create. Hooks from a core thread: the
+ * notify decision is taken under M, the signal after M is released, through the
+ * core's own context (notify_core, notify_flush_core), so no system call runs under
+ * M; a broken ring and a refused REQUEST are deferred to the loop thread (dp_run). */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -58,6 +59,10 @@ struct mc_core {
 	atomic_bool idle;
 	uint64_t sleep_until;   /* under M: its next release, 0 = none */
 	bool poked;             /* under M: another core freed one of its TX slots */
+	/* Notifications decided under M, signalled after it (bit 2 * cell + TX):
+	 * written by this core only. */
+	uint64_t *notemap;
+	bool noted;
 };
 
 struct dp_mc {
@@ -125,19 +130,61 @@ static uint32_t mc_to_wake(struct dp *dp, uint32_t self)
 	return mask;
 }
 
-static void mc_lock(struct dp *dp)
+/* Under M: core `core` decided that the driver of a queue wants a notification. */
+void dp_mc_note(struct dp *dp, uint32_t core, uint32_t cell, unsigned int queue)
+{
+	struct mc_core *mk = &dp->mc->core[core];
+
+	dp_bit_set(mk->notemap, 2 * cell + (queue == DP_QUEUE_TX));
+	mk->noted = true;
+}
+
+/* After M, still inside the step (W's read side: no cell is attached or detached
+ * meanwhile): the signals the core decided under M, through its own context. */
+static void mc_signal(struct dp *dp, struct mc_core *mk)
+{
+	uint32_t words = (2 * dp->ncells + 63) / 64;
+
+	if (!mk->noted)
+		return;
+	mk->noted = false;
+	for (uint32_t w = 0; w < words; w++) {
+		uint64_t word = mk->notemap[w];
+
+		mk->notemap[w] = 0;
+		while (word) {
+			uint32_t bit = w * 64 + (uint32_t)__builtin_ctzll(word);
+
+			word &= word - 1;
+			dp->hooks.notify_core(dp->ctx, mk->idx, bit / 2,
+					      bit % 2 ? DP_QUEUE_TX : DP_QUEUE_RX);
+		}
+	}
+	dp->hooks.notify_flush_core(dp->ctx, mk->idx);
+}
+
+static bool mc_signals_apart(const struct dp *dp)
+{
+	return dp->hooks.notify_core && dp->hooks.notify_flush_core;
+}
+
+static void mc_lock(struct dp *dp, uint32_t self)
 {
 	sync_mutex_lock(&dp->mc->m);
+	if (mc_signals_apart(dp))
+		dp->notify_core = self;
 }
 
 static void mc_unlock(struct dp *dp, uint32_t self)
 {
 	uint32_t mask = mc_to_wake(dp, self);
 
+	dp->notify_core = DP_NOTE_AT_ONCE;
 	sync_mutex_unlock(&dp->mc->m);
 	for (uint32_t j = 0; mask; j++, mask >>= 1)
 		if (mask & 1u)
 			mc_wake(&dp->mc->core[j]);
+	mc_signal(dp, &dp->mc->core[self]);
 }
 
 /* --------------------------------------------------------------- a run ---- */
@@ -157,7 +204,7 @@ static void mc_done(struct dp *dp, uint32_t self, uint32_t q, const struct dp_pi
 {
 	uint32_t src = dp->pkts[dp->queues[q].head].src;
 
-	mc_lock(dp);
+	mc_lock(dp, self);
 	if (dp_step_finish(dp, q, pc) == DP_STEP_DELIVERED) {
 		dp_pkt_done(dp, q, now);
 		if (dp->cell_core[src] != self)
@@ -183,7 +230,7 @@ static uint64_t mc_run(struct dp *dp, struct mc_core *mk, uint32_t *seen)
 		/* W's read side for one step: the loop thread's writes (attach, detach,
 		 * changes, stats) come between any core's steps, never inside one. */
 		sync_rw_read_lock(&dp->mc->w);
-		mc_lock(dp);
+		mc_lock(dp, mk->idx);
 		dp_ingest_pass(dp, k, now);
 		if (!k->ready.n) {
 			next = k->ingest_more ? start : dp_next_wake(dp, k, 0);
@@ -341,6 +388,11 @@ int dp_mc_create(struct dp *dp)
 				  (uint32_t)dp->cfg->broker.copy_slots : dp->ncores))
 		return -EINVAL;
 	mc->poll = dp->cfg->broker.poll;
+	for (uint32_t k = 0; k < dp->ncores; k++) {
+		mc->core[k].notemap = calloc((2 * dp->ncells + 63) / 64 + 1, sizeof(uint64_t));
+		if (!mc->core[k].notemap)
+			return -ENOMEM;
+	}
 	return mc_start(dp);
 }
 
@@ -357,6 +409,8 @@ void dp_mc_destroy(struct dp *dp)
 	for (uint32_t k = 0; k < dp->ncores; k++)
 		if (mc->core[k].started)
 			pthread_join(mc->core[k].th, NULL);
+	for (uint32_t k = 0; k < dp->ncores; k++)
+		free(mc->core[k].notemap);
 	free(mc);
 	dp->mc = NULL;
 }

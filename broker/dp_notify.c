@@ -3,7 +3,9 @@
  * system call) is taken once for everything pushed since, at the flush points that
  * dp_run chooses (docs/broker.md, "7. Completion"). Outside dp_run, and for every
  * push the data plane makes on a control path (drops, refusals, purges), the
- * decision is taken at once, as before. */
+ * decision is taken at once, as before. On several cores a core takes the decision
+ * under the data plane's mutex M and only marks the queue; it signals after releasing
+ * M (dp_mc.c, mc_unlock), so no system call runs under M. */
 #include "dp_internal.h"
 
 static uint32_t note_bit(uint32_t cell, unsigned int queue)
@@ -14,7 +16,13 @@ static uint32_t note_bit(uint32_t cell, unsigned int queue)
 static void notify_now(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq)
 {
 	dp->notify_checks++;
-	if (vq_device_should_notify(vq) && dp->hooks.notify) {
+	if (!vq_device_should_notify(vq))
+		return;
+	if (dp->notify_core != DP_NOTE_AT_ONCE) {
+		/* A core under M: decided here, signalled once it has released M. */
+		dp->notify_sent++;
+		dp_mc_note(dp, dp->notify_core, cell, queue);
+	} else if (dp->hooks.notify) {
 		dp->notify_sent++;
 		dp->hooks.notify(dp->ctx, cell, queue);
 	}
@@ -22,7 +30,7 @@ static void notify_now(struct dp *dp, uint32_t cell, unsigned int queue, struct 
 
 static void hook_flush(struct dp *dp, uint64_t sent_before)
 {
-	if (dp->notify_sent != sent_before && dp->hooks.notify_flush)
+	if (dp->notify_core == DP_NOTE_AT_ONCE && dp->notify_sent != sent_before && dp->hooks.notify_flush)
 		dp->hooks.notify_flush(dp->ctx);
 }
 

@@ -285,6 +285,9 @@ enum {
 	/* Optional (defaults RTVIO_PLAT_VHU_*_DEFAULT_NS when absent): */
 	RTVIO_PLAT_VHOST_USER_MSG = 1u << 8,
 	RTVIO_PLAT_VHOST_USER_MAP = 1u << 9,
+	/* Optional: without it a core's completion under the data plane's mutex is
+	 * charged all of packet_overhead (docs/analysis.md, "Several cores"). */
+	RTVIO_PLAT_WAKE_WRITE = 1u << 10,
 };
 
 struct rtvio_platform_cfg {
@@ -301,6 +304,8 @@ struct rtvio_platform_cfg {
 	uint64_t vhost_user_msg;  /* ns: a message that is not heavy */
 	uint64_t vhost_user_map;  /* ns: a heavy one (up to 8 mmap and munmap calls, a
 				   * device stop and start) */
+	uint64_t wake_write;      /* ns: one notification that wakes a waiting cell (a part
+				   * of packet_overhead, which holds two of them) */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */

@@ -2,6 +2,7 @@
  * taken in time order (the control path's first at equal times, then cores by index),
  * so each lock serves requests in the order they were made. */
 #include "sim_mcore.h"
+#include "an_mcore.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -361,9 +362,16 @@ static void core_event(struct msim *s, uint32_t k)
 	case C_M2:
 		g = max64(t, s->m_free);
 		mutex_wait(s, t, g);
-		s->m_free = g + (int64_t)(s->fl[co->cur].piece_end[s->fl[co->cur].step] ?
-					  s->b->plat.packet_overhead : 0);
-		co->t = s->m_free;
+		if (s->fl[co->cur].piece_end[s->fl[co->cur].step]) {
+			/* The completion under M, then its wake-ups after M. */
+			uint64_t done = an_mcore_l_done(&s->b->plat);
+
+			s->m_free = g + (int64_t)done;
+			co->t = s->m_free + (int64_t)(s->b->plat.packet_overhead - done);
+		} else {
+			s->m_free = g;
+			co->t = g;
+		}
 		co->st = C_END;
 		return;
 	case C_END:

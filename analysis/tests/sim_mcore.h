@@ -11,7 +11,8 @@
  *      rest of the core's TX slots), chunk_overhead, and the pick (fp, edf or fifo
  *      among the core's messages);
  *   2. K (FIFO k-exclusion, k = copy_slots): the copy of the step's bytes;
- *   3. M again: the piece's completion, packet_overhead when the step ends a piece;
+ *   3. M again: the piece's completion when the step ends a piece, packet_overhead
+ *      less its two wake-ups (an_mcore_l_done), which follow once M is released;
  *   4. W's reader side released when the step ends;
  * and after each run of run_steps steps the core leaves for batch_gap. A control path
  * takes W's writer side for write_section, again at most write_gap after the last

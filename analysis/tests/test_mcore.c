@@ -73,6 +73,8 @@ static void gen_mset(struct mset *s, enum an_policy pol, uint32_t m)
 	s->b.plat.copy_bandwidth = between(1, 3) * 1000000000ull;
 	s->b.plat.chunk_overhead = between(50, 300);
 	s->b.plat.packet_overhead = between(0, 1000);
+	/* Its wake-ups, signalled after M: unknown, a part, or (saturating) all. */
+	s->b.plat.wake_write = rnd() % 3 ? between(0, s->b.plat.packet_overhead / 2 + 50) : 0;
 	s->b.plat.ingest_packet = between(0, 10);
 	s->b.plat.ingest_latency = between(0, 2000);
 	s->b.plat.notify_latency = between(0, 2000);
@@ -305,6 +307,43 @@ static void test_blocking_needed(void **state)
  *   two cores a waiting reader leaves inside, 2 x (2 - 1) 300 + ceil((2 - 1) / 1)
  *   1000 = 1600: L_R = 2950 (one step, not the run of 8); L_W = batch_gap 4000:
  *   rw_reader 6950 per step. */
+/* L_done is packet_overhead less its two wake-ups (signalled after M), never below
+ * zero; the step itself (Q in L_R) still pays all of packet_overhead. 2 cores, no
+ * pass, chunk_overhead 200, packet_overhead 1000. */
+static void test_l_done_wakes(void **state)
+{
+	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 100, .rx_payload = 4000,
+			     .packet_size = 4000, .period = 1000000, .deadline = 1000000,
+			     .priority = 1 };
+	struct an_broker b = { .policy = AN_FP, .chunk = 1000, .run_steps = 8,
+			       .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 200,
+					 .packet_overhead = 1000, .batch_gap = 4000 } };
+	uint32_t core[1] = { 0 };
+	uint64_t tx[2] = { 0, 0 };
+	struct an_mcore mc = { .ncores = 2, .core = core, .tx_slots = tx };
+	const uint64_t wake[] = { 0, 300, 600 }, done[] = { 1000, 400, 0 }, lm[] = { 1000, 400, 200 };
+	struct an_mcore_terms lt;
+	struct an_costs c;
+	uint64_t l_r0 = 0;
+
+	(void)state;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	for (int i = 0; i < 3; i++) {
+		b.plat.wake_write = wake[i];
+		an_mcore_terms(&b, &mc, &c, 1, &lt);
+		assert_int_equal(an_mcore_l_done(&b.plat), done[i]);
+		assert_int_equal(lt.l_done, done[i]);
+		assert_int_equal(lt.l_m, lm[i]);
+		assert_int_equal(lt.mutex, lm[i]);
+		/* One step of the other core (its M waits among m - 1 = 1 cores are 0):
+		 * the whole step, wake-ups included, whatever wake_write says. */
+		if (!i)
+			l_r0 = lt.l_r;
+		assert_int_equal(lt.l_r, l_r0);
+	}
+	assert_true(l_r0 >= c.Q && l_r0 >= 200 + 1000);
+}
+
 static void test_terms(void **state)
 {
 	struct an_flow f = { .name = "f", .type = AN_SEQPACKET, .size = 3000, .rx_payload = 4000,
@@ -725,6 +764,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_terms),
+		cmocka_unit_test(test_l_done_wakes),
 		cmocka_unit_test(test_one_core_same),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_credits_on_sender_core),

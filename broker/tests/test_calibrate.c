@@ -325,12 +325,14 @@ static void test_platform_values(void **state)
 	assert_non_null(s);
 	fake_results(&r, s);
 	assert_int_equal(cal_platform(&r, true, &p), 0);
-	assert_int_equal(p.present, RTVIO_PLAT_ALL);
+	assert_int_equal(p.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE);
 	/* 0.1 ns/B with the margin: 1e9 / 0.11, rounded down */
 	assert_int_equal(p.copy_bandwidth, (uint64_t)floor(1e9 / (0.1 * CAL_MARGIN)));
 	assert_int_equal(p.chunk_overhead, 220);
 	/* (1000 + two wake-ups of 180 ns) with the margin */
 	assert_int_equal(p.packet_overhead, 1496);
+	/* one wake-up with the margin, rounded down (it is subtracted): 180 x 1.1 */
+	assert_int_equal(p.wake_write, 198);
 	/* maxima, rounded up; the mode picks the latencies */
 	assert_int_equal(p.ingest_latency, 2501);
 	/* receivers sleep in either mode */
@@ -378,7 +380,8 @@ static void test_section_parses_back(void **state)
 		assert_int_equal(fclose(f), 0);
 		assert_int_equal(rtvio_platform_load(path, &got, err, sizeof(err)), 0);
 		assert_int_equal(cal_platform(&r, poll, &want), 0);
-		assert_int_equal(got.present, RTVIO_PLAT_ALL);
+		assert_int_equal(got.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE);
+		assert_int_equal(got.wake_write, want.wake_write);
 		assert_int_equal(got.copy_bandwidth, want.copy_bandwidth);
 		assert_int_equal(got.chunk_overhead, want.chunk_overhead);
 		assert_int_equal(got.packet_overhead, want.packet_overhead);
@@ -536,7 +539,10 @@ static void test_quick_run(void **state)
 	path_in(jpath, sizeof(jpath), "measured.json");
 	assert_int_equal(run_cmd(cmd_calibrate, jpath, argv), 0);
 	assert_int_equal(rtvio_platform_load(fpath, &p, err, sizeof(err)), 0);
-	assert_int_equal(p.present, RTVIO_PLAT_ALL | RTVIO_PLAT_CHANGE_STEP);
+	assert_int_equal(p.present,
+			 RTVIO_PLAT_ALL | RTVIO_PLAT_CHANGE_STEP | RTVIO_PLAT_WAKE_WRITE);
+	/* two wake-ups are inside packet_overhead */
+	assert_true(2 * p.wake_write <= p.packet_overhead);
 	assert_true(p.copy_bandwidth > 0);
 	/* a run-time change's apply step: at least a ns per slot visit (rounded up) */
 	assert_true(p.change_step >= 1);

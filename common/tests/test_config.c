@@ -520,7 +520,7 @@ static void test_platform_file(void **state)
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'copy_bandwith': unknown key (expected "
 		 "one of: copy_bandwidth, chunk_overhead, packet_overhead, ingest_latency, "
 		 "notify_latency, ingest_step, batch_gap, change_step, vhost_user_msg, "
-		 "vhost_user_map)", path);
+		 "vhost_user_map, wake_write)", path);
 	assert_string_equal(err, want);
 	unlink(path);
 	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
