@@ -155,7 +155,9 @@ static void t_post_rx(struct tcell *c, unsigned int n, bool split)
 
 /* The TX buffer of a used chain's token is the cell's own again. A driver rewrites a
  * buffer only once it got the chain back; tx_busy lets a caller that sends more than
- * T_TXBUFS packets in flight (the fuzzer) wait for that. */
+ * T_TXBUFS packets in flight (the fuzzer) wait for that. The broker gives chains back
+ * in the order it finishes them, not the order they were sent: one toward a slow
+ * destination stays out while later ones to others come back. */
 static void t_tx_used(struct tcell *c, const void *tok)
 {
 	size_t off = (size_t)((const uint8_t *)tok - c->region) - c->tx_off;
@@ -164,15 +166,32 @@ static void t_tx_used(struct tcell *c, const void *tok)
 	c->tx_busy &= ~(1u << off / T_TXBUF);
 }
 
+/* The TX buffer the next send uses: the first one from tx_next round-robin that is
+ * not in a chain still out (its payload may not have been copied yet). With all of
+ * them out, the next in turn: only tests that queue more than T_TXBUFS identical
+ * packets do that (test_dp_budget.c, test_dp_sched.c), and the rewrite leaves
+ * those unchanged. */
+static unsigned int t_tx_slot(const struct tcell *c)
+{
+	for (unsigned int k = 0; k < T_TXBUFS; k++) {
+		unsigned int i = (c->tx_next + k) % T_TXBUFS;
+
+		if (!(c->tx_busy & 1u << i))
+			return i;
+	}
+	return c->tx_next % T_TXBUFS;
+}
+
 /* Sends one packet (header + payload), in one descriptor or split in two. */
 static void t_send_ex(struct tcell *c, const struct vsock_hdr *h, const void *payload,
 		      bool split)
 {
-	unsigned int i = c->tx_next++ % T_TXBUFS;
+	unsigned int i = t_tx_slot(c);
 	uint8_t *b = c->region + c->tx_off + (size_t)i * T_TXBUF;
 	struct vq_buf out[2];
 
 	assert_true(h->len + VSOCK_HDR_SIZE <= T_TXBUF);
+	c->tx_next = i + 1;
 	c->tx_busy |= 1u << i;
 	assert_true(payload || !h->len);
 	vsock_hdr_encode(h, b);

@@ -23,7 +23,10 @@
 #define NFLOWS 4
 #define PKTS 150u          /* RW packets per flow */
 #define MAXLEN 3000u       /* payload of the largest: spans two RX buffers */
-#define TX_INFLIGHT 8u     /* the harness's TX buffers per cell */
+/* The senders' chains out per cell: the harness's T_TXBUFS TX buffers less room for
+ * the RESPONSEs a cell sends as it reads a REQUEST, whatever it has out (b listens
+ * for two flows). */
+#define TX_INFLIGHT (T_TXBUFS - 2u)
 #define DEADLINE_NS 20000000000ull
 
 /* One copier at a time (copy_slots = 1): the cores also queue for the copy.
@@ -157,6 +160,8 @@ static void mc_fini(struct mcenv *m)
 
 static void mc_send(struct mcenv *m, int cell, const struct vsock_hdr *h, const void *pl)
 {
+	/* A TX buffer not in flight is left for every packet (TX_INFLIGHT). */
+	assert_true(m->tx_out[cell] < T_TXBUFS);
 	t_send(&m->t.cell[cell], h, pl);
 	m->tx_out[cell]++;
 }
