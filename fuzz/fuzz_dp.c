@@ -81,6 +81,12 @@ static void op_send(struct run *r, unsigned int self, struct fin *in)
 	/* A cell rewrites a TX buffer only once it got its chain back. */
 	if (c->drv[1].num_free < 2 || !tx_buf_free(c))
 		return;
+	/* The driver stops at a used entry it never made available: only after this
+	 * cell scribbled on its own rings. */
+	if (c->drv[1].broken) {
+		assert_true(r->scribbled[self]);
+		return;
+	}
 	/* A header the broker must refuse outright breaks the TX ring's rules. */
 	if (h.op < VSOCK_OP_REQUEST || h.op > VSOCK_OP_CREDIT_REQUEST ||
 	    (h.type != VSOCK_TYPE_STREAM && h.type != VSOCK_TYPE_SEQPACKET) ||
