@@ -126,6 +126,8 @@ int cal_ingest_pass_run(struct crun *r, struct gapprobe *gp, size_t want,
 			struct cal_results *res, char *err, size_t errlen);
 /* calibrate_change.c: a run-time change's cost per slot visit (ns per slot, one
  * sample per cell or flow added or removed). */
+int cal_vhu_run(struct gapprobe *gp, size_t want, struct cal_results *res, char *err,
+		size_t errlen);
 int cal_change_run(struct gapprobe *gp, size_t want, struct cal_dist *out, char *err,
 		   size_t errlen);
 int cal_batch_gap_run(struct gapprobe *gp, size_t want, struct cal_dist *out, char *err,
