@@ -110,6 +110,7 @@ struct cal_results {
 	 * heavy, one memory-table change; and one minor fault on a cell's page. */
 	struct cal_dist vhu_msg;
 	struct cal_dist vhu_map;
+	struct cal_dist vhu_dev;	/* the device stop and start of a heavy message */
 	struct cal_dist page_fault;
 	size_t gaps;			/* host stalls the probes recorded */
 	uint64_t longest_gap_ns;

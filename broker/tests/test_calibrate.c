@@ -127,6 +127,7 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	fake_dist(&r->wake_write, 200); /* p99.9 180 ns */
 	fake_dist(&r->vhu_msg, 5000.3);
 	fake_dist(&r->vhu_map, 30000);
+	fake_dist(&r->vhu_dev, 8000.5);
 	fake_dist(&r->page_fault, 1000); /* p99.9 900 ns */
 	r->ingest_lat[CAL_SLEEP].stall_checked = false;
 	r->gaps = 3;
@@ -332,7 +333,8 @@ static void test_platform_values(void **state)
 				    RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
 	/* vhost-user messages: their maxima, rounded up */
 	assert_int_equal(p.vhost_user_msg, 5001);
-	assert_int_equal(p.vhost_user_map, 30000);
+	/* the table change and the device's stop and start: 30000 + 8000.5, rounded up */
+	assert_int_equal(p.vhost_user_map, 38001);
 	/* a fault: its p99.9 with the margin (900 x 1.1), a value but not a key */
 	assert_int_equal(p.page_fault, 990);
 	assert_false(p.present & RTVIO_PLAT_PAGE_FAULT);
@@ -398,7 +400,7 @@ static void test_section_parses_back(void **state)
 					      RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
 		assert_int_equal(got.wake_write, want.wake_write);
 		assert_int_equal(got.vhost_user_msg, 5001);
-		assert_int_equal(got.vhost_user_map, 30000);
+		assert_int_equal(got.vhost_user_map, 38001);
 		assert_int_equal(got.copy_bandwidth, want.copy_bandwidth);
 		assert_int_equal(got.chunk_overhead, want.chunk_overhead);
 		assert_int_equal(got.packet_overhead, want.packet_overhead);
@@ -605,12 +607,13 @@ static void test_quick_run(void **state)
 	/* the vhost-user messages and the page faults: every one kept or counted as
 	 * stalled; the platform's values are the messages' maxima */
 	{
-		static const char *const k[] = { "vhost_user_msg", "vhost_user_map", "page_fault" };
+		static const char *const k[] = { "vhost_user_msg", "vhost_user_map",
+						 "vhost_user_device", "page_fault" };
 		static const size_t want[] = { CAL_PASSES_QUICK / 10, CAL_PASSES_QUICK / 40 + 1,
-					       CAL_PASSES_QUICK / 10 };
+					       CAL_PASSES_QUICK / 100, CAL_PASSES_QUICK / 10 };
 		json_t *pl = json_object_get(doc, "platform");
 
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 4; i++) {
 			json_t *d = json_object_get(doc, k[i]);
 
 			assert_int_equal(json_integer_value(json_object_get(d, "samples")) +
