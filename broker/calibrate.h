@@ -106,6 +106,12 @@ struct cal_results {
 	/* An eventfd write that wakes a thread waiting on the other cpu: what the broker
 	 * pays for a notification inside a step (the step runs wake nobody). */
 	struct cal_dist wake_write;
+	/* The broker loop's vhost-user work (calibrate_vhu.c): one message that is not
+	 * heavy, one memory-table change; and one minor fault on a cell's page. */
+	struct cal_dist vhu_msg;
+	struct cal_dist vhu_map;
+	struct cal_dist vhu_dev;	/* the device stop and start of a heavy message */
+	struct cal_dist page_fault;
 	size_t gaps;			/* host stalls the probes recorded */
 	uint64_t longest_gap_ns;
 };

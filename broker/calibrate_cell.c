@@ -111,7 +111,7 @@ void cal_cell_close(struct ccell *c)
 }
 
 /* Fresh rings on both sides (a new data plane starts from index 0). */
-static int cell_reset(struct ccell *c)
+int cal_cell_reset(struct ccell *c)
 {
 	struct vq_layout l;
 	size_t off = 0;
@@ -256,7 +256,7 @@ int cal_env_open(struct crun *r, struct rtvio_config *cfg, uint64_t chunk, bool 
 		return ret;
 	}
 	for (unsigned int i = 0; i < 2; i++) {
-		if ((ret = cell_reset(&r->c[i])) ||
+		if ((ret = cal_cell_reset(&r->c[i])) ||
 		    (ret = dp_attach(r->dp, i, &r->c[i].dev[0], &r->c[i].dev[1])))
 			goto fail;
 	}

@@ -92,6 +92,8 @@ struct stepset {
 uint64_t cal_now_ns(void);
 int cal_cell_open(struct ccell *c);
 void cal_cell_close(struct ccell *c);
+/* Both rings laid out afresh in the region, driver and device sides initialised. */
+int cal_cell_reset(struct ccell *c);
 void cal_kick(struct ccell *c, unsigned int q);
 /* Posts n RX buffers (each takes a whole packet); true when the broker wants a kick. */
 int cal_post_rx(struct ccell *c, unsigned int n, bool *want_kick);
@@ -126,6 +128,10 @@ int cal_ingest_pass_run(struct crun *r, struct gapprobe *gp, size_t want,
 			struct cal_results *res, char *err, size_t errlen);
 /* calibrate_change.c: a run-time change's cost per slot visit (ns per slot, one
  * sample per cell or flow added or removed). */
+int cal_vhu_run(struct gapprobe *gp, size_t want, struct cal_results *res, char *err,
+		size_t errlen);
+int cal_device_run(struct crun *r, struct gapprobe *gp, size_t want, struct cal_dist *out,
+		   char *err, size_t errlen);
 int cal_change_run(struct gapprobe *gp, size_t want, struct cal_dist *out, char *err,
 		   size_t errlen);
 int cal_batch_gap_run(struct gapprobe *gp, size_t want, struct cal_dist *out, char *err,

@@ -130,6 +130,10 @@ static int measure_passes(struct measure *m, struct cal_results *res, char *err,
 		ret = cal_batch_gap_run(&m->gp, m->want_pass, &res->batch_gap, err, errlen);
 	if (!ret)
 		ret = cal_change_run(&m->gp, m->want_pass / 10, &res->change_step, err, errlen);
+	if (!ret)
+		ret = cal_vhu_run(&m->gp, m->want_pass / 10, res, err, errlen);
+	if (!ret)
+		ret = cal_device_run(&m->r, &m->gp, m->want_pass / 100, &res->vhu_dev, err, errlen);
 	if (ret)
 		return ret;
 	cal_progress(&m->pr, W_PASS * (double)m->want_pass, "ingest pass");

@@ -24,7 +24,7 @@ const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
-	"change_step", "vhost_user_msg", "vhost_user_map", "wake_write", NULL };
+	"change_step", "vhost_user_msg", "vhost_user_map", "wake_write", "page_fault", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };

@@ -23,7 +23,7 @@ int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key)
 	uint64_t *const slot[] = { &p->copy_bandwidth, &p->chunk_overhead, &p->packet_overhead,
 				   &p->ingest_latency, &p->notify_latency, &p->ingest_step,
 				   &p->batch_gap, &p->change_step, &p->vhost_user_msg,
-				   &p->vhost_user_map, &p->wake_write };
+				   &p->vhost_user_map, &p->wake_write, &p->page_fault };
 
 	if (key == 0) {
 		const char *why = NULL;
@@ -102,7 +102,7 @@ int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *p)
 	const uint64_t v[] = { p->copy_bandwidth, p->chunk_overhead, p->packet_overhead,
 			       p->ingest_latency, p->notify_latency, p->ingest_step,
 			       p->batch_gap, p->change_step, p->vhost_user_msg,
-			       p->vhost_user_map, p->wake_write };
+			       p->vhost_user_map, p->wake_write, p->page_fault };
 	char b[48];
 
 	if (fprintf(f, "[platform]\n") < 0)

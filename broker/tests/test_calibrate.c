@@ -125,6 +125,10 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	fake_dist(&r->notify_lat[CAL_POLL], 3000);
 	fake_dist(&r->notify_lat[CAL_SLEEP], 120000.2);
 	fake_dist(&r->wake_write, 200); /* p99.9 180 ns */
+	fake_dist(&r->vhu_msg, 5000.3);
+	fake_dist(&r->vhu_map, 30000);
+	fake_dist(&r->vhu_dev, 8000.5);
+	fake_dist(&r->page_fault, 1000); /* p99.9 900 ns */
 	r->ingest_lat[CAL_SLEEP].stall_checked = false;
 	r->gaps = 3;
 	r->longest_gap_ns = 150000;
@@ -325,7 +329,15 @@ static void test_platform_values(void **state)
 	assert_non_null(s);
 	fake_results(&r, s);
 	assert_int_equal(cal_platform(&r, true, &p), 0);
-	assert_int_equal(p.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE);
+	assert_int_equal(p.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE |
+				    RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
+	/* vhost-user messages: their maxima, rounded up */
+	assert_int_equal(p.vhost_user_msg, 5001);
+	/* the table change and the device's stop and start: 30000 + 8000.5, rounded up */
+	assert_int_equal(p.vhost_user_map, 38001);
+	/* a fault: its p99.9 with the margin (900 x 1.1), a value but not a key */
+	assert_int_equal(p.page_fault, 990);
+	assert_false(p.present & RTVIO_PLAT_PAGE_FAULT);
 	/* 0.1 ns/B with the margin: 1e9 / 0.11, rounded down */
 	assert_int_equal(p.copy_bandwidth, (uint64_t)floor(1e9 / (0.1 * CAL_MARGIN)));
 	assert_int_equal(p.chunk_overhead, 220);
@@ -352,6 +364,10 @@ static void test_platform_values(void **state)
 	r.wake_write.n = 0;
 	assert_int_equal(cal_platform(&r, true, &p), -EDOM);
 	r.wake_write.n = 100;
+	/* without vhost-user samples the analysis keeps its defaults */
+	r.vhu_msg.n = r.vhu_map.n = 0;
+	assert_int_equal(cal_platform(&r, true, &p), 0);
+	assert_false(p.present & (RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP));
 	r.steps.ns_per_byte = 0;
 	assert_int_equal(cal_platform(&r, true, &p), -EDOM);
 	free(s);
@@ -365,7 +381,7 @@ static void test_section_parses_back(void **state)
 	struct cal_meta m;
 	struct rtvio_platform_cfg want, got;
 	char path[256], err[256], line[512];
-	bool saw_date = false, saw_how = false;
+	bool saw_date = false, saw_how = false, saw_fault = false;
 	FILE *f;
 
 	(void)state;
@@ -380,8 +396,11 @@ static void test_section_parses_back(void **state)
 		assert_int_equal(fclose(f), 0);
 		assert_int_equal(rtvio_platform_load(path, &got, err, sizeof(err)), 0);
 		assert_int_equal(cal_platform(&r, poll, &want), 0);
-		assert_int_equal(got.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE);
+		assert_int_equal(got.present, RTVIO_PLAT_ALL | RTVIO_PLAT_WAKE_WRITE |
+					      RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
 		assert_int_equal(got.wake_write, want.wake_write);
+		assert_int_equal(got.vhost_user_msg, 5001);
+		assert_int_equal(got.vhost_user_map, 38001);
 		assert_int_equal(got.copy_bandwidth, want.copy_bandwidth);
 		assert_int_equal(got.chunk_overhead, want.chunk_overhead);
 		assert_int_equal(got.packet_overhead, want.packet_overhead);
@@ -396,10 +415,14 @@ static void test_section_parses_back(void **state)
 			saw_date = true;
 		if (strstr(line, "Test CPU") && strstr(line, "6.1.0-test"))
 			saw_how = true;
+		/* the line to add for charging faults, as a comment */
+		if (!strcmp(line, ";   page_fault = 990ns\n"))
+			saw_fault = true;
 	}
 	fclose(f);
 	assert_true(saw_date);
 	assert_true(saw_how);
+	assert_true(saw_fault);
 	free(s);
 }
 
@@ -540,7 +563,10 @@ static void test_quick_run(void **state)
 	assert_int_equal(run_cmd(cmd_calibrate, jpath, argv), 0);
 	assert_int_equal(rtvio_platform_load(fpath, &p, err, sizeof(err)), 0);
 	assert_int_equal(p.present,
-			 RTVIO_PLAT_ALL | RTVIO_PLAT_CHANGE_STEP | RTVIO_PLAT_WAKE_WRITE);
+			 RTVIO_PLAT_ALL | RTVIO_PLAT_CHANGE_STEP | RTVIO_PLAT_WAKE_WRITE |
+			 RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
+	/* a light message and a memory-table change: at least a ns each (rounded up) */
+	assert_true(p.vhost_user_msg >= 1 && p.vhost_user_map >= 1);
 	/* two wake-ups are inside packet_overhead */
 	assert_true(2 * p.wake_write <= p.packet_overhead);
 	assert_true(p.copy_bandwidth > 0);
@@ -577,6 +603,28 @@ static void test_quick_run(void **state)
 				 json_integer_value(json_object_get(c, "stalled")),
 				 CAL_PASSES_QUICK / 10);
 		assert_true(json_real_value(json_object_get(c, "max_ns")) > 0);
+	}
+	/* the vhost-user messages and the page faults: every one kept or counted as
+	 * stalled; the platform's values are the messages' maxima */
+	{
+		static const char *const k[] = { "vhost_user_msg", "vhost_user_map",
+						 "vhost_user_device", "page_fault" };
+		static const size_t want[] = { CAL_PASSES_QUICK / 10, CAL_PASSES_QUICK / 40 + 1,
+					       CAL_PASSES_QUICK / 100, CAL_PASSES_QUICK / 10 };
+		json_t *pl = json_object_get(doc, "platform");
+
+		for (int i = 0; i < 4; i++) {
+			json_t *d = json_object_get(doc, k[i]);
+
+			assert_int_equal(json_integer_value(json_object_get(d, "samples")) +
+					 json_integer_value(json_object_get(d, "stalled")),
+					 (json_int_t)want[i]);
+		}
+		assert_int_equal(json_integer_value(json_object_get(pl, "vhost_user_msg_ns")),
+				 (json_int_t)p.vhost_user_msg);
+		assert_int_equal(json_integer_value(json_object_get(pl, "vhost_user_map_ns")),
+				 (json_int_t)p.vhost_user_map);
+		assert_true(json_integer_value(json_object_get(pl, "page_fault_ns")) > 0);
 	}
 	/* every notification timed woke a waiting thread: one sample per write */
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "wake_write"),

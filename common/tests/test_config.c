@@ -288,7 +288,8 @@ static const char full_config[] =
 	"ingest_latency = 5us\n"
 	"notify_latency = 20\xc2\xb5s\n"
 	"ingest_step = 2us\n"
-	"batch_gap = 3us\n";
+	"batch_gap = 3us\n"
+	"page_fault = 700ns\n";
 
 static void test_full_round_trip(void **state)
 {
@@ -352,7 +353,8 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(f->traffic.size, 3000000);
 	assert_int_equal(a.workloads[0].flow, 2);
 
-	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL);
+	assert_int_equal(a.platform.present, RTVIO_PLAT_ALL | RTVIO_PLAT_PAGE_FAULT);
+	assert_int_equal(a.platform.page_fault, 700);
 	assert_int_equal(a.platform.batch_gap, 3000);
 	assert_int_equal(a.platform.copy_bandwidth, 8000000000ull);
 	assert_int_equal(a.platform.chunk_overhead, 300);
@@ -461,7 +463,8 @@ static void test_platform_file(void **state)
 	unlink(path);
 
 	/* rtvio_platform_write() output reads back identically. */
-	p.present = RTVIO_PLAT_ALL;
+	p.present = RTVIO_PLAT_ALL | RTVIO_PLAT_PAGE_FAULT;
+	p.page_fault = 1250;
 	p.batch_gap = 7000;
 	p.chunk_overhead = 123;
 	p.packet_overhead = 1001;
@@ -478,7 +481,8 @@ static void test_platform_file(void **state)
 	if (rtvio_platform_load(path, &q, err, sizeof(err)))
 		fail_msg("%s", err);
 	unlink(path);
-	assert_int_equal(q.present, RTVIO_PLAT_ALL);
+	assert_int_equal(q.present, RTVIO_PLAT_ALL | RTVIO_PLAT_PAGE_FAULT);
+	assert_int_equal(q.page_fault, 1250);
 	assert_int_equal(q.copy_bandwidth, p.copy_bandwidth);
 	assert_int_equal(q.chunk_overhead, 123);
 	assert_int_equal(q.packet_overhead, 1001);
@@ -520,7 +524,7 @@ static void test_platform_file(void **state)
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'copy_bandwith': unknown key (expected "
 		 "one of: copy_bandwidth, chunk_overhead, packet_overhead, ingest_latency, "
 		 "notify_latency, ingest_step, batch_gap, change_step, vhost_user_msg, "
-		 "vhost_user_map, wake_write)", path);
+		 "vhost_user_map, wake_write, page_fault)", path);
 	assert_string_equal(err, want);
 	unlink(path);
 	assert_int_equal(rtvio_platform_load("/tmp", &q, err, sizeof(err)), -EISDIR);
