@@ -151,7 +151,9 @@ uint32_t dp_conn_room(const struct dp *dp);
 
 /* ---- statistics (`rtvio stat`) ----
  * Snapshots copied out of the data plane's own counters; call from the data-path
- * thread. Residence time = ingest of a packet to completion of its last piece. */
+ * thread. Residence time = ingest of a packet to completion of its last piece; for a
+ * packet its sender's control budget held (or one queued behind it), from that
+ * release instead (the wait is max_budget_wait_ns). */
 
 /* Bucket b counts residence times r with 2^b <= r < 2^(b+1) ns (bucket 0 also
  * holds r = 0); the last bucket holds everything longer. */
@@ -183,7 +185,10 @@ struct dp_flow_stats {
 				* flow's size (held as their real size, dp_police) */
 	uint64_t deadline_misses; /* residence > the flow's deadline */
 	uint64_t max_residence_ns;
-	uint64_t max_residence_at; /* the data plane's clock when that packet arrived */
+	uint64_t max_residence_at; /* the data plane's clock when that residence began */
+	/* The longest a packet waited, before its residence, for its sender's control
+	 * budget (held itself, or behind a held packet in its queue). */
+	uint64_t max_budget_wait_ns;
 	uint64_t hist[DP_HIST_BUCKETS];
 	uint32_t queued;       /* packets queued now */
 	uint32_t connections;  /* live connections now */

@@ -75,7 +75,7 @@ json_t *broker_stat_json(const struct broker *b)
 		json_array_append_new(
 			flows,
 			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-				  "s:o}",
+				  "s:I, s:o}",
 				  "name", dp_flow_name(dp, f), "class",
 				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
 				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
@@ -84,7 +84,8 @@ json_t *broker_stat_json(const struct broker *b)
 				  "oversize", (json_int_t)fs.oversize,
 				  "deadline_misses", (json_int_t)fs.deadline_misses,
 				  "max_residence_ns", (json_int_t)fs.max_residence_ns,
-				  "max_residence_at_ns", (json_int_t)fs.max_residence_at, "queued",
+				  "max_residence_at_ns", (json_int_t)fs.max_residence_at,
+				  "max_budget_wait_ns", (json_int_t)fs.max_budget_wait_ns, "queued",
 				  (json_int_t)fs.queued, "connections", (json_int_t)fs.connections,
 				  "residence_hist", hist_json(fs.hist)));
 	}
