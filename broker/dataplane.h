@@ -68,6 +68,11 @@ struct dp_hooks {
 	 * off, a refusal to report); the daemon should call dp_run soon. Called from
 	 * a core thread: must not block. NULL = the next dp_run finds it. */
 	void (*wake)(void *ctx);
+	/* Several cores: the write gate (dp_ctl_lock) holds the loop thread until
+	 * until_ns (the clock of `now`'s default, CLOCK_MONOTONIC); the daemon relays
+	 * kicks meanwhile. May return early: the gate then sleeps the rest. NULL =
+	 * sleep. */
+	void (*gate_wait)(void *ctx, uint64_t until_ns);
 };
 
 /* Builds the data plane for `cfg` (kept by reference: it must outlive the dp).
@@ -84,6 +89,9 @@ void dp_destroy(struct dp *dp);
  * thread that calls dp_run may take it. No-op with one core. */
 void dp_ctl_lock(const struct dp *dp);
 void dp_ctl_unlock(const struct dp *dp);
+/* Several cores: the write sections begun so far, and how many of them the write
+ * gate held back (0, 0 on one core). Call under dp_ctl_lock. */
+void dp_write_gate_stats(const struct dp *dp, uint64_t *writes, uint64_t *waits);
 
 /* The configuration the dp holds by reference has changed (a run-time change of
  * cells or flows, broker/admit.c): every cell's ingest budget is taken again from it.

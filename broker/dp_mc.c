@@ -77,6 +77,7 @@ struct dp_mc {
 	 * after the one before began (model_write_spacing), on the real clock. */
 	uint64_t spacing;
 	uint64_t last_write;    /* when the last write section asked for W; 0 = none */
+	uint64_t writes, gate_waits; /* write sections, and those the gate held back */
 	atomic_bool stop;
 	atomic_bool pending;    /* deferred work for the loop thread */
 	bool poll;
@@ -430,7 +431,7 @@ void dp_mc_destroy(struct dp *dp)
  * holds at most 1 + t / spacing of them, which is what the analysis charges the
  * cores' reader waits by (docs/analysis.md, "Several cores"). Work of the loop's
  * that needs W is deferred that long, the cores never. */
-static void mc_write_gate(struct dp_mc *mc)
+static void mc_write_gate(const struct dp *dp, struct dp_mc *mc)
 {
 	uint64_t now = rtvio_now_ns(), at = mc->last_write + mc->spacing;
 
@@ -438,11 +439,15 @@ static void mc_write_gate(struct dp_mc *mc)
 		struct timespec ts = { .tv_sec = (time_t)(at / 1000000000ull),
 				       .tv_nsec = (long)(at % 1000000000ull) };
 
+		mc->gate_waits++;
+		if (dp->hooks.gate_wait)
+			dp->hooks.gate_wait(dp->ctx, at);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
 		now = rtvio_now_ns();
 	}
 	mc->last_write = now;
+	mc->writes++;
 }
 
 void dp_ctl_lock(const struct dp *dp)
@@ -450,9 +455,15 @@ void dp_ctl_lock(const struct dp *dp)
 	struct dp_mc *mc = dp->mc;
 
 	if (mc && mc->ctl_depth++ == 0) {
-		mc_write_gate(mc);
+		mc_write_gate(dp, mc);
 		sync_rw_write_lock(&mc->w);
 	}
+}
+
+void dp_write_gate_stats(const struct dp *dp, uint64_t *writes, uint64_t *waits)
+{
+	*writes = dp->mc ? dp->mc->writes : 0;
+	*waits = dp->mc ? dp->mc->gate_waits : 0;
 }
 
 void dp_ctl_unlock(const struct dp *dp)
