@@ -299,6 +299,63 @@ static void test_writes_spaced(void **state)
 	assert_true(read_waited > 0);
 }
 
+/* The set of test_blocking_needed (bulk every 200 us) with the writes spaced 100 us
+ * apart (20 us each):
+ * charged per write (lost supply), ctl's bound holds in the simulation with the
+ * writes as dense as the gate allows; with the loss taken out (the per-write term
+ * 0, nothing per step either) the simulation exceeds it: the term is needed. Writes
+ * spaced closer than B_W are charged per step. */
+static void test_writes_charged(void **state)
+{
+	struct mset s = { .n = 2, .core = { 0, 1 }, .prio = { 1, 1 }, .tx = { 8, 8 } };
+	struct an_mcore_terms lt;
+	struct an_costs c[2];
+	struct an_flow_result full[2], cut[2];
+	bool exceeded = false;
+
+	(void)state;
+	s.f[0] = (struct an_flow){ .name = "bulk", .type = AN_SEQPACKET, .size = 3 * 4096,
+				   .rx_payload = 1024, .rx_max = 1024, .packet_size = 65536,
+				   .period = 200000, .deadline = 200000, .priority = 1 };
+	s.f[1] = (struct an_flow){ .name = "ctl", .type = AN_SEQPACKET, .size = 100,
+				   .rx_payload = 4096, .rx_max = 4096, .packet_size = 65536,
+				   .period = 100000, .deadline = 100000, .priority = 1 };
+	s.b = (struct an_broker){ .policy = AN_FP, .chunk = 4096, .run_steps = 64,
+				  .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100,
+					    .packet_overhead = 3000 } };
+	s.mc = (struct an_mcore){ .ncores = 2, .core = s.core, .tx_slots = s.tx,
+				  .write_section = 20000, .write_spacing = 100000 };
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(an_flow_costs(&s.f[i], &s.b, &c[i]), 0);
+	an_mcore_terms(&s.b, &s.mc, c, 2, &lt);
+	assert_int_equal(lt.write_spacing, 100000);
+	assert_int_equal(lt.rw_step, 0);
+	assert_true(bounds_with(&s, &lt, full));
+	lt.rw_reader = 0;
+	assert_true(bounds_with(&s, &lt, cut));
+	assert_true(cut[1].response < full[1].response);
+	for (uint64_t seed = 1; seed <= 40 && !exceeded; seed++) {
+		struct sim_flow_stats st[2];
+		struct sim_mc_waits w;
+		struct sim_mc_config sc = { .flows = s.f, .n = 2, .core = s.core, .prio = s.prio,
+					    .b = &s.b, .ncores = 2, .copy_slots = 2,
+					    .tx_slots = s.tx, .write_section = 20000,
+					    .write_gap = 1000, .write_spacing = 100000,
+					    .pattern = SIM_RANDOM, .seed = 2 * seed + 1,
+					    .until_ns = 2000000, .limit_ns = 1000000000ull };
+
+		assert_int_equal(sim_mc_run(&sc, st, &w), 0);
+		assert_true(st[1].max_response <= full[1].response);
+		exceeded = st[1].max_response > cut[1].response;
+	}
+	assert_true(exceeded);
+	/* Writes closer together than B_W: the argument fails, charged per step. */
+	s.mc.write_spacing = lt.l_w;
+	an_mcore_terms(&s.b, &s.mc, c, 2, &lt);
+	assert_int_equal(lt.write_spacing, 0);
+	assert_int_equal(lt.rw_step, lt.rw_reader);
+}
+
 /* Core 0 copies twelve 1 KiB pieces per 80 us, each completion holding M for its
  * 3 us packet overhead; core 1 serves one 100-byte flow, each message in a run of
  * its own; the control path writes for 20 us at a time. Without the lock terms the
@@ -826,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_budgets_by_core),
 		cmocka_unit_test(test_blocking_needed),
 		cmocka_unit_test(test_writes_spaced),
+		cmocka_unit_test(test_writes_charged),
 		cmocka_unit_test(test_kex_needed),
 		cmocka_unit_test(test_pick_lead),
 		cmocka_unit_test(test_fp_2),
