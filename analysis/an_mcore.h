@@ -6,7 +6,9 @@
  * a k-exclusion lock K once (around the copy), whose blocking bounds come from
  * sync/bounds.h. Every core is then analysed as a one-core broker (an_analyze) whose
  * steps are longer by the blocking and by a pass over its cells' TX slots, and whose
- * regulator has budget / m.
+ * regulator has budget / m. The wait on W is charged per control-path write (lost
+ * supply), the writes being spaced by the data plane's write gate, or per step where
+ * the spacing is shorter than that wait.
  *
  * With m <= 1 an_analyze_mcore is an_analyze, result for result. */
 #ifndef RTVIO_ANALYSIS_AN_MCORE_H

@@ -122,7 +122,8 @@ struct an_broker {
 				     * batch_gap is */
 	uint64_t pick_lead;         /* ns of every step's cost (inside chunk_overhead) that
 				     * pass before the step picks its message: on several
-				     * broker cores the W and first M waits (an_mcore.h).
+				     * broker cores the first M wait, and W's where it is
+				     * charged per step (an_mcore.h).
 				     * A message's last byte is copied that long before
 				     * its last step's cost ends. 0 on one core. */
 	/* The cells' per-period budgets (model/model.h, model_cell_budgets; docs/
