@@ -96,6 +96,13 @@ void an_mcore_terms(const struct an_broker *b, const struct an_mcore *mc,
 	lt->l_r = step;
 	lt->l_w = mc->write_section ? mc->write_section : b->plat.batch_gap;
 	lt->rw_reader = sync_bound_rw_reader(m, lt->l_r, lt->l_w);
+	/* A phase-fair reader waits only while a writer is present, and then for at most
+	 * one writer phase (B_W). With the writes spaced (the data plane's write gate),
+	 * each write costs a core at most B_W once, at no step's expense: charged per
+	 * write as lost supply (an_mcore_broker), every step's W term is 0. The
+	 * argument needs B_W <= the spacing; else per step, as without the gate. */
+	lt->write_spacing = mc->write_spacing >= lt->rw_reader ? mc->write_spacing : 0;
+	lt->rw_step = lt->write_spacing ? 0 : lt->rw_reader;
 }
 
 void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
@@ -111,10 +118,19 @@ void an_mcore_broker(const struct an_broker *b, const struct an_mcore *mc,
 	 * every time), unless the cells' ingest budgets charge that pass already. */
 	bc->plat.chunk_overhead = sadd(b->plat.chunk_overhead,
 				       sadd(sadd(smul(2, lt->mutex), lt->kex),
-					    sadd(lt->rw_reader, own_pass(b, mc, c))));
+					    sadd(lt->rw_step, own_pass(b, mc, c))));
 	/* The W wait and the first M wait come before the pick (the pass starts once M
 	 * is granted): a message's last byte does not wait for them a second time. */
-	bc->pick_lead = sadd(b->pick_lead, sadd(lt->rw_reader, lt->mutex));
+	bc->pick_lead = sadd(b->pick_lead, sadd(lt->rw_step, lt->mutex));
+	/* Writes spaced at least write_spacing apart: in any window of length t their
+	 * requests' effects on this core lie within 1 + floor((t + B_W) / spacing)
+	 * writes, and the first loses the core at most B_W less how long before the
+	 * window it came; summed, at most B_W + ceil(B_W t / spacing) for B_W <=
+	 * spacing (docs/analysis.md, "Several cores"): a token bucket of lost supply. */
+	if (lt->write_spacing) {
+		bc->vhu.work[AN_LOSS_WRITES] = lt->rw_reader;
+		bc->vhu.period[AN_LOSS_WRITES] = lt->write_spacing;
+	}
 	if (c != AN_ANY_CORE)
 		bc->tx_slots = mc->tx_slots[c];
 	/* A core ingests its own cells only: their budgets, not every cell's. */
@@ -140,7 +156,9 @@ static void blocking_of(const struct an_flow *f, const struct an_broker *b,
 	an_flow_costs(f, b, &c0);
 	an_flow_costs(f, &bc, &c1);
 	*bl = (struct an_blocking){ .core = c, .mutex = lt->mutex, .mutex_per_step = 2,
-				    .kex = lt->kex, .rw_reader = lt->rw_reader,
+				    .kex = lt->kex, .rw_reader = lt->rw_step,
+				    .rw_write = lt->write_spacing ? lt->rw_reader : 0,
+				    .write_spacing = lt->write_spacing,
 				    .ingest_pass = own_pass(b, mc, c) };
 	bl->per_step = sadd(sadd(smul(2, bl->mutex), bl->kex),
 			    sadd(bl->rw_reader, bl->ingest_pass));

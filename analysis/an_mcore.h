@@ -6,7 +6,9 @@
  * a k-exclusion lock K once (around the copy), whose blocking bounds come from
  * sync/bounds.h. Every core is then analysed as a one-core broker (an_analyze) whose
  * steps are longer by the blocking and by a pass over its cells' TX slots, and whose
- * regulator has budget / m.
+ * regulator has budget / m. The wait on W is charged per control-path write (lost
+ * supply), the writes being spaced by the data plane's write gate, or per step where
+ * the spacing is shorter than that wait.
  *
  * With m <= 1 an_analyze_mcore is an_analyze, result for result. */
 #ifndef RTVIO_ANALYSIS_AN_MCORE_H
@@ -30,6 +32,10 @@ struct an_mcore {
 				   * the broker at once (it ingests them) */
 	uint64_t write_section;   /* L_W (ns): the longest control-path write section;
 				   * 0 = the platform's batch_gap */
+	uint64_t write_spacing;   /* ns: two write sections begin at least this far apart
+				   * (model_write_spacing); 0 = no such limit. With it (and
+				   * at least B_W), a core's W waits are charged per write
+				   * as lost supply, not per step */
 	/* The cells' per-period budgets by core (with b->budget_period; docs/analysis.md
 	 * "Several cores", the budgets): a core ingests only its own cells, and a
 	 * control packet or short piece is delivered by the core of the cell it goes
@@ -49,6 +55,9 @@ struct an_mcore_terms {
 	uint64_t mutex;               /* sync_bound_mutex(m, l_m) */
 	uint64_t kex;                 /* sync_bound_kex(m, k, l_copy) */
 	uint64_t rw_reader;           /* sync_bound_rw_reader(m, l_r, l_w) */
+	uint64_t rw_step;             /* what every step is charged for W: rw_reader, or 0
+				       * when the writes are charged per write */
+	uint64_t write_spacing;       /* > 0: per write, rw_reader per write_spacing */
 };
 
 /* What one flow suffers on its core. */
@@ -57,7 +66,9 @@ struct an_blocking {
 	uint64_t mutex;           /* ns per M request */
 	uint32_t mutex_per_step;  /* M requests per step: 2 (0 on one core) */
 	uint64_t kex;             /* ns per step on K */
-	uint64_t rw_reader;       /* ns per step on W */
+	uint64_t rw_reader;       /* ns per step on W (0 when charged per write) */
+	uint64_t rw_write;        /* ns per write section on W (0 when charged per step) */
+	uint64_t write_spacing;   /* ns between two write sections' starts, at least */
 	uint64_t ingest_pass;     /* ns per step: the pass over the core's TX slots */
 	uint64_t per_step;        /* 2 mutex + kex + rw_reader + ingest_pass */
 	uint64_t pick_lead;       /* rw_reader + mutex: the part of per_step before the

@@ -15,14 +15,17 @@
 
 static bool vhu_none(const struct an_vhu *v)
 {
-	return (!v->work[0] || !v->period[0]) && (!v->work[1] || !v->period[1]);
+	for (int k = 0; k < AN_LOSS_KINDS; k++)
+		if (v->work[k] && v->period[k])
+			return false;
+	return true;
 }
 
 uint64_t an_vhu_demand(const struct an_vhu *v, uint64_t t)
 {
 	uint64_t d = 0;
 
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < AN_LOSS_KINDS; k++) {
 		unsigned __int128 x;
 
 		if (!v->work[k] || !v->period[k])
@@ -41,7 +44,7 @@ uint64_t an_vhu_inv(const struct an_vhu *v, uint64_t w)
 
 	if (!w || vhu_none(v))
 		return w;
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < AN_LOSS_KINDS; k++)
 		if (v->work[k] && v->period[k])
 			u += (long double)v->work[k] / v->period[k];
 	if (u >= 1.0L)
@@ -76,7 +79,7 @@ long double an_vhu_utilization(const struct an_vhu *v)
 {
 	long double u = 0;
 
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < AN_LOSS_KINDS; k++)
 		if (v->work[k] && v->period[k])
 			u += (long double)v->work[k] / v->period[k];
 	return u;

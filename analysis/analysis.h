@@ -96,11 +96,16 @@ struct an_flow {
 	uint64_t budget_ctrl, budget_pieces;
 };
 
-/* The loop's vhost-user work (an_vhu.c): token buckets of work[k] ns refilled per
- * period[k] ns ([0] messages, [1] heavy ones), all cells together: in any interval t
- * at most the sum of work[k] + ceil(work[k] t / period[k]). work 0 = none. */
+/* Supply the data path loses to work outside its steps (an_vhu.c): token buckets of
+ * work[k] ns refilled per period[k] ns, all cells together: in any interval t at
+ * most the sum of work[k] + ceil(work[k] t / period[k]). work 0 = none. [0] and [1]
+ * the loop's vhost-user work (messages, heavy ones); [AN_LOSS_WRITES] on several
+ * cores a core's waits on W for the control path's write sections, at most one
+ * per write (an_mcore.c; never set on one core). */
+#define AN_LOSS_KINDS 3
+#define AN_LOSS_WRITES 2
 struct an_vhu {
-	uint64_t work[2], period[2];
+	uint64_t work[AN_LOSS_KINDS], period[AN_LOSS_KINDS];
 };
 
 struct an_broker {
@@ -117,7 +122,8 @@ struct an_broker {
 				     * batch_gap is */
 	uint64_t pick_lead;         /* ns of every step's cost (inside chunk_overhead) that
 				     * pass before the step picks its message: on several
-				     * broker cores the W and first M waits (an_mcore.h).
+				     * broker cores the first M wait, and W's where it is
+				     * charged per step (an_mcore.h).
 				     * A message's last byte is copied that long before
 				     * its last step's cost ends. 0 on one core. */
 	/* The cells' per-period budgets (model/model.h, model_cell_budgets; docs/

@@ -135,9 +135,11 @@ static void print_composed(const struct rtvio_config *cfg, const struct an_flow_
 /* A flow's core and what the shared locks cost it (an_mcore.h), on several cores. */
 static json_t *blocking_json(const struct an_blocking *bl)
 {
-	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			 "mutex", num_us(bl->mutex), "mutex_per_step", (json_int_t)bl->mutex_per_step,
 			 "kex", num_us(bl->kex), "rw_reader", num_us(bl->rw_reader),
+			 "rw_per_write", num_us(bl->rw_write),
+			 "write_spacing", num_us(bl->write_spacing),
 			 "ingest_pass", num_us(bl->ingest_pass), "per_step", num_us(bl->per_step),
 			 "pick_lead", num_us(bl->pick_lead), "per_job", num_us(bl->per_job));
 }
@@ -222,6 +224,10 @@ static void print_cores(const struct rtvio_config *cfg, const struct an_blocking
 		       core, us(bl->mutex), us(bl->kex), us(bl->rw_reader), us(bl->ingest_pass),
 		       us(bl->per_step), us(bl->per_job));
 	}
+	if (cfg->nflows && blk[0].write_spacing)
+		printf("W's writes (the control path) at most one per %.3f us: a core's wait on "
+		       "W charged per write, %.3f us each, as lost supply (rw_rd_us 0)\n",
+		       us(blk[0].write_spacing), us(blk[0].rw_write));
 }
 
 /* The host bridge's pass budget, which the batch gap above includes. */

@@ -114,7 +114,8 @@ int an_mcore_from_config(const struct rtvio_config *cfg, const struct model *m, 
 				    .core = in->core,
 				    .credit_core = in->credit_core, .tx_slots = in->tx_slots,
 				    .budget_ingest = in->budget_ingest, .ride_ctrl = in->ride_ctrl,
-				    .ride_pieces = in->ride_pieces };
+				    .ride_pieces = in->ride_pieces,
+				    .write_spacing = model_write_spacing(cfg) };
 	return 0;
 }
 

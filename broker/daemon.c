@@ -220,6 +220,33 @@ void daemon_ep_del(struct broker *b, int fd)
 		epoll_ctl(b->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
+/* Several cores: the data plane's write gate holds the loop thread until `until`
+ * (dp_mc.c, mc_write_gate). The kicks still reach the cores meanwhile (from the
+ * kick descriptors' own epoll set, which sees every kick the loop's does: the loop
+ * relays it again later, which only wakes a core that is awake), so that a
+ * sender's packets are seen as soon as without the gate; the loop's other work
+ * waits. Returns early only if that set cannot be waited on; the gate then sleeps. */
+void daemon_hook_gate_wait(void *ctx, uint64_t until)
+{
+	struct broker *b = ctx;
+	struct epoll_event evs[MAX_EVENTS];
+
+	for (uint64_t now = rtvio_now_ns(); b->kick_ep >= 0 && now < until;
+	     now = rtvio_now_ns()) {
+		struct timespec ts = { .tv_sec = (time_t)((until - now) / 1000000000ull),
+				       .tv_nsec = (long)((until - now) % 1000000000ull) };
+		int n = epoll_pwait2(b->kick_ep, evs, MAX_EVENTS, &ts, NULL);
+
+		if (n < 0 && errno != EINTR)
+			return;
+		for (int i = 0; i < n; i++) {
+			const struct ev_src *s = evs[i].data.ptr;
+
+			dp_kick(b->dp, s->cell, s->queue);
+		}
+	}
+}
+
 /* The kick descriptor of queue q becomes fd: called by the back end while the old one
  * is still open, so that its registration can go (the front end keeps the same file
  * open, and epoll would go on reporting it under this queue). poll = no only: a
@@ -235,12 +262,21 @@ static void dev_kick(void *ctx, struct vhu_backend *v, unsigned int q, int fd)
 	int rc;
 
 	(void)v;
-	if (c->kick_reg[q] >= 0)
+	if (c->kick_reg[q] >= 0) {
 		daemon_ep_del(b, c->kick_reg[q]);
+		if (b->kick_ep >= 0)
+			epoll_ctl(b->kick_ep, EPOLL_CTL_DEL, c->kick_reg[q], NULL);
+	}
 	c->kick_reg[q] = -1;
 	if (b->cfg->broker.poll || fd < 0)
 		return;
 	rc = ep_add_events(b, fd, EPOLLIN | EPOLLET, &c->src_kick[q]);
+	if (!rc && b->kick_ep >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = &c->src_kick[q] };
+
+		if (epoll_ctl(b->kick_ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+			rc = -errno;
+	}
 	if (rc < 0)
 		CLOG(c, "cannot watch the kick descriptor of queue %u: %s", q, strerror(-rc));
 	else

@@ -81,6 +81,8 @@ struct broker {
 	struct cell *cells;
 	unsigned int ncells;
 	int ep;
+	int kick_ep;	/* several cores: the kick descriptors alone, relayed while the
+			 * data plane's write gate holds the loop (daemon_hook_gate_wait) */
 	int sig_fd, wake_fd;
 	int qos_fd;	/* the PM QoS hold ([broker] pm_qos), -1 none */
 	int ctl_fd;
@@ -120,6 +122,7 @@ void daemon_hook_notify_flush_core(void *ctx, unsigned core);
 void daemon_hook_conn_limit(void *ctx, unsigned cell, uint32_t limit, uint64_t count);
 void daemon_hook_broken(void *ctx, unsigned cell, int err);
 void daemon_hook_wake(void *ctx);
+void daemon_hook_gate_wait(void *ctx, uint64_t until_ns);
 int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);

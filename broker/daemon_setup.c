@@ -127,7 +127,7 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->live = *cfg;
 	b->cfg = &b->live;
 	b->opts = *opts;
-	b->ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
+	b->ep = b->kick_ep = b->sig_fd = b->wake_fd = b->ctl_fd = b->qos_fd = -1;
 	b->evsig.null_fd = -1;
 	b->dp_evsig.null_fd = -1;
 	for (unsigned int k = 0; k < RTVIO_MAX_BROKER_CORES; k++)
@@ -170,8 +170,10 @@ static int broker_open_events(struct broker *b, char *err, size_t errlen)
 		return rc;
 	}
 	b->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (b->multicore)
+		b->kick_ep = epoll_create1(EPOLL_CLOEXEC);
 	b->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (b->ep < 0 || b->wake_fd < 0) {
+	if (b->ep < 0 || b->wake_fd < 0 || (b->multicore && b->kick_ep < 0)) {
 		rc = -errno;
 		snprintf(err, errlen, "epoll/eventfd: %s", strerror(errno));
 		return rc;
@@ -308,7 +310,8 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 				  .notify_flush_core = daemon_hook_notify_flush_core,
 				  .broken = daemon_hook_broken,
 				  .conn_limit = daemon_hook_conn_limit, .now = NULL,
-				  .wake = daemon_hook_wake };
+				  .wake = daemon_hook_wake,
+				  .gate_wait = daemon_hook_gate_wait };
 	struct broker *b;
 	int rc;
 
@@ -460,6 +463,8 @@ void broker_close(struct broker *b)
 		close(b->wake_fd);
 	if (b->ep >= 0)
 		close(b->ep);
+	if (b->kick_ep >= 0)
+		close(b->kick_ep);
 	free(b->cells);
 	free(b);
 }

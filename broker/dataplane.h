@@ -68,6 +68,11 @@ struct dp_hooks {
 	 * off, a refusal to report); the daemon should call dp_run soon. Called from
 	 * a core thread: must not block. NULL = the next dp_run finds it. */
 	void (*wake)(void *ctx);
+	/* Several cores: the write gate (dp_ctl_lock) holds the loop thread until
+	 * until_ns (the clock of `now`'s default, CLOCK_MONOTONIC); the daemon relays
+	 * kicks meanwhile. May return early: the gate then sleeps the rest. NULL =
+	 * sleep. */
+	void (*gate_wait)(void *ctx, uint64_t until_ns);
 };
 
 /* Builds the data plane for `cfg` (kept by reference: it must outlive the dp).
@@ -84,6 +89,9 @@ void dp_destroy(struct dp *dp);
  * thread that calls dp_run may take it. No-op with one core. */
 void dp_ctl_lock(const struct dp *dp);
 void dp_ctl_unlock(const struct dp *dp);
+/* Several cores: the write sections begun so far, and how many of them the write
+ * gate held back (0, 0 on one core). Call under dp_ctl_lock. */
+void dp_write_gate_stats(const struct dp *dp, uint64_t *writes, uint64_t *waits);
 
 /* The configuration the dp holds by reference has changed (a run-time change of
  * cells or flows, broker/admit.c): every cell's ingest budget is taken again from it.
@@ -151,7 +159,9 @@ uint32_t dp_conn_room(const struct dp *dp);
 
 /* ---- statistics (`rtvio stat`) ----
  * Snapshots copied out of the data plane's own counters; call from the data-path
- * thread. Residence time = ingest of a packet to completion of its last piece. */
+ * thread. Residence time = ingest of a packet to completion of its last piece; for a
+ * packet its sender's control budget held (or one queued behind it), from that
+ * release instead (the wait is max_budget_wait_ns). */
 
 /* Bucket b counts residence times r with 2^b <= r < 2^(b+1) ns (bucket 0 also
  * holds r = 0); the last bucket holds everything longer. */
@@ -183,7 +193,10 @@ struct dp_flow_stats {
 				* flow's size (held as their real size, dp_police) */
 	uint64_t deadline_misses; /* residence > the flow's deadline */
 	uint64_t max_residence_ns;
-	uint64_t max_residence_at; /* the data plane's clock when that packet arrived */
+	uint64_t max_residence_at; /* the data plane's clock when that residence began */
+	/* The longest a packet waited, before its residence, for its sender's control
+	 * budget (held itself, or behind a held packet in its queue). */
+	uint64_t max_budget_wait_ns;
 	uint64_t hist[DP_HIST_BUCKETS];
 	uint32_t queued;       /* packets queued now */
 	uint32_t connections;  /* live connections now */

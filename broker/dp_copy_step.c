@@ -92,9 +92,10 @@ static bool rx_get(struct dp *dp, uint32_t q)
 	return true;
 }
 
-static void record_residence(struct dp_flow *f, uint64_t arrival, uint64_t r,
+static void record_residence(struct dp_flow *f, const struct dp_pkt *p, uint64_t now,
 			     uint64_t deadline)
 {
+	uint64_t r = now - p->counted;
 	unsigned int b = 0;
 
 	if (r)
@@ -104,8 +105,10 @@ static void record_residence(struct dp_flow *f, uint64_t arrival, uint64_t r,
 	f->st.hist[b]++;
 	if (r > f->st.max_residence_ns) {
 		f->st.max_residence_ns = r;
-		f->st.max_residence_at = arrival;
+		f->st.max_residence_at = p->counted;
 	}
+	if (p->counted - p->arrival > f->st.max_budget_wait_ns)
+		f->st.max_budget_wait_ns = p->counted - p->arrival;
 	if (deadline && r > deadline)
 		f->st.deadline_misses++;
 }
@@ -125,7 +128,7 @@ void dp_pkt_done(struct dp *dp, uint32_t q, uint64_t now)
 	f->queued--;
 	f->st.packets++;
 	f->st.bytes += p->h.len;
-	record_residence(f, p->arrival, now - p->arrival,
+	record_residence(f, p, now,
 			 f->be ? 0 : dp->cfg->flows[w->flow].deadline_ns);
 	dp_queue_place(dp, q, now);
 	dp_pkt_complete_tx(dp, p);

@@ -182,9 +182,19 @@ void dp_queue_place(struct dp *dp, uint32_t q, uint64_t now)
 void dp_queue_append(struct dp *dp, uint32_t q, int32_t pi, uint64_t now)
 {
 	struct dp_queue *w = &dp->queues[q];
+	struct dp_pkt *p = &dp->pkts[pi];
 
-	dp->pkts[pi].next = -1;
-	dp->pkts[pi].queue = q;
+	/* A packet held for its sender's control budget, and every packet behind it,
+	 * waits for that release at the cell's own expense (docs/broker.md, "Per-cell
+	 * budgets"): its residence, what the analysis bounds, starts there. An empty
+	 * queue has nothing ahead to wait behind. */
+	if (w->tail < 0)
+		w->budget_rel = 0;
+	if (p->budget_held && p->release > w->budget_rel)
+		w->budget_rel = p->release;
+	p->counted = p->arrival > w->budget_rel ? p->arrival : w->budget_rel;
+	p->next = -1;
+	p->queue = q;
 	if (w->tail >= 0)
 		dp->pkts[w->tail].next = pi;
 	else

@@ -45,6 +45,7 @@ static bool pkt_from_chain(struct dp *dp, struct dp_pkt *p, const struct vq_chai
 	p->head = ch->head;
 	p->synthetic = false;
 	p->policed = false;
+	p->budget_held = false;
 	p->src = p->dst = s;
 	p->sent = 0;
 	p->arrival = p->release = now;

@@ -35,11 +35,15 @@ struct dp_pkt {
 	uint16_t head;       /* TX chain head (not for synthetic packets) */
 	bool synthetic;      /* made by the broker: no TX chain behind it */
 	bool policed;
+	bool budget_held;    /* its sender's control budget held it until release */
 	uint32_t src, dst;   /* cell indexes */
 	uint32_t sent;       /* payload bytes delivered so far */
 	uint32_t queue;
 	int32_t next;        /* queue or free-list link */
 	uint64_t arrival;    /* ingest time */
+	/* Where its residence starts: arrival, or the release its sender's control
+	 * budget gave it or a packet ahead of it in its queue (dp_queue_append). */
+	uint64_t counted;
 	uint64_t release;    /* earliest time the policer lets it go */
 	uint64_t deadline_abs;
 	uint64_t seq;        /* global arrival order */
@@ -64,6 +68,10 @@ struct dp_queue {
 	int32_t pos;         /* index in the ready or held heap */
 	int32_t wnext, wprev; /* list of queues waiting for dst's RX buffers */
 	uint64_t k1, k2, k3; /* heap key */
+	/* The latest release the sender's control budget gave a packet appended here
+	 * since the queue was last empty: no packet behind that one leaves before it
+	 * (dp_queue_append). */
+	uint64_t budget_rel;
 	/* the piece being written into one RX buffer of dst */
 	bool rx_open;
 	bool hdr_written;

@@ -17,7 +17,9 @@
  * does to the data plane (attach, detach, run-time changes, statistics: dp_ctl_lock),
  * so a change lands between steps of every core, never inside one. Per step, not per
  * run: a reader then waits for at most one step of the others and one write section
- * (docs/analysis.md "Several cores", the reader wait).
+ * (docs/analysis.md "Several cores", the reader wait). The loop's write sections
+ * begin at least model_write_spacing apart (mc_write_gate), so that the analysis
+ * charges that wait per write rather than per step.
  *
  * Nothing here blocks beyond those spins: the waits are FIFO-bounded (sync/bounds.c,
  * which the analysis charges). An idle core sleeps on a futex until a kick for one of
@@ -39,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dp_internal.h"
 #include "kex.h"
 #include "mutex.h"
@@ -70,6 +73,11 @@ struct dp_mc {
 	struct sync_kex k;
 	struct sync_rwlock w;
 	unsigned int ctl_depth; /* the loop thread's nested dp_ctl_lock calls */
+	/* The write gate (loop thread only): a write section begins at least `spacing`
+	 * after the one before began (model_write_spacing), on the real clock. */
+	uint64_t spacing;
+	uint64_t last_write;    /* when the last write section asked for W; 0 = none */
+	uint64_t writes, gate_waits; /* write sections, and those the gate held back */
 	atomic_bool stop;
 	atomic_bool pending;    /* deferred work for the loop thread */
 	bool poll;
@@ -388,6 +396,7 @@ int dp_mc_create(struct dp *dp)
 				  (uint32_t)dp->cfg->broker.copy_slots : dp->ncores))
 		return -EINVAL;
 	mc->poll = dp->cfg->broker.poll;
+	mc->spacing = model_write_spacing(dp->cfg);
 	for (uint32_t k = 0; k < dp->ncores; k++) {
 		mc->core[k].notemap = calloc((2 * dp->ncells + 63) / 64 + 1, sizeof(uint64_t));
 		if (!mc->core[k].notemap)
@@ -417,12 +426,44 @@ void dp_mc_destroy(struct dp *dp)
 
 /* ------------------------------------------------ the control path ---- */
 
+/* The loop thread waits, in its own thread and holding nothing the cores take, until
+ * `spacing` has passed since the last write section began: then a window of length t
+ * holds at most 1 + t / spacing of them, which is what the analysis charges the
+ * cores' reader waits by (docs/analysis.md, "Several cores"). Work of the loop's
+ * that needs W is deferred that long, the cores never. */
+static void mc_write_gate(const struct dp *dp, struct dp_mc *mc)
+{
+	uint64_t now = rtvio_now_ns(), at = mc->last_write + mc->spacing;
+
+	if (mc->last_write && now < at) {
+		struct timespec ts = { .tv_sec = (time_t)(at / 1000000000ull),
+				       .tv_nsec = (long)(at % 1000000000ull) };
+
+		mc->gate_waits++;
+		if (dp->hooks.gate_wait)
+			dp->hooks.gate_wait(dp->ctx, at);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		now = rtvio_now_ns();
+	}
+	mc->last_write = now;
+	mc->writes++;
+}
+
 void dp_ctl_lock(const struct dp *dp)
 {
 	struct dp_mc *mc = dp->mc;
 
-	if (mc && mc->ctl_depth++ == 0)
+	if (mc && mc->ctl_depth++ == 0) {
+		mc_write_gate(dp, mc);
 		sync_rw_write_lock(&mc->w);
+	}
+}
+
+void dp_write_gate_stats(const struct dp *dp, uint64_t *writes, uint64_t *waits)
+{
+	*writes = dp->mc ? dp->mc->writes : 0;
+	*waits = dp->mc ? dp->mc->gate_waits : 0;
 }
 
 void dp_ctl_unlock(const struct dp *dp)

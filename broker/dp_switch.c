@@ -249,8 +249,10 @@ void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 	if (h->op != VSOCK_OP_RW && !dp->flows[flow].be) {
 		uint64_t r = dp_budget_ctrl(dp, s, now);
 
-		if (r > p->release)
+		if (r > p->release) {
 			p->release = r;
+			p->budget_held = true;
+		}
 	}
 	/* A held packet's deadline runs from its release, as a conforming sender's
 	 * would: holding a burst must not hand it earlier deadlines than the flow's

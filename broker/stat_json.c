@@ -2,6 +2,7 @@
  * configuration summary, each cell's and each flow's statistics, the regulator's,
  * read through the daemon's and the data plane's accessors. */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -27,25 +28,64 @@ static json_t *hist_json(const uint64_t *hist)
 	return a;
 }
 
+/* The data plane's counters, all read in one write section of its lock (on several
+ * cores one pass of the write gate, not one per accessor: docs/broker.md "Several
+ * cores"), so that they are consistent with each other. The arrays are allocated
+ * before and turned into JSON after: the section itself allocates nothing. */
+struct stat_snap {
+	struct dp_cell_stats *cell;
+	struct dp_flow_stats *flow;
+	bool *flow_ok;
+	struct dp_reg_stats reg;
+	struct dp_notify_stats ns;
+	uint64_t writes, gate_waits;
+};
+
+static int snap_take(const struct broker *b, struct dp *dp, struct stat_snap *s)
+{
+	unsigned int nc = broker_ncells(b), nf = dp_nflows(dp);
+
+	s->cell = calloc(nc ? nc : 1, sizeof(*s->cell));
+	s->flow = calloc(nf ? nf : 1, sizeof(*s->flow));
+	s->flow_ok = calloc(nf ? nf : 1, sizeof(*s->flow_ok));
+	if (!s->cell || !s->flow || !s->flow_ok)
+		return -1;
+	dp_ctl_lock(dp);
+	for (unsigned int i = 0; i < nc; i++)
+		if (!broker_cell_present(b, i) || dp_stats_cell(dp, i, &s->cell[i]) < 0)
+			memset(&s->cell[i], 0, sizeof(s->cell[i]));
+	for (unsigned int f = 0; f < nf; f++)
+		s->flow_ok[f] = dp_flow_name(dp, f) && dp_stats_flow(dp, f, &s->flow[f]) >= 0;
+	dp_stats_reg(dp, &s->reg);
+	dp_stats_notify(dp, &s->ns);
+	dp_write_gate_stats(dp, &s->writes, &s->gate_waits);
+	dp_ctl_unlock(dp);
+	return 0;
+}
+
+static void snap_free(struct stat_snap *s)
+{
+	free(s->cell);
+	free(s->flow);
+	free(s->flow_ok);
+}
+
 json_t *broker_stat_json(const struct broker *b)
 {
 	const struct rtvio_config *cfg = broker_config(b);
 	struct dp *dp = broker_dp(b);
-	struct dp_reg_stats reg;
-	struct dp_notify_stats ns;
+	struct stat_snap snap = { 0 };
 	json_t *cells = json_array(), *flows = json_array(), *st;
 
-	if (!cells || !flows)
+	if (!cells || !flows || snap_take(b, dp, &snap))
 		goto fail;
 	for (unsigned int i = 0; i < broker_ncells(b); i++) {
 		struct broker_cell_info ci;
-		struct dp_cell_stats cs;
+		const struct dp_cell_stats cs = snap.cell[i];
 
 		if (!broker_cell_present(b, i))
 			continue;
 		broker_cell_info(b, i, &ci);
-		if (dp_stats_cell(dp, i, &cs) < 0)
-			memset(&cs, 0, sizeof(cs));
 		json_array_append_new(
 			cells,
 			json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
@@ -67,15 +107,15 @@ json_t *broker_stat_json(const struct broker *b)
 				    "vhu_deferred", json_integer((json_int_t)ci.vhu_deferred));
 	}
 	for (unsigned int f = 0; f < dp_nflows(dp); f++) {
-		struct dp_flow_stats fs;
+		const struct dp_flow_stats fs = snap.flow[f];
 		bool be = f >= (unsigned int)cfg->nflows;
 
-		if (!dp_flow_name(dp, f) || dp_stats_flow(dp, f, &fs) < 0)
+		if (!snap.flow_ok[f])
 			continue; /* a vacant slot */
 		json_array_append_new(
 			flows,
 			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-				  "s:o}",
+				  "s:I, s:o}",
 				  "name", dp_flow_name(dp, f), "class",
 				  be || cfg->flows[f].best_effort ? "best-effort" : "real-time",
 				  "deadline_ns", (json_int_t)(be ? 0 : cfg->flows[f].deadline_ns),
@@ -84,27 +124,32 @@ json_t *broker_stat_json(const struct broker *b)
 				  "oversize", (json_int_t)fs.oversize,
 				  "deadline_misses", (json_int_t)fs.deadline_misses,
 				  "max_residence_ns", (json_int_t)fs.max_residence_ns,
-				  "max_residence_at_ns", (json_int_t)fs.max_residence_at, "queued",
+				  "max_residence_at_ns", (json_int_t)fs.max_residence_at,
+				  "max_budget_wait_ns", (json_int_t)fs.max_budget_wait_ns, "queued",
 				  (json_int_t)fs.queued, "connections", (json_int_t)fs.connections,
 				  "residence_hist", hist_json(fs.hist)));
 	}
-	dp_stats_reg(dp, &reg);
-	dp_stats_notify(dp, &ns);
 	st = json_pack("{s:I, s:s, s:b, s:I, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
 		       "s:{s:I, s:I}, s:o, s:o}",
 		       "generation", (json_int_t)broker_generation(b), "policy", rtvio_policy_name(cfg->broker.policy), "poll", cfg->broker.poll,
 		       "chunk", (json_int_t)cfg->broker.chunk, "copy",
 		       rtvio_copy_name(cfg->broker.copy), "uptime_s",
 		       (double)broker_uptime_ns(b) / 1e9, "regulation", "budget",
-		       (json_int_t)reg.budget, "period_ns", (json_int_t)reg.period_ns, "bytes",
-		       (json_int_t)reg.bytes, "throttled_periods",
-		       (json_int_t)reg.throttled_periods, "throttled_ns",
-		       (json_int_t)reg.throttled_ns, "reserve", (json_int_t)reg.reserve,
-		       "best_effort_waits", (json_int_t)reg.be_waits, "notifications", "checks",
-		       (json_int_t)ns.checks, "sent", (json_int_t)ns.sent, "cells", cells,
+		       (json_int_t)snap.reg.budget, "period_ns", (json_int_t)snap.reg.period_ns, "bytes",
+		       (json_int_t)snap.reg.bytes, "throttled_periods",
+		       (json_int_t)snap.reg.throttled_periods, "throttled_ns",
+		       (json_int_t)snap.reg.throttled_ns, "reserve", (json_int_t)snap.reg.reserve,
+		       "best_effort_waits", (json_int_t)snap.reg.be_waits, "notifications", "checks",
+		       (json_int_t)snap.ns.checks, "sent", (json_int_t)snap.ns.sent, "cells", cells,
 		       "flows", flows);
+	if (st && broker_config(b)->broker.ncores > 1)
+		json_object_set_new(st, "write_gate",
+				    json_pack("{s:I, s:I}", "writes", (json_int_t)snap.writes,
+					      "waits", (json_int_t)snap.gate_waits));
+	snap_free(&snap);
 	return st;
 fail:
+	snap_free(&snap);
 	json_decref(cells);
 	json_decref(flows);
 	return NULL;

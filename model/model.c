@@ -168,6 +168,11 @@ uint64_t model_budget_period(const struct rtvio_config *cfg)
 	return p ? p : MODEL_BUDGET_PERIOD_NS;
 }
 
+uint64_t model_write_spacing(const struct rtvio_config *cfg)
+{
+	return model_budget_period(cfg) / MODEL_WRITES_PER_PERIOD;
+}
+
 /* Messages of f released in one budget period P at most, beyond those already
  * pending at its start: ceil(P / T). */
 static uint64_t period_msgs(const struct rtvio_config *cfg, const struct rtvio_flow_cfg *f)

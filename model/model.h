@@ -146,6 +146,15 @@ uint32_t model_cell_allowance(const struct rtvio_config *cfg, int c);
  * a configuration built in code that leaves it 0. */
 uint64_t model_budget_period(const struct rtvio_config *cfg);
 
+/* On several broker cores the control path (attach, detach, run-time changes,
+ * statistics, cut-offs) takes the write side of the data plane's lock W at most
+ * MODEL_WRITES_PER_PERIOD times per budget period: two of its write sections begin
+ * at least model_write_spacing() = P / MODEL_WRITES_PER_PERIOD apart (broker/dp_mc.c
+ * enforces it; analysis/an_mcore.c charges a core's wait on W per write in a window
+ * rather than per step: docs/analysis.md, "Several cores"). */
+#define MODEL_WRITES_PER_PERIOD 2u
+uint64_t model_write_spacing(const struct rtvio_config *cfg);
+
 /* What cell c may cost the broker per budget period P (model_budget_period;
  * docs/broker.md, "Per-cell budgets"); work beyond it waits for the cell's next
  * period.

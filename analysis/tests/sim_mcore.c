@@ -49,6 +49,7 @@ struct msim {
 	int64_t *k_free;     /* each of K's k slots */
 	enum wstate ws;
 	int64_t w_at;        /* W_IDLE: next write; W_ACTIVE: its end */
+	int64_t w_req;       /* when the last write arrived (-1: none yet) */
 };
 
 static uint64_t rnd(struct msim *s)
@@ -209,10 +210,15 @@ static void writer_event(struct msim *s)
 		}
 		s->ws = W_IDLE;
 		s->w_at = now + (int64_t)upto(s, s->c->write_gap);
+		/* The data plane's write gate: the next write arrives no sooner than
+		 * write_spacing after this one did. */
+		if (s->c->write_spacing && s->w_at < s->w_req + (int64_t)s->c->write_spacing)
+			s->w_at = s->w_req + (int64_t)s->c->write_spacing;
 		return;
 	}
 	/* A write arrives: it waits for the readers inside. */
 	s->w->writes++;
+	s->w_req = now;
 	for (uint32_t i = 0; i < s->c->ncores; i++) {
 		s->co[i].counted = s->co[i].reader;
 		any = any || s->co[i].reader;
@@ -452,6 +458,7 @@ int sim_mc_run(const struct sim_mc_config *c, struct sim_flow_stats *st,
 			ret = make_msgs(&s, j);
 	}
 	s.w_at = (int64_t)upto(&s, c->write_gap);
+	s.w_req = -1;
 	for (uint32_t k = 0; !ret && k < c->ncores; k++)
 		s.co[k].run = c->pattern == SIM_RANDOM ? upto(&s, c->b->run_steps) : 0;
 	if (!ret)

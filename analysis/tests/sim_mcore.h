@@ -16,7 +16,8 @@
  *   4. W's reader side released when the step ends;
  * and after each run of run_steps steps the core leaves for batch_gap. A control path
  * takes W's writer side for write_section, again at most write_gap after the last
- * write ended. Requests are served in the order they are made (ties by core), as the
+ * write ended and, with write_spacing, no sooner than that after the last write came
+ * (the data plane's write gate, model_write_spacing). Requests are served in the order they are made (ties by core), as the
  * FIFO locks grant them. Every flow is a real-time seqpacket flow of the size model,
  * unregulated; messages are released as sim.h's SIM_CRITICAL (all at 0, then as
  * early as jitter allows) or SIM_RANDOM (random phases, jitter and ingest latency)
@@ -42,6 +43,8 @@ struct sim_mc_config {
 	const uint64_t *tx_slots;  /* per core */
 	uint64_t write_section;    /* each control-path write holds W this long */
 	uint64_t write_gap;        /* the next write comes within this after one ends */
+	uint64_t write_spacing;    /* and no sooner than this after the last one came
+				    * (the data plane's write gate; 0 = none) */
 	bool no_writes;            /* the control path never writes */
 	enum sim_pattern pattern;
 	uint64_t seed;

@@ -630,11 +630,12 @@ static void test_one_core_identical(void **state)
  * Ingest budgets 9 (a) and 8 (b) TX slots at 4 ns: passes 36 and 32 ns. M's sections:
  * L_pick = 36 + 100, L_done = 1000: mutex (2 - 1) 1000 = 1 us; K has k = m: 0. W's
  * reader section, one step of the other core, which then waits for no one: the
- * longest (bulk's 5196) + pass 36 = 5232 ns; L_W = batch_gap = 0: rw_reader 5.232 us.
- * ctl: per step 2000 + 5232 = 7232 ns (the core's own pass is in its cells' ingest
- * budgets, not charged per step), per job 3 steps of it = 21.696 us; before the
- * pick, the reader and first mutex waits: 6.232 us. With copy_slots = 1, K: kex =
- * one chunk's copy 4096 ns, ctl's per step 11.328 us. */
+ * longest (bulk's 5196) + pass 36 = 5232 ns; L_W = batch_gap = 0: B_W 5.232 us, per
+ * write, as the control path writes at most twice per 1 ms budget period (spacing
+ * 500 us >= B_W), so no step carries it. ctl: per step 2000 ns (the core's own pass
+ * is in its cells' ingest budgets, not charged per step), per job 3 steps of it =
+ * 6 us; before the pick, the first mutex wait: 1 us. With copy_slots = 1, K: kex =
+ * one chunk's copy 4096 ns, ctl's per step 6.096 us. */
 static void test_two_cores(void **state)
 {
 	const char *two = with_broker("two.conf", "cpus = 0,1\n");
@@ -653,11 +654,13 @@ static void test_two_cores(void **state)
 	assert_true(json_real_value(json_object_get(bl, "mutex")) == 1.0);
 	assert_int_equal(json_integer_value(json_object_get(bl, "mutex_per_step")), 2);
 	assert_true(json_real_value(json_object_get(bl, "kex")) == 0.0);
-	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
+	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 0.0);
+	assert_true(json_real_value(json_object_get(bl, "rw_per_write")) == 5.232);
+	assert_true(json_real_value(json_object_get(bl, "write_spacing")) == 500.0);
 	assert_true(json_real_value(json_object_get(bl, "ingest_pass")) == 0.0);
-	assert_true(json_real_value(json_object_get(bl, "per_step")) == 7.232);
-	assert_true(json_real_value(json_object_get(bl, "pick_lead")) == 6.232);
-	assert_true(json_real_value(json_object_get(bl, "per_job")) == 21.696);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 2.0);
+	assert_true(json_real_value(json_object_get(bl, "pick_lead")) == 1.0);
+	assert_true(json_real_value(json_object_get(bl, "per_job")) == 6.0);
 	f = json_array_get(json_object_get(doc, "flows"), 1);
 	assert_int_equal(json_integer_value(json_object_get(f, "core")), 0);
 	json_decref(doc);
@@ -666,7 +669,8 @@ static void test_two_cores(void **state)
 	run(2, argv);
 	assert_non_null(strstr(out_buf, "2 broker cores"));
 	assert_non_null(strstr(out_buf, "ctl                      1      1.000      0.000      "
-				"5.232      0.000      7.232     21.696"));
+				"0.000      0.000      2.000      6.000"));
+	assert_non_null(strstr(out_buf, "at most one per 500.000 us"));
 	/* One copy slot: a core may wait for the other's chunk. */
 	argv[1] = with_broker("one_slot.conf", "cpus = 0,1\ncopy_slots = 1\n");
 	argv[2] = "--json";
@@ -675,8 +679,8 @@ static void test_two_cores(void **state)
 	assert_non_null(doc);
 	bl = json_object_get(json_array_get(json_object_get(doc, "flows"), 0), "blocking");
 	assert_true(json_real_value(json_object_get(bl, "kex")) == 4.096);
-	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 5.232);
-	assert_true(json_real_value(json_object_get(bl, "per_step")) == 11.328);
+	assert_true(json_real_value(json_object_get(bl, "rw_reader")) == 0.0);
+	assert_true(json_real_value(json_object_get(bl, "per_step")) == 6.096);
 	json_decref(doc);
 }
 

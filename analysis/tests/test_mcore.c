@@ -140,7 +140,8 @@ static void terms_no_writes(const struct mset *s, struct an_mcore_terms *lt)
 	for (size_t i = 0; i < s->n; i++)
 		assert_int_equal(an_flow_costs(&s->f[i], &s->b, &c[i]), 0);
 	an_mcore_terms(&s->b, &s->mc, c, s->n, lt);
-	lt->rw_reader = 0;
+	lt->rw_reader = lt->rw_step = 0;
+	lt->write_spacing = 0;
 }
 
 /* Every flow of one simulation of s within its bound, every wait within its term. */
@@ -155,7 +156,9 @@ static void sim_check(const struct mset *s, const struct an_flow_result *out,
 				    .b = &s->b, .ncores = s->mc.ncores,
 				    .copy_slots = s->mc.copy_slots, .tx_slots = s->tx,
 				    .write_section = s->mc.write_section,
-				    .write_gap = between(0, 200000), .no_writes = no_writes,
+				    .write_gap = s->mc.write_spacing ? between(0, 2000) :
+								       between(0, 200000),
+				    .write_spacing = s->mc.write_spacing, .no_writes = no_writes,
 				    .pattern = pat, .seed = seed,
 				    .until_ns = 3000000, .limit_ns = 4000000000ull };
 
@@ -242,6 +245,115 @@ static void test_edf_fifo(void **state)
 	check_cores(AN_EDF, 4, 20);
 	check_cores(AN_FIFO, 2, 30);
 	check_cores(AN_FIFO, 4, 20);
+}
+
+/* The control path's writes spaced by the data plane's write gate, and charged per
+ * write (lost supply) instead of per step: random sets on 2 and 4 cores under each
+ * policy, the simulated writes as dense as the spacing allows (the next one within
+ * 2 us of the last one's end, no sooner than the spacing after it came), no
+ * simulated response above its bound, no reader wait above B_W. Not vacuous: on
+ * some sets the per-write bound is below the per-step one, and cores waited on W. */
+static void test_writes_spaced(void **state)
+{
+	static const enum an_policy pols[] = { AN_FP, AN_EDF, AN_FIFO };
+	unsigned tighter = 0, per_write = 0;
+
+	(void)state;
+	rng_state = 0x5ace;
+	checked = waited = read_waited = 0;
+	for (unsigned p = 0; p < 3; p++)
+		for (uint32_t m = 2; m <= 4; m += 2)
+			for (unsigned k = 0; k < 15; k++) {
+				struct mset s;
+				struct an_result res, res0;
+				struct an_flow_result out[MAXN], out0[MAXN];
+				struct an_costs c[MAXN];
+				struct an_mcore_terms lt;
+				uint64_t seed = rng_state;
+
+				gen_mset(&s, pols[p], m);
+				assert_int_equal(an_analyze_mcore(s.f, s.n, &s.b, &s.mc, &res0,
+								  out0, NULL), 0);
+				s.mc.write_spacing = between(20000, 400000);
+				for (size_t i = 0; i < s.n; i++)
+					assert_int_equal(an_flow_costs(&s.f[i], &s.b, &c[i]), 0);
+				an_mcore_terms(&s.b, &s.mc, c, s.n, &lt);
+				per_write += lt.write_spacing != 0;
+				assert_int_equal(an_analyze_mcore(s.f, s.n, &s.b, &s.mc, &res,
+								  out, NULL), 0);
+				if (res.status != AN_OK)
+					continue;
+				for (size_t i = 0; i < s.n; i++)
+					tighter += res0.status == AN_OK && out[i].bounded &&
+						   out0[i].bounded &&
+						   out[i].response < out0[i].response;
+				sim_check(&s, out, SIM_CRITICAL, seed, false);
+				sim_check(&s, out, SIM_RANDOM, seed, false);
+			}
+	print_message("writes spaced: %u sets charged per write, %u bounds checked, %u "
+		      "tighter than per step, %u runs with W waits\n", per_write, checked,
+		      tighter, read_waited);
+	assert_true(per_write > 0);
+	assert_true(checked > 0);
+	assert_true(tighter > 0);
+	assert_true(read_waited > 0);
+}
+
+/* The set of test_blocking_needed (bulk every 200 us) with the writes spaced 100 us
+ * apart (20 us each):
+ * charged per write (lost supply), ctl's bound holds in the simulation with the
+ * writes as dense as the gate allows; with the loss taken out (the per-write term
+ * 0, nothing per step either) the simulation exceeds it: the term is needed. Writes
+ * spaced closer than B_W are charged per step. */
+static void test_writes_charged(void **state)
+{
+	struct mset s = { .n = 2, .core = { 0, 1 }, .prio = { 1, 1 }, .tx = { 8, 8 } };
+	struct an_mcore_terms lt;
+	struct an_costs c[2];
+	struct an_flow_result full[2], cut[2];
+	bool exceeded = false;
+
+	(void)state;
+	s.f[0] = (struct an_flow){ .name = "bulk", .type = AN_SEQPACKET, .size = 3 * 4096,
+				   .rx_payload = 1024, .rx_max = 1024, .packet_size = 65536,
+				   .period = 200000, .deadline = 200000, .priority = 1 };
+	s.f[1] = (struct an_flow){ .name = "ctl", .type = AN_SEQPACKET, .size = 100,
+				   .rx_payload = 4096, .rx_max = 4096, .packet_size = 65536,
+				   .period = 100000, .deadline = 100000, .priority = 1 };
+	s.b = (struct an_broker){ .policy = AN_FP, .chunk = 4096, .run_steps = 64,
+				  .plat = { .copy_bandwidth = 1000000000ull, .chunk_overhead = 100,
+					    .packet_overhead = 3000 } };
+	s.mc = (struct an_mcore){ .ncores = 2, .core = s.core, .tx_slots = s.tx,
+				  .write_section = 20000, .write_spacing = 100000 };
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(an_flow_costs(&s.f[i], &s.b, &c[i]), 0);
+	an_mcore_terms(&s.b, &s.mc, c, 2, &lt);
+	assert_int_equal(lt.write_spacing, 100000);
+	assert_int_equal(lt.rw_step, 0);
+	assert_true(bounds_with(&s, &lt, full));
+	lt.rw_reader = 0;
+	assert_true(bounds_with(&s, &lt, cut));
+	assert_true(cut[1].response < full[1].response);
+	for (uint64_t seed = 1; seed <= 40 && !exceeded; seed++) {
+		struct sim_flow_stats st[2];
+		struct sim_mc_waits w;
+		struct sim_mc_config sc = { .flows = s.f, .n = 2, .core = s.core, .prio = s.prio,
+					    .b = &s.b, .ncores = 2, .copy_slots = 2,
+					    .tx_slots = s.tx, .write_section = 20000,
+					    .write_gap = 1000, .write_spacing = 100000,
+					    .pattern = SIM_RANDOM, .seed = 2 * seed + 1,
+					    .until_ns = 2000000, .limit_ns = 1000000000ull };
+
+		assert_int_equal(sim_mc_run(&sc, st, &w), 0);
+		assert_true(st[1].max_response <= full[1].response);
+		exceeded = st[1].max_response > cut[1].response;
+	}
+	assert_true(exceeded);
+	/* Writes closer together than B_W: the argument fails, charged per step. */
+	s.mc.write_spacing = lt.l_w;
+	an_mcore_terms(&s.b, &s.mc, c, 2, &lt);
+	assert_int_equal(lt.write_spacing, 0);
+	assert_int_equal(lt.rw_step, lt.rw_reader);
 }
 
 /* Core 0 copies twelve 1 KiB pieces per 80 us, each completion holding M for its
@@ -770,6 +882,8 @@ int main(void)
 		cmocka_unit_test(test_credits_on_sender_core),
 		cmocka_unit_test(test_budgets_by_core),
 		cmocka_unit_test(test_blocking_needed),
+		cmocka_unit_test(test_writes_spaced),
+		cmocka_unit_test(test_writes_charged),
 		cmocka_unit_test(test_kex_needed),
 		cmocka_unit_test(test_pick_lead),
 		cmocka_unit_test(test_fp_2),

@@ -63,6 +63,8 @@ struct mcenv {
 	atomic_uint bad_core;
 	unsigned int broken_calls[NCELLS];
 	int broken_err[NCELLS];
+	unsigned int gate_calls;     /* the write gate's waits (this thread) */
+	uint64_t gate_until;
 };
 
 static void mc_notify(void *ctx, unsigned int cell, unsigned int queue)
@@ -115,9 +117,20 @@ static void mc_notify_flush_core(void *ctx, unsigned int core)
 	m->core_flushes[core]++;
 }
 
+/* The write gate's wait, from the thread that takes the control lock: returns at
+ * once, so the gate sleeps the rest itself. */
+static void mc_gate_wait(void *ctx, uint64_t until)
+{
+	struct mcenv *m = ctx;
+
+	m->gate_calls++;
+	m->gate_until = until;
+}
+
 static const struct dp_hooks mc_hooks = { .notify = mc_notify, .broken = mc_broken,
 					  .wake = mc_wake_hook, .notify_core = mc_notify_core,
-					  .notify_flush_core = mc_notify_flush_core };
+					  .notify_flush_core = mc_notify_flush_core,
+					  .gate_wait = mc_gate_wait };
 
 /* The stream's byte at offset off of flow f: any lost, doubled or misplaced byte
  * shows. */
@@ -384,11 +397,247 @@ static void test_two_cores_broken_cell(void **state)
 	mc_fini(&m);
 }
 
+
+/* The write gate: two write sections of the control lock begin at least
+ * model_write_spacing apart (the analysis charges the cores' W waits per write on
+ * that), the gate's wait goes through the gate_wait hook, a nested lock is no new
+ * section, and the counts `rtvio stat` shows add up. */
+static void test_write_gate(void **state)
+{
+	static struct mcenv m;
+	uint64_t spacing, t0, t1, w0, g0, w1, g1;
+
+	(void)state;
+	mc_init(&m);
+	spacing = model_write_spacing(&m.t.cfg);
+	assert_true(spacing > 0);
+	dp_ctl_lock(m.t.dp);
+	dp_write_gate_stats(m.t.dp, &w0, &g0);
+	dp_ctl_unlock(m.t.dp);
+	t0 = mono_ns();
+	dp_ctl_lock(m.t.dp);
+	dp_ctl_lock(m.t.dp);
+	dp_ctl_unlock(m.t.dp);
+	dp_ctl_unlock(m.t.dp);
+	dp_ctl_lock(m.t.dp);
+	t1 = mono_ns();
+	dp_write_gate_stats(m.t.dp, &w1, &g1);
+	dp_ctl_unlock(m.t.dp);
+	/* The first section here began after t0, the second at least spacing later. */
+	assert_true(t1 - t0 >= spacing);
+	assert_int_equal(w1 - w0, 2);
+	assert_true(g1 - g0 >= 1);
+	assert_true(m.gate_calls >= 1);
+	assert_true(m.gate_until >= t0 + spacing && m.gate_until <= t1);
+	mc_fini(&m);
+}
+
+/* ------------------------------------------- residence on two cores ---- */
+
+/* Cell b (core 1) opens three flows at once with a control budget of one packet per
+ * 10 ms period (its allowance; it receives no stream): p toward a (core 0), q toward
+ * c (core 0), r toward d (core 1). The clock is the test's: it moves only while the
+ * cores are between steps (under the control lock). */
+static const char res_ini[] =
+	"[broker]\ncpus = 0,1\nchunk = 1KiB\npolicy = fp\nbudget_period = 10ms\n"
+	"[cell a]\ncid = 3\n[cell b]\ncid = 4\n[cell c]\ncid = 5\n[cell d]\ncid = 6\n"
+	"[flow p]\nfrom = b\nto = a:1000\ntype = stream\nsize = 4KiB\nperiod = 1ms\n"
+	"[flow q]\nfrom = b\nto = c:2000\ntype = stream\nsize = 4KiB\nperiod = 1ms\n"
+	"[flow r]\nfrom = b\nto = d:3000\ntype = stream\nsize = 4KiB\nperiod = 1ms\n";
+
+#define RES_T0 1000000000ull
+#define RES_MS 1000000ull
+
+struct resenv {
+	struct tenv t;
+	_Atomic uint64_t clock;
+	unsigned int got[NCELLS][VSOCK_OP_CREDIT_REQUEST + 1]; /* pieces by op */
+};
+
+static uint64_t res_now(void *ctx)
+{
+	struct resenv *e = ctx;
+
+	return atomic_load(&e->clock);
+}
+
+static void res_nop_notify(void *ctx, unsigned int cell, unsigned int queue)
+{
+	(void)ctx;
+	(void)cell;
+	(void)queue;
+}
+
+static void res_nop_core(void *ctx, unsigned int core, unsigned int cell, unsigned int queue)
+{
+	(void)ctx;
+	(void)core;
+	(void)cell;
+	(void)queue;
+}
+
+static void res_nop_flush(void *ctx, unsigned int core)
+{
+	(void)ctx;
+	(void)core;
+}
+
+static const struct dp_hooks res_hooks = { .notify = res_nop_notify, .now = res_now,
+					   .notify_core = res_nop_core,
+					   .notify_flush_core = res_nop_flush };
+
+/* Under the control lock: what the cells received, counted by op. */
+static void res_take(struct resenv *e)
+{
+	static uint8_t pl[4096];
+
+	for (int c = 0; c < NCELLS; c++) {
+		struct vsock_hdr h;
+
+		while (t_recv(&e->t.cell[c], &h, pl, sizeof(pl)))
+			if (h.op <= VSOCK_OP_CREDIT_REQUEST)
+				e->got[c][h.op]++;
+		t_tx_done(&e->t.cell[c]);
+	}
+}
+
+/* Waits (real time) until cell `cell` has received `n` pieces of op `op`. */
+static void res_wait(struct resenv *e, int cell, uint16_t op, unsigned int n)
+{
+	uint64_t end = mono_ns() + DEADLINE_NS;
+
+	for (;;) {
+		bool done;
+
+		dp_ctl_lock(e->t.dp);
+		res_take(e);
+		done = e->got[cell][op] >= n;
+		dp_ctl_unlock(e->t.dp);
+		if (done)
+			return;
+		if (mono_ns() > end)
+			fail_msg("cell %d never received op %u", cell, op);
+		sched_yield();
+	}
+}
+
+static void res_send(struct resenv *e, int from, uint32_t port, int to, uint16_t op,
+		     uint32_t len)
+{
+	static uint8_t pl[128];
+	struct vsock_hdr h = t_hdr(cid_of(from), port, cid_of(to), port, VSOCK_TYPE_STREAM, op,
+				   len);
+
+	t_send(&e->t.cell[from], &h, pl);
+}
+
+/* Moves the clock while every core is between steps; the unlock wakes them. */
+static void res_clock(struct resenv *e, uint64_t t)
+{
+	dp_ctl_lock(e->t.dp);
+	atomic_store(&e->clock, t);
+	dp_ctl_unlock(e->t.dp);
+}
+
+static void res_flow(struct resenv *e, unsigned int f, uint64_t res, uint64_t at, uint64_t wait)
+{
+	struct dp_flow_stats fs;
+
+	dp_ctl_lock(e->t.dp);
+	assert_int_equal(dp_stats_flow(e->t.dp, f, &fs), 0);
+	dp_ctl_unlock(e->t.dp);
+	assert_int_equal(fs.max_residence_ns, res);
+	assert_int_equal(fs.max_residence_at, at);
+	assert_int_equal(fs.max_budget_wait_ns, wait);
+	assert_int_equal(fs.queued, 0);
+}
+
+/* A control packet its sender's budget holds waits at the sender's expense: its
+ * residence (what `rtvio analyze`'s R bounds) starts at the release the budget gave
+ * it, whichever core ingested it and whichever delivers it, and so does that of a
+ * packet queued behind it; the wait itself is max_budget_wait_ns. */
+static void test_two_cores_budget_residence(void **state)
+{
+	static struct resenv e;
+	struct dp_cell_stats cs;
+	char err[256];
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	atomic_store(&e.clock, RES_T0);
+	if (rtvio_config_parse(res_ini, "test.conf", &e.t.cfg, err, sizeof(err)))
+		fail_msg("config: %s", err);
+	assert_int_equal(dp_create(&e.t.cfg, &res_hooks, &e, &e.t.dp), 0);
+	for (int i = 0; i < NCELLS; i++) {
+		t_cell_init(&e.t.cell[i], 2048);
+		t_post_rx(&e.t.cell[i], T_QSIZE / 4, false);
+		assert_int_equal(dp_attach(e.t.dp, (unsigned int)i, &e.t.cell[i].dev[0],
+					   &e.t.cell[i].dev[1]), 0);
+	}
+	/* At t0 b opens p, q and r: p goes in this period, q waits for the next
+	 * (t0 + 10 ms), r for the one after (t0 + 20 ms). */
+	dp_ctl_lock(e.t.dp);
+	res_send(&e, 1, 1000, 0, VSOCK_OP_REQUEST, 0);
+	res_send(&e, 1, 2000, 2, VSOCK_OP_REQUEST, 0);
+	res_send(&e, 1, 3000, 3, VSOCK_OP_REQUEST, 0);
+	dp_ctl_unlock(e.t.dp);
+	res_wait(&e, 0, VSOCK_OP_REQUEST, 1);
+	dp_ctl_lock(e.t.dp);
+	res_send(&e, 0, 1000, 1, VSOCK_OP_RESPONSE, 0);
+	dp_ctl_unlock(e.t.dp);
+	res_wait(&e, 1, VSOCK_OP_RESPONSE, 1);
+	/* Still t0: b shuts p down (held for t0 + 30 ms) and sends data behind it. */
+	dp_ctl_lock(e.t.dp);
+	res_send(&e, 1, 1000, 0, VSOCK_OP_SHUTDOWN, 0);
+	res_send(&e, 1, 1000, 0, VSOCK_OP_RW, 100);
+	dp_ctl_unlock(e.t.dp);
+	for (uint64_t end = mono_ns() + DEADLINE_NS;;) {
+		struct dp_flow_stats fs;
+
+		dp_ctl_lock(e.t.dp);
+		assert_int_equal(dp_stats_flow(e.t.dp, 0, &fs), 0);
+		dp_ctl_unlock(e.t.dp);
+		if (fs.queued == 2)
+			break;
+		assert_true(mono_ns() < end);
+		sched_yield();
+	}
+	/* Nothing held has gone early. */
+	dp_ctl_lock(e.t.dp);
+	res_take(&e);
+	assert_int_equal(e.got[2][VSOCK_OP_REQUEST] + e.got[3][VSOCK_OP_REQUEST], 0);
+	assert_int_equal(e.got[0][VSOCK_OP_SHUTDOWN] + e.got[0][VSOCK_OP_RW], 0);
+	dp_ctl_unlock(e.t.dp);
+	/* q, ingested by core 1 and delivered by core 0, 2 ms after its release. */
+	res_clock(&e, RES_T0 + 12 * RES_MS);
+	res_wait(&e, 2, VSOCK_OP_REQUEST, 1);
+	/* r, within core 1, 5 ms after its release. */
+	res_clock(&e, RES_T0 + 25 * RES_MS);
+	res_wait(&e, 3, VSOCK_OP_REQUEST, 1);
+	/* The SHUTDOWN 3 ms after its release, and the data behind it with it. */
+	res_clock(&e, RES_T0 + 33 * RES_MS);
+	res_wait(&e, 0, VSOCK_OP_RW, 1);
+	assert_int_equal(e.got[0][VSOCK_OP_SHUTDOWN], 1);
+	res_flow(&e, 0, 3 * RES_MS, RES_T0 + 30 * RES_MS, 30 * RES_MS);
+	res_flow(&e, 1, 2 * RES_MS, RES_T0 + 10 * RES_MS, 10 * RES_MS);
+	res_flow(&e, 2, 5 * RES_MS, RES_T0 + 20 * RES_MS, 20 * RES_MS);
+	dp_ctl_lock(e.t.dp);
+	assert_int_equal(dp_stats_cell(e.t.dp, 1, &cs), 0);
+	dp_ctl_unlock(e.t.dp);
+	assert_int_equal(cs.ctrl_over_budget, 3);
+	dp_destroy(e.t.dp);
+	for (int i = 0; i < NCELLS; i++)
+		free(e.t.cell[i].region);
+	rtvio_config_free(&e.t.cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_cores_integrity),
 		cmocka_unit_test(test_two_cores_broken_cell),
+		cmocka_unit_test(test_two_cores_budget_residence),
+		cmocka_unit_test(test_write_gate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
