@@ -69,6 +69,9 @@ static void usage(FILE *f)
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
 		"  --out DIR  where results go\n"
+		"  --modes LIST  the hostile scenario's misbehaviours, comma-separated\n"
+		"             (default all: callfd,repost,storm,tinyrx,rx1,noread,vhuflood,\n"
+		"             memtable,attach,oversize,all); the unloaded run always runs\n"
 		"  --broker-cores N  the bound scenario's brokers on N data-plane cores\n"
 		"             (1 or 2; default 1: cpu %d; 2: cpus %d and the next)\n"
 		"  --report-only  regenerate report.md and plots from DIR/results.json\n"
@@ -225,6 +228,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		{ "out", required_argument, NULL, 'o' },
 		{ "report-only", no_argument, NULL, 'r' },
 		{ "broker-cores", required_argument, NULL, 'c' },
+		{ "modes", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -253,6 +257,17 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 				return 2;
 			}
 			b->broker_cores = (int)n;
+			break;
+		}
+		case 'm': {
+			char bad[64];
+
+			if (bench_hostile_modes_check(optarg, bad, sizeof(bad))) {
+				fprintf(stderr, "rtvio bench: --modes: '%s' is not a mode of the "
+						"hostile scenario (see rtvio bench --help)\n", bad);
+				return 2;
+			}
+			b->hostile_modes = optarg;
 			break;
 		}
 		case 'h':

@@ -39,6 +39,9 @@ struct bench {
 	const char *plat_src;
 	/* --broker-cores: data-plane cores of the bound scenario's brokers (1 = cpu 1). */
 	int broker_cores;
+	/* --modes: the hostile scenario's misbehaviours to run, comma-separated (NULL:
+	 * every one); the unloaded run always runs. */
+	const char *hostile_modes;
 	/* A peer the report promises (iceoryx) could not run: the run fails. */
 	char peer_failed[200];
 };
@@ -185,6 +188,9 @@ int bench_scenario_scale(struct bench *b);
 int bench_scenario_interference(struct bench *b);
 int bench_scenario_isa(struct bench *b);
 int bench_scenario_hostile(struct bench *b);
+/* sc_hostile.c: NULL when every name in the comma-separated list is a mode of the
+ * hostile scenario, else the first name that is not (into bad, bad_len bytes). */
+const char *bench_hostile_modes_check(const char *list, char *bad, size_t bad_len);
 int bench_scenario_locks(struct bench *b);
 int bench_scenario_remote(struct bench *b);
 int bench_scenario_cores(struct bench *b);
