@@ -72,6 +72,9 @@ static void usage(FILE *f)
 		"  --modes LIST  the hostile scenario's misbehaviours, comma-separated\n"
 		"             (default all: callfd,repost,storm,tinyrx,rx1,noread,vhuflood,\n"
 		"             memtable,attach,oversize,all); the unloaded run always runs\n"
+		"  --platform FILE  judge the bound and hostile scenarios by FILE's\n"
+		"             [platform] costs (a config or `rtvio calibrate` output)\n"
+		"             instead of running rtvio calibrate --quick --poll no\n"
 		"  --broker-cores N  the bound scenario's brokers on N data-plane cores\n"
 		"             (1 or 2; default 1: cpu %d; 2: cpus %d and the next)\n"
 		"  --report-only  regenerate report.md and plots from DIR/results.json\n"
@@ -229,6 +232,7 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		{ "report-only", no_argument, NULL, 'r' },
 		{ "broker-cores", required_argument, NULL, 'c' },
 		{ "modes", required_argument, NULL, 'm' },
+		{ "platform", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -268,6 +272,19 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 				return 2;
 			}
 			b->hostile_modes = optarg;
+			break;
+		}
+		case 'p': {
+			static char src[300];
+			char err[512];
+
+			if (rtvio_platform_load(optarg, &b->plat, err, sizeof(err)) ||
+			    rtvio_platform_missing(&b->plat, err, sizeof(err))) {
+				fprintf(stderr, "rtvio bench: --platform: %s\n", err);
+				return 2;
+			}
+			snprintf(src, sizeof(src), "%s [platform] (given with --platform)", optarg);
+			b->plat_src = src;
 			break;
 		}
 		case 'h':
