@@ -182,7 +182,9 @@ static void resume_cell(struct cell *c, uint64_t now)
 			daemon_update_must_poll(b);
 		}
 	}
-	if (c->listen_paused) {
+	/* Serving the connection may have set it aside to be undone: the listening
+	 * socket then waits with it. */
+	if (c->listen_paused && !c->drop_pending) {
 		c->listen_paused = false;
 		if (c->listen_fd >= 0 && daemon_ep_add(b, c->listen_fd, &c->src_listen) < 0)
 			CLOG(c, "cannot watch its socket again: %s", strerror(errno));
