@@ -28,15 +28,19 @@ static json_t *cell_flow(json_t *rep, const char *name, const char *role)
 /* Why a window [t0, t0 + len) lasted `excess` µs longer than it may: "host" when the
  * probes saw the VM stalled for at least that long in it, "foreign" when those stalls
  * and the cpu time other programs' real-time threads had in it (foreign_rt.c) add up
- * to it, else "unexplained" (rtvio, or platform numbers that are too optimistic). */
+ * to it, else "unexplained" (rtvio, or platform numbers that are too optimistic). The
+ * sampler knows that cpu time to one interval (and the kernel's count of it to a
+ * tick): the window is taken one interval wider on each side for it. */
 static const char *window_cause(struct probes *p, const struct foreign_rt *fr, uint64_t t0,
 				uint64_t len, double excess)
 {
 	double stalled = bench_stalled_in(p, t0, t0 + len);
+	uint64_t a = t0 > FRT_INTERVAL_NS ? t0 - FRT_INTERVAL_NS : 0;
 
 	if (stalled >= excess)
 		return "host";
-	return stalled + bench_foreign_in(fr, t0, t0 + len) >= excess ? "foreign" : "unexplained";
+	return stalled + bench_foreign_in(fr, a, t0 + len + FRT_INTERVAL_NS) >= excess
+		       ? "foreign" : "unexplained";
 }
 
 /* Attributes each of the receiver's slowest messages that exceeded the bound
