@@ -40,11 +40,20 @@ static void test_spread_over_samples(void **state)
 	assert_float_equal(bench_foreign_in(&f, 0, 10000000), 0.0, 1e-9);
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins until this thread has had ms of cpu, however long other work holds it off. */
 static void spin_ms(unsigned int ms)
 {
-	uint64_t end = rtvio_now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = cpu_ns() + (uint64_t)ms * 1000000u;
 
-	while (rtvio_now_ns() < end) {
+	while (cpu_ns() < end) {
 	}
 }
 
@@ -56,7 +65,7 @@ static bool fifo(int prio)
 }
 
 /* A grandchild, orphaned at once (not our descendant any more), that waits for the
- * sampler to find it, spins 60 ms at SCHED_FIFO 1 and exits. */
+ * sampler to find it, spins 60 ms of cpu at SCHED_FIFO 1 and exits. */
 static pid_t orphan_spinner(void)
 {
 	int p[2];
@@ -94,7 +103,7 @@ static void test_others_counted_ours_not(void **state)
 	struct foreign_rt *f = calloc(1, sizeof(*f));
 	json_t *j = json_object(), *t;
 	struct sched_param normal = { 0 };
-	struct timespec run = { 0, 700 * 1000000L };
+	struct timespec run = { 0, 100 * 1000000L };
 	uint64_t t0;
 	pid_t g;
 	size_t i;
@@ -113,10 +122,13 @@ static void test_others_counted_ours_not(void **state)
 	/* This thread is real-time too, and spins as long: it is ours. */
 	spin_ms(60);
 	sched_setscheduler(0, SCHED_OTHER, &normal);
-	nanosleep(&run, NULL);
+	/* Until the orphan has spun and gone (init reaps it), 10 s at most. */
+	for (int w = 0; w < 100 && kill(g, 0) == 0; w++)
+		nanosleep(&run, NULL);
 	bench_foreign_stop(f);
-	/* Each spinner had at least its 60 ms less what other real-time work took. */
-	assert_true(bench_foreign_in(f, t0, rtvio_now_ns()) >= 30000.0);
+	/* The orphan had its 60 ms of cpu (this thread's 60 ms are not counted; the
+	 * kernel's count lags by a tick at most). */
+	assert_true(bench_foreign_in(f, t0, rtvio_now_ns()) >= 50000.0);
 	bench_foreign_json(f, j);
 	json_array_foreach(json_object_get(j, "threads"), i, t) {
 		pid_t tid = (pid_t)json_integer_value(json_object_get(t, "tid"));
@@ -124,8 +136,8 @@ static void test_others_counted_ours_not(void **state)
 		assert_true(tid != getpid());
 		if (tid == g) {
 			seen = true;
-			assert_true(json_number_value(json_object_get(t, "ran_ms")) >= 30.0);
-			assert_true(json_number_value(json_object_get(t, "ran_ms")) < 200.0);
+			assert_true(json_number_value(json_object_get(t, "ran_ms")) >= 50.0);
+			assert_true(json_number_value(json_object_get(t, "ran_ms")) < 100.0);
 		}
 	}
 	assert_true(seen);
