@@ -25,33 +25,57 @@ static json_t *cell_flow(json_t *rep, const char *name, const char *role)
 	return NULL;
 }
 
-/* Attributes each of the receiver's slowest messages that exceeded the bound: to the
- * host when the probes saw it stalled for at least the excess while that message was
- * on its way, to rtvio (or to platform numbers that are too optimistic) otherwise.
- * Returns the cause of the flow's violations: "host", or "unexplained" when any
- * message is not explained so. */
-static const char *attribute(struct probes *p, json_t *worst, double bound, json_t *row)
+/* Why a window [t0, t0 + len) lasted `excess` µs longer than it may: "host" when the
+ * probes saw the VM stalled for at least that long in it, "foreign" when those stalls
+ * and the cpu time other programs' real-time threads had in it (foreign_rt.c) add up
+ * to it, else "unexplained" (rtvio, or platform numbers that are too optimistic). The
+ * sampler knows that cpu time to one interval (and the kernel's count of it to a
+ * tick): the window is taken one interval wider on each side for it. */
+static const char *window_cause(struct probes *p, const struct foreign_rt *fr, uint64_t t0,
+				uint64_t len, double excess)
 {
-	long long over = 0, host = 0;
+	double stalled = bench_stalled_in(p, t0, t0 + len);
+	uint64_t a = t0 > FRT_INTERVAL_NS ? t0 - FRT_INTERVAL_NS : 0;
+
+	if (stalled >= excess)
+		return "host";
+	return stalled + bench_foreign_in(fr, a, t0 + len + FRT_INTERVAL_NS) >= excess
+		       ? "foreign" : "unexplained";
+}
+
+/* Attributes each of the receiver's slowest messages that exceeded the bound
+ * (window_cause). Returns the cause of the flow's violations: "host" when every
+ * message is the host's, "foreign" when every one is the host's or other programs'
+ * real-time threads', else "unexplained". */
+static const char *attribute(struct probes *p, const struct foreign_rt *fr, json_t *worst,
+			     double bound, json_t *row)
+{
+	long long over = 0, host = 0, foreign = 0;
 	json_t *w;
 	size_t i;
 
 	json_array_foreach(worst, i, w) {
 		double lat = json_number_value(json_object_get(w, "latency_us"));
 		uint64_t t0 = (uint64_t)json_integer_value(json_object_get(w, "stamp_ns"));
+		const char *why;
 
 		if (lat <= bound || !t0)
 			continue;
 		over++;
-		host += bench_stalled_in(p, t0, t0 + (uint64_t)(lat * 1e3)) >= lat - bound;
+		why = window_cause(p, fr, t0, (uint64_t)(lat * 1e3), lat - bound);
+		host += !strcmp(why, "host");
+		foreign += !strcmp(why, "foreign");
 	}
 	json_object_set_new(row, "over_bound_listed", json_integer(over));
 	json_object_set_new(row, "over_bound_host", json_integer(host));
+	json_object_set_new(row, "over_bound_foreign", json_integer(foreign));
 	/* The receiver lists its slowest messages only: when every one of them is over
 	 * the bound, more may be. */
 	json_object_set_new(row, "over_bound_more", json_boolean(
 		over && (size_t)over == json_array_size(worst)));
-	return over && host == over ? "host" : "unexplained";
+	if (over && host == over)
+		return "host";
+	return over && host + foreign == over ? "foreign" : "unexplained";
 }
 
 /* What one run holds while it runs. */
@@ -64,6 +88,7 @@ struct brun {
 	json_t **reps;		/* each cell's `rtvio cell --json` report, or NULL */
 	json_t *an, *st;	/* `rtvio analyze` and the final `rtvio stat` documents */
 	struct probes pr;
+	struct foreign_rt fr;	/* other programs' real-time threads */
 	struct bench_extra *extra;	/* a process started next to the cells, or NULL */
 	bool *skip;		/* cells the extra process stands for */
 	struct proc xp;
@@ -227,8 +252,8 @@ static void brun_residence(struct brun *r, json_t *sf, double resp, json_t *row)
 		uint64_t at = (uint64_t)json_integer_value(json_object_get(sf, "max_residence_at_ns"));
 
 		json_object_set_new(row, "residence_cause", json_string(
-			at && bench_stalled_in(&r->pr, at, at + (uint64_t)(res * 1e3)) >= res - resp
-				? "host" : "unexplained"));
+			at ? window_cause(&r->pr, &r->fr, at, (uint64_t)(res * 1e3), res - resp)
+			   : "unexplained"));
 	}
 }
 
@@ -241,7 +266,7 @@ static void brun_latency(struct brun *r, json_t *rx, double bound, json_t *row,
 	double mx = json_is_number(json_object_get(lat, "max"))
 			    ? json_number_value(json_object_get(lat, "max")) : -1;
 	const char *why;
-	char expl[320];
+	char expl[480];
 
 	if (bound > 0 && mx >= 0) {
 		json_object_set_new(row, "ratio", json_real(mx / bound));
@@ -249,15 +274,17 @@ static void brun_latency(struct brun *r, json_t *rx, double bound, json_t *row,
 	}
 	if (!(bound > 0 && mx > bound))
 		return;
-	why = attribute(&r->pr, json_object_get(rx, "slowest"), bound, row);
+	why = attribute(&r->pr, &r->fr, json_object_get(rx, "slowest"), bound, row);
 	snprintf(expl, sizeof(expl),
 		 "%s: excess %.0f µs; of the receiver's slowest messages %lld were over "
 		 "the bound%s, %lld of them while the probes saw the VM stalled for longer "
-		 "than the excess (longest stall in the run %.0f µs; cpu 0 %.0f %% busy)", why,
+		 "than the excess, %lld more while other programs' real-time threads ran for "
+		 "the rest (longest stall in the run %.0f µs; cpu 0 %.0f %% busy)", why,
 		 mx - bound,
 		 json_integer_value(json_object_get(row, "over_bound_listed")),
 		 json_is_true(json_object_get(row, "over_bound_more")) ? " (or more)" : "",
 		 json_integer_value(json_object_get(row, "over_bound_host")),
+		 json_integer_value(json_object_get(row, "over_bound_foreign")),
 		 r->longest < 0 ? 0 : r->longest, r->busy0);
 	json_object_set_new(row, "explanation", json_string(expl));
 	json_object_set_new(row, "cause", json_string(why));
@@ -319,9 +346,22 @@ static void brun_best_effort(struct brun *r, json_t *run)
 			    json_real((double)bytes / ((double)(r->t1 - r->t0) / 1e9) / 1e6));
 }
 
-/* The measured interval: probes and CPU counters around the cells' run. */
+/* The lowest real-time priority of the run's broker and cells: another program's
+ * thread at that priority or above can hold a cpu they need. */
+static int brun_min_prio(const struct brun *r)
+{
+	int p = r->cfg.broker.rt_priority > 0 ? r->cfg.broker.rt_priority : 99;
+
+	for (int i = 0; i < r->cfg.ncells; i++)
+		if (r->cfg.cells[i].rt_priority > 0 && r->cfg.cells[i].rt_priority < p)
+			p = r->cfg.cells[i].rt_priority;
+	return p;
+}
+
+/* The measured interval: probes, other programs' real-time threads and CPU counters
+ * around the cells' run. */
 static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *stalls,
-			 json_t *violations)
+			 json_t *foreign, json_t *violations)
 {
 	struct cpu_ticks ta, tb;
 	double cpu_b0, cpu_b1;
@@ -329,6 +369,7 @@ static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *sta
 
 	cpu_b0 = bench_proc_cpu_s(r->br.p.pid);
 	bench_probes_start(&r->pr);
+	bench_foreign_start(&r->fr, brun_min_prio(r));
 	bench_cpu_ticks_read(&ta);
 	r->t0 = rtvio_now_ns();
 	brun_cells(r);
@@ -337,12 +378,15 @@ static void brun_measure(struct brun *r, json_t *run, json_t *flows, json_t *sta
 	cpu_b1 = bench_proc_cpu_s(r->br.p.pid);
 	bench_cpu_ticks_read(&tb);
 	bench_probes_stop(&r->pr);
+	bench_foreign_stop(&r->fr);
 	r->longest = bench_probes_window(&r->pr, r->t0, r->t1, stalls);
+	bench_foreign_json(&r->fr, foreign);
 	bench_cpu_ticks_json(&ta, &tb, stalls, &r->busy0);
 	json_object_set_new(run, "seconds", json_real((double)(r->t1 - r->t0) / 1e9));
 	total_msgs = brun_rows(r, flows, violations);
 	brun_best_effort(r, run);
 	bench_probes_free(&r->pr);
+	bench_foreign_free(&r->fr);
 	json_object_set_new(run, "status", json_string("ok"));
 	json_object_set_new(run, "messages", json_integer(total_msgs));
 	if (cpu_b0 >= 0 && cpu_b1 >= cpu_b0) {
@@ -377,6 +421,7 @@ json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
 {
 	struct brun r = { .label = label, .conf = conf, .dur = dur, .extra = extra };
 	json_t *run = json_object(), *flows = json_array(), *stalls = json_object();
+	json_t *foreign = json_object();
 	char err[512];
 
 	json_object_set_new(run, "label", json_string(label));
@@ -384,6 +429,7 @@ json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
 		json_object_set_new(run, "status", json_string(err));
 		json_decref(flows);
 		json_decref(stalls);
+		json_decref(foreign);
 		return run;
 	}
 	brun_analysis(&r, run);
@@ -397,7 +443,7 @@ json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
 	if (!r.cells || !r.reps || !r.skip || bench_broker_launch(&r.br))
 		json_object_set_new(run, "status", json_string("the broker did not start"));
 	else
-		brun_measure(&r, run, flows, stalls, violations);
+		brun_measure(&r, run, flows, stalls, foreign, violations);
 	bench_broker_stop(&r.br);
 	for (int i = 0; r.cells && r.reps && i < r.cfg.ncells; i++) {
 		proc_free(&r.cells[i]);
@@ -409,6 +455,7 @@ json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
 	json_decref(r.st);
 	json_object_set_new(run, "flows", flows);
 	json_object_set_new(run, "host", stalls);
+	json_object_set_new(run, "foreign_rt", foreign);
 	json_decref(r.an);
 	rtvio_config_free(&r.cfg);
 	return run;

@@ -69,6 +69,12 @@ static void usage(FILE *f)
 		"  --quick    fewer sizes and shorter runs (about three minutes; the\n"
 		"             standard set takes under fifteen)\n"
 		"  --out DIR  where results go\n"
+		"  --modes LIST  the hostile scenario's misbehaviours, comma-separated\n"
+		"             (default all: callfd,repost,storm,tinyrx,rx1,noread,vhuflood,\n"
+		"             memtable,attach,oversize,all); the unloaded run always runs\n"
+		"  --platform FILE  judge the bound and hostile scenarios by FILE's\n"
+		"             [platform] costs (a config or `rtvio calibrate` output)\n"
+		"             instead of running rtvio calibrate --quick --poll no\n"
 		"  --broker-cores N  the bound scenario's brokers on N data-plane cores\n"
 		"             (1 or 2; default 1: cpu %d; 2: cpus %d and the next)\n"
 		"  --report-only  regenerate report.md and plots from DIR/results.json\n"
@@ -225,6 +231,8 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		{ "out", required_argument, NULL, 'o' },
 		{ "report-only", no_argument, NULL, 'r' },
 		{ "broker-cores", required_argument, NULL, 'c' },
+		{ "modes", required_argument, NULL, 'm' },
+		{ "platform", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -253,6 +261,30 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 				return 2;
 			}
 			b->broker_cores = (int)n;
+			break;
+		}
+		case 'm': {
+			char bad[64];
+
+			if (bench_hostile_modes_check(optarg, bad, sizeof(bad))) {
+				fprintf(stderr, "rtvio bench: --modes: '%s' is not a mode of the "
+						"hostile scenario (see rtvio bench --help)\n", bad);
+				return 2;
+			}
+			b->hostile_modes = optarg;
+			break;
+		}
+		case 'p': {
+			static char src[300];
+			char err[512];
+
+			if (rtvio_platform_load(optarg, &b->plat, err, sizeof(err)) ||
+			    rtvio_platform_missing(&b->plat, err, sizeof(err))) {
+				fprintf(stderr, "rtvio bench: --platform: %s\n", err);
+				return 2;
+			}
+			snprintf(src, sizeof(src), "%s [platform] (given with --platform)", optarg);
+			b->plat_src = src;
 			break;
 		}
 		case 'h':

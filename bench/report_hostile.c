@@ -90,8 +90,10 @@ static void run_summary(FILE *md, const json_t *run)
 	cell_num(md, corrupt, 0);
 	cell_num(md, worst, 2);
 	cell_num(md, worst_res, 2);
-	fprintf(md, " %zu | %s | %s |\n", bad, str_of(run, "status", "?"),
-		str_of(run, "hostile", "idle"));
+	fprintf(md, " %zu |", bad);
+	cell_num(md, json_is_number(json_object_get(json_object_get(run, "foreign_rt"), "ran_ms"))
+			     ? num_of(json_object_get(run, "foreign_rt"), "ran_ms") : -1, 1);
+	fprintf(md, " %s | %s |\n", str_of(run, "status", "?"), str_of(run, "hostile", "idle"));
 }
 
 void bench_report_hostile(FILE *md, const json_t *sc)
@@ -105,7 +107,8 @@ void bench_report_hostile(FILE *md, const json_t *sc)
 	fprintf(md, "\n## hostile: victims' bounds next to a misbehaving cell\n\n"
 		    "Platform judged by: **%s**.\n\n%s\n\n"
 		    "| run | lost | corrupt | worst max/bound | worst broker max/R | unexplained "
-		    "flows | status | hostile cell |\n|---|---|---|---|---|---|---|---|\n",
+		    "flows | other programs' real-time ms | status | hostile cell |\n"
+		    "|---|---|---|---|---|---|---|---|---|\n",
 		str_of(sc, "platform_source", "?"), str_of(sc, "conditions", ""));
 	json_array_foreach(runs, i, r)
 		run_summary(md, r);

@@ -6,7 +6,9 @@
 #define RTVIO_BENCH_RUNNER_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +41,9 @@ struct bench {
 	const char *plat_src;
 	/* --broker-cores: data-plane cores of the bound scenario's brokers (1 = cpu 1). */
 	int broker_cores;
+	/* --modes: the hostile scenario's misbehaviours to run, comma-separated (NULL:
+	 * every one); the unloaded run always runs. */
+	const char *hostile_modes;
 	/* A peer the report promises (iceoryx) could not run: the run fails. */
 	char peer_failed[200];
 };
@@ -146,6 +151,50 @@ void bench_cpu_ticks_read(struct cpu_ticks *t);
 void bench_cpu_ticks_json(const struct cpu_ticks *a, const struct cpu_ticks *b, json_t *out,
 			  double *busy0);
 
+/* ---- Other programs' real-time threads (foreign_rt.c) ------------------------------- */
+
+/* The probes cannot see a SCHED_FIFO/RR thread of another program at the broker's or
+ * the cells' priority: it is followed from /proc instead, its cpu time sampled every
+ * FRT_INTERVAL_NS. */
+#define FRT_INTERVAL_NS 5000000ull
+#define FRT_MAX_SAMPLES 8192
+#define FRT_MAX_THREADS 64
+
+struct frt_sample {
+	uint64_t t;		/* rtvio_now_ns() */
+	uint64_t ran_ns;	/* the tracked threads' cpu time since the sample before */
+};
+
+struct frt_thread {
+	pid_t tid;
+	int fd;			/* its schedstat, -1 once it is gone */
+	int prio;
+	uint64_t last_ns, ran_ns;
+	char comm[20];
+};
+
+struct foreign_rt {
+	pthread_t thread;
+	atomic_bool stop;
+	bool on;
+	pid_t self;
+	int min_prio;
+	struct frt_thread th[FRT_MAX_THREADS];
+	unsigned int n_threads;
+	struct frt_sample *s;
+	size_t n;
+};
+
+/* Follows real-time threads at rt priority min_prio or above that are neither this
+ * process nor its descendants. */
+void bench_foreign_start(struct foreign_rt *f, int min_prio);
+void bench_foreign_stop(struct foreign_rt *f);
+/* The cpu time (µs) they had inside [t0, t1), after bench_foreign_stop. */
+double bench_foreign_in(const struct foreign_rt *f, uint64_t t0, uint64_t t1);
+/* What they ran in all, per thread, into out. */
+void bench_foreign_json(const struct foreign_rt *f, json_t *out);
+void bench_foreign_free(struct foreign_rt *f);
+
 /* ---- Scenario building blocks ------------------------------------------------------- */
 
 enum iso_kind { ISO_RTVIO, ISO_RELAY, ISO_IOX };
@@ -185,6 +234,9 @@ int bench_scenario_scale(struct bench *b);
 int bench_scenario_interference(struct bench *b);
 int bench_scenario_isa(struct bench *b);
 int bench_scenario_hostile(struct bench *b);
+/* sc_hostile.c: NULL when every name in the comma-separated list is a mode of the
+ * hostile scenario, else the first name that is not (into bad, bad_len bytes). */
+const char *bench_hostile_modes_check(const char *list, char *bad, size_t bad_len);
 int bench_scenario_locks(struct bench *b);
 int bench_scenario_remote(struct bench *b);
 int bench_scenario_cores(struct bench *b);

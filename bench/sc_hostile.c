@@ -24,6 +24,35 @@ static const char *const modes[] = { "callfd", "repost", "storm", "tinyrx", "rx1
 				     "all" };
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
 
+/* Is mode a name of the comma-separated list? */
+static bool listed(const char *list, const char *mode)
+{
+	size_t n = strlen(mode);
+
+	for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+		if (strcspn(p, ",") == n && !strncmp(p, mode, n))
+			return true;
+	}
+	return false;
+}
+
+const char *bench_hostile_modes_check(const char *list, char *bad, size_t bad_len)
+{
+	for (const char *p = list;; p += strcspn(p, ",") + 1) {
+		size_t n = strcspn(p, ",");
+		bool known = false;
+
+		for (size_t i = 0; i < NMODES && n; i++)
+			known = known || (strlen(modes[i]) == n && !strncmp(modes[i], p, n));
+		if (!known) {
+			snprintf(bad, bad_len, "%.*s", (int)n, p);
+			return bad;
+		}
+		if (!p[n])
+			return NULL;
+	}
+}
+
 /* The generated set: two more cells on cpu 0, four real-time flows between them,
  * messages at most 64 KiB into 64 KiB RX buffers (one piece each, as the analysis
  * assumes; see sc_bound.c). */
@@ -156,6 +185,8 @@ int bench_scenario_hostile(struct bench *b)
 		for (int i = -1; i < (int)NMODES && !rtvio_stop_requested; i++) {
 			const char *mode = i < 0 ? NULL : modes[i];
 
+			if (mode && b->hostile_modes && !listed(b->hostile_modes, mode))
+				continue;
 			b->step++;
 			bench_progress(b, "hostile: %s", mode ? mode : "unloaded");
 			json_array_append_new(runs, hostile_run(conf, sockdir, mode, victim_cid, dur,

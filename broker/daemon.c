@@ -296,6 +296,34 @@ void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next)
 	vhu_backend_disconnect(&c->vhu);
 	c->state = next;
 	c->broken_pending = false;
+	c->drop_pending = false;
+}
+
+/* Undoing a connection that has a memory table mapped or a device running is a heavy
+ * vhost-user operation (the data plane's detach, up to 8 munmap calls, the
+ * descriptors closed): it takes a token of the cell's heavy bucket like a memory-table
+ * change, so that a cell that gets itself cut off, or leaves, in a loop costs the loop
+ * no more than its vhost_user_maps, which `rtvio analyze` charges. Without a token
+ * the connection waits out of epoll (daemon_vhu_defer_drop). Memory the cell took away
+ * is the exception: every access to it would fault, so it goes at once (a cell pays
+ * a heavy token for each memory table it has mapped, so this too happens at most once
+ * per token). */
+void daemon_cell_drop(struct cell *c, enum broker_cell_state next, uint64_t now)
+{
+	bool light = !c->vhu.nregions && !c->vhu.running;
+
+	if (c->drop_pending) {
+		/* A cut-off overrides an end of file seen before. */
+		if (next == BROKER_CELL_BROKEN)
+			c->drop_next = c->state = next;
+		if (!c->vhu.faulted)
+			return;
+	}
+	if (light || c->vhu.faulted || daemon_vhu_take_heavy(c, now)) {
+		daemon_cell_disconnect(c, c->drop_pending ? c->drop_next : next);
+		return;
+	}
+	daemon_vhu_defer_drop(c, next, now);
 }
 
 /* The front end closed its end (what it still had to say no longer matters: its
@@ -315,10 +343,14 @@ static void cell_accept(struct cell *c, uint64_t now)
 	/* A front end that reconnects at once (QEMU restarting a device) may come in
 	 * before the loop has read the old connection's end of file (or while that
 	 * connection waits for its budget period, unread). */
+	if (c->drop_pending)
+		return;	/* the listening socket waits too (daemon_vhu_defer_drop) */
 	if (c->vhu.sock >= 0 && conn_hung_up(c->vhu.sock)) {
 		if (b->opts.verbose)
 			CLOG(c, "front end gone (hung up; a new one is connecting)");
-		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
+		daemon_cell_drop(c, BROKER_CELL_WAITING, now);
+		if (c->drop_pending)
+			return;
 	}
 	/* Attaching comes out of the cell's vhost-user budget like any message. */
 	if (!daemon_vhu_accept(c, now))
@@ -355,13 +387,13 @@ void daemon_cell_service(struct cell *c, uint64_t now)
 	if (rc == -EAGAIN) {
 		/* Replies are sent with MSG_DONTWAIT: waiting would hand the loop to it. */
 		CLOG(c, "does not read its vhost-user replies (socket buffer full): cut off");
-		daemon_cell_disconnect(c, BROKER_CELL_BROKEN);
+		daemon_cell_drop(c, BROKER_CELL_BROKEN, now);
 		return;
 	}
 	if (rc < 0) {
 		if (c->br->opts.verbose || rc != -ECONNRESET)
 			CLOG(c, "front end gone (%s)", strerror(-rc));
-		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
+		daemon_cell_drop(c, BROKER_CELL_WAITING, now);
 	}
 }
 
@@ -380,13 +412,17 @@ static void mark_faulted(struct broker *b)
 	}
 }
 
-static void cut_off_broken(struct broker *b)
+static void cut_off_broken(struct broker *b, uint64_t now)
 {
 	b->any_broken = false;
 	for (unsigned int i = 0; i < b->ncells; i++) {
 		struct cell *c = &b->cells[i];
 
 		if (!c->broken_pending)
+			continue;
+		c->broken_pending = false;
+		/* Already cut off, its connection waiting for a heavy token to go. */
+		if (c->drop_pending && !c->vhu.faulted)
 			continue;
 		if (c->broken_why)
 			CLOG(c, "%s of queue %u: cut off", c->broken_why, c->broken_queue);
@@ -397,7 +433,7 @@ static void cut_off_broken(struct broker *b)
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 			if (vq_device_broken(&c->vq[q]))
 				vhu_backend_signal_err(&c->vhu, q);
-		daemon_cell_disconnect(c, BROKER_CELL_BROKEN);
+		daemon_cell_drop(c, BROKER_CELL_BROKEN, now);
 	}
 }
 
@@ -415,6 +451,8 @@ static void check_call_flags(struct broker *b, uint64_t now)
 		if (!c->notified)
 			continue;
 		c->notified = false;
+		if (c->drop_pending)
+			continue;	/* cut off already */
 		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES && !c->broken_pending; q++) {
 			int fd = c->vhu.ring[q].call_fd;
 			int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
@@ -486,7 +524,8 @@ static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_
 		daemon_update_must_poll(b);
 		break;
 	case SRC_CONN:
-		if (c->vhu.sock >= 0)
+		/* An event of this batch may be for a connection just set aside. */
+		if (c->vhu.sock >= 0 && !c->drop_pending)
 			daemon_cell_service(c, now);
 		daemon_update_must_poll(b);
 		break;
@@ -579,7 +618,7 @@ int broker_run(struct broker *b)
 			mark_faulted(b);
 		}
 		if (b->any_broken) {
-			cut_off_broken(b);
+			cut_off_broken(b, now);
 			daemon_update_must_poll(b);
 		}
 		if (b->vhu_any_paused && now >= b->vhu_resume_due)

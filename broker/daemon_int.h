@@ -61,6 +61,11 @@ struct cell {
 	uint64_t vhu_credit, vhu_map_credit, vhu_refill_at, vhu_resume_at;
 	bool conn_paused, listen_paused;
 	uint64_t vhu_deferred;          /* times a socket was paused (rtvio stat) */
+	/* A connection to undo (cut off, or its front end gone) waits for a token of the
+	 * heavy bucket (daemon_cell_drop): its sockets are out of epoll meanwhile, and
+	 * drop_next is the state it then leaves the cell in. */
+	bool drop_pending;
+	enum broker_cell_state drop_next;
 	/* Storage the running device uses (core's vq_device keeps pointers into it). */
 	struct vq_mem_region mem[VHU_MAX_REGIONS];
 	struct vq_device vq[VHU_VSOCK_QUEUES];
@@ -126,6 +131,9 @@ void daemon_hook_gate_wait(void *ctx, uint64_t until_ns);
 int daemon_ep_add(struct broker *b, int fd, struct ev_src *src);
 void daemon_ep_del(struct broker *b, int fd);
 void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
+/* The cell's front end must go (cut off, gone): at once when undoing it is light or
+ * the cell's heavy vhost-user bucket has a token, else once it has one. */
+void daemon_cell_drop(struct cell *c, enum broker_cell_state next, uint64_t now);
 void daemon_update_must_poll(struct broker *b);
 /* The cell's vhost-user socket is readable (or a message it sent waits read):
  * handled within its budget; a front end that must go is disconnected. */
@@ -138,6 +146,11 @@ int daemon_vhu_service(struct cell *c, uint64_t now);
 /* May a connection be accepted now (charged as one message)? Else the
  * listening socket pauses. */
 bool daemon_vhu_accept(struct cell *c, uint64_t now);
+/* Takes a token of the cell's heavy bucket if it has one. */
+bool daemon_vhu_take_heavy(struct cell *c, uint64_t now);
+/* Undoing the cell's connection waits for a heavy token: its socket and its listening
+ * socket leave epoll until then (daemon_vhu_resume undoes it). */
+void daemon_vhu_defer_drop(struct cell *c, enum broker_cell_state next, uint64_t now);
 /* The connection is gone: nothing of it to put back into epoll. */
 void daemon_vhu_forget_conn(struct cell *c);
 /* Puts back every paused socket whose cell has a token again. */

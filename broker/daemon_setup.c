@@ -289,6 +289,8 @@ static void admit_cell_close(void *ctx, unsigned int slot)
 
 	if (c->vhu.sock >= 0)
 		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
+	/* Nothing of it is to be watched again once its budget is back. */
+	c->conn_paused = c->listen_paused = false;
 	if (c->listen_fd >= 0) {
 		daemon_ep_del(b, c->listen_fd);
 		close(c->listen_fd);

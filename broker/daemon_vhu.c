@@ -6,6 +6,10 @@
  * socket) until tokens are back: the cell waits on its own socket, nothing is
  * dropped, and the loop never blocks nor spins on a socket it is not reading.
  *
+ * Undoing a connection that has a memory table or a running device (a cut-off, a
+ * front end gone: the data plane's detach, the unmapping) is heavy work too and takes
+ * a heavy token; without one, the connection waits out of epoll (daemon_cell_drop).
+ *
  * In any interval of length t the loop thus handles at most N (1 + t/P) messages and
  * M (1 + t/Q) heavy ones for one cell: what `rtvio analyze` charges
  * (analysis/an_vhu.c). Credit is kept in token-nanoseconds: a token costs the
@@ -112,6 +116,38 @@ bool daemon_vhu_accept(struct cell *c, uint64_t now)
 	return false;
 }
 
+bool daemon_vhu_take_heavy(struct cell *c, uint64_t now)
+{
+	if (!allow_now(c, now).maps)
+		return false;
+	charge(c, 0, 1);
+	return true;
+}
+
+/* Both of the cell's sockets leave epoll until the heavy bucket has a token: the
+ * connection is not read meanwhile (its end of file would keep it readable), and a
+ * new front end waits in the backlog until the old one is gone. Counted once. */
+void daemon_vhu_defer_drop(struct cell *c, enum broker_cell_state next, uint64_t now)
+{
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
+	struct broker *b = c->br;
+	uint64_t at = token_at(now, c->vhu_map_credit, k->vhu_maps, k->vhu_map_period_ns);
+
+	c->drop_pending = true;
+	c->drop_next = next;
+	c->state = next;
+	c->vhu_deferred++;
+	if (!c->conn_paused && c->vhu.sock >= 0)
+		daemon_ep_del(b, c->vhu.sock);
+	if (!c->listen_paused && c->listen_fd >= 0)
+		daemon_ep_del(b, c->listen_fd);
+	c->conn_paused = c->listen_paused = true;
+	c->vhu_resume_at = at;
+	if (!b->vhu_any_paused || at < b->vhu_resume_due)
+		b->vhu_resume_due = at;
+	b->vhu_any_paused = true;
+}
+
 void daemon_vhu_forget_conn(struct cell *c)
 {
 	c->conn_paused = false;
@@ -123,8 +159,19 @@ void daemon_vhu_forget_conn(struct cell *c)
  * holds. */
 static void resume_cell(struct cell *c, uint64_t now)
 {
+	const struct rtvio_broker_cfg *k = &c->br->cfg->broker;
 	struct broker *b = c->br;
 
+	if (c->drop_pending) {
+		if (!daemon_vhu_take_heavy(c, now)) {
+			c->vhu_resume_at = token_at(now, c->vhu_map_credit, k->vhu_maps,
+						    k->vhu_map_period_ns);
+			return;
+		}
+		/* The connection is closed, not watched again; the listening socket is. */
+		daemon_cell_disconnect(c, c->drop_next);
+		daemon_update_must_poll(b);
+	}
 	if (c->conn_paused) {
 		c->conn_paused = false;
 		if (c->vhu.sock >= 0 && daemon_ep_add(b, c->vhu.sock, &c->src_conn) < 0) {
@@ -135,7 +182,9 @@ static void resume_cell(struct cell *c, uint64_t now)
 			daemon_update_must_poll(b);
 		}
 	}
-	if (c->listen_paused) {
+	/* Serving the connection may have set it aside to be undone: the listening
+	 * socket then waits with it. */
+	if (c->listen_paused && !c->drop_pending) {
 		c->listen_paused = false;
 		if (c->listen_fd >= 0 && daemon_ep_add(b, c->listen_fd, &c->src_listen) < 0)
 			CLOG(c, "cannot watch its socket again: %s", strerror(errno));

@@ -159,6 +159,7 @@ static const char *hostile_doc =
 	"    \"bound_us\":100,\"ratio\":0.5,\"residence_max_us\":10,\"response_us\":40,"
 	"    \"residence_ratio\":0.25}]},"
 	"  {\"label\":\"repost\",\"mode\":\"repost\",\"status\":\"ok\","
+	"   \"foreign_rt\":{\"ran_ms\":12.25},"
 	"   \"hostile\":\"hostile repost: attached 1, cut off 0\",\"flows\":["
 	"   {\"flow\":\"control\",\"messages\":99,\"lost\":1,\"corrupt\":0,\"max_us\":300,"
 	"    \"bound_us\":100,\"ratio\":3,\"violation\":true,\"cause\":\"unexplained\","
@@ -176,8 +177,8 @@ static void test_hostile_section(void **state)
 	assert_non_null(md);
 	assert_non_null(strstr(md, "## hostile: victims' bounds next to a misbehaving cell"));
 	assert_non_null(strstr(md, "Platform judged by: **plat-src**."));
-	assert_non_null(strstr(md, "| unloaded | 0 | 0 | 0.50 | 0.25 | 0 | ok | idle |"));
-	assert_non_null(strstr(md, "| repost | 1 | 0 | 3.00 | 0.50 | 1 | ok | hostile repost: "
+	assert_non_null(strstr(md, "| unloaded | 0 | 0 | 0.50 | 0.25 | 0 | – | ok | idle |"));
+	assert_non_null(strstr(md, "| repost | 1 | 0 | 3.00 | 0.50 | 1 | 12.2 | ok | hostile repost: "
 				   "attached 1, cut off 0 |"));
 	assert_non_null(strstr(md, "| repost | control | 99 | 1 | 0 | 300.0 | 50.0 | 100.0 | 3.00 |"
 				   " 20.0 | 10.0 | 40.0 | 0.50 | unexplained |"));

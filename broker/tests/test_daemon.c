@@ -82,7 +82,8 @@ static void path_of(const struct env *e, char *buf, size_t n, const char *name)
 	assert_true(len > 0 && (size_t)len < n);
 }
 
-static void start_broker(struct env *e, bool poll)
+/* extra: more [broker] lines. */
+static void start_broker_with(struct env *e, bool poll, const char *extra)
 {
 	char text[2048], err[512], stale[160];
 	struct broker_opts o = { .verbose = false };
@@ -98,7 +99,7 @@ static void start_broker(struct env *e, bool poll)
 	snprintf(text, sizeof(text),
 		 "[broker]\n"
 		 "socket_dir = %s\n"
-		 "poll = %s\n"
+		 "poll = %s\n%s"
 		 "[cell alpha]\ncid = 3\n"
 		 "[cell beta]\ncid = 4\n"
 		 "[cell gamma]\ncid = 5\n"
@@ -107,7 +108,7 @@ static void start_broker(struct env *e, bool poll)
 		 "period = 1ms\n"
 		 "[flow gb]\nfrom = gamma\nto = beta:2000\ntype = seqpacket\nsize = 64\n"
 		 "period = 1ms\n",
-		 e->dir, poll ? "yes" : "no");
+		 e->dir, poll ? "yes" : "no", extra);
 	assert_int_equal(rtvio_config_parse(text, "test.conf", &e->cfg, err, sizeof(err)), 0);
 	snprintf(stale, sizeof(stale), "%s/beta.sock", e->dir);
 	if (poll) {
@@ -133,6 +134,11 @@ static void start_broker(struct env *e, bool poll)
 	assert_int_equal(stat(stale, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(pthread_create(&e->thread, NULL, broker_thread, e), 0);
+}
+
+static void start_broker(struct env *e, bool poll)
+{
+	start_broker_with(e, poll, "");
 }
 
 static json_t *stat_of(const struct env *e)
@@ -1112,6 +1118,44 @@ static void test_vhost_user_budget(void **state)
 	stop_broker(&e);
 }
 
+/* Undoing a cut-off cell's connection (the data plane's detach, the unmapping) is a
+ * heavy vhost-user operation: with one heavy message per second, alpha's attach
+ * spends its token, and once it breaks its ring it is cut off at once (state broken,
+ * counted in vhu_deferred) but its socket is closed only when the next token is back.
+ * The others carry on meanwhile, and alpha can attach again afterwards. */
+static void test_cut_off_waits_for_heavy_token(void **state)
+{
+	struct env e;
+	struct rtvio_cell *b, *g;
+	struct hostile h;
+	struct vq_ring ring;
+	struct pollfd p;
+	uint64_t before;
+
+	(void)state;
+	start_broker_with(&e, false, "vhost_user_maps = 1/1s\n");
+	b = open_cell(&e, "beta");
+	g = open_cell(&e, "gamma");
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	before = cell_counter(&e, "alpha", "vhu_deferred");
+	assert_int_equal(vq_ring_at(&ring, h.mem + 16384u, 128), 0);
+	ring.avail->ring[0] = 0xffff;
+	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1000);
+	hostile_kick(&h, 1);
+	wait_state(&e, "alpha", "broken");
+	/* Its token went on the attach a moment ago: the connection is still open. */
+	p = (struct pollfd){ .fd = h.sock, .events = POLLIN | POLLRDHUP };
+	assert_int_equal(poll(&p, 1, 100), 0);
+	assert_int_equal(cell_counter(&e, "alpha", "vhu_deferred"), before + 1);
+	exchange(g, b, 2000, 64);
+	hostile_expect_eof(&h);
+	hostile_close(&h);
+	others_carry_on(&e, b, g);
+	rtvio_cell_close(g);
+	stop_broker(&e);
+	rtvio_cell_close(b);
+}
+
 static void test_big_stat_epoll(void **state)
 {
 	(void)state;
@@ -1137,6 +1181,7 @@ int main(void)
 		cmocka_unit_test(test_fault_returns_nothing),
 		cmocka_unit_test(test_reconnect_before_eof),
 		cmocka_unit_test(test_vhost_user_budget),
+		cmocka_unit_test(test_cut_off_waits_for_heavy_token),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};
