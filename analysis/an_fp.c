@@ -13,6 +13,18 @@ static bool hep(const struct ctx *x, size_t i, size_t j)
 	return !x->t[j].be && x->t[j].prio <= x->t[i].prio;
 }
 
+/* Task j's cost as task i's test charges it: C, less what i's own conforming ends
+ * leave out of j when j is a ride task (docs/analysis.md, "Own ends"). */
+static uint64_t charged(const struct ctx *x, size_t i, size_t j)
+{
+	uint64_t c = x->t[j].C;
+
+	for (size_t e = 0; e < AN_OWN_MAX; e++)
+		if (x->t[i].cut_task1[e] == j + 1)
+			c -= min_u64(c, x->t[i].cut[e]);
+	return c;
+}
+
 /* Work of the tasks of higher or equal priority than i (i itself when `self`): each
  * task's C times count(task, u), or once each when count is NULL. */
 static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
@@ -22,7 +34,8 @@ static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
 
 	for (size_t j = 0; j < x->n; j++)
 		if ((self || j != i) && hep(x, i, j))
-			w = sadd(w, count ? smul(count(&x->t[j], u), x->t[j].C) : x->t[j].C);
+			w = sadd(w, count ? smul(count(&x->t[j], u), charged(x, i, j)) :
+					    charged(x, i, j));
 	return w;
 }
 

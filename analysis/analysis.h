@@ -35,6 +35,9 @@
  * AN_UNBOUNDED rather than a long wait. */
 #define AN_DEFAULT_WORK 200000000ull
 
+/* Entries of an_flow.own: two ends, each with a control and a short-piece budget. */
+#define AN_OWN_MAX 4
+
 enum an_policy {
 	AN_FP,   /* limited-preemptive fixed priority (fixed preemption points) */
 	AN_EDF,  /* limited-preemptive earliest deadline first */
@@ -94,6 +97,16 @@ struct an_flow {
 	 * and short RX pieces per budget period the broker may serve at this flow's
 	 * priority (fp) or with deadlines no earlier than its (edf). */
 	uint64_t budget_ctrl, budget_pieces;
+	/* What of those budgets this flow's own ends (its sender and its receiver)
+	 * leave out when they conform (docs/analysis.md, "Own ends"): per entry, the
+	 * flow `ride` whose budget_ctrl and budget_pieces hold them, and how many of
+	 * those control packets (credit updates of stream flows below this one) and
+	 * short pieces (none, from an end posting RX buffers of its rx_buf) per budget
+	 * period its own fp test does not charge. All 0: nothing left out. */
+	struct an_own {
+		size_t ride;
+		uint64_t ctrl, pieces;
+	} own[AN_OWN_MAX];
 };
 
 /* The loop's vhost-user work (an_vhu.c): token buckets of work[k] ns refilled per
@@ -200,6 +213,8 @@ uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
  * their shares of the batch gaps and (regulated) of the throttles. */
 uint64_t an_ingest_work(const struct an_broker *b);
 uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f);
+/* The same for `ctrl` control packets and `pieces` short pieces. */
+uint64_t an_budget_steps(const struct an_broker *b, uint64_t ctrl, uint64_t pieces);
 
 /* Costs of flow f under broker b (sizes -> ns, or the explicit costs). -EINVAL when
  * the flow's parameters are inconsistent. */

@@ -98,10 +98,14 @@ static int run(int argc, const char **argv)
  *   a 9 + 1 + 1 (ctl's one message per period) = 11, b 8 + 1 = 9: 20 * 4 = 80 ns
  *   above every flow; a's control packet (its allowance), b's and b's short RX
  *   piece ride ctl, the only real-time flow of either: 3 * (100 + 1000) = 3300 ns
- *   at ctl's priority. A window shorter than a period meets two: 2 * (80 + 3300).
+ *   at ctl's priority. Both cells are ctl's own ends, which conform (docs/
+ *   analysis.md, "Own ends"): b posts RX buffers of its rx_buf, so its short piece
+ *   is not charged to ctl's own test (neither cell receives a real-time stream
+ *   flow: no credit updates to leave out): 2 * 1100 = 2200 ns charged. A window
+ *   shorter than a period meets two: 2 * (80 + 2200).
  *   fp: B = 5196 (bulk's step; the free TX slots' ingest is in the budgets too);
- *   S = 5196 + 10392 + 6760 = 22348, F = S + 2908 = 25256; bound = 2000 + 25256 +
- *   3000 = 30256 ns. */
+ *   S = 5196 + 10392 + 4560 = 20148, F = S + 2908 = 23056; bound = 2000 + 23056 +
+ *   3000 = 28056 ns (30256 with b's piece charged). */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -146,8 +150,8 @@ static void test_json(void **state)
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 25.256);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 30.256);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 23.056);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 28.056);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -169,12 +173,12 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "30.256"));
+	assert_non_null(strstr(out_buf, "28.056"));
 	assert_non_null(strstr(out_buf, "0.004 us per packet"));
 	assert_non_null(strstr(out_buf, "17 TX slots"));
 	assert_non_null(strstr(out_buf, "20 packets ingested (0.080 us, above every flow), "
 				   "2 control packets and 1 short RX pieces"));
-	/* A deadline below the 30.256 us bound: exit 1, "NO" in the table. */
+	/* A deadline below the 28.056 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -403,17 +407,19 @@ static double first_response(const char *conf)
  * ingest 4 ns per packet, ingest budgets 8 + 2 (ctl: floor(1ms / 1ms) + 1 messages of
  * one packet) and 8: 18 TX slots (in the budgets: no slot term in the pool), the
  * broker's RST reply a step of 100 + 1000 = 1100. Budgets per 1 ms: ingest a 10 + 1 + 1, b 8 + 1: 21 * 4
- * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns; two
- * periods of each in every window below 1 ms: 2 * 3384 = 6768.
+ * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns, of
+ * which ctl's own test leaves out b's piece (b is its receiver, "Own ends"): 2200
+ * ns; two periods of each in every window below 1 ms: 2 * 2284 = 4568.
  * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000: C =
  * 10200 (no per-packet ingest: it is in the budgets); no lower flow, the RST reply
- * blocks: B = 1100, R = 1100 + 10200 + 6768 = 18068.
+ * blocks: B = 1100, R = 1100 + 10200 + 4568 = 15868.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 19168.
+ * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 16968.
  * default = best-effort: unnamed connections may block by a whole chunk (the
  * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 5196 +
- * 10200 + 6768 = 22164; under fifo: unbounded.
- * fifo without it: nothing blocks, B = 0; W(0) = 10200 + 6768 = 16968; stamps up to
+ * 10200 + 4568 = 19964; under fifo: unbounded.
+ * fifo without it (no own ends left out: fifo's one busy period serves every flow
+ * and charges all budgets): nothing blocks, B = 0; W(0) = 10200 + 2 * 3384 = 16968; stamps up to
  * 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 22236. */
 static void test_cells_and_default_class(void **state)
 {
@@ -427,13 +433,13 @@ static void test_cells_and_default_class(void **state)
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("p.conf", text)) == 18.068);
+	assert_true(first_response(write_file("p.conf", text)) == 15.868);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("v.conf", text)) == 19.168);
+	assert_true(first_response(write_file("v.conf", text)) == 16.968);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("d.conf", text)) == 22.164);
+	assert_true(first_response(write_file("d.conf", text)) == 19.964);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
 	argv[1] = write_file("f.conf", text);
@@ -445,11 +451,11 @@ static void test_cells_and_default_class(void **state)
 	assert_true(first_response(write_file("g.conf", text)) == 22.236);
 	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
 	 * C = 10400; pool 6400 + 100 = 6500, B = 6500 + 1100 = 7600; each control
-	 * packet and short piece riding ctl carries a share too: 2 * (3 * 1200 + 84):
-	 * R = 7600 + 10400 + 7368 = 25368. */
+	 * packet and short piece riding ctl carries a share too: 2 * (2 * 1200 + 84)
+	 * (b's piece left out): R = 7600 + 10400 + 4968 = 22968. */
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 6400ns\n");
-	assert_true(first_response(write_file("gap.conf", text)) == 25.368);
+	assert_true(first_response(write_file("gap.conf", text)) == 22.968);
 }
 
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the

@@ -54,6 +54,7 @@ struct gen {
 	bool stream; /* stream flows (their receivers send credit updates) */
 	bool budgets; /* the cells' budgets per budget period, spent in full */
 	bool vhu;    /* the cells' vhost-user work (b.vhu, an_vhu.c) */
+	bool own;    /* with budgets: each flow's own ends leave some of them out */
 };
 
 struct set {
@@ -115,6 +116,34 @@ static uint64_t rt_chains(const struct set *s)
 
 /* A random set of 2..6 flows (one of them possibly best-effort) with utilisation at
  * most umax (0.97, or 0.85 when regulated) of the capacity; tries until one fits. */
+/* A flow carrying budgets, drawn at random (n when none does). */
+static size_t some_ride(const struct set *s)
+{
+	size_t k = (size_t)between(0, s->n - 1);
+
+	for (size_t t = 0; t < s->n; t++, k = (k + 1) % s->n)
+		if (s->f[k].budget_ctrl || s->f[k].budget_pieces)
+			return k;
+	return s->n;
+}
+
+/* Each real-time flow's own ends leave out of the rides some control packets (of
+ * one ride) and some short pieces (of another, or the same): as from_config counts
+ * them, at most what each ride holds. */
+static void gen_own(struct set *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		size_t r = some_ride(s), p = some_ride(s);
+
+		if (s->f[i].best_effort || r == s->n)
+			continue;
+		s->f[i].own[0] = (struct an_own){ .ride = r,
+						  .ctrl = between(0, s->f[r].budget_ctrl) };
+		s->f[i].own[1] = (struct an_own){ .ride = p,
+						  .pieces = between(0, s->f[p].budget_pieces) };
+	}
+}
+
 static void gen_set(struct set *s, const struct gen *g, enum an_policy pol)
 {
 	static const uint64_t chunks[] = { 512, 1024, 2048, 4096 };
@@ -218,6 +247,8 @@ static void gen_set(struct set *s, const struct gen *g, enum an_policy pol)
 				s->f[i].budget_pieces = between(0, 1);
 				u += (long double)an_ride_work(&s->b, &s->f[i]) / s->b.budget_period;
 			}
+			if (g->own)
+				gen_own(s);
 			/* The ingest budget holds the flows' own chains and some more. */
 			s->budget_rt = rt_chains(s);
 			s->b.budget_ingest += s->budget_rt;
@@ -333,7 +364,7 @@ static void check_fp(const struct gen *g, unsigned sets, bool exact)
 			bool inc[MAXN];
 			struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
 						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull,
-						.budget_rt = s.budget_rt };
+						.budget_rt = s.budget_rt, .own1 = g->own ? i + 1 : 0 };
 			int rounds = s.b.reg_budget ? 4 : 1;
 
 			if (s.f[i].best_effort)
@@ -846,6 +877,40 @@ static void test_budget_sound(void **state)
 	assert_true(beyond_budget * 20 < sim_runs);
 }
 
+/* A flow's own ends, conforming, leave some of their budgets out (docs/analysis.md,
+ * "Own ends"): each flow's fp bound against the simulator in which exactly those
+ * are not spent and every other cell spends all of its budgets, from the critical
+ * instant. Charging a flow with less than that (another flow's ends' cuts, a whole
+ * ride) makes this fail. The cut is not vacuous: without it some bounds are larger. */
+static void test_fp_own(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
+			 .stream = true, .budgets = true, .own = true };
+	unsigned larger = 0;
+
+	(void)state;
+	rng_state = 0x0dd5eed5c0ffee11ull;
+	check_fp(&g, 800, false);
+	for (unsigned k = 0; k < 200; k++) {
+		struct set s;
+		struct an_result res, res0;
+		struct an_flow_result out[MAXN], out0[MAXN];
+
+		gen_set(&s, &g, AN_FP);
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
+		for (size_t i = 0; i < s.n; i++)
+			memset(s.f[i].own, 0, sizeof(s.f[i].own));
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res0, out0), 0);
+		for (size_t i = 0; i < s.n && res.status == AN_OK && res0.status == AN_OK; i++) {
+			if (s.f[i].best_effort)
+				continue;
+			assert_true(out[i].response <= out0[i].response);
+			larger += out[i].response < out0[i].response;
+		}
+	}
+	assert_true(larger > 20);
+}
+
 static void test_fifo(void **state)
 {
 	/* No best-effort flow: under fifo it would leave every flow unbounded. */
@@ -984,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_fp_fifo_random),
 		cmocka_unit_test(test_ingest_work),
 		cmocka_unit_test(test_budget_sound),
+		cmocka_unit_test(test_fp_own),
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test(test_regulated_edf_fifo),
 		cmocka_unit_test(test_opa_vs_brute_force),
