@@ -117,11 +117,13 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 /* What each flow's own conforming ends leave out of the ride tasks t[n..m)
  * (docs/analysis.md, "Own ends"): their short pieces always; the credit updates of
  * stream flows below it only with the flows' own priorities (prio NULL), which
- * from_config compared when it counted them. */
+ * from_config compared when it counted them; and their vhost-user buckets. */
 static void own_cuts(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		     const unsigned *prio, struct task *t, size_t m)
 {
 	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < 2; k++)
+			t[i].vhu_cut[k] = min_u64(flows[i].own_vhu[k], b->vhu.work[k]);
 		for (size_t e = 0; e < AN_OWN_MAX; e++) {
 			const struct an_own *o = &flows[i].own[e];
 

@@ -138,7 +138,23 @@ static uint64_t fp_job_response(const struct task *ti, uint64_t k, uint64_t F)
 	return sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
 }
 
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r);
+
+/* Task i's test runs on the supply its own ends leave: the loop's vhost-user work
+ * less their buckets (task.vhu_cut; docs/analysis.md, "Own ends"). */
 int an_fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
+{
+	const struct an_vhu all = x->s.vhu;
+	int ret;
+
+	for (int k = 0; k < 2; k++)
+		x->s.vhu.work[k] -= min_u64(x->s.vhu.work[k], x->t[i].vhu_cut[k]);
+	ret = fp_task(x, i, r);
+	x->s.vhu = all;
+	return ret;
+}
+
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 {
 	uint64_t B = fp_blocking(x, i), L, jobs, prev = 0, worst = 0;
 	unsigned worst_job = 1;

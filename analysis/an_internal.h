@@ -39,6 +39,8 @@ struct task {
 	 * flow's own fp test does not charge. */
 	size_t cut_task1[AN_OWN_MAX];
 	uint64_t cut[AN_OWN_MAX];
+	/* A flow's task: the vhost-user work its own ends leave out (an_flow.own_vhu). */
+	uint64_t vhu_cut[2];
 };
 
 /* owner[] of the budget task: no flow. */

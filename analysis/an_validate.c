@@ -94,6 +94,8 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 			w = "no priority assigned";
 		else if (an_flow_costs(f, b, &c))
 			w = "inconsistent costs";
+		else if (f->own_vhu[0] > b->vhu.work[0] || f->own_vhu[1] > b->vhu.work[1])
+			w = "its own ends' vhost-user work exceeds all cells'";
 		else if (!own_fits(flows, n, i))
 			w = "its own ends leave out more of a flow's budgets than it carries";
 	}

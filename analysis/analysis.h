@@ -107,6 +107,10 @@ struct an_flow {
 		size_t ride;
 		uint64_t ctrl, pieces;
 	} own[AN_OWN_MAX];
+	/* Of the loop's vhost-user work (an_broker.vhu.work[k]), the buckets of this
+	 * flow's own ends: conforming, they send no vhost-user message while it runs
+	 * (docs/analysis.md, "Own ends"), so its own fp test leaves them out. */
+	uint64_t own_vhu[2];
 };
 
 /* The loop's vhost-user work (an_vhu.c): token buckets of work[k] ns refilled per

@@ -190,6 +190,29 @@ static void own_ends(const struct rtvio_config *cfg, const struct model *m, int 
 	}
 }
 
+/* The vhost-user buckets of flow i's own ends, out of b->vhu (an_vhu_of_config:
+ * every cell with a socket has the same buckets, so each holds work / cells). */
+static void own_vhu(const struct rtvio_config *cfg, const struct an_broker *b, int i,
+		    struct an_flow *f)
+{
+	const int ends[2] = { cfg->flows[i].to, cfg->flows[i].from };
+	uint64_t cells = 0, own = 0;
+
+	if (cfg->flows[i].vacant || f->best_effort)
+		return;
+	for (int c = 0; c < cfg->ncells; c++)
+		if (!cfg->cells[c].vacant && !cfg->cells[c].host)
+			cells++;
+	for (int k = 0; k < 2; k++) {
+		const struct rtvio_cell_cfg *cc = &cfg->cells[ends[k]];
+
+		if ((k == 0 || ends[1] != ends[0]) && !cc->vacant && !cc->host)
+			own++;
+	}
+	for (int k = 0; k < 2 && cells; k++)
+		f->own_vhu[k] = b->vhu.work[k] / cells * own;
+}
+
 size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *m,
 			    const struct rtvio_platform_cfg *plat, struct an_broker *b,
 			    struct an_flow *fl)
@@ -204,6 +227,8 @@ size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *
 		for (size_t i = 0; i < n; i++)
 			own_ends(cfg, m, (int)i, &fl[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		own_vhu(cfg, b, (int)i, &fl[i]);
 	if (!cfg->broker.default_best_effort)
 		return n;
 	default_class_of(cfg, &m->flows[n], &fl[n]);

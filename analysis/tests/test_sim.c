@@ -128,8 +128,8 @@ static size_t some_ride(const struct set *s)
 }
 
 /* Each real-time flow's own ends leave out of the rides some control packets (of
- * one ride) and some short pieces (of another, or the same): as from_config counts
- * them, at most what each ride holds. */
+ * one ride) and some short pieces (of another, or the same), and some of the
+ * vhost-user work: as from_config counts them, at most what each holds. */
 static void gen_own(struct set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -141,6 +141,8 @@ static void gen_own(struct set *s)
 						  .ctrl = between(0, s->f[r].budget_ctrl) };
 		s->f[i].own[1] = (struct an_own){ .ride = p,
 						  .pieces = between(0, s->f[p].budget_pieces) };
+		for (int k = 0; k < 2; k++)
+			s->f[i].own_vhu[k] = between(0, s->b.vhu.work[k]);
 	}
 }
 
@@ -362,10 +364,15 @@ static void check_fp(const struct gen *g, unsigned sets, bool exact)
 		for (size_t i = 0; i < s.n; i++) {
 			struct sim_flow_stats st[MAXN];
 			bool inc[MAXN];
+			/* Flow i's own ends conforming: their vhost-user buckets stay empty. */
+			struct an_broker bi = s.b;
 			struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
-						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull,
+						.prio = s.prio, .b = &bi, .limit_ns = 2000000000ull,
 						.budget_rt = s.budget_rt, .own1 = g->own ? i + 1 : 0 };
 			int rounds = s.b.reg_budget ? 4 : 1;
+
+			for (int v = 0; v < 2 && g->own; v++)
+				bi.vhu.work[v] -= s.f[i].own_vhu[v];
 
 			if (s.f[i].best_effort)
 				continue;
@@ -879,13 +886,14 @@ static void test_budget_sound(void **state)
 
 /* A flow's own ends, conforming, leave some of their budgets out (docs/analysis.md,
  * "Own ends"): each flow's fp bound against the simulator in which exactly those
- * are not spent and every other cell spends all of its budgets, from the critical
- * instant. Charging a flow with less than that (another flow's ends' cuts, a whole
- * ride) makes this fail. The cut is not vacuous: without it some bounds are larger. */
+ * are not spent (nor their vhost-user buckets) and every other cell spends all of
+ * its budgets, from the critical instant. Charging a flow with less than that
+ * (another flow's ends' cuts, a whole ride, all vhost-user work) makes this fail.
+ * The cut is not vacuous: without it some bounds are larger. */
 static void test_fp_own(void **state)
 {
 	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
-			 .stream = true, .budgets = true, .own = true };
+			 .stream = true, .budgets = true, .own = true, .vhu = true };
 	unsigned larger = 0;
 
 	(void)state;
@@ -898,8 +906,10 @@ static void test_fp_own(void **state)
 
 		gen_set(&s, &g, AN_FP);
 		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
-		for (size_t i = 0; i < s.n; i++)
+		for (size_t i = 0; i < s.n; i++) {
 			memset(s.f[i].own, 0, sizeof(s.f[i].own));
+			memset(s.f[i].own_vhu, 0, sizeof(s.f[i].own_vhu));
+		}
 		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res0, out0), 0);
 		for (size_t i = 0; i < s.n && res.status == AN_OK && res0.status == AN_OK; i++) {
 			if (s.f[i].best_effort)
