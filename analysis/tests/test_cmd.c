@@ -458,6 +458,59 @@ static void test_cells_and_default_class(void **state)
 	assert_true(first_response(write_file("gap.conf", text)) == 22.968);
 }
 
+/* Response of flow k in the --json output of CONF (us), or -1. */
+static double nth_response(const char *conf, size_t k)
+{
+	const char *argv[3] = { "analyze", conf, "--json" };
+	json_t *doc, *v;
+	double r = -1;
+
+	if (run(3, argv) != 0)
+		return -1;
+	doc = json_loads(out_buf, 0, NULL);
+	v = json_object_get(json_array_get(json_object_get(doc, "flows"), k), "response_us");
+	if (json_is_number(v))
+		r = json_number_value(v);
+	json_decref(doc);
+	return r;
+}
+
+/* Own ends (docs/analysis.md): ctl a -> b (8000 B per 1 ms, priority 1) and a stream
+ * str b -> a (1000 B per 2 ms, priority 2), process cells (rx_buf 4096), chunk 4 KiB,
+ * PLATFORM_NO_GAP with batch_gap 0 and vhost_user_msg 1 us (default buckets 8/5ms).
+ *   ctl: pieces 4096, 3904: C = 4196 + 4004 + 2 * 1000 = 10200, q = 5004.
+ *   str: one piece: C = q = Q = 1100 + 1000 = 2100.
+ *   Budgets per 1 ms, allowance 1: a receives str, pending (2 + 0) / 2 + 1 = 2 and
+ *   ceil(1 / 2) = 1 credit updates: K_a = 1 + 3 = 4, riding ctl (a's highest);
+ *   P_a = 1 riding str (the only flow to a); K_b = 1 and P_b = 1 riding ctl. Ingest
+ *   I_a = (8 + 2 + 2) + 1 + 1 + 1 = 15, I_b = (8 + 2) + 1 + 1 = 12: 27 * 4 = 108 ns
+ *   per period. Ride of ctl: 5 control packets + 1 piece = 6600 ns; of str: 1100.
+ *   vhost-user: 2 cells * 8 * 1 us = 16 us per 5 ms.
+ *   ctl's own test: both cells are its ends. a's 3 credit updates belong to str,
+ *   ranked below ctl, and b posts no short piece: ctl's ride charges 2 * 1100 =
+ *   2200 per period; no vhost-user work (both buckets are its ends'). B = Q of str
+ *   = 2100; S = 2100 + 5196 + 2 * 108 + 2 * 2200 = 11912, F = S + 5004 = 16916
+ *   (charging everything: S = 2100 + 5196 + 216 + 13200 = 20712 and the least
+ *   t = 20712 + 16000 + ceil(16000 t / 5 ms) = 36830, F = 41834).
+ *   str's own test: a's credit updates are str's own rank (they stay), a's short
+ *   piece (on str's ride) and b's (on ctl's) go: ctl's ride charges 5500; B = 1100
+ *   (the RST reply, nothing lower); S = 1100 + 10200 + 2 * 5500 + 2 * 108 = 22516,
+ *   F = S + 2100 = 24616. */
+static void test_own_ends(void **state)
+{
+	static const char conf[] = "[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
+		"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 8000\n"
+		"period = 1ms\npriority = 1\n"
+		"[flow str]\nfrom = b\nto = a:2000\ntype = stream\nsize = 1000\n"
+		"period = 2ms\npriority = 2\n"
+		PLATFORM_NO_GAP "batch_gap = 0\nvhost_user_msg = 1us\nvhost_user_map = 0\n";
+	const char *path = write_file("own.conf", conf);
+
+	(void)state;
+	assert_true(nth_response(path, 0) == 16.916);
+	assert_true(nth_response(path, 1) == 24.616);
+}
+
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
  * broker regulated. Its demand per period: (1 + 1) / 1 + 1 = 3 messages of 64 + 44
  * bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B. The broker's reserve
@@ -689,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_cells_and_default_class),
 		cmocka_unit_test(test_rt_reserve),
 		cmocka_unit_test(test_shipped_configs),
+		cmocka_unit_test(test_own_ends),
 		cmocka_unit_test(test_one_core_identical),
 		cmocka_unit_test(test_two_cores),
 		cmocka_unit_test(test_twocore_budget_period),
