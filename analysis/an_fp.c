@@ -52,6 +52,20 @@ static uint64_t fp_blocking(const struct ctx *x, size_t i)
 	return sadd(x->pool, blk);
 }
 
+/* Is the level-i utilisation (the tasks of hep(i) as i's test charges them, and the
+ * loop's vhost-user work it is left with) beyond the capacity? Then no level-i
+ * active period closes; below it one does, whatever the tasks below i demand, so
+ * under fp a flow keeps its bound when only flows below it overload the broker. */
+static bool level_overloaded(const struct ctx *x, size_t i)
+{
+	long double u = an_vhu_utilization(&x->s.vhu);
+
+	for (size_t j = 0; j < x->n; j++)
+		if (hep(x, i, j))
+			u += (long double)charged(x, i, j) / x->t[j].T;
+	return u > 1.0L + 1e-12L;
+}
+
 /* Level-i active period: L = B + sum_{hep(i)} ceil((L + J_j)/T_j) C_j. 0, or 1 past
  * the horizon or the budget. */
 static int fp_active_period(struct ctx *x, size_t i, uint64_t B, uint64_t *out)
@@ -164,7 +178,7 @@ static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 	r->jobs = 0;
 	r->worst_job = 0;
 	r->busy_period = 0;
-	if (fp_active_period(x, i, B, &L))
+	if (level_overloaded(x, i) || fp_active_period(x, i, B, &L))
 		return 1;
 	r->busy_period = L;
 	jobs = released_before(&x->t[i], L);
