@@ -227,25 +227,30 @@ static void analyze_under(const struct an_flow *flows, size_t n, const struct an
  * real-time step were first trimmed or refused at t*. Up to t* the broker ran the
  * real-time flows as the unregulated analysis assumes (best-effort steps are only
  * fewer or shorter, and still at most one blocks), so every message charged in the
- * period of t* meets its deadline and the period's real-time charges, t*'s step
- * included, stay within an_rt_demand <= reserve; best-effort charges stay within
- * budget - reserve: the step fits, a contradiction. The regulated analysis is the
- * answer otherwise. */
+ * period of t* is copied within its unregulated response bound of its sight, and the
+ * period's real-time charges, t*'s step included, stay within
+ * an_rt_demand_bounded <= reserve; best-effort charges stay within budget -
+ * reserve: the step fits, a contradiction. The regulated analysis is the answer
+ * otherwise. */
 static bool rt_reserved(const struct an_flow *flows, size_t n, const struct an_broker *b,
 			struct scratch *sc, struct an_result *res, struct an_flow_result *out)
 {
 	struct an_broker ub = *b;
 	uint64_t demand;
 
-	if (b->policy != AN_FP || !b->reg_budget || !b->reg_reserve)
-		return false;
-	demand = an_rt_demand(flows, n, b, sc->costs);
-	if (demand > b->reg_reserve || b->reg_reserve > b->reg_budget)
+	if (b->policy != AN_FP || !b->reg_budget || !b->reg_reserve ||
+	    b->reg_reserve > b->reg_budget)
 		return false;
 	ub.reg_budget = 0;
 	ub.reg_reserve = 0;
 	analyze_under(flows, n, &ub, sc, res, out);
 	if (!res->schedulable)
+		return false;
+	/* Every real-time step up to t* belongs to a message copied within its
+	 * unregulated response bound: counted by those bounds (no more than by the
+	 * deadlines, an_rt_demand). */
+	demand = an_rt_demand_bounded(flows, n, b, sc->costs, out);
+	if (demand > b->reg_reserve)
 		return false;
 	res->rt_reserved = true;
 	res->rt_demand = demand;

@@ -269,6 +269,14 @@ uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
  * UINT64_MAX when a real-time flow has explicit costs (no bytes known). */
 uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		      const struct an_costs *costs);
+/* The same while every real-time message is copied within its response bound of the
+ * broker's sight of it (out[i].response, from an unregulated fp analysis in which
+ * every real-time flow is bounded): per flow at most
+ * floor((period + R + ingest_latency + J) / T) + 1 messages, and never more than
+ * an_rt_demand counts. UINT64_MAX when some real-time flow has no bound. */
+uint64_t an_rt_demand_bounded(const struct an_flow *flows, size_t n,
+			      const struct an_broker *b, const struct an_costs *costs,
+			      const struct an_flow_result *out);
 
 /* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md);
  * max_step is the longest step of any flow (or of the broker's own RST replies):

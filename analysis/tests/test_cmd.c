@@ -512,11 +512,15 @@ static void test_own_ends(void **state)
 }
 
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
- * broker regulated. Its demand per period: (1 + 1) / 1 + 1 = 3 messages of 64 + 44
- * bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B. The broker's reserve
- * (the model's) is the same 500 B, and the analysis runs the flow unregulated; with
- * a budget of 512 B (chunk 256) the reserve is capped at 448 B and the regulated
- * analysis answers, with at least one refill charged. */
+ * broker regulated. Its demand per period by its deadline: (1 + 1) / 1 + 1 = 3
+ * messages of 64 + 44 bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B,
+ * the broker's reserve (the model's). By its unregulated response R (under 1 ms; one
+ * piece, nothing else real-time) the analysis counts floor((1 ms + R + 2 us) / 1 ms)
+ * + 1 = 2 messages (an_rt_demand_bounded) and the same credit updates: 216 + 176 =
+ * 392 B, within the reserve: the flow runs unregulated. With a budget of 512 B
+ * (chunk 256) the reserve is capped at 448 B, which still covers 392 B; with 400 B
+ * it is capped at 350 B and the regulated analysis answers, with at least one refill
+ * charged. */
 static void test_rt_reserve(void **state)
 {
 	static const char base[] = "[broker]\npolicy = fp\nchunk = 256\nregulation_budget = %s\n"
@@ -538,14 +542,20 @@ static void test_rt_reserve(void **state)
 	reserved = first_response(argv[1]);
 	doc = json_loads(out_buf, 0, NULL);
 	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 500);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 500);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 392);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
 	assert_true(unreg > 0 && reserved == unreg);
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "of which 500 B are kept for the real-time flows, "
-				"which charge at most 500 B per period"));
+				"which charge at most 392 B per period"));
 	snprintf(text, sizeof(text), base, "512");
+	assert_true(first_response(write_file("c512.conf", text)) == unreg);
+	doc = json_loads(out_buf, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 448);
+	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
+	json_decref(doc);
+	snprintf(text, sizeof(text), base, "400");
 	{
 		const char *jargv[3] = { "analyze", write_file("c.conf", text), "--json" };
 		json_t *r;
@@ -553,7 +563,7 @@ static void test_rt_reserve(void **state)
 		assert_int_equal(run(3, jargv), 1); /* not schedulable any more */
 		doc = json_loads(out_buf, 0, NULL);
 		assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")),
-				 448);
+				 350);
 		assert_false(json_is_true(json_object_get(doc, "rt_reserved")));
 		r = json_object_get(json_array_get(json_object_get(doc, "flows"), 0),
 				    "response_us");
