@@ -31,18 +31,8 @@ static const struct bound_flow {
 	{ "a", "c", "seqpacket", 32768, 20 }, { "b", "d", "stream", 65536, 40 },
 };
 /* Longer than the longest non-preemptive step the platform can give (one piece with
- * its notifications: a 64 KiB piece and two wake-ups, about 250 us on the busy
- * development VM), so that a period always has budget for one. On one core 500 us:
- * a throttle stalls the engine for up to a period, which every regulated bound
- * carries, and at 1 ms that alone pushed f1 (2 KiB every 2 ms) over its deadline at
- * every regulated load (docs/bench.md, "a tighter analysis"). */
+ * its notifications), so that a period always has budget for one. */
 #define BOUND_REG_PERIOD_US 1000
-#define BOUND_REG_PERIOD_1CORE_US 500
-/* On one core the cells' budgets per 10 ms, as configs/twocore.conf: at the default
- * 1 ms the cells' allowances (a control packet and a short piece per cell per period,
- * two wake-ups each) were most of the analysed load (0.87 of the engine with
- * demo.conf's platform, more than all of it on a busy machine). */
-#define BOUND_BUDGET_PERIOD_MS 10
 /* The senders' release jitter on the shared cells' core, declared so that the policer
  * tolerates it (and the analysis accounts for it). */
 #define BOUND_JITTER_US 200
@@ -65,11 +55,10 @@ static int bound_write(const struct bench *b, const char *path, const char *sock
 	fprintf(f, "[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s\n"
 		   "rt_priority = %d\npoll = no\ndefault = deny\nregulation_budget = %llu\n"
 		   "regulation_period = %dus\n", sockdir, BROKER_SLEEP_PRIO,
-		(unsigned long long)budget,
-		b->broker_cores > 1 ? BOUND_REG_PERIOD_US : BOUND_REG_PERIOD_1CORE_US);
+		(unsigned long long)budget, BOUND_REG_PERIOD_US);
 	bench_broker_cpus(f, b->broker_cores);
-	fprintf(f, "budget_period = %dms\n", b->broker_cores > 1 ? BOUND_MCORE_BUDGET_PERIOD_MS :
-								   BOUND_BUDGET_PERIOD_MS);
+	if (b->broker_cores > 1)
+		fprintf(f, "budget_period = %dms\n", BOUND_MCORE_BUDGET_PERIOD_MS);
 	fprintf(f, "\n");
 	for (int c = 0; c < 4; c++)
 		fprintf(f, "[cell %c]\ncid = %d\nregion = 16MiB\nrx_buf = 64KiB\ncpu = %d\n"
@@ -209,8 +198,7 @@ static void bound_describe(json_t *sc)
 		"stream, 2 KiB every 2 ms to 64 KiB every 40 ms (200 µs release jitter "
 		"declared; 64 KiB RX buffers, so a message is one piece), under policy fp "
 		"with 4 KiB chunks. Their load is set on the broker's side: the copy engine "
-		"is regulated (budget per 500 µs; the cells' budgets per 10 ms) and the "
-		"budget is lowered until `rtvio "
+		"is regulated (budget per 1 ms) and the budget is lowered until `rtvio "
 		"analyze` finds the target share of what the regulated engine can give "
 		"(load = utilization / capacity; a target below the unregulated load runs "
 		"unregulated). Cells on one core "
@@ -323,7 +311,7 @@ int bench_scenario_bound(struct bench *b)
 
 		snprintf(c, sizeof(c), "%s With --broker-cores %d: every broker runs %d "
 			 "data-plane cores (`cpus = 1,0`: the second on the cells' cpu), each "
-			 "regulated to its equal share of a budget per 1 ms, the cells dealt to them by "
+			 "regulated to its equal share of the budget, the cells dealt to them by "
 			 "slot; the generated sets charge the cells' budgets per %d ms and send "
 			 "every flow %d times less often than on one core (else the lock waits "
 			 "overload a core before any regulation); the utilization is the busier "
