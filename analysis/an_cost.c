@@ -157,7 +157,7 @@ uint64_t an_ingest_work(const struct an_broker *b)
 	return b->budget_period ? smul(b->budget_ingest, b->plat.ingest_packet) : 0;
 }
 
-uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f)
+uint64_t an_budget_steps(const struct an_broker *b, uint64_t ctrl, uint64_t pieces)
 {
 	const struct an_platform *pl = &b->plat;
 	uint64_t gs = an_gap_share(b), ctl, piece;
@@ -171,5 +171,10 @@ uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f)
 	ctl = sadd(sadd(an_ctl_step(b), gs), an_reg_surcharge(b, AN_HDR_BYTES));
 	piece = sadd(sadd(pl->packet_overhead, smul(b->piece_steps, sadd(pl->chunk_overhead, gs))),
 		     an_reg_surcharge(b, AN_HDR_BYTES));
-	return sadd(smul(f->budget_ctrl, ctl), smul(f->budget_pieces, piece));
+	return sadd(smul(ctrl, ctl), smul(pieces, piece));
+}
+
+uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f)
+{
+	return an_budget_steps(b, f->budget_ctrl, f->budget_pieces);
 }

@@ -114,6 +114,32 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	make_supply(b, &x->s);
 }
 
+/* What each flow's own conforming ends leave out of the ride tasks t[n..m)
+ * (docs/analysis.md, "Own ends"): their short pieces always; the credit updates of
+ * stream flows below it only with the flows' own priorities (prio NULL), which
+ * from_config compared when it counted them; and their vhost-user buckets. */
+static void own_cuts(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		     const unsigned *prio, struct task *t, size_t m)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < 2; k++)
+			t[i].vhu_cut[k] = min_u64(flows[i].own_vhu[k], b->vhu.work[k]);
+		for (size_t e = 0; e < AN_OWN_MAX; e++) {
+			const struct an_own *o = &flows[i].own[e];
+
+			if (o->ride >= n || flows[i].best_effort)
+				continue;
+			for (size_t k = n; k < m; k++) {
+				if (t[k].ride1 != o->ride + 1)
+					continue;
+				t[i].cut_task1[e] = k + 1;
+				t[i].cut[e] = min_u64(t[k].C, an_budget_steps(b, prio ? 0 : o->ctrl,
+									     o->pieces));
+			}
+		}
+	}
+}
+
 /* The tasks of a flow set: t[i] = flow i for i < n, then one credit-update task per
  * real-time stream flow (owner[] names its flow; none when the cells' budgets hold
  * them, an_credits_in_budgets), then, when b charges the cells'
@@ -170,9 +196,11 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 			continue;
 		t[m] = (struct task){ .C = w, .q = an_ctl_step(b), .Q = an_ctl_step(b),
 				      .T = b->budget_period, .D = flows[i].deadline,
-				      .J = b->budget_period, .prio = prio ? 0 : t[i].prio };
+				      .J = b->budget_period, .prio = prio ? 0 : t[i].prio,
+				      .ride1 = i + 1 };
 		owner[m++] = AN_OWNER_NONE;
 	}
+	own_cuts(flows, n, b, prio, t, m);
 	{
 		uint64_t w = an_ingest_work(b);
 

@@ -13,6 +13,18 @@ static bool hep(const struct ctx *x, size_t i, size_t j)
 	return !x->t[j].be && x->t[j].prio <= x->t[i].prio;
 }
 
+/* Task j's cost as task i's test charges it: C, less what i's own conforming ends
+ * leave out of j when j is a ride task (docs/analysis.md, "Own ends"). */
+static uint64_t charged(const struct ctx *x, size_t i, size_t j)
+{
+	uint64_t c = x->t[j].C;
+
+	for (size_t e = 0; e < AN_OWN_MAX; e++)
+		if (x->t[i].cut_task1[e] == j + 1)
+			c -= min_u64(c, x->t[i].cut[e]);
+	return c;
+}
+
 /* Work of the tasks of higher or equal priority than i (i itself when `self`): each
  * task's C times count(task, u), or once each when count is NULL. */
 static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
@@ -22,7 +34,8 @@ static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
 
 	for (size_t j = 0; j < x->n; j++)
 		if ((self || j != i) && hep(x, i, j))
-			w = sadd(w, count ? smul(count(&x->t[j], u), x->t[j].C) : x->t[j].C);
+			w = sadd(w, count ? smul(count(&x->t[j], u), charged(x, i, j)) :
+					    charged(x, i, j));
 	return w;
 }
 
@@ -37,6 +50,20 @@ static uint64_t fp_blocking(const struct ctx *x, size_t i)
 		if (j != i && (x->t[j].be || x->t[j].prio > x->t[i].prio))
 			blk = max_u64(blk, x->t[j].Q);
 	return sadd(x->pool, blk);
+}
+
+/* Is the level-i utilisation (the tasks of hep(i) as i's test charges them, and the
+ * loop's vhost-user work it is left with) beyond the capacity? Then no level-i
+ * active period closes; below it one does, whatever the tasks below i demand, so
+ * under fp a flow keeps its bound when only flows below it overload the broker. */
+static bool level_overloaded(const struct ctx *x, size_t i)
+{
+	long double u = an_vhu_utilization(&x->s.vhu);
+
+	for (size_t j = 0; j < x->n; j++)
+		if (hep(x, i, j))
+			u += (long double)charged(x, i, j) / x->t[j].T;
+	return u > 1.0L + 1e-12L;
 }
 
 /* Level-i active period: L = B + sum_{hep(i)} ceil((L + J_j)/T_j) C_j. 0, or 1 past
@@ -125,7 +152,23 @@ static uint64_t fp_job_response(const struct task *ti, uint64_t k, uint64_t F)
 	return sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
 }
 
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r);
+
+/* Task i's test runs on the supply its own ends leave: the loop's vhost-user work
+ * less their buckets (task.vhu_cut; docs/analysis.md, "Own ends"). */
 int an_fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
+{
+	const struct an_vhu all = x->s.vhu;
+	int ret;
+
+	for (int k = 0; k < 2; k++)
+		x->s.vhu.work[k] -= min_u64(x->s.vhu.work[k], x->t[i].vhu_cut[k]);
+	ret = fp_task(x, i, r);
+	x->s.vhu = all;
+	return ret;
+}
+
+static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 {
 	uint64_t B = fp_blocking(x, i), L, jobs, prev = 0, worst = 0;
 	unsigned worst_job = 1;
@@ -135,7 +178,7 @@ int an_fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 	r->jobs = 0;
 	r->worst_job = 0;
 	r->busy_period = 0;
-	if (fp_active_period(x, i, B, &L))
+	if (level_overloaded(x, i) || fp_active_period(x, i, B, &L))
 		return 1;
 	r->busy_period = L;
 	jobs = released_before(&x->t[i], L);

@@ -31,6 +31,16 @@ struct task {
 	 * and counted up to every finish under fifo. T = budget period, J = T: a
 	 * window of length t overlaps at most ceil(t / T) + 1 periods. */
 	bool always;
+	/* A ride task (cells' control packets and short pieces on one flow): 1 + that
+	 * flow's index; 0 for every other task. */
+	size_t ride1;
+	/* A flow's task: what its own conforming ends leave out of ride tasks
+	 * (an_flow.own): 1 + the ride task's index, and the ns of its C that this
+	 * flow's own fp test does not charge. */
+	size_t cut_task1[AN_OWN_MAX];
+	uint64_t cut[AN_OWN_MAX];
+	/* A flow's task: the vhost-user work its own ends leave out (an_flow.own_vhu). */
+	uint64_t vhu_cut[2];
 };
 
 /* owner[] of the budget task: no flow. */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Rounds of the cross-core credit-update fixed point before giving up. */
 #define MAX_ROUNDS 64u
@@ -292,6 +293,9 @@ static int run_core(struct mc_run *r, uint32_t c, struct an_result *res, bool fi
 
 		if (own == c || own == AN_ANY_CORE) {
 			r->sub[k] = r->flows[i];
+			/* own[] names flows of the whole set, not of this core's. */
+			memset(r->sub[k].own, 0, sizeof(r->sub[k].own));
+			memset(r->sub[k].own_vhu, 0, sizeof(r->sub[k].own_vhu));
 			if (r->mc->ride_ctrl && r->mc->ride_pieces) {
 				r->sub[k].budget_ctrl = ride_of(r, r->mc->ride_ctrl, c, i);
 				r->sub[k].budget_pieces = ride_of(r, r->mc->ride_pieces, c, i);

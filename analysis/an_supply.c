@@ -101,8 +101,8 @@ uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes)
  * floor((Pi + D + J) / T) + 1 of them (release jitter J), each charging `bytes`; a
  * stream flow's credit update (a header) is posted within D of its message's release
  * and copied within D of that: floor((Pi + 2D + J) / T) + 1 of them. */
-uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
-		      const struct an_costs *costs)
+static uint64_t rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			  const struct an_costs *costs, const struct an_flow_result *out)
 {
 	uint64_t sum = 0;
 
@@ -112,9 +112,16 @@ uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_bro
 
 		if (f->best_effort)
 			continue;
-		if (f->explicit_costs || !f->period)
+		if (f->explicit_costs || !f->period || (out && !out[i].bounded))
 			return UINT64_MAX;
 		msgs = sadd(sadd(b->reg_period, f->deadline), f->jitter) / f->period + 1;
+		/* A step charged at s in [a, a + Pi) belongs to a message seen at or after
+		 * s - R (it is done by then), kicked at most ingest_latency before its
+		 * sight and released nominally at most J before its kick. */
+		if (out)
+			msgs = min_u64(msgs, sadd(sadd(sadd(b->reg_period, out[i].response),
+						       b->plat.ingest_latency), f->jitter) /
+						     f->period + 1);
 		sum = sadd(sum, smul(msgs, costs[i].bytes));
 		/* A credit update is posted up to D after its message's release and
 		 * copied within D of that. */
@@ -123,4 +130,17 @@ uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_bro
 						  f->jitter) / f->period + 1, AN_HDR_BYTES));
 	}
 	return sum;
+}
+
+uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
+		      const struct an_costs *costs)
+{
+	return rt_demand(flows, n, b, costs, NULL);
+}
+
+uint64_t an_rt_demand_bounded(const struct an_flow *flows, size_t n,
+			      const struct an_broker *b, const struct an_costs *costs,
+			      const struct an_flow_result *out)
+{
+	return rt_demand(flows, n, b, costs, out);
 }

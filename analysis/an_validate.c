@@ -30,6 +30,30 @@ const char *an_status_name(enum an_status s)
 	return "?";
 }
 
+/* Flow i's own[] entries name flows, and leave out of each no more control packets
+ * and short pieces than that flow's budgets hold. */
+static bool own_fits(const struct an_flow *flows, size_t n, size_t i)
+{
+	const struct an_own *o = flows[i].own;
+
+	for (size_t e = 0; e < AN_OWN_MAX; e++) {
+		uint64_t ctrl = 0, pieces = 0;
+
+		if (!o[e].ctrl && !o[e].pieces)
+			continue;
+		if (o[e].ride >= n)
+			return false;
+		for (size_t k = 0; k < AN_OWN_MAX; k++)
+			if (o[k].ride == o[e].ride) {
+				ctrl = sadd(ctrl, o[k].ctrl);
+				pieces = sadd(pieces, o[k].pieces);
+			}
+		if (ctrl > flows[o[e].ride].budget_ctrl || pieces > flows[o[e].ride].budget_pieces)
+			return false;
+	}
+	return true;
+}
+
 int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		int *bad_flow, const char **why)
 {
@@ -70,6 +94,10 @@ int an_validate(const struct an_flow *flows, size_t n, const struct an_broker *b
 			w = "no priority assigned";
 		else if (an_flow_costs(f, b, &c))
 			w = "inconsistent costs";
+		else if (f->own_vhu[0] > b->vhu.work[0] || f->own_vhu[1] > b->vhu.work[1])
+			w = "its own ends' vhost-user work exceeds all cells'";
+		else if (!own_fits(flows, n, i))
+			w = "its own ends leave out more of a flow's budgets than it carries";
 	}
 	if (!w)
 		return 0;

@@ -173,7 +173,7 @@ static bool settle_credits(struct ctx *x, const struct an_flow *flows, size_t n,
 		res->why = "the analysis work budget ran out before the busy periods closed "
 			   "(a set close to saturation)";
 	}
-	if (unbounded) {
+	if (unbounded && res->status == AN_OK) {
 		res->status = AN_UNBOUNDED;
 		if (!res->why)
 			res->why = "a busy period exceeds the analysis horizon";
@@ -186,8 +186,10 @@ static void final_results(const struct an_flow *flows, size_t n, const struct an
 {
 	bool all = true;
 
+	/* Under fp a flow whose level-i utilisation is below the capacity keeps its
+	 * bound when the whole set is overloaded (an_fp.c, level_overloaded). */
 	for (size_t i = 0; i < n; i++) {
-		if (res->status == AN_OVERLOAD || void_all)
+		if ((res->status == AN_OVERLOAD && b->policy != AN_FP) || void_all)
 			out[i].bounded = false;
 		an_finish_flow(&flows[i], b, &out[i]);
 		if (!flows[i].best_effort && !out[i].schedulable)
@@ -211,7 +213,11 @@ static void analyze_under(const struct an_flow *flows, size_t n, const struct an
 	}
 	nt = an_make_tasks(flows, n, b, sc->costs, NULL, sc->basis, sc->t, sc->owner);
 	an_ctx_init(&x, b, sc->t, nt, sc->costs, n);
-	if (!start_result(&x, res))
+	/* Overloaded, fp still bounds the flows whose own level is not (the
+	 * policies that serve every flow in one busy period have no bound at all);
+	 * a regulator whose period cannot carry a header serves nothing. */
+	if (!start_result(&x, res) ||
+	    (b->policy == AN_FP && !(x.s.regulated && x.s.theta == 0)))
 		void_all = settle_credits(&x, flows, n, sc, res, out);
 	final_results(flows, n, b, void_all, res, out);
 }
@@ -221,25 +227,30 @@ static void analyze_under(const struct an_flow *flows, size_t n, const struct an
  * real-time step were first trimmed or refused at t*. Up to t* the broker ran the
  * real-time flows as the unregulated analysis assumes (best-effort steps are only
  * fewer or shorter, and still at most one blocks), so every message charged in the
- * period of t* meets its deadline and the period's real-time charges, t*'s step
- * included, stay within an_rt_demand <= reserve; best-effort charges stay within
- * budget - reserve: the step fits, a contradiction. The regulated analysis is the
- * answer otherwise. */
+ * period of t* is copied within its unregulated response bound of its sight, and the
+ * period's real-time charges, t*'s step included, stay within
+ * an_rt_demand_bounded <= reserve; best-effort charges stay within budget -
+ * reserve: the step fits, a contradiction. The regulated analysis is the answer
+ * otherwise. */
 static bool rt_reserved(const struct an_flow *flows, size_t n, const struct an_broker *b,
 			struct scratch *sc, struct an_result *res, struct an_flow_result *out)
 {
 	struct an_broker ub = *b;
 	uint64_t demand;
 
-	if (b->policy != AN_FP || !b->reg_budget || !b->reg_reserve)
-		return false;
-	demand = an_rt_demand(flows, n, b, sc->costs);
-	if (demand > b->reg_reserve || b->reg_reserve > b->reg_budget)
+	if (b->policy != AN_FP || !b->reg_budget || !b->reg_reserve ||
+	    b->reg_reserve > b->reg_budget)
 		return false;
 	ub.reg_budget = 0;
 	ub.reg_reserve = 0;
 	analyze_under(flows, n, &ub, sc, res, out);
 	if (!res->schedulable)
+		return false;
+	/* Every real-time step up to t* belongs to a message copied within its
+	 * unregulated response bound: counted by those bounds (no more than by the
+	 * deadlines, an_rt_demand). */
+	demand = an_rt_demand_bounded(flows, n, b, sc->costs, out);
+	if (demand > b->reg_reserve)
 		return false;
 	res->rt_reserved = true;
 	res->rt_demand = demand;

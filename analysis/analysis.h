@@ -35,6 +35,9 @@
  * AN_UNBOUNDED rather than a long wait. */
 #define AN_DEFAULT_WORK 200000000ull
 
+/* Entries of an_flow.own: two ends, each with a control and a short-piece budget. */
+#define AN_OWN_MAX 4
+
 enum an_policy {
 	AN_FP,   /* limited-preemptive fixed priority (fixed preemption points) */
 	AN_EDF,  /* limited-preemptive earliest deadline first */
@@ -94,6 +97,20 @@ struct an_flow {
 	 * and short RX pieces per budget period the broker may serve at this flow's
 	 * priority (fp) or with deadlines no earlier than its (edf). */
 	uint64_t budget_ctrl, budget_pieces;
+	/* What of those budgets this flow's own ends (its sender and its receiver)
+	 * leave out when they conform (docs/analysis.md, "Own ends"): per entry, the
+	 * flow `ride` whose budget_ctrl and budget_pieces hold them, and how many of
+	 * those control packets (credit updates of stream flows below this one) and
+	 * short pieces (none, from an end posting RX buffers of its rx_buf) per budget
+	 * period its own fp test does not charge. All 0: nothing left out. */
+	struct an_own {
+		size_t ride;
+		uint64_t ctrl, pieces;
+	} own[AN_OWN_MAX];
+	/* Of the loop's vhost-user work (an_broker.vhu.work[k]), the buckets of this
+	 * flow's own ends: conforming, they send no vhost-user message while it runs
+	 * (docs/analysis.md, "Own ends"), so its own fp test leaves them out. */
+	uint64_t own_vhu[2];
 };
 
 /* Supply the data path loses to work outside its steps (an_vhu.c): token buckets of
@@ -206,6 +223,8 @@ uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
  * their shares of the batch gaps and (regulated) of the throttles. */
 uint64_t an_ingest_work(const struct an_broker *b);
 uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f);
+/* The same for `ctrl` control packets and `pieces` short pieces. */
+uint64_t an_budget_steps(const struct an_broker *b, uint64_t ctrl, uint64_t pieces);
 
 /* Costs of flow f under broker b (sizes -> ns, or the explicit costs). -EINVAL when
  * the flow's parameters are inconsistent. */
@@ -256,6 +275,14 @@ uint64_t an_sbf_inv(uint64_t pi, uint64_t theta, uint64_t w);
  * UINT64_MAX when a real-time flow has explicit costs (no bytes known). */
 uint64_t an_rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
 		      const struct an_costs *costs);
+/* The same while every real-time message is copied within its response bound of the
+ * broker's sight of it (out[i].response, from an unregulated fp analysis in which
+ * every real-time flow is bounded): per flow at most
+ * floor((period + R + ingest_latency + J) / T) + 1 messages, and never more than
+ * an_rt_demand counts. UINT64_MAX when some real-time flow has no bound. */
+uint64_t an_rt_demand_bounded(const struct an_flow *flows, size_t n,
+			      const struct an_broker *b, const struct an_costs *costs,
+			      const struct an_flow_result *out);
 
 /* Theta guaranteed by the regulator per period, in ns of work (docs/analysis.md);
  * max_step is the longest step of any flow (or of the broker's own RST replies):

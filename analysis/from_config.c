@@ -166,6 +166,72 @@ static void ride_budgets(const struct rtvio_config *cfg, const struct model *m,
 	}
 }
 
+/* Control packets cell c's ctrl budget holds for the credit updates of real-time
+ * stream flows to c ranked below flow i: a conforming c sends those at their own
+ * flows' ranks (docs/analysis.md, "Own ends"), below i under fp. */
+static uint64_t credits_below(const struct rtvio_config *cfg, const struct model *m, int c,
+			      int i)
+{
+	uint64_t n = 0;
+
+	for (int s = 0; s < cfg->nflows; s++)
+		if (cfg->flows[s].to == c && m->flows[s].cls == MODEL_REAL_TIME &&
+		    m->flows[s].rank > m->flows[i].rank)
+			n += model_flow_credits(cfg, s);
+	return n;
+}
+
+/* What flow i's own ends, conforming, leave out of the budgets they put on the
+ * flows they ride (an_flow.own): their short pieces, and under fp the credit
+ * updates of stream flows below i. */
+static void own_ends(const struct rtvio_config *cfg, const struct model *m, int i,
+		     struct an_flow *f)
+{
+	const int ends[2] = { cfg->flows[i].to, cfg->flows[i].from };
+	size_t e = 0;
+
+	if (cfg->flows[i].vacant || f->best_effort)
+		return;
+	for (int k = 0; k < 2; k++) {
+		struct model_cell_budget mb;
+		int c = ends[k], r;
+
+		if (k == 1 && c == ends[0])
+			break;
+		model_cell_budgets(cfg, c, &mb);
+		r = ride_flow(cfg, m, c, false);
+		if (r >= 0 && cfg->broker.policy == RTVIO_POLICY_FP)
+			f->own[e++] = (struct an_own){ .ride = (size_t)r,
+						       .ctrl = credits_below(cfg, m, c, i) };
+		r = ride_flow(cfg, m, c, true);
+		if (r >= 0)
+			f->own[e++] = (struct an_own){ .ride = (size_t)r, .pieces = mb.pieces };
+	}
+}
+
+/* The vhost-user buckets of flow i's own ends, out of b->vhu (an_vhu_of_config:
+ * every cell with a socket has the same buckets, so each holds work / cells). */
+static void own_vhu(const struct rtvio_config *cfg, const struct an_broker *b, int i,
+		    struct an_flow *f)
+{
+	const int ends[2] = { cfg->flows[i].to, cfg->flows[i].from };
+	uint64_t cells = 0, own = 0;
+
+	if (cfg->flows[i].vacant || f->best_effort)
+		return;
+	for (int c = 0; c < cfg->ncells; c++)
+		if (!cfg->cells[c].vacant && !cfg->cells[c].host)
+			cells++;
+	for (int k = 0; k < 2; k++) {
+		const struct rtvio_cell_cfg *cc = &cfg->cells[ends[k]];
+
+		if ((k == 0 || ends[1] != ends[0]) && !cc->vacant && !cc->host)
+			own++;
+	}
+	for (int k = 0; k < 2 && cells; k++)
+		f->own_vhu[k] = b->vhu.work[k] / cells * own;
+}
+
 size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *m,
 			    const struct rtvio_platform_cfg *plat, struct an_broker *b,
 			    struct an_flow *fl)
@@ -175,8 +241,13 @@ size_t an_input_from_config(const struct rtvio_config *cfg, const struct model *
 	broker_of(cfg, m, plat, b);
 	for (size_t i = 0; i < n; i++)
 		flow_of(&cfg->flows[i], &m->flows[i], &fl[i]);
-	if (b->budget_period)
+	if (b->budget_period) {
 		ride_budgets(cfg, m, fl);
+		for (size_t i = 0; i < n; i++)
+			own_ends(cfg, m, (int)i, &fl[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		own_vhu(cfg, b, (int)i, &fl[i]);
 	if (!cfg->broker.default_best_effort)
 		return n;
 	default_class_of(cfg, &m->flows[n], &fl[n]);

@@ -187,6 +187,15 @@ static uint32_t clamp32(uint64_t n)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+uint32_t model_flow_credits(const struct rtvio_config *cfg, int i)
+{
+	const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+	if (f->best_effort || f->vacant || f->type != RTVIO_STREAM)
+		return 0;
+	return clamp32(pending_msgs(f) + period_msgs(cfg, f));
+}
+
 void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell_budget *out)
 {
 	uint64_t in = model_cell_ingest_budget(cfg, c) + model_cell_allowance(cfg, c);
@@ -201,7 +210,7 @@ void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell
 			in += period_msgs(cfg, f) * msg_packets(cfg, f);
 		if (f->to == c && f->type == RTVIO_STREAM) {
 			in += period_msgs(cfg, f);
-			ctrl += pending_msgs(f) + period_msgs(cfg, f);
+			ctrl += model_flow_credits(cfg, i);
 		}
 	}
 	out->ingest = clamp32(in);

@@ -176,6 +176,9 @@ struct model_cell_budget {
 	uint64_t rx_floor;
 };
 void model_cell_budgets(const struct rtvio_config *cfg, int c, struct model_cell_budget *out);
+/* Credit updates per budget period that flow i's receiver's ctrl budget holds for
+ * it: floor((D + J) / T) + 1 + ceil(P / T) for a real-time stream flow, else 0. */
+uint32_t model_flow_credits(const struct rtvio_config *cfg, int i);
 
 /* Bytes of a virtio-vsock header: the regulator charges them with every piece. */
 #define MODEL_HDR_BYTES 44u

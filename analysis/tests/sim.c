@@ -246,13 +246,31 @@ static const struct job *lookahead(struct sim *s, size_t j)
 	return &sf->msgs.v[sf->msgs.len - 1];
 }
 
+/* Control packets and short pieces per budget period riding flow j: its budgets,
+ * less what the conforming ends of flow own1 - 1 leave out of them. */
+static uint64_t ride_count(const struct sim_config *c, size_t j)
+{
+	const struct an_flow *f = &c->flows[j];
+	uint64_t m = f->budget_ctrl + f->budget_pieces;
+
+	if (!c->own1 || c->own1 > c->n)
+		return m;
+	for (size_t e = 0; e < AN_OWN_MAX; e++) {
+		const struct an_own *o = &c->flows[c->own1 - 1].own[e];
+		uint64_t cut = o->ctrl + o->pieces;
+
+		if (o->ride == j && (o->ctrl || o->pieces))
+			m -= cut < m ? cut : m;
+	}
+	return m;
+}
+
 /* Flow j's control packets and short pieces of one budget period, all visible at
  * its start: header-only steps at the flow's priority and deadline. */
 static void ride_jobs(struct sim *s, int64_t at)
 {
 	for (size_t j = 0; j < s->c->n; j++) {
-		const struct an_flow *f = &s->c->flows[j];
-		uint64_t m = f->budget_ctrl + f->budget_pieces;
+		uint64_t m = ride_count(s->c, j);
 
 		if (!s->fl[j].in)
 			continue;
@@ -571,7 +589,7 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 		ride_jobs(&s, 0);
 		for (size_t j = 0; j < c->n; j++)
 			if (s.fl[j].in)
-				s.bud_ctl += c->flows[j].budget_ctrl + c->flows[j].budget_pieces;
+				s.bud_ctl += ride_count(c, j);
 	}
 	for (int k = 0; k < 2; k++)
 		if (b->vhu.work[k] && b->vhu.period[k])

@@ -25,7 +25,8 @@
  *     each flow's budget_ctrl + budget_pieces header-only steps at its priority and
  *     deadline (a short piece as one step: piece_steps 1); every chain any pass
  *     takes is within the period's b->budget_ingest, as the broker enforces, so the
- *     hostile cells fill no TX slots beyond it.
+ *     hostile cells fill no TX slots beyond it; with own1, one flow's ends conform
+ *     and leave out of those steps what its own[] says (sim_config.own1).
  * SIM_CRITICAL replays the worst case the analysis assumes (everything at time 0,
  * then as early as jitter and ingest latency allow, every free slot filled, a gap
  * first, the credit updates of earlier messages as late as allowed and the next
@@ -80,6 +81,12 @@ struct sim_config {
 	 * sim_run returns -ERANGE (the broker would have held them back, which the
 	 * simulation does not model). */
 	uint64_t budget_rt;
+	/* With b->budget_period: 1 + the flow whose own ends conform (0: none). Each
+	 * ride flow then spends what that flow's own[] entries leave out of it less per
+	 * period (its ends' short pieces and their credit updates of lower flows); every
+	 * other cell still spends all of its budgets. Only that flow's bound is then
+	 * claimed (docs/analysis.md, "Own ends"). */
+	size_t own1;
 };
 
 struct sim_flow_stats {

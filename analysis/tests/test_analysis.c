@@ -541,7 +541,9 @@ static void test_overload_and_horizon(void **state)
 	struct an_flow_result out[2];
 
 	(void)state;
-	/* 600/1000 + 500/1000 = 1.1 > 1: overload, for every policy, at once. */
+	/* 600/1000 + 500/1000 = 1.1 > 1: overload, for every policy, at once; no flow
+	 * is bounded under edf and fifo (one busy period serves all), but under fp a's
+	 * level (600/1000) closes: B = b's step 500, S = 500, F = 500 + 600 = 1100. */
 	f[0] = costed("a", 600, 600, 600, 1000, 1000, 1);
 	f[1] = costed("b", 500, 500, 500, 1000, 1000, 2);
 	for (int p = AN_FP; p <= AN_FIFO; p++) {
@@ -549,8 +551,12 @@ static void test_overload_and_horizon(void **state)
 		assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
 		assert_int_equal(res.status, AN_OVERLOAD);
 		assert_false(res.schedulable);
-		assert_false(out[0].bounded);
+		assert_true(out[0].bounded == (p == AN_FP));
+		assert_false(out[1].bounded);
 	}
+	b.policy = AN_FP;
+	assert_int_equal(an_analyze(f, 2, &b, &res, out), 0);
+	assert_int_equal(out[0].response, 1100);
 	/* Exactly 1 (500/1000 + 500/1000) is not overload: the busy period closes at
 	 * 1000 for a, and b's at 1000 too; R_b = 1000 (both released at 0). */
 	f[0] = costed("a", 500, 500, 500, 1000, 1000, 1);

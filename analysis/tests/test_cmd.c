@@ -98,10 +98,14 @@ static int run(int argc, const char **argv)
  *   a 9 + 1 + 1 (ctl's one message per period) = 11, b 8 + 1 = 9: 20 * 4 = 80 ns
  *   above every flow; a's control packet (its allowance), b's and b's short RX
  *   piece ride ctl, the only real-time flow of either: 3 * (100 + 1000) = 3300 ns
- *   at ctl's priority. A window shorter than a period meets two: 2 * (80 + 3300).
+ *   at ctl's priority. Both cells are ctl's own ends, which conform (docs/
+ *   analysis.md, "Own ends"): b posts RX buffers of its rx_buf, so its short piece
+ *   is not charged to ctl's own test (neither cell receives a real-time stream
+ *   flow: no credit updates to leave out): 2 * 1100 = 2200 ns charged. A window
+ *   shorter than a period meets two: 2 * (80 + 2200).
  *   fp: B = 5196 (bulk's step; the free TX slots' ingest is in the budgets too);
- *   S = 5196 + 10392 + 6760 = 22348, F = S + 2908 = 25256; bound = 2000 + 25256 +
- *   3000 = 30256 ns. */
+ *   S = 5196 + 10392 + 4560 = 20148, F = S + 2908 = 23056; bound = 2000 + 23056 +
+ *   3000 = 28056 ns (30256 with b's piece charged). */
 static const char conf_ok[] =
 	"[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
 	"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 10000\nperiod = 1ms\n"
@@ -146,8 +150,8 @@ static void test_json(void **state)
 	f = json_array_get(flows, 0);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), "ctl");
 	assert_int_equal(json_integer_value(json_object_get(f, "priority")), 1);
-	assert_true(json_real_value(json_object_get(f, "response_us")) == 25.256);
-	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 30.256);
+	assert_true(json_real_value(json_object_get(f, "response_us")) == 23.056);
+	assert_true(json_real_value(json_object_get(f, "latency_bound_us")) == 28.056);
 	assert_true(json_real_value(json_object_get(f, "deadline_us")) == 100.0);
 	assert_true(json_is_true(json_object_get(f, "schedulable")));
 	/* Best-effort: null bounds. */
@@ -169,7 +173,7 @@ static void test_table_and_miss(void **state)
 	argv[1] = conf;
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "schedulable"));
-	assert_non_null(strstr(out_buf, "30.256"));
+	assert_non_null(strstr(out_buf, "28.056"));
 	assert_non_null(strstr(out_buf, "0.004 us per packet"));
 	assert_non_null(strstr(out_buf, "17 TX slots"));
 	assert_non_null(strstr(out_buf, "20 packets ingested (0.080 us, above every flow), "
@@ -184,7 +188,7 @@ static void test_table_and_miss(void **state)
 	assert_non_null(strstr(out_buf, "page faults on cell memory at 0.001 us each, charged in "
 				   "the costs above: 65 per copy step, 28 per piece, 55 per "
 				   "packet ingested"));
-	/* A deadline below the 30.256 us bound: exit 1, "NO" in the table. */
+	/* A deadline below the 28.056 us bound: exit 1, "NO" in the table. */
 	snprintf(text, sizeof(text), "%s", conf_ok);
 	memcpy(strstr(text, "deadline = 100us"), "deadline = 20us ", 16);
 	conf = write_file("miss.conf", text);
@@ -413,17 +417,19 @@ static double first_response(const char *conf)
  * ingest 4 ns per packet, ingest budgets 8 + 2 (ctl: floor(1ms / 1ms) + 1 messages of
  * one packet) and 8: 18 TX slots (in the budgets: no slot term in the pool), the
  * broker's RST reply a step of 100 + 1000 = 1100. Budgets per 1 ms: ingest a 10 + 1 + 1, b 8 + 1: 21 * 4
- * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns; two
- * periods of each in every window below 1 ms: 2 * 3384 = 6768.
+ * = 84 ns; a's and b's control packets and b's short piece ride ctl: 3300 ns, of
+ * which ctl's own test leaves out b's piece (b is its receiver, "Own ends"): 2200
+ * ns; two periods of each in every window below 1 ms: 2 * 2284 = 4568.
  * Process cell b (rx_buf 4096): pieces 4096, 3904: 4196 + 4004 + 2 * 1000: C =
  * 10200 (no per-packet ingest: it is in the budgets); no lower flow, the RST reply
- * blocks: B = 1100, R = 1100 + 10200 + 6768 = 18068.
+ * blocks: B = 1100, R = 1100 + 10200 + 4568 = 15868.
  * vm cell b: RX payload at most 3732 (Linux 6.1 guest): pieces 3732, 3732, 536:
- * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 19168.
+ * C = 2 * 3832 + 636 + 3 * 1000 = 11300, R = 16968.
  * default = best-effort: unnamed connections may block by a whole chunk (the
  * largest RX buffer a cell posts is 4096), e(4096) + 1000 = 5196: R = 5196 +
- * 10200 + 6768 = 22164; under fifo: unbounded.
- * fifo without it: nothing blocks, B = 0; W(0) = 10200 + 6768 = 16968; stamps up to
+ * 10200 + 4568 = 19964; under fifo: unbounded.
+ * fifo without it (no own ends left out: fifo's one busy period serves every flow
+ * and charges all budgets): nothing blocks, B = 0; W(0) = 10200 + 2 * 3384 = 16968; stamps up to
  * 18 * 4 + 5196 = 5268 late (a pass over every slot, then ctl's step): 22236. */
 static void test_cells_and_default_class(void **state)
 {
@@ -437,13 +443,13 @@ static void test_cells_and_default_class(void **state)
 	(void)state;
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("p.conf", text)) == 18.068);
+	assert_true(first_response(write_file("p.conf", text)) == 15.868);
 	snprintf(text, sizeof(text), base, "fp", "", "vm = yes\n");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("v.conf", text)) == 19.168);
+	assert_true(first_response(write_file("v.conf", text)) == 16.968);
 	snprintf(text, sizeof(text), base, "fp", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
-	assert_true(first_response(write_file("d.conf", text)) == 22.164);
+	assert_true(first_response(write_file("d.conf", text)) == 19.964);
 	snprintf(text, sizeof(text), base, "fifo", "default = best-effort\n", "");
 	strcat(text, "batch_gap = 0\n");
 	argv[1] = write_file("f.conf", text);
@@ -455,19 +461,76 @@ static void test_cells_and_default_class(void **state)
 	assert_true(first_response(write_file("g.conf", text)) == 22.236);
 	/* A batch gap of 6400 ns (one per 64 steps): 100 ns per step, ctl's 2 steps:
 	 * C = 10400; pool 6400 + 100 = 6500, B = 6500 + 1100 = 7600; each control
-	 * packet and short piece riding ctl carries a share too: 2 * (3 * 1200 + 84):
-	 * R = 7600 + 10400 + 7368 = 25368. */
+	 * packet and short piece riding ctl carries a share too: 2 * (2 * 1200 + 84)
+	 * (b's piece left out): R = 7600 + 10400 + 4968 = 22968. */
 	snprintf(text, sizeof(text), base, "fp", "", "");
 	strcat(text, "batch_gap = 6400ns\n");
-	assert_true(first_response(write_file("gap.conf", text)) == 25.368);
+	assert_true(first_response(write_file("gap.conf", text)) == 22.968);
+}
+
+/* Response of flow k in the --json output of CONF (us), or -1. */
+static double nth_response(const char *conf, size_t k)
+{
+	const char *argv[3] = { "analyze", conf, "--json" };
+	json_t *doc, *v;
+	double r = -1;
+
+	if (run(3, argv) != 0)
+		return -1;
+	doc = json_loads(out_buf, 0, NULL);
+	v = json_object_get(json_array_get(json_object_get(doc, "flows"), k), "response_us");
+	if (json_is_number(v))
+		r = json_number_value(v);
+	json_decref(doc);
+	return r;
+}
+
+/* Own ends (docs/analysis.md): ctl a -> b (8000 B per 1 ms, priority 1) and a stream
+ * str b -> a (1000 B per 2 ms, priority 2), process cells (rx_buf 4096), chunk 4 KiB,
+ * PLATFORM_NO_GAP with batch_gap 0 and vhost_user_msg 1 us (default buckets 8/5ms).
+ *   ctl: pieces 4096, 3904: C = 4196 + 4004 + 2 * 1000 = 10200, q = 5004.
+ *   str: one piece: C = q = Q = 1100 + 1000 = 2100.
+ *   Budgets per 1 ms, allowance 1: a receives str, pending (2 + 0) / 2 + 1 = 2 and
+ *   ceil(1 / 2) = 1 credit updates: K_a = 1 + 3 = 4, riding ctl (a's highest);
+ *   P_a = 1 riding str (the only flow to a); K_b = 1 and P_b = 1 riding ctl. Ingest
+ *   I_a = (8 + 2 + 2) + 1 + 1 + 1 = 15, I_b = (8 + 2) + 1 + 1 = 12: 27 * 4 = 108 ns
+ *   per period. Ride of ctl: 5 control packets + 1 piece = 6600 ns; of str: 1100.
+ *   vhost-user: 2 cells * 8 * 1 us = 16 us per 5 ms.
+ *   ctl's own test: both cells are its ends. a's 3 credit updates belong to str,
+ *   ranked below ctl, and b posts no short piece: ctl's ride charges 2 * 1100 =
+ *   2200 per period; no vhost-user work (both buckets are its ends'). B = Q of str
+ *   = 2100; S = 2100 + 5196 + 2 * 108 + 2 * 2200 = 11912, F = S + 5004 = 16916
+ *   (charging everything: S = 2100 + 5196 + 216 + 13200 = 20712 and the least
+ *   t = 20712 + 16000 + ceil(16000 t / 5 ms) = 36830, F = 41834).
+ *   str's own test: a's credit updates are str's own rank (they stay), a's short
+ *   piece (on str's ride) and b's (on ctl's) go: ctl's ride charges 5500; B = 1100
+ *   (the RST reply, nothing lower); S = 1100 + 10200 + 2 * 5500 + 2 * 108 = 22516,
+ *   F = S + 2100 = 24616. */
+static void test_own_ends(void **state)
+{
+	static const char conf[] = "[broker]\npolicy = fp\nchunk = 4KiB\n" CELLS
+		"[flow ctl]\nfrom = a\nto = b:1000\ntype = seqpacket\nsize = 8000\n"
+		"period = 1ms\npriority = 1\n"
+		"[flow str]\nfrom = b\nto = a:2000\ntype = stream\nsize = 1000\n"
+		"period = 2ms\npriority = 2\n"
+		PLATFORM_NO_GAP "batch_gap = 0\nvhost_user_msg = 1us\nvhost_user_map = 0\n";
+	const char *path = write_file("own.conf", conf);
+
+	(void)state;
+	assert_true(nth_response(path, 0) == 16.916);
+	assert_true(nth_response(path, 1) == 24.616);
 }
 
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
- * broker regulated. Its demand per period: (1 + 1) / 1 + 1 = 3 messages of 64 + 44
- * bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B. The broker's reserve
- * (the model's) is the same 500 B, and the analysis runs the flow unregulated; with
- * a budget of 512 B (chunk 256) the reserve is capped at 448 B and the regulated
- * analysis answers, with at least one refill charged. */
+ * broker regulated. Its demand per period by its deadline: (1 + 1) / 1 + 1 = 3
+ * messages of 64 + 44 bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B,
+ * the broker's reserve (the model's). By its unregulated response R (under 1 ms; one
+ * piece, nothing else real-time) the analysis counts floor((1 ms + R + 2 us) / 1 ms)
+ * + 1 = 2 messages (an_rt_demand_bounded) and the same credit updates: 216 + 176 =
+ * 392 B, within the reserve: the flow runs unregulated. With a budget of 512 B
+ * (chunk 256) the reserve is capped at 448 B, which still covers 392 B; with 400 B
+ * it is capped at 350 B and the regulated analysis answers, with at least one refill
+ * charged. */
 static void test_rt_reserve(void **state)
 {
 	static const char base[] = "[broker]\npolicy = fp\nchunk = 256\nregulation_budget = %s\n"
@@ -489,14 +552,20 @@ static void test_rt_reserve(void **state)
 	reserved = first_response(argv[1]);
 	doc = json_loads(out_buf, 0, NULL);
 	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 500);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 500);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 392);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
 	assert_true(unreg > 0 && reserved == unreg);
 	assert_int_equal(run(2, argv), 0);
 	assert_non_null(strstr(out_buf, "of which 500 B are kept for the real-time flows, "
-				"which charge at most 500 B per period"));
+				"which charge at most 392 B per period"));
 	snprintf(text, sizeof(text), base, "512");
+	assert_true(first_response(write_file("c512.conf", text)) == unreg);
+	doc = json_loads(out_buf, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 448);
+	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
+	json_decref(doc);
+	snprintf(text, sizeof(text), base, "400");
 	{
 		const char *jargv[3] = { "analyze", write_file("c.conf", text), "--json" };
 		json_t *r;
@@ -504,7 +573,7 @@ static void test_rt_reserve(void **state)
 		assert_int_equal(run(3, jargv), 1); /* not schedulable any more */
 		doc = json_loads(out_buf, 0, NULL);
 		assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")),
-				 448);
+				 350);
 		assert_false(json_is_true(json_object_get(doc, "rt_reserved")));
 		r = json_object_get(json_array_get(json_object_get(doc, "flows"), 0),
 				    "response_us");
@@ -697,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_cells_and_default_class),
 		cmocka_unit_test(test_rt_reserve),
 		cmocka_unit_test(test_shipped_configs),
+		cmocka_unit_test(test_own_ends),
 		cmocka_unit_test(test_one_core_identical),
 		cmocka_unit_test(test_two_cores),
 		cmocka_unit_test(test_twocore_budget_period),
