@@ -4,7 +4,7 @@
 # with any one fence removed must fail, with the kind of counterexample that fence's
 # property predicts. Prints TAP.
 #   core/model/check.sh [path/to/virtq.pml]
-# Exhaustive search (no bitstate, no -DSAFETY shortcuts); about 250k states for the
+# Exhaustive search (no bitstate, no -DSAFETY shortcuts); about 300k states for the
 # full model, a few seconds per run.
 set -u
 
