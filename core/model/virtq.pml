@@ -61,6 +61,13 @@
 #define F_ENABLE_NOTIFY_SYNC 1	/* vq_device_enable_notify: fence_sync before avail->idx */
 #endif
 
+/* Not a fence: the rule that a device publishes its batch before it sleeps (the
+ * broker's dp_run flushes before it returns; core/README.md). 0 lets the device
+ * re-enable kicks and sleep with used elements added and not published. */
+#ifndef P_PUBLISH_BEFORE_SLEEP
+#define P_PUBLISH_BEFORE_SLEEP 1
+#endif
+
 #define NUM 2
 #ifndef ROUNDS
 #define ROUNDS 3
@@ -424,14 +431,19 @@ end_dev:
 			/* pop returned 0 with nothing left to publish:
 			 * vq_device_enable_notify() */
 			if
-			:: published == used_idx -> store(1, AVAIL_EVENT, avail_idx)
+			:: published == used_idx || !P_PUBLISH_BEFORE_SLEEP ->
+				store(1, AVAIL_EVENT, avail_idx)
 			:: else -> skip
 			fi
 		fi
 	   };
 		if
 		:: popped -> skip	/* the batch goes on: pop again before publishing */
+#if P_PUBLISH_BEFORE_SLEEP
 		:: popped || published != used_idx ->
+#else
+		:: popped ->
+#endif
 			/* vq_device_should_notify(): vq_device_publish_used() first, one
 			 * index store for the whole batch ... */
 			atomic {
