@@ -216,8 +216,8 @@ static void piece_header(const struct dp_queue *w, const struct dp_pkt *p)
 	seg_scatter(w->rx.seg, w->rx.n_seg, raw, VSOCK_HDR_SIZE);
 }
 
-/* The piece is complete: to the destination's used ring. false when the destination
- * broke on it. */
+/* The piece is complete: its element goes into the destination's used ring, published
+ * with the rest of its batch by dp_notify. false when the destination broke on it. */
 static bool piece_close(struct dp *dp, struct dp_queue *w)
 {
 	struct dp_cell *dc = &dp->cells[w->dst];
@@ -225,7 +225,7 @@ static bool piece_close(struct dp *dp, struct dp_queue *w)
 
 	w->rx_open = false;
 	w->hdr_written = false;
-	err = vq_device_push(dc->rx, w->rx.head, VSOCK_HDR_SIZE + w->piece_len);
+	err = vq_device_add_used(dc->rx, w->rx.head, VSOCK_HDR_SIZE + w->piece_len);
 	if (err) {
 		dp_cell_break(dp, w->dst, err);
 		return false;

@@ -221,7 +221,7 @@ static void rx_forget(struct dp *dp, struct dp_queue *w, bool keep)
 		return;
 	if (c->n_spare < DP_RX_SPARE) {
 		c->spare[c->n_spare++] = w->rx;
-	} else if (!vq_device_push(c->rx, w->rx.head, 0)) {
+	} else if (!vq_device_add_used(c->rx, w->rx.head, 0)) {
 		dp_notify(dp, w->dst, DP_QUEUE_RX, c->rx);
 	} else {
 		c->break_err = -EPROTO; /* acted on at the next pass */

@@ -275,8 +275,10 @@ uint64_t dp_budget_ctrl(struct dp *dp, uint32_t cell, uint64_t now);
 bool dp_budget_piece(struct dp *dp, uint32_t q, uint64_t now);
 int32_t dp_pkt_alloc_syn(struct dp *dp);
 void dp_pkt_free(struct dp *dp, int32_t pi);
-/* dp_notify.c: a cell's queue has new used entries. Decided at once, or, while
- * dp->notify_defer is set, at the next dp_notify_flush (one decision per batch). */
+/* dp_notify.c: a cell's queue has new used elements, added (vq_device_add_used) and
+ * not yet published. Published and decided at once, or, while dp->notify_defer is
+ * set, at the next dp_notify_flush (one index store and one decision per batch).
+ * Every vq_device_add_used of the data plane is followed by a dp_notify. */
 void dp_notify(struct dp *dp, uint32_t cell, unsigned int queue, struct vq_device *vq);
 void dp_notify_flush(struct dp *dp);
 void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p);

@@ -1,9 +1,11 @@
-/* Notifications to cells, one per batch: while dp_run copies, the used-ring pushes
- * of a cell's queue only mark it; the notify decision (a full fence, and maybe a
- * system call) is taken once for everything pushed since, at the flush points that
- * dp_run chooses (docs/broker.md, "7. Completion"). Outside dp_run, and for every
- * push the data plane makes on a control path (drops, refusals, purges), the
- * decision is taken at once, as before. On several cores a core takes the decision
+/* Used-ring publication and notifications to cells, one per batch: the data plane
+ * adds used elements without publishing them (vq_device_add_used) and marks the queue
+ * here; while dp_run copies, the index store (a release store) and the notify
+ * decision (a full fence, and maybe a system call) are taken once for everything
+ * added since, at the flush points that dp_run chooses (docs/broker.md, "7.
+ * Completion"): vq_device_should_notify publishes before it decides. Outside dp_run,
+ * and for every element the data plane adds on a control path (drops, refusals,
+ * purges), both happen at once. On several cores a core takes the decision
  * under the data plane's mutex M and only marks the queue; it signals after releasing
  * M (dp_mc.c, mc_unlock), so no system call runs under M. */
 #include "dp_internal.h"

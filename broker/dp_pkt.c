@@ -52,7 +52,8 @@ void dp_pkt_free(struct dp *dp, int32_t pi)
 	}
 }
 
-/* Returns the sender's TX chain: its packet is done (delivered, or answered). */
+/* Returns the sender's TX chain: its packet is done (delivered, or answered). The used
+ * element is published with its batch (dp_notify). */
 void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p)
 {
 	struct dp_cell *c = &dp->cells[p->src];
@@ -60,7 +61,7 @@ void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p)
 
 	if (p->synthetic || !c->attached)
 		return;
-	err = vq_device_push(c->tx, p->head, 0);
+	err = vq_device_add_used(c->tx, p->head, 0);
 	/* Called in the middle of queue surgery (completion, purges): a failure is
 	 * acted on at the next pass's start, never from here. */
 	if (err)

@@ -357,6 +357,7 @@ int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
 		.last_avail = base,
 		.avail_idx = base,
 		.used_idx = base,
+		.published = base,
 		.signalled = base,
 		.event_idx = (features >> VIRTIO_F_EVENT_IDX) & 1,
 		.indirect = (features >> VIRTIO_F_INDIRECT_DESC) & 1,
@@ -592,11 +593,26 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 	return 1;
 }
 
+/*@ requires \valid(vq) && \valid(&vq->ring.used->idx) && \separated(vq, &vq->ring.used->idx);
+    assigns vq->published, vq->ring.used->idx;
+    ensures vq->published == vq->used_idx; */
+void vq_device_publish_used(struct vq_device *vq)
+{
+	if (vq->published == vq->used_idx)
+		return;
+	vq->published = vq->used_idx;
+	/* Release: publishes every used element added since the last publish, and the
+	 * caller's writes into those chains' buffers, before the one index store that
+	 * covers them all: property (b); model F_USED_PUB. */
+	shm_store_release(&vq->ring.used->idx, vq->used_idx);
+}
+
 /*@ requires dev_ok(vq);
     assigns vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], vq->n_inflight,
-            vq->used_idx, vq->ring.used->ring[0 .. vq->ring.num - 1], vq->ring.used->idx;
+            vq->used_idx, vq->published, vq->ring.used->ring[0 .. vq->ring.num - 1],
+            vq->ring.used->idx;
     ensures \result == 0 ==> head < vq->ring.num; */
-int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
+int vq_device_add_used(struct vq_device *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *e;
 
@@ -604,21 +620,38 @@ int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 		return vq->broken;
 	if (head >= vq->ring.num || !inflight_test(vq, head))
 		return -RT_EINVAL;
+	/* A driver that re-posts heads it has not yet seen completed could make the
+	 * batch wrap onto its own unpublished slots: publish the full batch first. */
+	if ((uint16_t)(vq->used_idx - vq->published) >= vq->ring.num)
+		vq_device_publish_used(vq);
 	inflight_flip(vq, head);
 	vq->n_inflight--;
-	/* The slot: used_idx & (num - 1), as a remainder like vq_device_pop's. */
+	/* The slot: used_idx & (num - 1), as a remainder like vq_device_pop's. Plain
+	 * stores: the driver reads them only after the index that publishes them. */
 	e = &vq->ring.used->ring[vq->used_idx % vq->ring.num];
 	e->id = cpu_to_le32(head);
 	e->len = cpu_to_le32(len);
 	vq->used_idx++;
-	/* Publishes the used element, and the caller's writes into the chain's
-	 * buffers, before the index that covers it: property (b); model F_USED_PUB. */
-	shm_store_release(&vq->ring.used->idx, vq->used_idx);
 	return 0;
 }
 
 /*@ requires dev_ok(vq);
-    assigns vq->signalled, vq->signalled_valid;
+    assigns vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], vq->n_inflight,
+            vq->used_idx, vq->published, vq->ring.used->ring[0 .. vq->ring.num - 1],
+            vq->ring.used->idx;
+    ensures \result == 0 ==> head < vq->ring.num; */
+int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
+{
+	int err = vq_device_add_used(vq, head, len);
+
+	if (err)
+		return err;
+	vq_device_publish_used(vq);
+	return 0;
+}
+
+/*@ requires dev_ok(vq);
+    assigns vq->signalled, vq->signalled_valid, vq->published, vq->ring.used->idx;
     ensures dev_ok(vq); */
 bool vq_device_should_notify(struct vq_device *vq)
 {
@@ -627,9 +660,12 @@ bool vq_device_should_notify(struct vq_device *vq)
 
 	if (vq->broken || old == new)
 		return false;
+	/* The decision covers only what the driver can see: the batch first. */
+	vq_device_publish_used(vq);
 	vq->signalled = new;
 	vq->signalled_valid = true;
-	/* Orders the used->idx store(s) before the used_event/flags load. The driver,
+	/* Orders the used->idx store (just above, or an earlier publish's) before the
+	 * used_event/flags load, and so the whole batch since the last decision. The driver,
 	 * about to sleep, stores used_event (or clears NO_INTERRUPT), then fences, then
 	 * re-reads used->idx: at least one of us sees the other's store, so either it
 	 * finds the entry or we notify. No lost notification: property (c); model

@@ -270,7 +270,8 @@ struct vq_device {
 	unsigned int n_inflight;
 	uint16_t last_avail;    /* next avail slot to pop */
 	uint16_t avail_idx;     /* avail->idx as last read and checked */
-	uint16_t used_idx;      /* shadow of used->idx */
+	uint16_t used_idx;      /* shadow of used->idx, including unpublished entries */
+	uint16_t published;     /* used->idx as last stored */
 	uint16_t signalled;     /* used_idx at the last notify decision */
 	bool signalled_valid;
 	bool event_idx;
@@ -355,14 +356,34 @@ int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
 int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		  unsigned int max_seg);
 
-/* Completes the chain at head, which wrote len bytes, and publishes it to the driver.
- * Returns 0, -RT_EINVAL when head is not in flight (a caller bug: the ring stays
- * usable), or the broken reason. */
+/* Completes the chain at head, which wrote len bytes, and publishes it to the driver:
+ * vq_device_add_used() then vq_device_publish_used(). Returns 0, -RT_EINVAL when head
+ * is not in flight (a caller bug: the ring stays usable), or the broken reason. */
 int vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len);
 
-/* Says whether the driver wants a notification for what was pushed since the last
- * call: per used_event with EVENT_IDX, per avail->flags otherwise. */
+/* Batched completion. vq_device_add_used() writes the used element of the chain at
+ * head (which wrote len bytes) without publishing it: the driver does not see it
+ * until vq_device_publish_used() (or vq_device_should_notify(), which publishes
+ * first) stores the used index once for every element added since, with release
+ * order over the elements and the writes into their buffers. Returns as
+ * vq_device_push(). A batch never holds more than num elements: an add that would
+ * reuse an unpublished slot (a driver re-posting heads it was not yet given back)
+ * publishes the batch first. A device that adds must publish before it waits, or
+ * the driver may wait for ever. */
+int vq_device_add_used(struct vq_device *vq, uint16_t head, uint32_t len);
+void vq_device_publish_used(struct vq_device *vq);
+
+/* Publishes what was added (vq_device_publish_used()), then says whether the driver
+ * wants a notification for everything published since the last call, taken as one
+ * batch: per used_event with EVENT_IDX (whether the batch passed it), per
+ * avail->flags otherwise. */
 bool vq_device_should_notify(struct vq_device *vq);
+
+/* Elements added and not yet published. */
+static inline unsigned int vq_device_unpublished(const struct vq_device *vq)
+{
+	return (uint16_t)(vq->used_idx - vq->published);
+}
 
 /* Asks the driver not to kick for new buffers (a hint; polling devices use it). */
 void vq_device_disable_notify(struct vq_device *vq);

@@ -1,7 +1,7 @@
-/* Notifications one per batch (dp_notify.c): bulk pieces and their TX completions
- * are told once per dp_run, a real-time packet's at its delivery, and a destination
- * out of RX buffers hears of those it has before dp_run goes on. The data always
- * arrives whole and in order. */
+/* Notifications and used-ring publication one per batch (dp_notify.c): bulk pieces
+ * and their TX completions are published and told once per dp_run, a real-time
+ * packet's at its delivery, and a destination out of RX buffers hears of those it has
+ * before dp_run goes on. The data always arrives whole and in order. */
 #include "test_dp_harness.h"
 
 #define A 3u
@@ -68,6 +68,23 @@ static void on_clock_watch(struct tenv *e)
 {
 	if (e->clock_reads < 64)
 		rx_seen_at_read[e->clock_reads] = e->cell[1].notified[DP_QUEUE_RX];
+}
+
+/* Between steps: the used index of b's RX ring and of a's TX ring, as the cells see
+ * them. */
+static uint16_t rx_used_at_read[64], tx_used_at_read[64];
+
+static uint16_t used_idx(const struct vq_ring *r)
+{
+	return le16_load(&r->used->idx);
+}
+
+static void on_clock_used(struct tenv *e)
+{
+	if (e->clock_reads < 64) {
+		rx_used_at_read[e->clock_reads] = used_idx(&e->cell[1].ring[DP_QUEUE_RX]);
+		tx_used_at_read[e->clock_reads] = used_idx(&e->cell[0].ring[DP_QUEUE_TX]);
+	}
 }
 
 static void setup(struct tenv *e)
@@ -152,6 +169,49 @@ static void test_rt_told_at_delivery(void **state)
 	assert_int_equal(t_tx_done(&e.cell[0]), 2);
 	dp_stats_notify(e.dp, &ns);
 	assert_true(ns.sent <= ns.checks);
+	t_env_fini(&e);
+}
+
+/* The used index moves once per batch: a real-time packet's pieces and its TX
+ * completion are published at its delivery, before the bulk packet's first piece is
+ * copied; the ten bulk pieces stay unpublished until dp_run returns, then appear
+ * together, whole and in order. */
+static void test_used_published_per_batch(void **state)
+{
+	static struct tenv e;
+	uint32_t rt_len = 2 * PIECE, bulk_len = 10 * PIECE;
+	uint16_t rx0, tx0;
+
+	(void)state;
+	setup(&e);
+	t_post_rx(&e.cell[1], 14, false);
+	drain_b(&e);
+	rx0 = used_idx(&e.cell[1].ring[DP_QUEUE_RX]);
+	tx0 = used_idx(&e.cell[0].ring[DP_QUEUE_TX]);
+	send_msg(&e, 1000, rt_len);
+	send_msg(&e, 2000, bulk_len);
+	e.on_clock = on_clock_used;
+	assert_int_equal(dp_run(e.dp, e.now), 0);
+	e.on_clock = NULL;
+	/* Reads 1 and 2 follow the rt pieces: not yet published (the batch is the
+	 * packet), then published with its delivery. */
+	assert_int_equal(rx_used_at_read[1], rx0);
+	assert_int_equal(rx_used_at_read[2], rx0);
+	assert_int_equal(tx_used_at_read[2], tx0);
+	for (unsigned int r = 3; r <= 12; r++) {
+		assert_int_equal(rx_used_at_read[r], (uint16_t)(rx0 + 2));
+		assert_int_equal(tx_used_at_read[r], (uint16_t)(tx0 + 1));
+	}
+	assert_int_equal(used_idx(&e.cell[1].ring[DP_QUEUE_RX]), (uint16_t)(rx0 + 12));
+	assert_int_equal(used_idx(&e.cell[0].ring[DP_QUEUE_TX]), (uint16_t)(tx0 + 2));
+	assert_int_equal(vq_device_unpublished(&e.cell[1].dev[DP_QUEUE_RX]), 0);
+	assert_int_equal(vq_device_unpublished(&e.cell[0].dev[DP_QUEUE_TX]), 0);
+	drain_b(&e);
+	assert_int_equal(got_len[0], rt_len);
+	assert_memory_equal(got[0], msg, rt_len);
+	assert_int_equal(got_len[1], bulk_len);
+	assert_memory_equal(got[1], msg, bulk_len);
+	assert_int_equal(t_tx_done(&e.cell[0]), 2);
 	t_env_fini(&e);
 }
 
@@ -249,6 +309,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bulk_one_per_batch),
 		cmocka_unit_test(test_rt_told_at_delivery),
+		cmocka_unit_test(test_used_published_per_batch),
 		cmocka_unit_test(test_blocked_tells_destination),
 		cmocka_unit_test(test_flush_hook),
 	};

@@ -27,7 +27,11 @@
  * (device -> driver). Every value a round stores is the round number (1..ROUNDS), so
  * a stale read is one that returns another round's value (or the initial 0).
  * VIRTIO_F_EVENT_IDX is on. Both sides sleep as core/README.md says: only after
- * enable_*() returned false. */
+ * enable_*() returned false. The device completes in batches, as the broker's data
+ * plane does: after each pop it may pop again, adding used elements without
+ * publishing them (vq_device_add_used), or publish the batch with one index store
+ * and take one notify decision for it (vq_device_should_notify); it always publishes
+ * before it sleeps. Every batch size from 1 to NUM is explored. */
 
 #ifndef F_AVAIL_PUB
 #define F_AVAIL_PUB 1		/* vq_driver_publish: release store of avail->idx */
@@ -48,13 +52,20 @@
 #define F_AVAIL_ACQ 1		/* vq_device_pop: acquire load of avail->idx */
 #endif
 #ifndef F_USED_PUB
-#define F_USED_PUB 1		/* vq_device_push: release store of used->idx */
+#define F_USED_PUB 1		/* vq_device_publish_used: release store of used->idx */
 #endif
 #ifndef F_NOTIFY_SYNC
 #define F_NOTIFY_SYNC 1		/* vq_device_should_notify: fence_sync before used_event */
 #endif
 #ifndef F_ENABLE_NOTIFY_SYNC
 #define F_ENABLE_NOTIFY_SYNC 1	/* vq_device_enable_notify: fence_sync before avail->idx */
+#endif
+
+/* Not a fence: the rule that a device publishes its batch before it sleeps (the
+ * broker's dp_run flushes before it returns; core/README.md). 0 lets the device
+ * re-enable kicks and sleep with used elements added and not published. */
+#ifndef P_PUBLISH_BEFORE_SLEEP
+#define P_PUBLISH_BEFORE_SLEEP 1
 #endif
 
 #define NUM 2
@@ -365,7 +376,7 @@ proctype driver()
 proctype device()
 {
 	byte k, m;
-	byte last_avail = 0, avail_idx = 0, used_idx = 0, signalled = 0;
+	byte last_avail = 0, avail_idx = 0, used_idx = 0, published = 0, signalled = 0;
 	bit signalled_valid = 0;
 	bit inflight[NUM];
 	byte idx, head, round, old, x;
@@ -408,7 +419,7 @@ end_dev:
 			ld(0, BUF_OUT(head), x);
 			assert(x == round);
 			store(1, BUF_IN(head), round);
-			/* ... and vq_device_push() */
+			/* ... and vq_device_add_used(): the element, not yet published */
 			inflight[head] = 0;
 			store(1, U_ID(used_idx % NUM), head);
 			store(1, U_LEN(used_idx % NUM), round);
@@ -417,19 +428,32 @@ end_dev:
 			round = 0;
 			x = 0
 		:: else ->
-			/* pop returned 0: vq_device_enable_notify() */
-			store(1, AVAIL_EVENT, avail_idx)
+			/* pop returned 0 with nothing left to publish:
+			 * vq_device_enable_notify() */
+			if
+			:: published == used_idx || !P_PUBLISH_BEFORE_SLEEP ->
+				store(1, AVAIL_EVENT, avail_idx)
+			:: else -> skip
+			fi
 		fi
 	   };
 		if
+		:: popped -> skip	/* the batch goes on: pop again before publishing */
+#if P_PUBLISH_BEFORE_SLEEP
+		:: popped || published != used_idx ->
+#else
 		:: popped ->
+#endif
+			/* vq_device_should_notify(): vq_device_publish_used() first, one
+			 * index store for the whole batch ... */
 			atomic {
 #if F_USED_PUB
 				wflush(1);	/* release */
 #endif
 				store(1, U_IDX, used_idx)
 			};
-			/* vq_device_should_notify() */
+			published = used_idx;
+			/* ... then the decision over everything since the last one */
 #if F_NOTIFY_SYNC
 			wflush(1);	/* fence_sync(), store side */
 #endif
@@ -449,6 +473,7 @@ end_dev:
 			fi;
 			need = 0
 		:: else ->
+			/* nothing popped, nothing to publish */
 #if F_ENABLE_NOTIFY_SYNC
 			wflush(1);	/* fence_sync(), store side */
 #endif
