@@ -201,12 +201,24 @@ void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
  * What holds the stack's resources now, for a port that must explain a failure (a
  * full socket table, a connect that never completes). Not for the data path. */
 
-/* TX resources free now, and RSTs waiting in the reply queue for ring room. */
+/* TX resources free now, RSTs waiting in the reply queue for ring room, and where
+ * both rings stand. The indices the device writes are read once, as they are now:
+ * published - used is what the device holds (taken or not); avail_event (EVENT_IDX)
+ * is where the device last asked to be kicked, so one far behind `published` with
+ * chains outstanding says it stopped looking at the ring, one close to it says it
+ * took the chains and holds them. */
+struct gv_ring_pos {
+	uint16_t published;   /* avail index the cell last published */
+	uint16_t used;        /* used index the device last wrote */
+	uint16_t taken;       /* next used entry the cell will take */
+	uint16_t avail_event; /* the device's kick threshold (EVENT_IDX), else 0 */
+};
 struct gv_tx_info {
 	uint32_t hdr_free;   /* TX header slots (one per packet) */
 	uint32_t pay_free;   /* TX payload slots */
 	uint32_t desc_free;  /* TX ring descriptors */
 	uint32_t rst_queued; /* RSTs waiting for the ring (at most 32) */
+	struct gv_ring_pos tx, rx;
 };
 void gv_tx_info(const struct gv_stack *s, struct gv_tx_info *out);
 

@@ -1353,7 +1353,12 @@ static void test_connect_retries_while_tx_held(void **state)
 	assert_int_equal(st.rst_parked, 1);
 	gv_tx_info(b, &ti);
 	assert_int_equal(ti.hdr_free, 0);
+	assert_int_equal(ti.desc_free, 0);
 	assert_int_equal(ti.rst_queued, 1);
+	/* All 16 published, none taken back: the broker holds them. */
+	assert_int_equal(ti.tx.published, 16);
+	assert_int_equal(ti.tx.used, 0);
+	assert_int_equal(ti.tx.taken, 0);
 	/* The broker goes on: the queued RST goes out, then everything works again. */
 	w.hold = false;
 	wire_run(&w, 1000);
@@ -1361,7 +1366,11 @@ static void test_connect_retries_while_tx_held(void **state)
 	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], 9);
 	gv_tx_info(b, &ti);
 	assert_int_equal(ti.hdr_free, 16);
+	assert_int_equal(ti.desc_free, 16);
 	assert_int_equal(ti.rst_queued, 0);
+	assert_int_equal(ti.tx.published, 17);
+	assert_int_equal(ti.tx.used, 17);
+	assert_int_equal(ti.tx.taken, 17);
 	l = gv_socket(a, GV_SOCK_STREAM);
 	assert_int_equal(gv_listen(a, l, PORT, 1), 0);
 	c = gv_socket(b, GV_SOCK_STREAM);
