@@ -6,7 +6,12 @@ Usage: bmtest.py [--isa ISA]... [--rounds N] RTVIO ARCH=IMAGE|ARCH=missing:COMPI
 --isa ISA (repeatable) runs section 1 for those ISAs only and skips sections 2-4 (to
 chase one ISA's failure); --rounds N runs section 1 N times with fresh VMs on the
 same broker (consoles NAME.console, NAME.r2.console, ...). Run it next to a CPU load
-of your own to look for failures that only a loaded machine shows.
+of your own to look for failures that only a loaded machine shows. --broker-stall S
+changes section 1: the client cell starts first (its connects are refused), the
+broker is stopped for S s while it keeps trying (nothing it posts is taken: its TX
+ring fills with REQUESTs and RSTs), then continued, then the echo cell starts; the
+exchanges must still complete (S = 60 left the clients with -EMFILE before gvsock
+freed the slots of sockets whose RST waited for ring room).
 
 1. For each ISA, two cells of that ISA: `b` echoes (STREAM, SEQPACKET, and the
    periodic flow), `a` sends rtmsg messages of 1 B .. 256 KiB over STREAM and
@@ -47,6 +52,9 @@ _ap = argparse.ArgumentParser(description="bare-metal cells through one broker (
 _ap.add_argument("--isa", action="append", choices=ISAS,
                  help="section 1 for this ISA only (repeatable); skips sections 2-4")
 _ap.add_argument("--rounds", type=int, default=1, help="run section 1 this many times")
+_ap.add_argument("--broker-stall", type=float, default=0, metavar="S",
+                 help="section 1 with the client cell first, the broker stopped S s while "
+                 "it connects, then the echo cell")
 _ap.add_argument("rtvio", nargs="?", default="build/rtvio")
 _ap.add_argument("images", nargs="*", metavar="ARCH=IMAGE")
 ARGS = _ap.parse_args()
@@ -164,15 +172,31 @@ class Run:
                     raise baremetal.BmError("broker did not start: " + f.read()[-800:])
             time.sleep(0.05)
 
-    def cell(self, isa, role, words, name=None, log=None, **kw):
+    def cell(self, isa, role, words, name=None, log=None, extra=0, **kw):
+        """extra: seconds beyond QEMU_TIMEOUT this cell may run (--broker-stall)."""
         name = name or SHORT[isa] + role
         left = max(10, LIMIT - (time.time() - START))
+        tmo = min(QEMU_TIMEOUT + extra, left)
         c = baremetal.Cell(name, isa, IMAGES[isa], os.path.join(self.tmp, name + ".sock"),
-                           words + [f"limit={int(min(QEMU_TIMEOUT, left)) - 5}"],
-                           os.path.join(self.tmp, (log or name) + ".console"),
-                           min(QEMU_TIMEOUT, left), **kw)
+                           words + [f"limit={int(tmo) - 5}"],
+                           os.path.join(self.tmp, (log or name) + ".console"), tmo, **kw)
         self.cells.append(c)
         return c
+
+    def stall_broker(self, seconds):
+        """Stops the broker (SIGSTOP to rtvio itself, timeout(1)'s child) for seconds:
+        nothing a cell posts is taken or answered meanwhile."""
+        with open(f"/proc/{self.broker.pid}/task/{self.broker.pid}/children") as f:
+            pid = int(f.read().split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def attached(self, name):
+        with open(os.path.join(self.tmp, "broker.err")) as f:
+            return f"cell {name}: device started" in f.read()
 
     def process(self, name, argv, timeout):
         """A process under a hard timeout, its output in tmp/NAME.out."""
@@ -225,15 +249,26 @@ def one_isa(run, tap, isa, rnd=1):
         for c in checks:
             tap.line(False, c, why)
         return
+    stall = ARGS.broker_stall
+    start_b = (lambda: run.cell(isa, "b", ["echo=stream:1000", "echo=seqpacket:1001",
+                                           "echo=seqpacket:1002"], log=b + tag))
     try:
-        cb = run.cell(isa, "b", ["echo=stream:1000", "echo=seqpacket:1001",
-                                 "echo=seqpacket:1002"], log=b + tag)
-        cb.wait_for(lambda: {1000, 1001, 1002} <= cb.listening, 30, "listeners")
+        if not stall:
+            cb = start_b()
+            cb.wait_for(lambda: {1000, 1001, 1002} <= cb.listening, 30, "listeners")
         ca = run.cell(isa, "a", [f"sizes=stream:{cid(isa, 'b')}:1000",
                                  f"sizes=seqpacket:{cid(isa, 'b')}:1001",
                                  f"rtt={cid(isa, 'b')}:1002:{RTT_PERIOD_US}:{RTT_COUNT}:"
-                                 f"{RTT_SIZE}"], log=a + tag)
-        da = ca.wait_done(QEMU_TIMEOUT)
+                                 f"{RTT_SIZE}"], log=a + tag, extra=stall)
+        if stall:
+            # The clients retry refused connects (no echo cell yet), then nothing
+            # they post is taken for `stall` s, then the echo cell comes.
+            ca.wait_for(lambda: run.attached(a), 60, "attach")
+            time.sleep(2)
+            run.stall_broker(stall)
+            tap.diag(f"broker stopped {stall:.0f} s while {a} was connecting")
+            cb = start_b()
+        da = ca.wait_done(QEMU_TIMEOUT + stall)
         db = cb.wait_done(30)
     except baremetal.BmError as e:
         for c in checks:
