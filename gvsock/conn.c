@@ -175,7 +175,8 @@ int gv_close(struct gv_stack *s, int id)
 		gv_ctrl(s, k, P_SHUTDOWN);
 		break;
 	case GV_S_DONE:
-		if (k->pend) {
+		/* Only an RST can be owed now (gv_conn_gone): parked, the slot is free. */
+		if (k->pend && !gv_rst_park(s, k)) {
 			k->state = GV_S_LINGER;
 			k->deadline = 0;
 		} else {

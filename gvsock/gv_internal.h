@@ -44,23 +44,25 @@
 #define GV_NONE 0xFFFFu
 #define GV_DEFAULT_TIMEOUT_NS 2000000000ull
 
+/* The same numbers as gvsock.h's GV_SLOT_* (gv_slot_info reports them as they are). */
 enum gv_state {
-	GV_S_FREE = 0,
-	GV_S_OPEN,       /* created, not connected */
-	GV_S_LISTEN,
-	GV_S_CONNECTING, /* REQUEST sent (or pending) */
-	GV_S_CONNECTED,  /* including half-closed */
-	GV_S_DONE,       /* connection gone (reset, or closed by both); id still held */
-	GV_S_LINGER,     /* closed by the application; waiting for the peer's RST */
+	GV_S_FREE = GV_SLOT_FREE,
+	GV_S_OPEN = GV_SLOT_OPEN,             /* created, not connected */
+	GV_S_LISTEN = GV_SLOT_LISTEN,
+	GV_S_CONNECTING = GV_SLOT_CONNECTING, /* REQUEST sent (or pending) */
+	GV_S_CONNECTED = GV_SLOT_CONNECTED,   /* including half-closed */
+	GV_S_DONE = GV_SLOT_DONE,     /* connection gone (reset, or closed by both); id held */
+	GV_S_LINGER = GV_SLOT_LINGER, /* closed by the application; waiting for the peer's
+				       * RST, or owing a control packet the ring cannot take */
 };
 
 /* Control packets owed to the peer that did not fit in the TX ring yet. */
-#define P_REQUEST 0x01u
-#define P_RESPONSE 0x02u
-#define P_CREDIT_UPDATE 0x04u
-#define P_CREDIT_REQUEST 0x08u
-#define P_SHUTDOWN 0x10u
-#define P_RST 0x20u
+#define P_REQUEST GV_PEND_REQUEST
+#define P_RESPONSE GV_PEND_RESPONSE
+#define P_CREDIT_UPDATE GV_PEND_CREDIT_UPDATE
+#define P_CREDIT_REQUEST GV_PEND_CREDIT_REQUEST
+#define P_SHUTDOWN GV_PEND_SHUTDOWN
+#define P_RST GV_PEND_RST
 
 struct gv_sock {
 	uint8_t state;
@@ -209,6 +211,8 @@ void gv_ctrl_flush(struct gv_stack *s, struct gv_sock *k);
 void gv_ctrl(struct gv_stack *s, struct gv_sock *k, uint8_t p);
 void gv_rst_reply(struct gv_stack *s, const struct vsock_hdr *in);
 void gv_rstq_flush(struct gv_stack *s);
+bool gv_rst_park(struct gv_stack *s, struct gv_sock *k);
+bool gv_rstq_holds(const struct gv_stack *s, uint32_t port);
 void gv_tx_publish(struct gv_stack *s);
 void gv_tx_reclaim(struct gv_stack *s, struct gv_txent *e);
 

@@ -148,6 +148,8 @@ struct gv_stats {
 	uint64_t credit_updates_sent;
 	uint64_t credit_requests_sent;
 	uint64_t ring_errors;   /* core reported a broken ring: the stack is dead */
+	uint64_t rst_parked;    /* RSTs of ended connections moved to the RST reply
+				 * queue (TX ring full) so that their slot was freed */
 };
 
 struct gv_stack;
@@ -194,6 +196,65 @@ bool gv_used_pending(const struct gv_stack *s);
 uint32_t gv_used_snapshot(const struct gv_stack *s);
 
 void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
+
+/* ---- Diagnostics -------------------------------------------------------------------
+ * What holds the stack's resources now, for a port that must explain a failure (a
+ * full socket table, a connect that never completes). Not for the data path. */
+
+/* TX resources free now, RSTs waiting in the reply queue for ring room, and where
+ * both rings stand. The indices the device writes are read once, as they are now:
+ * published - used is what the device holds (taken or not); avail_event (EVENT_IDX)
+ * is where the device last asked to be kicked, so one far behind `published` with
+ * chains outstanding says it stopped looking at the ring, one close to it says it
+ * took the chains and holds them. */
+struct gv_ring_pos {
+	uint16_t published;   /* avail index the cell last published */
+	uint16_t used;        /* used index the device last wrote */
+	uint16_t taken;       /* next used entry the cell will take */
+	uint16_t avail_event; /* the device's kick threshold (EVENT_IDX), else 0 */
+};
+struct gv_tx_info {
+	uint32_t hdr_free;   /* TX header slots (one per packet) */
+	uint32_t pay_free;   /* TX payload slots */
+	uint32_t desc_free;  /* TX ring descriptors */
+	uint32_t rst_queued; /* RSTs waiting for the ring (at most 32) */
+	struct gv_ring_pos tx, rx;
+};
+void gv_tx_info(const struct gv_stack *s, struct gv_tx_info *out);
+
+/* A socket-table slot, whether an application holds it or not: a closed socket
+ * stays (GV_SLOT_LINGER) while it waits for the peer's answer to its SHUTDOWN or
+ * owes the peer a control packet the TX ring has no room for. */
+enum {
+	GV_SLOT_FREE,
+	GV_SLOT_OPEN,       /* created, not connected */
+	GV_SLOT_LISTEN,
+	GV_SLOT_CONNECTING, /* REQUEST sent or owed, no answer yet */
+	GV_SLOT_CONNECTED,  /* including half-closed and not yet accepted */
+	GV_SLOT_DONE,       /* connection gone; the application still holds the id */
+	GV_SLOT_LINGER,     /* closed by the application, not yet freed */
+};
+/* Control packets a slot owes its peer (not yet on the TX ring). */
+#define GV_PEND_REQUEST 0x01u
+#define GV_PEND_RESPONSE 0x02u
+#define GV_PEND_CREDIT_UPDATE 0x04u
+#define GV_PEND_CREDIT_REQUEST 0x08u
+#define GV_PEND_SHUTDOWN 0x10u
+#define GV_PEND_RST 0x20u
+struct gv_slot_info {
+	uint8_t state;       /* GV_SLOT_* */
+	uint8_t type;        /* GV_SOCK_* */
+	uint8_t pend;        /* GV_PEND_* */
+	int err;             /* pending error, 0 if none */
+	uint32_t local_port; /* 0xFFFFFFFF when unbound */
+	uint32_t peer_port;
+	uint64_t peer_cid;
+	uint64_t deadline;   /* connect or close timeout in the now_ns clock; 0 = none */
+};
+/* Slot i (0 .. max_sockets - 1): 0 and *out, or -EINVAL beyond the table. */
+int gv_slot_info(const struct gv_stack *s, uint32_t i, struct gv_slot_info *out);
+/* "free", "open", "listen", "connecting", "connected", "done", "linger" or "?". */
+const char *gv_slot_state_name(unsigned int state);
 uint64_t gv_local_cid(const struct gv_stack *s);
 
 /* ---- Sockets ---------------------------------------------------------------------

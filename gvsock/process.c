@@ -30,7 +30,7 @@ static void flush_all(struct gv_stack *s)
 			continue;
 		if (k->pend)
 			gv_ctrl_flush(s, k);
-		if (k->state == GV_S_LINGER && !k->deadline && !k->pend)
+		if (k->state == GV_S_LINGER && !k->deadline && (!k->pend || gv_rst_park(s, k)))
 			gv_sock_free(s, k);
 	}
 }
@@ -81,7 +81,6 @@ int gv_process(struct gv_stack *s)
 	if (s->dead)
 		return s->dead;
 	s->now = s->cfg.ops->now_ns(s->cfg.ctx);
-	timeouts(s);
 	/* Bounded: under a flood we return with callbacks still disabled and a
 	 * positive count, and the port calls again before it sleeps. */
 	while (more && rounds++ < 8) {
@@ -126,6 +125,13 @@ int gv_process(struct gv_stack *s)
 		more = vq_driver_enable_cb(&s->rxq);
 		more = vq_driver_enable_cb(&s->txq) || more;
 	}
+	/* Timeouts last: an answer that was on the used ring by `now` came in time,
+	 * however long this cell was not running (a descheduled VM finds its RESPONSE
+	 * and the passed deadline together). */
+	timeouts(s);
+	gv_tx_publish(s);
+	if (s->dead)
+		return s->dead;
 	/* Packets sent (replies, timeouts) count as work done too. */
 	handled += (int)(s->st.tx_packets - tx0);
 	return more ? (handled ? handled : 1) : handled;

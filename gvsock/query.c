@@ -1,5 +1,5 @@
 /* gvsock's socket queries: poll events, connect state, the pending error, the
- * addresses and the receive budget. */
+ * addresses and the receive budget; the diagnostics of slots and TX resources. */
 #include "gv_internal.h"
 
 unsigned int gv_poll_events(const struct gv_stack *s, int id)
@@ -89,4 +89,46 @@ uint32_t gv_sock_buf_alloc(const struct gv_stack *s, int id)
 	const struct gv_sock *k = gv_sock_get(s, id);
 
 	return k ? k->cr.buf_alloc : 0;
+}
+
+/* A diagnostic snapshot: the device's indices are read once each, relaxed (nothing
+ * is done with them but reporting). */
+static void ring_pos(const struct vq_driver *q, bool event_idx, struct gv_ring_pos *out)
+{
+	out->published = q->published;
+	out->used = shm_load_relaxed(&q->ring.used->idx);
+	out->taken = q->last_used;
+	out->avail_event = event_idx ? shm_load_relaxed(vq_avail_event(&q->ring)) : 0;
+}
+
+void gv_tx_info(const struct gv_stack *s, struct gv_tx_info *out)
+{
+	out->hdr_free = s->n_hdr_free;
+	out->pay_free = s->n_pay_free;
+	out->desc_free = vq_driver_num_free(&s->txq);
+	out->rst_queued = s->rst_count;
+	ring_pos(&s->txq, s->cfg.event_idx, &out->tx);
+	ring_pos(&s->rxq, s->cfg.event_idx, &out->rx);
+}
+
+int gv_slot_info(const struct gv_stack *s, uint32_t i, struct gv_slot_info *out)
+{
+	const struct gv_sock *k;
+
+	if (i >= s->cfg.max_sockets)
+		return -GV_EINVAL;
+	k = &s->sk[i];
+	*out = (struct gv_slot_info){ .state = k->state, .type = k->type, .pend = k->pend,
+				      .err = k->err, .local_port = k->local_port,
+				      .peer_port = k->peer_port, .peer_cid = k->peer_cid,
+				      .deadline = k->deadline };
+	return 0;
+}
+
+const char *gv_slot_state_name(unsigned int state)
+{
+	static const char *const names[] = { "free", "open", "listen", "connecting",
+					     "connected", "done", "linger" };
+
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "?";
 }

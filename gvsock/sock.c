@@ -84,12 +84,14 @@ bool gv_port_in_use(const struct gv_stack *s, uint32_t port)
 
 int gv_bind_ephemeral(struct gv_stack *s, struct gv_sock *k)
 {
-	/* At most max_sockets ports are held, so max_sockets + 1 tries find one. */
-	for (uint32_t n = 0; n <= s->cfg.max_sockets; n++) {
+	/* At most max_sockets ports are held by sockets and GV_RSTQ by RSTs still
+	 * queued (a new connection from such a port could be reset by the old RST), so
+	 * max_sockets + GV_RSTQ + 1 tries find one. */
+	for (uint32_t n = 0; n <= s->cfg.max_sockets + GV_RSTQ; n++) {
 		uint32_t p = s->next_port;
 
 		s->next_port = p >= GV_PORT_ANY - 1 ? GV_EPHEMERAL_FIRST : p + 1;
-		if (!gv_port_in_use(s, p)) {
+		if (!gv_port_in_use(s, p) && !gv_rstq_holds(s, p)) {
 			k->local_port = p;
 			k->bound = true;
 			return 0;
@@ -113,7 +115,7 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
 	k->deadline = 0;
 	k->pend &= (uint8_t)P_RST;
 	if (k->state == GV_S_LINGER) {
-		if (!k->pend)
+		if (!k->pend || gv_rst_park(s, k))
 			gv_sock_free(s, k);
 		return;
 	}
@@ -133,7 +135,7 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
 			l->npending--;
 		}
 		k->parent = -1;
-		if (!k->pend)
+		if (!k->pend || gv_rst_park(s, k))
 			gv_sock_free(s, k);
 		else
 			k->state = GV_S_LINGER;
@@ -145,9 +147,14 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
 	gv_wake(s, k);
 }
 
+/* Ends k's connection toward the peer. A REQUEST still owed (the TX ring never had
+ * room for it) never reached the peer: there is nothing to reset, and no RST goes. */
 void gv_send_rst(struct gv_stack *s, struct gv_sock *k)
 {
+	bool requested = !(k->pend & P_REQUEST);
+
 	k->pend = 0;
-	gv_ctrl(s, k, P_RST);
+	if (requested)
+		gv_ctrl(s, k, P_RST);
 }
 

@@ -157,6 +157,35 @@ void gv_rst_reply(struct gv_stack *s, const struct vsock_hdr *in)
 	q->type = in->type;
 }
 
+/* The connection of k has ended and all it still owes its peer is the RST the TX
+ * ring had no room for: the RST waits in the reply queue instead (behind the replies
+ * queued before it), so the slot need not wait for the ring. False (k unchanged)
+ * when k owes more than that RST or the queue is full. */
+bool gv_rst_park(struct gv_stack *s, struct gv_sock *k)
+{
+	struct gv_rst *q;
+
+	if (k->pend != P_RST || s->rst_count == GV_RSTQ)
+		return false;
+	q = &s->rstq[(s->rst_head + s->rst_count++) % GV_RSTQ];
+	q->cid = k->peer_cid;
+	q->dst_port = k->peer_port;
+	q->src_port = k->local_port;
+	q->type = k->type;
+	k->pend = 0;
+	s->st.rst_parked++;
+	return true;
+}
+
+/* A queued RST leaves from this local port. */
+bool gv_rstq_holds(const struct gv_stack *s, uint32_t port)
+{
+	for (uint32_t i = 0; i < s->rst_count; i++)
+		if (s->rstq[(s->rst_head + i) % GV_RSTQ].src_port == port)
+			return true;
+	return false;
+}
+
 void gv_rstq_flush(struct gv_stack *s)
 {
 	while (s->rst_count && gv_tx_room(s, 1, 0)) {

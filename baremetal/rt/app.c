@@ -8,6 +8,7 @@
 #include "../../common/rtmsg.h"
 #include "arch.h"
 #include "console.h"
+#include "diag.h"
 #include "port.h"
 
 #define MAX_ECHO 3u
@@ -44,10 +45,28 @@ struct conn {
 	int id;
 	unsigned int tries;
 	uint64_t retry_at;
+	/* How the failed tries ended, for the report. */
+	uint32_t refused, timedout, no_socket, other;
 };
 
+static void conn_count(struct conn *k, int rc)
+{
+	if (rc == -GV_ECONNREFUSED)
+		k->refused++;
+	else if (rc == -GV_ETIMEDOUT)
+		k->timedout++;
+	else if (rc == -GV_EMFILE)
+		k->no_socket++;
+	else
+		k->other++;
+}
+
 /* Steps a connect; 1 once connected, 0 while pending, negative when given up. A
- * refused connect is retried: the peer's listener may not be up yet. */
+ * refused or timed-out connect is retried: the peer's listener may not be up yet,
+ * or the peer not running. So is a full socket table (-EMFILE): it is shared by the
+ * cell's tasks, and the slots of closed sockets come back by themselves once the
+ * peer has answered their SHUTDOWN (or the close timeout has passed) and their
+ * last control packet has left. CONNECT_TRIES bounds all of them together. */
 static int conn_step(struct conn *k, uint64_t now)
 {
 	int rc;
@@ -56,6 +75,7 @@ static int conn_step(struct conn *k, uint64_t now)
 		rc = gv_sock_error(k->c->s, k->id);
 		if (!rc)
 			return 1;
+		conn_count(k, rc);
 		gv_close(k->c->s, k->id);
 		k->id = -1;
 		k->retry_at = now + CONNECT_RETRY_NS;
@@ -65,10 +85,31 @@ static int conn_step(struct conn *k, uint64_t now)
 	if (++k->tries > CONNECT_TRIES)
 		return -GV_ETIMEDOUT;
 	k->id = gv_socket(k->c->s, k->type);
+	if (k->id == -GV_EMFILE) {
+		conn_count(k, k->id);
+		k->retry_at = now + CONNECT_RETRY_NS;
+		return 0;
+	}
 	if (k->id < 0)
 		return k->id;
 	rc = gv_connect(k->c->s, k->id, k->cid, k->port);
 	return rc == -GV_EINPROGRESS || rc == 0 ? 0 : rc;
+}
+
+/* The tries of a connect that has not succeeded (yet), as an RTVIO-DIAG line. */
+static void conn_report(const struct conn *k)
+{
+	con_puts("RTVIO-DIAG {");
+	con_kvs("arch", arch_name, 1);
+	con_kvs("connect", k->type == GV_SOCK_SEQPACKET ? "seqpacket" : "stream", 0);
+	con_kv("peer_cid", k->cid, 0);
+	con_kv("port", k->port, 0);
+	con_kv("tries", k->tries, 0);
+	con_kv("refused", k->refused, 0);
+	con_kv("timedout", k->timedout, 0);
+	con_kv("no_socket", k->no_socket, 0);
+	con_kv("other_errors", k->other, 0);
+	con_puts("}\n");
 }
 
 /* ---- echo ----------------------------------------------------------------------- */
@@ -80,6 +121,7 @@ struct echo {
 	int lid, id;
 	size_t have, sent;
 	uint64_t messages, bytes;
+	uint32_t stale;		/* connections reset before their first message */
 	int error;
 	uint8_t buf[APP_MSG_MAX + 64];
 };
@@ -100,6 +142,7 @@ static bool echo_finish(struct echo *e)
 	con_kv("port", e->port, 0);
 	con_kv("messages", e->messages, 0);
 	con_kv("bytes", e->bytes, 0);
+	con_kv("stale", e->stale, 0);
 	con_puts(",\"error\":");
 	con_sdec(e->error);
 	con_puts("}\n");
@@ -129,6 +172,15 @@ static bool echo_step(void *arg, uint64_t now)
 	n = gv_recv(e->c->s, e->id, e->buf, sizeof(e->buf), 0, &fl);
 	if (n == -GV_EAGAIN)
 		return false;
+	if (n < 0 && !e->messages) {
+		/* Reset before its first message: a connect attempt its peer had
+		 * already given up on (it timed out while this cell, or the broker's
+		 * queue toward it, was behind). The peer tries again: serve that one. */
+		gv_close(e->c->s, e->id);
+		e->id = -1;
+		e->stale++;
+		return false;
+	}
 	if (n <= 0) /* 0: the peer closed; its last message has been returned */
 		return e->error = n, echo_finish(e);
 	if (fl & GV_MSG_TRUNC)
@@ -225,6 +277,8 @@ static bool client_report(struct client *m, const char *task)
 {
 	bool ok = !m->error && !m->bad && !m->lost && m->ok, sorted = false;
 
+	if (!ok) /* what the stack holds, before this task's own socket goes */
+		bm_diag(m->k.c->s, task, m->k.port);
 	if (m->k.id >= 0)
 		gv_close(m->k.c->s, m->k.id);
 	if (!ok)
@@ -243,6 +297,11 @@ static bool client_report(struct client *m, const char *task)
 	con_kv("rtt_p50_ns", rtt_pct(m, 500, &sorted), 0);
 	con_kv("rtt_p99_ns", rtt_pct(m, 990, &sorted), 0);
 	con_kv("rtt_p999_ns", rtt_pct(m, 999, &sorted), 0);
+	con_kv("tries", m->k.tries, 0);
+	con_kv("refused", m->k.refused, 0);
+	con_kv("timedout", m->k.timedout, 0);
+	con_kv("no_socket", m->k.no_socket, 0);
+	con_kv("other_errors", m->k.other, 0);
 	con_puts(",\"error\":");
 	con_sdec(m->error);
 	con_puts("}\n");
@@ -439,9 +498,17 @@ int app_rtt(struct app_ctx *c, struct bm_task t[2], uint64_t cid, uint32_t port,
 
 void app_report_unfinished(struct app_ctx *c, struct bm_task *tasks, unsigned int n)
 {
+	bool any = false;
+
 	for (unsigned int i = 0; i < n; i++) {
 		if (tasks[i].done)
 			continue;
+		/* A client still connecting: how its tries ended so far. */
+		for (unsigned int j = 0; j < n_client; j++)
+			if (tasks[i].arg == &clients[j] && tasks[i].step != rtt_send_step &&
+			    !clients[j].connected)
+				conn_report(&clients[j].k);
+		any = true;
 		c->failed++;
 		con_puts("RTVIO-RESULT {");
 		con_kvs("arch", arch_name, 1);
@@ -449,4 +516,6 @@ void app_report_unfinished(struct app_ctx *c, struct bm_task *tasks, unsigned in
 		con_kvs("status", "unfinished", 0);
 		con_puts("}\n");
 	}
+	if (any)
+		bm_diag(c->s, "unfinished", 0);
 }

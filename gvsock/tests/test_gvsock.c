@@ -1296,6 +1296,126 @@ static void test_replies_wait_for_tx_room(void **state)
 	wire_fini(&w);
 }
 
+/* An application's connect loop (baremetal/rt/app.c conn_step): connect, wait for
+ * the 2 s timeout, close, retry. The broker holds every TX chain meanwhile (a
+ * destination that takes nothing), so the ring fills with REQUESTs and the RSTs of
+ * the attempts that timed out. Closed sockets must not keep their slots for the
+ * control packets still owed: a REQUEST that never left needs no RST, and an RST the
+ * ring cannot take yet waits in the stack's RST queue, not in a socket slot. */
+static void test_connect_retries_while_tx_held(void **state)
+{
+	uint8_t pkt[GV_HDR_SIZE];
+	struct wire w;
+	struct wire_opts o = { .lp = { .queue_size = 16, .tx_payload = 4096 },
+			       .max_sockets = 4 };
+	struct gv_stack *a, *b;
+	struct gv_stats st;
+	struct gv_tx_info ti;
+	struct gv_slot_info si;
+	int l, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	w.hold = true;
+	/* One RST reply first, so that the ring fills after a REQUEST, before its RST. */
+	struct vsock_hdr h = { .src_cid = 3, .dst_cid = 4, .src_port = 7, .dst_port = 4242,
+			       .type = VSOCK_TYPE_STREAM, .op = VSOCK_OP_RW };
+
+	vsock_hdr_encode(&h, pkt);
+	assert_int_equal(wire_inject(&w.c[1], pkt, sizeof(pkt), sizeof(pkt)), 1);
+	assert_true(gv_process(b) >= 0);
+	for (int i = 0; i < 40; i++) {
+		c = gv_socket(b, GV_SOCK_STREAM);
+		assert_true(c >= 0); /* never -EMFILE */
+		assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+		wire_run(&w, 10);
+		assert_true(gv_sock_connecting(b, c));
+		w.now += 2000000000ull;
+		wire_run(&w, 10);
+		assert_false(gv_sock_connecting(b, c));
+		assert_int_equal(gv_sock_error(b, c), -ETIMEDOUT);
+		assert_int_equal(gv_close(b, c), 0);
+		w.now += 100000000ull;
+		wire_run(&w, 10);
+		/* Nothing of the closed attempts holds a slot. */
+		for (uint32_t j = 0; j < 4; j++) {
+			assert_int_equal(gv_slot_info(b, j, &si), 0);
+			assert_int_equal(si.state, GV_SLOT_FREE);
+		}
+	}
+	assert_int_equal(gv_slot_info(b, 4, &si), -EINVAL);
+	/* 1 RST reply, then 7 REQUEST + RST pairs and an 8th REQUEST fill the ring of
+	 * 16; the 8th RST waits in the RST queue; the other 32 REQUESTs never left. */
+	gv_get_stats(b, &st);
+	assert_int_equal(st.tx_packets, 16);
+	assert_int_equal(st.rst_parked, 1);
+	gv_tx_info(b, &ti);
+	assert_int_equal(ti.hdr_free, 0);
+	assert_int_equal(ti.desc_free, 0);
+	assert_int_equal(ti.rst_queued, 1);
+	/* All 16 published, none taken back: the broker holds them. */
+	assert_int_equal(ti.tx.published, 16);
+	assert_int_equal(ti.tx.used, 0);
+	assert_int_equal(ti.tx.taken, 0);
+	/* The broker goes on: the queued RST goes out, then everything works again. */
+	w.hold = false;
+	wire_run(&w, 1000);
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_REQUEST], 8);
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], 9);
+	gv_tx_info(b, &ti);
+	assert_int_equal(ti.hdr_free, 16);
+	assert_int_equal(ti.desc_free, 16);
+	assert_int_equal(ti.rst_queued, 0);
+	assert_int_equal(ti.tx.published, 17);
+	assert_int_equal(ti.tx.used, 17);
+	assert_int_equal(ti.tx.taken, 17);
+	l = gv_socket(a, GV_SOCK_STREAM);
+	assert_int_equal(gv_listen(a, l, PORT, 1), 0);
+	c = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	wire_run(&w, 100);
+	assert_false(gv_sock_connecting(b, c));
+	assert_int_equal(gv_sock_error(b, c), 0);
+	assert_true(gv_accept(a, l, NULL, NULL) >= 0);
+	assert_int_equal(gv_slot_info(b, (uint32_t)c, &si), 0);
+	assert_int_equal(si.state, GV_SLOT_CONNECTED);
+	assert_int_equal(si.peer_cid, 3);
+	assert_int_equal(si.peer_port, PORT);
+	wire_fini(&w);
+}
+
+/* The RESPONSE is on the used ring when the cell next looks, but its clock has
+ * passed the connect deadline meanwhile (the cell was not running): the answer that
+ * came in time wins over the timeout. */
+static void test_connect_answer_before_timeout(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	int l, c;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	l = gv_socket(a, GV_SOCK_SEQPACKET);
+	assert_int_equal(gv_listen(a, l, PORT, 1), 0);
+	c = gv_socket(b, GV_SOCK_SEQPACKET);
+	assert_int_equal(gv_connect(b, c, 3, PORT), -EINPROGRESS);
+	assert_int_equal(wire_move(&w, &w.c[1], &w.c[0]), 2); /* REQUEST popped, delivered */
+	assert_true(gv_process(a) > 0);                       /* RESPONSE sent */
+	assert_int_equal(wire_move(&w, &w.c[0], &w.c[1]), 2); /* and delivered */
+	w.now += 5000000000ull;
+	assert_true(gv_process(b) >= 0);
+	assert_false(gv_sock_connecting(b, c));
+	assert_int_equal(gv_sock_error(b, c), 0);
+	assert_true(gv_poll_events(b, c) & GV_POLLOUT);
+	assert_int_equal(w.c[1].sent_ops[VSOCK_OP_RST], 0);
+	wire_fini(&w);
+}
+
 /* ---- hostile broker ---- */
 
 static void test_hostile_rx(void **state)
@@ -1509,6 +1629,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_close_with_data_in_flight),
 		cmocka_unit_test(test_reset_by_peer),
 		cmocka_unit_test(test_replies_wait_for_tx_room),
+		cmocka_unit_test(test_connect_retries_while_tx_held),
+		cmocka_unit_test(test_connect_answer_before_timeout),
 		cmocka_unit_test(test_hostile_rx),
 		cmocka_unit_test(test_broken_ring_is_sticky),
 		cmocka_unit_test(test_event_idx_and_many_connections),

@@ -62,8 +62,9 @@ def argv(arch, image, sock, words, memory_mib=64):
 
 class Cell(vmlib.ConsoleVM):
     """One bare-metal VM. Its console goes to log_path; RTVIO-BOOT, RTVIO-LISTEN,
-    RTVIO-RESULT {json} and RTVIO-DONE {json} lines become state. QEMU runs under
-    timeout(1) with SIGKILL in its own process group; close() kills the group.
+    RTVIO-RESULT {json}, RTVIO-DIAG {json} and RTVIO-DONE {json} lines become
+    state. QEMU runs under timeout(1) with SIGKILL in its own process group;
+    close() kills the group.
     cpu pins it, cpu_max = (quota_us, period_us) bounds its CPU time (cpubudget)."""
 
     def __init__(self, name, arch, image, sock, words, log_path, timeout, memory_mib=64,
@@ -71,7 +72,7 @@ class Cell(vmlib.ConsoleVM):
         self.name, self.arch = name, arch
         self.budget = cpubudget.Budget(name, *(cpu_max or (None,)))
         self.boot, self.done = None, None
-        self.results, self.listening = [], set()
+        self.results, self.listening, self.diag = [], set(), []
         cmd = self.budget.wrap(["timeout", "-k", "5", "-s", "KILL", str(int(timeout))] +
                                argv(arch, image, sock, words, memory_mib), cpu)
         self._start(cmd, log_path, subprocess.DEVNULL, "# " + " ".join(cmd) + "\n")
@@ -82,6 +83,8 @@ class Cell(vmlib.ConsoleVM):
         kind, _, rest = line.partition(" ")
         if kind == "RTVIO-BOOT":
             self.boot = rest
+        elif kind == "RTVIO-DIAG":  # a task gave up: the stack's state (rt/diag.c)
+            self.diag.append(rest)
         elif kind == "RTVIO-LISTEN":
             self.listening.add(int(rest.partition("=")[2] or 0))
         elif kind in ("RTVIO-RESULT", "RTVIO-DONE"):

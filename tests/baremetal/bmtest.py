@@ -1,7 +1,17 @@
 #!/usr/bin/env python3
 """Bare-metal rtvio cells on three ISAs (baremetal/), through one real broker.
 
-Usage: bmtest.py RTVIO ARCH=IMAGE|ARCH=missing:COMPILER ...
+Usage: bmtest.py [--isa ISA]... [--rounds N] RTVIO ARCH=IMAGE|ARCH=missing:COMPILER ...
+
+--isa ISA (repeatable) runs section 1 for those ISAs only and skips sections 2-4 (to
+chase one ISA's failure); --rounds N runs section 1 N times with fresh VMs on the
+same broker (consoles NAME.console, NAME.r2.console, ...). Run it next to a CPU load
+of your own to look for failures that only a loaded machine shows. --broker-stall S
+changes section 1: the client cell starts first (its connects are refused), the
+broker is stopped for S s while it keeps trying (nothing it posts is taken: its TX
+ring fills with REQUESTs and RSTs), then continued, then the echo cell starts; the
+exchanges must still complete (S = 60 left the clients with -EMFILE before gvsock
+freed the slots of sockets whose RST waited for ring room).
 
 1. For each ISA, two cells of that ISA: `b` echoes (STREAM, SEQPACKET, and the
    periodic flow), `a` sends rtmsg messages of 1 B .. 256 KiB over STREAM and
@@ -23,6 +33,7 @@ comparable); nothing here asserts a speed. TAP output, one line per check. Every
 QEMU runs under timeout(1) with SIGKILL and is killed at the end whatever happened;
 the run gives up after RTVIO_BMTEST_LIMIT seconds (default 240).
 """
+import argparse
 import json
 import os
 import signal
@@ -36,10 +47,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import baremetal  # noqa: E402
 import cpubudget  # noqa: E402
 
-RTVIO = sys.argv[1] if len(sys.argv) > 1 else "build/rtvio"
-IMAGES = dict(a.split("=", 1) for a in sys.argv[2:])
-LIMIT = float(os.environ.get("RTVIO_BMTEST_LIMIT", "240"))
 ISAS = ["x86_64", "aarch64", "riscv64"]
+_ap = argparse.ArgumentParser(description="bare-metal cells through one broker (TAP)")
+_ap.add_argument("--isa", action="append", choices=ISAS,
+                 help="section 1 for this ISA only (repeatable); skips sections 2-4")
+_ap.add_argument("--rounds", type=int, default=1, help="run section 1 this many times")
+_ap.add_argument("--broker-stall", type=float, default=0, metavar="S",
+                 help="section 1 with the client cell first, the broker stopped S s while "
+                 "it connects, then the echo cell")
+_ap.add_argument("rtvio", nargs="?", default="build/rtvio")
+_ap.add_argument("images", nargs="*", metavar="ARCH=IMAGE")
+ARGS = _ap.parse_args()
+if ARGS.rounds < 1:
+    _ap.error(f"--rounds {ARGS.rounds}: must be at least 1")
+RTVIO = ARGS.rtvio
+IMAGES = dict(a.split("=", 1) for a in ARGS.images)
+LIMIT = float(os.environ.get("RTVIO_BMTEST_LIMIT", "240"))
+SELECTED = ARGS.isa or ISAS
 SHORT = {"x86_64": "x86", "aarch64": "arm", "riscv64": "rv"}
 NEXT = {"x86_64": "aarch64", "aarch64": "riscv64", "riscv64": "x86_64"}
 SIZES = 24               # messages of the sizes task, 1 B .. 256 KiB
@@ -49,7 +73,7 @@ E2E_TOOL = os.path.join(os.path.dirname(os.path.abspath(RTVIO)), "tests", "e2e_t
 PEER_CID = {isa: 30 + i for i, isa in enumerate(ISAS)}  # process echo of each ISA
 KILL_CID, KILLPEER_CID, SCRIB_CID, SPIN_CID = 40, 41, 42, 43
 BUDGET = (20000, 100000)  # cpu_max = 20ms/100ms
-NTESTS = 21 + 6 + 1
+NTESTS = 5 * len(SELECTED) * ARGS.rounds + (6 + 6 + 1 if not ARGS.isa else 0)
 START = time.time()
 
 
@@ -148,15 +172,31 @@ class Run:
                     raise baremetal.BmError("broker did not start: " + f.read()[-800:])
             time.sleep(0.05)
 
-    def cell(self, isa, role, words, name=None, **kw):
+    def cell(self, isa, role, words, name=None, log=None, extra=0, **kw):
+        """extra: seconds beyond QEMU_TIMEOUT this cell may run (--broker-stall)."""
         name = name or SHORT[isa] + role
         left = max(10, LIMIT - (time.time() - START))
+        tmo = min(QEMU_TIMEOUT + extra, left)
         c = baremetal.Cell(name, isa, IMAGES[isa], os.path.join(self.tmp, name + ".sock"),
-                           words + [f"limit={int(min(QEMU_TIMEOUT, left)) - 5}"],
-                           os.path.join(self.tmp, name + ".console"),
-                           min(QEMU_TIMEOUT, left), **kw)
+                           words + [f"limit={int(tmo) - 5}"],
+                           os.path.join(self.tmp, (log or name) + ".console"), tmo, **kw)
         self.cells.append(c)
         return c
+
+    def stall_broker(self, seconds):
+        """Stops the broker (SIGSTOP to rtvio itself, timeout(1)'s child) for seconds:
+        nothing a cell posts is taken or answered meanwhile."""
+        with open(f"/proc/{self.broker.pid}/task/{self.broker.pid}/children") as f:
+            pid = int(f.read().split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def attached(self, name):
+        with open(os.path.join(self.tmp, "broker.err")) as f:
+            return f"cell {name}: device started" in f.read()
 
     def process(self, name, argv, timeout):
         """A process under a hard timeout, its output in tmp/NAME.out."""
@@ -196,27 +236,39 @@ def sizes_ok(c, type_):
     return ok, "" if ok else str(r)
 
 
-def one_isa(run, tap, isa):
+def one_isa(run, tap, isa, rnd=1):
     a, b = SHORT[isa] + "a", SHORT[isa] + "b"
+    tag = f".r{rnd}" if rnd > 1 else ""
     why = unavailable(isa)
-    checks = [f"{isa}: boots, self-checks byte order, attaches",
-              f"{isa}: STREAM 1 B..256 KiB out and back, every byte checked",
-              f"{isa}: SEQPACKET 1 B..256 KiB out and back, every byte checked",
-              f"{isa}: echo side returned everything, peer closed cleanly",
-              f"{isa}: periodic SEQPACKET task, round trips on its own clock"]
+    checks = [f"{isa}{tag}: boots, self-checks byte order, attaches",
+              f"{isa}{tag}: STREAM 1 B..256 KiB out and back, every byte checked",
+              f"{isa}{tag}: SEQPACKET 1 B..256 KiB out and back, every byte checked",
+              f"{isa}{tag}: echo side returned everything, peer closed cleanly",
+              f"{isa}{tag}: periodic SEQPACKET task, round trips on its own clock"]
     if why:
         for c in checks:
             tap.line(False, c, why)
         return
+    stall = ARGS.broker_stall
+    start_b = (lambda: run.cell(isa, "b", ["echo=stream:1000", "echo=seqpacket:1001",
+                                           "echo=seqpacket:1002"], log=b + tag))
     try:
-        cb = run.cell(isa, "b", ["echo=stream:1000", "echo=seqpacket:1001",
-                                 "echo=seqpacket:1002"])
-        cb.wait_for(lambda: {1000, 1001, 1002} <= cb.listening, 30, "listeners")
+        if not stall:
+            cb = start_b()
+            cb.wait_for(lambda: {1000, 1001, 1002} <= cb.listening, 30, "listeners")
         ca = run.cell(isa, "a", [f"sizes=stream:{cid(isa, 'b')}:1000",
                                  f"sizes=seqpacket:{cid(isa, 'b')}:1001",
                                  f"rtt={cid(isa, 'b')}:1002:{RTT_PERIOD_US}:{RTT_COUNT}:"
-                                 f"{RTT_SIZE}"])
-        da = ca.wait_done(QEMU_TIMEOUT)
+                                 f"{RTT_SIZE}"], log=a + tag, extra=stall)
+        if stall:
+            # The clients retry refused connects (no echo cell yet), then nothing
+            # they post is taken for `stall` s, then the echo cell comes.
+            ca.wait_for(lambda: run.attached(a), 60, "attach")
+            time.sleep(2)
+            run.stall_broker(stall)
+            tap.diag(f"broker stopped {stall:.0f} s while {a} was connecting")
+            cb = start_b()
+        da = ca.wait_done(QEMU_TIMEOUT + stall)
         db = cb.wait_done(30)
     except baremetal.BmError as e:
         for c in checks:
@@ -231,6 +283,9 @@ def one_isa(run, tap, isa):
              not db.get("failed"), checks[3], str(echoes))
     r = (ca.result("rtt") or [{}])[0]
     tap.line(r.get("status") == "ok" and r.get("ok") == RTT_COUNT, checks[4], str(r))
+    for c in (ca, cb):  # a client that gave up dumped its stack (rt/diag.c)
+        for line in c.diag:
+            tap.diag(f"{c.name}{tag}: RTVIO-DIAG {line}")
     tap.diag(f"{isa} boot: {ca.boot}")
     tap.diag(f"{isa} rtt: min {r.get('rtt_min_ns', 0) / 1e3:.0f} us, avg "
              f"{r.get('rtt_avg_ns', 0) / 1e3:.0f} us, max {r.get('rtt_max_ns', 0) / 1e3:.0f} "
@@ -372,11 +427,13 @@ def main():
     signal.alarm(int(LIMIT + 20))
     try:
         run.start_broker()
-        for isa in ISAS:
-            one_isa(run, tap, isa)
-        ring(run, tap)
-        peers_and_hostiles(run, tap)
-        spin_budget(run, tap)
+        for rnd in range(1, ARGS.rounds + 1):
+            for isa in SELECTED:
+                one_isa(run, tap, isa, rnd)
+        if not ARGS.isa:
+            ring(run, tap)
+            peers_and_hostiles(run, tap)
+            spin_budget(run, tap)
     except baremetal.BmError as e:
         tap.diag(str(e))
     finally:
