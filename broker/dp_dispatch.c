@@ -296,6 +296,13 @@ void dp_queue_purge_all(struct dp *dp, uint32_t q)
 
 		if (p->synthetic && p->h.op == VSOCK_OP_RST) {
 			dp->flows[w->flow].queued--;
+			/* A best-effort control packet is no control budget's: one its
+			 * sender's budget held goes now, holding back no best-effort
+			 * packet of another cell behind it in that queue. */
+			if (p->budget_held) {
+				p->release = dp->now;
+				p->budget_held = false;
+			}
 			dp_queue_append(dp, dp_queue_of(dp, dp->nflows, p->dst), pi, dp->now);
 		} else {
 			drop_pkt(dp, w, pi, UINT32_MAX);

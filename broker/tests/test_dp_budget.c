@@ -449,6 +449,35 @@ static void test_detach_rst_budget(void **state)
 	t_env_fini(&e);
 }
 
+/* The flow of held detach RSTs is removed: they move to the best-effort class, which
+ * no control budget holds, and go at once (nothing best-effort toward b waits behind
+ * a's budget). */
+static void test_detach_rst_flow_removed(void **state)
+{
+	static struct tenv e;
+	struct vsock_hdr r;
+	uint8_t buf[16];
+
+	(void)state;
+	setup_env(&e);
+	for (uint32_t port = 5001; port <= 5004; port++)
+		connect_more(&e, port);
+	dp_detach(e.dp, 0);
+	assert_int_equal(t_run(&e), next_period(&e));
+	expect_rst(&e, 5000);
+	expect_rst(&e, 5001);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	dp_flow_remove(e.dp, 0);
+	e.cfg.flows[0].vacant = true;
+	assert_int_equal(t_run(&e), 0);
+	expect_rst(&e, 5002);
+	expect_rst(&e, 5003);
+	expect_rst(&e, 5004);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	assert_int_equal(e.dp->flows[e.dp->nflows].queued, 0);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_piece_budget),
 		cmocka_unit_test(test_budget_period),
 		cmocka_unit_test(test_detach_rst_budget),
+		cmocka_unit_test(test_detach_rst_flow_removed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
