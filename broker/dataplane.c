@@ -553,6 +553,11 @@ int dp_stats_flow(const struct dp *dp, unsigned int flow, struct dp_flow_stats *
 	return 0;
 }
 
+uint64_t dp_stats_rst_lost(const struct dp *dp)
+{
+	return dp->rst_lost;
+}
+
 /* Summed over the cores: the budget is the configured one (each core holds its
  * share), throttling counted per core. */
 void dp_stats_reg(const struct dp *dp, struct dp_reg_stats *out)

@@ -240,7 +240,10 @@ static void drop_pkt(struct dp *dp, struct dp_queue *w, int32_t pi, uint32_t gon
 	dp_pkt_free(dp, pi);
 }
 
-/* Removes every packet from or to `gone` in queue q. */
+/* Removes every packet from or to `gone` in queue q, except the RSTs an earlier
+ * detach of `gone` left toward a live peer (still held for its control budget, or
+ * waiting for the peer's buffers): the peer must still hear of that connection, and
+ * the budget they were charged to is spent. */
 void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone)
 {
 	struct dp_queue *w = &dp->queues[q];
@@ -254,7 +257,7 @@ void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone)
 		int32_t nx = dp->pkts[pi].next;
 		struct dp_pkt *p = &dp->pkts[pi];
 
-		if (p->src == gone || w->dst == gone) {
+		if (w->dst == gone || (p->src == gone && !p->synthetic)) {
 			if (pi == w->head)
 				head_gone = true;
 			if (last >= 0)
@@ -293,6 +296,13 @@ void dp_queue_purge_all(struct dp *dp, uint32_t q)
 
 		if (p->synthetic && p->h.op == VSOCK_OP_RST) {
 			dp->flows[w->flow].queued--;
+			/* A best-effort control packet is no control budget's: one its
+			 * sender's budget held goes now, holding back no best-effort
+			 * packet of another cell behind it in that queue. */
+			if (p->budget_held) {
+				p->release = dp->now;
+				p->budget_held = false;
+			}
 			dp_queue_append(dp, dp_queue_of(dp, dp->nflows, p->dst), pi, dp->now);
 		} else {
 			drop_pkt(dp, w, pi, UINT32_MAX);

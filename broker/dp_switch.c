@@ -272,7 +272,14 @@ drop:
 }
 
 /* Queues an RST from `cell` to the peer of connection cn in a synthetic slot, on
- * class `flow`'s queue toward the peer; with none free the RST is lost, and counted. */
+ * class `flow`'s queue toward the peer; with none free the RST is lost, and counted.
+ * On a real-time flow it is a control packet of `cell`, charged to its control
+ * budget like one it sent (docs/broker.md, "Per-cell budgets"): the budget state of
+ * a cell survives its detach, so a cell that leaves with many connections open, or
+ * detaches and re-attaches in a loop, has its RSTs spread over its later periods
+ * (held until then, counted in its ctrl_over_budget), never more per period than
+ * the analysis charges it. Its deadline runs from that release, as a held control
+ * packet's does (dp_switch_pkt). */
 static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, uint32_t flow,
 			uint64_t now)
 {
@@ -295,6 +302,11 @@ static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, 
 		.arrival = now, .release = now, .seq = dp->seq++,
 		.deadline_abs = now,
 	};
+	if (!dp->flows[flow].be) {
+		p->release = dp_budget_ctrl(dp, cell, now);
+		p->budget_held = p->release > now;
+		p->deadline_abs = p->release + dp->cfg->flows[flow].deadline_ns;
+	}
 	p->h = (struct vsock_hdr){
 		.src_cid = dp->cells[cell].cid, .dst_cid = dp->cells[peer].cid,
 		.src_port = port, .dst_port = peer_port,

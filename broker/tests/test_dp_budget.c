@@ -327,6 +327,157 @@ static void test_budget_period(void **state)
 	t_env_fini(&e);
 }
 
+/* a:port -> b:1000 on s, one connection per period so that no budget waits. */
+static void connect_more(struct tenv *e, uint32_t port)
+{
+	struct vsock_hdr h = t_hdr(A, port, B, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_REQUEST, 0), r;
+	uint8_t buf[16];
+
+	t_send(&e->cell[0], &h, NULL);
+	t_run(e);
+	assert_int_equal(t_recv(&e->cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_REQUEST);
+	assert_int_equal(r.src_port, port);
+	h = t_hdr(B, 1000, A, port, VSOCK_TYPE_SEQPACKET, VSOCK_OP_RESPONSE, 0);
+	t_send(&e->cell[1], &h, NULL);
+	t_run(e);
+	assert_int_equal(t_recv(&e->cell[0], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_RESPONSE);
+	t_tx_done(&e->cell[0]);
+	t_tx_done(&e->cell[1]);
+	e->now = next_period(e);
+}
+
+/* b's next piece is the RST of a's connection from `port`, exactly. */
+static void expect_rst(struct tenv *e, uint32_t port)
+{
+	struct vsock_hdr r;
+	uint8_t buf[16];
+
+	assert_int_equal(t_recv(&e->cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_RST);
+	assert_int_equal(r.type, VSOCK_TYPE_SEQPACKET);
+	assert_int_equal(r.src_cid, A);
+	assert_int_equal(r.src_port, port);
+	assert_int_equal(r.dst_cid, B);
+	assert_int_equal(r.dst_port, 1000);
+	assert_int_equal(r.len, 0);
+}
+
+/* Detach: the RSTs a cell's detach sends its peers are its control packets. With
+ * five connections open and a control budget of two, b hears of two at once, two
+ * in the next period and the last in the one after, in the order the connections
+ * were opened; the three later ones count in a's ctrl_over_budget. The budget
+ * survives the detach: a re-attached at once gets no fresh one, its REQUEST waits
+ * behind its own RSTs, and RSTs still held when it detaches again are not lost. */
+static void test_detach_rst_budget(void **state)
+{
+	static struct tenv e;
+	struct dp_cell_stats cs;
+	struct vsock_hdr h, r;
+	uint8_t buf[16];
+	uint64_t next;
+
+	(void)state;
+	setup_env(&e);
+	for (uint32_t port = 5001; port <= 5004; port++)
+		connect_more(&e, port);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.ctrl_over_budget, 0);
+	assert_int_equal(e.dp->flows[0].connections, 5);
+	e.now += 1000; /* inside the period */
+	dp_detach(e.dp, 0);
+	assert_int_equal(e.dp->flows[0].connections, 0);
+	next = t_run(&e);
+	assert_int_equal(next, next_period(&e));
+	expect_rst(&e, 5000);
+	expect_rst(&e, 5001);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.ctrl_over_budget, 3);
+	/* Re-attached in the same period, a opens a connection again. */
+	assert_int_equal(dp_attach(e.dp, 0, &e.cell[0].dev[0], &e.cell[0].dev[1]), 0);
+	h = t_hdr(A, 6000, B, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	assert_int_equal(t_run(&e), next);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	/* The next period: two more RSTs, still no REQUEST. */
+	e.now = next;
+	next = t_run(&e);
+	assert_int_equal(next, next_period(&e));
+	expect_rst(&e, 5002);
+	expect_rst(&e, 5003);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	/* The one after: the last RST, then the REQUEST behind it. */
+	e.now = next;
+	assert_int_equal(t_run(&e), 0);
+	expect_rst(&e, 5004);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_REQUEST);
+	assert_int_equal(r.src_port, 6000);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.ctrl_over_budget, 4);
+	/* Still in that period (its budget spent), a opens 6001 too (held for the
+	 * next period), then detaches and re-attaches twice: the REQUEST is dropped,
+	 * the RSTs of 6001 and 6000 follow it, one period each, and survive the second
+	 * detach (they are a's, but toward b, which is still there). */
+	h = t_hdr(A, 6001, B, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_REQUEST, 0);
+	t_send(&e.cell[0], &h, NULL);
+	next = t_run(&e);
+	assert_int_equal(next, next_period(&e));
+	dp_detach(e.dp, 0);
+	assert_int_equal(dp_attach(e.dp, 0, &e.cell[0].dev[0], &e.cell[0].dev[1]), 0);
+	dp_detach(e.dp, 0);
+	assert_int_equal(t_run(&e), next);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	e.now = next;
+	next = t_run(&e);
+	assert_int_equal(next, next_period(&e));
+	expect_rst(&e, 6001); /* the connection table's order: 6001 took the slot freed last */
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	e.now = next;
+	assert_int_equal(t_run(&e), 0);
+	expect_rst(&e, 6000);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	dp_stats_cell(e.dp, 0, &cs);
+	assert_int_equal(cs.ctrl_over_budget, 7);
+	dp_stats_cell(e.dp, 1, &cs);
+	assert_int_equal(cs.resets, 7);
+	assert_int_equal(e.dp->rst_lost, 0);
+	assert_int_equal(e.cell[0].broken_calls + e.cell[1].broken_calls, 0);
+	t_env_fini(&e);
+}
+
+/* The flow of held detach RSTs is removed: they move to the best-effort class, which
+ * no control budget holds, and go at once (nothing best-effort toward b waits behind
+ * a's budget). */
+static void test_detach_rst_flow_removed(void **state)
+{
+	static struct tenv e;
+	struct vsock_hdr r;
+	uint8_t buf[16];
+
+	(void)state;
+	setup_env(&e);
+	for (uint32_t port = 5001; port <= 5004; port++)
+		connect_more(&e, port);
+	dp_detach(e.dp, 0);
+	assert_int_equal(t_run(&e), next_period(&e));
+	expect_rst(&e, 5000);
+	expect_rst(&e, 5001);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	dp_flow_remove(e.dp, 0);
+	e.cfg.flows[0].vacant = true;
+	assert_int_equal(t_run(&e), 0);
+	expect_rst(&e, 5002);
+	expect_rst(&e, 5003);
+	expect_rst(&e, 5004);
+	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	assert_int_equal(e.dp->flows[e.dp->nflows].queued, 0);
+	t_env_fini(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +485,8 @@ int main(void)
 		cmocka_unit_test(test_ctrl_budget),
 		cmocka_unit_test(test_piece_budget),
 		cmocka_unit_test(test_budget_period),
+		cmocka_unit_test(test_detach_rst_budget),
+		cmocka_unit_test(test_detach_rst_flow_removed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -631,12 +631,85 @@ static void test_two_cores_budget_residence(void **state)
 	rtvio_config_free(&e.t.cfg);
 }
 
+/* Several cores: b (core 1) has p, q and r open when it detaches at t0 + 30 ms. The
+ * RSTs toward a and c (core 0) and d (core 1) are b's control packets: one per 10 ms
+ * period of b's budget, whichever core delivers them, none early. */
+static void test_two_cores_detach_rst(void **state)
+{
+	static struct resenv e;
+	struct dp_cell_stats cs;
+	char err[256];
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	atomic_store(&e.clock, RES_T0);
+	if (rtvio_config_parse(res_ini, "test.conf", &e.t.cfg, err, sizeof(err)))
+		fail_msg("config: %s", err);
+	assert_int_equal(dp_create(&e.t.cfg, &res_hooks, &e, &e.t.dp), 0);
+	for (int i = 0; i < NCELLS; i++) {
+		t_cell_init(&e.t.cell[i], 2048);
+		t_post_rx(&e.t.cell[i], T_QSIZE / 4, false);
+		assert_int_equal(dp_attach(e.t.dp, (unsigned int)i, &e.t.cell[i].dev[0],
+					   &e.t.cell[i].dev[1]), 0);
+	}
+	/* The three connections, b's REQUESTs one per period (t0, +10, +20 ms). */
+	dp_ctl_lock(e.t.dp);
+	res_send(&e, 1, 1000, 0, VSOCK_OP_REQUEST, 0);
+	res_send(&e, 1, 2000, 2, VSOCK_OP_REQUEST, 0);
+	res_send(&e, 1, 3000, 3, VSOCK_OP_REQUEST, 0);
+	dp_ctl_unlock(e.t.dp);
+	res_clock(&e, RES_T0 + 20 * RES_MS);
+	res_wait(&e, 0, VSOCK_OP_REQUEST, 1);
+	res_wait(&e, 2, VSOCK_OP_REQUEST, 1);
+	res_wait(&e, 3, VSOCK_OP_REQUEST, 1);
+	dp_ctl_lock(e.t.dp);
+	res_send(&e, 0, 1000, 1, VSOCK_OP_RESPONSE, 0);
+	res_send(&e, 2, 2000, 1, VSOCK_OP_RESPONSE, 0);
+	res_send(&e, 3, 3000, 1, VSOCK_OP_RESPONSE, 0);
+	dp_ctl_unlock(e.t.dp);
+	res_wait(&e, 1, VSOCK_OP_RESPONSE, 3);
+	dp_ctl_lock(e.t.dp);
+	assert_int_equal(dp_stats_cell(e.t.dp, 1, &cs), 0);
+	dp_ctl_unlock(e.t.dp);
+	assert_int_equal(cs.ctrl_over_budget, 2);
+	/* b leaves at t0 + 30 ms, a fresh period: a hears at once. */
+	res_clock(&e, RES_T0 + 30 * RES_MS);
+	dp_detach(e.t.dp, 1);
+	res_wait(&e, 0, VSOCK_OP_RST, 1);
+	dp_ctl_lock(e.t.dp);
+	res_take(&e);
+	assert_int_equal(e.got[2][VSOCK_OP_RST] + e.got[3][VSOCK_OP_RST], 0);
+	dp_ctl_unlock(e.t.dp);
+	/* c (core 0) at t0 + 40 ms, d (core 1) at t0 + 50 ms. */
+	res_clock(&e, RES_T0 + 40 * RES_MS);
+	res_wait(&e, 2, VSOCK_OP_RST, 1);
+	dp_ctl_lock(e.t.dp);
+	res_take(&e);
+	assert_int_equal(e.got[3][VSOCK_OP_RST], 0);
+	dp_ctl_unlock(e.t.dp);
+	res_clock(&e, RES_T0 + 50 * RES_MS);
+	res_wait(&e, 3, VSOCK_OP_RST, 1);
+	dp_ctl_lock(e.t.dp);
+	res_take(&e);
+	for (int i = 0; i < NCELLS; i++)
+		assert_int_equal(e.got[i][VSOCK_OP_RST], i == 1 ? 0 : 1);
+	assert_int_equal(dp_stats_cell(e.t.dp, 1, &cs), 0);
+	assert_int_equal(e.t.dp->rst_lost, 0);
+	dp_ctl_unlock(e.t.dp);
+	assert_int_equal(cs.ctrl_over_budget, 4);
+	dp_destroy(e.t.dp);
+	for (int i = 0; i < NCELLS; i++)
+		free(e.t.cell[i].region);
+	rtvio_config_free(&e.t.cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_cores_integrity),
 		cmocka_unit_test(test_two_cores_broken_cell),
 		cmocka_unit_test(test_two_cores_budget_residence),
+		cmocka_unit_test(test_two_cores_detach_rst),
 		cmocka_unit_test(test_write_gate),
 	};
 
