@@ -18,8 +18,10 @@
  * messages; a cell with more to say takes a new ticket (behind every cell waiting).
  * While anyone waits in the round, no other cell draws on the total buckets: it
  * takes a ticket. So a cell that enters the round waits at most until each cell ahead
- * of it had one turn: with n cells, at most (n - 1) VHU_RR_QUANTUM + 1 total
- * message tokens and n heavy ones, whatever a flooding cell does (docs/broker.md).
+ * of it had one turn: with n cells, at most (n - 1) (VHU_RR_QUANTUM + 1) + 1 total
+ * message tokens (a turn may accept a connection too) and (n - 1) max(1,
+ * min(VHU_RR_QUANTUM, M)) + 1 heavy ones, whatever a flooding cell does
+ * (docs/broker.md, "Liveness").
  *
  * Undoing a connection that has a memory table or a running device (a cut-off, a
  * front end gone: the data plane's detach, the unmapping) is heavy work too and
