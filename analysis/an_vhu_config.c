@@ -1,6 +1,7 @@
 /* The vhost-user work a configuration lets its cells cost the broker's loop
  * (an_vhu.c): per cell, [broker] vhost_user_budget = N/P messages at vhost_user_msg
- * and vhost_user_maps = M/Q heavy ones at vhost_user_map ([platform]). */
+ * and vhost_user_maps = M/Q heavy ones at vhost_user_map ([platform]); all cells
+ * together at most vhost_user_total = Ng/Pg and vhost_user_total_maps = Mg/Qg. */
 #include "an_vhu_config.h"
 #include "an_arith.h"
 #include "config.h"
@@ -23,4 +24,8 @@ void an_vhu_of_config(const struct rtvio_config *cfg, const struct rtvio_platfor
 	v->period[0] = k->vhu_period_ns;
 	v->work[1] = smul(cells, smul(k->vhu_maps, map));
 	v->period[1] = k->vhu_map_period_ns;
+	v->cap_work[0] = smul(k->vhu_total_msgs, msg);
+	v->cap_period[0] = k->vhu_total_period_ns;
+	v->cap_work[1] = smul(k->vhu_total_maps, map);
+	v->cap_period[1] = k->vhu_total_map_period_ns;
 }

@@ -118,11 +118,15 @@ struct an_flow {
  * most the sum of work[k] + ceil(work[k] t / period[k]). work 0 = none. [0] and [1]
  * the loop's vhost-user work (messages, heavy ones); [AN_LOSS_WRITES] on several
  * cores a core's waits on W for the control path's write sections, at most one
- * per write (an_mcore.c; never set on one core). */
+ * per write (an_mcore.c; never set on one core). A kind may also have a bucket of
+ * cap_work[k] ns per cap_period[k] ns that the same work passes through as well (the
+ * broker-wide vhost-user buckets): then its term is the smaller of the two
+ * buckets' at every t. cap_work 0 = no such bucket. */
 #define AN_LOSS_KINDS 3
 #define AN_LOSS_WRITES 2
 struct an_vhu {
 	uint64_t work[AN_LOSS_KINDS], period[AN_LOSS_KINDS];
+	uint64_t cap_work[AN_LOSS_KINDS], cap_period[AN_LOSS_KINDS];
 };
 
 struct an_broker {
@@ -222,6 +226,9 @@ uint64_t an_host_gap(const struct an_broker *b, uint64_t calls, uint64_t bytes,
  * packets' steps and the short pieces' steps and overheads riding flow f, with
  * their shares of the batch gaps and (regulated) of the throttles. */
 uint64_t an_ingest_work(const struct an_broker *b);
+/* The loop's vhost-user work's long-run share of the broker (an_vhu.c): per kind
+ * the smaller of the two buckets' rates. */
+long double an_vhu_utilization(const struct an_vhu *v);
 uint64_t an_ride_work(const struct an_broker *b, const struct an_flow *f);
 /* The same for `ctrl` control packets and `pieces` short pieces. */
 uint64_t an_budget_steps(const struct an_broker *b, uint64_t ctrl, uint64_t pieces);

@@ -324,6 +324,12 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	printf("vhost-user work of all cells: %.3f us per %.3f ms (messages) + %.3f us per "
 	       "%.3f ms (heavy ones), as lost supply\n", us(b->vhu.work[0]),
 	       us(b->vhu.period[0]) / 1000.0, us(b->vhu.work[1]), us(b->vhu.period[1]) / 1000.0);
+	if (b->vhu.cap_work[0] || b->vhu.cap_work[1])
+		printf("  at most the broker-wide buckets: %.3f us per %.3f ms (messages) + %.3f us "
+		       "per %.3f ms (heavy ones); charged: the smaller at every t, %.2f %% of the "
+		       "broker\n", us(b->vhu.cap_work[0]), us(b->vhu.cap_period[0]) / 1000.0,
+		       us(b->vhu.cap_work[1]), us(b->vhu.cap_period[1]) / 1000.0,
+		       (double)(100.0L * an_vhu_utilization(&b->vhu)));
 	printf("C = broker time per message, q = its last non-preemptive step, Q = the longest\n"
 	       "step it can hold the broker for; response = R from the broker's sight of a\n"
 	       "message to its last byte (docs/analysis.md)\n");

@@ -26,9 +26,14 @@ static int scale_config(struct bench *b, int n, int f, const struct rtvio_platfo
 	fp = fopen(path, "w");
 	if (!fp)
 		return -errno;
+	/* The cells declare what they send: each sets up two or three connections once
+	 * and then sends only data, so one control packet (allowance 1, the least) per
+	 * 20 ms budget period is more than they use; the default 1 ms period would
+	 * declare a thousand a second per cell, which with 64 cells is what their
+	 * flows' priorities could not carry (docs/bench.md, "scale"). */
 	fprintf(fp, "[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s/scale-%d-%d\ncpu = %d\n"
-		    "rt_priority = %d\npoll = no\ndefault = deny\n\n", b->tmp, n, f, BROKER_CPU,
-		BROKER_SLEEP_PRIO);
+		    "rt_priority = %d\npoll = no\ndefault = deny\nbudget_period = 20ms\n\n", b->tmp,
+		n, f, BROKER_CPU, BROKER_SLEEP_PRIO);
 	/* Cells spread over every cpu but the broker's, so that the scenario measures
 	 * the broker rather than one overloaded cell core (a 2-cpu machine has only
 	 * cpu 0 for them). */
@@ -54,7 +59,8 @@ static void scale_describe(json_t *sc)
 		"a ring, each sending F seqpacket flows of 64 B every 10·F ms to its neighbours "
 		"(100 messages a second per cell, however many flows carry them), "
 		"plus one control flow (64 B every 1 ms, priority 1) from c0 to c1. The broker "
-		"sleeps on kicks at SCHED_FIFO 80 on cpu 1, policy fp. Broker CPU is its "
+		"sleeps on kicks at SCHED_FIFO 80 on cpu 1, policy fp, budget_period 20 ms (the "
+		"cells' one control packet per period is more than they send). Broker CPU is its "
 		"utime+stime over the run; per message it is divided by every message received "
 		"in the run."));
 	json_object_set_new(sc, "reading", json_string(

@@ -335,7 +335,7 @@ static bool conn_hung_up(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
-static void cell_accept(struct cell *c, uint64_t now)
+void daemon_cell_accept(struct cell *c, uint64_t now)
 {
 	struct broker *b = c->br;
 	int fd;
@@ -520,7 +520,7 @@ static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_
 
 	switch (s->kind) {
 	case SRC_LISTEN:
-		cell_accept(c, now);
+		daemon_cell_accept(c, now);
 		daemon_update_must_poll(b);
 		break;
 	case SRC_CONN:

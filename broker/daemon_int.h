@@ -22,6 +22,9 @@
 /* vhost-user messages handled per readiness event and cell: keeps a flooding front
  * end from holding the loop (the socket stays readable and is served again). */
 #define VHU_BUDGET 32u
+/* ... and per turn of the round, when the broker-wide vhost-user buckets ran short
+ * (daemon_vhu.c): what a cell waiting there costs each cell behind it. */
+#define VHU_RR_QUANTUM 4u
 #define MAX_EVENTS 32
 /* How often the call eventfds of the cells notified meanwhile are checked for
  * O_NONBLOCK (check_call_flags). */
@@ -36,6 +39,18 @@ struct ev_src {
 	unsigned int cell;  /* SRC_LISTEN, SRC_CONN, SRC_KICK */
 	unsigned int queue; /* SRC_KICK */
 	unsigned int slot;  /* SRC_CTL_CLIENT */
+};
+
+/* A pair of vhost-user token buckets (daemon_vhu.c): messages and heavy ones, their
+ * credit (token-ns) as of refill_at. */
+struct vhu_buckets {
+	uint64_t credit, map_credit, refill_at;
+};
+
+/* A cell waiting in the round of the broker-wide buckets, by ticket. */
+struct vhu_rr_slot {
+	uint64_t ticket;
+	unsigned int cell;
 };
 
 struct cell {
@@ -55,11 +70,14 @@ struct cell {
 	atomic_bool notified;
 	int kick_reg[VHU_VSOCK_QUEUES]; /* fd registered with epoll, -1 none */
 	struct ev_src src_listen, src_conn, src_kick[VHU_VSOCK_QUEUES];
-	/* vhost-user budget (daemon_vhu.c): the two buckets' credit (message-ns) as of
-	 * vhu_refill_at, and which of the cell's sockets wait out of epoll until
-	 * vhu_resume_at. */
-	uint64_t vhu_credit, vhu_map_credit, vhu_refill_at, vhu_resume_at;
+	/* vhost-user budget (daemon_vhu.c): the cell's own buckets, and which of its
+	 * sockets wait out of epoll: until vhu_resume_at for its own buckets, or in the
+	 * round of the broker-wide ones (rr_wait: what for, rr_ticket: its place). */
+	struct vhu_buckets vhu_own;
+	uint64_t vhu_resume_at;
 	bool conn_paused, listen_paused;
+	unsigned int rr_wait;
+	uint64_t rr_ticket;
 	uint64_t vhu_deferred;          /* times a socket was paused (rtvio stat) */
 	/* A connection to undo (cut off, or its front end gone) waits for a token of the
 	 * heavy bucket (daemon_cell_drop): its sockets are out of epoll meanwhile, and
@@ -112,6 +130,14 @@ struct broker {
 	struct host *host;      /* the [host] cell's endpoint, NULL when none (host.h) */
 	bool vhu_any_paused;    /* some cell's socket waits for its budget period */
 	uint64_t vhu_resume_due; /* the earliest such period's end */
+	/* The broker-wide vhost-user buckets and their round (daemon_vhu.c): whether
+	 * anyone waits in it, the next ticket, the cell whose turn it is (NULL: none),
+	 * and room to sort the round (ncells slots). */
+	struct vhu_buckets vhu_total;
+	bool vhu_rr_any;
+	uint64_t vhu_rr_seq;
+	struct cell *vhu_turn;
+	struct vhu_rr_slot *vhu_rr;
 	struct ev_src src_host;
 };
 
@@ -135,25 +161,30 @@ void daemon_cell_disconnect(struct cell *c, enum broker_cell_state next);
  * the cell's heavy vhost-user bucket has a token, else once it has one. */
 void daemon_cell_drop(struct cell *c, enum broker_cell_state next, uint64_t now);
 void daemon_update_must_poll(struct broker *b);
+/* A front end knocks on the cell's listening socket: accepted within the vhost-user
+ * budget (or refused when one is connected). */
+void daemon_cell_accept(struct cell *c, uint64_t now);
 /* The cell's vhost-user socket is readable (or a message it sent waits read):
  * handled within its budget; a front end that must go is disconnected. */
 void daemon_cell_service(struct cell *c, uint64_t now);
 
-/* daemon_vhu.c: the per-cell vhost-user budget */
+/* daemon_vhu.c: the vhost-user budget (per cell and broker-wide) */
 /* Serves the cell's socket within its budget; pauses it when the budget is spent.
  * 0, or the negative errno of vhu_backend_service (drop the connection). */
 int daemon_vhu_service(struct cell *c, uint64_t now);
 /* May a connection be accepted now (charged as one message)? Else the
  * listening socket pauses. */
 bool daemon_vhu_accept(struct cell *c, uint64_t now);
-/* Takes a token of the cell's heavy bucket if it has one. */
+/* Takes a heavy token of the cell's and of the total buckets if both have one (and
+ * the round lets the cell draw). */
 bool daemon_vhu_take_heavy(struct cell *c, uint64_t now);
 /* Undoing the cell's connection waits for a heavy token: its socket and its listening
  * socket leave epoll until then (daemon_vhu_resume undoes it). */
 void daemon_vhu_defer_drop(struct cell *c, enum broker_cell_state next, uint64_t now);
 /* The connection is gone: nothing of it to put back into epoll. */
 void daemon_vhu_forget_conn(struct cell *c);
-/* Puts back every paused socket whose cell has a token again. */
+/* Puts back every paused socket whose cell has a token again, and serves the round
+ * of the broker-wide buckets. */
 void daemon_vhu_resume(struct broker *b, uint64_t now);
 
 /* daemon_ctl.c */

@@ -145,8 +145,15 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	b->src_host.kind = SRC_HOST;
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
-	if (!b->cells)
+	b->vhu_rr = calloc(b->ncells ? b->ncells : 1, sizeof(*b->vhu_rr));
+	if (!b->cells || !b->vhu_rr) {
+		free(b->vhu_rr);
+		b->vhu_rr = NULL;
+		free(b->cells);
+	free(b->vhu_rr);
+		b->cells = NULL;
 		return b; /* the caller sees cells == NULL */
+	}
 	for (unsigned int i = 0; i < b->ncells; i++)
 		cell_init_slot(b, i);
 	return b;
@@ -291,6 +298,7 @@ static void admit_cell_close(void *ctx, unsigned int slot)
 		daemon_cell_disconnect(c, BROKER_CELL_WAITING);
 	/* Nothing of it is to be watched again once its budget is back. */
 	c->conn_paused = c->listen_paused = false;
+	c->rr_wait = 0;
 	if (c->listen_fd >= 0) {
 		daemon_ep_del(b, c->listen_fd);
 		close(c->listen_fd);
@@ -468,6 +476,7 @@ void broker_close(struct broker *b)
 	if (b->kick_ep >= 0)
 		close(b->kick_ep);
 	free(b->cells);
+	free(b->vhu_rr);
 	free(b);
 }
 

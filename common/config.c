@@ -14,7 +14,7 @@
 const char *const cfg_broker_keys[] = { "policy", "chunk", "socket_dir", "cpu",
 	"rt_priority", "poll", "default", "regulation_budget", "regulation_period", "copy",
 	"pm_qos", "max_cells", "max_flows", "cpus", "copy_slots", "vhost_user_budget",
-	"vhost_user_maps", "budget_period", NULL };
+	"vhost_user_maps", "budget_period", "vhost_user_total", "vhost_user_total_maps", NULL };
 const char *const cfg_cell_keys[] = { "cid", "vm", "region", "memory", "rx_buf",
 	"max_packet", "cpu", "rt_priority", "connections", "poll_us", "arch", "kind", "image", "args",
 	"cpu_max", "broker_core", "allowance", NULL };
@@ -155,6 +155,10 @@ void cfg_defaults(struct rtvio_config *cfg)
 	cfg->broker.vhu_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;
 	cfg->broker.vhu_maps = RTVIO_VHU_MAPS_DEFAULT;
 	cfg->broker.vhu_map_period_ns = RTVIO_VHU_MAP_PERIOD_DEFAULT_NS;
+	cfg->broker.vhu_total_msgs = RTVIO_VHU_TOTAL_MSGS_DEFAULT;
+	cfg->broker.vhu_total_period_ns = RTVIO_VHU_PERIOD_DEFAULT_NS;
+	cfg->broker.vhu_total_maps = RTVIO_VHU_TOTAL_MAPS_DEFAULT;
+	cfg->broker.vhu_total_map_period_ns = RTVIO_VHU_MAP_PERIOD_DEFAULT_NS;
 	cfg->platform.vhost_user_msg = RTVIO_PLAT_VHU_MSG_DEFAULT_NS;
 	cfg->platform.vhost_user_map = RTVIO_PLAT_VHU_MAP_DEFAULT_NS;
 }

@@ -84,6 +84,10 @@ enum rtvio_copy {
 #define RTVIO_VHU_PERIOD_DEFAULT_NS 5000000ull
 #define RTVIO_VHU_MAPS_DEFAULT 1u
 #define RTVIO_VHU_MAP_PERIOD_DEFAULT_NS 10000000ull
+/* vhost_user_total and vhost_user_total_maps: the broker-wide buckets, twice one
+ * cell's, so that one cell's handshake on an idle broker meets only its own. */
+#define RTVIO_VHU_TOTAL_MSGS_DEFAULT 16u
+#define RTVIO_VHU_TOTAL_MAPS_DEFAULT 2u
 #define RTVIO_VHU_MSGS_MAX 1024u
 #define RTVIO_VHU_PERIOD_MIN_NS 100000ull
 
@@ -123,6 +127,11 @@ struct rtvio_broker_cfg {
 	 * heavy ones (memory-table changes, device stops) per vhu_map_period_ns. */
 	uint32_t vhu_msgs, vhu_maps;
 	uint64_t vhu_period_ns, vhu_map_period_ns;
+	/* ... and for all cells together (vhost_user_total = MSGS/PERIOD,
+	 * vhost_user_total_maps = HEAVY/PERIOD): one pair of buckets the whole loop
+	 * draws on besides each cell's, served round robin when short. */
+	uint32_t vhu_total_msgs, vhu_total_maps;
+	uint64_t vhu_total_period_ns, vhu_total_map_period_ns;
 	int line;                     /* line of [broker], 0 when absent */
 	int socket_dir_line;          /* line of socket_dir, 0 when it is the default: for
 				       * messages about the directory (config.path:line) */

@@ -55,7 +55,8 @@ static int get_cpus(const struct keyctx *k, struct rtvio_broker_cfg *b)
 	return 0;
 }
 
-/* "8/5ms": messages per cell and period (vhost_user_budget, vhost_user_maps). */
+/* "8/5ms": messages per period (vhost_user_budget, vhost_user_maps: per cell;
+ * vhost_user_total, vhost_user_total_maps: for the whole broker). */
 static int get_vhu_rate(const struct keyctx *k, uint32_t *count, uint64_t *period)
 {
 	static const char form[] = "expected MESSAGES/PERIOD, for example 8/5ms";
@@ -180,6 +181,10 @@ int cfg_broker_key(struct parser *ps, const struct keyctx *k, int key)
 		return get_vhu_rate(k, &b->vhu_maps, &b->vhu_map_period_ns);
 	case 17:
 		return get_budget_period(k, &b->budget_period_ns);
+	case 18:
+		return get_vhu_rate(k, &b->vhu_total_msgs, &b->vhu_total_period_ns);
+	case 19:
+		return get_vhu_rate(k, &b->vhu_total_maps, &b->vhu_total_map_period_ns);
 	}
 	return 0;
 }

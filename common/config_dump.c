@@ -60,6 +60,10 @@ int rtvio_config_dump(const struct rtvio_config *cfg, FILE *f)
 	    rtvio_fmt_time(z, sizeof(z), b->vhu_period_ns));
 	OUT("vhost_user_maps = %u/%s\n", (unsigned)b->vhu_maps,
 	    rtvio_fmt_time(z, sizeof(z), b->vhu_map_period_ns));
+	OUT("vhost_user_total = %u/%s\n", (unsigned)b->vhu_total_msgs,
+	    rtvio_fmt_time(z, sizeof(z), b->vhu_total_period_ns));
+	OUT("vhost_user_total_maps = %u/%s\n", (unsigned)b->vhu_total_maps,
+	    rtvio_fmt_time(z, sizeof(z), b->vhu_total_map_period_ns));
 	OUT("budget_period = %s\n", rtvio_fmt_time(z, sizeof(z), b->budget_period_ns ?
 							   b->budget_period_ns : RTVIO_BUDGET_PERIOD_DEFAULT_NS));
 	if (b->max_cells)

@@ -483,29 +483,47 @@ static bool bulk_step(struct sim *s, struct reg *rg)
 	return true;
 }
 
-/* The cells' vhost-user work (b->vhu, analysis/an_vhu.c): two token buckets of work,
- * each full at start under SIM_CRITICAL (half full at random otherwise), refilled at
- * work per period; at every batch gap the loop takes all they hold (hostile cells
- * keep their sockets full). Levels are kept times the period (exact integers). */
+/* The cells' vhost-user work (b->vhu, analysis/an_vhu.c): per kind a token bucket of
+ * work (all cells' buckets together) and, when the kind has one, the broker-wide
+ * bucket it passes through as well; each full at start under SIM_CRITICAL (half
+ * full at random otherwise), refilled at work per period; at every batch gap the loop
+ * takes as much as both hold (hostile cells keep their sockets full). Levels are
+ * kept times the period (exact integers). */
 struct vhu_sim {
-	unsigned __int128 lvl[2];
+	unsigned __int128 lvl[2], cap[2];
 	uint64_t at;
 };
+
+static void vhu_fill(unsigned __int128 *lvl, uint64_t work, uint64_t period, uint64_t dt)
+{
+	unsigned __int128 top = (unsigned __int128)work * period;
+
+	*lvl += (unsigned __int128)dt * work;
+	if (*lvl > top)
+		*lvl = top;
+}
 
 static uint64_t vhu_take(struct vhu_sim *v, const struct an_vhu *b, uint64_t t)
 {
 	uint64_t spend = 0;
 
 	for (int k = 0; k < 2; k++) {
-		unsigned __int128 cap, got;
+		unsigned __int128 got;
+		bool capped = b->cap_work[k] && b->cap_period[k];
 
 		if (!b->work[k] || !b->period[k])
 			continue;
-		cap = (unsigned __int128)b->work[k] * b->period[k];
-		v->lvl[k] += (unsigned __int128)(t - v->at) * b->work[k];
-		if (v->lvl[k] > cap)
-			v->lvl[k] = cap;
+		vhu_fill(&v->lvl[k], b->work[k], b->period[k], t - v->at);
 		got = v->lvl[k] / b->period[k];
+		if (capped) {
+			unsigned __int128 c;
+
+			vhu_fill(&v->cap[k], b->cap_work[k], b->cap_period[k], t - v->at);
+			c = v->cap[k] / b->cap_period[k];
+			if (c < got)
+				got = c;
+			v->cap[k] -= got * b->cap_period[k];
+		}
 		v->lvl[k] -= got * b->period[k];
 		spend += (uint64_t)got;
 	}
@@ -515,7 +533,7 @@ static uint64_t vhu_take(struct vhu_sim *v, const struct an_vhu *b, uint64_t t)
 
 int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 {
-	struct vhu_sim vs = { { 0, 0 }, 0 };
+	struct vhu_sim vs = { { 0, 0 }, { 0, 0 }, 0 };
 	const struct an_broker *b = c->b;
 	const struct an_platform *pl = &b->plat;
 	struct sim s = { .c = c, .b = b, .st = st, .rng = c->seed | 1, .first_pass = true };
@@ -591,10 +609,15 @@ int sim_run(const struct sim_config *c, struct sim_flow_stats *st)
 			if (s.fl[j].in)
 				s.bud_ctl += ride_count(c, j);
 	}
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 2; k++) {
+		unsigned div = c->pattern == SIM_CRITICAL ? 1 : 2;
+
 		if (b->vhu.work[k] && b->vhu.period[k])
-			vs.lvl[k] = (unsigned __int128)b->vhu.work[k] * b->vhu.period[k] /
-				    (c->pattern == SIM_CRITICAL ? 1 : 2);
+			vs.lvl[k] = (unsigned __int128)b->vhu.work[k] * b->vhu.period[k] / div;
+		if (b->vhu.cap_work[k] && b->vhu.cap_period[k])
+			vs.cap[k] = (unsigned __int128)b->vhu.cap_work[k] * b->vhu.cap_period[k] /
+				    div;
+	}
 	if (b->reg_budget) {
 		rg.on = true;
 		rg.budget = b->reg_budget;

@@ -1122,6 +1122,63 @@ static void test_vhost_user_budget(void **state)
 	stop_broker(&e);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The broker-wide bucket (vhost_user_total = 8/10ms, below what alpha alone may send:
+ * 8 per 5 ms) holds the loop to at most 8 (1 + t / 10 ms) messages in any t, so
+ * alpha's 401 messages take at least 491 ms; and its round serves gamma's handshake
+ * (about 20 messages) between alpha's turns: gamma is attached while alpha's flood is
+ * still being served, and waited in the round for it. */
+static void test_vhost_user_total(void **state)
+{
+	struct timeval tv = { .tv_sec = 10 };
+	struct env e;
+	struct hostile h;
+	struct vhu_msg m;
+	struct rtvio_cell *g;
+	struct pollfd p;
+	uint8_t reply[sizeof(struct vhu_hdr) + sizeof(uint64_t)];
+	uint64_t t0, t1, before;
+	size_t got = 0;
+
+	(void)state;
+	start_broker_with(&e, false, "vhost_user_total = 8/10ms\n");
+	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
+	before = cell_counter(&e, "gamma", "vhu_deferred");
+	t0 = mono_ns();
+	vhu_msg_init(&m, VHU_SET_OWNER, 0);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(vhu_send_flags(h.sock, &m, NULL, 0, 0), 0);
+	vhu_msg_init(&m, VHU_GET_FEATURES, 0);
+	assert_int_equal(vhu_send_flags(h.sock, &m, NULL, 0, 0), 0);
+	g = open_cell(&e, "gamma");
+	/* Only GET_FEATURES has a reply: not there yet. */
+	p = (struct pollfd){ .fd = h.sock, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_true(cell_counter(&e, "gamma", "vhu_deferred") > before);
+	setsockopt(h.sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(reply)) {
+		ssize_t n = recv(h.sock, reply + got, sizeof(reply) - got, 0);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	t1 = mono_ns();
+	assert_int_equal(((struct vhu_hdr *)reply)->request, VHU_GET_FEATURES);
+	/* 401 <= 8 (1 + (t1 - t0) / 10 ms) */
+	assert_true(t1 - t0 >= (401ull - 8ull) * 10000000ull / 8ull);
+	wait_state(&e, "alpha", "connected");
+	hostile_close(&h);
+	rtvio_cell_close(g);
+	stop_broker(&e);
+}
+
 /* Undoing a cut-off cell's connection (the data plane's detach, the unmapping) is a
  * heavy vhost-user operation: with one heavy message per second, alpha's attach
  * spends its token, and once it breaks its ring it is cut off at once (state broken,
@@ -1186,6 +1243,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect_before_eof),
 		cmocka_unit_test(test_vhost_user_budget),
 		cmocka_unit_test(test_cut_off_waits_for_heavy_token),
+		cmocka_unit_test(test_vhost_user_total),
 		cmocka_unit_test(test_big_stat_epoll),
 		cmocka_unit_test(test_big_stat_busy_poll),
 	};

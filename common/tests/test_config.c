@@ -231,6 +231,8 @@ static const char full_config[] =
 	"regulation_budget = 1MB\n"
 	"regulation_period = 250us\n"
 	"budget_period = 20ms\n"
+	"vhost_user_total = 32/2ms\n"
+	"vhost_user_total_maps = 3/20ms\n"
 	"\n"
 	"[cell p1]\n"
 	"cid = 3\n"
@@ -308,6 +310,10 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(a.broker.regulation_budget, 1000000);
 	assert_int_equal(a.broker.regulation_period_ns, 250000);
 	assert_int_equal(a.broker.budget_period_ns, 20000000);
+	assert_int_equal(a.broker.vhu_total_msgs, 32);
+	assert_int_equal(a.broker.vhu_total_period_ns, 2000000);
+	assert_int_equal(a.broker.vhu_total_maps, 3);
+	assert_int_equal(a.broker.vhu_total_map_period_ns, 20000000);
 	assert_int_equal(a.broker.line, 2);
 
 	assert_int_equal(a.ncells, 3);
@@ -315,7 +321,7 @@ static void test_full_round_trip(void **state)
 	assert_int_equal(a.cells[0].rx_buf, 2048);
 	assert_int_equal(a.cells[0].max_packet, 1000);
 	assert_int_equal(a.cells[0].rt_priority, 10);
-	assert_int_equal(a.cells[0].line, 14);
+	assert_int_equal(a.cells[0].line, 16);
 	assert_int_equal(a.cells[1].cid, 4294967294u);
 	assert_true(a.cells[1].vm);
 	assert_int_equal(a.cells[1].memory, 512ull << 20);
@@ -602,7 +608,8 @@ static void test_errors_keys(void **state)
 		     "2: [broker] key 'polcy': unknown key (expected one of: policy, chunk, "
 		     "socket_dir, cpu, rt_priority, poll, default, regulation_budget, "
 		     "regulation_period, copy, pm_qos, max_cells, max_flows, cpus, copy_slots, "
-		     "vhost_user_budget, vhost_user_maps, budget_period)");
+		     "vhost_user_budget, vhost_user_maps, budget_period, vhost_user_total, "
+		     "vhost_user_total_maps)");
 	expect_error("[cell a]\ncid = 3\nregoin = 1MiB\n",
 		     "3: [cell a] key 'regoin': unknown key (expected one of: cid, vm, region, "
 		     "memory, rx_buf, max_packet, cpu, rt_priority, connections, poll_us, arch, kind, "
@@ -847,15 +854,24 @@ static void test_vhost_user_budget(void **state)
 	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
 	assert_int_equal(cfg.broker.vhu_maps, 1);
 	assert_int_equal(cfg.broker.vhu_map_period_ns, 10000000);
+	assert_int_equal(cfg.broker.vhu_total_msgs, 16);
+	assert_int_equal(cfg.broker.vhu_total_period_ns, 5000000);
+	assert_int_equal(cfg.broker.vhu_total_maps, 2);
+	assert_int_equal(cfg.broker.vhu_total_map_period_ns, 10000000);
 	assert_int_equal(cfg.platform.vhost_user_msg, 4000);
 	assert_int_equal(cfg.platform.vhost_user_map, 40000);
 	rtvio_config_free(&cfg);
-	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 3/1s\n" CELLS FLOW
+	load_ok("[broker]\nvhost_user_budget = 40/5ms\nvhost_user_maps = 3/1s\n"
+		"vhost_user_total = 100/20ms\nvhost_user_total_maps = 5/100ms\n" CELLS FLOW
 		"[platform]\nvhost_user_msg = 2us\nvhost_user_map = 100us\n", &cfg);
 	assert_int_equal(cfg.broker.vhu_msgs, 40);
 	assert_int_equal(cfg.broker.vhu_period_ns, 5000000);
 	assert_int_equal(cfg.broker.vhu_maps, 3);
 	assert_int_equal(cfg.broker.vhu_map_period_ns, 1000000000);
+	assert_int_equal(cfg.broker.vhu_total_msgs, 100);
+	assert_int_equal(cfg.broker.vhu_total_period_ns, 20000000);
+	assert_int_equal(cfg.broker.vhu_total_maps, 5);
+	assert_int_equal(cfg.broker.vhu_total_map_period_ns, 100000000);
 	assert_int_equal(cfg.platform.vhost_user_msg, 2000);
 	assert_int_equal(cfg.platform.vhost_user_map, 100000);
 	assert_true(cfg.platform.present & RTVIO_PLAT_VHOST_USER_MAP);
@@ -876,6 +892,12 @@ static void test_vhost_user_budget(void **state)
 	expect_error("[broker]\nvhost_user_maps = 1\n" CELLS,
 		     "2: [broker] key 'vhost_user_maps': '1': expected MESSAGES/PERIOD, for "
 		     "example 8/5ms");
+	expect_error("[broker]\nvhost_user_total = 2000/5ms\n" CELLS,
+		     "2: [broker] key 'vhost_user_total': '2000/5ms': the message count must be "
+		     "a whole number from 1 to 1024 (expected MESSAGES/PERIOD, for example 8/5ms)");
+	expect_error("[broker]\nvhost_user_total_maps = 2/2s\n" CELLS,
+		     "2: [broker] key 'vhost_user_total_maps': '2/2s': the period must be from "
+		     "100us to 1s");
 }
 
 static void test_errors_cross_checks(void **state)
