@@ -362,8 +362,9 @@ static bool max_above_bound(json_t *flows)
 	return false;
 }
 
-/* When the analysis gave no bound at all: why, in one line. */
-static void verdict_line(json_t *v)
+/* When the analysis did not find the set schedulable: why, in one line (under fp
+ * the flows whose own level fits keep their bounds, in the table). */
+static void verdict_line(json_t *v, bool some_bounds)
 {
 	const char *status = json_string_value(json_object_get(v, "status"));
 	const char *why = json_string_value(json_object_get(v, "why"));
@@ -371,7 +372,8 @@ static void verdict_line(json_t *v)
 
 	if (!status || !strcmp(status, "ok"))
 		return;
-	printf("NO BOUNDS: the analysis finds %s%s%s%s with these costs", status,
+	printf("%s: the analysis finds %s%s%s%s with these costs",
+	       some_bounds ? "BOUNDS FOR SOME FLOWS ONLY" : "NO BOUNDS", status,
 	       why ? " (" : "", why ? why : "", why ? ")" : "");
 	if (json_is_number(u))
 		printf(", utilization %.3f", json_number_value(u));
@@ -387,7 +389,7 @@ static void print_table(const struct demo *d, json_t *doc)
 	       json_string_value(json_object_get(doc, "policy")),
 	       json_number_value(json_object_get(doc, "duration_s")));
 	printf("bounds: `rtvio analyze` with the platform costs of %s\n", d->plat.source);
-	verdict_line(json_object_get(doc, "analysis"));
+	verdict_line(json_object_get(doc, "analysis"), json_object_size(d->bounds) > 0);
 	printf("\n");
 	printf("%-12s %-11s %9s %6s %7s %8s %8s %8s %8s %8s %9s %6s %8s\n", "flow", "class",
 	       "messages", "lost", "corrupt", "min", "p50", "p99", "p99.9", "max", "deadline",
