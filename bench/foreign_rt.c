@@ -71,9 +71,19 @@ static bool ours(pid_t pid, pid_t self)
 static bool tracked(const struct foreign_rt *f, pid_t tid)
 {
 	for (unsigned int i = 0; i < f->n_threads; i++)
-		if (f->th[i].tid == tid)
+		if (f->th[i].fd >= 0 && f->th[i].tid == tid)
 			return true;
 	return false;
+}
+
+/* A slot for a new thread: one whose thread is gone without having run (nothing
+ * to report), else a new one; NULL when the table is full. */
+static struct frt_thread *free_slot(struct foreign_rt *f)
+{
+	for (unsigned int i = 0; i < f->n_threads; i++)
+		if (f->th[i].fd < 0 && !f->th[i].ran_ns)
+			return &f->th[i];
+	return f->n_threads < FRT_MAX_THREADS ? &f->th[f->n_threads] : NULL;
 }
 
 /* A real-time thread of pid at or above the priority: tracked from now on. */
@@ -82,7 +92,7 @@ static void consider(struct foreign_rt *f, pid_t pid, pid_t tid)
 	char path[96], line[512];
 	struct frt_thread *t;
 
-	if (f->n_threads == FRT_MAX_THREADS || tracked(f, tid))
+	if (tracked(f, tid) || !(t = free_slot(f)))
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
 	if (!read_line(path, line, sizeof(line)))
@@ -92,16 +102,17 @@ static void consider(struct foreign_rt *f, pid_t pid, pid_t tid)
 	    stat_field(line, 40) < f->min_prio)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-	t = &f->th[f->n_threads];
 	t->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (t->fd < 0)
 		return;
+	if (t == &f->th[f->n_threads])
+		f->n_threads++;
 	t->tid = tid;
+	t->ran_ns = 0;
 	t->prio = (int)stat_field(line, 40);
 	t->last_ns = UINT64_MAX;
 	snprintf(t->comm, sizeof(t->comm), "%.*s", (int)(strchr(line, ')') - strchr(line, '(') - 1),
 		 strchr(line, '(') + 1);
-	f->n_threads++;
 }
 
 static void scan(struct foreign_rt *f)
@@ -162,7 +173,9 @@ static void *sampler(void *arg)
 	struct timespec ts = { 0, (long)FRT_INTERVAL_NS };
 	uint64_t next_scan = 0;
 
-	while (!atomic_load(&f->stop)) {
+	/* Relaxed: the flag orders nothing; pthread_join orders the samples for the
+	 * reader. */
+	while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
 		uint64_t now = rtvio_now_ns(), ran;
 
 		if (now >= next_scan) {
@@ -190,7 +203,7 @@ void bench_foreign_stop(struct foreign_rt *f)
 {
 	if (!f->on)
 		return;
-	atomic_store(&f->stop, true);
+	atomic_store_explicit(&f->stop, true, memory_order_relaxed); /* see sampler() */
 	pthread_join(f->thread, NULL);
 }
 
@@ -220,7 +233,7 @@ void bench_foreign_json(const struct foreign_rt *f, json_t *out)
 
 		total += t->ran_ns;
 		if (t->ran_ns)
-			json_array_append_new(th, json_pack("{s:s, s:i, s:i, s:f}", "comm", t->comm,
+			json_array_append_new(th, json_pack("{s:s, s:I, s:I, s:f}", "comm", t->comm,
 							    "tid", (json_int_t)t->tid, "rt_priority",
 							    (json_int_t)t->prio, "ran_ms",
 							    (double)t->ran_ns / 1e6));

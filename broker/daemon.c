@@ -233,8 +233,7 @@ void daemon_hook_gate_wait(void *ctx, uint64_t until)
 
 	for (uint64_t now = rtvio_now_ns(); b->kick_ep >= 0 && now < until;
 	     now = rtvio_now_ns()) {
-		struct timespec ts = { .tv_sec = (time_t)((until - now) / 1000000000ull),
-				       .tv_nsec = (long)((until - now) % 1000000000ull) };
+		struct timespec ts = rtvio_ns_to_timespec(until - now);
 		int n = epoll_pwait2(b->kick_ep, evs, MAX_EVENTS, &ts, NULL);
 
 		if (n < 0 && errno != EINTR)
@@ -274,8 +273,11 @@ static void dev_kick(void *ctx, struct vhu_backend *v, unsigned int q, int fd)
 	if (!rc && b->kick_ep >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = &c->src_kick[q] };
 
-		if (epoll_ctl(b->kick_ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		if (epoll_ctl(b->kick_ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			rc = -errno;
+			/* Not half registered: a stale kick would be reported later. */
+			daemon_ep_del(b, fd);
+		}
 	}
 	if (rc < 0)
 		CLOG(c, "cannot watch the kick descriptor of queue %u: %s", q, strerror(-rc));

@@ -150,7 +150,6 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 		free(b->vhu_rr);
 		b->vhu_rr = NULL;
 		free(b->cells);
-	free(b->vhu_rr);
 		b->cells = NULL;
 		return b; /* the caller sees cells == NULL */
 	}

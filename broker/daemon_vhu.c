@@ -248,7 +248,8 @@ int daemon_vhu_service(struct cell *c, uint64_t now)
 		return rc > 0 ? 0 : rc;
 	/* rc 1: a message is waiting (read, and unhandled). An empty bucket of the cell's
 	 * own pauses the socket; an empty total one puts the cell in the round; a spent
-	 * turn leaves it readable for the next loop turn (or the round's). */
+	 * loop turn pauses it until the next one: the held message may have emptied the
+	 * socket, which then would not be readable again (reconnect serves it). */
 	heavy = vhu_msg_heavy(&c->vhu, &c->vhu.rd.msg);
 	if (own.msgs == msgs)
 		pause_fd(c, c->vhu.sock, &c->conn_paused, msgs_at(&c->vhu_own, &ro, now));
@@ -256,6 +257,8 @@ int daemon_vhu_service(struct cell *c, uint64_t now)
 		pause_fd(c, c->vhu.sock, &c->conn_paused, maps_at(&c->vhu_own, &ro, now));
 	else if (turn || tot.msgs == msgs || (heavy && tot.maps == maps))
 		wait_round(c, RR_CONN, now);
+	else if (msgs == lim)
+		pause_fd(c, c->vhu.sock, &c->conn_paused, now);
 	return 0;
 }
 

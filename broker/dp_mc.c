@@ -436,14 +436,10 @@ static void mc_write_gate(const struct dp *dp, struct dp_mc *mc)
 	uint64_t now = rtvio_now_ns(), at = mc->last_write + mc->spacing;
 
 	if (mc->last_write && now < at) {
-		struct timespec ts = { .tv_sec = (time_t)(at / 1000000000ull),
-				       .tv_nsec = (long)(at % 1000000000ull) };
-
 		mc->gate_waits++;
 		if (dp->hooks.gate_wait)
 			dp->hooks.gate_wait(dp->ctx, at);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
+		rtvio_sleep_until_ns(at);
 		now = rtvio_now_ns();
 	}
 	mc->last_write = now;

@@ -151,10 +151,10 @@ void gv_conn_gone(struct gv_stack *s, struct gv_sock *k, int err)
  * room for it) never reached the peer: there is nothing to reset, and no RST goes. */
 void gv_send_rst(struct gv_stack *s, struct gv_sock *k)
 {
-	bool requested = !(k->pend & P_REQUEST);
+	bool request_sent = !(k->pend & P_REQUEST);
 
 	k->pend = 0;
-	if (requested)
+	if (request_sent)
 		gv_ctrl(s, k, P_RST);
 }
 

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "broker_cmds.h"
+#include "clock.h"
 #include "control.h"
 #include "daemon.h"
 #include "config.h"
@@ -1122,14 +1123,6 @@ static void test_vhost_user_budget(void **state)
 	stop_broker(&e);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The broker-wide bucket (vhost_user_total = 8/10ms, below what alpha alone may send:
  * 8 per 5 ms) holds the loop to at most 8 (1 + t / 10 ms) messages in any t, so
  * alpha's 401 messages take at least 491 ms; and its round serves gamma's handshake
@@ -1151,7 +1144,7 @@ static void test_vhost_user_total(void **state)
 	start_broker_with(&e, false, "vhost_user_total = 8/10ms\n");
 	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
 	before = cell_counter(&e, "gamma", "vhu_deferred");
-	t0 = mono_ns();
+	t0 = rtvio_now_ns();
 	vhu_msg_init(&m, VHU_SET_OWNER, 0);
 	for (int i = 0; i < 400; i++)
 		assert_int_equal(vhu_send_flags(h.sock, &m, NULL, 0, 0), 0);
@@ -1169,7 +1162,7 @@ static void test_vhost_user_total(void **state)
 		assert_true(n > 0);
 		got += (size_t)n;
 	}
-	t1 = mono_ns();
+	t1 = rtvio_now_ns();
 	assert_int_equal(((struct vhu_hdr *)reply)->request, VHU_GET_FEATURES);
 	/* 401 <= 8 (1 + (t1 - t0) / 10 ms) */
 	assert_true(t1 - t0 >= (401ull - 8ull) * 10000000ull / 8ull);
@@ -1191,12 +1184,13 @@ static void test_cut_off_waits_for_heavy_token(void **state)
 	struct hostile h;
 	struct vq_ring ring;
 	struct pollfd p;
-	uint64_t before;
+	uint64_t before, t0;
 
 	(void)state;
 	start_broker_with(&e, false, "vhost_user_maps = 1/1s\n");
 	b = open_cell(&e, "beta");
 	g = open_cell(&e, "gamma");
+	t0 = rtvio_now_ns();
 	hostile_attach(&e, &h, "alpha", MFD_ALLOW_SEALING, 3);
 	before = cell_counter(&e, "alpha", "vhu_deferred");
 	assert_int_equal(vq_ring_at(&ring, h.mem + 16384u, 128), 0);
@@ -1204,9 +1198,11 @@ static void test_cut_off_waits_for_heavy_token(void **state)
 	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1000);
 	hostile_kick(&h, 1);
 	wait_state(&e, "alpha", "broken");
-	/* Its token went on the attach a moment ago: the connection is still open. */
+	/* Its token went on the attach a moment ago: the connection is still open, unless
+	 * (a loaded machine) the token's second has passed since. */
 	p = (struct pollfd){ .fd = h.sock, .events = POLLIN | POLLRDHUP };
-	assert_int_equal(poll(&p, 1, 100), 0);
+	if (poll(&p, 1, 100) != 0)
+		assert_true(rtvio_now_ns() - t0 >= 1000000000ull);
 	assert_int_equal(cell_counter(&e, "alpha", "vhu_deferred"), before + 1);
 	exchange(g, b, 2000, 64);
 	hostile_expect_eof(&h);
