@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "bench.h"
 #include "runner.h"
@@ -235,10 +236,15 @@ int bench_roudi_start(struct bench *b, struct proc *p, char *why, size_t whylen)
 	usleep(1500000);
 	if (proc_wait(p, 0)) {
 		proc_drain(p, 0);
-		snprintf(why, whylen, "iox-roudi exited at start (another RouDi running? "
-				      "see its output: %.120s)", p->out ? p->out : "");
+		/* 127: the shell found no iox-roudi to exec. */
+		if (WIFEXITED(p->status) && WEXITSTATUS(p->status) == 127)
+			snprintf(why, whylen, "iox-roudi not found (package iceoryx: "
+					      "scripts/install-deps bench)");
+		else
+			snprintf(why, whylen, "iox-roudi exited at start (another RouDi running? "
+					      "see its output: %.120s)", p->out ? p->out : "");
 		proc_free(p);
-		snprintf(b->peer_failed, sizeof(b->peer_failed), "iceoryx: iox-roudi exited at start");
+		snprintf(b->peer_failed, sizeof(b->peer_failed), "iceoryx: %s", why);
 		return -ECHILD;
 	}
 	return 0;
