@@ -94,9 +94,6 @@ static void print_tables(json_t *st)
 		       u(reg, "reserve"), u(reg, "best_effort_waits"));
 	if (!u(reg, "budget"))
 		printf("regulation: off, %" PRIu64 " B copied\n", u(reg, "bytes"));
-	if (u(st, "rst_lost"))
-		printf("resets: %" PRIu64 " RSTs to departed cells' peers lost: no broker-made "
-		       "packet slot free\n", u(st, "rst_lost"));
 	printf("\n%-16s %6s %-10s %10s %12s %10s %12s %8s %7s\n", "CELL", "CID", "STATE",
 	       "PKTS_IN", "BYTES_IN", "PKTS_OUT", "BYTES_OUT", "REFUSED", "RESETS");
 	json_array_foreach(cells, i, e)

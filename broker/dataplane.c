@@ -308,7 +308,7 @@ static int alloc_objects(struct dp *dp)
 	for (uint32_t i = 0; i < dp->ncells; i++)
 		dp->nconns += dp->cfg->cells[i].vacant ? RTVIO_CONNECTIONS_DEFAULT :
 							  model_cell_connections(dp->cfg, (int)i);
-	dp->nsyn = dp->nconns;
+	dp->nsyn = 2 * dp->nconns; /* each entry's RSTs toward its two ends */
 	npkts = dp->ncells * DP_TX_SLOTS + dp->nsyn;
 	dp->cid_hash_size = pow2_at_least(2 * (uint64_t)dp->ncells);
 	dp->flow_hash_size = pow2_at_least(2 * (uint64_t)dp->nflows + 2);
@@ -352,8 +352,8 @@ static int alloc_objects(struct dp *dp)
 
 /* Cells into the CID table, each with its free list of DP_TX_SLOTS packet slots of
  * which it may hold its ingest budget at once (the analysis charges exactly that many
- * per cell; a cell that posts more waits on its own ring); then the free list of
- * synthetic slots. */
+ * per cell; a cell that posts more waits on its own ring); then the synthetic slots,
+ * two per connection-table entry (dp_conn_rst_slot), on no free list. */
 static int init_cells(struct dp *dp)
 {
 	for (uint32_t i = 0; i < dp->ncells; i++) {
@@ -375,13 +375,11 @@ static int init_cells(struct dp *dp)
 			c->tx_free = pi;
 		}
 	}
-	dp->syn_free = -1;
 	for (uint32_t j = 0; j < dp->nsyn; j++) {
 		int32_t pi = (int32_t)(dp->ncells * DP_TX_SLOTS + j);
 
 		dp->pkts[pi].synthetic = true;
-		dp->pkts[pi].next = dp->syn_free;
-		dp->syn_free = pi;
+		dp->pkts[pi].next = -1;
 	}
 	return 0;
 }
@@ -551,11 +549,6 @@ int dp_stats_flow(const struct dp *dp, unsigned int flow, struct dp_flow_stats *
 	out->connections = f->connections;
 	dp_ctl_unlock(dp);
 	return 0;
-}
-
-uint64_t dp_stats_rst_lost(const struct dp *dp)
-{
-	return dp->rst_lost;
 }
 
 /* Summed over the cores: the budget is the configured one (each core holds its

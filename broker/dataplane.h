@@ -92,9 +92,6 @@ void dp_ctl_unlock(const struct dp *dp);
 /* Several cores: the write sections begun so far, and how many of them the write
  * gate held back (0, 0 on one core). Call under dp_ctl_lock. */
 void dp_write_gate_stats(const struct dp *dp, uint64_t *writes, uint64_t *waits);
-/* RSTs to a departing cell's peers that found no broker-made packet slot free (the
- * slots are one per connection the table holds). Call under dp_ctl_lock. */
-uint64_t dp_stats_rst_lost(const struct dp *dp);
 
 /* The configuration the dp holds by reference has changed (a run-time change of
  * cells or flows, broker/admit.c): every cell's ingest budget is taken again from it.

@@ -91,13 +91,18 @@ struct dp_heap {
 	uint32_t n;
 };
 
-enum { DP_CONN_FREE, DP_CONN_REQUESTED, DP_CONN_ESTABLISHED };
+/* DP_CONN_RESETTING: the connection is gone (out of the hash, no packet finds it) but
+ * an end has not been told yet: the entry lives on, still counted in its connector's
+ * nconn, until the RSTs made from it (its own synthetic slots, dp_conn_rst_slot) are
+ * delivered or dropped (their destination left too); `pending` counts them. */
+enum { DP_CONN_FREE, DP_CONN_REQUESTED, DP_CONN_ESTABLISHED, DP_CONN_RESETTING };
 
 struct dp_conn {
 	uint32_t a, ap;      /* connector: cell index, port */
 	uint32_t b, bp;      /* listener */
 	uint32_t flow;
 	uint16_t type;
+	uint8_t pending;     /* DP_CONN_RESETTING: its RSTs not yet delivered (1 or 2) */
 	int state;
 	int32_t hnext;       /* hash chain or free list */
 };
@@ -178,8 +183,9 @@ struct dp {
 	struct dp_cell *cells;
 	struct dp_flow *flows;     /* nflows + 1 */
 	struct dp_queue *queues;   /* 2 * nflows (to listener, to connector) + ncells */
-	struct dp_pkt *pkts;       /* ncells * DP_TX_SLOTS, then nsyn synthetic */
-	int32_t syn_free;
+	/* ncells * DP_TX_SLOTS, then nsyn = 2 * nconns synthetic: connection entry c
+	 * owns the two RSTs toward its connector and its listener (dp_conn_rst_slot). */
+	struct dp_pkt *pkts;
 	struct dp_conn *conns;
 	int32_t conn_free;
 	uint32_t ncores;           /* [broker] cpus: 1 unless several are given */
@@ -193,7 +199,6 @@ struct dp {
 	uint64_t seq;
 	uint64_t now;              /* time of the current pass */
 	dp_copy_fn copy;           /* payload into RX buffers (`copy`), chosen at create */
-	uint64_t rst_lost;         /* detach RSTs that found no synthetic slot */
 	/* Notifications (dp_notify.c): while notify_defer is set, dp_notify only marks
 	 * bit 2 * cell + (queue == TX) of notemap; dp_notify_flush decides for all. */
 	bool notify_defer;
@@ -273,7 +278,15 @@ void dp_budget_reset(struct dp *dp, uint32_t cell);
 void dp_budget_unused(struct dp *dp, uint32_t cell);
 uint64_t dp_budget_ctrl(struct dp *dp, uint32_t cell, uint64_t now);
 bool dp_budget_piece(struct dp *dp, uint32_t q, uint64_t now);
-int32_t dp_pkt_alloc_syn(struct dp *dp);
+/* The synthetic slot of connection entry c's RST toward its listener (to_b) or its
+ * connector: each entry has its own two, so a reset is never short of a packet. */
+static inline int32_t dp_conn_rst_slot(const struct dp *dp, int32_t c, bool to_b)
+{
+	return (int32_t)(dp->ncells * DP_TX_SLOTS + 2 * (uint32_t)c + to_b);
+}
+
+/* Frees a packet slot: a TX slot back to its cell; a synthetic RST's, the last of
+ * its connection entry's, frees that entry (dp_conn_told). */
 void dp_pkt_free(struct dp *dp, int32_t pi);
 /* dp_notify.c: a cell's queue has new used elements, added (vq_device_add_used) and
  * not yet published. Published and decided at once, or, while dp->notify_defer is
@@ -288,10 +301,13 @@ void dp_pkt_complete_tx(struct dp *dp, struct dp_pkt *p);
 int dp_cid_table_add(struct dp *dp, uint32_t cell);
 int dp_flow_table_add(struct dp *dp, uint32_t flow);
 void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now);
-/* Frees every connection of `cell`, queueing an RST to each attached peer. */
+/* Ends every connection of `cell`, queueing an RST made from the entry to each
+ * attached peer; the entry is freed once that RST is delivered or dropped. */
 void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now);
-/* Frees every connection of `flow`, queueing an RST to both ends (best-effort class). */
+/* Ends every connection of `flow`, queueing an RST to both ends (best-effort class). */
 void dp_flow_conns_reset(struct dp *dp, uint32_t flow, uint64_t now);
+/* One RST made from entry c is delivered or dropped: the last one frees the entry. */
+void dp_conn_told(struct dp *dp, int32_t c);
 /* Rebuilds the CID and flow hashes from the configuration's present slots, leaving
  * out skip_cell and skip_flow (UINT32_MAX: none): how an entry leaves an
  * open-addressed table. O(cells + flows), control path only. */

@@ -5,7 +5,7 @@
  * owns the cells model_cell_core() gives it: it ingests their TX rings, and the
  * queues toward them wait in its heaps, so it alone dispatches what is delivered
  * into them. What the cores share (every TX ring's used side, the connection and flow
- * tables, the packet and synthetic slots, the statistics) is guarded by one FIFO
+ * tables, the packet slots, the statistics) is guarded by one FIFO
  * mutex M (sync/mutex.h). A step of core c is
  *   L_pick  under M: ingest c's cells, release c's held queues, pick c's ready head
  *           and reserve its piece (RX buffer, regulator grant from c's share);
@@ -27,7 +27,9 @@
  * release; no allocation happens after dp_create. Hooks from a core thread: the
  * notify decision is taken under M, the signal after M is released, through the
  * core's own context (notify_core, notify_flush_core), so no system call runs under
- * M; a broken ring and a refused REQUEST are deferred to the loop thread (dp_run). */
+ * M; a broken ring and a refused REQUEST are deferred to the loop thread (dp_run).
+ * A connection a detach ends (under W) keeps its entry until its RST is delivered by
+ * the core owning the peer, which frees the entry under M (dp_conn_told). */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>

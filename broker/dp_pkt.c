@@ -1,5 +1,6 @@
 /* The data plane's packet slots: DP_TX_SLOTS per cell for TX chains in flight, and
- * the broker-made RSTs; and giving a sender its TX chain back once its packet is done. */
+ * the broker-made RSTs (two per connection-table entry, dp_conn_rst_slot); and giving
+ * a sender its TX chain back once its packet is done. */
 #include "dp_internal.h"
 
 /* A slot for one of cell's TX chains, or -1: none free, or the cell holds its whole
@@ -29,22 +30,14 @@ void dp_cells_budget(struct dp *dp)
 	dp_budget_cells(dp);
 }
 
-int32_t dp_pkt_alloc_syn(struct dp *dp)
-{
-	int32_t pi = dp->syn_free;
-
-	if (pi >= 0)
-		dp->syn_free = dp->pkts[pi].next;
-	return pi;
-}
-
 void dp_pkt_free(struct dp *dp, int32_t pi)
 {
 	struct dp_pkt *p = &dp->pkts[pi];
 
 	if (p->synthetic) {
-		p->next = dp->syn_free;
-		dp->syn_free = pi;
+		/* The RST its connection entry owned: one end of it is told. */
+		p->next = -1;
+		dp_conn_told(dp, (int32_t)((uint32_t)pi - dp->ncells * DP_TX_SLOTS) / 2);
 	} else {
 		p->next = dp->cells[p->src].tx_free;
 		dp->cells[p->src].tx_free = pi;

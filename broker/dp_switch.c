@@ -1,7 +1,11 @@
 /* Connection switching: CID and flow lookups, the connection table (the vsock state
  * of each connection the broker let through), and the RSTs the broker answers with or
  * sends when a cell goes away. Every lookup is O(1) per packet: open-addressed hashes
- * for CIDs and flows, a chained hash for connections. */
+ * for CIDs and flows, a chained hash for connections. A connection the broker ends
+ * (a detach, a flow removed) keeps its entry until each live end has been told: the
+ * RSTs are made from the entry into the entry's own two packet slots, so none is
+ * ever short of a slot, and the entry is freed when the last is delivered or dropped
+ * (dp_conn_told). */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -137,7 +141,9 @@ static int32_t conn_new(struct dp *dp, uint32_t a, uint32_t ap, uint32_t b, uint
 	return c;
 }
 
-static void conn_free(struct dp *dp, int32_t c)
+/* The connection is gone: out of the hash (later packets naming it find nothing) and
+ * out of its flow's count. The entry stays in use, RESETTING, until its RSTs are out. */
+static void conn_unhash(struct dp *dp, int32_t c)
 {
 	struct dp_conn *k = &dp->conns[c];
 	int32_t *pp = &dp->conn_hash[conn_bucket(dp, k->a, k->ap, k->b, k->bp)];
@@ -145,11 +151,43 @@ static void conn_free(struct dp *dp, int32_t c)
 	while (*pp != c)
 		pp = &dp->conns[*pp].hnext;
 	*pp = k->hnext;
+	k->hnext = -1;
 	dp->flows[k->flow].connections--;
+	k->state = DP_CONN_RESETTING;
+	k->pending = 0;
+}
+
+/* The entry goes back to the free list and off its connector's count. */
+static void conn_release(struct dp *dp, int32_t c)
+{
+	struct dp_conn *k = &dp->conns[c];
+
 	dp->cells[k->a].nconn--;
 	k->state = DP_CONN_FREE;
 	k->hnext = dp->conn_free;
 	dp->conn_free = c;
+}
+
+static void conn_free(struct dp *dp, int32_t c)
+{
+	conn_unhash(dp, c);
+	conn_release(dp, c);
+}
+
+void dp_conn_told(struct dp *dp, int32_t c)
+{
+	struct dp_conn *k = &dp->conns[c];
+
+	if (k->state == DP_CONN_RESETTING && k->pending && --k->pending == 0)
+		conn_release(dp, c);
+}
+
+/* Entry c's RSTs are queued (rst_to_peer): with none (no live end to tell) it is
+ * free at once, else when the last is delivered or dropped. */
+static void conn_resets_queued(struct dp *dp, int32_t c)
+{
+	if (!dp->conns[c].pending)
+		conn_release(dp, c);
 }
 
 /* Turns p (a TX packet of cell s) into an RST back to s for the connection its header
@@ -271,31 +309,29 @@ drop:
 	dp_pkt_free(dp, pi);
 }
 
-/* Queues an RST from `cell` to the peer of connection cn in a synthetic slot, on
- * class `flow`'s queue toward the peer; with none free the RST is lost, and counted.
- * On a real-time flow it is a control packet of `cell`, charged to its control
+/* Queues an RST from `cell` to the peer of connection entry c (unhashed, RESETTING),
+ * made from the entry into the entry's own slot toward that peer, on class `flow`'s
+ * queue toward the peer. On a real-time flow it is a control packet of `cell`, charged to its control
  * budget like one it sent (docs/broker.md, "Per-cell budgets"): the budget state of
  * a cell survives its detach, so a cell that leaves with many connections open, or
  * detaches and re-attaches in a loop, has its RSTs spread over its later periods
  * (held until then, counted in its ctrl_over_budget), never more per period than
  * the analysis charges it. Its deadline runs from that release, as a held control
  * packet's does (dp_switch_pkt). */
-static void rst_to_peer(struct dp *dp, const struct dp_conn *cn, uint32_t cell, uint32_t flow,
-			uint64_t now)
+static void rst_to_peer(struct dp *dp, int32_t c, uint32_t cell, uint32_t flow, uint64_t now)
 {
-	uint32_t peer = cn->a == cell ? cn->b : cn->a;
-	uint32_t peer_port = cn->a == cell ? cn->bp : cn->ap;
-	uint32_t port = cn->a == cell ? cn->ap : cn->bp;
+	struct dp_conn *cn = &dp->conns[c];
+	bool to_b = cn->a == cell;
+	uint32_t peer = to_b ? cn->b : cn->a;
+	uint32_t peer_port = to_b ? cn->bp : cn->ap;
+	uint32_t port = to_b ? cn->ap : cn->bp;
+	int32_t pi = dp_conn_rst_slot(dp, c, to_b);
 	struct dp_pkt *p;
-	int32_t pi;
 
 	if (peer == cell || !dp->cells[peer].attached)
 		return;
-	pi = dp_pkt_alloc_syn(dp);
-	if (pi < 0) {
-		dp->rst_lost++;
-		return;
-	}
+	/* The slot is the entry's: free, since each end of an entry is told once. */
+	cn->pending++;
 	p = &dp->pkts[pi];
 	*p = (struct dp_pkt){
 		.synthetic = true, .src = cell, .dst = peer,
@@ -322,10 +358,12 @@ void dp_conns_reset(struct dp *dp, uint32_t cell, uint64_t now)
 	for (uint32_t k = 0; k < dp->nconns; k++) {
 		struct dp_conn *cn = &dp->conns[k];
 
-		if (cn->state == DP_CONN_FREE || (cn->a != cell && cn->b != cell))
+		if (cn->state == DP_CONN_FREE || cn->state == DP_CONN_RESETTING ||
+		    (cn->a != cell && cn->b != cell))
 			continue;
-		rst_to_peer(dp, cn, cell, cn->flow, now);
-		conn_free(dp, (int32_t)k);
+		conn_unhash(dp, (int32_t)k);
+		rst_to_peer(dp, (int32_t)k, cell, cn->flow, now);
+		conn_resets_queued(dp, (int32_t)k);
 	}
 }
 
@@ -370,11 +408,13 @@ void dp_flow_conns_reset(struct dp *dp, uint32_t flow, uint64_t now)
 	for (uint32_t k = 0; k < dp->nconns; k++) {
 		struct dp_conn *cn = &dp->conns[k];
 
-		if (cn->state == DP_CONN_FREE || cn->flow != flow)
+		if (cn->state == DP_CONN_FREE || cn->state == DP_CONN_RESETTING ||
+		    cn->flow != flow)
 			continue;
-		rst_to_peer(dp, cn, cn->a, dp->nflows, now);
-		rst_to_peer(dp, cn, cn->b, dp->nflows, now);
-		conn_free(dp, (int32_t)k);
+		conn_unhash(dp, (int32_t)k);
+		rst_to_peer(dp, (int32_t)k, cn->a, dp->nflows, now);
+		rst_to_peer(dp, (int32_t)k, cn->b, dp->nflows, now);
+		conn_resets_queued(dp, (int32_t)k);
 	}
 }
 

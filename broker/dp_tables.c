@@ -19,14 +19,20 @@ void dp_flow_queue_ends(struct dp *dp, uint32_t f)
 	dp->queues[2 * f + 1].dst = fc->vacant ? 0 : (uint32_t)fc->from;
 }
 
-/* Connection-table entries every present cell's `connections` share leaves over. */
+/* Connection-table entries every slot's share leaves over. A slot holds its cell's
+ * `connections`, or more while entries charged to it wait to tell a peer of a reset
+ * (nconn: a removed cell's, or the previous occupant's; dp_switch.c): every cell can
+ * then always open its whole share, as the table never holds more than the shares. */
 static uint32_t conn_room(const struct dp *dp)
 {
 	uint64_t held = 0;
 
-	for (uint32_t i = 0; i < dp->ncells; i++)
-		if (!dp->cfg->cells[i].vacant)
-			held += dp->cells[i].conn_limit;
+	for (uint32_t i = 0; i < dp->ncells; i++) {
+		const struct dp_cell *c = &dp->cells[i];
+		uint32_t limit = dp->cfg->cells[i].vacant ? 0 : c->conn_limit;
+
+		held += c->nconn > limit ? c->nconn : limit;
+	}
 	return held >= dp->nconns ? 0 : (uint32_t)(dp->nconns - held);
 }
 
@@ -44,15 +50,17 @@ static int cell_add(struct dp *dp, unsigned int cell)
 		return -EBUSY;
 	limit = model_cell_connections(dp->cfg, (int)cell);
 	/* A vacant slot holds no share: the room must cover the whole limit (the slot
-	 * is no longer vacant in the configuration, so its stale limit is cleared). */
+	 * is no longer vacant in the configuration, so its stale limit is cleared),
+	 * less the entries still charged to the slot (a removed cell's resets not yet
+	 * told): the new cell inherits them in its count, as a re-attached cell keeps
+	 * its own, and opens connections as they are freed. */
 	c->conn_limit = 0;
-	if (limit > conn_room(dp))
+	if (limit > conn_room(dp) + c->nconn)
 		return -ENOSPC;
 	c->cid = cc->cid;
 	c->conn_limit = limit;
 	dp->cell_core[cell] = (uint32_t)model_cell_core(dp->cfg, (int)cell);
 	c->broken = false;
-	c->nconn = 0;
 	c->conn_limit_refusals = c->conn_limit_told = 0;
 	c->refused = c->resets = 0;
 	memset(&c->st, 0, sizeof(c->st));

@@ -39,7 +39,6 @@ struct stat_snap {
 	struct dp_reg_stats reg;
 	struct dp_notify_stats ns;
 	uint64_t writes, gate_waits;
-	uint64_t rst_lost;
 };
 
 static int snap_take(const struct broker *b, struct dp *dp, struct stat_snap *s)
@@ -60,7 +59,6 @@ static int snap_take(const struct broker *b, struct dp *dp, struct stat_snap *s)
 	dp_stats_reg(dp, &s->reg);
 	dp_stats_notify(dp, &s->ns);
 	dp_write_gate_stats(dp, &s->writes, &s->gate_waits);
-	s->rst_lost = dp_stats_rst_lost(dp);
 	dp_ctl_unlock(dp);
 	return 0;
 }
@@ -144,8 +142,6 @@ json_t *broker_stat_json(const struct broker *b)
 		       "best_effort_waits", (json_int_t)snap.reg.be_waits, "notifications", "checks",
 		       (json_int_t)snap.ns.checks, "sent", (json_int_t)snap.ns.sent, "cells", cells,
 		       "flows", flows);
-	if (st)
-		json_object_set_new(st, "rst_lost", json_integer((json_int_t)snap.rst_lost));
 	if (st && broker_config(b)->broker.ncores > 1)
 		json_object_set_new(st, "write_gate",
 				    json_pack("{s:I, s:I}", "writes", (json_int_t)snap.writes,

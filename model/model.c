@@ -321,7 +321,7 @@ static void size_pools(const struct rtvio_config *cfg, struct model_pools *p)
 	p->nconns = 0;
 	for (int i = 0; i < cfg->ncells; i++)
 		p->nconns += model_cell_connections(cfg, i);
-	p->nsyn = p->nconns;
+	p->nsyn = 2 * p->nconns;
 	p->npkts = p->ncells * MODEL_TX_SLOTS + p->nsyn;
 	/* Every configured cell may attach and fill its TX slots (or its ingest
 	 * budget), flows or not. */

@@ -87,7 +87,8 @@ struct model_pools {
 	uint32_t ncells, nflows;
 	uint32_t nqueues;  /* 2 per flow (toward each end) + 1 per cell (best-effort) */
 	uint32_t nconns;   /* every cell's `connections` limit, added up */
-	uint32_t nsyn;     /* broker-made RSTs: one per connection */
+	uint32_t nsyn;     /* broker-made RSTs: two per connection-table entry, one
+			    * toward each end (an ended entry lives until both are out) */
 	uint32_t npkts;    /* MODEL_TX_SLOTS per cell + nsyn */
 	/* TX packets all cells together may have in the broker: the analysis's S. The
 	 * sum of the cells' ingest budgets (MODEL_INGEST_BUDGETS) or cells x

@@ -420,8 +420,9 @@ static void test_detach_rst_budget(void **state)
 	assert_int_equal(cs.ctrl_over_budget, 4);
 	/* Still in that period (its budget spent), a opens 6001 too (held for the
 	 * next period), then detaches and re-attaches twice: the REQUEST is dropped,
-	 * the RSTs of 6001 and 6000 follow it, one period each, and survive the second
-	 * detach (they are a's, but toward b, which is still there). */
+	 * the RSTs of 6000 and 6001 follow it, one period each, and survive the second
+	 * detach (they are a's, but toward b, which is still there). Their entries
+	 * live on, a's, until b has them. */
 	h = t_hdr(A, 6001, B, 1000, VSOCK_TYPE_SEQPACKET, VSOCK_OP_REQUEST, 0);
 	t_send(&e.cell[0], &h, NULL);
 	next = t_run(&e);
@@ -431,20 +432,25 @@ static void test_detach_rst_budget(void **state)
 	dp_detach(e.dp, 0);
 	assert_int_equal(t_run(&e), next);
 	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	assert_int_equal(t_conns_used(e.dp), 2);
+	assert_int_equal(e.dp->cells[0].nconn, 2);
 	e.now = next;
 	next = t_run(&e);
 	assert_int_equal(next, next_period(&e));
-	expect_rst(&e, 6001); /* the connection table's order: 6001 took the slot freed last */
+	/* The connection table's order: 6000 took the entry of 5001, freed when its
+	 * RST was delivered, 6001 the one of 5004. */
+	expect_rst(&e, 6000);
 	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
+	assert_int_equal(t_conns_used(e.dp), 1);
 	e.now = next;
 	assert_int_equal(t_run(&e), 0);
-	expect_rst(&e, 6000);
+	expect_rst(&e, 6001);
 	assert_int_equal(t_recv(&e.cell[1], &r, buf, sizeof(buf)), 0);
 	dp_stats_cell(e.dp, 0, &cs);
 	assert_int_equal(cs.ctrl_over_budget, 7);
 	dp_stats_cell(e.dp, 1, &cs);
 	assert_int_equal(cs.resets, 7);
-	assert_int_equal(e.dp->rst_lost, 0);
+	assert_int_equal(t_conns_used(e.dp), 0);
 	assert_int_equal(e.cell[0].broken_calls + e.cell[1].broken_calls, 0);
 	t_env_fini(&e);
 }

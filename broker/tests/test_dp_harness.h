@@ -299,4 +299,18 @@ static uint64_t t_run(struct tenv *e)
 	return next;
 }
 
+/* Connection-table entries in use (open, or ended with a peer not yet told), and
+ * the free list's length: together always the whole table. */
+__attribute__((unused)) static uint32_t t_conns_used(const struct dp *dp)
+{
+	uint32_t used = 0, free_n = 0;
+
+	for (uint32_t k = 0; k < dp->nconns; k++)
+		used += dp->conns[k].state != DP_CONN_FREE;
+	for (int32_t c = dp->conn_free; c >= 0; c = dp->conns[c].hnext)
+		free_n++;
+	assert_int_equal(used + free_n, dp->nconns);
+	return used;
+}
+
 #endif

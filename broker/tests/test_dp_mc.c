@@ -679,6 +679,9 @@ static void test_two_cores_detach_rst(void **state)
 	dp_ctl_lock(e.t.dp);
 	res_take(&e);
 	assert_int_equal(e.got[2][VSOCK_OP_RST] + e.got[3][VSOCK_OP_RST], 0);
+	/* The entries of the two held RSTs live on, still b's (their connector's). */
+	assert_int_equal(t_conns_used(e.t.dp), 2);
+	assert_int_equal(e.t.dp->cells[1].nconn, 2);
 	dp_ctl_unlock(e.t.dp);
 	/* c (core 0) at t0 + 40 ms, d (core 1) at t0 + 50 ms. */
 	res_clock(&e, RES_T0 + 40 * RES_MS);
@@ -694,7 +697,9 @@ static void test_two_cores_detach_rst(void **state)
 	for (int i = 0; i < NCELLS; i++)
 		assert_int_equal(e.got[i][VSOCK_OP_RST], i == 1 ? 0 : 1);
 	assert_int_equal(dp_stats_cell(e.t.dp, 1, &cs), 0);
-	assert_int_equal(e.t.dp->rst_lost, 0);
+	/* Each entry freed with its delivered RST, on the core that delivered it. */
+	assert_int_equal(t_conns_used(e.t.dp), 0);
+	assert_int_equal(e.t.dp->cells[1].nconn, 0);
 	dp_ctl_unlock(e.t.dp);
 	assert_int_equal(cs.ctrl_over_budget, 4);
 	dp_destroy(e.t.dp);

@@ -1,7 +1,8 @@
 /* Run-time changes to the data plane (dp_tables.c) over real rings, and the live
  * configuration they work on (live.c): a flow added to a running data plane carries
  * traffic, a removed one resets both ends of its connections and nothing else, a
- * removed cell resets its peers only, the connection table's room is checked, and
+ * removed cell resets its peers only (its entries charged to its slot until they
+ * are told), the connection table's room is checked, and
  * the configuration in force dumps to INI that loads back identically. */
 #include "test_dp_harness.h"
 
@@ -202,6 +203,54 @@ static void connection_room_checked(void **state)
 	env_fini(&e);
 }
 
+/* A removed cell's connection whose peer has not yet had its RST keeps its entry,
+ * charged to the slot: the room counts it, a cell added into the slot inherits it
+ * in its count (its share must still fit beside it), and it is freed when the peer
+ * has the RST. */
+static void removed_cell_pending_reset_charged(void **state)
+{
+	struct tenv e;
+	struct vsock_hdr r;
+	uint8_t buf[16];
+
+	(void)state;
+	env_init(&e);
+	for (int i = 0; i < 3; i++)
+		t_post_rx(&e.cell[i], 16, false);
+	put_cell_c(&e, 0);
+	assert_int_equal(dp_cell_add(e.dp, 2), 0);
+	assert_int_equal(dp_attach(e.dp, 2, &e.cell[2].dev[0], &e.cell[2].dev[1]), 0);
+	put_flow_x(&e);
+	e.cfg.flows[1].from = 2; /* c -> a:3000 */
+	e.cfg.flows[1].to = 0;
+	assert_int_equal(dp_flow_add(e.dp, 1), 0);
+	assert_int_equal(open_conn(&e, 2, 5, 0, 3, 3000), VSOCK_OP_RESPONSE);
+	dp_detach(e.dp, 2);
+	dp_flow_remove(e.dp, 1);
+	e.cfg.flows[1].vacant = true;
+	dp_cell_remove(e.dp, 2);
+	e.cfg.cells[2].vacant = true;
+	/* The RST toward a is queued, not yet delivered: its entry is the slot's. */
+	assert_int_equal(t_conns_used(e.dp), 1);
+	assert_int_equal(e.dp->cells[2].nconn, 1);
+	assert_int_equal(dp_conn_room(e.dp), 255);
+	put_cell_c(&e, 257);
+	assert_int_equal(dp_cell_add(e.dp, 2), -ENOSPC);
+	put_cell_c(&e, 256);
+	assert_int_equal(dp_cell_add(e.dp, 2), 0);
+	assert_int_equal(e.dp->cells[2].nconn, 1);
+	assert_int_equal(dp_conn_room(e.dp), 0);
+	run_all(&e);
+	assert_int_equal(t_recv(&e.cell[0], &r, buf, sizeof(buf)), 1);
+	assert_int_equal(r.op, VSOCK_OP_RST);
+	assert_int_equal(r.src_cid, 5);
+	assert_int_equal(r.src_port, 8000);
+	assert_int_equal(r.dst_port, 3000);
+	assert_int_equal(t_conns_used(e.dp), 0);
+	assert_int_equal(e.dp->cells[2].nconn, 0);
+	env_fini(&e);
+}
+
 static void live_dump_round_trip(void **state)
 {
 	struct tenv e;
@@ -246,6 +295,7 @@ int main(void)
 		cmocka_unit_test(added_flow_carries_removed_flow_resets),
 		cmocka_unit_test(removed_cell_resets_its_peers_only),
 		cmocka_unit_test(connection_room_checked),
+		cmocka_unit_test(removed_cell_pending_reset_charged),
 		cmocka_unit_test(live_dump_round_trip),
 	};
 
