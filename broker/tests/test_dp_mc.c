@@ -552,6 +552,33 @@ static void res_flow(struct resenv *e, unsigned int f, uint64_t res, uint64_t at
 	assert_int_equal(fs.queued, 0);
 }
 
+/* The two-core data plane of res_ini on the test clock at RES_T0, every cell attached
+ * with RX buffers posted. */
+static void res_start(struct resenv *e)
+{
+	char err[256];
+
+	memset(e, 0, sizeof(*e));
+	atomic_store(&e->clock, RES_T0);
+	if (rtvio_config_parse(res_ini, "test.conf", &e->t.cfg, err, sizeof(err)))
+		fail_msg("config: %s", err);
+	assert_int_equal(dp_create(&e->t.cfg, &res_hooks, e, &e->t.dp), 0);
+	for (int i = 0; i < NCELLS; i++) {
+		t_cell_init(&e->t.cell[i], 2048);
+		t_post_rx(&e->t.cell[i], T_QSIZE / 4, false);
+		assert_int_equal(dp_attach(e->t.dp, (unsigned int)i, &e->t.cell[i].dev[0],
+					   &e->t.cell[i].dev[1]), 0);
+	}
+}
+
+static void res_end(struct resenv *e)
+{
+	dp_destroy(e->t.dp);
+	for (int i = 0; i < NCELLS; i++)
+		free(e->t.cell[i].region);
+	rtvio_config_free(&e->t.cfg);
+}
+
 /* A control packet its sender's budget holds waits at the sender's expense: its
  * residence (what `rtvio analyze`'s R bounds) starts at the release the budget gave
  * it, whichever core ingested it and whichever delivers it, and so does that of a
@@ -560,20 +587,9 @@ static void test_two_cores_budget_residence(void **state)
 {
 	static struct resenv e;
 	struct dp_cell_stats cs;
-	char err[256];
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	atomic_store(&e.clock, RES_T0);
-	if (rtvio_config_parse(res_ini, "test.conf", &e.t.cfg, err, sizeof(err)))
-		fail_msg("config: %s", err);
-	assert_int_equal(dp_create(&e.t.cfg, &res_hooks, &e, &e.t.dp), 0);
-	for (int i = 0; i < NCELLS; i++) {
-		t_cell_init(&e.t.cell[i], 2048);
-		t_post_rx(&e.t.cell[i], T_QSIZE / 4, false);
-		assert_int_equal(dp_attach(e.t.dp, (unsigned int)i, &e.t.cell[i].dev[0],
-					   &e.t.cell[i].dev[1]), 0);
-	}
+	res_start(&e);
 	/* At t0 b opens p, q and r: p goes in this period, q waits for the next
 	 * (t0 + 10 ms), r for the one after (t0 + 20 ms). */
 	dp_ctl_lock(e.t.dp);
@@ -625,10 +641,7 @@ static void test_two_cores_budget_residence(void **state)
 	assert_int_equal(dp_stats_cell(e.t.dp, 1, &cs), 0);
 	dp_ctl_unlock(e.t.dp);
 	assert_int_equal(cs.ctrl_over_budget, 3);
-	dp_destroy(e.t.dp);
-	for (int i = 0; i < NCELLS; i++)
-		free(e.t.cell[i].region);
-	rtvio_config_free(&e.t.cfg);
+	res_end(&e);
 }
 
 /* Several cores: b (core 1) has p, q and r open when it detaches at t0 + 30 ms. The
@@ -638,20 +651,9 @@ static void test_two_cores_detach_rst(void **state)
 {
 	static struct resenv e;
 	struct dp_cell_stats cs;
-	char err[256];
 
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	atomic_store(&e.clock, RES_T0);
-	if (rtvio_config_parse(res_ini, "test.conf", &e.t.cfg, err, sizeof(err)))
-		fail_msg("config: %s", err);
-	assert_int_equal(dp_create(&e.t.cfg, &res_hooks, &e, &e.t.dp), 0);
-	for (int i = 0; i < NCELLS; i++) {
-		t_cell_init(&e.t.cell[i], 2048);
-		t_post_rx(&e.t.cell[i], T_QSIZE / 4, false);
-		assert_int_equal(dp_attach(e.t.dp, (unsigned int)i, &e.t.cell[i].dev[0],
-					   &e.t.cell[i].dev[1]), 0);
-	}
+	res_start(&e);
 	/* The three connections, b's REQUESTs one per period (t0, +10, +20 ms). */
 	dp_ctl_lock(e.t.dp);
 	res_send(&e, 1, 1000, 0, VSOCK_OP_REQUEST, 0);
@@ -702,10 +704,7 @@ static void test_two_cores_detach_rst(void **state)
 	assert_int_equal(e.t.dp->cells[1].nconn, 0);
 	dp_ctl_unlock(e.t.dp);
 	assert_int_equal(cs.ctrl_over_budget, 4);
-	dp_destroy(e.t.dp);
-	for (int i = 0; i < NCELLS; i++)
-		free(e.t.cell[i].region);
-	rtvio_config_free(&e.t.cfg);
+	res_end(&e);
 }
 
 int main(void)
