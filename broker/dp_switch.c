@@ -213,69 +213,50 @@ static void reply_rst(struct dp *dp, int32_t pi, uint64_t now)
 }
 
 /* Switches one validated TX packet: connection state, admission, queueing. */
-void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
+/* The connection packet p (from cell s to cell d) belongs to, created for a
+ * REQUEST; -EPERM when the broker refuses it (the sender gets an RST), -ENOENT for
+ * an RST that matches nothing (dropped: an RST is never answered). */
+static int32_t switch_conn(struct dp *dp, struct dp_pkt *p, uint32_t s, uint32_t d)
 {
-	struct dp_pkt *p = &dp->pkts[pi];
-	struct vsock_hdr *h = &p->h;
-	uint32_t s = p->src;
-	int d = cell_by_cid(dp, h->dst_cid);
-	int32_t cn;
-	uint32_t flow, q;
-	bool from_connector;
-	struct dp_queue *w;
+	const struct vsock_hdr *h = &p->h;
+	int32_t cn = conn_find(dp, s, h->src_port, d, h->dst_port);
+	bool from_connector = cn >= 0;
+	int f;
 
-	/* Impersonation: refused and counted. The sender gets an RST for the
-	 * connection it named (addressed to its real CID, so nobody else sees it): a
-	 * spoofed connect fails at once instead of hanging. */
-	if (h->src_cid != dp->cells[s].cid) {
-		dp->cells[s].refused++;
-		goto refuse;
-	}
-	if (d < 0 || !dp->cells[d].attached)
-		goto refuse;
-	p->dst = (uint32_t)d;
-
-	cn = conn_find(dp, s, h->src_port, (uint32_t)d, h->dst_port);
-	from_connector = cn >= 0;
 	if (cn < 0)
-		cn = conn_find(dp, (uint32_t)d, h->dst_port, s, h->src_port);
-
+		cn = conn_find(dp, d, h->dst_port, s, h->src_port);
 	if (h->op == VSOCK_OP_REQUEST) {
-		int f;
-
 		if (cn >= 0)
-			goto refuse; /* a second REQUEST on a live connection */
-		f = flow_match(dp, s, h->src_port, (uint32_t)d, h->dst_port, h->type);
+			return -EPERM; /* a second REQUEST on a live connection */
+		f = flow_match(dp, s, h->src_port, d, h->dst_port, h->type);
 		if (f < 0) {
 			if (!dp->cfg->broker.default_best_effort)
-				goto refuse;
+				return -EPERM;
 			f = (int)dp->nflows;
 		}
-		cn = conn_new(dp, s, h->src_port, (uint32_t)d, h->dst_port, (uint32_t)f, h->type);
-		if (cn < 0)
-			goto refuse;
-		from_connector = true;
-	} else {
-		if (cn < 0 || h->type != dp->conns[cn].type) {
-			if (h->op == VSOCK_OP_RST)
-				goto drop; /* never answer an RST */
-			goto refuse;
-		}
-		if (h->op == VSOCK_OP_RESPONSE) {
-			if (from_connector || dp->conns[cn].state != DP_CONN_REQUESTED)
-				goto refuse;
-			dp->conns[cn].state = DP_CONN_ESTABLISHED;
-		} else if (h->op != VSOCK_OP_RST &&
-			   dp->conns[cn].state != DP_CONN_ESTABLISHED) {
-			goto refuse;
-		}
+		cn = conn_new(dp, s, h->src_port, d, h->dst_port, (uint32_t)f, h->type);
+		return cn < 0 ? -EPERM : cn;
 	}
-	flow = dp->conns[cn].flow;
-	if (h->op == VSOCK_OP_RST)
-		conn_free(dp, cn); /* later packets of it get RST; this one still goes */
-	q = dp_queue_of(dp, flow, (uint32_t)d);
-	w = &dp->queues[q];
-	p->release = dp_police(dp, w, p, dp->cells[s].tx_empty_at);
+	if (cn < 0 || h->type != dp->conns[cn].type)
+		return h->op == VSOCK_OP_RST ? -ENOENT : -EPERM;
+	if (h->op == VSOCK_OP_RESPONSE) {
+		if (from_connector || dp->conns[cn].state != DP_CONN_REQUESTED)
+			return -EPERM;
+		dp->conns[cn].state = DP_CONN_ESTABLISHED;
+	} else if (h->op != VSOCK_OP_RST && dp->conns[cn].state != DP_CONN_ESTABLISHED) {
+		return -EPERM;
+	}
+	return cn;
+}
+
+/* Packet pi of `flow` is policed, held for its sender's control budget when it is
+ * a real-time control packet, given its deadline and queued toward its receiver. */
+static void switch_enqueue(struct dp *dp, int32_t pi, uint32_t flow, uint64_t now)
+{
+	struct dp_pkt *p = &dp->pkts[pi];
+	uint32_t q = dp_queue_of(dp, flow, p->dst);
+
+	p->release = dp_police(dp, &dp->queues[q], p, dp->cells[p->src].tx_empty_at);
 	if (p->release > p->arrival) {
 		p->policed = true;
 		dp->flows[flow].policed++;
@@ -284,8 +265,8 @@ void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 	 * the sender's control budget: beyond it they are held for its next period
 	 * with budget left. Best-effort ones run below every real-time step (only
 	 * their ingest counts, against the ingest budget). */
-	if (h->op != VSOCK_OP_RW && !dp->flows[flow].be) {
-		uint64_t r = dp_budget_ctrl(dp, s, now);
+	if (p->h.op != VSOCK_OP_RW && !dp->flows[flow].be) {
+		uint64_t r = dp_budget_ctrl(dp, p->src, now);
 
 		if (r > p->release) {
 			p->release = r;
@@ -298,6 +279,35 @@ void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
 	p->deadline_abs = dp->flows[flow].be ? UINT64_MAX :
 			  dp_pkt_eligible(p) + dp->cfg->flows[flow].deadline_ns;
 	dp_queue_append(dp, q, pi, now);
+}
+
+void dp_switch_pkt(struct dp *dp, int32_t pi, uint64_t now)
+{
+	struct dp_pkt *p = &dp->pkts[pi];
+	const struct vsock_hdr *h = &p->h;
+	uint32_t s = p->src, flow;
+	int d = cell_by_cid(dp, h->dst_cid);
+	int32_t cn;
+
+	/* Impersonation: refused and counted. The sender gets an RST for the
+	 * connection it named (addressed to its real CID, so nobody else sees it): a
+	 * spoofed connect fails at once instead of hanging. */
+	if (h->src_cid != dp->cells[s].cid) {
+		dp->cells[s].refused++;
+		goto refuse;
+	}
+	if (d < 0 || !dp->cells[d].attached)
+		goto refuse;
+	p->dst = (uint32_t)d;
+	cn = switch_conn(dp, p, s, (uint32_t)d);
+	if (cn == -ENOENT)
+		goto drop;
+	if (cn < 0)
+		goto refuse;
+	flow = dp->conns[cn].flow;
+	if (h->op == VSOCK_OP_RST)
+		conn_free(dp, cn); /* later packets of it get RST; this one still goes */
+	switch_enqueue(dp, pi, flow, now);
 	return;
 refuse:
 	if (h->op != VSOCK_OP_RST) {
