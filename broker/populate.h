@@ -8,7 +8,9 @@
  * broker's mlockall(MCL_FUTURE | MCL_ONFAULT) the populated pages are locked too, and
  * the data path never takes a first-touch fault. MADV_POPULATE_WRITE holds the
  * process's mmap_lock (read) for one piece at a time: an mmap or munmap the loop makes
- * meanwhile waits for at most one piece (16 pages, about 12 us at 0.7 us a page).
+ * meanwhile waits for at most one piece (4 pages: about 3 us at 0.7 us a page the
+ * cell had written, more for a page never written, which is allocated and zeroed),
+ * so a heavy message's at most 16 such calls wait for at most 16 pieces.
  *
  * Ownership. A mapping has up to two owners: the loop (while a memory table uses it)
  * and the populate thread (while it is queued or being populated). Whoever drops the
@@ -32,7 +34,7 @@
 
 #include "vhost_user_proto.h"
 
-#define VHU_POP_PIECE_PAGES 16u
+#define VHU_POP_PIECE_PAGES 4u
 /* Mapping slots per front end: the current table's, a new table's, and a table's
  * worth still being cancelled by the populate thread. */
 #define VHU_MAX_MAPS (3u * VHU_MAX_REGIONS)
