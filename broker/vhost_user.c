@@ -569,18 +569,20 @@ static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct 
 		    (uint64_t)st->st_size, strerror(errno));
 		return -ENOMEM;
 	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) < 0) {
-		rc = -errno;
-		LOG(b, "memory region %u refused: cannot seal its file (%s): attach with a "
-		    "new memfd created with MFD_ALLOW_SEALING", i, strerror(-rc));
-		munmap(addr, (size_t)st->st_size);
-		return -EPERM;
-	}
+	/* A slot first: a file sealed and then refused could not be brought again. */
 	*out = vhu_map_take(b->maps, addr, (size_t)st->st_size, st->st_dev, st->st_ino);
 	if (!*out) {
 		munmap(addr, (size_t)st->st_size);
 		LOG(b, "memory region %u refused: earlier tables are still being released", i);
 		return -EBUSY;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) < 0) {
+		rc = -errno;
+		LOG(b, "memory region %u refused: cannot seal its file (%s): attach with a "
+		    "new memfd created with MFD_ALLOW_SEALING", i, strerror(-rc));
+		vhu_map_drop(*out);
+		*out = NULL;
+		return -EPERM;
 	}
 	return 0;
 }
