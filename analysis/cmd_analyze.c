@@ -70,8 +70,6 @@ static void merge_platform(struct rtvio_platform_cfg *dst, const struct rtvio_pl
 		dst->vhost_user_map = src->vhost_user_map;
 	if (src->present & RTVIO_PLAT_WAKE_WRITE)
 		dst->wake_write = src->wake_write;
-	if (src->present & RTVIO_PLAT_PAGE_FAULT)
-		dst->page_fault = src->page_fault;
 	dst->present |= src->present;
 }
 
@@ -514,22 +512,6 @@ static int run_analysis(const struct opts *o, struct run *r)
 	return 0;
 }
 
-/* The page faults on cell memory charged into the fixed costs (from_config.c). */
-static void print_faults(const struct rtvio_config *cfg, const struct rtvio_platform_cfg *plat)
-{
-	struct model_faults mf;
-
-	if (!(plat->present & RTVIO_PLAT_PAGE_FAULT)) {
-		printf("page faults on cell memory: not charged (no page_fault in [platform])\n");
-		return;
-	}
-	model_faults(cfg->broker.chunk, &mf);
-	printf("page faults on cell memory at %.3f us each, charged in the costs above: %llu "
-	       "per copy step, %llu per piece, %llu per packet ingested\n", us(plat->page_fault),
-	       (unsigned long long)mf.step, (unsigned long long)mf.piece,
-	       (unsigned long long)mf.ingest);
-}
-
 static void print(const struct opts *o, const struct run *r)
 {
 	if (o->json) {
@@ -545,7 +527,6 @@ static void print(const struct opts *o, const struct run *r)
 		printf("\n");
 	}
 	print_table(&r->cfg, r->fl, &r->b, &r->res, r->out, r->b.policy);
-	print_faults(&r->cfg, &r->plat);
 	print_cores(&r->cfg, r->blk);
 }
 

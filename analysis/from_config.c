@@ -34,24 +34,6 @@ static uint64_t change_apply_of(const struct rtvio_config *cfg,
 		       ? UINT64_MAX : slots * plat->change_step;
 }
 
-/* Page faults on cell memory (model/faults.c, docs/analysis.md): with [platform]
- * page_fault, the fixed cost of each action that touches a cell's memory carries the
- * faults it can take there: a copy step's in chunk_overhead, a piece's ring work in
- * packet_overhead, a packet's ingest in its share of ingest_step. Without the key
- * they are not charged. */
-static void charge_faults(const struct rtvio_config *cfg, const struct rtvio_platform_cfg *plat,
-			  struct an_platform *p)
-{
-	struct model_faults mf;
-
-	if (!(plat->present & RTVIO_PLAT_PAGE_FAULT))
-		return;
-	model_faults(cfg->broker.chunk, &mf);
-	p->chunk_overhead = sadd(p->chunk_overhead, smul(mf.step, plat->page_fault));
-	p->packet_overhead = sadd(p->packet_overhead, smul(mf.piece, plat->page_fault));
-	p->ingest_packet = sadd(p->ingest_packet, smul(mf.ingest, plat->page_fault));
-}
-
 static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 		      const struct rtvio_platform_cfg *plat, struct an_broker *b)
 {
@@ -70,7 +52,6 @@ static void broker_of(const struct rtvio_config *cfg, const struct model *m,
 	b->plat.batch_gap = plat->batch_gap;
 	b->plat.wake_write = plat->wake_write;
 	b->plat.change_apply = change_apply_of(cfg, plat);
-	charge_faults(cfg, plat, &b->plat);
 	b->tx_slots = m->pools.tx_slots;
 	b->run_steps = m->pools.run_steps;
 	an_vhu_of_config(cfg, plat, &b->vhu);

@@ -256,12 +256,8 @@ int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_c
 		out->vhost_user_map = ceil_ns(r->vhu_map.max_ns + r->vhu_dev.max_ns);
 		out->present |= RTVIO_PLAT_VHOST_USER_MAP;
 	}
-	/* A fault recurs per page an action touches, thousands of times in a window:
-	 * its p99.9 with the margin, like the copy costs. Not present: the analysis
-	 * charges faults only where the platform file asks for it (cal_write_section
-	 * prints the line to add; docs/analysis.md, "Page faults on cell memory"). */
-	if (dist_ok(&r->page_fault))
-		out->page_fault = ceil_ns(r->page_fault.p999_ns * CAL_MARGIN);
+	/* The page fault is measured for the record only: the data path takes none on
+	 * cell memory (docs/analysis.md, "Page faults on cell memory"). */
 	return 0;
 }
 
@@ -352,11 +348,6 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 	    (ret = dist_comment(f, "vhost_user_map device", &r->vhu_dev)) ||
 	    (ret = dist_comment(f, "page_fault", &r->page_fault)))
 		return ret;
-	if (p.page_fault &&
-	    fprintf(f, ";   page faults on cell memory are not charged unless [platform] has\n"
-		       ";   page_fault (docs/analysis.md, \"Page faults on cell memory\"); here:\n"
-		       ";   page_fault = %lluns\n", (unsigned long long)p.page_fault) < 0)
-		return -EIO;
 	if (fprintf(f,
 		    ";   stalls recorded (host, or other load on a probed cpu): %zu, longest\n"
 		    ";   %llu ns; idle cpus: %s; this section: %s values\n",
@@ -386,7 +377,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 	static const char value_used[] =
 		"latencies: max of samples not overlapping a host stall; ingest_step, "
 		"batch_gap, wake-ups: p99.9; copy costs: p99.9 envelope plus margin; "
-		"vhost_user_msg, vhost_user_map: max; page_fault: p99.9 plus margin";
+		"vhost_user_msg, vhost_user_map: max; page_fault: recorded, not a value";
 	struct rtvio_platform_cfg p;
 	json_t *groups, *doc;
 
@@ -448,7 +439,6 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 		json_object_set_new(doc, "page_fault", dist_json(&r->page_fault));
 		json_object_set_new(pl, "vhost_user_msg_ns", json_integer((json_int_t)p.vhost_user_msg));
 		json_object_set_new(pl, "vhost_user_map_ns", json_integer((json_int_t)p.vhost_user_map));
-		json_object_set_new(pl, "page_fault_ns", json_integer((json_int_t)p.page_fault));
 		json_object_set_new(doc, "poll", json_boolean(poll));
 		json_object_set_new(doc, "copy", json_string(m->copy ? m->copy : "normal"));
 	}

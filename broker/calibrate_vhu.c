@@ -128,7 +128,6 @@ static int vrig_open(struct vrig *g)
 	memset(g, 0, sizeof(*g));
 	g->fe = g->ep = g->memfd = -1;
 	vhu_backend_init(&g->b, "calibrate", C_CID_A, &cal_vhu_ops, g);
-	g->b.prefault = false; /* as the broker maps every cell's memory */
 	g->ep = epoll_create1(EPOLL_CLOEXEC);
 	g->memfd = memfd_create("rtvio-calibrate-vhu", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (g->ep < 0 || g->memfd < 0 || ftruncate(g->memfd, CAL_MAP_REGION) < 0)

@@ -559,6 +559,14 @@ static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_
 	case SRC_HOST:
 		/* host_step runs after every dp_run: the event only ends the sleep. */
 		break;
+	case SRC_POPULATE:
+		/* A table's memory is in: the devices that waited for it start. */
+		vhu_pop_ack(&b->pop);
+		for (unsigned int i = 0; i < b->ncells; i++)
+			if (b->cells[i].vhu.sock >= 0 && b->cells[i].vhu.pop_wait)
+				vhu_backend_populated(&b->cells[i].vhu);
+		daemon_update_must_poll(b);
+		break;
 	}
 }
 

@@ -31,7 +31,7 @@
 #define FLAG_CHECK_NS 10000000ull
 
 enum src_kind { SRC_LISTEN, SRC_CONN, SRC_KICK, SRC_CTL_LISTEN, SRC_CTL_CLIENT, SRC_SIGNAL,
-		SRC_WAKE, SRC_ADMIT, SRC_HOST };
+		SRC_WAKE, SRC_ADMIT, SRC_HOST, SRC_POPULATE };
 
 /* What an epoll event points at. */
 struct ev_src {
@@ -96,6 +96,9 @@ struct broker {
 	struct rtvio_config live;
 	struct admit *adm;
 	struct ev_src src_admit;
+	/* Faults the cells' memory in off the loop (populate.h); src_pop: a job ended. */
+	struct vhu_pop pop;
+	struct ev_src src_pop;
 	/* Which client a deferred change reply is for: a slot may be reused meanwhile. */
 	uint64_t ctl_ticket[CTL_MAX_CLIENTS], next_ticket;
 	unsigned int ctl_current;

@@ -103,16 +103,35 @@ static void cell_init_slot(struct broker *b, unsigned int i)
 	vhu_backend_init(&c->vhu, cc->name, cc->cid, &daemon_dev_ops, c);
 	c->vhu.verbose = b->opts.verbose;
 	c->vhu.evsig = &b->evsig;
-	/* Nothing is faulted in when mapped: faulting a table in takes time in
-	 * proportion to its size (about 75 us per MiB here), in the loop thread,
-	 * which a cell could then repeat at will. Mapped without it, a memory-table
-	 * change is at most VHU_MAX_REGIONS mmap and munmap calls, whatever the sizes
-	 * (the vhost-user budget charges that, docs/broker.md); the data path takes a
-	 * page's minor fault when it first touches it. */
-	c->vhu.prefault = false;
+	/* Its memory is faulted in off the loop, by the populate thread, before its
+	 * device starts (populate.h); a process cell's file is sealed so that the
+	 * cell cannot take pages out of it again (vhost_user.h, `seal`). A memory
+	 * table change stays at most VHU_MAX_REGIONS mmap and munmap calls in the loop,
+	 * whatever the sizes (the vhost-user budget charges that, docs/broker.md). */
+	c->vhu.seal = !cc->vm;
+	c->vhu.pop = &b->pop;
+	c->vhu.maps = vhu_pop_slots(&b->pop, i);
 	/* A cell maps no more than the configuration grants it. */
 	c->vhu.max_mem = cc->vm ? cc->memory : cc->region;
 	c->vhu.max_mem_key = cc->vm ? "memory" : "region";
+}
+
+/* The populate thread, started before the broker pins itself: on the cpus the
+ * process may use minus the broker's cores (all of them when that leaves none). */
+static int broker_open_pop(struct broker *b)
+{
+	const struct rtvio_broker_cfg *bc = &b->cfg->broker;
+	int cores[RTVIO_MAX_BROKER_CORES + 1];
+	cpu_set_t allowed, cpus;
+	int n = 0;
+
+	cores[n++] = bc->cpu;
+	for (int k = 0; k < bc->ncores && k < RTVIO_MAX_BROKER_CORES; k++)
+		cores[n++] = bc->cpus[k];
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return vhu_pop_open(&b->pop, b->ncells, NULL);
+	vhu_pop_cpus(&allowed, cores, n, &cpus);
+	return vhu_pop_open(&b->pop, b->ncells, &cpus);
 }
 
 /* The broker object with every descriptor closed (-1) and every event source named,
@@ -143,6 +162,8 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 	atomic_init(&b->stop, false);
 	b->src_admit.kind = SRC_ADMIT;
 	b->src_host.kind = SRC_HOST;
+	b->src_pop.kind = SRC_POPULATE;
+	b->pop.work_fd = b->pop.done_fd = -1;
 	b->ncells = (unsigned int)cfg->ncells;
 	b->cells = calloc(b->ncells ? b->ncells : 1, sizeof(*b->cells));
 	b->vhu_rr = calloc(b->ncells ? b->ncells : 1, sizeof(*b->vhu_rr));
@@ -152,6 +173,13 @@ static struct broker *broker_alloc(const struct rtvio_config *cfg, const struct 
 		free(b->cells);
 		b->cells = NULL;
 		return b; /* the caller sees cells == NULL */
+	}
+	if (broker_open_pop(b) < 0) {
+		free(b->vhu_rr);
+		b->vhu_rr = NULL;
+		free(b->cells);
+		b->cells = NULL;
+		return b;
 	}
 	for (unsigned int i = 0; i < b->ncells; i++)
 		cell_init_slot(b, i);
@@ -261,6 +289,8 @@ static int broker_open_sockets(struct broker *b, char *err, size_t errlen)
 			rc = daemon_ep_add(b, b->cells[i].listen_fd, &b->cells[i].src_listen);
 	if (!rc)
 		rc = daemon_ep_add(b, admit_fd(b->adm), &b->src_admit);
+	if (!rc)
+		rc = daemon_ep_add(b, vhu_pop_fd(&b->pop), &b->src_pop);
 	if (!rc && b->host)
 		rc = daemon_ep_add(b, host_fd(b->host), &b->src_host);
 	if (rc < 0)
@@ -411,9 +441,10 @@ void broker_apply_rt(struct broker *b)
 					"memory mapped later is not locked\n");
 		}
 		/* What exists now is faulted in and locked; mappings made later are
-		 * locked page by page as they are touched (MCL_ONFAULT), so that mapping
-		 * a QEMU guest's whole RAM costs nothing up front. No cell's memory is
-		 * faulted in when mapped (vhu_backend.prefault, cell_init_slot). */
+		 * locked page by page as they are faulted in (MCL_ONFAULT), so that an
+		 * mmap in the loop costs nothing up front: the populate thread faults a
+		 * cell's memory in (and so locks it) before its device starts
+		 * (populate.h). */
 		if (mlockall(MCL_CURRENT) < 0 ||
 		    ((flags & MCL_FUTURE) && mlockall(MCL_FUTURE | MCL_ONFAULT) < 0))
 			fprintf(stderr, "rtvio broker: warning: mlockall failed (%s): memory may "
@@ -448,6 +479,8 @@ void broker_close(struct broker *b)
 	for (unsigned int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl_client_close(&b->ctl[i]);
 	host_close(b->host);
+	/* After every cell let go of its memory: what the thread still owned goes. */
+	vhu_pop_close(&b->pop);
 	evsig_close(&b->evsig);
 	if (b->multicore)
 		evsig_close(&b->dp_evsig);

@@ -21,7 +21,6 @@
 #define DP_MAX_SEG MODEL_MAX_SEG
 #define DP_RX_SPARE MODEL_RX_SPARE
 #define DP_MAX_CELLS MODEL_MAX_CELLS
-_Static_assert(MODEL_VSOCK_HDR == VSOCK_HDR_SIZE, "the fault model counts the header's pages");
 
 /* A packet the broker is switching. Broker memory only: the header was read once out
  * of the sender's chain; seg[] are the chain's translated (readable) segments in the

@@ -149,23 +149,23 @@ int vhu_sigbus_install(void)
 
 /* Registration happens in the loop thread, the only one that touches cell memory;
  * the release store publishes end and b before start makes the slot visible. */
-static void guard_add(struct vhu_backend *b, const struct vhu_region *r)
+static void guard_add(struct vhu_backend *b, const struct vhu_map *m)
 {
 	for (unsigned int i = 0; i < VHU_GUARD_SLOTS; i++) {
 		if (atomic_load_explicit(&guard[i].start, memory_order_relaxed))
 			continue;
-		guard[i].end = (uintptr_t)r->map + r->map_len;
+		guard[i].end = (uintptr_t)m->addr + m->len;
 		guard[i].b = b;
-		atomic_store_explicit(&guard[i].start, (uintptr_t)r->map, memory_order_release);
+		atomic_store_explicit(&guard[i].start, (uintptr_t)m->addr, memory_order_release);
 		return;
 	}
 	LOG(b, "warning: SIGBUS guard full: this region is unguarded");
 }
 
-static void guard_del(const struct vhu_region *r)
+static void guard_del(const struct vhu_map *m)
 {
 	for (unsigned int i = 0; i < VHU_GUARD_SLOTS; i++)
-		if (atomic_load_explicit(&guard[i].start, memory_order_relaxed) == (uintptr_t)r->map)
+		if (atomic_load_explicit(&guard[i].start, memory_order_relaxed) == (uintptr_t)m->addr)
 			atomic_store_explicit(&guard[i].start, 0, memory_order_release);
 }
 
@@ -228,14 +228,26 @@ static bool is_shmem(int fd, const struct stat *st)
 		(unsigned long)fs.f_type == HUGETLBFS_MAGIC);
 }
 
+/* One region stops using its mapping; the last user ends the loop's ownership of it
+ * (the guard goes first: the loop touches nothing of it after). The munmap is the
+ * loop's, or the populate thread's when a populate of it still runs (populate.h). */
+static void region_put(struct vhu_region *r)
+{
+	struct vhu_map *m = r->map;
+
+	if (!m)
+		return;
+	r->map = NULL;
+	if (--m->users)
+		return;
+	guard_del(m);
+	vhu_map_drop(m);
+}
+
 static void unmap_regions(struct vhu_region *regs, unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++) {
-		if (!regs[i].map)
-			continue;
-		guard_del(&regs[i]);
-		munmap(regs[i].map, regs[i].map_len);
-	}
+	for (unsigned int i = 0; i < n; i++)
+		region_put(&regs[i]);
 }
 
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
@@ -247,7 +259,7 @@ void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
 	b->ops = ops;
 	b->ctx = ctx;
 	b->sock = -1;
-	b->prefault = true;
+	b->maps = b->own_maps;
 	vhu_reader_init(&b->rd);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		ring_reset(&b->ring[q]);
@@ -287,6 +299,7 @@ static void backend_reset_state(struct vhu_backend *b)
 	unmap_regions(b->regions, b->nregions);
 	memset(b->regions, 0, sizeof(b->regions));
 	b->nregions = 0;
+	b->pop_wait = false;
 	b->owner = false;
 	b->features_set = false;
 	b->features = 0;
@@ -368,6 +381,19 @@ static bool ring_ready(const struct vhu_backend *b, const struct vhu_ring *r)
 	return r->num && r->addr_set && r->started && enabled;
 }
 
+/* 1 when every mapping of the table is populated, 0 while one is not yet, or the
+ * -errno of a populate that failed. */
+static int table_ready(const struct vhu_backend *b)
+{
+	for (unsigned int i = 0; i < b->nregions; i++) {
+		int rc = vhu_map_ready(b->regions[i].map);
+
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
 /* Starts the device once both rings are ready; a failure leaves it stopped until the
  * front end changes something. */
 static void maybe_start(struct vhu_backend *b)
@@ -379,6 +405,17 @@ static void maybe_start(struct vhu_backend *b)
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		if (!ring_ready(b, &b->ring[q]))
 			return;
+	/* Not before every page of the table is in: the data path must not fault. */
+	rc = table_ready(b);
+	b->pop_wait = rc == 0;
+	if (rc <= 0) {
+		if (rc < 0 && b->last_error != rc)
+			LOG(b, "its memory could not be faulted in (%s): device not started",
+			    strerror(-rc));
+		if (rc < 0)
+			b->last_error = rc;
+		return;
+	}
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
 		struct vhu_ring *r = &b->ring[q];
 
@@ -402,6 +439,12 @@ static void maybe_start(struct vhu_backend *b)
 	}
 	b->running = true;
 	VLOG(b, "device started (rx %u, tx %u entries)", b->ring[0].num, b->ring[1].num);
+}
+
+void vhu_backend_populated(struct vhu_backend *b)
+{
+	if (b->pop_wait)
+		maybe_start(b);
 }
 
 static int send_reply(struct vhu_backend *b, const struct vhu_msg *req, const void *payload,
@@ -456,6 +499,161 @@ static int copy_table(const struct vhu_mem_table *t, unsigned int n, struct vhu_
 	return 0;
 }
 
+/* A process cell's file must take F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE: after them
+ * it can neither shrink nor have holes punched into it (fallocate PUNCH_HOLE and
+ * madvise MADV_REMOVE fail with EPERM), so no page the broker maps can go away. */
+static int seal_check(struct vhu_backend *b, unsigned int i, int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0) {
+		LOG(b, "memory region %u refused: its file cannot be sealed (%s): a process "
+		    "cell's memory must be a memfd created with MFD_ALLOW_SEALING", i,
+		    strerror(errno));
+		return -EPERM;
+	}
+	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+		LOG(b, "memory region %u refused: its file is sealed against writing already "
+		    "(attached before?): attach with a new memfd", i);
+		return -EPERM;
+	}
+	if (seals & F_SEAL_SEAL) {
+		LOG(b, "memory region %u refused: its file cannot be sealed (F_SEAL_SEAL is "
+		    "set): create it with memfd_create(MFD_ALLOW_SEALING) and leave "
+		    "F_SEAL_SEAL off", i);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The mapping of a file the current or the new table already maps (process cells). */
+static struct vhu_map *find_map(struct vhu_backend *b, const struct stat *st)
+{
+	for (unsigned int k = 0; k < VHU_MAX_MAPS; k++) {
+		struct vhu_map *m = &b->maps[k];
+
+		if (m->users && m->dev == st->st_dev && m->ino == st->st_ino)
+			return m;
+	}
+	return NULL;
+}
+
+/* A process cell's file, mapped whole once and sealed; *total gains its size when it
+ * is not mapped yet. Reusing the mapping is the only way a later table (same
+ * connection) can name the file: sealed, it can never be mapped writable again. */
+static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct stat *st,
+		    uint64_t *total, struct vhu_map **out)
+{
+	void *addr;
+	int rc;
+
+	*out = find_map(b, st);
+	if (*out)
+		return 0;
+	if (st->st_size <= 0)
+		return -EINVAL;
+	*total += (uint64_t)st->st_size;
+	if (b->max_mem && *total > b->max_mem) {
+		LOG(b, "memory region %u refused: its file (%" PRIu64 " bytes) takes the "
+		    "table beyond the cell's configured %s (%" PRIu64 " bytes)", i,
+		    (uint64_t)st->st_size, b->max_mem_key ? b->max_mem_key : "limit",
+		    b->max_mem);
+		return -E2BIG;
+	}
+	rc = seal_check(b, i, fd);
+	if (rc < 0)
+		return rc;
+	addr = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (addr == MAP_FAILED) {
+		LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i,
+		    (uint64_t)st->st_size, strerror(errno));
+		return -ENOMEM;
+	}
+	/* A slot first: a file sealed and then refused could not be brought again. */
+	*out = vhu_map_take(b->maps, addr, (size_t)st->st_size, st->st_dev, st->st_ino);
+	if (!*out) {
+		munmap(addr, (size_t)st->st_size);
+		LOG(b, "memory region %u refused: earlier tables are still being released", i);
+		return -EBUSY;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) < 0) {
+		rc = -errno;
+		LOG(b, "memory region %u refused: cannot seal its file (%s): attach with a "
+		    "new memfd created with MFD_ALLOW_SEALING", i, strerror(-rc));
+		vhu_map_drop(*out);
+		*out = NULL;
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A `vm = yes` cell's region, mapped on its own (a VMM's file is not sealed: QEMU
+ * seals its RAM with F_SEAL_SEAL, and may map it again itself). */
+static int map_range(struct vhu_backend *b, unsigned int i, int fd, struct vhu_region *r,
+		     uint64_t page, struct vhu_map **out)
+{
+	uint64_t off = r->mmap_offset & ~(page - 1), delta = r->mmap_offset - off;
+	size_t len = (size_t)(r->size + delta);
+	int seals = fcntl(fd, F_GET_SEALS);
+	void *addr;
+
+	/* Shrinking would turn the broker's accesses into SIGBUS (the guard then cuts
+	 * the cell off): seal against it when the file lets us, as QEMU's own
+	 * memory-backend-memfd does. */
+	if (seals >= 0 && !(seals & F_SEAL_SHRINK) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		VLOG(b, "region %u cannot be sealed against shrinking: truncating it gets the "
+		     "cell cut off through the SIGBUS guard", i);
+	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	if (addr == MAP_FAILED) {
+		LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,
+		    strerror(errno));
+		return -ENOMEM;
+	}
+	*out = vhu_map_take(b->maps, addr, len, 0, 0);
+	if (!*out) {
+		munmap(addr, len);
+		LOG(b, "memory region %u refused: earlier tables are still being released", i);
+		return -EBUSY;
+	}
+	r->host = (uint8_t *)addr + delta;
+	return 0;
+}
+
+/* Region i of a new table into the broker: checked, then mapped or pointed into a
+ * mapping of the same file. */
+static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_region *r,
+		      uint64_t page, uint64_t *total)
+{
+	struct vhu_map *m;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -EINVAL;
+	if (!is_shmem(fd, &st)) {
+		LOG(b, "memory region %u refused: not shared memory (memfd, tmpfs or "
+		    "hugetlbfs)", i);
+		return -EINVAL;
+	}
+	/* Mapping past the end of the file would turn an access into SIGBUS. */
+	if ((uint64_t)st.st_size < r->mmap_offset + r->size)
+		return -EINVAL;
+	rc = b->seal ? map_file(b, i, fd, &st, total, &m) : map_range(b, i, fd, r, page, &m);
+	if (rc < 0)
+		return rc;
+	/* A file that grew after it was mapped: only what is mapped counts. */
+	if (b->seal && r->mmap_offset + r->size > m->len) {
+		if (!m->users)
+			vhu_map_drop(m);
+		return -EINVAL;
+	}
+	if (b->seal)
+		r->host = (uint8_t *)m->addr + r->mmap_offset;
+	m->users++;
+	r->map = m;
+	return 0;
+}
+
 static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
 			 unsigned int nfds)
 {
@@ -464,6 +662,7 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t total = 0;
 	unsigned int n;
+	int rc = 0;
 
 	n = m->hdr.size < 8 ? 0 : t->nregions;
 	if (n == 0 || n > VHU_MAX_REGIONS || m->hdr.size < 8 + 32 * n || nfds != n) {
@@ -476,8 +675,8 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		return -EINVAL;
 	}
 	/* A process cell's table is its region, a VM's its RAM: anything larger would
-	 * make the broker map (and, for process cells, fault in and lock) memory the
-	 * configuration never granted. */
+	 * make the broker map (populate and lock) memory the configuration never
+	 * granted. */
 	if (b->max_mem && total > b->max_mem) {
 		LOG(b, "memory table of %" PRIu64 " bytes refused: larger than the cell's "
 		    "configured %s (%" PRIu64 " bytes)", total,
@@ -485,63 +684,30 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 		vhu_close_fds(fds, &nfds);
 		return -E2BIG;
 	}
-	for (unsigned int i = 0; i < n; i++) {
-		struct vhu_region *r = &nr[i];
-		uint64_t delta, off;
-		struct stat st;
-		int seals;
-
-		if (fstat(fds[i], &st) < 0)
-			goto bad;
-		if (!is_shmem(fds[i], &st)) {
-			LOG(b, "memory region %u refused: not shared memory (memfd, tmpfs or "
-			    "hugetlbfs)", i);
-			goto bad;
-		}
-		/* Mapping past the end of the file would turn an access into SIGBUS. */
-		if ((uint64_t)st.st_size < r->mmap_offset + r->size)
-			goto bad;
-		/* A memfd that can still shrink lets the cell turn broker accesses into
-		 * SIGBUS later: seal it against shrinking when we can. */
-		seals = fcntl(fds[i], F_GET_SEALS);
-		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
-		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0 && !b->seal_warned) {
-			b->seal_warned = true;
-			VLOG(b, "its memory cannot be sealed against shrinking (no "
-				"MFD_ALLOW_SEALING): truncating it gets the cell cut off "
-				"through the SIGBUS guard");
-		}
-		off = r->mmap_offset & ~((uint64_t)page - 1);
-		delta = r->mmap_offset - off;
-		r->map_len = (size_t)(r->size + delta);
-		r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
-			      MAP_SHARED | (b->prefault ? MAP_POPULATE : 0), fds[i], (off_t)off);
-		if (r->map == MAP_FAILED) {
-			r->map = NULL;
-			LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,
-			    strerror(errno));
-			unmap_regions(nr, i);
-			vhu_close_fds(fds, &nfds);
-			return -ENOMEM;
-		}
-		r->host = (uint8_t *)r->map + delta;
-		continue;
-bad:
-		unmap_regions(nr, i);
-		vhu_close_fds(fds, &nfds);
-		return -EINVAL;
-	}
-
+	total = 0;
+	for (unsigned int i = 0; i < n && !rc; i++)
+		rc = map_region(b, i, fds[i], &nr[i], (uint64_t)page, &total);
 	/* The mappings hold the memory now; the descriptors are not needed. */
 	vhu_close_fds(fds, &nfds);
+	if (rc < 0) {
+		unmap_regions(nr, n);
+		return rc;
+	}
 	/* No ring may keep pointers into the old table: stop first, swap, and let
-	 * maybe_start() re-translate the rings against the new one. */
+	 * maybe_start() re-translate the rings against the new one once every mapping
+	 * of it is populated. A mapping both tables use stays (users > 0). */
 	device_stop(b);
 	unmap_regions(b->regions, b->nregions);
 	memcpy(b->regions, nr, sizeof(nr));
 	b->nregions = n;
-	for (unsigned int i = 0; i < n; i++)
-		guard_add(b, &b->regions[i]);
+	for (unsigned int i = 0; i < n; i++) {
+		struct vhu_map *mp = b->regions[i].map;
+
+		if (!mp->fresh)
+			continue;
+		guard_add(b, mp);
+		vhu_map_populate(b->pop, mp);
+	}
 	VLOG(b, "memory table: %u region(s)", n);
 	return 0;
 }

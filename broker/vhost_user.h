@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "evsig.h"
+#include "populate.h"
 #include "vhost_user_proto.h"
 
 /* Ring sizes and regions bigger than this are refused (a 256 GiB guest is far
@@ -39,8 +40,7 @@ struct vhu_region {
 	uint64_t user_addr;   /* front end: its own mapping (SET_VRING_ADDR is in these) */
 	uint64_t mmap_offset; /* front end */
 	uint8_t *host;        /* broker: where guest_addr is mapped here */
-	void *map;            /* broker: the mmap()ed range (page-aligned start) */
-	size_t map_len;
+	struct vhu_map *map;  /* broker: the mapping it lies in (populate.h) */
 };
 
 /* One of the back end's queues (0 = rx, 1 = tx). */
@@ -99,13 +99,20 @@ struct vhu_backend {
 	uint64_t unknown_logged;    /* request codes < 64 already logged as unknown */
 	unsigned int messages;      /* handled on this connection (for tests and logs) */
 	int last_error;             /* -errno of the last refused message, 0 if none */
-	bool seal_warned;           /* the unsealable-region warning was given (once) */
-	/* broker: fault every region in when it is mapped (the default). A QEMU guest's
-	 * memory table is its whole RAM, of which the broker touches only the rings and
-	 * the buffers the guest posts: faulting in (and, under mlockall, pinning) all of
-	 * it would stall every cell's data path for seconds and hold the guest's RAM
-	 * size in host memory. The daemon clears this for `vm = yes` cells. */
-	bool prefault;
+	/* broker: a process cell's memory. Each file is mapped once, whole, and sealed
+	 * (F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) so that the cell can neither shrink it
+	 * nor punch holes into it; a file that cannot take the seals is refused. Clear
+	 * (`vm = yes`, tests): each region is mapped on its own and nothing is sealed. */
+	bool seal;
+	/* broker: the populate thread (populate.h); NULL: nothing is populated and a
+	 * mapping counts as ready at once (tests of the back end alone, calibrate). */
+	struct vhu_pop *pop;
+	/* Mapping slots: VHU_MAX_MAPS from pop (vhu_pop_slots), or own_maps without. */
+	struct vhu_map *maps;
+	struct vhu_map own_maps[VHU_MAX_MAPS];
+	/* The device waits for its table's populate (maybe_start); the daemon calls
+	 * vhu_backend_populated when the populate thread reports a finished job. */
+	bool pop_wait;
 	/* broker: the largest memory table (sum of the region sizes) accepted, and the
 	 * configuration key it comes from (for the message); 0 = no limit but
 	 * VHU_MAX_REGION_SIZE per region. */
@@ -178,6 +185,10 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
  * again and accepts the next connection. */
 void vhu_backend_disconnect(struct vhu_backend *b);
 
+/* The populate thread finished a job: start the device if its table is now in (or
+ * log why it never will be). Cheap when nothing changed. */
+void vhu_backend_populated(struct vhu_backend *b);
+
 /* The data plane found a ring broken: tell the front end through the ring's error
  * eventfd, if it gave one. */
 void vhu_backend_signal_err(struct vhu_backend *b, unsigned int queue);
@@ -191,8 +202,8 @@ void *vhu_backend_gpa_to_host(const struct vhu_backend *b, uint64_t gpa, uint64_
 const char *vhu_request_name(uint32_t request);
 
 /* ---- SIGBUS guard ------------------------------------------------------------------
- * A cell owns the file behind its memory. If it shrinks the file (a memfd that
- * could not be sealed), the broker's next access to the lost pages raises SIGBUS.
+ * A cell owns the file behind its memory. If it shrinks the file (a `vm = yes`
+ * cell's, which is not sealed), the broker's next access to the lost pages raises SIGBUS.
  * The guard catches that for addresses inside a mapped front-end region, maps a
  * private zero page over the faulting page so the access completes harmlessly, marks
  * that back end `faulted` and sets vhu_fault_pending; the daemon then cuts the cell

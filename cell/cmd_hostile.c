@@ -14,7 +14,7 @@
  *
  * At the end it prints one line:
  *   hostile MODE: attached N, attach failed F, cut off K, detached D, sent P,
- *   received R, vhost-user V, memtables M, helper H
+ *   received R, vhost-user V, memtables M, helper H, punched X, punch refused Y
  * and exits 0 when it attached at least once, 1 when never, 2 on usage errors. */
 #include "cell_cmd.h"
 #include "hostile.h"
@@ -190,8 +190,10 @@ int cmd_hostile(int argc, char **argv)
 	if (hp)
 		helped = hostile_helper_stop(hp);
 	printf("hostile %s: attached %lu, attach failed %lu, cut off %lu, detached %lu, "
-	       "sent %lu, received %lu, vhost-user %lu, memtables %lu, helper %lu\n",
+	       "sent %lu, received %lu, vhost-user %lu, memtables %lu, helper %lu, "
+	       "punched %lu, punch refused %lu\n",
 	       h.mode->name, h.attaches, h.attach_failures, h.cut_off, h.detached,
-	       h.packets_sent, h.packets_received, h.vhu_sent, h.memtables, helped);
+	       h.packets_sent, h.packets_received, h.vhu_sent, h.memtables, helped,
+	       h.punched, h.punch_refused);
 	return h.attaches ? 0 : 1;
 }

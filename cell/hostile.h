@@ -52,7 +52,7 @@ struct hostile {
 	uint32_t big_port;
 	/* What it did. */
 	unsigned long attaches, attach_failures, cut_off, detached, packets_sent,
-		packets_received, vhu_sent, memtables;
+		packets_received, vhu_sent, memtables, punched, punch_refused;
 };
 
 extern atomic_bool hostile_stop;

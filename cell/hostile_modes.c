@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,33 @@ static void memtable_step(struct hostile *h)
 	repost_step(h);
 }
 
+/* ---- (i) punch: holes into its own memory, under the broker's mappings --------- */
+
+/* Every page of the region, one fallocate(PUNCH_HOLE) each, then madvise(MADV_REMOVE)
+ * over all of it: on a file the broker could not seal, each would take the pages
+ * out of the broker's mapping too, and its next touch of them would fault. The
+ * broker seals a process cell's memory (F_SEAL_FUTURE_WRITE), so each fails with
+ * EPERM; a punch that succeeds is counted (and wrecks our own rings). */
+static void punch_one(struct hostile *h, int rc)
+{
+	if (rc == 0)
+		h->punched++;
+	else if (errno == EPERM)
+		h->punch_refused++;
+}
+
+static void punch_step(struct hostile *h)
+{
+	const size_t page = 4096;
+
+	for (size_t off = 0; off < RAW_REGION && !hostile_stop; off += page)
+		punch_one(h, fallocate(h->r.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				       (off_t)off, (off_t)page));
+	punch_one(h, madvise(h->r.mem, RAW_REGION, MADV_REMOVE));
+	/* Traffic on top, so that the broker touches the memory it would lose. */
+	repost_step(h);
+}
+
 /* ---- (h) attach: attach and detach in a loop ----------------------------------- */
 
 static void attach_step(struct hostile *h)
@@ -388,6 +416,8 @@ const struct hostile_mode hostile_modes[] = {
 	  0, false, false, NULL, memtable_step },
 	{ "attach", "attaches and detaches in a loop",
 	  0, false, false, NULL, attach_step },
+	{ "punch", "punches holes into every page of its memory (fallocate, MADV_REMOVE)",
+	  0, false, false, NULL, punch_step },
 	{ "oversize", "SEQPACKET messages of 60000 bytes on a flow declared 64, credit ignored",
 	  0, true, false, oversize_setup, oversize_step },
 	{ "all", "storm, repost, oversize, callfd, vhuflood, memtable, tinyrx, attach together",

@@ -24,7 +24,7 @@ const char *const cfg_workload_keys[] = { "flow", "pattern", "size", "period", "
 	"count", NULL };
 const char *const cfg_platform_keys[] = { "copy_bandwidth", "chunk_overhead",
 	"packet_overhead", "ingest_latency", "notify_latency", "ingest_step", "batch_gap",
-	"change_step", "vhost_user_msg", "vhost_user_map", "wake_write", "page_fault", NULL };
+	"change_step", "vhost_user_msg", "vhost_user_map", "wake_write", NULL };
 const char *const cfg_remote_keys[] = { "gateway", "domain", "peers", "network_budget",
 	"remote_bound", NULL };
 const char *const cfg_host_keys[] = { "uds_path", "connections", NULL };
@@ -91,6 +91,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct keyctx k = { ps, name, value, ps->lineno };
 	int key = key_index(keys, name);
 
+	if (key < 0 && ps->kind == K_PLATFORM && cfg_platform_removed(&k))
+		return 0;
 	if (key < 0) {
 		cfg_key_fail(&k, "unknown key (expected one of: %s)", key_list(keys, list, sizeof(list)));
 		return 0;

@@ -297,9 +297,7 @@ enum {
 	/* Optional: without it a core's completion under the data plane's mutex is
 	 * charged all of packet_overhead (docs/analysis.md, "Several cores"). */
 	RTVIO_PLAT_WAKE_WRITE = 1u << 10,
-	/* Optional: without it the broker's page faults on cell memory are not charged
-	 * (docs/analysis.md, "Page faults on cell memory"). */
-	RTVIO_PLAT_PAGE_FAULT = 1u << 11,
+	/* page_fault (1u << 11) is gone: cfg_platform_removed says why. */
 };
 
 struct rtvio_platform_cfg {
@@ -318,7 +316,6 @@ struct rtvio_platform_cfg {
 				   * device stop and start) */
 	uint64_t wake_write;      /* ns: one notification that wakes a waiting cell (a part
 				   * of packet_overhead, which holds two of them) */
-	uint64_t page_fault;      /* ns: one minor fault on a page of a cell's memory */
 	unsigned present;         /* RTVIO_PLAT_* bits */
 	int line;                 /* line of [platform], 0 when absent */
 	char path[256];           /* file it came from, "" when none */

@@ -153,6 +153,7 @@ int cfg_cell_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_flow_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_workload_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key);
+bool cfg_platform_removed(const struct keyctx *k);
 int cfg_remote_key(struct parser *ps, const struct keyctx *k, int key);
 int cfg_host_key(struct parser *ps, const struct keyctx *k, int key);
 /* A flow's `from`/`to` naming BROKER/CELL[:PORT] (config_remote.c). */

@@ -23,7 +23,7 @@ int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key)
 	uint64_t *const slot[] = { &p->copy_bandwidth, &p->chunk_overhead, &p->packet_overhead,
 				   &p->ingest_latency, &p->notify_latency, &p->ingest_step,
 				   &p->batch_gap, &p->change_step, &p->vhost_user_msg,
-				   &p->vhost_user_map, &p->wake_write, &p->page_fault };
+				   &p->vhost_user_map, &p->wake_write };
 
 	if (key == 0) {
 		const char *why = NULL;
@@ -37,6 +37,19 @@ int cfg_platform_key(struct parser *ps, const struct keyctx *k, int key)
 	}
 	p->present |= 1u << key;
 	return 0;
+}
+
+/* Keys [platform] no longer has, each with why: an old file that gives one fails
+ * with the reason rather than as an unknown key. */
+bool cfg_platform_removed(const struct keyctx *k)
+{
+	if (strcmp(k->key, "page_fault"))
+		return false;
+	cfg_key_fail(k, "no longer a key: the broker seals a process cell's memory and "
+		     "faults every cell's memory in before its device starts, so the data "
+		     "path takes no page fault a cell can cause and none is charged "
+		     "(docs/analysis.md, \"Page faults on cell memory\"): remove the line");
+	return true;
 }
 
 int rtvio_platform_load(const char *path, struct rtvio_platform_cfg *plat, char *err,
@@ -102,7 +115,7 @@ int rtvio_platform_write(FILE *f, const struct rtvio_platform_cfg *p)
 	const uint64_t v[] = { p->copy_bandwidth, p->chunk_overhead, p->packet_overhead,
 			       p->ingest_latency, p->notify_latency, p->ingest_step,
 			       p->batch_gap, p->change_step, p->vhost_user_msg,
-			       p->vhost_user_map, p->wake_write, p->page_fault };
+			       p->vhost_user_map, p->wake_write };
 	char b[48];
 
 	if (fprintf(f, "[platform]\n") < 0)

@@ -226,22 +226,6 @@ struct model_host_pass {
 	uint64_t rx_payload; /* the host cell's RX buffer payload: a piece its stack takes */
 };
 void model_host_pass(const struct rtvio_config *cfg, struct model_host_pass *p);
-/* Page faults on cell memory (model/faults.c, docs/analysis.md "Page faults on cell
- * memory"): pages are counted at MODEL_PAGE bytes (a hugetlbfs page is one of many
- * such, so the count still bounds its faults); MODEL_VSOCK_HDR is the packet header.
- * The most pages of shared memory each action can touch, each of which may take a
- * minor fault: one copy step of up to `chunk` bytes (both sides), the ring work of
- * one piece (beyond its steps), and the ingest of one packet. */
-#define MODEL_PAGE 4096u
-#define MODEL_VSOCK_HDR 44u
-struct model_faults {
-	uint64_t step;
-	uint64_t piece;
-	uint64_t ingest;
-};
-/* Pages len bytes spread over at most segs contiguous pieces can touch. */
-uint64_t model_span_pages(uint64_t len, uint64_t segs);
-void model_faults(uint64_t chunk, struct model_faults *out);
 
 /* Run-time changes (model/change.c). One cell or flow added or removed visits at most
  * model_change_op_slots() table slots of the capacity ([broker] max_cells, max_flows:

@@ -274,6 +274,12 @@ def memtable_served(s, h, flows):
     check(s["memtables"] > 0, "no SET_MEM_TABLE sent: " + str(s))
 
 
+def punch_refused(s, h, flows):
+    took_packets(s, h, flows)
+    check(s["punch refused"] > 0 and s["punched"] == 0,
+          "the hostile cell's memory was not sealed against holes: " + str(s))
+
+
 MODES = [
     ("callfd", "cleared O_NONBLOCK on the call eventfd", None),
     ("repost", None, took_packets),
@@ -284,6 +290,7 @@ MODES = [
     ("vhuflood", "does not read its vhost-user replies", vhu_served),
     ("memtable", None, memtable_served),
     ("attach", None, reattached),
+    ("punch", None, punch_refused),
     ("oversize", None, oversize_counted),
     ("all", None, took_packets),
 ]

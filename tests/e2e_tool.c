@@ -326,7 +326,7 @@ static int raw_open(struct raw *r, const char *path)
 
 	r->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	memfd = memfd_create("e2e-raw", MFD_CLOEXEC);
+	memfd = memfd_create("e2e-raw", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (r->sock < 0 || connect(r->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    memfd < 0 || ftruncate(memfd, RAW_REGION) < 0)
 		return -errno;

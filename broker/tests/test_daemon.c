@@ -24,7 +24,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@ struct env {
 	struct rtvio_config cfg;
 	struct broker *b;
 	pthread_t thread;
+	atomic_int tid;   /* the broker thread's, for its fault count */
 	int run_rc;
 };
 
@@ -71,6 +74,7 @@ static void *broker_thread(void *arg)
 {
 	struct env *e = arg;
 
+	atomic_store(&e->tid, (int)syscall(SYS_gettid));
 	e->run_rc = broker_run(e->b);
 	return NULL;
 }
@@ -108,6 +112,8 @@ static void start_broker_with(struct env *e, bool poll, const char *extra)
 		 "[flow ab]\nfrom = alpha\nto = beta:1000\ntype = seqpacket\nsize = 256\n"
 		 "period = 1ms\n"
 		 "[flow gb]\nfrom = gamma\nto = beta:2000\ntype = seqpacket\nsize = 64\n"
+		 "period = 1ms\n"
+		 "[flow db]\nfrom = delta\nto = beta:3000\ntype = seqpacket\nsize = 64\n"
 		 "period = 1ms\n",
 		 e->dir, poll ? "yes" : "no", extra);
 	assert_int_equal(rtvio_config_parse(text, "test.conf", &e->cfg, err, sizeof(err)), 0);
@@ -350,7 +356,7 @@ static void check_stat_cli(const struct env *e)
 			seen = true;
 		}
 	assert_true(seen);
-	assert_true(json_array_size(json_object_get(doc, "flows")) == 3); /* ab, gb, best-effort */
+	assert_true(json_array_size(json_object_get(doc, "flows")) == 4); /* ab, gb, db, best-effort */
 	json_decref(doc);
 
 	/* By config file: tables. */
@@ -673,9 +679,10 @@ static void test_broken_ring_cut_off(void **state)
 	rtvio_cell_close(b);
 }
 
-/* A front end whose memory cannot be sealed truncates it under the busy-polling
- * broker: the broker's next ring access would be SIGBUS; the guard turns it into a
- * cut-off, and the broker and the other cells carry on. */
+/* A process cell's memory that cannot be sealed is refused; a `vm = yes` cell's is
+ * not sealed (a VMM's), and when it truncates it under the busy-polling broker, the
+ * broker's next ring access would be SIGBUS; the guard turns it into a cut-off, and
+ * the broker and the other cells carry on. */
 static void test_truncated_memory_cut_off(void **state)
 {
 	struct env e;
@@ -686,11 +693,13 @@ static void test_truncated_memory_cut_off(void **state)
 	start_broker(&e, true);
 	b = open_cell(&e, "beta");
 	g = open_cell(&e, "gamma");
-	hostile_attach(&e, &h, "alpha", 0, 3);
+	assert_int_equal(hostile_open(&e, &h, "alpha", 0, 1u << 20, 0), -EPROTO);
+	hostile_close(&h);
+	hostile_attach(&e, &h, "delta", 0, 6);
 	assert_false(fcntl(h.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
 	assert_int_equal(ftruncate(h.memfd, 0), 0);
 	hostile_kick(&h, 1);
-	wait_state(&e, "alpha", "broken");
+	wait_state(&e, "delta", "broken");
 	hostile_expect_eof(&h);
 	hostile_close(&h);
 	others_carry_on(&e, b, g);
@@ -863,12 +872,13 @@ static void test_memory_limits(void **state)
 	stop_broker(&e);
 }
 
-/* The broker was holding two of alpha's TX chains (REQUESTs beta has no RX buffer
- * for) when alpha truncated the last page of its memory, where the tx ring's
- * avail_event lies; the used ring's index and entries lie on the page before, still
- * there. The broker's write of avail_event is caught by the SIGBUS guard and alpha is
- * cut off: it must not then write the held chains back into alpha's used ring as it
- * would for a stopped ring (memory the cell took away is not touched again). */
+/* The broker was holding two of delta's TX chains (REQUESTs beta has no RX buffer
+ * for) when delta (a `vm = yes` cell: its memory is not sealed) truncated the last
+ * page of its memory, where the tx ring's avail_event lies; the used ring's index
+ * and entries lie on the page before, still there. The broker's write of avail_event
+ * is caught by the SIGBUS guard and delta is cut off: it must not then write the
+ * held chains back into delta's used ring as it would for a stopped ring (memory the
+ * cell took away is not touched again). */
 static void test_fault_returns_nothing(void **state)
 {
 	const size_t region = 1u << 20;
@@ -885,8 +895,8 @@ static void test_fault_returns_nothing(void **state)
 	(void)state;
 	start_broker(&e, false);
 	hostile_attach(&e, &hb, "beta", MFD_ALLOW_SEALING, 4);
-	assert_int_equal(hostile_open(&e, &ha, "alpha", 0, region, used_off), 0);
-	wait_state(&e, "alpha", "connected");
+	assert_int_equal(hostile_open(&e, &ha, "delta", 0, region, used_off), 0);
+	wait_state(&e, "delta", "connected");
 	assert_int_equal(vq_layout(128, &l), 0);
 	ring.num = 128;
 	ring.desc = (struct vring_desc *)(void *)(ha.mem + 16384u + l.desc_off);
@@ -898,7 +908,7 @@ static void test_fault_returns_nothing(void **state)
 				      .len = VSOCK_HDR_SIZE };
 
 		hdr[i] = (struct vsock_hdr){
-			.src_cid = 3, .dst_cid = 4, .src_port = 5555 + i, .dst_port = 1000,
+			.src_cid = 6, .dst_cid = 4, .src_port = 5555 + i, .dst_port = 3000,
 			.type = VSOCK_TYPE_SEQPACKET, .op = VSOCK_OP_REQUEST, .buf_alloc = 65536,
 		};
 		vsock_hdr_encode(&hdr[i], ha.mem + 0x20000 + i * 0x1000);
@@ -907,19 +917,159 @@ static void test_fault_returns_nothing(void **state)
 	/* The first is published and ingested while the memory is whole. */
 	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 1);
 	hostile_kick(&ha, 1);
-	for (int k = 0; k < 500 && (in = cell_counter(&e, "alpha", "packets_in")) == 0; k++)
+	for (int k = 0; k < 500 && (in = cell_counter(&e, "delta", "packets_in")) == 0; k++)
 		usleep(10000);
 	assert_int_equal(in, 1);
 	/* Then the last page goes, and the second is published. */
 	assert_int_equal(ftruncate(ha.memfd, (off_t)(region - 4096)), 0);
 	atomic_store((_Atomic uint16_t *)&ring.avail->idx, 2);
 	hostile_kick(&ha, 1);
-	wait_state(&e, "alpha", "broken");
+	wait_state(&e, "delta", "broken");
 	hostile_expect_eof(&ha);
 	assert_int_equal(atomic_load((_Atomic uint16_t *)&ring.used->idx), 0);
 	hostile_close(&ha);
 	hostile_close(&hb);
 	stop_broker(&e);
+}
+
+/* Minor page faults the thread `tid` of this process has taken. */
+static unsigned long thread_minflt(int tid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long v = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name may hold spaces */
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu", &v), 1);
+	return v;
+}
+
+#define NF_WARM 8u
+#define NF_MSGS 300u
+
+struct nf_rx {
+	struct rtvio_cell *c;
+	int ls;
+	atomic_uint got;
+	unsigned int bad;
+};
+
+static void nf_fill(uint8_t *m, unsigned int i)
+{
+	for (unsigned int k = 0; k < 256; k++)
+		m[k] = (uint8_t)(i * 31 + k);
+}
+
+static void *nf_receiver(void *arg)
+{
+	struct nf_rx *x = arg;
+	uint64_t peer;
+	uint32_t pport;
+	uint8_t in[256], want[256];
+	unsigned int flags;
+	int cs = rtvio_accept(x->c, x->ls, &peer, &pport, 5000);
+
+	if (cs < 0) {
+		x->bad++;
+		return NULL;
+	}
+	for (unsigned int i = 0; i < NF_MSGS; i++) {
+		ssize_t n = rtvio_recv(x->c, cs, in, sizeof(in), 0, &flags, 5000);
+
+		nf_fill(want, i);
+		if (n != (ssize_t)sizeof(in) || memcmp(in, want, sizeof(in)))
+			x->bad++;
+		atomic_store(&x->got, i + 1);
+		if (n < 0)
+			break;
+	}
+	rtvio_close(x->c, cs);
+	return NULL;
+}
+
+/* No page fault a cell can cause. A process cell's memory is sealed once the broker
+ * maps it: the hostile cell's attempts to punch each of its pages out fail (EPERM),
+ * fallocate and madvise alike. And the broker's thread takes no page fault at all
+ * while a freshly attached pair exchanges NF_MSGS messages over one connection, every
+ * byte intact: both cells' memory was faulted in (and, with mlockall, locked) by the
+ * populate thread before their devices started. The zero cannot come by accident:
+ * with the populate left out, the same window faults on every page of beta's RX
+ * buffers and alpha's TX slots the broker touches for the first time (dozens). The
+ * window opens after NF_WARM messages, so that the broker's own first touches of
+ * the connection (its tables are not locked here) lie outside it. Measured: 0 with
+ * the populate, 135 with it left out. */
+static void test_no_cell_faults(void **state)
+{
+	struct nf_rx x = { 0 };
+	struct rtvio_cell *a, *b;
+	struct hostile h;
+	unsigned long f0 = 0, f1;
+	uint8_t out[256];
+	struct env e;
+	pthread_t t;
+	int seals, s;
+
+	(void)state;
+	start_broker(&e, false);
+	hostile_attach(&e, &h, "gamma", MFD_ALLOW_SEALING, 5);
+	seals = fcntl(h.memfd, F_GET_SEALS);
+	assert_true(seals & F_SEAL_SHRINK);
+	assert_true(seals & F_SEAL_FUTURE_WRITE);
+	for (size_t off = 0; off < h.region; off += 4096) {
+		errno = 0;
+		assert_int_equal(fallocate(h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					   (off_t)off, 4096), -1);
+		assert_int_equal(errno, EPERM);
+	}
+	assert_int_equal(madvise(h.mem, h.region, MADV_REMOVE), -1);
+	assert_int_equal(errno, EPERM);
+	a = open_cell(&e, "alpha");
+	b = open_cell(&e, "beta");
+	x.c = b;
+	x.ls = rtvio_socket(b, RTVIO_SOCK_SEQPACKET);
+	assert_true(x.ls >= 0);
+	assert_int_equal(rtvio_listen(b, x.ls, 1000, 4), 0);
+	assert_int_equal(pthread_create(&t, NULL, nf_receiver, &x), 0);
+	s = rtvio_socket(a, RTVIO_SOCK_SEQPACKET);
+	assert_true(s >= 0);
+	assert_int_equal(rtvio_connect(a, s, rtvio_cell_cid(b), 1000, 5000), 0);
+	for (unsigned int i = 0; i < NF_MSGS; i++) {
+		if (i == NF_WARM) {
+			while (atomic_load(&x.got) < NF_WARM)
+				usleep(1000);
+			f0 = thread_minflt(atomic_load(&e.tid));
+		}
+		nf_fill(out, i);
+		assert_int_equal(rtvio_send(a, s, out, sizeof(out), RTVIO_MSG_EOR, 5000),
+				 (ssize_t)sizeof(out));
+	}
+	pthread_join(t, NULL);
+	f1 = thread_minflt(atomic_load(&e.tid));
+	assert_int_equal(x.got, NF_MSGS);
+	assert_int_equal(x.bad, 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* A sanitizer's shadow memory faults on the first access to each 32 KiB of
+	 * memory (cell memory included): counted here, and not the cell's doing. The
+	 * plain build's run is the one that checks the zero. */
+	assert_int_equal(f1 - f0, 0);
+#else
+	(void)f0;
+	(void)f1;
+#endif
+	rtvio_close(a, s);
+	rtvio_close(b, x.ls);
+	hostile_close(&h);
+	rtvio_cell_close(a);
+	stop_broker(&e);
+	rtvio_cell_close(b);
 }
 
 /* A front end that goes and comes back at once (QEMU restarting the device): its end
@@ -1237,6 +1387,7 @@ int main(void)
 		cmocka_unit_test(test_kick_replaced),
 		cmocka_unit_test(test_memory_limits),
 		cmocka_unit_test(test_fault_returns_nothing),
+		cmocka_unit_test(test_no_cell_faults),
 		cmocka_unit_test(test_reconnect_before_eof),
 		cmocka_unit_test(test_vhost_user_budget),
 		cmocka_unit_test(test_cut_off_waits_for_heavy_token),

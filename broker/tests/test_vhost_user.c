@@ -20,6 +20,9 @@
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -547,34 +550,289 @@ static size_t resident_pages(const void *p, size_t len)
 	return k;
 }
 
-/* A process cell's region is faulted in when it is mapped (the default); a QEMU
- * guest's RAM (prefault off) is not: only what something touched is in memory. */
-static void test_prefault(void **state)
+/* ---- Sealing and populating (a process cell's memory, populate.h) ---------------- */
+
+static int stderr_lines(void (*fn)(void *), void *arg, char *text, size_t len);
+
+/* The back end as the broker sets it up for a process cell: sealing, and a populate
+ * thread of its own (held before its first piece while hold is set). */
+static void pop_attach(struct fe *f, struct vhu_pop *p, bool hold)
+{
+	assert_int_equal(vhu_pop_open(p, 1, NULL), 0);
+	atomic_store(&p->hold, hold);
+	f->b.seal = true;
+	f->b.pop = p;
+	f->b.maps = vhu_pop_slots(p, 0);
+}
+
+/* Waits (without a deadline that could fail a slow build: the test's own timeout
+ * bounds it) for the populate thread to report a finished job, then tells the back
+ * end, as the daemon's loop does. */
+static void pop_wait_done(struct fe *f, struct vhu_pop *p)
+{
+	struct pollfd pf = { .fd = vhu_pop_fd(p), .events = POLLIN };
+
+	assert_int_equal(poll(&pf, 1, -1), 1);
+	vhu_pop_ack(p);
+	vhu_backend_populated(&f->b);
+}
+
+static unsigned int slots_busy(struct vhu_pop *p)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++)
+		n += atomic_load(&p->maps[i].busy);
+	return n;
+}
+
+/* n slots left taken: every other mapping was unmapped by its last owner. */
+static void pop_wait_busy(struct vhu_pop *p, unsigned int n)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	while (slots_busy(p) != n)
+		nanosleep(&ts, NULL);
+}
+
+static void pop_wait_free(struct vhu_pop *p)
+{
+	pop_wait_busy(p, 0);
+}
+
+/* Rings, enable: everything of a process cell's start-up after its table. */
+static void rings_up(struct fe *f)
+{
+	setup_ring(f, 0);
+	setup_ring(f, 1);
+	assert_int_equal(state_acked(f, VHU_SET_VRING_ENABLE, 0, 1), 0);
+	assert_int_equal(state_acked(f, VHU_SET_VRING_ENABLE, 1, 1), 0);
+}
+
+/* The device starts only once its table is populated; then every page of the
+ * region is resident, and the memfd is sealed: no hole can be punched into it, by
+ * fallocate or by madvise, so no page the broker maps can go away. */
+static void test_populate_then_start(void **state)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = REGION / page;
+	struct vhu_pop p;
+	struct fe f;
+	int seals;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, true);
+	f.mem[5 * page] = 1; /* the front end touched one page */
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0); /* accepted at once: acked */
+	rings_up(&f);
+	/* Every ring is ready, but the populate is held: no start. */
+	assert_int_equal(f.dev.starts, 0);
+	assert_false(f.b.running);
+	assert_true(f.b.pop_wait);
+	assert_true(resident_pages(f.b.regions[0].host, REGION) < pages);
+	atomic_store(&p.hold, false);
+	pop_wait_done(&f, &p);
+	assert_int_equal(f.dev.starts, 1);
+	assert_true(f.b.running);
+	assert_false(f.b.pop_wait);
+	assert_int_equal(resident_pages(f.b.regions[0].host, REGION), pages);
+	assert_int_equal(atomic_load(&p.pieces), pages / VHU_POP_PIECE_PAGES);
+	seals = fcntl(f.memfd, F_GET_SEALS);
+	assert_true(seals & F_SEAL_SHRINK);
+	assert_true(seals & F_SEAL_FUTURE_WRITE);
+	/* The front end's own mapping still writes, and the broker sees it. */
+	f.mem[3 * page] = 0x5a;
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 3 * page, 1), 0x5a);
+	assert_int_equal(fallocate(f.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, REGION), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(madvise(f.mem, REGION, MADV_REMOVE), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(f.memfd, REGION / 2), -1);
+	assert_int_equal(resident_pages(f.b.regions[0].host, REGION), pages);
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 3 * page, 1), 0x5a);
+	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
+static void table_refused(void *arg)
+{
+	struct fe *f = arg;
+
+	assert_int_not_equal(one_region_acked(f), 0);
+}
+
+/* A process cell's memory that cannot take the seals is refused with a line naming
+ * the region and the fix: a memfd without MFD_ALLOW_SEALING, and one sealed with
+ * F_SEAL_SEAL; so is a re-attach with a memfd the broker sealed already. */
+static void test_unsealable_refused(void **state)
+{
+	char text[1024];
+	struct vhu_pop p;
 	struct fe f;
 
 	(void)state;
 	fe_setup(&f);
-	assert_true(f.b.prefault);
-	f.b.prefault = false;
-	f.mem[5 * page] = 1; /* the front end touched one page */
+	pop_attach(&f, &p, false);
+	munmap(f.mem, REGION);
+	close(f.memfd);
+	f.memfd = memfd_create("unsealable", MFD_CLOEXEC);
+	assert_true(f.memfd >= 0);
+	assert_int_equal(ftruncate(f.memfd, REGION), 0);
+	f.mem = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
+	assert_true(f.mem != MAP_FAILED);
+	negotiate(&f);
+	assert_int_equal(stderr_lines(table_refused, &f, text, sizeof(text)), 1);
+	assert_non_null(strstr(text, "cell test: memory region 0 refused: its file cannot be "
+			   "sealed (F_SEAL_SEAL is set): create it with "
+			   "memfd_create(MFD_ALLOW_SEALING)"));
+	assert_int_equal(f.b.last_error, -EPERM);
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(slots_busy(&p), 0);
+	fe_teardown(&f);
+	vhu_pop_close(&p);
+
+	/* Sealed by a first attach; a second connection bringing it again is refused. */
+	fe_setup(&f);
+	pop_attach(&f, &p, false);
 	negotiate(&f);
 	assert_int_equal(one_region_acked(&f), 0);
-	assert_int_equal(f.b.nregions, 1);
-	size_t k = resident_pages(f.b.regions[0].map, f.b.regions[0].map_len);
-
-	assert_true(k >= 1 && k < pages);
-	/* The choice outlives a reconnection; with it on, the whole region is in. */
 	close(f.sock);
 	vhu_backend_disconnect(&f.b);
-	assert_false(f.b.prefault);
 	fe_connect(&f);
-	f.b.prefault = true;
+	negotiate(&f);
+	assert_int_equal(stderr_lines(table_refused, &f, text, sizeof(text)), 1);
+	assert_non_null(strstr(text, "memory region 0 refused: its file is sealed against "
+			   "writing already (attached before?): attach with a new memfd"));
+	assert_int_equal(f.b.last_error, -EPERM);
+	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
+/* A second and a third table on one connection naming the sealed file again reuse
+ * its mapping (it could never be mapped writable again): accepted, the device
+ * restarts on them at once, and the data written through the front end's mapping
+ * is what the broker reads at the new addresses. */
+static void test_same_file_again(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct vhu_mem_region reg[2];
+	struct vhu_pop p;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, false);
 	negotiate(&f);
 	assert_int_equal(one_region_acked(&f), 0);
-	assert_int_equal(resident_pages(f.b.regions[0].map, f.b.regions[0].map_len), pages);
+	rings_up(&f);
+	pop_wait_done(&f, &p);
+	assert_int_equal(f.dev.starts, 1);
+	assert_int_equal(slots_busy(&p), 1);
+	/* The same file as two regions at other guest addresses. */
+	reg[0] = (struct vhu_mem_region){ .guest_addr = 0x1000000, .size = REGION / 2,
+					  .user_addr = uva(&f, 0), .mmap_offset = 0 };
+	reg[1] = (struct vhu_mem_region){ .guest_addr = 0x4000000, .size = REGION / 2,
+					  .user_addr = uva(&f, REGION / 2),
+					  .mmap_offset = REGION / 2 };
+	assert_int_equal(mem_table_acked(&f, reg, 2, 2), 0);
+	assert_int_equal(f.b.nregions, 2);
+	assert_int_equal(f.dev.starts, 2); /* no second populate was needed */
+	assert_int_equal(slots_busy(&p), 1); /* one mapping for both */
+	f.mem[REGION / 2 + 7 * page] = 0xa5;
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, 0x4000000 + 7 * page, 1), 0xa5);
+	assert_null(vhu_backend_gpa_to_host(&f.b, GUEST_BASE, 1));
+	/* And back to the first layout. */
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(f.dev.starts, 3);
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + REGION / 2 +
+							     7 * page, 1), 0xa5);
+	assert_int_equal(atomic_load(&p.jobs), 1);
 	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
+/* A front end that goes, or replaces its table, while its populate runs: the loop
+ * never waits, the populate thread stops at its next piece and unmaps what only it
+ * still holds; the device starts on the new table only. */
+static void test_detach_during_populate(void **state)
+{
+	struct vhu_mem_region reg;
+	struct vhu_pop p;
+	int memfd2;
+	uint8_t *mem2;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, true);
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	rings_up(&f);
+	assert_int_equal(slots_busy(&p), 1);
+	close(f.sock);
+	f.sock = -1;
+	vhu_backend_disconnect(&f.b);
+	/* The thread still owns the mapping: it is not unmapped under it. */
+	assert_int_equal(slots_busy(&p), 1);
+	atomic_store(&p.hold, false);
+	pop_wait_free(&p);
+	assert_int_equal(atomic_load(&p.jobs), 0);
+	assert_int_equal(f.dev.starts, 0);
+
+	/* Replaced: a new connection, a new memfd, then a table with another one. */
+	fe_setup(&f);
+	atomic_store(&p.hold, true);
+	f.b.seal = true;
+	f.b.pop = &p;
+	f.b.maps = vhu_pop_slots(&p, 0);
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	rings_up(&f);
+	memfd2 = memfd_create("second", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(memfd2 >= 0);
+	assert_int_equal(ftruncate(memfd2, REGION), 0);
+	mem2 = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, memfd2, 0);
+	assert_true(mem2 != MAP_FAILED);
+	mem2[100] = 0x77;
+	close(f.memfd);
+	f.memfd = memfd2; /* mem_table_acked sends f->memfd */
+	reg = (struct vhu_mem_region){ .guest_addr = GUEST_BASE, .size = REGION,
+				       .user_addr = uva(&f, 0), .mmap_offset = 0 };
+	assert_int_equal(mem_table_acked(&f, &reg, 1, 1), 0);
+	assert_int_equal(slots_busy(&p), 2); /* the old one is the thread's to unmap */
+	assert_int_equal(f.dev.starts, 0);
+	atomic_store(&p.hold, false);
+	while (!f.b.running)
+		pop_wait_done(&f, &p);
+	assert_int_equal(f.dev.starts, 1);
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 100, 1), 0x77);
+	pop_wait_busy(&p, 1);
+	fe_teardown(&f);
+	munmap(mem2, REGION);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
+/* The populate thread's cpus: the allowed ones minus the broker's, or all. */
+static void test_pop_cpus(void **state)
+{
+	cpu_set_t all, out;
+	int broker[2] = { 0, -1 };
+
+	(void)state;
+	CPU_ZERO(&all);
+	CPU_SET(0, &all);
+	CPU_SET(1, &all);
+	vhu_pop_cpus(&all, broker, 2, &out);
+	assert_int_equal(CPU_COUNT(&out), 1);
+	assert_true(CPU_ISSET(1, &out));
+	broker[1] = 1;
+	vhu_pop_cpus(&all, broker, 2, &out);
+	assert_int_equal(CPU_COUNT(&out), 2);
 }
 
 /* A new memory table on a running device: stop, remap, re-translate, start. */
@@ -1404,7 +1662,11 @@ int main(void)
 		cmocka_unit_test(test_process_cell_sequence),
 		cmocka_unit_test(test_get_vring_base_stops),
 		cmocka_unit_test(test_qemu_device_reset_restart),
-		cmocka_unit_test(test_prefault),
+		cmocka_unit_test(test_populate_then_start),
+		cmocka_unit_test(test_unsealable_refused),
+		cmocka_unit_test(test_same_file_again),
+		cmocka_unit_test(test_detach_during_populate),
+		cmocka_unit_test(test_pop_cpus),
 		cmocka_unit_test(test_mem_table_while_running),
 		cmocka_unit_test(test_oversized_payload),
 		cmocka_unit_test(test_bad_version),

@@ -1,0 +1,276 @@
+/* The populate thread and the ownership of a cell's mappings: see populate.h. */
+#include "populate.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* The last owner unmaps, then frees the slot: the release store orders the munmap
+ * (and every field written before it) before a later vhu_map_take sees the slot free. */
+static void map_release(struct vhu_map *m)
+{
+	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
+		return;
+	munmap(m->addr, m->len);
+	atomic_store_explicit(&m->busy, false, memory_order_release);
+}
+
+struct vhu_map *vhu_map_take(struct vhu_map *slots, void *addr, size_t len,
+			     dev_t dev, ino_t ino)
+{
+	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++) {
+		struct vhu_map *m = &slots[i];
+
+		/* Acquire: pairs with map_release, so the old mapping is gone. */
+		if (atomic_load_explicit(&m->busy, memory_order_acquire))
+			continue;
+		m->addr = addr;
+		m->len = len;
+		m->dev = dev;
+		m->ino = ino;
+		m->users = 0;
+		m->fresh = true;
+		atomic_store_explicit(&m->owners, 1, memory_order_relaxed);
+		atomic_store_explicit(&m->cancel, false, memory_order_relaxed);
+		atomic_store_explicit(&m->populated, false, memory_order_relaxed);
+		atomic_store_explicit(&m->result, 0, memory_order_relaxed);
+		atomic_store_explicit(&m->busy, true, memory_order_relaxed);
+		return m;
+	}
+	return NULL;
+}
+
+void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m)
+{
+	uint64_t one = 1;
+	unsigned int t;
+
+	m->fresh = false;
+	if (!p) {
+		atomic_store_explicit(&m->populated, true, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&m->owners, 1, memory_order_relaxed);
+	/* One entry per live mapping at most, and qcap covers every slot: never full.
+	 * The release store publishes the entry and m's fields to the thread. */
+	t = atomic_load_explicit(&p->tail, memory_order_relaxed);
+	p->q[t % p->qcap] = m;
+	atomic_store_explicit(&p->tail, t + 1, memory_order_release);
+	/* Non-blocking eventfd owned by the broker: the counter cannot fill up. */
+	if (write(p->work_fd, &one, sizeof(one)) < 0) {
+		/* The thread is awake already. */
+	}
+}
+
+void vhu_map_drop(struct vhu_map *m)
+{
+	/* Release: the thread that sees cancel also sees the loop done with m. */
+	atomic_store_explicit(&m->cancel, true, memory_order_release);
+	map_release(m);
+}
+
+int vhu_map_ready(const struct vhu_map *m)
+{
+	/* Acquire: pairs with the thread's release stores after its last piece. */
+	int rc = atomic_load_explicit(&m->result, memory_order_acquire);
+
+	if (rc < 0)
+		return rc;
+	return atomic_load_explicit(&m->populated, memory_order_acquire) ? 1 : 0;
+}
+
+static struct vhu_map *pop_next(struct vhu_pop *p)
+{
+	unsigned int h = atomic_load_explicit(&p->head, memory_order_relaxed);
+	struct vhu_map *m;
+
+	/* Acquire: pairs with vhu_map_populate's release of the tail. */
+	if (h == atomic_load_explicit(&p->tail, memory_order_acquire))
+		return NULL;
+	m = p->q[h % p->qcap];
+	atomic_store_explicit(&p->head, h + 1, memory_order_relaxed);
+	return m;
+}
+
+static bool job_cut(struct vhu_pop *p, struct vhu_map *m)
+{
+	return atomic_load_explicit(&m->cancel, memory_order_acquire) ||
+	       atomic_load_explicit(&p->stop, memory_order_relaxed);
+}
+
+/* Tests: the thread stands still, its jobs and their mappings with it. */
+static void pop_hold(struct vhu_pop *p)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	while (atomic_load_explicit(&p->hold, memory_order_relaxed) &&
+	       !atomic_load_explicit(&p->stop, memory_order_relaxed))
+		nanosleep(&ts, NULL);
+}
+
+/* One mapping, piece by piece, looking for a cancel before each piece. */
+static void pop_job(struct vhu_pop *p, struct vhu_map *m)
+{
+	size_t piece = (size_t)VHU_POP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+	size_t off = 0;
+	uint64_t one = 1;
+	int rc = 0;
+
+	for (;;) {
+		size_t len = m->len - off < piece ? m->len - off : piece;
+
+		pop_hold(p);
+		if (off >= m->len || job_cut(p, m))
+			break;
+		if (madvise((char *)m->addr + off, len, MADV_POPULATE_WRITE) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			rc = -errno;
+			break;
+		}
+		atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
+		off += len;
+	}
+	/* Release: the loop that sees the flag or the error starts (or refuses) the
+	 * device only after every piece above returned. */
+	if (rc < 0)
+		atomic_store_explicit(&m->result, rc, memory_order_release);
+	else if (off >= m->len) {
+		atomic_store_explicit(&m->populated, true, memory_order_release);
+		atomic_fetch_add_explicit(&p->jobs, 1, memory_order_relaxed);
+	}
+	map_release(m);
+	/* Non-blocking, the broker's own eventfd. */
+	if (write(p->done_fd, &one, sizeof(one)) < 0) {
+		/* The loop has a wake-up pending already. */
+	}
+}
+
+static void *pop_main(void *arg)
+{
+	struct vhu_pop *p = arg;
+	struct vhu_map *m;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		uint64_t v;
+
+		m = pop_next(p);
+		if (m) {
+			pop_job(p, m);
+			continue;
+		}
+		/* Blocking read: the loop writes after every job it queues. */
+		if (read(p->work_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+			break;
+	}
+	/* Anything still queued: give up the thread's ownership. */
+	while ((m = pop_next(p)))
+		map_release(m);
+	return NULL;
+}
+
+void vhu_pop_cpus(const cpu_set_t *allowed, const int *broker, int nbroker, cpu_set_t *out)
+{
+	*out = *allowed;
+	for (int i = 0; i < nbroker; i++)
+		if (broker[i] >= 0 && broker[i] < CPU_SETSIZE)
+			CPU_CLR(broker[i], out);
+	if (CPU_COUNT(out) == 0)
+		*out = *allowed;
+}
+
+static int pop_start(struct vhu_pop *p, const cpu_set_t *cpus)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	pthread_attr_t at;
+	int rc;
+
+	pthread_attr_init(&at);
+	/* SCHED_OTHER whatever the creator runs at: populating is background work. */
+	pthread_attr_setinheritsched(&at, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&at, SCHED_OTHER);
+	pthread_attr_setschedparam(&at, &sp);
+	if (cpus)
+		pthread_attr_setaffinity_np(&at, sizeof(*cpus), cpus);
+	rc = pthread_create(&p->thread, &at, pop_main, p);
+	pthread_attr_destroy(&at);
+	if (rc)
+		return -rc;
+	p->running = true;
+	return 0;
+}
+
+int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus)
+{
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->work_fd = p->done_fd = -1;
+	p->nslots = nslots ? nslots : 1;
+	p->qcap = p->nslots * VHU_MAX_MAPS;
+	p->maps = calloc(p->qcap, sizeof(*p->maps));
+	p->q = calloc(p->qcap, sizeof(*p->q));
+	p->work_fd = eventfd(0, EFD_CLOEXEC);
+	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!p->maps || !p->q || p->work_fd < 0 || p->done_fd < 0)
+		rc = -ENOMEM;
+	else
+		rc = pop_start(p, cpus);
+	if (rc < 0)
+		vhu_pop_close(p);
+	return rc;
+}
+
+void vhu_pop_close(struct vhu_pop *p)
+{
+	uint64_t one = 1;
+
+	if (p->running) {
+		atomic_store_explicit(&p->stop, true, memory_order_relaxed);
+		if (write(p->work_fd, &one, sizeof(one)) < 0) {
+			/* Awake already. */
+		}
+		pthread_join(p->thread, NULL);
+		p->running = false;
+	}
+	if (p->work_fd >= 0)
+		close(p->work_fd);
+	if (p->done_fd >= 0)
+		close(p->done_fd);
+	p->work_fd = p->done_fd = -1;
+	free(p->maps);
+	free(p->q);
+	p->maps = NULL;
+	p->q = NULL;
+}
+
+struct vhu_map *vhu_pop_slots(struct vhu_pop *p, unsigned int slot)
+{
+	return &p->maps[(size_t)slot * VHU_MAX_MAPS];
+}
+
+int vhu_pop_fd(const struct vhu_pop *p)
+{
+	return p->done_fd;
+}
+
+void vhu_pop_ack(struct vhu_pop *p)
+{
+	uint64_t v;
+
+	if (read(p->done_fd, &v, sizeof(v)) < 0) {
+		/* Nothing pending. */
+	}
+}
