@@ -408,14 +408,16 @@ static void maybe_start(struct vhu_backend *b)
 	/* Not before every page of the table is in: the data path must not fault. */
 	rc = table_ready(b);
 	b->pop_wait = rc == 0;
-	if (rc <= 0) {
-		if (rc < 0 && b->last_error != rc)
-			LOG(b, "its memory could not be faulted in (%s): device not started",
-			    strerror(-rc));
-		if (rc < 0)
-			b->last_error = rc;
-		return;
+	if (rc < 0) {
+		/* A file cut short under the populate (EFAULT), or no memory for it:
+		 * the device cannot start, and the cell is cut off as for a SIGBUS. */
+		LOG(b, "its memory could not be faulted in (%s)", strerror(-rc));
+		b->last_error = rc;
+		b->faulted = 1;
+		vhu_fault_pending = 1;
 	}
+	if (rc <= 0)
+		return;
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
 		struct vhu_ring *r = &b->ring[q];
 

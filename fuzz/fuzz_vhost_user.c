@@ -448,7 +448,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fd_baseline = lowest_free_fd();
 	memset(&f, 0, sizeof(f));
 	vhu_backend_init(&f.b, "fuzz", 3, &ops, &f);
-	f.b.prefault = false;
+	/* Not sealed (as for a vm cell): the region is shared by every input. */
 	/* Quiet: the rate limit starts closed, unless FUZZ_VERBOSE asks for every line. */
 	f.b.verbose = getenv("FUZZ_VERBOSE") != NULL;
 	f.b.log_window_ns = rtvio_now_ns();
