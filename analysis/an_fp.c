@@ -41,14 +41,21 @@ static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
 
 /* Blocking: the longest step of a lower-priority or best-effort task (or the
  * broker's RST reply), which may have started just before the critical instant, and
- * the pool of ingest and gap work (see struct ctx). */
+ * the pool of ingest and gap work (see struct ctx). Regulated, the step blocks for
+ * its own time only (task.Qb, no byte surcharge): the regulator charged its bytes
+ * when it granted them, at its start, before the window, so they can only have
+ * spent the budget of the period the window starts in, whose one throttle the pool
+ * holds; every later throttle needs a period's budget of grants made in the window,
+ * all of them steps of hep(i), whose C carry the surcharge (docs/analysis.md,
+ * "Regulated copy engine"). A step a partial grant cut short leaves a rest that is
+ * a step of its own, picked by priority: not before i's job is done. */
 static uint64_t fp_blocking(const struct ctx *x, size_t i)
 {
-	uint64_t blk = x->rst;
+	uint64_t blk = x->rst_blk;
 
 	for (size_t j = 0; j < x->n; j++)
 		if (j != i && (x->t[j].be || x->t[j].prio > x->t[i].prio))
-			blk = max_u64(blk, x->t[j].Q);
+			blk = max_u64(blk, x->t[j].Qb);
 	return sadd(x->pool, blk);
 }
 
