@@ -69,7 +69,7 @@ static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 	if (b->policy == AN_FP)
 		return 0;
 	if (b->reg_budget)
-		wait = max_u64(wait, b->reg_period);
+		wait = max_u64(wait, sadd(b->reg_period, b->plat.ingest_latency));
 	return sadd(smul(b->tx_slots, b->plat.ingest_packet), wait);
 }
 

@@ -68,11 +68,18 @@ uint64_t an_reg_served(const struct an_broker *b)
 	return b->reg_budget > AN_HDR_BYTES ? b->reg_budget - AN_HDR_BYTES : 0;
 }
 
+/* A throttle: the wait for the next boundary (at most a period), the broker's
+ * wake-up after it, and the chunk overhead of the step a partial grant split. A
+ * sleeping broker waits in epoll_pwait2 with the boundary as its timeout and runs
+ * again only when the scheduler wakes it, which is the same path as its wake-up by
+ * a kick, so ingest_latency bounds it (a polling broker never sleeps, and its
+ * ingest_latency is its own). The wait can be a whole period: the refused step may
+ * come at once after the boundary, when the period's budget went in one fast grant. */
 uint64_t an_reg_stall(const struct an_broker *b)
 {
 	if (!b->reg_budget)
 		return 0;
-	return sadd(b->reg_period, b->plat.chunk_overhead);
+	return sadd(sadd(b->reg_period, b->plat.ingest_latency), b->plat.chunk_overhead);
 }
 
 /* A window whose work charges w bytes throttles at most 1 + floor((w - 1) / served)
