@@ -619,6 +619,68 @@ static void test_fp_reg_blocker(void **state)
 	assert_true(over > 0);
 }
 
+/* A throttled broker sleeps until the refill and runs again only once it is woken:
+ * the stall charges that wake-up as ingest_latency (an_reg_stall). With the
+ * simulator waking reg_wake after every boundary and kicks seen reg_wake late, the
+ * fp bounds hold; with kicks seen at once (ingest_latency 0, so the stall charges no
+ * wake-up, as before) and the same late wake-ups after throttles, they are exceeded:
+ * the period alone is not the wait. */
+static void test_fp_reg_wake(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
+			 .regulated = true, .stream = true };
+	unsigned compared = 0, over = 0;
+
+	(void)state;
+	rng_state = 0x3a4e0b0055aa1234ull;
+	for (unsigned k = 0; k < 300; k++) {
+		struct set s;
+
+		gen_set(&s, &g, AN_FP);
+		for (int cut = 0; cut < 2; cut++) {
+			struct an_broker b = s.b;
+			struct an_result res;
+			struct an_flow_result out[MAXN];
+			uint64_t wake = s.b.reg_period / 4 + s.b.plat.ingest_latency;
+
+			b.plat.ingest_latency = cut ? 0 : wake;
+			assert_int_equal(an_analyze(s.f, s.n, &b, &res, out), 0);
+			if (res.status != AN_OK || !res.regulated)
+				continue;
+			for (size_t i = 0; i < s.n; i++) {
+				struct sim_flow_stats st[MAXN];
+				bool inc[MAXN];
+				struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
+							.prio = s.prio, .b = &b,
+							.limit_ns = 2000000000ull,
+							.budget_rt = s.budget_rt, .reg_wake = wake };
+
+				if (s.f[i].best_effort || !out[i].bounded)
+					continue;
+				for (size_t j = 0; j < s.n; j++)
+					inc[j] = !s.f[j].best_effort && s.prio[j] <= s.prio[i];
+				c.block_ns = fp_block(&s, i, &c.block_bytes);
+				for (int rd = 0; rd < 4; rd++) {
+					reg_state(&s, &c);
+					if (!sim_ok(&c, st))
+						continue;
+					if (cut) {
+						over += st[i].max_response > sim_bound(&s, &out[i]);
+						continue;
+					}
+					assert_true(st[i].max_response <= sim_bound(&s, &out[i]));
+					assert_true(st[i].max_residence <= out[i].response);
+					compared++;
+				}
+			}
+		}
+	}
+	fprintf(stderr, "# fp regulated wake-up: %u compared, %u over without it\n",
+		compared, over);
+	assert_true(compared > 300);
+	assert_true(over > 0);
+}
+
 /* Every real-time flow of one simulation within its bound (and, for an edf set that
  * passes the demand test, no miss). Returns the number compared. */
 static unsigned compare(const struct set *s, const struct an_result *res,
@@ -1346,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(test_edf_fifo_vhu),
 		cmocka_unit_test(test_fp_regulated),
 		cmocka_unit_test(test_fp_reg_blocker),
+		cmocka_unit_test(test_fp_reg_wake),
 		cmocka_unit_test(test_fp_rt_reserve),
 		cmocka_unit_test(test_edf),
 		cmocka_unit_test(test_edf_tight),
