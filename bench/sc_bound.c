@@ -30,13 +30,13 @@ static const struct bound_flow {
 	{ "c", "d", "seqpacket", 16384, 8 },  { "d", "a", "stream", 16384, 10 },
 	{ "a", "c", "seqpacket", 32768, 20 }, { "b", "d", "stream", 65536, 40 },
 };
-/* Longer than the longest non-preemptive step the platform can give (one piece with
- * its notifications, under 150 us even on the busy development VM), so that a period
- * always has budget for one, and short against the top flow's 2 ms deadline: a
- * regulated set's every window may hold one whole refill (docs/analysis.md,
- * "Regulated copy engine"), which at 1 ms left f1 no room at any regulated load,
- * while the surcharge per byte (period / budget) is the same at any period for the
- * same load. */
+/* Longer than one step (a 4 KiB chunk with its notifications: about 50 us with the
+ * shipped platform, 90 to 140 us in most calibrations on the busy development VM), so
+ * that a period's budget is spent by steps rather than wasted while one runs, and
+ * short against the top flow's 2 ms deadline: a regulated set's every window may hold
+ * one whole refill (docs/analysis.md, "Regulated copy engine"), which at 1 ms left f1
+ * no room at any regulated load, while the surcharge per byte (period / budget) is
+ * the same at any period for the same load. */
 #define BOUND_REG_PERIOD_US 250
 /* The senders' release jitter on the shared cells' core, declared so that the policer
  * tolerates it (and the analysis accounts for it). */
