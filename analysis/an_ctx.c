@@ -69,7 +69,7 @@ static uint64_t stamp_late(const struct an_broker *b, uint64_t qmax)
 	if (b->policy == AN_FP)
 		return 0;
 	if (b->reg_budget)
-		wait = max_u64(wait, b->reg_period);
+		wait = max_u64(wait, sadd(b->reg_period, b->plat.ingest_latency));
 	return sadd(smul(b->tx_slots, b->plat.ingest_packet), wait);
 }
 
@@ -103,7 +103,8 @@ void an_ctx_init(struct ctx *x, const struct an_broker *b, const struct task *t,
 	x->t = t;
 	x->n = n;
 	x->hz = horizon_of(b);
-	x->rst = sadd(an_ctl_step(b), an_reg_surcharge(b, AN_HDR_BYTES));
+	x->rst_blk = an_ctl_step(b);
+	x->rst = sadd(x->rst_blk, an_reg_surcharge(b, AN_HDR_BYTES));
 	x->pool = sadd(sadd(slot_ingest(b), b->plat.batch_gap),
 		       sadd(an_gap_share(b), an_reg_stall(b)));
 	/* At most one run-time change is applied per window (docs/analysis.md). */
@@ -166,6 +167,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 		t[i] = (struct task){ .C = sadd(costs[i].C, an_reg_surcharge(b, costs[i].bytes)),
 				      .q = costs[i].q,
 				      .Q = sadd(costs[i].Q, an_reg_surcharge(b, costs[i].Qbytes)),
+				      .Qb = costs[i].Q,
 				      .T = f->period, .D = f->deadline, .J = sadd(f->jitter, il),
 				      .prio = prio ? prio[i] : f->priority,
 				      .be = f->best_effort };
@@ -179,6 +181,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 			continue;
 		t[m] = (struct task){ .C = sadd(sadd(an_ctl_step(b), an_extras(b, 1, 1)), hdr),
 				      .q = an_ctl_step(b), .Q = sadd(an_ctl_step(b), hdr),
+				      .Qb = an_ctl_step(b),
 				      .T = f->period, .D = f->deadline,
 				      .J = sadd(sadd(f->jitter, post), il), .prio = t[i].prio };
 		owner[m++] = i;
@@ -195,6 +198,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 		if (!w || flows[i].best_effort)
 			continue;
 		t[m] = (struct task){ .C = w, .q = an_ctl_step(b), .Q = an_ctl_step(b),
+				      .Qb = an_ctl_step(b),
 				      .T = b->budget_period, .D = flows[i].deadline,
 				      .J = b->budget_period, .prio = prio ? 0 : t[i].prio,
 				      .ride1 = i + 1 };
@@ -204,7 +208,7 @@ size_t an_make_tasks(const struct an_flow *flows, size_t n, const struct an_brok
 	{
 		uint64_t w = an_ingest_work(b);
 
-		t[m] = (struct task){ .C = w, .q = w, .Q = w, .T = b->budget_period, .D = 0,
+		t[m] = (struct task){ .C = w, .q = w, .Q = w, .Qb = w, .T = b->budget_period, .D = 0,
 				      .J = b->budget_period, .prio = 0, .always = true };
 		owner[m++] = AN_OWNER_NONE;
 	}

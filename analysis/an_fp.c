@@ -41,14 +41,21 @@ static uint64_t hep_work(const struct ctx *x, size_t i, bool self, uint64_t u,
 
 /* Blocking: the longest step of a lower-priority or best-effort task (or the
  * broker's RST reply), which may have started just before the critical instant, and
- * the pool of ingest and gap work (see struct ctx). */
+ * the pool of ingest and gap work (see struct ctx). Regulated, the step blocks for
+ * its own time only (task.Qb, no byte surcharge): the regulator charged its bytes
+ * when it granted them, at its start, before the window, so they can only have
+ * spent the budget of the period the window starts in, whose one throttle the pool
+ * holds; every later throttle needs a period's budget of grants made in the window,
+ * all of them steps of hep(i), whose C carry the surcharge (docs/analysis.md,
+ * "Regulated copy engine"). A step a partial grant cut short leaves a rest that is
+ * a step of its own, picked by priority: not before i's job is done. */
 static uint64_t fp_blocking(const struct ctx *x, size_t i)
 {
-	uint64_t blk = x->rst;
+	uint64_t blk = x->rst_blk;
 
 	for (size_t j = 0; j < x->n; j++)
 		if (j != i && (x->t[j].be || x->t[j].prio > x->t[i].prio))
-			blk = max_u64(blk, x->t[j].Q);
+			blk = max_u64(blk, x->t[j].Qb);
 	return sadd(x->pool, blk);
 }
 
@@ -152,6 +159,17 @@ static uint64_t fp_job_response(const struct task *ti, uint64_t k, uint64_t F)
 	return sadd(F, ti->J) - min_u64(sadd(F, ti->J), smul(k - 1, ti->T));
 }
 
+/* From the sender's kick of job k to its last byte, given its residence bound resp
+ * (fp_job_response). Job 1 was seen at 0 and kicked at most ingest_latency before.
+ * Job k >= 2 was kicked at least (k-1)T_i - J_i after job 1's kick, so at least
+ * (k-1)T_i - J_i - ingest_latency after 0: F_k - (k-1)T_i + J'_i, which is its
+ * residence bound already (J'_i = J_i + ingest_latency is the jitter of its sight):
+ * its ingest latency is not added a second time (docs/analysis.md, fp "Response"). */
+static uint64_t fp_job_from_kick(const struct ctx *x, uint64_t k, uint64_t resp)
+{
+	return k == 1 ? sadd(x->b->plat.ingest_latency, resp) : resp;
+}
+
 static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r);
 
 /* Task i's test runs on the supply its own ends leave: the loop's vhost-user work
@@ -170,7 +188,7 @@ int an_fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 
 static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 {
-	uint64_t B = fp_blocking(x, i), L, jobs, prev = 0, worst = 0;
+	uint64_t B = fp_blocking(x, i), L, jobs, prev = 0, worst = 0, kick = 0;
 	unsigned worst_job = 1;
 
 	r->bounded = false;
@@ -178,6 +196,7 @@ static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 	r->jobs = 0;
 	r->worst_job = 0;
 	r->busy_period = 0;
+	r->from_kick = 0;
 	if (level_overloaded(x, i) || fp_active_period(x, i, B, &L))
 		return 1;
 	r->busy_period = L;
@@ -197,7 +216,9 @@ static int fp_task(struct ctx *x, size_t i, struct an_flow_result *r)
 			worst = resp;
 			worst_job = (unsigned)k;
 		}
+		kick = max_u64(kick, fp_job_from_kick(x, k, resp));
 	}
+	r->from_kick = kick;
 	r->jobs = (unsigned)jobs;
 	r->worst_job = worst_job;
 	r->response = worst;

@@ -21,6 +21,10 @@
  * credit updates a stream flow's receiver sends back. */
 struct task {
 	uint64_t C, q, Q;   /* ns: whole cost, last step, longest step */
+	/* The longest step's own time, without its regulation surcharge: what it
+	 * blocks a window for under fp, whose bytes were charged before the window
+	 * (an_fp.c, fp_blocking). Q without regulation. */
+	uint64_t Qb;
 	uint64_t T, D;      /* minimum inter-arrival, relative deadline (the broker's) */
 	uint64_t J;         /* release jitter as the broker sees (or orders) releases */
 	unsigned prio;
@@ -70,6 +74,7 @@ struct ctx {
 	 * one batch gap and the blocking step's own share of gaps. */
 	uint64_t pool;       /* regulated: and one throttle (an_reg_stall) */
 	uint64_t rst;        /* the broker's own RST reply: a step in the lowest band */
+	uint64_t rst_blk;    /* ... its time without the regulation surcharge (task.Qb) */
 	/* edf and fifo order by the broker's stamp, the start of the ingest pass that
 	 * took a packet: up to `late` after it became visible (the rest of a pass over
 	 * every TX slot, then a step or a batch gap), or up to a packet overhead before

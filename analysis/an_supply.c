@@ -68,11 +68,18 @@ uint64_t an_reg_served(const struct an_broker *b)
 	return b->reg_budget > AN_HDR_BYTES ? b->reg_budget - AN_HDR_BYTES : 0;
 }
 
+/* A throttle: the wait for the next boundary (at most a period), the broker's
+ * wake-up after it, and the chunk overhead of the step a partial grant split. A
+ * sleeping broker waits in epoll_pwait2 with the boundary as its timeout and runs
+ * again only when the scheduler wakes it, which is the same path as its wake-up by
+ * a kick, so ingest_latency bounds it (a polling broker never sleeps, and its
+ * ingest_latency is its own). The wait can be a whole period: the refused step may
+ * come at once after the boundary, when the period's budget went in one fast grant. */
 uint64_t an_reg_stall(const struct an_broker *b)
 {
 	if (!b->reg_budget)
 		return 0;
-	return sadd(b->reg_period, b->plat.chunk_overhead);
+	return sadd(sadd(b->reg_period, b->plat.ingest_latency), b->plat.chunk_overhead);
 }
 
 /* A window whose work charges w bytes throttles at most 1 + floor((w - 1) / served)
@@ -100,11 +107,25 @@ uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes)
  * meets its deadline was released in (a - D, a + Pi): at most
  * floor((Pi + D + J) / T) + 1 of them (release jitter J), each charging `bytes`; a
  * stream flow's credit update (a header) is posted within D of its message's release
- * and copied within D of that: floor((Pi + 2D + J) / T) + 1 of them. */
+ * and copied within D of that: floor((Pi + 2D + J) / T) + 1 of them.
+ * With the cells' budgets the control packets and short pieces that ride real-time
+ * flows are real-time steps too, a header each: at most the budgets of the
+ * ceil(Pi / P) + 1 budget periods a regulation period overlaps (budget_headers). A
+ * credit update is one of those control packets, so it is not counted again. */
+static uint64_t budget_headers(const struct an_flow *flows, size_t n, const struct an_broker *b)
+{
+	uint64_t per = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!flows[i].best_effort)
+			per = sadd(per, sadd(flows[i].budget_ctrl, flows[i].budget_pieces));
+	return smul(smul(ceil_div(b->reg_period, b->budget_period) + 1, per), AN_HDR_BYTES);
+}
+
 static uint64_t rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
 			  const struct an_costs *costs, const struct an_flow_result *out)
 {
-	uint64_t sum = 0;
+	uint64_t sum = b->budget_period ? budget_headers(flows, n, b) : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct an_flow *f = &flows[i];
@@ -125,7 +146,7 @@ static uint64_t rt_demand(const struct an_flow *flows, size_t n, const struct an
 		sum = sadd(sum, smul(msgs, costs[i].bytes));
 		/* A credit update is posted up to D after its message's release and
 		 * copied within D of that. */
-		if (f->type == AN_STREAM)
+		if (f->type == AN_STREAM && !b->budget_period)
 			sum = sadd(sum, smul(sadd(sadd(b->reg_period, smul(2, f->deadline)),
 						  f->jitter) / f->period + 1, AN_HDR_BYTES));
 	}

@@ -24,8 +24,10 @@ void an_finish_flow(const struct an_flow *f, const struct an_broker *b,
 		return;
 	}
 	/* The response is from the broker's sight of a message whose kick came at most
-	 * ingest_latency before; the receiver runs at most notify_latency after. */
-	r->latency = sadd(sadd(b->plat.ingest_latency, r->response), b->plat.notify_latency);
+	 * ingest_latency before (fp knows it per job: from_kick); the receiver runs at
+	 * most notify_latency after. */
+	r->latency = sadd(r->from_kick ? r->from_kick : sadd(b->plat.ingest_latency, r->response),
+			  b->plat.notify_latency);
 	r->schedulable = r->latency <= f->deadline;
 }
 

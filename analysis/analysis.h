@@ -184,7 +184,12 @@ struct an_flow_result {
 	uint64_t response;   /* R_i: from the broker's sight of a message (its stamp) to
 			      * the last byte copied; ingest_latency + R_i from the
 			      * sender's kick (ns) */
-	uint64_t latency;    /* ingest_latency + R_i + notify_latency (ns) */
+	/* fp: from the sender's kick to the last byte, max(ingest_latency + F_1, R_k
+	 * for k >= 2): job k >= 2's R_k already holds its ingest latency through its
+	 * jitter (docs/analysis.md, fp "Response"). 0 where not computed (edf, fifo):
+	 * the latency then takes ingest_latency + R_i. */
+	uint64_t from_kick;
+	uint64_t latency;    /* from_kick (else ingest_latency + R_i) + notify_latency (ns) */
 	bool schedulable;    /* bounded && latency <= deadline (never for best-effort) */
 	uint64_t busy_period; /* the busy period the bound was taken over (ns) */
 	unsigned jobs;       /* fp: jobs of the busy period examined */

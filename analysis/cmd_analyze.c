@@ -294,6 +294,13 @@ static void print_table(const struct rtvio_config *cfg, const struct an_flow *fl
 	print_composed(cfg, out);
 	printf("bound = ingest_latency %.3f us + response + notify_latency %.3f us\n",
 	       us(b->plat.ingest_latency), us(b->plat.notify_latency));
+	for (int i = 0; i < cfg->nflows; i++)
+		if (out[i].bounded && out[i].from_kick &&
+		    out[i].from_kick < b->plat.ingest_latency + out[i].response) {
+			printf("  fp: less where a later job of the flow's window is its worst: "
+			       "that job's response holds its ingest latency already\n");
+			break;
+		}
 	printf("ingest %.3f us per packet (ingest_step / %u), %llu TX slots; batch gap %.3f us "
 	       "per %llu steps\n", us(b->plat.ingest_packet), MODEL_INGEST_STEP_PACKETS,
 	       (unsigned long long)b->tx_slots, us(b->plat.batch_gap),

@@ -191,7 +191,7 @@ static const struct scenario {
 	{ "size", bench_scenario_size, 0, 0, -1 },
 	{ "overhead", run_overhead, 0, 0, 0 },
 	{ "isolation", bench_scenario_isolation, 10, 10, -1 },
-	{ "bound", bench_scenario_bound, 10, 4, -1 },
+	{ "bound", bench_scenario_bound, 10, 5, -1 },
 	{ "scale", bench_scenario_scale, 8, 6, -1 },
 	{ "cores", bench_scenario_cores, 8, 6, -1 },
 	{ "interference", bench_scenario_interference, 4, 4, -1 },

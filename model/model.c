@@ -277,9 +277,43 @@ static uint64_t sat_mul(uint64_t a, uint64_t b)
 	return a && b > UINT64_MAX / a ? UINT64_MAX : a * b;
 }
 
+/* Is cell c an end of a real-time flow (to_only: does it receive one)? Its control
+ * packets (its short pieces) then ride a real-time flow (analysis/from_config.c). */
+static bool rt_end(const struct rtvio_config *cfg, int c, bool to_only)
+{
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (!f->best_effort && !f->vacant && (f->to == c || (!to_only && f->from == c)))
+			return true;
+	}
+	return false;
+}
+
+/* The headers of the cells' control packets and short pieces on real-time flows in
+ * one regulation period: the budgets of the ceil(Pi / P) + 1 budget periods it
+ * overlaps. */
+static uint64_t budget_headers(const struct rtvio_config *cfg, uint64_t pi)
+{
+	uint64_t p = model_budget_period(cfg), per = 0;
+
+	for (int c = 0; c < cfg->ncells; c++) {
+		struct model_cell_budget mb;
+
+		if (cfg->cells[c].vacant)
+			continue;
+		model_cell_budgets(cfg, c, &mb);
+		if (rt_end(cfg, c, false))
+			per = sat_add(per, mb.ctrl);
+		if (rt_end(cfg, c, true))
+			per = sat_add(per, mb.pieces);
+	}
+	return sat_mul(sat_mul((pi + p - 1) / p + 1, per), MODEL_HDR_BYTES);
+}
+
 uint64_t model_rt_demand(const struct rtvio_config *cfg)
 {
-	uint64_t pi = cfg->broker.regulation_period_ns, sum = 0;
+	uint64_t pi = cfg->broker.regulation_period_ns, sum = budget_headers(cfg, pi);
 
 	for (int i = 0; i < cfg->nflows; i++) {
 		const struct rtvio_flow_cfg *f = &cfg->flows[i];
@@ -295,11 +329,8 @@ uint64_t model_rt_demand(const struct rtvio_config *cfg)
 		bytes = sat_add(f->size, sat_mul(MODEL_HDR_BYTES,
 						 msg_pieces(f->size, mf.packet_size, mf.rx_payload)));
 		sum = sat_add(sum, sat_mul(msgs, bytes));
-		/* A stream message's credit update comes back on the flow, one header,
-		 * posted within D of the message's release and copied within D of that. */
-		if (f->type == RTVIO_STREAM)
-			sum = sat_add(sum, sat_mul((pi + 2 * f->deadline_ns + f->jitter_ns) /
-						   f->period_ns + 1, MODEL_HDR_BYTES));
+		/* A stream message's credit update comes back on the flow, one header: a
+		 * control packet of its receiver, in budget_headers. */
 	}
 	return sum;
 }

@@ -190,8 +190,10 @@ uint32_t model_flow_credits(const struct rtvio_config *cfg, int i);
 
 /* Bytes the regulator may charge the real-time flows within one regulation period
  * while each meets its deadline: per flow floor((period + D + J) / T) + 1 messages of
- * size + 44 per piece, and for a stream flow floor((period + 2D + J) / T) + 1 credit
- * updates of 44 bytes (analysis/an_supply.c an_rt_demand counts the same). */
+ * size + 44 per piece, and a header for each control packet and short piece the
+ * cells' budgets let ride real-time flows (credit updates among them) in the
+ * ceil(period / budget period) + 1 budget periods one regulation period overlaps
+ * (analysis/an_supply.c an_rt_demand counts the same). */
 uint64_t model_rt_demand(const struct rtvio_config *cfg);
 
 /* The part of each regulation period's budget that best-effort steps may not spend

@@ -429,9 +429,10 @@ static bool do_step(struct sim *s, struct reg *rg, uint64_t *rem_work, uint64_t 
 			g = 0;
 		}
 		if (!g) {
-			/* dp_run returns; the daemon waits for the replenishment (its own
-			 * work assumed within the wait) and starts a new run. */
-			s->t = rg->next;
+			/* dp_run returns; the daemon sleeps until the replenishment (its own
+			 * work assumed within the wait), wakes reg_wake after it and starts a
+			 * new run. */
+			s->t = rg->next + s->c->reg_wake;
 			s->run = 0;
 			return false;
 		}

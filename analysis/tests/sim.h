@@ -65,6 +65,8 @@ struct sim_config {
 	uint64_t block_bytes;    /* bytes it charges to the regulator */
 	uint64_t reg_phase;      /* first regulation boundary, in (0, period] */
 	uint64_t reg_used;       /* bytes already used in the period containing 0 */
+	uint64_t reg_wake;       /* ns a throttled broker runs again after the boundary
+				  * (its wake-up from the epoll timeout; 0: at it) */
 	uint64_t limit_ns;       /* give up after this time (returns -ETIME) */
 	/* A best-effort flow with data always queued: whenever no real-time work is
 	 * ready the broker copies a step of bulk_bytes of it (a chunk overhead, the

@@ -519,13 +519,18 @@ static void test_own_ends(void **state)
 
 /* A 64-byte control flow every 1 ms (D = 1 ms, J = 0) next to best-effort bulk, the
  * broker regulated. Its demand per period by its deadline: (1 + 1) / 1 + 1 = 3
- * messages of 64 + 44 bytes and (1 + 2) / 1 + 1 = 4 credit updates of 44: 500 B,
- * the broker's reserve (the model's). By its unregulated response R (under 1 ms; one
+ * messages of 64 + 44 bytes = 324 B, and the headers of the control packets and
+ * short pieces the cells' budgets let ride it: a (its sender) has its allowance of 1
+ * control packet, b (its receiver) 1 + 3 credit updates (floor((D + J)/T) + 1 = 2
+ * pending, ceil(P/T) = 1 more) and 1 short piece; c and d are ends of no real-time
+ * flow. 6 headers per 1 ms budget period, ceil(1 ms / 1 ms) + 1 = 2 of which meet one
+ * regulation period: 12 * 44 = 528 B (the credit updates among them). 852 B, the
+ * broker's reserve (the model's). By its unregulated response R (under 1 ms; one
  * piece, nothing else real-time) the analysis counts floor((1 ms + R + 2 us) / 1 ms)
- * + 1 = 2 messages (an_rt_demand_bounded) and the same credit updates: 216 + 176 =
- * 392 B, within the reserve: the flow runs unregulated. With a budget of 512 B
- * (chunk 256) the reserve is capped at 448 B, which still covers 392 B; with 400 B
- * it is capped at 350 B and the regulated analysis answers, with at least one refill
+ * + 1 = 2 messages (an_rt_demand_bounded) and the same headers: 216 + 528 = 744 B,
+ * within the reserve: the flow runs unregulated. With a budget of 900 B (chunk 256)
+ * the reserve is capped at 900 - 112 = 788 B, which still covers 744 B; with 800 B it
+ * is capped at 700 B and the regulated analysis answers, with at least one refill
  * charged. */
 static void test_rt_reserve(void **state)
 {
@@ -547,21 +552,21 @@ static void test_rt_reserve(void **state)
 	argv[1] = write_file("r.conf", text);
 	reserved = first_response(argv[1]);
 	doc = json_loads(out_buf, 0, NULL);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 500);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 392);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 852);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 744);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
 	assert_true(unreg > 0 && reserved == unreg);
 	assert_int_equal(run(2, argv), 0);
-	assert_non_null(strstr(out_buf, "of which 500 B are kept for the real-time flows, "
-				"which charge at most 392 B per period"));
-	snprintf(text, sizeof(text), base, "512");
-	assert_true(first_response(write_file("c512.conf", text)) == unreg);
+	assert_non_null(strstr(out_buf, "of which 852 B are kept for the real-time flows, "
+				"which charge at most 744 B per period"));
+	snprintf(text, sizeof(text), base, "900");
+	assert_true(first_response(write_file("c900.conf", text)) == unreg);
 	doc = json_loads(out_buf, 0, NULL);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 448);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 788);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
-	snprintf(text, sizeof(text), base, "400");
+	snprintf(text, sizeof(text), base, "800");
 	{
 		const char *jargv[3] = { "analyze", write_file("c.conf", text), "--json" };
 		json_t *r;
@@ -569,7 +574,7 @@ static void test_rt_reserve(void **state)
 		assert_int_equal(run(3, jargv), 1); /* not schedulable any more */
 		doc = json_loads(out_buf, 0, NULL);
 		assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")),
-				 350);
+				 700);
 		assert_false(json_is_true(json_object_get(doc, "rt_reserved")));
 		r = json_object_get(json_array_get(json_object_get(doc, "flows"), 0),
 				    "response_us");

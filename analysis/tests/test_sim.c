@@ -447,6 +447,57 @@ static void test_fp_sound(void **state)
 	check_fp(&g, 1500, false);
 }
 
+/* A job k >= 2 of the fp active period carries its ingest latency once, in its
+ * jitter (from_kick, an_fp.c): the bounds taken that way still hold in simulation
+ * (check_fp, which compares the kick-to-last-byte time against latency less
+ * notify_latency), the cut is not vacuous (some bounds are below ingest_latency +
+ * R), and it cannot go further: a bound without job 1's ingest latency as well (R
+ * alone) is exceeded by the simulation, whose first message is kicked
+ * ingest_latency before the broker sees it. */
+static void test_fp_kick(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .stream = true };
+	unsigned tighter = 0, over_r = 0, compared = 0;
+
+	(void)state;
+	rng_state = 0x6b1c6b1c5eed0001ull;
+	check_fp(&g, 600, false);
+	for (unsigned k = 0; k < 600; k++) {
+		struct set s;
+		struct an_result res;
+		struct an_flow_result out[MAXN];
+
+		gen_set(&s, &g, AN_FP);
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
+		if (res.status != AN_OK)
+			continue;
+		for (size_t i = 0; i < s.n; i++) {
+			struct sim_flow_stats st[MAXN];
+			bool inc[MAXN];
+			struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
+						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull,
+						.budget_rt = s.budget_rt };
+
+			if (s.f[i].best_effort || !out[i].bounded)
+				continue;
+			tighter += out[i].from_kick < s.b.plat.ingest_latency + out[i].response;
+			for (size_t j = 0; j < s.n; j++)
+				inc[j] = !s.f[j].best_effort && s.prio[j] <= s.prio[i];
+			c.block_ns = fp_block(&s, i, &c.block_bytes);
+			if (!sim_ok(&c, st))
+				continue;
+			assert_true(st[i].max_response <= sim_bound(&s, &out[i]));
+			over_r += st[i].max_response > out[i].response;
+			compared++;
+		}
+	}
+	fprintf(stderr, "# fp kick: %u compared, %u bounds below ingest_latency + R, "
+		"%u simulated above R\n", compared, tighter, over_r);
+	assert_true(compared > 600);
+	assert_true(tighter > 0);
+	assert_true(over_r > 0);
+}
+
 /* The cells' vhost-user work taken at every batch gap, as much as their buckets hold:
  * the analysis's lost supply (an_vhu.c) covers it, and it is not vacuous (the same
  * sets without it give smaller bounds, checked in test_vhu_charged). */
@@ -513,6 +564,121 @@ static void test_fp_regulated(void **state)
 	(void)state;
 	rng_state = 0xabcdef0123456789ull;
 	check_fp(&g, 400, false);
+}
+
+/* Regulated fp: a lower step that blocks the window is charged its own time, not
+ * its byte surcharge (an_fp.c, fp_blocking): the simulator charges the blocking
+ * step's bytes to the regulator just before 0, as the broker does at its grant, and
+ * starts from random regulator phases and budgets already partly or wholly spent;
+ * no response exceeds the bounds (check_fp). Cut further, without the one throttle
+ * of the window's first period as well (whose budget the blocking step's bytes, or
+ * anything before the window, may have spent), the bounds are exceeded. */
+static void test_fp_reg_blocker(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
+			 .regulated = true, .stream = true };
+	unsigned compared = 0, over = 0;
+
+	(void)state;
+	rng_state = 0x7e57b10c4e4ull;
+	check_fp(&g, 300, false);
+	for (unsigned k = 0; k < 300; k++) {
+		struct set s;
+		struct an_result res;
+		struct an_flow_result out[MAXN];
+
+		gen_set(&s, &g, AN_FP);
+		assert_int_equal(an_analyze(s.f, s.n, &s.b, &res, out), 0);
+		if (res.status != AN_OK || !res.regulated)
+			continue;
+		for (size_t i = 0; i < s.n; i++) {
+			struct sim_flow_stats st[MAXN];
+			bool inc[MAXN];
+			struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
+						.prio = s.prio, .b = &s.b, .limit_ns = 2000000000ull,
+						.budget_rt = s.budget_rt };
+
+			if (s.f[i].best_effort || !out[i].bounded)
+				continue;
+			for (size_t j = 0; j < s.n; j++)
+				inc[j] = !s.f[j].best_effort && s.prio[j] <= s.prio[i];
+			c.block_ns = fp_block(&s, i, &c.block_bytes);
+			for (int rd = 0; rd < 4; rd++) {
+				reg_state(&s, &c);
+				if (!sim_ok(&c, st))
+					continue;
+				assert_true(st[i].max_response <= sim_bound(&s, &out[i]));
+				over += st[i].max_response + an_reg_stall(&s.b) > sim_bound(&s, &out[i]);
+				compared++;
+			}
+		}
+	}
+	fprintf(stderr, "# fp regulated blocker: %u compared, %u over the bound less one "
+		"throttle\n", compared, over);
+	assert_true(compared > 300);
+	assert_true(over > 0);
+}
+
+/* A throttled broker sleeps until the refill and runs again only once it is woken:
+ * the stall charges that wake-up as ingest_latency (an_reg_stall). With the
+ * simulator waking reg_wake after every boundary and kicks seen reg_wake late, the
+ * fp bounds hold; with kicks seen at once (ingest_latency 0, so the stall charges no
+ * wake-up, as before) and the same late wake-ups after throttles, they are exceeded:
+ * the period alone is not the wait. */
+static void test_fp_reg_wake(void **state)
+{
+	struct gen g = { .jitter = true, .overheads = true, .best_effort = true,
+			 .regulated = true, .stream = true };
+	unsigned compared = 0, over = 0;
+
+	(void)state;
+	rng_state = 0x3a4e0b0055aa1234ull;
+	for (unsigned k = 0; k < 300; k++) {
+		struct set s;
+
+		gen_set(&s, &g, AN_FP);
+		for (int cut = 0; cut < 2; cut++) {
+			struct an_broker b = s.b;
+			struct an_result res;
+			struct an_flow_result out[MAXN];
+			uint64_t wake = s.b.reg_period / 4 + s.b.plat.ingest_latency;
+
+			b.plat.ingest_latency = cut ? 0 : wake;
+			assert_int_equal(an_analyze(s.f, s.n, &b, &res, out), 0);
+			if (res.status != AN_OK || !res.regulated)
+				continue;
+			for (size_t i = 0; i < s.n; i++) {
+				struct sim_flow_stats st[MAXN];
+				bool inc[MAXN];
+				struct sim_config c = { .flows = s.f, .n = s.n, .include = inc,
+							.prio = s.prio, .b = &b,
+							.limit_ns = 2000000000ull,
+							.budget_rt = s.budget_rt, .reg_wake = wake };
+
+				if (s.f[i].best_effort || !out[i].bounded)
+					continue;
+				for (size_t j = 0; j < s.n; j++)
+					inc[j] = !s.f[j].best_effort && s.prio[j] <= s.prio[i];
+				c.block_ns = fp_block(&s, i, &c.block_bytes);
+				for (int rd = 0; rd < 4; rd++) {
+					reg_state(&s, &c);
+					if (!sim_ok(&c, st))
+						continue;
+					if (cut) {
+						over += st[i].max_response > sim_bound(&s, &out[i]);
+						continue;
+					}
+					assert_true(st[i].max_response <= sim_bound(&s, &out[i]));
+					assert_true(st[i].max_residence <= out[i].response);
+					compared++;
+				}
+			}
+		}
+	}
+	fprintf(stderr, "# fp regulated wake-up: %u compared, %u over without it\n",
+		compared, over);
+	assert_true(compared > 300);
+	assert_true(over > 0);
 }
 
 /* Every real-time flow of one simulation within its bound (and, for an edf set that
@@ -1140,8 +1306,8 @@ static bool all_fit(const struct set *s, const unsigned *prio)
 			continue;
 		if (an_fp_flow(s->f, s->n, &s->b, s->c, prio, i, &r) != 0)
 			return false;
-		if (s->b.plat.ingest_latency + r.response + s->b.plat.notify_latency >
-		    s->f[i].deadline)
+		if ((r.from_kick ? r.from_kick : s->b.plat.ingest_latency + r.response) +
+		    s->b.plat.notify_latency > s->f[i].deadline)
 			return false;
 	}
 	return true;
@@ -1232,6 +1398,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fp_exact),
 		cmocka_unit_test(test_fp_sound),
+		cmocka_unit_test(test_fp_kick),
 		cmocka_unit_test(test_fp_ties),
 		cmocka_unit_test(test_fp_vhu),
 		cmocka_unit_test(test_vhu_charged),
@@ -1240,6 +1407,8 @@ int main(void)
 		cmocka_unit_test(test_vhu_inv),
 		cmocka_unit_test(test_edf_fifo_vhu),
 		cmocka_unit_test(test_fp_regulated),
+		cmocka_unit_test(test_fp_reg_blocker),
+		cmocka_unit_test(test_fp_reg_wake),
 		cmocka_unit_test(test_fp_rt_reserve),
 		cmocka_unit_test(test_edf),
 		cmocka_unit_test(test_edf_tight),
