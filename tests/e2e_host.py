@@ -109,8 +109,9 @@ class Setup:
         self.tmp.cleanup()
 
 
-def cell_state(s, cell):
-    """The cell's state in the broker's `stat` (control socket)."""
+def cell_ready(s, cell):
+    """Whether the broker's `stat` (control socket) shows the cell connected with its
+    device running (its memory faulted in and its rings translated)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         c.connect(os.path.join(s.dir, "control.sock"))
         c.sendall(b'{"cmd":"stat"}\n')
@@ -121,7 +122,8 @@ def cell_state(s, cell):
                 break
             reply += part
     cells = json.loads(reply)["stat"]["cells"]
-    return next((c["state"] for c in cells if c["name"] == cell), None)
+    return any(c["name"] == cell and c["state"] == "connected" and c["running"]
+               for c in cells)
 
 
 def echo_cell(s, cell, port):
@@ -131,7 +133,7 @@ def echo_cell(s, cell, port):
     line = p.stdout.readline()
     check("listening" in line, f"echo cell {cell} did not start: {line}")
     end = time.time() + 10 * SLOW
-    while cell_state(s, cell) != "connected":
+    while not cell_ready(s, cell):
         check(time.time() < end, f"echo cell {cell} never attached in the broker")
         time.sleep(0.02)
     return p
