@@ -1,4 +1,5 @@
-/* The populate thread and the ownership of a cell's mappings: see populate.h. */
+/* The memory thread (populating and unmapping cell memory) and the ownership of a
+ * cell's mappings: see populate.h. */
 #include "populate.h"
 
 #include <errno.h>

@@ -66,7 +66,7 @@ struct vhu_map {
 	ino_t ino;
 	unsigned int users;        /* regions of the current or the new table in it */
 	bool fresh;                /* mapped by the table being set up: populate it */
-	/* Shared with the populate thread. */
+	/* Shared with the memory thread. */
 	atomic_uint owners;        /* the loop and/or a queued populate */
 	atomic_bool cancel;        /* loop -> thread: the loop no longer needs it */
 	atomic_bool populated;     /* thread -> loop: every page is in */

@@ -104,8 +104,8 @@ struct vhu_backend {
 	 * nor punch holes into it; a file that cannot take the seals is refused. Clear
 	 * (`vm = yes`, tests): each region is mapped on its own and nothing is sealed. */
 	bool seal;
-	/* broker: the populate thread (populate.h); NULL: nothing is populated and a
-	 * mapping counts as ready at once (tests of the back end alone, calibrate). */
+	/* broker: the memory thread (populate.h); NULL: nothing is populated and a
+	 * mapping counts as ready at once and unmapped in place (tests of the back end alone). */
 	struct vhu_pop *pop;
 	/* Mapping slots: VHU_MAX_MAPS from pop (vhu_pop_slots), or own_maps without. */
 	struct vhu_map *maps;
