@@ -105,7 +105,8 @@ struct vhu_backend {
 	 * (`vm = yes`, tests): each region is mapped on its own and nothing is sealed. */
 	bool seal;
 	/* broker: the memory thread (populate.h); NULL: nothing is populated and a
-	 * mapping counts as ready at once and unmapped in place (tests of the back end alone). */
+	 * mapping counts as ready at once and is unmapped in place (tests of the back
+	 * end alone). */
 	struct vhu_pop *pop;
 	/* Mapping slots: VHU_MAX_MAPS from pop (vhu_pop_slots), or own_maps without. */
 	struct vhu_map *maps;
