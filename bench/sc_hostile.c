@@ -20,8 +20,8 @@
 #define VICTIM_PORT "1000"
 
 static const char *const modes[] = { "callfd", "repost", "storm", "tinyrx", "rx1",
-				     "noread", "vhuflood", "memtable", "attach", "oversize",
-				     "all" };
+				     "noread", "vhuflood", "memtable", "attach", "punch",
+				     "oversize", "all" };
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
 
 /* Is mode a name of the comma-separated list? */

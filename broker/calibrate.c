@@ -251,9 +251,12 @@ int cal_platform(const struct cal_results *r, bool poll, struct rtvio_platform_c
 		out->present |= RTVIO_PLAT_VHOST_USER_MSG;
 	}
 	/* A heavy message: the table change and, for a running cell, its device's
-	 * stop and start, each at its maximum. */
-	if (dist_ok(&r->vhu_map) && dist_ok(&r->vhu_dev)) {
-		out->vhost_user_map = ceil_ns(r->vhu_map.max_ns + r->vhu_dev.max_ns);
+	 * stop and start, each at its maximum; a connection's teardown (its descriptors
+	 * closed, its table handed over, and the data plane's detach, which the stop
+	 * and start include) takes a heavy token too, so the larger of the two. */
+	if (dist_ok(&r->vhu_map) && dist_ok(&r->vhu_dev) && dist_ok(&r->vhu_down)) {
+		out->vhost_user_map = ceil_ns(fmax(r->vhu_map.max_ns, r->vhu_down.max_ns) +
+					      r->vhu_dev.max_ns);
 		out->present |= RTVIO_PLAT_VHOST_USER_MAP;
 	}
 	/* The page fault is measured for the record only: the data path takes none on
@@ -345,6 +348,7 @@ int cal_write_section(FILE *f, const struct cal_results *r, const struct cal_met
 		return -EIO;
 	if ((ret = dist_comment(f, "vhost_user_msg", &r->vhu_msg)) ||
 	    (ret = dist_comment(f, "vhost_user_map table", &r->vhu_map)) ||
+	    (ret = dist_comment(f, "vhost_user_map teardown", &r->vhu_down)) ||
 	    (ret = dist_comment(f, "vhost_user_map device", &r->vhu_dev)) ||
 	    (ret = dist_comment(f, "page_fault", &r->page_fault)))
 		return ret;
@@ -435,6 +439,7 @@ json_t *cal_json(const struct cal_results *r, const struct cal_meta *m, bool pol
 
 		json_object_set_new(doc, "vhost_user_msg", dist_json(&r->vhu_msg));
 		json_object_set_new(doc, "vhost_user_map", dist_json(&r->vhu_map));
+		json_object_set_new(doc, "vhost_user_teardown", dist_json(&r->vhu_down));
 		json_object_set_new(doc, "vhost_user_device", dist_json(&r->vhu_dev));
 		json_object_set_new(doc, "page_fault", dist_json(&r->page_fault));
 		json_object_set_new(pl, "vhost_user_msg_ns", json_integer((json_int_t)p.vhost_user_msg));

@@ -110,6 +110,7 @@ struct cal_results {
 	 * heavy, one memory-table change; and one minor fault on a cell's page. */
 	struct cal_dist vhu_msg;
 	struct cal_dist vhu_map;
+	struct cal_dist vhu_down;	/* a connection's teardown (calibrate_vhu.c) */
 	struct cal_dist vhu_dev;	/* the device stop and start of a heavy message */
 	struct cal_dist page_fault;
 	size_t gaps;			/* host stalls the probes recorded */

@@ -1,4 +1,5 @@
-/* The populate thread and the ownership of a cell's mappings: see populate.h. */
+/* The memory thread (populating and unmapping cell memory) and the ownership of a
+ * cell's mappings: see populate.h. */
 #include "populate.h"
 
 #include <errno.h>
@@ -14,18 +15,48 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* Tests: the thread stands still, its jobs and their mappings with it. */
+static void pop_hold(struct vhu_pop *p)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	while (p && atomic_load_explicit(&p->hold, memory_order_relaxed) &&
+	       !atomic_load_explicit(&p->stop, memory_order_relaxed))
+		nanosleep(&ts, NULL);
+}
+
+/* The memory thread's munmap: VHU_UNMAP_PIECE_PAGES pages per call, so that an mmap
+ * the loop makes meanwhile waits on the mmap_lock for one piece at most. Without a
+ * thread (p NULL: tests of the back end alone) the caller's own single call. */
+static void unmap_pieces(struct vhu_pop *p, struct vhu_map *m)
+{
+	size_t piece = (size_t)VHU_UNMAP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+
+	if (!p) {
+		munmap(m->addr, m->len);
+		return;
+	}
+	for (size_t off = 0; off < m->len; off += piece) {
+		size_t len = m->len - off < piece ? m->len - off : piece;
+
+		pop_hold(p);
+		munmap((char *)m->addr + off, len);
+		atomic_fetch_add_explicit(&p->unmap_pieces, 1, memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&p->unmaps, 1, memory_order_relaxed);
+}
+
 /* The last owner unmaps, then frees the slot: the release store orders the munmap
  * (and every field written before it) before a later vhu_map_take sees the slot free. */
-static void map_release(struct vhu_map *m)
+static void map_release(struct vhu_pop *p, struct vhu_map *m)
 {
 	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
 		return;
-	munmap(m->addr, m->len);
+	unmap_pieces(p, m);
 	atomic_store_explicit(&m->busy, false, memory_order_release);
 }
 
-struct vhu_map *vhu_map_take(struct vhu_map *slots, void *addr, size_t len,
-			     dev_t dev, ino_t ino)
+struct vhu_map *vhu_map_take(struct vhu_map *slots, size_t len, dev_t dev, ino_t ino)
 {
 	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++) {
 		struct vhu_map *m = &slots[i];
@@ -33,7 +64,7 @@ struct vhu_map *vhu_map_take(struct vhu_map *slots, void *addr, size_t len,
 		/* Acquire: pairs with map_release, so the old mapping is gone. */
 		if (atomic_load_explicit(&m->busy, memory_order_acquire))
 			continue;
-		m->addr = addr;
+		m->addr = NULL;
 		m->len = len;
 		m->dev = dev;
 		m->ino = ino;
@@ -49,21 +80,33 @@ struct vhu_map *vhu_map_take(struct vhu_map *slots, void *addr, size_t len,
 	return NULL;
 }
 
-void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m)
+void vhu_map_untake(struct vhu_map *m)
+{
+	/* Nothing was mapped and no one else ever saw the slot. */
+	atomic_store_explicit(&m->busy, false, memory_order_relaxed);
+}
+
+size_t vhu_maps_held(const struct vhu_map *slots)
+{
+	size_t held = 0;
+
+	/* len is the loop's own field; busy only tells which slots count. */
+	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++)
+		if (atomic_load_explicit(&slots[i].busy, memory_order_relaxed))
+			held += slots[i].len;
+	return held;
+}
+
+/* Single producer (the loop), single consumer (the thread). Every entry is one slot's
+ * and a slot has one entry at most at a time (a populate, or the hand-over of its
+ * last ownership, never both queued): qcap covers every slot, never full. */
+static void pop_queue(struct vhu_pop *p, struct vhu_map *m)
 {
 	uint64_t one = 1;
-	unsigned int t;
+	unsigned int t = atomic_load_explicit(&p->tail, memory_order_relaxed);
 
-	m->fresh = false;
-	if (!p) {
-		atomic_store_explicit(&m->populated, true, memory_order_relaxed);
-		return;
-	}
-	atomic_fetch_add_explicit(&m->owners, 1, memory_order_relaxed);
-	/* One entry per live mapping at most, and qcap covers every slot: never full.
-	 * The release store publishes the entry and m's fields to the thread. */
-	t = atomic_load_explicit(&p->tail, memory_order_relaxed);
 	p->q[t % p->qcap] = m;
+	/* Release: publishes the entry and m's fields to the thread. */
 	atomic_store_explicit(&p->tail, t + 1, memory_order_release);
 	/* Non-blocking eventfd owned by the broker: the counter cannot fill up. */
 	if (write(p->work_fd, &one, sizeof(one)) < 0) {
@@ -71,11 +114,33 @@ void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m)
 	}
 }
 
-void vhu_map_drop(struct vhu_map *m)
+void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m)
+{
+	m->fresh = false;
+	if (!p) {
+		atomic_store_explicit(&m->populated, true, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&m->owners, 1, memory_order_relaxed);
+	pop_queue(p, m);
+}
+
+void vhu_map_drop(struct vhu_pop *p, struct vhu_map *m)
 {
 	/* Release: the thread that sees cancel also sees the loop done with m. */
 	atomic_store_explicit(&m->cancel, true, memory_order_release);
-	map_release(m);
+	if (!p) {
+		map_release(NULL, m);
+		return;
+	}
+	/* Acq_rel: the thread's populate, if it still owns m, unmaps it when it ends. */
+	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
+		return;
+	/* The loop was the last owner: its ownership goes to the thread with the entry
+	 * (the thread takes the populate path, finds cancel set and unmaps). Nobody
+	 * else reads owners now; the queue's release store publishes it. */
+	atomic_store_explicit(&m->owners, 1, memory_order_relaxed);
+	pop_queue(p, m);
 }
 
 int vhu_map_ready(const struct vhu_map *m)
@@ -107,22 +172,15 @@ static bool job_cut(struct vhu_pop *p, struct vhu_map *m)
 	       atomic_load_explicit(&p->stop, memory_order_relaxed);
 }
 
-/* Tests: the thread stands still, its jobs and their mappings with it. */
-static void pop_hold(struct vhu_pop *p)
-{
-	struct timespec ts = { 0, 1000000 };
-
-	while (atomic_load_explicit(&p->hold, memory_order_relaxed) &&
-	       !atomic_load_explicit(&p->stop, memory_order_relaxed))
-		nanosleep(&ts, NULL);
-}
-
-/* One mapping, piece by piece, looking for a cancel before each piece. */
+/* One mapping, piece by piece, looking for a cancel before each piece; then the
+ * thread's ownership ends (the last owner unmaps). A mapping the loop handed over
+ * comes here with cancel set: nothing is populated, and it is unmapped. */
 static void pop_job(struct vhu_pop *p, struct vhu_map *m)
 {
 	size_t piece = (size_t)VHU_POP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
 	size_t off = 0;
 	uint64_t one = 1;
+	bool told;
 	int rc = 0;
 
 	for (;;) {
@@ -140,6 +198,8 @@ static void pop_job(struct vhu_pop *p, struct vhu_map *m)
 		atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
 		off += len;
 	}
+	told = rc < 0 || off >= m->len;
+
 	/* Release: the loop that sees the flag or the error starts (or refuses) the
 	 * device only after every piece above returned. */
 	if (rc < 0)
@@ -148,9 +208,9 @@ static void pop_job(struct vhu_pop *p, struct vhu_map *m)
 		atomic_store_explicit(&m->populated, true, memory_order_release);
 		atomic_fetch_add_explicit(&p->jobs, 1, memory_order_relaxed);
 	}
-	map_release(m);
-	/* Non-blocking, the broker's own eventfd. */
-	if (write(p->done_fd, &one, sizeof(one)) < 0) {
+	map_release(p, m);
+	/* Non-blocking, the broker's own eventfd; a cancelled job tells nobody. */
+	if (told && write(p->done_fd, &one, sizeof(one)) < 0) {
 		/* The loop has a wake-up pending already. */
 	}
 }
@@ -175,9 +235,10 @@ static void *pop_main(void *arg)
 		if (read(p->work_fd, &v, sizeof(v)) < 0 && errno != EINTR)
 			break;
 	}
-	/* Anything still queued: give up the thread's ownership. */
+	/* Anything still queued: give up the thread's ownership (unmapping what the
+	 * loop handed over). */
 	while ((m = pop_next(p)))
-		map_release(m);
+		map_release(p, m);
 	return NULL;
 }
 

@@ -1,9 +1,9 @@
-/* Faulting a cell's memory in, off the broker's loop (docs/broker.md, "No page fault a
- * cell can cause").
+/* Faulting a cell's memory in, and unmapping it, off the broker's loop (docs/broker.md,
+ * "No page fault a cell can cause" and "No teardown in the loop").
  *
  * Every mapping of a front end's memory (struct vhu_map) is populated, before its cell's
- * device may start, by one populate thread per broker: madvise(MADV_POPULATE_WRITE) in
- * pieces of VHU_POP_PIECE_PAGES pages. The thread runs SCHED_OTHER on the cpus the
+ * device may start, by one memory thread per broker (struct vhu_pop):
+ * madvise(MADV_POPULATE_WRITE) in pieces of VHU_POP_PIECE_PAGES pages. The thread runs SCHED_OTHER on the cpus the
  * broker's cores leave free, so the populating costs the loop nothing; under the
  * broker's mlockall(MCL_FUTURE | MCL_ONFAULT) the populated pages are locked too, and
  * the data path never takes a first-touch fault. MADV_POPULATE_WRITE holds the
@@ -13,14 +13,28 @@
  * so a heavy message's at most 16 such calls wait for at most 16 pieces.
  *
  * Ownership. A mapping has up to two owners: the loop (while a memory table uses it)
- * and the populate thread (while it is queued or being populated). Whoever drops the
- * last ownership unmaps it and only then frees the slot, so the thread never touches
- * an unmapped range and the loop never waits for the thread: a loop that no longer
- * needs a mapping whose populate still runs sets `cancel` and leaves the munmap to the
- * thread, which sees it before its next piece.
+ * and the memory thread (while it is queued or being populated). The loop never
+ * unmaps cell memory: zapping a populated mapping's page tables costs time in
+ * proportion to its size (about 0.2-0.6 us a page, milliseconds for a VM's RAM). A
+ * loop that no longer needs a mapping sets `cancel` and drops its ownership; if the
+ * thread still owns it (a populate queued or running) the thread stops before its next
+ * piece and, last owner, unmaps it; if the loop was the last owner it hands its
+ * ownership to the thread with a queue entry. The thread unmaps in pieces of
+ * VHU_UNMAP_PIECE_PAGES pages, so an mmap the loop makes meanwhile waits on the
+ * mmap_lock for one piece at most (each piece also costs one TLB-shootdown IPI to
+ * the cpus running the broker, the loop's included), and only then frees the slot.
+ * After vhu_map_drop the loop touches nothing of the range (its SIGBUS guard slot is
+ * removed before).
  *
- * Without a populate context (tests of the back end alone, calibrate), the back end
- * uses its own slots and counts every mapping as populated at once. */
+ * Slots. A slot is busy from vhu_map_take (before the mmap) until its range is fully
+ * unmapped, so a front end that re-attaches in a loop faster than the thread unmaps
+ * finds no free slot, or more bytes held than vhu_maps_held allows, and is refused
+ * (-EBUSY, "earlier tables are still being released"): it never leaks a mapping,
+ * and what its mappings hold, in use or being unmapped, stays within VHU_MAX_MAPS
+ * mappings and, with a configured limit, VHU_HELD_TABLES times that limit.
+ *
+ * Without a memory thread (tests of the back end alone), the back end uses its own
+ * slots, counts every mapping as populated at once and unmaps in place. */
 #ifndef RTVIO_BROKER_POPULATE_H
 #define RTVIO_BROKER_POPULATE_H
 
@@ -35,8 +49,13 @@
 #include "vhost_user_proto.h"
 
 #define VHU_POP_PIECE_PAGES 4u
+/* munmap pieces: 16 pages, about 9 us each on the reference host (docs/broker.md). */
+#define VHU_UNMAP_PIECE_PAGES 16u
+/* Bytes a front end's mappings may hold, in use or still being unmapped: this many
+ * times its configured memory limit (the current table, a new one, a released one). */
+#define VHU_HELD_TABLES 3u
 /* Mapping slots per front end: the current table's, a new table's, and a table's
- * worth still being cancelled by the populate thread. */
+ * worth still being unmapped by the memory thread. */
 #define VHU_MAX_MAPS (3u * VHU_MAX_REGIONS)
 
 struct vhu_map {
@@ -47,7 +66,7 @@ struct vhu_map {
 	ino_t ino;
 	unsigned int users;        /* regions of the current or the new table in it */
 	bool fresh;                /* mapped by the table being set up: populate it */
-	/* Shared with the populate thread. */
+	/* Shared with the memory thread. */
 	atomic_uint owners;        /* the loop and/or a queued populate */
 	atomic_bool cancel;        /* loop -> thread: the loop no longer needs it */
 	atomic_bool populated;     /* thread -> loop: every page is in */
@@ -68,6 +87,8 @@ struct vhu_pop {
 	atomic_bool stop;
 	atomic_ullong pieces;      /* madvise calls made (for tests and stat) */
 	atomic_ullong jobs;        /* mappings fully populated */
+	atomic_ullong unmap_pieces; /* munmap calls made */
+	atomic_ullong unmaps;      /* mappings fully unmapped */
 	/* Tests: the thread waits before each piece while this is set. */
 	atomic_bool hold;
 };
@@ -75,7 +96,8 @@ struct vhu_pop {
 /* Opens the context for `nslots` front ends and starts the thread on `cpus` (NULL: the
  * caller's affinity as it is now). Returns 0 or -errno; on failure nothing is left. */
 int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus);
-/* Stops the thread (after its current piece) and unmaps what only it still owned. */
+/* Stops the thread (after its current piece) and unmaps what only it still owned or
+ * was handed. */
 void vhu_pop_close(struct vhu_pop *p);
 /* The VHU_MAX_MAPS slots of front end `slot`. */
 struct vhu_map *vhu_pop_slots(struct vhu_pop *p, unsigned int slot);
@@ -83,13 +105,18 @@ struct vhu_map *vhu_pop_slots(struct vhu_pop *p, unsigned int slot);
 int vhu_pop_fd(const struct vhu_pop *p);
 void vhu_pop_ack(struct vhu_pop *p);
 
-/* Loop side of a mapping's life (struct vhu_map, ownership above). */
-struct vhu_map *vhu_map_take(struct vhu_map *slots, void *addr, size_t len,
-			     dev_t dev, ino_t ino);
+/* Loop side of a mapping's life (struct vhu_map, ownership above). A free slot for a
+ * mapping of len bytes, taken before the mmap (which sets m->addr), or NULL. */
+struct vhu_map *vhu_map_take(struct vhu_map *slots, size_t len, dev_t dev, ino_t ino);
+/* The mmap after vhu_map_take failed: the slot is free again (nothing to unmap). */
+void vhu_map_untake(struct vhu_map *m);
+/* Bytes of the busy slots of one front end: in use, being set up or being unmapped. */
+size_t vhu_maps_held(const struct vhu_map *slots);
 /* Queues m's populate (p NULL: m counts as populated at once). Never blocks. */
 void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m);
-/* The loop's ownership ends: unmapped now, or by the populate thread after its piece. */
-void vhu_map_drop(struct vhu_map *m);
+/* The loop's ownership ends; the memory thread unmaps m (p NULL: unmapped now). Never
+ * blocks, never unmaps in the caller when p is given. */
+void vhu_map_drop(struct vhu_pop *p, struct vhu_map *m);
 /* 1 populated, 0 not yet, -errno the populate failed. */
 int vhu_map_ready(const struct vhu_map *m);
 

@@ -230,8 +230,8 @@ static bool is_shmem(int fd, const struct stat *st)
 
 /* One region stops using its mapping; the last user ends the loop's ownership of it
  * (the guard goes first: the loop touches nothing of it after). The munmap is the
- * loop's, or the populate thread's when a populate of it still runs (populate.h). */
-static void region_put(struct vhu_region *r)
+ * memory thread's, in pieces, never the loop's (populate.h). */
+static void region_put(struct vhu_backend *b, struct vhu_region *r)
 {
 	struct vhu_map *m = r->map;
 
@@ -241,13 +241,13 @@ static void region_put(struct vhu_region *r)
 	if (--m->users)
 		return;
 	guard_del(m);
-	vhu_map_drop(m);
+	vhu_map_drop(b->pop, m);
 }
 
-static void unmap_regions(struct vhu_region *regs, unsigned int n)
+static void unmap_regions(struct vhu_backend *b, struct vhu_region *regs, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++)
-		region_put(&regs[i]);
+		region_put(b, &regs[i]);
 }
 
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
@@ -296,7 +296,7 @@ static void backend_reset_state(struct vhu_backend *b)
 		ring_close_fds(b, q);
 		ring_reset(&b->ring[q]);
 	}
-	unmap_regions(b->regions, b->nregions);
+	unmap_regions(b, b->regions, b->nregions);
 	memset(b->regions, 0, sizeof(b->regions));
 	b->nregions = 0;
 	b->pop_wait = false;
@@ -540,6 +540,23 @@ static struct vhu_map *find_map(struct vhu_backend *b, const struct stat *st)
 	return NULL;
 }
 
+/* A slot for a mapping of len bytes, taken before the mmap so that nothing mapped is
+ * ever refused (and unmapped by the loop) for want of one. Refused while the front
+ * end's earlier mappings, still being unmapped by the memory thread, take every slot
+ * or more than VHU_HELD_TABLES times its memory limit (populate.h, "Slots"). */
+static struct vhu_map *map_slot(struct vhu_backend *b, unsigned int i, size_t len,
+				dev_t dev, ino_t ino)
+{
+	struct vhu_map *m = NULL;
+
+	if (!b->max_mem || vhu_maps_held(b->maps) + len <= VHU_HELD_TABLES * b->max_mem)
+		m = vhu_map_take(b->maps, len, dev, ino);
+	if (!m)
+		LOG(b, "memory region %u refused: earlier tables are still being released "
+		    "(try again)", i);
+	return m;
+}
+
 /* A process cell's file, mapped whole once and sealed; *total gains its size when it
  * is not mapped yet. Reusing the mapping is the only way a later table (same
  * connection) can name the file: sealed, it can never be mapped writable again. */
@@ -565,24 +582,24 @@ static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct 
 	rc = seal_check(b, i, fd);
 	if (rc < 0)
 		return rc;
+	/* A slot first: a file sealed and then refused could not be brought again. */
+	*out = map_slot(b, i, (size_t)st->st_size, st->st_dev, st->st_ino);
+	if (!*out)
+		return -EBUSY;
 	addr = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED) {
 		LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i,
 		    (uint64_t)st->st_size, strerror(errno));
+		vhu_map_untake(*out);
+		*out = NULL;
 		return -ENOMEM;
 	}
-	/* A slot first: a file sealed and then refused could not be brought again. */
-	*out = vhu_map_take(b->maps, addr, (size_t)st->st_size, st->st_dev, st->st_ino);
-	if (!*out) {
-		munmap(addr, (size_t)st->st_size);
-		LOG(b, "memory region %u refused: earlier tables are still being released", i);
-		return -EBUSY;
-	}
+	(*out)->addr = addr;
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) < 0) {
 		rc = -errno;
 		LOG(b, "memory region %u refused: cannot seal its file (%s): attach with a "
 		    "new memfd created with MFD_ALLOW_SEALING", i, strerror(-rc));
-		vhu_map_drop(*out);
+		vhu_map_drop(b->pop, *out);
 		*out = NULL;
 		return -EPERM;
 	}
@@ -605,18 +622,18 @@ static int map_range(struct vhu_backend *b, unsigned int i, int fd, struct vhu_r
 	if (seals >= 0 && !(seals & F_SEAL_SHRINK) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
 		VLOG(b, "region %u cannot be sealed against shrinking: truncating it gets the "
 		     "cell cut off through the SIGBUS guard", i);
+	*out = map_slot(b, i, len, 0, 0);
+	if (!*out)
+		return -EBUSY;
 	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 	if (addr == MAP_FAILED) {
 		LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,
 		    strerror(errno));
+		vhu_map_untake(*out);
+		*out = NULL;
 		return -ENOMEM;
 	}
-	*out = vhu_map_take(b->maps, addr, len, 0, 0);
-	if (!*out) {
-		munmap(addr, len);
-		LOG(b, "memory region %u refused: earlier tables are still being released", i);
-		return -EBUSY;
-	}
+	(*out)->addr = addr;
 	r->host = (uint8_t *)addr + delta;
 	return 0;
 }
@@ -646,7 +663,7 @@ static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_
 	/* A file that grew after it was mapped: only what is mapped counts. */
 	if (b->seal && r->mmap_offset + r->size > m->len) {
 		if (!m->users)
-			vhu_map_drop(m);
+			vhu_map_drop(b->pop, m);
 		return -EINVAL;
 	}
 	if (b->seal)
@@ -692,14 +709,14 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 	/* The mappings hold the memory now; the descriptors are not needed. */
 	vhu_close_fds(fds, &nfds);
 	if (rc < 0) {
-		unmap_regions(nr, n);
+		unmap_regions(b, nr, n);
 		return rc;
 	}
 	/* No ring may keep pointers into the old table: stop first, swap, and let
 	 * maybe_start() re-translate the rings against the new one once every mapping
 	 * of it is populated. A mapping both tables use stays (users > 0). */
 	device_stop(b);
-	unmap_regions(b->regions, b->nregions);
+	unmap_regions(b, b->regions, b->nregions);
 	memcpy(b->regions, nr, sizeof(nr));
 	b->nregions = n;
 	for (unsigned int i = 0; i < n; i++) {

@@ -12,11 +12,11 @@
  * framing errors (bad version, oversized payload, too many descriptors) end the
  * connection, since the byte stream cannot be trusted after them.
  *
- * All of this is start-up and teardown work (mmap, munmap, close); the daemon runs it
- * in its one thread between data-path steps, never inside one, and at most a cell's
- * declared vhost-user budget of it per period (vhu_backend_service_allow; a memory
- * table has at most VHU_MAX_REGIONS regions, so one change is at most that many mmap
- * and munmap calls). */
+ * All of this is start-up and teardown work (mmap, close); the daemon runs it in its
+ * one thread between data-path steps, never inside one, and at most a cell's declared
+ * vhost-user budget of it per period (vhu_backend_service_allow; a memory table has at
+ * most VHU_MAX_REGIONS regions, so one change is at most that many mmap calls). The
+ * loop never unmaps cell memory: the memory thread does, in pieces (populate.h). */
 #ifndef RTVIO_BROKER_VHOST_USER_H
 #define RTVIO_BROKER_VHOST_USER_H
 
@@ -104,8 +104,9 @@ struct vhu_backend {
 	 * nor punch holes into it; a file that cannot take the seals is refused. Clear
 	 * (`vm = yes`, tests): each region is mapped on its own and nothing is sealed. */
 	bool seal;
-	/* broker: the populate thread (populate.h); NULL: nothing is populated and a
-	 * mapping counts as ready at once (tests of the back end alone, calibrate). */
+	/* broker: the memory thread (populate.h); NULL: nothing is populated and a
+	 * mapping counts as ready at once and is unmapped in place (tests of the back
+	 * end alone). */
 	struct vhu_pop *pop;
 	/* Mapping slots: VHU_MAX_MAPS from pop (vhu_pop_slots), or own_maps without. */
 	struct vhu_map *maps;
@@ -161,8 +162,8 @@ struct vhu_allow {
 	unsigned int maps;
 };
 
-/* Is m heavy for b: does handling it map or unmap memory (SET_MEM_TABLE, RESET_OWNER:
- * up to VHU_MAX_REGIONS mmap and munmap calls), or stop the running device (and so
+/* Is m heavy for b: does handling it map or release memory (SET_MEM_TABLE, RESET_OWNER:
+ * up to VHU_MAX_REGIONS mmap calls, and mappings handed to the memory thread), or stop the running device (and so
  * detach it from the data plane, to start again later)? */
 bool vhu_msg_heavy(const struct vhu_backend *b, const struct vhu_msg *m);
 

@@ -393,6 +393,8 @@ static void all_step(struct hostile *h)
 		memtable_step(h);
 		h->sock_unread = false;	/* this round reads what piled up */
 	}
+	if (h->steps % 64 == 32)
+		punch_step(h);
 	if (h->steps % ATTACH_ROUNDS_ALL == ATTACH_ROUNDS_ALL - 1)
 		attach_step(h);
 }
@@ -420,7 +422,8 @@ const struct hostile_mode hostile_modes[] = {
 	  0, false, false, NULL, punch_step },
 	{ "oversize", "SEQPACKET messages of 60000 bytes on a flow declared 64, credit ignored",
 	  0, true, false, oversize_setup, oversize_step },
-	{ "all", "storm, repost, oversize, callfd, vhuflood, memtable, tinyrx, attach together",
+	{ "all", "storm, repost, oversize, callfd, vhuflood, memtable, punch, tinyrx, attach "
+		 "together",
 	  0, true, false, all_setup, all_step },
 };
 const unsigned int hostile_nmodes = sizeof(hostile_modes) / sizeof(hostile_modes[0]);

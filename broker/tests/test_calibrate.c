@@ -127,6 +127,7 @@ static void fake_results(struct cal_results *r, struct cal_step *s)
 	fake_dist(&r->wake_write, 200); /* p99.9 180 ns */
 	fake_dist(&r->vhu_msg, 5000.3);
 	fake_dist(&r->vhu_map, 30000);
+	fake_dist(&r->vhu_down, 20000);
 	fake_dist(&r->vhu_dev, 8000.5);
 	fake_dist(&r->page_fault, 1000); /* p99.9 900 ns */
 	r->ingest_lat[CAL_SLEEP].stall_checked = false;
@@ -333,8 +334,14 @@ static void test_platform_values(void **state)
 				    RTVIO_PLAT_VHOST_USER_MSG | RTVIO_PLAT_VHOST_USER_MAP);
 	/* vhost-user messages: their maxima, rounded up */
 	assert_int_equal(p.vhost_user_msg, 5001);
-	/* the table change and the device's stop and start: 30000 + 8000.5, rounded up */
+	/* the table change (above the 20000 teardown) and the device's stop and start:
+	 * 30000 + 8000.5, rounded up */
 	assert_int_equal(p.vhost_user_map, 38001);
+	/* a teardown longer than the table change: it plus the stop and start */
+	fake_dist(&r.vhu_down, 45000);
+	assert_int_equal(cal_platform(&r, true, &p), 0);
+	assert_int_equal(p.vhost_user_map, 53001);
+	fake_dist(&r.vhu_down, 20000);
 	/* 0.1 ns/B with the margin: 1e9 / 0.11, rounded down */
 	assert_int_equal(p.copy_bandwidth, (uint64_t)floor(1e9 / (0.1 * CAL_MARGIN)));
 	assert_int_equal(p.chunk_overhead, 220);
@@ -606,12 +613,14 @@ static void test_quick_run(void **state)
 	 * stalled; the platform's values are the messages' maxima */
 	{
 		static const char *const k[] = { "vhost_user_msg", "vhost_user_map",
-						 "vhost_user_device", "page_fault" };
+						 "vhost_user_teardown", "vhost_user_device",
+						 "page_fault" };
 		static const size_t want[] = { CAL_PASSES_QUICK / 10, CAL_PASSES_QUICK / 40 + 1,
-					       CAL_PASSES_QUICK / 100, CAL_PASSES_QUICK / 10 };
+					       CAL_PASSES_QUICK / 40 + 1, CAL_PASSES_QUICK / 100,
+					       CAL_PASSES_QUICK / 10 };
 		json_t *pl = json_object_get(doc, "platform");
 
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < 5; i++) {
 			json_t *d = json_object_get(doc, k[i]);
 
 			assert_int_equal(json_integer_value(json_object_get(d, "samples")) +

@@ -817,6 +817,156 @@ static void test_detach_during_populate(void **state)
 	vhu_pop_close(&p);
 }
 
+/* Is any byte of [p, p + len) still mapped in this process? mincore fails with
+ * ENOMEM on a range with an unmapped page in it, so page by page. */
+static size_t mapped_pages(const void *p, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), k = 0;
+	unsigned char v;
+
+	for (size_t off = 0; off < len; off += page) {
+		if (mincore((char *)(uintptr_t)p + off, page, &v) == 0)
+			k++;
+		else
+			assert_int_equal(errno, ENOMEM);
+	}
+	return k;
+}
+
+/* Mappings of the test's memfds this process holds (the front end's and the back
+ * end's), as /proc/self/maps lists them. */
+static unsigned int memfd_maps(void)
+{
+	FILE *m = fopen("/proc/self/maps", "r");
+	unsigned int n = 0;
+	char line[512];
+
+	assert_non_null(m);
+	while (fgets(line, sizeof(line), m))
+		n += strstr(line, "/memfd:test-region") != NULL;
+	fclose(m);
+	return n;
+}
+
+/* A populated mapping the loop drops (the cell detached) is not unmapped by the loop:
+ * when vhu_backend_disconnect returns, every page of it is still mapped, and held
+ * there while the memory thread is; the thread then unmaps it, in pieces of
+ * VHU_UNMAP_PIECE_PAGES, and frees the slot. */
+static void test_drop_unmapped_by_thread(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = REGION / page;
+	struct vhu_pop p;
+	struct fe f;
+	void *host;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, false);
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	rings_up(&f);
+	pop_wait_done(&f, &p);
+	assert_true(f.b.running);
+	host = f.b.regions[0].host;
+	assert_int_equal(resident_pages(host, REGION), pages);
+	atomic_store(&p.hold, true);
+	vhu_backend_disconnect(&f.b);
+	/* The loop returned: the range is the thread's, untouched so far. */
+	assert_int_equal(mapped_pages(host, REGION), pages);
+	assert_int_equal(slots_busy(&p), 1);
+	assert_int_equal(atomic_load(&p.unmap_pieces), 0);
+	atomic_store(&p.hold, false);
+	pop_wait_free(&p);
+	assert_int_equal(mapped_pages(host, REGION), 0);
+	assert_int_equal(atomic_load(&p.unmaps), 1);
+	assert_int_equal(atomic_load(&p.unmap_pieces), pages / VHU_UNMAP_PIECE_PAGES);
+	assert_int_equal(atomic_load(&p.jobs), 1);
+	fe_teardown(&f);
+	vhu_pop_close(&p);
+}
+
+/* The front end brings a new memfd (a sealed one cannot come again). */
+static void fe_new_memfd(struct fe *f)
+{
+	munmap(f->mem, REGION);
+	close(f->memfd);
+	f->memfd = memfd_create("test-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(f->memfd >= 0);
+	assert_int_equal(ftruncate(f->memfd, REGION), 0);
+	f->mem = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->mem != MAP_FAILED);
+}
+
+/* Attach, then detach at once: the mapping goes to the memory thread. */
+static int attach_detach(struct fe *f)
+{
+	int rc;
+
+	negotiate(f);
+	rc = one_region_acked(f);
+	close(f->sock);
+	f->sock = -1;
+	vhu_backend_disconnect(&f->b);
+	fe_connect(f);
+	fe_new_memfd(f);
+	return rc;
+}
+
+/* A cell that attaches and detaches in a loop faster than the memory thread unmaps:
+ * with a memory limit, the bytes its mappings hold (being unmapped included) stop at
+ * VHU_HELD_TABLES times the limit; without one, at VHU_MAX_MAPS mappings. Then it is
+ * refused with a line saying why, no mapping leaks, its refused file is left unsealed,
+ * and once the thread caught up the same file attaches. */
+static void test_reattach_loop(void **state)
+{
+	unsigned int base, n = 0;
+	char text[512];
+	struct vhu_pop p;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	base = memfd_maps(); /* the front end's own mapping */
+	pop_attach(&f, &p, true);
+	f.b.max_mem = REGION;
+	f.b.max_mem_key = "region";
+	for (unsigned int i = 0; i < VHU_HELD_TABLES; i++)
+		assert_int_equal(attach_detach(&f), 0);
+	assert_int_equal(slots_busy(&p), VHU_HELD_TABLES);
+	assert_int_equal(memfd_maps(), base + VHU_HELD_TABLES);
+	negotiate(&f);
+	assert_int_equal(stderr_lines(table_refused, &f, text, sizeof(text)), 1);
+	assert_non_null(strstr(text, "cell test: memory region 0 refused: earlier tables are "
+			   "still being released (try again)"));
+	assert_int_equal(f.b.last_error, -EBUSY);
+	assert_int_equal(slots_busy(&p), VHU_HELD_TABLES);
+	assert_int_equal(memfd_maps(), base + VHU_HELD_TABLES);
+	assert_false(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_FUTURE_WRITE);
+	atomic_store(&p.hold, false);
+	pop_wait_free(&p);
+	assert_int_equal(atomic_load(&p.unmaps), VHU_HELD_TABLES);
+	assert_int_equal(memfd_maps(), base);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(memfd_maps(), base + 1);
+
+	/* No limit: the slots bound it. */
+	atomic_store(&p.hold, true);
+	vhu_backend_disconnect(&f.b);
+	fe_connect(&f);
+	fe_new_memfd(&f);
+	f.b.max_mem = 0;
+	while (n <= VHU_MAX_MAPS && attach_detach(&f) == 0)
+		n++;
+	assert_int_equal(n, VHU_MAX_MAPS - 1); /* one slot is still the first table's */
+	assert_int_equal(slots_busy(&p), VHU_MAX_MAPS);
+	assert_int_equal(memfd_maps(), base + VHU_MAX_MAPS);
+	atomic_store(&p.hold, false);
+	pop_wait_free(&p);
+	assert_int_equal(memfd_maps(), base);
+	fe_teardown(&f);
+	vhu_pop_close(&p);
+}
+
 /* The populate thread's cpus: the allowed ones minus the broker's, or all. */
 static void test_pop_cpus(void **state)
 {
@@ -1666,6 +1816,8 @@ int main(void)
 		cmocka_unit_test(test_unsealable_refused),
 		cmocka_unit_test(test_same_file_again),
 		cmocka_unit_test(test_detach_during_populate),
+		cmocka_unit_test(test_drop_unmapped_by_thread),
+		cmocka_unit_test(test_reattach_loop),
 		cmocka_unit_test(test_pop_cpus),
 		cmocka_unit_test(test_mem_table_while_running),
 		cmocka_unit_test(test_oversized_payload),
