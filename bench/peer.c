@@ -376,6 +376,12 @@ static int rtvio_attach(struct conn *c)
 
 	opts.rx_buf_size = (c->a->rx_buf ? c->a->rx_buf : 4096) + GV_HDR_SIZE;
 	opts.poll_us = c->a->spin_us;
+	/* A large receive budget is per socket and private: the peer needs three
+	 * (listener, connection, and one spare), not the default 64. */
+	if (c->a->rcvbuf) {
+		opts.rcvbuf = c->a->rcvbuf;
+		opts.max_sockets = 4;
+	}
 	opts.attach_wait_ms = 10000;
 	c->cell = rtvio_cell_open(c->a->path, c->a->region, &opts, err, sizeof(err));
 	if (!c->cell) {
@@ -781,6 +787,7 @@ int bench_peer_main(int argc, char **argv)
 		{ "poll", no_argument, NULL, 'o' },
 		{ "spin-us", required_argument, NULL, 'w' },
 		{ "rx-buf", required_argument, NULL, 'b' },
+		{ "rcvbuf", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct peer_args a = { .cpu = -1, .region = 16u << 20, .size = 64 };
@@ -825,6 +832,13 @@ int bench_peer_main(int argc, char **argv)
 		case 'R': a.prio = (int)v; break;
 		case 'w': a.spin_us = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; break;
 		case 'b': a.rx_buf = v > (1u << 20) ? 1u << 20 : (uint32_t)v; break;
+		case 'B':
+			if (v < 128 || v > (64u << 20)) {
+				fprintf(stderr, "rtvio bench peer: --rcvbuf must be 128 B .. 64 MiB\n");
+				return 2;
+			}
+			a.rcvbuf = (uint32_t)v;
+			break;
 		default: return 2;
 		}
 	}

@@ -50,6 +50,8 @@ struct peer_args {
 	bool zerocopy;		/* rtvio: loan/commit and borrow/release (rtvio-zc) */
 	uint32_t spin_us;	/* a wait spins this long before it sleeps (rtvio: poll_us) */
 	uint32_t rx_buf;	/* rtvio: payload bytes per RX buffer; 0 = 4096 */
+	uint32_t rcvbuf;	/* rtvio: receive budget per socket (buf_alloc); 0 = the
+				 * cell's default, 256 KiB */
 };
 
 /* Receiver-side bookkeeping shared by every transport. */

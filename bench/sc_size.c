@@ -31,6 +31,13 @@ static const char *const tr_peer[TR_N] = {
 /* Spin of a polling receiver in throughput runs: bridges the gap between two
  * back-to-back messages, short against a scheduler slice of the shared core. */
 #define TPUT_SPIN_US 50u
+/* Receive budget (credit window) of the rtvio peers in throughput runs. The cell's
+ * default, 256 KiB like Linux's vsock, holds four 64 KiB packets: the sender then
+ * waits for a credit update that travels receiver, broker, sender, and the pipeline
+ * drains meanwhile. The Unix-socket peers get a send buffer of twice the message
+ * (and the kernel's receive queue besides); a 4 MiB window keeps the rtvio pipeline
+ * full up to 1 MiB messages. */
+#define TPUT_RCVBUF (4u << 20)
 
 static bool tr_rtvio(int tr)
 {
@@ -140,6 +147,10 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 
 		bench_peer_cmd_add(&rc, "--rx-buf", rxb);
 		bench_peer_cmd_add(&sc, "--rx-buf", rxb);
+		if (tput) {
+			bench_peer_cmd_add(&rc, "--rcvbuf", TPUT_RCVBUF);
+			bench_peer_cmd_add(&sc, "--rcvbuf", TPUT_RCVBUF);
+		}
 	}
 	r = bench_run_pair(rc.argv, sc.argv, (int)((tput ? dur : count * period) / 1000000) + 20000);
 	if (!r) {
