@@ -295,7 +295,7 @@ static void size_describe(json_t *sc)
 		"broker: the sender writes each message in place in loaned TX slots (payload "
 		"first, the stamp right before the first commit, as iceoryx), the receiver checks "
 		"it in place in borrowed RX buffers. rtvio peers post RX buffers as large as the "
-		"message, at least 4 KiB and at most 64 KiB (the largest packet). rtvio carries a stream connection through a configured flow (latency: "
+		"message, at least 4 KiB and at most 64 KiB (the largest packet); in throughput runs their sockets have a 4 MiB receive budget (the sender's credit window) and the sending cell an allowance of 256 TX chains per 1 ms budget period. rtvio carries a stream connection through a configured flow (latency: "
 		"real-time, one message per period; throughput: best-effort). Messages use the "
 		"rtmsg layout; latency is from the stamp taken right before the send call to the "
 		"moment the receiver has the message's last byte, CLOCK_MONOTONIC on one "
