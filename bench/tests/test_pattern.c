@@ -11,12 +11,12 @@
 
 #include "peer.h"
 
-static uint8_t buf[3000];
+static uint8_t buf[140000];
 
 static void test_fill_matches_definition(void **state)
 {
 	static const size_t offs[] = { 0, 1, 32, 255, 256, 1000 };
-	static const size_t lens[] = { 0, 1, 255, 256, 257, 2999 };
+	static const size_t lens[] = { 0, 1, 255, 256, 257, 2999, 65536, 65537, 139000 };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
@@ -34,13 +34,13 @@ static void test_fill_matches_definition(void **state)
 
 static void test_diff_finds_one_byte(void **state)
 {
-	static const size_t at[] = { 0, 100, 255, 256, 1999 };
+	static const size_t at[] = { 0, 100, 255, 256, 1999, 65535, 65536, 70000, 99999 };
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
-		peer_fill_range(buf, 33, 2000, 5);
+		peer_fill_range(buf, 33, 100000, 5);
 		buf[at[i]] ^= 0x10;
-		assert_int_not_equal(peer_pattern_diff(buf, 33, 2000, 5), 0);
+		assert_int_not_equal(peer_pattern_diff(buf, 33, 100000, 5), 0);
 	}
 	/* Another base or offset is another pattern. */
 	peer_fill_range(buf, 33, 2000, 5);
