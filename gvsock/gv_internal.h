@@ -151,10 +151,6 @@ struct gv_stack {
 	struct gv_stats st;
 };
 
-
-/* Ring position `skip` bytes past the read position. rcap <= 2^30 and skip <= rcap,
- * so the sum stays below 2^31: 32-bit arithmetic suffices, and it must, since a
- * 32-bit cell has no 64-bit division without the compiler's runtime library. */
 /* TX payload slots are handed out oldest-freed first: a slot the broker has just
  * read from is still in its core's cache, and writing it at once costs the sender a
  * cross-core invalidation per cache line; the most recently freed (a stack) was the
@@ -185,6 +181,9 @@ static inline void gv_pay_unused(struct gv_stack *s, uint16_t ps)
 	s->n_pay_free++;
 }
 
+/* Ring position `skip` bytes past the read position. rcap <= 2^30 and skip <= rcap,
+ * so the sum stays below 2^31: 32-bit arithmetic suffices, and it must, since a
+ * 32-bit cell has no 64-bit division without the compiler's runtime library. */
 static inline uint32_t gv_rbuf_pos(const struct gv_sock *k, uint32_t skip)
 {
 	return (k->rhead + skip) % k->rcap;
