@@ -50,6 +50,8 @@ struct peer_args {
 	bool zerocopy;		/* rtvio: loan/commit and borrow/release (rtvio-zc) */
 	uint32_t spin_us;	/* a wait spins this long before it sleeps (rtvio: poll_us) */
 	uint32_t rx_buf;	/* rtvio: payload bytes per RX buffer; 0 = 4096 */
+	uint32_t rcvbuf;	/* rtvio: receive budget per socket (buf_alloc); 0 = the
+				 * cell's default, 256 KiB */
 };
 
 /* Receiver-side bookkeeping shared by every transport. */
@@ -72,8 +74,8 @@ bool peer_rx_checks_payload(const struct peer_rx *rx, uint64_t seq);
 uint64_t peer_rx_pattern_base(const struct peer_rx *rx, uint64_t seq);
 void peer_rx_note(struct peer_rx *rx, size_t len, uint64_t seq, uint64_t stamp,
 		  uint64_t now_ns);
-/* Pattern bytes for message offsets [off, off + n) at dst; and the OR of the
- * differences between src (offsets [off, off + n)) and the pattern. */
+/* Pattern bytes for message offsets [off, off + n) at dst; and nonzero when src
+ * (offsets [off, off + n)) differs from the pattern anywhere. */
 void peer_fill_range(uint8_t *dst, size_t off, size_t n, uint64_t base);
 uint8_t peer_pattern_diff(const uint8_t *src, size_t off, size_t n, uint64_t base);
 /* Writes the pattern for sequence base into m[RTMSG_HDR, len). */

@@ -31,6 +31,19 @@ static const char *const tr_peer[TR_N] = {
 /* Spin of a polling receiver in throughput runs: bridges the gap between two
  * back-to-back messages, short against a scheduler slice of the shared core. */
 #define TPUT_SPIN_US 50u
+/* Receive budget (credit window) of the rtvio peers in throughput runs. The cell's
+ * default, 256 KiB like Linux's vsock, holds four 64 KiB packets: the sender then
+ * waits for a credit update that travels receiver, broker, sender, and the pipeline
+ * drains meanwhile. The Unix-socket peers get a send buffer of twice the message
+ * (and the kernel's receive queue besides); a 4 MiB window keeps the rtvio pipeline
+ * full up to 1 MiB messages. */
+#define TPUT_RCVBUF (4u << 20)
+/* The sending cell's allowance: TX chains per budget period (1 ms) beyond what its
+ * real-time flows need. With the default of 1 the best-effort bulk flow rides on
+ * the real-time flows' share, about 50 chains per period here (3.3 GB/s in 64 KiB
+ * packets), and the sender waits for its next period (`budget_waits`) instead of
+ * the transport being measured; 256 chains per period is 16 GB/s. */
+#define TX_ALLOWANCE 256u
 
 static bool tr_rtvio(int tr)
 {
@@ -86,10 +99,10 @@ static void size_config(const struct bench *b, const char *sockdir, bool poll,
 	o += (size_t)snprintf(buf + o, len - o,
 		"[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s\ncpu = %d\n"
 		"rt_priority = %d\npoll = %s\ndefault = deny\n\n"
-		"[cell tx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\n\n"
+		"[cell tx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\nallowance = %u\n\n"
 		"[cell rx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\n\n",
 		sockdir, BROKER_CPU, poll ? 0 : BROKER_SLEEP_PRIO, poll ? "yes" : "no", TX_CID,
-		RTVIO_RX_BUF_MAX, CELL_CPU, RX_CID, RTVIO_RX_BUF_MAX, CELL_CPU);
+		RTVIO_RX_BUF_MAX, CELL_CPU, TX_ALLOWANCE, RX_CID, RTVIO_RX_BUF_MAX, CELL_CPU);
 	for (size_t i = 0; i < nsizes && o < len; i++)
 		o += (size_t)snprintf(buf + o, len - o,
 			"[flow lat%zu]\nfrom = tx\nto = rx:%zu\ntype = stream\nsize = %llu\n"
@@ -140,6 +153,10 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 
 		bench_peer_cmd_add(&rc, "--rx-buf", rxb);
 		bench_peer_cmd_add(&sc, "--rx-buf", rxb);
+		if (tput) {
+			bench_peer_cmd_add(&rc, "--rcvbuf", TPUT_RCVBUF);
+			bench_peer_cmd_add(&sc, "--rcvbuf", TPUT_RCVBUF);
+		}
 	}
 	r = bench_run_pair(rc.argv, sc.argv, (int)((tput ? dur : count * period) / 1000000) + 20000);
 	if (!r) {
@@ -278,7 +295,7 @@ static void size_describe(json_t *sc)
 		"broker: the sender writes each message in place in loaned TX slots (payload "
 		"first, the stamp right before the first commit, as iceoryx), the receiver checks "
 		"it in place in borrowed RX buffers. rtvio peers post RX buffers as large as the "
-		"message, at least 4 KiB and at most 64 KiB (the largest packet). rtvio carries a stream connection through a configured flow (latency: "
+		"message, at least 4 KiB and at most 64 KiB (the largest packet); in throughput runs their sockets have a 4 MiB receive budget (the sender's credit window) and the sending cell an allowance of 256 TX chains per 1 ms budget period. rtvio carries a stream connection through a configured flow (latency: "
 		"real-time, one message per period; throughput: best-effort). Messages use the "
 		"rtmsg layout; latency is from the stamp taken right before the send call to the "
 		"moment the receiver has the message's last byte, CLOCK_MONOTONIC on one "

@@ -133,6 +133,8 @@ struct gv_stack {
 	struct gv_txent *txent;
 	uint16_t *hdr_free, *pay_free;
 	uint32_t n_hdr_free, n_pay_free;
+	uint32_t pay_head;      /* pay_free is a ring of tx_slot_count: the oldest free
+				 * slot at pay_head (gv_pay_take) */
 	uint32_t desc_reserved; /* TX descriptors promised to outstanding loans */
 	struct gv_hold *hold;   /* one per RX buffer */
 	uint32_t rx_cur;        /* RX buffer gv_rx_one is looking at */
@@ -149,6 +151,35 @@ struct gv_stack {
 	struct gv_stats st;
 };
 
+/* TX payload slots are handed out oldest-freed first: a slot the broker has just
+ * read from is still in its core's cache, and writing it at once costs the sender a
+ * cross-core invalidation per cache line; the most recently freed (a stack) was the
+ * worst choice for bulk. Slots given back unused go in front again. */
+static inline uint16_t gv_pay_take(struct gv_stack *s)
+{
+	uint16_t ps = s->pay_free[s->pay_head];
+
+	s->pay_head = s->pay_head + 1 == s->cfg.layout.tx_slot_count ? 0 : s->pay_head + 1;
+	s->n_pay_free--;
+	return ps;
+}
+
+/* A slot the broker completed: at the back. */
+static inline void gv_pay_free(struct gv_stack *s, uint16_t ps)
+{
+	uint32_t n = s->cfg.layout.tx_slot_count, i = s->pay_head + s->n_pay_free;
+
+	s->pay_free[i >= n ? i - n : i] = ps;
+	s->n_pay_free++;
+}
+
+/* A slot taken but not used (a returned loan, a refused add): in front. */
+static inline void gv_pay_unused(struct gv_stack *s, uint16_t ps)
+{
+	s->pay_head = s->pay_head ? s->pay_head - 1 : s->cfg.layout.tx_slot_count - 1;
+	s->pay_free[s->pay_head] = ps;
+	s->n_pay_free++;
+}
 
 /* Ring position `skip` bytes past the read position. rcap <= 2^30 and skip <= rcap,
  * so the sum stays below 2^31: 32-bit arithmetic suffices, and it must, since a

@@ -149,7 +149,8 @@ int gv_stack_init(const struct gv_config *cfg, void *mem, size_t mem_size,
 	if (vq_driver_init(&s->txq, &ring, s->tx_slot, feat(cfg)))
 		return -GV_EINVAL;
 
-	/* Free lists are stacks; hand out low slots first (nicer to read in dumps). */
+	/* The header free list is a stack, the payload one a ring (gv_pay_take); both
+	 * hand out low slots first (nicer to read in dumps). */
 	for (i = 0; i < s->num; i++) {
 		s->txent[i].hdr = (uint16_t)i;
 		s->txent[i].pay = GV_NONE;
@@ -157,8 +158,9 @@ int gv_stack_init(const struct gv_config *cfg, void *mem, size_t mem_size,
 	}
 	s->n_hdr_free = s->num;
 	for (i = 0; i < l->tx_slot_count; i++)
-		s->pay_free[i] = (uint16_t)(l->tx_slot_count - 1 - i);
+		s->pay_free[i] = (uint16_t)i;
 	s->n_pay_free = l->tx_slot_count;
+	s->pay_head = 0;
 	for (i = 0; i < cfg->max_sockets; i++)
 		s->sk[i].state = GV_S_FREE;
 

@@ -27,7 +27,7 @@ void gv_tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *payloa
 	/* Control packets come with no payload and len 0 (the test of payload also
 	 * tells the compiler so). */
 	if (h->len && payload) {
-		uint16_t ps = s->pay_free[--s->n_pay_free];
+		uint16_t ps = gv_pay_take(s);
 		uint64_t off = l->tx_bufs + (uint64_t)ps * l->tx_payload;
 
 		gv_memcpy(s->region + off, payload, h->len);
@@ -40,7 +40,7 @@ void gv_tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *payloa
 	if (r) {
 		/* Only a broken ring refuses after gv_tx_room(): give the slots back. */
 		if (e->pay != GV_NONE)
-			s->pay_free[s->n_pay_free++] = e->pay;
+			gv_pay_unused(s, e->pay);
 		s->hdr_free[s->n_hdr_free++] = hs;
 		(void)gv_fail(s, r);
 		return;
@@ -222,7 +222,7 @@ void gv_tx_publish(struct gv_stack *s)
 void gv_tx_reclaim(struct gv_stack *s, struct gv_txent *e)
 {
 	if (e->pay != GV_NONE) {
-		s->pay_free[s->n_pay_free++] = e->pay;
+		gv_pay_free(s, e->pay);
 		e->pay = GV_NONE;
 	}
 	s->hdr_free[s->n_hdr_free++] = e->hdr;
@@ -246,7 +246,7 @@ void gv_tx_put_slots(struct gv_stack *s, const struct vsock_hdr *h, uint16_t hs,
 	e->pay = ps;
 	r = vq_driver_add(&s->txq, b, 2, NULL, 0, e);
 	if (r) {
-		s->pay_free[s->n_pay_free++] = ps;
+		gv_pay_unused(s, ps);
 		s->hdr_free[s->n_hdr_free++] = hs;
 		e->pay = GV_NONE;
 		(void)gv_fail(s, r);

@@ -67,7 +67,7 @@ static void loan_return(struct gv_stack *s, struct gv_sock *k)
 {
 	if (!k->loaned)
 		return;
-	s->pay_free[s->n_pay_free++] = k->loan_pay;
+	gv_pay_unused(s, k->loan_pay);
 	s->hdr_free[s->n_hdr_free++] = k->loan_hdr;
 	s->desc_reserved -= 2;
 	k->loaned = false;
@@ -295,7 +295,7 @@ int gv_loan(struct gv_stack *s, int id, size_t len, void **ptr)
 		return -GV_EAGAIN;
 	}
 	k->loan_hdr = s->hdr_free[--s->n_hdr_free];
-	k->loan_pay = s->pay_free[--s->n_pay_free];
+	k->loan_pay = gv_pay_take(s);
 	s->desc_reserved += 2; /* header and payload: commit cannot fail for room */
 	k->loan_len = (uint32_t)r;
 	k->loaned = true;

@@ -284,6 +284,54 @@ static void test_zc_hostile(void **state)
 	wire_fini(&w);
 }
 
+/* TX payload slots come back oldest-freed first: loan after loan, each sent and
+ * completed before the next, walks every slot in turn (a stack would hand out the
+ * slot just completed again and again); a loan given back unused is the next one
+ * handed out. */
+static uint32_t slot_of(const struct cell *c, const void *p)
+{
+	return (uint32_t)(((const uint8_t *)p - (c->region + c->lay.tx_bufs)) / c->lay.tx_payload);
+}
+
+static void test_zc_slots_oldest_first(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { .lp = { .tx_slots = 5 } };
+	struct gv_stack *a, *b;
+	uint8_t m[64];
+	int s, c;
+	void *p;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	assert_int_equal(w.c[1].lay.tx_slot_count, 5);
+	zpair(&w, GV_SOCK_STREAM, 0, &s, &c);
+	for (uint32_t i = 0; i < 12; i++) {
+		assert_int_equal(gv_loan(b, c, 10, &p), 10);
+		assert_int_equal(slot_of(&w.c[1], p), i % 5);
+		memset(p, (int)i, 10);
+		assert_int_equal(gv_commit(b, c, 10, false), 10);
+		wire_run(&w, 100);
+		assert_int_equal(gv_recv(a, s, m, sizeof(m), 0, NULL), 10);
+		assert_int_equal(m[9], (uint8_t)i);
+	}
+	/* Slot 2 is next; given back unused, it is next again. */
+	assert_int_equal(gv_loan(b, c, 10, &p), 10);
+	assert_int_equal(slot_of(&w.c[1], p), 2);
+	assert_int_equal(gv_commit(b, c, 0, false), 0);
+	assert_int_equal(gv_loan(b, c, 10, &p), 10);
+	assert_int_equal(slot_of(&w.c[1], p), 2);
+	assert_int_equal(gv_commit(b, c, 0, false), 0);
+	/* An ordinary send takes the same ring. */
+	assert_int_equal(gv_send(b, c, m, 10, false), 10);
+	assert_int_equal(gv_loan(b, c, 10, &p), 10);
+	assert_int_equal(slot_of(&w.c[1], p), 3);
+	assert_int_equal(gv_commit(b, c, 0, false), 0);
+	wire_fini(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_zc_borrow_blocks_one_buffer),
 		cmocka_unit_test(test_zc_seqpacket),
 		cmocka_unit_test(test_zc_hostile),
+		cmocka_unit_test(test_zc_slots_oldest_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
