@@ -253,7 +253,8 @@ static void shm_wake(_Atomic uint32_t *waiting, _Atomic uint32_t *seq)
 }
 
 /* Spin-before-sleep (--spin-us): watches *idx for up to spin_ns while it still
- * equals old; true when it moved. Acquire: what the other side wrote before it
+ * equals old; true when it moved. Looks after every pause, reads the clock after
+ * 32 (as a polling rtvio cell does). Acquire: what the other side wrote before it
  * moved the index is visible once we see the move. */
 static bool shm_spin(_Atomic uint64_t *idx, uint64_t old, uint64_t spin_ns)
 {
@@ -263,8 +264,11 @@ static bool shm_spin(_Atomic uint64_t *idx, uint64_t old, uint64_t spin_ns)
 		return false;
 	t0 = rtvio_now_ns();
 	do {
-		if (atomic_load_explicit(idx, memory_order_acquire) != old)
-			return true;
+		for (int i = 0; i < 32; i++) {
+			if (atomic_load_explicit(idx, memory_order_acquire) != old)
+				return true;
+			peer_relax();
+		}
 	} while (rtvio_now_ns() - t0 < spin_ns);
 	return false;
 }
@@ -623,16 +627,44 @@ static void close_conn(struct conn *c)
 
 /* ---- The two loops ------------------------------------------------------------------ */
 
+/* The sender's JSON line: how many it sent and, in latency mode, how long the send
+ * call took (stamp to return: the sender's own share of the one-way latency). */
+void peer_send_report(uint64_t seq, int err, double *call_ns, size_t n)
+{
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, "sent", json_integer((json_int_t)seq));
+	json_object_set_new(doc, "error", json_integer(err));
+	if (n) {
+		json_t *q = json_object();
+
+		fit_summarize(call_ns, n, &(struct summary){ 0 });
+		json_object_set_new(q, "p50", json_real(fit_percentile_sorted(call_ns, n, 50) / 1e3));
+		json_object_set_new(q, "p99", json_real(fit_percentile_sorted(call_ns, n, 99) / 1e3));
+		json_object_set_new(doc, "send_call_us", q);
+	}
+	json_dumpf(doc, stdout, JSON_COMPACT);
+	printf("\n");
+	fflush(stdout);
+	json_decref(doc);
+}
+
 static int run_send(const struct peer_args *a)
 {
 	struct conn c = { .a = a, .fd = -1, .id = -1 };
 	uint8_t *m = malloc(a->size);
 	uint64_t seq = 0, next, end, stamp;
 	struct wl_period plan;
+	/* Latency mode: each send call's duration, allocated before the run. */
+	size_t ncall = a->throughput ? 0 : (size_t)a->count;
+	double *call_ns = ncall ? calloc(ncall, sizeof(double)) : NULL;
 	int err;
 
-	if (!m)
+	if (!m || (ncall && !call_ns)) {
+		free(m);
+		free(call_ns);
 		return 1;
+	}
 	peer_fill_payload(m, a->size, 0);
 	peer_setup_sched(a);
 	err = open_send(&c);
@@ -663,6 +695,8 @@ static int run_send(const struct peer_args *a)
 		}
 		if (err)
 			break;
+		if (seq < ncall)
+			call_ns[seq] = (double)(rtvio_now_ns() - stamp);
 		seq++;
 		/* A late release moves the grid: the flow's declared minimum inter-arrival
 		 * holds (a catch-up burst would be policed by rtvio's broker, rightly). */
@@ -674,10 +708,10 @@ static int run_send(const struct peer_args *a)
 	if (err)
 		fprintf(stderr, "rtvio bench peer: send failed after %llu messages: %s\n",
 			(unsigned long long)seq, strerror(-err));
-	printf("{\"sent\":%llu,\"error\":%d}\n", (unsigned long long)seq, err);
-	fflush(stdout);
+	peer_send_report(seq, err, call_ns, seq < ncall ? (size_t)seq : ncall);
 	close_conn(&c);
 	free(m);
+	free(call_ns);
 	return err ? 1 : 0;
 }
 
