@@ -167,6 +167,18 @@ void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *s
 		for (int p = 1; p <= 100; p++)
 			json_array_append_new(cdf, json_real(fit_percentile_sorted(v, n, p) / 1e3));
 		json_object_set_new(doc, "cdf_us", cdf);
+		if (rx->nspin) {
+			json_t *sp = json_object();
+
+			fit_summarize(rx->back_ns, rx->nspin, &(struct summary){ 0 });
+			fit_summarize(rx->news_ns, rx->nspin, &(struct summary){ 0 });
+			json_object_set_new(sp, "messages", json_integer((json_int_t)rx->nspin));
+			json_object_set_new(sp, "back_p50", json_real(
+				fit_percentile_sorted(rx->back_ns, rx->nspin, 50) / 1e3));
+			json_object_set_new(sp, "news_p50", json_real(
+				fit_percentile_sorted(rx->news_ns, rx->nspin, 50) / 1e3));
+			json_object_set_new(doc, "rx_spin_us", sp);
+		}
 	}
 	json_dumpf(doc, stdout, JSON_COMPACT);
 	printf("\n");
@@ -715,6 +727,22 @@ static int run_send(const struct peer_args *a)
 	return err ? 1 : 0;
 }
 
+/* A polling rtvio receiver: where the message just received waited, from the
+ * cell's last spin (rtvio_cell_spin_times) against its stamp; only messages that a
+ * spin saw arrive, after being preempted (by the sender, on the same cpu). */
+static void spin_note(struct peer_rx *rx, struct rtvio_cell *cell, const uint8_t *m,
+		      size_t len)
+{
+	uint64_t back, news, seq, stamp;
+
+	rtvio_cell_spin_times(cell, &back, &news);
+	if (rx->nspin >= rx->cap || !peer_rx_header(m, len, &seq, &stamp) || !news ||
+	    back < stamp || news < back)
+		return;
+	rx->back_ns[rx->nspin] = (double)(back - stamp);
+	rx->news_ns[rx->nspin++] = (double)(news - stamp);
+}
+
 static int run_recv(const struct peer_args *a)
 {
 	struct conn c = { .a = a, .fd = -1, .id = -1 };
@@ -725,7 +753,11 @@ static int run_recv(const struct peer_args *a)
 
 	rx.cap = a->throughput ? 0 : (size_t)a->count;
 	rx.lat_ns = rx.cap ? calloc(rx.cap, sizeof(double)) : NULL;
-	if (!m || (rx.cap && !rx.lat_ns))
+	if (rx.cap && a->tr == PT_RTVIO && a->spin_us && !a->zerocopy) {
+		rx.back_ns = calloc(rx.cap, sizeof(double));
+		rx.news_ns = calloc(rx.cap, sizeof(double));
+	}
+	if (!m || (rx.cap && !rx.lat_ns) || (rx.back_ns && !rx.news_ns))
 		return 1;
 	peer_setup_sched(a);
 	err = open_recv(&c);
@@ -745,14 +777,21 @@ static int run_recv(const struct peer_args *a)
 			}
 			break;
 		}
-		if (!a->zerocopy)
-			peer_rx_account(&rx, m, a->size, rtvio_now_ns());
+		if (!a->zerocopy) {
+			uint64_t now = rtvio_now_ns();
+
+			if (rx.back_ns)
+				spin_note(&rx, c.cell, m, a->size);
+			peer_rx_account(&rx, m, a->size, now);
+		}
 		if (!a->throughput && rx.messages + rx.lost >= a->count)
 			break;
 	}
 	peer_rx_report(&rx, a, status);
 	close_conn(&c);
 	free(rx.lat_ns);
+	free(rx.back_ns);
+	free(rx.news_ns);
 	free(m);
 	return strcmp(status, "ok") ? 1 : 0;
 }

@@ -59,6 +59,10 @@ struct peer_rx {
 	uint64_t first_stamp, last_arrival;
 	double *lat_ns;		/* latency mode: one per message, allocated before the run */
 	size_t nlat, cap;
+	/* Polling rtvio receiver, latency mode: per message, stamp to the spinning
+	 * thread's return to its cpu and to its seeing the completion (ns). */
+	double *back_ns, *news_ns;
+	size_t nspin;
 	bool throughput;
 };
 

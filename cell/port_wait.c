@@ -134,13 +134,18 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Between two clock reads of a spin (32 pauses, well under a microsecond) a longer
+ * gap means the spinning thread was off its cpu. */
+#define SPIN_GAP_NS 3000u
+
 /* Polling (opts.poll_us): spins on the used rings without the lock for up to
  * poll_ns, then lets the caller sleep. True when the broker completed something
  * (retry the call), false when the budget ran out with nothing new. Nothing here
- * is a system call but the clock (vDSO). */
+ * is a system call but the clock (vDSO). Notes when the thread last came back
+ * after being preempted and when it saw the news (rtvio_cell_spin_times). */
 static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 {
-	uint64_t end, now = rtvio_now_ns();
+	uint64_t end, now = rtvio_now_ns(), prev, back = 0;
 	uint32_t snap;
 	bool news = false;
 
@@ -156,9 +161,14 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 			cpu_relax();
 			news = gv_used_snapshot(c->stack) != snap;
 		}
+		prev = now;
 		now = rtvio_now_ns();
+		if (now - prev > SPIN_GAP_NS)
+			back = now;
 	}
 	pthread_mutex_lock(&c->lock);
+	c->spin_back_ns = back;
+	c->spin_news_ns = news ? now : 0;
 	return news;
 }
 
