@@ -131,11 +131,16 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 	}
 	bench_peer_cmd(&rc, false, tr_peer[tr], rpath, size, count, period, dur,
 		 (tput ? 2000 : 1000) + idx, RX_CID, rprio, tput);
-	bench_peer_cmd(&sc, true, tr_peer[tr], spath, size, count, period, dur,
-		 (tput ? 2000 : 1000) + idx, RX_CID, prio, tput);
+	/* In latency runs only the receiver polls: a SCHED_FIFO sender that spun while
+	 * it waits for credit would keep its receiver, below it on the same cpu, from
+	 * returning any (1 MiB messages took 160 ms to send that way). */
+	bench_peer_cmd(&sc, true, tr == TR_RTVIO_POLL_CELLS && !tput ? "rtvio" : tr_peer[tr],
+		       spath, size, count, period, dur, (tput ? 2000 : 1000) + idx, RX_CID,
+		       prio, tput);
 	if (tr_spins(tr)) {
 		bench_peer_cmd_add(&rc, "--spin-us", spin);
-		bench_peer_cmd_add(&sc, "--spin-us", spin);
+		if (tput)
+			bench_peer_cmd_add(&sc, "--spin-us", spin);
 	}
 	if (tr_rtvio(tr)) {
 		uint64_t rxb = size < 4096 ? 4096 : size < RTVIO_RX_BUF_MAX ? size : RTVIO_RX_BUF_MAX;
@@ -309,10 +314,10 @@ static void size_describe(json_t *sc)
 		"(rtvio-sleep). Every receiver blocks while waiting (its core is shared "
 		"with the sender): rtvio in its blocking recv, iceoryx in a WaitSet, the ring on "
 		"a futex. The -poll variants (rtvio-poll-cells: cells with poll_us; iceoryx-poll, "
-		"shm-ring-poll) first spin, pausing between looks: in latency runs for twice the "
-		"period at SCHED_FIFO 49, so that the sender preempts the spinning receiver and "
-		"ordinary work on cpu 0 cannot; in throughput runs for 50 µs at ordinary "
-		"priority. rtvio rows carry the broker's share: the median residence bucket "
+		"shm-ring-poll) first spin, pausing between looks: in latency runs the receiver "
+		"alone, for twice the period at SCHED_FIFO 49, so that the sender preempts the "
+		"spinning receiver and ordinary work on cpu 0 cannot; in throughput runs both "
+		"ends, for 50 µs at ordinary priority. rtvio rows carry the broker's share: the median residence bucket "
 		"(ingest to completion) and the packets the policer held; every latency row "
 		"carries the send call's duration (send_call_us). rtvio-zc uses the zero-copy calls on a polling "
 		"broker: the sender writes each message in place in loaned TX slots (payload "
