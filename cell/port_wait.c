@@ -159,8 +159,9 @@ static bool spin_rearm(struct rtvio_cell *c)
 /* Polling (opts.poll_us): spins on the used rings without the lock for up to
  * poll_ns, then lets the caller sleep. True when the broker completed something
  * (retry the call), false when the budget ran out with nothing new and the
- * notifications are on again. Nothing here is a system call but the clock (vDSO). Notes when the thread last came back
- * after being preempted and when it saw the news (rtvio_cell_spin_times). */
+ * notifications are on again. Nothing here is a system call but the clock (vDSO).
+ * Notes when the thread last came back after being preempted and when it saw the
+ * news (rtvio_cell_spin_times). */
 static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 {
 	uint64_t end, now = rtvio_now_ns(), prev, back = 0;
@@ -177,8 +178,11 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 	 * notifications back on). */
 	gv_notify_off(c->stack);
 	snap = gv_used_snapshot(c->stack);
-	if (gv_used_pending(c->stack))
+	if (gv_used_pending(c->stack)) {
+		c->spin_back_ns = 0;
+		c->spin_news_ns = now;
 		return true;
+	}
 	pthread_mutex_unlock(&c->lock);
 	while (!news && now < end) {
 		for (int i = 0; i < 32 && !news; i++) {
