@@ -465,7 +465,7 @@ static unsigned long calls_for_paced(uint32_t poll_us)
 
 /* While a receiver spins it has asked for no notifications, so the broker makes no
  * system call for the messages it sees that way; a sleeping receiver is signalled
- * for each. */
+ * for those it sleeps for. */
 static void polling_suppresses_notifications(void **state)
 {
 	unsigned long spinning, sleeping;
@@ -473,7 +473,10 @@ static void polling_suppresses_notifications(void **state)
 	(void)state;
 	sleeping = calls_for_paced(0);
 	spinning = calls_for_paced(2000000);
-	if (sleeping < 50 || spinning >= 25)
+	/* A slow (sanitized) receiver may find some messages there before it sleeps,
+	 * so the sleeping count is a floor, not 50. Without the spin's request the
+	 * spinning one was as high (60 against 54). */
+	if (sleeping < 10 || 4 * spinning > sleeping)
 		fail_msg("notifications for 50 messages: %lu sleeping, %lu spinning",
 			 sleeping, spinning);
 }
