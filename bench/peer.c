@@ -184,6 +184,18 @@ void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *s
 		for (int p = 1; p <= 100; p++)
 			json_array_append_new(cdf, json_real(fit_percentile_sorted(v, n, p) / 1e3));
 		json_object_set_new(doc, "cdf_us", cdf);
+		if (rx->nspin) {
+			json_t *sp = json_object();
+
+			fit_summarize(rx->back_ns, rx->nspin, &(struct summary){ 0 });
+			fit_summarize(rx->news_ns, rx->nspin, &(struct summary){ 0 });
+			json_object_set_new(sp, "messages", json_integer((json_int_t)rx->nspin));
+			json_object_set_new(sp, "back_p50", json_real(
+				fit_percentile_sorted(rx->back_ns, rx->nspin, 50) / 1e3));
+			json_object_set_new(sp, "news_p50", json_real(
+				fit_percentile_sorted(rx->news_ns, rx->nspin, 50) / 1e3));
+			json_object_set_new(doc, "rx_spin_us", sp);
+		}
 	}
 	json_dumpf(doc, stdout, JSON_COMPACT);
 	printf("\n");
@@ -270,7 +282,8 @@ static void shm_wake(_Atomic uint32_t *waiting, _Atomic uint32_t *seq)
 }
 
 /* Spin-before-sleep (--spin-us): watches *idx for up to spin_ns while it still
- * equals old; true when it moved. Acquire: what the other side wrote before it
+ * equals old; true when it moved. Looks after every pause, reads the clock after
+ * 32 (as a polling rtvio cell does). Acquire: what the other side wrote before it
  * moved the index is visible once we see the move. */
 static bool shm_spin(_Atomic uint64_t *idx, uint64_t old, uint64_t spin_ns)
 {
@@ -280,8 +293,11 @@ static bool shm_spin(_Atomic uint64_t *idx, uint64_t old, uint64_t spin_ns)
 		return false;
 	t0 = rtvio_now_ns();
 	do {
-		if (atomic_load_explicit(idx, memory_order_acquire) != old)
-			return true;
+		for (int i = 0; i < 32; i++) {
+			if (atomic_load_explicit(idx, memory_order_acquire) != old)
+				return true;
+			peer_relax();
+		}
 	} while (rtvio_now_ns() - t0 < spin_ns);
 	return false;
 }
@@ -646,16 +662,44 @@ static void close_conn(struct conn *c)
 
 /* ---- The two loops ------------------------------------------------------------------ */
 
+/* The sender's JSON line: how many it sent and, in latency mode, how long the send
+ * call took (stamp to return: the sender's own share of the one-way latency). */
+void peer_send_report(uint64_t seq, int err, double *call_ns, size_t n)
+{
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, "sent", json_integer((json_int_t)seq));
+	json_object_set_new(doc, "error", json_integer(err));
+	if (n) {
+		json_t *q = json_object();
+
+		fit_summarize(call_ns, n, &(struct summary){ 0 });
+		json_object_set_new(q, "p50", json_real(fit_percentile_sorted(call_ns, n, 50) / 1e3));
+		json_object_set_new(q, "p99", json_real(fit_percentile_sorted(call_ns, n, 99) / 1e3));
+		json_object_set_new(doc, "send_call_us", q);
+	}
+	json_dumpf(doc, stdout, JSON_COMPACT);
+	printf("\n");
+	fflush(stdout);
+	json_decref(doc);
+}
+
 static int run_send(const struct peer_args *a)
 {
 	struct conn c = { .a = a, .fd = -1, .id = -1 };
 	uint8_t *m = malloc(a->size);
 	uint64_t seq = 0, next, end, stamp;
 	struct wl_period plan;
+	/* Latency mode: each send call's duration, allocated before the run. */
+	size_t ncall = a->throughput ? 0 : (size_t)a->count;
+	double *call_ns = ncall ? calloc(ncall, sizeof(double)) : NULL;
 	int err;
 
-	if (!m)
+	if (!m || (ncall && !call_ns)) {
+		free(m);
+		free(call_ns);
 		return 1;
+	}
 	peer_fill_payload(m, a->size, 0);
 	peer_setup_sched(a);
 	err = open_send(&c);
@@ -686,6 +730,8 @@ static int run_send(const struct peer_args *a)
 		}
 		if (err)
 			break;
+		if (seq < ncall)
+			call_ns[seq] = (double)(rtvio_now_ns() - stamp);
 		seq++;
 		/* A late release moves the grid: the flow's declared minimum inter-arrival
 		 * holds (a catch-up burst would be policed by rtvio's broker, rightly). */
@@ -697,11 +743,27 @@ static int run_send(const struct peer_args *a)
 	if (err)
 		fprintf(stderr, "rtvio bench peer: send failed after %llu messages: %s\n",
 			(unsigned long long)seq, strerror(-err));
-	printf("{\"sent\":%llu,\"error\":%d}\n", (unsigned long long)seq, err);
-	fflush(stdout);
+	peer_send_report(seq, err, call_ns, seq < ncall ? (size_t)seq : ncall);
 	close_conn(&c);
 	free(m);
+	free(call_ns);
 	return err ? 1 : 0;
+}
+
+/* A polling rtvio receiver: where the message just received waited, from the
+ * cell's last spin (rtvio_cell_spin_times) against its stamp; only messages that a
+ * spin saw arrive, after being preempted (by the sender, on the same cpu). */
+static void spin_note(struct peer_rx *rx, struct rtvio_cell *cell, const uint8_t *m,
+		      size_t len)
+{
+	uint64_t back, news, seq, stamp;
+
+	rtvio_cell_spin_times(cell, &back, &news);
+	if (rx->nspin >= rx->cap || !peer_rx_header(m, len, &seq, &stamp) || !news ||
+	    back < stamp || news < back)
+		return;
+	rx->back_ns[rx->nspin] = (double)(back - stamp);
+	rx->news_ns[rx->nspin++] = (double)(news - stamp);
 }
 
 static int run_recv(const struct peer_args *a)
@@ -714,7 +776,11 @@ static int run_recv(const struct peer_args *a)
 
 	rx.cap = a->throughput ? 0 : (size_t)a->count;
 	rx.lat_ns = rx.cap ? calloc(rx.cap, sizeof(double)) : NULL;
-	if (!m || (rx.cap && !rx.lat_ns))
+	if (rx.cap && a->tr == PT_RTVIO && a->spin_us && !a->zerocopy) {
+		rx.back_ns = calloc(rx.cap, sizeof(double));
+		rx.news_ns = calloc(rx.cap, sizeof(double));
+	}
+	if (!m || (rx.cap && !rx.lat_ns) || (rx.back_ns && !rx.news_ns))
 		return 1;
 	peer_setup_sched(a);
 	err = open_recv(&c);
@@ -734,14 +800,21 @@ static int run_recv(const struct peer_args *a)
 			}
 			break;
 		}
-		if (!a->zerocopy)
-			peer_rx_account(&rx, m, a->size, rtvio_now_ns());
+		if (!a->zerocopy) {
+			uint64_t now = rtvio_now_ns();
+
+			if (rx.back_ns)
+				spin_note(&rx, c.cell, m, a->size);
+			peer_rx_account(&rx, m, a->size, now);
+		}
 		if (!a->throughput && rx.messages + rx.lost >= a->count)
 			break;
 	}
 	peer_rx_report(&rx, a, status);
 	close_conn(&c);
 	free(rx.lat_ns);
+	free(rx.back_ns);
+	free(rx.news_ns);
 	free(m);
 	return strcmp(status, "ok") ? 1 : 0;
 }

@@ -61,6 +61,10 @@ struct peer_rx {
 	uint64_t first_stamp, last_arrival;
 	double *lat_ns;		/* latency mode: one per message, allocated before the run */
 	size_t nlat, cap;
+	/* Polling rtvio receiver, latency mode: per message, stamp to the spinning
+	 * thread's return to its cpu and to its seeing the completion (ns). */
+	double *back_ns, *news_ns;
+	size_t nspin;
 	bool throughput;
 };
 
@@ -85,6 +89,20 @@ void peer_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns);
 /* Prints the receiver's JSON result on stdout. */
 void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status);
 /* Pins and raises the calling process as the arguments say; warns once on failure. */
+/* The sender's JSON line: messages sent, the error, and (latency mode, n > 0) the
+ * send call's duration, stamp to return, p50 and p99 as send_call_us. */
+void peer_send_report(uint64_t seq, int err, double *call_ns, size_t n);
+
+/* One pause of a spin loop (the cpu's spin-wait hint). */
+static inline void peer_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
 void peer_setup_sched(const struct peer_args *a);
 /* Tells the orchestrator the receiver is listening. */
 void peer_ready(void);

@@ -48,8 +48,13 @@ int bench_iox_send(const struct peer_args *a)
 	char inst[32], app[64];
 	uint64_t seq = 0, next, end, t0, stamp;
 	struct wl_period plan;
+	/* Latency mode: each publish's duration, stamp to return. */
+	size_t ncall = a->throughput ? 0 : (size_t)a->count;
+	double *call_ns = ncall ? calloc(ncall, sizeof(double)) : NULL;
 	int err = 0;
 
+	if (ncall && !call_ns)
+		return 1;
 	iox_names(a, inst, sizeof(inst), app, sizeof(app));
 	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(app);
@@ -101,14 +106,16 @@ int bench_iox_send(const struct peer_args *a)
 		stamp = rtvio_now_ns();
 		peer_stamp(chunk, a->size, seq, stamp);
 		iox_pub_publish_chunk(pub, chunk);
+		if (seq < ncall)
+			call_ns[seq] = (double)(rtvio_now_ns() - stamp);
 		seq++;
 		next = wl_period_next(&plan, stamp);
 	}
 	/* Let the subscriber drain before the publisher (and its chunks) go away. */
 	usleep(200000);
 out:
-	printf("{\"sent\":%llu,\"error\":%d}\n", (unsigned long long)seq, err);
-	fflush(stdout);
+	peer_send_report(seq, err, call_ns, seq < ncall ? (size_t)seq : ncall);
+	free(call_ns);
 	iox_pub_deinit(pub);
 	iox_runtime_shutdown();
 	return err ? 1 : 0;
@@ -122,8 +129,11 @@ static bool iox_spin(iox_sub_t sub, uint32_t spin_us)
 	if (!spin_us)
 		return false;
 	do {
-		if (iox_sub_has_chunks(sub))
-			return true;
+		for (int i = 0; i < 32; i++) {
+			if (iox_sub_has_chunks(sub))
+				return true;
+			peer_relax();
+		}
 	} while (rtvio_now_ns() - t0 < (uint64_t)spin_us * 1000);
 	return false;
 }

@@ -128,8 +128,11 @@ json_t *bench_pair_finish(struct pair *p, int timeout_ms)
 	proc_stop(&p->r, SIGTERM, 2000);
 	res = parse_result(&p->r);
 	sres = parse_result(&p->s);
-	if (res && sres)
+	if (res && sres) {
 		json_object_set(res, "sent", json_object_get(sres, "sent"));
+		if (json_object_get(sres, "send_call_us"))
+			json_object_set(res, "send_call_us", json_object_get(sres, "send_call_us"));
+	}
 	json_decref(sres);
 	proc_free(&p->s);
 	proc_free(&p->r);

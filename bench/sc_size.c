@@ -101,7 +101,7 @@ static void size_config(const struct bench *b, const char *sockdir, bool poll,
 		"rt_priority = %d\npoll = %s\ndefault = deny\n\n"
 		"[cell tx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\nallowance = %u\n\n"
 		"[cell rx]\ncid = %d\nregion = 16MiB\nrx_buf = %u\ncpu = %d\n\n",
-		sockdir, BROKER_CPU, poll ? 0 : BROKER_SLEEP_PRIO, poll ? "yes" : "no", TX_CID,
+		sockdir, BROKER_CPU, BROKER_SLEEP_PRIO, poll ? "yes" : "no", TX_CID,
 		RTVIO_RX_BUF_MAX, CELL_CPU, TX_ALLOWANCE, RX_CID, RTVIO_RX_BUF_MAX, CELL_CPU);
 	for (size_t i = 0; i < nsizes && o < len; i++)
 		o += (size_t)snprintf(buf + o, len - o,
@@ -127,11 +127,13 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 	 * scheduling, so that a sender that spins while waiting for its receiver
 	 * (iceoryx's WAIT_FOR_CONSUMER) cannot starve it on the shared core. */
 	int prio = tput ? 0 : RT_PRIO;
-	/* A polling receiver spins through the whole gap to the next message at
-	 * ordinary priority, so the SCHED_FIFO sender on its core preempts it to send
-	 * (a spinning SCHED_FIFO task would starve it, or be throttled). */
+	/* A polling receiver spins through the whole gap to the next message, at
+	 * SCHED_FIFO one below the sender on its core: the sender preempts it to send,
+	 * and nothing of ordinary priority takes its turn (at ordinary priority it
+	 * waits for time slices of whatever else runs on that cpu). In throughput runs
+	 * both ends are ordinary. */
 	uint64_t spin = tput ? TPUT_SPIN_US : 2 * period / 1000;
-	int rprio = tr_spins(tr) ? 0 : prio;
+	int rprio = tr_spins(tr) ? (tput ? 0 : RT_PRIO - 1) : prio;
 
 	if (tr_rtvio(tr)) {
 		snprintf(rpath, sizeof(rpath), "%s/rx.sock", endpoint);
@@ -142,11 +144,16 @@ static json_t *size_run(struct bench *b, int tr, const char *endpoint, uint64_t 
 	}
 	bench_peer_cmd(&rc, false, tr_peer[tr], rpath, size, count, period, dur,
 		 (tput ? 2000 : 1000) + idx, RX_CID, rprio, tput);
-	bench_peer_cmd(&sc, true, tr_peer[tr], spath, size, count, period, dur,
-		 (tput ? 2000 : 1000) + idx, RX_CID, prio, tput);
+	/* In latency runs only the receiver polls: a SCHED_FIFO sender that spun while
+	 * it waits for credit would keep its receiver, below it on the same cpu, from
+	 * returning any (1 MiB messages took 160 ms to send that way). */
+	bench_peer_cmd(&sc, true, tr == TR_RTVIO_POLL_CELLS && !tput ? "rtvio" : tr_peer[tr],
+		       spath, size, count, period, dur, (tput ? 2000 : 1000) + idx, RX_CID,
+		       prio, tput);
 	if (tr_spins(tr)) {
 		bench_peer_cmd_add(&rc, "--spin-us", spin);
-		bench_peer_cmd_add(&sc, "--spin-us", spin);
+		if (tput)
+			bench_peer_cmd_add(&sc, "--spin-us", spin);
 	}
 	if (tr_rtvio(tr)) {
 		uint64_t rxb = size < 4096 ? 4096 : size < RTVIO_RX_BUF_MAX ? size : RTVIO_RX_BUF_MAX;
@@ -232,6 +239,40 @@ static int size_block_start(struct bench *b, struct size_block *blk, const uint6
 	return 0;
 }
 
+/* The broker's side of latency run `idx`: the median bucket of flow lat<idx>'s
+ * residence histogram (ingest to completion, power-of-two buckets: [lo, hi) µs),
+ * and how many of its packets the policer held. The rest of the one-way latency is
+ * the sender's call (send_call_us), reaching the broker, and the receiver. */
+static void size_broker_share(const struct size_block *blk, size_t idx, json_t *r)
+{
+	json_t *doc = bench_stat_doc(blk->br.sockdir), *f, *h, *e;
+	char name[32];
+	json_int_t total = 0, seen = 0;
+	size_t k;
+
+	snprintf(name, sizeof(name), "lat%zu", idx);
+	f = bench_stat_flow(doc, name);
+	h = json_object_get(f, "residence_hist");
+	json_array_foreach(h, k, e)
+		total += json_integer_value(json_object_get(e, "count"));
+	json_array_foreach(h, k, e) {
+		seen += json_integer_value(json_object_get(e, "count"));
+		if (2 * seen >= total && total) {
+			json_t *range = json_array();
+
+			json_array_append_new(range, json_real(
+				(double)json_integer_value(json_object_get(e, "lo_ns")) / 1e3));
+			json_array_append_new(range, json_real(
+				(double)json_integer_value(json_object_get(e, "hi_ns")) / 1e3));
+			json_object_set_new(r, "broker_residence_p50_us", range);
+			break;
+		}
+	}
+	if (json_object_get(f, "policed"))
+		json_object_set(r, "policed", json_object_get(f, "policed"));
+	json_decref(doc);
+}
+
 /* The latency and the throughput run of one size; the throughput run carries the
  * broker's CPU use over it. */
 static void size_one(struct bench *b, struct size_block *blk, uint64_t size, size_t i,
@@ -243,6 +284,8 @@ static void size_one(struct bench *b, struct size_block *blk, uint64_t size, siz
 	b->step++;
 	bench_progress(b, "size: %s %llu B latency", tr_label[blk->tr], (unsigned long long)size);
 	r = size_run(b, blk->tr, blk->ep, size, i, false);
+	if (blk->rtvio)
+		size_broker_share(blk, i, r);
 	json_array_append_new(lat, r);
 	b->step++;
 	bench_progress(b, "size: %s %llu B throughput", tr_label[blk->tr],
@@ -282,17 +325,20 @@ static void size_describe(json_t *sc)
 	json_object_set_new(sc, "conditions", json_string(
 		"Sender and receiver are separate processes pinned to cpu 0 (SCHED_FIFO 50 in "
 		"latency runs, ordinary scheduling in throughput runs); the broker (rtvio) is "
-		"pinned to cpu 1, either busy-polling at ordinary priority (rtvio-poll, as in "
-		"configs/demo.conf: a spinning SCHED_FIFO task would be throttled 50 ms every "
-		"second) or sleeping on kicks at SCHED_FIFO 80 (rtvio-sleep). On a machine "
-		"where other work runs on cpu 1, the ordinary-priority polling broker shares "
-		"that core by time slices, and its latency shows it. Every receiver blocks while waiting (its core is shared "
+		"pinned to cpu 1 at SCHED_FIFO 80, either busy-polling (rtvio-poll, rtvio-zc, "
+		"rtvio-poll-cells; it pauses 60 µs of every millisecond so that ordinary work on "
+		"cpu 1 gets its share in slivers, not in one 50 ms piece) or sleeping on kicks "
+		"(rtvio-sleep). Every receiver blocks while waiting (its core is shared "
 		"with the sender): rtvio in its blocking recv, iceoryx in a WaitSet, the ring on "
 		"a futex. The -poll variants (rtvio-poll-cells: cells with poll_us; iceoryx-poll, "
-		"shm-ring-poll) first spin: in latency runs for twice the period, at ordinary "
-		"priority so that the SCHED_FIFO sender preempts the spinning receiver; in "
-		"throughput runs for 50 µs. rtvio-zc uses the zero-copy calls on a polling "
-		"broker: the sender writes each message in place in loaned TX slots (payload "
+		"shm-ring-poll) first spin, pausing between looks: in latency runs the receiver "
+		"alone, for twice the period at SCHED_FIFO 49, so that the sender preempts the "
+		"spinning receiver and ordinary work on cpu 0 cannot; in throughput runs both "
+		"ends, for 50 µs at ordinary priority. rtvio rows carry the broker's share: "
+		"the median residence bucket (ingest to completion) and the packets the "
+		"policer held; every latency row carries the send call's duration "
+		"(send_call_us). rtvio-zc uses the zero-copy calls on a polling broker: the "
+		"sender writes each message in place in loaned TX slots (payload "
 		"first, the stamp right before the first commit, as iceoryx), the receiver checks "
 		"it in place in borrowed RX buffers. rtvio peers post RX buffers as large as the "
 		"message, at least 4 KiB and at most 64 KiB (the largest packet); in throughput runs their sockets have a 4 MiB receive budget (the sender's credit window) and the sending cell an allowance of 256 TX chains per 1 ms budget period. rtvio carries a stream connection through a configured flow (latency: "
@@ -314,6 +360,21 @@ static void size_describe(json_t *sc)
 		"switching as much as the transport; rtvio's copy runs on the broker's core."));
 }
 
+/* RTVIO_BENCH_SIZE_ONLY=label,label,...: only these transports (for looking at a
+ * few rows again; a full run leaves it unset). */
+static bool tr_wanted(int tr)
+{
+	const char *only = getenv("RTVIO_BENCH_SIZE_ONLY");
+	size_t n = strlen(tr_label[tr]);
+
+	if (!only || !*only)
+		return true;
+	for (const char *p = only; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, tr_label[tr], n) && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 int bench_scenario_size(struct bench *b)
 {
 	const uint64_t *sizes;
@@ -330,6 +391,10 @@ int bench_scenario_size(struct bench *b)
 		struct size_block blk = { .tr = tr };
 
 		blk.rtvio = tr_rtvio(tr);
+		if (!tr_wanted(tr)) {
+			b->step += (int)nsizes * 2;
+			continue;
+		}
 		if (size_block_start(b, &blk, sizes, nsizes, un)) {
 			b->step += (int)nsizes * 2;
 			continue;

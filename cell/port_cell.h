@@ -42,6 +42,8 @@ struct rtvio_cell {
 	struct gv_config gcfg;
 
 	/* Under lock. */
+	uint64_t spin_back_ns;	/* last spin: its thread back on cpu after a gap, 0 none */
+	uint64_t spin_news_ns;	/* last spin: when it saw news, 0 none */
 	int dead;		/* 0, -ECONNRESET or -EIO; sticky */
 	bool interrupted;
 	bool poller;		/* a thread is in poll() on the fds */

@@ -65,6 +65,14 @@ int rtvio_cell_poller_prio(struct rtvio_cell *c)
 	return p;
 }
 
+void rtvio_cell_spin_times(struct rtvio_cell *c, uint64_t *back_ns, uint64_t *news_ns)
+{
+	pthread_mutex_lock(&c->lock);
+	*back_ns = c->spin_back_ns;
+	*news_ns = c->spin_news_ns;
+	pthread_mutex_unlock(&c->lock);
+}
+
 void rtvio_cell_stats(struct rtvio_cell *c, struct gv_stats *out)
 {
 	pthread_mutex_lock(&c->lock);

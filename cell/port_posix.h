@@ -104,6 +104,12 @@ int rtvio_cell_process(struct rtvio_cell *c);
  * stop from a signal-handling thread). Non-blocking calls keep working. */
 void rtvio_cell_interrupt(struct rtvio_cell *c);
 void rtvio_cell_stats(struct rtvio_cell *c, struct gv_stats *out);
+/* Diagnostics of polling (opts.poll_us), for the last spin of a blocking call:
+ * when its thread came back on its cpu after being preempted (0: it was not), and
+ * when it saw the broker's completion (0: it saw none and slept), CLOCK_MONOTONIC
+ * ns. Against a message's send stamp they split its latency into waiting for the
+ * cpu and waiting for the broker (docs/bench.md, size). */
+void rtvio_cell_spin_times(struct rtvio_cell *c, uint64_t *back_ns, uint64_t *news_ns);
 /* Diagnostics: the real-time priority of the thread now polling for the cell (0
  * for a normal thread), or -1 when no thread is waiting. */
 int rtvio_cell_poller_prio(struct rtvio_cell *c);

@@ -134,32 +134,70 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Between two clock reads of a spin (32 pauses, well under a microsecond) a longer
+ * gap means the spinning thread was off its cpu. */
+#define SPIN_GAP_NS 3000u
+
+/* After a spin that saw nothing (lock held): notifications back on before the caller
+ * sleeps (gv_process turns them on, and looks once more). True when it found work
+ * after all, or the rings broken: the caller retries instead of sleeping. */
+static bool spin_rearm(struct rtvio_cell *c)
+{
+	int rc = gv_process(c->stack);
+
+	if (rc < 0) {
+		port_mark_dead(c, -EIO);
+		return true;
+	}
+	if (rc > 0) {
+		port_pump(c);
+		return true;
+	}
+	return false;
+}
+
 /* Polling (opts.poll_us): spins on the used rings without the lock for up to
  * poll_ns, then lets the caller sleep. True when the broker completed something
- * (retry the call), false when the budget ran out with nothing new. Nothing here
- * is a system call but the clock (vDSO). */
+ * (retry the call), false when the budget ran out with nothing new and the
+ * notifications are on again. Nothing here is a system call but the clock (vDSO).
+ * Notes when the thread last came back after being preempted and when it saw the
+ * news (rtvio_cell_spin_times). */
 static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 {
-	uint64_t end, now = rtvio_now_ns();
+	uint64_t end, now = rtvio_now_ns(), prev, back = 0;
 	uint32_t snap;
 	bool news = false;
 
-	if (gv_used_pending(c->stack))
-		return true;
 	end = now + c->poll_ns;
 	if (deadline && deadline < end)
 		end = deadline;
+	/* No notifications while we watch: the broker would signal the call eventfd
+	 * (a system call of its own) for news we see here anyway. Snapshot first,
+	 * then look for anything not taken yet, so that nothing published before
+	 * the snapshot is missed (gv_process, which the caller runs next, turns the
+	 * notifications back on). */
+	gv_notify_off(c->stack);
 	snap = gv_used_snapshot(c->stack);
+	if (gv_used_pending(c->stack)) {
+		c->spin_back_ns = 0;
+		c->spin_news_ns = now;
+		return true;
+	}
 	pthread_mutex_unlock(&c->lock);
 	while (!news && now < end) {
 		for (int i = 0; i < 32 && !news; i++) {
 			cpu_relax();
 			news = gv_used_snapshot(c->stack) != snap;
 		}
+		prev = now;
 		now = rtvio_now_ns();
+		if (now - prev > SPIN_GAP_NS)
+			back = now;
 	}
 	pthread_mutex_lock(&c->lock);
-	return news;
+	c->spin_back_ns = back;
+	c->spin_news_ns = news ? now : 0;
+	return news || spin_rearm(c);
 }
 
 int port_wait_locked(struct rtvio_cell *c, uint64_t deadline, int prio)

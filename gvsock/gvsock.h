@@ -195,6 +195,13 @@ bool gv_used_pending(const struct gv_stack *s);
  * polling port may spin on it without the stack's lock. */
 uint32_t gv_used_snapshot(const struct gv_stack *s);
 
+/* Asks the broker for no used-buffer notifications (both queues) until the next
+ * gv_process, which turns them back on before it returns 0: a port that spins on
+ * gv_used_snapshot calls this first, so that the broker makes no system call to
+ * signal a cell that is watching anyway, and calls gv_process before it sleeps.
+ * Serialised like every call. */
+void gv_notify_off(struct gv_stack *s);
+
 void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
 
 /* ---- Diagnostics -------------------------------------------------------------------

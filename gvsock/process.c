@@ -155,6 +155,12 @@ bool gv_used_pending(const struct gv_stack *s)
 	       shm_load_relaxed(&s->txq.ring.used->idx) != s->txq.last_used;
 }
 
+void gv_notify_off(struct gv_stack *s)
+{
+	vq_driver_disable_cb(&s->rxq);
+	vq_driver_disable_cb(&s->txq);
+}
+
 uint32_t gv_used_snapshot(const struct gv_stack *s)
 {
 	return (uint32_t)shm_load_relaxed(&s->rxq.ring.used->idx) |

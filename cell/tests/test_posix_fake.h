@@ -40,6 +40,7 @@ struct fake {
 	uint32_t num[2];
 	uint64_t desc[2], avail[2], used[2];
 	int kick[2], call[2];
+	_Atomic unsigned long calls;	/* call eventfd writes (notifications sent) */
 	uint64_t features;
 	int enabled;
 	struct vq_device vq[2];
@@ -166,8 +167,10 @@ static void notify(struct fake *f, int q)
 {
 	uint64_t one = 1;
 
-	if (vq_device_should_notify(&f->vq[q]) && f->call[q] >= 0)
+	if (vq_device_should_notify(&f->vq[q]) && f->call[q] >= 0) {
+		f->calls++;
 		(void)!write(f->call[q], &one, sizeof(one));
+	}
 }
 
 /* Takes the next TX packet into f->pkt (the fake copies through a buffer: fine for
