@@ -405,8 +405,13 @@ static void maybe_start(struct vhu_backend *b)
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		if (!ring_ready(b, &b->ring[q]))
 			return;
-	/* Not before every page of the table is in: the data path must not fault. */
+	/* A process cell's device starts once every page of its table is in: the data
+	 * path must not fault. A VM's starts at once, as QEMU expects of a device it
+	 * started (its whole RAM takes seconds to fault in): until the populate ends,
+	 * the data path may take one first-touch fault per page of the new table. */
 	rc = table_ready(b);
+	if (rc == 0 && !b->seal)
+		rc = 1;
 	b->pop_wait = rc == 0;
 	if (rc < 0) {
 		/* A file cut short under the populate (EFAULT), or no memory for it:
