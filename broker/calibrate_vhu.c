@@ -415,7 +415,7 @@ static int vhu_runs(struct gapprobe *gp, size_t want, struct cal_results *res, c
 {
 	struct vsamples msg, map, down;
 	struct vrig g;
-	int ret = vrig_open(&g);
+	int ret = vrig_open(&g), rc;
 
 	if (ret) {
 		snprintf(err, errlen, "vhost-user run: cannot set up a front end: %s",
@@ -435,10 +435,12 @@ static int vhu_runs(struct gapprobe *gp, size_t want, struct cal_results *res, c
 		free(down.v);
 		return ret;
 	}
+	/* Every set is closed (and freed), whichever fails first. */
 	ret = vsamples_close(&msg, &res->vhu_msg);
-	ret = ret ? ret : vsamples_close(&map, &res->vhu_map);
-	ret = ret ? ret : vsamples_close(&down, &res->vhu_down);
-	return ret;
+	rc = vsamples_close(&map, &res->vhu_map);
+	ret = ret ? ret : rc;
+	rc = vsamples_close(&down, &res->vhu_down);
+	return ret ? ret : rc;
 }
 
 /* ---- page faults ---- */

@@ -359,6 +359,10 @@ int broker_open(const struct rtvio_config *cfg, const struct broker_opts *opts,
 	struct rtvio_config live;
 
 	*out = NULL;
+	/* A kernel without what the memory thread and the seals need: refused, named. */
+	rc = vhu_pop_probe(err, errlen);
+	if (rc < 0)
+		return rc;
 	if (live_create(cfg, &live)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;

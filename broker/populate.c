@@ -3,7 +3,10 @@
 #include "populate.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,6 +17,26 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1 */
+#endif
+
+/* A piece of `pages` system pages, or one of m's pages when that is larger
+ * (hugetlbfs maps, populates and unmaps whole huge pages only). */
+static size_t piece_of(const struct vhu_map *m, unsigned int pages)
+{
+	size_t piece = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+
+	return m->page > piece ? m->page : piece;
+}
+
+/* The mapping's length as the kernel holds it: whole pages of its file. */
+static size_t map_span(const struct vhu_map *m)
+{
+	size_t page = m->page ? m->page : (size_t)sysconf(_SC_PAGESIZE);
+
+	return (m->len + page - 1) / page * page;
+}
 
 /* Tests: the thread stands still, its jobs and their mappings with it. */
 static void pop_hold(struct vhu_pop *p)
@@ -25,23 +48,40 @@ static void pop_hold(struct vhu_pop *p)
 		nanosleep(&ts, NULL);
 }
 
-/* The memory thread's munmap: VHU_UNMAP_PIECE_PAGES pages per call, so that an mmap
- * the loop makes meanwhile waits on the mmap_lock for one piece at most. Without a
- * thread (p NULL: tests of the back end alone) the caller's own single call. */
+/* A piece the kernel refused (it should not: pieces are whole pages of the file):
+ * the whole range in one call, so that nothing stays mapped (and locked) for good. */
+static void unmap_whole(struct vhu_map *m, size_t span, size_t off, int err)
+{
+	fprintf(stderr, "rtvio broker: memory thread: unmapping a cell's mapping at offset "
+		"%zu failed (%s): unmapping its %zu bytes in one call\n", off, strerror(err),
+		span);
+	if (munmap(m->addr, span) < 0)
+		fprintf(stderr, "rtvio broker: memory thread: cannot unmap a cell's mapping of "
+			"%zu bytes (%s): it stays mapped\n", span, strerror(errno));
+}
+
+/* The memory thread's munmap: VHU_UNMAP_PIECE_PAGES pages (or one huge page) per
+ * call, so that an mmap the loop makes meanwhile waits on the mmap_lock for one
+ * piece at most. Without a thread (p NULL: tests of the back end alone) the caller's
+ * own single call. */
 static void unmap_pieces(struct vhu_pop *p, struct vhu_map *m)
 {
-	size_t piece = (size_t)VHU_UNMAP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+	size_t piece = piece_of(m, VHU_UNMAP_PIECE_PAGES), span = map_span(m);
 
 	if (!p) {
-		munmap(m->addr, m->len);
+		if (munmap(m->addr, span) < 0)
+			unmap_whole(m, span, 0, errno);
 		return;
 	}
-	for (size_t off = 0; off < m->len; off += piece) {
-		size_t len = m->len - off < piece ? m->len - off : piece;
+	for (size_t off = 0; off < span; off += piece) {
+		size_t len = span - off < piece ? span - off : piece;
 
 		pop_hold(p);
-		munmap((char *)m->addr + off, len);
 		atomic_fetch_add_explicit(&p->unmap_pieces, 1, memory_order_relaxed);
+		if (munmap((char *)m->addr + off, len) < 0) {
+			unmap_whole(m, span, off, errno);
+			break;
+		}
 	}
 	atomic_fetch_add_explicit(&p->unmaps, 1, memory_order_relaxed);
 }
@@ -66,6 +106,7 @@ struct vhu_map *vhu_map_take(struct vhu_map *slots, size_t len, dev_t dev, ino_t
 			continue;
 		m->addr = NULL;
 		m->len = len;
+		m->page = (size_t)sysconf(_SC_PAGESIZE);
 		m->dev = dev;
 		m->ino = ino;
 		m->users = 0;
@@ -105,7 +146,7 @@ static void pop_queue(struct vhu_pop *p, struct vhu_map *m)
 	uint64_t one = 1;
 	unsigned int t = atomic_load_explicit(&p->tail, memory_order_relaxed);
 
-	p->q[t % p->qcap] = m;
+	p->q[vhu_pop_qslot(p, t)] = m;
 	/* Release: publishes the entry and m's fields to the thread. */
 	atomic_store_explicit(&p->tail, t + 1, memory_order_release);
 	/* Non-blocking eventfd owned by the broker: the counter cannot fill up. */
@@ -161,7 +202,7 @@ static struct vhu_map *pop_next(struct vhu_pop *p)
 	/* Acquire: pairs with vhu_map_populate's release of the tail. */
 	if (h == atomic_load_explicit(&p->tail, memory_order_acquire))
 		return NULL;
-	m = p->q[h % p->qcap];
+	m = p->q[vhu_pop_qslot(p, h)];
 	atomic_store_explicit(&p->head, h + 1, memory_order_relaxed);
 	return m;
 }
@@ -177,7 +218,7 @@ static bool job_cut(struct vhu_pop *p, struct vhu_map *m)
  * comes here with cancel set: nothing is populated, and it is unmapped. */
 static void pop_job(struct vhu_pop *p, struct vhu_map *m)
 {
-	size_t piece = (size_t)VHU_POP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+	size_t piece = piece_of(m, VHU_POP_PIECE_PAGES);
 	size_t off = 0;
 	uint64_t one = 1;
 	bool told;
@@ -218,6 +259,7 @@ static void pop_job(struct vhu_pop *p, struct vhu_map *m)
 static void *pop_main(void *arg)
 {
 	struct vhu_pop *p = arg;
+	struct pollfd pf = { .fd = p->work_fd, .events = POLLIN };
 	struct vhu_map *m;
 	sigset_t all;
 
@@ -231,8 +273,11 @@ static void *pop_main(void *arg)
 			pop_job(p, m);
 			continue;
 		}
-		/* Blocking read: the loop writes after every job it queues. */
-		if (read(p->work_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+		/* Blocks in poll: the loop writes after every job it queues (the eventfd is
+		 * non-blocking so that the loop's write never can). */
+		if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (read(p->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
 			break;
 	}
 	/* Anything still queued: give up the thread's ownership (unmapping what the
@@ -273,17 +318,62 @@ static int pop_start(struct vhu_pop *p, const cpu_set_t *cpus)
 	return 0;
 }
 
+/* MADV_POPULATE_WRITE on a page of a sealable memfd, then F_SEAL_FUTURE_WRITE on it:
+ * an older kernel refuses either with EINVAL. */
+int vhu_pop_probe(char *why, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int fd = memfd_create("rtvio-probe", MFD_CLOEXEC | MFD_ALLOW_SEALING), rc = 0;
+	void *a = MAP_FAILED;
+
+	if (fd < 0 || ftruncate(fd, (off_t)page) < 0) {
+		snprintf(why, len, "cannot create a memfd to probe the kernel (%s)", strerror(errno));
+		rc = -errno;
+		goto out;
+	}
+	a = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (a == MAP_FAILED) {
+		snprintf(why, len, "cannot map a memfd to probe the kernel (%s)", strerror(errno));
+		rc = -errno;
+	} else if (madvise(a, page, MADV_POPULATE_WRITE) < 0) {
+		snprintf(why, len, "the kernel lacks madvise(MADV_POPULATE_WRITE) (%s): the "
+			 "broker needs Linux 5.14 or later", strerror(errno));
+		rc = -ENOSYS;
+	} else if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0) {
+		snprintf(why, len, "the kernel lacks memfd's F_SEAL_FUTURE_WRITE (%s): the "
+			 "broker needs Linux 5.1 or later", strerror(errno));
+		rc = -ENOSYS;
+	}
+out:
+	if (a != MAP_FAILED)
+		munmap(a, page);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus)
 {
+	char why[160];
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->work_fd = p->done_fd = -1;
+	rc = vhu_pop_probe(why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "rtvio broker: %s\n", why);
+		return rc;
+	}
+	p->work_fd = p->done_fd = -1;
 	p->nslots = nslots ? nslots : 1;
-	p->qcap = p->nslots * VHU_MAX_MAPS;
-	p->maps = calloc(p->qcap, sizeof(*p->maps));
+	/* Every slot's one entry fits; a power of two, so that the indices' wrap at 2^32
+	 * lands on slot 0 (vhu_pop_qslot). */
+	p->qcap = 1;
+	while (p->qcap < p->nslots * VHU_MAX_MAPS)
+		p->qcap <<= 1;
+	p->maps = calloc((size_t)p->nslots * VHU_MAX_MAPS, sizeof(*p->maps));
 	p->q = calloc(p->qcap, sizeof(*p->q));
-	p->work_fd = eventfd(0, EFD_CLOEXEC);
+	p->work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!p->maps || !p->q || p->work_fd < 0 || p->done_fd < 0)
 		rc = -ENOMEM;

@@ -3,14 +3,17 @@
  *
  * Every mapping of a front end's memory (struct vhu_map) is populated, before its cell's
  * device may start, by one memory thread per broker (struct vhu_pop):
- * madvise(MADV_POPULATE_WRITE) in pieces of VHU_POP_PIECE_PAGES pages. The thread runs SCHED_OTHER on the cpus the
+ * madvise(MADV_POPULATE_WRITE) in pieces of VHU_POP_PIECE_PAGES pages, or of one huge
+ * page on hugetlbfs (struct vhu_map's `page`). The thread runs SCHED_OTHER on the cpus the
  * broker's cores leave free, so the populating costs the loop nothing; under the
  * broker's mlockall(MCL_FUTURE | MCL_ONFAULT) the populated pages are locked too, and
  * the data path never takes a first-touch fault. MADV_POPULATE_WRITE holds the
  * process's mmap_lock (read) for one piece at a time: an mmap or munmap the loop makes
  * meanwhile waits for at most one piece (4 pages: about 3 us at 0.7 us a page the
- * cell had written, more for a page never written, which is allocated and zeroed),
- * so a heavy message's at most 16 such calls wait for at most 16 pieces.
+ * cell had written, more for a page never written, which is allocated and zeroed;
+ * on hugetlbfs one huge page, which a first touch allocates and zeroes whole: about
+ * 2 MB of clearing, a few hundred us), so a heavy message's at most 8 such calls
+ * (the mmaps of a table's regions; the loop never unmaps) wait for at most 8 pieces.
  *
  * Ownership. A mapping has up to two owners: the loop (while a memory table uses it)
  * and the memory thread (while it is queued or being populated). The loop never
@@ -20,7 +23,9 @@
  * thread still owns it (a populate queued or running) the thread stops before its next
  * piece and, last owner, unmaps it; if the loop was the last owner it hands its
  * ownership to the thread with a queue entry. The thread unmaps in pieces of
- * VHU_UNMAP_PIECE_PAGES pages, so an mmap the loop makes meanwhile waits on the
+ * VHU_UNMAP_PIECE_PAGES pages (one huge page when that is larger: hugetlbfs unmaps
+ * nothing smaller; a piece that fails anyway is followed by one call for the whole
+ * range, with a line on stderr), so an mmap the loop makes meanwhile waits on the
  * mmap_lock for one piece at most (each piece also costs one TLB-shootdown IPI to
  * the cpus running the broker, the loop's included), and only then frees the slot.
  * After vhu_map_drop the loop touches nothing of the range (its SIGBUS guard slot is
@@ -64,6 +69,7 @@ struct vhu_map {
 	size_t len;
 	dev_t dev;                 /* the file (process cells: mapped once per file) */
 	ino_t ino;
+	size_t page;               /* the file's page size (hugetlbfs: its huge page) */
 	unsigned int users;        /* regions of the current or the new table in it */
 	bool fresh;                /* mapped by the table being set up: populate it */
 	/* Shared with the memory thread. */
@@ -82,7 +88,7 @@ struct vhu_pop {
 	struct vhu_map *maps;      /* VHU_MAX_MAPS per front end */
 	unsigned int nslots;
 	struct vhu_map **q;        /* single producer (loop), single consumer (thread) */
-	unsigned int qcap;
+	unsigned int qcap;         /* a power of two: head and tail wrap with it */
 	atomic_uint head, tail;
 	atomic_bool stop;
 	atomic_ullong pieces;      /* madvise calls made (for tests and stat) */
@@ -94,8 +100,18 @@ struct vhu_pop {
 };
 
 /* Opens the context for `nslots` front ends and starts the thread on `cpus` (NULL: the
- * caller's affinity as it is now). Returns 0 or -errno; on failure nothing is left. */
+ * caller's affinity as it is now). Returns 0 or -errno; on failure nothing is left.
+ * -ENOSYS: the kernel lacks MADV_POPULATE_WRITE (Linux 5.14) or F_SEAL_FUTURE_WRITE
+ * (Linux 5.1), and a line on stderr names which. */
 int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus);
+/* 0 when the kernel has what the broker's memory handling needs, else -ENOSYS with
+ * the missing feature and the kernel that brings it in `why`. */
+int vhu_pop_probe(char *why, size_t len);
+/* The queue slot of index i (head or tail): i wraps at 2^32, a multiple of qcap. */
+static inline unsigned int vhu_pop_qslot(const struct vhu_pop *p, unsigned int i)
+{
+	return i & (p->qcap - 1);
+}
 /* Stops the thread (after its current piece) and unmaps what only it still owned or
  * was handed. */
 void vhu_pop_close(struct vhu_pop *p);

@@ -218,14 +218,21 @@ static bool is_eventfd(int fd)
 
 /* Memory the broker maps must be shared memory (memfd, tmpfs, hugetlbfs): pages of
  * a file on disk or on FUSE would fault in the data path through a file system, at
- * the speed (or the will) of whoever serves it. */
-static bool is_shmem(int fd, const struct stat *st)
+ * the speed (or the will) of whoever serves it. Returns the file's page size (its
+ * huge page on hugetlbfs: mapped, populated and unmapped only whole), or 0. */
+static size_t shmem_page(int fd, const struct stat *st)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	struct statfs fs;
 
-	return S_ISREG(st->st_mode) && fstatfs(fd, &fs) == 0 &&
-	       ((unsigned long)fs.f_type == TMPFS_MAGIC ||
-		(unsigned long)fs.f_type == HUGETLBFS_MAGIC);
+	if (!S_ISREG(st->st_mode) || fstatfs(fd, &fs) < 0)
+		return 0;
+	if ((unsigned long)fs.f_type == TMPFS_MAGIC)
+		return page;
+	if ((unsigned long)fs.f_type == HUGETLBFS_MAGIC && fs.f_bsize > 0 &&
+	    (size_t)fs.f_bsize % page == 0)
+		return (size_t)fs.f_bsize;
+	return 0;
 }
 
 /* One region stops using its mapping; the last user ends the loop's ownership of it
@@ -550,7 +557,7 @@ static struct vhu_map *find_map(struct vhu_backend *b, const struct stat *st)
  * end's earlier mappings, still being unmapped by the memory thread, take every slot
  * or more than VHU_HELD_TABLES times its memory limit (populate.h, "Slots"). */
 static struct vhu_map *map_slot(struct vhu_backend *b, unsigned int i, size_t len,
-				dev_t dev, ino_t ino)
+				size_t page, dev_t dev, ino_t ino)
 {
 	struct vhu_map *m = NULL;
 
@@ -559,14 +566,17 @@ static struct vhu_map *map_slot(struct vhu_backend *b, unsigned int i, size_t le
 	if (!m)
 		LOG(b, "memory region %u refused: earlier tables are still being released "
 		    "(try again)", i);
+	else
+		m->page = page;
 	return m;
 }
 
-/* A process cell's file, mapped whole once and sealed; *total gains its size when it
- * is not mapped yet. Reusing the mapping is the only way a later table (same
- * connection) can name the file: sealed, it can never be mapped writable again. */
+/* A process cell's file, mapped whole once (and sealed by seal_files once the whole
+ * table is mapped); *total gains its size when it is not mapped yet. Reusing the
+ * mapping is the only way a later table (same connection) can name the file:
+ * sealed, it can never be mapped writable again. */
 static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct stat *st,
-		    uint64_t *total, struct vhu_map **out)
+		    size_t page, uint64_t *total, struct vhu_map **out)
 {
 	void *addr;
 	int rc;
@@ -587,8 +597,7 @@ static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct 
 	rc = seal_check(b, i, fd);
 	if (rc < 0)
 		return rc;
-	/* A slot first: a file sealed and then refused could not be brought again. */
-	*out = map_slot(b, i, (size_t)st->st_size, st->st_dev, st->st_ino);
+	*out = map_slot(b, i, (size_t)st->st_size, page, st->st_dev, st->st_ino);
 	if (!*out)
 		return -EBUSY;
 	addr = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -600,34 +609,20 @@ static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct 
 		return -ENOMEM;
 	}
 	(*out)->addr = addr;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) < 0) {
-		rc = -errno;
-		LOG(b, "memory region %u refused: cannot seal its file (%s): attach with a "
-		    "new memfd created with MFD_ALLOW_SEALING", i, strerror(-rc));
-		vhu_map_drop(b->pop, *out);
-		*out = NULL;
-		return -EPERM;
-	}
 	return 0;
 }
 
-/* A `vm = yes` cell's region, mapped on its own (a VMM's file is not sealed: QEMU
- * seals its RAM with F_SEAL_SEAL, and may map it again itself). */
+/* A `vm = yes` cell's region, mapped on its own in whole pages of its file (a VMM's
+ * file is not write-sealed: QEMU seals its RAM with F_SEAL_SEAL, and may map it
+ * again itself; seal_files seals it against shrinking once the table is mapped). */
 static int map_range(struct vhu_backend *b, unsigned int i, int fd, struct vhu_region *r,
 		     uint64_t page, struct vhu_map **out)
 {
 	uint64_t off = r->mmap_offset & ~(page - 1), delta = r->mmap_offset - off;
-	size_t len = (size_t)(r->size + delta);
-	int seals = fcntl(fd, F_GET_SEALS);
+	size_t len = (size_t)((r->size + delta + page - 1) & ~(page - 1));
 	void *addr;
 
-	/* Shrinking would turn the broker's accesses into SIGBUS (the guard then cuts
-	 * the cell off): seal against it when the file lets us, as QEMU's own
-	 * memory-backend-memfd does. */
-	if (seals >= 0 && !(seals & F_SEAL_SHRINK) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
-		VLOG(b, "region %u cannot be sealed against shrinking: truncating it gets the "
-		     "cell cut off through the SIGBUS guard", i);
-	*out = map_slot(b, i, len, 0, 0);
+	*out = map_slot(b, i, len, (size_t)page, 0, 0);
 	if (!*out)
 		return -EBUSY;
 	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
@@ -650,11 +645,13 @@ static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_
 {
 	struct vhu_map *m;
 	struct stat st;
+	size_t fpage;
 	int rc;
 
 	if (fstat(fd, &st) < 0)
 		return -EINVAL;
-	if (!is_shmem(fd, &st)) {
+	fpage = shmem_page(fd, &st);
+	if (!fpage) {
 		LOG(b, "memory region %u refused: not shared memory (memfd, tmpfs or "
 		    "hugetlbfs)", i);
 		return -EINVAL;
@@ -662,7 +659,10 @@ static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_
 	/* Mapping past the end of the file would turn an access into SIGBUS. */
 	if ((uint64_t)st.st_size < r->mmap_offset + r->size)
 		return -EINVAL;
-	rc = b->seal ? map_file(b, i, fd, &st, total, &m) : map_range(b, i, fd, r, page, &m);
+	if (fpage > page)
+		page = fpage;
+	rc = b->seal ? map_file(b, i, fd, &st, page, total, &m)
+		     : map_range(b, i, fd, r, page, &m);
 	if (rc < 0)
 		return rc;
 	/* A file that grew after it was mapped: only what is mapped counts. */
@@ -675,6 +675,37 @@ static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_
 		r->host = (uint8_t *)m->addr + r->mmap_offset;
 	m->users++;
 	r->map = m;
+	return 0;
+}
+
+/* The files a new table maps afresh take their seals: a process cell's
+ * F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE (refused, the whole table, when it cannot), a
+ * VM's F_SEAL_SHRINK when its file lets us (shrinking would turn the broker's
+ * accesses into SIGBUS, and the guard then cuts the cell off), as QEMU's own
+ * memory-backend-memfd does. A file named twice in the table is sealed twice
+ * (adding a seal it has is no change). */
+static int seal_files(struct vhu_backend *b, const struct vhu_region *nr, const int *fds,
+		      unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int seals;
+
+		if (!nr[i].map->fresh)
+			continue;
+		if (b->seal) {
+			if (fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE) == 0)
+				continue;
+			LOG(b, "memory region %u refused: cannot seal its file (%s): attach "
+			    "with a new memfd created with MFD_ALLOW_SEALING", i,
+			    strerror(errno));
+			return -EPERM;
+		}
+		seals = fcntl(fds[i], F_GET_SEALS);
+		if (seals >= 0 && !(seals & F_SEAL_SHRINK) &&
+		    fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+			VLOG(b, "region %u cannot be sealed against shrinking: truncating it "
+			     "gets the cell cut off through the SIGBUS guard", i);
+	}
 	return 0;
 }
 
@@ -711,6 +742,10 @@ static int set_mem_table(struct vhu_backend *b, const struct vhu_msg *m, int *fd
 	total = 0;
 	for (unsigned int i = 0; i < n && !rc; i++)
 		rc = map_region(b, i, fds[i], &nr[i], (uint64_t)page, &total);
+	/* Sealed only once every region is mapped: a refused table leaves every file
+	 * as it came, and the same descriptors can be brought again. */
+	if (!rc)
+		rc = seal_files(b, nr, fds, n);
 	/* The mappings hold the memory now; the descriptors are not needed. */
 	vhu_close_fds(fds, &nfds);
 	if (rc < 0) {

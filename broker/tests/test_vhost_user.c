@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,22 @@ static uint64_t addr_acked(struct fe *f, uint32_t index, uint64_t desc, uint64_t
 	m.p.addr.used = used;
 	assert_int_equal(xfer(f, &m, NULL, 0), 0);
 	get_reply(f, VHU_SET_VRING_ADDR, &r);
+	return r.p.u64;
+}
+
+/* SET_MEM_TABLE with the given regions and descriptors. */
+static uint64_t mem_table_fds_acked(struct fe *f, const struct vhu_mem_region *reg,
+				    unsigned int n, const int *fds, unsigned int nfds)
+{
+	struct vhu_msg m, r;
+
+	vhu_msg_init(&m, VHU_SET_MEM_TABLE, 8 + 32 * n);
+	m.hdr.flags |= VHU_FLAG_NEED_REPLY;
+	m.p.mem.nregions = n;
+	m.p.mem.padding = 0;
+	memcpy(m.p.mem.regions, reg, sizeof(*reg) * n);
+	assert_int_equal(xfer(f, &m, fds, nfds), 0);
+	get_reply(f, VHU_SET_MEM_TABLE, &r);
 	return r.p.u64;
 }
 
@@ -883,6 +900,196 @@ static void test_drop_unmapped_by_thread(void **state)
 	assert_int_equal(atomic_load(&p.jobs), 1);
 	fe_teardown(&f);
 	vhu_pop_close(&p);
+}
+
+/* A table whose second region is refused (its descriptor is a pipe) after the first
+ * was mapped leaves the first region's file unsealed, for a process cell (no
+ * F_SEAL_SHRINK, no F_SEAL_FUTURE_WRITE) and for a VM (no F_SEAL_SHRINK): the same
+ * memfd is accepted when it comes again, and only then sealed. */
+static void refused_then_again(bool seal)
+{
+	struct vhu_mem_region reg[2];
+	struct vhu_pop p;
+	int pipefd[2], fds[2];
+	struct fe f;
+
+	fe_setup(&f);
+	pop_attach(&f, &p, false);
+	f.b.seal = seal;
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+	negotiate(&f);
+	for (unsigned int i = 0; i < 2; i++)
+		reg[i] = (struct vhu_mem_region){ .guest_addr = GUEST_BASE + i * (REGION / 2),
+						  .size = REGION / 2,
+						  .user_addr = uva(&f, i * (REGION / 2)),
+						  .mmap_offset = i * (REGION / 2) };
+	fds[0] = f.memfd;
+	fds[1] = pipefd[0];
+	assert_int_not_equal(mem_table_fds_acked(&f, reg, 2, fds, 2), 0);
+	assert_int_equal(f.b.last_error, -EINVAL);
+	assert_int_equal(f.b.nregions, 0);
+	assert_int_equal(fcntl(f.memfd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_FUTURE_WRITE), 0);
+	pop_wait_free(&p);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(f.b.nregions, 1);
+	assert_true(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
+	assert_int_equal(!!(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_FUTURE_WRITE), seal);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
+static void test_refused_table_unsealed(void **state)
+{
+	(void)state;
+	refused_then_again(true);
+	refused_then_again(false);
+}
+
+/* Waits (for 30 s at most: a lost queue entry never comes) until n jobs ended. */
+static void pop_wait_jobs(struct vhu_pop *p, unsigned long long n)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	for (int k = 0; k < 30000 && atomic_load(&p->jobs) < n; k++)
+		nanosleep(&ts, NULL);
+	assert_int_equal(atomic_load(&p->jobs), n);
+}
+
+/* The work queue's indices wrap at 2^32: its capacity is a power of two, so the slot
+ * after UINT_MAX's is slot 0's and no entry queued before the wrap is overwritten by
+ * one queued after it. Every slot of a front end queued at once across the wrap:
+ * each mapping is populated. */
+static void test_queue_wrap(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 2 * page;
+	const unsigned int start = UINT_MAX - 19;
+	struct vhu_map *slots, *m[VHU_MAX_MAPS];
+	struct vhu_pop p;
+	int fd;
+
+	(void)state;
+	for (unsigned int n = 1; n <= 5; n++) {
+		assert_int_equal(vhu_pop_open(&p, n, NULL), 0);
+		assert_true(p.qcap >= n * VHU_MAX_MAPS);
+		assert_int_equal(p.qcap & (p.qcap - 1), 0);
+		for (unsigned int i = UINT_MAX - 2 * p.qcap; i != 2 * p.qcap; i++)
+			assert_int_equal(vhu_pop_qslot(&p, i + 1), (vhu_pop_qslot(&p, i) + 1) % p.qcap);
+		vhu_pop_close(&p);
+	}
+	fd = memfd_create("wrap", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	assert_int_equal(vhu_pop_open(&p, 1, NULL), 0);
+	atomic_store(&p.hold, true);
+	/* The thread is idle, waiting for work: both indices move together. */
+	atomic_store(&p.head, start);
+	atomic_store(&p.tail, start);
+	slots = vhu_pop_slots(&p, 0);
+	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++) {
+		m[i] = vhu_map_take(slots, len, 0, 0);
+		assert_non_null(m[i]);
+		m[i]->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		assert_true(m[i]->addr != MAP_FAILED);
+		vhu_map_populate(&p, m[i]);
+	}
+	assert_int_equal(atomic_load(&p.tail), start + VHU_MAX_MAPS);
+	atomic_store(&p.hold, false);
+	pop_wait_jobs(&p, VHU_MAX_MAPS);
+	for (unsigned int i = 0; i < VHU_MAX_MAPS; i++) {
+		assert_int_equal(vhu_map_ready(m[i]), 1);
+		vhu_map_drop(&p, m[i]);
+	}
+	pop_wait_free(&p);
+	assert_int_equal(atomic_load(&p.unmaps), VHU_MAX_MAPS);
+	assert_int_equal(atomic_load(&p.head), start + 2 * VHU_MAX_MAPS);
+	vhu_pop_close(&p);
+	close(fd);
+}
+
+/* Huge pages free for the test (nr_hugepages is the administrator's: left as it is). */
+static size_t huge_free(size_t *hpage)
+{
+	FILE *fp = fopen("/proc/meminfo", "r");
+	char line[128];
+	size_t free_pages = 0, kb = 0;
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp)) {
+		sscanf(line, "HugePages_Free: %zu", &free_pages);
+		sscanf(line, "Hugepagesize: %zu kB", &kb);
+	}
+	fclose(fp);
+	*hpage = kb * 1024;
+	return kb ? free_pages : 0;
+}
+
+/* One cell on a memfd of two huge pages: a process cell's region is its whole file,
+ * a VM's starts one small page in (its mapping starts at the huge page before). */
+static void hugetlb_cell(bool seal, size_t hpage)
+{
+	size_t len = 2 * hpage, skip_off = seal ? 0 : 4096;
+	struct vhu_mem_region reg;
+	struct vhu_pop p;
+	struct fe f;
+	uint8_t *host;
+
+	fe_setup(&f);
+	munmap(f.mem, REGION);
+	close(f.memfd);
+	f.memfd = memfd_create("huge", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+	assert_true(f.memfd >= 0);
+	assert_int_equal(ftruncate(f.memfd, (off_t)len), 0);
+	f.mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
+	assert_true(f.mem != MAP_FAILED);
+	pop_attach(&f, &p, false);
+	f.b.seal = seal;
+	negotiate(&f);
+	reg = (struct vhu_mem_region){ .guest_addr = GUEST_BASE, .size = len - skip_off,
+				       .user_addr = uva(&f, 0), .mmap_offset = skip_off };
+	assert_int_equal(mem_table_acked(&f, &reg, 1, 1), 0);
+	rings_up(&f);
+	pop_wait_done(&f, &p);
+	assert_true(f.b.running);
+	host = f.b.regions[0].host;
+	assert_int_equal(f.b.regions[0].map->page, hpage);
+	assert_int_equal(atomic_load(&p.pieces), 2);
+	assert_true(fcntl(f.memfd, F_GET_SEALS) & F_SEAL_SHRINK);
+	f.mem[hpage + 7] = 0x3c;
+	assert_int_equal(host[hpage + 7 - skip_off], 0x3c);
+	vhu_backend_disconnect(&f.b);
+	pop_wait_free(&p);
+	assert_int_equal(mapped_pages(host - skip_off, len), 0);
+	assert_int_equal(atomic_load(&p.unmaps), 1);
+	assert_int_equal(atomic_load(&p.unmap_pieces), 2);
+	munmap(f.mem, len);
+	close(f.memfd);
+	close(f.sock);
+	vhu_pop_close(&p);
+}
+
+/* hugetlbfs memory is mapped, populated and unmapped in whole huge pages: a process
+ * cell's memfd and a VM's are accepted, populated (the device starts), and after the
+ * front end goes every piece is unmapped: the huge pages are free again. Skipped
+ * when the host has no free huge pages (nr_hugepages is left as it is). */
+static void test_hugetlb_memory(void **state)
+{
+	size_t hpage = 0, before = huge_free(&hpage);
+
+	(void)state;
+	/* A TAP diagnostic, not cmocka's skip(): its "not ok # SKIP" counts as a failure
+	 * for meson. */
+	if (before < 2) {
+		printf("# SKIP test_hugetlb_memory: no free huge pages (vm.nr_hugepages)\n");
+		return;
+	}
+	hugetlb_cell(true, hpage);
+	assert_int_equal(huge_free(&hpage), before);
+	hugetlb_cell(false, hpage);
+	assert_int_equal(huge_free(&hpage), before);
 }
 
 /* The front end brings a new memfd (a sealed one cannot come again). */
@@ -1818,6 +2025,9 @@ int main(void)
 		cmocka_unit_test(test_detach_during_populate),
 		cmocka_unit_test(test_drop_unmapped_by_thread),
 		cmocka_unit_test(test_reattach_loop),
+		cmocka_unit_test(test_refused_table_unsealed),
+		cmocka_unit_test(test_queue_wrap),
+		cmocka_unit_test(test_hugetlb_memory),
 		cmocka_unit_test(test_pop_cpus),
 		cmocka_unit_test(test_mem_table_while_running),
 		cmocka_unit_test(test_oversized_payload),
