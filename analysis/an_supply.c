@@ -109,23 +109,47 @@ uint64_t an_reg_surcharge(const struct an_broker *b, uint64_t bytes)
  * stream flow's credit update (a header) is posted within D of its message's release
  * and copied within D of that: floor((Pi + 2D + J) / T) + 1 of them.
  * With the cells' budgets the control packets and short pieces that ride real-time
- * flows are real-time steps too, a header each: at most the budgets of the
- * ceil(Pi / P) + 1 budget periods a regulation period overlaps (budget_headers). A
+ * flows are real-time steps too, a header each. The budget limits them when they are
+ * released (broker/dp_switch.c holds them to a period with budget left), the
+ * regulator charges them when they are copied: by their flow's deadline after their
+ * release, or (out) within its response bound R plus ingest_latency. Copied within
+ * [a, a + Pi), they were released in (a - D, a + Pi), D the longest such delay of
+ * the real-time flows they may be sent on: at most the budgets of the
+ * ceil((Pi + D) / P) + 1 budget periods that interval overlaps (budget_headers). A
  * credit update is one of those control packets, so it is not counted again. */
-static uint64_t budget_headers(const struct an_flow *flows, size_t n, const struct an_broker *b)
+static uint64_t ride_delay(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			   const struct an_flow_result *out)
 {
-	uint64_t per = 0;
+	uint64_t d = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t di = flows[i].deadline;
+
+		if (flows[i].best_effort)
+			continue;
+		if (out)
+			di = min_u64(di, sadd(out[i].response, b->plat.ingest_latency));
+		d = d > di ? d : di;
+	}
+	return d;
+}
+
+static uint64_t budget_headers(const struct an_flow *flows, size_t n, const struct an_broker *b,
+			       const struct an_flow_result *out)
+{
+	uint64_t per = 0, d = ride_delay(flows, n, b, out);
 
 	for (size_t i = 0; i < n; i++)
 		if (!flows[i].best_effort)
 			per = sadd(per, sadd(flows[i].budget_ctrl, flows[i].budget_pieces));
-	return smul(smul(ceil_div(b->reg_period, b->budget_period) + 1, per), AN_HDR_BYTES);
+	return smul(smul(ceil_div(sadd(b->reg_period, d), b->budget_period) + 1, per),
+		    AN_HDR_BYTES);
 }
 
 static uint64_t rt_demand(const struct an_flow *flows, size_t n, const struct an_broker *b,
 			  const struct an_costs *costs, const struct an_flow_result *out)
 {
-	uint64_t sum = b->budget_period ? budget_headers(flows, n, b) : 0;
+	uint64_t sum = b->budget_period ? budget_headers(flows, n, b, out) : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct an_flow *f = &flows[i];

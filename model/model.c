@@ -290,12 +290,30 @@ static bool rt_end(const struct rtvio_config *cfg, int c, bool to_only)
 	return false;
 }
 
+/* The longest deadline of the real-time flows: a cell's control packet or short piece
+ * on one of them is copied by its flow's deadline after the budget released it. */
+static uint64_t rt_max_deadline(const struct rtvio_config *cfg)
+{
+	uint64_t d = 0;
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (!f->best_effort && !f->vacant && f->deadline_ns > d)
+			d = f->deadline_ns;
+	}
+	return d;
+}
+
 /* The headers of the cells' control packets and short pieces on real-time flows in
- * one regulation period: the budgets of the ceil(Pi / P) + 1 budget periods it
- * overlaps. */
+ * one regulation period [a, a + pi). The budget limits them when released, the
+ * regulator charges them when copied, up to a deadline D later: released in
+ * (a - D, a + pi), the budgets of the ceil((pi + D) / P) + 1 budget periods that
+ * interval overlaps. */
 static uint64_t budget_headers(const struct rtvio_config *cfg, uint64_t pi)
 {
 	uint64_t p = model_budget_period(cfg), per = 0;
+	uint64_t span = sat_add(pi, rt_max_deadline(cfg));
 
 	for (int c = 0; c < cfg->ncells; c++) {
 		struct model_cell_budget mb;
@@ -308,7 +326,7 @@ static uint64_t budget_headers(const struct rtvio_config *cfg, uint64_t pi)
 		if (rt_end(cfg, c, true))
 			per = sat_add(per, mb.pieces);
 	}
-	return sat_mul(sat_mul((pi + p - 1) / p + 1, per), MODEL_HDR_BYTES);
+	return sat_mul(sat_mul(span / p + (span % p != 0) + 1, per), MODEL_HDR_BYTES);
 }
 
 uint64_t model_rt_demand(const struct rtvio_config *cfg)

@@ -537,6 +537,54 @@ static void test_regulated_hand(void **state)
 	}
 }
 
+/* The real-time demand per regulation period with the cells' budgets (an_rt_demand,
+ * docs/analysis.md "Regulation serving real-time flows first"): Pi = 250 us, budget
+ * period P = 1 ms, one 100 B seqpacket flow (144 B with its header) every 10 ms with
+ * D = 5 ms that 3 control packets and 1 short piece per budget period ride. Messages:
+ * floor((250 us + 5 ms) / 10 ms) + 1 = 1, 144 B. The budget releases the headers, the
+ * regulator charges them when copied, up to D later: released in (a - 5 ms,
+ * a + 250 us), ceil(5.25 ms / 1 ms) + 1 = 7 budget periods of 4 headers: 28 * 44 =
+ * 1232 B (counting only the ceil(250 us / 1 ms) + 1 = 2 periods the window meets
+ * would give 352 B). 1376 B in all. By a response bound R = 300 us (an_rt_demand_
+ * bounded, ingest_latency 10 us): the message count stays 1, the headers
+ * ceil((250 + 300 + 10) us / 1 ms) + 1 = 2 periods: 352 B, 496 B in all; by
+ * R = 1.5 ms, ceil(1.76 ms / 1 ms) + 1 = 3 periods: 528 B, 672 B. */
+static void test_rt_demand_budgets(void **state)
+{
+	struct an_flow f = { .name = "ride", .type = AN_SEQPACKET, .size = 100,
+			     .rx_payload = 4096, .rx_max = 4096, .packet_size = 4096,
+			     .period = 10000000, .deadline = 5000000, .priority = 1,
+			     .budget_ctrl = 3, .budget_pieces = 1 };
+	struct an_broker b = broker(AN_FP);
+	struct an_costs c;
+	struct an_flow_result out = { .bounded = true, .response = 300000 };
+
+	(void)state;
+	b.reg_budget = 100000;
+	b.reg_period = 250000;
+	b.budget_period = 1000000;
+	b.plat.ingest_latency = 10000;
+	assert_int_equal(an_flow_costs(&f, &b, &c), 0);
+	assert_int_equal(c.bytes, 144);
+	assert_int_equal(an_rt_demand(&f, 1, &b, &c), 144 + 1232);
+	assert_int_equal(an_rt_demand_bounded(&f, 1, &b, &c, &out), 144 + 352);
+	out.response = 1500000;
+	assert_int_equal(an_rt_demand_bounded(&f, 1, &b, &c, &out), 144 + 528);
+	/* D within the window's own periods: D = P = 1 ms, ceil(1.25) + 1 = 3 periods. */
+	f.deadline = 1000000;
+	assert_int_equal(an_rt_demand(&f, 1, &b, &c), 144 + 528);
+	/* A best-effort flow's deadline does not count; its budgets ride nothing. */
+	{
+		struct an_flow two[2] = { f, { .name = "bulk", .best_effort = true,
+					       .type = AN_STREAM, .size = 65536,
+					       .rx_payload = 4096, .packet_size = 4096,
+					       .deadline = 50000000 } };
+		struct an_costs cc[2] = { c, c };
+
+		assert_int_equal(an_rt_demand(two, 2, &b, cc), 144 + 528);
+	}
+}
+
 static void test_overload_and_horizon(void **state)
 {
 	struct an_flow f[2];
@@ -850,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_edf_hand),
 		cmocka_unit_test(test_fifo_hand),
 		cmocka_unit_test(test_regulated_hand),
+		cmocka_unit_test(test_rt_demand_budgets),
 		cmocka_unit_test(test_overload_and_horizon),
 		cmocka_unit_test(test_credit_updates),
 		cmocka_unit_test(test_batch_gap),

@@ -523,15 +523,17 @@ static void test_own_ends(void **state)
  * short pieces the cells' budgets let ride it: a (its sender) has its allowance of 1
  * control packet, b (its receiver) 1 + 3 credit updates (floor((D + J)/T) + 1 = 2
  * pending, ceil(P/T) = 1 more) and 1 short piece; c and d are ends of no real-time
- * flow. 6 headers per 1 ms budget period, ceil(1 ms / 1 ms) + 1 = 2 of which meet one
- * regulation period: 12 * 44 = 528 B (the credit updates among them). 852 B, the
- * broker's reserve (the model's). By its unregulated response R (under 1 ms; one
- * piece, nothing else real-time) the analysis counts floor((1 ms + R + 2 us) / 1 ms)
- * + 1 = 2 messages (an_rt_demand_bounded) and the same headers: 216 + 528 = 744 B,
- * within the reserve: the flow runs unregulated. With a budget of 900 B (chunk 256)
- * the reserve is capped at 900 - 112 = 788 B, which still covers 744 B; with 800 B it
- * is capped at 700 B and the regulated analysis answers, with at least one refill
- * charged. */
+ * flow. 6 headers per 1 ms budget period; charged when copied, up to D after the
+ * budget released them, so those copied in one regulation period were released in
+ * (a - D, a + Pi): ceil((1 ms + 1 ms) / 1 ms) + 1 = 3 budget periods, 18 * 44 = 792 B
+ * (the credit updates among them). 1116 B, the broker's reserve (the model's). By its
+ * unregulated response R (under 1 ms; one piece, nothing else real-time) the analysis
+ * counts floor((1 ms + R + 2 us) / 1 ms) + 1 = 2 messages (an_rt_demand_bounded) and
+ * ceil((1 ms + R + 2 us) / 1 ms) + 1 = 3 budget periods of headers: 216 + 792 = 1008 B,
+ * within the reserve: the flow runs unregulated. With a budget of 1200 B (chunk 256)
+ * the reserve is capped at 1200 - 150 = 1050 B, which still covers 1008 B; with 1100 B
+ * it is capped at 1100 - 137 = 963 B and the regulated analysis answers, with at least
+ * one refill charged. */
 static void test_rt_reserve(void **state)
 {
 	static const char base[] = "[broker]\npolicy = fp\nchunk = 256\nregulation_budget = %s\n"
@@ -552,21 +554,21 @@ static void test_rt_reserve(void **state)
 	argv[1] = write_file("r.conf", text);
 	reserved = first_response(argv[1]);
 	doc = json_loads(out_buf, 0, NULL);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 852);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 744);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 1116);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_demand_bytes")), 1008);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
 	assert_true(unreg > 0 && reserved == unreg);
 	assert_int_equal(run(2, argv), 0);
-	assert_non_null(strstr(out_buf, "of which 852 B are kept for the real-time flows, "
-				"which charge at most 744 B per period"));
-	snprintf(text, sizeof(text), base, "900");
-	assert_true(first_response(write_file("c900.conf", text)) == unreg);
+	assert_non_null(strstr(out_buf, "of which 1116 B are kept for the real-time flows, "
+				"which charge at most 1008 B per period"));
+	snprintf(text, sizeof(text), base, "1200");
+	assert_true(first_response(write_file("c1200.conf", text)) == unreg);
 	doc = json_loads(out_buf, 0, NULL);
-	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 788);
+	assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")), 1050);
 	assert_true(json_is_true(json_object_get(doc, "rt_reserved")));
 	json_decref(doc);
-	snprintf(text, sizeof(text), base, "800");
+	snprintf(text, sizeof(text), base, "1100");
 	{
 		const char *jargv[3] = { "analyze", write_file("c.conf", text), "--json" };
 		json_t *r;
@@ -574,7 +576,7 @@ static void test_rt_reserve(void **state)
 		assert_int_equal(run(3, jargv), 1); /* not schedulable any more */
 		doc = json_loads(out_buf, 0, NULL);
 		assert_int_equal(json_integer_value(json_object_get(doc, "rt_reserve_bytes")),
-				 700);
+				 963);
 		assert_false(json_is_true(json_object_get(doc, "rt_reserved")));
 		r = json_object_get(json_array_get(json_object_get(doc, "flows"), 0),
 				    "response_us");
