@@ -60,39 +60,17 @@ static void unmap_whole(struct vhu_map *m, size_t span, size_t off, int err)
 			"%zu bytes (%s): it stays mapped\n", span, strerror(errno));
 }
 
-/* The memory thread's munmap: VHU_UNMAP_PIECE_PAGES pages (or one huge page) per
- * call, so that an mmap the loop makes meanwhile waits on the mmap_lock for one
- * piece at most. Without a thread (p NULL: tests of the back end alone) the caller's
- * own single call. */
-static void unmap_pieces(struct vhu_pop *p, struct vhu_map *m)
+/* Without a memory thread (tests of the back end alone) the last owner unmaps at
+ * once, in one call; the release store orders the munmap (and every field written
+ * before it) before a later vhu_map_take sees the slot free. */
+static void map_release(struct vhu_map *m)
 {
-	size_t piece = piece_of(m, VHU_UNMAP_PIECE_PAGES), span = map_span(m);
+	size_t span = map_span(m);
 
-	if (!p) {
-		if (munmap(m->addr, span) < 0)
-			unmap_whole(m, span, 0, errno);
-		return;
-	}
-	for (size_t off = 0; off < span; off += piece) {
-		size_t len = span - off < piece ? span - off : piece;
-
-		pop_hold(p);
-		atomic_fetch_add_explicit(&p->unmap_pieces, 1, memory_order_relaxed);
-		if (munmap((char *)m->addr + off, len) < 0) {
-			unmap_whole(m, span, off, errno);
-			break;
-		}
-	}
-	atomic_fetch_add_explicit(&p->unmaps, 1, memory_order_relaxed);
-}
-
-/* The last owner unmaps, then frees the slot: the release store orders the munmap
- * (and every field written before it) before a later vhu_map_take sees the slot free. */
-static void map_release(struct vhu_pop *p, struct vhu_map *m)
-{
 	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
 		return;
-	unmap_pieces(p, m);
+	if (munmap(m->addr, span) < 0)
+		unmap_whole(m, span, 0, errno);
 	atomic_store_explicit(&m->busy, false, memory_order_release);
 }
 
@@ -171,7 +149,7 @@ void vhu_map_drop(struct vhu_pop *p, struct vhu_map *m)
 	/* Release: the thread that sees cancel also sees the loop done with m. */
 	atomic_store_explicit(&m->cancel, true, memory_order_release);
 	if (!p) {
-		map_release(NULL, m);
+		map_release(m);
 		return;
 	}
 	/* Acq_rel: the thread's populate, if it still owns m, unmaps it when it ends. */
@@ -213,47 +191,119 @@ static bool job_cut(struct vhu_pop *p, struct vhu_map *m)
 	       atomic_load_explicit(&p->stop, memory_order_relaxed);
 }
 
-/* One mapping, piece by piece, looking for a cancel before each piece; then the
- * thread's ownership ends (the last owner unmaps). A mapping the loop handed over
- * comes here with cancel set: nothing is populated, and it is unmapped. */
-static void pop_job(struct vhu_pop *p, struct vhu_map *m)
+/* A mapping the memory thread works on: populating it (off: bytes faulted in), then,
+ * should the thread be its last owner, unmapping it (off: bytes unmapped). */
+struct vhu_pop_work {
+	struct vhu_map *m;
+	size_t off;
+	bool unmapping;
+};
+
+/* The populate ended (every piece in, a piece refused, or cut short): the loop hears
+ * of a finished or failed one, and the thread's ownership ends. True when the thread
+ * was the last owner: the mapping is then unmapped, piece by piece, as work of its own.
+ * A mapping the loop handed over comes here at once (cancel set). */
+static bool populate_end(struct vhu_pop *p, struct vhu_pop_work *w, int rc)
 {
-	size_t piece = piece_of(m, VHU_POP_PIECE_PAGES);
-	size_t off = 0;
+	struct vhu_map *m = w->m;
+	bool told = rc < 0 || w->off >= m->len;
 	uint64_t one = 1;
-	bool told;
-	int rc = 0;
-
-	for (;;) {
-		size_t len = m->len - off < piece ? m->len - off : piece;
-
-		pop_hold(p);
-		if (off >= m->len || job_cut(p, m))
-			break;
-		if (madvise((char *)m->addr + off, len, MADV_POPULATE_WRITE) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			rc = -errno;
-			break;
-		}
-		atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
-		off += len;
-	}
-	told = rc < 0 || off >= m->len;
 
 	/* Release: the loop that sees the flag or the error starts (or refuses) the
-	 * device only after every piece above returned. */
+	 * device only after every piece returned. */
 	if (rc < 0)
 		atomic_store_explicit(&m->result, rc, memory_order_release);
-	else if (off >= m->len) {
+	else if (w->off >= m->len) {
 		atomic_store_explicit(&m->populated, true, memory_order_release);
 		atomic_fetch_add_explicit(&p->jobs, 1, memory_order_relaxed);
 	}
-	map_release(p, m);
 	/* Non-blocking, the broker's own eventfd; a cancelled job tells nobody. */
 	if (told && write(p->done_fd, &one, sizeof(one)) < 0) {
 		/* The loop has a wake-up pending already. */
 	}
+	/* Acq_rel: the last owner sees every other owner done with m. */
+	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
+		return false;
+	w->unmapping = true;
+	w->off = 0;
+	return true;
+}
+
+/* One unmap piece; false once the whole range is gone and the slot is free. */
+static bool unmap_step(struct vhu_pop *p, struct vhu_pop_work *w)
+{
+	struct vhu_map *m = w->m;
+	size_t span = map_span(m), piece = piece_of(m, VHU_UNMAP_PIECE_PAGES);
+	size_t len = span - w->off < piece ? span - w->off : piece;
+
+	if (w->off < span) {
+		atomic_fetch_add_explicit(&p->unmap_pieces, 1, memory_order_relaxed);
+		if (munmap((char *)m->addr + w->off, len) < 0) {
+			unmap_whole(m, span, w->off, errno);
+			w->off = span;
+		} else {
+			w->off += len;
+		}
+		if (w->off < span)
+			return true;
+	}
+	atomic_fetch_add_explicit(&p->unmaps, 1, memory_order_relaxed);
+	/* Release: the munmap (and every field written before it) happens before a later
+	 * vhu_map_take sees the slot free. */
+	atomic_store_explicit(&m->busy, false, memory_order_release);
+	return false;
+}
+
+/* One piece of w's work, looking for a cancel before each populate piece; false once
+ * w is done. */
+static bool work_step(struct vhu_pop *p, struct vhu_pop_work *w)
+{
+	struct vhu_map *m = w->m;
+	size_t piece = piece_of(m, VHU_POP_PIECE_PAGES), len;
+
+	pop_hold(p);
+	if (w->unmapping)
+		return unmap_step(p, w);
+	if (w->off >= m->len || job_cut(p, m))
+		return populate_end(p, w, 0);
+	len = m->len - w->off < piece ? m->len - w->off : piece;
+	if (madvise((char *)m->addr + w->off, len, MADV_POPULATE_WRITE) < 0)
+		return errno == EINTR || errno == EAGAIN || populate_end(p, w, -errno);
+	atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
+	w->off += len;
+	return true;
+}
+
+/* One piece of every mapping in work, in the order they came: a small table is in
+ * after as many rounds as it has pieces, however large the tables queued before it
+ * (one memory thread serves every cell). Finished work leaves the list. */
+static void work_round(struct vhu_pop *p)
+{
+	unsigned int kept = 0;
+
+	for (unsigned int i = 0; i < p->nwork; i++)
+		if (work_step(p, &p->work[i]))
+			p->work[kept++] = p->work[i];
+	p->nwork = kept;
+}
+
+/* Stopping: populates are given up (the thread's ownership ends, unmapping what only
+ * it still owned), unmaps finished. */
+static void work_drain(struct vhu_pop *p)
+{
+	struct vhu_map *m;
+
+	while (p->nwork < p->qcap && (m = pop_next(p)))
+		p->work[p->nwork++] = (struct vhu_pop_work){ .m = m };
+	for (unsigned int i = 0; i < p->nwork; i++) {
+		struct vhu_pop_work *w = &p->work[i];
+
+		if (!w->unmapping && !populate_end(p, w, -ECANCELED))
+			continue;
+		while (unmap_step(p, w))
+			;
+	}
+	p->nwork = 0;
 }
 
 static void *pop_main(void *arg)
@@ -268,9 +318,11 @@ static void *pop_main(void *arg)
 	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
 		uint64_t v;
 
-		m = pop_next(p);
-		if (m) {
-			pop_job(p, m);
+		/* qcap covers every slot, and a slot has one entry at a time. */
+		while (p->nwork < p->qcap && (m = pop_next(p)))
+			p->work[p->nwork++] = (struct vhu_pop_work){ .m = m };
+		if (p->nwork) {
+			work_round(p);
 			continue;
 		}
 		/* Blocks in poll: the loop writes after every job it queues (the eventfd is
@@ -280,10 +332,7 @@ static void *pop_main(void *arg)
 		if (read(p->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
 			break;
 	}
-	/* Anything still queued: give up the thread's ownership (unmapping what the
-	 * loop handed over). */
-	while ((m = pop_next(p)))
-		map_release(p, m);
+	work_drain(p);
 	return NULL;
 }
 
@@ -373,9 +422,10 @@ int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus)
 		p->qcap <<= 1;
 	p->maps = calloc((size_t)p->nslots * VHU_MAX_MAPS, sizeof(*p->maps));
 	p->q = calloc(p->qcap, sizeof(*p->q));
+	p->work = calloc(p->qcap, sizeof(*p->work));
 	p->work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->maps || !p->q || p->work_fd < 0 || p->done_fd < 0)
+	if (!p->maps || !p->q || !p->work || p->work_fd < 0 || p->done_fd < 0)
 		rc = -ENOMEM;
 	else
 		rc = pop_start(p, cpus);
@@ -403,8 +453,10 @@ void vhu_pop_close(struct vhu_pop *p)
 	p->work_fd = p->done_fd = -1;
 	free(p->maps);
 	free(p->q);
+	free(p->work);
 	p->maps = NULL;
 	p->q = NULL;
+	p->work = NULL;
 }
 
 struct vhu_map *vhu_pop_slots(struct vhu_pop *p, unsigned int slot)

@@ -80,6 +80,8 @@ struct vhu_map {
 	atomic_bool busy;          /* the slot is taken until the last owner unmapped it */
 };
 
+struct vhu_pop_work;
+
 struct vhu_pop {
 	pthread_t thread;
 	bool running;
@@ -89,6 +91,8 @@ struct vhu_pop {
 	unsigned int nslots;
 	struct vhu_map **q;        /* single producer (loop), single consumer (thread) */
 	unsigned int qcap;         /* a power of two: head and tail wrap with it */
+	struct vhu_pop_work *work; /* thread only: the mappings in work, qcap at most */
+	unsigned int nwork;
 	atomic_uint head, tail;
 	atomic_bool stop;
 	atomic_ullong pieces;      /* madvise calls made (for tests and stat) */

@@ -1009,6 +1009,50 @@ static void test_queue_wrap(void **state)
 	close(fd);
 }
 
+/* A mapping of len bytes of a fresh memfd in a slot of front end `slot`. */
+static struct vhu_map *pop_map(struct vhu_pop *p, unsigned int slot, size_t len, int *fd)
+{
+	struct vhu_map *m = vhu_map_take(vhu_pop_slots(p, slot), len, 0, 0);
+
+	*fd = memfd_create("pop", MFD_CLOEXEC);
+	assert_true(*fd >= 0 && m);
+	assert_int_equal(ftruncate(*fd, (off_t)len), 0);
+	m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	assert_true(m->addr != MAP_FAILED);
+	return m;
+}
+
+/* One memory thread serves every cell, a piece of each mapping in turn: a one-piece
+ * table queued behind a 64 MiB one (4096 pieces) is in while the large one is not.
+ * Served in the order they came, the small one would wait for all of the large one. */
+static void test_small_behind_large(void **state)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct timespec ts = { 0, 100000 };
+	struct vhu_map *big, *small;
+	struct vhu_pop p;
+	int fb, fs;
+
+	(void)state;
+	assert_int_equal(vhu_pop_open(&p, 2, NULL), 0);
+	big = pop_map(&p, 0, 64u << 20, &fb);
+	small = pop_map(&p, 1, VHU_POP_PIECE_PAGES * page, &fs);
+	atomic_store(&p.hold, true);
+	vhu_map_populate(&p, big);
+	vhu_map_populate(&p, small);
+	atomic_store(&p.hold, false);
+	for (int k = 0; k < 100000 && vhu_map_ready(small) == 0; k++)
+		nanosleep(&ts, NULL);
+	assert_int_equal(vhu_map_ready(small), 1);
+	assert_int_equal(vhu_map_ready(big), 0);
+	vhu_map_drop(&p, small);
+	vhu_map_drop(&p, big);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+	close(fb);
+	close(fs);
+}
+
 /* Huge pages free for the test (nr_hugepages is the administrator's: left as it is). */
 static size_t huge_free(size_t *hpage)
 {
@@ -2027,6 +2071,7 @@ int main(void)
 		cmocka_unit_test(test_reattach_loop),
 		cmocka_unit_test(test_refused_table_unsealed),
 		cmocka_unit_test(test_queue_wrap),
+		cmocka_unit_test(test_small_behind_large),
 		cmocka_unit_test(test_hugetlb_memory),
 		cmocka_unit_test(test_pop_cpus),
 		cmocka_unit_test(test_mem_table_while_running),
