@@ -224,78 +224,57 @@ static void unknown_scenario(const char *name)
 	fprintf(stderr, ")\n");
 }
 
-static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARIOS],
-		      bool *report_only)
+/* --broker-cores N: 1 or 2, at most the online cpus; 0, or 2 for bad usage. */
+static int opt_broker_cores(struct bench *b, const char *arg)
 {
-	static const struct option opts[] = {
-		{ "quick", no_argument, NULL, 'q' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "report-only", no_argument, NULL, 'r' },
-		{ "broker-cores", required_argument, NULL, 'c' },
-		{ "modes", required_argument, NULL, 'm' },
-		{ "platform", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool any = false;
-	int c;
+	char *end;
+	long n = strtol(arg, &end, 10);
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "qo:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'q':
-			b->quick = true;
-			break;
-		case 'o':
-			b->out = optarg;
-			break;
-		case 'r':
-			*report_only = true;
-			break;
-		case 'c': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-
-			if (*end || n < 1 || n > sysconf(_SC_NPROCESSORS_ONLN) || n > 2) {
-				fprintf(stderr, "rtvio bench: --broker-cores '%s': want 1 or 2, "
-						"at most the online cpus\n", optarg);
-				return 2;
-			}
-			b->broker_cores = (int)n;
-			break;
-		}
-		case 'm': {
-			char bad[64];
-
-			if (bench_hostile_modes_check(optarg, bad, sizeof(bad))) {
-				fprintf(stderr, "rtvio bench: --modes: '%s' is not a mode of the "
-						"hostile scenario (see rtvio bench --help)\n", bad);
-				return 2;
-			}
-			b->hostile_modes = optarg;
-			break;
-		}
-		case 'p': {
-			static char src[300];
-			char err[512];
-
-			if (rtvio_platform_load(optarg, &b->plat, err, sizeof(err)) ||
-			    rtvio_platform_missing(&b->plat, err, sizeof(err))) {
-				fprintf(stderr, "rtvio bench: --platform: %s\n", err);
-				return 2;
-			}
-			snprintf(src, sizeof(src), "%s [platform] (given with --platform)", optarg);
-			b->plat_src = src;
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	if (*end || n < 1 || n > sysconf(_SC_NPROCESSORS_ONLN) || n > 2) {
+		fprintf(stderr, "rtvio bench: --broker-cores '%s': want 1 or 2, at most the "
+				"online cpus\n", arg);
+		return 2;
 	}
+	b->broker_cores = (int)n;
+	return 0;
+}
+
+/* --modes LIST: misbehaviours of the hostile scenario. */
+static int opt_modes(struct bench *b, const char *arg)
+{
+	char bad[64];
+
+	if (bench_hostile_modes_check(arg, bad, sizeof(bad))) {
+		fprintf(stderr, "rtvio bench: --modes: '%s' is not a mode of the hostile "
+				"scenario (see rtvio bench --help)\n", bad);
+		return 2;
+	}
+	b->hostile_modes = arg;
+	return 0;
+}
+
+/* --platform FILE: the costs every scenario uses instead of calibrating. */
+static int opt_platform(struct bench *b, const char *arg)
+{
+	static char src[300];
+	char err[512];
+
+	if (rtvio_platform_load(arg, &b->plat, err, sizeof(err)) ||
+	    rtvio_platform_missing(&b->plat, err, sizeof(err))) {
+		fprintf(stderr, "rtvio bench: --platform: %s\n", err);
+		return 2;
+	}
+	snprintf(src, sizeof(src), "%s [platform] (given with --platform)", arg);
+	b->plat_src = src;
+	return 0;
+}
+
+/* The scenarios named after the options (all when none is), each with the ones it
+ * needs; 2 for a name that is no scenario. */
+static int want_scenarios(int argc, char **argv, bool want[NSCENARIOS])
+{
+	bool any = false;
+
 	for (int i = optind; i < argc; i++) {
 		int k = scenario_index(argv[i]);
 
@@ -311,6 +290,53 @@ static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARI
 		if (want[i] && scenarios[i].needs >= 0)
 			want[scenarios[i].needs] = true;
 	return -1;
+}
+
+static int parse_args(int argc, char **argv, struct bench *b, bool want[NSCENARIOS],
+		      bool *report_only)
+{
+	static const struct option opts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "report-only", no_argument, NULL, 'r' },
+		{ "broker-cores", required_argument, NULL, 'c' },
+		{ "modes", required_argument, NULL, 'm' },
+		{ "platform", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc = 0;
+
+	optind = 0;
+	while (!rc && (c = getopt_long(argc, argv, "qo:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			b->quick = true;
+			break;
+		case 'o':
+			b->out = optarg;
+			break;
+		case 'r':
+			*report_only = true;
+			break;
+		case 'c':
+			rc = opt_broker_cores(b, optarg);
+			break;
+		case 'm':
+			rc = opt_modes(b, optarg);
+			break;
+		case 'p':
+			rc = opt_platform(b, optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	return rc ? rc : want_scenarios(argc, argv, want);
 }
 
 /* --report-only: report.md and plots again from DIR/results.json. */
