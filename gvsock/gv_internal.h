@@ -148,6 +148,7 @@ struct gv_stack {
 	uint64_t now;
 	int dead;            /* sticky: rings broken */
 	bool tx_dirty, rx_dirty;
+	bool tx_armed;       /* somebody found no TX room: completions signalled */
 	struct gv_stats st;
 };
 
@@ -234,6 +235,14 @@ int gv_rx_post(struct gv_stack *s, uint32_t i);
 
 /* ---- tx.c ---- */
 bool gv_tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay);
+
+/* ---- tx_arm.c ---- */
+/* Reclaims the TX ring's completions and wakes the sockets that waited for room:
+ * how many, or the dead error. */
+int gv_tx_drain(struct gv_stack *s);
+/* gv_tx_room for a caller that will wait when there is none: false only with the
+ * TX ring's completions armed and none pending, so that the next one is signalled. */
+bool gv_tx_avail(struct gv_stack *s, uint32_t npkt, uint32_t npay);
 void gv_tx_put(struct gv_stack *s, const struct vsock_hdr *h, const void *payload);
 void gv_tx_put_slots(struct gv_stack *s, const struct vsock_hdr *h, uint16_t hs, uint16_t ps);
 void gv_hdr_for(struct gv_stack *s, struct gv_sock *k, uint16_t op, uint32_t flags,

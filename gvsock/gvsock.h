@@ -348,8 +348,10 @@ int gv_close(struct gv_stack *s, int id);
 #define GV_POLLHUP 0x8u   /* both directions are shut or the connection is gone */
 #define GV_POLLRDHUP 0x10u /* the peer will send no more */
 
-/* GV_POLL* bits of socket id; GV_POLLERR | GV_POLLHUP for an id that is not open. */
-unsigned int gv_poll_events(const struct gv_stack *s, int id);
+/* GV_POLL* bits of socket id; GV_POLLERR | GV_POLLHUP for an id that is not open.
+ * A POLLOUT refused for TX room arms the TX ring's completions, so that a caller
+ * waiting for it hears of the next one (it may reclaim completions already there). */
+unsigned int gv_poll_events(struct gv_stack *s, int id);
 
 /* True while a connect on `id` waits for its answer (gv_connect returned
  * -EINPROGRESS and neither RESPONSE, RST nor the timeout has come). A blocking

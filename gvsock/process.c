@@ -35,18 +35,6 @@ static void flush_all(struct gv_stack *s)
 	}
 }
 
-static void wake_tx_blocked(struct gv_stack *s)
-{
-	for (uint32_t i = 0; i < s->cfg.max_sockets; i++) {
-		struct gv_sock *k = &s->sk[i];
-
-		if (k->state != GV_S_FREE && k->tx_blocked) {
-			k->tx_blocked = false;
-			gv_wake(s, k);
-		}
-	}
-}
-
 /* The broker broke the ring rules (core's error err): the stack is dead for good. */
 int gv_fail(struct gv_stack *s, int err)
 {
@@ -84,19 +72,17 @@ int gv_process(struct gv_stack *s)
 	/* Bounded: under a flood we return with callbacks still disabled and a
 	 * positive count, and the port calls again before it sleeps. */
 	while (more && rounds++ < 8) {
-		uint32_t freed = 0;
 		void *tok;
 		uint32_t len;
 		int r;
 
 		vq_driver_disable_cb(&s->rxq);
 		vq_driver_disable_cb(&s->txq);
-		while ((r = vq_driver_get_used(&s->txq, &tok, &len)) == 1) {
-			gv_tx_reclaim(s, tok);
-			freed++;
-		}
+		/* Completions of the TX ring, and the sockets that waited for them. */
+		r = gv_tx_drain(s);
 		if (r < 0)
-			return gv_fail(s, r);
+			return r;
+		handled += r;
 		while ((r = vq_driver_get_used(&s->rxq, &tok, &len)) == 1) {
 			uint8_t *b = tok;
 			/* The token is our own pointer (core keeps it privately). */
@@ -115,15 +101,15 @@ int gv_process(struct gv_stack *s)
 		}
 		if (r < 0)
 			return gv_fail(s, r);
-		handled += (int)freed;
 		flush_all(s);
-		if (freed)
-			wake_tx_blocked(s);
 		gv_tx_publish(s);
 		if (s->dead)
 			return s->dead;
 		more = vq_driver_enable_cb(&s->rxq);
-		more = vq_driver_enable_cb(&s->txq) || more;
+		/* TX completions are signalled only while somebody waits for room
+		 * (tx_arm.c): the sender that does not wait costs the broker no signal. */
+		if (s->tx_armed)
+			more = vq_driver_enable_cb(&s->txq) || more;
 	}
 	/* Timeouts last: an answer that was on the used ring by `now` came in time,
 	 * however long this cell was not running (a descheduled VM finds its RESPONSE

@@ -2,7 +2,7 @@
  * addresses and the receive budget; the diagnostics of slots and TX resources. */
 #include "gv_internal.h"
 
-unsigned int gv_poll_events(const struct gv_stack *s, int id)
+unsigned int gv_poll_events(struct gv_stack *s, int id)
 {
 	const struct gv_sock *k = gv_sock_get(s, id);
 	unsigned int ev = 0;
@@ -34,7 +34,7 @@ unsigned int gv_poll_events(const struct gv_stack *s, int id)
 						? gv_npkt(want, tp)
 						: 1;
 
-			if (vsock_credit_peer_free(&k->cr) >= want && gv_tx_room(s, npkt, npkt))
+			if (vsock_credit_peer_free(&k->cr) >= want && gv_tx_avail(s, npkt, npkt))
 				ev |= GV_POLLOUT;
 		}
 		if ((k->shut & (GV_SHUT_RD | GV_SHUT_WR)) == (GV_SHUT_RD | GV_SHUT_WR) &&

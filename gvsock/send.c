@@ -81,7 +81,7 @@ static int send_seqpacket(struct gv_stack *s, struct gv_sock *k, const uint8_t *
 		return -GV_EMSGSIZE;
 	if (!gv_seq_credit(s, k, len))
 		return -GV_EAGAIN;
-	if (!gv_tx_room(s, npkt, npkt)) {
+	if (!gv_tx_avail(s, npkt, npkt)) {
 		k->want = len;
 		k->tx_blocked = true;
 		return -GV_EAGAIN;
@@ -117,7 +117,7 @@ static int send_stream(struct gv_stack *s, struct gv_sock *k, const uint8_t *p, 
 
 		if (fr == 0)
 			break;
-		if (!gv_tx_room(s, 1, 1)) {
+		if (!gv_tx_avail(s, 1, 1)) {
 			k->tx_blocked = true;
 			break;
 		}

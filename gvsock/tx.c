@@ -72,7 +72,7 @@ static bool ctrl_now(struct gv_stack *s, struct gv_sock *k, uint8_t p)
 	uint16_t op;
 	uint32_t flags = 0;
 
-	if (!gv_tx_room(s, 1, 0))
+	if (!gv_tx_avail(s, 1, 0))
 		return false;
 	switch (p) {
 	case P_REQUEST:
@@ -141,7 +141,7 @@ void gv_rst_reply(struct gv_stack *s, const struct vsock_hdr *in)
 	struct gv_rst *q;
 
 	/* Older replies go first; queue this one behind them. */
-	if (s->rst_count == 0 && gv_tx_room(s, 1, 0)) {
+	if (s->rst_count == 0 && gv_tx_avail(s, 1, 0)) {
 		gv_tx_put(s, &h, NULL);
 		return;
 	}
@@ -188,7 +188,7 @@ bool gv_rstq_holds(const struct gv_stack *s, uint32_t port)
 
 void gv_rstq_flush(struct gv_stack *s)
 {
-	while (s->rst_count && gv_tx_room(s, 1, 0)) {
+	while (s->rst_count && gv_tx_avail(s, 1, 0)) {
 		struct gv_rst *q = &s->rstq[s->rst_head];
 		struct vsock_hdr h = {
 			.src_cid = s->cfg.cid,

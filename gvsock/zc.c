@@ -289,7 +289,7 @@ int gv_loan(struct gv_stack *s, int id, size_t len, void **ptr)
 	r = loan_size(s, k, id, len);
 	if (r <= 0)
 		return r ? r : -GV_EAGAIN;
-	if (!gv_tx_room(s, 1, 1)) {
+	if (!gv_tx_avail(s, 1, 1)) {
 		k->want = (uint32_t)r;
 		k->tx_blocked = true;
 		return -GV_EAGAIN;
