@@ -43,6 +43,7 @@ struct rtvio_cell {
 
 	/* Under lock. */
 	uint64_t spin_back_ns;	/* last spin: its thread back on cpu after a gap, 0 none */
+	unsigned int spinning;	/* threads spinning on the used rings (lock dropped) */
 	uint64_t spin_news_ns;	/* last spin: when it saw news, 0 none */
 	int dead;		/* 0, -ECONNRESET or -EIO; sticky */
 	bool interrupted;

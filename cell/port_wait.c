@@ -183,6 +183,9 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 		c->spin_news_ns = now;
 		return true;
 	}
+	/* Counted while the lock is dropped: another thread's gv_process must leave
+	 * the notifications off meanwhile (port_pump). */
+	c->spinning++;
 	pthread_mutex_unlock(&c->lock);
 	while (!news && now < end) {
 		for (int i = 0; i < 32 && !news; i++) {
@@ -195,6 +198,7 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 			back = now;
 	}
 	pthread_mutex_lock(&c->lock);
+	c->spinning--;
 	c->spin_back_ns = back;
 	c->spin_news_ns = news ? now : 0;
 	return news || spin_rearm(c);

@@ -468,17 +468,23 @@ static unsigned long calls_for_paced(uint32_t poll_us)
  * for those it sleeps for. */
 static void polling_suppresses_notifications(void **state)
 {
-	unsigned long spinning, sleeping;
+	unsigned long spinning = 0, sleeping = 0;
 
 	(void)state;
-	sleeping = calls_for_paced(0);
-	spinning = calls_for_paced(2000000);
-	/* A slow (sanitized) receiver may find some messages there before it sleeps,
-	 * so the sleeping count is a floor, not 50. Without the spin's request the
-	 * spinning one was as high (60 against 54). */
-	if (sleeping < 10 || 4 * spinning > sleeping)
-		fail_msg("notifications for 50 messages: %lu sleeping, %lu spinning",
-			 sleeping, spinning);
+	/* A slow (sanitized, or sharing its cpu) receiver may find some messages there
+	 * before it sleeps, so the sleeping count is a floor, not 50; and a spinning
+	 * one preempted between taking a message and spinning again (notifications
+	 * briefly on) is notified for what comes meanwhile. So up to three tries of
+	 * both: without the spin's request the spinning count was as high as the
+	 * sleeping one in every try (60 against 54), never a quarter of it. */
+	for (int t = 0; t < 3; t++) {
+		sleeping = calls_for_paced(0);
+		spinning = calls_for_paced(2000000);
+		if (sleeping >= 10 && 4 * spinning <= sleeping)
+			return;
+	}
+	fail_msg("notifications for 50 messages: %lu sleeping, %lu spinning", sleeping,
+		 spinning);
 }
 
 static void seqpacket_boundaries(void **state)
