@@ -87,6 +87,7 @@ struct vhu_map *vhu_map_take(struct vhu_map *slots, size_t len, dev_t dev, ino_t
 		m->page = (size_t)sysconf(_SC_PAGESIZE);
 		m->dev = dev;
 		m->ino = ino;
+		m->foff = 0;
 		m->users = 0;
 		m->fresh = true;
 		atomic_store_explicit(&m->owners, 1, memory_order_relaxed);

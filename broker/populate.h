@@ -69,6 +69,7 @@ struct vhu_map {
 	size_t len;
 	dev_t dev;                 /* the file (process cells: mapped once per file) */
 	ino_t ino;
+	uint64_t foff;             /* offset in the file (a VM's region; 0 for a whole file) */
 	size_t page;               /* the file's page size (hugetlbfs: its huge page) */
 	unsigned int users;        /* regions of the current or the new table in it */
 	bool fresh;                /* mapped by the table being set up: populate it */

@@ -612,19 +612,44 @@ static int map_file(struct vhu_backend *b, unsigned int i, int fd, const struct 
 	return 0;
 }
 
+/* The mapping of the same range of the same file in the current or the new table
+ * (a VM's region). */
+static struct vhu_map *find_range(struct vhu_backend *b, const struct stat *st, uint64_t off,
+				  size_t len)
+{
+	for (unsigned int k = 0; k < VHU_MAX_MAPS; k++) {
+		struct vhu_map *m = &b->maps[k];
+
+		if (m->users && m->dev == st->st_dev && m->ino == st->st_ino &&
+		    m->foff == off && m->len == len)
+			return m;
+	}
+	return NULL;
+}
+
 /* A `vm = yes` cell's region, mapped on its own in whole pages of its file (a VMM's
  * file is not write-sealed: QEMU seals its RAM with F_SEAL_SEAL, and may map it
- * again itself; seal_files seals it against shrinking once the table is mapped). */
-static int map_range(struct vhu_backend *b, unsigned int i, int fd, struct vhu_region *r,
-		     uint64_t page, struct vhu_map **out)
+ * again itself; seal_files seals it against shrinking once the table is mapped).
+ * A region the current table maps already is pointed into that mapping: QEMU sends
+ * its table again at every device start (a guest's driver reset), and the mapping
+ * the memory thread has faulted in stays, so a guest cannot reopen the window in
+ * which its device runs before its RAM is in (docs/broker.md, *Known limitations*). */
+static int map_range(struct vhu_backend *b, unsigned int i, int fd, const struct stat *st,
+		     struct vhu_region *r, uint64_t page, struct vhu_map **out)
 {
 	uint64_t off = r->mmap_offset & ~(page - 1), delta = r->mmap_offset - off;
 	size_t len = (size_t)((r->size + delta + page - 1) & ~(page - 1));
 	void *addr;
 
-	*out = map_slot(b, i, len, (size_t)page, 0, 0);
+	*out = find_range(b, st, off, len);
+	if (*out) {
+		r->host = (uint8_t *)(*out)->addr + delta;
+		return 0;
+	}
+	*out = map_slot(b, i, len, (size_t)page, st->st_dev, st->st_ino);
 	if (!*out)
 		return -EBUSY;
+	(*out)->foff = off;
 	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 	if (addr == MAP_FAILED) {
 		LOG(b, "cannot map region %u (%" PRIu64 " bytes): %s", i, r->size,
@@ -662,7 +687,7 @@ static int map_region(struct vhu_backend *b, unsigned int i, int fd, struct vhu_
 	if (fpage > page)
 		page = fpage;
 	rc = b->seal ? map_file(b, i, fd, &st, page, total, &m)
-		     : map_range(b, i, fd, r, page, &m);
+		     : map_range(b, i, fd, &st, r, page, &m);
 	if (rc < 0)
 		return rc;
 	/* A file that grew after it was mapped: only what is mapped counts. */

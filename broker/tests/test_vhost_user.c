@@ -772,6 +772,45 @@ static void test_same_file_again(void **state)
 	vhu_pop_close(&p);
 }
 
+/* A VM's table sent again (QEMU does at every device start, e.g. a guest's driver
+ * reset) points into the mappings the memory thread has faulted in already: no new
+ * mapping and no new populate, so the guest cannot reopen the window in which its
+ * device runs before its RAM is in. A table with another layout maps afresh. */
+static void test_vm_table_again(void **state)
+{
+	struct vhu_mem_region reg;
+	struct vhu_pop p;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, false);
+	f.b.seal = false; /* a `vm = yes` cell */
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	rings_up(&f);
+	pop_wait_done(&f, &p);
+	assert_int_equal(slots_busy(&p), 1);
+	assert_int_equal(atomic_load(&p.jobs), 1);
+	assert_int_equal(one_region_acked(&f), 0);
+	assert_int_equal(f.b.nregions, 1);
+	assert_int_equal(slots_busy(&p), 1);
+	f.mem[5] = 0x5a;
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 5, 1), 0x5a);
+	/* Half the region, from another offset: a mapping of its own, populated. */
+	reg = (struct vhu_mem_region){ .guest_addr = GUEST_BASE, .size = REGION / 2,
+				       .user_addr = uva(&f, REGION / 2),
+				       .mmap_offset = REGION / 2 };
+	assert_int_equal(mem_table_acked(&f, &reg, 1, 1), 0);
+	pop_wait_done(&f, &p);
+	assert_int_equal(atomic_load(&p.jobs), 2);
+	f.mem[REGION / 2 + 9] = 0xc3;
+	assert_int_equal(*(uint8_t *)vhu_backend_gpa_to_host(&f.b, GUEST_BASE + 9, 1), 0xc3);
+	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
 /* A front end that goes, or replaces its table, while its populate runs: the loop
  * never waits, the populate thread stops at its next piece and unmaps what only it
  * still holds; the device starts on the new table only. */
@@ -2066,6 +2105,7 @@ int main(void)
 		cmocka_unit_test(test_populate_then_start),
 		cmocka_unit_test(test_unsealable_refused),
 		cmocka_unit_test(test_same_file_again),
+		cmocka_unit_test(test_vm_table_again),
 		cmocka_unit_test(test_detach_during_populate),
 		cmocka_unit_test(test_drop_unmapped_by_thread),
 		cmocka_unit_test(test_reattach_loop),
