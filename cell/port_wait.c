@@ -156,6 +156,14 @@ static bool spin_rearm(struct rtvio_cell *c)
 	return false;
 }
 
+/* One spinning thread fewer (lock held); the last one releases the notifications,
+ * which the gv_process the caller runs next turns back on. */
+static void spin_end(struct rtvio_cell *c)
+{
+	if (--c->spinning == 0)
+		gv_notify_hold(c->stack, false);
+}
+
 /* Polling (opts.poll_us): spins on the used rings without the lock for up to
  * poll_ns, then lets the caller sleep. True when the broker completed something
  * (retry the call), false when the budget ran out with nothing new and the
@@ -176,16 +184,15 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 	 * then look for anything not taken yet, so that nothing published before
 	 * the snapshot is missed (gv_process, which the caller runs next, turns the
 	 * notifications back on). */
-	gv_notify_off(c->stack);
+	c->spinning++;
+	gv_notify_hold(c->stack, true);
 	snap = gv_used_snapshot(c->stack);
 	if (gv_used_pending(c->stack)) {
+		spin_end(c);
 		c->spin_back_ns = 0;
 		c->spin_news_ns = now;
 		return true;
 	}
-	/* Counted while the lock is dropped: another thread's gv_process must leave
-	 * the notifications off meanwhile (port_pump). */
-	c->spinning++;
 	pthread_mutex_unlock(&c->lock);
 	while (!news && now < end) {
 		for (int i = 0; i < 32 && !news; i++) {
@@ -198,7 +205,7 @@ static bool spin_for_news(struct rtvio_cell *c, uint64_t deadline)
 			back = now;
 	}
 	pthread_mutex_lock(&c->lock);
-	c->spinning--;
+	spin_end(c);
 	c->spin_back_ns = back;
 	c->spin_news_ns = news ? now : 0;
 	return news || spin_rearm(c);

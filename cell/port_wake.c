@@ -108,11 +108,6 @@ void port_pump(struct rtvio_cell *c)
 			break;
 	}
 	c->more = rc > 0;
-	/* gv_process turned the notifications back on: while another thread spins on
-	 * the used rings they stay off (it asked for none; it calls gv_process itself
-	 * before it sleeps). */
-	if (c->spinning && rc >= 0)
-		gv_notify_off(c->stack);
 	if (rc < 0)
 		port_mark_dead(c, -EIO);
 	else if (c->more)

@@ -149,6 +149,7 @@ struct gv_stack {
 	int dead;            /* sticky: rings broken */
 	bool tx_dirty, rx_dirty;
 	bool tx_armed;       /* somebody found no TX room: completions signalled */
+	bool notify_held;    /* gv_notify_hold: gv_process leaves the notifications off */
 	struct gv_stats st;
 };
 

@@ -195,12 +195,15 @@ bool gv_used_pending(const struct gv_stack *s);
  * polling port may spin on it without the stack's lock. */
 uint32_t gv_used_snapshot(const struct gv_stack *s);
 
-/* Asks the broker for no used-buffer notifications (both queues) until the next
- * gv_process, which turns them back on before it returns 0: a port that spins on
- * gv_used_snapshot calls this first, so that the broker makes no system call to
- * signal a cell that is watching anyway, and calls gv_process before it sleeps.
- * Serialised like every call. */
-void gv_notify_off(struct gv_stack *s);
+/* hold true: asks the broker for no used-buffer notifications (both queues), and
+ * every gv_process leaves them off, until gv_notify_hold(s, false); the gv_process
+ * after that turns them back on (and looks once more) before it returns 0. A port
+ * that spins on gv_used_snapshot holds them while any of its threads spins, so that
+ * the broker makes no system call to signal a cell that is watching anyway, not even
+ * when another thread of the cell runs gv_process meanwhile; it releases them, and
+ * calls gv_process, before it sleeps. A sender that finds no TX room still arms the
+ * TX completions (tx_arm.c). Serialised like every call. */
+void gv_notify_hold(struct gv_stack *s, bool hold);
 
 void gv_get_stats(const struct gv_stack *s, struct gv_stats *out);
 

@@ -105,6 +105,12 @@ int gv_process(struct gv_stack *s)
 		gv_tx_publish(s);
 		if (s->dead)
 			return s->dead;
+		/* Held off (a spinning port watches the rings): nothing is turned on,
+		 * and what came meanwhile is taken in the next round. */
+		if (s->notify_held) {
+			more = gv_used_pending(s);
+			continue;
+		}
 		more = vq_driver_enable_cb(&s->rxq);
 		/* TX completions are signalled only while somebody waits for room
 		 * (tx_arm.c): the sender that does not wait costs the broker no signal. */
@@ -141,10 +147,14 @@ bool gv_used_pending(const struct gv_stack *s)
 	       shm_load_relaxed(&s->txq.ring.used->idx) != s->txq.last_used;
 }
 
-void gv_notify_off(struct gv_stack *s)
+void gv_notify_hold(struct gv_stack *s, bool hold)
 {
+	s->notify_held = hold;
+	if (!hold)
+		return;
 	vq_driver_disable_cb(&s->rxq);
-	vq_driver_disable_cb(&s->txq);
+	if (!s->tx_armed)
+		vq_driver_disable_cb(&s->txq);
 }
 
 uint32_t gv_used_snapshot(const struct gv_stack *s)

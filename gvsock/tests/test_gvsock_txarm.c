@@ -179,6 +179,46 @@ static void test_pending_completions_reclaimed(void **state)
 	wire_fini(&w);
 }
 
+/* The used-buffer signals the device owes cell 0 (the receiver) after the sender's
+ * message of `len` bytes is moved to it: 0 or 1. */
+static unsigned int deliver_signals(struct wire *w, int c, unsigned int len)
+{
+	static const uint8_t buf[64];
+
+	assert_int_equal(gv_send(w->c[1].st, c, buf, len, false), (int)len);
+	wire_move(w, &w->c[1], &w->c[0]);
+	return vq_device_should_notify(&w->c[0].rx) ? 1u : 0u;
+}
+
+/* gv_notify_hold: while a port's thread spins on the rings, the receiver is owed no
+ * signal, even when another thread of the cell runs gv_process meanwhile (before,
+ * every gv_process turned the notifications back on under the spinner); released,
+ * the next gv_process turns them on and the next message is signalled again. */
+static void test_notify_hold(void **state)
+{
+	static uint8_t in[64];
+	struct wire w;
+	unsigned int sig = 0;
+	int s, c;
+
+	(void)state;
+	open_wire(&w);
+	pair(&w, &s, &c);
+	(void)vq_device_should_notify(&w.c[0].rx);
+	gv_notify_hold(w.c[0].st, true);
+	for (int k = 0; k < 20; k++) {
+		sig += deliver_signals(&w, c, 16);
+		gv_process(w.c[0].st); /* another thread of the cell pumps */
+		gv_process(w.c[1].st);
+		assert_int_equal(gv_recv(w.c[0].st, s, in, sizeof(in), 0, NULL), 16);
+	}
+	assert_int_equal(sig, 0);
+	gv_notify_hold(w.c[0].st, false);
+	assert_int_equal(gv_process(w.c[0].st), 0);
+	assert_int_equal(deliver_signals(&w, c, 16), 1);
+	wire_fini(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_loan_waiter_signalled),
 		cmocka_unit_test(test_poll_waiter_signalled),
 		cmocka_unit_test(test_pending_completions_reclaimed),
+		cmocka_unit_test(test_notify_hold),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
