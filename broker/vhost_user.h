@@ -139,6 +139,12 @@ struct vhu_backend {
 /* One line on stderr, "rtvio broker: cell NAME: ...", under b's rate limit. */
 void vhu_log(struct vhu_backend *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The same, only for a verbose back end. */
+#define VHU_VLOG(b, ...)                                                                 \
+	do {                                                                             \
+		if ((b)->verbose)                                                        \
+			vhu_log(b, __VA_ARGS__);                                         \
+	} while (0)
 
 /* Prepares an idle back end (no connection). `name` must outlive it. */
 void vhu_backend_init(struct vhu_backend *b, const char *name, uint64_t cid,
