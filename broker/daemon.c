@@ -128,11 +128,7 @@ static int dev_start(void *ctx, struct vhu_backend *v)
 	struct cell *c = ctx;
 	int rc;
 
-	for (unsigned int i = 0; i < v->nregions; i++) {
-		c->mem[i].gpa = v->regions[i].guest_addr;
-		c->mem[i].size = v->regions[i].size;
-		c->mem[i].host = v->regions[i].host;
-	}
+	vhu_backend_mem(v, c->mem);
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
 		struct vq_ring ring = {
 			.num = v->ring[q].num,
@@ -515,6 +511,23 @@ static void admit_done(struct broker *b)
 	json_decref(r);
 }
 
+/* The memory thread finished a job or a granule a core asked for: the devices that
+ * waited for their memory (a process cell's table, a VM's rings) start, a cell whose
+ * memory could not be faulted in is cut off, and the running VMs' chains that waited
+ * for memory are looked at again. */
+static void populated(struct broker *b)
+{
+	for (unsigned int i = 0; i < b->ncells; i++) {
+		struct vhu_backend *v = &b->cells[i].vhu;
+
+		if (v->sock < 0)
+			continue;
+		vhu_backend_populated(v);
+		if (v->running && !v->seal)
+			dp_mem_ready(b->dp, i);
+	}
+}
+
 static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_t now)
 {
 	const struct ev_src *s = ev->data.ptr;
@@ -560,11 +573,8 @@ static void handle_event(struct broker *b, const struct epoll_event *ev, uint64_
 		/* host_step runs after every dp_run: the event only ends the sleep. */
 		break;
 	case SRC_POPULATE:
-		/* A table's memory is in: the devices that waited for it start. */
 		vhu_pop_ack(&b->pop);
-		for (unsigned int i = 0; i < b->ncells; i++)
-			if (b->cells[i].vhu.sock >= 0 && b->cells[i].vhu.pop_wait)
-				vhu_backend_populated(&b->cells[i].vhu);
+		populated(b);
 		daemon_update_must_poll(b);
 		break;
 	}

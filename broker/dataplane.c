@@ -52,6 +52,7 @@
 #include "clock.h"
 #include "dataplane.h"
 #include "dp_internal.h"
+#include "vq_ready.h"
 
 /* ---------------------------------------------------------------- helpers ---- */
 
@@ -219,6 +220,7 @@ int dp_attach(struct dp *dp, unsigned int cell, struct vq_device *rx, struct vq_
 	c->attached = true;
 	c->break_err = 0;
 	c->tx_armed = true;
+	atomic_store_explicit(&c->mem_wait, false, memory_order_relaxed);
 	c->tx_empty_at = dp->now;
 	dp_bit_set(dp_core_of(dp, cell)->attmap, cell);
 	c->broken = false;
@@ -253,6 +255,34 @@ void dp_kick(struct dp *dp, unsigned int cell, unsigned int queue)
 	(void)queue;
 	if (dp->mc && cell < dp->ncells)
 		dp_mc_wake(dp, dp->cell_core[cell]);
+}
+
+void dp_mem_wait(struct dp *dp, uint32_t s, const struct vq_device *vq)
+{
+	struct dp_cell *c = &dp->cells[s];
+
+	c->st.mem_waits++;
+	atomic_store_explicit(&c->mem_wait, true, memory_order_relaxed);
+	/* The want is a release store (vq_ready.h): the flag above is set before the
+	 * memory thread can see the request, and so before the loop clears it. */
+	vq_mem_want(vq->mem, vq->n_mem, vq->want, vq->want_len);
+}
+
+bool dp_mem_waits(const struct dp *dp, uint32_t s)
+{
+	/* Acquire: pairs with dp_mem_ready's release, after which the granules the
+	 * memory thread reported are seen in. */
+	return atomic_load_explicit(&dp->cells[s].mem_wait, memory_order_acquire);
+}
+
+void dp_mem_ready(struct dp *dp, unsigned int cell)
+{
+	if (cell >= dp->ncells)
+		return;
+	/* Release: the loop heard of the granules through the thread's eventfd; the
+	 * core that sees the flag clear sees them in. */
+	atomic_store_explicit(&dp->cells[cell].mem_wait, false, memory_order_release);
+	dp_kick(dp, cell, 0);
 }
 
 /* ------------------------------------------------------- create/destroy ---- */

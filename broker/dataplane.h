@@ -116,6 +116,10 @@ void dp_detach(struct dp *dp, unsigned cell);
  * cell's ring indexes (one read each), so a kick tells it nothing it would not
  * find. With several, it wakes the core that owns the cell if that core sleeps. */
 void dp_kick(struct dp *dp, unsigned cell, unsigned queue);
+/* From the daemon's event loop: the memory thread faulted in granules a data-plane
+ * core asked for (populate.h); `cell`'s chains that waited for memory are looked at
+ * again. */
+void dp_mem_ready(struct dp *dp, unsigned cell);
 /* Several cores: wakes every core that sleeps (work the daemon cannot name a cell for:
  * the host bridge moved bytes, cells that give no kicks). No-op with one core. */
 void dp_wake_cores(struct dp *dp);
@@ -181,6 +185,7 @@ struct dp_cell_stats {
 	uint64_t budget_waits;       /* periods in which its ingest budget ran out */
 	uint64_t ctrl_over_budget;   /* control packets held for a later period */
 	uint64_t chunks_over_budget; /* short RX pieces into it held for its next period */
+	uint64_t mem_waits;          /* its chains that waited for memory not yet in */
 };
 
 struct dp_flow_stats {

@@ -70,6 +70,11 @@ static bool rx_get(struct dp *dp, uint32_t q)
 		struct vq_chain ch;
 		int r = vq_device_pop(c->rx, &ch, w->rx.seg, DP_MAX_SEG);
 
+		if (r == VQ_NOT_READY) {
+			dp_mem_wait(dp, w->dst, c->rx);
+			dp_queue_block(dp, q);
+			return false;
+		}
 		if (r < 0) {
 			dp_cell_break(dp, w->dst, r);
 			return false;

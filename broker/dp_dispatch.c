@@ -337,13 +337,17 @@ void dp_wake_rx_waiters(struct dp *dp, uint32_t s)
 	struct vq_chain ch;
 	int r;
 
-	if (c->waiters < 0 || !c->attached)
+	if (c->waiters < 0 || !c->attached || dp_mem_waits(dp, s))
 		return;
 	if (!c->n_spare) {
 		r = vq_device_pop(c->rx, &ch, c->spare[0].seg, DP_MAX_SEG);
 		/* Empty: ask for a kick, and look again in case buffers came meanwhile. */
 		if (!r && !dp->cfg->broker.poll && vq_device_enable_notify(c->rx))
 			r = vq_device_pop(c->rx, &ch, c->spare[0].seg, DP_MAX_SEG);
+		if (r == VQ_NOT_READY) {
+			dp_mem_wait(dp, s, c->rx);
+			return;
+		}
 		if (r < 0)
 			dp_cell_break(dp, s, r);
 		if (r <= 0)

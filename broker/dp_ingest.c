@@ -69,6 +69,8 @@ static void ingest_cell(struct dp *dp, uint32_t s)
 	struct dp_cell *c = &dp->cells[s];
 	uint64_t now = dp->now;
 
+	if (dp_mem_waits(dp, s))
+		return;
 	for (uint32_t taken = 0; c->attached; taken++) {
 		int32_t pi;
 		struct dp_pkt *p;
@@ -91,6 +93,12 @@ static void ingest_cell(struct dp *dp, uint32_t s)
 			return; /* the rest waits on the ring for the next period */
 		}
 		r = vq_device_pop(c->tx, &ch, p->seg, DP_MAX_SEG);
+		if (r == VQ_NOT_READY) {
+			/* The look cost a chain walk: charged like a pop. */
+			dp_pkt_free(dp, pi);
+			dp_mem_wait(dp, s, c->tx);
+			return;
+		}
 		if (r <= 0) {
 			dp_budget_unused(dp, s);
 			dp_pkt_free(dp, pi);

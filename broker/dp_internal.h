@@ -4,6 +4,7 @@
 #ifndef RTVIO_BROKER_DP_INTERNAL_H
 #define RTVIO_BROKER_DP_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -131,6 +132,10 @@ struct dp_cell {
 	uint64_t tx_empty_at;      /* last pass that found the TX ring empty */
 	int break_err;             /* a ring error to act on at the next pass */
 	bool tx_armed;             /* kicks requested since the TX ring last drained */
+	/* A chain of this cell names memory not faulted in yet (VQ_NOT_READY): its rings
+	 * are left alone until the memory thread has faulted in what was asked for
+	 * (dp_mem_wait, dp_mem_ready). Set by the cell's core, cleared by the loop. */
+	atomic_bool mem_wait;
 	uint32_t n_spare;
 	struct dp_rx spare[DP_RX_SPARE];
 	uint64_t refused, resets;
@@ -326,6 +331,12 @@ void dp_queue_purge(struct dp *dp, uint32_t q, uint32_t gone);
 void dp_queue_purge_all(struct dp *dp, uint32_t q);
 void dp_release_held(struct dp *dp, struct dp_core *k, uint64_t now);
 void dp_wake_rx_waiters(struct dp *dp, uint32_t cell);
+
+/* dataplane.c: a pop of cell s's ring vq said VQ_NOT_READY: the cell's rings wait,
+ * counted in mem_waits, and the memory thread is asked for the range (vq->want) */
+void dp_mem_wait(struct dp *dp, uint32_t s, const struct vq_device *vq);
+/* Does cell s wait for memory (its rings are left alone until dp_mem_ready)? */
+bool dp_mem_waits(const struct dp *dp, uint32_t s);
 
 /* dp_ingest.c: one ingest pass over core k's attached cells at time now (with one
  * core: every attached cell). */

@@ -84,7 +84,7 @@ static int host_attach(struct host *h, const struct gv_layout *lay)
 				     { lay->tx_desc, lay->tx_avail, lay->tx_used } };
 	uint64_t feat = 1ull << VIRTIO_F_VERSION_1;
 
-	h->mem = (struct vq_mem_region){ HOST_REGION_GPA, h->region_size, h->region };
+	h->mem = (struct vq_mem_region){ .gpa = HOST_REGION_GPA, .size = h->region_size, .host = h->region };
 	for (unsigned int q = 0; q < 2; q++) {
 		struct vq_ring r = { .num = lay->queue_size,
 				     .desc = (void *)(h->region + off[q][0]),

@@ -38,14 +38,22 @@ static size_t map_span(const struct vhu_map *m)
 	return (m->len + page - 1) / page * page;
 }
 
-/* Tests: the thread stands still, its jobs and their mappings with it. */
+/* Tests: the thread stands still, its jobs and their mappings with it, but for the
+ * pieces it is allowed. */
 static void pop_hold(struct vhu_pop *p)
 {
 	struct timespec ts = { 0, 1000000 };
 
 	while (p && atomic_load_explicit(&p->hold, memory_order_relaxed) &&
-	       !atomic_load_explicit(&p->stop, memory_order_relaxed))
+	       !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		unsigned int a = atomic_load_explicit(&p->allow, memory_order_relaxed);
+
+		if (a && atomic_compare_exchange_weak_explicit(&p->allow, &a, a - 1,
+							       memory_order_relaxed,
+							       memory_order_relaxed))
+			return;
 		nanosleep(&ts, NULL);
+	}
 }
 
 /* A piece the kernel refused (it should not: pieces are whole pages of the file):
@@ -134,10 +142,18 @@ static void pop_queue(struct vhu_pop *p, struct vhu_map *m)
 	}
 }
 
+/* log2 of n, a power of two. */
+static unsigned int log2_of(size_t n)
+{
+	return (unsigned int)__builtin_ctzll((unsigned long long)n);
+}
+
 void vhu_map_populate(struct vhu_pop *p, struct vhu_map *m)
 {
 	m->fresh = false;
+	vq_ready_init(&m->ready, m->addr, m->len, log2_of(piece_of(m, VHU_POP_PIECE_PAGES)));
 	if (!p) {
+		vq_ready_set_all(&m->ready);
 		atomic_store_explicit(&m->populated, true, memory_order_relaxed);
 		return;
 	}
@@ -192,13 +208,29 @@ static bool job_cut(struct vhu_pop *p, struct vhu_map *m)
 	       atomic_load_explicit(&p->stop, memory_order_relaxed);
 }
 
-/* A mapping the memory thread works on: populating it (off: bytes faulted in), then,
- * should the thread be its last owner, unmapping it (off: bytes unmapped). */
+/* A mapping the memory thread works on: populating it granule by granule (g, and in:
+ * bytes of g faulted in; sweep: the next granule in order), then, should the thread
+ * be its last owner, unmapping it (off: bytes unmapped). */
 struct vhu_pop_work {
 	struct vhu_map *m;
+	unsigned int sweep, g;
+	size_t in;
+	bool wanted;  /* g was asked for by the data path */
+	bool full;    /* every granule is in */
 	size_t off;
 	bool unmapping;
 };
+
+/* Wakes the loop: a job ended, or a granule the data path asked for is in. The
+ * broker's own non-blocking eventfd. */
+static void pop_tell(struct vhu_pop *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->done_fd, &one, sizeof(one)) < 0) {
+		/* The loop has a wake-up pending already. */
+	}
+}
 
 /* The populate ended (every piece in, a piece refused, or cut short): the loop hears
  * of a finished or failed one, and the thread's ownership ends. True when the thread
@@ -207,21 +239,19 @@ struct vhu_pop_work {
 static bool populate_end(struct vhu_pop *p, struct vhu_pop_work *w, int rc)
 {
 	struct vhu_map *m = w->m;
-	bool told = rc < 0 || w->off >= m->len;
-	uint64_t one = 1;
+	bool told = rc < 0 || w->full;
 
 	/* Release: the loop that sees the flag or the error starts (or refuses) the
 	 * device only after every piece returned. */
 	if (rc < 0)
 		atomic_store_explicit(&m->result, rc, memory_order_release);
-	else if (w->off >= m->len) {
+	else if (w->full) {
 		atomic_store_explicit(&m->populated, true, memory_order_release);
 		atomic_fetch_add_explicit(&p->jobs, 1, memory_order_relaxed);
 	}
-	/* Non-blocking, the broker's own eventfd; a cancelled job tells nobody. */
-	if (told && write(p->done_fd, &one, sizeof(one)) < 0) {
-		/* The loop has a wake-up pending already. */
-	}
+	/* A cancelled job tells nobody. */
+	if (told)
+		pop_tell(p);
 	/* Acq_rel: the last owner sees every other owner done with m. */
 	if (atomic_fetch_sub_explicit(&m->owners, 1, memory_order_acq_rel) != 1)
 		return false;
@@ -255,24 +285,65 @@ static bool unmap_step(struct vhu_pop *p, struct vhu_pop_work *w)
 	return false;
 }
 
+/* The granule to fault in next: the first one the data path wants, else the next
+ * in order that is not in yet; the ready map's size when every one is. A granule
+ * left half done for a wanted one is started again later (its pages that are in
+ * cost little the second time). */
+static unsigned int next_granule(struct vhu_pop_work *w)
+{
+	const struct vq_ready *r = &w->m->ready;
+	unsigned int g = vq_ready_wanted(r);
+
+	w->wanted = g < r->n;
+	if (w->wanted)
+		return g;
+	while (w->sweep < r->n && vq_ready_is_in(r, w->sweep))
+		w->sweep++;
+	return w->sweep;
+}
+
+/* One populate piece of the granule next_granule names; false once w is done. */
+static bool populate_step(struct vhu_pop *p, struct vhu_pop_work *w)
+{
+	struct vhu_map *m = w->m;
+	size_t gsize = (size_t)1 << m->ready.shift, start, glen, len;
+	unsigned int g;
+
+	/* A mapping handed over unpopulated has no ready map yet: the cut comes first. */
+	if (job_cut(p, m))
+		return populate_end(p, w, 0);
+	g = next_granule(w);
+	w->full = g >= m->ready.n;
+	if (w->full)
+		return populate_end(p, w, 0);
+	if (g != w->g)
+		w->in = 0;
+	w->g = g;
+	start = (size_t)g * gsize;
+	glen = m->len - start < gsize ? m->len - start : gsize;
+	len = glen - w->in < piece_of(m, VHU_POP_PIECE_PAGES) ? glen - w->in
+							      : piece_of(m, VHU_POP_PIECE_PAGES);
+	if (madvise((char *)m->addr + start + w->in, len, MADV_POPULATE_WRITE) < 0)
+		return errno == EINTR || errno == EAGAIN || populate_end(p, w, -errno);
+	atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
+	w->in += len;
+	if (w->in < glen)
+		return true;
+	vq_ready_set(&m->ready, g);
+	w->in = 0;
+	if (w->wanted)
+		pop_tell(p);
+	return true;
+}
+
 /* One piece of w's work, looking for a cancel before each populate piece; false once
  * w is done. */
 static bool work_step(struct vhu_pop *p, struct vhu_pop_work *w)
 {
-	struct vhu_map *m = w->m;
-	size_t piece = piece_of(m, VHU_POP_PIECE_PAGES), len;
-
 	pop_hold(p);
 	if (w->unmapping)
 		return unmap_step(p, w);
-	if (w->off >= m->len || job_cut(p, m))
-		return populate_end(p, w, 0);
-	len = m->len - w->off < piece ? m->len - w->off : piece;
-	if (madvise((char *)m->addr + w->off, len, MADV_POPULATE_WRITE) < 0)
-		return errno == EINTR || errno == EAGAIN || populate_end(p, w, -errno);
-	atomic_fetch_add_explicit(&p->pieces, 1, memory_order_relaxed);
-	w->off += len;
-	return true;
+	return populate_step(p, w);
 }
 
 /* One piece of every mapping in work, in the order they came: a small table is in
@@ -426,10 +497,15 @@ int vhu_pop_open(struct vhu_pop *p, unsigned int nslots, const cpu_set_t *cpus)
 	p->work = calloc(p->qcap, sizeof(*p->work));
 	p->work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->maps || !p->q || !p->work || p->work_fd < 0 || p->done_fd < 0)
+	if (!p->maps || !p->q || !p->work || p->work_fd < 0 || p->done_fd < 0) {
 		rc = -ENOMEM;
-	else
+	} else {
+		/* Every slot written once now (calloc's pages may not be in yet), so that
+		 * the loop's first use of a slot's ready map takes no page fault. */
+		for (size_t i = 0; i < (size_t)p->nslots * VHU_MAX_MAPS; i++)
+			vq_ready_init(&p->maps[i].ready, NULL, 0, 0);
 		rc = pop_start(p, cpus);
+	}
 	if (rc < 0)
 		vhu_pop_close(p);
 	return rc;

@@ -38,6 +38,12 @@
  * and what its mappings hold, in use or being unmapped, stays within VHU_MAX_MAPS
  * mappings and, with a configured limit, VHU_HELD_TABLES times that limit.
  *
+ * Granules. The thread faults a mapping in granule by granule (struct vq_ready: at
+ * most VQ_READY_MAX granules of at least one piece each), in order, except that the
+ * granules the data path asked for (vq_ready_want, for a chain of a running VM that
+ * names memory not yet in) come first; each finished wanted granule is reported to
+ * the loop like a finished job, so that the VM's waiting chains are looked at again.
+ *
  * Without a memory thread (tests of the back end alone), the back end uses its own
  * slots, counts every mapping as populated at once and unmaps in place. */
 #ifndef RTVIO_BROKER_POPULATE_H
@@ -52,6 +58,7 @@
 #include <sys/types.h>
 
 #include "vhost_user_proto.h"
+#include "vq_ready.h"
 
 #define VHU_POP_PIECE_PAGES 4u
 /* munmap pieces: 16 pages, about 9 us each on the reference host (docs/broker.md). */
@@ -79,6 +86,9 @@ struct vhu_map {
 	atomic_bool populated;     /* thread -> loop: every page is in */
 	atomic_int result;         /* thread -> loop: 0, or the populate's -errno */
 	atomic_bool busy;          /* the slot is taken until the last owner unmapped it */
+	/* Which granules are in, and which the data path wants first (vq_ready.h): set
+	 * up by vhu_map_populate, filled by the thread. */
+	struct vq_ready ready;
 };
 
 struct vhu_pop_work;
@@ -100,8 +110,10 @@ struct vhu_pop {
 	atomic_ullong jobs;        /* mappings fully populated */
 	atomic_ullong unmap_pieces; /* munmap calls made */
 	atomic_ullong unmaps;      /* mappings fully unmapped */
-	/* Tests: the thread waits before each piece while this is set. */
+	/* Tests: the thread waits before each piece while hold is set, except for the
+	 * `allow` pieces it may still make (each one counts it down). */
 	atomic_bool hold;
+	atomic_uint allow;
 };
 
 /* Opens the context for `nslots` front ends and starts the thread on `cpus` (NULL: the

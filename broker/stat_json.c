@@ -78,7 +78,7 @@ static json_t *cell_json(const struct broker *b, unsigned int i, const struct dp
 
 	broker_cell_info(b, i, &ci);
 	c = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		      "s:I, s:I, s:I, s:I}",
+		      "s:I, s:I, s:I, s:I, s:I}",
 		      "name", ci.name, "cid", (json_int_t)ci.cid, "state",
 		      broker_cell_state_name(ci.state), "running", ci.running,
 		      "connects", (json_int_t)ci.connects, "kicks", (json_int_t)ci.kicks,
@@ -90,8 +90,8 @@ static json_t *cell_json(const struct broker *b, unsigned int i, const struct dp
 		      (json_int_t)cs->conn_limit_refusals, "budget_waits",
 		      (json_int_t)cs->budget_waits, "ctrl_over_budget",
 		      (json_int_t)cs->ctrl_over_budget, "chunks_over_budget",
-		      (json_int_t)cs->chunks_over_budget, "vhu_deferred",
-		      (json_int_t)ci.vhu_deferred);
+		      (json_int_t)cs->chunks_over_budget, "mem_waits",
+		      (json_int_t)cs->mem_waits, "vhu_deferred", (json_int_t)ci.vhu_deferred);
 	return c;
 }
 

@@ -162,14 +162,19 @@ void vhu_backend_connect(struct vhu_backend *b, int sock)
 	vhu_reader_init(&b->rd);
 }
 
+static void rings_forget(struct vhu_backend *b)
+{
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
+		b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
+}
+
 static void device_stop(struct vhu_backend *b)
 {
 	if (!b->running)
 		return;
 	b->ops->stop(b->ctx, b);
 	b->running = false;
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
-		b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
+	rings_forget(b);
 }
 
 /* Forgets everything the front end set up (memory, rings, negotiation) but keeps the
@@ -279,8 +284,91 @@ static int table_ready(const struct vhu_backend *b)
 	return 1;
 }
 
+/* The front end's memory could not be faulted in (a file cut short under the
+ * populate: EFAULT; or no memory for it): the device cannot run, and the cell is cut
+ * off as for a SIGBUS. */
+static void populate_failed(struct vhu_backend *b, int rc)
+{
+	if (b->faulted)
+		return;
+	LOG(b, "its memory could not be faulted in (%s)", strerror(-rc));
+	b->last_error = rc;
+	b->faulted = 1;
+	vhu_fault_pending = 1;
+}
+
+void vhu_backend_mem(const struct vhu_backend *b, struct vq_mem_region *mem)
+{
+	for (unsigned int i = 0; i < b->nregions; i++) {
+		const struct vhu_region *r = &b->regions[i];
+
+		mem[i] = (struct vq_mem_region){
+			.gpa = r->guest_addr,
+			.size = r->size,
+			.host = r->host,
+			.ready = b->seal || !r->map ? NULL : &r->map->ready,
+		};
+	}
+}
+
+/* Are the pages of [host, host + len) in? If not, the memory thread is asked for
+ * them first. */
+static bool range_in(const struct vhu_backend *b, const void *host, uint64_t len)
+{
+	struct vq_mem_region mem[VHU_MAX_REGIONS];
+
+	vhu_backend_mem(b, mem);
+	if (vq_mem_ready(mem, b->nregions, host, len))
+		return true;
+	vq_mem_want(mem, b->nregions, host, len);
+	return false;
+}
+
+/* Are the three rings of both queues in (ring_translate done)? Every part that is
+ * not is asked for at once. */
+static bool rings_in(const struct vhu_backend *b)
+{
+	bool in = true;
+
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		const struct vhu_ring *r = &b->ring[q];
+		uint64_t n = r->num ? r->num : 1;
+
+		in &= range_in(b, r->desc, 16 * n);
+		in &= range_in(b, r->avail, 6 + 2 * n);
+		in &= range_in(b, r->used, 6 + 8 * n);
+	}
+	return in;
+}
+
+/* Translates both queues' rings into the current table: false (logged once per
+ * cause, since every later message would repeat it) when one does not lie in it. */
+static bool rings_translate(struct vhu_backend *b)
+{
+	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
+		struct vhu_ring *r = &b->ring[q];
+		int rc = ring_translate(b, &r->addr, r->num, &r->desc, &r->avail, &r->used);
+
+		if (rc < 0) {
+			if (b->last_error != rc)
+				LOG(b, "queue %u does not lie in the memory table: not started", q);
+			b->last_error = rc;
+			rings_forget(b);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Starts the device once both rings are ready; a failure leaves it stopped until the
- * front end changes something. */
+ * front end changes something.
+ *
+ * A process cell's device starts once every page of its table is in. A VM's starts
+ * as soon as the pages of its rings are, as QEMU expects of a device it started (its
+ * whole RAM takes seconds to fault in): the memory thread fills in the rest behind
+ * it, and until then a chain that names a page not yet in waits on the ring
+ * (VQ_NOT_READY) while the thread takes that page first. Either way the data path
+ * never touches a page the thread has not faulted in. */
 static void maybe_start(struct vhu_backend *b)
 {
 	int rc;
@@ -290,43 +378,25 @@ static void maybe_start(struct vhu_backend *b)
 	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
 		if (!ring_ready(b, &b->ring[q]))
 			return;
-	/* A process cell's device starts once every page of its table is in: the data
-	 * path must not fault. A VM's starts at once, as QEMU expects of a device it
-	 * started (its whole RAM takes seconds to fault in): until the populate ends,
-	 * the data path may take one first-touch fault per page of the new table. */
 	rc = table_ready(b);
-	if (rc == 0 && !b->seal)
-		rc = 1;
-	b->pop_wait = rc == 0;
 	if (rc < 0) {
-		/* A file cut short under the populate (EFAULT), or no memory for it:
-		 * the device cannot start, and the cell is cut off as for a SIGBUS. */
-		LOG(b, "its memory could not be faulted in (%s)", strerror(-rc));
-		b->last_error = rc;
-		b->faulted = 1;
-		vhu_fault_pending = 1;
-	}
-	if (rc <= 0)
+		populate_failed(b, rc);
 		return;
-	for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++) {
-		struct vhu_ring *r = &b->ring[q];
-
-		rc = ring_translate(b, &r->addr, r->num, &r->desc, &r->avail, &r->used);
-		if (rc < 0) {
-			/* Once per cause: every later message would repeat it. */
-			if (b->last_error != rc)
-				LOG(b, "queue %u does not lie in the memory table: not started", q);
-			b->last_error = rc;
-			return;
-		}
+	}
+	b->pop_wait = rc == 0 && b->seal;
+	if (b->pop_wait || !rings_translate(b))
+		return;
+	if (rc == 0 && !rings_in(b)) {
+		b->pop_wait = true;
+		rings_forget(b);
+		return;
 	}
 	rc = b->ops->start(b->ctx, b);
 	if (rc < 0) {
 		if (b->last_error != rc)
 			LOG(b, "cannot start the device: %s", strerror(-rc));
 		b->last_error = rc;
-		for (unsigned int q = 0; q < VHU_VSOCK_QUEUES; q++)
-			b->ring[q].desc = b->ring[q].avail = b->ring[q].used = NULL;
+		rings_forget(b);
 		return;
 	}
 	b->running = true;
@@ -335,8 +405,17 @@ static void maybe_start(struct vhu_backend *b)
 
 void vhu_backend_populated(struct vhu_backend *b)
 {
-	if (b->pop_wait)
+	int rc;
+
+	if (b->pop_wait) {
 		maybe_start(b);
+		return;
+	}
+	/* A running VM whose memory could not all be faulted in: its chains that name
+	 * the pages left out would wait for ever. */
+	rc = b->running ? table_ready(b) : 0;
+	if (rc < 0)
+		populate_failed(b, rc);
 }
 
 static int send_reply(struct vhu_backend *b, const struct vhu_msg *req, const void *payload,

@@ -192,9 +192,15 @@ int vhu_backend_handle(struct vhu_backend *b, const struct vhu_msg *m, int *fds,
  * again and accepts the next connection. */
 void vhu_backend_disconnect(struct vhu_backend *b);
 
-/* The populate thread finished a job: start the device if its table is now in (or
- * log why it never will be). Cheap when nothing changed. */
+/* The memory thread finished a job or a wanted granule: start the device if what it
+ * waits for is now in, cut the cell off (log, `faulted`) if its memory could not be
+ * faulted in. Cheap when nothing changed. */
 void vhu_backend_populated(struct vhu_backend *b);
+
+/* The current table as the data plane sees it, mem[0..nregions): a VM's regions carry
+ * their mappings' ready maps (which granules the memory thread has faulted in), a
+ * process cell's none (its device starts only once all of it is in). */
+void vhu_backend_mem(const struct vhu_backend *b, struct vq_mem_region *mem);
 
 /* The data plane found a ring broken: tell the front end through the ring's error
  * eventfd, if it gave one. */

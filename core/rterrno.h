@@ -10,6 +10,7 @@
 
 #define RT_EFAULT 14    /* an address lies outside every memory region */
 #define RT_EBUSY 16     /* a head is published again while still in flight */
+#define RT_EAGAIN 11    /* not yet: try again later (memory not faulted in yet) */
 #define RT_EINVAL 22    /* a malformed ring, descriptor or argument */
 #define RT_ENOSPC 28    /* no free descriptors for the chain */
 #define RT_E2BIG 7      /* a chain has more segments or bytes than allowed */

@@ -378,6 +378,18 @@ static int dev_fail_at(struct vq_device *vq, int err, int line)
 }
 #define dev_fail(vq, err) dev_fail_at(vq, err, __LINE__)
 
+/* The chain names [host, host + len), which the device may not touch yet: nothing is
+ * consumed and the ring stays usable; the caller learns where from vq->want. */
+/*@ requires \valid(vq);
+    assigns vq->want, vq->want_len;
+    ensures \result == VQ_NOT_READY; */
+static int not_ready(struct vq_device *vq, const void *host, uint64_t len)
+{
+	vq->want = host;
+	vq->want_len = len;
+	return VQ_NOT_READY;
+}
+
 /* A descriptor in host order, in private memory. */
 struct desc {
 	uint64_t addr;
@@ -456,7 +468,7 @@ static bool seg_set(struct vq_seg *seg, unsigned int n, const struct vq_mem_regi
     requires mem_ok(vq->mem, vq->n_mem);
     requires \valid(c) && \valid(seg + (0 .. max_seg - 1));
     requires \separated(c, seg + (0 .. max_seg - 1), vq, vq->mem + (0 .. vq->n_mem - 1));
-    assigns vq->broken, vq->broken_at, *c, seg[0 .. max_seg - 1];
+    assigns vq->broken, vq->broken_at, vq->want, vq->want_len, *c, seg[0 .. max_seg - 1];
     ensures \result == 0 || \result < 0;
     ensures \result == 0 ==> c->head == head && c->seg == seg;
     ensures \result == 0 ==> 0 <= c->n_out <= c->n_seg <= max_seg;
@@ -489,7 +501,8 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 	    loop invariant \forall integer k; 0 <= k < n_seg ==>
 	      in_region{Pre}((struct vq_mem_region *)mem, n_mem, seg[k].host, seg[k].len);
 	    loop assigns hops, i, table, table_n, indirect, d, out_len, in_len, n_seg, n_out,
-	                 seg[0 .. max_seg - 1], vq->broken, vq->broken_at;
+	                 seg[0 .. max_seg - 1], vq->broken, vq->broken_at, vq->want,
+	                 vq->want_len;
 	    loop variant (indirect ? 0 : 65536) + table_n - hops; */
 	for (;;) {
 		/* No chain visits more descriptors than its table holds. */
@@ -507,6 +520,8 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 			table = vq_translate(mem, n_mem, d.addr, d.len);
 			if (!table)
 				return dev_fail(vq, -RT_EFAULT);
+			if (!vq_mem_ready(mem, n_mem, table, d.len))
+				return not_ready(vq, table, d.len);
 			/*@ assert in_region{Pre}((struct vq_mem_region *)mem, n_mem,
 			                          (void *)table, d.len); */
 			table_n = d.len / sizeof(struct vring_desc);
@@ -527,6 +542,8 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
 			return dev_fail(vq, -RT_E2BIG);
 		if (!seg_set(seg, n_seg, mem, n_mem, &d))
 			return dev_fail(vq, -RT_EFAULT);
+		if (!vq_mem_ready(mem, n_mem, seg[n_seg].host, seg[n_seg].len))
+			return not_ready(vq, seg[n_seg].host, seg[n_seg].len);
 		/*@ assert in_region{Pre}((struct vq_mem_region *)mem, n_mem, seg[n_seg].host,
 		                          seg[n_seg].len); */
 		n_seg++;
@@ -551,6 +568,7 @@ static int walk_chain(struct vq_device *vq, uint16_t head, struct vq_chain *c,
                         vq->inflight + (0 .. (vq->ring.num + 63) / 64 - 1),
                         vq->mem + (0 .. vq->n_mem - 1));
     assigns vq->last_avail, vq->avail_idx, vq->n_inflight, vq->broken, vq->broken_at,
+            vq->want, vq->want_len,
             vq->inflight[0 .. (vq->ring.num + 63) / 64 - 1], *c, seg[0 .. max_seg - 1];
     ensures \result == 0 || \result == 1 || \result < 0;
     ensures \result == 1 ==> c->head < vq->ring.num && c->seg == seg; */

@@ -230,13 +230,23 @@ static inline int vq_driver_broken(const struct vq_driver *vq)
 
 /* ---- Device side ------------------------------------------------------------- */
 
+struct vq_ready;
+
 /* One region of the driver's memory: driver addresses [gpa, gpa + size) are at
- * host[0, size) here. A table of these is the caller's, read-only to core/. */
+ * host[0, size) here. A table of these is the caller's, read-only to core/. ready:
+ * NULL when the device may touch all of it, else which parts it may yet
+ * (vq_ready.h). */
 struct vq_mem_region {
 	uint64_t gpa;
 	uint64_t size;
 	void *host;
+	struct vq_ready *ready;
 };
+
+/* What vq_device_pop returns for a chain that names memory the device may not touch
+ * yet: the ring is not broken, nothing was consumed, and vq_device.want says where. */
+#define VQ_NOT_READY (-RT_EAGAIN)
+
 
 /* Host pointer for driver addresses [gpa, gpa + len), or NULL unless the whole range
  * lies inside one region. Overflow-safe for any gpa and len. */
@@ -278,6 +288,8 @@ struct vq_device {
 	bool indirect;
 	int broken;             /* 0, or why the driver broke the ring */
 	int broken_at;          /* the line of virtq.c that found it, for debugging */
+	const void *want;       /* the range the last VQ_NOT_READY pop needs */
+	uint64_t want_len;
 };
 
 #define VQ_INFLIGHT_WORDS(num) (((num) + 63u) / 64u)
@@ -331,6 +343,14 @@ struct vq_device {
                &vq->ring.avail->idx, &vq->ring.avail->flags);
 */
 
+/* May the device touch [host, host + len), which lies in a region of mem[n_mem]? True
+ * unless that region's ready map says a granule of it is not in yet (vq_ready.c,
+ * outside the proof: its contract is assumed there). */
+/*@ requires mem_ok((struct vq_mem_region *)mem, n_mem);
+    assigns \nothing; */
+bool vq_mem_ready(const struct vq_mem_region *mem, unsigned int n_mem, const void *host,
+		  uint64_t len);
+
 /* Sets vq up over a ring whose parts the caller has already translated (ring) and
  * the driver's memory table (mem[n_mem], used to translate descriptor addresses; it
  * may change between calls as long as it is not changed during one). inflight is the
@@ -352,6 +372,9 @@ int vq_device_init(struct vq_device *vq, const struct vq_ring *ring,
  *   -RT_ELOOP   the chain is longer than its table: it loops
  *   -RT_E2BIG   more than max_seg segments, or more than 2^32 - 1 bytes in one part
  *   -RT_EFAULT  a buffer or indirect table outside every memory region
+ * or VQ_NOT_READY, which breaks nothing: a buffer or indirect table of the next chain
+ * lies in memory the device may not touch yet (vq_mem_ready); [want, want + want_len)
+ * is that range, and the same chain is popped again by a later call.
  * Chains may be pushed back in any order and at any later time. */
 int vq_device_pop(struct vq_device *vq, struct vq_chain *c, struct vq_seg *seg,
 		  unsigned int max_seg);

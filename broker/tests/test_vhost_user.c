@@ -811,6 +811,63 @@ static void test_vm_table_again(void **state)
 	vhu_pop_close(&p);
 }
 
+/* A VM's device starts as soon as its rings are in, not its whole RAM: the memory
+ * thread takes the granules the start asks for (the two queues' rings) first, then
+ * any granule the data path asks for, ahead of the rest. Each piece is allowed one by
+ * one, so the order is the thread's, not the clock's. */
+static void test_vm_rings_first(void **state)
+{
+	size_t gsize = VHU_POP_PIECE_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+	struct vq_mem_region mem[VHU_MAX_REGIONS];
+	struct vhu_pop p;
+	struct vq_ready *r;
+	uint8_t *far;
+	struct fe f;
+
+	(void)state;
+	fe_setup(&f);
+	pop_attach(&f, &p, true);
+	f.b.seal = false; /* a `vm = yes` cell */
+	negotiate(&f);
+	assert_int_equal(one_region_acked(&f), 0);
+	rings_up(&f);
+	assert_false(f.b.running);
+	assert_true(f.b.pop_wait);
+	r = &f.b.regions[0].map->ready;
+	assert_int_equal(r->n, REGION / gsize);
+	assert_int_equal(vq_ready_wanted(r), 0); /* the rx ring's */
+	vhu_backend_mem(&f.b, mem);
+	assert_ptr_equal(mem[0].ready, r);
+	/* Two pieces: the granules of the rx ring (offset 0) and the tx ring (16 KiB). */
+	atomic_store(&p.allow, 2);
+	while (!f.b.running)
+		pop_wait_done(&f, &p);
+	assert_int_equal(f.dev.starts, 1);
+	assert_int_equal(atomic_load(&p.pieces), 2);
+	assert_true(vq_ready_is_in(r, 0) && vq_ready_is_in(r, 1));
+	assert_false(vq_ready_is_in(r, 2));
+	assert_int_equal(vhu_map_ready(f.b.regions[0].map), 0);
+	/* The data path asks for a granule far ahead: it comes next. */
+	far = f.b.regions[0].host + 40 * gsize;
+	assert_false(vq_mem_ready(mem, 1, far, 64));
+	vq_mem_want(mem, 1, far, 64);
+	atomic_store(&p.allow, 1);
+	pop_wait_done(&f, &p);
+	assert_true(vq_mem_ready(mem, 1, far, 64));
+	assert_false(vq_ready_is_in(r, 2));
+	assert_int_equal(atomic_load(&p.pieces), 3);
+	/* The rest in order, and the whole mapping is in. */
+	atomic_store(&p.hold, false);
+	while (vhu_map_ready(f.b.regions[0].map) != 1)
+		pop_wait_done(&f, &p);
+	assert_true(vq_mem_ready(mem, 1, f.b.regions[0].host, REGION));
+	assert_int_equal(atomic_load(&p.pieces), REGION / gsize);
+	assert_true(f.b.running);
+	fe_teardown(&f);
+	pop_wait_free(&p);
+	vhu_pop_close(&p);
+}
+
 /* A front end that goes, or replaces its table, while its populate runs: the loop
  * never waits, the populate thread stops at its next piece and unmaps what only it
  * still holds; the device starts on the new table only. */
@@ -2106,6 +2163,7 @@ int main(void)
 		cmocka_unit_test(test_unsealable_refused),
 		cmocka_unit_test(test_same_file_again),
 		cmocka_unit_test(test_vm_table_again),
+		cmocka_unit_test(test_vm_rings_first),
 		cmocka_unit_test(test_detach_during_populate),
 		cmocka_unit_test(test_drop_unmapped_by_thread),
 		cmocka_unit_test(test_reattach_loop),

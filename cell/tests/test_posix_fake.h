@@ -116,7 +116,7 @@ static int handshake(struct fake *f)
 			nfds = 0;
 			if (f->mem == MAP_FAILED)
 				return -1;
-			f->region = (struct vq_mem_region){ f->gpa, f->mem_size, f->mem };
+			f->region = (struct vq_mem_region){ .gpa = f->gpa, .size = f->mem_size, .host = f->mem };
 			if (m.hdr.flags & VHU_FLAG_NEED_REPLY) {
 				r.hdr.size = 8;
 				r.p.u64 = 0;

@@ -25,7 +25,7 @@ status=0
 for src in "$@"; do
 	exe="$tmp/$(basename "$src" .c).s390x"
 	if ! "$CC" -std=c11 -D_GNU_SOURCE -O1 -static -pthread -Wall -Wextra -Werror \
-		-I"$core/tests/shim" -I"$core" "$src" "$core/virtq.c" "$core/vsock.c" \
+		-I"$core/tests/shim" -I"$core" "$src" "$core/virtq.c" "$core/vq_ready.c" "$core/vsock.c" \
 		-o "$exe" >"$tmp/cc.log" 2>&1; then
 		echo "not ok - $(basename "$src") does not build for s390x" >>"$out"
 		sed 's/^/# /' "$tmp/cc.log" >>"$out"

@@ -144,9 +144,9 @@ static void translate_bounds(void **state)
 {
 	uint8_t a[64], b[64];
 	const struct vq_mem_region mem[] = {
-		{ 0x1000, 64, a },
-		{ 0x1040, 64, b }, /* adjacent to the first: no range may span both */
-		{ UINT64_MAX - 63, 64, a }, /* ends exactly at 2^64 */
+		{ 0x1000, 64, a, NULL },
+		{ 0x1040, 64, b, NULL }, /* adjacent to the first: no range may span both */
+		{ UINT64_MAX - 63, 64, a, NULL }, /* ends exactly at 2^64 */
 	};
 
 	(void)state;
@@ -740,7 +740,7 @@ static void hostile_length_overflow(void **state)
 	uint8_t *big = e->mem;
 	/* A region of 2^40 bytes the test never touches beyond its first buffer, so
 	 * that each 4 GiB - 1 segment translates and only the sum overflows. */
-	struct vq_mem_region huge = { 0, 1ull << 40, big };
+	struct vq_mem_region huge = { 0, 1ull << 40, big, NULL };
 
 	(void)state;
 	e->dev.mem = &huge;

@@ -80,7 +80,7 @@ static int device_main(int memfd, size_t size, unsigned int num, uint64_t featur
 
 	if (mem == MAP_FAILED || mem == driver_view)
 		return 1;
-	region = (struct vq_mem_region){ VQENV_GPA, size, mem };
+	region = (struct vq_mem_region){ .gpa = VQENV_GPA, .size = size, .host = mem };
 	if (vq_ring_at(&ring, mem, num) ||
 	    vq_device_init(&dev, &ring, &region, 1, inflight, features, 0))
 		return 1;

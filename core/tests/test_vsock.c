@@ -120,6 +120,7 @@ static void errno_values_match(void **state)
 	assert_int_equal(RT_E2BIG, E2BIG);
 	assert_int_equal(RT_ELOOP, ELOOP);
 	assert_int_equal(RT_EPROTO, EPROTO);
+	assert_int_equal(RT_EAGAIN, EAGAIN);
 }
 
 static void le_accessors(void **state)

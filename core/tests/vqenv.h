@@ -57,7 +57,7 @@ static inline int vqenv_setup(struct vqenv *e, uint8_t *mem, size_t mem_size,
 	e->nbuf = nbuf;
 	if (e->buf_off + (size_t)nbuf * buf_size > mem_size)
 		return -1;
-	e->region = (struct vq_mem_region){ VQENV_GPA, mem_size, mem };
+	e->region = (struct vq_mem_region){ .gpa = VQENV_GPA, .size = mem_size, .host = mem };
 	err = vq_ring_at(&e->ring, mem, num);
 	if (err)
 		return err;

@@ -131,7 +131,7 @@ static inline int cell_init(struct wire *w, int i, uint64_t cid, const struct wi
 		return err;
 
 	/* The broker's view: one region at WIRE_GPA, rings translated through it. */
-	c->mr = (struct vq_mem_region){ WIRE_GPA, c->region_size, c->region };
+	c->mr = (struct vq_mem_region){ .gpa = WIRE_GPA, .size = c->region_size, .host = c->region };
 	c->infl_rx = calloc(VQ_INFLIGHT_WORDS(c->lay.queue_size), sizeof(uint64_t));
 	c->infl_tx = calloc(VQ_INFLIGHT_WORDS(c->lay.queue_size), sizeof(uint64_t));
 	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (o->event_idx ? 1ull << VIRTIO_F_EVENT_IDX : 0);
