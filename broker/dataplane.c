@@ -277,12 +277,12 @@ bool dp_mem_waits(const struct dp *dp, uint32_t s)
 
 void dp_mem_ready(struct dp *dp, unsigned int cell)
 {
-	if (cell >= dp->ncells)
-		return;
 	/* Release: the loop heard of the granules through the thread's eventfd; the
-	 * core that sees the flag clear sees them in. */
-	atomic_store_explicit(&dp->cells[cell].mem_wait, false, memory_order_release);
-	dp_kick(dp, cell, 0);
+	 * core that sees the flag clear sees them in. A cell that waits for nothing
+	 * costs no wake-up. */
+	if (cell < dp->ncells && atomic_exchange_explicit(&dp->cells[cell].mem_wait, false,
+							  memory_order_acq_rel))
+		dp_kick(dp, cell, 0);
 }
 
 /* ------------------------------------------------------- create/destroy ---- */

@@ -66,6 +66,10 @@ static bool rx_get(struct dp *dp, uint32_t q)
 
 	if (c->n_spare) {
 		w->rx = c->spare[--c->n_spare];
+	} else if (dp_mem_waits(dp, w->dst)) {
+		/* Its next RX buffer names memory not in yet: wait with the others. */
+		dp_queue_block(dp, q);
+		return false;
 	} else {
 		struct vq_chain ch;
 		int r = vq_device_pop(c->rx, &ch, w->rx.seg, DP_MAX_SEG);
