@@ -412,17 +412,25 @@ static int start_results(struct bench *b)
  * The first one starts even after an early signal (and records that it was cut). */
 static int run_scenarios(struct bench *b, const bool want[NSCENARIOS])
 {
-	int rc = 0;
+	const char *failed[NSCENARIOS];
+	int rc = 0, nfailed = 0;
 
 	b->nsteps = want[0] ? bench_size_steps(b) : 0;
 	for (int i = 1; i < NSCENARIOS; i++)
 		if (want[i])
 			b->nsteps += b->quick ? scenarios[i].steps_quick : scenarios[i].steps_std;
 	for (int i = 0; i < NSCENARIOS; i++)
-		if (want[i] && (!i || !rtvio_stop_requested) && scenarios[i].run(b))
+		if (want[i] && (!i || !rtvio_stop_requested) && scenarios[i].run(b)) {
+			bench_note(b, "FAILED: scenario %s did not complete (the other notes say "
+				      "which part).", scenarios[i].name);
+			failed[nfailed++] = scenarios[i].name;
 			rc = 1;
+		}
 	if (b->tty)
 		fprintf(stderr, "\n");
+	for (int i = 0; i < nfailed; i++)
+		fprintf(stderr, "rtvio bench: FAILED: scenario %s did not complete (its notes "
+				"in %s/report.md say which part)\n", failed[i], b->out);
 	if (rtvio_stop_requested)
 		bench_note(b, "The run was interrupted: the scenarios are incomplete.");
 	return rc;

@@ -59,7 +59,7 @@ static int prov_broker(struct bench *b, struct broker *br, const char *name, int
 		   "[cell sensor]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n"
 		   "[cell controller]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n"
 		   "[flow control]\nfrom = sensor\nto = controller:%d\ntype = stream\nsize = 64\n"
-		   "period = 1ms\ndeadline = 50ms\npriority = 1\n\n[workload wc]\nflow = control\npattern = off\n\n",
+		   "period = 1ms\ndeadline = 10ms\npriority = 1\n\n[workload wc]\nflow = control\npattern = off\n\n",
 		br->sockdir, BROKER_CPU, BROKER_SLEEP_PRIO, flows + 3, PROV_SENSOR_CID, CELL_CPU,
 		PROV_CONTROLLER_CID, CELL_CPU, PROV_CTL_PORT);
 	if (rtvio_platform_write(f, plat) < 0) {
@@ -88,8 +88,10 @@ static double prov_apply_us(const char *conf)
 
 /* One change request, repeated while the broker answers "busy" (a change in
  * analysis, or one applied less than ADMIT_SPACING_NS ago); 1 admitted (or removed),
- * 0 refused or failed. *ns: the round trip of the request that was answered. */
-static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
+ * 0 refused or failed. *ns: the round trip of the request that was answered; why
+ * (why_len bytes, may be NULL): the broker's reasons for a refusal. */
+static int prov_change_why(const char *sockdir, json_t *req, uint64_t *ns, char *why,
+			   size_t why_len)
 {
 	char path[256], *line = json_dumps(req, JSON_COMPACT), *reply = NULL;
 	char *nl = line ? malloc(strlen(line) + 2) : NULL;
@@ -124,9 +126,19 @@ static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
 	}
 	ok = json_is_true(json_object_get(doc, "ok")) &&
 	     json_is_true(json_object_get(doc, "admitted"));
+	if (!ok && why)
+		snprintf(why, why_len, "%s",
+			 json_string_value(json_object_get(doc, "reasons"))
+				 ?: json_string_value(json_object_get(doc, "error"))
+				 ?: "no answer from the broker's control socket");
 	json_decref(doc);
 	free(nl);
 	return ok;
+}
+
+static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
+{
+	return prov_change_why(sockdir, req, ns, NULL, 0);
 }
 
 static json_t *prov_add(const char *frag)
@@ -157,17 +169,22 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* PROV_REPS adds (and removes) of a probe flow; one row of the table, or NULL. */
-static json_t *prov_admit_point(const char *sockdir, int admitted)
+/* PROV_REPS adds (and removes) of a probe flow; one row of the table, or NULL
+ * with the reason noted in the report. */
+static json_t *prov_admit_point(struct bench *b, const char *sockdir, int admitted)
 {
 	uint64_t t[PROV_REPS];
-	char frag[256];
+	char frag[256], why[512];
 
 	prov_flow_frag(frag, sizeof(frag), "probe", PROV_FLOW_PORT - 1);
 	for (int r = 0; r < PROV_REPS; r++)
-		if (!prov_change(sockdir, prov_add(frag), &t[r]) ||
-		    !prov_change(sockdir, prov_remove("flow", "probe"), NULL))
+		if (!prov_change_why(sockdir, prov_add(frag), &t[r], why, sizeof(why)) ||
+		    !prov_change_why(sockdir, prov_remove("flow", "probe"), NULL, why,
+				     sizeof(why))) {
+			bench_note(b, "provision: with %d flows admitted, the probe flow's change "
+				      "failed: %s", admitted, why);
 			return NULL;
+		}
 	qsort(t, PROV_REPS, sizeof(t[0]), cmp_u64);
 	return json_pack("{s:i, s:i, s:f, s:f, s:f}", "flows_admitted", admitted, "n", PROV_REPS,
 			 "median_ms", (double)t[PROV_REPS / 2] / 1e6, "min_ms", (double)t[0] / 1e6,
@@ -181,7 +198,7 @@ static int prov_admit(struct bench *b, const struct rtvio_platform_cfg *plat, js
 	int top = b->quick ? 64 : prov_points[PROV_NPOINTS - 1], have = 0, rc = 0;
 	json_t *rows = json_array();
 	struct broker br = { 0 };
-	char frag[256], name[32];
+	char frag[256], name[32], why[512];
 
 	b->step++;
 	bench_progress(b, "provision: admission time, up to %d flows", top);
@@ -196,13 +213,13 @@ static int prov_admit(struct bench *b, const struct rtvio_platform_cfg *plat, js
 		for (; have < prov_points[p] - 1 && !rtvio_stop_requested; have++) {
 			snprintf(name, sizeof(name), "f%d", have + 1);
 			prov_flow_frag(frag, sizeof(frag), name, PROV_FLOW_PORT + have);
-			if (!prov_change(br.sockdir, prov_add(frag), NULL)) {
-				bench_note(b, "provision: flow %s was not admitted", name);
+			if (!prov_change_why(br.sockdir, prov_add(frag), NULL, why, sizeof(why))) {
+				bench_note(b, "provision: flow %s was not admitted: %s", name, why);
 				rc = -EIO;
 				break;
 			}
 		}
-		row = rc || rtvio_stop_requested ? NULL : prov_admit_point(br.sockdir, have + 1);
+		row = rc || rtvio_stop_requested ? NULL : prov_admit_point(b, br.sockdir, have + 1);
 		if (!row) {
 			rc = -EIO;
 			break;
@@ -288,7 +305,10 @@ static void *churn_main(void *arg)
 	return NULL;
 }
 
-static json_t *prov_churn_run(struct bench *b, struct broker *br, struct probes *pr, bool churn)
+/* One run of the control flow, with the churn thread when `churn`; *bad is set when
+ * the churn made no change at all (every one refused): then it measured nothing. */
+static json_t *prov_churn_run(struct bench *b, struct broker *br, struct probes *pr, bool churn,
+			      bool *bad)
 {
 	struct churn c = { .sockdir = br->sockdir };
 	pthread_t th;
@@ -313,8 +333,15 @@ static json_t *prov_churn_run(struct bench *b, struct broker *br, struct probes 
 		json_object_set_new(r, "churn_cycles", json_integer((json_int_t)c.cycles));
 		json_object_set_new(r, "churn_failed", json_integer((json_int_t)c.failed));
 		json_object_set_new(r, "churn_worst_change_ms", json_real((double)c.worst_ns / 1e6));
-		if (!started)
-			json_object_set_new(r, "status", json_string("the churn thread did not start"));
+		if (!started || c.failed == c.cycles) {
+			json_object_set_new(r, "status",
+					    json_string(started ? "every change was refused"
+								: "the churn thread did not start"));
+			bench_note(b, "provision: the churn run changed nothing (%s; `rtvio analyze "
+				      "%s` tells why a change is refused)",
+				   started ? "every change was refused" : "no churn thread", br->conf);
+			*bad = true;
+		}
 	}
 	json_object_set_new(r, "longest_stall_us", json_real(bench_probes_window(pr, t0, t1, st)));
 	json_object_set_new(r, "stalls", st);
@@ -339,6 +366,7 @@ static int prov_churn(struct bench *b, const struct rtvio_platform_cfg *plat, js
 	struct broker br = { 0 };
 	struct probes pr;
 	json_t *runs = json_array();
+	bool bad = false;
 
 	if (prov_broker(b, &br, "churn", 4, plat)) {
 		bench_broker_stop(&br);
@@ -352,12 +380,12 @@ static int prov_churn(struct bench *b, const struct rtvio_platform_cfg *plat, js
 	memset(&pr, 0, sizeof(pr));
 	bench_probes_start(&pr);
 	for (int churn = 0; churn < 2 && !rtvio_stop_requested; churn++)
-		json_array_append_new(runs, prov_churn_run(b, &br, &pr, churn));
+		json_array_append_new(runs, prov_churn_run(b, &br, &pr, churn, &bad));
 	bench_probes_stop(&pr);
 	bench_probes_free(&pr);
 	bench_broker_stop(&br);
 	json_object_set_new(sc, "runs", runs);
-	return json_array_size(runs) ? 0 : -EIO;
+	return json_array_size(runs) && !bad ? 0 : -EIO;
 }
 
 static void prov_describe(json_t *sc, const char *plat_src)
@@ -366,10 +394,10 @@ static void prov_describe(json_t *sc, const char *plat_src)
 	json_object_set_new(sc, "conditions", json_string(
 		"One broker on cpu 1 (policy fp, sleeping on kicks at SCHED_FIFO 80) with the "
 		"control flow (64 B every 1 ms, sensor -> controller, SCHED_FIFO 50 peers on "
-		"cpu 0; deadline 50 ms, so that a platform calibrated on a busy VM, whose "
-		"wake-ups take milliseconds, and the apply step charged at 259 flow slots "
-		"still admit it) and the platform the bound "
-		"scenario uses. admit: a flow of 64 B every "
+		"cpu 0; deadline 10 ms: room for the apply step charged at 259 flow slots "
+		"and for a platform calibrated on a busy VM, while the receiver's credit "
+		"budget, one update per message that can be pending within the deadline, "
+		"stays a small share of the broker) and the platform the bound scenario uses. admit: a flow of 64 B every "
 		"100 ms is added through the control socket and removed again, 5 times at each "
 		"number of flows already admitted; the time is request to reply (the analysis "
 		"of the whole configuration after the change, then the apply step between two "
