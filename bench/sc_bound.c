@@ -48,6 +48,7 @@ static const struct bound_flow {
  * generated sets on two cores therefore charge the allowance per 40 ms and send
  * every flow half as often; unregulated, the busier core's load is then 0.41. */
 #define BOUND_MCORE_BUDGET_PERIOD_MS 40
+#define BOUND_MCORE_PERIOD_SCALE 2
 /* The sets' cells attach once, before the run, and send no vhost-user message
  * afterwards; the broker-wide vhost-user bucket declared here is what the analysis
  * charges every window for the messages any cell could send meanwhile. The default
@@ -55,7 +56,6 @@ static const struct bound_flow {
  * 530 µs of f1's 950 µs R with a busy VM's vhost_user_msg of 33 µs); 4 per 5 ms still
  * takes a cell's handshake (about 20 messages) in 25 ms. */
 #define BOUND_VHU_TOTAL "4/5ms"
-#define BOUND_MCORE_PERIOD_SCALE 2
 
 static int bound_write(const struct bench *b, const char *path, const char *sockdir,
 		       uint64_t budget, const struct rtvio_platform_cfg *plat)
@@ -210,7 +210,8 @@ static void bound_describe(json_t *sc)
 		"stream, 2 KiB every 2 ms to 64 KiB every 40 ms (200 µs release jitter "
 		"declared; 64 KiB RX buffers, so a message is one piece), under policy fp "
 		"with 4 KiB chunks, and declare a broker-wide vhost-user bucket of 4 messages "
-		"per 5 ms (their cells attach once, before the run). Their load is set on the broker's side: the copy engine "
+		"per 5 ms (their cells attach once, before the run). Their load is set on "
+		"the broker's side: the copy engine "
 		"is regulated (budget per 250 µs) and the budget is lowered until `rtvio "
 		"analyze` finds the target share of what the regulated engine can give "
 		"(load = utilization / capacity; a target below the unregulated load runs "

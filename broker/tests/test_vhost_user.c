@@ -594,15 +594,17 @@ static void pop_wait_done(struct fe *f, struct vhu_pop *p)
 	vhu_backend_populated(&f->b);
 }
 
-/* Waits for at least one report, then until n mappings are fully populated, telling
- * the back end of every report on the way: a VM's device starts once its rings'
- * granules are in, so the report that starts it may come before its whole mapping
- * is, or with it. */
+/* Waits until n mappings are fully populated, telling the back end of every report
+ * on the way, then once more: a VM's device starts once its rings' granules are in,
+ * and their report may come before the whole mapping is, with it, or be read with
+ * an earlier one. A job's report is written after it counts in jobs, so a count
+ * below n always has a report to come; the last one is drained here. */
 static void pop_wait_populated(struct fe *f, struct vhu_pop *p, unsigned long long n)
 {
-	do
+	while (atomic_load(&p->jobs) < n)
 		pop_wait_done(f, p);
-	while (atomic_load(&p->jobs) < n);
+	vhu_pop_ack(p);
+	vhu_backend_populated(&f->b);
 }
 
 static unsigned int slots_busy(struct vhu_pop *p)
