@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -147,6 +148,13 @@ void peer_rx_account(struct peer_rx *rx, const uint8_t *m, size_t len, uint64_t 
 	peer_rx_note(rx, len, seq, stamp, now_ns);
 }
 
+long peer_sleeps(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? -1 : ru.ru_nvcsw;
+}
+
 void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status)
 {
 	json_t *doc = json_object();
@@ -166,6 +174,7 @@ void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *s
 						     : json_null());
 		json_object_set_new(doc, "msgps", s > 0 ? json_real((double)rx->messages / s)
 						      : json_null());
+		json_object_set_new(doc, "rx_sleeps", json_integer(peer_sleeps()));
 	} else if (rx->nlat) {
 		json_t *lat = json_object(), *cdf = json_array();
 		double *v = rx->lat_ns;
@@ -670,6 +679,7 @@ void peer_send_report(uint64_t seq, int err, double *call_ns, size_t n)
 
 	json_object_set_new(doc, "sent", json_integer((json_int_t)seq));
 	json_object_set_new(doc, "error", json_integer(err));
+	json_object_set_new(doc, "sleeps", json_integer(peer_sleeps()));
 	if (n) {
 		json_t *q = json_object();
 

@@ -89,9 +89,13 @@ void peer_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns);
 /* Prints the receiver's JSON result on stdout. */
 void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status);
 /* Pins and raises the calling process as the arguments say; warns once on failure. */
-/* The sender's JSON line: messages sent, the error, and (latency mode, n > 0) the
- * send call's duration, stamp to return, p50 and p99 as send_call_us. */
+/* The sender's JSON line: messages sent, the error, how often it slept, and
+ * (latency mode, n > 0) the send call's duration, stamp to return, p50 and p99 as
+ * send_call_us. */
 void peer_send_report(uint64_t seq, int err, double *call_ns, size_t n);
+/* How often this process has slept so far (voluntary context switches, all its
+ * threads), -1 if unknown: in throughput runs, what a side's wake-ups cost. */
+long peer_sleeps(void);
 
 /* One pause of a spin loop (the cpu's spin-wait hint). */
 static inline void peer_relax(void)

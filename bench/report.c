@@ -120,6 +120,14 @@ static void size_latency_table(struct out *o, const json_t *lat)
 	}
 }
 
+/* r's count under key per message under per (both whole-run counts), or -1. */
+static double per_msg(const json_t *r, const char *key, const char *per)
+{
+	double n = jnum(r, key), m = jnum(r, per);
+
+	return n >= 0 && m > 0 ? n / m : -1;
+}
+
 static void size_throughput_table(struct out *o, const json_t *tp)
 {
 	const json_t *r;
@@ -127,8 +135,9 @@ static void size_throughput_table(struct out *o, const json_t *tp)
 	char sz[96];
 
 	fprintf(o->md, "\n### Throughput (messages back to back)\n\n"
-		       "| transport | size | messages | seconds | GB/s | messages/s | status |\n"
-		       "|---|---|---|---|---|---|---|\n");
+		       "| transport | size | messages | seconds | GB/s | messages/s | receiver "
+		       "sleeps/msg | sender sleeps/msg | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|\n");
 	json_array_foreach(tp, i, r) {
 		size_str(jnum(r, "size"), sz, sizeof(sz));
 		fprintf(o->md, "| %s | %s |", jstr(r, "transport", "?"), sz);
@@ -136,6 +145,8 @@ static void size_throughput_table(struct out *o, const json_t *tp)
 		md_num(o->md, jnum(r, "seconds"), 3);
 		md_num(o->md, jnum(r, "gbps"), 3);
 		md_num(o->md, jnum(r, "msgps"), 0);
+		md_num(o->md, per_msg(r, "rx_sleeps", "messages"), 3);
+		md_num(o->md, per_msg(r, "tx_sleeps", "sent"), 3);
 		fprintf(o->md, " %s |\n", jstr(r, "status", "?"));
 	}
 }

@@ -130,6 +130,7 @@ json_t *bench_pair_finish(struct pair *p, int timeout_ms)
 	sres = parse_result(&p->s);
 	if (res && sres) {
 		json_object_set(res, "sent", json_object_get(sres, "sent"));
+		json_object_set(res, "tx_sleeps", json_object_get(sres, "sleeps"));
 		if (json_object_get(sres, "send_call_us"))
 			json_object_set(res, "send_call_us", json_object_get(sres, "send_call_us"));
 	}

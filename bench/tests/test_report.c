@@ -38,7 +38,8 @@ static const char *synthetic =
 	"   {\"transport\":\"rtvio-poll\",\"size\":64,\"messages\":1000,\"seconds\":0.5,"
 	"    \"gbps\":0.000128,\"msgps\":2000,\"status\":\"ok\"},"
 	"   {\"transport\":\"pipe\",\"size\":64,\"messages\":2000,\"seconds\":0.5,"
-	"    \"gbps\":0.000256,\"msgps\":4000,\"status\":\"ok\"}]},"
+	"    \"gbps\":0.000256,\"msgps\":4000,\"rx_sleeps\":500,\"sent\":2000,"
+	"    \"tx_sleeps\":20,\"status\":\"ok\"}]},"
 	" \"overhead\":{\"rows\":[{\"transport\":\"rtvio-poll\",\"per_message_us\":2.4,"
 	"  \"per_byte_ns\":0.19,\"r2\":0.99,\"points\":2,\"status\":\"ok\"}]},"
 	" \"isolation\":{\"conditions\":\"cond-iso\",\"runs\":[{\"label\":\"fp, bulk\","
@@ -118,7 +119,12 @@ static void test_report_written(void **state)
 	assert_non_null(strstr(md, "| rtvio-poll | 1 MiB |"));
 	assert_non_null(strstr(md, "| pipe | 64 B | – |"));
 	assert_non_null(strstr(md, "no result"));
-	assert_non_null(strstr(md, "| pipe | 64 B | 2000 | 0.500 | 0.000 | 4000 | ok |"));
+	/* Sleeps per message: the receiver's per message received, the sender's per
+	 * message sent; a row without the counts shows none. */
+	assert_non_null(strstr(md, "| pipe | 64 B | 2000 | 0.500 | 0.000 | 4000 | 0.250 | "
+				   "0.010 | ok |"));
+	assert_non_null(strstr(md, "| rtvio-poll | 64 B | 1000 | 0.500 | 0.000 | 2000 | – | – |"
+				   " ok |"));
 	assert_non_null(strstr(md, "| rtvio-poll | 2.40 | 0.1900 | 0.990 |"));
 	assert_non_null(strstr(md, "| fp, bulk | 3 | 0 | 0 |"));
 	assert_non_null(strstr(md, "plots/size_throughput.png"));
