@@ -55,11 +55,12 @@ static int prov_broker(struct bench *b, struct broker *br, const char *name, int
 	if (!f)
 		return -errno;
 	fprintf(f, "[broker]\npolicy = fp\nchunk = 4KiB\nsocket_dir = %s\ncpu = %d\n"
-		   "rt_priority = %d\npoll = no\ndefault = deny\nmax_cells = 4\nmax_flows = %d\n\n"
+		   "rt_priority = %d\npoll = no\ndefault = deny\nmax_cells = 4\nmax_flows = %d\n"
+		   "budget_period = 10ms\n\n"
 		   "[cell sensor]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n"
 		   "[cell controller]\ncid = %d\nregion = 16MiB\ncpu = %d\n\n"
 		   "[flow control]\nfrom = sensor\nto = controller:%d\ntype = stream\nsize = 64\n"
-		   "period = 1ms\ndeadline = 10ms\npriority = 1\n\n[workload wc]\nflow = control\npattern = off\n\n",
+		   "period = 1ms\ndeadline = 20ms\npriority = 1\n\n[workload wc]\nflow = control\npattern = off\n\n",
 		br->sockdir, BROKER_CPU, BROKER_SLEEP_PRIO, flows + 3, PROV_SENSOR_CID, CELL_CPU,
 		PROV_CONTROLLER_CID, CELL_CPU, PROV_CTL_PORT);
 	if (rtvio_platform_write(f, plat) < 0) {
@@ -90,8 +91,8 @@ static double prov_apply_us(const char *conf)
  * analysis, or one applied less than ADMIT_SPACING_NS ago); 1 admitted (or removed),
  * 0 refused or failed. *ns: the round trip of the request that was answered; why
  * (why_len bytes, may be NULL): the broker's reasons for a refusal. */
-static int prov_change_why(const char *sockdir, json_t *req, uint64_t *ns, char *why,
-			   size_t why_len)
+static int prov_change(const char *sockdir, json_t *req, uint64_t *ns, char *why,
+		       size_t why_len)
 {
 	char path[256], *line = json_dumps(req, JSON_COMPACT), *reply = NULL;
 	char *nl = line ? malloc(strlen(line) + 2) : NULL;
@@ -136,11 +137,6 @@ static int prov_change_why(const char *sockdir, json_t *req, uint64_t *ns, char 
 	return ok;
 }
 
-static int prov_change(const char *sockdir, json_t *req, uint64_t *ns)
-{
-	return prov_change_why(sockdir, req, ns, NULL, 0);
-}
-
 static json_t *prov_add(const char *frag)
 {
 	return json_pack("{s:s, s:s, s:s, s:s}", "cmd", "change", "op", "add", "fragment", frag,
@@ -178,8 +174,8 @@ static json_t *prov_admit_point(struct bench *b, const char *sockdir, int admitt
 
 	prov_flow_frag(frag, sizeof(frag), "probe", PROV_FLOW_PORT - 1);
 	for (int r = 0; r < PROV_REPS; r++)
-		if (!prov_change_why(sockdir, prov_add(frag), &t[r], why, sizeof(why)) ||
-		    !prov_change_why(sockdir, prov_remove("flow", "probe"), NULL, why,
+		if (!prov_change(sockdir, prov_add(frag), &t[r], why, sizeof(why)) ||
+		    !prov_change(sockdir, prov_remove("flow", "probe"), NULL, why,
 				     sizeof(why))) {
 			bench_note(b, "provision: with %d flows admitted, the probe flow's change "
 				      "failed: %s", admitted, why);
@@ -213,7 +209,7 @@ static int prov_admit(struct bench *b, const struct rtvio_platform_cfg *plat, js
 		for (; have < prov_points[p] - 1 && !rtvio_stop_requested; have++) {
 			snprintf(name, sizeof(name), "f%d", have + 1);
 			prov_flow_frag(frag, sizeof(frag), name, PROV_FLOW_PORT + have);
-			if (!prov_change_why(br.sockdir, prov_add(frag), NULL, why, sizeof(why))) {
+			if (!prov_change(br.sockdir, prov_add(frag), NULL, why, sizeof(why))) {
 				bench_note(b, "provision: flow %s was not admitted: %s", name, why);
 				rc = -EIO;
 				break;
@@ -291,10 +287,10 @@ static void *churn_main(void *arg)
 	prov_flow_frag(flow, sizeof(flow), "churnflow", 4001);
 	while (!atomic_load(&c->stop)) {
 		uint64_t t[4] = { 0 };
-		int ok = prov_change(c->sockdir, prov_add(cell), &t[0]) &
-			 prov_change(c->sockdir, prov_add(flow), &t[1]) &
-			 prov_change(c->sockdir, prov_remove("flow", "churnflow"), &t[2]) &
-			 prov_change(c->sockdir, prov_remove("cell", "churn"), &t[3]);
+		int ok = prov_change(c->sockdir, prov_add(cell), &t[0], NULL, 0) &
+			 prov_change(c->sockdir, prov_add(flow), &t[1], NULL, 0) &
+			 prov_change(c->sockdir, prov_remove("flow", "churnflow"), &t[2], NULL, 0) &
+			 prov_change(c->sockdir, prov_remove("cell", "churn"), &t[3], NULL, 0);
 
 		c->cycles++;
 		c->failed += !ok;
@@ -334,12 +330,12 @@ static json_t *prov_churn_run(struct bench *b, struct broker *br, struct probes 
 		json_object_set_new(r, "churn_failed", json_integer((json_int_t)c.failed));
 		json_object_set_new(r, "churn_worst_change_ms", json_real((double)c.worst_ns / 1e6));
 		if (!started || c.failed == c.cycles) {
-			json_object_set_new(r, "status",
-					    json_string(started ? "every change was refused"
-								: "the churn thread did not start"));
+			const char *why = started ? "every change was refused"
+						  : "the churn thread did not start";
+
+			json_object_set_new(r, "status", json_string(why));
 			bench_note(b, "provision: the churn run changed nothing (%s; `rtvio analyze "
-				      "%s` tells why a change is refused)",
-				   started ? "every change was refused" : "no churn thread", br->conf);
+				      "%s` tells why a change is refused)", why, br->conf);
 			*bad = true;
 		}
 	}
@@ -394,10 +390,11 @@ static void prov_describe(json_t *sc, const char *plat_src)
 	json_object_set_new(sc, "conditions", json_string(
 		"One broker on cpu 1 (policy fp, sleeping on kicks at SCHED_FIFO 80) with the "
 		"control flow (64 B every 1 ms, sensor -> controller, SCHED_FIFO 50 peers on "
-		"cpu 0; deadline 10 ms: room for the apply step charged at 259 flow slots "
-		"and for a platform calibrated on a busy VM, while the receiver's credit "
-		"budget, one update per message that can be pending within the deadline, "
-		"stays a small share of the broker) and the platform the bound scenario uses. admit: a flow of 64 B every "
+		"cpu 0; deadline 20 ms and cells' budgets per 10 ms: room for the apply step "
+		"charged at 259 flow slots and for a platform calibrated on a busy VM, while "
+		"the receiver's credit budget, one update per message that can be pending "
+		"within the deadline or released in a budget period, stays a small share of "
+		"the broker) and the platform the bound scenario uses. admit: a flow of 64 B every "
 		"100 ms is added through the control socket and removed again, 5 times at each "
 		"number of flows already admitted; the time is request to reply (the analysis "
 		"of the whole configuration after the change, then the apply step between two "
