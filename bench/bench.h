@@ -25,6 +25,12 @@ int bench_iox_available(void);
 int bench_iox_send(const struct peer_args *a);
 int bench_iox_recv(const struct peer_args *a);
 
+/* The median of repeated runs (an array of result objects) by their number
+ * `field` (a run without one counts as 0): that run's object, with every run's value
+ * added to it as the array `runs_key`, in the order they ran; with no runs, a row
+ * whose status is "no result". Takes the reference to runs, returns a new one. */
+json_t *bench_median_run(json_t *runs, const char *field, const char *runs_key);
+
 /* Report generation from a results document (schema BENCH_SCHEMA): writes
  * DIR/report.md, DIR/plots/<name>.dat and DIR/plots/plots.gp, and runs gnuplot on the
  * script unless run_gnuplot is false. Returns 0 or a negative errno; a missing

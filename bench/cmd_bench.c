@@ -372,7 +372,7 @@ static json_t *settings(const struct bench *b, int qos)
 	json_object_set_new(s, "broker_chunk", json_string("4KiB"));
 	json_object_set_new(s, "broker_rt_priority_poll", json_integer(BROKER_SLEEP_PRIO));
 	json_object_set_new(s, "broker_rt_priority_sleep", json_integer(BROKER_SLEEP_PRIO));
-	json_object_set_new(s, "throughput_run_s", json_real(b->quick ? 0.25 : 1.0));
+	json_object_set_new(s, "throughput_run_s", json_real(b->quick ? 0.25 : 0.5));
 	json_object_set_new(s, "latency_messages_max", json_integer(b->quick ? 300 : 2000));
 	return s;
 }

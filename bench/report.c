@@ -128,6 +128,28 @@ static double per_msg(const json_t *r, const char *key, const char *per)
 	return n >= 0 && m > 0 ? n / m : -1;
 }
 
+/* A table cell listing every run's rate of a throughput row, each with the median
+ * cpu 0 - cpu 1 round trip seen during it ("–" without runs). */
+static void md_runs(FILE *f, const json_t *r)
+{
+	const json_t *runs = json_object_get(r, "gbps_runs"), *v;
+	const json_t *rtts = json_object_get(r, "xcore_rtt_p50_runs");
+	size_t i;
+
+	if (!json_array_size(runs)) {
+		fprintf(f, " – |");
+		return;
+	}
+	json_array_foreach(runs, i, v) {
+		json_int_t ns = json_integer_value(json_array_get(rtts, i));
+
+		fprintf(f, "%s%.2f", i ? " / " : " ", json_number_value(v));
+		if (ns > 0)
+			fprintf(f, " (%lld ns)", (long long)ns);
+	}
+	fprintf(f, " |");
+}
+
 static void size_throughput_table(struct out *o, const json_t *tp)
 {
 	const json_t *r;
@@ -135,15 +157,22 @@ static void size_throughput_table(struct out *o, const json_t *tp)
 	char sz[96];
 
 	fprintf(o->md, "\n### Throughput (messages back to back)\n\n"
-		       "| transport | size | messages | seconds | GB/s | messages/s | receiver "
-		       "sleeps/msg | sender sleeps/msg | status |\n"
-		       "|---|---|---|---|---|---|---|---|---|\n");
+		       "Each row is the median of its runs (fresh peers each time). Every run's "
+		       "rate is listed in the order they ran, with the median round trip of a "
+		       "cache line between cpu 0 and cpu 1 during it (sampled every 50 ms): "
+		       "where the host runs the two vCPUs, which rtvio's bytes cross and a "
+		       "pair sharing cpu 0 does not.\n\n"
+		       "| transport | size | messages | seconds | GB/s | every run, GB/s (cpu 0-1 "
+		       "round trip) | "
+		       "messages/s | receiver sleeps/msg | sender sleeps/msg | status |\n"
+		       "|---|---|---|---|---|---|---|---|---|---|\n");
 	json_array_foreach(tp, i, r) {
 		size_str(jnum(r, "size"), sz, sizeof(sz));
 		fprintf(o->md, "| %s | %s |", jstr(r, "transport", "?"), sz);
 		md_num(o->md, jnum(r, "messages"), 0);
 		md_num(o->md, jnum(r, "seconds"), 3);
 		md_num(o->md, jnum(r, "gbps"), 3);
+		md_runs(o->md, r);
 		md_num(o->md, jnum(r, "msgps"), 0);
 		md_num(o->md, per_msg(r, "rx_sleeps", "messages"), 3);
 		md_num(o->md, per_msg(r, "tx_sleeps", "sent"), 3);

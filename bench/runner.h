@@ -151,6 +151,34 @@ void bench_cpu_ticks_read(struct cpu_ticks *t);
 void bench_cpu_ticks_json(const struct cpu_ticks *a, const struct cpu_ticks *b, json_t *out,
 			  double *busy0);
 
+/* ---- Cross-core distance: cpu 0 to cpu 1 and back (xcore.c) -------------------------- */
+
+/* While active, a thread on each cpu (SCHED_FIFO 99) bounces a cache line 32 times
+ * every XCORE_INTERVAL_NS, up to XCORE_CAP samples: about 2-15 µs of each cpu per
+ * sample (a late partner costs up to 100 µs, and the sample is given up). */
+#define XCORE_INTERVAL_NS 50000000ull
+#define XCORE_CAP 65536
+
+struct xcore {
+	pthread_t leader, partner;
+	_Atomic uint32_t line;		/* odd: the leader's turn went out; even: answered */
+	_Atomic bool stop, active;
+	uint64_t *at;			/* when each sample was taken (CLOCK_MONOTONIC ns) */
+	uint32_t *rtt;			/* its mean round trip, ns; 0: given up */
+	uint32_t n;			/* leader only */
+	_Atomic uint32_t n_pub;		/* samples readers may look at */
+	bool on;
+};
+
+/* Starts the two threads, sampling off (set x->active around what is measured).
+ * 0, or -1 when they could not start (the scenario then reports no distance). */
+int bench_xcore_start(struct xcore *x);
+void bench_xcore_stop(struct xcore *x);
+void bench_xcore_free(struct xcore *x);
+/* Adds "xcore_rtt_ns": {samples, min, p50, max} of the samples taken in [t0, t1) to
+ * out; nothing when there are none. */
+void bench_xcore_window(const struct xcore *x, uint64_t t0, uint64_t t1, json_t *out);
+
 /* ---- Other programs' real-time threads (foreign_rt.c) ------------------------------- */
 
 /* The probes cannot see a SCHED_FIFO/RR thread of another program at the broker's or

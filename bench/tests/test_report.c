@@ -39,7 +39,7 @@ static const char *synthetic =
 	"    \"gbps\":0.000128,\"msgps\":2000,\"status\":\"ok\"},"
 	"   {\"transport\":\"pipe\",\"size\":64,\"messages\":2000,\"seconds\":0.5,"
 	"    \"gbps\":0.000256,\"msgps\":4000,\"rx_sleeps\":500,\"sent\":2000,"
-	"    \"tx_sleeps\":20,\"status\":\"ok\"}]},"
+	"    \"tx_sleeps\":20,\"gbps_runs\":[1.5,0.000256,0.1],\"xcore_rtt_p50_runs\":[70,0,340],\"status\":\"ok\"}]},"
 	" \"overhead\":{\"rows\":[{\"transport\":\"rtvio-poll\",\"per_message_us\":2.4,"
 	"  \"per_byte_ns\":0.19,\"r2\":0.99,\"points\":2,\"status\":\"ok\"}]},"
 	" \"isolation\":{\"conditions\":\"cond-iso\",\"runs\":[{\"label\":\"fp, bulk\","
@@ -121,10 +121,12 @@ static void test_report_written(void **state)
 	assert_non_null(strstr(md, "no result"));
 	/* Sleeps per message: the receiver's per message received, the sender's per
 	 * message sent; a row without the counts shows none. */
-	assert_non_null(strstr(md, "| pipe | 64 B | 2000 | 0.500 | 0.000 | 4000 | 0.250 | "
-				   "0.010 | ok |"));
-	assert_non_null(strstr(md, "| rtvio-poll | 64 B | 1000 | 0.500 | 0.000 | 2000 | – | – |"
-				   " ok |"));
+	assert_non_null(strstr(md, "| pipe | 64 B | 2000 | 0.500 | 0.000 | 1.50 (70 ns) / 0.00 / 0.10 (340 ns) |"
+				   " 4000 | 0.250 | 0.010 | ok |"));
+	/* A run without a distance shows none; a row of one run (no gbps_runs) lists
+	 * no runs. */
+	assert_non_null(strstr(md, "| rtvio-poll | 64 B | 1000 | 0.500 | 0.000 | – | 2000 | – |"
+				   " – | ok |"));
 	assert_non_null(strstr(md, "| rtvio-poll | 2.40 | 0.1900 | 0.990 |"));
 	assert_non_null(strstr(md, "| fp, bulk | 3 | 0 | 0 |"));
 	assert_non_null(strstr(md, "plots/size_throughput.png"));
@@ -240,6 +242,51 @@ static void test_ddsperf_parse(void **state)
 	json_decref(r);
 }
 
+/* The median of n runs whose "v" are vals[] (a negative one: the run has none). */
+static json_t *median_of(const double *vals, size_t n)
+{
+	json_t *runs = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = json_pack("{s:i}", "id", (json_int_t)i);
+
+		if (vals[i] >= 0)
+			json_object_set_new(r, "v", json_real(vals[i]));
+		json_array_append_new(runs, r);
+	}
+	return bench_median_run(runs, "v", "v_runs");
+}
+
+static json_int_t id_of(json_t *r)
+{
+	json_int_t id = json_integer_value(json_object_get(r, "id"));
+
+	json_decref(r);
+	return id;
+}
+
+/* The row a repeated throughput run shows: the median run itself, ties in the
+ * order they ran, a run without a rate as 0, every value kept in run order. */
+static void test_median_run(void **state)
+{
+	static const double odd[] = { 5, 1, 3 }, even[] = { 4, 2, 8, 6 };
+	static const double ties[] = { 2, 2, 1 }, missing[] = { 7, -1, 9 }, one[] = { 0.5 };
+	json_t *r = median_of(odd, 3), *v = json_object_get(r, "v_runs");
+
+	(void)state;
+	assert_int_equal(json_array_size(v), 3);
+	assert_true(json_number_value(json_array_get(v, 0)) == 5);
+	assert_true(json_number_value(json_array_get(v, 2)) == 3);
+	assert_int_equal(id_of(r), 2);
+	assert_int_equal(id_of(median_of(even, 4)), 3);	/* 2 4 [6] 8: the upper middle */
+	assert_int_equal(id_of(median_of(ties, 3)), 0);	/* 1 [2] 2: the first 2 */
+	assert_int_equal(id_of(median_of(missing, 3)), 0); /* 0 [7] 9 */
+	assert_int_equal(id_of(median_of(one, 1)), 0);
+	r = bench_median_run(json_array(), "v", "v_runs");
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "no result");
+	json_decref(r);
+}
+
 static void test_rx_accounting(void **state)
 {
 	uint8_t m[256];
@@ -287,6 +334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refused, setup, teardown),
 		cmocka_unit_test(test_rx_accounting),
+		cmocka_unit_test(test_median_run),
 		cmocka_unit_test(test_ddsperf_parse),
 	};
 
