@@ -249,6 +249,9 @@ json_t *bench_bound_run_with(const char *label, const char *conf, double dur,
 			     json_t *violations, struct bench_extra *extra);
 /* sc_bound.c: the platform the analysis judges by; returns a description. */
 const char *bench_bound_platform(struct bench *b, bool poll, struct rtvio_platform_cfg *plat);
+/* configs/demo.conf's [platform]: true, or false and a built-in copy of it when the
+ * file is not found. */
+bool bench_demo_platform(struct rtvio_platform_cfg *plat);
 
 /* ---- The scenarios: 0 when at least one run ran, else -EIO -------------------------- */
 

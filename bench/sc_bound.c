@@ -153,14 +153,14 @@ static int bound_generate(struct bench *b, int pct, const struct rtvio_platform_
 }
 
 /* The platform the analysis judges by: `rtvio calibrate --quick --poll yes|no` when
- * that works, else the demo config's [platform]. Returns a description. */
+ * that works, else the demo config's [platform] (bench_demo_platform). Returns a
+ * description. */
 const char *bench_bound_platform(struct bench *b, bool poll, struct rtvio_platform_cfg *plat)
 {
 	char path[128], err[512];
 	struct proc p;
 	const char *argv[] = { proc_self_exe(), "calibrate", "--quick", "--poll", poll ? "yes" : "no",
 			       "--out", path, NULL };
-	struct rtvio_config demo;
 
 	if (!poll && b->plat_src) {
 		*plat = b->plat;
@@ -183,19 +183,29 @@ const char *bench_bound_platform(struct bench *b, bool poll, struct rtvio_platfo
 					     "this run)";
 		}
 	}
+	return bench_demo_platform(plat)
+		? "configs/demo.conf [platform] (measured on the development VM, not here: "
+		  "rtvio calibrate was not available or failed)"
+		: "built-in copy of demo.conf's [platform] (configs/demo.conf not found; "
+		  "rtvio calibrate not available)";
+}
+
+bool bench_demo_platform(struct rtvio_platform_cfg *plat)
+{
+	struct rtvio_config demo;
+	char err[512];
+
 	if (!rtvio_config_load(bench_demo_conf(), &demo, err, sizeof(err))) {
 		*plat = demo.platform;
 		rtvio_config_free(&demo);
-		return "configs/demo.conf [platform] (measured on the development VM, not "
-		       "here: rtvio calibrate was not available or failed)";
+		return true;
 	}
 	*plat = (struct rtvio_platform_cfg){
 		.copy_bandwidth = 2000000000ull, .chunk_overhead = 1000, .packet_overhead = 45000,
 		.ingest_latency = 10000, .notify_latency = 500000, .ingest_step = 50000,
 		.batch_gap = 20000, .present = RTVIO_PLAT_ALL,
 	};
-	return "built-in copy of demo.conf's [platform] (configs/demo.conf not found; "
-	       "rtvio calibrate not available)";
+	return false;
 }
 
 static void bound_describe(json_t *sc)
