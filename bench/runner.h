@@ -39,6 +39,7 @@ struct bench {
 	/* The sleeping broker's platform, measured once per run (bench_bound_platform). */
 	struct rtvio_platform_cfg plat;
 	const char *plat_src;
+	bool plat_calibrated;	/* plat is this run's calibration (not --platform) */
 	/* --broker-cores: data-plane cores of the bound scenario's brokers (1 = cpu 1). */
 	int broker_cores;
 	/* --modes: the hostile scenario's misbehaviours to run, comma-separated (NULL:
