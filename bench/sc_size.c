@@ -46,11 +46,11 @@ static const char *const tr_peer[TR_N] = {
  * packets), and the sender waits for its next period (`budget_waits`) instead of
  * the transport being measured; 256 chains per period is 16 GB/s. */
 #define TX_ALLOWANCE 256u
-/* Throughput runs per transport and size, each with fresh peers (fresh buffers):
- * on the development VM a plain memcpy of 64 KiB pieces between two fresh 16 MiB
- * buffers ran at anything from 7.0 to 13.9 GB/s from one allocation to the next,
- * and one rtvio run at 2.6 or 7.7 GB/s with the same profile. The row is the median
- * run; every run's rate is kept next to it. */
+/* Throughput runs per transport and size, each with fresh peers (fresh buffers).
+ * On the development VM the rate of one pair moves by 2-3x from run to run: where
+ * the host runs the two vCPUs (xcore.c) and where the buffers land (a plain memcpy
+ * of 64 KiB pieces between two fresh 16 MiB buffers: 7.0 to 13.9 GB/s). The row is
+ * the median run; every run's rate is kept next to it. */
 #define TPUT_RUNS 3
 
 static bool tr_rtvio(int tr)
