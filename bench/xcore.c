@@ -173,6 +173,7 @@ static int cmp_u32(const void *a, const void *b)
 
 void bench_xcore_window(const struct xcore *x, uint64_t t0, uint64_t t1, json_t *out)
 {
+	/* Acquire, pairing with the leader's release: the first n samples are written. */
 	uint32_t n = x->at ? atomic_load_explicit(&x->n_pub, memory_order_acquire) : 0;
 	uint32_t *v = n ? malloc(n * sizeof(*v)) : NULL, k = 0;
 
