@@ -88,7 +88,6 @@ void peer_fill_payload(uint8_t *m, size_t len, uint64_t base);
 void peer_stamp(uint8_t *m, size_t len, uint64_t seq, uint64_t stamp_ns);
 /* Prints the receiver's JSON result on stdout. */
 void peer_rx_report(struct peer_rx *rx, const struct peer_args *a, const char *status);
-/* Pins and raises the calling process as the arguments say; warns once on failure. */
 /* The sender's JSON line: messages sent, the error, how often it slept, and
  * (latency mode, n > 0) the send call's duration, stamp to return, p50 and p99 as
  * send_call_us. */
@@ -107,6 +106,7 @@ static inline void peer_relax(void)
 #endif
 }
 
+/* Pins and raises the calling process as the arguments say; warns once on failure. */
 void peer_setup_sched(const struct peer_args *a);
 /* Tells the orchestrator the receiver is listening. */
 void peer_ready(void);

@@ -166,8 +166,7 @@ struct xcore {
 	_Atomic bool stop, active;
 	uint64_t *at;			/* when each sample was taken (CLOCK_MONOTONIC ns) */
 	uint32_t *rtt;			/* its mean round trip, ns; 0: given up */
-	uint32_t n;			/* leader only */
-	_Atomic uint32_t n_pub;		/* samples readers may look at */
+	_Atomic uint32_t n;		/* samples taken (the leader writes it) */
 	bool on;
 };
 

@@ -108,15 +108,16 @@ static void *xcore_leader(void *arg)
 
 	xcore_pin(0);
 	while (!atomic_load(&x->stop)) {
-		uint32_t rtt;
+		/* Relaxed: this thread is the count's only writer. */
+		uint32_t n = atomic_load_explicit(&x->n, memory_order_relaxed), rtt;
 
-		if (!xcore_tick(x) || x->n >= XCORE_CAP)
+		if (!xcore_tick(x) || n >= XCORE_CAP)
 			continue;
 		rtt = xcore_sample(x);
-		x->at[x->n] = rtvio_now_ns();
-		x->rtt[x->n] = rtt;
+		x->at[n] = rtvio_now_ns();
+		x->rtt[n] = rtt;
 		/* Release: the sample before the count that exposes it to readers. */
-		atomic_store_explicit(&x->n_pub, ++x->n, memory_order_release);
+		atomic_store_explicit(&x->n, n + 1, memory_order_release);
 	}
 	return NULL;
 }
@@ -174,7 +175,7 @@ static int cmp_u32(const void *a, const void *b)
 void bench_xcore_window(const struct xcore *x, uint64_t t0, uint64_t t1, json_t *out)
 {
 	/* Acquire, pairing with the leader's release: the first n samples are written. */
-	uint32_t n = x->at ? atomic_load_explicit(&x->n_pub, memory_order_acquire) : 0;
+	uint32_t n = x->at ? atomic_load_explicit(&x->n, memory_order_acquire) : 0;
 	uint32_t *v = n ? malloc(n * sizeof(*v)) : NULL, k = 0;
 
 	for (uint32_t i = 0; v && i < n; i++)

@@ -24,11 +24,11 @@ static void test_window(void **state)
 {
 	static uint64_t at[] = { 100, 200, 300, 400, 500, 600 };
 	static uint32_t rtt[] = { 70, 340, 0, 65, 80, 900 };
-	struct xcore x = { .at = at, .rtt = rtt, .n = 6 };
+	struct xcore x = { .at = at, .rtt = rtt };
 	json_t *o = json_object();
 
 	(void)state;
-	atomic_store(&x.n_pub, 6);
+	atomic_store(&x.n, 6);
 	/* [200, 600): 340, given up, 65, 80: three samples. */
 	bench_xcore_window(&x, 200, 600, o);
 	assert_int_equal(stat_of(o, "samples"), 3);
@@ -43,7 +43,7 @@ static void test_window(void **state)
 	assert_null(json_object_get(o, "xcore_rtt_ns"));
 	json_decref(o);
 	/* Samples not yet published are not read. */
-	atomic_store(&x.n_pub, 1);
+	atomic_store(&x.n, 1);
 	o = json_object();
 	bench_xcore_window(&x, 0, 1000, o);
 	assert_int_equal(stat_of(o, "samples"), 1);
@@ -65,7 +65,7 @@ static void test_live(void **state)
 	(void)state;
 	assert_int_equal(bench_xcore_start(&x), 0);
 	sleep_ms(3 * XCORE_INTERVAL_NS / 1000000);
-	assert_int_equal(atomic_load(&x.n_pub), 0);	/* not active: no sample */
+	assert_int_equal(atomic_load(&x.n), 0);	/* not active: no sample */
 	t0 = rtvio_now_ns();
 	atomic_store(&x.active, true);
 	sleep_ms(5 * XCORE_INTERVAL_NS / 1000000);
@@ -73,8 +73,8 @@ static void test_live(void **state)
 	sleep_ms(2 * XCORE_INTERVAL_NS / 1000000);	/* a tick in flight ends */
 	t1 = rtvio_now_ns();
 	bench_xcore_stop(&x);
-	assert_true(x.n >= 2);
-	for (uint32_t i = 0; i < x.n; i++)
+	assert_true(atomic_load(&x.n) >= 2);
+	for (uint32_t i = 0; i < atomic_load(&x.n); i++)
 		assert_true(x.at[i] >= t0 && x.at[i] < t1);
 	bench_xcore_free(&x);
 	bench_xcore_free(&x);	/* twice: nothing left to free */
