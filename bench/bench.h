@@ -36,6 +36,15 @@ json_t *bench_median_run(json_t *runs, const char *field, const char *runs_key);
  * script unless run_gnuplot is false. Returns 0 or a negative errno; a missing
  * gnuplot is not an error (the report says so). */
 int bench_write_report(const json_t *results, const char *dir, bool run_gnuplot);
+struct rtvio_platform_cfg;
+/* Records in sc the platform its bounds were judged by: "platform_source" (src, how
+ * it was found) and "platform", its values as the [platform] section that `rtvio
+ * analyze --platform` reads, so that a reader can redo any bound of the report
+ * (platform_rec.c). */
+void bench_set_platform(json_t *sc, const char *src, const struct rtvio_platform_cfg *plat);
+/* "Platform judged by" and the [platform] values a scenario recorded
+ * (bench_set_platform), for the sections whose bounds they decide (report.c). */
+void bench_report_platform(FILE *md, const json_t *sc);
 /* The isa scenario's section of report.md (report_isa.c). */
 void bench_report_isa(FILE *md, const json_t *sc);
 /* The hostile scenario's section of report.md (report_hostile.c). */

@@ -406,6 +406,15 @@ static void overhead_section(struct out *o, const json_t *sc)
 
 /* ---- bound ------------------------------------------------------------------------ */
 
+void bench_report_platform(FILE *md, const json_t *sc)
+{
+	const char *text = jstr(sc, "platform", NULL);
+
+	fprintf(md, "Platform judged by: **%s**.\n\n", jstr(sc, "platform_source", "?"));
+	if (text)
+		fprintf(md, "```ini\n%s```\n\n", text);
+}
+
 static void bound_section(struct out *o, const json_t *sc)
 {
 	const json_t *runs = json_object_get(sc, "runs_detail"), *viol = json_object_get(sc, "violations");
@@ -413,13 +422,14 @@ static void bound_section(struct out *o, const json_t *sc)
 	size_t i, j, nres = 0;
 	FILE *d;
 
-	fprintf(o->md, "\n## bound: observed worst case against the analytical bound\n\n"
-		       "Platform judged by: **%s**.\n\n%s\n\n"
+	fprintf(o->md, "\n## bound: observed worst case against the analytical bound\n\n");
+	bench_report_platform(o->md, sc);
+	fprintf(o->md, "%s\n\n"
 		       "| run | load %% | budget B/period | schedulable | flows | over bound |"
 		       " broker over R | cpu0 stalls (longest µs) | cpu1 stalls (longest µs) |"
 		       " cpu0 busy %% | steal %% cpu0/cpu1 | status |\n"
 		       "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-		jstr(sc, "platform_source", "?"), jstr(sc, "conditions", ""));
+		jstr(sc, "conditions", ""));
 	json_array_foreach(runs, i, r) {
 		const json_t *h = json_object_get(r, "host"), *c0 = json_object_get(h, "cpu0"),
 			     *c1 = json_object_get(h, "cpu1");
@@ -512,8 +522,9 @@ static void scale_section(struct out *o, const json_t *sc)
 	FILE *d[3] = { NULL, NULL, NULL };
 	int fpcs[3] = { 0, 0, 0 }, nd = 0;
 
-	fprintf(o->md, "\n## scale: broker cost and control latency against cells and flows\n\n"
-		       "%s\n\n| cells | flows/cell | messages | broker CPU %% | broker µs/msg |"
+	fprintf(o->md, "\n## scale: broker cost and control latency against cells and flows\n\n");
+	bench_report_platform(o->md, sc);
+	fprintf(o->md, "%s\n\n| cells | flows/cell | messages | broker CPU %% | broker µs/msg |"
 		       " control p50 µs | control p99 µs | control max µs | control bound µs |"
 		       " cpu0 stalls (longest µs) | status |\n"
 		       "|---|---|---|---|---|---|---|---|---|---|---|\n",

@@ -34,6 +34,7 @@ void bench_report_cores(FILE *md, const json_t *sc)
 	size_t i;
 
 	fprintf(md, "\n## cores: one and two broker cores, 2..64 cells\n\n");
+	bench_report_platform(md, sc);
 	if (cond)
 		fprintf(md, "%s\n\n", cond);
 	fprintf(md, "| cells | broker cores | bulk MB/s | messages | broker CPU %% | "

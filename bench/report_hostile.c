@@ -104,12 +104,13 @@ void bench_report_hostile(FILE *md, const json_t *sc)
 	json_array_foreach(runs, i, r)
 		if (!strcmp(str_of(r, "mode", ""), "none"))
 			base = r;
-	fprintf(md, "\n## hostile: victims' bounds next to a misbehaving cell\n\n"
-		    "Platform judged by: **%s**.\n\n%s\n\n"
+	fprintf(md, "\n## hostile: victims' bounds next to a misbehaving cell\n\n");
+	bench_report_platform(md, sc);
+	fprintf(md, "%s\n\n"
 		    "| run | lost | corrupt | worst max/bound | worst broker max/R | unexplained "
 		    "flows | other programs' real-time ms | status | hostile cell |\n"
 		    "|---|---|---|---|---|---|---|---|---|\n",
-		str_of(sc, "platform_source", "?"), str_of(sc, "conditions", ""));
+		str_of(sc, "conditions", ""));
 	json_array_foreach(runs, i, r)
 		run_summary(md, r);
 	fprintf(md, "\n### Per victim flow (unloaded: the same flow with the hostile cell "

@@ -81,8 +81,6 @@ static void churn_table(FILE *md, const json_t *runs)
 
 void bench_report_provision(FILE *md, const json_t *sc)
 {
-	const char *src = json_string_value(json_object_get(sc, "platform_source"));
-
 	churn_table(md, json_object_get(sc, "runs"));
 	apply_line(md, sc, "churn_apply_bound_us", "at the churn broker's capacity (4 cells, 7 flows)");
 	if (num(sc, "control_bound_us") >= 0)
@@ -92,6 +90,6 @@ void bench_report_provision(FILE *md, const json_t *sc)
 	apply_line(md, sc, "admit_apply_bound_us", "at this broker's capacity (4 cells, flows "
 		   "up to the last point + 3)");
 	clone_table(md, sc);
-	if (src)
-		fprintf(md, "\nPlatform costs the admissions were judged by: %s.\n", src);
+	fprintf(md, "\n");
+	bench_report_platform(md, sc);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include "bench.h"
 #include "runner.h"
 
 /* The generated flow sets: six real-time flows between four cells on cpu 0, periods 2 to
@@ -342,7 +343,7 @@ int bench_scenario_bound(struct bench *b)
 
 	/* Every run's broker sleeps on kicks at SCHED_FIFO, pinned: the platform is
 	 * calibrated that way. */
-	json_object_set_new(sc, "platform_source", json_string(bound_platform(b, &plat)));
+	bench_set_platform(sc, bound_platform(b, &plat), &plat);
 	ran += bound_demo(b, &plat, dur, runs, viol, sc);
 	for (int i = 0; i < npct && !rtvio_stop_requested; i++) {
 		char label[32];

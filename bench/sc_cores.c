@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "runner.h"
 
 /* The broker's cpus for `ncores` data-plane cores: core 0 on the broker's own cpu,
@@ -92,7 +93,7 @@ int bench_scenario_cores(struct bench *b)
 	struct rtvio_platform_cfg plat;
 	char path[160], label[48];
 
-	json_object_set_new(sc, "platform_source", json_string(bench_bound_platform(b, false, &plat)));
+	bench_set_platform(sc, bench_bound_platform(b, false, &plat), &plat);
 	for (int i = 0; i < nc && !rtvio_stop_requested; i++)
 		for (int k = 1; k <= 2 && !rtvio_stop_requested; k++) {
 			json_t *r;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "runner.h"
 
 /* The hostile pair: `rtvio hostile` drives both (the helper is well behaved and
@@ -177,8 +178,7 @@ int bench_scenario_hostile(struct bench *b)
 	unsigned long long victim_cid;
 	int ran = 0;
 
-	json_object_set_new(sc, "platform_source",
-			    json_string(bench_bound_platform(b, false, &plat)));
+	bench_set_platform(sc, bench_bound_platform(b, false, &plat), &plat);
 	if (hostile_config(b, &plat, conf, sizeof(conf), sockdir, sizeof(sockdir), &victim_cid)) {
 		json_object_set_new(sc, "status", json_string("configs/demo.conf not loadable"));
 	} else {

@@ -24,6 +24,7 @@
 #include "control.h"
 #include "model.h"
 
+#include "bench.h"
 #include "runner.h"
 
 #ifndef RTVIO_SOURCE_DIR
@@ -384,9 +385,10 @@ static int prov_churn(struct bench *b, const struct rtvio_platform_cfg *plat, js
 	return json_array_size(runs) && !bad ? 0 : -EIO;
 }
 
-static void prov_describe(json_t *sc, const char *plat_src)
+static void prov_describe(json_t *sc, const char *plat_src,
+			  const struct rtvio_platform_cfg *plat)
 {
-	json_object_set_new(sc, "platform_source", json_string(plat_src));
+	bench_set_platform(sc, plat_src, plat);
 	json_object_set_new(sc, "conditions", json_string(
 		"One broker on cpu 1 (policy fp, sleeping on kicks at SCHED_FIFO 80) with the "
 		"control flow (64 B every 1 ms, sensor -> controller, SCHED_FIFO 50 peers on "
@@ -447,7 +449,7 @@ int bench_scenario_provision(struct bench *b)
 	const char *src = prov_platform(b, &plat);
 	int admit, clone, churn;
 
-	prov_describe(sc, src);
+	prov_describe(sc, src, &plat);
 	admit = prov_admit(b, &plat, sc);
 	churn = rtvio_stop_requested ? -EINTR : prov_churn(b, &plat, sc);
 	clone = rtvio_stop_requested ? -EINTR : prov_clone(b, sc);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "runner.h"
 
 /* n cells in a ring, f flows out of each (64 B every 10·f ms to the next cells: every
@@ -89,7 +90,7 @@ int bench_scenario_scale(struct bench *b)
 	struct rtvio_platform_cfg plat;
 	char path[160], label[48];
 
-	json_object_set_new(sc, "platform_source", json_string(bench_bound_platform(b, false, &plat)));
+	bench_set_platform(sc, bench_bound_platform(b, false, &plat), &plat);
 	for (int i = 0; i < ng && !rtvio_stop_requested; i++) {
 		json_t *r;
 

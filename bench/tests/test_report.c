@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "bench.h"
+#include "config.h"
 #include "peer.h"
 
 static const char *synthetic =
@@ -161,6 +162,7 @@ static void test_report_written(void **state)
 static const char *hostile_doc =
 	"{\"schema\":\"rtvio-bench/1\",\"scenarios\":{\"hostile\":{"
 	" \"platform_source\":\"plat-src\",\"conditions\":\"cond-h\",\"reading\":\"read-h\","
+	" \"platform\":\"[platform]\\npacket_overhead = 45us\\n\","
 	" \"runs_detail\":["
 	"  {\"label\":\"unloaded\",\"mode\":\"none\",\"status\":\"ok\",\"flows\":["
 	"   {\"flow\":\"control\",\"messages\":100,\"lost\":0,\"corrupt\":0,\"max_us\":50,"
@@ -185,6 +187,7 @@ static void test_hostile_section(void **state)
 	assert_non_null(md);
 	assert_non_null(strstr(md, "## hostile: victims' bounds next to a misbehaving cell"));
 	assert_non_null(strstr(md, "Platform judged by: **plat-src**."));
+	assert_non_null(strstr(md, "```ini\n[platform]\npacket_overhead = 45us\n```\n"));
 	assert_non_null(strstr(md, "| unloaded | 0 | 0 | 0.50 | 0.25 | 0 | – | ok | idle |"));
 	assert_non_null(strstr(md, "| repost | 1 | 0 | 3.00 | 0.50 | 1 | 12.2 | ok | hostile repost: "
 				   "attached 1, cut off 0 |"));
@@ -193,6 +196,26 @@ static void test_hostile_section(void **state)
 	assert_non_null(strstr(md, "read-h"));
 	free(md);
 	json_decref(res);
+}
+
+/* The platform a scenario judged by is kept as the [platform] section `rtvio analyze
+ * --platform` reads: only the values present, in the config's own units. */
+static void test_platform_recorded(void **state)
+{
+	struct rtvio_platform_cfg plat = {
+		.copy_bandwidth = 2000000000ull, .packet_overhead = 45000, .change_step = 250,
+		.present = RTVIO_PLAT_COPY_BANDWIDTH | RTVIO_PLAT_PACKET_OVERHEAD |
+			   RTVIO_PLAT_CHANGE_STEP,
+	};
+	json_t *sc = json_object();
+
+	(void)state;
+	bench_set_platform(sc, "calibrated", &plat);
+	assert_string_equal(json_string_value(json_object_get(sc, "platform_source")), "calibrated");
+	assert_string_equal(json_string_value(json_object_get(sc, "platform")),
+			    "[platform]\ncopy_bandwidth = 2GB/s\npacket_overhead = 45us\n"
+			    "change_step = 250ns\n");
+	json_decref(sc);
 }
 
 static void test_schema_refused(void **state)
@@ -333,6 +356,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_report_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_refused, setup, teardown),
+		cmocka_unit_test(test_platform_recorded),
 		cmocka_unit_test(test_rx_accounting),
 		cmocka_unit_test(test_median_run),
 		cmocka_unit_test(test_ddsperf_parse),
