@@ -46,8 +46,8 @@ bool cfg_platform_removed(const struct keyctx *k)
 	if (strcmp(k->key, "page_fault"))
 		return false;
 	cfg_key_fail(k, "no longer a key: the broker seals a process cell's memory and "
-		     "faults every cell's memory in before its device starts, so the data "
-		     "path takes no page fault a cell can cause and none is charged "
+		     "touches no cell memory before its memory thread has faulted it in, so "
+		     "the data path takes no page fault a cell can cause and none is charged "
 		     "(docs/analysis.md, \"Page faults on cell memory\"): remove the line");
 	return true;
 }

@@ -533,9 +533,9 @@ static void test_platform_file(void **state)
 	path = write_tmp("[platform]\npage_fault = 700ns\n");
 	assert_int_equal(rtvio_platform_load(path, &q, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:2: [platform] key 'page_fault': no longer a key: the "
-		 "broker seals a process cell's memory and faults every cell's memory in "
-		 "before its device starts, so the data path takes no page fault a cell can "
-		 "cause and none is charged (docs/analysis.md, \"Page faults on cell "
+		 "broker seals a process cell's memory and touches no cell memory before its "
+		 "memory thread has faulted it in, so the data path takes no page fault a cell "
+		 "can cause and none is charged (docs/analysis.md, \"Page faults on cell "
 		 "memory\"): remove the line", path);
 	assert_string_equal(err, want);
 	unlink(path);
