@@ -264,8 +264,14 @@ void dp_mem_wait(struct dp *dp, uint32_t s, const struct vq_device *vq)
 	c->st.mem_waits++;
 	atomic_store_explicit(&c->mem_wait, true, memory_order_relaxed);
 	/* The want is a release store (vq_ready.h): the flag above is set before the
-	 * memory thread can see the request, and so before the loop clears it. */
-	vq_mem_want(vq->mem, vq->n_mem, vq->want, vq->want_len);
+	 * memory thread can see the request, and so before the loop clears it. In by
+	 * now (the thread finished it after the chain's look, before it saw the
+	 * request, and tells nobody): the cell waits for nothing, and its core makes
+	 * another pass, which looks at its rings again. */
+	if (vq_mem_want(vq->mem, vq->n_mem, vq->want, vq->want_len)) {
+		atomic_store_explicit(&c->mem_wait, false, memory_order_relaxed);
+		dp_core_of(dp, s)->ingest_more = true;
+	}
 }
 
 bool dp_mem_waits(const struct dp *dp, uint32_t s)

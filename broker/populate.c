@@ -215,7 +215,6 @@ struct vhu_pop_work {
 	struct vhu_map *m;
 	unsigned int sweep, g;
 	size_t in;
-	bool wanted;  /* g was asked for by the data path */
 	bool full;    /* every granule is in */
 	size_t off;
 	bool unmapping;
@@ -294,8 +293,7 @@ static unsigned int next_granule(struct vhu_pop_work *w)
 	const struct vq_ready *r = &w->m->ready;
 	unsigned int g = vq_ready_wanted(r);
 
-	w->wanted = g < r->n;
-	if (w->wanted)
+	if (g < r->n)
 		return g;
 	while (w->sweep < r->n && vq_ready_is_in(r, w->sweep))
 		w->sweep++;
@@ -329,9 +327,10 @@ static bool populate_step(struct vhu_pop *p, struct vhu_pop_work *w)
 	w->in += len;
 	if (w->in < glen)
 		return true;
-	vq_ready_set(&m->ready, g);
 	w->in = 0;
-	if (w->wanted)
+	/* Told whenever the data path asked for g, also while this piece ran: it may be
+	 * waiting for it (vq_ready.h: no request is lost). */
+	if (vq_ready_set(&m->ready, g))
 		pop_tell(p);
 	return true;
 }

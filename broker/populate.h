@@ -41,8 +41,8 @@
  * Granules. The thread faults a mapping in granule by granule (struct vq_ready: at
  * most VQ_READY_MAX granules of at least one piece each), in order, except that the
  * granules the data path asked for (vq_ready_want, for a chain of a running VM that
- * names memory not yet in) come first; each finished wanted granule is reported to
- * the loop like a finished job, so that the VM's waiting chains are looked at again.
+ * names memory not yet in) come first; each granule the data path asked for, however
+ * late it asked, is reported to the loop once in, like a finished job, so that the VM's waiting chains are looked at again.
  *
  * Without a memory thread (tests of the back end alone), the back end uses its own
  * slots, counts every mapping as populated at once and unmaps in place. */

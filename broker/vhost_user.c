@@ -318,10 +318,8 @@ static bool range_in(const struct vhu_backend *b, const void *host, uint64_t len
 	struct vq_mem_region mem[VHU_MAX_REGIONS];
 
 	vhu_backend_mem(b, mem);
-	if (vq_mem_ready(mem, b->nregions, host, len))
-		return true;
-	vq_mem_want(mem, b->nregions, host, len);
-	return false;
+	return vq_mem_ready(mem, b->nregions, host, len) ||
+	       vq_mem_want(mem, b->nregions, host, len);
 }
 
 /* Are the three rings of both queues in (ring_translate done)? Every part that is

@@ -31,21 +31,35 @@ void vq_ready_set_all(struct vq_ready *r)
 	atomic_store_explicit(&r->all, true, memory_order_release);
 }
 
-void vq_ready_set(struct vq_ready *r, unsigned int g)
+/* Filler: are all granules in? */
+static bool all_in(const struct vq_ready *r)
 {
-	if (g >= r->n)
-		return;
-	/* Release: every page of the granule was faulted in before the bit. */
-	atomic_fetch_or_explicit(&r->in[g / 32u], (uint_least32_t)1 << (g % 32u),
-				 memory_order_release);
 	for (unsigned int w = 0; w < (r->n + 31u) / 32u; w++) {
 		uint_least32_t full = w < r->n / 32u ? UINT32_MAX
 				      : ((uint_least32_t)1 << (r->n % 32u)) - 1u;
 
 		if (atomic_load_explicit(&r->in[w], memory_order_relaxed) != full)
-			return;
+			return false;
 	}
-	vq_ready_set_all(r);
+	return true;
+}
+
+bool vq_ready_set(struct vq_ready *r, unsigned int g)
+{
+	uint_least32_t bit = (uint_least32_t)1 << (g % 32u);
+
+	if (g >= r->n)
+		return false;
+	/* Release: every page of the granule was faulted in before the bit. */
+	atomic_fetch_or_explicit(&r->in[g / 32u], bit, memory_order_release);
+	if (all_in(r))
+		vq_ready_set_all(r);
+	/* Seq_cst: orders the bit's store before the load of want[] below, against the
+	 * device's fence between its want and its second look (vq_mem_want): one of
+	 * the two loads sees the other side's store. Acquire: pairs with the want's
+	 * release, so that whoever is told sees what the device wrote before it. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&r->want[g / 32u], memory_order_acquire) & bit;
 }
 
 unsigned int vq_ready_wanted(const struct vq_ready *r)
@@ -77,6 +91,24 @@ static bool span(const struct vq_ready *r, const void *host, uint64_t len,
 	return true;
 }
 
+/* Are granules [first, last] all in? One load per word of the map, so that a chain
+ * naming much memory costs at most VQ_READY_WORDS loads a segment. */
+static bool span_in(const struct vq_ready *r, unsigned int first, unsigned int last)
+{
+	for (unsigned int w = first / 32u; w <= last / 32u; w++) {
+		uint_least32_t need = UINT32_MAX;
+
+		if (w == first / 32u)
+			need &= (uint_least32_t)UINT32_MAX << (first % 32u);
+		if (w == last / 32u)
+			need &= (uint_least32_t)UINT32_MAX >> (31u - last % 32u);
+		/* Acquire: pairs with vq_ready_set's release, after the granules' pages. */
+		if ((atomic_load_explicit(&r->in[w], memory_order_acquire) & need) != need)
+			return false;
+	}
+	return true;
+}
+
 bool vq_ready_test(const struct vq_ready *r, const void *host, uint64_t len)
 {
 	unsigned int first, last;
@@ -84,12 +116,7 @@ bool vq_ready_test(const struct vq_ready *r, const void *host, uint64_t len)
 	/* Acquire: pairs with vq_ready_set_all's release. */
 	if (atomic_load_explicit(&r->all, memory_order_acquire))
 		return true;
-	if (!span(r, host, len, &first, &last))
-		return false;
-	for (unsigned int g = first; g <= last; g++)
-		if (!vq_ready_is_in(r, g))
-			return false;
-	return true;
+	return span(r, host, len, &first, &last) && span_in(r, first, last);
 }
 
 void vq_ready_want(struct vq_ready *r, const void *host, uint64_t len)
@@ -128,11 +155,15 @@ bool vq_mem_ready(const struct vq_mem_region *mem, unsigned int n_mem, const voi
 	return !r || !r->ready || vq_ready_test(r->ready, host, len);
 }
 
-void vq_mem_want(const struct vq_mem_region *mem, unsigned int n_mem, const void *host,
+bool vq_mem_want(const struct vq_mem_region *mem, unsigned int n_mem, const void *host,
 		 uint64_t len)
 {
 	const struct vq_mem_region *r = region_of(mem, n_mem, host);
 
 	if (r && r->ready)
 		vq_ready_want(r->ready, host, len);
+	/* Seq_cst: orders the want's stores before the second look, against the
+	 * filler's fence between its bit and its look at want[] (vq_ready_set). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return vq_mem_ready(mem, n_mem, host, len);
 }

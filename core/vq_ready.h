@@ -15,7 +15,13 @@
  * acquire loads pair with: a granule seen in had its pages faulted in before. want[]
  * is the device's, stored with release, read by the filler with acquire: what the
  * device wrote before asking (that it now waits) is seen by the filler, and by
- * whoever the filler tells that the granule is in. */
+ * whoever the filler tells that the granule is in.
+ *
+ * No request is lost between the two: the device stores its want, then looks at in[]
+ * once more (vq_mem_want), and the filler stores the bit, then looks at want[]
+ * (vq_ready_set), each with a full fence between its store and its load. So either
+ * the device sees the granule in and does not wait, or the filler sees the request
+ * and tells. */
 #ifndef RTVIO_CORE_VQ_READY_H
 #define RTVIO_CORE_VQ_READY_H
 
@@ -42,8 +48,9 @@ struct vq_ready {
  * (and as large as it takes to cover len in VQ_READY_MAX of them). */
 void vq_ready_init(struct vq_ready *r, const void *base, uint64_t len,
 		   unsigned int min_shift);
-/* Filler: granule g is in (every page of it faulted in), and with it perhaps all. */
-void vq_ready_set(struct vq_ready *r, unsigned int g);
+/* Filler: granule g is in (every page of it faulted in), and with it perhaps all.
+ * Returns whether the device has asked for g: it may wait for it, and must be told. */
+bool vq_ready_set(struct vq_ready *r, unsigned int g);
 /* Filler: everything is in (a region never to be filled piecewise). */
 void vq_ready_set_all(struct vq_ready *r);
 /* Filler: the first granule the device wants that is not in, or r->n. */
@@ -56,8 +63,11 @@ bool vq_ready_test(const struct vq_ready *r, const void *host, uint64_t len);
 /* Device: asks for the granules of [host, host + len) that are not in. */
 void vq_ready_want(struct vq_ready *r, const void *host, uint64_t len);
 /* Device: vq_ready_want for the region of mem[n_mem] that holds host, if it has a
- * ready map (after vq_device_pop said VQ_NOT_READY: vq->want, vq->want_len). */
-void vq_mem_want(const struct vq_mem_region *mem, unsigned int n_mem, const void *host,
+ * ready map (after vq_device_pop said VQ_NOT_READY: vq->want, vq->want_len), then a
+ * look again: true when [host, host + len) is in by now (the filler may have put it
+ * in after the device's look and before it saw the request, and then tells nobody),
+ * so the caller must not wait for it but look at the ring again. */
+bool vq_mem_want(const struct vq_mem_region *mem, unsigned int n_mem, const void *host,
 		 uint64_t len);
 
 #endif

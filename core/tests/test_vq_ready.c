@@ -84,6 +84,73 @@ static void in_and_wanted(void **state)
 	free(r);
 }
 
+/* No request is lost between the filler and the device, whichever comes first: a
+ * granule asked for before it is set (even while its last piece was being faulted
+ * in) is reported by vq_ready_set, one set before the device asked is seen by the
+ * device's second look (vq_mem_want says it is in, so it does not wait), and a
+ * granule nobody asked for is not reported. */
+static void no_request_lost(void **state)
+{
+	static uint8_t mem[64 * 4096];
+	struct vq_mem_region reg = { .gpa = 0, .size = sizeof(mem), .host = mem };
+	struct vq_ready *r = ready_new(mem, sizeof(mem), 12);
+
+	(void)state;
+	reg.ready = r;
+	/* Asked for first: the set reports it, also for a granule not the lowest. */
+	assert_false(vq_mem_want(&reg, 1, mem + 5 * 4096, 100));
+	assert_false(vq_mem_want(&reg, 1, mem + 40 * 4096, 1));
+	assert_true(vq_ready_set(r, 40));
+	assert_true(vq_ready_set(r, 5));
+	/* Nobody asked: not reported. */
+	assert_false(vq_ready_set(r, 6));
+	assert_false(vq_ready_set(r, 33));
+	/* Set after the device's look, before its request: the request's second look
+	 * finds it in. */
+	assert_false(vq_ready_test(r, mem + 7 * 4096, 4096));
+	assert_false(vq_ready_set(r, 7));
+	assert_true(vq_mem_want(&reg, 1, mem + 7 * 4096, 4096));
+	/* A range of which one granule is still out is not in. */
+	assert_false(vq_mem_want(&reg, 1, mem + 6 * 4096, 3 * 4096));
+	free(r);
+}
+
+/* vq_ready_test reads the map a word at a time: it must agree, on every range, with
+ * the granules one by one, across word boundaries and at both ends of the map. */
+static void test_matches_granules(void **state)
+{
+	enum { N = 200 };
+	static uint8_t mem[N * 64];
+	struct vq_ready *r = ready_new(mem, sizeof(mem), 6);
+	bool in[N] = { false };
+	unsigned int seed = 12345;
+
+	(void)state;
+	assert_int_equal(r->n, N);
+	for (int round = 0; round < 4000; round++) {
+		unsigned int first, last;
+		bool want = true;
+
+		seed = seed * 1103515245u + 12345u;
+		if (round % 20 == 0) {
+			unsigned int g = (seed >> 8) % N;
+
+			vq_ready_set(r, g);
+			in[g] = true;
+			continue;
+		}
+		first = (seed >> 4) % N;
+		seed = seed * 1103515245u + 12345u;
+		last = first + (seed >> 4) % (N - first);
+		for (unsigned int g = first; g <= last; g++)
+			want &= in[g];
+		assert_int_equal(vq_ready_test(r, mem + first * 64,
+					       (uint64_t)(last - first) * 64 + 1 + (seed >> 20) % 63),
+				 want);
+	}
+	free(r);
+}
+
 /* The environment's region gets a map in 64-byte granules with only the ring in. */
 static struct vq_ready *ring_only(struct vqenv *e)
 {
@@ -130,9 +197,9 @@ static void pop_waits(void **state)
 		assert_int_equal(e->dev.want_len, 40);
 		assert_int_equal(e->dev.n_inflight, 0);
 	}
-	vq_mem_want(&e->region, 1, e->dev.want, e->dev.want_len);
+	assert_false(vq_mem_want(&e->region, 1, e->dev.want, e->dev.want_len));
 	assert_int_equal(vq_ready_wanted(r), granule_of(e, vqenv_buf(e, 2)));
-	vq_ready_set(r, vq_ready_wanted(r));
+	assert_true(vq_ready_set(r, vq_ready_wanted(r)));
 	assert_int_equal(vq_device_pop(&e->dev, &c, seg, 4), 1);
 	assert_int_equal(c.n_seg, 2);
 	assert_ptr_equal(seg[1].host, vqenv_buf(e, 2));
@@ -198,6 +265,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(map_sizes),
 		cmocka_unit_test(in_and_wanted),
+		cmocka_unit_test(no_request_lost),
+		cmocka_unit_test(test_matches_granules),
 		cmocka_unit_test(pop_waits),
 		cmocka_unit_test(indirect_table_waits),
 		cmocka_unit_test(outside_breaks),
