@@ -49,8 +49,13 @@ static char *ctl_config(void *ctx)
 static json_t *ctl_change(void *ctx, json_t *req, bool *deferred)
 {
 	struct broker *b = ctx;
+	json_t *r = admit_request(b->adm, req, b->ctl_ticket[b->ctl_current], deferred);
 
-	return admit_request(b->adm, req, b->ctl_ticket[b->ctl_current], deferred);
+	/* A removal is applied at once: a host port whose flow went stops listening
+	 * (an addition refreshes when it is applied: admit_done). */
+	if (!*deferred && b->host)
+		host_refresh(b->host);
+	return r;
 }
 
 static const struct ctl_ops ctl_ops = { .stat = stat_json, .shutdown = ctl_shutdown,

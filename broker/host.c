@@ -37,10 +37,43 @@ static uint64_t host_now(void *ctx)
 
 static const struct gv_ops host_ops = { .kick = host_kick, .now_ns = host_now };
 
+/* Does a flow toward the host still end at port? */
+static bool host_port_live(const struct host *h, uint32_t port)
+{
+	const struct rtvio_config *cfg = h->cfg;
+
+	for (int i = 0; i < cfg->nflows; i++) {
+		const struct rtvio_flow_cfg *f = &cfg->flows[i];
+
+		if (!f->vacant && f->to == (int)h->cell && f->to_port == port &&
+		    f->type == RTVIO_STREAM)
+			return true;
+	}
+	return false;
+}
+
+/* Listeners of ports no flow toward the host names any more (flows removed at run
+ * time) are closed, so that h->lis holds at most one per live flow and a port that
+ * lost its flow stops accepting. */
+static void host_unlisten_gone(struct host *h)
+{
+	unsigned int kept = 0;
+
+	for (unsigned int j = 0; j < h->nlis; j++) {
+		if (host_port_live(h, h->lis[j].port))
+			h->lis[kept++] = h->lis[j];
+		else
+			gv_close(h->st, h->lis[j].id);
+	}
+	h->nlis = kept;
+	if (h->next_lis >= kept)
+		h->next_lis = 0;
+}
+
 /* Flows toward the host: one gvsock listener per distinct port, added for the ports
  * not listened on yet (h->lis has a slot for every flow slot of the configuration,
- * vacant ones included, so flows added at run time fit). strict: a host flow that
- * is not a stream is an error (at start), else it is skipped. */
+ * vacant ones included, and holds only live ports: host_unlisten_gone). strict: a
+ * host flow that is not a stream is an error (at start), else it is skipped. */
 static int host_listen_flows(struct host *h, bool strict, char *err, size_t errlen)
 {
 	const struct rtvio_config *cfg = h->cfg;
@@ -64,6 +97,11 @@ static int host_listen_flows(struct host *h, bool strict, char *err, size_t errl
 			dup |= h->lis[j].port == f->to_port;
 		if (dup)
 			continue;
+		if (h->nlis > (unsigned int)cfg->nflows) {
+			snprintf(err, errlen, "[flow %s]: no room for another host listener",
+				 f->name);
+			return -ENOSPC;
+		}
 		int id = gv_socket(h->st, GV_SOCK_STREAM);
 		int rc = id < 0 ? id : gv_listen(h->st, id, f->to_port, 16);
 
@@ -228,6 +266,7 @@ void host_refresh(struct host *h)
 
 	/* A flow the admission let in that cannot be listened on (a stack out of
 	 * sockets) is reset when a cell connects to it; the broker goes on. */
+	host_unlisten_gone(h);
 	if (host_listen_flows(h, false, err, sizeof(err)) < 0)
 		fprintf(stderr, "rtvio broker: host endpoint: %s\n", err);
 	model_host_pass(h->cfg, &h->pass);
@@ -271,12 +310,12 @@ static bool host_accept(struct host *h)
  * readiness would not wake the loop for (that readiness does: the epoll set). */
 static bool host_bridges(struct host *h)
 {
-	unsigned int seen = 0, k = 0;
+	unsigned int seen = 0, k = 0, from = h->next_br;
 	bool moved = false, owed = false;
 
 	h->left = h->pass.bytes;
 	for (; k < h->nbr; k++) {
-		struct host_bridge *b = &h->br[(h->next_br + k) % h->nbr];
+		struct host_bridge *b = &h->br[(from + k) % h->nbr];
 
 		if (b->state == HB_FREE)
 			continue;
@@ -286,7 +325,8 @@ static bool host_bridges(struct host *h)
 		}
 		seen++;
 		moved |= hb_step(h, b);
-		h->next_br = (h->next_br + k + 1) % h->nbr;
+		/* The next pass starts after the last one stepped. */
+		h->next_br = (from + k + 1) % h->nbr;
 	}
 	return moved || owed;
 }

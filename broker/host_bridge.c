@@ -16,11 +16,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 struct host_bridge *hb_alloc(struct host *h)
 {
+	uint64_t now = rtvio_now_ns();
+
 	for (unsigned int i = 0; i < h->nbr; i++)
 		if (h->br[i].state == HB_FREE)
 			return &h->br[i];
+	/* Full: a host program that connected and never said which port it wants holds
+	 * its slot only until somebody needs it. */
+	for (unsigned int i = 0; i < h->nbr; i++) {
+		struct host_bridge *b = &h->br[i];
+
+		if (b->state == HB_HELLO && now - b->since >= HOST_HELLO_NS) {
+			hb_close(h, b);
+			return b;
+		}
+	}
 	return NULL;
 }
 
@@ -88,7 +102,8 @@ void hb_from_host(struct host *h, int fd)
 		close(fd);
 		return;
 	}
-	*b = (struct host_bridge){ .state = HB_HELLO, .fd = fd, .id = -1 };
+	*b = (struct host_bridge){ .state = HB_HELLO, .fd = fd, .id = -1,
+				   .since = rtvio_now_ns() };
 	hb_watch(h, b);
 }
 
@@ -110,7 +125,9 @@ static int hb_flow_to(const struct host *h, uint32_t port)
  * in `in` as the first data toward the cell. */
 static void hb_hello(struct host *h, struct host_bridge *b)
 {
-	uint8_t *nl = memchr(b->in, '\n', b->in_len);
+	/* The line ends within its first HOST_LINE_MAX bytes, or it is not one: what
+	 * the host program wrote may be far longer than `line`. */
+	uint8_t *nl = memchr(b->in, '\n', b->in_len < HOST_LINE_MAX ? b->in_len : HOST_LINE_MAX);
 	unsigned long port;
 	char line[HOST_LINE_MAX + 1], *end;
 
@@ -248,13 +265,23 @@ static bool hb_down(struct host *h, struct host_bridge *b, bool *dead)
 
 bool hb_pending(struct host *h, struct host_bridge *b)
 {
-	uint8_t c;
+	unsigned int ev;
 
-	if (b->state == HB_CONNECTING || b->in_len || b->out_len)
+	/* Only work a step could do now: what waits on the host program's socket (bytes
+	 * to read, room to write) is that socket's readiness, in the epoll set; a
+	 * HB_HELLO bridge has parsed all it read. Counting more would keep the loop
+	 * from ever sleeping while a host program holds bytes nobody can move. */
+	if (b->state == HB_CONNECTING)
+		return !gv_sock_connecting(h->st, b->id);
+	if (b->state != HB_OPEN)
+		return false;
+	if ((b->fd_eof && !b->in_len && !b->shut_cell) ||
+	    (b->cell_eof && !b->out_len && !b->shut_fd))
 		return true;
-	/* A one-byte peek: no system call, the byte stays queued. */
-	return b->state == HB_OPEN && !b->cell_eof &&
-	       gv_recv(h->st, b->id, &c, 1, GV_MSG_PEEK, NULL) != -GV_EAGAIN;
+	ev = gv_poll_events(h->st, b->id);
+	return (b->in_len && (ev & (GV_POLLOUT | GV_POLLERR | GV_POLLHUP))) ||
+	       (!b->cell_eof && b->out_len < HOST_BUF &&
+		(ev & (GV_POLLIN | GV_POLLERR | GV_POLLHUP)));
 }
 
 bool hb_step(struct host *h, struct host_bridge *b)

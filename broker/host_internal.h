@@ -13,6 +13,9 @@
 
 /* Longest "CONNECT P\n" line a host program may send. */
 #define HOST_LINE_MAX 32u
+/* A host program that has not sent its line within this long loses its bridge slot
+ * to the next connection that needs one (hb_alloc). */
+#define HOST_HELLO_NS 1000000000ull
 
 enum hb_state {
 	HB_FREE,
@@ -26,6 +29,7 @@ struct host_bridge {
 	int fd;             /* the Unix socket, non-blocking */
 	int id;             /* the gvsock socket, -1 none */
 	uint32_t ev;        /* epoll interest registered for fd */
+	uint64_t since;     /* HB_HELLO: when the host program connected */
 	bool fd_eof;        /* the host program sent its last byte */
 	bool cell_eof;      /* the cell sent its last byte */
 	bool shut_cell;     /* SHUTDOWN(SEND) toward the cell sent */
@@ -70,7 +74,8 @@ struct host {
 };
 
 /* host_bridge.c */
-/* A free bridge slot, or NULL when all are in use. */
+/* A free bridge slot, else one whose host program has sat in HB_HELLO for
+ * HOST_HELLO_NS (closed first), else NULL. */
 struct host_bridge *hb_alloc(struct host *h);
 /* Starts a bridge for a connection the cell opened (accepted on a listener). */
 void hb_from_cell(struct host *h, int id, uint32_t port);
@@ -79,8 +84,9 @@ void hb_from_host(struct host *h, int fd);
 /* One bounded round of work: at most MODEL_HOST_BRIDGE_CALLS system calls, and bytes
  * copied taken from h->left. True when anything moved. */
 bool hb_step(struct host *h, struct host_bridge *b);
-/* Whether a bridge not stepped this pass has work its socket's readiness does not
- * show (buffered bytes, a connection completing, bytes from the cell). */
+/* Whether a bridge not stepped this pass has work a step could do now that its
+ * Unix socket's readiness does not show: a connection answered, bytes toward the
+ * cell it can take, bytes from the cell with room for them, an end to pass on. */
 bool hb_pending(struct host *h, struct host_bridge *b);
 /* Closes both sides and frees the slot. */
 void hb_close(struct host *h, struct host_bridge *b);

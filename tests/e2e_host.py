@@ -260,8 +260,99 @@ def case_host_flow_added_at_run_time():
         s.close()
 
 
+def broker_cpu_s(s):
+    """The broker's user and system time so far, in seconds (/proc)."""
+    with open(f"/proc/{s.broker.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unix_client(s):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(s.uds)
+    return c
+
+
+def case_hostile_hello():
+    """Host programs that do not send a proper "CONNECT P" line: a line far longer
+    than the limit, in one write or two (the bridge closes it; before, it was copied
+    onto the broker's stack), a partial line from more programs than a pass steps
+    (the broker still sleeps: they hold nothing a step could move), and silent
+    connections in every bridge slot (the oldest gives its slot up after 1 s to a
+    program that needs one). The broker lives through all of it, and a real host
+    program's 256 KiB echo is intact afterwards."""
+    s = Setup()
+    try:
+        echo_cell(s, "a", 5000)
+        for parts in ([b"A" * 100 + b"\n"], [b"B" * 31, b"C" * 200 + b"\n"]):
+            c = unix_client(s)
+            for part in parts:
+                c.sendall(part)
+                time.sleep(0.05)
+            c.settimeout(5 * SLOW)
+            check(c.recv(16) == b"", "an over-long line was not refused")
+            c.close()
+        check(s.broker.poll() is None, "broker died on an over-long CONNECT line")
+        held = []
+        for _ in range(8):  # connections = 8: every slot
+            c = unix_client(s)
+            c.sendall(b"C")
+            held.append(c)
+        time.sleep(0.3)
+        cpu0 = broker_cpu_s(s)
+        time.sleep(2.0)
+        cpu = broker_cpu_s(s) - cpu0
+        check(cpu < 1.0, f"the broker spun for {cpu:.2f} s of 2 s on partial lines")
+        time.sleep(1.0)  # past the 1 s a silent program may keep its slot
+        rc, out = s.wait_for(s.spawn([CLIENT, "echo", s.uds, "5000", str(256 << 10)]),
+                             "host_client")
+        check(rc == 0, "with every slot held by silent programs: " + out)
+        for c in held:
+            c.close()
+        check(s.broker.poll() is None, "broker died")
+        return f"broker cpu {cpu:.2f} s of 2 s with 8 partial lines; {out}"
+    finally:
+        s.close()
+
+
+def case_host_flows_added_and_removed():
+    """Flows toward the host on a new port each, added and removed again many more
+    times than the configuration has flow slots: each removal closes its port's
+    listener (before, listeners piled up past their table). The broker lives, and a
+    flow added last still carries a cell's 256 KiB to socat and back."""
+    s = Setup(LIVE_CONF, ["a.sock", "control.sock", "h.vsock"])
+    try:
+        for i in range(10):
+            frag = f"[flow t{i}]\nfrom = a\nto = h:{6300 + i}\nsize = 4KiB\nperiod = 10ms\n"
+            r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"], input=frag,
+                               capture_output=True, text=True, timeout=30 * SLOW)
+            check(r.returncode == 0, f"add t{i}: " + (r.stdout + r.stderr).strip())
+            r = subprocess.run([RTVIO, "flow", "remove", "--broker", s.dir, f"t{i}"],
+                               capture_output=True, text=True, timeout=30 * SLOW)
+            check(r.returncode == 0, f"remove t{i}: " + (r.stdout + r.stderr).strip())
+            check(s.broker.poll() is None, f"broker died after cycle {i}")
+        path = s.uds + "_6400"
+        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
+        end = time.time() + 5 * SLOW
+        while not os.path.exists(path):
+            check(time.time() < end, "socat did not listen")
+            time.sleep(0.05)
+        r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"],
+                           input="[flow last]\nfrom = a\nto = h:6400\nsize = 4KiB\n"
+                                 "period = 10ms\n", capture_output=True, text=True,
+                           timeout=30 * SLOW)
+        check(r.returncode == 0, "add last: " + (r.stdout + r.stderr).strip())
+        rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6400",
+                                      str(256 << 10)]), "hostecho")
+        check(rc == 0, out)
+        return "10 add/remove cycles; " + out
+    finally:
+        s.close()
+
+
 CASES = [case_host_to_cell_c_client, case_cell_to_host_socat,
-         case_stalled_host_reader_isolated, case_host_flow_added_at_run_time]
+         case_stalled_host_reader_isolated, case_host_flow_added_at_run_time,
+         case_hostile_hello, case_host_flows_added_and_removed]
 
 
 def main():
@@ -269,7 +360,8 @@ def main():
     failed = 0
     for i, case in enumerate(CASES, 1):
         name = case.__name__[5:]
-        if case in (case_cell_to_host_socat, case_host_flow_added_at_run_time) and \
+        if case in (case_cell_to_host_socat, case_host_flow_added_at_run_time,
+                    case_host_flows_added_and_removed) and \
                 not shutil.which("socat"):
             print(f"ok {i} - {name} # SKIP socat not installed (scripts/install-deps)")
             continue
