@@ -158,8 +158,9 @@ static void step(struct run *r, struct fin *in)
 		op_send(r, i, in);
 		break;
 	case 4:
-		/* Up to 8 buffers of up to 2 descriptors each (split layout). */
-		if (c->drv[0].num_free >= 16)
+		/* Up to 8 buffers of up to 2 descriptors each (split layout); not by a
+		 * cell whose own driver broke on the rings it scribbled over. */
+		if (c->drv[0].num_free >= 16 && !c->drv[0].broken)
 			t_post_rx(c, 1 + fin_u8(in) % 8, fin_u8(in) & 1);
 		break;
 	case 5:
