@@ -32,11 +32,13 @@ struct admit {
 	bool busy;
 	pthread_t th;
 	uint64_t ticket;
-	char *text;                  /* fragment, then the live configuration */
+	char *text;                  /* the fragment */
 	char name[RTVIO_PATH_MAX];   /* what the loader's messages call the fragment */
 	enum verdict_kind kind;
 	char why[2048];
 	struct rtvio_config cand;    /* the configuration after the change */
+	int *slots;                  /* the slots an add filled, one per cell slot: so that
+				      * a failed add can take them all back (add_cells) */
 };
 
 /* ---- the worker: the configuration after the change, and its verdict ----------- */
@@ -75,21 +77,129 @@ static const char *added_names(struct admit *a)
 	return buf;
 }
 
+/* What a fragment cannot carry, found in the candidate: a section that is in the
+ * candidate but not in the live configuration came from the fragment, which is
+ * loaded first, so its line is the fragment's own. */
+static int fragment_rules(const struct rtvio_config *live, const struct rtvio_config *cand,
+			  const char *name, char *err, size_t errlen)
+{
+	/* The dump the fragment is loaded with carries no [platform] (admit_candidate):
+	 * any in the candidate is the fragment's, and the analysis is to judge by the
+	 * broker's own costs, not by the client's. */
+	if (cand->platform.line) {
+		snprintf(err, errlen, "%s:%d: [platform]: a fragment cannot change the platform "
+			 "costs (the analysis uses the broker's own)", name, cand->platform.line);
+		return -EINVAL;
+	}
+	/* Remotes are fixed at start: the broker's gateways and their DDS links are
+	 * set up with them. */
+	for (int i = 0; i < cand->nremotes; i++) {
+		if (rtvio_config_find_remote(live, cand->remotes[i].name) >= 0)
+			continue;
+		snprintf(err, errlen, "%s:%d: [remote %s]: a remote cannot be added at run time "
+			 "(remotes are fixed at start)", name, cand->remotes[i].line,
+			 cand->remotes[i].name);
+		return -EINVAL;
+	}
+	/* The host endpoint is opened at start only: an added one would get an
+	 * ordinary vhost-user socket with CID 2. */
+	for (int i = 0; i < cand->ncells; i++) {
+		if (!cand->cells[i].host || rtvio_config_find_cell(live, cand->cells[i].name) >= 0)
+			continue;
+		snprintf(err, errlen, "%s:%d: [host %s]: a host endpoint cannot be added at run "
+			 "time (it is opened at start)", name, cand->cells[i].line,
+			 cand->cells[i].name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Vacant slot after `after`, in the order add_cells fills them, or -1. */
+static int next_vacant(const struct rtvio_config *l, int after)
+{
+	for (int i = after + 1; i < l->ncells; i++)
+		if (l->cells[i].vacant)
+			return i;
+	return -1;
+}
+
+/* On several cores a cell without broker_core is served by the core of its slot
+ * (model_cell_core), but the candidate numbers cells otherwise (the fragment first,
+ * vacant slots left out): every cell is given the core it has, or will have in the
+ * vacant slot add_cells gives it, so that the analysis charges the partition the
+ * data plane runs. */
+static void place_cells(const struct rtvio_config *live, struct rtvio_config *cand)
+{
+	int n = live->broker.ncores, s = -1;
+
+	if (n <= 1)
+		return;
+	for (int i = 0; i < cand->ncells; i++) {
+		struct rtvio_cell_cfg *c = &cand->cells[i];
+		int l = rtvio_config_find_cell(live, c->name);
+
+		if (l >= 0) {
+			c->broker_core = model_cell_core(live, l);
+			continue;
+		}
+		s = next_vacant(live, s);
+		if (s < 0)
+			return; /* no room: check_room refuses the change */
+		if (c->broker_core < 0)
+			c->broker_core = s % n;
+	}
+}
+
+int admit_candidate(const struct rtvio_config *live, const char *frag, const char *name,
+		    struct rtvio_config *cand, char *err, size_t errlen)
+{
+	struct rtvio_config view = *live;
+	size_t fl = strlen(frag), rl;
+	char *rest, *text;
+	int rc;
+
+	memset(cand, 0, sizeof(*cand));
+	/* Without its [platform]: the candidate gets the broker's below. */
+	memset(&view.platform, 0, sizeof(view.platform));
+	rest = live_dump(&view, false);
+	text = rest ? malloc(fl + (rl = strlen(rest)) + 2) : NULL;
+	if (!text) {
+		free(rest);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* The fragment first: the loader's line numbers are the fragment's own. */
+	memcpy(text, frag, fl);
+	text[fl] = '\n';
+	memcpy(text + fl + 1, rest, rl + 1);
+	free(rest);
+	rc = rtvio_config_parse(text, name, cand, err, errlen);
+	free(text);
+	if (!rc)
+		rc = fragment_rules(live, cand, name, err, errlen);
+	if (rc) {
+		rtvio_config_free(cand);
+		memset(cand, 0, sizeof(*cand));
+		return rc;
+	}
+	cand->platform = live->platform;
+	/* The analysis charges the apply step at the broker's capacity (the dump left
+	 * max_cells and max_flows out: they are not the fragment's to set). */
+	cand->broker.max_cells = live->broker.max_cells;
+	cand->broker.max_flows = live->broker.max_flows;
+	place_cells(live, cand);
+	return 0;
+}
+
 static void judge(struct admit *a)
 {
 	struct an_verdict v;
 	int nc, nf, rc;
 
-	/* The fragment first: the loader's line numbers are the fragment's own. */
-	rc = rtvio_config_parse(a->text, a->name, &a->cand, a->why, sizeof(a->why));
-	if (rc) {
+	if (admit_candidate(a->live, a->text, a->name, &a->cand, a->why, sizeof(a->why))) {
 		a->kind = ADMIT_BAD;
 		return;
 	}
-	/* The analysis charges the apply step at the broker's capacity (the dump left
-	 * max_cells and max_flows out: they are not the fragment's to set). */
-	a->cand.broker.max_cells = a->live->broker.max_cells;
-	a->cand.broker.max_flows = a->live->broker.max_flows;
 	if (!count_new(a, &nc, &nf)) {
 		a->kind = ADMIT_BAD;
 		snprintf(a->why, sizeof(a->why), "%s: no [cell] or [flow] section to add", a->name);
@@ -170,8 +280,24 @@ static void free_cell_slot(struct admit *a, int s)
 	a->live->cells[s].vacant = true;
 }
 
-static int add_cells(struct admit *a, json_t *added)
+/* Takes back the cells add_cells put in slots[0..n-1]: their sockets closed, their
+ * data-plane slots and configuration slots freed, so a failed add leaves all as it
+ * was. */
+static void undo_cells(struct admit *a, const int *slots, int n)
 {
+	while (n-- > 0) {
+		a->ops.cell_close(a->ctx, (unsigned int)slots[n]);
+		dp_cell_remove(a->dp, (unsigned int)slots[n]);
+		free_cell_slot(a, slots[n]);
+	}
+}
+
+/* The new cells into vacant slots (slots[]: where, for undo_cells; check_room made
+ * sure there are enough). Stops at the first that cannot be opened, with the ones
+ * before it taken back too. */
+static int add_cells(struct admit *a, int *slots, int *n)
+{
+	*n = 0;
 	for (int i = 0; i < a->cand.ncells; i++) {
 		const struct rtvio_cell_cfg *cc = &a->cand.cells[i];
 		int s, rc;
@@ -186,9 +312,11 @@ static int add_cells(struct admit *a, json_t *added)
 		if (rc) {
 			dp_cell_remove(a->dp, (unsigned int)s);
 			free_cell_slot(a, s);
+			undo_cells(a, slots, *n);
+			*n = 0;
 			return rc;
 		}
-		json_array_append_new(added, json_pack("{s:s}", "cell", cc->name));
+		slots[(*n)++] = s;
 	}
 	return 0;
 }
@@ -205,6 +333,11 @@ static void add_flows(struct admit *a, json_t *added)
 		s = vacant_flow(a->live);
 		fc.from = rtvio_config_find_cell(a->live, a->cand.cells[fc.from].name);
 		fc.to = rtvio_config_find_cell(a->live, a->cand.cells[fc.to].name);
+		/* Its remote too: the candidate's indexes are not the live array's (the
+		 * fragment adds none, fragment_rules). */
+		if (fc.rem.remote >= 0)
+			fc.rem.remote = rtvio_config_find_remote(a->live,
+								 a->cand.remotes[fc.rem.remote].name);
 		fc.traffic.workload = -1;
 		a->live->flows[s] = fc;
 		if (dp_flow_add(a->dp, (unsigned int)s)) {
@@ -240,9 +373,11 @@ static json_t *reply(struct admit *a, bool admitted, json_t *changed)
 {
 	json_t *r;
 
-	if (a->kind == ADMIT_BAD)
+	if (a->kind == ADMIT_BAD) {
+		/* Nothing changed to report: the list is the reply's to free. */
+		json_decref(changed);
 		r = json_pack("{s:b, s:b, s:s}", "ok", 0, "bad_input", 1, "error", a->why);
-	else
+	} else
 		r = json_pack("{s:b, s:b, s:I, s:s, s:o}", "ok", 1, "admitted", admitted,
 			      "generation", (json_int_t)a->generation, "reasons",
 			      admitted ? "" : a->why, "changed", changed ? changed : json_array());
@@ -252,7 +387,7 @@ static json_t *reply(struct admit *a, bool admitted, json_t *changed)
 static json_t *apply_add(struct admit *a)
 {
 	json_t *changed = json_array();
-	int rc;
+	int n;
 
 	if (a->kind != ADMIT_YES)
 		return reply(a, false, changed);
@@ -260,11 +395,13 @@ static json_t *apply_add(struct admit *a)
 		a->kind = ADMIT_NO;
 		return reply(a, false, changed);
 	}
-	rc = add_cells(a, changed);
-	if (rc) {
+	if (add_cells(a, a->slots, &n)) {
 		a->kind = ADMIT_NO;
 		return reply(a, false, changed);
 	}
+	for (int i = 0; i < n; i++)
+		json_array_append_new(changed, json_pack("{s:s}", "cell",
+							 a->live->cells[a->slots[i]].name));
 	add_flows(a, changed);
 	add_workloads(a);
 	a->generation++;
@@ -323,8 +460,64 @@ static void remove_flow(struct admit *a, int f, json_t *changed)
 	dp_config_changed(a->dp);
 }
 
+/* The remote whose gateway is cell s, or -1 (a remote has its own gateway). */
+static int gateway_of(const struct rtvio_config *l, int s)
+{
+	for (int r = 0; r < l->nremotes; r++)
+		if (l->remotes[r].gateway == s)
+			return r;
+	return -1;
+}
+
+/* "x, y": the flows through remote r into buf; how many there are. */
+static int remote_flows(const struct rtvio_config *l, int r, char *buf, size_t len)
+{
+	size_t n = 0;
+	int cnt = 0;
+
+	buf[0] = '\0';
+	for (int f = 0; f < l->nflows; f++) {
+		if (l->flows[f].vacant || l->flows[f].rem.remote != r)
+			continue;
+		if (n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", cnt ? ", " : "",
+					      l->flows[f].name);
+		cnt++;
+	}
+	return cnt;
+}
+
+/* A remote whose gateway cell has gone goes too (nothing could carry its flows),
+ * the other remotes' flows renumbered. Only the loop thread, between runs. */
+static void drop_remote(struct rtvio_config *l, int r)
+{
+	memmove(&l->remotes[r], &l->remotes[r + 1],
+		(size_t)(l->nremotes - r - 1) * sizeof(*l->remotes));
+	l->nremotes--;
+	for (int f = 0; f < l->nflows; f++)
+		if (!l->flows[f].vacant && l->flows[f].rem.remote > r)
+			l->flows[f].rem.remote--;
+}
+
+/* A gateway cell is removed only once no flow goes through its remote: removing it
+ * would take the flows of another broker's cells with it. 0, or -EBUSY with why. */
+static int check_gateway(struct admit *a, int s)
+{
+	char flows[512];
+	int r = gateway_of(a->live, s);
+
+	if (r < 0 || !remote_flows(a->live, r, flows, sizeof(flows)))
+		return 0;
+	snprintf(a->why, sizeof(a->why), "cell '%s' is the gateway of remote '%s', which flows "
+		 "%s use: remove them first", a->live->cells[s].name, a->live->remotes[r].name,
+		 flows);
+	return -EBUSY;
+}
+
 static void remove_cell(struct admit *a, int s, json_t *changed)
 {
+	int r = gateway_of(a->live, s);
+
 	/* Cut off first: the detach resets each of its connections toward the peer
 	 * (an RST that the flows' removal moves to the best-effort class), then its
 	 * flows go, then its slot. */
@@ -336,6 +529,8 @@ static void remove_cell(struct admit *a, int s, json_t *changed)
 			remove_flow(a, f, changed);
 	dp_cell_remove(a->dp, (unsigned int)s);
 	free_cell_slot(a, s);
+	if (r >= 0)
+		drop_remote(a->live, r);
 }
 
 static json_t *do_remove(struct admit *a, const char *kind, const char *name)
@@ -348,6 +543,10 @@ static json_t *do_remove(struct admit *a, const char *kind, const char *name)
 	if (!*name || i < 0) {
 		snprintf(a->why, sizeof(a->why), "no %s named '%s' in the configuration in force",
 			 cell ? "cell" : "flow", name);
+		json_decref(changed);
+		return reply(a, false, NULL);
+	}
+	if (cell && check_gateway(a, i)) {
 		json_decref(changed);
 		return reply(a, false, NULL);
 	}
@@ -372,25 +571,13 @@ static json_t *bad(struct admit *a, const char *msg)
 	return reply(a, false, NULL);
 }
 
-/* Starts the worker on the fragment followed by the live configuration. */
+/* Starts the worker on the fragment (it loads it with the live configuration). */
 static json_t *start_add(struct admit *a, const char *frag, const char *name, uint64_t ticket,
 			 bool *deferred)
 {
-	char *rest = live_dump(a->live, false);
-	size_t fl = strlen(frag), rl;
-
-	if (!rest)
+	a->text = strdup(frag);
+	if (!a->text)
 		return bad(a, "out of memory");
-	rl = strlen(rest);
-	a->text = malloc(fl + rl + 2);
-	if (!a->text) {
-		free(rest);
-		return bad(a, "out of memory");
-	}
-	memcpy(a->text, frag, fl);
-	a->text[fl] = '\n';
-	memcpy(a->text + fl + 1, rest, rl + 1);
-	free(rest);
 	snprintf(a->name, sizeof(a->name), "%s", name);
 	memset(&a->cand, 0, sizeof(a->cand));
 	a->ticket = ticket;
@@ -440,14 +627,23 @@ int admit_create(struct rtvio_config *live, struct dp *dp, const struct admit_op
 		 void *ctx, struct admit **out)
 {
 	struct admit *a = calloc(1, sizeof(*a));
+	int rc;
 
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
+	/* The capacity is fixed at start: the apply step allocates nothing. */
+	a->slots = calloc((size_t)live->ncells + 1, sizeof(*a->slots));
+	if (!a->slots) {
+		free(a);
+		return -ENOMEM;
+	}
 	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (a->efd < 0) {
+		rc = -errno;
+		free(a->slots);
 		free(a);
-		return -errno;
+		return rc;
 	}
 	a->live = live;
 	a->dp = dp;
@@ -467,6 +663,7 @@ void admit_destroy(struct admit *a)
 		free(a->text);
 	}
 	close(a->efd);
+	free(a->slots);
 	free(a);
 }
 

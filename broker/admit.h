@@ -58,6 +58,16 @@ bool admit_busy(const struct admit *a);
  * ticket is the caller's to recognise the reply's client by. */
 json_t *admit_request(struct admit *a, json_t *req, uint64_t ticket, bool *deferred);
 
+/* The configuration after adding fragment frag (NAME in the loader's messages) to
+ * live, as the worker judges it: the fragment loaded first, then the live
+ * configuration, with the broker's own [platform] and capacity and, on several
+ * cores, every cell's core as broker_core (the one it has, or will have in the
+ * vacant slot it takes). -EINVAL with err for bad input (the loader's message, or a
+ * [platform], [remote] or [host] section, which a fragment cannot add), -ENOMEM.
+ * Reads live only; free *cand with rtvio_config_free. */
+int admit_candidate(const struct rtvio_config *live, const char *frag, const char *name,
+		    struct rtvio_config *cand, char *err, size_t errlen);
+
 /* Called when admit_fd() is readable: applies an admitted change and returns the
  * reply for the client of *ticket (NULL when there is no result yet). */
 json_t *admit_finish(struct admit *a, uint64_t *ticket);

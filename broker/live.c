@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "model.h"
 
 static void *copy_array(const void *src, int n, int cap, size_t elem)
 {
@@ -77,22 +78,45 @@ static bool flow_kept(const struct rtvio_config *live, int f, const char *drop_c
 			      strcmp(live->cells[fl->to].name, drop_cell));
 }
 
-/* Flows and workloads of the compact copy, their cell and flow indexes renumbered
- * through cmap (live cell -> compact) and fmap (live flow -> compact, -1 dropped). */
-static void compact_flows(const struct rtvio_config *live, const int *cmap, int *fmap,
-			  const char *drop_cell, const char *drop_flow, struct rtvio_config *out)
+/* Remotes of the compact copy: the gateway renumbered through cmap, and a remote
+ * whose gateway is dropped dropped with it (rmap: live remote -> compact, -1), so
+ * that no remote names a vacant slot (the dump would write `gateway = `). */
+static void compact_remotes(const struct rtvio_config *live, const int *cmap, int *rmap,
+			    struct rtvio_config *out)
+{
+	out->nremotes = 0;
+	for (int r = 0; r < live->nremotes; r++) {
+		int g = cmap[live->remotes[r].gateway];
+
+		rmap[r] = g < 0 ? -1 : out->nremotes;
+		if (g < 0)
+			continue;
+		out->remotes[out->nremotes] = live->remotes[r];
+		out->remotes[out->nremotes++].gateway = g;
+	}
+}
+
+/* Flows and workloads of the compact copy, their cell, remote and flow indexes
+ * renumbered through cmap (live cell -> compact), rmap (live remote -> compact) and
+ * fmap (live flow -> compact, -1 dropped). */
+static void compact_flows(const struct rtvio_config *live, const int *cmap, const int *rmap,
+			  int *fmap, const char *drop_cell, const char *drop_flow,
+			  struct rtvio_config *out)
 {
 	for (int f = 0; f < live->nflows; f++) {
+		int rem = live->flows[f].rem.remote;
 		struct rtvio_flow_cfg *o;
 
 		fmap[f] = -1;
-		if (!flow_kept(live, f, drop_cell, drop_flow))
+		/* A flow of a dropped remote ends on its gateway: dropped with it anyway. */
+		if (!flow_kept(live, f, drop_cell, drop_flow) || (rem >= 0 && rmap[rem] < 0))
 			continue;
 		fmap[f] = out->nflows;
 		o = &out->flows[out->nflows++];
 		*o = live->flows[f];
 		o->from = cmap[o->from];
 		o->to = cmap[o->to];
+		o->rem.remote = rem >= 0 ? rmap[rem] : -1;
 		o->traffic.workload = -1;
 	}
 	for (int w = 0; w < live->nworkloads; w++) {
@@ -107,11 +131,30 @@ static void compact_flows(const struct rtvio_config *live, const int *cmap, int 
 	}
 }
 
+/* The cells present, in slot order. On several cores each keeps its core as
+ * broker_core: a cell without one is served by the core of its slot
+ * (model_cell_core), and compacting moves the index that would otherwise pick it. */
+static void compact_cells(const struct rtvio_config *live, const char *drop_cell, int *cmap,
+			  struct rtvio_config *out)
+{
+	for (int i = 0; i < live->ncells; i++) {
+		cmap[i] = -1;
+		if (live->cells[i].vacant || (drop_cell && !strcmp(live->cells[i].name, drop_cell)))
+			continue;
+		cmap[i] = out->ncells;
+		out->cells[out->ncells] = live->cells[i];
+		if (live->broker.ncores > 1)
+			out->cells[out->ncells].broker_core = model_cell_core(live, i);
+		out->ncells++;
+	}
+}
+
 int live_compact(const struct rtvio_config *live, const char *drop_cell, const char *drop_flow,
 		 struct rtvio_config *out)
 {
 	int *cmap = calloc((size_t)live->ncells + 1, sizeof(int));
 	int *fmap = calloc((size_t)live->nflows + 1, sizeof(int));
+	int *rmap = calloc((size_t)live->nremotes + 1, sizeof(int));
 
 	*out = *live;
 	out->ncells = out->nflows = out->nworkloads = 0;
@@ -120,22 +163,20 @@ int live_compact(const struct rtvio_config *live, const char *drop_cell, const c
 	out->workloads = calloc((size_t)live->nworkloads + 1, sizeof(*live->workloads));
 	out->remotes = copy_array(live->remotes, live->nremotes, live->nremotes,
 				  sizeof(*live->remotes));
-	if (!cmap || !fmap || !out->cells || !out->flows || !out->workloads || !out->remotes) {
+	if (!cmap || !fmap || !rmap || !out->cells || !out->flows || !out->workloads ||
+	    !out->remotes) {
 		free(cmap);
 		free(fmap);
+		free(rmap);
 		rtvio_config_free(out);
 		return -ENOMEM;
 	}
-	for (int i = 0; i < live->ncells; i++) {
-		cmap[i] = -1;
-		if (live->cells[i].vacant || (drop_cell && !strcmp(live->cells[i].name, drop_cell)))
-			continue;
-		cmap[i] = out->ncells;
-		out->cells[out->ncells++] = live->cells[i];
-	}
-	compact_flows(live, cmap, fmap, drop_cell, drop_flow, out);
+	compact_cells(live, drop_cell, cmap, out);
+	compact_remotes(live, cmap, rmap, out);
+	compact_flows(live, cmap, rmap, fmap, drop_cell, drop_flow, out);
 	free(cmap);
 	free(fmap);
+	free(rmap);
 	return 0;
 }
 

@@ -20,8 +20,10 @@ int live_create(const struct rtvio_config *in, struct rtvio_config *out);
 
 /* The configuration in force without its vacant slots, as the loader would give
  * it, minus the cell drop_cell and every flow naming it and the flow drop_flow
- * (NULL: none). Workloads follow their flows. 0 or -ENOMEM; free with
- * rtvio_config_free. */
+ * (NULL: none). Workloads follow their flows, remotes their gateway cells (a remote
+ * whose gateway is dropped goes too). On several cores every cell carries its core
+ * as broker_core, so that renumbering moves no cell to another core. 0 or -ENOMEM;
+ * free with rtvio_config_free. */
 int live_compact(const struct rtvio_config *live, const char *drop_cell, const char *drop_flow,
 		 struct rtvio_config *out);
 
