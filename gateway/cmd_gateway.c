@@ -121,8 +121,13 @@ static int attach(struct gw *g, double wait)
 static int start(struct gw *g)
 {
 	char err[512];
-	uint64_t inc = (uint64_t)time(NULL) << 32 ^ (uint64_t)getpid() << 8 ^
-		       (uint64_t)clock();
+	struct timespec now;
+
+	/* The incarnation: the start time, seconds above nanoseconds, so that a far
+	 * gateway takes a larger one as a restart and a smaller one as the past
+	 * (gw_in.c; a clock stepped back is caught up with by its resync). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t inc = (uint64_t)now.tv_sec << 32 | (uint64_t)now.tv_nsec;
 
 	if (gw_dds_open(g, err, sizeof(err))) {
 		fprintf(stderr, "rtvio gateway: %s\n", err);

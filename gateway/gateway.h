@@ -21,6 +21,10 @@
 #include "port_posix.h"
 #include "workload.h"
 
+/* KEEP_LAST depth: messages a slow reader may be behind before the oldest is
+ * replaced (and then counted missing at the far end, never passed on). */
+#define GW_HISTORY 16
+
 /* Counters of one flow; written by its thread only, read after join. */
 struct gw_counts {
 	uint64_t messages;	/* out: from the cell; in: delivered to the cell */
@@ -29,9 +33,14 @@ struct gw_counts {
 	uint64_t missing;	/* in: sample numbers skipped (lost on the way) */
 	uint64_t duplicates;	/* in: numbers seen before: dropped */
 	uint64_t corrupt;	/* in: checksum failed; out: stream lost its framing */
+	uint64_t rejected;	/* in: intact samples that fit neither the numbering
+				 * followed (older incarnation, number too far ahead)
+				 * nor the flow (too long, empty, not one whole rtmsg
+				 * record); out: messages longer than the flow's cap */
 	uint64_t unmatched;	/* out: written while no remote reader was matched */
 	uint64_t undelivered;	/* in: intact samples the destination could not take */
-	uint64_t incarnations;	/* in: publishers seen (1 + restarts of the far gateway) */
+	uint64_t incarnations;	/* in: publishers followed (1 + restarts of the far
+				 * gateway + resyncs to another incarnation) */
 	uint64_t connections;	/* connections with the local cell */
 	uint64_t write_errors;	/* out: dds_write failed */
 	uint64_t deadline_missed; /* DDS DEADLINE status: offered (out) / requested (in) */
@@ -55,6 +64,9 @@ struct gw_flow {
 	uint64_t incarnation;	/* out: ours; in: the publisher's we follow */
 	uint64_t seq;		/* out: next to write; in: next expected */
 	bool following;		/* in: incarnation/seq are set */
+	uint64_t run_inc, run_seq; /* in: the last sample that did not fit the numbering */
+	unsigned run;		/* in: such samples in order since the last accepted one,
+				 * ending with it (gw_in.c, GW_RESYNC) */
 	struct gw_counts n;
 	const char *status;
 };

@@ -10,10 +10,6 @@
 #include "gw_sample.h"
 #include "rtmsg.h"
 
-/* KEEP_LAST depth: messages a slow reader may be behind before the oldest is
- * replaced (and then counted missing at the far end, never passed on). */
-#define GW_HISTORY 16
-
 uint32_t gw_checksum(const uint8_t *p, size_t n)
 {
 	uint64_t h = rtmsg_hash(RTMSG_SEED, p, n);

@@ -1,8 +1,9 @@
 /* Outgoing flows: the local sender connects to the gateway cell on the flow's port
  * (as to any cell: the broker polices and schedules it), and every message it sends
- * becomes one DDS sample. SEQPACKET keeps its boundaries; a STREAM is cut into its
- * rtmsg records (common/rtmsg.h: the length at offset 4), so that each sample is
- * whole records and the far gateway can resume at a record boundary after a loss. */
+ * becomes one DDS sample. SEQPACKET keeps its boundaries (a message longer than the
+ * flow's cap is not carried at all); a STREAM is cut into its rtmsg records
+ * (common/rtmsg.h: the length at offset 4), so that each sample is one whole record
+ * and the far gateway can resume at a record boundary after a loss. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -65,11 +66,17 @@ static int carry(struct gw_flow *f, int id)
 	while (!atomic_load(&f->gw->stop)) {
 		uint8_t *dst = stream ? f->chunk : f->buf;
 		size_t len = stream ? GW_STREAM_CHUNK : f->cap;
-		ssize_t n = rtvio_recv(c, id, dst, len, 0, NULL, -1);
+		unsigned int got = 0;
+		ssize_t n = rtvio_recv(c, id, dst, len, 0, &got, -1);
 
 		if (n <= 0)
 			return n == 0 ? 0 : (int)n;
-		if (!stream) {
+		if (!stream && (got & GV_MSG_TRUNC)) {
+			/* Longer than the flow's messages: only its first cap bytes
+			 * arrived, and published they would pass every check at the
+			 * far end. The message is not carried; the next one is. */
+			f->n.rejected++;
+		} else if (!stream) {
 			publish(f, dst, (size_t)n);
 		} else if (wl_stream_feed(&f->st, dst, (size_t)n, publish, f)) {
 			/* Not rtmsg records: a stream cut anywhere else could not be

@@ -10,13 +10,14 @@ static json_t *flow_json(const struct gw *g, const struct gw_flow *f)
 	const struct rtvio_flow_cfg *fl = f->f;
 
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:s}",
+			 "s:I, s:I, s:I, s:I, s:I, s:s}",
 			 "flow", fl->name, "direction", f->out ? "out" : "in",
 			 "type", rtvio_sock_type_name(fl->type), "remote", g->rm->name,
 			 "far_cell", fl->rem.cell,
 			 "messages", (json_int_t)n->messages, "bytes", (json_int_t)n->bytes,
 			 "samples", (json_int_t)n->samples, "missing", (json_int_t)n->missing,
 			 "duplicates", (json_int_t)n->duplicates, "corrupt", (json_int_t)n->corrupt,
+			 "rejected", (json_int_t)n->rejected,
 			 "unmatched", (json_int_t)n->unmatched,
 			 "undelivered", (json_int_t)n->undelivered,
 			 "incarnations", (json_int_t)n->incarnations,
@@ -51,19 +52,19 @@ void gw_print_table(json_t *doc)
 	       json_string_value(json_object_get(doc, "gateway_cell")),
 	       json_string_value(json_object_get(doc, "remote")),
 	       (int)json_integer_value(json_object_get(doc, "domain")));
-	printf("%-12s %-3s %-9s %-10s %9s %11s %8s %7s %5s %7s %9s %7s %6s %8s  %s\n", "flow",
-	       "dir", "type", "far cell", "messages", "bytes", "samples", "missing", "dup",
-	       "corrupt", "unmatched", "undeliv", "incarn", "ddl-miss", "status");
+	printf("%-12s %-3s %-9s %-10s %9s %11s %8s %7s %5s %7s %6s %9s %7s %6s %8s  %s\n",
+	       "flow", "dir", "type", "far cell", "messages", "bytes", "samples", "missing",
+	       "dup", "corrupt", "reject", "unmatched", "undeliv", "incarn", "ddl-miss", "status");
 	json_array_foreach(flows, i, o) {
-		printf("%-12s %-3s %-9s %-10s %9llu %11llu %8llu %7llu %5llu %7llu %9llu %7llu "
-		       "%6llu %8llu  %s\n",
+		printf("%-12s %-3s %-9s %-10s %9llu %11llu %8llu %7llu %5llu %7llu %6llu %9llu "
+		       "%7llu %6llu %8llu  %s\n",
 		       json_string_value(json_object_get(o, "flow")),
 		       json_string_value(json_object_get(o, "direction")),
 		       json_string_value(json_object_get(o, "type")),
 		       json_string_value(json_object_get(o, "far_cell")), num(o, "messages"),
 		       num(o, "bytes"), num(o, "samples"), num(o, "missing"), num(o, "duplicates"),
-		       num(o, "corrupt"), num(o, "unmatched"), num(o, "undelivered"),
-		       num(o, "incarnations"), num(o, "dds_deadline_missed"),
+		       num(o, "corrupt"), num(o, "rejected"), num(o, "unmatched"),
+		       num(o, "undelivered"), num(o, "incarnations"), num(o, "dds_deadline_missed"),
 		       json_string_value(json_object_get(o, "status")));
 	}
 }
