@@ -139,6 +139,28 @@ def echo_cell(s, cell, port):
     return p
 
 
+def socat_echo(s, port):
+    """socat echoing every byte on <uds_path>_PORT, once it listens there."""
+    path = f"{s.uds}_{port}"
+    s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
+    end = time.time() + 5 * SLOW
+    while not os.path.exists(path):
+        check(time.time() < end, "socat did not listen")
+        time.sleep(0.05)
+
+
+def flow_cmd(s, op, arg, frag=None):
+    """`rtvio flow add -` (frag on stdin) or `rtvio flow remove NAME` on the running
+    broker; a failure fails the case."""
+    r = subprocess.run([RTVIO, "flow", op, "--broker", s.dir, arg], input=frag,
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    check(r.returncode == 0, f"rtvio flow {op} {arg}: " + (r.stdout + r.stderr).strip())
+
+
+def host_flow(name, port):
+    return f"[flow {name}]\nfrom = a\nto = h:{port}\nsize = 4KiB\nperiod = 10ms\n"
+
+
 def case_host_to_cell_c_client():
     """A host program (host_client) connects through uds_path to a:5000 and checks
     every byte of 4 MiB echoed back by the cell: both directions."""
@@ -164,12 +186,7 @@ def case_cell_to_host_socat():
     checks every byte of 2 MiB."""
     s = Setup()
     try:
-        path = s.uds + "_6000"
-        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
-        end = time.time() + 5 * SLOW
-        while not os.path.exists(path):
-            check(time.time() < end, "socat did not listen")
-            time.sleep(0.05)
+        socat_echo(s, 6000)
         rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6000",
                                       str(2 * MIB)]), "hostecho")
         check(rc == 0, out)
@@ -241,17 +258,8 @@ def case_host_flow_added_at_run_time():
     every byte of 1 MiB echoed."""
     s = Setup(LIVE_CONF, ["a.sock", "control.sock", "h.vsock"])
     try:
-        path = s.uds + "_6100"
-        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
-        end = time.time() + 5 * SLOW
-        while not os.path.exists(path):
-            check(time.time() < end, "socat did not listen")
-            time.sleep(0.05)
-        r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"],
-                           input="[flow later]\nfrom = a\nto = h:6100\nsize = 4KiB\n"
-                                 "period = 10ms\n", capture_output=True, text=True,
-                           timeout=30 * SLOW)
-        check(r.returncode == 0, "rtvio flow add: " + (r.stdout + r.stderr).strip())
+        socat_echo(s, 6100)
+        flow_cmd(s, "add", "-", host_flow("later", 6100))
         rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6100",
                                       str(MIB)]), "hostecho")
         check(rc == 0, out)
@@ -323,25 +331,11 @@ def case_host_flows_added_and_removed():
     s = Setup(LIVE_CONF, ["a.sock", "control.sock", "h.vsock"])
     try:
         for i in range(10):
-            frag = f"[flow t{i}]\nfrom = a\nto = h:{6300 + i}\nsize = 4KiB\nperiod = 10ms\n"
-            r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"], input=frag,
-                               capture_output=True, text=True, timeout=30 * SLOW)
-            check(r.returncode == 0, f"add t{i}: " + (r.stdout + r.stderr).strip())
-            r = subprocess.run([RTVIO, "flow", "remove", "--broker", s.dir, f"t{i}"],
-                               capture_output=True, text=True, timeout=30 * SLOW)
-            check(r.returncode == 0, f"remove t{i}: " + (r.stdout + r.stderr).strip())
+            flow_cmd(s, "add", "-", host_flow(f"t{i}", 6300 + i))
+            flow_cmd(s, "remove", f"t{i}")
             check(s.broker.poll() is None, f"broker died after cycle {i}")
-        path = s.uds + "_6400"
-        s.spawn(["socat", f"UNIX-LISTEN:{path}", "EXEC:cat"])
-        end = time.time() + 5 * SLOW
-        while not os.path.exists(path):
-            check(time.time() < end, "socat did not listen")
-            time.sleep(0.05)
-        r = subprocess.run([RTVIO, "flow", "add", "--broker", s.dir, "-"],
-                           input="[flow last]\nfrom = a\nto = h:6400\nsize = 4KiB\n"
-                                 "period = 10ms\n", capture_output=True, text=True,
-                           timeout=30 * SLOW)
-        check(r.returncode == 0, "add last: " + (r.stdout + r.stderr).strip())
+        socat_echo(s, 6400)
+        flow_cmd(s, "add", "-", host_flow("last", 6400))
         rc, out = s.wait_for(s.spawn([TOOL, "hostecho", s.dir, "a", "2", "6400",
                                       str(256 << 10)]), "hostecho")
         check(rc == 0, out)
