@@ -603,6 +603,13 @@ static uint64_t sleep_ns(struct broker *b, uint64_t now, uint64_t next)
 		wait = due > now ? due - now : 0;
 	if (b->any_notified && wait > (b->flags_due > now ? b->flags_due - now : 0))
 		wait = b->flags_due > now ? b->flags_due - now : 0;
+	/* The host endpoint's timeouts (a connect no cell answers) end on time. */
+	if (b->host) {
+		uint64_t hd = host_deadline(b->host);
+
+		if (hd != UINT64_MAX && wait > (hd > now ? hd - now : 0))
+			wait = hd > now ? hd - now : 0;
+	}
 	/* A socket paused for its vhost-user budget is watched again at its period's end. */
 	if (b->vhu_any_paused && wait > (b->vhu_resume_due > now ? b->vhu_resume_due - now : 0))
 		wait = b->vhu_resume_due > now ? b->vhu_resume_due - now : 0;

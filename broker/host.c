@@ -272,6 +272,11 @@ void host_refresh(struct host *h)
 	model_host_pass(h->cfg, &h->pass);
 }
 
+uint64_t host_deadline(const struct host *h)
+{
+	return gv_next_deadline(h->st);
+}
+
 int host_fd(const struct host *h)
 {
 	return h->ep;

@@ -57,4 +57,9 @@ int host_fd(const struct host *h);
  * again). */
 bool host_step(struct host *h);
 
+/* When the endpoint's stack next times something out (a connect the cell does not
+ * answer, a close it does not confirm), in rtvio_now_ns time; UINT64_MAX when
+ * nothing: the loop sleeps no longer, so that host_step sees the timeout. */
+uint64_t host_deadline(const struct host *h);
+
 #endif

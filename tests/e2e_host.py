@@ -7,6 +7,7 @@ usage: e2e_host.py RTVIO E2E_TOOL HOST_CLIENT"""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -344,9 +345,39 @@ def case_host_flows_added_and_removed():
         s.close()
 
 
+def case_unanswered_connect_times_out():
+    """A host program's CONNECT toward a cell that never answers (its process
+    stopped, its rings attached) is closed once the endpoint's connect times out,
+    even though nothing else happens on the broker meanwhile: the loop sleeps no
+    longer than the endpoint's next timeout."""
+    s = Setup()
+    try:
+        cell = echo_cell(s, "a", 5000)
+        os.kill(cell.pid, signal.SIGSTOP)
+        try:
+            c = unix_client(s)
+            c.sendall(b"CONNECT 5000\n")
+            c.settimeout(15 * SLOW)
+            t0 = time.time()
+            try:
+                got = c.recv(64)
+            except socket.timeout:
+                raise Fail("no answer and no close 15 s after a CONNECT nobody answered")
+            took = time.time() - t0
+            c.close()
+        finally:
+            os.kill(cell.pid, signal.SIGCONT)
+        check(got == b"", f"a CONNECT nobody answered got {got!r}")
+        check(s.broker.poll() is None, "broker died")
+        return f"closed after {took:.1f} s"
+    finally:
+        s.close()
+
+
 CASES = [case_host_to_cell_c_client, case_cell_to_host_socat,
          case_stalled_host_reader_isolated, case_host_flow_added_at_run_time,
-         case_hostile_hello, case_host_flows_added_and_removed]
+         case_hostile_hello, case_host_flows_added_and_removed,
+         case_unanswered_connect_times_out]
 
 
 def main():
