@@ -119,9 +119,12 @@ static uint32_t piece(struct gv_stack *s, struct gv_sock *k, const uint8_t **p,
 	return n;
 }
 
-/* Consumes n bytes of the oldest piece (n <= its length). */
+/* Consumes n bytes of the oldest piece (n <= its length). Whatever consumes it ends
+ * a borrow of it (a recv between gv_borrow and gv_release, say): a release of the old
+ * length would consume the next piece instead, past its end. */
 static void piece_consume(struct gv_stack *s, struct gv_sock *k, uint32_t n)
 {
+	k->lent = 0;
 	if (k->hold_head != GV_NONE) {
 		struct gv_hold *h = &s->hold[k->hold_head];
 
@@ -180,7 +183,6 @@ int gv_release(struct gv_stack *s, int id, size_t n)
 	if (n == 0)
 		return 0;
 	piece_consume(s, k, (uint32_t)n);
-	k->lent = 0;
 	gv_tx_publish(s); /* the reposted buffer and any credit update */
 	return 0;
 }

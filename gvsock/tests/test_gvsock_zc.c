@@ -92,6 +92,46 @@ static void test_zc_stream(void **state)
 	wire_fini(&w);
 }
 
+/* A recv between a borrow and its release ends the borrow: the release is refused,
+ * and the bytes that follow, and another connection's, are still read intact and
+ * in order (a release of the old length used to consume the next piece past its
+ * end and hand out the next RX buffers, another connection's). */
+static void test_zc_recv_ends_borrow(void **state)
+{
+	struct wire w;
+	struct wire_opts o = { 0 };
+	struct gv_stack *a, *b;
+	uint8_t out[1000], buf[2000];
+	const void *q;
+	size_t n;
+	int s, c, s2, c2;
+
+	(void)state;
+	assert_int_equal(wire_init(&w, &o), 0);
+	a = w.c[0].st;
+	b = w.c[1].st;
+	zpair(&w, GV_SOCK_STREAM, 16, &s, &c);
+	zpair(&w, GV_SOCK_STREAM, 16, &s2, &c2);
+	for (int i = 0; i < 1000; i++)
+		out[i] = pat((uint64_t)i);
+	assert_int_equal(gv_send(b, c, out, sizeof(out), false), (int)sizeof(out));
+	wire_run(&w, 20);
+	memset(out, 'S', sizeof(out));
+	assert_int_equal(gv_send(b, c2, out, sizeof(out), false), (int)sizeof(out));
+	wire_run(&w, 20);
+	assert_int_equal(gv_borrow(a, s, &q, &n, NULL), 1000);
+	assert_int_equal(gv_recv(a, s, buf, 600, 0, NULL), 600);
+	assert_int_equal(gv_release(a, s, 1000), -EINVAL);
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), 400);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(buf[i], pat(600 + (uint64_t)i));
+	assert_int_equal(gv_recv(a, s, buf, sizeof(buf), 0, NULL), -EAGAIN);
+	assert_int_equal(gv_recv(a, s2, buf, sizeof(buf), 0, NULL), 1000);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(buf[i], 'S');
+	wire_fini(&w);
+}
+
 /* A loan never committed goes back on close: with one TX slot, a second socket can
  * send only once the first one's loan is returned. */
 static void test_zc_loan_returned_on_close(void **state)
@@ -417,6 +457,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zc_stream),
+		cmocka_unit_test(test_zc_recv_ends_borrow),
 		cmocka_unit_test(test_zc_loan_returned_on_close),
 		cmocka_unit_test(test_zc_borrow_blocks_one_buffer),
 		cmocka_unit_test(test_zc_seqpacket),
