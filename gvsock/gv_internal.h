@@ -241,6 +241,9 @@ bool gv_tx_room(const struct gv_stack *s, uint32_t npkt, uint32_t npay);
 /* Reclaims the TX ring's completions and wakes the sockets that waited for room:
  * how many, or the dead error. */
 int gv_tx_drain(struct gv_stack *s);
+/* Every socket that found no TX room may go on now: TX room came back (completions
+ * drained, or a loan returned unused). */
+void gv_tx_wake_blocked(struct gv_stack *s);
 /* gv_tx_room for a caller that will wait when there is none: false only with the
  * TX ring's completions armed and none pending, so that the next one is signalled. */
 bool gv_tx_avail(struct gv_stack *s, uint32_t npkt, uint32_t npay);

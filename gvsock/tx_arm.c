@@ -22,8 +22,7 @@
  * end, with the same fence. */
 #include "gv_internal.h"
 
-/* Every socket that found no TX room may go on now. */
-static void wake_tx_blocked(struct gv_stack *s)
+void gv_tx_wake_blocked(struct gv_stack *s)
 {
 	for (uint32_t i = 0; i < s->cfg.max_sockets; i++) {
 		struct gv_sock *k = &s->sk[i];
@@ -50,7 +49,7 @@ int gv_tx_drain(struct gv_stack *s)
 		return gv_fail(s, r);
 	if (freed) {
 		s->tx_armed = false; /* whoever still finds no room arms again */
-		wake_tx_blocked(s);
+		gv_tx_wake_blocked(s);
 	}
 	return (int)freed;
 }

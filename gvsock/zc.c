@@ -71,6 +71,8 @@ static void loan_return(struct gv_stack *s, struct gv_sock *k)
 	s->hdr_free[s->n_hdr_free++] = k->loan_hdr;
 	s->desc_reserved -= 2;
 	k->loaned = false;
+	/* Its room may be what another socket waits for: no completion will say so. */
+	gv_tx_wake_blocked(s);
 }
 
 /* The socket's unread held buffers go back to the broker and its loan to the free

@@ -139,7 +139,8 @@ static void test_zc_loan_returned_on_close(void **state)
 	struct wire w;
 	struct wire_opts o = { .lp = { .tx_slots = 1 } };
 	struct gv_stack *b;
-	int s, c, s2, c2;
+	int s, c, s2, c2, c3;
+	unsigned int wakes;
 	void *p;
 	char m[100] = "x";
 
@@ -164,10 +165,19 @@ static void test_zc_loan_returned_on_close(void **state)
 	assert_int_equal(gv_close(b, c), 0);
 	assert_int_equal(gv_send(b, c2, m, sizeof(m), false), (int)sizeof(m));
 	wire_run(&w, 100);
-	/* And a loan given back with a zero-length commit. */
+	/* And a loan given back with a zero-length commit, which wakes a socket that
+	 * waits for that room (no completion would). */
+	c3 = gv_socket(b, GV_SOCK_STREAM);
+	assert_int_equal(gv_connect(b, c3, 3, PORT + 1), -EINPROGRESS);
+	wire_run(&w, 100);
 	assert_int_equal(gv_loan(b, c2, 10, &p), 10);
+	assert_int_equal(gv_send(b, c3, m, 1, false), -EAGAIN);
+	wakes = w.c[1].wakes;
 	assert_int_equal(gv_commit(b, c2, 0, false), 0);
+	assert_true(w.c[1].wakes > wakes);
 	assert_int_equal(gv_commit(b, c2, 1, false), -EINVAL);
+	assert_int_equal(gv_send(b, c3, m, 1, false), 1);
+	wire_run(&w, 100);
 	assert_int_equal(gv_send(b, c2, m, 1, false), 1);
 	(void)s;
 	wire_fini(&w);
