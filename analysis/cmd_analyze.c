@@ -400,6 +400,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return -1;
 }
 
+/* The bounds assume that no cell can take a data-plane core's cpu: said when a
+ * configuration lets one (model_cell_over_core). */
+static void over_core_warning(const struct rtvio_config *cfg)
+{
+	int c = model_cell_over_core(cfg);
+
+	if (c >= 0)
+		fprintf(stderr, "rtvio analyze: warning: cell %s runs on cpu %d, which a "
+			"data-plane core shares without a real-time priority above the cell's: "
+			"the bounds below assume it cannot delay the broker, which it can\n",
+			cfg->cells[c].name, cfg->cells[c].cpu);
+}
+
 /* The configuration, and the platform costs: FILE's where it has them, else
  * CONFIG's. */
 static int load(const struct opts *o, struct run *r)
@@ -415,6 +428,7 @@ static int load(const struct opts *o, struct run *r)
 			o->conf, an_policy_name(an_policy_of_config(&r->cfg)));
 		return -EINVAL;
 	}
+	over_core_warning(&r->cfg);
 	r->plat = r->cfg.platform;
 	if (o->platfile) {
 		struct rtvio_platform_cfg fp;

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "dataplane.h"
+#include "model.h"
 #include "verdict.h"
 
 static void usage(FILE *f)
@@ -55,6 +56,19 @@ static int check_schedulable(const struct rtvio_config *cfg, const char *path, b
 	return r == 1 ? 1 : 2;
 }
 
+/* A cell that can take a data-plane core's cpu voids every bound: said at start. */
+static void over_core_warning(const struct rtvio_config *cfg, const char *path)
+{
+	int c = model_cell_over_core(cfg);
+
+	if (c >= 0)
+		fprintf(stderr, "rtvio broker: warning: %s: cell %s runs on cpu %d, which a "
+			"data-plane core shares without a real-time priority above the cell's: "
+			"the cell can delay the broker, and no bound holds (give the broker "
+			"rt_priority above its cells', or cpus of its own)\n", path,
+			cfg->cells[c].name, cfg->cells[c].cpu);
+}
+
 int cmd_broker(int argc, char **argv)
 {
 	bool strict = false;
@@ -95,6 +109,7 @@ int cmd_broker(int argc, char **argv)
 		rtvio_config_free(&cfg);
 		return 2;
 	}
+	over_core_warning(&cfg, path);
 	rc = check_schedulable(&cfg, path, strict);
 	if (rc >= 0) {
 		rtvio_config_free(&cfg);

@@ -20,6 +20,23 @@ int model_cell_core(const struct rtvio_config *cfg, int c)
 	return k >= 0 && k < ncores(cfg) ? k : c % ncores(cfg);
 }
 
+int model_cell_over_core(const struct rtvio_config *cfg)
+{
+	const struct rtvio_broker_cfg *b = &cfg->broker;
+
+	for (int c = 0; c < cfg->ncells; c++) {
+		const struct rtvio_cell_cfg *cc = &cfg->cells[c];
+
+		if (cc->vacant || cc->cpu < 0 ||
+		    (b->rt_priority > 0 && cc->rt_priority < b->rt_priority))
+			continue;
+		for (int k = 0; k < ncores(cfg); k++)
+			if (b->cpus[k] == cc->cpu)
+				return c;
+	}
+	return -1;
+}
+
 int model_flow_core(const struct rtvio_config *cfg, int f)
 {
 	return model_cell_core(cfg, cfg->flows[f].to);

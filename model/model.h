@@ -136,6 +136,12 @@ uint32_t model_cell_ingest_budget(const struct rtvio_config *cfg, int c);
 /* The data-plane core (an index into [broker] cpus, 0 with one core) that serves
  * cell c: every packet delivered into c is dispatched there (model/cores.c). */
 int model_cell_core(const struct rtvio_config *cfg, int c);
+/* The first cell pinned to a cpu that a data-plane core runs on and that the core
+ * does not outrank (the broker has no rt_priority, or one not above the cell's), or
+ * -1. Such a cell can take the cpu from the broker, or from a core holding the data
+ * plane's lock while the other cores spin: the analysis assumes that it cannot, so
+ * no bound holds then (docs/broker.md, Known limitations). */
+int model_cell_over_core(const struct rtvio_config *cfg);
 /* Flow f's core: its destination cell's. */
 int model_flow_core(const struct rtvio_config *cfg, int f);
 

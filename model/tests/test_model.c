@@ -239,6 +239,32 @@ static void test_cores(void **state)
 	assert_int_equal(model_flow_core(&cfg, 1), 1);
 }
 
+/* A cell pinned to a data-plane core's cpu is named unless the broker outranks it
+ * there; unpinned cells, cells elsewhere and vacant slots are not. */
+static void test_cell_over_core(void **state)
+{
+	struct rtvio_cell_cfg cells[3] = { { .cpu = -1 }, { .cpu = 2, .rt_priority = 90 },
+					   { .cpu = 1, .rt_priority = 50 } };
+	struct rtvio_config cfg = { .cells = cells, .ncells = 3 };
+
+	(void)state;
+	cfg.broker.ncores = 1;
+	cfg.broker.cpus[0] = 1;
+	assert_int_equal(model_cell_over_core(&cfg), 2);     /* no broker priority */
+	cfg.broker.rt_priority = 50;
+	assert_int_equal(model_cell_over_core(&cfg), 2);     /* equal: no preemption */
+	cfg.broker.rt_priority = 80;
+	assert_int_equal(model_cell_over_core(&cfg), -1);    /* outranked */
+	cfg.broker.ncores = 2;
+	cfg.broker.cpus[1] = 2;
+	assert_int_equal(model_cell_over_core(&cfg), 1);     /* above the broker on cpu 2 */
+	cells[1].vacant = true;
+	assert_int_equal(model_cell_over_core(&cfg), -1);
+	cfg.broker.cpus[0] = -1;
+	cells[2].cpu = -1;
+	assert_int_equal(model_cell_over_core(&cfg), -1);
+}
+
 /* [broker] budget_period P: the budgets' ceil(P / T) terms scale with it, the rest
  * does not, and the pools and the analysis input carry P. a sends s (1 ms) and t
  * (a stream, 3 ms) to b, one packet per message: from the default 1 ms to 10 ms,
@@ -581,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_broken_ranking_detected),
 		cmocka_unit_test(test_dispatch_order),
 		cmocka_unit_test(test_cores),
+		cmocka_unit_test(test_cell_over_core),
 		cmocka_unit_test(test_budget_period),
 		cmocka_unit_test(test_rt_demand_budgets),
 	};
